@@ -1,0 +1,19 @@
+// carebridge: one command, a subcommand per job. Errors print one plain line and exit non-zero.
+import { Command, CommanderError } from 'commander';
+import { serveCommand } from './serve.ts';
+
+const program = new Command()
+  .name('carebridge')
+  .description('CareBridge: a shared care record for the NHS and adult social care (FHIR R4).')
+  .showHelpAfterError(false)
+  .exitOverride();
+
+serveCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  console.error(`carebridge: ${(err as Error).message}`);
+  process.exit(1);
+}

@@ -1,0 +1,28 @@
+import type { Command } from 'commander';
+import { loadServerConfig } from '../config.ts';
+import { buildServer } from '../server.ts';
+
+export function serveCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('Serve the FHIR API (and, later, the portal) until stopped.')
+    .option('--host <host>', 'address to listen on (env HOST; default 127.0.0.1)')
+    .option('--port <port>', 'port to listen on (env PORT; default 8080)')
+    .option('--db <database>', 'sqlite:PATH or postgres://… (env CAREBRIDGE_DB; default sqlite:./data/carebridge.db)')
+    .option('--base-url <url>', 'public base URL of the FHIR API (env CAREBRIDGE_BASE_URL)')
+    .option('--insecure-no-auth', 'allow listening beyond loopback with no authentication (never in production)')
+    .action(async (flags) => {
+      const config = loadServerConfig(flags);
+      if (config.insecureNoAuth) console.warn('WARNING: --insecure-no-auth: anyone who can reach this port can read and change the record.');
+      const server = await buildServer(config, { logger: process.env.CAREBRIDGE_LOG === '1' });
+      const address = await server.app.listen({ host: config.host, port: config.port });
+      const where = config.database.startsWith('sqlite:') ? config.database : config.database.replace(/\/\/[^@/]*@/, '//***@');
+      console.log(`CareBridge listening on ${address} (FHIR API at ${address}/fhir, database ${where})`);
+      const stop = async () => {
+        await server.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}

@@ -1,0 +1,54 @@
+// Configuration is read once, from flags and the environment, validated, and passed down.
+import { isIP } from 'node:net';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  database: string; // sqlite:PATH or postgres://…
+  baseUrl?: string;
+  bodyLimitBytes: number;
+  /** Binding beyond loopback without authentication must be asked for by name. */
+  insecureNoAuth: boolean;
+}
+
+export interface ConfigFlags {
+  host?: string;
+  port?: string | number;
+  db?: string;
+  baseUrl?: string;
+  insecureNoAuth?: boolean;
+}
+
+export const DEFAULT_DATABASE = 'sqlite:./data/carebridge.db';
+
+export function resolveDatabase(value: string | undefined): string {
+  const db = value ?? DEFAULT_DATABASE;
+  if (db.startsWith('sqlite:') || db.startsWith('postgres://') || db.startsWith('postgresql://')) return db;
+  throw new Error(`CAREBRIDGE_DB must be sqlite:PATH or a postgres:// URL, not '${db}'.`);
+}
+
+export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const port = Number(flags.port ?? env.PORT ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a whole number from 0 to 65535, not '${flags.port ?? env.PORT}'.`);
+  const host = flags.host ?? env.HOST ?? '127.0.0.1';
+  const insecureNoAuth = Boolean(flags.insecureNoAuth);
+  if (!isLoopback(host) && !insecureNoAuth) {
+    throw new Error(`Refusing to listen on ${host}: there is no authentication in front of the record yet. Use 127.0.0.1, or pass --insecure-no-auth if you really mean it.`);
+  }
+  const bodyLimitMb = Number(env.CAREBRIDGE_BODY_LIMIT_MB ?? 64);
+  if (!(bodyLimitMb > 0)) throw new Error(`CAREBRIDGE_BODY_LIMIT_MB must be a positive number, not '${env.CAREBRIDGE_BODY_LIMIT_MB}'.`);
+  return {
+    host,
+    port,
+    database: resolveDatabase(flags.db ?? env.CAREBRIDGE_DB),
+    baseUrl: flags.baseUrl ?? env.CAREBRIDGE_BASE_URL,
+    bodyLimitBytes: Math.round(bodyLimitMb * 1024 * 1024),
+    insecureNoAuth,
+  };
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}

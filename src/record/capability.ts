@@ -1,0 +1,61 @@
+// GET /metadata: a CapabilityStatement generated from the same definitions the server runs on, so it
+// lists exactly what is supported.
+import { definitions } from './definitions.ts';
+
+const INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
+let cached: { base: string; json: string } | undefined;
+
+export function capabilityStatement(base: string): string {
+  if (cached?.base === base) return cached.json;
+  const defs = definitions();
+  const resource = [...defs.resourceTypes].sort().map((type) => {
+    const params = [...defs.searchParams(type).values()];
+    const references = params.filter((p) => p.type === 'reference');
+    return {
+      type,
+      interaction: INTERACTIONS.map((code) => ({ code })),
+      versioning: 'versioned',
+      readHistory: true,
+      updateCreate: true,
+      conditionalCreate: true,
+      conditionalUpdate: true,
+      conditionalDelete: 'single',
+      searchInclude: ['*', ...references.map((p) => `${type}:${p.code}`)],
+      searchRevInclude: ['*'],
+      searchParam: params
+        .map((p) => ({ name: p.code, type: p.type }))
+        .concat(params.some((p) => p.code === '_lastUpdated') ? [] : [{ name: '_lastUpdated', type: 'date' }]),
+      ...(type === 'Patient' ? { operation: [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] } : {}),
+    };
+  });
+  const statement = {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: '2026-11-26',
+    publisher: 'CareBridge',
+    kind: 'instance',
+    software: { name: 'CareBridge', version: '0.1.0' },
+    implementation: { description: 'CareBridge shared care record', url: base },
+    fhirVersion: '4.0.1',
+    format: ['application/fhir+json', 'json'],
+    patchFormat: ['application/json-patch+json'],
+    rest: [
+      {
+        mode: 'server',
+        documentation: 'Search modifiers: string :exact :contains; token :not :text; uri :below :above; all :missing. Result parameters: _sort, _count, _offset, _total, _summary=count, _elements, _include, _revinclude (with :iterate). Prefer: return=minimal|representation|OperationOutcome; handling=strict|lenient.',
+        resource,
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
+        searchParam: [
+          { name: '_count', type: 'number' },
+          { name: '_offset', type: 'number' },
+          { name: '_sort', type: 'string' },
+          { name: '_total', type: 'token' },
+          { name: '_summary', type: 'token' },
+          { name: '_elements', type: 'string' },
+        ],
+      },
+    ],
+  };
+  cached = { base, json: JSON.stringify(statement) };
+  return cached.json;
+}

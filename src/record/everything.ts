@@ -1,0 +1,55 @@
+// Patient/{id}/$everything: the patient, everything in their compartment, and the resources those
+// point at (practitioners, organisations, medications…), paged.
+import type { SqlExecutor } from './storage/driver.ts';
+import type { FoundResource } from './search/execute.ts';
+import { readResource } from './interactions.ts';
+import { badRequest } from './outcome.ts';
+import { definitions } from './definitions.ts';
+import { queryString } from './bundle.ts';
+import type { QueryParams } from './search/request.ts';
+
+export async function everything(db: SqlExecutor, base: string, patientId: string, query: QueryParams): Promise<string> {
+  await readResource({ db, lock: false }, 'Patient', patientId); // 404/410 before anything else
+  let count = 1000;
+  let offset = 0;
+  let types: string[] | undefined;
+  let since: number | undefined;
+  for (const [k, v] of query) {
+    if (k === '_count') count = Number(v);
+    else if (k === '_offset') offset = Number(v);
+    else if (k === '_type') types = v.split(',').map((t) => t.trim());
+    else if (k === '_since') since = Date.parse(v);
+  }
+  if (!Number.isInteger(count) || count < 1 || count > 10000) throw badRequest('_count must be a whole number from 1 to 10000.', '_count');
+  if (!Number.isInteger(offset) || offset < 0) throw badRequest('_offset must be a whole number of 0 or more.', '_offset');
+  if (since !== undefined && Number.isNaN(since)) throw badRequest('_since must be an instant.', '_since');
+  for (const t of types ?? []) if (!definitions().resourceTypes.has(t)) throw badRequest(`_type: '${t}' is not a resource type.`, '_type');
+
+  const filters: string[] = [];
+  const params: (string | number)[] = [];
+  if (types) {
+    filters.push(`r.type IN (${types.map(() => '?').join(', ')})`);
+    params.push(...types);
+  }
+  if (since !== undefined) {
+    filters.push('r.last_updated_ms >= ?');
+    params.push(since);
+  }
+  const extra = filters.length ? ` AND ${filters.join(' AND ')}` : '';
+  // Members of the compartment first, then what they reference that is outside it.
+  const rows = await db.all<FoundResource>(
+    `SELECT r.rid, r.type, r.id, r.content FROM resources r WHERE r.deleted = 0${extra} AND (
+       r.rid IN (SELECT rid FROM compartment WHERE patient_id = ?)
+       OR r.rid IN (SELECT t.rid FROM compartment c JOIN search_reference s ON s.rid = c.rid
+                    JOIN resources t ON t.type = s.target_type AND t.id = s.target_id
+                    WHERE c.patient_id = ? AND NOT EXISTS (SELECT 1 FROM compartment x WHERE x.rid = t.rid))
+     ) ORDER BY r.rid LIMIT ? OFFSET ?`,
+    [...params, patientId, patientId, count + 1, offset],
+  );
+  const more = rows.length > count;
+  const page = more ? rows.slice(0, count) : rows;
+  const url = (o: number) => `${base}/Patient/${patientId}/$everything?${queryString([...query.filter(([k]) => k !== '_offset'), ['_offset', String(o)]])}`;
+  const links = [{ relation: 'self', url: url(offset) }, ...(more ? [{ relation: 'next', url: url(offset + count) }] : [])];
+  const entries = page.map((r) => `{"fullUrl":${JSON.stringify(`${base}/${r.type}/${r.id}`)},"resource":${r.content},"search":{"mode":"match"}}`);
+  return `{"resourceType":"Bundle","type":"searchset","link":${JSON.stringify(links)},"entry":[${entries.join(',')}]}`;
+}

@@ -1,0 +1,72 @@
+// The FHIR REST API over HTTP at /fhir: a Fastify plugin that turns requests into FhirRequests and
+// FhirResponses (or FhirErrors) back into HTTP, always with application/fhir+json bodies.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { handleFhirRequest, type FhirResponse } from './rest.ts';
+import { FhirError, badRequest, toFhirError, tooLarge, unsupportedMediaType } from './outcome.ts';
+import type { SqlDriver } from './storage/driver.ts';
+
+const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+export interface FhirApiOptions {
+  driver: SqlDriver;
+  /** Public base URL of the FHIR API; derived from the Host header when absent. */
+  baseUrl?: string;
+}
+
+export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Promise<void> {
+  const parseJson = (_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void) => {
+    try {
+      done(null, body.length ? JSON.parse(body) : undefined);
+    } catch (err) {
+      done(badRequest(`The body is not valid JSON: ${(err as Error).message}`));
+    }
+  };
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/fhir+json', 'application/json', 'application/json-patch+json'], { parseAs: 'string' }, parseJson);
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err, req, reply) => {
+    const fe = fromFastifyError(err);
+    if (fe.status >= 500) req.log.error({ err }, 'FHIR request failed');
+    return send(reply, { status: fe.status, body: fe.outcome });
+  });
+  app.setNotFoundHandler((req, reply) => send(reply, { status: 404, body: new FhirError(404, [{ severity: 'error', code: 'not-found', diagnostics: `Nothing is served at ${req.url}.` }]).outcome }));
+
+  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+    const url = req.raw.url ?? '';
+    const q = url.indexOf('?');
+    const path = (q >= 0 ? url.slice(0, q) : url).replace(/^\/fhir\/?/, '');
+    const query = q >= 0 ? [...new URLSearchParams(url.slice(q + 1))] : [];
+    const base = options.baseUrl ?? `${req.protocol}://${req.headers.host ?? 'localhost'}/fhir`;
+    const header = (name: string) => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const response = await handleFhirRequest(
+      { base, driver: options.driver },
+      { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), prefer: header('prefer') },
+    );
+    return send(reply, response);
+  };
+  app.all('/fhir', handler);
+  app.all('/fhir/*', handler);
+}
+
+function send(reply: FastifyReply, r: FhirResponse): FastifyReply {
+  reply.code(r.status);
+  for (const [k, v] of Object.entries(r.headers ?? {})) reply.header(k, v);
+  if (r.body === undefined) return reply.send();
+  reply.header('content-type', FHIR_JSON);
+  return reply.send(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
+}
+
+function fromFastifyError(err: unknown): FhirError {
+  if (err instanceof FhirError) return err;
+  const code = (err as { code?: string }).code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return tooLarge('The request body is larger than this server accepts; split it (for example into smaller transaction Bundles).');
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return unsupportedMediaType('Send FHIR JSON with Content-Type: application/fhir+json (or application/json-patch+json for PATCH).');
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') return badRequest('The request body is empty or its length is wrong.');
+  const status = (err as { statusCode?: number }).statusCode;
+  if (status && status >= 400 && status < 500) return badRequest((err as Error).message);
+  return toFhirError(err);
+}

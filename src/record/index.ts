@@ -1,0 +1,26 @@
+// The shared care record: FHIR R4 storage, search, validation and the change feed.
+// Other capabilities use the record only through what this file exports.
+import { openSqlite } from './storage/sqliteDriver.ts';
+import { openPostgres } from './storage/postgresDriver.ts';
+import { migrate } from './storage/schema.ts';
+import type { SqlDriver } from './storage/driver.ts';
+import { definitions } from './definitions.ts';
+
+export type { SqlDriver } from './storage/driver.ts';
+export { fhirApi } from './http.ts';
+export { handleFhirRequest, type FhirRequest, type FhirResponse } from './rest.ts';
+export { FhirError } from './outcome.ts';
+export { isValidNhsNumber, generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from './nhsNumber.ts';
+
+/** Opens (and migrates) the database named by `sqlite:PATH` or a `postgres://` URL. */
+export async function openRecordStore(database: string): Promise<SqlDriver> {
+  definitions(); // load the R4 definitions before the first request, not during it
+  const driver = database.startsWith('sqlite:') ? openSqlite(database.slice('sqlite:'.length)) : openPostgres(database);
+  try {
+    await migrate(driver);
+  } catch (err) {
+    await driver.close().catch(() => undefined);
+    throw err;
+  }
+  return driver;
+}

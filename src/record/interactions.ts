@@ -1,0 +1,129 @@
+// The FHIR interactions on one resource or type: create, read, vread, update, patch, delete, history.
+// Each takes the executor to run on, so the same code serves single requests and transaction entries.
+import { randomUUID } from 'node:crypto';
+import jsonpatch from 'fast-json-patch';
+import type { SqlExecutor } from './storage/driver.ts';
+import { putResource, deleteResource, assertNotDeleted, type WrittenResource } from './storage/writePath.ts';
+import { badRequest, gone, notFound, multipleMatches, unprocessable, FhirError } from './outcome.ts';
+import { validateResource } from './validation.ts';
+import { parseSearchRequest, type QueryParams } from './search/request.ts';
+import { executeSearch } from './search/execute.ts';
+import { historyBundle, queryString, type HistoryRow } from './bundle.ts';
+
+export interface Ctx {
+  db: SqlExecutor;
+  /** Lock rows while deciding (PostgreSQL). */
+  lock: boolean;
+}
+
+export interface StoredRow { content: string | null; version_id: number; last_updated_ms: number; deleted: number }
+
+export async function readResource(ctx: Ctx, type: string, id: string): Promise<StoredRow & { content: string }> {
+  const row = await ctx.db.get<StoredRow>('SELECT content, version_id, last_updated_ms, deleted FROM resources WHERE type = ? AND id = ?', [type, id]);
+  assertNotDeleted(type, id, row);
+  return row as StoredRow & { content: string };
+}
+
+export async function vreadResource(ctx: Ctx, type: string, id: string, versionId: string): Promise<StoredRow & { content: string }> {
+  if (!/^\d{1,9}$/.test(versionId)) throw notFound(`${type}/${id} has no version '${versionId}'.`);
+  const row = await ctx.db.get<StoredRow & { method: string }>(
+    'SELECT content, version_id, last_updated_ms, method FROM resource_history WHERE type = ? AND id = ? AND version_id = ?',
+    [type, id, Number(versionId)],
+  );
+  if (!row) throw notFound(`${type}/${id} has no version ${versionId}.`);
+  if (row.method === 'DELETE') throw gone(`Version ${versionId} of ${type}/${id} records its deletion.`);
+  return { ...row, deleted: 0 } as StoredRow & { content: string };
+}
+
+export function newId(): string {
+  return randomUUID();
+}
+
+export async function createResource(ctx: Ctx, type: string, body: unknown): Promise<WrittenResource> {
+  validateResource(body, { expectedType: type });
+  const resource = { ...(body as Record<string, unknown>), id: newId() };
+  return putResource(ctx.db, resource, { lock: ctx.lock });
+}
+
+export async function updateResource(ctx: Ctx, type: string, id: string, body: unknown, ifMatch?: number): Promise<WrittenResource> {
+  validateResource(body, { expectedType: type, expectedId: id });
+  return putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch });
+}
+
+export async function patchResource(ctx: Ctx, type: string, id: string, patch: unknown, ifMatch?: number): Promise<WrittenResource> {
+  if (!Array.isArray(patch)) throw badRequest('A JSON Patch body must be an array of operations.');
+  const current = await readResource(ctx, type, id);
+  if (ifMatch !== undefined && current.version_id !== ifMatch) {
+    throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `${type}/${id} is at version ${current.version_id}, not ${ifMatch}.` }]);
+  }
+  const doc = JSON.parse(current.content);
+  const error = jsonpatch.validate(patch as jsonpatch.Operation[], doc);
+  if (error) throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch operation ${error.index} (${error.operation?.op} ${error.operation?.path}) cannot apply: ${error.name}.` }]);
+  let patched: Record<string, unknown>;
+  try {
+    patched = jsonpatch.applyPatch(doc, patch as jsonpatch.Operation[], true, false).newDocument;
+  } catch (err) {
+    throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch failed: ${(err as Error).message}` }]);
+  }
+  validateResource(patched, { expectedType: type, expectedId: id });
+  return putResource(ctx.db, patched, { lock: ctx.lock, ifMatch: current.version_id });
+}
+
+export async function removeResource(ctx: Ctx, type: string, id: string, ifMatch?: number) {
+  return deleteResource(ctx.db, type, id, { lock: ctx.lock, ifMatch });
+}
+
+/** The ids matching a conditional interaction's criteria (If-None-Exist, conditional update/delete/reference). */
+export async function matchIds(ctx: Ctx, type: string, query: QueryParams): Promise<string[]> {
+  if (!query.length) throw badRequest(`A conditional ${type} request needs search criteria.`);
+  const req = parseSearchRequest(type, query, 'strict');
+  req.count = 2;
+  req.total = 'none';
+  const result = await executeSearch(ctx.db, req);
+  return result.matches.map((m) => m.id);
+}
+
+export async function singleMatch(ctx: Ctx, type: string, query: QueryParams): Promise<string | undefined> {
+  const ids = await matchIds(ctx, type, query);
+  if (ids.length > 1) throw multipleMatches(`More than one ${type} matches '${queryString(query)}'; make the criteria more specific.`);
+  return ids[0];
+}
+
+export async function history(ctx: Ctx, base: string, scope: { type?: string; id?: string }, query: QueryParams): Promise<string> {
+  let count = 50;
+  let offset = 0;
+  let since: number | undefined;
+  for (const [k, v] of query) {
+    if (k === '_count') count = boundedInt(v, '_count', 1, 1000);
+    else if (k === '_offset') offset = boundedInt(v, '_offset', 0, 10_000_000);
+    else if (k === '_since') {
+      since = Date.parse(v);
+      if (Number.isNaN(since)) throw badRequest(`_since must be an instant such as 2026-01-01T00:00:00Z, not '${v}'.`, '_since');
+    }
+  }
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  if (scope.type) { where.push('type = ?'); params.push(scope.type); }
+  if (scope.id) { where.push('id = ?'); params.push(scope.id); }
+  if (since !== undefined) { where.push('last_updated_ms >= ?'); params.push(since); }
+  const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const rows = await ctx.db.all<HistoryRow>(
+    `SELECT type, id, version_id, last_updated_ms, method, content FROM resource_history ${clause} ORDER BY last_updated_ms DESC, version_id DESC LIMIT ? OFFSET ?`,
+    [...params, count + 1, offset],
+  );
+  if (scope.id && !rows.length && offset === 0) {
+    throw notFound(`${scope.type}/${scope.id} is not known to this server.`);
+  }
+  const total = Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM resource_history ${clause}`, params))?.n ?? 0);
+  const path = [scope.type, scope.id, '_history'].filter(Boolean).join('/');
+  const keep: [string, string][] = query.filter(([k]) => k === '_since');
+  const url = (o: number) => `${base}/${path}?${queryString([...keep, ['_count', String(count)], ...(o ? [['_offset', String(o)] as [string, string]] : [])])}`;
+  const more = rows.length > count;
+  return historyBundle(base, url(offset), more ? rows.slice(0, count) : rows, total, more ? url(offset + count) : undefined);
+}
+
+function boundedInt(value: string, name: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw badRequest(`${name} must be a whole number from ${min} to ${max}, not '${value}'.`, name);
+  return n;
+}

@@ -1,0 +1,60 @@
+// Every failure the record reports is a FhirError: an HTTP status plus an OperationOutcome a person can act on.
+// Errors are built here and nowhere else, so wording and issue codes stay consistent.
+
+export type IssueCode =
+  | 'invalid' | 'structure' | 'required' | 'value' | 'invariant' | 'processing' | 'not-supported'
+  | 'duplicate' | 'multiple-matches' | 'not-found' | 'deleted' | 'too-long' | 'conflict' | 'exception'
+  | 'security' | 'forbidden' | 'login' | 'too-costly' | 'business-rule' | 'informational';
+
+export interface OutcomeIssue {
+  severity: 'fatal' | 'error' | 'warning' | 'information';
+  code: IssueCode;
+  diagnostics?: string;
+  expression?: string[];
+}
+
+export interface OperationOutcome {
+  resourceType: 'OperationOutcome';
+  id?: string;
+  issue: OutcomeIssue[];
+}
+
+export class FhirError extends Error {
+  constructor(
+    readonly status: number,
+    readonly issues: OutcomeIssue[],
+  ) {
+    super(issues.map((i) => i.diagnostics ?? i.code).join('; '));
+  }
+
+  get outcome(): OperationOutcome {
+    return { resourceType: 'OperationOutcome', issue: this.issues };
+  }
+}
+
+function issue(code: IssueCode, diagnostics: string, expression?: string): OutcomeIssue {
+  return { severity: 'error', code, diagnostics, ...(expression ? { expression: [expression] } : {}) };
+}
+
+export const badRequest = (diagnostics: string, expression?: string) =>
+  new FhirError(400, [issue('invalid', diagnostics, expression)]);
+export const unprocessable = (issues: OutcomeIssue[]) => new FhirError(422, issues);
+export const notFound = (diagnostics: string) => new FhirError(404, [issue('not-found', diagnostics)]);
+export const gone = (diagnostics: string) => new FhirError(410, [issue('deleted', diagnostics)]);
+export const conflict = (diagnostics: string) => new FhirError(409, [issue('conflict', diagnostics)]);
+export const preconditionFailed = (diagnostics: string) => new FhirError(412, [issue('conflict', diagnostics)]);
+export const tooLarge = (diagnostics: string) => new FhirError(413, [issue('too-long', diagnostics)]);
+export const unsupportedMediaType = (diagnostics: string) => new FhirError(415, [issue('not-supported', diagnostics)]);
+export const notSupported = (diagnostics: string) => new FhirError(400, [issue('not-supported', diagnostics)]);
+export const methodNotAllowed = (diagnostics: string) => new FhirError(405, [issue('not-supported', diagnostics)]);
+export const multipleMatches = (diagnostics: string) => new FhirError(412, [issue('multiple-matches', diagnostics)]);
+
+export function successOutcome(diagnostics: string): OperationOutcome {
+  return { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics }] };
+}
+
+/** Converts anything thrown into a FhirError; unexpected errors become a 500 without leaking internals. */
+export function toFhirError(err: unknown): FhirError {
+  if (err instanceof FhirError) return err;
+  return new FhirError(500, [issue('exception', 'The server could not complete the request; it has been logged.')]);
+}

@@ -1,0 +1,219 @@
+// Routes a FHIR RESTful request (from HTTP or from a batch/transaction entry) to its interaction and
+// shapes the answer. Handlers return a FhirResponse; only the HTTP layer writes to the wire.
+import type { SqlDriver, SqlExecutor } from './storage/driver.ts';
+import { definitions } from './definitions.ts';
+import { badRequest, methodNotAllowed, notFound, successOutcome, unsupportedMediaType } from './outcome.ts';
+import * as op from './interactions.ts';
+import { parseSearchRequest, type Handling, type QueryParams } from './search/request.ts';
+import { executeSearch } from './search/execute.ts';
+import { searchsetBundle } from './bundle.ts';
+import type { WrittenResource } from './storage/writePath.ts';
+import { capabilityStatement } from './capability.ts';
+import { everything } from './everything.ts';
+import { processBundle } from './transaction.ts';
+
+export interface FhirRequest {
+  method: string;
+  /** Path below the FHIR base, without leading slash: "Patient/123/_history/2". */
+  path: string;
+  query: QueryParams;
+  body?: unknown;
+  contentType?: string;
+  ifMatch?: string;
+  ifNoneExist?: string;
+  prefer?: string;
+}
+
+export interface FhirResponse {
+  status: number;
+  /** A JSON value, or JSON text already serialised. */
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface RestContext {
+  base: string;
+  driver: SqlDriver;
+  /** Set when running inside a transaction bundle: every interaction uses this executor. */
+  tx?: SqlExecutor;
+}
+
+type Handler = (ctx: RestContext, req: FhirRequest, parts: string[]) => Promise<FhirResponse>;
+
+export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Promise<FhirResponse> {
+  const parts = req.path.split('/').filter(Boolean).map(decodeURIComponent);
+  const method = req.method.toUpperCase();
+  if (parts.length === 0) {
+    if (method === 'POST') {
+      return processBundle(ctx, req.body);
+    }
+    throw methodNotAllowed('Use GET [base]/[type] to search, or POST a batch/transaction Bundle to [base].');
+  }
+  if (parts[0] === 'metadata') {
+    if (method !== 'GET') throw methodNotAllowed('metadata only answers GET.');
+    return { status: 200, body: capabilityStatement(ctx.base) };
+  }
+  if (parts[0] === '_history') return { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, {}, req.query) };
+  const type = parts[0];
+  if (!definitions().resourceTypes.has(type)) throw notFound(`'${type}' is not a FHIR R4 resource type this server knows.`);
+  const handler = route(method, parts);
+  if (!handler) throw methodNotAllowed(`${method} ${req.path} is not a supported FHIR interaction.`);
+  return handler(ctx, req, parts);
+}
+
+function route(method: string, parts: string[]): Handler | undefined {
+  const [, second, third, fourth] = parts;
+  switch (parts.length) {
+    case 1:
+      return ({ GET: searchType, POST: create, PUT: conditionalUpdate, DELETE: conditionalDelete } as Record<string, Handler>)[method];
+    case 2:
+      if (second === '_search' && method === 'POST') return searchType;
+      if (second === '_history' && method === 'GET') return typeHistory;
+      if (second.startsWith('$')) return undefined;
+      return ({ GET: read, PUT: update, PATCH: patch, DELETE: remove } as Record<string, Handler>)[method];
+    case 3:
+      if (third === '_history' && method === 'GET') return instanceHistory;
+      if (third === '$everything' && parts[0] === 'Patient' && (method === 'GET' || method === 'POST')) return everythingHandler;
+      if (parts[0] === 'Patient' && method === 'GET' && definitions().resourceTypes.has(third)) return compartmentSearch;
+      return undefined;
+    case 4:
+      if (third === '_history' && method === 'GET' && fourth) return vread;
+      return undefined;
+  }
+  return undefined;
+}
+
+function interactionCtx(ctx: RestContext): op.Ctx {
+  return { db: ctx.tx ?? ctx.driver, lock: ctx.driver.dialect === 'postgres' };
+}
+
+/** Runs a write in the bundle's transaction, or in a transaction of its own. */
+async function inWrite<T>(ctx: RestContext, fn: (c: op.Ctx) => Promise<T>): Promise<T> {
+  if (ctx.tx) return fn(interactionCtx(ctx));
+  return ctx.driver.transaction((tx) => fn({ db: tx, lock: ctx.driver.dialect === 'postgres' }));
+}
+
+function etag(versionId: number | string): string {
+  return `W/"${versionId}"`;
+}
+
+export function parseIfMatch(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(?:W\/)?"?(\d{1,9})"?$/.exec(value.trim());
+  if (!m) throw badRequest(`If-Match must be an ETag such as W/"3", not '${value}'.`, 'If-Match');
+  return Number(m[1]);
+}
+
+function storedResponse(ctx: RestContext, type: string, id: string, row: { content: string; version_id: number; last_updated_ms: number }): FhirResponse {
+  return {
+    status: 200,
+    body: row.content,
+    headers: { ETag: etag(row.version_id), 'Last-Modified': new Date(Number(row.last_updated_ms)).toUTCString(), 'Content-Location': `${ctx.base}/${type}/${id}/_history/${row.version_id}` },
+  };
+}
+
+export function writtenResponse(ctx: RestContext, req: FhirRequest, w: WrittenResource, status: number): FhirResponse {
+  const headers: Record<string, string> = {
+    ETag: etag(w.versionId),
+    'Last-Modified': new Date(w.lastUpdated).toUTCString(),
+    Location: `${ctx.base}/${w.type}/${w.id}/_history/${w.versionId}`,
+  };
+  const prefer = /return=(minimal|representation|OperationOutcome)/i.exec(req.prefer ?? '')?.[1]?.toLowerCase();
+  if (prefer === 'minimal') return { status, headers };
+  if (prefer === 'operationoutcome') return { status, headers, body: successOutcome(`${w.type}/${w.id} saved as version ${w.versionId}.`) };
+  return { status, headers, body: w.content };
+}
+
+function handling(req: FhirRequest): Handling {
+  return /handling=strict/i.test(req.prefer ?? '') ? 'strict' : 'lenient';
+}
+
+const searchType: Handler = async (ctx, req, [type]) => {
+  let query = req.query;
+  if (req.method.toUpperCase() === 'POST') {
+    if (req.contentType && !req.contentType.startsWith('application/x-www-form-urlencoded')) {
+      throw unsupportedMediaType('POST _search takes an application/x-www-form-urlencoded body.');
+    }
+    query = [...query, ...(typeof req.body === 'string' ? [...new URLSearchParams(req.body)] : [])];
+  }
+  const search = parseSearchRequest(type, query, handling(req));
+  const result = await executeSearch(interactionCtx(ctx).db, search);
+  return { status: 200, body: searchsetBundle(ctx.base, type, search, result) };
+};
+
+const compartmentSearch: Handler = async (ctx, req, [, patientId, type]) => {
+  const search = parseSearchRequest(type, req.query, handling(req));
+  const result = await executeSearch(interactionCtx(ctx).db, search, { patientId });
+  return { status: 200, body: searchsetBundle(ctx.base, `Patient/${patientId}/${type}`, search, result) };
+};
+
+const everythingHandler: Handler = async (ctx, req, [, patientId]) => {
+  return { status: 200, body: await everything(interactionCtx(ctx).db, ctx.base, patientId, req.query) };
+};
+
+const read: Handler = async (ctx, _req, [type, id]) => storedResponse(ctx, type, id, await op.readResource(interactionCtx(ctx), type, id));
+
+const vread: Handler = async (ctx, _req, [type, id, , vid]) => storedResponse(ctx, type, id, await op.vreadResource(interactionCtx(ctx), type, id, vid));
+
+const create: Handler = async (ctx, req, [type]) => {
+  return inWrite(ctx, async (c) => {
+    if (req.ifNoneExist) {
+      const existing = await op.singleMatch(c, type, [...new URLSearchParams(req.ifNoneExist)]);
+      if (existing) return storedResponse(ctx, type, existing, await op.readResource(c, type, existing));
+    }
+    return writtenResponse(ctx, req, await op.createResource(c, type, req.body), 201);
+  });
+};
+
+const update: Handler = async (ctx, req, [type, id]) => {
+  const ifMatch = parseIfMatch(req.ifMatch);
+  return inWrite(ctx, async (c) => {
+    const w = await op.updateResource(c, type, id, req.body, ifMatch);
+    return writtenResponse(ctx, req, w, w.created ? 201 : 200);
+  });
+};
+
+const conditionalUpdate: Handler = async (ctx, req, [type]) => {
+  if (!req.query.length) throw methodNotAllowed(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?identifier=…).`);
+  return inWrite(ctx, async (c) => {
+    const existing = await op.singleMatch(c, type, req.query);
+    const body = req.body as Record<string, unknown> | undefined;
+    if (existing && body && typeof body === 'object' && body.id !== undefined && body.id !== existing) {
+      throw badRequest(`The body's id '${String(body.id)}' differs from the matching ${type}/${existing}.`, `${type}.id`);
+    }
+    const id = existing ?? (typeof body?.id === 'string' ? body.id : op.newId());
+    const w = await op.updateResource(c, type, id, { ...(body ?? {}), id }, parseIfMatch(req.ifMatch));
+    return writtenResponse(ctx, req, w, w.created ? 201 : 200);
+  });
+};
+
+const patch: Handler = async (ctx, req, [type, id]) => {
+  if (req.contentType && !/^application\/(json-patch\+json|json)/.test(req.contentType)) {
+    throw unsupportedMediaType('PATCH takes a JSON Patch document (Content-Type: application/json-patch+json).');
+  }
+  const ifMatch = parseIfMatch(req.ifMatch);
+  return inWrite(ctx, async (c) => writtenResponse(ctx, req, await op.patchResource(c, type, id, req.body, ifMatch), 200));
+};
+
+const remove: Handler = async (ctx, req, [type, id]) => {
+  const ifMatch = parseIfMatch(req.ifMatch);
+  return inWrite(ctx, async (c) => {
+    const deleted = await op.removeResource(c, type, id, ifMatch);
+    return deleted ? { status: 200, body: successOutcome(`${type}/${id} deleted (version ${deleted.versionId}).`), headers: { ETag: etag(deleted.versionId) } } : { status: 204 };
+  });
+};
+
+const conditionalDelete: Handler = async (ctx, req, [type]) => {
+  if (!req.query.length) throw methodNotAllowed(`DELETE ${type} needs an id or search criteria.`);
+  return inWrite(ctx, async (c) => {
+    const id = await op.singleMatch(c, type, req.query);
+    if (!id) return { status: 204 };
+    const deleted = await op.removeResource(c, type, id);
+    const headers: Record<string, string> = deleted ? { ETag: etag(deleted.versionId) } : {};
+    return { status: 200, body: successOutcome(`${type}/${id} deleted.`), headers };
+  });
+};
+
+const typeHistory: Handler = async (ctx, req, [type]) => ({ status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type }, req.query) });
+
+const instanceHistory: Handler = async (ctx, req, [type, id]) => ({ status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type, id }, req.query) });

@@ -1,0 +1,223 @@
+// Compiles a parsed search into SQL over the typed index tables. Every value travels as a bound
+// parameter; only identifiers chosen by this file (table and column names) appear in the SQL text.
+import type { Param } from '../storage/driver.ts';
+import { badRequest } from '../outcome.ts';
+import { parseDateRange, type DateRange } from './dateRange.ts';
+import { foldString } from './normalise.ts';
+import type { Filter, ParamRef, SearchRequest } from './request.ts';
+import { parseReference } from '../indexing.ts';
+
+export interface Sql { text: string; params: Param[] }
+
+const PREFIXES = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'] as const;
+type Prefix = (typeof PREFIXES)[number];
+
+/** WHERE clause (over alias `r` of resources) for all filters of a request. */
+export function compileWhere(req: SearchRequest, alias = 'r'): Sql {
+  const parts: string[] = [`${alias}.type = ?`, `${alias}.deleted = 0`];
+  const params: Param[] = [req.resourceType];
+  for (const f of req.filters) {
+    const c = compileFilter(f, alias);
+    parts.push(c.text);
+    params.push(...c.params);
+  }
+  return { text: parts.join(' AND '), params };
+}
+
+function compileFilter(f: Filter, alias: string): Sql {
+  if (f.chain) return compileChain(f, alias);
+  if (f.modifier === 'missing') return compileMissing(f, alias);
+  if (f.param.code === '_id') return compileIdFilter(f, alias);
+  if (f.param.code === '_lastUpdated') return compileLastUpdated(f, alias);
+  const table = TABLE[f.param.type];
+  if (!table) throw badRequest(`Searching by ${f.param.type} parameters ('${f.param.code}') is not supported.`, f.param.code);
+  const ors: Sql[] = f.values.map((v) => valueCondition(f, v));
+  const inner = `SELECT rid FROM ${table} WHERE type = ? AND param = ? AND (${ors.map((o) => o.text).join(' OR ')})`;
+  const params: Param[] = [f.resourceType, f.param.code, ...ors.flatMap((o) => o.params)];
+  const negate = f.modifier === 'not';
+  return { text: `${alias}.rid ${negate ? 'NOT IN' : 'IN'} (${inner})`, params };
+}
+
+const TABLE: Partial<Record<string, string>> = {
+  token: 'search_token', string: 'search_string', date: 'search_date', reference: 'search_reference',
+  number: 'search_number', quantity: 'search_quantity', uri: 'search_uri',
+};
+
+function compileMissing(f: Filter, alias: string): Sql {
+  const missing = f.values[0] === 'true';
+  if (f.param.code === '_id' || f.param.code === '_lastUpdated') return { text: missing ? '1 = 0' : '1 = 1', params: [] };
+  return { text: `${alias}.rid ${missing ? 'NOT IN' : 'IN'} (SELECT rid FROM ${TABLE[f.param.type]} WHERE type = ? AND param = ?)`, params: [f.resourceType, f.param.code] };
+}
+
+function compileIdFilter(f: Filter, alias: string): Sql {
+  const op = f.modifier === 'not' ? 'NOT IN' : 'IN';
+  return { text: `${alias}.id ${op} (${f.values.map(() => '?').join(', ')})`, params: f.values };
+}
+
+function compileLastUpdated(f: Filter, alias: string): Sql {
+  const ors = f.values.map((v) => dateCondition(v, `${alias}.last_updated_ms`, `${alias}.last_updated_ms`, f.param.code));
+  return { text: `(${ors.map((o) => o.text).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
+}
+
+function compileChain(f: Filter, alias: string): Sql {
+  const targets = f.chain!.filter.map((inner) => {
+    const where = compileFilter(inner, 't');
+    return { text: `(target_type = ? AND target_id IN (SELECT t.id FROM resources t WHERE t.type = ? AND t.deleted = 0 AND ${where.text}))`, params: [inner.resourceType, inner.resourceType, ...where.params] };
+  });
+  return {
+    text: `${alias}.rid IN (SELECT rid FROM search_reference WHERE type = ? AND param = ? AND (${targets.map((t) => t.text).join(' OR ')}))`,
+    params: [f.resourceType, f.param.code, ...targets.flatMap((t) => t.params)],
+  };
+}
+
+function valueCondition(f: Filter, value: string): Sql {
+  switch (f.param.type) {
+    case 'token':
+      return tokenCondition(f, value);
+    case 'string':
+      return stringCondition(f.modifier, value);
+    case 'date':
+      return dateCondition(value, 'lo', 'hi', f.param.code);
+    case 'reference':
+      return referenceCondition(f, value);
+    case 'number':
+      return numberCondition(value, 'value', f.param.code);
+    case 'quantity':
+      return quantityCondition(value, f.param.code);
+    case 'uri':
+      return uriCondition(f.modifier, value);
+    default:
+      throw badRequest(`Searching by ${f.param.type} parameters is not supported.`, f.param.code);
+  }
+}
+
+function tokenCondition(f: Filter, value: string): Sql {
+  if (f.modifier === 'text') return { text: '(text >= ? AND text < ?)', params: prefixRange(value) };
+  const bar = value.indexOf('|');
+  if (bar < 0) return { text: 'code = ?', params: [value] };
+  const system = value.slice(0, bar);
+  const code = value.slice(bar + 1);
+  if (!system) return { text: '(code = ? AND system IS NULL)', params: [code] };
+  if (!code) return { text: 'system = ?', params: [system] };
+  return { text: '(code = ? AND system = ?)', params: [code, system] };
+}
+
+function prefixRange(value: string): [string, string] {
+  const folded = foldString(value);
+  return [folded, folded + '\uffff'];
+}
+
+function stringCondition(modifier: string | undefined, value: string): Sql {
+  if (modifier === 'exact') return { text: 'raw = ?', params: [value] };
+  if (modifier === 'contains') return { text: "value LIKE ? ESCAPE '\\'", params: [`%${foldString(value).replace(/[\\%_]/g, (c) => '\\' + c)}%`] };
+  return { text: '(value >= ? AND value < ?)', params: prefixRange(value) };
+}
+
+function splitPrefix(value: string): [Prefix, string] {
+  const p = value.slice(0, 2) as Prefix;
+  return PREFIXES.includes(p) && value.length > 2 && !/^\d{2}$/.test(p) ? [p, value.slice(2)] : ['eq', value];
+}
+
+/** Date comparisons per the FHIR spec, with both the indexed value and the search value as ranges. */
+export function dateCondition(value: string, lo: string, hi: string, code: string): Sql {
+  const [prefix, raw] = splitPrefix(value);
+  const range = parseDateRange(raw);
+  if (!range) throw badRequest(`'${raw}' is not a valid date for '${code}' (use YYYY, YYYY-MM, YYYY-MM-DD or a full dateTime).`, code);
+  return dateRangeCondition(prefix, range, lo, hi);
+}
+
+function dateRangeCondition(prefix: Prefix, { lo: pLo, hi: pHi }: DateRange, lo: string, hi: string): Sql {
+  switch (prefix) {
+    case 'eq': return { text: `(${lo} >= ? AND ${hi} <= ?)`, params: [pLo, pHi] };
+    case 'ne': return { text: `(${lo} < ? OR ${hi} > ?)`, params: [pLo, pHi] };
+    case 'gt': return { text: `${hi} > ?`, params: [pHi] };
+    case 'lt': return { text: `${lo} < ?`, params: [pLo] };
+    case 'ge': return { text: `(${hi} > ? OR (${lo} >= ? AND ${hi} <= ?))`, params: [pHi, pLo, pHi] };
+    case 'le': return { text: `(${lo} < ? OR (${lo} >= ? AND ${hi} <= ?))`, params: [pLo, pLo, pHi] };
+    case 'sa': return { text: `${lo} > ?`, params: [pHi] };
+    case 'eb': return { text: `${hi} < ?`, params: [pLo] };
+    case 'ap': {
+      // Approximately: overlap with the search range widened by 10% of its distance from now (at least a day).
+      const margin = Math.max(86_400_000, Math.abs(Date.now() - pLo) * 0.1);
+      return { text: `(${lo} <= ? AND ${hi} >= ?)`, params: [pHi + margin, pLo - margin] };
+    }
+  }
+}
+
+function numberCondition(value: string, column: string, code: string): Sql {
+  const [prefix, raw] = splitPrefix(value);
+  if (!/^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/.test(raw)) throw badRequest(`'${raw}' is not a number (in '${code}').`, code);
+  const n = Number(raw);
+  // Precision is implied by the digits given: 100 means [99.5, 100.5), 100.0 means [99.95, 100.05).
+  const decimals = raw.includes('.') && !/[eE]/.test(raw) ? raw.split('.')[1].length : 0;
+  const half = 0.5 * 10 ** -decimals;
+  switch (prefix) {
+    case 'eq': return { text: `(${column} >= ? AND ${column} < ?)`, params: [n - half, n + half] };
+    case 'ne': return { text: `(${column} < ? OR ${column} >= ?)`, params: [n - half, n + half] };
+    case 'gt': case 'sa': return { text: `${column} > ?`, params: [n] };
+    case 'lt': case 'eb': return { text: `${column} < ?`, params: [n] };
+    case 'ge': return { text: `${column} >= ?`, params: [n] };
+    case 'le': return { text: `${column} <= ?`, params: [n] };
+    case 'ap': return { text: `(${column} >= ? AND ${column} <= ?)`, params: [n - Math.abs(n) * 0.1, n + Math.abs(n) * 0.1] };
+  }
+}
+
+function quantityCondition(value: string, code: string): Sql {
+  const [num, system, unit] = value.split('|');
+  const c = numberCondition(num, 'value', code);
+  const parts = [c.text];
+  const params = [...c.params];
+  if (system) {
+    parts.push('system = ?');
+    params.push(system);
+  }
+  if (unit) {
+    parts.push('(code = ? OR unit = ?)');
+    params.push(unit, unit);
+  }
+  return { text: `(${parts.join(' AND ')})`, params };
+}
+
+function uriCondition(modifier: string | undefined, value: string): Sql {
+  if (modifier === 'below') return { text: '(value >= ? AND value < ?)', params: [value, value + '\uffff'] };
+  if (modifier === 'above') {
+    const prefixes: string[] = [];
+    for (let i = value.length; i > 0; i--) if (i === value.length || value[i] === '/') prefixes.push(value.slice(0, i));
+    return { text: `value IN (${prefixes.map(() => '?').join(', ')})`, params: prefixes };
+  }
+  return { text: 'value = ?', params: [value] };
+}
+
+function referenceCondition(f: Filter, value: string): Sql {
+  const typed = f.modifier && f.modifier !== 'missing' ? f.modifier : undefined;
+  if (value.includes('/')) {
+    const ref = parseReference(value);
+    if (ref && (!typed || typed === ref.type)) return { text: '(target_type = ? AND target_id = ?)', params: [ref.type, ref.id] };
+    return { text: 'url = ?', params: [value] };
+  }
+  if (typed) return { text: '(target_type = ? AND target_id = ?)', params: [typed, value] };
+  return { text: 'target_id = ?', params: [value] };
+}
+
+/** ORDER BY expressions: each key sorts resources lacking a value last, and rid breaks ties. */
+export function compileOrder(req: SearchRequest, alias = 'r'): Sql {
+  const parts: string[] = [];
+  const params: Param[] = [];
+  for (const { param, descending } of req.sort) {
+    const key = sortKey(param, descending, alias);
+    parts.push(`(${key.text}) IS NULL`, `(${key.text}) ${descending ? 'DESC' : 'ASC'}`);
+    params.push(...key.params, ...key.params);
+  }
+  parts.push(`${alias}.rid ASC`);
+  return { text: parts.join(', '), params };
+}
+
+function sortKey(param: ParamRef, descending: boolean, alias: string): Sql {
+  if (param.code === '_id') return { text: `${alias}.id`, params: [] };
+  if (param.code === '_lastUpdated') return { text: `${alias}.last_updated_ms`, params: [] };
+  const table = TABLE[param.type];
+  const column = { token: 'code', string: 'value', date: descending ? 'hi' : 'lo', reference: 'url', number: 'value', quantity: 'value', uri: 'value' }[param.type as string];
+  if (!table || !column) throw badRequest(`Cannot sort by ${param.type} parameter '${param.code}'.`, '_sort');
+  const agg = descending ? 'MAX' : 'MIN';
+  return { text: `SELECT ${agg}(s.${column}) FROM ${table} s WHERE s.rid = ${alias}.rid AND s.param = ?`, params: [param.code] };
+}

@@ -1,0 +1,110 @@
+// Runs a parsed search: one query for the page, one for the total when needed, a few for includes.
+import type { SqlExecutor, Param } from '../storage/driver.ts';
+import { compileOrder, compileWhere } from './compile.ts';
+import type { Include, SearchRequest } from './request.ts';
+
+export interface FoundResource { rid: number; type: string; id: string; content: string }
+
+export interface SearchResult {
+  matches: FoundResource[];
+  included: FoundResource[];
+  total?: number;
+  hasMore: boolean;
+}
+
+const MAX_INCLUDED = 1000;
+const MAX_ITERATIONS = 4;
+
+export interface SearchScope {
+  /** Restrict to one patient's compartment (compartment search, $everything). */
+  patientId?: string;
+}
+
+export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: SearchScope = {}): Promise<SearchResult> {
+  const where = compileWhere(req);
+  const from = scope.patientId ? 'compartment c JOIN resources r ON r.rid = c.rid' : 'resources r';
+  const scopeSql = scope.patientId ? 'c.patient_id = ? AND c.type = ? AND ' : '';
+  const scopeParams: Param[] = scope.patientId ? [scope.patientId, req.resourceType] : [];
+  const countSql = `SELECT COUNT(*) AS n FROM ${from} WHERE ${scopeSql}${where.text}`;
+  const countParams = [...scopeParams, ...where.params];
+
+  if (req.summary === 'count') {
+    const row = await db.get<{ n: number }>(countSql, countParams);
+    return { matches: [], included: [], total: Number(row?.n ?? 0), hasMore: false };
+  }
+  const order = compileOrder(req);
+  const rows = req.count === 0 ? [] : await db.all<FoundResource>(
+    `SELECT r.rid, r.type, r.id, r.content FROM ${from} WHERE ${scopeSql}${where.text} ORDER BY ${order.text} LIMIT ? OFFSET ?`,
+    [...scopeParams, ...where.params, ...order.params, req.count + 1, req.offset],
+  );
+  const hasMore = rows.length > req.count;
+  const matches = hasMore ? rows.slice(0, req.count) : rows;
+  let total: number | undefined;
+  if (req.total !== 'none') {
+    if (!hasMore && (matches.length > 0 || req.offset === 0) && req.count > 0) total = req.offset + matches.length;
+    else total = Number((await db.get<{ n: number }>(countSql, countParams))?.n ?? 0);
+  }
+  const included = await resolveIncludes(db, matches, req.include, req.revinclude);
+  return { matches, included, total, hasMore };
+}
+
+export async function resolveIncludes(db: SqlExecutor, matches: FoundResource[], include: Include[], revinclude: Include[]): Promise<FoundResource[]> {
+  if (!include.length && !revinclude.length) return [];
+  const seen = new Set(matches.map((m) => m.rid));
+  const out: FoundResource[] = [];
+  let frontier = matches;
+  for (let round = 0; round < MAX_ITERATIONS && frontier.length && out.length < MAX_INCLUDED; round++) {
+    const fresh: FoundResource[] = [];
+    const forward = include.filter((i) => round === 0 || i.iterate);
+    const reverse = revinclude.filter((i) => round === 0 || i.iterate);
+    for (const inc of forward) fresh.push(...(await forwardInclude(db, frontier, inc)));
+    for (const inc of reverse) fresh.push(...(await reverseInclude(db, frontier, inc)));
+    frontier = [];
+    for (const f of fresh) {
+      if (seen.has(f.rid) || out.length >= MAX_INCLUDED) continue;
+      seen.add(f.rid);
+      out.push(f);
+      frontier.push(f);
+    }
+  }
+  return out;
+}
+
+const placeholders = (n: number) => Array(n).fill('?').join(', ');
+
+async function forwardInclude(db: SqlExecutor, from: FoundResource[], inc: Include): Promise<FoundResource[]> {
+  const sources = from.filter((f) => f.type === inc.sourceType).map((f) => f.rid);
+  if (!sources.length) return [];
+  const params: Param[] = [...sources, inc.sourceType];
+  let sql = `SELECT r.rid, r.type, r.id, r.content FROM search_reference s JOIN resources r ON r.type = s.target_type AND r.id = s.target_id
+    WHERE s.rid IN (${placeholders(sources.length)}) AND s.type = ? AND r.deleted = 0`;
+  if (inc.param !== '*') {
+    sql += ' AND s.param = ?';
+    params.push(inc.param);
+  }
+  if (inc.targetType) {
+    sql += ' AND s.target_type = ?';
+    params.push(inc.targetType);
+  }
+  return db.all<FoundResource>(`${sql} ORDER BY r.rid LIMIT ${MAX_INCLUDED}`, params);
+}
+
+async function reverseInclude(db: SqlExecutor, from: FoundResource[], inc: Include): Promise<FoundResource[]> {
+  const out: FoundResource[] = [];
+  const byType = new Map<string, string[]>();
+  for (const f of from) {
+    if (inc.targetType && f.type !== inc.targetType) continue;
+    byType.set(f.type, [...(byType.get(f.type) ?? []), f.id]);
+  }
+  for (const [targetType, ids] of byType) {
+    const params: Param[] = [inc.sourceType, inc.sourceType, targetType, ...ids];
+    let sql = `SELECT r.rid, r.type, r.id, r.content FROM resources r WHERE r.type = ? AND r.deleted = 0 AND r.rid IN (
+      SELECT rid FROM search_reference WHERE type = ? AND target_type = ? AND target_id IN (${placeholders(ids.length)})`;
+    if (inc.param !== '*') {
+      sql += ' AND param = ?';
+      params.push(inc.param);
+    }
+    out.push(...(await db.all<FoundResource>(`${sql}) ORDER BY r.rid LIMIT ${MAX_INCLUDED}`, params)));
+  }
+  return out;
+}

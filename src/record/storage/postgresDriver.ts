@@ -1,0 +1,74 @@
+import pg from 'pg';
+import type { Param, SqlDriver, SqlExecutor } from './driver.ts';
+
+// int8 (bigint) columns hold epoch milliseconds and row ids, all well inside a double's exact range.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+/** Rewrites the shared SQL's `?` placeholders to PostgreSQL's `$n` (our SQL never has `?` in literals). */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+const MAX_PARAMS = 60000;
+
+type Queryable = Pick<pg.Pool, 'query'> | pg.PoolClient;
+
+function executor(db: Queryable): SqlExecutor {
+  const query = async (sql: string, params: Param[] = []) =>
+    db.query({ text: numbered(sql), values: params as unknown[] });
+  return {
+    async all<T>(sql: string, params?: Param[]) {
+      return (await query(sql, params)).rows as T[];
+    },
+    async get<T>(sql: string, params?: Param[]) {
+      return (await query(sql, params)).rows[0] as T | undefined;
+    },
+    async run(sql: string, params?: Param[]) {
+      return (await query(sql, params)).rowCount ?? 0;
+    },
+    async insertMany(table, columns, rows) {
+      const perStatement = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
+      for (let start = 0; start < rows.length; start += perStatement) {
+        const chunk = rows.slice(start, start + perStatement);
+        const values: Param[] = [];
+        let n = 0;
+        const tuples = chunk.map((row) => {
+          values.push(...row);
+          return `(${row.map(() => `$${++n}`).join(',')})`;
+        });
+        await db.query({ text: `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`, values });
+      }
+    },
+  };
+}
+
+export function openPostgres(url: string, poolSize = 10): SqlDriver {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // An idle client that loses its connection emits 'error'; without a listener that would crash the process.
+  pool.on('error', () => undefined);
+  return {
+    dialect: 'postgres',
+    ...executor(pool),
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(executor(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    async exec(script) {
+      await pool.query(script);
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Param, SqlDriver, SqlExecutor } from './driver.ts';
+
+type Db = Database.Database;
+type Statement = Database.Statement;
+
+/**
+ * better-sqlite3 is synchronous while the record's write path is async (to share code with PostgreSQL).
+ * One writer connection holds transactions, serialised by a promise queue so that statements from two
+ * requests never interleave inside one transaction; a separate reader connection sees only committed
+ * data (WAL snapshot), so reads never observe another request's uncommitted writes.
+ */
+export function openSqlite(path: string): SqlDriver {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const writer = new Database(path);
+  writer.pragma('journal_mode = WAL');
+  writer.pragma('synchronous = NORMAL');
+  writer.pragma('busy_timeout = 5000');
+  writer.pragma('foreign_keys = ON');
+  const reader = path === ':memory:' ? writer : new Database(path, { readonly: false });
+  reader.pragma('busy_timeout = 5000');
+
+  const writerStatements = new Map<string, Statement>();
+  const readerStatements = new Map<string, Statement>();
+  const executor = (db: Db, cache: Map<string, Statement>): SqlExecutor => {
+    const prepare = (sql: string) => {
+      let st = cache.get(sql);
+      if (!st) {
+        st = db.prepare(sql);
+        cache.set(sql, st);
+      }
+      return st;
+    };
+    return {
+      async all<T>(sql: string, params: Param[] = []) {
+        return prepare(sql).all(...params) as T[];
+      },
+      async get<T>(sql: string, params: Param[] = []) {
+        return prepare(sql).get(...params) as T | undefined;
+      },
+      async run(sql: string, params: Param[] = []) {
+        return prepare(sql).run(...params).changes;
+      },
+      async insertMany(table, columns, rows) {
+        if (!rows.length) return;
+        const st = prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map(() => '?').join(',')})`);
+        for (const row of rows) st.run(...row);
+      },
+    };
+  };
+  const writeExec = executor(writer, writerStatements);
+  const readExec = executor(reader, readerStatements);
+
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    dialect: 'sqlite',
+    ...readExec,
+    transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      const next = queue.then(async () => {
+        writer.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(writeExec);
+          writer.exec('COMMIT');
+          return result;
+        } catch (err) {
+          if (writer.inTransaction) writer.exec('ROLLBACK');
+          throw err;
+        }
+      });
+      queue = next.catch(() => undefined);
+      return next;
+    },
+    async exec(script) {
+      writer.exec(script);
+    },
+    async close() {
+      await queue;
+      if (reader !== writer) reader.close();
+      writer.close();
+    },
+  };
+}

