@@ -83,7 +83,17 @@ export async function matchIds(ctx: Ctx, type: string, query: QueryParams): Prom
   return result.matches.map((m) => m.id);
 }
 
+/**
+ * For conditional writes: the match and the write that depends on it must not interleave with another
+ * request deciding on the same criteria (another app node, or another pooled connection), or both
+ * would see "no match" and create twice. On PostgreSQL a transaction-scoped advisory lock keyed by the
+ * criteria serialises them; SQLite's single writer already does.
+ */
 export async function singleMatch(ctx: Ctx, type: string, query: QueryParams): Promise<string | undefined> {
+  if (ctx.lock) {
+    const key = `${type}?${[...query].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&')}`;
+    await ctx.db.get('SELECT pg_advisory_xact_lock(hashtext(?))', [key]);
+  }
   const ids = await matchIds(ctx, type, query);
   if (ids.length > 1) throw multipleMatches(`More than one ${type} matches '${queryString(query)}'; make the criteria more specific.`);
   return ids[0];
