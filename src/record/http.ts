@@ -2,7 +2,7 @@
 // FhirResponses (or FhirErrors) back into HTTP, always with application/fhir+json bodies.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { handleFhirRequest, type FhirResponse } from './rest.ts';
-import { FhirError, badRequest, toFhirError, tooLarge, unsupportedMediaType } from './outcome.ts';
+import { FhirError, badRequest, notAcceptable, toFhirError, tooLarge, unsupportedMediaType } from './outcome.ts';
 import type { SqlDriver } from './storage/driver.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -42,9 +42,10 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
       const v = req.headers[name];
       return Array.isArray(v) ? v[0] : v;
     };
+    if (!acceptsJson(header('accept'), query)) throw notAcceptable('This server speaks FHIR JSON only: ask for application/fhir+json (or leave Accept out).');
     const response = await handleFhirRequest(
       { base, driver: options.driver },
-      { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), prefer: header('prefer') },
+      { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), ifNoneMatch: header('if-none-match'), prefer: header('prefer') },
     );
     return send(reply, response);
   };
@@ -69,4 +70,12 @@ function fromFastifyError(err: unknown): FhirError {
   const status = (err as { statusCode?: number }).statusCode;
   if (status && status >= 400 && status < 500) return badRequest((err as Error).message);
   return toFhirError(err);
+}
+
+/** JSON unless the client asks only for something else (Accept or _format), e.g. FHIR XML. */
+function acceptsJson(accept: string | undefined, query: [string, string][]): boolean {
+  const format = query.find(([k]) => k === '_format')?.[1];
+  if (format) return /json/i.test(format);
+  if (!accept) return true;
+  return accept.split(',').some((part) => /json|\*\/\*|application\/\*/i.test(part));
 }

@@ -46,6 +46,7 @@ export const preconditionFailed = (diagnostics: string) => new FhirError(412, [i
 export const tooLarge = (diagnostics: string) => new FhirError(413, [issue('too-long', diagnostics)]);
 export const unsupportedMediaType = (diagnostics: string) => new FhirError(415, [issue('not-supported', diagnostics)]);
 export const notSupported = (diagnostics: string) => new FhirError(400, [issue('not-supported', diagnostics)]);
+export const notAcceptable = (diagnostics: string) => new FhirError(406, [issue('not-supported', diagnostics)]);
 export const methodNotAllowed = (diagnostics: string) => new FhirError(405, [issue('not-supported', diagnostics)]);
 export const multipleMatches = (diagnostics: string) => new FhirError(412, [issue('multiple-matches', diagnostics)]);
 

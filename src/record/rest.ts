@@ -21,6 +21,8 @@ export interface FhirRequest {
   contentType?: string;
   ifMatch?: string;
   ifNoneExist?: string;
+  /** Conditional read: answer 304 when the client already holds this version. */
+  ifNoneMatch?: string;
   prefer?: string;
 }
 
@@ -151,7 +153,11 @@ const everythingHandler: Handler = async (ctx, req, [, patientId]) => {
   return { status: 200, body: await everything(interactionCtx(ctx).db, ctx.base, patientId, req.query) };
 };
 
-const read: Handler = async (ctx, _req, [type, id]) => storedResponse(ctx, type, id, await op.readResource(interactionCtx(ctx), type, id));
+const read: Handler = async (ctx, req, [type, id]) => {
+  const row = await op.readResource(interactionCtx(ctx), type, id);
+  if (req.ifNoneMatch && req.ifNoneMatch.replace(/^W\//, '') === `"${row.version_id}"`) return { status: 304, headers: { ETag: etag(row.version_id) } };
+  return storedResponse(ctx, type, id, row);
+};
 
 const vread: Handler = async (ctx, _req, [type, id, , vid]) => storedResponse(ctx, type, id, await op.vreadResource(interactionCtx(ctx), type, id, vid));
 

@@ -69,6 +69,16 @@ export function fhirApiSuite(engine: Engine): void {
         assert.match(r.headers.get('content-type')!, /application\/fhir\+json/);
       });
 
+      it('conditional read: If-None-Match with the current version gives 304', async () => {
+        const c = await fhir.post('Patient', patient('Nash', 'Ivy'));
+        const res = await fetch(`${t.base}/Patient/${c.body.id}`, { headers: { 'if-none-match': 'W/"1"' } });
+        assert.equal(res.status, 304);
+        await fhir.put(`Patient/${c.body.id}`, { ...c.body, active: true });
+        const changed = await fhir.get(`Patient/${c.body.id}`, { 'if-none-match': 'W/"1"' });
+        assert.equal(changed.status, 200);
+        assert.equal(changed.body.active, true);
+      });
+
       it('ignores a client id on POST', async () => {
         const c = await fhir.post('Patient', { ...patient('Bell', 'Amos'), id: 'chosen-by-client' });
         assert.equal(c.status, 201);
@@ -462,6 +472,12 @@ export function fhirApiSuite(engine: Engine): void {
         const r = await fhir.request('POST', 'Patient', '{"resourceType": "Patient",', { 'content-type': 'application/fhir+json' });
         assert.equal(r.status, 400);
         assert.match(r.body.issue[0].diagnostics, /not valid JSON/);
+      });
+      it('asking for XML only is a 406 OperationOutcome', async () => {
+        const r = await fhir.get('metadata', { accept: 'application/fhir+xml' });
+        assert.equal(r.status, 406);
+        assert.equal(r.body.resourceType, 'OperationOutcome');
+        assert.equal((await fhir.get('metadata', { accept: 'application/fhir+json, application/fhir+xml;q=0.5' })).status, 200);
       });
       it('a wrong media type is a 415 OperationOutcome', async () => {
         const r = await fhir.request('POST', 'Patient', '<Patient/>', { 'content-type': 'application/xml' });
