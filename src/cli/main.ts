@@ -1,6 +1,8 @@
 // carebridge: one command, a subcommand per job. Errors print one plain line and exit non-zero.
 import { Command, CommanderError } from 'commander';
 import { serveCommand } from './serve.ts';
+import { importCommand } from './import.ts';
+import { demoCommand } from './demo.ts';
 
 const program = new Command()
   .name('carebridge')
@@ -9,6 +11,8 @@ const program = new Command()
   .exitOverride();
 
 serveCommand(program);
+importCommand(program);
+demoCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,63 @@
+// What the commands that work on the database directly (import, demo) share: the --db option, opening
+// the store with errors a person can act on, and a context for handleFhirRequest.
+import type { Command } from 'commander';
+import { resolveDatabase } from '../config.ts';
+import { openRecordStore, type handleFhirRequest, type SqlDriver } from '../record/index.ts';
+
+export type StoreContext = Parameters<typeof handleFhirRequest>[0];
+
+export const DB_OPTION_HELP = 'sqlite:PATH or postgres://… (env CAREBRIDGE_DB; default sqlite:./data/carebridge.db)';
+
+/** Base URL the record uses for Location headers in answers; nothing stored depends on it. */
+const LOCAL_BASE = 'http://localhost/fhir';
+
+/** The database named by --db, else CAREBRIDGE_DB, else the default; throws a one-line message when malformed. */
+export function databaseFrom(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  let database: string;
+  try {
+    database = resolveDatabase(flag ?? env.CAREBRIDGE_DB);
+  } catch (err) {
+    if (flag === undefined) throw err;
+    throw new Error(`--db must be sqlite:PATH or a postgres:// URL, not '${flag}'.`);
+  }
+  if (database === 'sqlite:') throw new Error(`${flag === undefined ? 'CAREBRIDGE_DB' : '--db'} 'sqlite:' needs a file path, e.g. sqlite:./data/carebridge.db.`);
+  return database;
+}
+
+/** The database name with any password hidden, for messages. */
+export function describeDatabase(database: string): string {
+  return database.startsWith('sqlite:') ? database : database.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}
+
+export async function openStore(database: string): Promise<SqlDriver> {
+  try {
+    return await openRecordStore(database);
+  } catch (err) {
+    throw new Error(`cannot open the database ${describeDatabase(database)}: ${errorMessage(err)}`);
+  }
+}
+
+export function storeContext(driver: SqlDriver): StoreContext {
+  return { base: process.env.CAREBRIDGE_BASE_URL ?? LOCAL_BASE, driver };
+}
+
+/** A one-line message for anything thrown (AggregateError from a refused connection has an empty message). */
+export function errorMessage(err: unknown): string {
+  if (err instanceof AggregateError && !err.message && err.errors.length) return errorMessage(err.errors[0]);
+  if (err instanceof Error) return oneLine(err.message || (err as NodeJS.ErrnoException).code || err.name);
+  return oneLine(String(err));
+}
+
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/**
+ * Makes commander's own usage errors ("unknown option", "missing required argument") follow the
+ * command's rule: one plain line, `carebridge: <message>`.
+ */
+export function plainErrors(command: Command): Command {
+  return command.configureOutput({
+    outputError: (str, write) => write(`carebridge: ${oneLine(str.replace(/^error:\s*/, ''))}\n`),
+  });
+}
