@@ -9,9 +9,10 @@ export interface CareBridgeServer {
   close(): Promise<void>;
 }
 
-export async function buildServer(config: ServerConfig, options: { logger?: boolean } = {}): Promise<CareBridgeServer> {
+/** `logLevel` (pino levels: error, warn, info…) turns on logging; tests leave it off. */
+export async function buildServer(config: ServerConfig, options: { logLevel?: string } = {}): Promise<CareBridgeServer> {
   const driver = await openRecordStore(config.database);
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: config.bodyLimitBytes, routerOptions: { maxParamLength: 500 } });
+  const app = Fastify({ logger: options.logLevel ? { level: options.logLevel } : false, bodyLimit: config.bodyLimitBytes, routerOptions: { maxParamLength: 500 } });
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl });
   return {
     app,

@@ -14,7 +14,7 @@ export function serveCommand(program: Command): void {
     .action(async (flags) => {
       const config = loadServerConfig(flags);
       if (config.insecureNoAuth) console.warn('WARNING: --insecure-no-auth: anyone who can reach this port can read and change the record.');
-      const server = await buildServer(config, { logger: process.env.CAREBRIDGE_LOG === '1' });
+      const server = await buildServer(config, { logLevel: process.env.CAREBRIDGE_LOG_LEVEL ?? 'error' });
       const address = await server.app.listen({ host: config.host, port: config.port });
       const where = config.database.startsWith('sqlite:') ? config.database : config.database.replace(/\/\/[^@/]*@/, '//***@');
       console.log(`CareBridge listening on ${address} (FHIR API at ${address}/fhir, database ${where})`);

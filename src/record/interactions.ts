@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import jsonpatch from 'fast-json-patch';
 import type { SqlExecutor } from './storage/driver.ts';
-import { putResource, deleteResource, assertNotDeleted, type WrittenResource } from './storage/writePath.ts';
+import { putResource, deleteResource, assertNotDeleted, createResources, type WrittenResource } from './storage/writePath.ts';
 import { badRequest, gone, notFound, multipleMatches, unprocessable, FhirError } from './outcome.ts';
 import { validateResource } from './validation.ts';
 import { parseSearchRequest, type QueryParams } from './search/request.ts';
@@ -43,6 +43,11 @@ export async function createResource(ctx: Ctx, type: string, body: unknown): Pro
   validateResource(body, { expectedType: type });
   const resource = { ...(body as Record<string, unknown>), id: newId() };
   return putResource(ctx.db, resource, { lock: ctx.lock });
+}
+
+/** Stores already-validated resources that carry fresh server-assigned ids, in one batch. */
+export async function createNewResources(ctx: Ctx, resources: Record<string, unknown>[]): Promise<WrittenResource[]> {
+  return createResources(ctx.db, resources);
 }
 
 export async function updateResource(ctx: Ctx, type: string, id: string, body: unknown, ifMatch?: number): Promise<WrittenResource> {

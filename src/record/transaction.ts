@@ -1,13 +1,18 @@
 // batch and transaction Bundles. A transaction runs in one database transaction: all entries succeed or
 // none is stored. urn:uuid and conditional references are resolved first, then entries run in the
 // order the FHIR spec gives (DELETE, POST, PUT/PATCH, GET), and answers keep the request's order.
-import { FhirError, badRequest, multipleMatches, toFhirError, type OutcomeIssue } from './outcome.ts';
-import { handleFhirRequest, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
+import { FhirError, badRequest, multipleMatches, type OutcomeIssue } from './outcome.ts';
+import { validateResource } from './validation.ts';
+import { handleFhirRequest, writtenResponse, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
 import * as op from './interactions.ts';
 import { definitions } from './definitions.ts';
 
 interface Entry {
   index: number;
+  /** The request as the client wrote it, for error messages ("POST Observation"). */
+  label: string;
+  /** A POST given a server id up front: stored with the other fresh creates in one batch. */
+  fresh?: boolean;
   method: string;
   path: string;
   query: [string, string][];
@@ -47,11 +52,13 @@ function parseEntry(ctx: RestContext, raw: unknown, index: number): Entry {
   }
   return {
     index,
+    label: `${method} ${url}`,
     method,
     path: parsed.pathname.replace(/^\/+/, ''),
     query: [...parsed.searchParams],
     fullUrl: typeof e.fullUrl === 'string' ? e.fullUrl : undefined,
-    resource: e.resource as Record<string, unknown> | undefined,
+    // A copy: resolving references must not change the caller's Bundle, even when the transaction fails.
+    resource: e.resource ? structuredClone(e.resource as Record<string, unknown>) : undefined,
     ifMatch: typeof e.request.ifMatch === 'string' ? e.request.ifMatch : undefined,
     ifNoneExist: typeof e.request.ifNoneExist === 'string' ? e.request.ifNoneExist : undefined,
   };
@@ -71,7 +78,8 @@ async function runBatch(ctx: RestContext, entries: Entry[]): Promise<FhirRespons
     try {
       out.push(responseEntry(ctx.base, await handleFhirRequest(ctx, toRequest(e, 'return=representation'))));
     } catch (err) {
-      out.push(errorEntry(toFhirError(err)));
+      if (!(err instanceof FhirError)) throw err; // unexpected (e.g. the database is down): logged, 500
+      out.push(errorEntry(err));
     }
   }
   return { status: 200, body: { resourceType: 'Bundle', type: 'batch-response', entry: out } };
@@ -85,18 +93,38 @@ async function runTransaction(ctx: RestContext, entries: Entry[]): Promise<FhirR
     for (const e of entries) if (e.resource) await rewriteReferences(c, e, assigned);
     const results = new Array<FhirResponse>(entries.length);
     const ordered = [...entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
+    const fresh = ordered.filter((e) => e.fresh);
     for (const e of ordered) {
-      try {
-        results[e.index] = await handleFhirRequest(txCtx, toRequest(e, 'return=minimal'));
-      } catch (err) {
-        const fe = toFhirError(err);
-        const prefix = `Transaction entry ${e.index} (${e.method} ${e.path}) failed, so nothing was stored: `;
-        throw new FhirError(fe.status, fe.issues.map((i): OutcomeIssue => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) })));
+      if (e.fresh) {
+        if (e === fresh[0]) await createFresh(txCtx, c, fresh, results);
+        continue;
       }
+      await asEntry(e, async () => {
+        results[e.index] = await handleFhirRequest(txCtx, toRequest(e, 'return=minimal'));
+      });
     }
     return results;
   });
   return { status: 200, body: { resourceType: 'Bundle', type: 'transaction-response', entry: responses.map((r) => responseEntry(ctx.base, r)) } };
+}
+
+async function createFresh(ctx: RestContext, c: op.Ctx, fresh: Entry[], results: FhirResponse[]): Promise<void> {
+  for (const e of fresh) await asEntry(e, async () => validateResource(e.resource, { expectedType: e.path.split('/')[0] }));
+  const written = await op.createNewResources(c, fresh.map((e) => e.resource!));
+  fresh.forEach((e, i) => {
+    results[e.index] = writtenResponse(ctx, toRequest(e, 'return=minimal'), written[i], 201);
+  });
+}
+
+/** Runs one entry's work; a FhirError names the entry, so the client knows which one to fix. */
+async function asEntry(e: Entry, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (err) {
+    if (!(err instanceof FhirError)) throw err; // unexpected: logged and answered 500 by the HTTP layer
+    const prefix = `Transaction entry ${e.index} (${e.label}) failed, so nothing was stored: `;
+    throw new FhirError(err.status, err.issues.map((i): OutcomeIssue => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) })));
+  }
 }
 
 /** Gives each POST a server id up front (or the existing id, for a conditional create that matches). */
@@ -115,7 +143,7 @@ async function assignIds(c: op.Ctx, entries: Entry[]): Promise<Map<string, strin
         e.resource = undefined;
       } else {
         id = op.newId();
-        e.method = 'PUT';
+        e.fresh = true;
         e.path = `${type}/${id}`;
         e.resource = { ...e.resource, id };
       }

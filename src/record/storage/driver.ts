@@ -10,6 +10,8 @@ export interface SqlExecutor {
   run(sql: string, params?: Param[]): Promise<number>;
   /** Inserts many rows into one table; each row's values in `columns` order. */
   insertMany(table: string, columns: readonly string[], rows: Param[][]): Promise<void>;
+  /** Inserts many rows and returns their `returning` columns (in no promised order). */
+  insertManyReturning<T = Row>(table: string, columns: readonly string[], rows: Param[][], returning: string): Promise<T[]>;
 }
 
 export interface SqlDriver extends SqlExecutor {

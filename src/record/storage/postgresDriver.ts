@@ -28,19 +28,31 @@ function executor(db: Queryable): SqlExecutor {
       return (await query(sql, params)).rowCount ?? 0;
     },
     async insertMany(table, columns, rows) {
-      const perStatement = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
-      for (let start = 0; start < rows.length; start += perStatement) {
-        const chunk = rows.slice(start, start + perStatement);
-        const values: Param[] = [];
-        let n = 0;
-        const tuples = chunk.map((row) => {
-          values.push(...row);
-          return `(${row.map(() => `$${++n}`).join(',')})`;
-        });
-        await db.query({ text: `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`, values });
-      }
+      await insertChunks(db, table, columns, rows, '');
+    },
+    async insertManyReturning<T>(table: string, columns: readonly string[], rows: Param[][], returning: string) {
+      return (await insertChunks(db, table, columns, rows, returning)) as T[];
     },
   };
+}
+
+/** Multi-row INSERTs, one round trip per chunk (RETURNING rows are not promised in input order). */
+async function insertChunks(db: Queryable, table: string, columns: readonly string[], rows: Param[][], returning: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const perStatement = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
+  for (let start = 0; start < rows.length; start += perStatement) {
+    const chunk = rows.slice(start, start + perStatement);
+    const values: Param[] = [];
+    let n = 0;
+    const tuples = chunk.map((row) => {
+      values.push(...row);
+      return `(${row.map(() => `$${++n}`).join(',')})`;
+    });
+    const text = `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}${returning ? ` RETURNING ${returning}` : ''}`;
+    const result = await db.query({ text, values: values as unknown[] });
+    if (returning) out.push(...result.rows);
+  }
+  return out;
 }
 
 export function openPostgres(url: string, poolSize = 10): SqlDriver {

@@ -44,6 +44,10 @@ export function openSqlite(path: string): SqlDriver {
       async run(sql: string, params: Param[] = []) {
         return prepare(sql).run(...params).changes;
       },
+      async insertManyReturning<T>(table: string, columns: readonly string[], rows: Param[][], returning: string) {
+        const st = prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map(() => '?').join(',')}) RETURNING ${returning}`);
+        return rows.map((row) => st.get(...row) as T);
+      },
       async insertMany(table, columns, rows) {
         if (!rows.length) return;
         const st = prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map(() => '?').join(',')})`);

@@ -75,7 +75,7 @@ export async function putResource(tx: SqlExecutor, resource: Record<string, any>
   await tx.run('INSERT INTO resource_history (rid, type, id, version_id, last_updated_ms, method, content) VALUES (?, ?, ?, ?, ?, ?, ?)', [
     rid, type, id, versionId, now, current && !current.deleted ? 'PUT' : 'POST', content,
   ]);
-  await writeIndex(tx, rid, type, index);
+  await writeIndex(tx, [{ rid, type, index }]);
   await tx.run('INSERT INTO outbox (type, id, version_id, action, patient_id, at_ms) VALUES (?, ?, ?, ?, ?, ?)', [
     type, id, versionId, current && !current.deleted ? 'update' : 'create', patientId, now,
   ]);
@@ -108,16 +108,49 @@ export function assertNotDeleted(type: string, id: string, row: { deleted: numbe
   if (row.deleted) throw gone(`${type}/${id} has been deleted.`);
 }
 
-async function writeIndex(tx: SqlExecutor, rid: number, type: string, index: IndexRows): Promise<void> {
-  const rows = <T>(list: T[], f: (x: T) => Param[]) => list.map((x) => [rid, type, ...f(x)]);
-  await tx.insertMany('search_token', ['rid', 'type', 'param', 'system', 'code', 'text'], rows(index.token, (t) => [t.param, t.system, t.code, t.text]));
-  await tx.insertMany('search_string', ['rid', 'type', 'param', 'value', 'raw'], rows(index.string, (s) => [s.param, s.value, s.raw]));
-  await tx.insertMany('search_date', ['rid', 'type', 'param', 'lo', 'hi'], rows(index.date, (d) => [d.param, d.lo, d.hi]));
-  await tx.insertMany('search_reference', ['rid', 'type', 'param', 'target_type', 'target_id', 'url'], rows(index.reference, (r) => [r.param, r.targetType, r.targetId, r.url]));
-  await tx.insertMany('search_number', ['rid', 'type', 'param', 'value'], rows(index.number, (n) => [n.param, n.value]));
-  await tx.insertMany('search_quantity', ['rid', 'type', 'param', 'value', 'system', 'code', 'unit'], rows(index.quantity, (q) => [q.param, q.value, q.system, q.code, q.unit]));
-  await tx.insertMany('search_uri', ['rid', 'type', 'param', 'value'], rows(index.uri, (u) => [u.param, u.value]));
-  await tx.insertMany('compartment', ['rid', 'patient_id', 'type'], index.compartments.map((p) => [rid, p, type]));
+async function writeIndex(tx: SqlExecutor, written: { rid: number; type: string; index: IndexRows }[]): Promise<void> {
+  const rows = <T>(pick: (i: IndexRows) => T[], f: (x: T) => Param[]) =>
+    written.flatMap(({ rid, type, index }) => pick(index).map((x) => [rid, type, ...f(x)]));
+  await tx.insertMany('search_token', ['rid', 'type', 'param', 'system', 'code', 'text'], rows((i) => i.token, (t) => [t.param, t.system, t.code, t.text]));
+  await tx.insertMany('search_string', ['rid', 'type', 'param', 'value', 'raw'], rows((i) => i.string, (s) => [s.param, s.value, s.raw]));
+  await tx.insertMany('search_date', ['rid', 'type', 'param', 'lo', 'hi'], rows((i) => i.date, (d) => [d.param, d.lo, d.hi]));
+  await tx.insertMany('search_reference', ['rid', 'type', 'param', 'target_type', 'target_id', 'url'], rows((i) => i.reference, (r) => [r.param, r.targetType, r.targetId, r.url]));
+  await tx.insertMany('search_number', ['rid', 'type', 'param', 'value'], rows((i) => i.number, (n) => [n.param, n.value]));
+  await tx.insertMany('search_quantity', ['rid', 'type', 'param', 'value', 'system', 'code', 'unit'], rows((i) => i.quantity, (q) => [q.param, q.value, q.system, q.code, q.unit]));
+  await tx.insertMany('search_uri', ['rid', 'type', 'param', 'value'], rows((i) => i.uri, (u) => [u.param, u.value]));
+  await tx.insertMany('compartment', ['rid', 'patient_id', 'type'], written.flatMap(({ rid, type, index }) => index.compartments.map((p) => [rid, p, type])));
+}
+
+/**
+ * Creates many resources whose ids the server has just assigned (so none can exist yet) with one
+ * multi-row INSERT per table: a transaction Bundle of 500 new resources costs a handful of round trips
+ * on PostgreSQL instead of thousands.
+ */
+export async function createResources(tx: SqlExecutor, resources: Record<string, any>[]): Promise<WrittenResource[]> {
+  if (!resources.length) return [];
+  const now = Date.now();
+  const lastUpdated = new Date(now).toISOString();
+  const prepared = resources.map((resource) => {
+    resource.meta = { ...(resource.meta ?? {}), versionId: '1', lastUpdated };
+    const index = extractIndex(resource);
+    return { type: resource.resourceType as string, id: resource.id as string, content: JSON.stringify(resource), index, patientId: index.compartments[0] ?? null };
+  });
+  let inserted: { rid: number; type: string; id: string }[];
+  try {
+    inserted = await tx.insertManyReturning<{ rid: number; type: string; id: string }>(
+      'resources', ['type', 'id', 'version_id', 'last_updated_ms', 'deleted', 'patient_id', 'content'],
+      prepared.map((p) => [p.type, p.id, 1, now, 0, p.patientId, p.content]), 'rid, type, id',
+    );
+  } catch (err) {
+    if (isUniqueViolation(err)) throw conflict('A resource with one of these ids was created by another request at the same moment; retry.');
+    throw err;
+  }
+  const ridOf = new Map(inserted.map((r) => [`${r.type}/${r.id}`, Number(r.rid)]));
+  const written = prepared.map((p) => ({ ...p, rid: ridOf.get(`${p.type}/${p.id}`)! }));
+  await tx.insertMany('resource_history', ['rid', 'type', 'id', 'version_id', 'last_updated_ms', 'method', 'content'], written.map((w) => [w.rid, w.type, w.id, 1, now, 'POST', w.content]));
+  await writeIndex(tx, written);
+  await tx.insertMany('outbox', ['type', 'id', 'version_id', 'action', 'patient_id', 'at_ms'], written.map((w) => [w.type, w.id, 1, 'create', w.patientId, now]));
+  return written.map((w) => ({ type: w.type, id: w.id, versionId: 1, lastUpdated, content: w.content, created: true }));
 }
 
 /** Versions of one resource get strictly increasing timestamps even within one millisecond. */
