@@ -6,6 +6,7 @@ import { FhirError, badRequest, notAcceptable, toFhirError, tooLarge, unsupporte
 import type { SqlDriver } from './storage/driver.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+const MAX_NESTING = 128;
 
 export interface FhirApiOptions {
   driver: SqlDriver;
@@ -15,11 +16,14 @@ export interface FhirApiOptions {
 
 export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Promise<void> {
   const parseJson = (_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void) => {
+    let value: unknown;
     try {
-      done(null, body.length ? JSON.parse(body) : undefined);
+      value = body.length ? JSON.parse(body) : undefined;
     } catch (err) {
-      done(badRequest(`The body is not valid JSON: ${(err as Error).message}`));
+      return done(badRequest(`The body is not valid JSON: ${(err as Error).message}`));
     }
+    if (nestingDepth(value) > MAX_NESTING) return done(badRequest(`The body nests deeper than ${MAX_NESTING} levels; no FHIR resource needs that.`));
+    done(null, value);
   };
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/fhir+json', 'application/json', 'application/json-patch+json'], { parseAs: 'string' }, parseJson);
@@ -78,4 +82,18 @@ function acceptsJson(accept: string | undefined, query: [string, string][]): boo
   if (format) return /json/i.test(format);
   if (!accept) return true;
   return accept.split(',').some((part) => /json|\*\/\*|application\/\*/i.test(part));
+}
+
+/** Depth of a parsed JSON value, walked without recursion so a hostile body cannot overflow the stack. */
+function nestingDepth(value: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth > max) max = depth;
+    if (max > MAX_NESTING) return max;
+    for (const child of Object.values(node)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return max;
 }

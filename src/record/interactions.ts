@@ -62,7 +62,13 @@ export async function patchResource(ctx: Ctx, type: string, id: string, patch: u
     throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `${type}/${id} is at version ${current.version_id}, not ${ifMatch}.` }]);
   }
   const doc = JSON.parse(current.content);
-  const error = jsonpatch.validate(patch as jsonpatch.Operation[], doc);
+  let error: jsonpatch.JsonPatchError | undefined;
+  try {
+    error = jsonpatch.validate(patch as jsonpatch.Operation[], doc);
+  } catch (err) {
+    // fast-json-patch throws a plain TypeError for paths through __proto__ or constructor
+    throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch refused: ${(err as Error).message}` }]);
+  }
   if (error) throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch operation ${error.index} (${error.operation?.op} ${error.operation?.path}) cannot apply: ${error.name}.` }]);
   let patched: Record<string, unknown>;
   try {
@@ -80,12 +86,20 @@ export async function removeResource(ctx: Ctx, type: string, id: string, ifMatch
 
 /** The ids matching a conditional interaction's criteria (If-None-Exist, conditional update/delete/reference). */
 export async function matchIds(ctx: Ctx, type: string, query: QueryParams): Promise<string[]> {
+  return runMatch(ctx, conditionalSearch(type, query));
+}
+
+/** Conditional criteria are parsed strictly: an unknown parameter must not widen the match to everyone. */
+function conditionalSearch(type: string, query: QueryParams) {
   if (!query.length) throw badRequest(`A conditional ${type} request needs search criteria.`);
   const req = parseSearchRequest(type, query, 'strict');
   req.count = 2;
   req.total = 'none';
-  const result = await executeSearch(ctx.db, req);
-  return result.matches.map((m) => m.id);
+  return req;
+}
+
+async function runMatch(ctx: Ctx, req: ReturnType<typeof conditionalSearch>): Promise<string[]> {
+  return (await executeSearch(ctx.db, req)).matches.map((m) => m.id);
 }
 
 /**
@@ -95,11 +109,12 @@ export async function matchIds(ctx: Ctx, type: string, query: QueryParams): Prom
  * criteria serialises them; SQLite's single writer already does.
  */
 export async function singleMatch(ctx: Ctx, type: string, query: QueryParams): Promise<string | undefined> {
+  const req = conditionalSearch(type, query); // validated before the criteria become a lock key
   if (ctx.lock) {
     const key = `${type}?${[...query].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&')}`;
     await ctx.db.get('SELECT pg_advisory_xact_lock(hashtext(?))', [key]);
   }
-  const ids = await matchIds(ctx, type, query);
+  const ids = await runMatch(ctx, req);
   if (ids.length > 1) throw multipleMatches(`More than one ${type} matches '${queryString(query)}'; make the criteria more specific.`);
   return ids[0];
 }

@@ -43,7 +43,7 @@ export interface RestContext {
 type Handler = (ctx: RestContext, req: FhirRequest, parts: string[]) => Promise<FhirResponse>;
 
 export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Promise<FhirResponse> {
-  const parts = req.path.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = req.path.split('/').filter(Boolean).map(decodeSegment);
   const method = req.method.toUpperCase();
   if (parts.length === 0) {
     if (method === 'POST') {
@@ -55,12 +55,26 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
     if (method !== 'GET') throw methodNotAllowed('metadata only answers GET.');
     return { status: 200, body: capabilityStatement(ctx.base) };
   }
-  if (parts[0] === '_history') return { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, {}, req.query) };
+  if (parts[0] === '_history') {
+    if (parts.length > 1) throw notFound(`Nothing is served at ${req.path}; system history is [base]/_history.`);
+    return { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, {}, req.query) };
+  }
   const type = parts[0];
   if (!definitions().resourceTypes.has(type)) throw notFound(`'${type}' is not a FHIR R4 resource type this server knows.`);
   const handler = route(method, parts);
   if (!handler) throw methodNotAllowed(`${method} ${req.path} is not a supported FHIR interaction.`);
   return handler(ctx, req, parts);
+}
+
+function decodeSegment(segment: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    throw badRequest(`'${segment}' in the URL is not valid percent-encoding.`);
+  }
+  if (decoded.includes('\0')) throw badRequest('The URL contains a NUL character.');
+  return decoded;
 }
 
 function route(method: string, parts: string[]): Handler | undefined {
@@ -101,7 +115,7 @@ function etag(versionId: number | string): string {
 
 export function parseIfMatch(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const m = /^(?:W\/)?"?(\d{1,9})"?$/.exec(value.trim());
+  const m = /^(?:W\/)?"(\d{1,9})"$/.exec(value.trim()) ?? /^(\d{1,9})$/.exec(value.trim());
   if (!m) throw badRequest(`If-Match must be an ETag such as W/"3", not '${value}'.`, 'If-Match');
   return Number(m[1]);
 }
@@ -162,6 +176,7 @@ const read: Handler = async (ctx, req, [type, id]) => {
 const vread: Handler = async (ctx, _req, [type, id, , vid]) => storedResponse(ctx, type, id, await op.vreadResource(interactionCtx(ctx), type, id, vid));
 
 const create: Handler = async (ctx, req, [type]) => {
+  if (req.contentType?.startsWith('application/x-www-form-urlencoded')) throw unsupportedMediaType(`POST ${type} takes a FHIR JSON resource (application/fhir+json); to search, POST to ${type}/_search.`);
   return inWrite(ctx, async (c) => {
     if (req.ifNoneExist) {
       const existing = await op.singleMatch(c, type, [...new URLSearchParams(req.ifNoneExist)]);

@@ -28,6 +28,8 @@ export const MAX_ENTRIES = 10_000;
 export async function processBundle(ctx: RestContext, body: unknown): Promise<FhirResponse> {
   const bundle = body as { resourceType?: string; type?: string; entry?: unknown };
   if (!bundle || typeof bundle !== 'object' || bundle.resourceType !== 'Bundle') throw badRequest('POST to the base URL takes a Bundle of type batch or transaction.', 'Bundle');
+  // A Bundle inside a transaction would need a transaction inside a transaction: refuse it plainly.
+  if (ctx.tx) throw badRequest('A transaction entry cannot itself be a batch or transaction Bundle.', 'Bundle.entry.resource');
   if (bundle.type !== 'batch' && bundle.type !== 'transaction') throw badRequest(`Bundle.type must be batch or transaction, not '${String(bundle.type)}'.`, 'Bundle.type');
   const rawEntries = bundle.entry ?? [];
   if (!Array.isArray(rawEntries)) throw badRequest('Bundle.entry must be an array.', 'Bundle.entry');

@@ -3,7 +3,7 @@
 import type { Param } from '../storage/driver.ts';
 import { badRequest } from '../outcome.ts';
 import { parseDateRange, type DateRange } from './dateRange.ts';
-import { foldString } from './normalise.ts';
+import { AFTER_PREFIX, foldString } from './normalise.ts';
 import type { Filter, ParamRef, SearchRequest } from './request.ts';
 import { parseReference } from '../indexing.ts';
 
@@ -104,7 +104,7 @@ function tokenCondition(f: Filter, value: string): Sql {
 
 function prefixRange(value: string): [string, string] {
   const folded = foldString(value);
-  return [folded, folded + '\uffff'];
+  return [folded, folded + AFTER_PREFIX];
 }
 
 function stringCondition(modifier: string | undefined, value: string): Sql {
@@ -179,7 +179,7 @@ function quantityCondition(value: string, code: string): Sql {
 }
 
 function uriCondition(modifier: string | undefined, value: string): Sql {
-  if (modifier === 'below') return { text: '(value >= ? AND value < ?)', params: [value, value + '\uffff'] };
+  if (modifier === 'below') return { text: '(value >= ? AND value < ?)', params: [value, value + AFTER_PREFIX] };
   if (modifier === 'above') {
     const prefixes: string[] = [];
     for (let i = value.length; i > 0; i--) if (i === value.length || value[i] === '/') prefixes.push(value.slice(0, i));

@@ -16,9 +16,16 @@ export function parseDateRange(value: string): DateRange | undefined {
   const year = Number(y);
   const month = mo ? Number(mo) : undefined;
   const day = d ? Number(d) : undefined;
+  if (year < 1) return undefined;
   if (month !== undefined && (month < 1 || month > 12)) return undefined;
-  if (day !== undefined && (day < 1 || day > 31)) return undefined;
-  const offsetMs = tz && tz !== 'Z' ? (tz[0] === '-' ? -1 : 1) * (Number(tz.slice(1, 3)) * 60 + Number(tz.slice(4, 6))) * 60000 : 0;
+  if (day !== undefined && (day < 1 || day > daysInMonth(year, month!))) return undefined;
+  let offsetMs = 0;
+  if (tz && tz !== 'Z') {
+    const hours = Number(tz.slice(1, 3));
+    const minutes = Number(tz.slice(4, 6));
+    if (hours > 14 || minutes > 59 || (hours === 14 && minutes > 0)) return undefined;
+    offsetMs = (tz[0] === '-' ? -1 : 1) * (hours * 60 + minutes) * 60000;
+  }
   const utc = (yy: number, mm: number, dd: number, hh = 0, mn = 0, ss = 0, ms = 0) => {
     const t = new Date(0);
     t.setUTCFullYear(yy, mm, dd);
@@ -45,4 +52,11 @@ export function parseDateRange(value: string): DateRange | undefined {
   const ms = Number(digits.slice(0, 3).padEnd(3, '0'));
   const lo = utc(year, month - 1, day, hour, minute, second, ms) - offsetMs;
   return { lo, hi: digits.length >= 3 ? lo : lo + 10 ** (3 - digits.length) - 1 };
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysInMonth(year: number, month: number): number {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1];
 }

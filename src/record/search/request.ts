@@ -8,6 +8,9 @@ export type QueryParams = [string, string][];
 export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 1000;
 const MAX_VALUES = 100;
+/** Each filter is a subquery; beyond a few dozen, planning time explodes (PostgreSQL) or SQLite's limits hit. */
+export const MAX_FILTERS = 40;
+const MAX_TOTAL_VALUES = 500;
 
 export interface ParamRef {
   code: string;
@@ -55,6 +58,8 @@ export function paramRef(resourceType: string, code: string): ParamRef | undefin
 export function parseSearchRequest(resourceType: string, query: QueryParams, handling: Handling = 'lenient'): SearchRequest {
   const req: SearchRequest = { resourceType, filters: [], sort: [], count: DEFAULT_COUNT, offset: 0, total: 'accurate', include: [], revinclude: [], used: [] };
   for (const [rawName, value] of query) {
+    // PostgreSQL cannot hold NUL in text and SQLite's LIKE stops at it: refuse it before any SQL.
+    if (rawName.includes('\0') || value.includes('\0')) throw badRequest('A search parameter contains a NUL character.');
     const name = rawName.trim();
     if (RESULT_PARAMS.has(name) || name.startsWith('_include') || name.startsWith('_revinclude')) {
       applyResultParam(req, name, value);
@@ -69,6 +74,9 @@ export function parseSearchRequest(resourceType: string, query: QueryParams, han
     req.filters.push(filter);
     req.used.push([name, value]);
   }
+  if (req.filters.length > MAX_FILTERS) throw badRequest(`A search may have at most ${MAX_FILTERS} search parameters (this one has ${req.filters.length}); narrow it down.`);
+  const values = req.filters.reduce((n, f) => n + f.values.length + (f.chain?.filter.reduce((m, c) => m + c.values.length, 0) ?? 0), 0);
+  if (values > MAX_TOTAL_VALUES) throw badRequest(`A search may have at most ${MAX_TOTAL_VALUES} values in all (this one has ${values}).`);
   return req;
 }
 

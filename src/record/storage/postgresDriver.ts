@@ -56,7 +56,8 @@ async function insertChunks(db: Queryable, table: string, columns: readonly stri
 }
 
 export function openPostgres(url: string, poolSize = 10): SqlDriver {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // A runaway statement must not hold a pooled connection for minutes.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, statement_timeout: 30_000 });
   // An idle client that loses its connection emits 'error'; without a listener that would crash the process.
   pool.on('error', () => undefined);
   return {

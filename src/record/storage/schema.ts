@@ -85,7 +85,7 @@ CREATE TABLE outbox (
 
 const DIALECT = {
   sqlite: { identity: 'INTEGER PRIMARY KEY', double: 'REAL', bytes: '' },
-  // COLLATE "C" makes prefix ranges (value >= 'ab' AND value < 'ab\uffff') use the index and compare by code point.
+  // COLLATE "C" makes prefix ranges (value >= 'ab' AND value < 'ab' || U+10FFFF) use the index and compare by code point.
   postgres: { identity: 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY', double: 'DOUBLE PRECISION', bytes: 'COLLATE "C"' },
 } as const;
 
