@@ -7,8 +7,9 @@ import { badRequest } from './outcome.ts';
 import { definitions } from './definitions.ts';
 import { queryString } from './bundle.ts';
 import type { QueryParams } from './search/request.ts';
+import type { AccessControl } from './accessControl.ts';
 
-export async function everything(db: SqlExecutor, base: string, patientId: string, query: QueryParams): Promise<string> {
+export async function everything(db: SqlExecutor, base: string, patientId: string, query: QueryParams, access: AccessControl): Promise<string> {
   await readResource({ db, lock: false }, 'Patient', patientId); // 404/410 before anything else
   let count = 1000;
   let offset = 0;
@@ -47,7 +48,8 @@ export async function everything(db: SqlExecutor, base: string, patientId: strin
     [...params, patientId, patientId, count + 1, offset],
   );
   const more = rows.length > count;
-  const page = more ? rows.slice(0, count) : rows;
+  // Types the caller may not read are left out of the page (the page may then hold fewer than _count).
+  const page = (more ? rows.slice(0, count) : rows).filter((r) => access.mayRead(r.type));
   const url = (o: number) => `${base}/Patient/${patientId}/$everything?${queryString([...query.filter(([k]) => k !== '_offset'), ['_offset', String(o)]])}`;
   const links = [{ relation: 'self', url: url(offset) }, ...(more ? [{ relation: 'next', url: url(offset + count) }] : [])];
   const entries = page.map((r) => `{"fullUrl":${JSON.stringify(`${base}/${r.type}/${r.id}`)},"resource":${r.content},"search":{"mode":"match"}}`);

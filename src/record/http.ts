@@ -4,12 +4,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { handleFhirRequest, type FhirResponse } from './rest.ts';
 import { FhirError, badRequest, notAcceptable, toFhirError, tooLarge, unsupportedMediaType } from './outcome.ts';
 import type { SqlDriver } from './storage/driver.ts';
+import { UNRESTRICTED, type AccessControl } from './accessControl.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const MAX_NESTING = 128;
 
 export interface FhirApiOptions {
   driver: SqlDriver;
+  /**
+   * Who is calling and what they may do, from the request's credentials; throws a FhirError (401) when
+   * they are missing or invalid. Absent only when the server runs with --insecure-no-auth.
+   */
+  authenticate?: (req: FastifyRequest) => Promise<AccessControl>;
   /** Public base URL of the FHIR API; derived from the Host header when absent. */
   baseUrl?: string;
 }
@@ -47,8 +53,10 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
       return Array.isArray(v) ? v[0] : v;
     };
     if (!acceptsJson(header('accept'), query)) throw notAcceptable('This server speaks FHIR JSON only: ask for application/fhir+json (or leave Accept out).');
+    const open = path === 'metadata' && req.method === 'GET'; // the CapabilityStatement is public, as SMART expects
+    const access = options.authenticate && !open ? await options.authenticate(req) : UNRESTRICTED;
     const response = await handleFhirRequest(
-      { base, driver: options.driver },
+      { base, driver: options.driver, access },
       { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), ifNoneMatch: header('if-none-match'), prefer: header('prefer') },
     );
     return send(reply, response);

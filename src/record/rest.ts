@@ -4,12 +4,13 @@ import type { SqlDriver, SqlExecutor } from './storage/driver.ts';
 import { definitions } from './definitions.ts';
 import { badRequest, methodNotAllowed, notFound, successOutcome, unsupportedMediaType } from './outcome.ts';
 import * as op from './interactions.ts';
-import { parseSearchRequest, type Handling, type QueryParams } from './search/request.ts';
-import { executeSearch } from './search/execute.ts';
+import { parseSearchRequest, type Handling, type QueryParams, type SearchRequest } from './search/request.ts';
+import { executeSearch, type SearchResult } from './search/execute.ts';
 import { searchsetBundle } from './bundle.ts';
 import type { WrittenResource } from './storage/writePath.ts';
 import { capabilityStatement } from './capability.ts';
 import { everything } from './everything.ts';
+import type { AccessControl } from './accessControl.ts';
 import { processBundle } from './transaction.ts';
 
 export interface FhirRequest {
@@ -36,6 +37,8 @@ export interface FhirResponse {
 export interface RestContext {
   base: string;
   driver: SqlDriver;
+  /** What the caller may do; checked by every interaction below. */
+  access: AccessControl;
   /** Set when running inside a transaction bundle: every interaction uses this executor. */
   tx?: SqlExecutor;
 }
@@ -57,6 +60,7 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
   }
   if (parts[0] === '_history') {
     if (parts.length > 1) throw notFound(`Nothing is served at ${req.path}; system history is [base]/_history.`);
+    ctx.access.require('*', 'read');
     return { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, {}, req.query) };
   }
   const type = parts[0];
@@ -145,6 +149,7 @@ function handling(req: FhirRequest): Handling {
 }
 
 const searchType: Handler = async (ctx, req, [type]) => {
+  ctx.access.require(type, 'search');
   let query = req.query;
   if (req.method.toUpperCase() === 'POST') {
     if (req.contentType && !req.contentType.startsWith('application/x-www-form-urlencoded')) {
@@ -153,29 +158,46 @@ const searchType: Handler = async (ctx, req, [type]) => {
     query = [...query, ...(typeof req.body === 'string' ? [...new URLSearchParams(req.body)] : [])];
   }
   const search = parseSearchRequest(type, query, handling(req));
-  const result = await executeSearch(interactionCtx(ctx).db, search);
+  requireChainedSearch(ctx, search);
+  const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search));
   return { status: 200, body: searchsetBundle(ctx.base, type, search, result) };
 };
 
 const compartmentSearch: Handler = async (ctx, req, [, patientId, type]) => {
+  ctx.access.require(type, 'search');
   const search = parseSearchRequest(type, req.query, handling(req));
-  const result = await executeSearch(interactionCtx(ctx).db, search, { patientId });
+  requireChainedSearch(ctx, search);
+  const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search, { patientId }));
   return { status: 200, body: searchsetBundle(ctx.base, `Patient/${patientId}/${type}`, search, result) };
 };
 
 const everythingHandler: Handler = async (ctx, req, [, patientId]) => {
-  return { status: 200, body: await everything(interactionCtx(ctx).db, ctx.base, patientId, req.query) };
+  ctx.access.require('Patient', 'read');
+  return { status: 200, body: await everything(interactionCtx(ctx).db, ctx.base, patientId, req.query, ctx.access) };
 };
 
+/** A chain reveals facts about the resources it passes through, so it needs search rights on them too. */
+function requireChainedSearch(ctx: RestContext, search: SearchRequest): void {
+  for (const f of search.filters) for (const inner of f.chain?.filter ?? []) ctx.access.require(inner.resourceType, 'search');
+}
+
+/** Included resources of a type the caller may not read are left out, never shown. */
+function visible(ctx: RestContext, result: SearchResult): SearchResult {
+  return { ...result, included: result.included.filter((r) => ctx.access.mayRead(r.type)) };
+}
+
 const read: Handler = async (ctx, req, [type, id]) => {
+  ctx.access.require(type, 'read');
   const row = await op.readResource(interactionCtx(ctx), type, id);
   if (req.ifNoneMatch && req.ifNoneMatch.replace(/^W\//, '') === `"${row.version_id}"`) return { status: 304, headers: { ETag: etag(row.version_id) } };
   return storedResponse(ctx, type, id, row);
 };
 
-const vread: Handler = async (ctx, _req, [type, id, , vid]) => storedResponse(ctx, type, id, await op.vreadResource(interactionCtx(ctx), type, id, vid));
+const vread: Handler = async (ctx, _req, [type, id, , vid]) => (ctx.access.require(type, 'read'), storedResponse(ctx, type, id, await op.vreadResource(interactionCtx(ctx), type, id, vid)));
 
 const create: Handler = async (ctx, req, [type]) => {
+  ctx.access.require(type, 'create');
+  if (req.ifNoneExist) ctx.access.require(type, 'search');
   if (req.contentType?.startsWith('application/x-www-form-urlencoded')) throw unsupportedMediaType(`POST ${type} takes a FHIR JSON resource (application/fhir+json); to search, POST to ${type}/_search.`);
   return inWrite(ctx, async (c) => {
     if (req.ifNoneExist) {
@@ -187,6 +209,7 @@ const create: Handler = async (ctx, req, [type]) => {
 };
 
 const update: Handler = async (ctx, req, [type, id]) => {
+  ctx.access.require(type, 'update');
   const ifMatch = parseIfMatch(req.ifMatch);
   return inWrite(ctx, async (c) => {
     const w = await op.updateResource(c, type, id, req.body, ifMatch);
@@ -195,6 +218,8 @@ const update: Handler = async (ctx, req, [type, id]) => {
 };
 
 const conditionalUpdate: Handler = async (ctx, req, [type]) => {
+  ctx.access.require(type, 'update');
+  ctx.access.require(type, 'search');
   if (!req.query.length) throw methodNotAllowed(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?identifier=…).`);
   return inWrite(ctx, async (c) => {
     const existing = await op.singleMatch(c, type, req.query);
@@ -209,6 +234,7 @@ const conditionalUpdate: Handler = async (ctx, req, [type]) => {
 };
 
 const patch: Handler = async (ctx, req, [type, id]) => {
+  ctx.access.require(type, 'update');
   if (req.contentType && !/^application\/(json-patch\+json|json)/.test(req.contentType)) {
     throw unsupportedMediaType('PATCH takes a JSON Patch document (Content-Type: application/json-patch+json).');
   }
@@ -217,6 +243,7 @@ const patch: Handler = async (ctx, req, [type, id]) => {
 };
 
 const remove: Handler = async (ctx, req, [type, id]) => {
+  ctx.access.require(type, 'delete');
   const ifMatch = parseIfMatch(req.ifMatch);
   return inWrite(ctx, async (c) => {
     const deleted = await op.removeResource(c, type, id, ifMatch);
@@ -225,6 +252,8 @@ const remove: Handler = async (ctx, req, [type, id]) => {
 };
 
 const conditionalDelete: Handler = async (ctx, req, [type]) => {
+  ctx.access.require(type, 'delete');
+  ctx.access.require(type, 'search');
   if (!req.query.length) throw methodNotAllowed(`DELETE ${type} needs an id or search criteria.`);
   return inWrite(ctx, async (c) => {
     const id = await op.singleMatch(c, type, req.query);
@@ -235,6 +264,6 @@ const conditionalDelete: Handler = async (ctx, req, [type]) => {
   });
 };
 
-const typeHistory: Handler = async (ctx, req, [type]) => ({ status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type }, req.query) });
+const typeHistory: Handler = async (ctx, req, [type]) => (ctx.access.require(type, 'read'), { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type }, req.query) });
 
-const instanceHistory: Handler = async (ctx, req, [type, id]) => ({ status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type, id }, req.query) });
+const instanceHistory: Handler = async (ctx, req, [type, id]) => (ctx.access.require(type, 'read'), { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type, id }, req.query) });

@@ -91,8 +91,8 @@ async function runTransaction(ctx: RestContext, entries: Entry[]): Promise<FhirR
   const responses = await ctx.driver.transaction(async (tx) => {
     const txCtx: RestContext = { ...ctx, tx };
     const c: op.Ctx = { db: tx, lock: ctx.driver.dialect === 'postgres' };
-    const assigned = await assignIds(c, entries);
-    for (const e of entries) if (e.resource) await rewriteReferences(c, e, assigned);
+    const assigned = await assignIds(ctx, c, entries);
+    for (const e of entries) if (e.resource) await rewriteReferences(ctx, c, e, assigned);
     const results = new Array<FhirResponse>(entries.length);
     const ordered = [...entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
     const fresh = ordered.filter((e) => e.fresh);
@@ -111,7 +111,13 @@ async function runTransaction(ctx: RestContext, entries: Entry[]): Promise<FhirR
 }
 
 async function createFresh(ctx: RestContext, c: op.Ctx, fresh: Entry[], results: FhirResponse[]): Promise<void> {
-  for (const e of fresh) await asEntry(e, async () => validateResource(e.resource, { expectedType: e.path.split('/')[0] }));
+  for (const e of fresh) {
+    await asEntry(e, async () => {
+      const type = e.path.split('/')[0];
+      ctx.access.require(type, 'create');
+      validateResource(e.resource, { expectedType: type });
+    });
+  }
   const written = await op.createNewResources(c, fresh.map((e) => e.resource!));
   fresh.forEach((e, i) => {
     results[e.index] = writtenResponse(ctx, toRequest(e, 'return=minimal'), written[i], 201);
@@ -130,14 +136,17 @@ async function asEntry(e: Entry, work: () => Promise<void>): Promise<void> {
 }
 
 /** Gives each POST a server id up front (or the existing id, for a conditional create that matches). */
-async function assignIds(c: op.Ctx, entries: Entry[]): Promise<Map<string, string>> {
+async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise<Map<string, string>> {
   const assigned = new Map<string, string>();
   for (const e of entries) {
     const type = e.path.split('/')[0];
     if (e.method === 'POST' && e.path && !e.path.includes('/')) {
       if (!definitions().resourceTypes.has(type)) continue; // routing reports the unknown type
       let id: string | undefined;
-      if (e.ifNoneExist) id = await op.singleMatch(c, type, [...new URLSearchParams(e.ifNoneExist)]);
+      if (e.ifNoneExist) {
+        ctx.access.require(type, 'search');
+        id = await op.singleMatch(c, type, [...new URLSearchParams(e.ifNoneExist)]);
+      }
       if (id) {
         // The match exists already: answer as a read of it, as a plain conditional create would.
         e.method = 'GET';
@@ -151,6 +160,7 @@ async function assignIds(c: op.Ctx, entries: Entry[]): Promise<Map<string, strin
       }
       if (e.fullUrl) assigned.set(e.fullUrl, `${type}/${id}`);
     } else if (e.method === 'PUT' && e.query.length && !e.path.includes('/')) {
+      ctx.access.require(type, 'search');
       const id = (await op.singleMatch(c, type, e.query)) ?? (typeof e.resource?.id === 'string' ? e.resource.id : op.newId());
       e.path = `${type}/${id}`;
       e.query = [];
@@ -163,7 +173,7 @@ async function assignIds(c: op.Ctx, entries: Entry[]): Promise<Map<string, strin
   return assigned;
 }
 
-async function rewriteReferences(c: op.Ctx, e: Entry, assigned: Map<string, string>): Promise<void> {
+async function rewriteReferences(ctx: RestContext, c: op.Ctx, e: Entry, assigned: Map<string, string>): Promise<void> {
   const pending: { holder: Record<string, unknown>; value: string }[] = [];
   const walk = (node: unknown) => {
     if (Array.isArray(node)) node.forEach(walk);
@@ -181,6 +191,7 @@ async function rewriteReferences(c: op.Ctx, e: Entry, assigned: Map<string, stri
     else if (value.startsWith('urn:uuid:') || value.startsWith('urn:oid:')) {
       throw badRequest(`Entry ${e.index} refers to '${value}', which no entry in this transaction has as its fullUrl.`, `Bundle.entry[${e.index}].resource`);
     } else if (/^[A-Z][A-Za-z]+\?/.test(value)) {
+      ctx.access.require(value.split('?')[0], 'search');
       holder.reference = await resolveConditionalReference(c, value, e.index);
     }
   }

@@ -5,7 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { handleFhirRequest, openRecordStore } from '../../src/record/index.ts';
+import { handleFhirRequest, openRecordStore, UNRESTRICTED } from '../../src/record/index.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const SYNTHEA_DIR = join(ROOT, 'test/fixtures/synthea');
@@ -53,7 +53,7 @@ export function syntheaCounts(): { files: string[]; byType: Map<string, number>;
 export async function storeCounts(database: string, types: Iterable<string>): Promise<Map<string, number>> {
   const driver = await openRecordStore(database);
   try {
-    const ctx = { base: 'http://localhost/fhir', driver };
+    const ctx = { base: 'http://localhost/fhir', driver, access: UNRESTRICTED };
     const out = new Map<string, number>();
     for (const type of types) {
       const res = await handleFhirRequest(ctx, { method: 'GET', path: type, query: [['_summary', 'count']] });
@@ -70,7 +70,7 @@ export async function storeCounts(database: string, types: Iterable<string>): Pr
 export async function readResource(database: string, type: string, id: string): Promise<{ status: number; resource?: any }> {
   const driver = await openRecordStore(database);
   try {
-    const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver }, { method: 'GET', path: `${type}/${id}`, query: [] });
+    const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'GET', path: `${type}/${id}`, query: [] });
     return { status: res.status, resource: typeof res.body === 'string' ? JSON.parse(res.body) : res.body };
   } catch (err) {
     return { status: (err as { status?: number }).status ?? 500 };

@@ -2,10 +2,10 @@
 // table in docs/architecture.md; keep the two in step.
 import type { SqlDriver } from './driver.ts';
 
-interface Migration { version: number; name: string; sql: string }
+export interface Migration { version: number; name: string; sql: string }
 
 /** SQL written once for both engines; the few type names that differ are filled in per dialect. */
-const MIGRATIONS: Migration[] = [
+const RECORD_MIGRATIONS: Migration[] = [
   {
     version: 1,
     name: 'resources, history, search indexes, compartments, outbox',
@@ -89,19 +89,24 @@ const DIALECT = {
   postgres: { identity: 'BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY', double: 'DOUBLE PRECISION', bytes: 'COLLATE "C"' },
 } as const;
 
-export async function migrate(db: SqlDriver): Promise<number[]> {
+/**
+ * Applies a component's migrations in order, once each. Other capabilities (access, messaging…) keep
+ * their tables in the same database and migrate them through here under their own component name.
+ */
+export async function migrate(db: SqlDriver, component = 'record', migrations: Migration[] = RECORD_MIGRATIONS): Promise<number[]> {
   const words = DIALECT[db.dialect];
-  await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)');
+  await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, applied_ms BIGINT NOT NULL, PRIMARY KEY (component, version))');
   return db.transaction(async (tx) => {
     // Two app nodes starting together on one PostgreSQL must not both apply a migration.
     if (db.dialect === 'postgres') await tx.run('SELECT pg_advisory_xact_lock(727274)');
-    const done = new Set((await tx.all<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+    const rows = await tx.all<{ version: number }>('SELECT version FROM schema_migrations WHERE component = ?', [component]);
+    const done = new Set(rows.map((r) => Number(r.version)));
     const applied: number[] = [];
-    for (const m of MIGRATIONS) {
+    for (const m of migrations) {
       if (done.has(m.version)) continue;
       const sql = m.sql.replace(/\{\{(\w+)\}\}/g, (_, word: keyof typeof words) => words[word]);
       for (const statement of sql.split(';').map((s) => s.trim()).filter(Boolean)) await tx.run(statement);
-      await tx.run('INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)', [m.version, m.name, Date.now()]);
+      await tx.run('INSERT INTO schema_migrations (component, version, name, applied_ms) VALUES (?, ?, ?, ?)', [component, m.version, m.name, Date.now()]);
       applied.push(m.version);
     }
     return applied;

@@ -1,0 +1,65 @@
+// SMART on FHIR scopes (v2 "system/Patient.rs", v1 "system/Patient.read"): what a token lets its
+// holder do, per resource type and interaction. Nothing here knows who the holder is.
+
+export type Interaction = 'create' | 'read' | 'update' | 'delete' | 'search';
+export type Context = 'system' | 'user' | 'patient';
+
+export interface Scope {
+  context: Context;
+  /** A resource type, or '*'. */
+  resourceType: string;
+  interactions: ReadonlySet<Interaction>;
+}
+
+const V2_LETTERS: Record<string, Interaction> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' };
+const V1: Record<string, Interaction[]> = {
+  read: ['read', 'search'],
+  write: ['create', 'update', 'delete'],
+  '*': ['create', 'read', 'update', 'delete', 'search'],
+};
+const SCOPE = /^(system|user|patient)\/([A-Za-z]+|\*)\.([a-z*]+)(\?.*)?$/;
+
+/** Parses one resource scope; undefined for scopes that are not about resources (openid, launch…). */
+export function parseScope(text: string): Scope | undefined {
+  const m = SCOPE.exec(text);
+  if (!m) return undefined;
+  const [, context, resourceType, permissions, query] = m;
+  if (query) return undefined; // v2 scopes narrowed by a search are not granted here: refuse rather than widen
+  let interactions: Interaction[] | undefined = V1[permissions];
+  if (!interactions) {
+    if (!/^c?r?u?d?s?$/.test(permissions) || !permissions) return undefined;
+    interactions = [...permissions].map((letter) => V2_LETTERS[letter]);
+  }
+  return { context: context as Context, resourceType, interactions: new Set(interactions) };
+}
+
+export function parseScopes(text: string | undefined): Scope[] {
+  return (text ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(parseScope)
+    .filter((s): s is Scope => s !== undefined);
+}
+
+export function scopesAllow(scopes: readonly Scope[], resourceType: string, interaction: Interaction): boolean {
+  return scopes.some((s) => (s.resourceType === '*' || s.resourceType === resourceType) && s.interactions.has(interaction));
+}
+
+/**
+ * The scopes a client asked for, cut down to what it was registered with: a request can narrow a
+ * grant, never widen it. Returns the granted scope strings.
+ */
+export function grantScopes(requested: string | undefined, allowed: string): string[] {
+  const allowedScopes = parseScopes(allowed);
+  if (!requested) return allowed.split(/\s+/).filter(Boolean);
+  return requested
+    .split(/\s+/)
+    .filter(Boolean)
+    .filter((text) => {
+      const want = parseScope(text);
+      if (!want) return false;
+      return [...want.interactions].every((i) =>
+        allowedScopes.some((a) => a.context === want.context && (a.resourceType === '*' || a.resourceType === want.resourceType) && a.interactions.has(i)),
+      );
+    });
+}

@@ -1,0 +1,38 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { grantScopes, parseScope, parseScopes, scopesAllow } from '../../src/access/scopes.ts';
+
+describe('SMART scopes', () => {
+  it('reads v2 letters and v1 read/write', () => {
+    const v2 = parseScope('system/Patient.rs')!;
+    assert.deepEqual([...v2.interactions].sort(), ['read', 'search']);
+    assert.deepEqual([...parseScope('user/*.cruds')!.interactions].sort(), ['create', 'delete', 'read', 'search', 'update']);
+    assert.deepEqual([...parseScope('system/Observation.read')!.interactions].sort(), ['read', 'search']);
+    assert.deepEqual([...parseScope('system/*.write')!.interactions].sort(), ['create', 'delete', 'update']);
+  });
+
+  it('ignores non-resource scopes and refuses malformed or query-narrowed ones', () => {
+    assert.equal(parseScope('openid'), undefined);
+    assert.equal(parseScope('system/Patient.sr'), undefined, 'v2 letters must be in cruds order');
+    assert.equal(parseScope('system/Patient.x'), undefined);
+    assert.equal(parseScope('system/Observation.rs?category=laboratory'), undefined);
+    assert.equal(parseScopes('openid fhirUser system/Patient.r').length, 1);
+  });
+
+  it('allows only what a scope names', () => {
+    const scopes = parseScopes('system/Patient.rs system/Observation.c');
+    assert.equal(scopesAllow(scopes, 'Patient', 'read'), true);
+    assert.equal(scopesAllow(scopes, 'Patient', 'update'), false);
+    assert.equal(scopesAllow(scopes, 'Observation', 'create'), true);
+    assert.equal(scopesAllow(scopes, 'Observation', 'read'), false);
+    assert.equal(scopesAllow(scopes, 'Encounter', 'read'), false);
+    assert.equal(scopesAllow(parseScopes('system/*.rs'), 'Encounter', 'search'), true);
+  });
+
+  it('a token request can narrow its grant but never widen it', () => {
+    assert.deepEqual(grantScopes('system/Patient.r', 'system/*.rs'), ['system/Patient.r']);
+    assert.deepEqual(grantScopes('system/Patient.cruds', 'system/*.rs'), []);
+    assert.deepEqual(grantScopes('user/Patient.r', 'system/*.rs'), [], 'a different context is a different grant');
+    assert.deepEqual(grantScopes(undefined, 'system/*.rs system/Observation.c'), ['system/*.rs', 'system/Observation.c']);
+  });
+});
