@@ -7,8 +7,11 @@ export interface ServerConfig {
   database: string; // sqlite:PATH or postgres://…
   baseUrl?: string;
   bodyLimitBytes: number;
-  /** Binding beyond loopback without authentication must be asked for by name. */
+  /** No authentication at all: must be asked for by name, and prints a warning. */
   insecureNoAuth: boolean;
+  /** An administrative system client the server ensures exists (CAREBRIDGE_ADMIN_CLIENT_ID/_SECRET). */
+  adminClient?: { id: string; secret: string };
+  tokenRequestsPerMinute: number;
 }
 
 export interface ConfigFlags {
@@ -32,9 +35,11 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a whole number from 0 to 65535, not '${flags.port ?? env.PORT}'.`);
   const host = flags.host ?? env.HOST ?? '127.0.0.1';
   const insecureNoAuth = Boolean(flags.insecureNoAuth);
-  if (!isLoopback(host) && !insecureNoAuth) {
-    throw new Error(`Refusing to listen on ${host}: there is no authentication in front of the record yet. Use 127.0.0.1, or pass --insecure-no-auth if you really mean it.`);
-  }
+  const adminId = env.CAREBRIDGE_ADMIN_CLIENT_ID;
+  const adminSecret = env.CAREBRIDGE_ADMIN_CLIENT_SECRET;
+  if (Boolean(adminId) !== Boolean(adminSecret)) throw new Error('Set both CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET, or neither.');
+  const tokenRequestsPerMinute = Number(env.CAREBRIDGE_TOKEN_RATE_LIMIT ?? 60);
+  if (!Number.isInteger(tokenRequestsPerMinute) || tokenRequestsPerMinute < 1) throw new Error(`CAREBRIDGE_TOKEN_RATE_LIMIT must be a whole number of 1 or more, not '${env.CAREBRIDGE_TOKEN_RATE_LIMIT}'.`);
   const bodyLimitMb = Number(env.CAREBRIDGE_BODY_LIMIT_MB ?? 64);
   if (!(bodyLimitMb > 0)) throw new Error(`CAREBRIDGE_BODY_LIMIT_MB must be a positive number, not '${env.CAREBRIDGE_BODY_LIMIT_MB}'.`);
   return {
@@ -44,10 +49,12 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     baseUrl: flags.baseUrl ?? env.CAREBRIDGE_BASE_URL,
     bodyLimitBytes: Math.round(bodyLimitMb * 1024 * 1024),
     insecureNoAuth,
+    adminClient: adminId && adminSecret ? { id: adminId, secret: adminSecret } : undefined,
+    tokenRequestsPerMinute,
   };
 }
 
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
   return host === '::1';

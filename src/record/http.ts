@@ -38,7 +38,7 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
   app.setErrorHandler((err, req, reply) => {
     const fe = fromFastifyError(err);
     if (fe.status >= 500) req.log.error({ err }, 'FHIR request failed');
-    return send(reply, { status: fe.status, body: fe.outcome });
+    return send(reply, { status: fe.status, body: fe.outcome, headers: fe.headers });
   });
   app.setNotFoundHandler((req, reply) => send(reply, { status: 404, body: new FhirError(404, [{ severity: 'error', code: 'not-found', diagnostics: `Nothing is served at ${req.url}.` }]).outcome }));
 

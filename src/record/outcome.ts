@@ -23,6 +23,8 @@ export class FhirError extends Error {
   constructor(
     readonly status: number,
     readonly issues: OutcomeIssue[],
+    /** Extra response headers, e.g. WWW-Authenticate on a 401. */
+    readonly headers: Record<string, string> = {},
   ) {
     super(issues.map((i) => i.diagnostics ?? i.code).join('; '));
   }

@@ -1,0 +1,96 @@
+// The register of system clients (integrations that call the API with OAuth2 client_credentials).
+import { randomUUID } from 'node:crypto';
+import type { SqlExecutor } from '../record/index.ts';
+import { generateSecret, hashSecret, verifySecret } from './secrets.ts';
+import { parseScopes } from './scopes.ts';
+
+export interface SystemClient {
+  clientId: string;
+  name: string;
+  scopes: string;
+  organization: string | null;
+  /** Public keys (a JWKS) for private_key_jwt; null for secret-based clients. */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  hasSecret: boolean;
+  revoked: boolean;
+  createdAt: string;
+}
+
+interface ClientRow { client_id: string; name: string; secret_hash: string | null; jwks: string | null; scopes: string; organization: string | null; revoked: number; created_ms: number }
+
+export const ADMIN_SCOPES = 'system/*.cruds';
+
+function toClient(r: ClientRow): SystemClient {
+  return {
+    clientId: r.client_id,
+    name: r.name,
+    scopes: r.scopes,
+    organization: r.organization,
+    jwks: r.jwks ? JSON.parse(r.jwks) : null,
+    hasSecret: Boolean(r.secret_hash),
+    revoked: Boolean(Number(r.revoked)),
+    createdAt: new Date(Number(r.created_ms)).toISOString(),
+  };
+}
+
+export interface NewClient {
+  name: string;
+  scopes: string;
+  organization?: string;
+  clientId?: string;
+  /** Register public keys for private_key_jwt instead of issuing a secret. */
+  jwks?: { keys: Record<string, unknown>[] };
+}
+
+/** Registers a client; returns it with its secret, which is shown this once and stored only hashed. */
+export async function addClient(db: SqlExecutor, c: NewClient): Promise<{ client: SystemClient; secret?: string }> {
+  if (!parseScopes(c.scopes).length) throw new Error(`'${c.scopes}' grants nothing: give SMART scopes such as system/Patient.rs or system/*.cruds.`);
+  if (c.jwks && (!Array.isArray(c.jwks.keys) || !c.jwks.keys.length)) throw new Error('The JWKS must have at least one key.');
+  const clientId = c.clientId ?? randomUUID();
+  if (!/^[A-Za-z0-9._~-]{3,128}$/.test(clientId)) throw new Error(`Client id '${clientId}' must be 3–128 letters, digits or . _ ~ -.`);
+  if (await db.get('SELECT client_id FROM access_clients WHERE client_id = ?', [clientId])) throw new Error(`A client '${clientId}' already exists.`);
+  const secret = c.jwks ? undefined : generateSecret();
+  await db.run('INSERT INTO access_clients (client_id, name, secret_hash, jwks, scopes, organization, revoked, created_ms) VALUES (?, ?, ?, ?, ?, ?, 0, ?)', [
+    clientId, c.name, secret ? await hashSecret(secret) : null, c.jwks ? JSON.stringify(c.jwks) : null, c.scopes, c.organization ?? null, Date.now(),
+  ]);
+  return { client: (await findClient(db, clientId))!, secret };
+}
+
+export async function findClient(db: SqlExecutor, clientId: string): Promise<SystemClient | undefined> {
+  const row = await db.get<ClientRow>('SELECT * FROM access_clients WHERE client_id = ?', [clientId]);
+  return row ? toClient(row) : undefined;
+}
+
+export async function listClients(db: SqlExecutor): Promise<SystemClient[]> {
+  return (await db.all<ClientRow>('SELECT * FROM access_clients ORDER BY created_ms, client_id')).map(toClient);
+}
+
+export async function revokeClient(db: SqlExecutor, clientId: string): Promise<void> {
+  if (!(await db.run('UPDATE access_clients SET revoked = 1 WHERE client_id = ?', [clientId]))) throw new Error(`No client '${clientId}'.`);
+}
+
+/** The client, if the secret is right and the client is not revoked. */
+export async function authenticateClientSecret(db: SqlExecutor, clientId: string, secret: string): Promise<SystemClient | undefined> {
+  const row = await db.get<ClientRow>('SELECT * FROM access_clients WHERE client_id = ?', [clientId]);
+  if (!row || !row.secret_hash || Number(row.revoked)) return undefined;
+  return (await verifySecret(secret, row.secret_hash)) ? toClient(row) : undefined;
+}
+
+/**
+ * Makes sure the administrative client named by the environment exists with that secret and full
+ * scope (CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET), so an operator can always get in.
+ */
+export async function ensureAdminClient(db: SqlExecutor, clientId: string, secret: string): Promise<void> {
+  if (secret.length < 16) throw new Error('CAREBRIDGE_ADMIN_CLIENT_SECRET must be at least 16 characters.');
+  // ON CONFLICT: two app nodes may start at the same moment.
+  const inserted = await db.run(
+    'INSERT INTO access_clients (client_id, name, secret_hash, jwks, scopes, organization, revoked, created_ms) VALUES (?, ?, ?, NULL, ?, NULL, 0, ?) ON CONFLICT (client_id) DO NOTHING',
+    [clientId, 'Administrator (from the environment)', await hashSecret(secret), ADMIN_SCOPES, Date.now()],
+  );
+  if (inserted) return;
+  const row = (await db.get<ClientRow>('SELECT * FROM access_clients WHERE client_id = ?', [clientId]))!;
+  const sameSecret = row.secret_hash ? await verifySecret(secret, row.secret_hash) : false;
+  if (!sameSecret || row.scopes !== ADMIN_SCOPES || Number(row.revoked)) {
+    await db.run('UPDATE access_clients SET secret_hash = ?, scopes = ?, revoked = 0 WHERE client_id = ?', [await hashSecret(secret), ADMIN_SCOPES, clientId]);
+  }
+}

@@ -1,0 +1,45 @@
+// Access to the shared record: system clients, OAuth2 tokens, SMART scopes. (Coming: people's
+// accounts, roles, legitimate relationships, consent, break-glass and the audit trail.)
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { migrate, type AccessControl, type SqlDriver } from '../record/index.ts';
+import { ACCESS_MIGRATIONS } from './schema.ts';
+import { TokenService } from './tokens.ts';
+import { tokenEndpoint } from './tokenEndpoint.ts';
+import { bearerAuthenticator } from './authenticate.ts';
+import { ensureAdminClient } from './clients.ts';
+
+export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient } from './clients.ts';
+export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
+
+export interface AccessOptions {
+  /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
+  adminClient?: { id: string; secret: string };
+  tokenRequestsPerMinute: number;
+  /** The configured public FHIR base URL; when absent the request's Host decides. */
+  baseUrl?: string;
+}
+
+export interface Access {
+  authenticate(req: FastifyRequest): Promise<AccessControl>;
+  /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
+  routes(app: FastifyInstance): Promise<void>;
+}
+
+export async function migrateAccess(driver: SqlDriver): Promise<void> {
+  await migrate(driver, 'access', ACCESS_MIGRATIONS);
+}
+
+export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Promise<Access> {
+  await migrateAccess(driver);
+  if (options.adminClient) await ensureAdminClient(driver, options.adminClient.id, options.adminClient.secret);
+  const tokens = new TokenService(driver);
+  const configuredOrigin = options.baseUrl ? new URL(options.baseUrl).origin : undefined;
+  const originOf = (req: FastifyRequest) => configuredOrigin ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
+  const authenticate = bearerAuthenticator(driver, tokens, originOf);
+  return {
+    authenticate,
+    async routes(app) {
+      await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });
+    },
+  };
+}

@@ -1,0 +1,134 @@
+// OAuth2 for system clients: POST /oauth2/token (client_credentials with a client secret or a signed
+// client assertion, private_key_jwt), /oauth2/jwks, and SMART's /.well-known/smart-configuration.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import type { SqlDriver } from '../record/index.ts';
+import { authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
+import { grantScopes } from './scopes.ts';
+import type { TokenService } from './tokens.ts';
+
+export interface TokenEndpointOptions {
+  driver: SqlDriver;
+  tokens: TokenService;
+  /** The public origin (scheme://host[:port]) for a request: issuer of tokens and base of the FHIR API. */
+  originOf(req: FastifyRequest): string;
+  /** Token requests per minute per address. */
+  rateLimitPerMinute: number;
+}
+
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+class OAuthError extends Error {
+  constructor(readonly status: number, readonly code: string, description: string) {
+    super(description);
+  }
+}
+
+export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpointOptions): Promise<void> {
+  await app.register(rateLimit, {
+    max: options.rateLimitPerMinute,
+    timeWindow: '1 minute',
+    errorResponseBuilder: () => ({ statusCode: 429, error: 'slow_down', error_description: 'Too many token requests from this address; wait a minute.' }),
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof OAuthError) return oauthError(reply, err);
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (status === 429) return reply.code(429).send({ error: 'slow_down', error_description: 'Too many token requests from this address; wait a minute.' });
+    if (status === 415) return reply.code(400).send({ error: 'invalid_request', error_description: 'Send the token request as application/x-www-form-urlencoded.' });
+    return reply.code(status >= 500 ? 500 : 400).send({ error: status >= 500 ? 'server_error' : 'invalid_request', error_description: status >= 500 ? 'The token could not be issued.' : (err as Error).message });
+  });
+
+  app.post('/oauth2/token', async (req, reply) => {
+    const form = (req.body ?? {}) as Record<string, string>;
+    if (form.grant_type !== 'client_credentials') {
+      throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials, not '${form.grant_type ?? ''}'.`);
+    }
+    const origin = options.originOf(req);
+    const client = await authenticateClient(options, req, form, `${origin}/oauth2/token`);
+    const scopes = grantScopes(form.scope, client.scopes);
+    if (!scopes.length) throw new OAuthError(400, 'invalid_scope', `None of the requested scopes ('${form.scope ?? ''}') is granted to this client.`);
+    const { token, expiresIn } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope: scopes.join(' '), org: client.organization });
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: scopes.join(' ') };
+  });
+
+  app.get('/oauth2/jwks', async () => options.tokens.jwks());
+
+  app.get('/.well-known/smart-configuration', async (req) => {
+    const origin = options.originOf(req);
+    return {
+      issuer: origin,
+      token_endpoint: `${origin}/oauth2/token`,
+      jwks_uri: `${origin}/oauth2/jwks`,
+      grant_types_supported: ['client_credentials'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+      token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384', 'RS256', 'ES256'],
+      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write'],
+      capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'permission-v1', 'permission-v2'],
+    };
+  });
+}
+
+async function authenticateClient(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, tokenUrl: string): Promise<SystemClient> {
+  if (form.client_assertion_type || form.client_assertion) return authenticateAssertion(options, form, tokenUrl);
+  let clientId = form.client_id;
+  let secret = form.client_secret;
+  const basic = /^Basic\s+(.+)$/i.exec(req.headers.authorization ?? '');
+  if (basic) {
+    const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    clientId = decodeURIComponent(decoded.slice(0, colon));
+    secret = decodeURIComponent(decoded.slice(colon + 1));
+  }
+  if (!clientId || !secret) throw new OAuthError(401, 'invalid_client', 'Authenticate the client: HTTP Basic, client_id and client_secret, or a client assertion (private_key_jwt).');
+  const client = await authenticateClientSecret(options.driver, clientId, secret);
+  if (!client) throw new OAuthError(401, 'invalid_client', 'Unknown client, wrong secret, or the client has been revoked.');
+  return client;
+}
+
+/** private_key_jwt (RFC 7523), as NHS national APIs use: a JWT signed with the client's registered key. */
+async function authenticateAssertion(options: TokenEndpointOptions, form: Record<string, string>, tokenUrl: string): Promise<SystemClient> {
+  if (form.client_assertion_type !== ASSERTION_TYPE || !form.client_assertion) {
+    throw new OAuthError(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE} and client_assertion a signed JWT.`);
+  }
+  const unverified = decodePayload(form.client_assertion);
+  const client = typeof unverified?.iss === 'string' ? await findClient(options.driver, unverified.iss) : undefined;
+  if (!client || client.revoked || !client.jwks) throw new OAuthError(401, 'invalid_client', 'Unknown client, no registered public key, or the client has been revoked.');
+  let payload;
+  try {
+    ({ payload } = await jwtVerify(form.client_assertion, createLocalJWKSet(client.jwks as never), {
+      algorithms: ['RS384', 'ES384', 'RS256', 'ES256'],
+      issuer: client.clientId,
+      subject: client.clientId,
+      audience: tokenUrl,
+      maxTokenAge: '5 minutes',
+      requiredClaims: ['exp', 'jti'],
+    }));
+  } catch (err) {
+    throw new OAuthError(401, 'invalid_client', `The client assertion was refused: ${(err as Error).message}.`);
+  }
+  if ((payload.exp ?? 0) * 1000 > Date.now() + 5 * 60_000) throw new OAuthError(401, 'invalid_client', 'The client assertion must expire within 5 minutes.');
+  // A captured assertion must not be usable twice.
+  const used = await options.driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [
+    `${client.clientId}:${payload.jti}`, (payload.exp ?? 0) * 1000,
+  ]);
+  if (!used) throw new OAuthError(401, 'invalid_client', 'This client assertion (jti) has been used before.');
+  await options.driver.run('DELETE FROM access_used_assertions WHERE expires_ms < ?', [Date.now()]);
+  return client;
+}
+
+function decodePayload(jwt: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function oauthError(reply: FastifyReply, err: OAuthError): FastifyReply {
+  if (err.status === 401) reply.header('www-authenticate', 'Basic realm="carebridge"');
+  return reply.code(err.status).header('cache-control', 'no-store').send({ error: err.code, error_description: err.message });
+}

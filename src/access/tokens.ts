@@ -1,0 +1,94 @@
+// Access tokens: short-lived JWTs signed with an ES256 key kept in the database, so every app node
+// signs and verifies with the same keys and a restart invalidates nothing.
+import { randomUUID } from 'node:crypto';
+import { SignJWT, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK, type JWTPayload, type CryptoKey } from 'jose';
+import type { SqlExecutor } from '../record/index.ts';
+
+export const TOKEN_LIFETIME_SECONDS = 300;
+const ALG = 'ES256';
+
+interface KeyRow { kid: string; private_jwk: string; public_jwk: string }
+interface SigningKey { kid: string; privateKey: CryptoKey; publicJwk: JWK }
+
+export interface AccessClaims extends JWTPayload {
+  scope: string;
+  client_id: string;
+  /** ODS code of the organisation the client acts for, when it acts for one. */
+  org?: string;
+}
+
+export class TokenService {
+  private signing?: Promise<SigningKey>;
+  private verifying = new Map<string, Promise<CryptoKey | undefined>>();
+
+  constructor(private readonly db: SqlExecutor) {}
+
+  /** The signing key: the oldest stored one, created on first use (nodes racing converge on the oldest). */
+  private signingKey(): Promise<SigningKey> {
+    this.signing ??= (async () => {
+      let row = await this.oldestKey();
+      if (!row) {
+        const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true });
+        const kid = randomUUID();
+        const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: ALG, use: 'sig' };
+        await this.db.run('INSERT INTO access_signing_keys (kid, private_jwk, public_jwk, created_ms) VALUES (?, ?, ?, ?) ON CONFLICT (kid) DO NOTHING', [
+          kid, JSON.stringify(await exportJWK(privateKey)), JSON.stringify(publicJwk), Date.now(),
+        ]);
+        row = (await this.oldestKey())!;
+      }
+      return { kid: row.kid, privateKey: (await importJWK(JSON.parse(row.private_jwk), ALG)) as CryptoKey, publicJwk: JSON.parse(row.public_jwk) };
+    })();
+    return this.signing;
+  }
+
+  private oldestKey(): Promise<KeyRow | undefined> {
+    return this.db.get<KeyRow>('SELECT kid, private_jwk, public_jwk FROM access_signing_keys ORDER BY created_ms, kid LIMIT 1');
+  }
+
+  async issue(claims: { issuer: string; audience: string; clientId: string; scope: string; org?: string | null }): Promise<{ token: string; expiresIn: number }> {
+    const key = await this.signingKey();
+    const token = await new SignJWT({ scope: claims.scope, client_id: claims.clientId, ...(claims.org ? { org: claims.org } : {}) })
+      .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'at+jwt' })
+      .setIssuer(claims.issuer)
+      .setAudience(claims.audience)
+      .setSubject(claims.clientId)
+      .setIssuedAt()
+      .setExpirationTime(`${TOKEN_LIFETIME_SECONDS}s`)
+      .setJti(randomUUID())
+      .sign(key.privateKey);
+    return { token, expiresIn: TOKEN_LIFETIME_SECONDS };
+  }
+
+  /** Verifies signature (ES256 only: never "none", never an HMAC), issuer, audience and expiry. */
+  async verify(token: string, expected: { issuer: string; audience: string }): Promise<AccessClaims> {
+    const { payload } = await jwtVerify(token, (header) => this.publicKey(header.kid), {
+      algorithms: [ALG],
+      issuer: expected.issuer,
+      audience: expected.audience,
+      typ: 'at+jwt',
+      requiredClaims: ['exp', 'iat', 'sub', 'scope', 'client_id'],
+    });
+    return payload as AccessClaims;
+  }
+
+  private async publicKey(kid: string | undefined): Promise<CryptoKey> {
+    if (!kid) throw new Error('token has no key id');
+    if (!this.verifying.has(kid)) {
+      this.verifying.set(kid, (async () => {
+        const row = await this.db.get<KeyRow>('SELECT kid, private_jwk, public_jwk FROM access_signing_keys WHERE kid = ?', [kid]);
+        return row ? ((await importJWK(JSON.parse(row.public_jwk), ALG)) as CryptoKey) : undefined;
+      })());
+    }
+    const key = await this.verifying.get(kid)!;
+    if (!key) {
+      this.verifying.delete(kid); // a key another node created a moment ago may appear later
+      throw new Error('unknown signing key');
+    }
+    return key;
+  }
+
+  async jwks(): Promise<{ keys: JWK[] }> {
+    const rows = await this.db.all<KeyRow>('SELECT kid, private_jwk, public_jwk FROM access_signing_keys ORDER BY created_ms, kid');
+    return { keys: rows.map((r) => JSON.parse(r.public_jwk)) };
+  }
+}
