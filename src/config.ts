@@ -35,9 +35,6 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a whole number from 0 to 65535, not '${flags.port ?? env.PORT}'.`);
   const host = flags.host ?? env.HOST ?? '127.0.0.1';
   const insecureNoAuth = Boolean(flags.insecureNoAuth);
-  if (!isLoopback(host) && !insecureNoAuth) {
-    throw new Error(`Refusing to listen on ${host}: there is no authentication in front of the record yet. Use 127.0.0.1, or pass --insecure-no-auth if you really mean it.`);
-  }
   const adminId = env.CAREBRIDGE_ADMIN_CLIENT_ID;
   const adminSecret = env.CAREBRIDGE_ADMIN_CLIENT_SECRET;
   if (Boolean(adminId) !== Boolean(adminSecret)) throw new Error('Set both CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET, or neither.');
