@@ -1,6 +1,6 @@
 // Runs a parsed search: one query for the page, one for the total when needed, a few for includes.
 import type { SqlExecutor, Param } from '../storage/driver.ts';
-import { compileOrder, compileWhere } from './compile.ts';
+import { compileOrder, compileSearch } from './compile.ts';
 import type { Include, SearchRequest } from './request.ts';
 
 export interface FoundResource { rid: number; type: string; id: string; content: string; patient_id: string | null }
@@ -21,10 +21,19 @@ export interface SearchScope {
 }
 
 export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: SearchScope = {}): Promise<SearchResult> {
-  const where = compileWhere(req);
-  const from = scope.patientId ? 'compartment c JOIN resources r ON r.rid = c.rid' : 'resources r';
-  const scopeSql = scope.patientId ? 'c.patient_id = ? AND c.type = ? AND ' : '';
-  const scopeParams: Param[] = scope.patientId ? [scope.patientId, req.resourceType] : [];
+  const { driving, where } = compileSearch(req);
+  let from = 'resources r';
+  let scopeSql = '';
+  let scopeParams: Param[] = [];
+  if (scope.patientId) {
+    // The compartment is the narrowest start; index filters then check each of its rows.
+    from = 'compartment c JOIN resources r ON r.rid = c.rid';
+    scopeSql = `c.patient_id = ? AND c.type = ? AND ${driving ? `r.rid IN (${driving.text}) AND ` : ''}`;
+    scopeParams = [scope.patientId, req.resourceType, ...(driving?.params ?? [])];
+  } else if (driving) {
+    from = `(${driving.text}) m JOIN resources r ON r.rid = m.rid`;
+    scopeParams = driving.params;
+  }
   const countSql = `SELECT COUNT(*) AS n FROM ${from} WHERE ${scopeSql}${where.text}`;
   const countParams = [...scopeParams, ...where.params];
 
