@@ -4,6 +4,7 @@ import { serveCommand } from './serve.ts';
 import { importCommand } from './import.ts';
 import { demoCommand } from './demo.ts';
 import { clientsCommand } from './clients.ts';
+import { auditCommand } from './audit.ts';
 
 const program = new Command()
   .name('carebridge')
@@ -15,6 +16,7 @@ serveCommand(program);
 importCommand(program);
 demoCommand(program);
 clientsCommand(program);
+auditCommand(program);
 
 try {
   await program.parseAsync(process.argv);
