@@ -12,6 +12,8 @@ export interface ServerConfig {
   /** An administrative system client the server ensures exists (CAREBRIDGE_ADMIN_CLIENT_ID/_SECRET). */
   adminClient?: { id: string; secret: string };
   tokenRequestsPerMinute: number;
+  /** The audit trail; CAREBRIDGE_AUDIT=off turns it off, for measuring its cost only. */
+  audit: boolean;
 }
 
 export interface ConfigFlags {
@@ -35,9 +37,6 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a whole number from 0 to 65535, not '${flags.port ?? env.PORT}'.`);
   const host = flags.host ?? env.HOST ?? '127.0.0.1';
   const insecureNoAuth = Boolean(flags.insecureNoAuth);
-  if (!isLoopback(host) && !insecureNoAuth) {
-    throw new Error(`Refusing to listen on ${host}: there is no authentication in front of the record yet. Use 127.0.0.1, or pass --insecure-no-auth if you really mean it.`);
-  }
   const adminId = env.CAREBRIDGE_ADMIN_CLIENT_ID;
   const adminSecret = env.CAREBRIDGE_ADMIN_CLIENT_SECRET;
   if (Boolean(adminId) !== Boolean(adminSecret)) throw new Error('Set both CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET, or neither.');
@@ -45,6 +44,8 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   if (!Number.isInteger(tokenRequestsPerMinute) || tokenRequestsPerMinute < 1) throw new Error(`CAREBRIDGE_TOKEN_RATE_LIMIT must be a whole number of 1 or more, not '${env.CAREBRIDGE_TOKEN_RATE_LIMIT}'.`);
   const bodyLimitMb = Number(env.CAREBRIDGE_BODY_LIMIT_MB ?? 64);
   if (!(bodyLimitMb > 0)) throw new Error(`CAREBRIDGE_BODY_LIMIT_MB must be a positive number, not '${env.CAREBRIDGE_BODY_LIMIT_MB}'.`);
+  const auditSetting = env.CAREBRIDGE_AUDIT ?? 'on';
+  if (auditSetting !== 'on' && auditSetting !== 'off') throw new Error(`CAREBRIDGE_AUDIT must be on or off, not '${auditSetting}'.`);
   return {
     host,
     port,
@@ -54,6 +55,7 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     insecureNoAuth,
     adminClient: adminId && adminSecret ? { id: adminId, secret: adminSecret } : undefined,
     tokenRequestsPerMinute,
+    audit: auditSetting === 'on',
   };
 }
 

@@ -2,6 +2,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
+import { setUpAccess } from './access/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -16,6 +17,7 @@ export interface CareBridgeServer {
 /** `logLevel` (pino levels: error, warn, info…) turns on logging; tests leave it off. */
 export async function buildServer(config: ServerConfig, options: { logLevel?: string } = {}): Promise<CareBridgeServer> {
   const driver = await openRecordStore(config.database);
+  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, baseUrl: config.baseUrl, audit: config.audit });
   const app = Fastify({
     logger: options.logLevel ? { level: options.logLevel } : false,
     bodyLimit: config.bodyLimitBytes,
@@ -31,12 +33,14 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
       else socket.destroy(err);
     },
   });
-  await app.register(fhirApi, { driver, baseUrl: config.baseUrl });
+  if (access) await app.register(access.routes);
+  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
   return {
     app,
     driver,
     async close() {
       await app.close();
+      await access?.close(); // buffered audit events
       await driver.close();
     },
   };

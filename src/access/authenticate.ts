@@ -3,6 +3,8 @@ import type { FastifyRequest } from 'fastify';
 import { FhirError, forbidden, type AccessControl, type SqlExecutor } from '../record/index.ts';
 import { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
+import type { AuditTrail } from './audit/trail.ts';
+import type { AuditActor } from './audit/auditEvent.ts';
 
 const REVOCATION_CACHE_MS = 10_000;
 
@@ -14,27 +16,37 @@ function unauthorized(diagnostics: string, error = 'invalid_token'): FhirError {
 export function scopeAccess(scopes: readonly Scope[], scopeText: string): AccessControl {
   return {
     require(resourceType, interaction) {
+      // The audit trail is append-only: only the server writes AuditEvents, whatever the scopes say.
+      if (resourceType === 'AuditEvent' && interaction !== 'read' && interaction !== 'search') {
+        throw forbidden(`AuditEvents are the audit trail: append-only and written only by the server, so no client may ${interaction} them.`);
+      }
       if (!scopesAllow(scopes, resourceType, interaction)) {
         const what = resourceType === '*' ? 'every resource type' : resourceType;
         throw forbidden(`This token (scope '${scopeText}') does not allow ${interaction} on ${what}.`);
       }
     },
-    mayRead: (resourceType) => scopesAllow(scopes, resourceType, 'read'),
+    // AuditEvents are searched for directly, never swept into $everything or _include results.
+    mayRead: (resourceType) => resourceType !== 'AuditEvent' && scopesAllow(scopes, resourceType, 'read'),
   };
 }
 
-export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, originOf: (req: FastifyRequest) => string) {
-  const revoked = new Map<string, { revoked: boolean; at: number }>();
-  const isRevoked = async (clientId: string) => {
-    const cached = revoked.get(clientId);
-    if (cached && Date.now() - cached.at < REVOCATION_CACHE_MS) return cached.revoked;
-    const row = await db.get<{ revoked: number }>('SELECT revoked FROM access_clients WHERE client_id = ?', [clientId]);
-    const value = !row || Boolean(Number(row.revoked));
-    revoked.set(clientId, { revoked: value, at: Date.now() });
+/** The AccessControl, told what each request touched, writes it to the audit trail (when there is one). */
+function audited(access: AccessControl, audit: AuditTrail, actor: AuditActor, address: string): AccessControl {
+  return { ...access, accessed: (events, outcome) => audit.record({ at: Date.now(), actor, address, events, outcome }) };
+}
+
+export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail) {
+  const clients = new Map<string, { revoked: boolean; name?: string; at: number }>();
+  const client = async (clientId: string) => {
+    const cached = clients.get(clientId);
+    if (cached && Date.now() - cached.at < REVOCATION_CACHE_MS) return cached;
+    const row = await db.get<{ revoked: number; name: string }>('SELECT revoked, name FROM access_clients WHERE client_id = ?', [clientId]);
+    const value = { revoked: !row || Boolean(Number(row.revoked)), name: row?.name, at: Date.now() };
+    clients.set(clientId, value);
     return value;
   };
 
-  return async (req: FastifyRequest): Promise<AccessControl> => {
+  const authenticate = async (req: FastifyRequest): Promise<AccessControl> => {
     const header = req.headers.authorization;
     const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(header ?? '');
     if (!m) throw unauthorized('This API needs an access token: get one from /oauth2/token and send it as "Authorization: Bearer <token>".', header ? 'invalid_request' : 'invalid_request');
@@ -45,7 +57,27 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
     } catch (err) {
       throw unauthorized(`The access token was refused (${(err as Error).message}); get a new one from /oauth2/token.`);
     }
-    if (await isRevoked(claims.client_id)) throw unauthorized('The client this token was issued to has been revoked.');
-    return scopeAccess(parseScopes(claims.scope), claims.scope);
+    const known = await client(claims.client_id);
+    if (known.revoked) throw unauthorized('The client this token was issued to has been revoked.');
+    const access = scopeAccess(parseScopes(claims.scope), claims.scope);
+    if (!audit) return access;
+    const actor: AuditActor = { clientId: claims.client_id, name: known.name, organization: claims.org, scope: claims.scope, tokenId: claims.jti };
+    return audited(access, audit, actor, req.ip);
+  };
+
+  if (!audit) return authenticate;
+  return async (req: FastifyRequest): Promise<AccessControl> => {
+    if (audit.overloaded) {
+      throw new FhirError(503, [{ severity: 'error', code: 'exception', diagnostics: 'The audit trail cannot be written at the moment, so the record is not being served; try again shortly.' }], { 'Retry-After': '5' });
+    }
+    try {
+      return await authenticate(req);
+    } catch (err) {
+      // Refused callers are audited too (who they are is unknown).
+      const q = req.url.indexOf('?');
+      const path = (q >= 0 ? req.url.slice(0, q) : req.url).replace(/^\/fhir\/?/, '');
+      audit.record({ at: Date.now(), address: req.ip, events: [], outcome: { status: err instanceof FhirError ? err.status : 500, method: req.method, path, query: q >= 0 ? req.url.slice(q + 1) : '' } });
+      throw err;
+    }
   };
 }

@@ -1,5 +1,5 @@
-// Access to the shared record: system clients, OAuth2 tokens, SMART scopes. (Coming: people's
-// accounts, roles, legitimate relationships, consent, break-glass and the audit trail.)
+// Access to the shared record: system clients, OAuth2 tokens, SMART scopes, the audit trail. (Coming:
+// people's accounts, roles, legitimate relationships, consent, break-glass.)
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { migrate, type AccessControl, type SqlDriver } from '../record/index.ts';
 import { ACCESS_MIGRATIONS } from './schema.ts';
@@ -7,9 +7,11 @@ import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
 import { bearerAuthenticator } from './authenticate.ts';
 import { ensureAdminClient } from './clients.ts';
+import { AuditTrail } from './audit/trail.ts';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient } from './clients.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
+export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
 
 export interface AccessOptions {
   /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
@@ -17,12 +19,16 @@ export interface AccessOptions {
   tokenRequestsPerMinute: number;
   /** The configured public FHIR base URL; when absent the request's Host decides. */
   baseUrl?: string;
+  /** Keep the audit trail (default). Off only for measuring its cost (CAREBRIDGE_AUDIT=off). */
+  audit?: boolean;
 }
 
 export interface Access {
   authenticate(req: FastifyRequest): Promise<AccessControl>;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
+  /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
+  close(): Promise<void>;
 }
 
 export async function migrateAccess(driver: SqlDriver): Promise<void> {
@@ -35,9 +41,11 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   const tokens = new TokenService(driver);
   const configuredOrigin = options.baseUrl ? new URL(options.baseUrl).origin : undefined;
   const originOf = (req: FastifyRequest) => configuredOrigin ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
-  const authenticate = bearerAuthenticator(driver, tokens, originOf);
+  const audit = options.audit === false ? undefined : new AuditTrail(driver);
+  const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
   return {
     authenticate,
+    close: async () => audit?.close(),
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });
     },

@@ -20,4 +20,19 @@ CREATE TABLE access_signing_keys (kid TEXT PRIMARY KEY, private_jwk TEXT NOT NUL
 CREATE TABLE access_used_assertions (jti TEXT PRIMARY KEY, expires_ms BIGINT NOT NULL);
 `,
   },
+  {
+    version: 2,
+    name: 'audit hash chain',
+    // One row per AuditEvent, in the order appended: seq is dense (assigned under a lock, never by a
+    // sequence, so a rolled-back append leaves no gap and a missing row shows as one).
+    sql: `
+CREATE TABLE access_audit_chain (
+  seq BIGINT PRIMARY KEY,
+  audit_id TEXT NOT NULL UNIQUE,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  at_ms BIGINT NOT NULL
+);
+`,
+  },
 ];

@@ -6,6 +6,7 @@ import type { SqlExecutor } from '../record/index.ts';
 
 export const TOKEN_LIFETIME_SECONDS = 300;
 const ALG = 'ES256';
+const VERIFIED_CACHE_SIZE = 10_000;
 
 interface KeyRow { kid: string; private_jwk: string; public_jwk: string }
 interface SigningKey { kid: string; privateKey: CryptoKey; publicJwk: JWK }
@@ -20,6 +21,7 @@ export interface AccessClaims extends JWTPayload {
 export class TokenService {
   private signing?: Promise<SigningKey>;
   private verifying = new Map<string, Promise<CryptoKey | undefined>>();
+  private verified = new Map<string, AccessClaims>();
 
   constructor(private readonly db: SqlExecutor) {}
 
@@ -59,8 +61,21 @@ export class TokenService {
     return { token, expiresIn: TOKEN_LIFETIME_SECONDS };
   }
 
-  /** Verifies signature (ES256 only: never "none", never an HMAC), issuer, audience and expiry. */
+  /**
+   * Verifies signature (ES256 only: never "none", never an HMAC), issuer, audience and expiry. A token
+   * already verified is remembered until it expires: an ECDSA check costs more than a whole read.
+   */
   async verify(token: string, expected: { issuer: string; audience: string }): Promise<AccessClaims> {
+    const key = `${expected.issuer} ${token}`;
+    const known = this.verified.get(key);
+    if (known && known.exp! * 1000 > Date.now()) return known;
+    const claims = await this.verifyOnce(token, expected);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(key, claims);
+    return claims;
+  }
+
+  private async verifyOnce(token: string, expected: { issuer: string; audience: string }): Promise<AccessClaims> {
     const { payload } = await jwtVerify(token, (header) => this.publicKey(header.kid), {
       algorithms: [ALG],
       issuer: expected.issuer,

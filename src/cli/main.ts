@@ -3,6 +3,8 @@ import { Command, CommanderError } from 'commander';
 import { serveCommand } from './serve.ts';
 import { importCommand } from './import.ts';
 import { demoCommand } from './demo.ts';
+import { clientsCommand } from './clients.ts';
+import { auditCommand } from './audit.ts';
 
 const program = new Command()
   .name('carebridge')
@@ -13,6 +15,8 @@ const program = new Command()
 serveCommand(program);
 importCommand(program);
 demoCommand(program);
+clientsCommand(program);
+auditCommand(program);
 
 try {
   await program.parseAsync(process.argv);

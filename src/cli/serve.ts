@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { loadServerConfig } from '../config.ts';
+import { isLoopback, loadServerConfig } from '../config.ts';
+import { seedDemoIfEmpty } from './demoSeed.ts';
 import { buildServer } from '../server.ts';
 
 export function serveCommand(program: Command): void {
@@ -10,12 +11,17 @@ export function serveCommand(program: Command): void {
     .option('--port <port>', 'port to listen on (env PORT; default 8080)')
     .option('--db <database>', 'sqlite:PATH or postgres://… (env CAREBRIDGE_DB; default sqlite:./data/carebridge.db)')
     .option('--base-url <url>', 'public base URL of the FHIR API (env CAREBRIDGE_BASE_URL)')
-    .option('--insecure-no-auth', 'allow listening beyond loopback with no authentication (never in production)')
+    .option('--insecure-no-auth', 'serve the API with no authentication at all (never in production; prints a warning)')
+    .option('--no-demo', 'do not load demo data and a demo login into an empty database')
     .action(async (flags) => {
       const config = loadServerConfig(flags);
       if (config.insecureNoAuth) console.warn('WARNING: --insecure-no-auth: anyone who can reach this port can read and change the record.');
       const server = await buildServer(config, { logLevel: process.env.CAREBRIDGE_LOG_LEVEL ?? 'error' });
       const address = await server.app.listen({ host: config.host, port: config.port });
+      // Demo logins only for a server bound to this machine: never hand out credentials on a network.
+      if (flags.demo !== false && !config.insecureNoAuth && isLoopback(config.host)) {
+        for (const line of await seedDemoIfEmpty(server.driver, address)) console.log(line);
+      }
       const where = config.database.startsWith('sqlite:') ? config.database : config.database.replace(/\/\/[^@/]*@/, '//***@');
       console.log(`CareBridge listening on ${address} (FHIR API at ${address}/fhir, database ${where})`);
       const stop = async () => {

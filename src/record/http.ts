@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { handleFhirRequest, type FhirResponse } from './rest.ts';
 import { FhirError, badRequest, notAcceptable, toFhirError, tooLarge, unsupportedMediaType } from './outcome.ts';
 import type { SqlDriver } from './storage/driver.ts';
-import { UNRESTRICTED, type AccessControl } from './accessControl.ts';
+import { UNRESTRICTED, type AccessControl, type AccessEvent } from './accessControl.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const MAX_NESTING = 128;
@@ -55,11 +55,22 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
     if (!acceptsJson(header('accept'), query)) throw notAcceptable('This server speaks FHIR JSON only: ask for application/fhir+json (or leave Accept out).');
     const open = path === 'metadata' && req.method === 'GET'; // the CapabilityStatement is public, as SMART expects
     const access = options.authenticate && !open ? await options.authenticate(req) : UNRESTRICTED;
-    const response = await handleFhirRequest(
-      { base, driver: options.driver, access },
-      { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), ifNoneMatch: header('if-none-match'), prefer: header('prefer') },
-    );
-    return send(reply, response);
+    const events: AccessEvent[] = [];
+    const outcome = { status: 500, method: req.method, path, query: q >= 0 ? url.slice(q + 1) : '' };
+    try {
+      const response = await handleFhirRequest(
+        { base, driver: options.driver, access, onAccess: (e) => events.push(e) },
+        { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), ifNoneMatch: header('if-none-match'), prefer: header('prefer') },
+      );
+      outcome.status = response.status;
+      return send(reply, response);
+    } catch (err) {
+      outcome.status = err instanceof FhirError ? err.status : 500;
+      events.length = 0; // a failed request changed nothing and showed nothing
+      throw err;
+    } finally {
+      access.accessed?.(events, outcome);
+    }
   };
   app.all('/fhir', handler);
   app.all('/fhir/*', handler);

@@ -16,10 +16,10 @@ export interface Ctx {
   lock: boolean;
 }
 
-export interface StoredRow { content: string | null; version_id: number; last_updated_ms: number; deleted: number }
+export interface StoredRow { content: string | null; version_id: number; last_updated_ms: number; deleted: number; patient_id: string | null }
 
 export async function readResource(ctx: Ctx, type: string, id: string): Promise<StoredRow & { content: string }> {
-  const row = await ctx.db.get<StoredRow>('SELECT content, version_id, last_updated_ms, deleted FROM resources WHERE type = ? AND id = ?', [type, id]);
+  const row = await ctx.db.get<StoredRow>('SELECT content, version_id, last_updated_ms, deleted, patient_id FROM resources WHERE type = ? AND id = ?', [type, id]);
   assertNotDeleted(type, id, row);
   return row as StoredRow & { content: string };
 }
@@ -27,7 +27,7 @@ export async function readResource(ctx: Ctx, type: string, id: string): Promise<
 export async function vreadResource(ctx: Ctx, type: string, id: string, versionId: string): Promise<StoredRow & { content: string }> {
   if (!/^\d{1,9}$/.test(versionId)) throw notFound(`${type}/${id} has no version '${versionId}'.`);
   const row = await ctx.db.get<StoredRow & { method: string }>(
-    'SELECT content, version_id, last_updated_ms, method FROM resource_history WHERE type = ? AND id = ? AND version_id = ?',
+    'SELECT h.content, h.version_id, h.last_updated_ms, h.method, r.patient_id FROM resource_history h JOIN resources r ON r.rid = h.rid WHERE h.type = ? AND h.id = ? AND h.version_id = ?',
     [type, id, Number(versionId)],
   );
   if (!row) throw notFound(`${type}/${id} has no version ${versionId}.`);

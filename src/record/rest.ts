@@ -6,11 +6,11 @@ import { badRequest, methodNotAllowed, notFound, successOutcome, unsupportedMedi
 import * as op from './interactions.ts';
 import { parseSearchRequest, type Handling, type QueryParams, type SearchRequest } from './search/request.ts';
 import { executeSearch, type SearchResult } from './search/execute.ts';
-import { searchsetBundle } from './bundle.ts';
+import { queryString, searchsetBundle } from './bundle.ts';
 import type { WrittenResource } from './storage/writePath.ts';
 import { capabilityStatement } from './capability.ts';
 import { everything } from './everything.ts';
-import type { AccessControl } from './accessControl.ts';
+import type { AccessControl, AccessEvent } from './accessControl.ts';
 import { processBundle } from './transaction.ts';
 
 export interface FhirRequest {
@@ -41,6 +41,8 @@ export interface RestContext {
   access: AccessControl;
   /** Set when running inside a transaction bundle: every interaction uses this executor. */
   tx?: SqlExecutor;
+  /** Receives what each interaction touched, for the audit trail. */
+  onAccess?: (event: AccessEvent) => void;
 }
 
 type Handler = (ctx: RestContext, req: FhirRequest, parts: string[]) => Promise<FhirResponse>;
@@ -133,6 +135,8 @@ function storedResponse(ctx: RestContext, type: string, id: string, row: { conte
 }
 
 export function writtenResponse(ctx: RestContext, req: FhirRequest, w: WrittenResource, status: number): FhirResponse {
+  const interaction = req.method.toUpperCase() === 'PATCH' ? 'patch' : w.created ? 'create' : 'update';
+  report(ctx, { interaction, resourceType: w.type, id: w.id, patientIds: w.patientId ? [w.patientId] : [] });
   const headers: Record<string, string> = {
     ETag: etag(w.versionId),
     'Last-Modified': new Date(w.lastUpdated).toUTCString(),
@@ -160,6 +164,7 @@ const searchType: Handler = async (ctx, req, [type]) => {
   const search = parseSearchRequest(type, query, handling(req));
   requireChainedSearch(ctx, search);
   const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search));
+  report(ctx, { interaction: 'search', resourceType: type, patientIds: patientsIn(result), query: queryString(query) });
   return { status: 200, body: searchsetBundle(ctx.base, type, search, result) };
 };
 
@@ -168,13 +173,24 @@ const compartmentSearch: Handler = async (ctx, req, [, patientId, type]) => {
   const search = parseSearchRequest(type, req.query, handling(req));
   requireChainedSearch(ctx, search);
   const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search, { patientId }));
+  report(ctx, { interaction: 'search', resourceType: type, patientIds: [patientId, ...patientsIn(result)], query: queryString(req.query) });
   return { status: 200, body: searchsetBundle(ctx.base, `Patient/${patientId}/${type}`, search, result) };
 };
 
 const everythingHandler: Handler = async (ctx, req, [, patientId]) => {
   ctx.access.require('Patient', 'read');
-  return { status: 200, body: await everything(interactionCtx(ctx).db, ctx.base, patientId, req.query, ctx.access) };
+  const body = await everything(interactionCtx(ctx).db, ctx.base, patientId, req.query, ctx.access);
+  report(ctx, { interaction: 'everything', resourceType: 'Patient', id: patientId, patientIds: [patientId], query: queryString(req.query) });
+  return { status: 200, body };
 };
+
+function report(ctx: RestContext, event: AccessEvent): void {
+  ctx.onAccess?.({ ...event, patientIds: [...new Set(event.patientIds)] });
+}
+
+function patientsIn(result: SearchResult): string[] {
+  return [...result.matches, ...result.included].map((r) => r.patient_id).filter((p): p is string => p !== null);
+}
 
 /** A chain reveals facts about the resources it passes through, so it needs search rights on them too. */
 function requireChainedSearch(ctx: RestContext, search: SearchRequest): void {
@@ -189,11 +205,17 @@ function visible(ctx: RestContext, result: SearchResult): SearchResult {
 const read: Handler = async (ctx, req, [type, id]) => {
   ctx.access.require(type, 'read');
   const row = await op.readResource(interactionCtx(ctx), type, id);
+  report(ctx, { interaction: 'read', resourceType: type, id, patientIds: row.patient_id ? [row.patient_id] : [] });
   if (req.ifNoneMatch && req.ifNoneMatch.replace(/^W\//, '') === `"${row.version_id}"`) return { status: 304, headers: { ETag: etag(row.version_id) } };
   return storedResponse(ctx, type, id, row);
 };
 
-const vread: Handler = async (ctx, _req, [type, id, , vid]) => (ctx.access.require(type, 'read'), storedResponse(ctx, type, id, await op.vreadResource(interactionCtx(ctx), type, id, vid)));
+const vread: Handler = async (ctx, _req, [type, id, , vid]) => {
+  ctx.access.require(type, 'read');
+  const row = await op.vreadResource(interactionCtx(ctx), type, id, vid);
+  report(ctx, { interaction: 'vread', resourceType: type, id, patientIds: row.patient_id ? [row.patient_id] : [] });
+  return storedResponse(ctx, type, id, row);
+};
 
 const create: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'create');
@@ -247,6 +269,7 @@ const remove: Handler = async (ctx, req, [type, id]) => {
   const ifMatch = parseIfMatch(req.ifMatch);
   return inWrite(ctx, async (c) => {
     const deleted = await op.removeResource(c, type, id, ifMatch);
+    if (deleted) report(ctx, { interaction: 'delete', resourceType: type, id, patientIds: deleted.patientId ? [deleted.patientId] : [] });
     return deleted ? { status: 200, body: successOutcome(`${type}/${id} deleted (version ${deleted.versionId}).`), headers: { ETag: etag(deleted.versionId) } } : { status: 204 };
   });
 };
@@ -259,11 +282,12 @@ const conditionalDelete: Handler = async (ctx, req, [type]) => {
     const id = await op.singleMatch(c, type, req.query);
     if (!id) return { status: 204 };
     const deleted = await op.removeResource(c, type, id);
+    if (deleted) report(ctx, { interaction: 'delete', resourceType: type, id, patientIds: deleted.patientId ? [deleted.patientId] : [] });
     const headers: Record<string, string> = deleted ? { ETag: etag(deleted.versionId) } : {};
     return { status: 200, body: successOutcome(`${type}/${id} deleted.`), headers };
   });
 };
 
-const typeHistory: Handler = async (ctx, req, [type]) => (ctx.access.require(type, 'read'), { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type }, req.query) });
+const typeHistory: Handler = async (ctx, req, [type]) => (ctx.access.require(type, 'read'), report(ctx, { interaction: 'history', resourceType: type, patientIds: [], query: queryString(req.query) }), { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type }, req.query) });
 
-const instanceHistory: Handler = async (ctx, req, [type, id]) => (ctx.access.require(type, 'read'), { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type, id }, req.query) });
+const instanceHistory: Handler = async (ctx, req, [type, id]) => (ctx.access.require(type, 'read'), report(ctx, { interaction: 'history', resourceType: type, id, patientIds: [], query: queryString(req.query) }), { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type, id }, req.query) });

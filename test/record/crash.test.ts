@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ENGINES, testDatabase } from '../support/server.ts';
+import { ENGINES, TEST_ADMIN, clientToken, testDatabase } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 
 after(() => stopOwnPostgres());
@@ -27,13 +27,16 @@ const CONCURRENCY = 8;
 // The server as a child process
 // ---------------------------------------------------------------------------------------------------------
 
-interface RunningServer { child: ChildProcess; base: string; exited: Promise<number | null>; output: () => string }
+interface RunningServer { child: ChildProcess; base: string; auth: Record<string, string>; exited: Promise<number | null>; output: () => string }
+
+/** The admin token for each running server's base URL. */
+const authFor = new Map<string, Record<string, string>>();
 
 async function startServer(database: string): Promise<RunningServer> {
-  const child = spawn(process.execPath, ['bin/carebridge.mjs', 'serve', '--port', '0', '--db', database], {
+  const child = spawn(process.execPath, ['bin/carebridge.mjs', 'serve', '--no-demo', '--port', '0', '--db', database], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CAREBRIDGE_LOG: '0' },
+    env: { ...process.env, CAREBRIDGE_ADMIN_CLIENT_ID: TEST_ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: TEST_ADMIN.secret },
   });
   let output = '';
   child.stderr!.on('data', (d) => (output += d));
@@ -54,7 +57,9 @@ async function startServer(database: string): Promise<RunningServer> {
       reject(new Error(`the server exited (${code}) before listening:\n${output}`));
     });
   });
-  return { child, base, exited, output: () => output };
+  const auth = { authorization: `Bearer ${await clientToken(base.replace(/\/fhir$/, ''), TEST_ADMIN.id, TEST_ADMIN.secret)}` };
+  authFor.set(base, auth);
+  return { child, base, auth, exited, output: () => output };
 }
 
 async function kill(server: RunningServer): Promise<void> {
@@ -108,7 +113,7 @@ function bundleFor(marker: string): unknown {
 async function postBundle(base: string, marker: string): Promise<Sent> {
   let res: Response;
   try {
-    res = await fetch(`${base}/`, { method: 'POST', headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json' }, body: JSON.stringify(bundleFor(marker)) });
+    res = await fetch(`${base}/`, { method: 'POST', headers: { ...authFor.get(base), 'content-type': 'application/fhir+json', accept: 'application/fhir+json' }, body: JSON.stringify(bundleFor(marker)) });
   } catch {
     return { marker, outcome: 'unknown' };
   }
@@ -168,7 +173,7 @@ async function findByMarkers(base: string, markers: string[]): Promise<Found> {
     const values = markers.slice(i, i + chunk).map((m) => `${MARKER_SYSTEM}|${m}`).join(',');
     for (const type of ['Patient', 'Observation']) {
       const query = new URLSearchParams({ identifier: values, _count: '1000', _elements: 'identifier,subject' });
-      const res = await fetch(`${base}/${type}?${query}`, { headers: { accept: 'application/fhir+json' } });
+      const res = await fetch(`${base}/${type}?${query}`, { headers: { ...authFor.get(base), accept: 'application/fhir+json' } });
       assert.equal(res.status, 200, `${type} search after restart: ${res.status}`);
       const bundle = await res.json();
       assert.ok(!bundle.link?.some((l: { relation: string }) => l.relation === 'next'), 'more results than one page');

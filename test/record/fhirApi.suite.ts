@@ -71,7 +71,7 @@ export function fhirApiSuite(engine: Engine): void {
 
       it('conditional read: If-None-Match with the current version gives 304', async () => {
         const c = await fhir.post('Patient', patient('Nash', 'Ivy'));
-        const res = await fetch(`${t.base}/Patient/${c.body.id}`, { headers: { 'if-none-match': 'W/"1"' } });
+        const res = await fetch(`${t.base}/Patient/${c.body.id}`, { headers: { ...t.auth, 'if-none-match': 'W/"1"' } });
         assert.equal(res.status, 304);
         await fhir.put(`Patient/${c.body.id}`, { ...c.body, active: true });
         const changed = await fhir.get(`Patient/${c.body.id}`, { 'if-none-match': 'W/"1"' });
@@ -308,7 +308,7 @@ export function fhirApiSuite(engine: Engine): void {
         assert.equal(page1.body.entry.length, 2);
         assert.equal(page1.body.total, 3);
         const next = page1.body.link.find((l: any) => l.relation === 'next').url;
-        const page2 = await fetch(next).then((r) => r.json());
+        const page2 = await fetch(next, { headers: t.auth }).then((r) => r.json());
         assert.equal(page2.entry.length, 1);
         assert.ok(page2.link.some((l: any) => l.relation === 'previous'));
         assert.ok(!page2.link.some((l: any) => l.relation === 'next'));

@@ -12,7 +12,7 @@ for (const engine of ENGINES) {
     let client: Client;
     before(async () => {
       t = await startTestServer(engine);
-      client = new Client({ baseUrl: t.base });
+      client = new Client({ baseUrl: t.base, customHeaders: t.auth });
     });
     after(async () => t?.close());
 

@@ -25,7 +25,7 @@ interface SendOptions {
 const FHIR_JSON = 'application/fhir+json';
 
 async function send(s: TestServer, method: string, path: string, { body, headers = {}, timeoutMs = 20_000 }: SendOptions = {}): Promise<Reply> {
-  const init: RequestInit & { duplex?: 'half' } = { method, headers: { accept: FHIR_JSON, ...headers }, signal: AbortSignal.timeout(timeoutMs) };
+  const init: RequestInit & { duplex?: 'half' } = { method, headers: { accept: FHIR_JSON, ...s.auth, ...headers }, signal: AbortSignal.timeout(timeoutMs) };
   if (body !== undefined) {
     init.body = body as BodyInit;
     if (body instanceof ReadableStream) init.duplex = 'half';

@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildServer, type CareBridgeServer } from '../../src/server.ts';
 import { loadServerConfig } from '../../src/config.ts';
-import { fhirClient, type FhirClient } from '../support/server.ts';
+import { TEST_ADMIN, clientToken, fhirClient, type FhirClient } from '../support/server.ts';
 import { freshPostgresDatabase } from '../support/postgres.ts';
 import { generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM } from '../../src/record/nhsNumber.ts';
 
@@ -15,11 +15,15 @@ describe('two app nodes on one PostgreSQL', () => {
   before(async () => {
     const database = await freshPostgresDatabase();
     for (let i = 0; i < 2; i++) {
-      const server = await buildServer(loadServerConfig({ port: 0, db: database }, {}));
+      // Behind a load balancer both nodes answer for one public URL, and tokens are issued for it.
+      const env = { CAREBRIDGE_ADMIN_CLIENT_ID: TEST_ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: TEST_ADMIN.secret, CAREBRIDGE_BASE_URL: 'http://carebridge.test/fhir' };
+      const server = await buildServer(loadServerConfig({ port: 0, db: database }, env));
       servers.push(server);
     }
     const urls = await Promise.all(servers.map((s) => s.app.listen({ host: '127.0.0.1', port: 0 })));
-    [a, b] = urls.map((u) => fhirClient(`${u}/fhir`));
+    // A token from one node is good on the other: the signing keys live in the shared database.
+    const token = await clientToken(urls[0], TEST_ADMIN.id, TEST_ADMIN.secret);
+    [a, b] = urls.map((u) => fhirClient(`${u}/fhir`, { authorization: `Bearer ${token}` }));
   });
   after(async () => {
     for (const s of servers) await s.close();

@@ -12,30 +12,58 @@ export interface Sql { text: string; params: Param[] }
 const PREFIXES = ['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'sa', 'eb', 'ap'] as const;
 type Prefix = (typeof PREFIXES)[number];
 
-/** WHERE clause (over alias `r` of resources) for all filters of a request. */
-export function compileWhere(req: SearchRequest, alias = 'r'): Sql {
+/**
+ * A search compiles to two parts. `driving` is the set of row ids that every positive index filter
+ * agrees on (an INTERSECT of index-table lookups), so the database starts from the few rows that match
+ * rather than from every resource of the type. `where` holds what cannot drive: the type, deletion,
+ * negations, `:missing`, `_id` and `_lastUpdated`.
+ */
+export interface CompiledSearch { driving?: Sql; where: Sql }
+
+export function compileSearch(req: SearchRequest, alias = 'r'): CompiledSearch {
   const parts: string[] = [`${alias}.type = ?`, `${alias}.deleted = 0`];
   const params: Param[] = [req.resourceType];
+  const driving: Sql[] = [];
   for (const f of req.filters) {
+    const rids = positiveRids(f);
+    if (rids) {
+      driving.push(rids);
+      continue;
+    }
     const c = compileFilter(f, alias);
     parts.push(c.text);
     params.push(...c.params);
   }
-  return { text: parts.join(' AND '), params };
+  const where = { text: parts.join(' AND '), params };
+  if (!driving.length) return { where };
+  // One lookup may list a resource twice (two matching codings); INTERSECT and DISTINCT both de-duplicate.
+  const text = driving.length === 1 ? `SELECT DISTINCT rid FROM (${driving[0].text}) d` : driving.map((d) => d.text).join(' INTERSECT ');
+  return { driving: { text, params: driving.flatMap((d) => d.params) }, where };
 }
 
-function compileFilter(f: Filter, alias: string): Sql {
-  if (f.chain) return compileChain(f, alias);
-  if (f.modifier === 'missing') return compileMissing(f, alias);
-  if (f.param.code === '_id') return compileIdFilter(f, alias);
-  if (f.param.code === '_lastUpdated') return compileLastUpdated(f, alias);
+/** The row ids a filter matches, when it is a plain positive lookup in one index table. */
+function positiveRids(f: Filter): Sql | undefined {
+  if (f.modifier === 'missing' || f.modifier === 'not' || f.param.code === '_id' || f.param.code === '_lastUpdated') return undefined;
+  if (f.chain) return chainRids(f);
+  return indexRids(f);
+}
+
+function indexRids(f: Filter): Sql {
   const table = TABLE[f.param.type];
   if (!table) throw badRequest(`Searching by ${f.param.type} parameters ('${f.param.code}') is not supported.`, f.param.code);
   const ors: Sql[] = f.values.map((v) => valueCondition(f, v));
-  const inner = `SELECT rid FROM ${table} WHERE type = ? AND param = ? AND (${ors.map((o) => o.text).join(' OR ')})`;
-  const params: Param[] = [f.resourceType, f.param.code, ...ors.flatMap((o) => o.params)];
-  const negate = f.modifier === 'not';
-  return { text: `${alias}.rid ${negate ? 'NOT IN' : 'IN'} (${inner})`, params };
+  return {
+    text: `SELECT rid FROM ${table} WHERE type = ? AND param = ? AND (${ors.map((o) => o.text).join(' OR ')})`,
+    params: [f.resourceType, f.param.code, ...ors.flatMap((o) => o.params)],
+  };
+}
+
+function compileFilter(f: Filter, alias: string): Sql {
+  if (f.modifier === 'missing') return compileMissing(f, alias);
+  if (f.param.code === '_id') return compileIdFilter(f, alias);
+  if (f.param.code === '_lastUpdated') return compileLastUpdated(f, alias);
+  const inner = f.chain ? chainRids(f) : indexRids(f);
+  return { text: `${alias}.rid ${f.modifier === 'not' ? 'NOT IN' : 'IN'} (${inner.text})`, params: inner.params };
 }
 
 const TABLE: Partial<Record<string, string>> = {
@@ -59,13 +87,13 @@ function compileLastUpdated(f: Filter, alias: string): Sql {
   return { text: `(${ors.map((o) => o.text).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
 }
 
-function compileChain(f: Filter, alias: string): Sql {
+function chainRids(f: Filter): Sql {
   const targets = f.chain!.filter.map((inner) => {
     const where = compileFilter(inner, 't');
     return { text: `(target_type = ? AND target_id IN (SELECT t.id FROM resources t WHERE t.type = ? AND t.deleted = 0 AND ${where.text}))`, params: [inner.resourceType, inner.resourceType, ...where.params] };
   });
   return {
-    text: `${alias}.rid IN (SELECT rid FROM search_reference WHERE type = ? AND param = ? AND (${targets.map((t) => t.text).join(' OR ')}))`,
+    text: `SELECT rid FROM search_reference WHERE type = ? AND param = ? AND (${targets.map((t) => t.text).join(' OR ')})`,
     params: [f.resourceType, f.param.code, ...targets.flatMap((t) => t.params)],
   };
 }
@@ -132,8 +160,9 @@ function dateRangeCondition(prefix: Prefix, { lo: pLo, hi: pHi }: DateRange, lo:
     case 'ne': return { text: `(${lo} < ? OR ${hi} > ?)`, params: [pLo, pHi] };
     case 'gt': return { text: `${hi} > ?`, params: [pHi] };
     case 'lt': return { text: `${lo} < ?`, params: [pLo] };
-    case 'ge': return { text: `(${hi} > ? OR (${lo} >= ? AND ${hi} <= ?))`, params: [pHi, pLo, pHi] };
-    case 'le': return { text: `(${lo} < ? OR (${lo} >= ? AND ${hi} <= ?))`, params: [pLo, pLo, pHi] };
+    // ge = gt or eq; both imply hi >= pLo, which lets one index range on hi do the work (likewise le on lo).
+    case 'ge': return { text: `(${hi} >= ? AND (${hi} > ? OR ${lo} >= ?))`, params: [pLo, pHi, pLo] };
+    case 'le': return { text: `(${lo} <= ? AND (${lo} < ? OR ${hi} <= ?))`, params: [pHi, pLo, pHi] };
     case 'sa': return { text: `${lo} > ?`, params: [pHi] };
     case 'eb': return { text: `${hi} < ?`, params: [pLo] };
     case 'ap': {

@@ -1,9 +1,9 @@
 // Runs a parsed search: one query for the page, one for the total when needed, a few for includes.
 import type { SqlExecutor, Param } from '../storage/driver.ts';
-import { compileOrder, compileWhere } from './compile.ts';
+import { compileOrder, compileSearch } from './compile.ts';
 import type { Include, SearchRequest } from './request.ts';
 
-export interface FoundResource { rid: number; type: string; id: string; content: string }
+export interface FoundResource { rid: number; type: string; id: string; content: string; patient_id: string | null }
 
 export interface SearchResult {
   matches: FoundResource[];
@@ -21,10 +21,19 @@ export interface SearchScope {
 }
 
 export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: SearchScope = {}): Promise<SearchResult> {
-  const where = compileWhere(req);
-  const from = scope.patientId ? 'compartment c JOIN resources r ON r.rid = c.rid' : 'resources r';
-  const scopeSql = scope.patientId ? 'c.patient_id = ? AND c.type = ? AND ' : '';
-  const scopeParams: Param[] = scope.patientId ? [scope.patientId, req.resourceType] : [];
+  const { driving, where } = compileSearch(req);
+  let from = 'resources r';
+  let scopeSql = '';
+  let scopeParams: Param[] = [];
+  if (scope.patientId) {
+    // The compartment is the narrowest start; index filters then check each of its rows.
+    from = 'compartment c JOIN resources r ON r.rid = c.rid';
+    scopeSql = `c.patient_id = ? AND c.type = ? AND ${driving ? `r.rid IN (${driving.text}) AND ` : ''}`;
+    scopeParams = [scope.patientId, req.resourceType, ...(driving?.params ?? [])];
+  } else if (driving) {
+    from = `(${driving.text}) m JOIN resources r ON r.rid = m.rid`;
+    scopeParams = driving.params;
+  }
   const countSql = `SELECT COUNT(*) AS n FROM ${from} WHERE ${scopeSql}${where.text}`;
   const countParams = [...scopeParams, ...where.params];
 
@@ -34,7 +43,7 @@ export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: 
   }
   const order = compileOrder(req);
   const rows = req.count === 0 ? [] : await db.all<FoundResource>(
-    `SELECT r.rid, r.type, r.id, r.content FROM ${from} WHERE ${scopeSql}${where.text} ORDER BY ${order.text} LIMIT ? OFFSET ?`,
+    `SELECT r.rid, r.type, r.id, r.content, r.patient_id FROM ${from} WHERE ${scopeSql}${where.text} ORDER BY ${order.text} LIMIT ? OFFSET ?`,
     [...scopeParams, ...where.params, ...order.params, req.count + 1, req.offset],
   );
   const hasMore = rows.length > req.count;
@@ -76,7 +85,7 @@ async function forwardInclude(db: SqlExecutor, from: FoundResource[], inc: Inclu
   const sources = from.filter((f) => f.type === inc.sourceType).map((f) => f.rid);
   if (!sources.length) return [];
   const params: Param[] = [...sources, inc.sourceType];
-  let sql = `SELECT r.rid, r.type, r.id, r.content FROM search_reference s JOIN resources r ON r.type = s.target_type AND r.id = s.target_id
+  let sql = `SELECT r.rid, r.type, r.id, r.content, r.patient_id FROM search_reference s JOIN resources r ON r.type = s.target_type AND r.id = s.target_id
     WHERE s.rid IN (${placeholders(sources.length)}) AND s.type = ? AND r.deleted = 0`;
   if (inc.param !== '*') {
     sql += ' AND s.param = ?';
@@ -98,7 +107,7 @@ async function reverseInclude(db: SqlExecutor, from: FoundResource[], inc: Inclu
   }
   for (const [targetType, ids] of byType) {
     const params: Param[] = [inc.sourceType, inc.sourceType, targetType, ...ids];
-    let sql = `SELECT r.rid, r.type, r.id, r.content FROM resources r WHERE r.type = ? AND r.deleted = 0 AND r.rid IN (
+    let sql = `SELECT r.rid, r.type, r.id, r.content, r.patient_id FROM resources r WHERE r.type = ? AND r.deleted = 0 AND r.rid IN (
       SELECT rid FROM search_reference WHERE type = ? AND target_type = ? AND target_id IN (${placeholders(ids.length)})`;
     if (inc.param !== '*') {
       sql += ' AND param = ?';

@@ -18,6 +18,8 @@ export interface WrittenResource {
   lastUpdated: string;
   content: string;
   created: boolean;
+  /** The patient whose record this is (resources.patient_id), for the audit trail. */
+  patientId: string | null;
 }
 
 export async function currentRow(tx: SqlExecutor, type: string, id: string, lock: boolean): Promise<CurrentRow | undefined> {
@@ -79,10 +81,10 @@ export async function putResource(tx: SqlExecutor, resource: Record<string, any>
   await tx.run('INSERT INTO outbox (type, id, version_id, action, patient_id, at_ms) VALUES (?, ?, ?, ?, ?, ?)', [
     type, id, versionId, current && !current.deleted ? 'update' : 'create', patientId, now,
   ]);
-  return { type, id, versionId, lastUpdated, content, created: !current || current.deleted === 1 };
+  return { type, id, versionId, lastUpdated, content, created: !current || current.deleted === 1, patientId };
 }
 
-export async function deleteResource(tx: SqlExecutor, type: string, id: string, options: WriteOptions): Promise<{ versionId: number } | undefined> {
+export async function deleteResource(tx: SqlExecutor, type: string, id: string, options: WriteOptions): Promise<{ versionId: number; patientId: string | null } | undefined> {
   const current = await currentRow(tx, type, id, options.lock);
   if (!current) throw notFound(`${type}/${id} does not exist.`);
   if (options.ifMatch !== undefined && current.version_id !== options.ifMatch) {
@@ -100,7 +102,7 @@ export async function deleteResource(tx: SqlExecutor, type: string, id: string, 
   await tx.run('INSERT INTO outbox (type, id, version_id, action, patient_id, at_ms) VALUES (?, ?, ?, ?, ?, ?)', [
     type, id, versionId, 'delete', patient?.patient_id ?? null, now,
   ]);
-  return { versionId };
+  return { versionId, patientId: patient?.patient_id ?? null };
 }
 
 export function assertNotDeleted(type: string, id: string, row: { deleted: number } | undefined): void {
@@ -150,7 +152,7 @@ export async function createResources(tx: SqlExecutor, resources: Record<string,
   await tx.insertMany('resource_history', ['rid', 'type', 'id', 'version_id', 'last_updated_ms', 'method', 'content'], written.map((w) => [w.rid, w.type, w.id, 1, now, 'POST', w.content]));
   await writeIndex(tx, written);
   await tx.insertMany('outbox', ['type', 'id', 'version_id', 'action', 'patient_id', 'at_ms'], written.map((w) => [w.type, w.id, 1, 'create', w.patientId, now]));
-  return written.map((w) => ({ type: w.type, id: w.id, versionId: 1, lastUpdated, content: w.content, created: true }));
+  return written.map((w) => ({ type: w.type, id: w.id, versionId: 1, lastUpdated, content: w.content, created: true, patientId: w.patientId }));
 }
 
 /** Versions of one resource get strictly increasing timestamps even within one millisecond. */

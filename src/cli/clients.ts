@@ -1,0 +1,75 @@
+// carebridge clients add|list|revoke: the system clients that may get tokens from /oauth2/token.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { addClient, listClients, migrateAccess, revokeClient } from '../access/index.ts';
+import type { SqlDriver } from '../record/index.ts';
+import { DB_OPTION_HELP, databaseFrom, openStore, plainErrors } from './store.ts';
+
+async function withAccessStore<T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
+  const driver = await openStore(databaseFrom(db));
+  try {
+    await migrateAccess(driver);
+    return await work(driver);
+  } finally {
+    await driver.close();
+  }
+}
+
+export function clientsCommand(program: Command): void {
+  const clients = program.command('clients').description('Manage system clients (OAuth2 client_credentials).');
+  plainErrors(clients);
+
+  plainErrors(
+    clients
+      .command('add')
+      .description('Register a client. Prints its id and secret; the secret is shown only this once.')
+      .requiredOption('--name <name>', 'who the client is, e.g. "Northshire discharge hub"')
+      .option('--scopes <scopes>', 'SMART scopes, space-separated', 'system/*.rs')
+      .option('--organization <ods>', 'ODS code of the organisation the client acts for')
+      .option('--client-id <id>', 'choose the client id (default: a new UUID)')
+      .option('--jwks <file>', 'public keys (JWKS JSON) for private_key_jwt instead of a secret')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (flags: { name: string; scopes: string; organization?: string; clientId?: string; jwks?: string; db?: string }) => {
+        let jwks: { keys: Record<string, unknown>[] } | undefined;
+        if (flags.jwks) {
+          try {
+            jwks = JSON.parse(readFileSync(flags.jwks, 'utf8'));
+          } catch (err) {
+            throw new Error(`cannot read the JWKS file ${flags.jwks}: ${(err as Error).message}`);
+          }
+        }
+        const { client, secret } = await withAccessStore(flags.db, (d) =>
+          addClient(d, { name: flags.name, scopes: flags.scopes, organization: flags.organization, clientId: flags.clientId, jwks }),
+        );
+        console.log(`client_id:     ${client.clientId}`);
+        if (secret) console.log(`client_secret: ${secret}\n(Store the secret now: only a hash of it is kept.)`);
+        else console.log('authentication: private_key_jwt with the registered keys');
+        console.log(`scopes:        ${client.scopes}`);
+      }),
+  );
+
+  plainErrors(
+    clients
+      .command('list')
+      .description('List registered clients (never their secrets).')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (flags: { db?: string }) => {
+        const all = await withAccessStore(flags.db, listClients);
+        if (!all.length) return console.log('No clients.');
+        for (const c of all) {
+          console.log(`${c.clientId}\t${c.revoked ? 'REVOKED' : 'active'}\t${c.scopes}\t${c.organization ?? '-'}\t${c.jwks ? 'private_key_jwt' : 'secret'}\t${c.name}`);
+        }
+      }),
+  );
+
+  plainErrors(
+    clients
+      .command('revoke <clientId>')
+      .description('Revoke a client: it gets no new tokens, and its tokens stop working within 10 seconds.')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (clientId: string, flags: { db?: string }) => {
+        await withAccessStore(flags.db, (d) => revokeClient(d, clientId));
+        console.log(`Revoked ${clientId}.`);
+      }),
+  );
+}

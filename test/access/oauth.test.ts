@@ -1,0 +1,159 @@
+// System clients get tokens from /oauth2/token and use the API within their SMART scopes; forged,
+// expired, misdirected or replayed credentials are refused. Both storage engines.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { SignJWT, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
+import { ENGINES, clientToken, fhirClient, startTestServer, type TestServer } from '../support/server.ts';
+import { addClient, revokeClient } from '../../src/access/index.ts';
+
+const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+async function tokenRequest(origin: string, fields: Record<string, string>, headers: Record<string, string> = {}) {
+  const res = await fetch(`${origin}/oauth2/token`, { method: 'POST', headers: { ...FORM, ...headers }, body: form(fields) });
+  return { status: res.status, body: await res.json() };
+}
+
+for (const engine of ENGINES) {
+  describe(`OAuth2 and SMART scopes (${engine})`, () => {
+    let t: TestServer;
+    let reader: { clientId: string; secret: string };
+    before(async () => {
+      t = await startTestServer(engine, { CAREBRIDGE_TOKEN_RATE_LIMIT: '1000' });
+      const { client, secret } = await addClient(t.server.driver, { name: 'Patient reader', scopes: 'system/Patient.rs' });
+      reader = { clientId: client.clientId, secret: secret! };
+      await t.fhir.post('Patient', { resourceType: 'Patient', name: [{ family: 'Scope' }] });
+    });
+    after(async () => t?.close());
+
+    it('publishes its SMART configuration and leaves the CapabilityStatement open', async () => {
+      const conf = await fetch(`${t.url}/.well-known/smart-configuration`).then((r) => r.json());
+      assert.equal(conf.token_endpoint, `${t.url}/oauth2/token`);
+      assert.ok(conf.token_endpoint_auth_methods_supported.includes('private_key_jwt'));
+      assert.equal((await fetch(`${t.base}/metadata`)).status, 200);
+    });
+
+    it('without a token the API answers 401 with an OperationOutcome and WWW-Authenticate', async () => {
+      const res = await fetch(`${t.base}/Patient`);
+      assert.equal(res.status, 401);
+      assert.match(res.headers.get('www-authenticate')!, /^Bearer/);
+      assert.equal((await res.json()).resourceType, 'OperationOutcome');
+    });
+
+    it('issues a token for a client secret (HTTP Basic or form) and refuses a wrong one', async () => {
+      const basic = await tokenRequest(t.url, { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(`${reader.clientId}:${reader.secret}`).toString('base64')}` });
+      assert.equal(basic.status, 200);
+      assert.equal(basic.body.token_type, 'Bearer');
+      assert.equal(basic.body.scope, 'system/Patient.rs');
+      assert.ok(basic.body.expires_in <= 300);
+      const post = await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: reader.clientId, client_secret: reader.secret });
+      assert.equal(post.status, 200);
+      const wrong = await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: reader.clientId, client_secret: 'guess' });
+      assert.equal(wrong.status, 401);
+      assert.equal(wrong.body.error, 'invalid_client');
+      const grant = await tokenRequest(t.url, { grant_type: 'password', client_id: reader.clientId, client_secret: reader.secret });
+      assert.equal(grant.body.error, 'unsupported_grant_type');
+    });
+
+    it('a token request can narrow its scopes but never escalate them', async () => {
+      const narrowed = await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: reader.clientId, client_secret: reader.secret, scope: 'system/Patient.r' });
+      assert.equal(narrowed.body.scope, 'system/Patient.r');
+      const escalate = await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: reader.clientId, client_secret: reader.secret, scope: 'system/*.cruds' });
+      assert.equal(escalate.status, 400);
+      assert.equal(escalate.body.error, 'invalid_scope');
+    });
+
+    it('scopes decide what the record allows, including through includes, transactions and history', async () => {
+      const fhir = fhirClient(t.base, { authorization: `Bearer ${await clientToken(t.url, reader.clientId, reader.secret)}` });
+      const found = await fhir.get('Patient?family=scope');
+      assert.equal(found.status, 200);
+      assert.equal(found.body.total, 1);
+      const pid = found.body.entry[0].resource.id;
+      await t.fhir.post('Observation', { resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${pid}` } });
+      assert.equal((await fhir.post('Patient', { resourceType: 'Patient' })).status, 403);
+      assert.equal((await fhir.get('Observation')).status, 403);
+      const denied = await fhir.get(`Observation?subject=${pid}`);
+      assert.equal(denied.status, 403);
+      assert.match(denied.body.issue[0].diagnostics, /search on Observation/);
+      const rev = await fhir.get(`Patient?_id=${pid}&_revinclude=Observation:subject`);
+      assert.equal(rev.status, 200);
+      assert.deepEqual(rev.body.entry.map((e: any) => e.resource.resourceType), ['Patient'], 'Observations are not revealed by _revinclude');
+      const ev = await fhir.get(`Patient/${pid}/$everything`);
+      assert.deepEqual([...new Set(ev.body.entry.map((e: any) => e.resource.resourceType))], ['Patient']);
+      assert.equal((await fhir.get('_history')).status, 403);
+      assert.equal((await fhir.get(`Patient/${pid}/Observation`)).status, 403);
+      const chained = await fhir.get('Patient?general-practitioner.name=x');
+      assert.equal(chained.status, 403, 'a chain through Practitioner needs search on Practitioner');
+      const before = (await t.fhir.get('Observation?_summary=count')).body.total;
+      const tx = await fhir.post('', {
+        resourceType: 'Bundle', type: 'transaction',
+        entry: [{ resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' } }, request: { method: 'POST', url: 'Observation' } }],
+      });
+      assert.equal(tx.status, 403);
+      assert.equal((await t.fhir.get('Observation?_summary=count')).body.total, before, 'nothing stored');
+    });
+
+    it('refuses forged, tampered, expired and misdirected tokens', async () => {
+      const good = await clientToken(t.url, reader.clientId, reader.secret);
+      const call = (token: string) => fetch(`${t.base}/Patient`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+      assert.equal(await call(good), 200);
+      const [header, payload, signature] = good.split('.');
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
+      const escalated = Buffer.from(JSON.stringify({ ...claims, scope: 'system/*.cruds' })).toString('base64url');
+      assert.equal(await call(`${header}.${escalated}.${signature}`), 401, 'tampered scope');
+      const none = Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url');
+      assert.equal(await call(`${none}.${payload}.`), 401, 'alg none');
+      const { privateKey } = await generateKeyPair('ES256');
+      const kid = JSON.parse(Buffer.from(header, 'base64url').toString()).kid;
+      const sign = (key: CryptoKey, c: Record<string, unknown>, exp: string | number = '5m') =>
+        new SignJWT(c).setProtectedHeader({ alg: 'ES256', kid, typ: 'at+jwt' }).setIssuedAt().setExpirationTime(exp).sign(key);
+      assert.equal(await call(await sign(privateKey, claims)), 401, 'signed by a key that is not ours');
+      const stored = await t.server.driver.get<{ private_jwk: string }>('SELECT private_jwk FROM access_signing_keys WHERE kid = ?', [kid]);
+      const ourKey = (await importJWK(JSON.parse(stored!.private_jwk), 'ES256')) as CryptoKey;
+      const { exp: _exp, iat: _iat, ...rest } = claims;
+      assert.equal(await call(await sign(ourKey, rest)), 200, 'control: our key, right claims');
+      assert.equal(await call(await sign(ourKey, rest, Math.floor(Date.now() / 1000) - 60)), 401, 'expired');
+      assert.equal(await call(await sign(ourKey, { ...rest, aud: 'https://elsewhere.example/fhir' })), 401, 'wrong audience');
+      assert.equal(await call(await sign(ourKey, { ...rest, iss: 'https://elsewhere.example' })), 401, 'wrong issuer');
+      const hmac = await new SignJWT(rest).setProtectedHeader({ alg: 'HS256', kid, typ: 'at+jwt' }).setExpirationTime('5m').sign(new TextEncoder().encode(stored!.private_jwk));
+      assert.equal(await call(hmac), 401, 'HS256 algorithm confusion');
+    });
+
+    it('a revoked client gets no token and its tokens stop working', async () => {
+      const { client, secret } = await addClient(t.server.driver, { name: 'Soon revoked', scopes: 'system/*.rs' });
+      const token = await clientToken(t.url, client.clientId, secret!);
+      await revokeClient(t.server.driver, client.clientId);
+      assert.equal((await fetch(`${t.base}/Patient`, { headers: { authorization: `Bearer ${token}` } })).status, 401);
+      assert.equal((await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: client.clientId, client_secret: secret! })).status, 401);
+    });
+
+    it('private_key_jwt: a signed client assertion gets a token once; replay and wrong audience are refused', async () => {
+      const { publicKey, privateKey } = await generateKeyPair('RS384');
+      const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS384' };
+      const { client } = await addClient(t.server.driver, { name: 'Key client', scopes: 'system/Patient.rs', jwks: { keys: [jwk] } });
+      const assertion = (aud: string, jti: string) =>
+        new SignJWT({}).setProtectedHeader({ alg: 'RS384', kid: 'k1' }).setIssuer(client.clientId).setSubject(client.clientId).setAudience(aud).setJti(jti).setIssuedAt().setExpirationTime('2m').sign(privateKey);
+      const fields = (a: string) => ({ grant_type: 'client_credentials', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: a });
+      const first = await assertion(`${t.url}/oauth2/token`, 'jti-1');
+      const ok = await tokenRequest(t.url, fields(first));
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal((await fetch(`${t.base}/Patient`, { headers: { authorization: `Bearer ${ok.body.access_token}` } })).status, 200);
+      assert.equal((await tokenRequest(t.url, fields(first))).status, 401, 'replayed assertion');
+      assert.equal((await tokenRequest(t.url, fields(await assertion('https://elsewhere.example/token', 'jti-2')))).status, 401, 'wrong audience');
+    });
+  });
+}
+
+describe('token endpoint rate limit', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer('sqlite', { CAREBRIDGE_TOKEN_RATE_LIMIT: '4' }); // the harness uses one for its own token
+  });
+  after(async () => t?.close());
+
+  it('answers 429 once an address has asked too often', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: 'x', client_secret: 'y' })).status);
+    assert.deepEqual(statuses, [401, 401, 401, 429]);
+  });
+});
