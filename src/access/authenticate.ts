@@ -67,7 +67,7 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
 
   if (!audit) return authenticate;
   return async (req: FastifyRequest): Promise<AccessControl> => {
-    if (audit.overloaded) {
+    if (!(await audit.admit())) {
       throw new FhirError(503, [{ severity: 'error', code: 'exception', diagnostics: 'The audit trail cannot be written at the moment, so the record is not being served; try again shortly.' }], { 'Retry-After': '5' });
     }
     try {

@@ -8,6 +8,8 @@ import { tokenEndpoint } from './tokenEndpoint.ts';
 import { bearerAuthenticator } from './authenticate.ts';
 import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
+import { inProcessWriter, threadWriter } from './audit/writer.ts';
+import { hostname } from 'node:os';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient } from './clients.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
@@ -21,6 +23,11 @@ export interface AccessOptions {
   baseUrl?: string;
   /** Keep the audit trail (default). Off only for measuring its cost (CAREBRIDGE_AUDIT=off). */
   audit?: boolean;
+  /**
+   * The database (sqlite:PATH or postgres://…) again, so the audit trail can write from a thread of its
+   * own with its own connection; without it the audit is written through `driver` on the main thread.
+   */
+  database?: string;
 }
 
 export interface Access {
@@ -41,7 +48,10 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   const tokens = new TokenService(driver);
   const configuredOrigin = options.baseUrl ? new URL(options.baseUrl).origin : undefined;
   const originOf = (req: FastifyRequest) => configuredOrigin ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
-  const audit = options.audit === false ? undefined : new AuditTrail(driver);
+  // An in-memory SQLite database cannot be opened again from another thread.
+  const ownThread = options.database && options.database !== 'sqlite::memory:';
+  const writer = ownThread ? threadWriter(options.database!, hostname()) : inProcessWriter(driver, hostname());
+  const audit = options.audit === false ? undefined : new AuditTrail(writer);
   const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
   return {
     authenticate,

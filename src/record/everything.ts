@@ -37,9 +37,10 @@ export async function everything(db: SqlExecutor, base: string, patientId: strin
     params.push(since);
   }
   const extra = filters.length ? ` AND ${filters.join(' AND ')}` : '';
-  // Members of the compartment first, then what they reference that is outside it.
+  // Members of the compartment, then what they reference that is outside it. AuditEvents are in the
+  // Patient compartment in R4, but they record who looked, not care: they are not part of the record's content.
   const rows = await db.all<FoundResource>(
-    `SELECT r.rid, r.type, r.id, r.content, r.patient_id FROM resources r WHERE r.deleted = 0${extra} AND (
+    `SELECT r.rid, r.type, r.id, r.content, r.patient_id FROM resources r WHERE r.deleted = 0 AND r.type <> 'AuditEvent'${extra} AND (
        r.rid IN (SELECT rid FROM compartment WHERE patient_id = ?)
        OR r.rid IN (SELECT t.rid FROM compartment c JOIN search_reference s ON s.rid = c.rid
                     JOIN resources t ON t.type = s.target_type AND t.id = s.target_id

@@ -1,0 +1,122 @@
+// What the audit trail costs: read-by-id and a search, with access checks, against an in-process server
+// on SQLite holding the demo dataset, with the audit trail on and off (CAREBRIDGE_AUDIT=off). autocannon
+// runs as a child process so it does not share the server's event loop.
+//
+//   node --import tsx bench/auditOverhead.ts [--duration 5] [--connections 32] [--rounds 1] [--rate N] [--dir PATH]
+//
+// Without --rate the server is saturated (req/s is the figure); with --rate N autocannon sends N requests
+// a second in all, below saturation, and p99 is the figure. Rounds alternate off/on so drift on a noisy
+// machine hits both alike; figures are the mean over rounds. --dir puts the database elsewhere (e.g. /dev/shm
+// to take the disk out of the figures).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildServer } from '../src/server.ts';
+import { loadServerConfig } from '../src/config.ts';
+import { handleFhirRequest, openRecordStore, UNRESTRICTED, type SqlDriver } from '../src/record/index.ts';
+import { buildDemoDataset } from '../src/demo/index.ts';
+
+const { values: args } = parseArgs({ options: { duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '1' }, rate: { type: 'string' }, dir: { type: 'string', default: tmpdir() } } });
+const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+const ADMIN = { id: 'bench-admin', secret: 'bench-admin-secret-0123456789' };
+const PATIENT = 'demo-pat-vm101-01';
+const WORKLOADS = {
+  read: `Patient/${PATIENT}`,
+  search: `Observation?patient=${PATIENT}&code=${encodeURIComponent('http://loinc.org|9279-1')}&_count=20`,
+};
+type Workload = keyof typeof WORKLOADS;
+interface Figures { rps: number; p99: number; errors: number }
+
+function autocannon(url: string, token: string, duration: string): Promise<Figures> {
+  return new Promise((resolve, reject) => {
+    const rate = args.rate ? ['-R', args.rate] : [];
+    const child = spawn(process.execPath, [AUTOCANNON, '-j', '-c', args.connections!, '-d', duration, ...rate, '-H', `authorization=Bearer ${token}`, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (!out.trim()) return reject(new Error(`autocannon gave no result (exit ${code}): ${err.trim().split('\n').slice(-3).join(' ')}`));
+      try {
+        const r = JSON.parse(out);
+        // Only answered 2xx count: a refused request (503 when the audit cannot keep up) is not throughput.
+        resolve({ rps: r['2xx'] / r.duration, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts });
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+}
+
+async function token(origin: string): Promise<string> {
+  const res = await fetch(`${origin}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${ADMIN.id}:${ADMIN.secret}`).toString('base64')}` },
+    body: 'grant_type=client_credentials',
+  });
+  return (await res.json()).access_token;
+}
+
+/** Waits until the audit chain stops growing (the writer has caught up). */
+async function auditWritten(driver: SqlDriver): Promise<void> {
+  const count = async () => Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM access_audit_chain'))?.n ?? 0);
+  let last = -1;
+  for (let i = 0; i < 300; i++) {
+    const now = await count();
+    if (now === last) return;
+    last = now;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+const rssMb = { on: 0, off: 0 };
+
+async function run(database: string, audit: 'on' | 'off'): Promise<Record<Workload, Figures>> {
+  const env = { CAREBRIDGE_ADMIN_CLIENT_ID: ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: ADMIN.secret, CAREBRIDGE_AUDIT: audit };
+  const server = await buildServer(loadServerConfig({ port: 0, db: database }, env));
+  try {
+    const origin = await server.app.listen({ host: '127.0.0.1', port: 0 });
+    const bearer = await token(origin);
+    const out = {} as Record<Workload, Figures>;
+    for (const [name, path] of Object.entries(WORKLOADS) as [Workload, string][]) {
+      await autocannon(`${origin}/fhir/${path}`, bearer, '1'); // warm-up
+      out[name] = await autocannon(`${origin}/fhir/${path}`, bearer, args.duration!);
+      rssMb[audit] = Math.max(rssMb[audit], process.memoryUsage().rss / 1e6);
+      await auditWritten(server.driver); // the next workload must not pay for this one's backlog
+    }
+    return out;
+  } finally {
+    await server.close();
+  }
+}
+
+const dir = mkdtempSync(join(args.dir!, 'carebridge-bench-'));
+try {
+  const database = `sqlite:${join(dir, 'bench.db')}`;
+  const driver = await openRecordStore(database);
+  await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'POST', path: '', query: [], body: buildDemoDataset().bundle, prefer: 'return=minimal' });
+  await driver.close();
+
+  const results: Record<'on' | 'off', Record<Workload, Figures>[]> = { on: [], off: [] };
+  for (let round = 0; round < Number(args.rounds); round++) {
+    for (const mode of ['off', 'on'] as const) results[mode].push(await run(database, mode));
+  }
+  const mean = (mode: 'on' | 'off', w: Workload, k: keyof Figures) => results[mode].reduce((s, r) => s + r[w][k], 0) / results[mode].length;
+  console.log(`audit overhead: ${args.connections} connections${args.rate ? `, ${args.rate} req/s offered` : ''}, ${args.duration} s per run, ${args.rounds} round(s), SQLite in ${args.dir}, demo dataset, access checks on`);
+  console.log('workload  audit  req/s     p99 ms  errors');
+  for (const w of Object.keys(WORKLOADS) as Workload[]) {
+    for (const mode of ['off', 'on'] as const) {
+      console.log(`${w.padEnd(9)} ${mode.padEnd(6)} ${mean(mode, w, 'rps').toFixed(0).padStart(7)}  ${mean(mode, w, 'p99').toFixed(1).padStart(7)}  ${mean(mode, w, 'errors')}`);
+    }
+    const overhead = (1 - mean('on', w, 'rps') / mean('off', w, 'rps')) * 100;
+    const latency = (mean('on', w, 'p99') / mean('off', w, 'p99') - 1) * 100;
+    console.log(`${w.padEnd(9)} overhead ${overhead.toFixed(1)}% of throughput, ${latency.toFixed(1)}% on p99${overhead < 15 ? '' : '  (throughput over the 15% budget)'}`);
+  }
+  console.log(`process memory (RSS, peak): audit off ${rssMb.off.toFixed(0)} MB, on ${rssMb.on.toFixed(0)} MB (the audit writer thread loads the R4 definitions too)`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,139 @@
+// The audit trail as the API sees it: answered requests are buffered in memory and handed to the writer
+// in batches — every FLUSH_INTERVAL_MS, or at once when FLUSH_AT_EVENTS are waiting, and on close — one
+// database transaction per batch (at most BATCH_EVENTS events), so a request never waits for its audit.
+//
+// What a crash can lose: whatever is buffered or being written and not yet committed — about the last
+// FLUSH_INTERVAL_MS of requests (plus the batch in flight), whose answers have already been sent. A
+// graceful stop (close) writes everything. When the database refuses the writes, the events stay buffered
+// and are retried.
+//
+// Backpressure: when more than BACKLOG_EVENTS are waiting (the writer cannot keep up, or the database
+// refuses), new requests wait for the writer, up to ADMIT_WAIT_MS, and are then refused (503): the API
+// slows down or stops rather than serve unaudited or buffer without bound.
+import type { AuditedRequest } from './auditEvent.ts';
+import type { AuditWriter } from './writer.ts';
+
+export const FLUSH_INTERVAL_MS = 100;
+export const FLUSH_AT_EVENTS = 500;
+export const BATCH_EVENTS = 250;
+export const BACKLOG_EVENTS = 5000;
+const ADMIT_WAIT_MS = 2000;
+const RETRY_MS = 1000;
+
+const eventCount = (r: AuditedRequest) => Math.max(1, r.events.length);
+
+/**
+ * A failure that retrying the same events cannot cure (the database refused their content, or building them
+ * threw), as opposed to the database being unreachable or busy.
+ */
+function isPoison(err: unknown): boolean {
+  const { code, name } = (err ?? {}) as { code?: unknown; name?: unknown };
+  if (name === 'TypeError' || name === 'RangeError') return true;
+  return typeof code === 'string' && (/^2[23][0-9A-Z]{3}$/.test(code) || /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH)/.test(code));
+}
+
+export class AuditTrail {
+  private buffer: AuditedRequest[] = [];
+  private buffered = 0;
+  private timer?: NodeJS.Timeout;
+  private writing: Promise<void> = Promise.resolve();
+  private flushQueued = false;
+  /** After a batch was refused for its content: write this many requests one at a time, to find the bad one. */
+  private isolate = 0;
+  /** The last write failed for a reason that may pass (database unreachable): only the retry timer writes. */
+  private failing = false;
+  /** Woken after every write attempt. */
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly writer: AuditWriter,
+    private readonly log: (message: string, err: unknown) => void = (message, err) => console.error(message, err),
+  ) {}
+
+  /** Buffers one answered request; never throws, never waits. */
+  record(request: AuditedRequest): void {
+    this.buffer.push(request);
+    this.buffered += eventCount(request);
+    if (this.buffered >= FLUSH_AT_EVENTS && !this.failing) {
+      if (!this.flushQueued) void this.flush();
+    } else this.schedule(FLUSH_INTERVAL_MS);
+  }
+
+  /** Whether a new request may be served: at once when the backlog is small, else after waiting for the writer; false = refuse it. */
+  async admit(): Promise<boolean> {
+    if (this.buffered <= BACKLOG_EVENTS) return true;
+    const deadline = Date.now() + ADMIT_WAIT_MS;
+    while (this.buffered > BACKLOG_EVENTS) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => (clearTimeout(timer), resolve()));
+      });
+    }
+    return true;
+  }
+
+  /** Writes everything buffered so far; resolves once it is committed (or has failed and been kept for a retry). */
+  flush(): Promise<void> {
+    this.flushQueued = true;
+    const run = this.writing.then(() => this.drain());
+    this.writing = run;
+    return run;
+  }
+
+  /** Stops the timer, writes what is left, and stops the writer. */
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.flush();
+    await this.writer.close();
+  }
+
+  private schedule(delay: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, delay);
+    this.timer.unref();
+  }
+
+  private async drain(): Promise<void> {
+    this.flushQueued = false;
+    while (this.buffer.length) {
+      let events = 0;
+      let n = 0;
+      const limit = this.isolate > 0 ? 1 : BATCH_EVENTS;
+      while (n < this.buffer.length && (n === 0 || events + eventCount(this.buffer[n]) <= limit)) events += eventCount(this.buffer[n++]);
+      const batch = this.buffer.splice(0, n);
+      try {
+        await this.writer.write(batch);
+        this.failing = false;
+        this.buffered -= events;
+        if (this.isolate > 0) this.isolate -= 1;
+      } catch (err) {
+        if (isPoison(err) && batch.length > 1) {
+          this.buffer.unshift(...batch); // one of these cannot be stored: write them one by one
+          this.isolate = batch.length;
+        } else if (isPoison(err)) {
+          // Never reached with what the builder produces; kept so one bad entry cannot stop the trail for good.
+          this.buffered -= events;
+          if (this.isolate > 0) this.isolate -= 1;
+          const o = batch[0].outcome;
+          this.log(`CareBridge could not store the audit entry for ${o.method} /fhir/${o.path} (HTTP ${o.status}, client ${batch[0].actor?.clientId ?? 'unknown'}) and dropped it.`, err);
+        } else {
+          this.buffer.unshift(...batch); // keep the order; try again shortly
+          this.log(`CareBridge could not write ${events} audit events (${this.buffered} waiting); retrying in ${RETRY_MS} ms.`, err);
+          this.failing = true;
+          clearTimeout(this.timer);
+          this.timer = undefined;
+          this.schedule(RETRY_MS);
+          return;
+        }
+      } finally {
+        for (const wake of this.waiters.splice(0)) wake();
+      }
+    }
+  }
+}
