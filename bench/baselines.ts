@@ -38,7 +38,7 @@ export function rawSqliteInsert(bundles: SyntheaBundle[]): { perSecond: number; 
 export async function emptyFastify(seconds: number, connections = 32): Promise<LoadResult> {
   const server = await startChild('bench/emptyServer.ts');
   try {
-    return await load(server.url, connections, seconds, () => '/empty');
+    return await load(server.url, connections, seconds, () => '/empty', false);
   } finally {
     await server.stop();
   }

@@ -2,17 +2,19 @@
 // answer arrives). Latencies are collected per response at full precision (autocannon's own histogram
 // rounds to whole milliseconds).
 import autocannon from 'autocannon';
-import { percentile } from './support.ts';
+import { authHeader, percentile } from './support.ts';
 
 export interface LoadResult { requestsPerSecond: number; p50: number; p99: number; requests: number; failures: number }
 
-export async function load(url: string, connections: number, seconds: number, nextPath?: () => string): Promise<LoadResult> {
+export async function load(url: string, connections: number, seconds: number, nextPath?: () => string, authenticated = true): Promise<LoadResult> {
   const latencies: number[] = [];
+  // Every CareBridge route needs a bearer token; the empty-route baseline has none to give.
+  const authorization: Record<string, string> = authenticated ? { authorization: await authHeader(new URL(url).origin) } : {};
   const instance = autocannon({
     url,
     connections,
     duration: seconds,
-    headers: { accept: 'application/fhir+json' },
+    headers: { accept: 'application/fhir+json', ...authorization },
     requests: nextPath ? [{ method: 'GET', setupRequest: (req) => ({ ...req, path: nextPath() }) }] : undefined,
   });
   instance.on('response', (_client, status, _bytes, ms) => {

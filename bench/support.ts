@@ -32,7 +32,7 @@ export async function startChild(script: string, args: string[] = []): Promise<C
   const nodeArgs = ['--import', 'tsx', ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, script, ...args, '--port', String(port)], {
     cwd: ROOT,
-    env: { ...process.env, CAREBRIDGE_LOG: '' },
+    env: { ...process.env, CAREBRIDGE_ADMIN_CLIENT_ID: BENCH_CLIENT.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: BENCH_CLIENT.secret, CAREBRIDGE_TOKEN_RATE_LIMIT: '100000' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -64,8 +64,32 @@ export async function startChild(script: string, args: string[] = []): Promise<C
   };
 }
 
+/** The benchmark's own system client, ensured by the server from the environment. */
+export const BENCH_CLIENT = { id: 'bench', secret: 'bench-secret-not-for-production' };
+
 export function startServer(database: string): Promise<ChildServer> {
-  return startChild('bin/carebridge.mjs', ['serve', '--db', database]);
+  return startChild('bin/carebridge.mjs', ['serve', '--no-demo', '--db', database]);
+}
+
+const tokens = new Map<string, { header: string; until: number }>();
+
+/**
+ * An Authorization header for a server (tokens live 5 minutes; a fresh one is fetched a minute before
+ * the old one expires, so a long run never sends an expired token).
+ */
+export async function authHeader(origin: string): Promise<string> {
+  const known = tokens.get(origin);
+  if (known && known.until > Date.now()) return known.header;
+  const res = await fetch(`${origin}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${BENCH_CLIENT.id}:${BENCH_CLIENT.secret}`).toString('base64')}` },
+    body: 'grant_type=client_credentials',
+  });
+  const body = (await res.json()) as { access_token?: string; expires_in?: number };
+  if (!body.access_token) throw new Error(`no token from ${origin}: ${JSON.stringify(body)}`);
+  const header = `Bearer ${body.access_token}`;
+  tokens.set(origin, { header, until: Date.now() + ((body.expires_in ?? 300) - 60) * 1000 });
+  return header;
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -76,10 +100,11 @@ export interface Reply { status: number; body: string; ms: number }
  * One HTTP request on a kept-alive connection; `ms` is the full round trip including the body. A request
  * on a reused connection that the server closed as idle just then is retried once (Node's documented race).
  */
-export function request(method: string, url: string, body?: string, retry = true): Promise<Reply> {
+export async function request(method: string, url: string, body?: string, retry = true): Promise<Reply> {
+  const authorization = await authHeader(new URL(url).origin);
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const headers: Record<string, string | number> = { accept: 'application/fhir+json' };
+    const headers: Record<string, string | number> = { accept: 'application/fhir+json', authorization };
     if (body !== undefined) {
       headers['content-type'] = 'application/fhir+json';
       headers['content-length'] = Buffer.byteLength(body);
