@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { startPostgres, type RunningPostgres } from '../test/support/postgres.ts';
-import { cpuMeter, freshDatabase, log, median, startServer, type Engine } from './support.ts';
+import { cpuMeter, freshDatabase, log, median, refused, startServer, type Engine } from './support.ts';
 import { ingest, loadSynthea } from './ingest.ts';
 import { readById } from './read.ts';
 import { loadPatients } from './bulkData.ts';
@@ -54,8 +54,11 @@ const verdict = (ok: boolean) => (ok ? 'yes' : 'no');
 /** Runs a section while measuring the machine's CPU: ours (bench, servers, PostgreSQL) and other people's. */
 async function section(name: string, fn: () => Promise<void>): Promise<void> {
   const stop = cpuMeter();
+  const refusedBefore = refused.count;
   await fn();
   const { ours, others } = stop();
+  const retried = refused.count - refusedBefore;
+  if (retried) notes.push(`${name}: the server refused ${retried} transaction(s) with 503 while its audit trail caught up; the bench waited and sent them again (the time counts).`);
   const pct = (x: number) => `${Math.round(x * 100)}%`;
   background.push(`${name}: others ${pct(others)}, this benchmark ${pct(ours)}`);
   log(`${name}: CPU used by others ${pct(others)} of the machine, by this benchmark ${pct(ours)}`);

@@ -123,12 +123,25 @@ export async function request(method: string, url: string, body?: string, retry 
   });
 }
 
-/** Posts a transaction Bundle and fails loudly unless every entry was stored. */
+/** Transactions the server refused with 503 (it sheds load while its audit trail catches up) and that were sent again. */
+export const refused = { count: 0 };
+
+/**
+ * Posts a transaction Bundle and fails loudly unless every entry was stored. A 503 (refused before any
+ * work, "try again shortly") is retried after a pause, as a well-behaved importer would, and counted.
+ */
 export async function postTransaction(base: string, bundle: string): Promise<string[]> {
-  const reply = await request('POST', `${base}/fhir`, bundle);
-  if (reply.status !== 200) throw new Error(`transaction failed with ${reply.status}: ${reply.body.slice(0, 500)}`);
-  const entries = (JSON.parse(reply.body).entry ?? []) as { response: { location?: string } }[];
-  return entries.map((e) => e.response.location ?? '');
+  for (let attempt = 1; ; attempt++) {
+    const reply = await request('POST', `${base}/fhir`, bundle);
+    if (reply.status === 503 && attempt < 10) {
+      refused.count++;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+      continue;
+    }
+    if (reply.status !== 200) throw new Error(`transaction failed with ${reply.status}: ${reply.body.slice(0, 500)}`);
+    const entries = (JSON.parse(reply.body).entry ?? []) as { response: { location?: string } }[];
+    return entries.map((e) => e.response.location ?? '');
+  }
 }
 
 /** Runs `worker` over `items` with at most `limit` in flight. */
