@@ -180,16 +180,19 @@ async function searchGrowth(engine: Engine): Promise<void> {
   });
 }
 
-/** The server code measured: commit, plus a fingerprint of uncommitted changes in src/ and bin/. */
-function codeVersion(): string {
+/** The server code measured: the commit, and a fingerprint of src/ and bin/ (committed trees plus uncommitted changes). */
+function codeVersion(): { label: string; fingerprint: string } {
   const git = (args: string) => execSync(`git ${args}`, { cwd: new URL('..', import.meta.url).pathname, encoding: 'utf8' }).trim();
   const dirty = git('status --porcelain -- src bin').split('\n').filter(Boolean);
-  const diff = dirty.length ? git('diff HEAD -- src bin') + dirty.join() : '';
-  return `commit ${git('rev-parse --short HEAD')}${dirty.length ? ` + ${dirty.length} uncommitted file(s) in src/ or bin/ (diff ${createHash('sha1').update(diff).digest('hex').slice(0, 8)})` : ''}`;
+  const code = git('rev-parse HEAD:src HEAD:bin') + (dirty.length ? git('diff HEAD -- src bin') + dirty.join() : '');
+  const fingerprint = createHash('sha1').update(code).digest('hex').slice(0, 8);
+  return { label: `commit ${git('rev-parse --short HEAD')}${dirty.length ? ` + ${dirty.length} uncommitted file(s) in src/ or bin/` : ''} (code fingerprint ${fingerprint})`, fingerprint };
 }
 
 async function environment(pgUrl: string | undefined): Promise<void> {
-  versions.code = codeVersion();
+  const code = codeVersion();
+  versions.code = code.label;
+  versions.fingerprint = code.fingerprint;
   const db = new Database(':memory:');
   versions.sqlite = (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
   db.close();
@@ -224,7 +227,7 @@ function report(started: Date, minutes: number): string {
 
 /** The BENCH_* settings of this run, as a command prefix. */
 function reproduce(): string {
-  return Object.entries(env).filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_DOC').map(([k, v]) => `${k}=${v} `).join('');
+  return Object.entries(env).filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_DOC' && k !== 'BENCH_KEEP_DB').map(([k, v]) => `${k}=${v} `).join('');
 }
 
 const DOC = new URL('../docs/performance.md', import.meta.url).pathname;
@@ -265,7 +268,7 @@ async function main(): Promise<void> {
     await postgres?.stop();
   }
   const codeAtEnd = codeVersion();
-  if (codeAtEnd !== versions.code) notes.push(`The server code changed during the run (others were committing): ${versions.code} at the start, ${codeAtEnd} at the end; each section measured the code as it was when its server process started.`);
+  if (codeAtEnd.fingerprint !== versions.fingerprint) notes.push(`The server code changed during the run (others were committing): ${versions.code} at the start, ${codeAtEnd.label} at the end; each section measured the code as it was when its server process started.`);
   const block = report(started, Math.round((Date.now() - started.getTime()) / 60000));
   console.log(`\n${block}\n`);
   if (env.BENCH_DOC !== '0') {

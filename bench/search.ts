@@ -15,10 +15,11 @@ export const QUERIES = {
  */
 async function measure(server: ChildServer, paths: () => string, requests: number, seconds: number, warmup = 20): Promise<SearchLatency> {
   const get = async () => {
-    const reply = await request('GET', server.url + paths());
-    if (reply.status !== 200) throw new Error(`search failed with ${reply.status}: ${reply.body.slice(0, 300)}`);
+    const path = paths();
+    const reply = await request('GET', server.url + path);
+    if (reply.status !== 200) throw new Error(`search ${path} failed with ${reply.status}: ${reply.body.slice(0, 300)}`);
     const bundle = JSON.parse(reply.body) as { total?: number; entry?: unknown[] };
-    if (!bundle.entry?.length) throw new Error(`search ${paths()} found nothing`);
+    if (!bundle.entry?.length) throw new Error(`search ${path} found nothing`);
     return { ms: reply.ms, total: bundle.total ?? 0 };
   };
   const until = (s: number) => performance.now() + s * 1000;
