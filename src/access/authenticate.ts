@@ -4,7 +4,8 @@ import { FhirError, forbidden, type AccessControl, type SqlExecutor } from '../r
 import { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
-import type { AuditActor } from './audit/auditEvent.ts';
+import type { Actor } from './actor.ts';
+import type { AccessClaims } from './tokens.ts';
 
 const REVOCATION_CACHE_MS = 10_000;
 
@@ -31,8 +32,18 @@ export function scopeAccess(scopes: readonly Scope[], scopeText: string): Access
 }
 
 /** The AccessControl, told what each request touched, writes it to the audit trail (when there is one). */
-function audited(access: AccessControl, audit: AuditTrail, actor: AuditActor, address: string): AccessControl {
+function audited(access: AccessControl, audit: AuditTrail, actor: Actor, address: string): AccessControl {
   return { ...access, accessed: (events, outcome) => audit.record({ at: Date.now(), actor, address, events, outcome }) };
+}
+
+/** Who a verified token speaks for. */
+function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
+  return { kind: 'system', clientId: claims.client_id, name: clientName, organisation: claims.org, purpose: 'TREAT', scope: claims.scope, sessionId: claims.jti };
+}
+
+/** What the actor may do in the record. */
+async function accessFor(actor: Actor): Promise<AccessControl> {
+  return scopeAccess(parseScopes(actor.scope), actor.scope);
 }
 
 export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail) {
@@ -59,10 +70,9 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
     }
     const known = await client(claims.client_id);
     if (known.revoked) throw unauthorized('The client this token was issued to has been revoked.');
-    const access = scopeAccess(parseScopes(claims.scope), claims.scope);
-    if (!audit) return access;
-    const actor: AuditActor = { clientId: claims.client_id, name: known.name, organization: claims.org, scope: claims.scope, tokenId: claims.jti };
-    return audited(access, audit, actor, req.ip);
+    const actor = actorOf(claims, known.name);
+    const access = await accessFor(actor);
+    return audit ? audited(access, audit, actor, req.ip) : access;
   };
 
   if (!audit) return authenticate;

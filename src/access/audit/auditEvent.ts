@@ -1,8 +1,12 @@
 // One answered request to the record, as FHIR R4 AuditEvents: one per thing it touched (a read, a
 // search, each write, $everything), or one for the whole request when it failed or touched nothing.
 import type { AccessEvent } from '../../record/index.ts';
+import type { Actor } from '../actor.ts';
 
 export const CLIENT_ID_SYSTEM = 'https://carebridge.example/client-id';
+export const USER_ID_SYSTEM = 'https://carebridge.example/user-id';
+const PURPOSE_OF_USE = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+const CAREBRIDGE_ROLE = 'https://carebridge.example/CodeSystem/role';
 export const ODS_SYSTEM = 'https://fhir.nhs.uk/Id/ods-organization-code';
 export const AGENT_ORGANIZATION_EXTENSION = 'https://carebridge.example/fhir/StructureDefinition/audit-agent-organization';
 
@@ -13,27 +17,13 @@ const RESOURCE_TYPES = 'http://hl7.org/fhir/resource-types';
 
 export interface Coding { system: string; code: string; display?: string }
 
-/** Who made the request, as far as the access layer knows. */
-export interface AuditActor {
-  clientId: string;
-  name?: string;
-  /** ODS code of the organisation the client acts for. */
-  organization?: string;
-  /** The SMART scopes of the token: the authority the caller acted under. */
-  scope: string;
-  /** The access token's id (jti), to tie the event to the token that allowed it. */
-  tokenId?: string;
-  /** Why (treatment, break-glass…), when the caller said. */
-  purposeOfUse?: Coding[];
-}
-
 export interface RequestOutcome { status: number; method: string; path: string; query: string }
 
 export interface AuditedRequest {
   /** When the answer was ready (epoch ms). */
   at: number;
   /** Absent when the caller could not be authenticated. */
-  actor?: AuditActor;
+  actor?: Actor;
   /** The caller's network address. */
   address?: string;
   events: AccessEvent[];
@@ -154,16 +144,23 @@ function agent(request: AuditedRequest): Record<string, any> {
   const network = request.address ? { network: { address: request.address, type: '2' } } : {};
   const a = request.actor;
   if (!a) return { who: { display: 'unauthenticated caller' }, requestor: true, ...network };
+  const who = a.kind === 'user'
+    ? { ...(a.fhirUser ? { reference: a.fhirUser } : {}), identifier: { system: USER_ID_SYSTEM, value: a.userId }, display: a.name }
+    : { identifier: { system: CLIENT_ID_SYSTEM, value: a.clientId }, display: a.name ?? a.clientId };
+  const type = a.kind === 'user'
+    ? { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110153', display: 'Source Role ID' }] }
+    : { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110150', display: 'Application' }] };
+  const role = a.kind === 'user' ? [{ coding: [{ system: CAREBRIDGE_ROLE, code: a.role }], text: a.scope }] : [{ text: a.scope }];
   return {
-    ...(a.organization ? { extension: [{ url: AGENT_ORGANIZATION_EXTENSION, valueIdentifier: { system: ODS_SYSTEM, value: a.organization } }] } : {}),
-    type: { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110150', display: 'Application' }] },
-    role: [{ text: a.scope }],
-    who: { identifier: { system: CLIENT_ID_SYSTEM, value: a.clientId }, display: a.name ?? a.clientId },
-    altId: a.clientId,
+    ...(a.organisation ? { extension: [{ url: AGENT_ORGANIZATION_EXTENSION, valueIdentifier: { system: ODS_SYSTEM, value: a.organisation } }] } : {}),
+    type,
+    role,
+    who,
+    altId: a.kind === 'user' ? a.userId : a.clientId,
     requestor: true,
-    ...(a.tokenId && /^[0-9a-f-]{36}$/i.test(a.tokenId) ? { policy: [`urn:uuid:${a.tokenId}`] } : {}),
+    ...(a.sessionId && /^[0-9a-f-]{36}$/i.test(a.sessionId) ? { policy: [`urn:uuid:${a.sessionId}`] } : {}),
     ...network,
-    ...(a.purposeOfUse?.length ? { purposeOfUse: a.purposeOfUse.map((c) => ({ coding: [c] })) } : {}),
+    purposeOfUse: [{ coding: [{ system: PURPOSE_OF_USE, code: a.purpose }] }],
   };
 }
 

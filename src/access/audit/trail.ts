@@ -121,7 +121,7 @@ export class AuditTrail {
           this.buffered -= events;
           if (this.isolate > 0) this.isolate -= 1;
           const o = batch[0].outcome;
-          this.log(`CareBridge could not store the audit entry for ${o.method} /fhir/${o.path} (HTTP ${o.status}, client ${batch[0].actor?.clientId ?? 'unknown'}) and dropped it.`, err);
+          this.log(`CareBridge could not store the audit entry for ${o.method} /fhir/${o.path} (HTTP ${o.status}, by ${actorName(batch[0].actor)}) and dropped it.`, err);
         } else {
           this.buffer.unshift(...batch); // keep the order; try again shortly
           this.log(`CareBridge could not write ${events} audit events (${this.buffered} waiting); retrying in ${RETRY_MS} ms.`, err);
@@ -136,4 +136,9 @@ export class AuditTrail {
       }
     }
   }
+}
+
+function actorName(actor: AuditedRequest['actor']): string {
+  if (!actor) return 'an unauthenticated caller';
+  return actor.kind === 'user' ? `user ${actor.userId}` : `client ${actor.clientId}`;
 }
