@@ -32,7 +32,7 @@ export function scopeAccess(scopes: readonly Scope[], scopeText: string): Access
 }
 
 /** The AccessControl, told what each request touched, writes it to the audit trail (when there is one). */
-function audited(access: AccessControl, audit: AuditTrail, actor: Actor, address: string): AccessControl {
+export function audited(access: AccessControl, audit: AuditTrail, actor: Actor, address: string): AccessControl {
   return { ...access, accessed: (events, outcome) => audit.record({ at: Date.now(), actor, address, events, outcome }) };
 }
 
@@ -42,7 +42,7 @@ function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
 }
 
 /** What the actor may do in the record. */
-async function accessFor(actor: Actor): Promise<AccessControl> {
+export async function accessFor(actor: Actor): Promise<AccessControl> {
   return scopeAccess(parseScopes(actor.scope), actor.scope);
 }
 

@@ -5,13 +5,15 @@ import { migrate, type AccessControl, type SqlDriver } from '../record/index.ts'
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
-import { bearerAuthenticator } from './authenticate.ts';
+import { accessFor, audited, bearerAuthenticator } from './authenticate.ts';
+import type { Actor } from './actor.ts';
 import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { hostname } from 'node:os';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient } from './clients.ts';
+export { ROLES, ROLE_PURPOSE, isRole, type Actor, type UserActor, type SystemActor, type Role, type PurposeOfUse } from './actor.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
 
@@ -32,6 +34,11 @@ export interface AccessOptions {
 
 export interface Access {
   authenticate(req: FastifyRequest): Promise<AccessControl>;
+  /**
+   * What `actor` may do in the record, audited as coming from `address`: for callers that are not the FHIR
+   * API (the portal, workflows acting for a signed-in person).
+   */
+  controlFor(actor: Actor, address?: string): Promise<AccessControl>;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
@@ -55,6 +62,10 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
   return {
     authenticate,
+    async controlFor(actor, address) {
+      const access = await accessFor(actor);
+      return audit ? audited(access, audit, actor, address ?? 'internal') : access;
+    },
     close: async () => audit?.close(),
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });
