@@ -1,12 +1,14 @@
-// Access to the shared record: system clients, OAuth2 tokens, SMART scopes, the audit trail. (Coming:
-// people's accounts, roles, legitimate relationships, consent, break-glass.)
+// Access to the shared record: who is asking (system clients, OAuth2 tokens, SMART scopes), what their role
+// allows, whose records their relationships reach, consent, break-glass, and the audit trail. See docs/access.md.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { migrate, type AccessControl, type SqlDriver } from '../record/index.ts';
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
-import { accessFor, audited, bearerAuthenticator } from './authenticate.ts';
-import type { Actor } from './actor.ts';
+import { accessFor, audited, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
+import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
+import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
+import type { Actor, UserActor } from './actor.ts';
 import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
@@ -16,6 +18,8 @@ export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type Sy
 export { ROLES, ROLE_PURPOSE, isRole, type Actor, type UserActor, type SystemActor, type Role, type PurposeOfUse } from './actor.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
+export { declareBreakGlass, listBreakGlass, reviewBreakGlass, BREAK_GLASS_REASONS, BREAK_GLASS_HOURS, type BreakGlassGrant } from './breakGlass.ts';
+export { MATRIX, GROUPS, roleAllows } from './permissions.ts';
 
 export interface AccessOptions {
   /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
@@ -39,6 +43,12 @@ export interface Access {
    * API (the portal, workflows acting for a signed-in person).
    */
   controlFor(actor: Actor, address?: string): Promise<AccessControl>;
+  /** Break-glass for callers other than the HTTP API (the portal): declarations are audited here too. */
+  breakGlass: {
+    declare(actor: UserActor, request: BreakGlassRequest, address?: string): Promise<BreakGlassGrant>;
+    list(filter?: { open?: boolean; patientId?: string; limit?: number }): Promise<BreakGlassGrant[]>;
+    review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
+  };
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
@@ -63,12 +73,22 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   return {
     authenticate,
     async controlFor(actor, address) {
-      const access = await accessFor(actor);
+      const access = await accessFor(driver, actor);
       return audit ? audited(access, audit, actor, address ?? 'internal') : access;
     },
     close: async () => audit?.close(),
+    breakGlass: {
+      async declare(actor, request, address) {
+        const grant = await declareBreakGlass(driver, actor, request);
+        auditBreakGlass(audit, actor, grant, address ?? 'internal');
+        return grant;
+      },
+      list: (filter) => listBreakGlass(driver, filter),
+      review: (reviewer, id, review) => reviewBreakGlass(driver, reviewer, id, review),
+    },
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });
+      await app.register(breakGlassRoutes, { driver, identify: bearerIdentifier(driver, tokens, originOf), audit });
     },
   };
 }

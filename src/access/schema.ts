@@ -35,4 +35,31 @@ CREATE TABLE access_audit_chain (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'break-glass grants and their review',
+    // A grant lets one user, acting in one role for one organisation, see one person's record until it
+    // expires; until a privacy officer reviews it, it is an alert in their queue.
+    sql: `
+CREATE TABLE access_break_glass (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  user_name TEXT NOT NULL,
+  organisation TEXT,
+  role TEXT NOT NULL,
+  patient_id TEXT NOT NULL,
+  reason_code TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  started_ms BIGINT NOT NULL,
+  expires_ms BIGINT NOT NULL,
+  reviewed_by TEXT,
+  reviewed_ms BIGINT,
+  review_outcome TEXT,
+  review_note TEXT
+);
+CREATE INDEX access_break_glass_user ON access_break_glass (user_id, expires_ms);
+CREATE INDEX access_break_glass_queue ON access_break_glass (reviewed_ms, started_ms);
+CREATE INDEX access_break_glass_patient ON access_break_glass (patient_id, started_ms);
+`,
+  },
 ];
