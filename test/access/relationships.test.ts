@@ -92,7 +92,7 @@ for (const engine of ENGINES) {
       }
     });
 
-    it('_include, _revinclude, chains, $everything and history never carry anyone else', async () => {
+    it('_include, _revinclude, chains, _has, $everything and history never carry anyone else', async () => {
       for (const [name, p] of Object.entries(PERSONAS)) {
         const mine = (bundle: any) => (bundle.entry ?? []).map((e: any) => compartmentOf(e.resource)).filter(Boolean).every((id: string) => p.sees.includes(id));
         const rev = await as[name].get('Patient?_revinclude=Observation:subject&_count=50');
@@ -103,6 +103,14 @@ for (const engine of ENGINES) {
         const outsider = byType('Patient').find((x) => !p.sees.includes(x.id))!;
         const chained = await as[name].get(`Observation?subject.family=${encodeURIComponent(outsider.name[0].family)}&_count=200`);
         assert.ok(mine(chained.body), `${name}: chain`);
+        // _has must not reveal facts about an outsider through a resource that is visible (an organisation).
+        const outsiderStay = byType('Encounter').find((e) => !p.sees.includes(refId(e.subject)));
+        if (outsiderStay) {
+          const probe = `Organization?_has:Encounter:service-provider:subject=Patient/${refId(outsiderStay.subject)}`;
+          assert.equal((await t.fhir.get(probe)).body.entry?.length, 1, 'the probe finds the hospital for a system client');
+          const hidden = await as[name].get(probe);
+          assert.ok(hidden.status === 403 || !hidden.body.entry?.length, `${name}: _has through another person's encounter`);
+        }
         const everything = await as[name].get(`Patient/${p.sees[0]}/$everything?_count=5000`);
         assert.equal(everything.status, 200);
         assert.ok(mine(everything.body), `${name}: $everything`);

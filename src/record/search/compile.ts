@@ -48,7 +48,21 @@ export function compileSearch(req: SearchRequest, alias = 'r', targets?: TargetF
 function positiveRids(f: Filter, targets?: TargetFilter): Sql | undefined {
   if (f.modifier === 'missing' || f.modifier === 'not' || f.param.code === '_id' || f.param.code === '_lastUpdated') return undefined;
   if (f.chain) return chainRids(f, targets);
+  if (f.has) return reverseChainRids(f, targets);
   return indexRids(f);
+}
+
+/** The resources that a source resource matching the inner filter points at (through the caller's visibility). */
+function reverseChainRids(f: Filter, targetFilter?: TargetFilter): Sql {
+  const { sourceType, sourceParam, filter } = f.has!;
+  const inner = compileFilter(filter, 'src', targetFilter);
+  const visible = targetFilter?.('src');
+  const sources = `SELECT src.rid FROM resources src WHERE src.type = ? AND src.deleted = 0 AND ${inner.text}${visible ? ` AND ${visible.text}` : ''}`;
+  return {
+    text: `SELECT t.rid FROM search_reference s JOIN resources t ON t.type = s.target_type AND t.id = s.target_id
+      WHERE s.type = ? AND s.param = ? AND s.target_type = ? AND s.rid IN (${sources})`,
+    params: [sourceType, sourceParam, f.resourceType, sourceType, ...inner.params, ...(visible?.params ?? [])],
+  };
 }
 
 function indexRids(f: Filter): Sql {
