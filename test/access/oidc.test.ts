@@ -20,6 +20,19 @@ after(async () => {
 
 const ADDRESS = '192.0.2.20';
 
+describe('people settings from the environment', () => {
+  it('refuses half an OpenID Connect configuration and out-of-range lockout settings, naming the variable', () => {
+    assert.throws(() => loadServerConfig({}, { CAREBRIDGE_OIDC_ISSUER: 'https://login.example' }), /Set all of CAREBRIDGE_OIDC_ISSUER, CAREBRIDGE_OIDC_CLIENT_ID and CAREBRIDGE_OIDC_CLIENT_SECRET, or none\./);
+    assert.throws(() => loadServerConfig({}, { CAREBRIDGE_LOCKOUT_FAILURES: '0' }), /CAREBRIDGE_LOCKOUT_FAILURES must be a whole number from 1 to 100, not '0'\./);
+    assert.throws(() => loadServerConfig({}, { CAREBRIDGE_SESSION_IDLE_MINUTES: 'soon' }), /CAREBRIDGE_SESSION_IDLE_MINUTES must be a whole number/);
+    const defaults = loadServerConfig({ baseUrl: 'https://carebridge.example/fhir' }, { CAREBRIDGE_OIDC_ISSUER: 'https://login.example', CAREBRIDGE_OIDC_CLIENT_ID: 'c', CAREBRIDGE_OIDC_CLIENT_SECRET: 's' }).people;
+    assert.deepEqual(defaults, {
+      lockoutFailures: 5, lockoutMinutes: 15, sessionIdleMinutes: 30, sessionMaxHours: 12,
+      oidc: { issuer: 'https://login.example', clientId: 'c', clientSecret: 's', redirectUri: 'https://carebridge.example/auth/oidc/callback' },
+    });
+  });
+});
+
 for (const engine of ENGINES) {
   describe(`OpenID Connect sign-in (${engine})`, () => {
     let driver: SqlDriver;
