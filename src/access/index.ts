@@ -13,6 +13,8 @@ import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { hostname } from 'node:os';
+import { setUpPeople, type People, type PeopleOptions } from './people/people.ts';
+import type { Sessions } from './people/sessions.ts';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient } from './clients.ts';
 export { ROLES, ROLE_PURPOSE, isRole, type Actor, type UserActor, type SystemActor, type Role, type PurposeOfUse } from './actor.ts';
@@ -20,6 +22,14 @@ export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
 export { declareBreakGlass, listBreakGlass, reviewBreakGlass, BREAK_GLASS_REASONS, BREAK_GLASS_HOURS, type BreakGlassGrant } from './breakGlass.ts';
 export { MATRIX, GROUPS, roleAllows } from './permissions.ts';
+export { addOrganisation, listOrganisations, findOrganisation, normaliseOds, ORGANISATION_KINDS, type Organisation, type OrganisationKind } from './people/organisations.ts';
+export { addUser, listUsers, findUser, disableUser, enableUser, setPassword, type NewUser, type UserSummary, type Membership, type NamedMembership } from './people/users.ts';
+export { checkNewPassword, generatePassword, argon2Hasher, MIN_PASSWORD_LENGTH, type PasswordHasher } from './people/passwords.ts';
+export { totpCode } from './people/totp.ts';
+export { USER_SCOPE, type Sessions } from './people/sessions.ts';
+export type { SignInRequest, SignInResult, SignInFailure } from './people/signIn.ts';
+export type { OidcSettings, OidcState, PeopleOidc } from './people/oidc.ts';
+export type { People, PeopleOptions } from './people/people.ts';
 
 export interface AccessOptions {
   /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
@@ -34,6 +44,8 @@ export interface AccessOptions {
    * own with its own connection; without it the audit is written through `driver` on the main thread.
    */
   database?: string;
+  /** Lockout, session lifetimes and OpenID Connect for people signing in. */
+  people?: PeopleOptions;
 }
 
 export interface Access {
@@ -49,6 +61,10 @@ export interface Access {
     list(filter?: { open?: boolean; patientId?: string; limit?: number }): Promise<BreakGlassGrant[]>;
     review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
   };
+  /** People signing in: passwords (with lockout and TOTP) and, when configured, OpenID Connect. */
+  people: People;
+  /** Signed-in sessions for the portal's cookie. */
+  sessions: Sessions;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
@@ -70,8 +86,11 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   const writer = ownThread ? threadWriter(options.database!, hostname()) : inProcessWriter(driver, hostname());
   const audit = options.audit === false ? undefined : new AuditTrail(writer);
   const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
+  const { people, sessions } = setUpPeople(driver, options.people, audit);
   return {
     authenticate,
+    people,
+    sessions,
     async controlFor(actor, address) {
       const access = await accessFor(driver, actor);
       return audit ? audited(access, audit, actor, address ?? 'internal') : access;

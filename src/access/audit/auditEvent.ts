@@ -2,6 +2,7 @@
 // search, each write, $everything), or one for the whole request when it failed or touched nothing.
 import type { AccessEvent } from '../../record/index.ts';
 import type { Actor } from '../actor.ts';
+import { authenticationEvent, type AuthenticationAttempt } from '../people/authenticationAudit.ts';
 
 export const CLIENT_ID_SYSTEM = 'https://carebridge.example/client-id';
 export const USER_ID_SYSTEM = 'https://carebridge.example/user-id';
@@ -28,6 +29,8 @@ export interface AuditedRequest {
   address?: string;
   events: AccessEvent[];
   outcome: RequestOutcome;
+  /** A sign-in or sign-out rather than a call to the record (built by people/authenticationAudit.ts). */
+  authentication?: AuthenticationAttempt;
 }
 
 type Action = 'C' | 'R' | 'U' | 'D' | 'E';
@@ -48,6 +51,7 @@ interface Touched {
 
 /** The AuditEvents (without ids: the chain assigns them) for one answered request. */
 export function auditEventsFor(request: AuditedRequest, observer: string): Record<string, any>[] {
+  if (request.authentication) return [clean(authenticationEvent(request, request.authentication, observer))];
   if (request.outcome.status >= 400 || !request.events.length) {
     return [clean(auditEvent(request, observer, { ...requestInteraction(request.outcome.method, request.outcome.path), query: request.outcome.query || undefined, patientIds: [] }))];
   }
@@ -135,12 +139,16 @@ function auditEvent(request: AuditedRequest, observer: string, touched: Touched)
     outcome: status < 400 ? '0' : status < 500 ? '4' : '8',
     ...(failed ? { outcomeDesc: `HTTP ${status}: ${request.outcome.method} ${request.outcome.path}` } : {}),
     agent: [agent(request)],
-    source: { observer: { display: `CareBridge (${observer})` }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] },
+    source: auditSource(observer),
     ...(entity.length ? { entity } : {}),
   };
 }
 
-function agent(request: AuditedRequest): Record<string, any> {
+export function auditSource(observer: string): Record<string, any> {
+  return { observer: { display: `CareBridge (${observer})` }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] };
+}
+
+export function agent(request: AuditedRequest): Record<string, any> {
   const network = request.address ? { network: { address: request.address, type: '2' } } : {};
   const a = request.actor;
   if (!a) return { who: { display: 'unauthenticated caller' }, requestor: true, ...network };
