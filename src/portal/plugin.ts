@@ -35,6 +35,9 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
   const send = pageSender(views);
 
   await app.register(helmet, {
+    // URLs can hold a search for a person's name or NHS number: never send them to another site. (Not
+    // no-referrer: with it browsers send "Origin: null" on the portal's own forms, which the CSRF check refuses.)
+    referrerPolicy: { policy: 'same-origin' },
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
