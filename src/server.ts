@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import { setUpAccess } from './access/index.ts';
+import { portal } from './portal/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -35,6 +36,10 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   });
   if (access) await app.register(access.routes);
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
+  // The portal needs people to sign in, so it is not served without authentication.
+  if (access) {
+    await app.register(portal, { driver, baseUrl: config.baseUrl, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions } } });
+  }
   return {
     app,
     driver,
