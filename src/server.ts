@@ -9,6 +9,20 @@ function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
 }
 
+/**
+ * Sent with every answer unless a route set its own (the portal's pages and assets do): nothing is sniffed,
+ * framed or cached on the way (records are personal data, often on shared computers), and no page of
+ * ours leaks its address to another site.
+ */
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'strict-transport-security': 'max-age=31536000',
+};
+
 export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
@@ -33,6 +47,10 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
       if (socket.writable) socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/fhir+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
       else socket.destroy(err);
     },
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(name)) reply.header(name, value);
+    return payload;
   });
   if (access) await app.register(access.routes);
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
