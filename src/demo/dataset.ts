@@ -12,6 +12,7 @@
 // Entries are PUTs to deterministic ids, so loading the bundle twice leaves one copy of each resource.
 import { generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from '../record/nhsNumber.ts';
 import { scoreNews2, type Acvpu, type News2Input } from '../monitoring/news2.ts';
+import { news2TotalElements } from '../monitoring/news2Fhir.ts';
 import {
   ACVPU_CODES, ALLERGIES, CARE_HOME_NAMES, COMMUNICATION, CONDITIONS, DMD, GP_PRACTICES, HERITAGES,
   INTERESTS, MEDICINES, OBS, OCCUPATIONS, ODS_ORGANIZATION, ODS_SITE, POSTCODE_UNIT_LETTERS,
@@ -697,19 +698,8 @@ export function buildDemoDataset(options: DemoDatasetOptions = {}): DemoDataset 
         const score = scoreNews2(vitals);
         add('Observation', id('news2'), {
           ...common('survey'), code: { coding: [OBS.news2], text: 'NEWS2 total score' }, ...context,
-          valueInteger: score.total,
-          interpretation: [{ text: `${score.band} clinical risk` }],
-          method: { text: `NEWS2 SpO2 scale ${score.spo2Scale}` },
+          ...news2TotalElements(score),
           derivedFrom: [rr, sat, temp, bp, hr, acvpu].map((o) => ref(o)),
-          component: [
-            ['Respiration rate score', score.scores.respirationRate],
-            [`SpO2 scale ${score.spo2Scale} score`, score.scores.spo2],
-            ['Air or oxygen score', score.scores.airOrOxygen],
-            ['Systolic blood pressure score', score.scores.systolicBP],
-            ['Pulse score', score.scores.pulse],
-            ['Consciousness score', score.scores.consciousness],
-            ['Temperature score', score.scores.temperature],
-          ].map(([text, value]) => ({ code: { text: `NEWS2 ${String(text)}` }, valueInteger: value })),
         });
       }
     }

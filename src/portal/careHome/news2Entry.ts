@@ -2,7 +2,7 @@
 // wrong), scores it with src/monitoring, and writes the vital signs and the score to the record in one
 // transaction, the score linked to the readings it was computed from (hazard H-001, H-003).
 import { randomUUID } from 'node:crypto';
-import { ACVPU_LEVELS, NEWS2_INPUT_LIMITS, scoreNews2, type Acvpu, type News2Input, type News2Result } from '../../monitoring/index.ts';
+import { ACVPU_LEVELS, NEWS2_INPUT_LIMITS, news2TotalElements, scoreNews2, type Acvpu, type News2Input, type News2Result } from '../../monitoring/index.ts';
 import type { UserActor } from '../../access/index.ts';
 import type { FieldError } from '../page.ts';
 import type { Resource } from '../recordClient.ts';
@@ -116,19 +116,8 @@ export function news2Transaction(patientId: string, readings: CheckedNews2, scor
   const total = {
     ...common('survey'),
     code: { coding: [NEWS2_TOTAL], text: 'NEWS2 total score' },
-    valueInteger: score.total,
-    interpretation: [{ text: `${score.band} clinical risk` }],
-    method: { text: `NEWS2 SpO2 scale ${score.spo2Scale}` },
+    ...news2TotalElements(score),
     derivedFrom: vitals.map((v) => ({ reference: v.fullUrl })),
-    component: [
-      ['Respiration rate score', score.scores.respirationRate],
-      [`SpO2 scale ${score.spo2Scale} score`, score.scores.spo2],
-      ['Air or oxygen score', score.scores.airOrOxygen],
-      ['Systolic blood pressure score', score.scores.systolicBP],
-      ['Pulse score', score.scores.pulse],
-      ['Consciousness score', score.scores.consciousness],
-      ['Temperature score', score.scores.temperature],
-    ].map(([text, value]) => ({ code: { text: `NEWS2 ${String(text)}` }, valueInteger: value })),
   };
   return [...vitals, { fullUrl: `urn:uuid:${randomUUID()}`, resource: total, request: { method: 'POST', url: 'Observation' } }];
 }
