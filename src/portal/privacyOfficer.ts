@@ -84,7 +84,7 @@ export function privacyOfficerRoutes(app: FastifyInstance, { send, breakGlass }:
     } catch (err) {
       if (!(err instanceof FhirError)) throw err;
       if (err.status === 404) throw new PageNotFound('There is no break-glass alert with this identifier.');
-      const fieldErrors = err.status === 409 ? [{ field: fields.outcome, text: err.issues[0]?.diagnostics ?? 'This alert was already reviewed.' }] : fieldErrorsOf(err, fields);
+      const fieldErrors = err.status === 409 ? [{ field: 'reviewed', text: err.issues[0]?.diagnostics ?? 'This alert was already reviewed.' }] : fieldErrorsOf(err, fields);
       if (!fieldErrors) throw err;
       return page(req, reply, { failed: { id, values, errors: fieldErrors } });
     }
