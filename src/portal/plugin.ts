@@ -16,6 +16,9 @@ import { signInRoutes } from './signIn.ts';
 import { careHomeRoutes, NotAllowedHere, PageNotFound } from './careHome/routes.ts';
 import { NotInRecord } from './careHome/careHome.ts';
 import { homePath } from './roles.ts';
+import { breakGlassPrompt, NoCareRelationship } from './breakGlass.ts';
+import { privacyOfficerRoutes } from './privacyOfficer.ts';
+import { errorView } from './page.ts';
 import type { PortalAccess } from './portalAccess.ts';
 
 export interface PortalOptions {
@@ -61,7 +64,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
   await app.register(async (scope) => assets.register(scope));
   await app.register(async (pages) => {
     pages.addHook('preHandler', visitHook(derivedKey(secret, 'csrf'), options.access.accounts?.sessions));
-    pages.setErrorHandler((err, req, reply) => errorPage(err as Error, req, reply, send));
+    pages.setErrorHandler((err, req, reply) => errorPage(err as Error, req, reply, send, Boolean(options.access.breakGlass)));
     const connection = (req: FastifyRequest) => ({
       driver: options.driver,
       access: options.access,
@@ -78,13 +81,18 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
       return send(req, reply, 'pages/home.njk', { pageTitle: 'Home' });
     });
     signInRoutes(pages, { send, accounts: options.access.accounts, pendingKey: derivedKey(secret, 'pending-sign-in') });
-    careHomeRoutes(pages, { send, connection });
+    careHomeRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
+    privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
   });
 }
 
-function errorPage(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply, send: SendPage): FastifyReply {
+function errorPage(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply, send: SendPage, canBreakGlass: boolean): FastifyReply {
   const page = (status: number, pageTitle: string, message: string) => send(req, reply, 'pages/error.njk', { pageTitle, heading: pageTitle, message }, status);
+  if (err instanceof NoCareRelationship) {
+    if (!canBreakGlass) return page(403, err.message, 'The shared record only shows the records of people your organisation cares for.');
+    return send(req, reply, 'pages/break-glass.njk', { ...breakGlassPrompt(err.patientId, `${err.recordPath}/break-glass`), ...errorView([]) }, 403);
+  }
   if (err instanceof CsrfRefused) return page(403, 'This form was not accepted', 'The form had expired or did not come from this service. Go back, reload the page and try again.');
   if (err instanceof NotAllowedHere) return page(403, 'You cannot use this page', err.message);
   if (err instanceof NotInRecord || err instanceof PageNotFound) return page(404, 'Not found', err.message);

@@ -17,5 +17,6 @@ export const ROLE_LABELS: Record<Role, string> = {
 
 /** The first page after sign-in. Roles whose pages are not built yet start on the general home page. */
 export function homePath(role: Role): string {
-  return role === 'care-home-staff' || role === 'care-home-manager' ? '/care-home' : '/home';
+  if (role === 'care-home-staff' || role === 'care-home-manager') return '/care-home';
+  return role === 'privacy-officer' ? '/privacy-officer' : '/home';
 }

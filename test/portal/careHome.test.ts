@@ -35,7 +35,7 @@ for (const engine of ENGINES) {
 
     before(async () => {
       t = await startPortalServer(engine);
-      cookie = t.sessionFor(CARE_HOME_CARER).cookie;
+      cookie = (await t.signIn(CARE_HOME_CARER)).cookie;
       const episodes = await t.fhir('GET', 'EpisodeOfCare', [['organization', 'Organization/demo-org-vm101'], ['status', 'active'], ['_include', 'EpisodeOfCare:patient']]);
       residents = episodes.entry.map((e: any) => e.resource).filter((r: any) => r.resourceType === 'Patient');
     });
@@ -138,7 +138,8 @@ for (const engine of ENGINES) {
       const scale2 = flags.entry.map((e: any) => e.resource).find((f: any) => /NEWS2 scale 2/.test(f.code.text ?? ''));
       assert.ok(scale2, 'the demo data has a resident with a scale 2 decision');
       const who = scale2.subject.reference.replace('Patient/', '');
-      const carer = t.sessionFor({ ...CARE_HOME_CARER, organisation: who.slice('demo-pat-'.length, who.lastIndexOf('-')).toUpperCase() }).cookie;
+      const ods = who.slice('demo-pat-'.length, who.lastIndexOf('-')).toUpperCase();
+      const carer = (await t.signIn({ username: `carer.${ods.toLowerCase()}`, name: 'Another Carer', organisation: ods, role: 'care-home-staff' })).cookie;
       const form = await get(t, `/care-home/residents/${who}/news2`, carer);
       assert.match(textOf(form.html), /SpO2 will be scored on NEWS2 scale 2/);
       // SpO2 89 on air: scale 2 scores 0 (scale 1 would score 3). Everything else normal: total 0.
@@ -149,20 +150,22 @@ for (const engine of ENGINES) {
       assert.equal(latest.entry[0].resource.method.text, 'NEWS2 SpO2 scale 2');
     });
 
-    it('is refused by the record when the person may not write observations: nothing is written', async () => {
-      const reader = t.sessionFor({ ...CARE_HOME_CARER, userId: 'reader', scope: 'user/*.rs' }).cookie;
+    it('refuses NEWS2 for a resident who left the home while the form was open: the break-glass prompt, nothing written', async () => {
       const before = await news2Count(t, 'demo-pat-vm101-04');
-      const form = await get(t, '/care-home/residents/demo-pat-vm101-04/news2', reader);
-      const res = await post(t, '/care-home/residents/demo-pat-vm101-04/news2', reader, { _csrf: csrfTokenIn(form.html), respirationRate: '16', spo2: '97', oxygen: 'no', systolicBP: '130', pulse: '70', consciousness: 'A', temperature: '37.0' });
+      const form = await get(t, '/care-home/residents/demo-pat-vm101-04/news2', cookie);
+      assert.equal(form.status, 200);
+      const episodes = await t.fhir('GET', 'EpisodeOfCare', [['patient', 'demo-pat-vm101-04'], ['status', 'active']]);
+      for (const { resource } of episodes.entry) await t.fhir('PUT', `EpisodeOfCare/${resource.id}`, [], { ...resource, status: 'finished' });
+      const res = await post(t, '/care-home/residents/demo-pat-vm101-04/news2', cookie, { _csrf: csrfTokenIn(form.html), respirationRate: '16', spo2: '97', oxygen: 'no', systolicBP: '130', pulse: '70', consciousness: 'A', temperature: '37.0' });
       assert.equal(res.status, 403);
-      assert.match(textOf(res.html), /You do not have access/);
+      assert.match(textOf(res.html), /You do not have a care relationship with this person/);
       assert.equal(await news2Count(t, 'demo-pat-vm101-04'), before);
     });
 
     it('refuses a form without this session’s CSRF token, or posted from another site', async () => {
       const before = await news2Count(t, 'demo-pat-vm101-05');
       const readings = { respirationRate: '16', spo2: '97', oxygen: 'no', systolicBP: '130', pulse: '70', consciousness: 'A', temperature: '37.0' };
-      const other = t.sessionFor(CARE_HOME_CARER).cookie;
+      const other = (await t.signIn(CARE_HOME_CARER)).cookie;
       const othersToken = csrfTokenIn((await get(t, '/care-home/residents/demo-pat-vm101-05/news2', other)).html);
       assert.equal((await post(t, '/care-home/residents/demo-pat-vm101-05/news2', cookie, readings)).status, 403);
       assert.equal((await post(t, '/care-home/residents/demo-pat-vm101-05/news2', cookie, { ...readings, _csrf: othersToken })).status, 403);
@@ -173,9 +176,9 @@ for (const engine of ENGINES) {
     });
 
     it('sends a person whose session has ended back to sign in, saying why; signed out, pages ask for sign-in', async () => {
-      const session = t.sessionFor(CARE_HOME_CARER);
+      const session = await t.signIn(CARE_HOME_CARER);
       assert.equal((await get(t, '/care-home', session.cookie)).status, 200);
-      t.expire(session.id);
+      t.advanceClock(31 * 60_000); // sessions end after 30 minutes idle
       const res = await get(t, '/care-home', session.cookie);
       assert.equal(res.status, 303);
       assert.equal(res.location, '/sign-in?reason=expired');
@@ -185,7 +188,7 @@ for (const engine of ENGINES) {
     });
 
     it('signs out: the session ends and its cookie goes', async () => {
-      const session = t.sessionFor(CARE_HOME_CARER);
+      const session = await t.signIn(CARE_HOME_CARER);
       const page = await get(t, '/care-home', session.cookie);
       const action = /action="(\/sign-out\?_csrf=[^"]+)"/.exec(page.html)![1];
       const res = await fetch(t.url + action.replace(/&amp;/g, '&'), { method: 'POST', headers: { cookie: session.cookie }, redirect: 'manual' });

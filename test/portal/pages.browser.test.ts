@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { assertAccessible, openBrowser, pageWeight, screenshot } from './browser.ts';
-import { CARE_HOME_CARER, startPortalServer, type PortalTestServer } from './portalServer.ts';
+import { CARE_HOME_CARER, PRIVACY_OFFICER, TEST_PASSWORD, startPortalServer, type PortalTestServer, type TestPerson } from './portalServer.ts';
 
 const BUDGET_BYTES = 150 * 1024;
 
@@ -17,12 +17,10 @@ describe('portal pages in a browser', () => {
   let noJs: BrowserContext;
   let page: Page;
   let plain: Page;
-  let session: { id: string; cookie: string };
   const consoleErrors: string[] = [];
 
   before(async () => {
     [t, browser] = await Promise.all([startPortalServer('sqlite'), openBrowser()]);
-    session = t.sessionFor(CARE_HOME_CARER);
     withJs = await browser.newContext();
     noJs = await browser.newContext({ javaScriptEnabled: false });
     page = await withJs.newPage();
@@ -36,8 +34,20 @@ describe('portal pages in a browser', () => {
     await t?.close();
   });
 
-  const signInBrowser = async (context: BrowserContext) => context.addCookies([{ name: 'carebridge_session', value: session.id, url: t.url }]);
-  const sessionCookie = () => [{ name: 'carebridge_session', value: session.id, url: t.url }];
+  /** Signs `person` in through the sign-in form in `context` (a signed-in context is sent on from /sign-in). */
+  const signInBrowser = async (context: BrowserContext, person: TestPerson = CARE_HOME_CARER) => {
+    await t.addPerson(person);
+    const tab = await context.newPage();
+    await tab.goto(t.url + '/sign-in');
+    if (new URL(tab.url()).pathname === '/sign-in') {
+      await tab.getByLabel('Username').fill(person.username);
+      await tab.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+      await tab.getByRole('button', { name: 'Sign in' }).click();
+      await tab.waitForURL((u) => !u.pathname.startsWith('/sign-in'));
+    }
+    await tab.close();
+  };
+  const sessionCookie = async () => (await withJs.cookies()).filter((c) => c.name === 'carebridge_session');
 
   it('start page: accessible, under budget, and leads to sign-in without JavaScript', async () => {
     await page.goto(t.url + '/');
@@ -85,7 +95,7 @@ describe('portal pages in a browser', () => {
     await page.goto(t.url + '/care-home');
     await assertAccessible(page, 'residents list');
     await screenshot(page, 'care-home-residents');
-    const weight = await pageWeight(browser, t.url + '/care-home', sessionCookie());
+    const weight = await pageWeight(browser, t.url + '/care-home', await sessionCookie());
     assert.ok(weight.bytes < BUDGET_BYTES, `residents page ${weight.bytes} bytes`);
   });
 
@@ -93,7 +103,7 @@ describe('portal pages in a browser', () => {
     await page.goto(t.url + '/care-home/residents/demo-pat-vm101-01');
     await assertAccessible(page, 'resident summary');
     await screenshot(page, 'care-home-resident');
-    const weight = await pageWeight(browser, t.url + '/care-home/residents/demo-pat-vm101-01', sessionCookie());
+    const weight = await pageWeight(browser, t.url + '/care-home/residents/demo-pat-vm101-01', await sessionCookie());
     assert.ok(weight.bytes < BUDGET_BYTES, `resident summary ${weight.bytes} bytes`);
   });
 
@@ -119,6 +129,55 @@ describe('portal pages in a browser', () => {
     await page.goto(plain.url());
     await assertAccessible(page, 'resident summary after NEWS2');
     await screenshot(page, 'care-home-news2-recorded');
+  });
+
+  it('break-glass: a carer opens a resident of another home, breaks the glass, and sees the warning; a privacy officer reviews the alert', async () => {
+    await signInBrowser(withJs);
+    const outsider = 'demo-pat-vm102-01';
+    await page.goto(`${t.url}/care-home/residents/${outsider}`);
+    assert.equal(await page.locator('h1').innerText(), 'You do not have a care relationship with this person');
+    await assertAccessible(page, 'break-glass prompt');
+    await page.getByLabel('Explain why').fill('Too short');
+    await page.getByRole('button', { name: 'Break the glass and view the record' }).click();
+    assert.equal(await page.title(), 'Error: You do not have a care relationship with this person – CareBridge');
+    assert.match(await page.locator('.nhsuk-error-summary').innerText(), /Select why you need to see this record\s+Explain why in at least 10 characters/);
+    assert.equal(await page.getByLabel('Explain why').inputValue(), 'Too short', 'what was typed is kept');
+    await assertAccessible(page, 'break-glass prompt with errors');
+    await screenshot(page, 'break-glass-prompt');
+    await page.getByLabel('Emergency care', { exact: false }).check();
+    await page.getByLabel('Explain why').fill('Found on the floor at the day centre; their home asked us to help');
+    await page.getByRole('button', { name: 'Break the glass and view the record' }).click();
+    await page.waitForURL(`${t.url}/care-home/residents/${outsider}`);
+    const banner = await page.locator('.nhsuk-card--warning').innerText();
+    assert.match(banner, /You are viewing this record using break-glass: Found on the floor at the day centre; their home asked us to help, until \d+ \w+ \d{4} at \d\d:\d\d/);
+    assert.ok(await page.getByRole('heading', { name: 'Personal details' }).isVisible(), 'the record is shown');
+    await assertAccessible(page, 'record under break-glass');
+    await screenshot(page, 'break-glass-record');
+    await page.goto(`${t.url}/care-home/residents/${outsider}/news2`);
+    assert.match(await page.locator('.nhsuk-card--warning').innerText(), /using break-glass/);
+
+    const officer = await browser.newContext();
+    try {
+      await signInBrowser(officer, PRIVACY_OFFICER);
+      const po = await officer.newPage();
+      await po.goto(t.url + '/');
+      await po.waitForURL(`${t.url}/privacy-officer`);
+      const row = po.locator('tbody tr', { hasText: outsider });
+      assert.match(await row.innerText(), /Test Carer\s+Care home staff\s+VM101\s+demo-pat-vm102-01\s+Emergency care: the person needs care now\s+Found on the floor/);
+      await assertAccessible(po, 'privacy officer page');
+      await screenshot(po, 'privacy-officer-alerts');
+      const card = po.locator('.nhsuk-card', { hasText: 'Was this access appropriate?' });
+      await card.getByLabel('Appropriate', { exact: true }).check();
+      await card.getByLabel('Note').fill('Checked with the day centre manager');
+      await card.getByRole('button', { name: 'Save review' }).click();
+      assert.match(await po.locator('.nhsuk-notification-banner').innerText(), /Review saved/);
+      assert.match(await po.locator('main').innerText(), /There are no break-glass alerts waiting for review/);
+      assert.match(await po.locator('tbody tr', { hasText: outsider }).innerText(), /Appropriate: Checked with the day centre manager\s+Pat Privacy/);
+      await assertAccessible(po, 'privacy officer page after a review');
+      await screenshot(po, 'privacy-officer-reviewed');
+    } finally {
+      await officer.close();
+    }
   });
 
   it('loads no script or style the Content-Security-Policy refuses', async () => {
