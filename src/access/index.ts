@@ -6,6 +6,7 @@ import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
 import { accessFor, audited, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
+import { authorizeEndpoint } from './authorize.ts';
 import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
 import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
 import type { Actor, UserActor } from './actor.ts';
@@ -108,6 +109,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });
       await app.register(breakGlassRoutes, { driver, identify: bearerIdentifier(driver, tokens, originOf), audit });
+      await app.register(authorizeEndpoint, { driver, tokens, people, originOf });
     },
   };
 }
