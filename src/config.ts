@@ -12,6 +12,8 @@ export interface ServerConfig {
   /** An administrative system client the server ensures exists (CAREBRIDGE_ADMIN_CLIENT_ID/_SECRET). */
   adminClient?: { id: string; secret: string };
   tokenRequestsPerMinute: number;
+  /** Sign-in attempts per minute per address, in the portal and at /oauth2/authorize (CAREBRIDGE_SIGN_IN_RATE_LIMIT). */
+  signInsPerMinute: number;
   /** The audit trail; CAREBRIDGE_AUDIT=off turns it off, for measuring its cost only. */
   audit: boolean;
   /** People signing in: lockout, session lifetimes, and an OpenID Connect provider when one is configured. */
@@ -66,6 +68,7 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     insecureNoAuth,
     adminClient: adminId && adminSecret ? { id: adminId, secret: adminSecret } : undefined,
     tokenRequestsPerMinute,
+    signInsPerMinute: wholeNumber(env, 'CAREBRIDGE_SIGN_IN_RATE_LIMIT', 20, 1, 100_000),
     audit: auditSetting === 'on',
     people,
   };

@@ -32,7 +32,7 @@ export interface CareBridgeServer {
 /** `logLevel` (pino levels: error, warn, info…) turns on logging; tests leave it off. */
 export async function buildServer(config: ServerConfig, options: { logLevel?: string } = {}): Promise<CareBridgeServer> {
   const driver = await openRecordStore(config.database);
-  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, baseUrl: config.baseUrl, audit: config.audit, database: config.database, people: config.people });
+  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, signInsPerMinute: config.signInsPerMinute, baseUrl: config.baseUrl, audit: config.audit, database: config.database, people: config.people });
   const app = Fastify({
     logger: options.logLevel ? { level: options.logLevel } : false,
     bodyLimit: config.bodyLimitBytes,
@@ -56,7 +56,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
   }
   return {
     app,

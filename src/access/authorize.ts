@@ -5,6 +5,7 @@
 // The token endpoint (tokenEndpoint.ts) exchanges the code, with the PKCE verifier, for an access token
 // that carries the person's role and organisation, so the record applies their relationships.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../record/index.ts';
 import { findClient, type SystemClient } from './clients.ts';
@@ -23,6 +24,8 @@ export interface AuthorizeOptions {
   tokens: TokenService;
   people: People;
   originOf(req: FastifyRequest): string;
+  /** Sign-in attempts per minute per address; lockout protects each account, this protects the service. */
+  signInsPerMinute: number;
 }
 
 /** What the app asked for, once checked; carried through the sign-in pages signed, so it cannot be altered. */
@@ -56,7 +59,15 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
     }
   });
 
-  app.post('/oauth2/authorize', async (req, reply) => {
+  await app.register(rateLimit, { global: false });
+  const limit = { rateLimit: { max: options.signInsPerMinute, timeWindow: '1 minute', errorResponseBuilder: () => ({ statusCode: 429, message: 'Too many sign-in attempts from this address; wait a minute.' }) } };
+  app.setErrorHandler((err, _req, reply) => {
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (status === 429) return html(reply, 429, errorPage('Too many sign-in attempts from this address. Wait a minute and try again.'));
+    throw err;
+  });
+
+  app.post('/oauth2/authorize', { config: limit }, async (req, reply) => {
     const form = (req.body ?? {}) as Record<string, string>;
     const origin = options.originOf(req);
     let request: AuthorizationRequest;

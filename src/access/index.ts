@@ -36,6 +36,8 @@ export interface AccessOptions {
   /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
   adminClient?: { id: string; secret: string };
   tokenRequestsPerMinute: number;
+  /** Sign-in attempts per minute per address at /oauth2/authorize (default 20). */
+  signInsPerMinute?: number;
   /** The configured public FHIR base URL; when absent the request's Host decides. */
   baseUrl?: string;
   /** Keep the audit trail (default). Off only for measuring its cost (CAREBRIDGE_AUDIT=off). */
@@ -109,7 +111,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });
       await app.register(breakGlassRoutes, { driver, identify: bearerIdentifier(driver, tokens, originOf), audit });
-      await app.register(authorizeEndpoint, { driver, tokens, people, originOf });
+      await app.register(authorizeEndpoint, { driver, tokens, people, originOf, signInsPerMinute: options.signInsPerMinute ?? 20 });
     },
   };
 }

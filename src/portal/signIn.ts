@@ -28,9 +28,11 @@ export interface SignInOptions {
   accounts: PortalAccess['accounts'];
   /** Signs the pending sign-in cookie, so a person can only choose among their own memberships. */
   pendingKey: Buffer;
+  /** Sign-in attempts per minute per address: lockout protects each account, this protects the service. */
+  perMinute: number;
 }
 
-export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey }: SignInOptions): void {
+export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey, perMinute }: SignInOptions): void {
   const sealPending = (p: Pending) => {
     const body = Buffer.from(JSON.stringify(p)).toString('base64url');
     return `${body}.${mac(pendingKey, body)}`;
@@ -58,7 +60,10 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey 
     return send(req, reply, 'pages/sign-in.njk', signInPage(req, {}, [], false, notice));
   });
 
-  app.post<{ Body: Record<string, string | undefined> }>('/sign-in', async (req, reply) => {
+  // Counted after the portal's own checks (preHandler), so only real attempts count and the refusal page
+  // can be drawn like any other.
+  const limit = { rateLimit: { hook: 'preHandler' as const, max: perMinute, timeWindow: '1 minute', errorResponseBuilder: () => ({ statusCode: 429, message: 'Too many sign-in attempts' }) } };
+  app.post<{ Body: Record<string, string | undefined> }>('/sign-in', { config: limit }, async (req, reply) => {
     const username = (req.body.username ?? '').trim();
     const password = req.body.password ?? '';
     const totp = (req.body.totp ?? '').replace(/\s+/g, '');
