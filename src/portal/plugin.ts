@@ -29,6 +29,8 @@ export interface PortalOptions {
   baseUrl?: string;
   /** Sign-in attempts per minute per address (default 20). */
   signInsPerMinute?: number;
+  /** Where the OpenID Connect provider sends people back, when configured with one. */
+  oidcRedirectUri?: string;
 }
 
 /** Forms are small: a NEWS2 form is well under 1 KB. */
@@ -84,7 +86,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
       return send(req, reply, 'pages/home.njk', { pageTitle: 'Home' });
     });
     await pages.register(rateLimit, { global: false });
-    signInRoutes(pages, { send, accounts: options.access.accounts, pendingKey: derivedKey(secret, 'pending-sign-in'), perMinute: options.signInsPerMinute ?? 20 });
+    signInRoutes(pages, { send, accounts: options.access.accounts, pendingKey: derivedKey(secret, 'pending-sign-in'), perMinute: options.signInsPerMinute ?? 20, oidcRedirectUri: options.oidcRedirectUri });
     careHomeRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
