@@ -12,9 +12,10 @@ export { migrate, type Migration } from './storage/schema.ts';
 export { fhirApi } from './http.ts';
 export { handleFhirRequest, type FhirRequest, type FhirResponse } from './rest.ts';
 export { FhirError } from './outcome.ts';
+export type { FhirOperation, FhirOperations, OperationCall } from './operations.ts';
 /** Stores new resources (ids just assigned by the caller) in the caller's transaction, in one batch; not validated. */
 export { createResources } from './storage/writePath.ts';
-export { UNRESTRICTED, forbidden, type AccessControl, type AccessEvent, type RecordInteraction, type PatientScope, type RelationshipSearch } from './accessControl.ts';
+export { UNRESTRICTED, forbidden, type AccessControl, type AccessEvent, type RecordInteraction, type PatientScope, type RelationshipSearch, type RecordCaller } from './accessControl.ts';
 export { isValidNhsNumber, generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from './nhsNumber.ts';
 
 /** Opens (and migrates) the database named by `sqlite:PATH` or a `postgres://` URL. */
