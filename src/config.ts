@@ -18,6 +18,8 @@ export interface ServerConfig {
   audit: boolean;
   /** People signing in: lockout, session lifetimes, and an OpenID Connect provider when one is configured. */
   people: PeopleConfig;
+  /** The red bag: hours before an unacknowledged pack's reminder falls due (CAREBRIDGE_RED_BAG_ACK_HOURS). */
+  redBag: { acknowledgeWithinHours: number };
 }
 
 export interface PeopleConfig {
@@ -71,6 +73,7 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     signInsPerMinute: wholeNumber(env, 'CAREBRIDGE_SIGN_IN_RATE_LIMIT', 20, 1, 100_000),
     audit: auditSetting === 'on',
     people,
+    redBag: { acknowledgeWithinHours: wholeNumber(env, 'CAREBRIDGE_RED_BAG_ACK_HOURS', 4, 1, 168) },
   };
 }
 
