@@ -58,7 +58,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, operations });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag: config.redBag, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
   }
   return {
     app,
