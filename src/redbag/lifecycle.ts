@@ -49,8 +49,8 @@ export interface PreparedPack {
 
 /** The pack as it would be sent now, with the safety checks; nothing is written. */
 export async function prepareTransferPack(ctx: RedBagContext, patientId: string, details: TransferDetails, sending = false, identifier?: string): Promise<PreparedPack> {
-  const [record, destination] = await Promise.all([gatherResident(ctx.call, patientId, ctx.caller?.organisation), hospitalByOds(ctx.call, details.destination)]);
   const now = ctx.now();
+  const [record, destination] = await Promise.all([gatherResident(ctx.call, patientId, now, ctx.caller?.organisation), hospitalByOds(ctx.call, details.destination)]);
   const findings = checkTransfer(record, details, destination, now, sending);
   const bundle = transferPackBundle({ record, details, destination, findings, caller: ctx.caller, now, base: ctx.base, status: sending ? 'final' : 'preliminary', identifier });
   return { bundle, findings, record, destination };
@@ -127,8 +127,7 @@ export async function sendTransferPack(ctx: RedBagContext, patientId: string, de
     { resource: reminder(MANAGER_VISIT_CODE, home, `Care home manager to visit ${name} in hospital between 48 and 72 hours after transfer`, { start: new Date(now + 48 * HOUR).toISOString(), end: new Date(now + 72 * HOUR).toISOString() }), request: { method: 'POST', url: 'Task' } },
   ];
   const result = bodyOf(await ctx.call({ method: 'POST', path: '', query: [], body: { resourceType: 'Bundle', type: 'transaction', entry: entries } }));
-  const taskId = String(result.entry?.[1]?.response?.location ?? '').split('/')[1];
-  const saved = await read(ctx.call, `Task/${taskId}`);
+  const saved: Resource = result.entry?.[1]?.resource ?? (await read(ctx.call, String(result.entry?.[1]?.response?.location ?? '').split('/_history')[0]));
   await deliverTransferPack(bundle, { hospitalOds: odsOf(hospital)!, task: saved });
   return { task: saved, bundle, findings };
 }

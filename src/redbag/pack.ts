@@ -121,7 +121,7 @@ export function transferSections(input: PackInput): PackSection[] {
     { key: 'medications-and-medical-devices', title: 'Current medicines', entries: record.medications, rows: [
       ...record.medications.map((m) => {
         const dose = lastDose(m, record.administrations);
-        return { label: medicationText(m), value: `${dosageText(m) || 'Dose not recorded'}. Last dose given: ${dose ? ukDateTime(dose.effectiveDateTime ?? dose.effectivePeriod?.start) : 'not recorded'}` };
+        return { label: medicationText(m), value: `${dosageText(m) || 'Dose not recorded'}. Last dose given: ${dose ? ukDateTime(dose.effectiveDateTime ?? dose.effectivePeriod?.start) : 'not recorded in the last 7 days'}` };
       }),
       ...(record.medications.length ? [] : [{ label: 'Medicines', value: 'None recorded' }]),
       { label: 'Medication list last reviewed', value: ukDateTime(lastMedicationReviewIso(record)) || notRecorded },
