@@ -4,6 +4,7 @@ import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import { setUpAccess } from './access/index.ts';
 import { portal } from './portal/index.ts';
+import { parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -26,6 +27,7 @@ const SECURITY_HEADERS: Record<string, string> = {
 export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
+  discharge: Discharge;
   close(): Promise<void>;
 }
 
@@ -58,10 +60,16 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   if (access) {
     await app.register(portal, { driver, baseUrl: config.baseUrl, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
   }
+  const discharge = await setUpDischarge(driver, access?.controlFor, {
+    base: config.baseUrl ?? `http://${config.host}:${config.port}/fhir`, pollMs: config.discharge.pollSeconds * 1000, workflowIds: config.discharge.adwWorkflowIds,
+    deadlines: { assessment: parseDeadlineRule(config.discharge.assessmentDeadline), discharge: parseDeadlineRule(config.discharge.dischargeDeadline) },
+  });
   return {
     app,
     driver,
+    discharge,
     async close() {
+      await discharge.close();
       await app.close();
       await access?.close(); // buffered audit events
       await driver.close();
