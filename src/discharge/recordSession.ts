@@ -74,7 +74,7 @@ export async function inRecordTransaction<T>(ctx: DischargeContext, label: strin
         },
         async put(resource, ifMatch) {
           const { meta, ...rest } = resource;
-          const kept = meta?.tag ? { ...rest, meta: { tag: meta.tag } } : rest;
+          const kept = meta?.tag?.length ? { ...rest, meta: { tag: meta.tag } } : rest;
           return body(await call('PUT', `${resource.resourceType}/${encodeURIComponent(resource.id)}`, [], kept, ifMatch === undefined ? undefined : `W/"${ifMatch}"`));
         },
         newId: () => randomUUID(),
