@@ -16,7 +16,7 @@ import type { Messaging, PermanentFailureClass } from './messagingPort.ts';
 export {
   DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, PATHWAY_SYSTEM, PATHWAYS, TRIAGE_STATE_SYSTEM, TRIAGE_STATES,
   TRIAGE_TASK_CODE, ESCALATION_TASK_CODE, REFERRAL_CODE, OVERDUE_TAG, DISCHARGE_CODE_SYSTEM, CONSENT_QUESTIONNAIRE,
-  triageStateOf, pathwayOf, type Pathway, type TriageState,
+  triageStateOf, pathwayOf, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 export {
   createReferral, triage, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, referralForEncounter, isOverdue,
