@@ -23,28 +23,26 @@ export function newEncounterFeed(): EncounterFeed {
   return { seen: new Set() };
 }
 
-/** Handles the next batch of changes; returns how many Encounter changes were handled. */
+/** Handles the next batch of changes; returns how many changes it read (0 when it has caught up). */
 export async function followEncounters(ctx: DischargeContext, feed: EncounterFeed, batch = 500): Promise<number> {
   const row = await ctx.driver.get<{ seq: number | string }>('SELECT seq FROM discharge_feed_cursor WHERE name = ?', [CURSOR]);
   const cursor = row ? Number(row.seq) : 0;
   const changes = await readChanges(ctx.driver, cursor, batch);
   let safe = cursor;
   let contiguous = true;
-  let handled = 0;
   for (const change of changes) {
     if (contiguous && (change.seq === safe + 1 || Date.now() - change.atMs > GAP_GRACE_MS)) safe = change.seq;
     else contiguous = false;
     if (change.type !== 'Encounter' || change.action === 'delete' || feed.seen.has(change.seq)) continue;
     await reactToEncounter(ctx, change);
     feed.seen.add(change.seq);
-    handled++;
   }
   if (safe !== cursor) {
     const updated = await ctx.driver.run('UPDATE discharge_feed_cursor SET seq = ? WHERE name = ? AND seq = ?', [safe, CURSOR, cursor]);
     if (!updated && !row) await ctx.driver.run('INSERT INTO discharge_feed_cursor (name, seq) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [CURSOR, safe]);
   }
   for (const seq of feed.seen) if (seq <= safe) feed.seen.delete(seq);
-  return handled;
+  return changes.length;
 }
 
 async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Promise<void> {

@@ -79,7 +79,8 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
   const feed = newEncounterFeed();
   const pollers: Poller[] = [
     startPoller(options.pollMs, () => fireDueTimers(context), onError),
-    startPoller(options.pollMs, () => followEncounters(context, feed), onError),
+    // Catch up in full batches (a large existing record), then wait for the next interval.
+    startPoller(options.pollMs, async () => { for (let i = 0; i < 100 && (await followEncounters(context, feed)) === 500; i++); }, onError),
   ];
   const messaging = options.messaging;
   if (messaging) {
