@@ -23,7 +23,7 @@ export function newEncounterFeed(): EncounterFeed {
   return { seen: new Set() };
 }
 
-/** Handles the next batch of changes; returns how many changes it read (0 when it has caught up). */
+/** Handles the next batch of changes; returns how many it read, or 0 when the cursor could not move (caught up, or waiting at a gap). */
 export async function followEncounters(ctx: DischargeContext, feed: EncounterFeed, batch = 500): Promise<number> {
   const row = await ctx.driver.get<{ seq: number | string }>('SELECT seq FROM discharge_feed_cursor WHERE name = ?', [CURSOR]);
   const cursor = row ? Number(row.seq) : 0;
@@ -42,7 +42,7 @@ export async function followEncounters(ctx: DischargeContext, feed: EncounterFee
     if (!updated && !row) await ctx.driver.run('INSERT INTO discharge_feed_cursor (name, seq) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [CURSOR, safe]);
   }
   for (const seq of feed.seen) if (seq <= safe) feed.seen.delete(seq);
-  return changes.length;
+  return safe === cursor ? 0 : changes.length;
 }
 
 async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Promise<void> {
