@@ -15,7 +15,7 @@ export async function meshCall(
   password: string,
   method: string,
   path: string,
-  options: { headers?: Record<string, string>; body?: Buffer | string; authorization?: string; key?: string; at?: number } = {},
+  options: { headers?: Record<string, string>; body?: string; authorization?: string; key?: string; at?: number } = {},
 ): Promise<MeshAnswer> {
   const authorization = options.authorization ?? meshAuthorisationHeader(mailbox, password, options.key ?? MESH_KEY, options.at);
   const res = await fetch(`${url}/messageexchange/${mailbox}${path}`, {
@@ -29,10 +29,14 @@ export async function meshCall(
 
 export interface RunningServer { server: CareBridgeServer; url: string; auth: Record<string, string>; close(): Promise<void> }
 
-/** A real server on `database` (which outlives it), with the admin client and `env`. */
-export async function startServerOn(database: string, env: Record<string, string> = {}): Promise<RunningServer> {
+/**
+ * A real server on `database` (which outlives it), with the admin client and `env`; `beforeListen` runs where
+ * server.ts wires workflows, before the inbound worker starts.
+ */
+export async function startServerOn(database: string, env: Record<string, string> = {}, beforeListen?: (server: CareBridgeServer) => void): Promise<RunningServer> {
   const config = loadServerConfig({ port: 0, db: database }, { CAREBRIDGE_ADMIN_CLIENT_ID: TEST_ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: TEST_ADMIN.secret, CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY, ...env });
   const server = await buildServer(config);
+  beforeListen?.(server);
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   const auth = { authorization: `Bearer ${await clientToken(url, TEST_ADMIN.id, TEST_ADMIN.secret)}` };
   return { server, url, auth, close: () => server.close() };
