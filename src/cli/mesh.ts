@@ -1,7 +1,7 @@
 // carebridge mesh mailbox add|list and carebridge mesh dead-letters list|replay: the built-in MESH
 // mailbox's mailboxes (each linked to an organisation) and the inbound dead-letter queue, on the database.
 import type { Command } from 'commander';
-import { addMailbox, listDeadLetters, listMailboxes, migrateMessaging, replayDeadLetter, type Mailbox } from '../messaging/index.ts';
+import { addMailbox, setMailboxPassword, listDeadLetters, listMailboxes, migrateMessaging, replayDeadLetter, type Mailbox } from '../messaging/index.ts';
 import type { SqlDriver } from '../record/index.ts';
 import { DB_OPTION_HELP, databaseFrom, oneLine, openStore, plainErrors } from './store.ts';
 
@@ -39,6 +39,18 @@ export function meshCommand(program: Command): void {
           addMailbox(driver, { mailboxId, ods: flags.ods, password: flags.password, polled: flags.polled }, process.env.CAREBRIDGE_MESH_SHARED_KEY || undefined),
         );
         console.log(`Added mailbox ${added.mailboxId} for ${added.ods} (${mode(added)}).`);
+      }),
+  );
+
+  plainErrors(
+    mailbox
+      .command('set-password <mailboxId>')
+      .description('Set a hosted mailbox\'s password again (to rotate it, or after CAREBRIDGE_MESH_SHARED_KEY changed).')
+      .requiredOption('--password <password>', 'the new password (at least 8 characters)')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (mailboxId: string, flags: { password: string; db?: string }) => {
+        await withMessagingStore(flags.db, (driver) => setMailboxPassword(driver, mailboxId, flags.password, process.env.CAREBRIDGE_MESH_SHARED_KEY || undefined));
+        console.log(`Set the password of mailbox ${mailboxId.trim().toUpperCase()}.`);
       }),
   );
 

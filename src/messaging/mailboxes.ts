@@ -76,6 +76,15 @@ export async function addMailbox(driver: SqlDriver, mailbox: NewMailbox, sharedK
   return { mailboxId, ods, hosted: sealed !== null, polled: Boolean(mailbox.polled) };
 }
 
+/** Sets a hosted mailbox's password again (after a shared-key change, or to rotate it). */
+export async function setMailboxPassword(driver: SqlDriver, mailboxId: string, password: string, sharedKey: string | undefined): Promise<void> {
+  const id = normaliseMailboxId(mailboxId);
+  if (password.length < MIN_MAILBOX_PASSWORD) throw new Error(`A mailbox password needs at least ${MIN_MAILBOX_PASSWORD} characters.`);
+  if (!sharedKey) throw new Error('Set CAREBRIDGE_MESH_SHARED_KEY (the same the server uses): a hosted mailbox\'s password is sealed with it.');
+  const changed = await driver.transaction((tx) => tx.run('UPDATE mesh_mailboxes SET password_sealed = ? WHERE mailbox_id = ? AND password_sealed IS NOT NULL', [sealPassword(password, sharedKey), id]));
+  if (!changed) throw new Error(`There is no mailbox ${id} hosted here.`);
+}
+
 interface MailboxRow { mailbox_id: string; ods: string; password_sealed: string | null; polled: number }
 
 function mailboxOf(row: MailboxRow): Mailbox {

@@ -47,12 +47,14 @@ describe('carebridge mesh', { concurrency: 2 }, () => {
       assert.match(await fails(['mesh', 'mailbox', 'add', 'NEWBOX', '--ods', 'LA918', '--password', 'short']), /at least 8 characters/);
       assert.match(await fails(['mesh', 'mailbox', 'add', 'NEWBOX', '--ods', 'LA918', '--password', 'long-enough-pw'], {}), /Set CAREBRIDGE_MESH_SHARED_KEY/);
       assert.match(await fails(['mesh', 'mailbox', 'add', 'NEWBOX', '--password', 'long-enough-pw']), /required option '--ods <ods>'/);
+      assert.equal(await ok(['mesh', 'mailbox', 'set-password', 'x26hub', '--password', 'new-hub-password']), 'Set the password of mailbox X26HUB.\n');
+      assert.match(await fails(['mesh', 'mailbox', 'set-password', 'ELSEWHERE1', '--password', 'new-hub-password']), /no mailbox ELSEWHERE1 hosted here/);
 
       // The server on that database takes the CLI's mailbox: a message to a workflow nobody handles is a dead letter.
       const s = await startServerOn(database);
       let deadId: string;
       try {
-        const sent = await meshCall(s.url, 'X26HUB', 'hub-password', 'POST', '/outbox', { body: 'hello', headers: { 'mex-To': 'LA918MESH', 'mex-WorkflowID': 'NOBODY' } });
+        const sent = await meshCall(s.url, 'X26HUB', 'new-hub-password', 'POST', '/outbox', { body: 'hello', headers: { 'mex-To': 'LA918MESH', 'mex-WorkflowID': 'NOBODY' } });
         assert.equal(sent.status, 202, sent.body.toString());
         deadId = sent.json().message_id;
         for (let i = 0; i < 200 && !(await ok(['mesh', 'dead-letters', 'list'])).includes(deadId); i++) await new Promise((r) => setTimeout(r, 25));
