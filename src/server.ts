@@ -4,6 +4,7 @@ import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import { setUpAccess } from './access/index.ts';
 import { portal } from './portal/index.ts';
+import { setUpMessaging, type MessagingService } from './messaging/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -26,6 +27,8 @@ const SECURITY_HEADERS: Record<string, string> = {
 export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
+  /** MESH in and out: workflows register their inbound handlers here and send through it. */
+  messaging: MessagingService;
   close(): Promise<void>;
 }
 
@@ -53,6 +56,9 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     return payload;
   });
   if (access) await app.register(access.routes);
+  const messaging = await setUpMessaging(driver, { config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err) });
+  await app.register(messaging.routes);
+  app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
@@ -61,7 +67,9 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   return {
     app,
     driver,
+    messaging,
     async close() {
+      await messaging.close(); // handlers in flight finish or are handed back before the database closes
       await app.close();
       await access?.close(); // buffered audit events
       await driver.close();

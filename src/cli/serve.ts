@@ -23,7 +23,7 @@ export function serveCommand(program: Command): void {
         for (const line of await seedDemoIfEmpty(server.driver, address)) console.log(line);
       }
       const where = config.database.startsWith('sqlite:') ? config.database : config.database.replace(/\/\/[^@/]*@/, '//***@');
-      console.log(`CareBridge listening on ${address} (portal at ${address}/${config.insecureNoAuth ? ' not served without authentication' : ''}, FHIR API at ${address}/fhir, database ${where})`);
+      console.log(`CareBridge listening on ${address} (portal at ${address}/${config.insecureNoAuth ? ' not served without authentication' : ''}, FHIR API at ${address}/fhir${config.messaging.sharedKey ? `, MESH mailbox at ${address}/messageexchange` : ''}, database ${where})`);
       const stop = async () => {
         await server.close();
         process.exit(0);
