@@ -4,6 +4,7 @@ import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import { setUpAccess } from './access/index.ts';
 import { portal } from './portal/index.ts';
+import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -26,6 +27,8 @@ const SECURITY_HEADERS: Record<string, string> = {
 export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
+  /** The HL7 v2 MLLP listener, when CAREBRIDGE_HL7_PORT is set. */
+  hl7?: Hl7v2Listener;
   close(): Promise<void>;
 }
 
@@ -58,10 +61,13 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   if (access) {
     await app.register(portal, { driver, baseUrl: config.baseUrl, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
   }
+  const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   return {
     app,
     driver,
+    hl7,
     async close() {
+      await hl7?.close();
       await app.close();
       await access?.close(); // buffered audit events
       await driver.close();
