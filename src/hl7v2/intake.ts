@@ -64,7 +64,7 @@ export class Hl7Intake {
           return (await this.reject(text, header, peer, { ack: 'AR', code: 205, location: 'MSH-10', text: `Control id ${header.controlId} was already used by message ${earlier.seq}, which said something else; send each message with a new control id.` }, false)).ack;
         }
         if (earlier && FINAL.has(earlier.status)) return earlier.ack!;
-        if (earlier) return (await this.settle(earlier.seq, parseAdt(text), earlier.organisation!, peer)).ack;
+        if (earlier) return (await this.settle(Number(earlier.seq), parseAdt(text), earlier.organisation!, peer)).ack;
       }
       let event: AdtEvent;
       try {
