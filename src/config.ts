@@ -20,6 +20,8 @@ export interface ServerConfig {
   people: PeopleConfig;
   /** MESH: the built-in mailbox, inbound processing and, when configured, a client for an external MESH. */
   messaging: MessagingConfig;
+  /** The HL7 v2 MLLP listener (CAREBRIDGE_HL7_PORT); absent when it is off. It binds to `host`, like the HTTP server. */
+  hl7?: Hl7Config;
 }
 
 export interface MessagingConfig {
@@ -47,6 +49,14 @@ export interface MeshClientConfig {
   /** Largest chunk sent in one request; bigger messages go as several chunks. */
   chunkBytes: number;
   tls?: { certFile: string; keyFile: string; caFile?: string };
+}
+
+export interface Hl7Config {
+  port: number;
+  /** MSH-4 sending facility → ODS code of the sending organisation, for facilities that are not sent as ODS codes. */
+  facilities: Record<string, string>;
+  /** A message (one MLLP frame) larger than this is refused with an AR. */
+  maxMessageBytes: number;
 }
 
 export interface PeopleConfig {
@@ -89,6 +99,7 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   if (auditSetting !== 'on' && auditSetting !== 'off') throw new Error(`CAREBRIDGE_AUDIT must be on or off, not '${auditSetting}'.`);
   const people = loadPeopleConfig(env, flags.baseUrl ?? env.CAREBRIDGE_BASE_URL);
   const messaging = loadMessagingConfig(env);
+  const hl7 = loadHl7Config(env);
   return {
     host,
     port,
@@ -102,7 +113,27 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     audit: auditSetting === 'on',
     people,
     messaging,
+    ...(hl7 ? { hl7 } : {}),
   };
+}
+
+/** Off unless CAREBRIDGE_HL7_PORT is set (0 picks a free port, for tests). */
+export function loadHl7Config(env: NodeJS.ProcessEnv): Hl7Config | undefined {
+  if (env.CAREBRIDGE_HL7_PORT === undefined || env.CAREBRIDGE_HL7_PORT === '') return undefined;
+  const port = wholeNumber(env, 'CAREBRIDGE_HL7_PORT', 0, 0, 65535);
+  const maxKb = wholeNumber(env, 'CAREBRIDGE_HL7_MAX_MESSAGE_KB', 1024, 1, 64 * 1024);
+  return { port, facilities: parseFacilities(env.CAREBRIDGE_HL7_FACILITIES ?? ''), maxMessageBytes: maxKb * 1024 };
+}
+
+/** `CITYGEN=RX9,NORTHPAS=RX9`: sending facility (MSH-4, as sent) → ODS code. */
+function parseFacilities(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([^=]+)=([A-Za-z0-9]{3,10})$/.exec(pair);
+    if (!m) throw new Error(`CAREBRIDGE_HL7_FACILITIES must be FACILITY=ODS pairs separated by commas (e.g. CITYGEN=RX9), not '${pair}'.`);
+    out[m[1].trim()] = m[2].toUpperCase();
+  }
+  return out;
 }
 
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

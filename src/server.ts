@@ -5,6 +5,7 @@ import type { ServerConfig } from './config.ts';
 import { setUpAccess } from './access/index.ts';
 import { portal } from './portal/index.ts';
 import { setUpMessaging, type MessagingService } from './messaging/index.ts';
+import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -29,6 +30,8 @@ export interface CareBridgeServer {
   driver: SqlDriver;
   /** MESH in and out: workflows register their inbound handlers here and send through it. */
   messaging: MessagingService;
+  /** The HL7 v2 MLLP listener, when CAREBRIDGE_HL7_PORT is set. */
+  hl7?: Hl7v2Listener;
   close(): Promise<void>;
 }
 
@@ -64,11 +67,14 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   if (access) {
     await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
   }
+  const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   return {
     app,
     driver,
     messaging,
+    hl7,
     async close() {
+      await hl7?.close();
       await messaging.close(); // handlers in flight finish or are handed back before the database closes
       await app.close();
       await access?.close(); // buffered audit events

@@ -7,6 +7,7 @@ import { clientsCommand } from './clients.ts';
 import { auditCommand } from './audit.ts';
 import { orgsCommand, usersCommand } from './users.ts';
 import { meshCommand } from './mesh.ts';
+import { hl7Command } from './hl7.ts';
 
 const program = new Command()
   .name('carebridge')
@@ -22,6 +23,7 @@ auditCommand(program);
 usersCommand(program);
 orgsCommand(program);
 meshCommand(program);
+hl7Command(program);
 
 try {
   await program.parseAsync(process.argv);
