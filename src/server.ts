@@ -34,7 +34,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     },
   });
   if (access) await app.register(access.routes);
-  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
+  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services });
   return {
     app,
     driver,

@@ -1,7 +1,7 @@
 // Access to the shared record: system clients, OAuth2 tokens, SMART scopes, the audit trail. (Coming:
 // people's accounts, roles, legitimate relationships, consent, break-glass.)
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { migrate, type AccessControl, type SqlDriver } from '../record/index.ts';
+import { migrate, type AccessControl, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
@@ -10,12 +10,15 @@ import type { Actor } from './actor.ts';
 import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
+import { auditMigrations } from './audit/journal.ts';
+import { auditEventService } from './audit/search.ts';
 import { hostname } from 'node:os';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient } from './clients.ts';
 export { ROLES, ROLE_PURPOSE, isRole, type Actor, type UserActor, type SystemActor, type Role, type PurposeOfUse } from './actor.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
+export { onlyAuditEventsAbout } from './audit/search.ts';
 
 export interface AccessOptions {
   /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
@@ -39,14 +42,18 @@ export interface Access {
    * API (the portal, workflows acting for a signed-in person).
    */
   controlFor(actor: Actor, address?: string): Promise<AccessControl>;
+  /** Types this capability serves through the FHIR API: AuditEvent, from the audit journal. */
+  services: ResourceTypeServices;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
   close(): Promise<void>;
 }
 
+/** The access tables, then the audit journal's (component 'audit'; its first version moves the old chain). */
 export async function migrateAccess(driver: SqlDriver): Promise<void> {
   await migrate(driver, 'access', ACCESS_MIGRATIONS);
+  await migrate(driver, 'audit', auditMigrations(driver.dialect));
 }
 
 export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Promise<Access> {
@@ -66,6 +73,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
       const access = await accessFor(actor);
       return audit ? audited(access, audit, actor, address ?? 'internal') : access;
     },
+    services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });

@@ -1,5 +1,6 @@
-// One answered request to the record, as FHIR R4 AuditEvents: one per thing it touched (a read, a
-// search, each write, $everything), or one for the whole request when it failed or touched nothing.
+// One answered request to the record, as one FHIR R4 AuditEvent: what it touched (a read, a search with
+// its query, the resources a transaction wrote, $everything) and the patients concerned, who asked (the
+// Actor), from where, and how it ended.
 import type { AccessEvent } from '../../record/index.ts';
 import type { Actor } from '../actor.ts';
 
@@ -46,12 +47,108 @@ interface Touched {
   query?: string;
 }
 
-/** The AuditEvents (without ids: the chain assigns them) for one answered request. */
-export function auditEventsFor(request: AuditedRequest, observer: string): Record<string, any>[] {
-  if (request.outcome.status >= 400 || !request.events.length) {
-    return [clean(auditEvent(request, observer, { ...requestInteraction(request.outcome.method, request.outcome.path), query: request.outcome.query || undefined, patientIds: [] }))];
+/**
+ * One answered request as one journal entry: its AuditEvent as JSON text (all but the id, which the chain
+ * assigns) and the values its searches use. A search touching 40 patients, or a transaction writing 40
+ * resources, is one entry naming them all.
+ */
+export interface JournalEntry {
+  /** The AuditEvent's JSON text after `{"resourceType":"AuditEvent","id":"<seq>` (starts with the closing quote). */
+  tail: string;
+  recordedMs: number;
+  /** agent.altId: the client or user id. */
+  agent: string | null;
+  /** agent.who.reference (Practitioner/…, RelatedPerson/…, Patient/…), for users. */
+  agentRef: string | null;
+  type: string;
+  subtype: string | null;
+  action: string;
+  outcome: string;
+  purpose: string | null;
+  /** Patients among the entities (entity.what = Patient/…), without repeats. */
+  patients: string[];
+  /** Other resources among the entities (Type/id), without repeats. */
+  entities: string[];
+  /** What a failed request asked for (entity.name), without repeats. */
+  names: string[];
+}
+
+/**
+ * Remembers each actor's agent element as JSON text: the same caller makes many requests. Keyed by the
+ * actor object first (one per caller in a batch) and then by its content, so the text is built once per
+ * caller and address, and the content key once per batch.
+ */
+export class AgentTexts {
+  private texts = new Map<string, string>();
+  private byActor = new WeakMap<object, Map<string, string>>();
+  private readonly anonymous = {};
+  text(request: AuditedRequest): string {
+    const address = request.address ?? '';
+    let perAddress = this.byActor.get(request.actor ?? this.anonymous);
+    let text = perAddress?.get(address);
+    if (text !== undefined) return text;
+    const key = `${address}\u0000${request.actor ? JSON.stringify(request.actor) : ''}`;
+    text = this.texts.get(key);
+    if (text === undefined) {
+      if (this.texts.size >= 10_000) this.texts.clear();
+      text = JSON.stringify(clean(agent(request)));
+      this.texts.set(key, text);
+    }
+    if (!perAddress) this.byActor.set(request.actor ?? this.anonymous, (perAddress = new Map()));
+    perAddress.set(address, text);
+    return text;
   }
-  return request.events.map((e) => clean(auditEvent(request, observer, fromAccessEvent(e))));
+}
+
+const EVENT_TYPE = JSON.stringify({ system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' });
+const sourceTexts = new Map<string, string>();
+const sourceText = (observer: string) => {
+  let text = sourceTexts.get(observer);
+  if (text === undefined) {
+    text = JSON.stringify(clean({ observer: { display: `CareBridge (${observer})` }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] }));
+    sourceTexts.set(observer, text);
+  }
+  return text;
+};
+const EVERYTHING_SUBTYPE = { system: 'urn:ietf:rfc:3986', code: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', display: '$everything' };
+
+/** The journal entry for one answered request. */
+export function journalEntryFor(request: AuditedRequest, observer: string, agents: AgentTexts = new AgentTexts()): JournalEntry {
+  const { status, method, path, query } = request.outcome;
+  const failed = status >= 400 || !request.events.length;
+  const touched: Touched[] = failed
+    ? [{ ...requestInteraction(method, path), query: query || undefined, patientIds: [] }]
+    : request.events.map(fromAccessEvent);
+  // Several things touched (a transaction or batch): the request's own interaction names the event.
+  const main = touched.length === 1 ? touched[0] : { ...requestInteraction(method, path), patientIds: [] };
+  const recorded = new Date(request.at).toISOString();
+  const entity = entities(touched, status >= 400);
+  const subtype: Coding[] = main.code ? [{ system: INTERACTION, code: main.code }] : [];
+  if (main.operation === '$everything') subtype.push(EVERYTHING_SUBTYPE);
+  const action = ACTION[main.code ?? ''] ?? 'E';
+  const outcome = status < 400 ? '0' : status < 500 ? '4' : '8';
+  let tail = `","meta":{"versionId":"1","lastUpdated":"${recorded}"},"type":${EVENT_TYPE}`;
+  if (subtype.length) tail += `,"subtype":${JSON.stringify(subtype)}`;
+  tail += `,"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
+  if (status >= 400) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}`))}`;
+  tail += `,"agent":[${agents.text(request)}],"source":${sourceText(observer)}`;
+  if (entity.json.length) tail += `,"entity":[${entity.json.join(',')}]`;
+  tail += '}';
+  const a = request.actor;
+  return {
+    tail,
+    recordedMs: request.at,
+    agent: a ? (a.kind === 'user' ? a.userId : a.clientId) : null,
+    agentRef: a?.kind === 'user' && a.fhirUser ? a.fhirUser : null,
+    type: 'rest',
+    subtype: main.code ?? null,
+    action,
+    outcome,
+    purpose: a?.purpose ?? null,
+    patients: entity.patients,
+    entities: entity.others,
+    names: entity.names,
+  };
 }
 
 // Control characters (a NUL from a hostile path, say) cannot be stored or indexed everywhere, and a batch
@@ -120,26 +217,6 @@ function decode(segment: string): string {
   }
 }
 
-function auditEvent(request: AuditedRequest, observer: string, touched: Touched): Record<string, any> {
-  const { status } = request.outcome;
-  const failed = status >= 400;
-  const entity = entities(touched, failed);
-  const subtype: Coding[] = touched.code ? [{ system: INTERACTION, code: touched.code }] : [];
-  if (touched.operation === '$everything') subtype.push({ system: 'urn:ietf:rfc:3986', code: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', display: '$everything' });
-  return {
-    resourceType: 'AuditEvent',
-    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
-    ...(subtype.length ? { subtype } : {}),
-    action: ACTION[touched.code ?? ''] ?? 'E',
-    recorded: new Date(request.at).toISOString(),
-    outcome: status < 400 ? '0' : status < 500 ? '4' : '8',
-    ...(failed ? { outcomeDesc: `HTTP ${status}: ${request.outcome.method} ${request.outcome.path}` } : {}),
-    agent: [agent(request)],
-    source: { observer: { display: `CareBridge (${observer})` }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] },
-    ...(entity.length ? { entity } : {}),
-  };
-}
-
 function agent(request: AuditedRequest): Record<string, any> {
   const network = request.address ? { network: { address: request.address, type: '2' } } : {};
   const a = request.actor;
@@ -164,22 +241,33 @@ function agent(request: AuditedRequest): Record<string, any> {
   };
 }
 
-function entities(touched: Touched, failed: boolean): Record<string, any>[] {
-  const out: Record<string, any>[] = [];
+const text = (value: string) => JSON.stringify(clean(value));
+const PATIENT_ENTITY_END = `},"type":{"system":"${ENTITY_TYPE}","code":"1","display":"Person"},"role":{"system":"${OBJECT_ROLE}","code":"1","display":"Patient"}}`;
+const DOMAIN_ROLE = `"role":{"system":"${OBJECT_ROLE}","code":"4","display":"Domain Resource"}`;
+const QUERY_ROLE = `"role":{"system":"${OBJECT_ROLE}","code":"24","display":"Query"}`;
+
+interface Entities { json: string[]; patients: string[]; others: string[]; names: string[] }
+
+/** AuditEvent.entity as JSON text (built directly: this runs once per request), with the values indexed. */
+function entities(touched: Touched[], failed: boolean): Entities {
+  const out: Entities = { json: [], patients: [], others: [], names: [] };
   // A failed request showed and changed nothing: it names what it asked for, but no patient.
-  const patients = failed ? [] : touched.patientIds;
-  for (const id of patients) {
-    out.push({ what: { reference: `Patient/${id}` }, type: { system: ENTITY_TYPE, code: '1', display: 'Person' }, role: { system: OBJECT_ROLE, code: '1', display: 'Patient' } });
-  }
-  const typeCoding = touched.resourceType ? { type: { system: RESOURCE_TYPES, code: touched.resourceType } } : {};
-  if (touched.id && touched.resourceType && !(touched.resourceType === 'Patient' && patients.includes(touched.id))) {
-    const ref = `${touched.resourceType}/${touched.id}`;
-    out.push({ ...(failed ? { name: ref } : { what: { reference: ref } }), ...typeCoding, role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' } });
-  }
-  if (touched.query) {
-    out.push({ ...typeCoding, role: { system: OBJECT_ROLE, code: '24', display: 'Query' }, query: Buffer.from(touched.query, 'utf8').toString('base64') });
-  } else if (!touched.id && touched.resourceType) {
-    out.push({ ...typeCoding, role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' } });
+  const patients = failed ? [] : [...new Set(touched.flatMap((t) => t.patientIds))].map((id) => clean(id));
+  for (const id of patients) out.json.push(`{"what":{"reference":${JSON.stringify(`Patient/${id}`)}${PATIENT_ENTITY_END}`);
+  out.patients = patients;
+  const seen = new Set(patients.map((id) => `Patient/${id}`));
+  for (const t of touched) {
+    const typeCoding = t.resourceType ? `"type":{"system":"${RESOURCE_TYPES}","code":${text(t.resourceType)}},` : '';
+    if (t.id && t.resourceType) {
+      const ref = clean(`${t.resourceType}/${t.id}`);
+      if (!seen.has(ref)) {
+        out.json.push(`{${failed ? `"name":${JSON.stringify(ref)}` : `"what":{"reference":${JSON.stringify(ref)}}`},${typeCoding}${DOMAIN_ROLE}}`);
+        (failed ? out.names : out.others).push(ref);
+      }
+      seen.add(ref);
+    }
+    if (t.query) out.json.push(`{${typeCoding}${QUERY_ROLE},"query":"${Buffer.from(t.query, 'utf8').toString('base64')}"}`);
+    else if (!t.id && t.resourceType) out.json.push(`{${typeCoding}${DOMAIN_ROLE}}`);
   }
   return out;
 }
