@@ -57,6 +57,15 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
     return value;
   };
 
+  // One Actor per verified token (the verifier remembers its claims): the audit trail sends each actor to
+  // its writer once per batch rather than once per request.
+  const actors = new WeakMap<AccessClaims, Actor>();
+  const actorFor = (claims: AccessClaims, name: string | undefined) => {
+    let actor = actors.get(claims);
+    if (!actor || actor.name !== name) actors.set(claims, (actor = actorOf(claims, name)));
+    return actor;
+  };
+
   const authenticate = async (req: FastifyRequest): Promise<AccessControl> => {
     const header = req.headers.authorization;
     const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(header ?? '');
@@ -70,14 +79,15 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
     }
     const known = await client(claims.client_id);
     if (known.revoked) throw unauthorized('The client this token was issued to has been revoked.');
-    const actor = actorOf(claims, known.name);
+    const actor = actorFor(claims, known.name);
     const access = await accessFor(actor);
     return audit ? audited(access, audit, actor, req.ip) : access;
   };
 
   if (!audit) return authenticate;
   return async (req: FastifyRequest): Promise<AccessControl> => {
-    if (!(await audit.admit())) {
+    const admitted = audit.admit();
+    if (admitted !== true && !(await admitted)) {
       throw new FhirError(503, [{ severity: 'error', code: 'exception', diagnostics: 'The audit trail cannot be written at the moment, so the record is not being served; try again shortly.' }], { 'Retry-After': '5' });
     }
     try {
