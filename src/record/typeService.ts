@@ -28,6 +28,8 @@ export interface ServedAnswer {
 }
 
 export interface ResourceTypeService {
+  /** The search parameters it supports, for the CapabilityStatement. */
+  searchParams: { name: string; type: string; documentation?: string }[];
   /** Throws a FhirError (400) for a search it cannot run. */
   search(request: ServedSearch): Promise<ServedAnswer>;
   /** Throws a FhirError (404) when there is no such resource (or the caller may not know of it). */

@@ -140,6 +140,9 @@ for (const engine of ENGINES) {
       const withRev = (await t.fhir.get(`Patient?_id=${a}&_revinclude=AuditEvent:patient`)).body;
       assert.ok(!withRev.entry.some((e: any) => e.resource.resourceType === 'AuditEvent'));
       assert.equal((await t.fhir.get(`AuditEvent/${searchEvent.id}/_history`)).status, 405);
+      const metadata = (await fetch(`${t.base}/metadata`).then((r) => r.json())).rest[0].resource.find((r: any) => r.type === 'AuditEvent');
+      assert.deepEqual(metadata.interaction.map((i: any) => i.code), ['read', 'search-type'], 'the CapabilityStatement says AuditEvent is read-only');
+      assert.ok(['patient', 'entity', 'agent', 'altid', 'date', 'purpose'].every((p) => metadata.searchParam.some((s: any) => s.name === p)));
     });
 
     it('an access narrowed to one person shows only the events about them', async () => {

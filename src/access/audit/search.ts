@@ -49,8 +49,14 @@ function patientsIn(text: string): string[] {
   return entity.map((e) => e.what?.reference).filter((r): r is string => !!r?.startsWith('Patient/')).map((r) => r.slice(8));
 }
 
+const PARAM_TYPES: Record<string, string> = { patient: 'reference', entity: 'reference', 'entity-name': 'string', agent: 'reference', altid: 'token', date: 'date', type: 'token', subtype: 'token', action: 'token', outcome: 'token', purpose: 'token' };
+
 export function auditEventService(db: SqlExecutor): ResourceTypeService {
   return {
+    searchParams: [
+      ...SUPPORTED.map((name) => ({ name, type: PARAM_TYPES[name] })),
+      { name: '_sort', type: 'string', documentation: 'date or -date (newest first, the default)' },
+    ].map((p) => (p.name === 'purpose' ? { ...p, documentation: 'agent.purposeOfUse (v3-ActReason: TREAT, CAREMGT, PATRQT, FAMRQT, HOPERAT, HSYSADMIN, BTG)' } : p)),
     async read({ id, access }) {
       const columns = 'seq, legacy_id, recorded_ms, content, hash, format';
       const row = /^\d{1,15}$/.test(id)
