@@ -14,7 +14,7 @@ import { migrateAccess, verifyAuditChain } from '../../src/access/index.ts';
 import { ACCESS_MIGRATIONS } from '../../src/access/schema.ts';
 import { CHAIN_EXTENSION, GENESIS_HASH, chainHash } from '../../src/access/audit/chain.ts';
 import { JournalAppender } from '../../src/access/audit/journal.ts';
-import { journalEntryFor } from '../../src/access/audit/auditEvent.ts';
+import { SharedParts, journalEntryFor } from '../../src/access/audit/auditEvent.ts';
 import { createResources, migrate, openRecordStore, type SqlDriver } from '../../src/record/index.ts';
 
 after(() => stopOwnPostgres());
@@ -103,6 +103,22 @@ for (const engine of ENGINES) {
       assert.equal((await verifyAuditChain(t.server.driver)).intact, true);
     });
 
+    it('verify names the first entry whose shared agent and source part was changed', async () => {
+      const { part } = (await t.server.driver.get<{ part: string }>('SELECT part FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 3'))!;
+      const first = Number((await t.server.driver.get<{ seq: number }>('SELECT MIN(seq) AS seq FROM audit_journal WHERE part = ?', [part]))!.seq);
+      const { content } = (await t.server.driver.get<{ content: string }>('SELECT content FROM audit_part WHERE part_key = ?', [part]))!;
+      const setPart = (text: string) => t.server.driver.transaction((tx) => tx.run('UPDATE audit_part SET content = ? WHERE part_key = ?', [text, part]));
+      await setPart(content.replace(TEST_ADMIN.id, 'someone-else'));
+      try {
+        const r = await verify(t.database);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.lines[0], new RegExp(`seq ${first} \\(AuditEvent ${first}\\)`));
+        assert.match(r.lines[0], /agent and source .* were changed/);
+      } finally {
+        await setPart(content);
+      }
+    });
+
     it('the chain position is served in each AuditEvent and matches the journal', async () => {
       const row = (await t.server.driver.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_journal ORDER BY seq DESC LIMIT 1'))!;
       const event = (await t.fhir.get(`AuditEvent/${row.seq}`)).body;
@@ -129,7 +145,7 @@ for (const engine of ENGINES) {
         assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
         assert.equal(Number((await driver.get<{ n: number }>("SELECT COUNT(*) AS n FROM resources WHERE type = 'AuditEvent'"))!.n), 0, 'no longer in the record');
 
-        await new JournalAppender(driver).append([journalEntryFor({ at: Date.now(), events: [{ interaction: 'read', resourceType: 'Patient', id: pid, patientIds: [pid] }], outcome: { status: 200, method: 'GET', path: `Patient/${pid}`, query: '' } }, 'test')]);
+        await new JournalAppender(driver).append([journalEntryFor({ at: Date.now(), events: [{ interaction: 'read', resourceType: 'Patient', id: pid, patientIds: [pid] }], outcome: { status: 200, method: 'GET', path: `Patient/${pid}`, query: '' } }, new SharedParts('test'))]);
         const continued = await verifyAuditChain(driver);
         assert.deepEqual(continued.intact && continued.checked, 4, JSON.stringify(continued));
         const head = (await driver.get<{ prev_hash: string }>('SELECT prev_hash FROM audit_journal WHERE seq = 4'))!;
@@ -193,7 +209,7 @@ describe('two app nodes on one PostgreSQL extend one chain', () => {
     try {
       await migrateAccess(pools[0]);
       const appenders = pools.map((p) => new JournalAppender(p));
-      const entry = (i: number) => journalEntryFor({ at: Date.now(), events: [], outcome: { status: 404, method: 'GET', path: `Patient/racer-${i}`, query: '' } }, 'test');
+      const entry = (i: number) => journalEntryFor({ at: Date.now(), events: [], outcome: { status: 404, method: 'GET', path: `Patient/racer-${i}`, query: '' } }, new SharedParts('test'));
       await Promise.all(Array.from({ length: 20 }, (_, i) => appenders[i % 2].append(Array.from({ length: 5 }, () => entry(i)))));
       const result = await verifyAuditChain(pools[1]);
       assert.deepEqual(result.intact && result.checked, 100, JSON.stringify(result));

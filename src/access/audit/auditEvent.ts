@@ -1,6 +1,7 @@
 // One answered request to the record, as one FHIR R4 AuditEvent: what it touched (a read, a search with
 // its query, the resources a transaction wrote, $everything) and the patients concerned, who asked (the
 // Actor), from where, and how it ended.
+import { createHash } from 'node:crypto';
 import type { AccessEvent } from '../../record/index.ts';
 import type { Actor } from '../actor.ts';
 
@@ -53,8 +54,13 @@ interface Touched {
  * resources, is one entry naming them all.
  */
 export interface JournalEntry {
-  /** The AuditEvent's JSON text after `{"resourceType":"AuditEvent","id":"<seq>` (starts with the closing quote). */
+  /**
+   * The AuditEvent's own JSON text after `{"resourceType":"AuditEvent","id":"<seq>` (starts with the
+   * closing quote), without meta (derived from recorded) and without agent and source (in `part`).
+   */
   tail: string;
+  /** The agent and source elements, stored once for all the events that share them. */
+  part: SharedPart;
   recordedMs: number;
   /** agent.altId: the client or user id. */
   agent: string | null;
@@ -74,29 +80,41 @@ export interface JournalEntry {
 }
 
 /**
- * Remembers each actor's agent element as JSON text: the same caller makes many requests. Keyed by the
- * actor object first (one per caller in a batch) and then by its content, so the text is built once per
- * caller and address, and the content key once per batch.
+ * `"agent":[…],"source":{…}` as JSON text, kept once in audit_part under `key` (the first 128 bits of its
+ * SHA-256): the same caller, from the same address, through the same node, makes many requests.
  */
-export class AgentTexts {
-  private texts = new Map<string, string>();
-  private byActor = new WeakMap<object, Map<string, string>>();
+export interface SharedPart { key: string; text: string }
+
+export function partKey(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+}
+
+/**
+ * Remembers each caller's part. Keyed by the actor object first (one per caller in a batch) and then by
+ * its content, so the text is built once per caller, address and node, and the content key once per batch.
+ */
+export class SharedParts {
+  private parts = new Map<string, SharedPart>();
+  private byActor = new WeakMap<object, Map<string, SharedPart>>();
   private readonly anonymous = {};
-  text(request: AuditedRequest): string {
+  constructor(private readonly observer: string) {}
+
+  of(request: AuditedRequest): SharedPart {
     const address = request.address ?? '';
     let perAddress = this.byActor.get(request.actor ?? this.anonymous);
-    let text = perAddress?.get(address);
-    if (text !== undefined) return text;
+    let part = perAddress?.get(address);
+    if (part !== undefined) return part;
     const key = `${address}\u0000${request.actor ? JSON.stringify(request.actor) : ''}`;
-    text = this.texts.get(key);
-    if (text === undefined) {
-      if (this.texts.size >= 10_000) this.texts.clear();
-      text = JSON.stringify(clean(agent(request)));
-      this.texts.set(key, text);
+    part = this.parts.get(key);
+    if (part === undefined) {
+      if (this.parts.size >= 10_000) this.parts.clear();
+      const text = `"agent":[${JSON.stringify(clean(agent(request)))}],"source":${sourceText(this.observer)}`;
+      part = { key: partKey(text), text };
+      this.parts.set(key, part);
     }
     if (!perAddress) this.byActor.set(request.actor ?? this.anonymous, (perAddress = new Map()));
-    perAddress.set(address, text);
-    return text;
+    perAddress.set(address, part);
+    return part;
   }
 }
 
@@ -111,9 +129,21 @@ const sourceText = (observer: string) => {
   return text;
 };
 const EVERYTHING_SUBTYPE = { system: 'urn:ietf:rfc:3986', code: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', display: '$everything' };
+const subtypeTexts = new Map<string, string>();
+function subtypeText(code: string | undefined, operation: string | undefined): string {
+  if (!code) return '';
+  const key = `${code} ${operation ?? ''}`;
+  let text = subtypeTexts.get(key);
+  if (text === undefined) {
+    const subtype: Coding[] = [{ system: INTERACTION, code }];
+    if (operation === '$everything') subtype.push(EVERYTHING_SUBTYPE);
+    subtypeTexts.set(key, (text = `,"subtype":${JSON.stringify(subtype)}`));
+  }
+  return text;
+}
 
 /** The journal entry for one answered request. */
-export function journalEntryFor(request: AuditedRequest, observer: string, agents: AgentTexts = new AgentTexts()): JournalEntry {
+export function journalEntryFor(request: AuditedRequest, parts: SharedParts): JournalEntry {
   const { status, method, path, query } = request.outcome;
   const failed = status >= 400 || !request.events.length;
   const touched: Touched[] = failed
@@ -123,20 +153,16 @@ export function journalEntryFor(request: AuditedRequest, observer: string, agent
   const main = touched.length === 1 ? touched[0] : { ...requestInteraction(method, path), patientIds: [] };
   const recorded = new Date(request.at).toISOString();
   const entity = entities(touched, status >= 400);
-  const subtype: Coding[] = main.code ? [{ system: INTERACTION, code: main.code }] : [];
-  if (main.operation === '$everything') subtype.push(EVERYTHING_SUBTYPE);
   const action = ACTION[main.code ?? ''] ?? 'E';
   const outcome = status < 400 ? '0' : status < 500 ? '4' : '8';
-  let tail = `","meta":{"versionId":"1","lastUpdated":"${recorded}"},"type":${EVENT_TYPE}`;
-  if (subtype.length) tail += `,"subtype":${JSON.stringify(subtype)}`;
-  tail += `,"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
+  let tail = `","type":${EVENT_TYPE}${subtypeText(main.code, main.operation)},"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
   if (status >= 400) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}`))}`;
-  tail += `,"agent":[${agents.text(request)}],"source":${sourceText(observer)}`;
   if (entity.json.length) tail += `,"entity":[${entity.json.join(',')}]`;
   tail += '}';
   const a = request.actor;
   return {
     tail,
+    part: parts.of(request),
     recordedMs: request.at,
     agent: a ? (a.kind === 'user' ? a.userId : a.clientId) : null,
     agentRef: a?.kind === 'user' && a.fhirUser ? a.fhirUser : null,
@@ -155,8 +181,10 @@ export function journalEntryFor(request: AuditedRequest, observer: string, agent
 // that can never be written would stop the whole trail: every string is made safe before it is stored.
 const UNSAFE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
+const MAYBE_UNSAFE = /[\u0000-\u001f\u007f\ud800-\udfff]/;
+
 function clean<T>(value: T): T {
-  if (typeof value === 'string') return value.replace(UNSAFE, '\ufffd') as T;
+  if (typeof value === 'string') return (MAYBE_UNSAFE.test(value) ? value.replace(UNSAFE, '\ufffd') : value) as T;
   if (Array.isArray(value)) return value.map(clean) as T;
   if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) (value as Record<string, unknown>)[k] = clean(v);
@@ -165,16 +193,16 @@ function clean<T>(value: T): T {
 }
 
 function fromAccessEvent(e: AccessEvent): Touched {
-  const touched: Touched = { resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query: e.query || undefined };
+  const query = e.query || undefined;
   switch (e.interaction) {
     case 'search':
-      return { ...touched, code: 'search-type', id: undefined };
+      return { code: 'search-type', resourceType: e.resourceType, patientIds: e.patientIds, query };
     case 'history':
-      return { ...touched, code: e.id ? 'history-instance' : e.resourceType ? 'history-type' : 'history-system' };
+      return { code: e.id ? 'history-instance' : e.resourceType ? 'history-type' : 'history-system', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
     case 'everything':
-      return { ...touched, code: 'operation', operation: '$everything' };
+      return { code: 'operation', operation: '$everything', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
     default:
-      return { ...touched, code: e.interaction };
+      return { code: e.interaction, resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
   }
 }
 
@@ -252,7 +280,7 @@ interface Entities { json: string[]; patients: string[]; others: string[]; names
 function entities(touched: Touched[], failed: boolean): Entities {
   const out: Entities = { json: [], patients: [], others: [], names: [] };
   // A failed request showed and changed nothing: it names what it asked for, but no patient.
-  const patients = failed ? [] : [...new Set(touched.flatMap((t) => t.patientIds))].map((id) => clean(id));
+  const patients = failed ? [] : touched.length === 1 && touched[0].patientIds.length < 2 ? touched[0].patientIds.map(clean) : [...new Set(touched.flatMap((t) => t.patientIds))].map(clean);
   for (const id of patients) out.json.push(`{"what":{"reference":${JSON.stringify(`Patient/${id}`)}${PATIENT_ENTITY_END}`);
   out.patients = patients;
   const seen = new Set(patients.map((id) => `Patient/${id}`));

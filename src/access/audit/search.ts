@@ -6,8 +6,7 @@ import {
   badRequest, dateCondition, notFound, parseSearchRequest, searchsetBundle,
   type AccessControl, type Filter, type FoundResource, type Param, type ResourceTypeService, type SqlExecutor,
 } from '../../record/index.ts';
-import { chainExtension } from './chain.ts';
-import { INDEXED_REF_LENGTH, LEGACY_FORMAT } from './journal.ts';
+import { INDEXED_REF_LENGTH, PartTexts, servedText, type StoredEvent } from './journal.ts';
 
 
 
@@ -36,13 +35,8 @@ const SYSTEMS: Record<string, string> = {
 const COLUMN: Record<string, string> = { type: 'j.type', subtype: 'j.subtype', action: 'j.action', outcome: 'j.outcome', purpose: 'j.purpose', altid: 'j.agent' };
 const SUPPORTED = ['patient', 'entity', 'entity-name', 'agent', 'altid', 'date', 'type', 'subtype', 'action', 'outcome', 'purpose'];
 
-interface JournalRow { seq: number; legacy_id: string | null; content: string; hash: string; format: number }
-
-/** The AuditEvent as served: its stored text with its place in the chain. */
-function servedText(row: JournalRow): string {
-  if (Number(row.format) === LEGACY_FORMAT) return row.content; // carries its chain extension already
-  return `${row.content.slice(0, -1)},"extension":[${chainExtension(Number(row.seq), row.hash)}]}`;
-}
+interface JournalRow extends StoredEvent { legacy_id: string | null }
+const COLUMNS = 'j.seq, j.legacy_id, j.recorded_ms, j.content, j.part, j.hash, j.format';
 
 function patientsIn(text: string): string[] {
   const entity = (JSON.parse(text).entity ?? []) as { what?: { reference?: string } }[];
@@ -52,16 +46,20 @@ function patientsIn(text: string): string[] {
 const PARAM_TYPES: Record<string, string> = { patient: 'reference', entity: 'reference', 'entity-name': 'string', agent: 'reference', altid: 'token', date: 'date', type: 'token', subtype: 'token', action: 'token', outcome: 'token', purpose: 'token' };
 
 export function auditEventService(db: SqlExecutor): ResourceTypeService {
+  const parts = new PartTexts(db);
+  const served = async (rows: JournalRow[]) => {
+    const texts = await parts.load(rows.map((r) => r.part));
+    return rows.map((r) => servedText(r, r.part ? texts.get(r.part) : undefined));
+  };
   return {
     searchParams: [
       ...SUPPORTED.map((name) => ({ name, type: PARAM_TYPES[name] })),
       { name: '_sort', type: 'string', documentation: 'date or -date (newest first, the default)' },
     ].map((p) => (p.name === 'purpose' ? { ...p, documentation: 'agent.purposeOfUse (v3-ActReason: TREAT, CAREMGT, PATRQT, FAMRQT, HOPERAT, HSYSADMIN, BTG)' } : p)),
     async read({ id, access }) {
-      const columns = 'seq, legacy_id, recorded_ms, content, hash, format';
       const row = /^\d{1,15}$/.test(id)
-        ? await db.get<JournalRow & { recorded_ms: number }>(`SELECT ${columns} FROM audit_journal WHERE seq = ? AND legacy_id IS NULL`, [Number(id)])
-        : await db.get<JournalRow & { recorded_ms: number }>(`SELECT ${columns} FROM audit_journal WHERE legacy_id = ?`, [id]);
+        ? await db.get<JournalRow>(`SELECT ${COLUMNS} FROM audit_journal j WHERE j.seq = ? AND j.legacy_id IS NULL`, [Number(id)])
+        : await db.get<JournalRow>(`SELECT ${COLUMNS} FROM audit_journal j WHERE j.legacy_id = ?`, [id]);
       const visible = visiblePatients(access);
       if (row && visible) {
         const about = visible.length
@@ -70,7 +68,7 @@ export function auditEventService(db: SqlExecutor): ResourceTypeService {
         if (!about) throw notFound(`AuditEvent/${id} is not known.`);
       }
       if (!row) throw notFound(`AuditEvent/${id} is not known.`);
-      const body = servedText(row);
+      const [body] = await served([row]);
       return { body, patientIds: patientsIn(body) };
     },
 
@@ -94,14 +92,15 @@ export function auditEventService(db: SqlExecutor): ResourceTypeService {
         return { body: searchsetBundle(base, 'AuditEvent', req, { matches: [], included: [], total: await count(), hasMore: false }), patientIds: plan.patients };
       }
       const rows = req.count === 0 ? [] : await db.all<JournalRow>(
-        `SELECT j.seq, j.legacy_id, j.content, j.hash, j.format FROM ${from} ORDER BY ${plan.alias}.recorded_ms ${dir}, ${plan.alias}.seq ${dir} LIMIT ? OFFSET ?`,
+        `SELECT ${COLUMNS} FROM ${from} ORDER BY ${plan.alias}.recorded_ms ${dir}, ${plan.alias}.seq ${dir} LIMIT ? OFFSET ?`,
         [...plan.params, req.count + 1, req.offset],
       );
       const hasMore = rows.length > req.count;
       const page = hasMore ? rows.slice(0, req.count) : rows;
       let total: number | undefined;
       if (req.total !== 'none') total = !hasMore && (page.length > 0 || req.offset === 0) && req.count > 0 ? req.offset + page.length : await count();
-      const matches: FoundResource[] = page.map((r) => ({ rid: Number(r.seq), type: 'AuditEvent', id: r.legacy_id ?? String(r.seq), content: servedText(r), patient_id: null }));
+      const texts = await served(page);
+      const matches: FoundResource[] = page.map((r, i) => ({ rid: Number(r.seq), type: 'AuditEvent', id: r.legacy_id ?? String(r.seq), content: texts[i], patient_id: null }));
       return { body: searchsetBundle(base, 'AuditEvent', req, { matches, included: [], total, hasMore }), patientIds: plan.patients };
     },
   };

@@ -1,16 +1,17 @@
-// Walks the audit journal from its first entry, recomputing every hash from the AuditEvent as stored,
-// and reports the first link that does not hold. Then checks the patient and entity indexes against the
+// Walks the audit journal from its first entry, recomputing every hash from the AuditEvent as stored
+// (its text and its shared agent/source part, whose key must still be its hash), and reports the first
+// link that does not hold. Then checks the patient and entity indexes against the
 // entries: an index row for an entry that is not there means entries were removed from the end, and an
 // entry whose patients are missing from the index would be hidden from "who has looked at my record".
 import type { SqlExecutor } from '../../record/index.ts';
 import { GENESIS_HASH, chainHash, chainPosition } from './chain.ts';
-import { HEAD, LEGACY_FORMAT, linkHash } from './journal.ts';
+import { HEAD, LEGACY_FORMAT, linkHash, partKey } from './journal.ts';
 
 export type ChainCheck =
   | { intact: true; checked: number; head?: { seq: number; hash: string } }
   | { intact: false; checked: number; seq: number; auditId?: string; problem: string };
 
-interface JournalRow { seq: number; legacy_id: string | null; recorded_ms: number; content: string; prev_hash: string; hash: string; format: number }
+interface JournalRow { seq: number; legacy_id: string | null; recorded_ms: number; content: string; part: string | null; prev_hash: string; hash: string; format: number }
 
 const PAGE = 1000;
 
@@ -20,15 +21,17 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
   let checked = 0;
   let head: { seq: number; hash: string } | undefined;
   const broken = (seq: number, auditId: string | undefined, problem: string): ChainCheck => ({ intact: false, checked, seq, auditId, problem });
+  const parts = new Map<string, string | undefined>(); // key → what is wrong with it ('' when sound)
   for (;;) {
-    const rows = await db.all<JournalRow>('SELECT seq, legacy_id, recorded_ms, content, prev_hash, hash, format FROM audit_journal WHERE seq >= ? ORDER BY seq LIMIT ?', [expected, PAGE]);
+    const rows = await db.all<JournalRow>('SELECT seq, legacy_id, recorded_ms, content, part, prev_hash, hash, format FROM audit_journal WHERE seq >= ? ORDER BY seq LIMIT ?', [expected, PAGE]);
     const missing = await missingFromIndex(db, rows);
+    await checkParts(db, rows, parts);
     for (const row of rows) {
       const seq = Number(row.seq);
       const id = row.legacy_id ?? String(seq);
       if (seq !== expected) return broken(expected, String(expected), 'its journal row has been deleted');
       if (row.prev_hash !== previous) return broken(seq, id, 'its journal row does not follow the entry before it (the row was changed)');
-      const problem = Number(row.format) === LEGACY_FORMAT ? legacyProblem(row, previous) : textProblem(row, previous);
+      const problem = Number(row.format) === LEGACY_FORMAT ? legacyProblem(row, previous) : (row.part && parts.get(row.part)) || textProblem(row, previous);
       if (problem) return broken(seq, id, problem);
       if (missing?.seq === seq) return broken(seq, id, `the patient index has lost its row for Patient/${missing.patient} (the event would not show in that person's audit)`);
       previous = row.hash;
@@ -50,13 +53,26 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
 
 function textProblem(row: JournalRow, previous: string): string | undefined {
   if (!row.content.startsWith(`${HEAD}${row.seq}"`)) return 'the stored AuditEvent does not carry its own id';
-  if (linkHash(previous, row.content) !== row.hash) return 'the stored AuditEvent does not match its hash (it was changed after it was recorded)';
+  if (linkHash(previous, row.content, row.part ?? '') !== row.hash) return 'the stored AuditEvent does not match its hash (it was changed after it was recorded)';
   try {
     JSON.parse(row.content);
   } catch {
     return 'the stored AuditEvent is not valid JSON';
   }
   return undefined;
+}
+
+/** Checks each part the rows use (once per verify): present, and still the text its key is the hash of. */
+async function checkParts(db: SqlExecutor, rows: JournalRow[], parts: Map<string, string | undefined>): Promise<void> {
+  const keys = [...new Set(rows.map((r) => r.part).filter((k): k is string => !!k && !parts.has(k)))];
+  for (let i = 0; i < keys.length; i += 500) {
+    const some = keys.slice(i, i + 500);
+    const found = new Map((await db.all<{ part_key: string; content: string }>(`SELECT part_key, content FROM audit_part WHERE part_key IN (${some.map(() => '?').join(', ')})`, some)).map((r) => [r.part_key, r.content]));
+    for (const key of some) {
+      const text = found.get(key);
+      parts.set(key, text === undefined ? `its agent and source (audit_part ${key}) have been removed` : partKey(text) !== key ? `its agent and source (audit_part ${key}) were changed after they were recorded` : '');
+    }
+  }
 }
 
 function legacyProblem(row: JournalRow, previous: string): string | undefined {

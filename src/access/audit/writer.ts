@@ -4,7 +4,7 @@
 // serving thread only copies each batch across as one flat array (batchMessage.ts).
 import { Worker } from 'node:worker_threads';
 import type { SqlDriver } from '../../record/index.ts';
-import { AgentTexts, journalEntryFor, type AuditedRequest } from './auditEvent.ts';
+import { SharedParts, journalEntryFor, type AuditedRequest } from './auditEvent.ts';
 import { JournalAppender } from './journal.ts';
 import { encodeBatch } from './batchMessage.ts';
 
@@ -17,9 +17,9 @@ export interface AuditWriter {
 /** Writes on the caller's thread, through the caller's connection. */
 export function inProcessWriter(driver: SqlDriver, observer: string): AuditWriter {
   const journal = new JournalAppender(driver);
-  const agents = new AgentTexts();
+  const parts = new SharedParts(observer);
   return {
-    write: (requests) => journal.append(requests.map((r) => journalEntryFor(r, observer, agents))),
+    write: (requests) => journal.append(requests.map((r) => journalEntryFor(r, parts))),
     close: async () => undefined,
   };
 }

@@ -3,14 +3,14 @@
 // are not loaded here), one transaction per batch, and answers each message.
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectRecordDatabase } from '../../record/index.ts';
-import { AgentTexts, journalEntryFor } from './auditEvent.ts';
+import { SharedParts, journalEntryFor } from './auditEvent.ts';
 import { JournalAppender } from './journal.ts';
 import { decodeBatch, type BatchMessage } from './batchMessage.ts';
 
 const { database, observer } = workerData as { database: string; observer: string };
 let journal: JournalAppender | undefined;
 let close: (() => Promise<void>) | undefined;
-const agents = new AgentTexts();
+const parts = new SharedParts(observer);
 
 function appender(): JournalAppender {
   if (!journal) {
@@ -24,7 +24,7 @@ function appender(): JournalAppender {
 async function handle(m: { id: number; batch?: BatchMessage; close?: true }): Promise<void> {
   try {
     if (m.close) await close?.();
-    else await appender().append(decodeBatch(m.batch!).map((r) => journalEntryFor(r, observer, agents)));
+    else await appender().append(decodeBatch(m.batch!).map((r) => journalEntryFor(r, parts)));
     parentPort!.postMessage({ id: m.id });
   } catch (err) {
     const e = err as { message?: string; code?: unknown; name?: string };
