@@ -14,6 +14,16 @@ export interface ServerConfig {
   tokenRequestsPerMinute: number;
   /** The audit trail; CAREBRIDGE_AUDIT=off turns it off, for measuring its cost only. */
   audit: boolean;
+  /** People signing in: lockout, session lifetimes, and an OpenID Connect provider when one is configured. */
+  people: PeopleConfig;
+}
+
+export interface PeopleConfig {
+  lockoutFailures: number;
+  lockoutMinutes: number;
+  sessionIdleMinutes: number;
+  sessionMaxHours: number;
+  oidc?: { issuer: string; clientId: string; clientSecret: string; redirectUri?: string };
 }
 
 export interface ConfigFlags {
@@ -46,6 +56,7 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   if (!(bodyLimitMb > 0)) throw new Error(`CAREBRIDGE_BODY_LIMIT_MB must be a positive number, not '${env.CAREBRIDGE_BODY_LIMIT_MB}'.`);
   const auditSetting = env.CAREBRIDGE_AUDIT ?? 'on';
   if (auditSetting !== 'on' && auditSetting !== 'off') throw new Error(`CAREBRIDGE_AUDIT must be on or off, not '${auditSetting}'.`);
+  const people = loadPeopleConfig(env, flags.baseUrl ?? env.CAREBRIDGE_BASE_URL);
   return {
     host,
     port,
@@ -56,6 +67,32 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     adminClient: adminId && adminSecret ? { id: adminId, secret: adminSecret } : undefined,
     tokenRequestsPerMinute,
     audit: auditSetting === 'on',
+    people,
+  };
+}
+
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  const value = Number(raw ?? fallback);
+  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name} must be a whole number from ${min} to ${max}, not '${raw}'.`);
+  return value;
+}
+
+function loadPeopleConfig(env: NodeJS.ProcessEnv, baseUrl: string | undefined): PeopleConfig {
+  const issuer = env.CAREBRIDGE_OIDC_ISSUER;
+  const clientId = env.CAREBRIDGE_OIDC_CLIENT_ID;
+  const clientSecret = env.CAREBRIDGE_OIDC_CLIENT_SECRET;
+  const given = [issuer, clientId, clientSecret].filter(Boolean).length;
+  if (given && given < 3) throw new Error('Set all of CAREBRIDGE_OIDC_ISSUER, CAREBRIDGE_OIDC_CLIENT_ID and CAREBRIDGE_OIDC_CLIENT_SECRET, or none.');
+  if (issuer && !/^https?:\/\/[^/]/.test(issuer)) throw new Error(`CAREBRIDGE_OIDC_ISSUER must be an https URL, not '${issuer}'.`);
+  // Without an explicit redirect URI, the provider sends people back to this server's public address.
+  const redirectUri = env.CAREBRIDGE_OIDC_REDIRECT_URI ?? (baseUrl ? `${new URL(baseUrl).origin}/auth/oidc/callback` : undefined);
+  return {
+    lockoutFailures: wholeNumber(env, 'CAREBRIDGE_LOCKOUT_FAILURES', 5, 1, 100),
+    lockoutMinutes: wholeNumber(env, 'CAREBRIDGE_LOCKOUT_MINUTES', 15, 1, 24 * 60),
+    sessionIdleMinutes: wholeNumber(env, 'CAREBRIDGE_SESSION_IDLE_MINUTES', 30, 1, 24 * 60),
+    sessionMaxHours: wholeNumber(env, 'CAREBRIDGE_SESSION_MAX_HOURS', 12, 1, 7 * 24),
+    ...(issuer && clientId && clientSecret ? { oidc: { issuer, clientId, clientSecret, ...(redirectUri ? { redirectUri } : {}) } } : {}),
   };
 }
 

@@ -3,10 +3,25 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import { setUpAccess } from './access/index.ts';
+import { portal } from './portal/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
 }
+
+/**
+ * Sent with every answer unless a route set its own (the portal's pages and assets do): nothing is sniffed,
+ * framed or cached on the way (records are personal data, often on shared computers), and no page of
+ * ours leaks its address to another site.
+ */
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'strict-transport-security': 'max-age=31536000',
+};
 
 export interface CareBridgeServer {
   app: FastifyInstance;
@@ -17,7 +32,7 @@ export interface CareBridgeServer {
 /** `logLevel` (pino levels: error, warn, info…) turns on logging; tests leave it off. */
 export async function buildServer(config: ServerConfig, options: { logLevel?: string } = {}): Promise<CareBridgeServer> {
   const driver = await openRecordStore(config.database);
-  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, baseUrl: config.baseUrl, audit: config.audit, database: config.database });
+  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, baseUrl: config.baseUrl, audit: config.audit, database: config.database, people: config.people });
   const app = Fastify({
     logger: options.logLevel ? { level: options.logLevel } : false,
     bodyLimit: config.bodyLimitBytes,
@@ -33,8 +48,16 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
       else socket.destroy(err);
     },
   });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(name)) reply.header(name, value);
+    return payload;
+  });
   if (access) await app.register(access.routes);
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services });
+  // The portal needs people to sign in, so it is not served without authentication.
+  if (access) {
+    await app.register(portal, { driver, baseUrl: config.baseUrl, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
+  }
   return {
     app,
     driver,

@@ -1,6 +1,10 @@
 // Turns a request's bearer token into what the caller may do in the record.
 import type { FastifyRequest } from 'fastify';
 import { FhirError, forbidden, type AccessControl, type SqlExecutor } from '../record/index.ts';
+import { isRole, ROLE_PURPOSE } from './actor.ts';
+import { roleAllows } from './permissions.ts';
+import { patientScopeFor } from './relationships.ts';
+import { grantedPatients } from './breakGlass.ts';
 import { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
@@ -36,17 +40,44 @@ export function audited(access: AccessControl, audit: AuditTrail, actor: Actor, 
   return { ...access, accessed: (events, outcome) => audit.record({ at: Date.now(), actor, address, events, outcome }) };
 }
 
-/** Who a verified token speaks for. */
+/** Who a verified token speaks for: a person (it names their role) or the system client itself. */
 function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
+  if (claims.role !== undefined) {
+    if (!isRole(claims.role) || !claims.sub) throw unauthorized(`The access token names an unknown role '${claims.role}'.`);
+    return {
+      kind: 'user', userId: claims.sub, name: claims.name ?? claims.sub, organisation: claims.org, role: claims.role, fhirUser: claims.fhirUser,
+      purpose: ROLE_PURPOSE[claims.role], scope: claims.scope, sessionId: claims.jti,
+    };
+  }
   return { kind: 'system', clientId: claims.client_id, name: clientName, organisation: claims.org, purpose: 'TREAT', scope: claims.scope, sessionId: claims.jti };
 }
 
-/** What the actor may do in the record. */
-export async function accessFor(actor: Actor): Promise<AccessControl> {
-  return scopeAccess(parseScopes(actor.scope), actor.scope);
+/**
+ * What the actor may do in the record. A system client: what its scopes allow, on every record. A person:
+ * what both their scopes and their role allow (permissions.ts), only on the records of the people they
+ * have a relationship with or a break-glass grant for (relationships.ts). Privacy officers and
+ * administrators have no care relationships; their role keeps them out of care records altogether.
+ */
+export async function accessFor(db: SqlExecutor, actor: Actor): Promise<AccessControl> {
+  const scoped = scopeAccess(parseScopes(actor.scope), actor.scope);
+  if (actor.kind === 'system') return scoped;
+  const { role } = actor;
+  const everyPatient = role === 'privacy-officer' || role === 'admin';
+  return {
+    require(resourceType, interaction) {
+      scoped.require(resourceType, interaction);
+      if (!roleAllows(role, resourceType, interaction)) {
+        const what = resourceType === '*' ? 'across every resource type' : `on ${resourceType} resources`;
+        throw forbidden(`Your role (${role}) does not allow ${interaction} ${what}.`);
+      }
+    },
+    mayRead: (resourceType) => scoped.mayRead(resourceType) && roleAllows(role, resourceType, 'read'),
+    ...(everyPatient ? {} : { patients: patientScopeFor(actor, await grantedPatients(db, actor)) }),
+  };
 }
 
-export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail) {
+/** Who a request's bearer token speaks for; 401 when there is none or it is refused. */
+export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf: (req: FastifyRequest) => string) {
   const clients = new Map<string, { revoked: boolean; name?: string; at: number }>();
   const client = async (clientId: string) => {
     const cached = clients.get(clientId);
@@ -66,7 +97,7 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
     return actor;
   };
 
-  const authenticate = async (req: FastifyRequest): Promise<AccessControl> => {
+  return async (req: FastifyRequest): Promise<Actor> => {
     const header = req.headers.authorization;
     const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(header ?? '');
     if (!m) throw unauthorized('This API needs an access token: get one from /oauth2/token and send it as "Authorization: Bearer <token>".', header ? 'invalid_request' : 'invalid_request');
@@ -79,8 +110,15 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
     }
     const known = await client(claims.client_id);
     if (known.revoked) throw unauthorized('The client this token was issued to has been revoked.');
-    const actor = actorFor(claims, known.name);
-    const access = await accessFor(actor);
+    return actorFor(claims, known.name);
+  };
+}
+
+export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail) {
+  const identify = bearerIdentifier(db, tokens, originOf);
+  const authenticate = async (req: FastifyRequest): Promise<AccessControl> => {
+    const actor = await identify(req);
+    const access = await accessFor(db, actor);
     return audit ? audited(access, audit, actor, req.ip) : access;
   };
 

@@ -1,24 +1,38 @@
-// Access to the shared record: system clients, OAuth2 tokens, SMART scopes, the audit trail. (Coming:
-// people's accounts, roles, legitimate relationships, consent, break-glass.)
+// Access to the shared record: who is asking (system clients, OAuth2 tokens, SMART scopes), what their role
+// allows, whose records their relationships reach, consent, break-glass, and the audit trail. See docs/access.md.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { migrate, type AccessControl, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
-import { accessFor, audited, bearerAuthenticator } from './authenticate.ts';
-import type { Actor } from './actor.ts';
+import { accessFor, audited, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
+import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
+import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
+import type { Actor, UserActor } from './actor.ts';
 import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { auditMigrations } from './audit/journal.ts';
 import { auditEventService } from './audit/search.ts';
 import { hostname } from 'node:os';
+import { setUpPeople, type People, type PeopleOptions } from './people/people.ts';
+import type { Sessions } from './people/sessions.ts';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient } from './clients.ts';
 export { ROLES, ROLE_PURPOSE, isRole, type Actor, type UserActor, type SystemActor, type Role, type PurposeOfUse } from './actor.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
 export { onlyAuditEventsAbout } from './audit/search.ts';
+export { declareBreakGlass, listBreakGlass, reviewBreakGlass, BREAK_GLASS_REASONS, BREAK_GLASS_HOURS, type BreakGlassGrant } from './breakGlass.ts';
+export { MATRIX, GROUPS, roleAllows } from './permissions.ts';
+export { addOrganisation, listOrganisations, findOrganisation, normaliseOds, ORGANISATION_KINDS, type Organisation, type OrganisationKind } from './people/organisations.ts';
+export { addUser, listUsers, findUser, disableUser, enableUser, setPassword, type NewUser, type UserSummary, type Membership, type NamedMembership } from './people/users.ts';
+export { checkNewPassword, generatePassword, argon2Hasher, MIN_PASSWORD_LENGTH, type PasswordHasher } from './people/passwords.ts';
+export { totpCode } from './people/totp.ts';
+export { USER_SCOPE, type Sessions } from './people/sessions.ts';
+export type { SignInRequest, SignInResult, SignInFailure } from './people/signIn.ts';
+export type { OidcSettings, OidcState, PeopleOidc } from './people/oidc.ts';
+export type { People, PeopleOptions } from './people/people.ts';
 
 export interface AccessOptions {
   /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
@@ -33,6 +47,8 @@ export interface AccessOptions {
    * own with its own connection; without it the audit is written through `driver` on the main thread.
    */
   database?: string;
+  /** Lockout, session lifetimes and OpenID Connect for people signing in. */
+  people?: PeopleOptions;
 }
 
 export interface Access {
@@ -44,6 +60,16 @@ export interface Access {
   controlFor(actor: Actor, address?: string): Promise<AccessControl>;
   /** Types this capability serves through the FHIR API: AuditEvent, from the audit journal. */
   services: ResourceTypeServices;
+  /** Break-glass for callers other than the HTTP API (the portal): declarations are audited here too. */
+  breakGlass: {
+    declare(actor: UserActor, request: BreakGlassRequest, address?: string): Promise<BreakGlassGrant>;
+    list(filter?: { open?: boolean; patientId?: string; limit?: number }): Promise<BreakGlassGrant[]>;
+    review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
+  };
+  /** People signing in: passwords (with lockout and TOTP) and, when configured, OpenID Connect. */
+  people: People;
+  /** Signed-in sessions for the portal's cookie. */
+  sessions: Sessions;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
@@ -67,16 +93,29 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   const writer = ownThread ? threadWriter(options.database!, hostname()) : inProcessWriter(driver, hostname());
   const audit = options.audit === false ? undefined : new AuditTrail(writer);
   const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
+  const { people, sessions } = setUpPeople(driver, options.people, audit);
   return {
     authenticate,
+    people,
+    sessions,
     async controlFor(actor, address) {
-      const access = await accessFor(actor);
+      const access = await accessFor(driver, actor);
       return audit ? audited(access, audit, actor, address ?? 'internal') : access;
     },
     services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),
+    breakGlass: {
+      async declare(actor, request, address) {
+        const grant = await declareBreakGlass(driver, actor, request);
+        auditBreakGlass(audit, actor, grant, address ?? 'internal');
+        return grant;
+      },
+      list: (filter) => listBreakGlass(driver, filter),
+      review: (reviewer, id, review) => reviewBreakGlass(driver, reviewer, id, review),
+    },
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });
+      await app.register(breakGlassRoutes, { driver, identify: bearerIdentifier(driver, tokens, originOf), audit });
     },
   };
 }

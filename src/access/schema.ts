@@ -35,4 +35,84 @@ CREATE TABLE access_audit_chain (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'people: organisations, users, memberships, sessions',
+    // Usernames are unique whatever their case (username_key is the lower-cased username). A membership
+    // with no organisation (a person, a family carer) stores '' so the primary key still holds.
+    // Sessions store only the SHA-256 of the cookie token; session_id is a separate public id for the audit.
+    sql: `
+CREATE TABLE access_organisations (
+  ods TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  created_ms BIGINT NOT NULL
+);
+CREATE TABLE access_users (
+  user_id TEXT PRIMARY KEY,
+  username TEXT NOT NULL,
+  username_key TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  password_hash TEXT,
+  disabled SMALLINT NOT NULL DEFAULT 0,
+  failed_attempts INTEGER NOT NULL DEFAULT 0,
+  locked_until_ms BIGINT,
+  totp_secret TEXT,
+  totp_last_step BIGINT,
+  oidc_issuer TEXT,
+  oidc_subject TEXT,
+  fhir_user TEXT,
+  created_ms BIGINT NOT NULL,
+  UNIQUE (oidc_issuer, oidc_subject)
+);
+CREATE TABLE access_memberships (
+  user_id TEXT NOT NULL REFERENCES access_users (user_id),
+  organisation TEXT NOT NULL,
+  role TEXT NOT NULL,
+  PRIMARY KEY (user_id, organisation, role)
+);
+CREATE TABLE access_sessions (
+  session_id TEXT PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  user_id TEXT NOT NULL REFERENCES access_users (user_id),
+  organisation TEXT NOT NULL,
+  role TEXT NOT NULL,
+  address TEXT,
+  created_ms BIGINT NOT NULL,
+  seen_ms BIGINT NOT NULL,
+  idle_expires_ms BIGINT NOT NULL,
+  absolute_expires_ms BIGINT NOT NULL,
+  ended_ms BIGINT
+);
+CREATE INDEX access_sessions_user ON access_sessions (user_id);
+CREATE INDEX access_sessions_expiry ON access_sessions (absolute_expires_ms);
+`,
+  },
+  {
+    version: 4,
+    name: 'break-glass grants and their review',
+    // A grant lets one user, acting in one role for one organisation, see one person's record until it
+    // expires; until a privacy officer reviews it, it is an alert in their queue.
+    sql: `
+CREATE TABLE access_break_glass (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  user_name TEXT NOT NULL,
+  organisation TEXT,
+  role TEXT NOT NULL,
+  patient_id TEXT NOT NULL,
+  reason_code TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  started_ms BIGINT NOT NULL,
+  expires_ms BIGINT NOT NULL,
+  reviewed_by TEXT,
+  reviewed_ms BIGINT,
+  review_outcome TEXT,
+  review_note TEXT
+);
+CREATE INDEX access_break_glass_user ON access_break_glass (user_id, expires_ms);
+CREATE INDEX access_break_glass_queue ON access_break_glass (reviewed_ms, started_ms);
+CREATE INDEX access_break_glass_patient ON access_break_glass (patient_id, started_ms);
+`,
+  },
 ];

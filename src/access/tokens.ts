@@ -16,7 +16,15 @@ export interface AccessClaims extends JWTPayload {
   client_id: string;
   /** ODS code of the organisation the client acts for, when it acts for one. */
   org?: string;
+  /** Present when the token speaks for a person (sub is then their user id): the role they act in. */
+  role?: string;
+  /** Who the person is in the record (Practitioner/…, RelatedPerson/…, Patient/…). */
+  fhirUser?: string;
+  name?: string;
 }
+
+/** The person a token speaks for (absent for a system client's own token). */
+export interface TokenUser { userId: string; name: string; role: string; fhirUser?: string }
 
 export class TokenService {
   private signing?: Promise<SigningKey>;
@@ -47,13 +55,14 @@ export class TokenService {
     return this.db.get<KeyRow>('SELECT kid, private_jwk, public_jwk FROM access_signing_keys ORDER BY created_ms, kid LIMIT 1');
   }
 
-  async issue(claims: { issuer: string; audience: string; clientId: string; scope: string; org?: string | null }): Promise<{ token: string; expiresIn: number }> {
+  async issue(claims: { issuer: string; audience: string; clientId: string; scope: string; org?: string | null; user?: TokenUser }): Promise<{ token: string; expiresIn: number }> {
     const key = await this.signingKey();
-    const token = await new SignJWT({ scope: claims.scope, client_id: claims.clientId, ...(claims.org ? { org: claims.org } : {}) })
+    const user = claims.user ? { role: claims.user.role, name: claims.user.name, ...(claims.user.fhirUser ? { fhirUser: claims.user.fhirUser } : {}) } : {};
+    const token = await new SignJWT({ scope: claims.scope, client_id: claims.clientId, ...(claims.org ? { org: claims.org } : {}), ...user })
       .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(claims.issuer)
       .setAudience(claims.audience)
-      .setSubject(claims.clientId)
+      .setSubject(claims.user?.userId ?? claims.clientId)
       .setIssuedAt()
       .setExpirationTime(`${TOKEN_LIFETIME_SECONDS}s`)
       .setJti(randomUUID())

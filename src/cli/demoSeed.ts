@@ -1,6 +1,8 @@
 // What `carebridge serve` does on an empty database so that a newcomer has something to look at:
-// load the synthetic demo dataset and create a demo system client, printing its login once.
+// load the synthetic demo dataset, create a demo system client and demo people (organisations and one
+// account per role), printing their logins once.
 import { addClient, listClients, migrateAccess } from '../access/index.ts';
+import { seedDemoPeople } from './demoPeople.ts';
 import { handleFhirRequest, UNRESTRICTED, type SqlDriver } from '../record/index.ts';
 
 export const DEMO_CLIENT_ID = 'demo-integration';
@@ -23,5 +25,6 @@ export async function seedDemoIfEmpty(driver: SqlDriver, origin: string): Promis
       `  get a token:   curl -s -u ${DEMO_CLIENT_ID}:${secret} -d grant_type=client_credentials ${origin}/oauth2/token`,
     );
   }
+  lines.push(...(await seedDemoPeople(driver)));
   return lines;
 }

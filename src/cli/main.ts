@@ -5,6 +5,7 @@ import { importCommand } from './import.ts';
 import { demoCommand } from './demo.ts';
 import { clientsCommand } from './clients.ts';
 import { auditCommand } from './audit.ts';
+import { orgsCommand, usersCommand } from './users.ts';
 
 const program = new Command()
   .name('carebridge')
@@ -17,6 +18,8 @@ importCommand(program);
 demoCommand(program);
 clientsCommand(program);
 auditCommand(program);
+usersCommand(program);
+orgsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -6,7 +6,7 @@ import { buildServer } from '../server.ts';
 export function serveCommand(program: Command): void {
   program
     .command('serve')
-    .description('Serve the FHIR API (and, later, the portal) until stopped.')
+    .description('Serve the portal and the FHIR API until stopped.')
     .option('--host <host>', 'address to listen on (env HOST; default 127.0.0.1)')
     .option('--port <port>', 'port to listen on (env PORT; default 8080)')
     .option('--db <database>', 'sqlite:PATH or postgres://… (env CAREBRIDGE_DB; default sqlite:./data/carebridge.db)')
@@ -23,7 +23,7 @@ export function serveCommand(program: Command): void {
         for (const line of await seedDemoIfEmpty(server.driver, address)) console.log(line);
       }
       const where = config.database.startsWith('sqlite:') ? config.database : config.database.replace(/\/\/[^@/]*@/, '//***@');
-      console.log(`CareBridge listening on ${address} (FHIR API at ${address}/fhir, database ${where})`);
+      console.log(`CareBridge listening on ${address} (portal at ${address}/${config.insecureNoAuth ? ' not served without authentication' : ''}, FHIR API at ${address}/fhir, database ${where})`);
       const stop = async () => {
         await server.close();
         process.exit(0);

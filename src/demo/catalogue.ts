@@ -194,27 +194,8 @@ export const ALLERGIES: readonly AllergyDef[] = [
 
 // ---- observations -------------------------------------------------------------------------------
 
-export const ACVPU_CODES = {
-  A: { code: '248234008', display: 'Mentally alert' },
-  C: { code: '130987000', display: 'Acute confusion' },
-  V: { code: '300202002', display: 'Responds to voice' },
-  P: { code: '450847001', display: 'Responds to pain' },
-  U: { code: '422768004', display: 'Unresponsive' },
-} as const;
-
-export const OBS = {
-  respirationRate: { system: LOINC, code: '9279-1', display: 'Respiratory rate' },
-  spo2: { system: LOINC, code: '59408-5', display: 'Oxygen saturation in Arterial blood by Pulse oximetry' },
-  spo2Generic: { system: LOINC, code: '2708-6', display: 'Oxygen saturation in Arterial blood' },
-  oxygenFlow: { system: LOINC, code: '3151-8', display: 'Inhaled oxygen flow rate' },
-  temperature: { system: LOINC, code: '8310-5', display: 'Body temperature' },
-  bloodPressure: { system: LOINC, code: '85354-9', display: 'Blood pressure panel with all children optional' },
-  systolic: { system: LOINC, code: '8480-6', display: 'Systolic blood pressure' },
-  diastolic: { system: LOINC, code: '8462-4', display: 'Diastolic blood pressure' },
-  heartRate: { system: LOINC, code: '8867-4', display: 'Heart rate' },
-  acvpu: { system: SNOMED, code: '1104441000000107', display: 'ACVPU (Alert Confusion Voice Pain Unresponsive) scale score' },
-  news2: { system: SNOMED, code: '1104051000000101', display: 'Royal College of Physicians National Early Warning Score 2 (NEWS2) total score' },
-} as const;
+// NEWS2 vital signs and ACVPU: the codes src/monitoring defines for everyone.
+export { ACVPU_CODES, NEWS2_CODES as OBS } from '../monitoring/news2Fhir.ts';
 
 // ---- "about me" -------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@
 // Entries are PUTs to deterministic ids, so loading the bundle twice leaves one copy of each resource.
 import { generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from '../record/nhsNumber.ts';
 import { scoreNews2, type Acvpu, type News2Input } from '../monitoring/news2.ts';
+import { news2TotalElements } from '../monitoring/news2Fhir.ts';
 import {
   ACVPU_CODES, ALLERGIES, CARE_HOME_NAMES, COMMUNICATION, CONDITIONS, DMD, GP_PRACTICES, HERITAGES,
   INTERESTS, MEDICINES, OBS, OCCUPATIONS, ODS_ORGANIZATION, ODS_SITE, POSTCODE_UNIT_LETTERS,
@@ -389,6 +390,32 @@ export function buildDemoDataset(options: DemoDatasetOptions = {}): DemoDataset 
         address: [{ use: 'home', line: [`${p.int(1, 150)} ${p.pick(STREETS)}`], city: p.pick(TOWNS), district: 'Northshire', postalCode: postcode(p, p.int(1, 9)), country: 'GB' }],
       });
 
+      // The first resident shares their record with their next of kin; the second has opted out of sharing
+      // beyond direct care. (No PRNG draws here: the rest of the dataset stays as it was.)
+      if (residentIndex === 0) {
+        add('Consent', `demo-consent-${key}-share-nok`, {
+          status: 'active',
+          scope: cc(`${TERMINOLOGY}/consentscope`, 'patient-privacy', 'Privacy Consent'),
+          category: [{ ...cc('http://terminology.hl7.org/CodeSystem/v3-ActCode', 'OPTIN', 'opt-in'), text: 'Sharing my record with my next of kin' }],
+          patient: patientRef,
+          dateTime: dateTime(residentSince + 7 * DAY),
+          performer: [patientRef],
+          policyRule: { text: 'Person-controlled sharing with a named carer' },
+          provision: { type: 'permit', actor: [{ role: cc('http://terminology.hl7.org/CodeSystem/v3-RoleClass', 'AGNT', 'agent'), reference: ref(relatedPerson, nameText(kinName)) }] },
+        });
+      } else if (residentIndex === 1) {
+        add('Consent', `demo-consent-${key}-dissent`, {
+          status: 'active',
+          scope: cc(`${TERMINOLOGY}/consentscope`, 'patient-privacy', 'Privacy Consent'),
+          category: [{ ...cc('http://terminology.hl7.org/CodeSystem/v3-ActCode', 'OPTOUT', 'opt-out'), text: 'I do not want my record shared beyond the people caring for me' }],
+          patient: patientRef,
+          dateTime: dateTime(residentSince + 14 * DAY),
+          performer: [patientRef],
+          policyRule: { text: 'Dissent from sharing outside direct care' },
+          provision: { type: 'deny' },
+        });
+      }
+
       // Care team and episode of care
       const careTeam = add('CareTeam', `demo-ct-${key}`, {
         status: 'active',
@@ -584,6 +611,18 @@ export function buildDemoDataset(options: DemoDatasetOptions = {}): DemoDataset 
           location: [{ location: ref(wards[ward], wards[ward].name as string), status: 'active', period: { start: dateTime(admitted) } }],
           serviceProvider: ref(trust, trust.name as string),
         });
+        // The ward tells the council's team early that the person will need support on discharge.
+        add('ServiceRequest', `demo-referral-${key}`, {
+          status: 'active',
+          intent: 'order',
+          category: [cc(SNOMED, '3457005', 'Patient referral')],
+          code: { text: 'Discharge referral: assessment for care and support' },
+          subject: patientRef,
+          encounter: ref(encounter),
+          authoredOn: dateTime(Math.min(admitted + 6 * HOUR, now - HOUR)),
+          requester: ref(dischargeCoordinator.practitioner, dischargeCoordinator.name),
+          performer: [ref(council, 'Northshire County Council')],
+        });
       } else if (mildSet.has(residentIndex)) {
         const rampDays = Math.min(days, p.int(3, 5));
         trend = { kind: 'mild', rampStart: days - rampDays, rampDays };
@@ -659,19 +698,8 @@ export function buildDemoDataset(options: DemoDatasetOptions = {}): DemoDataset 
         const score = scoreNews2(vitals);
         add('Observation', id('news2'), {
           ...common('survey'), code: { coding: [OBS.news2], text: 'NEWS2 total score' }, ...context,
-          valueInteger: score.total,
-          interpretation: [{ text: `${score.band} clinical risk` }],
-          method: { text: `NEWS2 SpO2 scale ${score.spo2Scale}` },
+          ...news2TotalElements(score),
           derivedFrom: [rr, sat, temp, bp, hr, acvpu].map((o) => ref(o)),
-          component: [
-            ['Respiration rate score', score.scores.respirationRate],
-            [`SpO2 scale ${score.spo2Scale} score`, score.scores.spo2],
-            ['Air or oxygen score', score.scores.airOrOxygen],
-            ['Systolic blood pressure score', score.scores.systolicBP],
-            ['Pulse score', score.scores.pulse],
-            ['Consciousness score', score.scores.consciousness],
-            ['Temperature score', score.scores.temperature],
-          ].map(([text, value]) => ({ code: { text: `NEWS2 ${String(text)}` }, valueInteger: value })),
         });
       }
     }

@@ -25,3 +25,4 @@ export type {
   News2Trend,
   News2TrendPoint,
 } from './news2.ts';
+export { NEWS2_CODES, ACVPU_CODES, news2TotalElements } from './news2Fhir.ts';

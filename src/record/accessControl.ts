@@ -10,10 +10,38 @@ export interface AccessControl {
   /** Whether resources of this type may be shown to the caller at all (for _include, $everything…). */
   mayRead(resourceType: string): boolean;
   /**
+   * Whose records the caller may see and change; absent means every patient's. The record applies it inside
+   * every query it runs for the caller (searches, totals, includes, chains, $everything, history, reads,
+   * conditional matches, writes), so nothing outside it can be seen or touched by any route.
+   */
+  patients?: PatientScope;
+  /**
    * Told, once the request is answered, what it touched (empty when it failed) and how it ended, so the
    * grantor can keep the audit trail. Must not throw or block the answer.
    */
   accessed?(events: AccessEvent[], outcome: { status: number; method: string; path: string; query: string }): void;
+}
+
+/**
+ * The patients a caller may see: those named, plus those the `via` searches point at (relationships read
+ * from the record at the moment of each query, so a new admission or a closed episode counts at once),
+ * less those the `except` searches point at. Resources outside every patient's compartment (organisations,
+ * practitioners, locations, medications…) are not restricted by it.
+ */
+export interface PatientScope {
+  patientIds: string[];
+  via: RelationshipSearch[];
+  except?: RelationshipSearch[];
+  /** Said after "outside the records you may see" when a read or write is refused: what the caller can do. */
+  refusalAdvice?: string;
+}
+
+/** A search whose matches name patients: e.g. EpisodeOfCare?status=active&organization.identifier=…, through 'patient'. */
+export interface RelationshipSearch {
+  resourceType: string;
+  query: [string, string][];
+  /** The reference parameter naming the patient; for Patient searches, '_id' (the match is the patient). */
+  patientParam: string;
 }
 
 /** For callers inside the server (import, demo) and a server started with --insecure-no-auth. */

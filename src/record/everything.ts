@@ -1,16 +1,16 @@
 // Patient/{id}/$everything: the patient, everything in their compartment, and the resources those
 // point at (practitioners, organisations, medications…), paged.
-import type { SqlExecutor } from './storage/driver.ts';
 import type { FoundResource } from './search/execute.ts';
-import { readResource } from './interactions.ts';
+import { readResource, type Ctx } from './interactions.ts';
+import { andVisible } from './search/visibility.ts';
 import { badRequest } from './outcome.ts';
 import { definitions } from './definitions.ts';
 import { queryString } from './bundle.ts';
 import type { QueryParams } from './search/request.ts';
 import type { AccessControl } from './accessControl.ts';
 
-export async function everything(db: SqlExecutor, base: string, patientId: string, query: QueryParams, access: AccessControl): Promise<string> {
-  await readResource({ db, lock: false }, 'Patient', patientId); // 404/410 before anything else
+export async function everything(ctx: Ctx, base: string, patientId: string, query: QueryParams, access: AccessControl): Promise<string> {
+  await readResource(ctx, 'Patient', patientId); // 404/410/403 before anything else
   let count = 1000;
   let offset = 0;
   let types: string[] | undefined;
@@ -36,10 +36,13 @@ export async function everything(db: SqlExecutor, base: string, patientId: strin
     filters.push('r.last_updated_ms >= ?');
     params.push(since);
   }
-  const extra = filters.length ? ` AND ${filters.join(' AND ')}` : '';
+  // Referenced resources can lie in another person's compartment; the caller's scope decides those too.
+  const visible = andVisible('r', ctx.patients);
+  const extra = (filters.length ? ` AND ${filters.join(' AND ')}` : '') + visible.text;
+  params.push(...(visible.params as (string | number)[]));
   // Members of the compartment, then what they reference that is outside it. AuditEvents are in the
   // Patient compartment in R4, but they record who looked, not care: they are not part of the record's content.
-  const rows = await db.all<FoundResource>(
+  const rows = await ctx.db.all<FoundResource>(
     `SELECT r.rid, r.type, r.id, r.content, r.patient_id FROM resources r WHERE r.deleted = 0 AND r.type <> 'AuditEvent'${extra} AND (
        r.rid IN (SELECT rid FROM compartment WHERE patient_id = ?)
        OR r.rid IN (SELECT t.rid FROM compartment c JOIN search_reference s ON s.rid = c.rid

@@ -20,7 +20,7 @@ export { searchsetBundle } from './bundle.ts';
 export type { FoundResource, SearchResult } from './search/execute.ts';
 /** Stores new resources (ids just assigned by the caller) in the caller's transaction, in one batch; not validated. */
 export { createResources } from './storage/writePath.ts';
-export { UNRESTRICTED, forbidden, type AccessControl, type AccessEvent, type RecordInteraction } from './accessControl.ts';
+export { UNRESTRICTED, forbidden, type AccessControl, type AccessEvent, type RecordInteraction, type PatientScope, type RelationshipSearch } from './accessControl.ts';
 export { isValidNhsNumber, generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from './nhsNumber.ts';
 
 /**

@@ -2,18 +2,44 @@
 // Each takes the executor to run on, so the same code serves single requests and transaction entries.
 import { randomUUID } from 'node:crypto';
 import jsonpatch from 'fast-json-patch';
-import type { SqlExecutor } from './storage/driver.ts';
+import type { Param, SqlExecutor } from './storage/driver.ts';
 import { putResource, deleteResource, assertNotDeleted, createResources, type WrittenResource } from './storage/writePath.ts';
 import { badRequest, gone, notFound, multipleMatches, unprocessable, FhirError } from './outcome.ts';
 import { validateResource } from './validation.ts';
 import { parseSearchRequest, type QueryParams } from './search/request.ts';
 import { executeSearch } from './search/execute.ts';
 import { historyBundle, queryString, type HistoryRow } from './bundle.ts';
+import { forbidden, type PatientScope } from './accessControl.ts';
+import { isCompartmentType, visibleRow } from './search/visibility.ts';
 
 export interface Ctx {
   db: SqlExecutor;
   /** Lock rows while deciding (PostgreSQL). */
   lock: boolean;
+  /** The caller's patients (AccessControl.patients): reads, matches, history and writes stay inside them. */
+  patients?: PatientScope;
+}
+
+/**
+ * Refuses (403) when any of these existing resources lies outside the caller's patients. Run before a
+ * change (what is there now) and after it, inside its transaction (what it would become), so a write can
+ * neither touch nor move a resource into another person's record.
+ */
+export async function assertInScope(ctx: Ctx, refs: { type: string; id: string }[]): Promise<void> {
+  if (!ctx.patients) return;
+  const checked = refs.filter((r) => isCompartmentType(r.type));
+  for (let i = 0; i < checked.length; i += 200) {
+    const chunk = checked.slice(i, i + 200);
+    const visible = visibleRow('r', ctx.patients)!;
+    const pairs = chunk.map(() => '(r.type = ? AND r.id = ?)').join(' OR ');
+    const outside = await ctx.db.get<{ type: string; id: string }>(
+      `SELECT r.type, r.id FROM resources r WHERE (${pairs}) AND NOT ${visible.text} LIMIT 1`,
+      [...chunk.flatMap((r) => [r.type, r.id]), ...visible.params],
+    );
+    if (outside) {
+      throw forbidden(`${outside.type}/${outside.id} is in the record of a person outside the records you may see.${ctx.patients.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`);
+    }
+  }
 }
 
 export interface StoredRow { content: string | null; version_id: number; last_updated_ms: number; deleted: number; patient_id: string | null }
@@ -21,6 +47,7 @@ export interface StoredRow { content: string | null; version_id: number; last_up
 export async function readResource(ctx: Ctx, type: string, id: string): Promise<StoredRow & { content: string }> {
   const row = await ctx.db.get<StoredRow>('SELECT content, version_id, last_updated_ms, deleted, patient_id FROM resources WHERE type = ? AND id = ?', [type, id]);
   assertNotDeleted(type, id, row);
+  await assertInScope(ctx, [{ type, id }]);
   return row as StoredRow & { content: string };
 }
 
@@ -32,6 +59,7 @@ export async function vreadResource(ctx: Ctx, type: string, id: string, versionI
   );
   if (!row) throw notFound(`${type}/${id} has no version ${versionId}.`);
   if (row.method === 'DELETE') throw gone(`Version ${versionId} of ${type}/${id} records its deletion.`);
+  await assertInScope(ctx, [{ type, id }]);
   return { ...row, deleted: 0 } as StoredRow & { content: string };
 }
 
@@ -42,17 +70,24 @@ export function newId(): string {
 export async function createResource(ctx: Ctx, type: string, body: unknown): Promise<WrittenResource> {
   validateResource(body, { expectedType: type });
   const resource = { ...(body as Record<string, unknown>), id: newId() };
-  return putResource(ctx.db, resource, { lock: ctx.lock });
+  const written = await putResource(ctx.db, resource, { lock: ctx.lock });
+  await assertInScope(ctx, [written]);
+  return written;
 }
 
 /** Stores already-validated resources that carry fresh server-assigned ids, in one batch. */
 export async function createNewResources(ctx: Ctx, resources: Record<string, unknown>[]): Promise<WrittenResource[]> {
-  return createResources(ctx.db, resources);
+  const written = await createResources(ctx.db, resources);
+  await assertInScope(ctx, written);
+  return written;
 }
 
 export async function updateResource(ctx: Ctx, type: string, id: string, body: unknown, ifMatch?: number): Promise<WrittenResource> {
   validateResource(body, { expectedType: type, expectedId: id });
-  return putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch });
+  await assertInScope(ctx, [{ type, id }]);
+  const written = await putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch });
+  await assertInScope(ctx, [written]);
+  return written;
 }
 
 export async function patchResource(ctx: Ctx, type: string, id: string, patch: unknown, ifMatch?: number): Promise<WrittenResource> {
@@ -77,10 +112,13 @@ export async function patchResource(ctx: Ctx, type: string, id: string, patch: u
     throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch failed: ${(err as Error).message}` }]);
   }
   validateResource(patched, { expectedType: type, expectedId: id });
-  return putResource(ctx.db, patched, { lock: ctx.lock, ifMatch: current.version_id });
+  const written = await putResource(ctx.db, patched, { lock: ctx.lock, ifMatch: current.version_id });
+  await assertInScope(ctx, [written]);
+  return written;
 }
 
 export async function removeResource(ctx: Ctx, type: string, id: string, ifMatch?: number) {
+  await assertInScope(ctx, [{ type, id }]);
   return deleteResource(ctx.db, type, id, { lock: ctx.lock, ifMatch });
 }
 
@@ -99,7 +137,7 @@ function conditionalSearch(type: string, query: QueryParams) {
 }
 
 async function runMatch(ctx: Ctx, req: ReturnType<typeof conditionalSearch>): Promise<string[]> {
-  return (await executeSearch(ctx.db, req)).matches.map((m) => m.id);
+  return (await executeSearch(ctx.db, req, { patients: ctx.patients })).matches.map((m) => m.id);
 }
 
 /**
@@ -131,20 +169,25 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
       if (Number.isNaN(since)) throw badRequest(`_since must be an instant such as 2026-01-01T00:00:00Z, not '${v}'.`, '_since');
     }
   }
+  if (scope.type && scope.id) await assertInScope(ctx, [{ type: scope.type, id: scope.id }]);
   const where: string[] = [];
-  const params: (string | number)[] = [];
-  if (scope.type) { where.push('type = ?'); params.push(scope.type); }
-  if (scope.id) { where.push('id = ?'); params.push(scope.id); }
-  if (since !== undefined) { where.push('last_updated_ms >= ?'); params.push(since); }
+  const params: Param[] = [];
+  if (scope.type) { where.push('h.type = ?'); params.push(scope.type); }
+  if (scope.id) { where.push('h.id = ?'); params.push(scope.id); }
+  if (since !== undefined) { where.push('h.last_updated_ms >= ?'); params.push(since); }
+  // History is of the resources the caller may see now (their current compartment decides).
+  const visible = visibleRow('r', ctx.patients);
+  if (visible) { where.push(visible.text); params.push(...visible.params); }
+  const from = visible ? 'resource_history h JOIN resources r ON r.rid = h.rid' : 'resource_history h';
   const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
   const rows = await ctx.db.all<HistoryRow>(
-    `SELECT type, id, version_id, last_updated_ms, method, content FROM resource_history ${clause} ORDER BY last_updated_ms DESC, version_id DESC LIMIT ? OFFSET ?`,
+    `SELECT h.type, h.id, h.version_id, h.last_updated_ms, h.method, h.content FROM ${from} ${clause} ORDER BY h.last_updated_ms DESC, h.version_id DESC LIMIT ? OFFSET ?`,
     [...params, count + 1, offset],
   );
   if (scope.id && !rows.length && offset === 0) {
     throw notFound(`${scope.type}/${scope.id} is not known to this server.`);
   }
-  const total = Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM resource_history ${clause}`, params))?.n ?? 0);
+  const total = Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${from} ${clause}`, params))?.n ?? 0);
   const path = [scope.type, scope.id, '_history'].filter(Boolean).join('/');
   const keep: [string, string][] = query.filter(([k]) => k === '_since');
   const url = (o: number) => `${base}/${path}?${queryString([...keep, ['_count', String(count)], ...(o ? [['_offset', String(o)] as [string, string]] : [])])}`;

@@ -142,13 +142,13 @@ function route(method: string, parts: string[]): Handler | undefined {
 }
 
 function interactionCtx(ctx: RestContext): op.Ctx {
-  return { db: ctx.tx ?? ctx.driver, lock: ctx.driver.dialect === 'postgres' };
+  return { db: ctx.tx ?? ctx.driver, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients };
 }
 
 /** Runs a write in the bundle's transaction, or in a transaction of its own. */
 async function inWrite<T>(ctx: RestContext, fn: (c: op.Ctx) => Promise<T>): Promise<T> {
   if (ctx.tx) return fn(interactionCtx(ctx));
-  return ctx.driver.transaction((tx) => fn({ db: tx, lock: ctx.driver.dialect === 'postgres' }));
+  return ctx.driver.transaction((tx) => fn({ db: tx, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients }));
 }
 
 function etag(versionId: number | string): string {
@@ -201,7 +201,7 @@ const searchType: Handler = async (ctx, req, [type]) => {
   const query = req.method.toUpperCase() === 'POST' ? searchBody(req) : req.query;
   const search = parseSearchRequest(type, query, handling(req));
   requireChainedSearch(ctx, search);
-  const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search));
+  const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search, { patients: ctx.access.patients }));
   report(ctx, { interaction: 'search', resourceType: type, patientIds: patientsIn(result), query: queryString(query) });
   return { status: 200, body: searchsetBundle(ctx.base, type, search, result) };
 };
@@ -210,14 +210,15 @@ const compartmentSearch: Handler = async (ctx, req, [, patientId, type]) => {
   ctx.access.require(type, 'search');
   const search = parseSearchRequest(type, req.query, handling(req));
   requireChainedSearch(ctx, search);
-  const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search, { patientId }));
+  await op.assertInScope(interactionCtx(ctx), [{ type: 'Patient', id: patientId }]);
+  const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search, { patientId, patients: ctx.access.patients }));
   report(ctx, { interaction: 'search', resourceType: type, patientIds: [patientId, ...patientsIn(result)], query: queryString(req.query) });
   return { status: 200, body: searchsetBundle(ctx.base, `Patient/${patientId}/${type}`, search, result) };
 };
 
 const everythingHandler: Handler = async (ctx, req, [, patientId]) => {
   ctx.access.require('Patient', 'read');
-  const body = await everything(interactionCtx(ctx).db, ctx.base, patientId, req.query, ctx.access);
+  const body = await everything(interactionCtx(ctx), ctx.base, patientId, req.query, ctx.access);
   report(ctx, { interaction: 'everything', resourceType: 'Patient', id: patientId, patientIds: [patientId], query: queryString(req.query) });
   return { status: 200, body };
 };

@@ -90,7 +90,7 @@ async function runBatch(ctx: RestContext, entries: Entry[]): Promise<FhirRespons
 async function runTransaction(ctx: RestContext, entries: Entry[]): Promise<FhirResponse> {
   const responses = await ctx.driver.transaction(async (tx) => {
     const txCtx: RestContext = { ...ctx, tx };
-    const c: op.Ctx = { db: tx, lock: ctx.driver.dialect === 'postgres' };
+    const c: op.Ctx = { db: tx, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients };
     const assigned = await assignIds(ctx, c, entries);
     for (const e of entries) if (e.resource) await rewriteReferences(ctx, c, e, assigned);
     const results = new Array<FhirResponse>(entries.length);

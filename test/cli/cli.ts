@@ -17,18 +17,19 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `node bin/carebridge.mjs ...args`; CAREBRIDGE_DB is cleared unless given in env. */
-export function runCli(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<CliResult> {
+/** Runs `node bin/carebridge.mjs ...args`; CAREBRIDGE_DB is cleared unless given in env; `input` is piped to its stdin. */
+export function runCli(args: string[], env: Record<string, string> = {}, cwd = ROOT, input?: string): Promise<CliResult> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   delete childEnv.CAREBRIDGE_DB;
   delete childEnv.NODE_TEST_CONTEXT; // the child is a program, not a test file
   Object.assign(childEnv, env);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.stdout!.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });

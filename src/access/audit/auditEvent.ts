@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { AccessEvent } from '../../record/index.ts';
 import type { Actor } from '../actor.ts';
+import { authenticationEvent, type AuthenticationAttempt } from '../people/authenticationAudit.ts';
 
 export const CLIENT_ID_SYSTEM = 'https://carebridge.example/client-id';
 export const USER_ID_SYSTEM = 'https://carebridge.example/user-id';
@@ -30,6 +31,8 @@ export interface AuditedRequest {
   address?: string;
   events: AccessEvent[];
   outcome: RequestOutcome;
+  /** A sign-in or sign-out rather than a call to the record (built by people/authenticationAudit.ts). */
+  authentication?: AuthenticationAttempt;
 }
 
 type Action = 'C' | 'R' | 'U' | 'D' | 'E';
@@ -97,7 +100,7 @@ export class SharedParts {
   private parts = new Map<string, SharedPart>();
   private byActor = new WeakMap<object, Map<string, SharedPart>>();
   private readonly anonymous = {};
-  constructor(private readonly observer: string) {}
+  constructor(readonly observer: string) {}
 
   of(request: AuditedRequest): SharedPart {
     const address = request.address ?? '';
@@ -118,12 +121,34 @@ export class SharedParts {
   }
 }
 
+/** A sign-in or sign-out (people/authenticationAudit.ts builds the AuditEvent; it is rare, so built as an object). */
+function authenticationEntry(request: AuditedRequest, observer: string): JournalEntry {
+  const { resourceType: _type, agent: agents, source, ...own } = clean(authenticationEvent(request, request.authentication!, observer));
+  const text = `"agent":${JSON.stringify(agents)},"source":${JSON.stringify(source)}`;
+  const who = agents?.[0] ?? {};
+  return {
+    tail: `",${JSON.stringify(own).slice(1)}`,
+    part: { key: partKey(text), text },
+    recordedMs: request.at,
+    agent: who.altId ?? null,
+    agentRef: who.who?.reference ?? null,
+    type: own.type?.code ?? 'rest',
+    subtype: own.subtype?.[0]?.code ?? null,
+    action: own.action,
+    outcome: own.outcome,
+    purpose: request.actor?.purpose ?? null,
+    patients: [],
+    entities: [],
+    names: [],
+  };
+}
+
 const EVENT_TYPE = JSON.stringify({ system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' });
 const sourceTexts = new Map<string, string>();
 const sourceText = (observer: string) => {
   let text = sourceTexts.get(observer);
   if (text === undefined) {
-    text = JSON.stringify(clean({ observer: { display: `CareBridge (${observer})` }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] }));
+    text = JSON.stringify(clean(auditSource(observer)));
     sourceTexts.set(observer, text);
   }
   return text;
@@ -144,6 +169,7 @@ function subtypeText(code: string | undefined, operation: string | undefined): s
 
 /** The journal entry for one answered request. */
 export function journalEntryFor(request: AuditedRequest, parts: SharedParts): JournalEntry {
+  if (request.authentication) return authenticationEntry(request, parts.observer);
   const { status, method, path, query } = request.outcome;
   const failed = status >= 400 || !request.events.length;
   const touched: Touched[] = failed
@@ -245,7 +271,11 @@ function decode(segment: string): string {
   }
 }
 
-function agent(request: AuditedRequest): Record<string, any> {
+export function auditSource(observer: string): Record<string, any> {
+  return { observer: { display: `CareBridge (${observer})` }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] };
+}
+
+export function agent(request: AuditedRequest): Record<string, any> {
   const network = request.address ? { network: { address: request.address, type: '2' } } : {};
   const a = request.actor;
   if (!a) return { who: { display: 'unauthenticated caller' }, requestor: true, ...network };

@@ -20,17 +20,28 @@ export function onlyAuditEventsAbout(access: AccessControl, patientIds: readonly
   return { ...access, [AUDIT_PATIENTS]: [...patientIds] } as AccessControl;
 }
 
+/**
+ * The patients whose events the caller may see; undefined = everyone's. A caller whose record access is
+ * limited to some patients (AccessControl.patients: a person sees their own) sees only the events about the
+ * patients it names outright: its relationship searches are the record's to resolve, so they widen
+ * nothing here (less is shown, never more).
+ */
 function visiblePatients(access: AccessControl): readonly string[] | undefined {
-  return (access as { [AUDIT_PATIENTS]?: readonly string[] })[AUDIT_PATIENTS];
+  const narrowed = (access as { [AUDIT_PATIENTS]?: readonly string[] })[AUDIT_PATIENTS];
+  if (!access.patients) return narrowed;
+  const named = access.patients.patientIds;
+  return narrowed ? named.filter((id) => narrowed.includes(id)) : named;
 }
 
-const SYSTEMS: Record<string, string> = {
-  type: 'http://terminology.hl7.org/CodeSystem/audit-event-type',
-  subtype: 'http://hl7.org/fhir/restful-interaction',
-  action: 'http://hl7.org/fhir/audit-event-action',
-  outcome: 'http://hl7.org/fhir/audit-event-outcome',
-  purpose: 'http://terminology.hl7.org/CodeSystem/v3-ActReason',
-  altid: '',
+// The code systems each token column's codes come from (their codes do not overlap, so the column holds the code alone).
+const DCM = 'http://dicom.nema.org/resources/ontology/DCM'; // sign-in and sign-out events
+const SYSTEMS: Record<string, string[]> = {
+  type: ['http://terminology.hl7.org/CodeSystem/audit-event-type', DCM],
+  subtype: ['http://hl7.org/fhir/restful-interaction', DCM],
+  action: ['http://hl7.org/fhir/audit-event-action'],
+  outcome: ['http://hl7.org/fhir/audit-event-outcome'],
+  purpose: ['http://terminology.hl7.org/CodeSystem/v3-ActReason'],
+  altid: [''],
 };
 const COLUMN: Record<string, string> = { type: 'j.type', subtype: 'j.subtype', action: 'j.action', outcome: 'j.outcome', purpose: 'j.purpose', altid: 'j.agent' };
 const SUPPORTED = ['patient', 'entity', 'entity-name', 'agent', 'altid', 'date', 'type', 'subtype', 'action', 'outcome', 'purpose'];
@@ -200,7 +211,7 @@ function tokenCondition(code: string, value: string): { text: string; params: Pa
   if (bar < 0) return { text: `${column} = ?`, params: [value] };
   const system = value.slice(0, bar);
   const wanted = value.slice(bar + 1);
-  if (system !== SYSTEMS[code]) return { text: NEVER, params: [] };
+  if (!SYSTEMS[code].includes(system)) return { text: NEVER, params: [] };
   return wanted ? { text: `${column} = ?`, params: [wanted] } : { text: `${column} IS NOT NULL`, params: [] };
 }
 

@@ -20,17 +20,20 @@ type Prefix = (typeof PREFIXES)[number];
  */
 export interface CompiledSearch { driving?: Sql; where: Sql }
 
-export function compileSearch(req: SearchRequest, alias = 'r'): CompiledSearch {
+/** Narrows the resources a chain may pass through (the caller's visibility), given their alias. */
+export type TargetFilter = (alias: string) => Sql | undefined;
+
+export function compileSearch(req: SearchRequest, alias = 'r', targets?: TargetFilter): CompiledSearch {
   const parts: string[] = [`${alias}.type = ?`, `${alias}.deleted = 0`];
   const params: Param[] = [req.resourceType];
   const driving: Sql[] = [];
   for (const f of req.filters) {
-    const rids = positiveRids(f);
+    const rids = positiveRids(f, targets);
     if (rids) {
       driving.push(rids);
       continue;
     }
-    const c = compileFilter(f, alias);
+    const c = compileFilter(f, alias, targets);
     parts.push(c.text);
     params.push(...c.params);
   }
@@ -42,10 +45,24 @@ export function compileSearch(req: SearchRequest, alias = 'r'): CompiledSearch {
 }
 
 /** The row ids a filter matches, when it is a plain positive lookup in one index table. */
-function positiveRids(f: Filter): Sql | undefined {
+function positiveRids(f: Filter, targets?: TargetFilter): Sql | undefined {
   if (f.modifier === 'missing' || f.modifier === 'not' || f.param.code === '_id' || f.param.code === '_lastUpdated') return undefined;
-  if (f.chain) return chainRids(f);
+  if (f.chain) return chainRids(f, targets);
+  if (f.has) return reverseChainRids(f, targets);
   return indexRids(f);
+}
+
+/** The resources that a source resource matching the inner filter points at (through the caller's visibility). */
+function reverseChainRids(f: Filter, targetFilter?: TargetFilter): Sql {
+  const { sourceType, sourceParam, filter } = f.has!;
+  const inner = compileFilter(filter, 'src', targetFilter);
+  const visible = targetFilter?.('src');
+  const sources = `SELECT src.rid FROM resources src WHERE src.type = ? AND src.deleted = 0 AND ${inner.text}${visible ? ` AND ${visible.text}` : ''}`;
+  return {
+    text: `SELECT t.rid FROM search_reference s JOIN resources t ON t.type = s.target_type AND t.id = s.target_id
+      WHERE s.type = ? AND s.param = ? AND s.target_type = ? AND s.rid IN (${sources})`,
+    params: [sourceType, sourceParam, f.resourceType, sourceType, ...inner.params, ...(visible?.params ?? [])],
+  };
 }
 
 function indexRids(f: Filter): Sql {
@@ -58,11 +75,11 @@ function indexRids(f: Filter): Sql {
   };
 }
 
-function compileFilter(f: Filter, alias: string): Sql {
+function compileFilter(f: Filter, alias: string, targets?: TargetFilter): Sql {
   if (f.modifier === 'missing') return compileMissing(f, alias);
   if (f.param.code === '_id') return compileIdFilter(f, alias);
   if (f.param.code === '_lastUpdated') return compileLastUpdated(f, alias);
-  const inner = f.chain ? chainRids(f) : indexRids(f);
+  const inner = f.chain ? chainRids(f, targets) : indexRids(f);
   return { text: `${alias}.rid ${f.modifier === 'not' ? 'NOT IN' : 'IN'} (${inner.text})`, params: inner.params };
 }
 
@@ -87,10 +104,12 @@ function compileLastUpdated(f: Filter, alias: string): Sql {
   return { text: `(${ors.map((o) => o.text).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
 }
 
-function chainRids(f: Filter): Sql {
+function chainRids(f: Filter, targetFilter?: TargetFilter): Sql {
   const targets = f.chain!.filter.map((inner) => {
     const where = compileFilter(inner, 't');
-    return { text: `(target_type = ? AND target_id IN (SELECT t.id FROM resources t WHERE t.type = ? AND t.deleted = 0 AND ${where.text}))`, params: [inner.resourceType, inner.resourceType, ...where.params] };
+    const visible = targetFilter?.('t');
+    const text = visible ? `${where.text} AND ${visible.text}` : where.text;
+    return { text: `(target_type = ? AND target_id IN (SELECT t.id FROM resources t WHERE t.type = ? AND t.deleted = 0 AND ${text}))`, params: [inner.resourceType, inner.resourceType, ...where.params, ...(visible?.params ?? [])] };
   });
   return {
     text: `SELECT rid FROM search_reference WHERE type = ? AND param = ? AND (${targets.map((t) => t.text).join(' OR ')})`,

@@ -2,6 +2,8 @@
 import type { SqlExecutor, Param } from '../storage/driver.ts';
 import { compileOrder, compileSearch } from './compile.ts';
 import type { Include, SearchRequest } from './request.ts';
+import type { PatientScope } from '../accessControl.ts';
+import { andVisible, visibleRow } from './visibility.ts';
 
 export interface FoundResource { rid: number; type: string; id: string; content: string; patient_id: string | null }
 
@@ -18,10 +20,15 @@ const MAX_ITERATIONS = 4;
 export interface SearchScope {
   /** Restrict to one patient's compartment (compartment search, $everything). */
   patientId?: string;
+  /** The caller's patients: nothing outside them is matched, counted or included. */
+  patients?: PatientScope;
 }
 
 export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: SearchScope = {}): Promise<SearchResult> {
-  const { driving, where } = compileSearch(req);
+  const { patients } = scope;
+  const { driving, where: filters } = compileSearch(req, 'r', patients && ((alias) => visibleRow(alias, patients)));
+  const visible = andVisible('r', patients);
+  const where = { text: filters.text + visible.text, params: [...filters.params, ...visible.params] };
   let from = 'resources r';
   let scopeSql = '';
   let scopeParams: Param[] = [];
@@ -53,11 +60,11 @@ export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: 
     if (!hasMore && (matches.length > 0 || req.offset === 0) && req.count > 0) total = req.offset + matches.length;
     else total = Number((await db.get<{ n: number }>(countSql, countParams))?.n ?? 0);
   }
-  const included = await resolveIncludes(db, matches, req.include, req.revinclude);
+  const included = await resolveIncludes(db, matches, req.include, req.revinclude, patients);
   return { matches, included, total, hasMore };
 }
 
-export async function resolveIncludes(db: SqlExecutor, matches: FoundResource[], include: Include[], revinclude: Include[]): Promise<FoundResource[]> {
+export async function resolveIncludes(db: SqlExecutor, matches: FoundResource[], include: Include[], revinclude: Include[], patients?: PatientScope): Promise<FoundResource[]> {
   if (!include.length && !revinclude.length) return [];
   const seen = new Set(matches.map((m) => m.rid));
   const out: FoundResource[] = [];
@@ -66,8 +73,8 @@ export async function resolveIncludes(db: SqlExecutor, matches: FoundResource[],
     const fresh: FoundResource[] = [];
     const forward = include.filter((i) => round === 0 || i.iterate);
     const reverse = revinclude.filter((i) => round === 0 || i.iterate);
-    for (const inc of forward) fresh.push(...(await forwardInclude(db, frontier, inc)));
-    for (const inc of reverse) fresh.push(...(await reverseInclude(db, frontier, inc)));
+    for (const inc of forward) fresh.push(...(await forwardInclude(db, frontier, inc, patients)));
+    for (const inc of reverse) fresh.push(...(await reverseInclude(db, frontier, inc, patients)));
     frontier = [];
     for (const f of fresh) {
       if (seen.has(f.rid) || out.length >= MAX_INCLUDED) continue;
@@ -81,7 +88,7 @@ export async function resolveIncludes(db: SqlExecutor, matches: FoundResource[],
 
 const placeholders = (n: number) => Array(n).fill('?').join(', ');
 
-async function forwardInclude(db: SqlExecutor, from: FoundResource[], inc: Include): Promise<FoundResource[]> {
+async function forwardInclude(db: SqlExecutor, from: FoundResource[], inc: Include, patients?: PatientScope): Promise<FoundResource[]> {
   const sources = from.filter((f) => f.type === inc.sourceType).map((f) => f.rid);
   if (!sources.length) return [];
   const params: Param[] = [...sources, inc.sourceType];
@@ -95,10 +102,11 @@ async function forwardInclude(db: SqlExecutor, from: FoundResource[], inc: Inclu
     sql += ' AND s.target_type = ?';
     params.push(inc.targetType);
   }
-  return db.all<FoundResource>(`${sql} ORDER BY r.rid LIMIT ${MAX_INCLUDED}`, params);
+  const visible = andVisible('r', patients);
+  return db.all<FoundResource>(`${sql}${visible.text} ORDER BY r.rid LIMIT ${MAX_INCLUDED}`, [...params, ...visible.params]);
 }
 
-async function reverseInclude(db: SqlExecutor, from: FoundResource[], inc: Include): Promise<FoundResource[]> {
+async function reverseInclude(db: SqlExecutor, from: FoundResource[], inc: Include, patients?: PatientScope): Promise<FoundResource[]> {
   const out: FoundResource[] = [];
   const byType = new Map<string, string[]>();
   for (const f of from) {
@@ -113,7 +121,8 @@ async function reverseInclude(db: SqlExecutor, from: FoundResource[], inc: Inclu
       sql += ' AND param = ?';
       params.push(inc.param);
     }
-    out.push(...(await db.all<FoundResource>(`${sql}) ORDER BY r.rid LIMIT ${MAX_INCLUDED}`, params)));
+    const visible = andVisible('r', patients);
+    out.push(...(await db.all<FoundResource>(`${sql})${visible.text} ORDER BY r.rid LIMIT ${MAX_INCLUDED}`, [...params, ...visible.params])));
   }
   return out;
 }

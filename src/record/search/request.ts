@@ -24,6 +24,8 @@ export interface Filter {
   modifier?: string;
   /** Reference chain: the filter applies to the resources this reference points at. */
   chain?: { targetTypes: string[]; filter: Filter[] };
+  /** Reverse chain (_has): matches resources that a `sourceType` matching `filter` points at through `sourceParam`. */
+  has?: { sourceType: string; sourceParam: string; filter: Filter };
   values: string[]; // OR-ed
 }
 
@@ -75,12 +77,13 @@ export function parseSearchRequest(resourceType: string, query: QueryParams, han
     req.used.push([name, value]);
   }
   if (req.filters.length > MAX_FILTERS) throw badRequest(`A search may have at most ${MAX_FILTERS} search parameters (this one has ${req.filters.length}); narrow it down.`);
-  const values = req.filters.reduce((n, f) => n + f.values.length + (f.chain?.filter.reduce((m, c) => m + c.values.length, 0) ?? 0), 0);
+  const values = req.filters.reduce((n, f) => n + f.values.length + (f.chain?.filter.reduce((m, c) => m + c.values.length, 0) ?? 0) + (f.has?.filter.values.length ?? 0), 0);
   if (values > MAX_TOTAL_VALUES) throw badRequest(`A search may have at most ${MAX_TOTAL_VALUES} values in all (this one has ${values}).`);
   return req;
 }
 
 function parseFilter(resourceType: string, name: string, value: string, chainDepthLeft: number): Filter | undefined {
+  if (name.startsWith('_has:')) return parseReverseChain(resourceType, name, value, chainDepthLeft);
   const dot = name.indexOf('.');
   const head = dot >= 0 ? name.slice(0, dot) : name;
   const [code, modifier] = head.split(':', 2) as [string, string | undefined];
@@ -111,6 +114,22 @@ function parseFilter(resourceType: string, name: string, value: string, chainDep
   if (!values.length || values.some((v) => v === '')) throw badRequest(`Search parameter '${name}' has an empty value.`, name);
   if (modifier === 'missing' && !values.every((v) => v === 'true' || v === 'false')) throw badRequest(`'${name}' takes true or false.`, name);
   return { resourceType, param, modifier, values };
+}
+
+/** `_has:Observation:patient:code=1234-5` on Patient: patients some matching Observation points at. One level. */
+function parseReverseChain(resourceType: string, name: string, value: string, chainDepthLeft: number): Filter {
+  const [, sourceType, sourceParam, ...rest] = name.split(':');
+  const innerName = rest.join(':');
+  if (chainDepthLeft <= 0 || innerName.startsWith('_has:')) throw badRequest(`Only one level of _has is supported, and not inside a chain ('${name}').`, name);
+  if (!sourceType || !sourceParam || !innerName) throw badRequest(`_has takes the form _has:[type]:[reference parameter]:[parameter]=value, not '${name}'.`, name);
+  if (!definitions().resourceTypes.has(sourceType)) throw badRequest(`Unknown resource type '${sourceType}' in '${name}'.`, name);
+  const ref = paramRef(sourceType, sourceParam);
+  if (!ref || ref.type !== 'reference') throw badRequest(`'${sourceParam}' is not a reference parameter of ${sourceType} (in '${name}').`, name);
+  if (ref.def?.targets.length && !ref.def.targets.includes(resourceType)) throw badRequest(`${sourceType}.${sourceParam} never points at a ${resourceType} (in '${name}').`, name);
+  if (innerName.includes('.')) throw badRequest(`A chain inside _has is not supported ('${name}').`, name);
+  const filter = parseFilter(sourceType, innerName, value, 0);
+  if (!filter) throw badRequest(`'${innerName}' is not a search parameter of ${sourceType} (in '${name}').`, name);
+  return { resourceType, param: { code: '_has', type: 'reference' }, has: { sourceType, sourceParam, filter }, values: [] };
 }
 
 const MODIFIERS: Record<string, string[]> = {

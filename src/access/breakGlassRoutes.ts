@@ -1,0 +1,71 @@
+// Break-glass over HTTP, for API users acting as a person (the portal calls the same functions):
+//   POST /access/break-glass              {patient, reasonCode, reason}  → 201, the grant
+//   GET  /access/break-glass?open=true     the privacy officers' queue (or every alert; &patient=…)
+//   POST /access/break-glass/{id}/review   {outcome: appropriate|inappropriate, note}
+// Errors are OperationOutcomes, like the FHIR API's.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { FhirError, type SqlDriver } from '../record/index.ts';
+import type { Actor, UserActor } from './actor.ts';
+import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant } from './breakGlass.ts';
+import type { AuditTrail } from './audit/trail.ts';
+
+export interface BreakGlassRouteOptions {
+  driver: SqlDriver;
+  identify(req: FastifyRequest): Promise<Actor>;
+  audit?: AuditTrail;
+}
+
+function personOnly(actor: Actor): UserActor {
+  if (actor.kind !== 'user') throw new FhirError(403, [{ severity: 'error', code: 'forbidden', diagnostics: 'Break-glass is declared by a person, not by a system client.' }]);
+  return actor;
+}
+
+function body(req: FastifyRequest): Record<string, string> {
+  const b = req.body;
+  if (!b || typeof b !== 'object' || Array.isArray(b)) throw new FhirError(400, [{ severity: 'error', code: 'invalid', diagnostics: 'Send a JSON object.' }]);
+  return Object.fromEntries(Object.entries(b).map(([k, v]) => [k, typeof v === 'string' ? v : '']));
+}
+
+/** Records the declaration in the audit trail, under the purpose "break the glass", naming the person. */
+export function auditBreakGlass(audit: AuditTrail | undefined, actor: UserActor, grant: BreakGlassGrant, address: string): void {
+  audit?.record({
+    at: Date.now(),
+    actor: { ...actor, purpose: 'BTG' },
+    address,
+    events: [{ interaction: 'read', resourceType: 'Patient', id: grant.patientId, patientIds: [grant.patientId], query: `break-glass=${grant.reasonCode}&reason=${encodeURIComponent(grant.reason)}` }],
+    outcome: { status: 201, method: 'POST', path: `Patient/${grant.patientId}/$break-glass`, query: '' },
+  });
+}
+
+export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlassRouteOptions): Promise<void> {
+  app.setErrorHandler((err, _req, reply: FastifyReply) => {
+    if (err instanceof FhirError) {
+      for (const [k, v] of Object.entries(err.headers ?? {})) reply.header(k, v);
+      return reply.code(err.status).type('application/fhir+json').send({ resourceType: 'OperationOutcome', issue: err.issues });
+    }
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    const diagnostics = status < 500 ? (err as Error).message : 'The request could not be completed.';
+    return reply.code(status).type('application/fhir+json').send({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: status < 500 ? 'invalid' : 'exception', diagnostics }] });
+  });
+
+  app.post('/access/break-glass', async (req, reply) => {
+    const actor = personOnly(await options.identify(req));
+    const b = body(req);
+    const grant = await declareBreakGlass(options.driver, actor, { patientId: b.patient ?? '', reasonCode: b.reasonCode ?? '', reason: b.reason ?? '' });
+    auditBreakGlass(options.audit, actor, grant, req.ip);
+    return reply.code(201).send(grant);
+  });
+
+  app.get('/access/break-glass', async (req) => {
+    const actor = personOnly(await options.identify(req));
+    if (actor.role !== 'privacy-officer') throw new FhirError(403, [{ severity: 'error', code: 'forbidden', diagnostics: 'Only privacy officers see break-glass alerts.' }]);
+    const q = req.query as Record<string, string>;
+    return { alerts: await listBreakGlass(options.driver, { open: q.open === 'true', patientId: q.patient?.replace(/^Patient\//, '') }) };
+  });
+
+  app.post<{ Params: { id: string } }>('/access/break-glass/:id/review', async (req) => {
+    const actor = personOnly(await options.identify(req));
+    const b = body(req);
+    return reviewBreakGlass(options.driver, actor, req.params.id, { outcome: b.outcome ?? '', note: b.note });
+  });
+}

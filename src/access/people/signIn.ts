@@ -1,0 +1,118 @@
+// Password sign-in: argon2id verification, lockout after repeated failures, TOTP when enrolled, and an
+// audit entry for every refusal and every lockout. An unknown username costs the same hash as a known one.
+import type { SqlDriver } from '../../record/index.ts';
+import type { AuditTrail } from '../audit/trail.ts';
+import type { Role } from '../actor.ts';
+import { authenticationRequest, type AuthenticationAttempt } from './authenticationAudit.ts';
+import { decoyHash, MAX_PASSWORD_LENGTH, type PasswordHasher } from './passwords.ts';
+import { acceptedTotpStep } from './totp.ts';
+import { findUserRow, membershipsOf, type UserRow } from './users.ts';
+
+export type SignInFailure = 'invalid' | 'locked' | 'totp-required' | 'totp-invalid' | 'disabled';
+
+export type SignInResult =
+  | { ok: true; user: { userId: string; username: string; name: string; fhirUser?: string }; memberships: { organisation?: string; organisationName?: string; role: Role }[] }
+  | { ok: false; reason: SignInFailure; message: string };
+
+export interface SignInRequest { username: string; password: string; totp?: string; address: string }
+
+export interface LockoutPolicy {
+  /** Failed attempts in a row that lock the account. */
+  failures: number;
+  /** How long a lockout lasts. */
+  lockMs: number;
+}
+
+export interface SignInContext {
+  driver: SqlDriver;
+  passwords: PasswordHasher;
+  lockout: LockoutPolicy;
+  now: () => number;
+  audit?: AuditTrail;
+}
+
+const INVALID = 'The username or password is not right.';
+
+function refused(reason: SignInFailure, message: string): SignInResult {
+  return { ok: false, reason, message };
+}
+
+function lockedMessage(until: number, now: number): string {
+  const minutes = Math.max(1, Math.ceil((until - now) / 60_000));
+  return `Too many failed attempts: this account is locked for ${minutes} more minute${minutes === 1 ? '' : 's'}. An administrator can unlock it sooner.`;
+}
+
+/** The signed-in user and the memberships they may choose from. */
+export async function signedIn(driver: SqlDriver, row: UserRow): Promise<SignInResult> {
+  return {
+    ok: true,
+    user: { userId: row.user_id, username: row.username, name: row.name, ...(row.fhir_user ? { fhirUser: row.fhir_user } : {}) },
+    memberships: await membershipsOf(driver, row.user_id),
+  };
+}
+
+export function passwordSignIn(ctx: SignInContext): (request: SignInRequest) => Promise<SignInResult> {
+  const decoy = decoyHash(ctx.passwords);
+  const audit = (request: SignInRequest, attempt: Omit<AuthenticationAttempt, 'action' | 'method'>) =>
+    ctx.audit?.record(authenticationRequest(ctx.now(), request.address, { action: 'login', method: 'password', ...attempt }));
+
+  /** Counts a failure; locks the account when it is the last allowed. Returns the lock's end when it locked. */
+  const countFailure = (row: UserRow, now: number): Promise<number | undefined> =>
+    ctx.driver.transaction(async (tx) => {
+      await tx.run('UPDATE access_users SET failed_attempts = failed_attempts + 1 WHERE user_id = ?', [row.user_id]);
+      const { failed_attempts } = (await tx.get<{ failed_attempts: number }>('SELECT failed_attempts FROM access_users WHERE user_id = ?', [row.user_id]))!;
+      if (Number(failed_attempts) < ctx.lockout.failures) return undefined;
+      // The count starts again after the lock, so each lockout is earned by a fresh run of failures.
+      const until = now + ctx.lockout.lockMs;
+      await tx.run('UPDATE access_users SET failed_attempts = 0, locked_until_ms = ? WHERE user_id = ?', [until, row.user_id]);
+      return until;
+    });
+
+  const fail = async (request: SignInRequest, row: UserRow, now: number, reason: 'invalid' | 'totp-invalid', what: string): Promise<SignInResult> => {
+    const lockedUntil = await countFailure(row, now);
+    const detail = lockedUntil ? `${what}; account locked until ${new Date(lockedUntil).toISOString()}` : what;
+    audit(request, { username: row.username, userId: row.user_id, ok: false, detail });
+    if (lockedUntil) return refused('locked', lockedMessage(lockedUntil, now));
+    return refused(reason, reason === 'invalid' ? INVALID : 'That code is not right, or was already used: enter the current 6-digit code from your authenticator app.');
+  };
+
+  return async (request) => {
+    const username = typeof request.username === 'string' ? request.username : '';
+    const password = typeof request.password === 'string' && request.password.length <= MAX_PASSWORD_LENGTH ? request.password : '';
+    const row = username && username.length <= 64 ? await findUserRow(ctx.driver, username) : undefined;
+    if (!row || !row.password_hash) {
+      await ctx.passwords.verify(await decoy(), password); // the same work as for a real account
+      audit(request, { username: username.slice(0, 64), userId: row?.user_id, ok: false, detail: row ? 'the account has no password (it signs in through its identity provider)' : 'no such user' });
+      return refused('invalid', INVALID);
+    }
+    const right = await ctx.passwords.verify(row.password_hash, password);
+    const now = ctx.now();
+    const lockedUntil = row.locked_until_ms === null ? 0 : Number(row.locked_until_ms);
+    if (lockedUntil > now) {
+      audit(request, { username: row.username, userId: row.user_id, ok: false, detail: 'account locked' });
+      return refused('locked', lockedMessage(lockedUntil, now));
+    }
+    if (!right) return fail(request, row, now, 'invalid', 'wrong password');
+    // Only someone who knows the password learns that the account is disabled or needs a code.
+    if (Number(row.disabled)) {
+      audit(request, { username: row.username, userId: row.user_id, ok: false, detail: 'account disabled' });
+      return refused('disabled', 'This account has been disabled: ask your organisation\'s CareBridge administrator.');
+    }
+    if (row.totp_secret) {
+      if (!request.totp) return refused('totp-required', 'Enter the 6-digit code from your authenticator app.');
+      const lastStep = row.totp_last_step === null ? undefined : Number(row.totp_last_step);
+      const step = acceptedTotpStep(row.totp_secret, String(request.totp), now, lastStep);
+      // Recording the step only if it is newer than the stored one makes a code single-use even when two
+      // sign-ins race with it.
+      const claimed = step !== undefined && (await ctx.driver.run(
+        'UPDATE access_users SET totp_last_step = ? WHERE user_id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)',
+        [step, row.user_id, step],
+      ));
+      if (!claimed) return fail(request, row, now, 'totp-invalid', 'wrong or reused TOTP code');
+    }
+    const newHash = ctx.passwords.outdated(row.password_hash) ? await ctx.passwords.hash(password) : null;
+    await ctx.driver.run('UPDATE access_users SET failed_attempts = 0, locked_until_ms = NULL, password_hash = COALESCE(?, password_hash) WHERE user_id = ?', [newHash, row.user_id]);
+    audit(request, { username: row.username, userId: row.user_id, ok: true });
+    return signedIn(ctx.driver, row);
+  };
+}

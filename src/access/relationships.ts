@@ -1,0 +1,94 @@
+// Legitimate relationships, read from the record itself: whose records a person may see follows from the
+// care being given, as the record shows it at the moment of each query. docs/access.md explains each one.
+import type { PatientScope, RelationshipSearch } from '../record/index.ts';
+import type { Role, UserActor } from './actor.ts';
+
+export const ODS_SYSTEM = 'https://fhir.nhs.uk/Id/ods-organization-code';
+/** Consent categories (HL7 v3 ActCode): the person opted out of sharing, or opted a named person in. */
+export const OPT_OUT = 'http://terminology.hl7.org/CodeSystem/v3-ActCode|OPTOUT';
+export const OPT_IN = 'http://terminology.hl7.org/CodeSystem/v3-ActCode|OPTIN';
+
+/** Encounter statuses during which the hospital is caring for the person. */
+const ACTIVE_ENCOUNTER = 'planned,arrived,triaged,in-progress,onleave';
+/** ServiceRequest statuses of a referral still open. */
+const OPEN_REFERRAL = 'draft,active,on-hold';
+
+function atOrganisation(ods: string) {
+  return `${ODS_SYSTEM}|${ods}`;
+}
+
+/** Residence at the user's care home: an active EpisodeOfCare managed by it. */
+function residence(ods: string): RelationshipSearch {
+  return { resourceType: 'EpisodeOfCare', query: [['status', 'active'], ['organization.identifier', atOrganisation(ods)]], patientParam: 'patient' };
+}
+
+/** An Encounter at the user's hospital that has not finished. */
+function admission(ods: string): RelationshipSearch {
+  return { resourceType: 'Encounter', query: [['status', ACTIVE_ENCOUNTER], ['service-provider.identifier', atOrganisation(ods)]], patientParam: 'subject' };
+}
+
+/** An open referral to the user's council (or to another organisation the user acts for). */
+function referral(ods: string): RelationshipSearch {
+  return { resourceType: 'ServiceRequest', query: [['status', OPEN_REFERRAL], ['performer.identifier', atOrganisation(ods)]], patientParam: 'subject' };
+}
+
+/** Ongoing support arranged by the user's council (a care package or placement it manages). */
+function councilEpisode(ods: string): RelationshipSearch {
+  return { resourceType: 'EpisodeOfCare', query: [['status', 'active,waitlist,onhold'], ['organization.identifier', atOrganisation(ods)]], patientParam: 'patient' };
+}
+
+/** Registration with the user's GP practice. */
+function registration(ods: string): RelationshipSearch {
+  return { resourceType: 'Patient', query: [['general-practitioner.identifier', atOrganisation(ods)]], patientParam: '_id' };
+}
+
+/** A carer's delegation: the person's active opt-in Consent naming this RelatedPerson. */
+function delegation(relatedPerson: string): RelationshipSearch {
+  return { resourceType: 'Consent', query: [['status', 'active'], ['category', OPT_IN], ['actor', relatedPerson]], patientParam: 'patient' };
+}
+
+/** People who dissented from sharing: an active opt-out Consent. */
+const DISSENT: RelationshipSearch = { resourceType: 'Consent', query: [['status', 'active'], ['category', OPT_OUT]], patientParam: 'patient' };
+
+/** Which relationships give each role access, given the organisation the user acts for. */
+const RELATIONSHIPS: Record<Role, (ods: string) => RelationshipSearch[]> = {
+  'care-home-staff': (ods) => [residence(ods)],
+  'care-home-manager': (ods) => [residence(ods)],
+  'ward-nurse': (ods) => [admission(ods)],
+  'discharge-coordinator': (ods) => [admission(ods)],
+  'social-worker': (ods) => [referral(ods), councilEpisode(ods)],
+  broker: (ods) => [referral(ods), councilEpisode(ods)],
+  gp: (ods) => [registration(ods)],
+  carer: () => [],
+  person: () => [],
+  'privacy-officer': () => [],
+  admin: () => [],
+};
+
+export const BREAK_GLASS_ADVICE = 'If you need this record to care for the person now, declare break-glass with your reason (POST /access/break-glass, or "Request access" in the portal): it is allowed, recorded, and reviewed by a privacy officer.';
+
+/**
+ * The patients a person may see: through their organisation's relationships, their own record, a carer's
+ * delegation, and break-glass grants in force (`grantedPatientIds`). A person's dissent removes them from
+ * relationships whose purpose is not direct care; it never removes their own record, their delegates, or
+ * break-glass.
+ */
+export function patientScopeFor(actor: UserActor, grantedPatientIds: string[]): PatientScope {
+  const patientIds = [...grantedPatientIds];
+  const via = actor.organisation ? RELATIONSHIPS[actor.role](actor.organisation) : [];
+  const own = reference(actor.fhirUser);
+  if (actor.role === 'person' && own?.type === 'Patient') patientIds.push(own.id);
+  if (actor.role === 'carer' && own?.type === 'RelatedPerson') via.push(delegation(`RelatedPerson/${own.id}`));
+  const directCare = actor.purpose === 'TREAT';
+  return {
+    patientIds: [...new Set(patientIds)],
+    via,
+    ...(directCare || actor.role === 'carer' ? {} : { except: [DISSENT] }),
+    refusalAdvice: BREAK_GLASS_ADVICE,
+  };
+}
+
+function reference(value: string | undefined): { type: string; id: string } | undefined {
+  const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(value ?? '');
+  return m ? { type: m[1], id: m[2] } : undefined;
+}

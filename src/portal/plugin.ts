@@ -1,0 +1,104 @@
+// The portal: server-rendered pages at /, styled with nhsuk-frontend, working without JavaScript. A
+// Fastify plugin with its own scope: security headers, compression, cookies, forms and CSRF checks apply
+// to its pages only, never to the FHIR API.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import helmet from '@fastify/helmet';
+import compress from '@fastify/compress';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import { FhirError, type SqlDriver } from '../record/index.ts';
+import { derivedKey, portalSecret } from './keys.ts';
+import { portalAssets } from './assets.ts';
+import { portalViews } from './views.ts';
+import { pageSender, type SendPage } from './page.ts';
+import { CsrfRefused, visitHook, visitOf } from './visit.ts';
+import { signInRoutes } from './signIn.ts';
+import { careHomeRoutes, NotAllowedHere, PageNotFound } from './careHome/routes.ts';
+import { NotInRecord } from './careHome/careHome.ts';
+import { homePath } from './roles.ts';
+import { breakGlassPrompt, NoCareRelationship } from './breakGlass.ts';
+import { privacyOfficerRoutes } from './privacyOfficer.ts';
+import { errorView } from './page.ts';
+import type { PortalAccess } from './portalAccess.ts';
+
+export interface PortalOptions {
+  driver: SqlDriver;
+  access: PortalAccess;
+  /** The configured public FHIR base URL; when absent the request's Host decides. */
+  baseUrl?: string;
+}
+
+/** Forms are small: a NEWS2 form is well under 1 KB. */
+const FORM_BODY_LIMIT = 16 * 1024;
+
+export async function portal(app: FastifyInstance, options: PortalOptions): Promise<void> {
+  const secret = await portalSecret(options.driver);
+  const assets = portalAssets();
+  const views = portalViews({ assetPath: assets.path, serviceName: 'CareBridge' });
+  const send = pageSender(views);
+
+  await app.register(helmet, {
+    // URLs can hold a search for a person's name or NHS number: never send them to another site. (Not
+    // no-referrer: with it browsers send "Origin: null" on the portal's own forms, which the CSRF check refuses.)
+    referrerPolicy: { policy: 'same-origin' },
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        baseUri: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        imgSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'"],
+        fontSrc: ["'self'"],
+        connectSrc: ["'self'"],
+      },
+    },
+  });
+  await app.register(compress, { threshold: 1024 });
+  await app.register(cookie);
+  await app.register(formbody, { bodyLimit: FORM_BODY_LIMIT });
+  await app.register(async (scope) => assets.register(scope));
+  await app.register(async (pages) => {
+    pages.addHook('preHandler', visitHook(derivedKey(secret, 'csrf'), options.access.accounts?.sessions));
+    pages.setErrorHandler((err, req, reply) => errorPage(err as Error, req, reply, send, Boolean(options.access.breakGlass)));
+    const connection = (req: FastifyRequest) => ({
+      driver: options.driver,
+      access: options.access,
+      base: options.baseUrl ?? `${req.protocol}://${req.headers.host ?? 'localhost'}/fhir`,
+    });
+
+    pages.get('/', async (req, reply) => {
+      const actor = visitOf(req).actor;
+      if (actor) return reply.redirect(homePath(actor.role));
+      return send(req, reply, 'pages/start.njk', { pageTitle: 'Shared care record' });
+    });
+    pages.get('/home', async (req, reply) => {
+      if (!visitOf(req).actor) return reply.redirect('/sign-in', 303);
+      return send(req, reply, 'pages/home.njk', { pageTitle: 'Home' });
+    });
+    signInRoutes(pages, { send, accounts: options.access.accounts, pendingKey: derivedKey(secret, 'pending-sign-in') });
+    careHomeRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
+    privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
+    pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
+  });
+}
+
+function errorPage(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply, send: SendPage, canBreakGlass: boolean): FastifyReply {
+  const page = (status: number, pageTitle: string, message: string) => send(req, reply, 'pages/error.njk', { pageTitle, heading: pageTitle, message }, status);
+  if (err instanceof NoCareRelationship) {
+    if (!canBreakGlass) return page(403, err.message, 'The shared record only shows the records of people your organisation cares for.');
+    return send(req, reply, 'pages/break-glass.njk', { ...breakGlassPrompt(err.patientId, `${err.recordPath}/break-glass`), ...errorView([]) }, 403);
+  }
+  if (err instanceof CsrfRefused) return page(403, 'This form was not accepted', 'The form had expired or did not come from this service. Go back, reload the page and try again.');
+  if (err instanceof NotAllowedHere) return page(403, 'You cannot use this page', err.message);
+  if (err instanceof NotInRecord || err instanceof PageNotFound) return page(404, 'Not found', err.message);
+  if (err instanceof FhirError && err.status === 403) return page(403, 'You do not have access', 'The shared record did not allow you to see this. If you need it for someone’s care, ask your administrator.');
+  const status = (err as FastifyError).statusCode;
+  if (status && status >= 400 && status < 500) return page(status, 'There is a problem with the request', 'The request could not be read. Go back and try again.');
+  req.log.error({ err }, 'portal page failed');
+  return page(500, 'Sorry, there is a problem with the service', 'Try again later.');
+}

@@ -1,0 +1,53 @@
+// What the portal needs from src/access, as its own small interface: the record's access checks for a
+// signed-in person (exists) and people's accounts and sessions (being built; absent until they land).
+import type { Actor, BreakGlassGrant, Role, UserActor } from '../access/index.ts';
+import type { AccessControl } from '../record/index.ts';
+
+export interface Membership {
+  /** ODS code of the organisation (a person or carer acts for none). */
+  organisation?: string;
+  organisationName?: string;
+  role: Role;
+}
+
+export interface SignedInUser {
+  userId: string;
+  username: string;
+  name: string;
+  fhirUser?: string;
+}
+
+export type SignInRefusal = 'invalid' | 'locked' | 'totp-required' | 'totp-invalid' | 'disabled';
+
+export type SignInResult =
+  | { ok: true; user: SignedInUser; memberships: Membership[] }
+  | { ok: false; reason: SignInRefusal; message: string };
+
+export interface PeopleSignIn {
+  signIn(attempt: { username: string; password: string; totp?: string; address: string }): Promise<SignInResult>;
+}
+
+export interface PortalSessions {
+  start(userId: string, membership: Membership, context: { address: string }): Promise<{ id: string; expiresAt: number }>;
+  /** Who the session speaks for; undefined when it is unknown, ended or expired. */
+  actor(id: string): Promise<UserActor | undefined>;
+  end(id: string): Promise<void>;
+}
+
+/** Break-glass (src/access Access.breakGlass): declaring, the privacy officers' queue, and its reviews. */
+export interface PortalBreakGlass {
+  /** Records the grant and audits it; FhirError 400 (bad reason), 403 (role may not), 404 (no such person). */
+  declare(actor: UserActor, request: { patientId: string; reasonCode: string; reason: string }, address?: string): Promise<BreakGlassGrant>;
+  list(filter?: { open?: boolean; patientId?: string; limit?: number }): Promise<BreakGlassGrant[]>;
+  /** FhirError 400 (bad outcome or note), 403 (not a privacy officer), 404, 409 (already reviewed). */
+  review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
+}
+
+export interface PortalAccess {
+  /** What `actor` may do in the record, audited as coming from `address` (src/access Access.controlFor). */
+  controlFor(actor: Actor, address?: string): Promise<AccessControl>;
+  /** People's accounts and sessions; until they are wired the sign-in page says sign-in is unavailable. */
+  accounts?: { people: PeopleSignIn; sessions: PortalSessions };
+  /** Break-glass; without it a refused record shows the plain "no access" page. */
+  breakGlass?: PortalBreakGlass;
+}

@@ -1,0 +1,86 @@
+// The portal's way into the record: FHIR interactions run in-process through the record's own REST
+// handler, with the signed-in person's AccessControl, so every check and audit entry the FHIR API makes
+// is made here too. The portal never reads record tables itself.
+import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver } from '../record/index.ts';
+import type { Actor } from '../access/index.ts';
+import type { PortalAccess } from './portalAccess.ts';
+
+/** A FHIR resource as the portal reads it: only resourceType and id are certain. */
+export interface Resource {
+  resourceType: string;
+  id: string;
+  [element: string]: any;
+}
+
+export interface SearchResult {
+  /** Entries with search mode "match", in the record's order. */
+  matches: Resource[];
+  /** Entries brought in by _include / _revinclude. */
+  included: Resource[];
+  /** Whether the record has more matches than this page. */
+  more: boolean;
+}
+
+export interface RecordClient {
+  search(type: string, params: [string, string][]): Promise<SearchResult>;
+  /** The resource, or undefined when there is none (never created, or deleted). */
+  read(type: string, id: string): Promise<Resource | undefined>;
+  /** Runs a transaction Bundle: everything in it is written, or nothing. */
+  transaction(entries: unknown[]): Promise<Resource>;
+}
+
+export interface RecordConnection {
+  driver: SqlDriver;
+  /** The FHIR base URL the record writes into Bundle fullUrls. */
+  base: string;
+  access: PortalAccess;
+}
+
+export function recordFor(connection: RecordConnection, actor: Actor, address: string): RecordClient {
+  let control: Promise<AccessControl> | undefined;
+  const call = async (method: string, path: string, query: [string, string][], body?: unknown): Promise<FhirResponse> => {
+    const access = await (control ??= connection.access.controlFor(actor, address));
+    const events: AccessEvent[] = [];
+    const outcome = { status: 500, method, path, query: new URLSearchParams(query).toString() };
+    try {
+      const response = await handleFhirRequest(
+        { base: connection.base, driver: connection.driver, access, onAccess: (e) => events.push(e) },
+        { method, path, query, body, contentType: body === undefined ? undefined : 'application/fhir+json' },
+      );
+      outcome.status = response.status;
+      return response;
+    } catch (err) {
+      outcome.status = err instanceof FhirError ? err.status : 500;
+      events.length = 0;
+      throw err;
+    } finally {
+      access.accessed?.(events, outcome);
+    }
+  };
+  return {
+    async search(type, params) {
+      const bundle = json(await call('GET', type, params));
+      const entries: { resource: Resource; search?: { mode?: string } }[] = bundle.entry ?? [];
+      return {
+        matches: entries.filter((e) => e.search?.mode !== 'include').map((e) => e.resource),
+        included: entries.filter((e) => e.search?.mode === 'include').map((e) => e.resource),
+        more: (bundle.link ?? []).some((l: { relation: string }) => l.relation === 'next'),
+      };
+    },
+    async read(type, id) {
+      try {
+        return json(await call('GET', `${type}/${encodeURIComponent(id)}`, []));
+      } catch (err) {
+        if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
+        throw err;
+      }
+    },
+    async transaction(entries) {
+      return json(await call('POST', '', [], { resourceType: 'Bundle', type: 'transaction', entry: entries }));
+    },
+  };
+}
+
+function json(response: FhirResponse): any {
+  return typeof response.body === 'string' ? JSON.parse(response.body) : response.body;
+}

@@ -1,0 +1,22 @@
+// How each role is named on screen, and where a person in that role starts.
+import type { Role } from '../access/index.ts';
+
+export const ROLE_LABELS: Record<Role, string> = {
+  'care-home-staff': 'Care home staff',
+  'care-home-manager': 'Care home manager',
+  'ward-nurse': 'Ward nurse',
+  'discharge-coordinator': 'Discharge coordinator',
+  'social-worker': 'Social worker',
+  broker: 'Care broker',
+  gp: 'GP',
+  carer: 'Carer',
+  person: 'My own record',
+  'privacy-officer': 'Privacy officer',
+  admin: 'Administrator',
+};
+
+/** The first page after sign-in. Roles whose pages are not built yet start on the general home page. */
+export function homePath(role: Role): string {
+  if (role === 'care-home-staff' || role === 'care-home-manager') return '/care-home';
+  return role === 'privacy-officer' ? '/privacy-officer' : '/home';
+}

@@ -1,0 +1,80 @@
+// Who is behind a page request: the session cookie → the signed-in person (through the accounts'
+// sessions), plus the CSRF token every form on the page must send back. Cookies are HttpOnly,
+// SameSite=Lax, and Secure whenever the portal is reached over https.
+import { randomBytes } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { CookieSerializeOptions } from '@fastify/cookie';
+import type { UserActor } from '../access/index.ts';
+import { mac, sameText } from './keys.ts';
+import type { PortalSessions } from './portalAccess.ts';
+
+export const SESSION_COOKIE = 'carebridge_session';
+/** Before sign-in there is no session: this random value stands in for it, so the sign-in form is protected too. */
+export const FORM_COOKIE = 'carebridge_form';
+/** The signed result of a password check while the person chooses an organisation and role. */
+export const PENDING_COOKIE = 'carebridge_signin';
+
+export interface Visit {
+  actor?: UserActor;
+  sessionId?: string;
+  /** A session cookie was sent but its session has ended (expired, or signed out elsewhere). */
+  sessionEnded: boolean;
+  csrfToken: string;
+}
+
+const visits = new WeakMap<FastifyRequest, Visit>();
+
+export function visitOf(req: FastifyRequest): Visit {
+  const visit = visits.get(req);
+  if (!visit) throw new Error('The portal visit is read before the portal hook ran.');
+  return visit;
+}
+
+export function cookieOptions(req: FastifyRequest, maxAgeSeconds?: number): CookieSerializeOptions {
+  return { path: '/', httpOnly: true, sameSite: 'lax', secure: req.protocol === 'https', ...(maxAgeSeconds ? { maxAge: maxAgeSeconds } : {}) };
+}
+
+export class CsrfRefused extends Error {}
+
+/**
+ * Runs before every page: finds the person, and on a POST refuses a form whose CSRF token is not this
+ * session's (or, signed out, this browser's), or that comes from another site.
+ */
+export function visitHook(csrfKey: Buffer, sessions: PortalSessions | undefined) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    let actor: UserActor | undefined;
+    let sessionId = req.cookies[SESSION_COOKIE];
+    let sessionEnded = false;
+    if (sessionId) {
+      actor = sessions ? await sessions.actor(sessionId) : undefined;
+      if (!actor) {
+        sessionEnded = true;
+        sessionId = undefined;
+        reply.clearCookie(SESSION_COOKIE, cookieOptions(req));
+      }
+    }
+    let formKey = req.cookies[FORM_COOKIE];
+    if (!sessionId && !formKey) {
+      formKey = randomBytes(24).toString('base64url');
+      reply.setCookie(FORM_COOKIE, formKey, cookieOptions(req));
+    }
+    const csrfToken = mac(csrfKey, sessionId ? `session:${sessionId}` : `form:${formKey}`);
+    visits.set(req, { actor, sessionId, sessionEnded, csrfToken });
+    if (req.method === 'POST') {
+      if (req.headers.origin !== undefined && !sameHost(req.headers.origin, req.headers.host)) throw new CsrfRefused('cross-site');
+      // The header's sign-out button is nhsuk-frontend's own form, which has no room for a hidden field,
+      // so its token rides in the form's action; every other form sends it in the body.
+      const fromQuery = req.routeOptions.url === '/sign-out' ? (req.query as Record<string, unknown>)._csrf : undefined;
+      const sent = (req.body as Record<string, unknown> | undefined)?._csrf ?? fromQuery;
+      if (typeof sent !== 'string' || !sameText(sent, csrfToken)) throw new CsrfRefused('token');
+    }
+  };
+}
+
+function sameHost(origin: string, host: string | undefined): boolean {
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false; // "null" (a sandboxed frame, a privacy redirect) is not this site
+  }
+}

@@ -1,0 +1,74 @@
+// What a caller restricted to some patients (AccessControl.patients) may see, as one SQL condition on a
+// resources row. Every query the record runs for such a caller includes it, so the database never hands
+// back a row outside the caller's scope: no total, include, chain or history can count or show one.
+import type { Param } from '../storage/driver.ts';
+import type { PatientScope, RelationshipSearch } from '../accessControl.ts';
+import { definitions } from '../definitions.ts';
+import { badRequest } from '../outcome.ts';
+import { compileSearch, type Sql } from './compile.ts';
+import { parseSearchRequest } from './request.ts';
+
+let compartmentTypes: string | undefined;
+
+/** The types that belong to patients' records (the R4 Patient compartment, and Patient), as SQL literals. */
+function compartmentTypeList(): string {
+  compartmentTypes ??= [...definitions().resourceTypes]
+    .filter((t) => t === 'Patient' || definitions().patientCompartmentParams(t).length > 0)
+    .sort()
+    .map((t) => `'${t.replace(/[^A-Za-z]/g, '')}'`)
+    .join(', ');
+  return compartmentTypes;
+}
+
+export function isCompartmentType(type: string): boolean {
+  return type === 'Patient' || definitions().patientCompartmentParams(type).length > 0;
+}
+
+/** The ids of the patients in scope, as a SELECT of one column. */
+export function scopedPatients(scope: PatientScope): Sql {
+  const parts: Sql[] = scope.via.map(relationshipPatients);
+  if (!parts.length) parts.push({ text: 'SELECT NULL AS pid WHERE 1 = 0', params: [] });
+  let text = parts.map((p) => p.text).join(' UNION ');
+  const params: Param[] = parts.flatMap((p) => p.params);
+  if (scope.except?.length) {
+    const except = scope.except.map(relationshipPatients);
+    text = `SELECT pid FROM (${text}) v WHERE pid NOT IN (${except.map((e) => e.text).join(' UNION ')})`;
+    params.push(...except.flatMap((e) => e.params));
+  }
+  return { text, params };
+}
+
+function relationshipPatients(rel: RelationshipSearch): Sql {
+  const search = parseSearchRequest(rel.resourceType, rel.query, 'strict');
+  const { driving, where } = compileSearch(search, 'vr');
+  const drive = driving ? { text: ` AND vr.rid IN (${driving.text})`, params: driving.params } : { text: '', params: [] };
+  if (rel.patientParam === '_id') {
+    if (rel.resourceType !== 'Patient') throw badRequest(`A relationship through _id must search Patient, not ${rel.resourceType}.`);
+    return { text: `SELECT vr.id AS pid FROM resources vr WHERE ${where.text}${drive.text}`, params: [...where.params, ...drive.params] };
+  }
+  return {
+    text: `SELECT sr.target_id AS pid FROM search_reference sr JOIN resources vr ON vr.rid = sr.rid
+      WHERE sr.type = ? AND sr.param = ? AND sr.target_type = 'Patient' AND sr.target_id IS NOT NULL AND ${where.text}${drive.text}`,
+    params: [rel.resourceType, rel.patientParam, ...where.params, ...drive.params],
+  };
+}
+
+/**
+ * True for a row the caller may see: a resource outside patients' records, or one in the compartment of a
+ * patient in scope. Absent scope: no condition.
+ */
+export function visibleRow(alias: string, scope: PatientScope | undefined): Sql | undefined {
+  if (!scope) return undefined;
+  const named = scope.patientIds.length ? `vc.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
+  const related = scopedPatients(scope);
+  return {
+    text: `(${alias}.type NOT IN (${compartmentTypeList()}) OR EXISTS (SELECT 1 FROM compartment vc WHERE vc.rid = ${alias}.rid AND (${named}vc.patient_id IN (${related.text}))))`,
+    params: [...scope.patientIds, ...related.params],
+  };
+}
+
+/** `visibleRow` as an extra AND clause (empty when unrestricted). */
+export function andVisible(alias: string, scope: PatientScope | undefined): Sql {
+  const v = visibleRow(alias, scope);
+  return v ? { text: ` AND ${v.text}`, params: v.params } : { text: '', params: [] };
+}

@@ -1,0 +1,251 @@
+// Roles × relationships × resource types × interactions, over HTTP on both engines, against the demo
+// dataset. Who should see whom is worked out here from the dataset's own JSON (an oracle independent of
+// the server's SQL), then every route a person could use is tried: search, totals, reads, _include,
+// _revinclude, chains, compartment search, $everything, history, conditional writes and transactions.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ENGINES, fhirClient, startTestServer, type FhirClient, type TestServer } from '../support/server.ts';
+import { buildDemoDataset } from '../../src/demo/index.ts';
+import { TokenService } from '../../src/access/tokens.ts';
+import type { Role } from '../../src/access/actor.ts';
+import { declareBreakGlass } from '../../src/access/breakGlass.ts';
+
+const { bundle } = buildDemoDataset();
+const resources = bundle.entry.map((e) => e.resource as Record<string, any>);
+const byType = (type: string) => resources.filter((r) => r.resourceType === type);
+const ODS = 'https://fhir.nhs.uk/Id/ods-organization-code';
+const orgId = (ods: string) => byType('Organization').find((o) => o.identifier?.some((i: any) => i.system === ODS && i.value === ods))!.id as string;
+const refId = (ref: any) => String(ref?.reference ?? '').split('/')[1];
+const allPatients = byType('Patient').map((p) => p.id as string);
+
+// The oracle: whose records each organisation's relationships reach, read straight from the dataset.
+const residents = (ods: string) => byType('EpisodeOfCare').filter((e) => e.status === 'active' && refId(e.managingOrganization) === orgId(ods)).map((e) => refId(e.patient));
+const inpatients = (ods: string) => byType('Encounter').filter((e) => e.status === 'in-progress' && refId(e.serviceProvider) === orgId(ods)).map((e) => refId(e.subject));
+const referred = (ods: string) => byType('ServiceRequest').filter((s) => s.status === 'active' && s.performer?.some((p: any) => refId(p) === orgId(ods))).map((s) => refId(s.subject));
+const registered = (ods: string) => byType('Patient').filter((p) => p.generalPractitioner?.some((g: any) => refId(g) === orgId(ods))).map((p) => p.id as string);
+const compartmentOf = (r: Record<string, any>): string | undefined => {
+  if (r.resourceType === 'Patient') return r.id;
+  for (const k of ['subject', 'patient']) if (String(r[k]?.reference ?? '').startsWith('Patient/')) return refId(r[k]);
+  return undefined;
+};
+
+interface Persona { role: Role; org?: string; fhirUser?: string; sees: string[] }
+const carerRp = byType('Consent').find((c) => c.category?.[0]?.coding?.[0]?.code === 'OPTIN')!;
+const PERSONAS: Record<string, Persona> = {
+  careHome: { role: 'care-home-staff', org: 'VM101', sees: residents('VM101') },
+  wardNurse: { role: 'ward-nurse', org: 'RX9', sees: inpatients('RX9') },
+  socialWorker: { role: 'social-worker', org: 'LA918', sees: referred('LA918') },
+  gp: { role: 'gp', org: 'Y01234', sees: registered('Y01234') },
+  carer: { role: 'carer', fhirUser: carerRp.provision.actor[0].reference.reference, sees: [refId(carerRp.patient)] },
+  person: { role: 'person', fhirUser: 'Patient/demo-pat-vm102-01', sees: ['demo-pat-vm102-01'] },
+};
+
+const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort();
+const ids = (bundle: any, type?: string) => (bundle.entry ?? []).filter((e: any) => !type || e.resource.resourceType === type).map((e: any) => e.resource.id as string);
+
+for (const engine of ENGINES) {
+  describe(`relationship-based access (${engine})`, () => {
+    let t: TestServer;
+    const as: Record<string, FhirClient> = {};
+    let tokens: TokenService;
+    const tokenFor = async (p: Omit<Persona, 'sees'>, scope = 'user/*.cruds', userId = `user-${p.role}`) => {
+      const { token } = await tokens.issue({ issuer: t.url, audience: t.base, clientId: 'test-admin', scope, org: p.org, user: { userId, name: `Test ${p.role}`, role: p.role, fhirUser: p.fhirUser } });
+      return { authorization: `Bearer ${token}` };
+    };
+
+    before(async () => {
+      t = await startTestServer(engine);
+      const loaded = await t.fhir.post('', bundle, { prefer: 'return=minimal' });
+      assert.equal(loaded.status, 200);
+      tokens = new TokenService(t.server.driver);
+      for (const [name, p] of Object.entries(PERSONAS)) as[name] = fhirClient(t.base, await tokenFor(p));
+      for (const p of Object.values(PERSONAS)) assert.ok(p.sees.length > 0 && p.sees.length < allPatients.length, `${p.role}: the dataset gives a partial view`);
+    });
+    after(() => t.close());
+
+    it('search and totals show exactly the people each relationship reaches', async () => {
+      for (const [name, p] of Object.entries(PERSONAS)) {
+        const found = await as[name].get('Patient?_count=100&_total=accurate');
+        assert.equal(found.status, 200, name);
+        assert.deepEqual(sorted(ids(found.body)), sorted(p.sees), `${name} sees its people`);
+        assert.equal(found.body.total, new Set(p.sees).size, `${name}: total`);
+        const count = await as[name].get('Observation?_summary=count');
+        const expected = byType('Observation').filter((o) => p.sees.includes(compartmentOf(o)!)).length;
+        assert.equal(count.body.total, expected, `${name}: observation count`);
+      }
+    });
+
+    it('reads inside the relationship; 403 outside, with the way forward', async () => {
+      for (const [name, p] of Object.entries(PERSONAS)) {
+        const inside = await as[name].get(`Patient/${p.sees[0]}`);
+        assert.equal(inside.status, 200, name);
+        const outsider = allPatients.find((id) => !p.sees.includes(id))!;
+        const outside = await as[name].get(`Patient/${outsider}`);
+        assert.equal(outside.status, 403, `${name} reading ${outsider}`);
+        assert.match(outside.body.issue[0].diagnostics, /outside the records you may see.*break-glass/);
+        const theirObservation = byType('Observation').find((o) => compartmentOf(o) === outsider)!;
+        assert.equal((await as[name].get(`Observation/${theirObservation.id}`)).status, 403, `${name}: another person's observation`);
+        assert.equal((await as[name].get(`Observation/${theirObservation.id}/_history/1`)).status, 403, `${name}: vread`);
+        assert.equal((await as[name].get(`Patient/${outsider}/Observation`)).status, 403, `${name}: compartment search`);
+        assert.equal((await as[name].get(`Patient/${outsider}/$everything`)).status, 403, `${name}: $everything`);
+        assert.equal((await as[name].get(`Patient/${outsider}/_history`)).status, 403, `${name}: instance history`);
+      }
+    });
+
+    it('_include, _revinclude, chains, _has, $everything and history never carry anyone else', async () => {
+      for (const [name, p] of Object.entries(PERSONAS)) {
+        const mine = (bundle: any) => (bundle.entry ?? []).map((e: any) => compartmentOf(e.resource)).filter(Boolean).every((id: string) => p.sees.includes(id));
+        const rev = await as[name].get('Patient?_revinclude=Observation:subject&_count=50');
+        assert.ok(mine(rev.body) && ids(rev.body, 'Observation').length > 0, `${name}: _revinclude`);
+        const inc = await as[name].get('Observation?_include=Observation:subject&_count=200');
+        assert.ok(mine(inc.body), `${name}: _include`);
+        // Everyone in the dataset has an observation: a chain on an outsider's family name must find none of theirs.
+        const outsider = byType('Patient').find((x) => !p.sees.includes(x.id))!;
+        const chained = await as[name].get(`Observation?subject.family=${encodeURIComponent(outsider.name[0].family)}&_count=200`);
+        assert.ok(mine(chained.body), `${name}: chain`);
+        // _has must not reveal facts about an outsider through a resource that is visible (an organisation).
+        const outsiderStay = byType('Encounter').find((e) => !p.sees.includes(refId(e.subject)));
+        if (outsiderStay) {
+          const probe = `Organization?_has:Encounter:service-provider:subject=Patient/${refId(outsiderStay.subject)}`;
+          assert.equal((await t.fhir.get(probe)).body.entry?.length, 1, 'the probe finds the hospital for a system client');
+          const hidden = await as[name].get(probe);
+          assert.ok(hidden.status === 403 || !hidden.body.entry?.length, `${name}: _has through another person's encounter`);
+        }
+        const everything = await as[name].get(`Patient/${p.sees[0]}/$everything?_count=5000`);
+        assert.equal(everything.status, 200);
+        assert.ok(mine(everything.body), `${name}: $everything`);
+        const history = await as[name].get('Observation/_history?_count=1000');
+        assert.equal(history.status, 200);
+        assert.ok(mine(history.body) && history.body.entry.length > 0, `${name}: history`);
+        assert.equal(history.body.total, byType('Observation').filter((o) => p.sees.includes(compartmentOf(o)!)).length, `${name}: history total`);
+      }
+    });
+
+    it('writes follow the role and the relationship, and a refused transaction leaves nothing behind', async () => {
+      const careHome = PERSONAS.careHome;
+      const resident = careHome.sees[0];
+      const outsider = allPatients.find((id) => !careHome.sees.includes(id))!;
+      const observation = (patient: string) => ({
+        resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8310-5', display: 'Body temperature' }] },
+        subject: { reference: `Patient/${patient}` }, effectiveDateTime: '2026-11-26T08:00:00Z', valueQuantity: { value: 37.1, unit: 'Cel', system: 'http://unitsofmeasure.org', code: 'Cel' },
+      });
+      assert.equal((await as.careHome.post('Observation', observation(resident))).status, 201, 'a care home records its resident');
+      const refused = await as.careHome.post('Observation', observation(outsider));
+      assert.equal(refused.status, 403, 'nor another home\'s resident');
+      const encounter = byType('Encounter')[0];
+      assert.equal((await as.careHome.put(`Encounter/${encounter.id}`, encounter)).status, 403, 'a care home cannot change a hospital encounter');
+      assert.equal((await as.wardNurse.put(`Encounter/${encounter.id}`, encounter)).status, 200, 'the ward can');
+      // Moving an observation from a resident into an outsider's record is refused too.
+      const own = byType('Observation').find((o) => compartmentOf(o) === resident)!;
+      assert.equal((await as.careHome.put(`Observation/${own.id}`, { ...own, subject: { reference: `Patient/${outsider}` } })).status, 403);
+
+      const before = (await t.fhir.get(`Observation?subject=Patient/${resident}&_summary=count`)).body.total;
+      const tx = await as.careHome.post('', {
+        resourceType: 'Bundle', type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:0b6e7d7e-0000-4000-8000-000000000001', resource: observation(resident), request: { method: 'POST', url: 'Observation' } },
+          { fullUrl: 'urn:uuid:0b6e7d7e-0000-4000-8000-000000000002', resource: observation(outsider), request: { method: 'POST', url: 'Observation' } },
+        ],
+      });
+      assert.equal(tx.status, 403);
+      assert.equal((await t.fhir.get(`Observation?subject=Patient/${resident}&_summary=count`)).body.total, before, 'all or nothing');
+      // A conditional create must not answer with (or reveal) another person's resource.
+      const theirs = byType('Observation').find((o) => compartmentOf(o) === outsider)!;
+      const conditional = await as.careHome.post('Observation', observation(resident), { 'if-none-exist': `_id=${theirs.id}` });
+      assert.equal(conditional.status, 201, 'no match is visible, so it creates');
+      assert.notEqual(conditional.body.id, theirs.id);
+    });
+
+    it('the role matrix limits types, and token scopes narrow it further', async () => {
+      const broker = fhirClient(t.base, await tokenFor({ role: 'broker', org: 'LA918' }));
+      const referredPerson = PERSONAS.socialWorker.sees[0];
+      assert.equal((await broker.get(`Patient/${referredPerson}`)).status, 200);
+      const obs = await broker.get(`Observation?subject=Patient/${referredPerson}`);
+      assert.equal(obs.status, 403, 'a broker arranges care; clinical detail is not theirs');
+      const po = fhirClient(t.base, await tokenFor({ role: 'privacy-officer', org: 'LA918' }));
+      assert.equal((await po.get(`Patient/${referredPerson}`)).status, 403, 'privacy officers do not read care records');
+      assert.equal((await po.get('AuditEvent?_count=1')).status, 200);
+      const admin = fhirClient(t.base, await tokenFor({ role: 'admin', org: 'LA918' }));
+      assert.equal((await admin.get('Organization?_count=1')).status, 200);
+      assert.equal((await admin.get('Patient?_count=1')).status, 403);
+      const narrow = fhirClient(t.base, await tokenFor(PERSONAS.careHome, 'user/Observation.rs'));
+      assert.equal((await narrow.get(`Patient/${PERSONAS.careHome.sees[0]}`)).status, 403, 'the token was not granted Patient');
+      assert.equal((await narrow.get('Observation?_count=1')).status, 200);
+    });
+
+    it('dissent shuts out care arrangement but not direct care; relationships follow the record as it changes', async () => {
+      const person = PERSONAS.socialWorker.sees[0];
+      const broker = fhirClient(t.base, await tokenFor({ role: 'broker', org: 'LA918' }));
+      assert.equal((await broker.get(`Patient/${person}`)).status, 200);
+      const dissent = await t.fhir.post('Consent', {
+        resourceType: 'Consent', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTOUT' }] }], patient: { reference: `Patient/${person}` }, provision: { type: 'deny' },
+      });
+      assert.equal(dissent.status, 201);
+      assert.equal((await broker.get(`Patient/${person}`)).status, 403, 'dissent: the broker no longer sees them');
+      assert.equal((await as.socialWorker.get(`Patient/${person}`)).status, 200, 'the social worker giving care still does');
+      assert.equal((await t.fhir.delete(`Consent/${dissent.body.id}`)).status, 200);
+      assert.equal((await broker.get(`Patient/${person}`)).status, 200, 'withdrawn dissent restores it at once');
+
+      // Discharge from hospital ends the ward's relationship at once.
+      const enc = byType('Encounter').find((e) => refId(e.subject) === PERSONAS.wardNurse.sees[0])!;
+      assert.equal((await as.wardNurse.get(`Patient/${refId(enc.subject)}`)).status, 200);
+      assert.equal((await t.fhir.put(`Encounter/${enc.id}`, { ...enc, status: 'finished', period: { ...enc.period, end: '2026-11-26T10:00:00Z' } })).status, 200);
+      assert.equal((await as.wardNurse.get(`Patient/${refId(enc.subject)}`)).status, 403, 'discharged: no longer the ward\'s patient');
+    });
+
+    it('break-glass: refused, declared with a reason, allowed, audited, queued for review', async () => {
+      const nurse = { role: 'ward-nurse' as const, org: 'RX9' };
+      const outsider = allPatients.find((id) => !inpatients('RX9').includes(id))!;
+      const auth = await tokenFor(nurse, 'user/*.cruds', 'nurse-on-call');
+      const client = fhirClient(t.base, auth);
+      assert.equal((await client.get(`Patient/${outsider}`)).status, 403);
+      const declare = (body: unknown, headers = auth) => fetch(`${t.url}/access/break-glass`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const vague = await declare({ patient: `Patient/${outsider}`, reasonCode: 'emergency', reason: 'need' });
+      assert.equal(vague.status, 400);
+      assert.match((await vague.json()).issue[0].diagnostics, /at least 10 characters/);
+      assert.equal((await declare({ patient: 'Patient/nobody-here', reasonCode: 'emergency', reason: 'Collapsed in ED, no records' })).status, 404);
+      const carer = await tokenFor({ role: 'carer', fhirUser: PERSONAS.carer.fhirUser });
+      assert.equal((await declare({ patient: `Patient/${outsider}`, reasonCode: 'emergency', reason: 'I want to see their notes' }, carer)).status, 403, 'carers cannot break the glass');
+      const granted = await declare({ patient: `Patient/${outsider}`, reasonCode: 'emergency', reason: 'Brought in unconscious to ED; care home not yet known' });
+      assert.equal(granted.status, 201);
+      const grant = await granted.json();
+      assert.equal((await client.get(`Patient/${outsider}`)).status, 200, 'allowed while the grant lasts');
+      assert.equal((await client.get(`Patient/${outsider}/$everything`)).status, 200);
+
+      const po = await tokenFor({ role: 'privacy-officer', org: 'RX9' });
+      const queue = await (await fetch(`${t.url}/access/break-glass?open=true`, { headers: po })).json();
+      const alert = queue.alerts.find((a: any) => a.id === grant.id);
+      assert.ok(alert, 'the alert is in the privacy officer\'s queue');
+      assert.equal(alert.patientId, outsider);
+      assert.equal(alert.userId, 'nurse-on-call');
+      assert.equal((await fetch(`${t.url}/access/break-glass?open=true`, { headers: auth })).status, 403, 'the queue is the privacy officers\'');
+
+      let events: any;
+      for (let i = 0; i < 50; i++) {
+        events = (await fhirClient(t.base, po).get(`AuditEvent?entity=Patient/${outsider}&_sort=-date&_count=100`)).body;
+        if ((events.entry ?? []).some((e: any) => e.resource.agent?.[0]?.purposeOfUse?.[0]?.coding?.[0]?.code === 'BTG')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(events.entry.some((e: any) => e.resource.agent[0].purposeOfUse[0].coding[0].code === 'BTG'), 'the break-glass is in the audit, under purpose BTG');
+
+      const review = await fetch(`${t.url}/access/break-glass/${grant.id}/review`, { method: 'POST', headers: { ...po, 'content-type': 'application/json' }, body: JSON.stringify({ outcome: 'appropriate', note: 'ED attendance confirmed' }) });
+      assert.equal(review.status, 200);
+      const after = await (await fetch(`${t.url}/access/break-glass?open=true`, { headers: po })).json();
+      assert.ok(!after.alerts.some((a: any) => a.id === grant.id), 'reviewed alerts leave the queue');
+      assert.equal((await fetch(`${t.url}/access/break-glass/${grant.id}/review`, { method: 'POST', headers: { ...po, 'content-type': 'application/json' }, body: JSON.stringify({ outcome: 'appropriate' }) })).status, 409);
+    });
+
+    it('a break-glass grant ends after its hours', async () => {
+      const outsider = allPatients.find((id) => !residents('VM101').includes(id))!;
+      const actor = { kind: 'user' as const, userId: 'early-shift', name: 'Early shift', organisation: 'VM101', role: 'care-home-staff' as const, purpose: 'TREAT' as const, scope: 'user/*.cruds' };
+      await declareBreakGlass(t.server.driver, actor, { patientId: outsider, reasonCode: 'emergency', reason: 'Fell in the garden, ambulance called' }, Date.now() - 5 * 3_600_000);
+      const client = fhirClient(t.base, await tokenFor({ role: 'care-home-staff', org: 'VM101' }, 'user/*.cruds', 'early-shift'));
+      assert.equal((await client.get(`Patient/${outsider}`)).status, 403, 'a grant from five hours ago has expired');
+      const other = fhirClient(t.base, await tokenFor({ role: 'care-home-manager', org: 'VM101' }, 'user/*.cruds', 'early-shift'));
+      await declareBreakGlass(t.server.driver, actor, { patientId: outsider, reasonCode: 'emergency', reason: 'Fell in the garden, ambulance called' });
+      assert.equal((await client.get(`Patient/${outsider}`)).status, 200);
+      assert.equal((await other.get(`Patient/${outsider}`)).status, 403, 'a grant is for the role it was declared in');
+    });
+  });
+}
