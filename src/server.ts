@@ -62,7 +62,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   const messaging = await setUpMessaging(driver, { config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err) });
   await app.register(messaging.routes);
   app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers
-  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
+  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
     await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
