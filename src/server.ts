@@ -5,6 +5,8 @@ import type { ServerConfig } from './config.ts';
 import { setUpAccess } from './access/index.ts';
 import { portal } from './portal/index.ts';
 import { parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
+import { PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
+import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -28,13 +30,17 @@ export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
   discharge: Discharge;
+  /** MESH in and out: workflows register their inbound handlers here and send through it. */
+  messaging: MessagingService;
+  /** The HL7 v2 MLLP listener, when CAREBRIDGE_HL7_PORT is set. */
+  hl7?: Hl7v2Listener;
   close(): Promise<void>;
 }
 
 /** `logLevel` (pino levels: error, warn, info…) turns on logging; tests leave it off. */
 export async function buildServer(config: ServerConfig, options: { logLevel?: string } = {}): Promise<CareBridgeServer> {
   const driver = await openRecordStore(config.database);
-  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, baseUrl: config.baseUrl, audit: config.audit, database: config.database, people: config.people });
+  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, signInsPerMinute: config.signInsPerMinute, baseUrl: config.baseUrl, audit: config.audit, database: config.database, people: config.people });
   const app = Fastify({
     logger: options.logLevel ? { level: options.logLevel } : false,
     bodyLimit: config.bodyLimitBytes,
@@ -55,21 +61,31 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     return payload;
   });
   if (access) await app.register(access.routes);
-  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
+  const messaging = await setUpMessaging(driver, { config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err) });
+  await app.register(messaging.routes);
+  app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers
+  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
   }
+  const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
+  // Discharge registers its ADW handlers with messaging here, before the server is ready and messaging starts.
   const discharge = await setUpDischarge(driver, access?.controlFor, {
     base: config.baseUrl ?? `http://${config.host}:${config.port}/fhir`, pollMs: config.discharge.pollSeconds * 1000, workflowIds: config.discharge.adwWorkflowIds,
     deadlines: { assessment: parseDeadlineRule(config.discharge.assessmentDeadline), discharge: parseDeadlineRule(config.discharge.dischargeDeadline) },
+    messaging: { api: messaging, PermanentFailure },
   });
   return {
     app,
     driver,
+    messaging,
+    hl7,
     discharge,
     async close() {
+      await hl7?.close();
       await discharge.close();
+      await messaging.close(); // handlers in flight finish or are handed back before the database closes
       await app.close();
       await access?.close(); // buffered audit events
       await driver.close();

@@ -8,7 +8,8 @@ import { grantedPatients } from './breakGlass.ts';
 import { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
-import type { Actor } from './actor.ts';
+import type { Actor, UserActor } from './actor.ts';
+import { holdsMembership } from './people/users.ts';
 import type { AccessClaims } from './tokens.ts';
 
 const REVOCATION_CACHE_MS = 10_000;
@@ -88,6 +89,25 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     return value;
   };
 
+  // A disabled person's tokens stop working within REVOCATION_CACHE_MS, like a revoked client's.
+  const people = new Map<string, { ok: boolean; at: number }>();
+  const standing = async (actor: UserActor) => {
+    const key = `${actor.userId} ${actor.organisation ?? ''} ${actor.role}`;
+    const cached = people.get(key);
+    if (cached && Date.now() - cached.at < REVOCATION_CACHE_MS) return cached.ok;
+    const ok = await holdsMembership(db, actor.userId, actor);
+    people.set(key, { ok, at: Date.now() });
+    return ok;
+  };
+  // One Actor per verified token (the verifier remembers its claims): the audit trail sends each actor to
+  // its writer once per batch rather than once per request.
+  const actors = new WeakMap<AccessClaims, Actor>();
+  const actorFor = (claims: AccessClaims, name: string | undefined) => {
+    let actor = actors.get(claims);
+    if (!actor || actor.name !== name) actors.set(claims, (actor = actorOf(claims, name)));
+    return actor;
+  };
+
   return async (req: FastifyRequest): Promise<Actor> => {
     const header = req.headers.authorization;
     const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(header ?? '');
@@ -101,7 +121,9 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     }
     const known = await client(claims.client_id);
     if (known.revoked) throw unauthorized('The client this token was issued to has been revoked.');
-    return actorOf(claims, known.name);
+    const actor = actorFor(claims, known.name);
+    if (actor.kind === 'user' && !(await standing(actor))) throw unauthorized('The person this token speaks for has been disabled or no longer holds that role.');
+    return actor;
   };
 }
 
@@ -115,7 +137,8 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
 
   if (!audit) return authenticate;
   return async (req: FastifyRequest): Promise<AccessControl> => {
-    if (!(await audit.admit())) {
+    const admitted = audit.admit();
+    if (admitted !== true && !(await admitted)) {
       throw new FhirError(503, [{ severity: 'error', code: 'exception', diagnostics: 'The audit trail cannot be written at the moment, so the record is not being served; try again shortly.' }], { 'Retry-After': '5' });
     }
     try {

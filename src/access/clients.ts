@@ -12,11 +12,13 @@ export interface SystemClient {
   /** Public keys (a JWKS) for private_key_jwt; null for secret-based clients. */
   jwks: { keys: Record<string, unknown>[] } | null;
   hasSecret: boolean;
+  /** Where people signing in through this client may be sent back (exact match); empty for system-only clients. */
+  redirectUris: string[];
   revoked: boolean;
   createdAt: string;
 }
 
-interface ClientRow { client_id: string; name: string; secret_hash: string | null; jwks: string | null; scopes: string; organization: string | null; revoked: number; created_ms: number }
+interface ClientRow { client_id: string; name: string; secret_hash: string | null; jwks: string | null; scopes: string; organization: string | null; revoked: number; created_ms: number; redirect_uris: string | null }
 
 export const ADMIN_SCOPES = 'system/*.cruds';
 
@@ -28,6 +30,7 @@ function toClient(r: ClientRow): SystemClient {
     organization: r.organization,
     jwks: r.jwks ? JSON.parse(r.jwks) : null,
     hasSecret: Boolean(r.secret_hash),
+    redirectUris: r.redirect_uris ? JSON.parse(r.redirect_uris) : [],
     revoked: Boolean(Number(r.revoked)),
     createdAt: new Date(Number(r.created_ms)).toISOString(),
   };
@@ -40,6 +43,10 @@ export interface NewClient {
   clientId?: string;
   /** Register public keys for private_key_jwt instead of issuing a secret. */
   jwks?: { keys: Record<string, unknown>[] };
+  /** For apps that sign people in (authorization code with PKCE): where to send them back. */
+  redirectUris?: string[];
+  /** An app that cannot keep a secret (in a browser or on a device): no secret; PKCE protects its codes. */
+  publicClient?: boolean;
 }
 
 /** Registers a client; returns it with its secret, which is shown this once and stored only hashed. */
@@ -49,11 +56,27 @@ export async function addClient(db: SqlExecutor, c: NewClient): Promise<{ client
   const clientId = c.clientId ?? randomUUID();
   if (!/^[A-Za-z0-9._~-]{3,128}$/.test(clientId)) throw new Error(`Client id '${clientId}' must be 3–128 letters, digits or . _ ~ -.`);
   if (await db.get('SELECT client_id FROM access_clients WHERE client_id = ?', [clientId])) throw new Error(`A client '${clientId}' already exists.`);
-  const secret = c.jwks ? undefined : generateSecret();
-  await db.run('INSERT INTO access_clients (client_id, name, secret_hash, jwks, scopes, organization, revoked, created_ms) VALUES (?, ?, ?, ?, ?, ?, 0, ?)', [
+  for (const uri of c.redirectUris ?? []) checkRedirectUri(uri);
+  if (c.publicClient && !c.redirectUris?.length) throw new Error('A public client signs people in, so it needs at least one redirect URI.');
+  const secret = c.jwks || c.publicClient ? undefined : generateSecret();
+  await db.run('INSERT INTO access_clients (client_id, name, secret_hash, jwks, scopes, organization, revoked, created_ms, redirect_uris) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)', [
     clientId, c.name, secret ? await hashSecret(secret) : null, c.jwks ? JSON.stringify(c.jwks) : null, c.scopes, c.organization ?? null, Date.now(),
+    c.redirectUris?.length ? JSON.stringify(c.redirectUris) : null,
   ]);
   return { client: (await findClient(db, clientId))!, secret };
+}
+
+/** Redirect URIs are matched exactly; https, or http only to this machine (a developer's app). */
+function checkRedirectUri(uri: string): void {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new Error(`Redirect URI '${uri}' is not an absolute URL.`);
+  }
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) throw new Error(`Redirect URI '${uri}' must use https (http only to localhost).`);
+  if (url.hash) throw new Error(`Redirect URI '${uri}' must not have a fragment.`);
 }
 
 export async function findClient(db: SqlExecutor, clientId: string): Promise<SystemClient | undefined> {

@@ -115,4 +115,10 @@ CREATE INDEX access_break_glass_queue ON access_break_glass (reviewed_ms, starte
 CREATE INDEX access_break_glass_patient ON access_break_glass (patient_id, started_ms);
 `,
   },
+  {
+    version: 5,
+    name: 'redirect URIs for clients that sign people in (SMART authorization code)',
+    // A JSON array of exact URIs; NULL for clients that only use client_credentials.
+    sql: `ALTER TABLE access_clients ADD COLUMN redirect_uris TEXT`,
+  },
 ];

@@ -7,6 +7,9 @@ import type { SqlDriver } from '../record/index.ts';
 import { authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
 import { grantScopes } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
+import { createHash } from 'node:crypto';
+import { CODE_TYP } from './authorize.ts';
+import { holdsMembership } from './people/users.ts';
 
 export interface TokenEndpointOptions {
   driver: SqlDriver;
@@ -43,8 +46,12 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
 
   app.post('/oauth2/token', async (req, reply) => {
     const form = (req.body ?? {}) as Record<string, string>;
+    if (form.grant_type === 'authorization_code') {
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+      return exchangeCode(options, req, form);
+    }
     if (form.grant_type !== 'client_credentials') {
-      throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials, not '${form.grant_type ?? ''}'.`);
+      throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials or authorization_code, not '${form.grant_type ?? ''}'.`);
     }
     const origin = options.originOf(req);
     const client = await authenticateClient(options, req, form, `${origin}/oauth2/token`);
@@ -63,13 +70,45 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       issuer: origin,
       token_endpoint: `${origin}/oauth2/token`,
       jwks_uri: `${origin}/oauth2/jwks`,
-      grant_types_supported: ['client_credentials'],
+      authorization_endpoint: `${origin}/oauth2/authorize`,
+      grant_types_supported: ['client_credentials', 'authorization_code'],
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384', 'RS256', 'ES256'],
-      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write'],
-      capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'permission-v1', 'permission-v2'],
+      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'user/*.cruds', 'user/*.rs'],
+      capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'client-public', 'permission-v1', 'permission-v2', 'permission-user', 'launch-standalone', 'context-standalone-patient'],
     };
   });
+}
+
+/** authorization_code: the code from /oauth2/authorize, its PKCE verifier, and the client it was issued to. */
+async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>) {
+  const origin = options.originOf(req);
+  let code;
+  try {
+    code = await options.tokens.verifyStatement(form.code ?? '', { typ: CODE_TYP, issuer: origin });
+  } catch {
+    throw new OAuthError(400, 'invalid_grant', 'The authorization code is not valid or has expired (codes last one minute).');
+  }
+  const registered = await findClient(options.driver, String(code.client_id));
+  const client = registered && !registered.hasSecret && !registered.jwks && !form.client_secret && !form.client_assertion && !req.headers.authorization
+    ? registered // a public client: PKCE alone binds the code to it
+    : await authenticateClient(options, req, form, `${origin}/oauth2/token`);
+  if (!client || client.revoked || client.clientId !== code.client_id || (form.client_id && form.client_id !== client.clientId)) {
+    throw new OAuthError(400, 'invalid_grant', 'This code was issued to another client.');
+  }
+  if (form.redirect_uri !== code.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'redirect_uri must be the one the code was requested with.');
+  const challenge = createHash('sha256').update(form.code_verifier ?? '').digest('base64url');
+  if (!form.code_verifier || challenge !== code.code_challenge) throw new OAuthError(400, 'invalid_grant', 'The PKCE code_verifier does not match the code_challenge.');
+  const fresh = await options.driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [`code:${code.jti}`, (code.exp ?? 0) * 1000]);
+  if (!fresh) throw new OAuthError(400, 'invalid_grant', 'This authorization code has been used already.');
+  const membership = { organisation: code.org as string | undefined, role: String(code.role) };
+  if (!(await holdsMembership(options.driver, String(code.sub), membership))) throw new OAuthError(400, 'invalid_grant', 'The person is disabled or no longer holds that role.');
+  const scope = String(code.scope);
+  const user = { userId: String(code.sub), name: String(code.name), role: membership.role, fhirUser: code.fhirUser as string | undefined };
+  const { token, expiresIn } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope, org: membership.organisation, user });
+  return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}) };
 }
 
 async function authenticateClient(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, tokenUrl: string): Promise<SystemClient> {

@@ -111,6 +111,26 @@ export class TokenService {
     return key;
   }
 
+  /**
+   * A short-lived signed statement of the server's own (an authorization code, a sign-in ticket): `typ`
+   * keeps each kind from being accepted as another, and as an access token.
+   */
+  async signStatement(claims: Record<string, unknown>, options: { typ: string; issuer: string; seconds: number }): Promise<string> {
+    const key = await this.signingKey();
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: ALG, kid: key.kid, typ: options.typ })
+      .setIssuer(options.issuer)
+      .setIssuedAt()
+      .setExpirationTime(`${options.seconds}s`)
+      .setJti(randomUUID())
+      .sign(key.privateKey);
+  }
+
+  async verifyStatement(token: string, options: { typ: string; issuer: string }): Promise<JWTPayload & Record<string, unknown>> {
+    const { payload } = await jwtVerify(token, (header) => this.publicKey(header.kid), { algorithms: [ALG], issuer: options.issuer, typ: options.typ, requiredClaims: ['exp', 'jti'] });
+    return payload as JWTPayload & Record<string, unknown>;
+  }
+
   async jwks(): Promise<{ keys: JWK[] }> {
     const rows = await this.db.all<KeyRow>('SELECT kid, private_jwk, public_jwk FROM access_signing_keys ORDER BY created_ms, kid');
     return { keys: rows.map((r) => JSON.parse(r.public_jwk)) };

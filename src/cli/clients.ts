@@ -28,8 +28,10 @@ export function clientsCommand(program: Command): void {
       .option('--organization <ods>', 'ODS code of the organisation the client acts for')
       .option('--client-id <id>', 'choose the client id (default: a new UUID)')
       .option('--jwks <file>', 'public keys (JWKS JSON) for private_key_jwt instead of a secret')
+      .option('--redirect-uri <uri...>', 'for an app that signs people in (SMART authorization code): where to send them back')
+      .option('--public', 'an app that cannot keep a secret (browser or device): no secret, PKCE only')
       .option('--db <database>', DB_OPTION_HELP)
-      .action(async (flags: { name: string; scopes: string; organization?: string; clientId?: string; jwks?: string; db?: string }) => {
+      .action(async (flags: { name: string; scopes: string; organization?: string; clientId?: string; jwks?: string; redirectUri?: string[]; public?: boolean; db?: string }) => {
         let jwks: { keys: Record<string, unknown>[] } | undefined;
         if (flags.jwks) {
           try {
@@ -39,11 +41,13 @@ export function clientsCommand(program: Command): void {
           }
         }
         const { client, secret } = await withAccessStore(flags.db, (d) =>
-          addClient(d, { name: flags.name, scopes: flags.scopes, organization: flags.organization, clientId: flags.clientId, jwks }),
+          addClient(d, { name: flags.name, scopes: flags.scopes, organization: flags.organization, clientId: flags.clientId, jwks, redirectUris: flags.redirectUri, publicClient: flags.public }),
         );
         console.log(`client_id:     ${client.clientId}`);
         if (secret) console.log(`client_secret: ${secret}\n(Store the secret now: only a hash of it is kept.)`);
-        else console.log('authentication: private_key_jwt with the registered keys');
+        else if (client.jwks) console.log('authentication: private_key_jwt with the registered keys');
+        else console.log('authentication: none (a public app; PKCE protects its codes)');
+        if (client.redirectUris.length) console.log(`redirect URIs: ${client.redirectUris.join(' ')}`);
         console.log(`scopes:        ${client.scopes}`);
       }),
   );
@@ -57,7 +61,7 @@ export function clientsCommand(program: Command): void {
         const all = await withAccessStore(flags.db, listClients);
         if (!all.length) return console.log('No clients.');
         for (const c of all) {
-          console.log(`${c.clientId}\t${c.revoked ? 'REVOKED' : 'active'}\t${c.scopes}\t${c.organization ?? '-'}\t${c.jwks ? 'private_key_jwt' : 'secret'}\t${c.name}`);
+          console.log(`${c.clientId}\t${c.revoked ? 'REVOKED' : 'active'}\t${c.scopes}\t${c.organization ?? '-'}\t${c.jwks ? 'private_key_jwt' : c.hasSecret ? 'secret' : 'public (PKCE)'}\t${c.name}`);
         }
       }),
   );

@@ -3,6 +3,7 @@
 // to its pages only, never to the FHIR API.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import compress from '@fastify/compress';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
@@ -26,6 +27,10 @@ export interface PortalOptions {
   access: PortalAccess;
   /** The configured public FHIR base URL; when absent the request's Host decides. */
   baseUrl?: string;
+  /** Sign-in attempts per minute per address (default 20). */
+  signInsPerMinute?: number;
+  /** Where the OpenID Connect provider sends people back, when configured with one. */
+  oidcRedirectUri?: string;
 }
 
 /** Forms are small: a NEWS2 form is well under 1 KB. */
@@ -80,7 +85,8 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
       if (!visitOf(req).actor) return reply.redirect('/sign-in', 303);
       return send(req, reply, 'pages/home.njk', { pageTitle: 'Home' });
     });
-    signInRoutes(pages, { send, accounts: options.access.accounts, pendingKey: derivedKey(secret, 'pending-sign-in') });
+    await pages.register(rateLimit, { global: false });
+    signInRoutes(pages, { send, accounts: options.access.accounts, pendingKey: derivedKey(secret, 'pending-sign-in'), perMinute: options.signInsPerMinute ?? 20, oidcRedirectUri: options.oidcRedirectUri });
     careHomeRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
@@ -98,6 +104,7 @@ function errorPage(err: FastifyError | Error, req: FastifyRequest, reply: Fastif
   if (err instanceof NotInRecord || err instanceof PageNotFound) return page(404, 'Not found', err.message);
   if (err instanceof FhirError && err.status === 403) return page(403, 'You do not have access', 'The shared record did not allow you to see this. If you need it for someone’s care, ask your administrator.');
   const status = (err as FastifyError).statusCode;
+  if (status === 429) return page(429, 'Too many sign-in attempts', 'There have been too many attempts to sign in from this computer. Wait a minute, then try again.');
   if (status && status >= 400 && status < 500) return page(status, 'There is a problem with the request', 'The request could not be read. Go back and try again.');
   req.log.error({ err }, 'portal page failed');
   return page(500, 'Sorry, there is a problem with the service', 'Try again later.');

@@ -25,7 +25,15 @@ export type SignInResult =
 
 export interface PeopleSignIn {
   signIn(attempt: { username: string; password: string; totp?: string; address: string }): Promise<SignInResult>;
+  /** Sign-in through the organisation's OpenID Connect provider, when one is configured. */
+  oidc?: {
+    start(options: { returnTo?: string; redirectUri?: string }): Promise<{ url: string; state: OidcHandshake }>;
+    finish(callbackUrl: string | URL, state: OidcHandshake, context: { address: string }): Promise<SignInResult>;
+  };
 }
+
+/** What is kept (in a signed cookie) between sending someone to the provider and their return. */
+export interface OidcHandshake { state: string; nonce: string; codeVerifier: string; redirectUri: string; returnTo: string }
 
 export interface PortalSessions {
   start(userId: string, membership: Membership, context: { address: string }): Promise<{ id: string; expiresAt: number }>;

@@ -1,19 +1,23 @@
 // Sign-in, the choice of organisation and role, and sign-out. The password check and sessions belong to
 // people's accounts (src/access); the portal only asks them and keeps the session id in a cookie.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { mac, sameText } from './keys.ts';
 import { cookieOptions, PENDING_COOKIE, SESSION_COOKIE, visitOf } from './visit.ts';
 import { errorView, type FieldError, type SendPage } from './page.ts';
 import { homePath, ROLE_LABELS } from './roles.ts';
-import type { Membership, PortalAccess, SignedInUser } from './portalAccess.ts';
+import type { Membership, OidcHandshake, PortalAccess, SignedInUser } from './portalAccess.ts';
 
 /** Time allowed to choose an organisation and role after the password was accepted. */
 const CHOICE_SECONDS = 5 * 60;
+/** Time allowed at the identity provider. */
+const OIDC_SECONDS = 10 * 60;
+const OIDC_COOKIE = 'cb_oidc';
 
 const NOTICES: Record<string, string> = {
   expired: 'Your session has ended, so you have been signed out. Sign in again to continue.',
   'signed-out': 'You have signed out.',
   'choice-expired': 'You took too long to choose an organisation and role. Sign in again.',
+  'oidc-failed': 'Signing in with your organisation’s account did not work. Try again, or sign in with your CareBridge username and password.',
 };
 
 interface Pending {
@@ -28,9 +32,13 @@ export interface SignInOptions {
   accounts: PortalAccess['accounts'];
   /** Signs the pending sign-in cookie, so a person can only choose among their own memberships. */
   pendingKey: Buffer;
+  /** Sign-in attempts per minute per address: lockout protects each account, this protects the service. */
+  perMinute: number;
+  /** The address the identity provider sends people back to (CAREBRIDGE_OIDC_REDIRECT_URI); default /auth/oidc/callback here. */
+  oidcRedirectUri?: string;
 }
 
-export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey }: SignInOptions): void {
+export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey, perMinute, oidcRedirectUri }: SignInOptions): void {
   const sealPending = (p: Pending) => {
     const body = Buffer.from(JSON.stringify(p)).toString('base64url');
     return `${body}.${mac(pendingKey, body)}`;
@@ -48,6 +56,7 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey 
     askTotp,
     notice,
     unavailable: !accounts,
+    oidc: Boolean(accounts?.people.oidc),
     ...errorView(errors),
   });
 
@@ -58,7 +67,10 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey 
     return send(req, reply, 'pages/sign-in.njk', signInPage(req, {}, [], false, notice));
   });
 
-  app.post<{ Body: Record<string, string | undefined> }>('/sign-in', async (req, reply) => {
+  // Counted after the portal's own checks (preHandler), so only real attempts count and the refusal page
+  // can be drawn like any other.
+  const limit = { rateLimit: { hook: 'preHandler' as const, max: perMinute, timeWindow: '1 minute', errorResponseBuilder: () => ({ statusCode: 429, message: 'Too many sign-in attempts' }) } };
+  app.post<{ Body: Record<string, string | undefined> }>('/sign-in', { config: limit }, async (req, reply) => {
     const username = (req.body.username ?? '').trim();
     const password = req.body.password ?? '';
     const totp = (req.body.totp ?? '').replace(/\s+/g, '');
@@ -79,12 +91,49 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey 
       const text = result.reason === 'totp-required' ? 'Enter your password again and the 6-digit security code from your authenticator app' : result.message;
       return send(req, reply, 'pages/sign-in.njk', signInPage(req, kept, [{ field, text }], askTotp), result.reason === 'totp-required' ? 200 : 401);
     }
-    if (result.memberships.length === 0) {
+    return signedIn(req, reply, result.user, result.memberships, kept);
+  });
+
+  /** After the password or the provider said yes: straight in with one membership, or choose among several. */
+  async function signedIn(req: FastifyRequest, reply: FastifyReply, user: SignedInUser, memberships: Membership[], kept: Record<string, string> = {}) {
+    if (memberships.length === 0) {
       return send(req, reply, 'pages/sign-in.njk', signInPage(req, kept, [{ field: 'username', text: 'Your account is not linked to any organisation or role yet; ask your administrator to add you' }], false), 403);
     }
-    if (result.memberships.length === 1) return startSession(req, reply, result.user.userId, result.memberships[0]);
-    reply.setCookie(PENDING_COOKIE, sealPending({ user: result.user, memberships: result.memberships, until: Date.now() + CHOICE_SECONDS * 1000 }), cookieOptions(req, CHOICE_SECONDS));
+    if (memberships.length === 1) return startSession(req, reply, user.userId, memberships[0]);
+    reply.setCookie(PENDING_COOKIE, sealPending({ user, memberships, until: Date.now() + CHOICE_SECONDS * 1000 }), cookieOptions(req, CHOICE_SECONDS));
     return reply.redirect('/sign-in/choose', 303);
+  }
+
+  // OpenID Connect: off to the organisation's provider, and back. The handshake (state, nonce, PKCE
+  // verifier) waits in a signed cookie; the provider's answer is checked by people's accounts.
+  const seal = (value: unknown) => {
+    const body = Buffer.from(JSON.stringify(value)).toString('base64url');
+    return `${body}.${mac(pendingKey, `oidc:${body}`)}`;
+  };
+  const unseal = (sealed: string | undefined): OidcHandshake | undefined => {
+    const [body, signature] = (sealed ?? '').split('.');
+    if (!body || !signature || !sameText(signature, mac(pendingKey, `oidc:${body}`))) return undefined;
+    return JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as OidcHandshake;
+  };
+
+  app.get('/auth/oidc/start', async (req, reply) => {
+    const oidc = accounts?.people.oidc;
+    if (!oidc) return reply.redirect('/sign-in', 303);
+    const origin = `${req.protocol}://${req.headers.host ?? 'localhost'}`;
+    const { url, state } = await oidc.start({ returnTo: '/', redirectUri: oidcRedirectUri ?? `${origin}/auth/oidc/callback` });
+    reply.setCookie(OIDC_COOKIE, seal(state), cookieOptions(req, OIDC_SECONDS));
+    return reply.redirect(url, 303);
+  });
+
+  app.get('/auth/oidc/callback', async (req, reply) => {
+    const oidc = accounts?.people.oidc;
+    const state = unseal(req.cookies[OIDC_COOKIE]);
+    reply.clearCookie(OIDC_COOKIE, cookieOptions(req));
+    if (!oidc || !state) return reply.redirect('/sign-in?reason=oidc-failed', 303);
+    const callback = new URL(req.url, state.redirectUri);
+    const result = await oidc.finish(callback, state, { address: req.ip }).catch(() => undefined);
+    if (!result?.ok) return send(req, reply, 'pages/sign-in.njk', signInPage(req, {}, [{ field: 'username', text: result?.message ?? NOTICES['oidc-failed'] }], false), 401);
+    return signedIn(req, reply, result.user, result.memberships);
   });
 
   const choices = (p: Pending) =>
@@ -111,7 +160,7 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey 
     return startSession(req, reply, pending.user.userId, membership);
   });
 
-  async function startSession(req: FastifyRequest, reply: import('fastify').FastifyReply, userId: string, membership: Membership) {
+  async function startSession(req: FastifyRequest, reply: FastifyReply, userId: string, membership: Membership) {
     const session = await accounts!.sessions.start(userId, membership, { address: req.ip });
     const seconds = Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000));
     reply.setCookie(SESSION_COOKIE, session.id, cookieOptions(req, seconds));

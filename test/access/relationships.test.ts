@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, fhirClient, startTestServer, type FhirClient, type TestServer } from '../support/server.ts';
 import { buildDemoDataset } from '../../src/demo/index.ts';
-import { TokenService } from '../../src/access/tokens.ts';
+import { addPerson, personToken } from '../support/people.ts';
 import type { Role } from '../../src/access/actor.ts';
 import { declareBreakGlass } from '../../src/access/breakGlass.ts';
 
@@ -47,17 +47,17 @@ for (const engine of ENGINES) {
   describe(`relationship-based access (${engine})`, () => {
     let t: TestServer;
     const as: Record<string, FhirClient> = {};
-    let tokens: TokenService;
-    const tokenFor = async (p: Omit<Persona, 'sees'>, scope = 'user/*.cruds', userId = `user-${p.role}`) => {
-      const { token } = await tokens.issue({ issuer: t.url, audience: t.base, clientId: 'test-admin', scope, org: p.org, user: { userId, name: `Test ${p.role}`, role: p.role, fhirUser: p.fhirUser } });
-      return { authorization: `Bearer ${token}` };
+    const userIds = new Map<string, string>();
+    /** Signs the persona in through the real authorization code flow (creating their account the first time). */
+    const tokenFor = async (p: Omit<Persona, 'sees'>, scope = 'user/*.cruds', username = `${p.role}-${p.org ?? 'self'}`) => {
+      if (!userIds.has(username)) userIds.set(username, await addPerson(t, { username, role: p.role, org: p.org, fhirUser: p.fhirUser }));
+      return { authorization: `Bearer ${await personToken(t, username, scope)}` };
     };
 
     before(async () => {
       t = await startTestServer(engine);
       const loaded = await t.fhir.post('', bundle, { prefer: 'return=minimal' });
       assert.equal(loaded.status, 200);
-      tokens = new TokenService(t.server.driver);
       for (const [name, p] of Object.entries(PERSONAS)) as[name] = fhirClient(t.base, await tokenFor(p));
       for (const p of Object.values(PERSONAS)) assert.ok(p.sees.length > 0 && p.sees.length < allPatients.length, `${p.role}: the dataset gives a partial view`);
     });
@@ -218,7 +218,7 @@ for (const engine of ENGINES) {
       const alert = queue.alerts.find((a: any) => a.id === grant.id);
       assert.ok(alert, 'the alert is in the privacy officer\'s queue');
       assert.equal(alert.patientId, outsider);
-      assert.equal(alert.userId, 'nurse-on-call');
+      assert.equal(alert.userId, userIds.get('nurse-on-call'));
       assert.equal((await fetch(`${t.url}/access/break-glass?open=true`, { headers: auth })).status, 403, 'the queue is the privacy officers\'');
 
       let events: any;
@@ -238,11 +238,12 @@ for (const engine of ENGINES) {
 
     it('a break-glass grant ends after its hours', async () => {
       const outsider = allPatients.find((id) => !residents('VM101').includes(id))!;
-      const actor = { kind: 'user' as const, userId: 'early-shift', name: 'Early shift', organisation: 'VM101', role: 'care-home-staff' as const, purpose: 'TREAT' as const, scope: 'user/*.cruds' };
+      const userId = await addPerson(t, { username: 'early-shift', role: 'care-home-staff', org: 'VM101', alsoAs: [{ org: 'VM101', role: 'care-home-manager' }] });
+      const actor = { kind: 'user' as const, userId, name: 'Early shift', organisation: 'VM101', role: 'care-home-staff' as const, purpose: 'TREAT' as const, scope: 'user/*.cruds' };
       await declareBreakGlass(t.server.driver, actor, { patientId: outsider, reasonCode: 'emergency', reason: 'Fell in the garden, ambulance called' }, Date.now() - 5 * 3_600_000);
-      const client = fhirClient(t.base, await tokenFor({ role: 'care-home-staff', org: 'VM101' }, 'user/*.cruds', 'early-shift'));
+      const client = fhirClient(t.base, { authorization: `Bearer ${await personToken(t, 'early-shift', 'user/*.cruds', 'care-home-staff')}` });
       assert.equal((await client.get(`Patient/${outsider}`)).status, 403, 'a grant from five hours ago has expired');
-      const other = fhirClient(t.base, await tokenFor({ role: 'care-home-manager', org: 'VM101' }, 'user/*.cruds', 'early-shift'));
+      const other = fhirClient(t.base, { authorization: `Bearer ${await personToken(t, 'early-shift', 'user/*.cruds', 'care-home-manager')}` });
       await declareBreakGlass(t.server.driver, actor, { patientId: outsider, reasonCode: 'emergency', reason: 'Fell in the garden, ambulance called' });
       assert.equal((await client.get(`Patient/${outsider}`)).status, 200);
       assert.equal((await other.get(`Patient/${outsider}`)).status, 403, 'a grant is for the role it was declared in');

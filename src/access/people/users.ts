@@ -225,3 +225,13 @@ export async function setPassword(db: SqlExecutor, username: string, password: s
   checkNewPassword(password, row.username);
   await db.run('UPDATE access_users SET password_hash = ?, failed_attempts = 0, locked_until_ms = NULL WHERE user_id = ?', [await argon2Hasher.hash(password), row.user_id]);
 }
+
+/** Whether the user is enabled and still holds this membership (a token or code for it stays good only then). */
+export async function holdsMembership(db: SqlExecutor, userId: string, membership: { organisation?: string; role: string }): Promise<boolean> {
+  const row = await db.get<{ one: number }>(
+    `SELECT 1 AS one FROM access_users u JOIN access_memberships m ON m.user_id = u.user_id
+     WHERE u.user_id = ? AND u.disabled = 0 AND m.organisation = ? AND m.role = ?`,
+    [userId, membership.organisation ?? '', membership.role],
+  );
+  return Boolean(row);
+}

@@ -1,0 +1,159 @@
+// SMART on FHIR's authorization code flow, so apps can act for a signed-in person through the FHIR API:
+//   GET  /oauth2/authorize   checks the client, its redirect URI, PKCE and scopes, then asks the person to
+//                            sign in (and to choose an organisation and role when they hold several)
+//   POST /oauth2/authorize   signs them in and sends them back to the app with a one-minute, single-use code
+// The token endpoint (tokenEndpoint.ts) exchanges the code, with the PKCE verifier, for an access token
+// that carries the person's role and organisation, so the record applies their relationships.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { SqlDriver } from '../record/index.ts';
+import { findClient, type SystemClient } from './clients.ts';
+import { grantScopes } from './scopes.ts';
+import type { TokenService } from './tokens.ts';
+import type { People } from './people/people.ts';
+import { authorizePage, choicePage, errorPage } from './authorizePages.ts';
+
+export const CODE_TYP = 'cb-code+jwt';
+const REQUEST_TYP = 'cb-authz-request+jwt';
+const TICKET_TYP = 'cb-sign-in-ticket+jwt';
+const CSRF_COOKIE = 'cb_authorize';
+
+export interface AuthorizeOptions {
+  driver: SqlDriver;
+  tokens: TokenService;
+  people: People;
+  originOf(req: FastifyRequest): string;
+  /** Sign-in attempts per minute per address; lockout protects each account, this protects the service. */
+  signInsPerMinute: number;
+}
+
+/** What the app asked for, once checked; carried through the sign-in pages signed, so it cannot be altered. */
+export interface AuthorizationRequest { clientId: string; clientName: string; redirectUri: string; scope: string; state?: string; codeChallenge: string }
+
+class RedirectError extends Error {
+  constructor(readonly code: string, description: string) {
+    super(description);
+  }
+}
+
+export async function authorizeEndpoint(app: FastifyInstance, options: AuthorizeOptions): Promise<void> {
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
+
+  app.get('/oauth2/authorize', async (req, reply) => {
+    const q = req.query as Record<string, string | undefined>;
+    const client = q.client_id ? await findClient(options.driver, q.client_id) : undefined;
+    if (!client || client.revoked) return html(reply, 400, errorPage('This app is not registered with CareBridge (unknown or revoked client_id).'));
+    const redirectUri = q.redirect_uri ?? (client.redirectUris.length === 1 ? client.redirectUris[0] : undefined);
+    // Never send anyone to an address the client did not register.
+    if (!redirectUri || !client.redirectUris.includes(redirectUri)) return html(reply, 400, errorPage('The app asked to send you back to an address it has not registered, so CareBridge stopped here.'));
+    try {
+      const request = checkRequest(client, redirectUri, q, options.originOf(req));
+      const csrf = randomBytes(24).toString('base64url');
+      reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/oauth2/authorize; HttpOnly; SameSite=Strict${req.protocol === 'https' ? '; Secure' : ''}`);
+      const signed = await options.tokens.signStatement({ ...request }, { typ: REQUEST_TYP, issuer: options.originOf(req), seconds: 600 });
+      return html(reply, 200, authorizePage({ request, signed, csrf }));
+    } catch (err) {
+      if (err instanceof RedirectError) return redirectWithError(reply, redirectUri, err, q.state);
+      throw err;
+    }
+  });
+
+  await app.register(rateLimit, { global: false });
+  const limit = { rateLimit: { max: options.signInsPerMinute, timeWindow: '1 minute', errorResponseBuilder: () => ({ statusCode: 429, message: 'Too many sign-in attempts from this address; wait a minute.' }) } };
+  app.setErrorHandler((err, _req, reply) => {
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (status === 429) return html(reply, 429, errorPage('Too many sign-in attempts from this address. Wait a minute and try again.'));
+    throw err;
+  });
+
+  app.post('/oauth2/authorize', { config: limit }, async (req, reply) => {
+    const form = (req.body ?? {}) as Record<string, string>;
+    const origin = options.originOf(req);
+    let request: AuthorizationRequest;
+    try {
+      request = (await options.tokens.verifyStatement(form.request ?? '', { typ: REQUEST_TYP, issuer: origin })) as unknown as AuthorizationRequest;
+    } catch {
+      return html(reply, 400, errorPage('This sign-in page has expired. Go back to the app and start again.'));
+    }
+    if (!sameCsrf(cookie(req, CSRF_COOKIE), form.csrf)) return html(reply, 400, errorPage('This sign-in could not be checked (cookies may be blocked). Go back to the app and start again.'));
+    const page = { request, signed: form.request, csrf: form.csrf };
+
+    if (form.ticket) {
+      let ticket;
+      try {
+        ticket = await options.tokens.verifyStatement(form.ticket, { typ: TICKET_TYP, issuer: origin });
+      } catch {
+        return html(reply, 400, errorPage('This sign-in has expired. Go back to the app and start again.'));
+      }
+      const memberships = ticket.memberships as { organisation?: string; organisationName?: string; role: string }[];
+      const chosen = memberships[Number(form.membership)];
+      if (!chosen) return html(reply, 400, choicePage({ ...page, ticket: form.ticket, memberships, error: 'Choose who you are acting as.' }));
+      return issueCode(reply, options, origin, request, { userId: String(ticket.sub), name: String(ticket.name), fhirUser: ticket.fhirUser as string | undefined }, chosen);
+    }
+
+    const result = await options.people.signIn({ username: form.username ?? '', password: form.password ?? '', totp: form.totp || undefined, address: req.ip });
+    if (!result.ok) {
+      return html(reply, result.reason === 'totp-required' ? 200 : 401, authorizePage({ ...page, username: form.username, askTotp: result.reason === 'totp-required' || result.reason === 'totp-invalid', error: result.message }));
+    }
+    if (result.memberships.length === 1) return issueCode(reply, options, origin, request, result.user, result.memberships[0]);
+    const ticket = await options.tokens.signStatement(
+      { sub: result.user.userId, name: result.user.name, fhirUser: result.user.fhirUser, memberships: result.memberships },
+      { typ: TICKET_TYP, issuer: origin, seconds: 300 },
+    );
+    return html(reply, 200, choicePage({ ...page, ticket, memberships: result.memberships }));
+  });
+}
+
+function checkRequest(client: SystemClient, redirectUri: string, q: Record<string, string | undefined>, origin: string): AuthorizationRequest {
+  if (q.response_type !== 'code') throw new RedirectError('unsupported_response_type', "response_type must be 'code'.");
+  if (!q.code_challenge || q.code_challenge_method !== 'S256' || !/^[A-Za-z0-9_-]{43,128}$/.test(q.code_challenge)) {
+    throw new RedirectError('invalid_request', 'PKCE is required: send code_challenge with code_challenge_method=S256.');
+  }
+  if (q.aud && q.aud.replace(/\/$/, '') !== `${origin}/fhir`) throw new RedirectError('invalid_request', `aud must be this server's FHIR base, ${origin}/fhir.`);
+  const scopes = grantScopes(q.scope, client.scopes).filter((s) => s.startsWith('user/') || s.startsWith('patient/'));
+  if (!scopes.length) throw new RedirectError('invalid_scope', `None of the requested scopes ('${q.scope ?? ''}') is granted to this app for a person.`);
+  return { clientId: client.clientId, clientName: client.name, redirectUri, scope: scopes.join(' '), ...(q.state ? { state: q.state } : {}), codeChallenge: q.code_challenge };
+}
+
+async function issueCode(
+  reply: FastifyReply, options: AuthorizeOptions, origin: string, request: AuthorizationRequest,
+  user: { userId: string; name: string; fhirUser?: string }, membership: { organisation?: string; role: string },
+): Promise<FastifyReply> {
+  const code = await options.tokens.signStatement(
+    {
+      sub: user.userId, name: user.name, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), role: membership.role, ...(membership.organisation ? { org: membership.organisation } : {}),
+      client_id: request.clientId, redirect_uri: request.redirectUri, scope: request.scope, code_challenge: request.codeChallenge,
+    },
+    { typ: CODE_TYP, issuer: origin, seconds: 60 },
+  );
+  const target = new URL(request.redirectUri);
+  target.searchParams.set('code', code);
+  if (request.state) target.searchParams.set('state', request.state);
+  return reply.code(303).header('location', target.toString()).header('cache-control', 'no-store').send();
+}
+
+function redirectWithError(reply: FastifyReply, redirectUri: string, err: RedirectError, state?: string): FastifyReply {
+  const target = new URL(redirectUri);
+  target.searchParams.set('error', err.code);
+  target.searchParams.set('error_description', err.message);
+  if (state) target.searchParams.set('state', state);
+  return reply.code(303).header('location', target.toString()).send();
+}
+
+function html(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', "default-src 'none'; frame-ancestors 'none'").send(body);
+}
+
+function cookie(req: FastifyRequest, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return v.join('=');
+  }
+  return undefined;
+}
+
+function sameCsrf(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}

@@ -1,0 +1,102 @@
+// SMART authorization code flow with PKCE: an app signs a person in and acts for them through the API.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
+import { addPerson, authorize, exchange, hiddenField, personToken, pkce, postAuthorize, PERSON_PASSWORD, TEST_APP } from '../support/people.ts';
+import { addClient, disableUser } from '../../src/access/index.ts';
+
+for (const engine of ENGINES) {
+  describe(`authorization code flow (${engine})`, () => {
+    let t: TestServer;
+    const start = (over: Record<string, string> = {}) => {
+      const { verifier, challenge } = pkce();
+      const params = { response_type: 'code', client_id: TEST_APP.clientId, redirect_uri: TEST_APP.redirectUri, scope: 'user/*.cruds', state: 'opaque-state', code_challenge: challenge, code_challenge_method: 'S256', aud: t.base, ...over };
+      return { verifier, params };
+    };
+    const signIn = async (username: string, over: Record<string, string> = {}) => {
+      const { verifier, params } = start(over);
+      const page = await authorize(t, params);
+      const res = await postAuthorize(t, page.cookie, { request: hiddenField(page.html, 'request'), csrf: hiddenField(page.html, 'csrf'), username, password: PERSON_PASSWORD });
+      return { verifier, res, page };
+    };
+
+    before(async () => {
+      t = await startTestServer(engine);
+      await addPerson(t, { username: 'sam.carer', role: 'care-home-staff', org: 'VM101', alsoAs: [{ org: 'VM102', role: 'care-home-manager' }] });
+      await addPerson(t, { username: 'una.single', role: 'ward-nurse', org: 'RX9' });
+    });
+    after(() => t.close());
+
+    it('never sends anyone to an unregistered address', async () => {
+      const unknownClient = await authorize(t, start({ client_id: 'nobody' }).params);
+      assert.equal(unknownClient.res.status, 400);
+      assert.match(unknownClient.html, /not registered/);
+      const elsewhere = await authorize(t, start({ redirect_uri: 'https://attacker.example/cb' }).params);
+      assert.equal(elsewhere.res.status, 400);
+      assert.equal(elsewhere.res.headers.get('location'), null);
+    });
+
+    it('errors in the request go back to the app, with its state', async () => {
+      for (const [over, error] of [[{ code_challenge: '' }, 'invalid_request'], [{ response_type: 'token' }, 'unsupported_response_type'], [{ scope: 'system/*.cruds' }, 'invalid_scope'], [{ aud: 'https://other.example/fhir' }, 'invalid_request']] as const) {
+        const { res } = await authorize(t, start(over).params);
+        assert.equal(res.status, 303, JSON.stringify(over));
+        const back = new URL(res.headers.get('location')!);
+        assert.equal(back.origin + back.pathname, TEST_APP.redirectUri);
+        assert.equal(back.searchParams.get('error'), error);
+        assert.equal(back.searchParams.get('state'), 'opaque-state');
+      }
+    });
+
+    it('signs a person in, lets them choose a role, and the token acts as them', async () => {
+      const wrong = await (async () => {
+        const { params } = start();
+        const page = await authorize(t, params);
+        return postAuthorize(t, page.cookie, { request: hiddenField(page.html, 'request'), csrf: hiddenField(page.html, 'csrf'), username: 'sam.carer', password: 'not the password at all' });
+      })();
+      assert.equal(wrong.status, 401);
+      assert.match(await wrong.text(), /There is a problem/);
+
+      const token = await personToken(t, 'sam.carer', 'user/*.cruds', 'care-home-manager');
+      const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+      assert.equal(claims.role, 'care-home-manager');
+      assert.equal(claims.org, 'VM102');
+      const res = await fetch(`${t.base}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200);
+      const config = await (await fetch(`${t.url}/.well-known/smart-configuration`)).json();
+      assert.equal(config.authorization_endpoint, `${t.url}/oauth2/authorize`);
+      assert.ok(config.code_challenge_methods_supported.includes('S256'));
+    });
+
+    it('a code is single-use, bound to its verifier, redirect URI and client', async () => {
+      const { verifier, res } = await signIn('una.single');
+      assert.equal(res.status, 303);
+      const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+      assert.equal(new URL(res.headers.get('location')!).searchParams.get('state'), 'opaque-state');
+      const base = { code, redirect_uri: TEST_APP.redirectUri, client_id: TEST_APP.clientId };
+      assert.equal((await exchange(t, { ...base, code_verifier: 'x'.repeat(43) })).body.error, 'invalid_grant', 'wrong verifier');
+      assert.equal((await exchange(t, { ...base, redirect_uri: 'http://127.0.0.1:9/other', code_verifier: verifier })).body.error, 'invalid_grant', 'wrong redirect');
+      await addClient(t.server.driver, { clientId: 'other-app', name: 'Other', scopes: 'user/*.cruds', redirectUris: [TEST_APP.redirectUri], publicClient: true });
+      assert.equal((await exchange(t, { ...base, client_id: 'other-app', code_verifier: verifier })).body.error, 'invalid_grant', 'another client');
+      const ok = await exchange(t, { ...base, code_verifier: verifier });
+      assert.equal(ok.status, 200);
+      assert.equal(ok.body.token_type, 'Bearer');
+      const again = await exchange(t, { ...base, code_verifier: verifier });
+      assert.equal(again.body.error, 'invalid_grant', 'replayed code');
+      assert.match(again.body.error_description, /used already/);
+    });
+
+    it('refuses altered pages, missing cookies, and people disabled before the exchange', async () => {
+      const { params } = start();
+      const page = await authorize(t, params);
+      const form = { request: hiddenField(page.html, 'request'), csrf: hiddenField(page.html, 'csrf'), username: 'una.single', password: PERSON_PASSWORD };
+      assert.equal((await postAuthorize(t, page.cookie, { ...form, request: form.request.slice(0, -4) + 'AAAA' })).status, 400, 'altered request');
+      assert.equal((await postAuthorize(t, '', form)).status, 400, 'no cookie (cross-site post)');
+      await addPerson(t, { username: 'leaver', role: 'ward-nurse', org: 'RX9' });
+      const { verifier, res } = await signIn('leaver');
+      const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+      await disableUser(t.server.driver, 'leaver');
+      const refused = await exchange(t, { code, redirect_uri: TEST_APP.redirectUri, client_id: TEST_APP.clientId, code_verifier: verifier });
+      assert.equal(refused.body.error, 'invalid_grant');
+    });
+  });
+}
