@@ -18,10 +18,21 @@ export interface ServerConfig {
   audit: boolean;
   /** People signing in: lockout, session lifetimes, and an OpenID Connect provider when one is configured. */
   people: PeopleConfig;
+  /** Digital discharge: default response deadlines, worker interval, ADW workflow ids. */
+  discharge: DischargeConfig;
   /** MESH: the built-in mailbox, inbound processing and, when configured, a client for an external MESH. */
   messaging: MessagingConfig;
   /** The HL7 v2 MLLP listener (CAREBRIDGE_HL7_PORT); absent when it is off. It binds to `host`, like the HTTP server. */
   hl7?: Hl7Config;
+}
+
+export interface DischargeConfig {
+  /** "48 working-hours" or "2 working-days": for councils without their own (carebridge discharge council set). */
+  assessmentDeadline: string;
+  dischargeDeadline: string;
+  pollSeconds: number;
+  /** MESH workflow ids for ADW notices and for responses. */
+  adwWorkflowIds: { notice: string; response: string };
 }
 
 export interface MessagingConfig {
@@ -114,6 +125,25 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     people,
     messaging,
     ...(hl7 ? { hl7 } : {}),
+    discharge: loadDischargeConfig(env),
+  };
+}
+
+const DEADLINE_TEXT = /^\s*\d{1,3}\s*(working-days|working-hours)\s*$/;
+
+function loadDischargeConfig(env: NodeJS.ProcessEnv): DischargeConfig {
+  const deadline = (name: string, fallback: string) => {
+    const value = env[name] ?? fallback;
+    if (!DEADLINE_TEXT.test(value) || /^\s*0+\s/.test(value)) throw new Error(`${name} must be a whole number and a unit, e.g. "48 working-hours" or "2 working-days", not '${value}'.`);
+    return value.trim();
+  };
+  const ids = (env.CAREBRIDGE_ADW_WORKFLOW_IDS ?? 'ADW_NOTICE,ADW_NOTICE_ACK').split(',').map((s) => s.trim());
+  if (ids.length !== 2 || ids.some((id) => !/^[A-Za-z0-9_.-]{1,64}$/.test(id))) throw new Error(`CAREBRIDGE_ADW_WORKFLOW_IDS must be two MESH workflow ids separated by a comma (notices, responses), not '${env.CAREBRIDGE_ADW_WORKFLOW_IDS}'.`);
+  return {
+    assessmentDeadline: deadline('CAREBRIDGE_DISCHARGE_ASSESSMENT_DEADLINE', '48 working-hours'),
+    dischargeDeadline: deadline('CAREBRIDGE_DISCHARGE_DISCHARGE_DEADLINE', '24 working-hours'),
+    pollSeconds: wholeNumber(env, 'CAREBRIDGE_DISCHARGE_POLL_SECONDS', 5, 1, 3600),
+    adwWorkflowIds: { notice: ids[0], response: ids[1] },
   };
 }
 

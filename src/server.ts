@@ -4,7 +4,8 @@ import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import { setUpAccess } from './access/index.ts';
 import { portal } from './portal/index.ts';
-import { setUpMessaging, type MessagingService } from './messaging/index.ts';
+import { parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
+import { PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
 import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 
 function outcomeText(diagnostics: string): string {
@@ -28,6 +29,7 @@ const SECURITY_HEADERS: Record<string, string> = {
 export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
+  discharge: Discharge;
   /** MESH in and out: workflows register their inbound handlers here and send through it. */
   messaging: MessagingService;
   /** The HL7 v2 MLLP listener, when CAREBRIDGE_HL7_PORT is set. */
@@ -68,13 +70,21 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
   }
   const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
+  // Discharge registers its ADW handlers with messaging here, before the server is ready and messaging starts.
+  const discharge = await setUpDischarge(driver, access?.controlFor, {
+    base: config.baseUrl ?? `http://${config.host}:${config.port}/fhir`, pollMs: config.discharge.pollSeconds * 1000, workflowIds: config.discharge.adwWorkflowIds,
+    deadlines: { assessment: parseDeadlineRule(config.discharge.assessmentDeadline), discharge: parseDeadlineRule(config.discharge.dischargeDeadline) },
+    messaging: { api: messaging, PermanentFailure },
+  });
   return {
     app,
     driver,
     messaging,
     hl7,
+    discharge,
     async close() {
       await hl7?.close();
+      await discharge.close();
       await messaging.close(); // handlers in flight finish or are handed back before the database closes
       await app.close();
       await access?.close(); // buffered audit events
