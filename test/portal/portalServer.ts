@@ -6,6 +6,7 @@ import { openRecordStore, handleFhirRequest, UNRESTRICTED, type SqlDriver } from
 import { addOrganisation, addUser, setUpAccess, type Access, type Role } from '../../src/access/index.ts';
 import { buildDemoDataset } from '../../src/demo/index.ts';
 import { portal } from '../../src/portal/index.ts';
+import { portalAdministration } from '../../src/server.ts';
 import { testDatabase, type Engine } from '../support/server.ts';
 
 /** Every test person's password (synthetic, long enough for the password rules). */
@@ -75,7 +76,7 @@ export async function startPortalServer(engine: Engine): Promise<PortalTestServe
   const app = Fastify();
   await app.register(portal, {
     driver,
-    access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass },
+    access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) },
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const fhir: PortalTestServer['fhir'] = async (method, path, query = [], body) => {
