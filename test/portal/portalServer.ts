@@ -30,6 +30,10 @@ export const CARE_HOME_CARER: TestPerson = {
 };
 
 export const PRIVACY_OFFICER: TestPerson = { username: 'test.privacy', name: 'Pat Privacy', organisation: 'LA918', role: 'privacy-officer' };
+export const WARD_NURSE: TestPerson = { username: 'test.nurse', name: 'Test Nurse', organisation: 'RX9', role: 'ward-nurse' };
+export const SOCIAL_WORKER: TestPerson = { username: 'test.social', name: 'Test Social Worker', organisation: 'LA918', role: 'social-worker' };
+export const BROKER: TestPerson = { username: 'test.broker', name: 'Test Broker', organisation: 'LA918', role: 'broker' };
+export const ADMIN: TestPerson = { username: 'test.admin', name: 'Test Admin', role: 'admin' };
 
 export interface SignedIn {
   /** The session id, as the browser's cookie carries it. */

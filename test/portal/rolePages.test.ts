@@ -7,14 +7,10 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
-import { CARE_HOME_CARER, csrfTokenIn, startPortalServer, textOf, type PortalTestServer, type TestPerson } from './portalServer.ts';
+import { ADMIN, BROKER, CARE_HOME_CARER, SOCIAL_WORKER, WARD_NURSE, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
 
 after(() => stopOwnPostgres());
 
-export const WARD_NURSE: TestPerson = { username: 'test.nurse', name: 'Test Nurse', organisation: 'RX9', role: 'ward-nurse' };
-export const SOCIAL_WORKER: TestPerson = { username: 'test.social', name: 'Test Social Worker', organisation: 'LA918', role: 'social-worker' };
-export const BROKER: TestPerson = { username: 'test.broker', name: 'Test Broker', organisation: 'LA918', role: 'broker' };
-export const ADMIN: TestPerson = { username: 'test.admin', name: 'Test Admin', role: 'admin' };
 
 async function get(t: PortalTestServer, path: string, cookie: string) {
   const res = await fetch(t.url + path, { headers: { cookie }, redirect: 'manual' });

@@ -23,6 +23,8 @@ export function changeWatcher(driver: SqlDriver, intervalMs = 1000): ChangeWatch
   const listeners = new Set<ChangeListener>();
   let timer: NodeJS.Timeout | undefined;
   let cursor: number | undefined;
+  /** The newest change when listening started: it and everything before it were written before anyone asked. */
+  let start = 0;
   let seen = new Set<number>();
   let polling = false;
   let closed = false;
@@ -31,8 +33,8 @@ export function changeWatcher(driver: SqlDriver, intervalMs = 1000): ChangeWatch
     if (polling) return;
     polling = true;
     try {
-      cursor ??= await latestChangeSeq(driver);
-      const fresh = (await readChanges(driver, Math.max(0, cursor - LATE_WINDOW), BATCH)).filter((c) => !seen.has(c.seq));
+      if (cursor === undefined) cursor = start = await latestChangeSeq(driver);
+      const fresh = (await readChanges(driver, Math.max(start, cursor - LATE_WINDOW), BATCH)).filter((c) => !seen.has(c.seq));
       if (!fresh.length) return;
       for (const c of fresh) seen.add(c.seq);
       cursor = Math.max(cursor, ...fresh.map((c) => c.seq));
