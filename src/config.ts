@@ -18,6 +18,45 @@ export interface ServerConfig {
   audit: boolean;
   /** People signing in: lockout, session lifetimes, and an OpenID Connect provider when one is configured. */
   people: PeopleConfig;
+  /** MESH: the built-in mailbox, inbound processing and, when configured, a client for an external MESH. */
+  messaging: MessagingConfig;
+  /** The HL7 v2 MLLP listener (CAREBRIDGE_HL7_PORT); absent when it is off. It binds to `host`, like the HTTP server. */
+  hl7?: Hl7Config;
+}
+
+export interface MessagingConfig {
+  /** CAREBRIDGE_MESH_SHARED_KEY: keys the NHSMESH HMAC of the built-in mailbox; without it the mailbox is not served. */
+  sharedKey?: string;
+  clockSkewMinutes: number;
+  /** Attempts before a message that keeps failing goes to the dead-letter queue. */
+  maxAttempts: number;
+  /** The first retry waits this long; each further one twice as long. */
+  retryBaseMs: number;
+  /** How long a stopping server waits for handlers in flight before handing their messages back. */
+  stopWaitMs: number;
+  /** An external MESH mailbox this server polls and sends through, when CAREBRIDGE_MESH_URL is set. */
+  client?: MeshClientConfig;
+}
+
+export interface MeshClientConfig {
+  url: string;
+  mailbox: string;
+  password: string;
+  sharedKey: string;
+  /** Only messages for these workflow ids are taken from the external mailbox; empty takes every one. */
+  workflowIds: string[];
+  pollMs: number;
+  /** Largest chunk sent in one request; bigger messages go as several chunks. */
+  chunkBytes: number;
+  tls?: { certFile: string; keyFile: string; caFile?: string };
+}
+
+export interface Hl7Config {
+  port: number;
+  /** MSH-4 sending facility → ODS code of the sending organisation, for facilities that are not sent as ODS codes. */
+  facilities: Record<string, string>;
+  /** A message (one MLLP frame) larger than this is refused with an AR. */
+  maxMessageBytes: number;
 }
 
 export interface PeopleConfig {
@@ -59,6 +98,8 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   const auditSetting = env.CAREBRIDGE_AUDIT ?? 'on';
   if (auditSetting !== 'on' && auditSetting !== 'off') throw new Error(`CAREBRIDGE_AUDIT must be on or off, not '${auditSetting}'.`);
   const people = loadPeopleConfig(env, flags.baseUrl ?? env.CAREBRIDGE_BASE_URL);
+  const messaging = loadMessagingConfig(env);
+  const hl7 = loadHl7Config(env);
   return {
     host,
     port,
@@ -71,7 +112,28 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     signInsPerMinute: wholeNumber(env, 'CAREBRIDGE_SIGN_IN_RATE_LIMIT', 20, 1, 100_000),
     audit: auditSetting === 'on',
     people,
+    messaging,
+    ...(hl7 ? { hl7 } : {}),
   };
+}
+
+/** Off unless CAREBRIDGE_HL7_PORT is set (0 picks a free port, for tests). */
+export function loadHl7Config(env: NodeJS.ProcessEnv): Hl7Config | undefined {
+  if (env.CAREBRIDGE_HL7_PORT === undefined || env.CAREBRIDGE_HL7_PORT === '') return undefined;
+  const port = wholeNumber(env, 'CAREBRIDGE_HL7_PORT', 0, 0, 65535);
+  const maxKb = wholeNumber(env, 'CAREBRIDGE_HL7_MAX_MESSAGE_KB', 1024, 1, 64 * 1024);
+  return { port, facilities: parseFacilities(env.CAREBRIDGE_HL7_FACILITIES ?? ''), maxMessageBytes: maxKb * 1024 };
+}
+
+/** `CITYGEN=RX9,NORTHPAS=RX9`: sending facility (MSH-4, as sent) → ODS code. */
+function parseFacilities(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([^=]+)=([A-Za-z0-9]{3,10})$/.exec(pair);
+    if (!m) throw new Error(`CAREBRIDGE_HL7_FACILITIES must be FACILITY=ODS pairs separated by commas (e.g. CITYGEN=RX9), not '${pair}'.`);
+    out[m[1].trim()] = m[2].toUpperCase();
+  }
+  return out;
 }
 
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -96,6 +158,40 @@ function loadPeopleConfig(env: NodeJS.ProcessEnv, baseUrl: string | undefined): 
     sessionIdleMinutes: wholeNumber(env, 'CAREBRIDGE_SESSION_IDLE_MINUTES', 30, 1, 24 * 60),
     sessionMaxHours: wholeNumber(env, 'CAREBRIDGE_SESSION_MAX_HOURS', 12, 1, 7 * 24),
     ...(issuer && clientId && clientSecret ? { oidc: { issuer, clientId, clientSecret, ...(redirectUri ? { redirectUri } : {}) } } : {}),
+  };
+}
+
+export function loadMessagingConfig(env: NodeJS.ProcessEnv): MessagingConfig {
+  const sharedKey = env.CAREBRIDGE_MESH_SHARED_KEY || undefined;
+  const url = env.CAREBRIDGE_MESH_URL;
+  let client: MeshClientConfig | undefined;
+  if (url) {
+    if (!/^https?:\/\/[^/]/.test(url)) throw new Error(`CAREBRIDGE_MESH_URL must be an http(s) URL, not '${url}'.`);
+    const mailbox = env.CAREBRIDGE_MESH_MAILBOX;
+    const password = env.CAREBRIDGE_MESH_PASSWORD;
+    const clientKey = env.CAREBRIDGE_MESH_CLIENT_SHARED_KEY || sharedKey;
+    if (!mailbox || !password || !clientKey) throw new Error('CAREBRIDGE_MESH_URL needs CAREBRIDGE_MESH_MAILBOX, CAREBRIDGE_MESH_PASSWORD and a shared key (CAREBRIDGE_MESH_CLIENT_SHARED_KEY, or CAREBRIDGE_MESH_SHARED_KEY).');
+    const certFile = env.CAREBRIDGE_MESH_CLIENT_CERT;
+    const keyFile = env.CAREBRIDGE_MESH_CLIENT_KEY;
+    if (Boolean(certFile) !== Boolean(keyFile)) throw new Error('Set both CAREBRIDGE_MESH_CLIENT_CERT and CAREBRIDGE_MESH_CLIENT_KEY, or neither.');
+    client = {
+      url: url.replace(/\/+$/, ''),
+      mailbox,
+      password,
+      sharedKey: clientKey,
+      workflowIds: (env.CAREBRIDGE_MESH_WORKFLOW_IDS ?? '').split(',').map((w) => w.trim()).filter(Boolean),
+      pollMs: wholeNumber(env, 'CAREBRIDGE_MESH_POLL_MS', 60_000, 50, 24 * 3600_000),
+      chunkBytes: wholeNumber(env, 'CAREBRIDGE_MESH_CHUNK_BYTES', 20 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+      ...(certFile && keyFile ? { tls: { certFile, keyFile, ...(env.CAREBRIDGE_MESH_CA ? { caFile: env.CAREBRIDGE_MESH_CA } : {}) } } : {}),
+    };
+  }
+  return {
+    sharedKey,
+    clockSkewMinutes: wholeNumber(env, 'CAREBRIDGE_MESH_CLOCK_SKEW_MINUTES', 5, 1, 24 * 60),
+    maxAttempts: wholeNumber(env, 'CAREBRIDGE_MESSAGING_MAX_ATTEMPTS', 5, 1, 100),
+    retryBaseMs: wholeNumber(env, 'CAREBRIDGE_MESSAGING_RETRY_MS', 5_000, 1, 3600_000),
+    stopWaitMs: wholeNumber(env, 'CAREBRIDGE_MESSAGING_STOP_WAIT_MS', 10_000, 0, 600_000),
+    ...(client ? { client } : {}),
   };
 }
 

@@ -4,6 +4,8 @@ import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import { addClient, addOrganisation, addUser, disableUser, enableUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess } from './access/index.ts';
 import { portal, type PortalAdministration } from './portal/index.ts';
+import { setUpMessaging, type MessagingService } from './messaging/index.ts';
+import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -35,6 +37,10 @@ export function portalAdministration(driver: SqlDriver): PortalAdministration {
 export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
+  /** MESH in and out: workflows register their inbound handlers here and send through it. */
+  messaging: MessagingService;
+  /** The HL7 v2 MLLP listener, when CAREBRIDGE_HL7_PORT is set. */
+  hl7?: Hl7v2Listener;
   close(): Promise<void>;
 }
 
@@ -62,15 +68,23 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     return payload;
   });
   if (access) await app.register(access.routes);
-  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate });
+  const messaging = await setUpMessaging(driver, { config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err) });
+  await app.register(messaging.routes);
+  app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers
+  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
     await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) } });
   }
+  const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   return {
     app,
     driver,
+    messaging,
+    hl7,
     async close() {
+      await hl7?.close();
+      await messaging.close(); // handlers in flight finish or are handed back before the database closes
       await app.close();
       await access?.close(); // buffered audit events
       await driver.close();

@@ -2,7 +2,7 @@
 // demographics, alerts, medicines, allergies, conditions, latest observations with the NEWS2 trend, care
 // plan, About Me and recent events. Every item says where it came from (organisation, author, time) as far
 // as the record tells. A section the role may not read is marked as withheld, never shown as empty: "no
-// allergies recorded" must only ever mean the record holds none (hazard H-012).
+// allergies recorded" must only ever mean the record holds none (hazard H-014).
 import { news2Band, news2Trend, type News2Band, type News2Trend } from '../../monitoring/index.ts';
 import type { RecordClient, Resource } from '../recordClient.ts';
 import { ageOn, conceptText, nhsNumberOf, personName } from './text.ts';
