@@ -2,8 +2,8 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
-import { setUpAccess } from './access/index.ts';
-import { portal } from './portal/index.ts';
+import { addClient, addOrganisation, addUser, disableUser, enableUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess } from './access/index.ts';
+import { portal, type PortalAdministration } from './portal/index.ts';
 import { parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
 import { PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
 import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
@@ -25,6 +25,15 @@ const SECURITY_HEADERS: Record<string, string> = {
   'referrer-policy': 'no-referrer',
   'strict-transport-security': 'max-age=31536000',
 };
+
+/** What the portal's administrators manage, through src/access. */
+export function portalAdministration(driver: SqlDriver): PortalAdministration {
+  return {
+    users: { list: () => listUsers(driver), add: (user) => addUser(driver, user), disable: (username) => disableUser(driver, username), enable: (username) => enableUser(driver, username) },
+    clients: { list: () => listClients(driver), add: (client) => addClient(driver, client), revoke: (clientId) => revokeClient(driver, clientId) },
+    organisations: { list: () => listOrganisations(driver), add: (organisation) => addOrganisation(driver, organisation) },
+  };
+}
 
 export interface CareBridgeServer {
   app: FastifyInstance;
@@ -67,7 +76,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) } });
   }
   const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   // Discharge registers its ADW handlers with messaging here, before the server is ready and messaging starts.
