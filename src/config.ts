@@ -20,6 +20,56 @@ export interface ServerConfig {
   people: PeopleConfig;
   /** The red bag: hours before an unacknowledged pack's reminder falls due (CAREBRIDGE_RED_BAG_ACK_HOURS). */
   redBag: { acknowledgeWithinHours: number };
+  /** Digital discharge: default response deadlines, worker interval, ADW workflow ids. */
+  discharge: DischargeConfig;
+  /** MESH: the built-in mailbox, inbound processing and, when configured, a client for an external MESH. */
+  messaging: MessagingConfig;
+  /** The HL7 v2 MLLP listener (CAREBRIDGE_HL7_PORT); absent when it is off. It binds to `host`, like the HTTP server. */
+  hl7?: Hl7Config;
+}
+
+export interface DischargeConfig {
+  /** "48 working-hours" or "2 working-days": for councils without their own (carebridge discharge council set). */
+  assessmentDeadline: string;
+  dischargeDeadline: string;
+  pollSeconds: number;
+  /** MESH workflow ids for ADW notices and for responses. */
+  adwWorkflowIds: { notice: string; response: string };
+}
+
+export interface MessagingConfig {
+  /** CAREBRIDGE_MESH_SHARED_KEY: keys the NHSMESH HMAC of the built-in mailbox; without it the mailbox is not served. */
+  sharedKey?: string;
+  clockSkewMinutes: number;
+  /** Attempts before a message that keeps failing goes to the dead-letter queue. */
+  maxAttempts: number;
+  /** The first retry waits this long; each further one twice as long. */
+  retryBaseMs: number;
+  /** How long a stopping server waits for handlers in flight before handing their messages back. */
+  stopWaitMs: number;
+  /** An external MESH mailbox this server polls and sends through, when CAREBRIDGE_MESH_URL is set. */
+  client?: MeshClientConfig;
+}
+
+export interface MeshClientConfig {
+  url: string;
+  mailbox: string;
+  password: string;
+  sharedKey: string;
+  /** Only messages for these workflow ids are taken from the external mailbox; empty takes every one. */
+  workflowIds: string[];
+  pollMs: number;
+  /** Largest chunk sent in one request; bigger messages go as several chunks. */
+  chunkBytes: number;
+  tls?: { certFile: string; keyFile: string; caFile?: string };
+}
+
+export interface Hl7Config {
+  port: number;
+  /** MSH-4 sending facility → ODS code of the sending organisation, for facilities that are not sent as ODS codes. */
+  facilities: Record<string, string>;
+  /** A message (one MLLP frame) larger than this is refused with an AR. */
+  maxMessageBytes: number;
 }
 
 export interface PeopleConfig {
@@ -61,6 +111,8 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   const auditSetting = env.CAREBRIDGE_AUDIT ?? 'on';
   if (auditSetting !== 'on' && auditSetting !== 'off') throw new Error(`CAREBRIDGE_AUDIT must be on or off, not '${auditSetting}'.`);
   const people = loadPeopleConfig(env, flags.baseUrl ?? env.CAREBRIDGE_BASE_URL);
+  const messaging = loadMessagingConfig(env);
+  const hl7 = loadHl7Config(env);
   return {
     host,
     port,
@@ -73,8 +125,48 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     signInsPerMinute: wholeNumber(env, 'CAREBRIDGE_SIGN_IN_RATE_LIMIT', 20, 1, 100_000),
     audit: auditSetting === 'on',
     people,
+    messaging,
+    ...(hl7 ? { hl7 } : {}),
+    discharge: loadDischargeConfig(env),
     redBag: { acknowledgeWithinHours: wholeNumber(env, 'CAREBRIDGE_RED_BAG_ACK_HOURS', 4, 1, 168) },
   };
+}
+
+const DEADLINE_TEXT = /^\s*\d{1,3}\s*(working-days|working-hours)\s*$/;
+
+function loadDischargeConfig(env: NodeJS.ProcessEnv): DischargeConfig {
+  const deadline = (name: string, fallback: string) => {
+    const value = env[name] ?? fallback;
+    if (!DEADLINE_TEXT.test(value) || /^\s*0+\s/.test(value)) throw new Error(`${name} must be a whole number and a unit, e.g. "48 working-hours" or "2 working-days", not '${value}'.`);
+    return value.trim();
+  };
+  const ids = (env.CAREBRIDGE_ADW_WORKFLOW_IDS ?? 'ADW_NOTICE,ADW_NOTICE_ACK').split(',').map((s) => s.trim());
+  if (ids.length !== 2 || ids.some((id) => !/^[A-Za-z0-9_.-]{1,64}$/.test(id))) throw new Error(`CAREBRIDGE_ADW_WORKFLOW_IDS must be two MESH workflow ids separated by a comma (notices, responses), not '${env.CAREBRIDGE_ADW_WORKFLOW_IDS}'.`);
+  return {
+    assessmentDeadline: deadline('CAREBRIDGE_DISCHARGE_ASSESSMENT_DEADLINE', '48 working-hours'),
+    dischargeDeadline: deadline('CAREBRIDGE_DISCHARGE_DISCHARGE_DEADLINE', '24 working-hours'),
+    pollSeconds: wholeNumber(env, 'CAREBRIDGE_DISCHARGE_POLL_SECONDS', 5, 1, 3600),
+    adwWorkflowIds: { notice: ids[0], response: ids[1] },
+  };
+}
+
+/** Off unless CAREBRIDGE_HL7_PORT is set (0 picks a free port, for tests). */
+export function loadHl7Config(env: NodeJS.ProcessEnv): Hl7Config | undefined {
+  if (env.CAREBRIDGE_HL7_PORT === undefined || env.CAREBRIDGE_HL7_PORT === '') return undefined;
+  const port = wholeNumber(env, 'CAREBRIDGE_HL7_PORT', 0, 0, 65535);
+  const maxKb = wholeNumber(env, 'CAREBRIDGE_HL7_MAX_MESSAGE_KB', 1024, 1, 64 * 1024);
+  return { port, facilities: parseFacilities(env.CAREBRIDGE_HL7_FACILITIES ?? ''), maxMessageBytes: maxKb * 1024 };
+}
+
+/** `CITYGEN=RX9,NORTHPAS=RX9`: sending facility (MSH-4, as sent) → ODS code. */
+function parseFacilities(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([^=]+)=([A-Za-z0-9]{3,10})$/.exec(pair);
+    if (!m) throw new Error(`CAREBRIDGE_HL7_FACILITIES must be FACILITY=ODS pairs separated by commas (e.g. CITYGEN=RX9), not '${pair}'.`);
+    out[m[1].trim()] = m[2].toUpperCase();
+  }
+  return out;
 }
 
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -99,6 +191,40 @@ function loadPeopleConfig(env: NodeJS.ProcessEnv, baseUrl: string | undefined): 
     sessionIdleMinutes: wholeNumber(env, 'CAREBRIDGE_SESSION_IDLE_MINUTES', 30, 1, 24 * 60),
     sessionMaxHours: wholeNumber(env, 'CAREBRIDGE_SESSION_MAX_HOURS', 12, 1, 7 * 24),
     ...(issuer && clientId && clientSecret ? { oidc: { issuer, clientId, clientSecret, ...(redirectUri ? { redirectUri } : {}) } } : {}),
+  };
+}
+
+export function loadMessagingConfig(env: NodeJS.ProcessEnv): MessagingConfig {
+  const sharedKey = env.CAREBRIDGE_MESH_SHARED_KEY || undefined;
+  const url = env.CAREBRIDGE_MESH_URL;
+  let client: MeshClientConfig | undefined;
+  if (url) {
+    if (!/^https?:\/\/[^/]/.test(url)) throw new Error(`CAREBRIDGE_MESH_URL must be an http(s) URL, not '${url}'.`);
+    const mailbox = env.CAREBRIDGE_MESH_MAILBOX;
+    const password = env.CAREBRIDGE_MESH_PASSWORD;
+    const clientKey = env.CAREBRIDGE_MESH_CLIENT_SHARED_KEY || sharedKey;
+    if (!mailbox || !password || !clientKey) throw new Error('CAREBRIDGE_MESH_URL needs CAREBRIDGE_MESH_MAILBOX, CAREBRIDGE_MESH_PASSWORD and a shared key (CAREBRIDGE_MESH_CLIENT_SHARED_KEY, or CAREBRIDGE_MESH_SHARED_KEY).');
+    const certFile = env.CAREBRIDGE_MESH_CLIENT_CERT;
+    const keyFile = env.CAREBRIDGE_MESH_CLIENT_KEY;
+    if (Boolean(certFile) !== Boolean(keyFile)) throw new Error('Set both CAREBRIDGE_MESH_CLIENT_CERT and CAREBRIDGE_MESH_CLIENT_KEY, or neither.');
+    client = {
+      url: url.replace(/\/+$/, ''),
+      mailbox,
+      password,
+      sharedKey: clientKey,
+      workflowIds: (env.CAREBRIDGE_MESH_WORKFLOW_IDS ?? '').split(',').map((w) => w.trim()).filter(Boolean),
+      pollMs: wholeNumber(env, 'CAREBRIDGE_MESH_POLL_MS', 60_000, 50, 24 * 3600_000),
+      chunkBytes: wholeNumber(env, 'CAREBRIDGE_MESH_CHUNK_BYTES', 20 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+      ...(certFile && keyFile ? { tls: { certFile, keyFile, ...(env.CAREBRIDGE_MESH_CA ? { caFile: env.CAREBRIDGE_MESH_CA } : {}) } } : {}),
+    };
+  }
+  return {
+    sharedKey,
+    clockSkewMinutes: wholeNumber(env, 'CAREBRIDGE_MESH_CLOCK_SKEW_MINUTES', 5, 1, 24 * 60),
+    maxAttempts: wholeNumber(env, 'CAREBRIDGE_MESSAGING_MAX_ATTEMPTS', 5, 1, 100),
+    retryBaseMs: wholeNumber(env, 'CAREBRIDGE_MESSAGING_RETRY_MS', 5_000, 1, 3600_000),
+    stopWaitMs: wholeNumber(env, 'CAREBRIDGE_MESSAGING_STOP_WAIT_MS', 10_000, 0, 600_000),
+    ...(client ? { client } : {}),
   };
 }
 

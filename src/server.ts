@@ -2,8 +2,11 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
-import { setUpAccess } from './access/index.ts';
-import { portal } from './portal/index.ts';
+import { addClient, addOrganisation, addUser, disableUser, enableUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess } from './access/index.ts';
+import { portal, type PortalAdministration } from './portal/index.ts';
+import { parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
+import { PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
+import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 import { redBagOperations } from './redbag/index.ts';
 
 function outcomeText(diagnostics: string): string {
@@ -24,9 +27,23 @@ const SECURITY_HEADERS: Record<string, string> = {
   'strict-transport-security': 'max-age=31536000',
 };
 
+/** What the portal's administrators manage, through src/access. */
+export function portalAdministration(driver: SqlDriver): PortalAdministration {
+  return {
+    users: { list: () => listUsers(driver), add: (user) => addUser(driver, user), disable: (username) => disableUser(driver, username), enable: (username) => enableUser(driver, username) },
+    clients: { list: () => listClients(driver), add: (client) => addClient(driver, client), revoke: (clientId) => revokeClient(driver, clientId) },
+    organisations: { list: () => listOrganisations(driver), add: (organisation) => addOrganisation(driver, organisation) },
+  };
+}
+
 export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
+  discharge: Discharge;
+  /** MESH in and out: workflows register their inbound handlers here and send through it. */
+  messaging: MessagingService;
+  /** The HL7 v2 MLLP listener, when CAREBRIDGE_HL7_PORT is set. */
+  hl7?: Hl7v2Listener;
   close(): Promise<void>;
 }
 
@@ -54,16 +71,32 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     return payload;
   });
   if (access) await app.register(access.routes);
+  const messaging = await setUpMessaging(driver, { config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err) });
+  await app.register(messaging.routes);
+  app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers
   const operations = redBagOperations(config.redBag);
-  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, operations });
+  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag: config.redBag, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass } });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag: config.redBag, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) } });
   }
+  const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
+  // Discharge registers its ADW handlers with messaging here, before the server is ready and messaging starts.
+  const discharge = await setUpDischarge(driver, access?.controlFor, {
+    base: config.baseUrl ?? `http://${config.host}:${config.port}/fhir`, pollMs: config.discharge.pollSeconds * 1000, workflowIds: config.discharge.adwWorkflowIds,
+    deadlines: { assessment: parseDeadlineRule(config.discharge.assessmentDeadline), discharge: parseDeadlineRule(config.discharge.dischargeDeadline) },
+    messaging: { api: messaging, PermanentFailure },
+  });
   return {
     app,
     driver,
+    messaging,
+    hl7,
+    discharge,
     async close() {
+      await hl7?.close();
+      await discharge.close();
+      await messaging.close(); // handlers in flight finish or are handed back before the database closes
       await app.close();
       await access?.close(); // buffered audit events
       await driver.close();

@@ -100,6 +100,14 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     people.set(key, { ok, at: Date.now() });
     return ok;
   };
+  // One Actor per verified token (the verifier remembers its claims): the audit trail sends each actor to
+  // its writer once per batch rather than once per request.
+  const actors = new WeakMap<AccessClaims, Actor>();
+  const actorFor = (claims: AccessClaims, name: string | undefined) => {
+    let actor = actors.get(claims);
+    if (!actor || actor.name !== name) actors.set(claims, (actor = actorOf(claims, name)));
+    return actor;
+  };
 
   return async (req: FastifyRequest): Promise<Actor> => {
     const header = req.headers.authorization;
@@ -114,7 +122,7 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     }
     const known = await client(claims.client_id);
     if (known.revoked) throw unauthorized('The client this token was issued to has been revoked.');
-    const actor = actorOf(claims, known.name);
+    const actor = actorFor(claims, known.name);
     if (actor.kind === 'user' && !(await standing(actor))) throw unauthorized('The person this token speaks for has been disabled or no longer holds that role.');
     return actor;
   };
@@ -130,7 +138,8 @@ export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, origi
 
   if (!audit) return authenticate;
   return async (req: FastifyRequest): Promise<AccessControl> => {
-    if (!(await audit.admit())) {
+    const admitted = audit.admit();
+    if (admitted !== true && !(await admitted)) {
       throw new FhirError(503, [{ severity: 'error', code: 'exception', diagnostics: 'The audit trail cannot be written at the moment, so the record is not being served; try again shortly.' }], { 'Retry-After': '5' });
     }
     try {

@@ -1,7 +1,7 @@
 // Access to the shared record: who is asking (system clients, OAuth2 tokens, SMART scopes), what their role
 // allows, whose records their relationships reach, consent, break-glass, and the audit trail. See docs/access.md.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { migrate, type AccessControl, type SqlDriver } from '../record/index.ts';
+import { migrate, type AccessControl, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
@@ -13,14 +13,17 @@ import type { Actor, UserActor } from './actor.ts';
 import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
+import { auditMigrations } from './audit/journal.ts';
+import { auditEventService } from './audit/search.ts';
 import { hostname } from 'node:os';
 import { setUpPeople, type People, type PeopleOptions } from './people/people.ts';
 import type { Sessions } from './people/sessions.ts';
 
-export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient } from './clients.ts';
+export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient, type NewClient } from './clients.ts';
 export { ROLES, ROLE_PURPOSE, isRole, type Actor, type UserActor, type SystemActor, type Role, type PurposeOfUse } from './actor.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
+export { onlyAuditEventsAbout } from './audit/search.ts';
 export { declareBreakGlass, listBreakGlass, reviewBreakGlass, BREAK_GLASS_REASONS, BREAK_GLASS_HOURS, type BreakGlassGrant } from './breakGlass.ts';
 export { MATRIX, GROUPS, roleAllows } from './permissions.ts';
 export { RED_BAG_TASK_CODE } from './relationships.ts';
@@ -59,6 +62,8 @@ export interface Access {
    * API (the portal, workflows acting for a signed-in person).
    */
   controlFor(actor: Actor, address?: string): Promise<AccessControl>;
+  /** Types this capability serves through the FHIR API: AuditEvent, from the audit journal. */
+  services: ResourceTypeServices;
   /** Break-glass for callers other than the HTTP API (the portal): declarations are audited here too. */
   breakGlass: {
     declare(actor: UserActor, request: BreakGlassRequest, address?: string): Promise<BreakGlassGrant>;
@@ -75,8 +80,10 @@ export interface Access {
   close(): Promise<void>;
 }
 
+/** The access tables, then the audit journal's (component 'audit'; its first version moves the old chain). */
 export async function migrateAccess(driver: SqlDriver): Promise<void> {
   await migrate(driver, 'access', ACCESS_MIGRATIONS);
+  await migrate(driver, 'audit', auditMigrations(driver.dialect));
 }
 
 export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Promise<Access> {
@@ -99,6 +106,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
       const access = await accessFor(driver, actor);
       return audit ? audited(access, audit, actor, address ?? 'internal') : access;
     },
+    services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),
     breakGlass: {
       async declare(actor, request, address) {

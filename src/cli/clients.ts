@@ -61,7 +61,7 @@ export function clientsCommand(program: Command): void {
         const all = await withAccessStore(flags.db, listClients);
         if (!all.length) return console.log('No clients.');
         for (const c of all) {
-          console.log(`${c.clientId}\t${c.revoked ? 'REVOKED' : 'active'}\t${c.scopes}\t${c.organization ?? '-'}\t${c.jwks ? 'private_key_jwt' : 'secret'}\t${c.name}`);
+          console.log(`${c.clientId}\t${c.revoked ? 'REVOKED' : 'active'}\t${c.scopes}\t${c.organization ?? '-'}\t${c.jwks ? 'private_key_jwt' : c.hasSecret ? 'secret' : 'public (PKCE)'}\t${c.name}`);
         }
       }),
   );

@@ -6,6 +6,9 @@ import { demoCommand } from './demo.ts';
 import { clientsCommand } from './clients.ts';
 import { auditCommand } from './audit.ts';
 import { orgsCommand, usersCommand } from './users.ts';
+import { dischargeCommand } from './discharge.ts';
+import { meshCommand } from './mesh.ts';
+import { hl7Command } from './hl7.ts';
 
 const program = new Command()
   .name('carebridge')
@@ -20,6 +23,9 @@ clientsCommand(program);
 auditCommand(program);
 usersCommand(program);
 orgsCommand(program);
+dischargeCommand(program);
+meshCommand(program);
+hl7Command(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -20,6 +20,10 @@ import {
   type ConditionDef, type ConditionKey, type MedicineDef,
 } from './catalogue.ts';
 import { Prng } from './prng.ts';
+import { createHash } from 'node:crypto';
+import {
+  DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, PATHWAY_SYSTEM, PATHWAYS, REFERRAL_CODE, TRIAGE_STATE_SYSTEM, TRIAGE_TASK_CODE, type Pathway,
+} from '../discharge/index.ts';
 import type { Coding, FhirResource, Reference, TransactionBundle } from './types.ts';
 
 export interface DemoDatasetOptions {
@@ -78,6 +82,12 @@ function dateTime(ms: number): string {
 
 function date(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** A UUID-shaped id derived from a label: the same every run, as the dataset must be. */
+function demoUuid(label: string): string {
+  const h = createHash('sha256').update(label).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 function pad(n: number, width: number): string {
@@ -596,7 +606,11 @@ export function buildDemoDataset(options: DemoDatasetOptions = {}): DemoDataset 
         ward = copd ? 2 : p.int(0, 1);
         const morning = days > 0 ? obsTime(admitDay, stream('obs-time', key, admitDay)) : now - DAY;
         const admitted = Math.min(morning + p.int(3, 9) * HOUR + p.int(0, 59) * MINUTE, now - HOUR);
+        // Referral details come from a stream of their own, so the rest of the dataset is unchanged by them.
+        const rp = stream('referral', key);
+        const expected = date(admitted + rp.int(4, 9) * DAY);
         encounter = add('Encounter', `demo-enc-${key}`, {
+          extension: [{ url: EXPECTED_DISCHARGE_URL, valueDateTime: expected }],
           status: 'in-progress',
           class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP', display: 'inpatient encounter' },
           type: [{ text: 'Emergency admission' }],
@@ -611,17 +625,43 @@ export function buildDemoDataset(options: DemoDatasetOptions = {}): DemoDataset 
           location: [{ location: ref(wards[ward], wards[ward].name as string), status: 'active', period: { start: dateTime(admitted) } }],
           serviceProvider: ref(trust, trust.name as string),
         });
-        // The ward tells the council's team early that the person will need support on discharge.
-        add('ServiceRequest', `demo-referral-${key}`, {
+        // The ward tells the council's team early that the person will need support on discharge: a
+        // discharge-to-assess referral (src/discharge/model.ts) with the council's triage Task.
+        const referralId = `demo-referral-${key}`;
+        const authored = Math.min(admitted + 6 * HOUR, now - HOUR);
+        const pathway = rp.pick([1, 1, 1, 2, 3] as Pathway[]);
+        const accepted = rp.chance(0.5);
+        add('ServiceRequest', referralId, {
+          extension: [{ url: EXPECTED_DISCHARGE_URL, valueDateTime: expected }],
+          contained: [{ resourceType: 'PractitionerRole', id: 'requester', practitioner: ref(dischargeCoordinator.practitioner, dischargeCoordinator.name), organization: ref(trust, trust.name as string), location: [ref(wards[ward], wards[ward].name as string)] }],
+          identifier: [{ system: DISCHARGE_REFERRAL_SYSTEM, value: demoUuid(`${seed}:${referralId}`) }],
           status: 'active',
           intent: 'order',
-          category: [cc(SNOMED, '3457005', 'Patient referral')],
-          code: { text: 'Discharge referral: assessment for care and support' },
+          category: [cc(SNOMED, '3457005', 'Patient referral'), cc(PATHWAY_SYSTEM, String(pathway), PATHWAYS[pathway])],
+          code: { coding: [REFERRAL_CODE], text: REFERRAL_CODE.display },
           subject: patientRef,
-          encounter: ref(encounter),
-          authoredOn: dateTime(Math.min(admitted + 6 * HOUR, now - HOUR)),
-          requester: ref(dischargeCoordinator.practitioner, dischargeCoordinator.name),
+          encounter: ref(encounter!),
+          authoredOn: dateTime(authored),
+          requester: { reference: '#requester', display: trust.name as string },
           performer: [ref(council, 'Northshire County Council')],
+          reasonCode: [{ text: 'Assessment for care and support on discharge' }],
+        });
+        const state = accepted ? 'accepted' : 'received';
+        add('Task', `triage-${referralId}`, {
+          status: accepted ? 'accepted' : 'requested',
+          businessStatus: { coding: [{ system: TRIAGE_STATE_SYSTEM, code: state, display: state === 'accepted' ? 'Accepted' : 'Received' }], text: state === 'accepted' ? 'Accepted' : 'Received' },
+          intent: 'order',
+          priority: 'routine',
+          code: { coding: [TRIAGE_TASK_CODE], text: TRIAGE_TASK_CODE.display },
+          focus: { reference: `ServiceRequest/${referralId}` },
+          basedOn: [{ reference: `ServiceRequest/${referralId}` }],
+          for: patientRef,
+          encounter: ref(encounter),
+          authoredOn: dateTime(authored),
+          lastModified: dateTime(authored),
+          requester: ref(trust, trust.name as string),
+          owner: accepted ? ref(socialWorkers[0].practitioner, socialWorkers[0].name) : ref(council, 'Northshire County Council'),
+          restriction: { period: { end: dateTime(authored + 2 * DAY) } },
         });
       } else if (mildSet.has(residentIndex)) {
         const rampDays = Math.min(days, p.int(3, 5));

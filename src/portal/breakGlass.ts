@@ -7,12 +7,20 @@ import { FhirError } from '../record/index.ts';
 import type { FieldError } from './page.ts';
 import type { PortalBreakGlass } from './portalAccess.ts';
 
+/** Where the prompt's way back leads (the list the person was found on). */
+export interface PromptBackLink {
+  href: string;
+  text: string;
+}
+
 /** The record refused this person's record for want of a care relationship. */
 export class NoCareRelationship extends Error {
   constructor(
     readonly patientId: string,
     /** The page of that person's record that was refused; the form posts to <recordPath>/break-glass. */
     readonly recordPath: string,
+    /** The list the page belongs to, for the prompt's breadcrumb and way back. */
+    readonly back: PromptBackLink,
   ) {
     super('You do not have a care relationship with this person.');
   }
@@ -63,6 +71,6 @@ export function fieldErrorsOf(err: FhirError, fields: Record<string, string>): F
 }
 
 /** What the prompt page needs. */
-export function breakGlassPrompt(patientId: string, action: string, values: BreakGlassForm = {}) {
-  return { pageTitle: 'You do not have a care relationship with this person', patientId, action, values, reasonChoices: REASON_CHOICES, hours: BREAK_GLASS_HOURS };
+export function breakGlassPrompt(patientId: string, action: string, back: PromptBackLink, values: BreakGlassForm = {}) {
+  return { pageTitle: 'You do not have a care relationship with this person', patientId, action, back, values, reasonChoices: REASON_CHOICES, hours: BREAK_GLASS_HOURS };
 }

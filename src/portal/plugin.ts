@@ -14,8 +14,12 @@ import { portalViews } from './views.ts';
 import { pageSender, type SendPage } from './page.ts';
 import { CsrfRefused, visitHook, visitOf } from './visit.ts';
 import { signInRoutes } from './signIn.ts';
-import { careHomeRoutes, NotAllowedHere, PageNotFound } from './careHome/routes.ts';
-import { NotInRecord } from './careHome/careHome.ts';
+import { careHomeRoutes } from './careHome/routes.ts';
+import { hospitalRoutes } from './hospital/routes.ts';
+import { councilRoutes } from './council/routes.ts';
+import { adminRoutes } from './admin/routes.ts';
+import { liveRoutes } from './live/routes.ts';
+import { NotAllowedHere, NotInRecord, PageNotFound } from './pageErrors.ts';
 import { homePath } from './roles.ts';
 import { breakGlassPrompt, NoCareRelationship } from './breakGlass.ts';
 import { privacyOfficerRoutes } from './privacyOfficer.ts';
@@ -92,6 +96,10 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     await pages.register(rateLimit, { global: false });
     signInRoutes(pages, { send, accounts: options.access.accounts, pendingKey: derivedKey(secret, 'pending-sign-in'), perMinute: options.signInsPerMinute ?? 20, oidcRedirectUri: options.oidcRedirectUri });
     careHomeRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
+    hospitalRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
+    councilRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
+    adminRoutes(pages, { send, administration: options.access.administration });
+    liveRoutes(pages, { driver: options.driver, connection });
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
     redBagRoutes(pages, { send, connection, settings: options.redBag });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
@@ -102,7 +110,7 @@ function errorPage(err: FastifyError | Error, req: FastifyRequest, reply: Fastif
   const page = (status: number, pageTitle: string, message: string) => send(req, reply, 'pages/error.njk', { pageTitle, heading: pageTitle, message }, status);
   if (err instanceof NoCareRelationship) {
     if (!canBreakGlass) return page(403, err.message, 'The shared record only shows the records of people your organisation cares for.');
-    return send(req, reply, 'pages/break-glass.njk', { ...breakGlassPrompt(err.patientId, `${err.recordPath}/break-glass`), ...errorView([]) }, 403);
+    return send(req, reply, 'pages/break-glass.njk', { ...breakGlassPrompt(err.patientId, `${err.recordPath}/break-glass`, err.back), ...errorView([]) }, 403);
   }
   if (err instanceof CsrfRefused) return page(403, 'This form was not accepted', 'The form had expired or did not come from this service. Go back, reload the page and try again.');
   if (err instanceof NotAllowedHere || err instanceof RedBagNotAllowed) return page(403, 'You cannot use this page', err.message);

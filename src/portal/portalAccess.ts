@@ -1,6 +1,6 @@
 // What the portal needs from src/access, as its own small interface: the record's access checks for a
 // signed-in person (exists) and people's accounts and sessions (being built; absent until they land).
-import type { Actor, BreakGlassGrant, Role, UserActor } from '../access/index.ts';
+import type { Actor, BreakGlassGrant, NewClient, NewUser, Organisation, Role, SystemClient, UserActor, UserSummary } from '../access/index.ts';
 import type { AccessControl } from '../record/index.ts';
 
 export interface Membership {
@@ -51,6 +51,30 @@ export interface PortalBreakGlass {
   review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
 }
 
+/**
+ * What administrators manage (src/access: addUser, listUsers, disableUser, enableUser, addClient,
+ * listClients, revokeClient, addOrganisation, listOrganisations). Each add or change throws an Error whose
+ * message says what was wrong with the input.
+ */
+export interface PortalAdministration {
+  users: {
+    list(): Promise<UserSummary[]>;
+    add(user: NewUser): Promise<{ userId: string; totpUri?: string }>;
+    disable(username: string): Promise<void>;
+    enable(username: string): Promise<void>;
+  };
+  clients: {
+    list(): Promise<SystemClient[]>;
+    /** The secret, when there is one, is in the answer only: it is stored hashed. */
+    add(client: NewClient): Promise<{ client: SystemClient; secret?: string }>;
+    revoke(clientId: string): Promise<void>;
+  };
+  organisations: {
+    list(): Promise<Organisation[]>;
+    add(organisation: Organisation): Promise<Organisation>;
+  };
+}
+
 export interface PortalAccess {
   /** What `actor` may do in the record, audited as coming from `address` (src/access Access.controlFor). */
   controlFor(actor: Actor, address?: string): Promise<AccessControl>;
@@ -58,4 +82,6 @@ export interface PortalAccess {
   accounts?: { people: PeopleSignIn; sessions: PortalSessions };
   /** Break-glass; without it a refused record shows the plain "no access" page. */
   breakGlass?: PortalBreakGlass;
+  /** Users, system clients and organisations, for administrators; without it the admin pages say so. */
+  administration?: PortalAdministration;
 }

@@ -7,7 +7,7 @@ import { errorView, type FieldError, type SendPage } from './page.ts';
 import { visitOf } from './visit.ts';
 import { ROLE_LABELS } from './roles.ts';
 import { fieldErrorsOf } from './breakGlass.ts';
-import { NotAllowedHere, PageNotFound } from './careHome/routes.ts';
+import { NotAllowedHere, PageNotFound } from './pageErrors.ts';
 import type { PortalBreakGlass } from './portalAccess.ts';
 
 const RECENTLY_REVIEWED = 20;

@@ -15,8 +15,18 @@ export const ROLE_LABELS: Record<Role, string> = {
   admin: 'Administrator',
 };
 
-/** The first page after sign-in. Roles whose pages are not built yet start on the general home page. */
+const HOME_PATHS: Partial<Record<Role, string>> = {
+  'care-home-staff': '/care-home',
+  'care-home-manager': '/care-home',
+  'ward-nurse': '/hospital',
+  'discharge-coordinator': '/hospital',
+  'social-worker': '/council',
+  broker: '/council',
+  'privacy-officer': '/privacy-officer',
+  admin: '/admin',
+};
+
+/** The first page after sign-in. Roles whose pages are not built yet (GP, carer, the person) start on the general home page. */
 export function homePath(role: Role): string {
-  if (role === 'care-home-staff' || role === 'care-home-manager') return '/care-home';
-  return role === 'privacy-officer' ? '/privacy-officer' : '/home';
+  return HOME_PATHS[role] ?? '/home';
 }

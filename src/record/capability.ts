@@ -1,14 +1,19 @@
 // GET /metadata: a CapabilityStatement generated from the same definitions the server runs on, so it
 // lists exactly what is supported.
 import { definitions } from './definitions.ts';
+import type { ResourceTypeServices } from './typeService.ts';
 
 const INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
-let cached: { base: string; json: string } | undefined;
+let cached: { base: string; services?: ResourceTypeServices; json: string } | undefined;
 
-export function capabilityStatement(base: string): string {
-  if (cached?.base === base) return cached.json;
+export function capabilityStatement(base: string, services?: ResourceTypeServices): string {
+  if (cached?.base === base && cached.services === services) return cached.json;
   const defs = definitions();
   const resource = [...defs.resourceTypes].sort().map((type) => {
+    const service = services && Object.hasOwn(services, type) ? services[type] : undefined;
+    if (service) {
+      return { type, interaction: [{ code: 'read' }, { code: 'search-type' }], versioning: 'no-version', readHistory: false, updateCreate: false, searchParam: service.searchParams };
+    }
     const params = [...defs.searchParams(type).values()];
     const references = params.filter((p) => p.type === 'reference');
     return {
@@ -56,6 +61,6 @@ export function capabilityStatement(base: string): string {
       },
     ],
   };
-  cached = { base, json: JSON.stringify(statement) };
+  cached = { base, services, json: JSON.stringify(statement) };
   return cached.json;
 }

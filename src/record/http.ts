@@ -6,6 +6,7 @@ import { FhirError, badRequest, notAcceptable, toFhirError, tooLarge, unsupporte
 import type { SqlDriver } from './storage/driver.ts';
 import { UNRESTRICTED, type AccessControl, type AccessEvent } from './accessControl.ts';
 import type { FhirOperations } from './operations.ts';
+import type { ResourceTypeServices } from './typeService.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const MAX_NESTING = 128;
@@ -21,6 +22,8 @@ export interface FhirApiOptions {
   baseUrl?: string;
   /** Operations other capabilities add ([type]/[id]/$[name]). */
   operations?: FhirOperations;
+  /** Resource types other capabilities keep and serve (read and search only). */
+  services?: ResourceTypeServices;
 }
 
 export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Promise<void> {
@@ -62,7 +65,7 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
     const outcome = { status: 500, method: req.method, path, query: q >= 0 ? url.slice(q + 1) : '' };
     try {
       const response = await handleFhirRequest(
-        { base, driver: options.driver, access, onAccess: (e) => events.push(e), operations: options.operations },
+        { base, driver: options.driver, access, onAccess: (e) => events.push(e), services: options.services, operations: options.operations },
         { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), ifNoneMatch: header('if-none-match'), prefer: header('prefer') },
       );
       outcome.status = response.status;

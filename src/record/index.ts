@@ -7,16 +7,31 @@ import type { SqlDriver } from './storage/driver.ts';
 import { definitions } from './definitions.ts';
 import { validateResource } from './validation.ts';
 
-export type { SqlDriver, SqlExecutor } from './storage/driver.ts';
+export type { SqlDriver, SqlExecutor, Param } from './storage/driver.ts';
 export { migrate, type Migration } from './storage/schema.ts';
 export { fhirApi } from './http.ts';
 export { handleFhirRequest, type FhirRequest, type FhirResponse } from './rest.ts';
-export { FhirError } from './outcome.ts';
-export type { FhirOperation, FhirOperations, OperationCall } from './operations.ts';
+export { FhirError, badRequest, notFound } from './outcome.ts';
+export type { ResourceTypeService, ResourceTypeServices, ServedSearch, ServedRead, ServedAnswer } from './typeService.ts';
+// For services of other types: the record's search syntax, date precision and searchset Bundles.
+export { parseSearchRequest, type SearchRequest, type Filter, type QueryParams } from './search/request.ts';
+export { dateCondition } from './search/compile.ts';
+export { searchsetBundle } from './bundle.ts';
+export type { FoundResource, SearchResult } from './search/execute.ts';
 /** Stores new resources (ids just assigned by the caller) in the caller's transaction, in one batch; not validated. */
 export { createResources } from './storage/writePath.ts';
+export { readChanges, latestChangeSeq, type RecordChange } from './changeFeed.ts';
 export { UNRESTRICTED, forbidden, type AccessControl, type AccessEvent, type RecordInteraction, type PatientScope, type RelationshipSearch, type RecordCaller } from './accessControl.ts';
+export type { FhirOperation, FhirOperations, OperationCall } from './operations.ts';
 export { isValidNhsNumber, generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from './nhsNumber.ts';
+
+/**
+ * Another connection to a database that openRecordStore has already migrated, without loading the R4
+ * definitions (for worker threads that write their own tables).
+ */
+export function connectRecordDatabase(database: string): SqlDriver {
+  return database.startsWith('sqlite:') ? openSqlite(database.slice('sqlite:'.length)) : openPostgres(database);
+}
 
 /** Opens (and migrates) the database named by `sqlite:PATH` or a `postgres://` URL. */
 export async function openRecordStore(database: string): Promise<SqlDriver> {

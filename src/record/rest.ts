@@ -10,9 +10,10 @@ import { queryString, searchsetBundle } from './bundle.ts';
 import type { WrittenResource } from './storage/writePath.ts';
 import { capabilityStatement } from './capability.ts';
 import { everything } from './everything.ts';
-import type { AccessControl, AccessEvent } from './accessControl.ts';
+import type { AccessControl, AccessEvent, RecordInteraction } from './accessControl.ts';
 import { processBundle } from './transaction.ts';
 import { findOperation, type FhirOperations } from './operations.ts';
+import type { ResourceTypeService, ResourceTypeServices } from './typeService.ts';
 
 export interface FhirRequest {
   method: string;
@@ -46,6 +47,8 @@ export interface RestContext {
   onAccess?: (event: AccessEvent) => void;
   /** Operations other capabilities registered (instance level: [type]/[id]/$[name]). */
   operations?: FhirOperations;
+  /** Types kept and served by other capabilities (read and search only); never stored in the record. */
+  services?: ResourceTypeServices;
 }
 
 type Handler = (ctx: RestContext, req: FhirRequest, parts: string[]) => Promise<FhirResponse>;
@@ -61,7 +64,7 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
   }
   if (parts[0] === 'metadata') {
     if (method !== 'GET') throw methodNotAllowed('metadata only answers GET.');
-    return { status: 200, body: capabilityStatement(ctx.base) };
+    return { status: 200, body: capabilityStatement(ctx.base, ctx.services) };
   }
   if (parts[0] === '_history') {
     if (parts.length > 1) throw notFound(`Nothing is served at ${req.path}; system history is [base]/_history.`);
@@ -71,6 +74,12 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
   const type = parts[0];
   if (!definitions().resourceTypes.has(type)) throw notFound(`'${type}' is not a FHIR R4 resource type this server knows.`);
   if (parts.length === 3 && findOperation(ctx.operations, type, parts[2])) return operation(ctx, req, parts);
+  const service = serviceFor(ctx, type);
+  if (service) return served(ctx, service, method, req, parts);
+  if (parts.length === 3 && parts[0] === 'Patient' && method === 'GET' && serviceFor(ctx, parts[2])) {
+    // Patient/X/AuditEvent is AuditEvent?patient=X
+    return served(ctx, serviceFor(ctx, parts[2])!, method, { ...req, query: [['patient', `Patient/${parts[1]}`], ...req.query] }, [parts[2]]);
+  }
   const handler = route(method, parts);
   if (!handler) throw methodNotAllowed(`${method} ${req.path} is not a supported FHIR interaction.`);
   return handler(ctx, req, parts);
@@ -87,6 +96,33 @@ async function operation(ctx: RestContext, req: FhirRequest, [type, id, name]: s
     base: ctx.base, access: ctx.access, resourceType: type, id, method: method as 'GET' | 'POST', query: req.query, body: req.body, ifMatch: req.ifMatch,
     fhir: (request) => handleFhirRequest(inner, request),
   });
+}
+
+export function serviceFor(ctx: RestContext, type: string): ResourceTypeService | undefined {
+  return ctx.services && Object.hasOwn(ctx.services, type) ? ctx.services[type] : undefined;
+}
+
+const WRITE_INTERACTION: Record<string, RecordInteraction> = { POST: 'create', PUT: 'update', PATCH: 'update', DELETE: 'delete' };
+
+/** A type served by another capability: read and search go to it; writes are refused (after the access check, which may say why). */
+async function served(ctx: RestContext, service: ResourceTypeService, method: string, req: FhirRequest, parts: string[]): Promise<FhirResponse> {
+  const [type, second] = parts;
+  if ((method === 'GET' && parts.length === 1) || (method === 'POST' && second === '_search' && parts.length === 2)) {
+    ctx.access.require(type, 'search');
+    const query = method === 'POST' ? searchBody(req) : req.query;
+    const answer = await service.search({ base: ctx.base, access: ctx.access, query, strict: handling(req) === 'strict' });
+    report(ctx, { interaction: 'search', resourceType: type, patientIds: answer.patientIds, query: queryString(query) });
+    return { status: 200, body: answer.body };
+  }
+  if (method === 'GET' && parts.length === 2 && !second.startsWith('$') && second !== '_history') {
+    ctx.access.require(type, 'read');
+    const answer = await service.read({ base: ctx.base, access: ctx.access, id: second });
+    report(ctx, { interaction: 'read', resourceType: type, id: second, patientIds: answer.patientIds });
+    return { status: 200, body: answer.body };
+  }
+  const write = WRITE_INTERACTION[method];
+  if (write) ctx.access.require(type, write);
+  throw methodNotAllowed(`${type} is read-only here: it can be read (GET ${type}/[id]) and searched (GET ${type}?…), not ${method === 'GET' ? 'asked for its history or operations' : 'written'}.`);
 }
 
 function decodeSegment(segment: string): string {
@@ -165,19 +201,21 @@ export function writtenResponse(ctx: RestContext, req: FhirRequest, w: WrittenRe
   return { status, headers, body: w.content };
 }
 
+/** POST [type]/_search: the URL's parameters and the form body's, together. */
+function searchBody(req: FhirRequest): QueryParams {
+  if (req.contentType && !req.contentType.startsWith('application/x-www-form-urlencoded')) {
+    throw unsupportedMediaType('POST _search takes an application/x-www-form-urlencoded body.');
+  }
+  return [...req.query, ...(typeof req.body === 'string' ? [...new URLSearchParams(req.body)] : [])];
+}
+
 function handling(req: FhirRequest): Handling {
   return /handling=strict/i.test(req.prefer ?? '') ? 'strict' : 'lenient';
 }
 
 const searchType: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'search');
-  let query = req.query;
-  if (req.method.toUpperCase() === 'POST') {
-    if (req.contentType && !req.contentType.startsWith('application/x-www-form-urlencoded')) {
-      throw unsupportedMediaType('POST _search takes an application/x-www-form-urlencoded body.');
-    }
-    query = [...query, ...(typeof req.body === 'string' ? [...new URLSearchParams(req.body)] : [])];
-  }
+  const query = req.method.toUpperCase() === 'POST' ? searchBody(req) : req.query;
   const search = parseSearchRequest(type, query, handling(req));
   requireChainedSearch(ctx, search);
   const result = visible(ctx, await executeSearch(interactionCtx(ctx).db, search, { patients: ctx.access.patients }));

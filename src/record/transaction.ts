@@ -1,9 +1,9 @@
 // batch and transaction Bundles. A transaction runs in one database transaction: all entries succeed or
 // none is stored. urn:uuid and conditional references are resolved first, then entries run in the
 // order the FHIR spec gives (DELETE, POST, PUT/PATCH, GET), and answers keep the request's order.
-import { FhirError, badRequest, multipleMatches, type OutcomeIssue } from './outcome.ts';
+import { FhirError, badRequest, methodNotAllowed, multipleMatches, type OutcomeIssue } from './outcome.ts';
 import { validateResource } from './validation.ts';
-import { handleFhirRequest, writtenResponse, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
+import { handleFhirRequest, serviceFor, writtenResponse, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
 import * as op from './interactions.ts';
 import { definitions } from './definitions.ts';
 
@@ -115,6 +115,7 @@ async function createFresh(ctx: RestContext, c: op.Ctx, fresh: Entry[], results:
     await asEntry(e, async () => {
       const type = e.path.split('/')[0];
       ctx.access.require(type, 'create');
+      if (serviceFor(ctx, type)) throw methodNotAllowed(`${type} is read-only here: it cannot be written.`);
       validateResource(e.resource, { expectedType: type });
     });
   }

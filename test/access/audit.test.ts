@@ -7,23 +7,11 @@ import { ENGINES, clientToken, fhirClient, startTestServer, TEST_ADMIN, type Fhi
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { addClient } from '../../src/access/index.ts';
 import { validateResource } from '../../src/record/validation.ts';
+import { waitForAudit } from '../support/audit.ts';
 
 after(() => stopOwnPostgres());
 
 const CLIENT_ID_SYSTEM = 'https://carebridge.example/client-id';
-
-/** Polls an AuditEvent search (as the admin) until it finds what `done` wants; bounded. Audit writes are batched. */
-export async function waitForAudit(fhir: FhirClient, query: string, done: (events: any[]) => boolean = (e) => e.length > 0): Promise<any[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const res = await fhir.get(`AuditEvent?${query}&_count=1000`);
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-    const events = (res.body.entry ?? []).map((e: any) => e.resource);
-    if (done(events)) return events;
-    if (Date.now() > deadline) assert.fail(`no AuditEvent matching ${query} (found ${events.length})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const subtypeOf = (e: any) => e.subtype?.[0]?.code;
 const patientsOf = (e: any) => (e.entity ?? []).filter((x: any) => x.role?.code === '1').map((x: any) => x.what.reference);

@@ -1,16 +1,21 @@
-// The audit trail is hash-chained: `carebridge audit verify` (the real command) passes on an intact chain,
-// and names exactly the entry whose AuditEvent was changed or whose chain row was deleted (both storage
-// engines). Two app nodes on one PostgreSQL extend one chain.
+// The audit journal is hash-chained: `carebridge audit verify` (the real command) passes on an intact
+// chain, and names exactly the entry whose stored AuditEvent was changed, whose journal row was deleted,
+// or whose patient index row was removed (both storage engines). Two app nodes on one PostgreSQL extend
+// one chain. A deployment's AuditEvents from before the journal move into it and stay verifiable.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { ENGINES, TEST_ADMIN, clientToken, fhirClient, startTestServer, testDatabase, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { runCli } from '../cli/cli.ts';
 import { buildServer, type CareBridgeServer } from '../../src/server.ts';
 import { loadServerConfig } from '../../src/config.ts';
 import { migrateAccess, verifyAuditChain } from '../../src/access/index.ts';
-import { appendToChain } from '../../src/access/audit/chain.ts';
-import { openRecordStore, type SqlDriver } from '../../src/record/index.ts';
+import { ACCESS_MIGRATIONS } from '../../src/access/schema.ts';
+import { CHAIN_EXTENSION, GENESIS_HASH, chainHash } from '../../src/access/audit/chain.ts';
+import { JournalAppender } from '../../src/access/audit/journal.ts';
+import { SharedParts, journalEntryFor } from '../../src/access/audit/auditEvent.ts';
+import { createResources, migrate, openRecordStore, type SqlDriver } from '../../src/record/index.ts';
 
 after(() => stopOwnPostgres());
 
@@ -19,12 +24,12 @@ const verify = async (database: string) => {
   return { ...r, lines: r.stdout.trim().split('\n').filter(Boolean) };
 };
 
-const chainLength = async (driver: SqlDriver) => Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM access_audit_chain'))!.n);
+const journalLength = async (driver: SqlDriver) => Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_journal'))!.n);
 
-async function waitForChain(driver: SqlDriver, atLeast: number): Promise<void> {
+async function waitForJournal(driver: SqlDriver, atLeast: number): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while ((await chainLength(driver)) < atLeast) {
-    if (Date.now() > deadline) assert.fail(`the audit chain did not reach ${atLeast} entries`);
+  while ((await journalLength(driver)) < atLeast) {
+    if (Date.now() > deadline) assert.fail(`the audit journal did not reach ${atLeast} entries`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -32,11 +37,12 @@ async function waitForChain(driver: SqlDriver, atLeast: number): Promise<void> {
 for (const engine of ENGINES) {
   describe(`audit hash chain (${engine})`, { concurrency: 1 }, () => {
     let t: TestServer;
+    let pid: string;
     before(async () => {
       t = await startTestServer(engine);
-      const pid = (await t.fhir.post('Patient', { resourceType: 'Patient', name: [{ family: 'Chained' }] })).body.id;
+      pid = (await t.fhir.post('Patient', { resourceType: 'Patient', name: [{ family: 'Chained' }] })).body.id;
       for (let i = 0; i < 6; i++) await t.fhir.get(`Patient/${pid}`);
-      await waitForChain(t.server.driver, 7);
+      await waitForJournal(t.server.driver, 7);
     });
     after(async () => t?.close());
 
@@ -47,44 +53,142 @@ for (const engine of ENGINES) {
     });
 
     it('verify names exactly the entry whose stored AuditEvent was changed', async () => {
-      const target = (await t.server.driver.get<{ seq: number; audit_id: string }>('SELECT seq, audit_id FROM access_audit_chain ORDER BY seq LIMIT 1 OFFSET 3'))!;
-      const { content } = (await t.server.driver.get<{ content: string }>("SELECT content FROM resources WHERE type = 'AuditEvent' AND id = ?", [target.audit_id]))!;
-      const forged = JSON.stringify({ ...JSON.parse(content), outcome: '8' });
-      const setContent = (text: string) => t.server.driver.transaction((tx) => tx.run("UPDATE resources SET content = ? WHERE type = 'AuditEvent' AND id = ?", [text, target.audit_id]));
+      const target = (await t.server.driver.get<{ seq: number; content: string }>('SELECT seq, content FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 3'))!;
+      const forged = target.content.replace('"outcome":"0"', '"outcome":"8"');
+      assert.notEqual(forged, target.content);
+      const setContent = (text: string) => t.server.driver.transaction((tx) => tx.run('UPDATE audit_journal SET content = ? WHERE seq = ?', [text, target.seq]));
       await setContent(forged);
       try {
+        assert.equal((await t.fhir.get(`AuditEvent/${target.seq}`)).body.outcome, '8', 'the forgery is what is served…');
         const r = await verify(t.database);
         assert.equal(r.code, 1, r.stdout + r.stderr);
         assert.equal(r.lines.length, 1, r.stdout);
-        assert.match(r.lines[0], new RegExp(`seq ${target.seq} \\(AuditEvent ${target.audit_id}\\)`));
+        assert.match(r.lines[0], new RegExp(`seq ${target.seq} \\(AuditEvent ${target.seq}\\)`));
         assert.match(r.lines[0], /does not match its hash/);
       } finally {
-        await setContent(content);
+        await setContent(target.content);
       }
       assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
     });
 
-    it('verify names exactly the entry whose chain row was deleted', async () => {
-      const row = (await t.server.driver.get<{ seq: number; audit_id: string; prev_hash: string; hash: string; at_ms: number }>('SELECT * FROM access_audit_chain ORDER BY seq LIMIT 1 OFFSET 2'))!;
-      await t.server.driver.transaction((tx) => tx.run('DELETE FROM access_audit_chain WHERE seq = ?', [row.seq]));
+    it('verify names exactly the entry whose journal row was deleted', async () => {
+      const row = (await t.server.driver.get<Record<string, any>>('SELECT * FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 2'))!;
+      await t.server.driver.transaction((tx) => tx.run('DELETE FROM audit_journal WHERE seq = ?', [row.seq]));
       try {
         const r = await verify(t.database);
         assert.equal(r.code, 1, r.stdout + r.stderr);
         assert.equal(r.lines.length, 1, r.stdout);
-        assert.match(r.lines[0], new RegExp(`seq ${row.seq} \\(AuditEvent ${row.audit_id}\\)`));
-        assert.match(r.lines[0], /chain row has been deleted/);
+        assert.match(r.lines[0], new RegExp(`seq ${row.seq} \\(AuditEvent ${row.seq}\\)`));
+        assert.match(r.lines[0], /journal row has been deleted/);
       } finally {
-        await t.server.driver.transaction((tx) => tx.run('INSERT INTO access_audit_chain (seq, audit_id, prev_hash, hash, at_ms) VALUES (?, ?, ?, ?, ?)', [row.seq, row.audit_id, row.prev_hash, row.hash, row.at_ms]));
+        const columns = Object.keys(row);
+        await t.server.driver.transaction((tx) => tx.insertMany('audit_journal', columns, [columns.map((c) => row[c])]));
       }
       assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
     });
 
-    it('verify notices an AuditEvent removed from the record', async () => {
-      const row = (await t.server.driver.get<{ seq: number; audit_id: string }>('SELECT seq, audit_id FROM access_audit_chain ORDER BY seq LIMIT 1 OFFSET 1'))!;
-      await t.server.driver.transaction((tx) => tx.run("UPDATE resources SET deleted = 1, content = NULL WHERE type = 'AuditEvent' AND id = ?", [row.audit_id]));
-      const result = await verifyAuditChain(t.server.driver);
-      assert.deepEqual({ ...result, problem: undefined }, { intact: false, checked: row.seq - 1, seq: row.seq, auditId: row.audit_id, problem: undefined });
+    it('verify notices an event hidden from a person\'s audit by removing its patient index row', async () => {
+      const row = (await t.server.driver.get<{ patient_id: string; recorded_ms: number; seq: number; as_agent: number }>('SELECT * FROM audit_patient WHERE patient_id = ? ORDER BY seq LIMIT 1 OFFSET 1', [pid]))!;
+      const before = (await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total;
+      await t.server.driver.transaction((tx) => tx.run('DELETE FROM audit_patient WHERE patient_id = ? AND seq = ?', [pid, row.seq]));
+      try {
+        assert.equal((await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total, before - 1, 'the event no longer shows for the patient');
+        const result = await verifyAuditChain(t.server.driver);
+        assert.equal(result.intact, false);
+        assert.equal(!result.intact && result.seq, Number(row.seq));
+        assert.match(!result.intact ? result.problem : '', new RegExp(`patient index has lost its row for Patient/${pid}`));
+      } finally {
+        await t.server.driver.transaction((tx) => tx.insertMany('audit_patient', ['patient_id', 'recorded_ms', 'seq', 'as_agent'], [[row.patient_id, row.recorded_ms, row.seq, row.as_agent]]));
+      }
+      assert.equal((await verifyAuditChain(t.server.driver)).intact, true);
     });
+
+    it('verify names the first entry whose shared agent and source part was changed', async () => {
+      const { part } = (await t.server.driver.get<{ part: string }>('SELECT part FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 3'))!;
+      const first = Number((await t.server.driver.get<{ seq: number }>('SELECT MIN(seq) AS seq FROM audit_journal WHERE part = ?', [part]))!.seq);
+      const { content } = (await t.server.driver.get<{ content: string }>('SELECT content FROM audit_part WHERE part_key = ?', [part]))!;
+      const setPart = (text: string) => t.server.driver.transaction((tx) => tx.run('UPDATE audit_part SET content = ? WHERE part_key = ?', [text, part]));
+      await setPart(content.replace(TEST_ADMIN.id, 'someone-else'));
+      try {
+        const r = await verify(t.database);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.lines[0], new RegExp(`seq ${first} \\(AuditEvent ${first}\\)`));
+        assert.match(r.lines[0], /agent and source .* were changed/);
+      } finally {
+        await setPart(content);
+      }
+    });
+
+    it('the chain position is served in each AuditEvent and matches the journal', async () => {
+      const row = (await t.server.driver.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_journal ORDER BY seq DESC LIMIT 1'))!;
+      const event = (await t.fhir.get(`AuditEvent/${row.seq}`)).body;
+      const chain = event.extension.find((e: any) => e.url === CHAIN_EXTENSION);
+      assert.deepEqual(chain.extension, [{ url: 'seq', valueDecimal: Number(row.seq) }, { url: 'hash', valueString: row.hash }]);
+    });
+  });
+
+  describe(`audit entries from before the journal (${engine})`, () => {
+    it('move into the journal with their hashes, stay verifiable and searchable, and the chain continues from them', async () => {
+      const db = await testDatabase(engine);
+      const driver = await openRecordStore(db.database);
+      try {
+        await migrate(driver, 'access', ACCESS_MIGRATIONS); // a deployment from before the journal
+        const pid = randomUUID();
+        const legacy = await appendLegacyChain(driver, [0, 1, 2].map((i) => ({
+          resourceType: 'AuditEvent', type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' },
+          subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: 'read' }], action: 'R', recorded: new Date(Date.UTC(2026, 0, 1 + i)).toISOString(), outcome: '0',
+          agent: [{ altId: 'legacy-client', requestor: true, who: { display: 'Legacy' } }], source: { observer: { display: 'old node' } },
+          entity: [{ what: { reference: `Patient/${pid}` } }, { what: { reference: `Observation/obs-${i}` } }],
+        })));
+        await migrateAccess(driver);
+        const verified = await verifyAuditChain(driver);
+        assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
+        assert.equal(Number((await driver.get<{ n: number }>("SELECT COUNT(*) AS n FROM resources WHERE type = 'AuditEvent'"))!.n), 0, 'no longer in the record');
+
+        await new JournalAppender(driver).append([journalEntryFor({ at: Date.now(), events: [{ interaction: 'read', resourceType: 'Patient', id: pid, patientIds: [pid] }], outcome: { status: 200, method: 'GET', path: `Patient/${pid}`, query: '' } }, new SharedParts('test'))]);
+        const continued = await verifyAuditChain(driver);
+        assert.deepEqual(continued.intact && continued.checked, 4, JSON.stringify(continued));
+        const head = (await driver.get<{ prev_hash: string }>('SELECT prev_hash FROM audit_journal WHERE seq = 4'))!;
+        assert.equal(head.prev_hash, legacy[2].hash, 'the new entry links to the last legacy one');
+
+        await driver.close();
+        const server = await buildServer(loadServerConfig({ port: 0, db: db.database }, { CAREBRIDGE_ADMIN_CLIENT_ID: TEST_ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: TEST_ADMIN.secret }));
+        try {
+          const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
+          const fhir = fhirClient(`${url}/fhir`, { authorization: `Bearer ${await clientToken(url, TEST_ADMIN.id, TEST_ADMIN.secret)}` });
+          const found = await fhir.get(`AuditEvent?patient=${pid}&_sort=-date`);
+          assert.deepEqual(found.body.entry.map((e: any) => e.resource.id), ['4', legacy[2].id, legacy[1].id, legacy[0].id], 'newest first, old and new alike');
+          assert.equal((await fhir.get(`AuditEvent?entity=Observation/obs-1`)).body.entry[0].resource.id, legacy[1].id);
+          assert.equal((await fhir.get(`AuditEvent?altid=legacy-client&date=2026-01-03`)).body.entry[0].resource.id, legacy[2].id);
+          const read = await fhir.get(`AuditEvent/${legacy[0].id}`);
+          assert.equal(read.status, 200);
+          assert.equal(read.body.recorded, '2026-01-01T00:00:00.000Z');
+        } finally {
+          await server.close();
+        }
+      } finally {
+        await driver.close().catch(() => undefined);
+        db.cleanup();
+      }
+    });
+  });
+}
+
+/** What the audit trail wrote before the journal: AuditEvents as record resources, chained in access_audit_chain. */
+async function appendLegacyChain(driver: SqlDriver, events: Record<string, any>[]): Promise<{ id: string; hash: string }[]> {
+  return driver.transaction(async (tx) => {
+    let previous = GENESIS_HASH;
+    const links: [number, string, string, string, number][] = [];
+    events.forEach((event, i) => {
+      event.id = randomUUID();
+      const hash = chainHash(previous, event);
+      event.extension = [{ url: CHAIN_EXTENSION, extension: [{ url: 'seq', valueDecimal: i + 1 }, { url: 'hash', valueString: hash }] }];
+      links.push([i + 1, event.id, previous, hash, Date.now()]);
+      previous = hash;
+    });
+    await createResources(tx, events);
+    await tx.insertMany('access_audit_chain', ['seq', 'audit_id', 'prev_hash', 'hash', 'at_ms'], links);
+    return links.map(([, id, , hash]) => ({ id, hash }));
   });
 }
 
@@ -104,8 +208,9 @@ describe('two app nodes on one PostgreSQL extend one chain', () => {
     const pools = [await openRecordStore(db.database), await openRecordStore(db.database)];
     try {
       await migrateAccess(pools[0]);
-      const event = (i: number) => ({ resourceType: 'AuditEvent', type: { code: 'rest' }, recorded: new Date().toISOString(), agent: [{ requestor: true, altId: `racer-${i}` }], source: { observer: { display: 'test' } } });
-      await Promise.all(Array.from({ length: 20 }, (_, i) => appendToChain(pools[i % 2], Array.from({ length: 5 }, () => event(i)))));
+      const appenders = pools.map((p) => new JournalAppender(p));
+      const entry = (i: number) => journalEntryFor({ at: Date.now(), events: [], outcome: { status: 404, method: 'GET', path: `Patient/racer-${i}`, query: '' } }, new SharedParts('test'));
+      await Promise.all(Array.from({ length: 20 }, (_, i) => appenders[i % 2].append(Array.from({ length: 5 }, () => entry(i)))));
       const result = await verifyAuditChain(pools[1]);
       assert.deepEqual(result.intact && result.checked, 100, JSON.stringify(result));
     } finally {
@@ -114,7 +219,7 @@ describe('two app nodes on one PostgreSQL extend one chain', () => {
     }
   });
 
-  it('concurrent requests through both nodes leave one intact, dense chain; deleting its last link is noticed', async () => {
+  it('concurrent requests through both nodes leave one intact, dense chain; deleting its last entry is noticed', async () => {
     const env = { CAREBRIDGE_ADMIN_CLIENT_ID: TEST_ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: TEST_ADMIN.secret };
     for (let i = 0; i < 2; i++) servers.push(await buildServer(loadServerConfig({ port: 0, db: database }, env)));
     const clients = await Promise.all(servers.map(async (s) => {
@@ -133,16 +238,15 @@ describe('two app nodes on one PostgreSQL extend one chain', () => {
     assert.equal(checked, 1 + 2 * PER_NODE, 'one entry per request, none lost, no fork');
 
     const driver = await openRecordStore(database);
-    let last: { seq: number; audit_id: string };
     try {
-      last = (await driver.get<{ seq: number; audit_id: string }>('SELECT seq, audit_id FROM access_audit_chain ORDER BY seq DESC LIMIT 1'))!;
+      const last = (await driver.get<{ seq: number }>('SELECT seq FROM audit_journal ORDER BY seq DESC LIMIT 1'))!;
       assert.equal(Number(last.seq), checked, 'seq is dense');
-      await driver.transaction((tx) => tx.run('DELETE FROM access_audit_chain WHERE seq = ?', [last.seq]));
+      await driver.transaction((tx) => tx.run('DELETE FROM audit_journal WHERE seq = ?', [last.seq]));
     } finally {
       await driver.close();
     }
     const tail = await verify(database);
     assert.equal(tail.code, 1);
-    assert.match(tail.lines[0], new RegExp(`seq ${checked} \\(AuditEvent ${last.audit_id}\\)`));
+    assert.match(tail.lines[0], new RegExp(`seq ${checked} \\(AuditEvent ${checked}\\)`));
   });
 });

@@ -1,5 +1,6 @@
 // Sign-in through a real OpenID Connect provider (oidc-provider on a loopback port) on both engines:
 // authorization code with PKCE, state and nonce; only subjects linked to a local user get in.
+import { auditEventService } from '../../src/access/audit/search.ts';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openRecordStore, handleFhirRequest, UNRESTRICTED, type SqlDriver } from '../../src/record/index.ts';
@@ -112,7 +113,7 @@ for (const engine of ENGINES) {
 
     it('OpenID Connect sign-ins and refusals are audited', async () => {
       await access.close();
-      const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, {
+      const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED, services: { AuditEvent: auditEventService(driver) } }, {
         method: 'GET', path: 'AuditEvent', query: [['type', 'http://dicom.nema.org/resources/ontology/DCM|110114'], ['_count', '100']],
       });
       const body = typeof res.body === 'string' ? JSON.parse(res.body) : res.body;

@@ -1,5 +1,6 @@
 // People's accounts and sign-in on both storage engines: passwords with lockout, TOTP, disabled accounts,
 // sessions and their expiry (on a clock the test moves), and unknown usernames costing the same hash.
+import { auditEventService } from '../../src/access/audit/search.ts';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openRecordStore, handleFhirRequest, UNRESTRICTED, type SqlDriver } from '../../src/record/index.ts';
@@ -40,7 +41,7 @@ async function put(driver: SqlDriver, resource: Record<string, unknown>): Promis
 }
 
 async function authenticationEvents(driver: SqlDriver): Promise<any[]> {
-  const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, {
+  const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED, services: { AuditEvent: auditEventService(driver) } }, {
     method: 'GET', path: 'AuditEvent', query: [['type', 'http://dicom.nema.org/resources/ontology/DCM|110114'], ['_count', '100'], ['_sort', 'date']],
   });
   const body = typeof res.body === 'string' ? JSON.parse(res.body) : res.body;

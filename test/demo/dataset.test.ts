@@ -115,11 +115,15 @@ describe('demo dataset: a transaction of idempotent PUTs', () => {
     }
   });
 
-  it('every reference is a plain Type/id that points at a resource in the bundle', () => {
+  it('every reference is a plain Type/id that points at a resource in the bundle (or #id at one it contains)', () => {
     let count = 0;
     for (const r of resources) {
       for (const target of references(r)) {
         count++;
+        if (target.startsWith('#')) {
+          assert.ok((r as Any).contained?.some((c: Any) => `#${c.id}` === target), `${r.resourceType}/${r.id} refers to missing contained ${target}`);
+          continue;
+        }
         assert.match(target, /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/, `${r.resourceType}/${r.id} → ${target}`);
         assert.ok(byRef.has(target), `${r.resourceType}/${r.id} refers to missing ${target}`);
       }

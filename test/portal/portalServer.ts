@@ -6,6 +6,7 @@ import { openRecordStore, handleFhirRequest, UNRESTRICTED, type SqlDriver } from
 import { addOrganisation, addUser, setUpAccess, type Access, type Role } from '../../src/access/index.ts';
 import { buildDemoDataset } from '../../src/demo/index.ts';
 import { portal } from '../../src/portal/index.ts';
+import { portalAdministration } from '../../src/server.ts';
 import { testDatabase, type Engine } from '../support/server.ts';
 
 /** Every test person's password (synthetic, long enough for the password rules). */
@@ -29,6 +30,10 @@ export const CARE_HOME_CARER: TestPerson = {
 };
 
 export const PRIVACY_OFFICER: TestPerson = { username: 'test.privacy', name: 'Pat Privacy', organisation: 'LA918', role: 'privacy-officer' };
+export const WARD_NURSE: TestPerson = { username: 'test.nurse', name: 'Test Nurse', organisation: 'RX9', role: 'ward-nurse' };
+export const SOCIAL_WORKER: TestPerson = { username: 'test.social', name: 'Test Social Worker', organisation: 'LA918', role: 'social-worker' };
+export const BROKER: TestPerson = { username: 'test.broker', name: 'Test Broker', organisation: 'LA918', role: 'broker' };
+export const ADMIN: TestPerson = { username: 'test.admin', name: 'Test Admin', role: 'admin' };
 
 export interface SignedIn {
   /** The session id, as the browser's cookie carries it. */
@@ -75,7 +80,7 @@ export async function startPortalServer(engine: Engine): Promise<PortalTestServe
   const app = Fastify();
   await app.register(portal, {
     driver,
-    access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass },
+    access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) },
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const fhir: PortalTestServer['fhir'] = async (method, path, query = [], body) => {

@@ -1,5 +1,7 @@
-// One answered request to the record, as FHIR R4 AuditEvents: one per thing it touched (a read, a
-// search, each write, $everything), or one for the whole request when it failed or touched nothing.
+// One answered request to the record, as one FHIR R4 AuditEvent: what it touched (a read, a search with
+// its query, the resources a transaction wrote, $everything) and the patients concerned, who asked (the
+// Actor), from where, and how it ended.
+import { createHash } from 'node:crypto';
 import type { AccessEvent } from '../../record/index.ts';
 import type { Actor } from '../actor.ts';
 import { authenticationEvent, type AuthenticationAttempt } from '../people/authenticationAudit.ts';
@@ -49,21 +51,166 @@ interface Touched {
   query?: string;
 }
 
-/** The AuditEvents (without ids: the chain assigns them) for one answered request. */
-export function auditEventsFor(request: AuditedRequest, observer: string): Record<string, any>[] {
-  if (request.authentication) return [clean(authenticationEvent(request, request.authentication, observer))];
-  if (request.outcome.status >= 400 || !request.events.length) {
-    return [clean(auditEvent(request, observer, { ...requestInteraction(request.outcome.method, request.outcome.path), query: request.outcome.query || undefined, patientIds: [] }))];
+/**
+ * One answered request as one journal entry: its AuditEvent as JSON text (all but the id, which the chain
+ * assigns) and the values its searches use. A search touching 40 patients, or a transaction writing 40
+ * resources, is one entry naming them all.
+ */
+export interface JournalEntry {
+  /**
+   * The AuditEvent's own JSON text after `{"resourceType":"AuditEvent","id":"<seq>` (starts with the
+   * closing quote), without meta (derived from recorded) and without agent and source (in `part`).
+   */
+  tail: string;
+  /** The agent and source elements, stored once for all the events that share them. */
+  part: SharedPart;
+  recordedMs: number;
+  /** agent.altId: the client or user id. */
+  agent: string | null;
+  /** agent.who.reference (Practitioner/…, RelatedPerson/…, Patient/…), for users. */
+  agentRef: string | null;
+  type: string;
+  subtype: string | null;
+  action: string;
+  outcome: string;
+  purpose: string | null;
+  /** Patients among the entities (entity.what = Patient/…), without repeats. */
+  patients: string[];
+  /** Other resources among the entities (Type/id), without repeats. */
+  entities: string[];
+  /** What a failed request asked for (entity.name), without repeats. */
+  names: string[];
+}
+
+/**
+ * `"agent":[…],"source":{…}` as JSON text, kept once in audit_part under `key` (the first 128 bits of its
+ * SHA-256): the same caller, from the same address, through the same node, makes many requests.
+ */
+export interface SharedPart { key: string; text: string }
+
+export function partKey(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+}
+
+/**
+ * Remembers each caller's part. Keyed by the actor object first (one per caller in a batch) and then by
+ * its content, so the text is built once per caller, address and node, and the content key once per batch.
+ */
+export class SharedParts {
+  private parts = new Map<string, SharedPart>();
+  private byActor = new WeakMap<object, Map<string, SharedPart>>();
+  private readonly anonymous = {};
+  constructor(readonly observer: string) {}
+
+  of(request: AuditedRequest): SharedPart {
+    const address = request.address ?? '';
+    let perAddress = this.byActor.get(request.actor ?? this.anonymous);
+    let part = perAddress?.get(address);
+    if (part !== undefined) return part;
+    const key = `${address}\u0000${request.actor ? JSON.stringify(request.actor) : ''}`;
+    part = this.parts.get(key);
+    if (part === undefined) {
+      if (this.parts.size >= 10_000) this.parts.clear();
+      const text = `"agent":[${JSON.stringify(clean(agent(request)))}],"source":${sourceText(this.observer)}`;
+      part = { key: partKey(text), text };
+      this.parts.set(key, part);
+    }
+    if (!perAddress) this.byActor.set(request.actor ?? this.anonymous, (perAddress = new Map()));
+    perAddress.set(address, part);
+    return part;
   }
-  return request.events.map((e) => clean(auditEvent(request, observer, fromAccessEvent(e))));
+}
+
+/** A sign-in or sign-out (people/authenticationAudit.ts builds the AuditEvent; it is rare, so built as an object). */
+function authenticationEntry(request: AuditedRequest, observer: string): JournalEntry {
+  const { resourceType: _type, agent: agents, source, ...own } = clean(authenticationEvent(request, request.authentication!, observer));
+  const text = `"agent":${JSON.stringify(agents)},"source":${JSON.stringify(source)}`;
+  const who = agents?.[0] ?? {};
+  return {
+    tail: `",${JSON.stringify(own).slice(1)}`,
+    part: { key: partKey(text), text },
+    recordedMs: request.at,
+    agent: who.altId ?? null,
+    agentRef: who.who?.reference ?? null,
+    type: own.type?.code ?? 'rest',
+    subtype: own.subtype?.[0]?.code ?? null,
+    action: own.action,
+    outcome: own.outcome,
+    purpose: request.actor?.purpose ?? null,
+    patients: [],
+    entities: [],
+    names: [],
+  };
+}
+
+const EVENT_TYPE = JSON.stringify({ system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' });
+const sourceTexts = new Map<string, string>();
+const sourceText = (observer: string) => {
+  let text = sourceTexts.get(observer);
+  if (text === undefined) {
+    text = JSON.stringify(clean(auditSource(observer)));
+    sourceTexts.set(observer, text);
+  }
+  return text;
+};
+const EVERYTHING_SUBTYPE = { system: 'urn:ietf:rfc:3986', code: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', display: '$everything' };
+const subtypeTexts = new Map<string, string>();
+function subtypeText(code: string | undefined, operation: string | undefined): string {
+  if (!code) return '';
+  const key = `${code} ${operation ?? ''}`;
+  let text = subtypeTexts.get(key);
+  if (text === undefined) {
+    const subtype: Coding[] = [{ system: INTERACTION, code }];
+    if (operation === '$everything') subtype.push(EVERYTHING_SUBTYPE);
+    subtypeTexts.set(key, (text = `,"subtype":${JSON.stringify(subtype)}`));
+  }
+  return text;
+}
+
+/** The journal entry for one answered request. */
+export function journalEntryFor(request: AuditedRequest, parts: SharedParts): JournalEntry {
+  if (request.authentication) return authenticationEntry(request, parts.observer);
+  const { status, method, path, query } = request.outcome;
+  const failed = status >= 400 || !request.events.length;
+  const touched: Touched[] = failed
+    ? [{ ...requestInteraction(method, path), query: query || undefined, patientIds: [] }]
+    : request.events.map(fromAccessEvent);
+  // Several things touched (a transaction or batch): the request's own interaction names the event.
+  const main = touched.length === 1 ? touched[0] : { ...requestInteraction(method, path), patientIds: [] };
+  const recorded = new Date(request.at).toISOString();
+  const entity = entities(touched, status >= 400);
+  const action = ACTION[main.code ?? ''] ?? 'E';
+  const outcome = status < 400 ? '0' : status < 500 ? '4' : '8';
+  let tail = `","type":${EVENT_TYPE}${subtypeText(main.code, main.operation)},"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
+  if (status >= 400) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}`))}`;
+  if (entity.json.length) tail += `,"entity":[${entity.json.join(',')}]`;
+  tail += '}';
+  const a = request.actor;
+  return {
+    tail,
+    part: parts.of(request),
+    recordedMs: request.at,
+    agent: a ? (a.kind === 'user' ? a.userId : a.clientId) : null,
+    agentRef: a?.kind === 'user' && a.fhirUser ? a.fhirUser : null,
+    type: 'rest',
+    subtype: main.code ?? null,
+    action,
+    outcome,
+    purpose: a?.purpose ?? null,
+    patients: entity.patients,
+    entities: entity.others,
+    names: entity.names,
+  };
 }
 
 // Control characters (a NUL from a hostile path, say) cannot be stored or indexed everywhere, and a batch
 // that can never be written would stop the whole trail: every string is made safe before it is stored.
 const UNSAFE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
+const MAYBE_UNSAFE = /[\u0000-\u001f\u007f\ud800-\udfff]/;
+
 function clean<T>(value: T): T {
-  if (typeof value === 'string') return value.replace(UNSAFE, '\ufffd') as T;
+  if (typeof value === 'string') return (MAYBE_UNSAFE.test(value) ? value.replace(UNSAFE, '\ufffd') : value) as T;
   if (Array.isArray(value)) return value.map(clean) as T;
   if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) (value as Record<string, unknown>)[k] = clean(v);
@@ -72,16 +219,16 @@ function clean<T>(value: T): T {
 }
 
 function fromAccessEvent(e: AccessEvent): Touched {
-  const touched: Touched = { resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query: e.query || undefined };
+  const query = e.query || undefined;
   switch (e.interaction) {
     case 'search':
-      return { ...touched, code: 'search-type', id: undefined };
+      return { code: 'search-type', resourceType: e.resourceType, patientIds: e.patientIds, query };
     case 'history':
-      return { ...touched, code: e.id ? 'history-instance' : e.resourceType ? 'history-type' : 'history-system' };
+      return { code: e.id ? 'history-instance' : e.resourceType ? 'history-type' : 'history-system', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
     case 'everything':
-      return { ...touched, code: 'operation', operation: '$everything' };
+      return { code: 'operation', operation: '$everything', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
     default:
-      return { ...touched, code: e.interaction };
+      return { code: e.interaction, resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
   }
 }
 
@@ -124,26 +271,6 @@ function decode(segment: string): string {
   }
 }
 
-function auditEvent(request: AuditedRequest, observer: string, touched: Touched): Record<string, any> {
-  const { status } = request.outcome;
-  const failed = status >= 400;
-  const entity = entities(touched, failed);
-  const subtype: Coding[] = touched.code ? [{ system: INTERACTION, code: touched.code }] : [];
-  if (touched.operation === '$everything') subtype.push({ system: 'urn:ietf:rfc:3986', code: 'http://hl7.org/fhir/OperationDefinition/Patient-everything', display: '$everything' });
-  return {
-    resourceType: 'AuditEvent',
-    type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' },
-    ...(subtype.length ? { subtype } : {}),
-    action: ACTION[touched.code ?? ''] ?? 'E',
-    recorded: new Date(request.at).toISOString(),
-    outcome: status < 400 ? '0' : status < 500 ? '4' : '8',
-    ...(failed ? { outcomeDesc: `HTTP ${status}: ${request.outcome.method} ${request.outcome.path}` } : {}),
-    agent: [agent(request)],
-    source: auditSource(observer),
-    ...(entity.length ? { entity } : {}),
-  };
-}
-
 export function auditSource(observer: string): Record<string, any> {
   return { observer: { display: `CareBridge (${observer})` }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] };
 }
@@ -172,22 +299,33 @@ export function agent(request: AuditedRequest): Record<string, any> {
   };
 }
 
-function entities(touched: Touched, failed: boolean): Record<string, any>[] {
-  const out: Record<string, any>[] = [];
+const text = (value: string) => JSON.stringify(clean(value));
+const PATIENT_ENTITY_END = `},"type":{"system":"${ENTITY_TYPE}","code":"1","display":"Person"},"role":{"system":"${OBJECT_ROLE}","code":"1","display":"Patient"}}`;
+const DOMAIN_ROLE = `"role":{"system":"${OBJECT_ROLE}","code":"4","display":"Domain Resource"}`;
+const QUERY_ROLE = `"role":{"system":"${OBJECT_ROLE}","code":"24","display":"Query"}`;
+
+interface Entities { json: string[]; patients: string[]; others: string[]; names: string[] }
+
+/** AuditEvent.entity as JSON text (built directly: this runs once per request), with the values indexed. */
+function entities(touched: Touched[], failed: boolean): Entities {
+  const out: Entities = { json: [], patients: [], others: [], names: [] };
   // A failed request showed and changed nothing: it names what it asked for, but no patient.
-  const patients = failed ? [] : touched.patientIds;
-  for (const id of patients) {
-    out.push({ what: { reference: `Patient/${id}` }, type: { system: ENTITY_TYPE, code: '1', display: 'Person' }, role: { system: OBJECT_ROLE, code: '1', display: 'Patient' } });
-  }
-  const typeCoding = touched.resourceType ? { type: { system: RESOURCE_TYPES, code: touched.resourceType } } : {};
-  if (touched.id && touched.resourceType && !(touched.resourceType === 'Patient' && patients.includes(touched.id))) {
-    const ref = `${touched.resourceType}/${touched.id}`;
-    out.push({ ...(failed ? { name: ref } : { what: { reference: ref } }), ...typeCoding, role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' } });
-  }
-  if (touched.query) {
-    out.push({ ...typeCoding, role: { system: OBJECT_ROLE, code: '24', display: 'Query' }, query: Buffer.from(touched.query, 'utf8').toString('base64') });
-  } else if (!touched.id && touched.resourceType) {
-    out.push({ ...typeCoding, role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' } });
+  const patients = failed ? [] : touched.length === 1 && touched[0].patientIds.length < 2 ? touched[0].patientIds.map(clean) : [...new Set(touched.flatMap((t) => t.patientIds))].map(clean);
+  for (const id of patients) out.json.push(`{"what":{"reference":${JSON.stringify(`Patient/${id}`)}${PATIENT_ENTITY_END}`);
+  out.patients = patients;
+  const seen = new Set(patients.map((id) => `Patient/${id}`));
+  for (const t of touched) {
+    const typeCoding = t.resourceType ? `"type":{"system":"${RESOURCE_TYPES}","code":${text(t.resourceType)}},` : '';
+    if (t.id && t.resourceType) {
+      const ref = clean(`${t.resourceType}/${t.id}`);
+      if (!seen.has(ref)) {
+        out.json.push(`{${failed ? `"name":${JSON.stringify(ref)}` : `"what":{"reference":${JSON.stringify(ref)}}`},${typeCoding}${DOMAIN_ROLE}}`);
+        (failed ? out.names : out.others).push(ref);
+      }
+      seen.add(ref);
+    }
+    if (t.query) out.json.push(`{${typeCoding}${QUERY_ROLE},"query":"${Buffer.from(t.query, 'utf8').toString('base64')}"}`);
+    else if (!t.id && t.resourceType) out.json.push(`{${typeCoding}${DOMAIN_ROLE}}`);
   }
   return out;
 }

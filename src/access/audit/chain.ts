@@ -1,15 +1,13 @@
-// The audit trail's hash chain: every AuditEvent is stored as an ordinary resource in the record and, in
-// the same transaction, appended to access_audit_chain with hash = SHA-256(previous hash + the
-// AuditEvent's canonical JSON). Changing, removing or reordering any stored entry breaks every link after it.
-import { createHash, randomUUID } from 'node:crypto';
-import { createResources, type SqlDriver } from '../../record/index.ts';
+// The audit trail's hash chain: the journal (journal.ts) hashes each AuditEvent's stored text. Entries
+// written before the journal (LEGACY_FORMAT, moved in by its first migration) were hashed over the
+// AuditEvent's canonical JSON without storage bookkeeping and carry their chain position inside; this
+// file keeps that rule so they stay verifiable, and the chain extension that every served AuditEvent carries.
+import { createHash } from 'node:crypto';
 
 /** The previous hash of the first entry. */
 export const GENESIS_HASH = '0'.repeat(64);
 /** Carries the entry's place in the chain (seq) and its hash inside the AuditEvent itself. */
 export const CHAIN_EXTENSION = 'https://carebridge.example/fhir/StructureDefinition/audit-chain';
-/** Serialises appends across every app node on one PostgreSQL (SQLite's writer lock does it there). */
-const APPEND_LOCK = 727275;
 
 /** JSON with object keys sorted at every level (arrays keep their order): one text per value. */
 export function canonicalJson(value: unknown): string {
@@ -53,29 +51,7 @@ export function chainPosition(auditEvent: Record<string, any>): { seq?: number; 
   return { seq: ext?.extension?.find((e) => e.url === 'seq')?.valueDecimal, hash: ext?.extension?.find((e) => e.url === 'hash')?.valueString };
 }
 
-/**
- * Stores AuditEvents (given without ids) and appends them to the chain, in one transaction: both or
- * neither. The last link is read inside the transaction, after taking the append lock, so two app nodes
- * never fork the chain.
- */
-export async function appendToChain(driver: SqlDriver, auditEvents: Record<string, any>[]): Promise<void> {
-  if (!auditEvents.length) return;
-  await driver.transaction(async (tx) => {
-    if (driver.dialect === 'postgres') await tx.run(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
-    const last = await tx.get<{ seq: number; hash: string }>('SELECT seq, hash FROM access_audit_chain ORDER BY seq DESC LIMIT 1');
-    let seq = Number(last?.seq ?? 0);
-    let previous = last?.hash ?? GENESIS_HASH;
-    const now = Date.now();
-    const links: [number, string, string, string, number][] = [];
-    for (const event of auditEvents) {
-      event.id = randomUUID();
-      seq += 1;
-      const hash = chainHash(previous, event);
-      event.extension = [...(event.extension ?? []), { url: CHAIN_EXTENSION, extension: [{ url: 'seq', valueDecimal: seq }, { url: 'hash', valueString: hash }] }];
-      links.push([seq, event.id, previous, hash, now]);
-      previous = hash;
-    }
-    await createResources(tx, auditEvents);
-    await tx.insertMany('access_audit_chain', ['seq', 'audit_id', 'prev_hash', 'hash', 'at_ms'], links);
-  });
+/** The chain extension for an entry (served with each AuditEvent, from its journal row). */
+export function chainExtension(seq: number, hash: string): string {
+  return JSON.stringify({ url: CHAIN_EXTENSION, extension: [{ url: 'seq', valueDecimal: seq }, { url: 'hash', valueString: hash }] });
 }

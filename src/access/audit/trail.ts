@@ -1,6 +1,8 @@
 // The audit trail as the API sees it: answered requests are buffered in memory and handed to the writer
 // in batches — every FLUSH_INTERVAL_MS, or at once when FLUSH_AT_EVENTS are waiting, and on close — one
 // database transaction per batch (at most BATCH_EVENTS events), so a request never waits for its audit.
+// Each request becomes one AuditEvent (one journal row); "events" here counts what requests touched (a
+// transaction writing 300 resources weighs 300), which bounds the index rows per batch and the backlog.
 //
 // What a crash can lose: whatever is buffered or being written and not yet committed — about the last
 // FLUSH_INTERVAL_MS of requests (plus the batch in flight), whose answers have already been sent. A
@@ -14,8 +16,8 @@ import type { AuditedRequest } from './auditEvent.ts';
 import type { AuditWriter } from './writer.ts';
 
 export const FLUSH_INTERVAL_MS = 100;
-export const FLUSH_AT_EVENTS = 500;
-export const BATCH_EVENTS = 250;
+export const FLUSH_AT_EVENTS = 1000;
+export const BATCH_EVENTS = 1000;
 export const BACKLOG_EVENTS = 5000;
 const ADMIT_WAIT_MS = 2000;
 const RETRY_MS = 1000;
@@ -59,9 +61,15 @@ export class AuditTrail {
     } else this.schedule(FLUSH_INTERVAL_MS);
   }
 
-  /** Whether a new request may be served: at once when the backlog is small, else after waiting for the writer; false = refuse it. */
-  async admit(): Promise<boolean> {
-    if (this.buffered <= BACKLOG_EVENTS) return true;
+  /**
+   * Whether a new request may be served: true at once when the backlog is small (no promise: this runs for
+   * every request), else after waiting for the writer; false = refuse it.
+   */
+  admit(): true | Promise<boolean> {
+    return this.buffered <= BACKLOG_EVENTS ? true : this.admitLater();
+  }
+
+  private async admitLater(): Promise<boolean> {
     const deadline = Date.now() + ADMIT_WAIT_MS;
     while (this.buffered > BACKLOG_EVENTS) {
       const left = deadline - Date.now();

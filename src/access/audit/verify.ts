@@ -1,13 +1,17 @@
-// Walks the audit hash chain from its first entry, recomputing every hash from the AuditEvent as stored,
-// and reports the first link that does not hold.
+// Walks the audit journal from its first entry, recomputing every hash from the AuditEvent as stored
+// (its text and its shared agent/source part, whose key must still be its hash), and reports the first
+// link that does not hold. Then checks the patient and entity indexes against the
+// entries: an index row for an entry that is not there means entries were removed from the end, and an
+// entry whose patients are missing from the index would be hidden from "who has looked at my record".
 import type { SqlExecutor } from '../../record/index.ts';
-import { CHAIN_EXTENSION, GENESIS_HASH, chainHash, chainPosition } from './chain.ts';
+import { GENESIS_HASH, chainHash, chainPosition } from './chain.ts';
+import { HEAD, LEGACY_FORMAT, linkHash, partKey } from './journal.ts';
 
 export type ChainCheck =
   | { intact: true; checked: number; head?: { seq: number; hash: string } }
   | { intact: false; checked: number; seq: number; auditId?: string; problem: string };
 
-interface LinkRow { seq: number; audit_id: string; prev_hash: string; hash: string; content: string | null; version_id: number | null; deleted: number | null }
+interface JournalRow { seq: number; legacy_id: string | null; recorded_ms: number; content: string; part: string | null; prev_hash: string; hash: string; format: number }
 
 const PAGE = 1000;
 
@@ -17,30 +21,19 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
   let checked = 0;
   let head: { seq: number; hash: string } | undefined;
   const broken = (seq: number, auditId: string | undefined, problem: string): ChainCheck => ({ intact: false, checked, seq, auditId, problem });
+  const parts = new Map<string, string | undefined>(); // key → what is wrong with it ('' when sound)
   for (;;) {
-    const rows = await db.all<LinkRow>(
-      `SELECT c.seq, c.audit_id, c.prev_hash, c.hash, r.content, r.version_id, r.deleted
-         FROM access_audit_chain c LEFT JOIN resources r ON r.type = 'AuditEvent' AND r.id = c.audit_id
-        WHERE c.seq >= ? ORDER BY c.seq LIMIT ${PAGE}`,
-      [expected],
-    );
+    const rows = await db.all<JournalRow>('SELECT seq, legacy_id, recorded_ms, content, part, prev_hash, hash, format FROM audit_journal WHERE seq >= ? ORDER BY seq LIMIT ?', [expected, PAGE]);
+    const missing = await missingFromIndex(db, rows);
+    await checkParts(db, rows, parts);
     for (const row of rows) {
       const seq = Number(row.seq);
-      if (seq !== expected) return broken(expected, await unchainedAuditEvent(db, expected), 'its chain row has been deleted');
-      if (row.prev_hash !== previous) return broken(seq, row.audit_id, 'its chain row does not follow the entry before it (the chain row was changed)');
-      if (row.content === null || row.content === undefined) {
-        return broken(seq, row.audit_id, row.deleted === null || row.deleted === undefined ? 'the AuditEvent has been removed from the record' : 'the AuditEvent has been deleted');
-      }
-      let event: Record<string, any>;
-      try {
-        event = JSON.parse(row.content);
-      } catch {
-        return broken(seq, row.audit_id, 'the stored AuditEvent is not valid JSON');
-      }
-      if (event.id !== row.audit_id || chainHash(previous, event) !== row.hash) return broken(seq, row.audit_id, 'the stored AuditEvent does not match its hash (it was changed after it was recorded)');
-      const position = chainPosition(event);
-      if (position.seq !== seq || position.hash !== row.hash) return broken(seq, row.audit_id, 'the chain position recorded inside the AuditEvent was changed');
-      if (Number(row.version_id) !== 1) return broken(seq, row.audit_id, `the AuditEvent was rewritten (it is at version ${row.version_id})`);
+      const id = row.legacy_id ?? String(seq);
+      if (seq !== expected) return broken(expected, String(expected), 'its journal row has been deleted');
+      if (row.prev_hash !== previous) return broken(seq, id, 'its journal row does not follow the entry before it (the row was changed)');
+      const problem = Number(row.format) === LEGACY_FORMAT ? legacyProblem(row, previous) : (row.part && parts.get(row.part)) || textProblem(row, previous);
+      if (problem) return broken(seq, id, problem);
+      if (missing?.seq === seq) return broken(seq, id, `the patient index has lost its row for Patient/${missing.patient} (the event would not show in that person's audit)`);
       previous = row.hash;
       head = { seq, hash: row.hash };
       expected += 1;
@@ -48,35 +41,83 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
     }
     if (rows.length < PAGE) break;
   }
-  // Chain rows removed from the end leave their AuditEvents behind, still saying where they belonged.
-  const orphan = await firstUnchained(db);
-  if (orphan) return broken(orphan.seq ?? expected, orphan.id, 'its chain row has been deleted');
+  const dangling = await db.get<{ seq: number }>(
+    `SELECT MIN(seq) AS seq FROM (SELECT seq FROM audit_patient UNION ALL SELECT seq FROM audit_entity) i WHERE seq > ?`,
+    [head?.seq ?? 0],
+  );
+  if (dangling?.seq !== null && dangling?.seq !== undefined) {
+    return broken(Number(dangling.seq), String(dangling.seq), 'its journal row has been deleted (the indexes still list it: entries were removed from the end)');
+  }
   return { intact: true, checked, head };
 }
 
-/** AuditEvents that carry a chain position but have no chain row, lowest position first. */
-async function unchainedAuditEvents(db: SqlExecutor): Promise<{ id: string; seq?: number }[]> {
-  const rows = await db.all<{ id: string; content: string }>(
-    `SELECT r.id, r.content FROM resources r
-      WHERE r.type = 'AuditEvent' AND r.deleted = 0 AND r.content LIKE ?
-        AND NOT EXISTS (SELECT 1 FROM access_audit_chain c WHERE c.audit_id = r.id)`,
-    [`%${CHAIN_EXTENSION}%`],
-  );
-  return rows
-    .map((r) => {
-      try {
-        return { id: r.id, seq: chainPosition(JSON.parse(r.content)).seq };
-      } catch {
-        return { id: r.id };
-      }
-    })
-    .sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity));
+function textProblem(row: JournalRow, previous: string): string | undefined {
+  if (!row.content.startsWith(`${HEAD}${row.seq}"`)) return 'the stored AuditEvent does not carry its own id';
+  if (linkHash(previous, row.content, row.part ?? '') !== row.hash) return 'the stored AuditEvent does not match its hash (it was changed after it was recorded)';
+  try {
+    JSON.parse(row.content);
+  } catch {
+    return 'the stored AuditEvent is not valid JSON';
+  }
+  return undefined;
 }
 
-async function firstUnchained(db: SqlExecutor): Promise<{ id: string; seq?: number } | undefined> {
-  return (await unchainedAuditEvents(db))[0];
+/** Checks each part the rows use (once per verify): present, and still the text its key is the hash of. */
+async function checkParts(db: SqlExecutor, rows: JournalRow[], parts: Map<string, string | undefined>): Promise<void> {
+  const keys = [...new Set(rows.map((r) => r.part).filter((k): k is string => !!k && !parts.has(k)))];
+  for (let i = 0; i < keys.length; i += 500) {
+    const some = keys.slice(i, i + 500);
+    const found = new Map((await db.all<{ part_key: string; content: string }>(`SELECT part_key, content FROM audit_part WHERE part_key IN (${some.map(() => '?').join(', ')})`, some)).map((r) => [r.part_key, r.content]));
+    for (const key of some) {
+      const text = found.get(key);
+      parts.set(key, text === undefined ? `its agent and source (audit_part ${key}) have been removed` : partKey(text) !== key ? `its agent and source (audit_part ${key}) were changed after they were recorded` : '');
+    }
+  }
 }
 
-async function unchainedAuditEvent(db: SqlExecutor, seq: number): Promise<string | undefined> {
-  return (await unchainedAuditEvents(db)).find((o) => o.seq === seq)?.id;
+function legacyProblem(row: JournalRow, previous: string): string | undefined {
+  let event: Record<string, any>;
+  try {
+    event = JSON.parse(row.content);
+  } catch {
+    return 'the stored AuditEvent is not valid JSON';
+  }
+  if (event.id !== row.legacy_id || chainHash(previous, event) !== row.hash) return 'the stored AuditEvent does not match its hash (it was changed after it was recorded)';
+  const position = chainPosition(event);
+  if (position.seq !== Number(row.seq) || position.hash !== row.hash) return 'the chain position recorded inside the AuditEvent was changed';
+  return undefined;
+}
+
+/** The first entry in `rows` naming a patient (entity.what) that audit_patient does not list for it. */
+async function missingFromIndex(db: SqlExecutor, rows: JournalRow[]): Promise<{ seq: number; patient: string } | undefined> {
+  const wanted = new Map<string, JournalRow>();
+  for (const row of rows) {
+    let event: Record<string, any>;
+    try {
+      event = JSON.parse(row.content);
+    } catch {
+      continue;
+    }
+    for (const e of event.entity ?? []) {
+      const ref = e?.what?.reference;
+      if (typeof ref === 'string' && ref.startsWith('Patient/')) wanted.set(`${ref.slice(8)}\u0000${row.seq}`, row);
+    }
+  }
+  if (!wanted.size) return undefined;
+  const patients = [...new Set([...wanted.keys()].map((k) => k.split('\u0000')[0]))];
+  const lo = Math.min(...rows.map((r) => Number(r.recorded_ms)));
+  const hi = Math.max(...rows.map((r) => Number(r.recorded_ms)));
+  const found = new Set<string>();
+  for (let i = 0; i < patients.length; i += 500) {
+    const some = patients.slice(i, i + 500);
+    const indexed = await db.all<{ patient_id: string; seq: number }>(
+      `SELECT patient_id, seq FROM audit_patient WHERE patient_id IN (${some.map(() => '?').join(', ')}) AND recorded_ms BETWEEN ? AND ?`,
+      [...some, lo, hi],
+    );
+    for (const r of indexed) found.add(`${r.patient_id}\u0000${r.seq}`);
+  }
+  for (const [key, row] of wanted) {
+    if (!found.has(key)) return { seq: Number(row.seq), patient: key.split('\u0000')[0] };
+  }
+  return undefined;
 }

@@ -1,21 +1,25 @@
 // Where the audit trail's batches go. The usual writer is a worker thread with its own database connection,
 // so building, hashing, indexing and storing AuditEvents costs the request-serving thread almost nothing
-// (on SQLite every write is synchronous, and would otherwise stall the event loop for each batch).
+// (on SQLite every write is synchronous, and would otherwise stall the event loop for each batch): the
+// serving thread only copies each batch across as one flat array (batchMessage.ts).
 import { Worker } from 'node:worker_threads';
 import type { SqlDriver } from '../../record/index.ts';
-import { auditEventsFor, type AuditedRequest } from './auditEvent.ts';
-import { appendToChain } from './chain.ts';
+import { SharedParts, journalEntryFor, type AuditedRequest } from './auditEvent.ts';
+import { JournalAppender } from './journal.ts';
+import { encodeBatch } from './batchMessage.ts';
 
 export interface AuditWriter {
-  /** Stores the requests' AuditEvents and appends them to the chain, in one transaction; rejects when it could not. */
+  /** Appends the requests' AuditEvents to the journal, in one transaction; rejects when it could not. */
   write(requests: AuditedRequest[]): Promise<void>;
   close(): Promise<void>;
 }
 
 /** Writes on the caller's thread, through the caller's connection. */
 export function inProcessWriter(driver: SqlDriver, observer: string): AuditWriter {
+  const journal = new JournalAppender(driver);
+  const parts = new SharedParts(observer);
   return {
-    write: (requests) => appendToChain(driver, requests.flatMap((r) => auditEventsFor(r, observer))),
+    write: (requests) => journal.append(requests.map((r) => journalEntryFor(r, parts))),
     close: async () => undefined,
   };
 }
@@ -56,7 +60,7 @@ export function threadWriter(database: string, observer: string): AuditWriter {
     w.on('exit', (code) => failAll(new Error(`the audit writer thread stopped (exit code ${code})`)));
     return w;
   };
-  const call = (message: { requests?: AuditedRequest[]; close?: true }) =>
+  const call = (message: { batch?: ReturnType<typeof encodeBatch>; close?: true }) =>
     new Promise<void>((resolve, reject) => {
       worker ??= start();
       worker.ref();
@@ -65,7 +69,7 @@ export function threadWriter(database: string, observer: string): AuditWriter {
       worker.postMessage({ id, ...message });
     });
   return {
-    write: (requests) => call({ requests }),
+    write: (requests) => call({ batch: encodeBatch(requests) }),
     async close() {
       if (!worker) return;
       const w = worker;

@@ -1,21 +1,30 @@
-// The audit writer thread (see writer.ts): builds each batch's AuditEvents and appends them to the chain
-// through its own connection to the record's database, one transaction per batch, and answers each message.
+// The audit writer thread (see writer.ts): builds each batch's journal entries and appends them through
+// its own connection to the record's database (already migrated by the main thread; the R4 definitions
+// are not loaded here), one transaction per batch, and answers each message.
 import { parentPort, workerData } from 'node:worker_threads';
-import { openRecordStore, type SqlDriver } from '../../record/index.ts';
-import { auditEventsFor, type AuditedRequest } from './auditEvent.ts';
-import { appendToChain } from './chain.ts';
+import { connectRecordDatabase } from '../../record/index.ts';
+import { SharedParts, journalEntryFor } from './auditEvent.ts';
+import { JournalAppender } from './journal.ts';
+import { decodeBatch, type BatchMessage } from './batchMessage.ts';
 
 const { database, observer } = workerData as { database: string; observer: string };
-let store: Promise<SqlDriver> | undefined;
-const driver = () => (store ??= openRecordStore(database).catch((err) => {
-  store = undefined; // try again with the next batch
-  throw err;
-}));
+let journal: JournalAppender | undefined;
+let close: (() => Promise<void>) | undefined;
+const parts = new SharedParts(observer);
 
-async function handle(m: { id: number; requests?: AuditedRequest[]; close?: true }): Promise<void> {
+function appender(): JournalAppender {
+  if (!journal) {
+    const driver = connectRecordDatabase(database);
+    journal = new JournalAppender(driver);
+    close = () => driver.close();
+  }
+  return journal;
+}
+
+async function handle(m: { id: number; batch?: BatchMessage; close?: true }): Promise<void> {
   try {
-    if (m.close) await (await store)?.close();
-    else await appendToChain(await driver(), m.requests!.flatMap((r) => auditEventsFor(r, observer)));
+    if (m.close) await close?.();
+    else await appender().append(decodeBatch(m.batch!).map((r) => journalEntryFor(r, parts)));
     parentPort!.postMessage({ id: m.id });
   } catch (err) {
     const e = err as { message?: string; code?: unknown; name?: string };

@@ -2,15 +2,11 @@
 // active alerts (Flags, and DNACPR decisions) as tags. Searchable by name or NHS number.
 import { isValidNhsNumber, NHS_NUMBER_SYSTEM } from '../../record/index.ts';
 import type { UserActor } from '../../access/index.ts';
-import type { RecordClient, Resource } from '../recordClient.ts';
+import type { RecordClient } from '../recordClient.ts';
 import type { FieldError } from '../page.ts';
-import { careHomeOf, conceptText, nhsNumberOf, personName } from './careHome.ts';
-
-export interface Alert {
-  text: string;
-  /** nhsuk-frontend tag colour. */
-  colour: 'red' | 'orange' | 'yellow' | 'blue';
-}
+import { nhsNumberOf, personName } from '../person/text.ts';
+import { alertsFor, type Alert } from '../person/alerts.ts';
+import { organisationOf } from '../person/organisation.ts';
 
 export interface ResidentRow {
   id: string;
@@ -31,8 +27,6 @@ export interface ResidentsView {
 }
 
 const PAGE = 200;
-/** The record takes up to 100 values in one OR list. */
-const OR_LIMIT = 100;
 
 /** What the search box asks for, or why it cannot be searched for. */
 export function residentSearch(raw: string | undefined): { params: [string, string][]; error?: string } {
@@ -49,7 +43,7 @@ export function residentSearch(raw: string | undefined): { params: [string, stri
 }
 
 export async function residentsView(record: RecordClient, actor: UserActor, rawQuery?: string): Promise<ResidentsView> {
-  const careHome = await careHomeOf(record, actor);
+  const careHome = await organisationOf(record, actor);
   const query = (rawQuery ?? '').trim();
   const search = residentSearch(query);
   const view: ResidentsView = { careHome: { id: careHome.id, name: careHome.name ?? actor.organisation ?? '' }, query, residents: [], more: false, errors: [] };
@@ -80,27 +74,9 @@ export async function residentsView(record: RecordClient, actor: UserActor, rawQ
   return view;
 }
 
-/** Active Flags and DNACPR decisions, per patient id, fetched in as few searches as the OR limit allows. */
-export async function alertsFor(record: RecordClient, patientIds: string[]): Promise<Map<string, Alert[]>> {
-  const byPatient = new Map<string, Alert[]>();
-  const add = (ref: string | undefined, alert: Alert) => {
-    const id = ref?.replace(/^Patient\//, '');
-    if (!id) return;
-    byPatient.set(id, [...(byPatient.get(id) ?? []), alert]);
-  };
-  for (let i = 0; i < patientIds.length; i += OR_LIMIT) {
-    const ids = patientIds.slice(i, i + OR_LIMIT).join(',');
-    const [dnacpr, flags] = await Promise.all([
-      record.search('Consent', [['patient', ids], ['status', 'active'], ['category', 'http://terminology.hl7.org/CodeSystem/consentcategorycodes|dnr'], ['_count', '1000']]),
-      record.search('Flag', [['patient', ids], ['status', 'active'], ['_count', '1000']]),
-    ]);
-    for (const c of dnacpr.matches) add(c.patient?.reference, { text: 'DNACPR', colour: 'red' });
-    for (const f of flags.matches) add(f.subject?.reference, flagAlert(f));
-  }
-  return byPatient;
-}
-
-export function flagAlert(flag: Resource): Alert {
-  const safety = (flag.category ?? []).some((c: any) => c.coding?.some((k: any) => k.code === 'safety'));
-  return { text: conceptText(flag.code), colour: safety ? 'orange' : 'yellow' };
+/** The ids of the home's current residents (for the live residents list: who is on the page). */
+export async function residentIds(record: RecordClient, actor: UserActor): Promise<Set<string>> {
+  const careHome = await organisationOf(record, actor);
+  const { matches } = await record.search('EpisodeOfCare', [['organization', `Organization/${careHome.id}`], ['status', 'active'], ['_elements', 'patient'], ['_count', String(PAGE)]]);
+  return new Set(matches.map((e) => String(e.patient?.reference ?? '').replace(/^Patient\//, '')).filter(Boolean));
 }

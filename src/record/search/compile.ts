@@ -18,7 +18,15 @@ type Prefix = (typeof PREFIXES)[number];
  * rather than from every resource of the type. `where` holds what cannot drive: the type, deletion,
  * negations, `:missing`, `_id` and `_lastUpdated`.
  */
-export interface CompiledSearch { driving?: Sql; where: Sql }
+export interface CompiledSearch {
+  driving?: Sql;
+  where: Sql;
+  /**
+   * `where` for when the query starts from a driving set: the type is checked in a form no index serves,
+   * so SQLite's planner starts from the driving set rather than from every resource of the type.
+   */
+  whereDriven: Sql;
+}
 
 /** Narrows the resources a chain may pass through (the caller's visibility), given their alias. */
 export type TargetFilter = (alias: string) => Sql | undefined;
@@ -38,10 +46,11 @@ export function compileSearch(req: SearchRequest, alias = 'r', targets?: TargetF
     params.push(...c.params);
   }
   const where = { text: parts.join(' AND '), params };
-  if (!driving.length) return { where };
+  const whereDriven = { text: [`${alias}.type || '' = ?`, ...parts.slice(1)].join(' AND '), params };
+  if (!driving.length) return { where, whereDriven };
   // One lookup may list a resource twice (two matching codings); INTERSECT and DISTINCT both de-duplicate.
   const text = driving.length === 1 ? `SELECT DISTINCT rid FROM (${driving[0].text}) d` : driving.map((d) => d.text).join(' INTERSECT ');
-  return { driving: { text, params: driving.flatMap((d) => d.params) }, where };
+  return { driving: { text, params: driving.flatMap((d) => d.params) }, where, whereDriven };
 }
 
 /** The row ids a filter matches, when it is a plain positive lookup in one index table. */

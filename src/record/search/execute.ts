@@ -3,7 +3,7 @@ import type { SqlExecutor, Param } from '../storage/driver.ts';
 import { compileOrder, compileSearch } from './compile.ts';
 import type { Include, SearchRequest } from './request.ts';
 import type { PatientScope } from '../accessControl.ts';
-import { andVisible, visibleRow } from './visibility.ts';
+import { andVisible, isCompartmentType, scopedRids, visibleRow } from './visibility.ts';
 
 export interface FoundResource { rid: number; type: string; id: string; content: string; patient_id: string | null }
 
@@ -26,8 +26,15 @@ export interface SearchScope {
 
 export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: SearchScope = {}): Promise<SearchResult> {
   const { patients } = scope;
-  const { driving, where: filters } = compileSearch(req, 'r', patients && ((alias) => visibleRow(alias, patients)));
-  const visible = andVisible('r', patients);
+  const compiled = compileSearch(req, 'r', patients && ((alias) => visibleRow(alias, patients)));
+  // A search with nothing selective to start from, by someone who sees a few people, starts from those
+  // people's compartments instead of every resource of the type; every row it yields is visible by
+  // construction. (With a selective filter, checking each of its matches is cheaper than listing
+  // everything the caller may see.)
+  const fromScope = !compiled.driving && patients && !scope.patientId && isCompartmentType(req.resourceType);
+  const driving = fromScope ? scopedRids(req.resourceType, patients) : compiled.driving;
+  const filters = driving && !scope.patientId ? compiled.whereDriven : compiled.where;
+  const visible = fromScope ? { text: '', params: [] } : andVisible('r', patients);
   const where = { text: filters.text + visible.text, params: [...filters.params, ...visible.params] };
   let from = 'resources r';
   let scopeSql = '';

@@ -67,6 +67,17 @@ export function visibleRow(alias: string, scope: PatientScope | undefined): Sql 
   };
 }
 
+/** The row ids of `type` in the compartments of the patients in scope: where an unfiltered search starts. */
+export function scopedRids(type: string, scope: PatientScope): Sql {
+  const named = scope.patientIds.length ? `c.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
+  const related = scopedPatients(scope);
+  return {
+    // A resource in two of the caller's people's compartments is listed once.
+    text: `SELECT DISTINCT c.rid FROM compartment c WHERE c.type = ? AND (${named}c.patient_id IN (${related.text}))`,
+    params: [type, ...scope.patientIds, ...related.params],
+  };
+}
+
 /** `visibleRow` as an extra AND clause (empty when unrestricted). */
 export function andVisible(alias: string, scope: PatientScope | undefined): Sql {
   const v = visibleRow(alias, scope);

@@ -59,11 +59,23 @@ export function openSqlite(path: string): SqlDriver {
   const readExec = executor(reader, readerStatements);
 
   let queue: Promise<unknown> = Promise.resolve();
+  /** Runs work on the writer connection after every transaction queued before it has ended. */
+  const serial = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = queue.then(work);
+    queue = next.catch(() => undefined);
+    return next;
+  };
   return {
     dialect: 'sqlite',
     ...readExec,
+    // A write outside a transaction goes to the writer too, in turn: on the reader connection it would wait
+    // for the writer's lock while holding the event loop, so the writer could never finish (a deadlock
+    // until busy_timeout), and on the writer outside the queue it would land inside someone's transaction.
+    run: (sql, params) => serial(() => writeExec.run(sql, params)),
+    insertMany: (table, columns, rows) => serial(() => writeExec.insertMany(table, columns, rows)),
+    insertManyReturning: (table, columns, rows, returning) => serial(() => writeExec.insertManyReturning(table, columns, rows, returning)),
     transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      const next = queue.then(async () => {
+      return serial(async () => {
         writer.exec('BEGIN IMMEDIATE');
         try {
           const result = await fn(writeExec);
@@ -74,12 +86,10 @@ export function openSqlite(path: string): SqlDriver {
           throw err;
         }
       });
-      queue = next.catch(() => undefined);
-      return next;
     },
-    async exec(script) {
+    exec: (script) => serial(async () => {
       writer.exec(script);
-    },
+    }),
     async close() {
       await queue;
       if (reader !== writer) reader.close();

@@ -1,16 +1,5 @@
-// The care home a signed-in person works for, found in the record by its ODS code.
-import type { UserActor } from '../../access/index.ts';
-import type { RecordClient, Resource } from '../recordClient.ts';
-import { ODS_ORGANIZATION } from './codes.ts';
-
-export class NotInRecord extends Error {}
-
-export async function careHomeOf(record: RecordClient, actor: UserActor): Promise<Resource> {
-  if (!actor.organisation) throw new NotInRecord('You are not signed in for a care home. Sign out and choose the care home you work for.');
-  const { matches } = await record.search('Organization', [['identifier', `${ODS_ORGANIZATION}|${actor.organisation}`]]);
-  if (!matches[0]) throw new NotInRecord(`Your organisation (ODS code ${actor.organisation}) is not in the shared record yet. Ask your administrator to add it.`);
-  return matches[0];
-}
+// How the pages word a person and the record's coded things: names, NHS numbers, ages, concept text.
+import type { Resource } from '../recordClient.ts';
 
 /** Display text for a CodeableConcept: its text, else its first coding's display or code. */
 export function conceptText(concept: any): string {

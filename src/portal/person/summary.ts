@@ -1,11 +1,13 @@
-// A resident's record summary: demographics, alerts, medicines, allergies, conditions, latest
-// observations with the NEWS2 trend, care plan, About Me and recent events. Every item says where it came
-// from (organisation, author, time) as far as the record tells.
+// A person's record summary, the same for every role that reads records (care home, hospital, council):
+// demographics, alerts, medicines, allergies, conditions, latest observations with the NEWS2 trend, care
+// plan, About Me and recent events. Every item says where it came from (organisation, author, time) as far
+// as the record tells. A section the role may not read is marked as withheld, never shown as empty: "no
+// allergies recorded" must only ever mean the record holds none (hazard H-014).
 import { news2Band, news2Trend, type News2Band, type News2Trend } from '../../monitoring/index.ts';
 import type { RecordClient, Resource } from '../recordClient.ts';
-import { ageOn, conceptText, nhsNumberOf, personName } from './careHome.ts';
-import { alertsFor, type Alert } from './residents.ts';
-import { NEWS2_TOTAL, VITALS } from './codes.ts';
+import { ageOn, conceptText, nhsNumberOf, personName } from './text.ts';
+import { alertsFor, type Alert } from './alerts.ts';
+import { NEWS2_TOTAL, VITALS } from '../careHome/codes.ts';
 
 export interface Provenance {
   organisation?: string;
@@ -29,7 +31,20 @@ export interface News2Reading {
   provenance: Provenance;
 }
 
-export interface ResidentSummary {
+/** Sections of the summary, each read from one resource type; `withheld` lists those the role may not read. */
+export const SECTION_TYPES = {
+  alerts: 'Consent',
+  nextOfKin: 'RelatedPerson',
+  observations: 'Observation',
+  medications: 'MedicationRequest',
+  allergies: 'AllergyIntolerance',
+  conditions: 'Condition',
+  carePlan: 'CarePlan',
+  events: 'Encounter',
+} as const;
+export type SummarySection = keyof typeof SECTION_TYPES;
+
+export interface RecordSummary {
   patient: { id: string; name: string; nhsNumber?: string; birthDate?: string; age?: number; gender?: string; address?: string; gp?: string; careHome?: string };
   nextOfKin: { name: string; relationship: string; phone?: string }[];
   alerts: Alert[];
@@ -43,6 +58,8 @@ export interface ResidentSummary {
   events: SummaryItem[];
   /** Whether SpO2 is to be scored on NEWS2 scale 2: only when the record holds that clinical decision. */
   spo2Scale2?: { reason: string };
+  /** Sections the signed-in role may not read (shown as withheld, not as empty); alerts: DNACPR decisions only. */
+  withheld: Partial<Record<SummarySection, true>>;
 }
 
 /** Readings within this time before the latest one make the window the NEWS2 trend compares against. */
@@ -53,14 +70,19 @@ export function isScale2Decision(flag: Resource): boolean {
   return flag.status === 'active' && /NEWS2 scale 2/i.test(conceptText(flag.code));
 }
 
-export async function residentSummary(record: RecordClient, patientId: string): Promise<ResidentSummary | undefined> {
+/**
+ * The summary of `patientId`'s record as the caller may see it (undefined when the record shows no such
+ * person to them). `mayRead` is the caller's role's read permission by resource type.
+ */
+export async function recordSummary(record: RecordClient, patientId: string, mayRead: (type: string) => boolean): Promise<RecordSummary | undefined> {
+  const withheld: RecordSummary['withheld'] = {};
+  for (const [section, type] of Object.entries(SECTION_TYPES)) if (!mayRead(type)) withheld[section as SummarySection] = true;
+  const included = ['Flag', 'AllergyIntolerance', 'Condition', 'MedicationRequest', 'CarePlan', 'EpisodeOfCare', 'Encounter', 'RelatedPerson'].filter(mayRead);
   const [everything, news2] = await Promise.all([
-    record.search('Patient', [
-      ['_id', patientId],
-      ...['Flag', 'AllergyIntolerance', 'Condition', 'MedicationRequest', 'CarePlan', 'EpisodeOfCare', 'Encounter', 'RelatedPerson'].map((t): [string, string] => ['_revinclude', `${t}:patient`]),
-      ['_count', '1'],
-    ]),
-    record.search('Observation', [['patient', patientId], ['code', `${NEWS2_TOTAL.system}|${NEWS2_TOTAL.code}`], ['_sort', '-date'], ['_count', '10'], ['_include', 'Observation:derived-from']]),
+    record.search('Patient', [['_id', patientId], ...included.map((t): [string, string] => ['_revinclude', `${t}:patient`]), ['_count', '1']]),
+    withheld.observations
+      ? { matches: [], included: [], more: false }
+      : record.search('Observation', [['patient', patientId], ['code', `${NEWS2_TOTAL.system}|${NEWS2_TOTAL.code}`], ['_sort', '-date'], ['_count', '10'], ['_include', 'Observation:derived-from']]),
   ]);
   const patient = everything.matches[0];
   if (!patient) return undefined;
@@ -72,7 +94,7 @@ export async function residentSummary(record: RecordClient, patientId: string): 
     at,
   });
 
-  const alerts = (await alertsFor(record, [patient.id])).get(patient.id) ?? [];
+  const alerts = (await alertsFor(record, [patient.id], mayRead)).get(patient.id) ?? [];
   const flags = of('Flag').filter((f) => f.status === 'active');
   const scale2 = flags.find(isScale2Decision);
 
@@ -82,7 +104,7 @@ export async function residentSummary(record: RecordClient, patientId: string): 
     return { id: o.id, total, anySingleParameterScored3: red, band: news2Band(total, red), at: o.effectiveDateTime, provenance: provenance(o.performer?.[0], o.effectiveDateTime, o.performer?.[1]) };
   });
   const [latest, ...earlier] = readings;
-  let latestNews2: ResidentSummary['latestNews2'];
+  let latestNews2: RecordSummary['latestNews2'];
   if (latest) {
     const windowStart = Date.parse(latest.at) - TREND_WINDOW_MS;
     // The window's readings, oldest first; and always the one before, however old, so a rise from it shows.
@@ -138,6 +160,7 @@ export async function residentSummary(record: RecordClient, patientId: string): 
     aboutMe: carePlans.find((c) => c.description) ? { text: carePlans.find((c) => c.description)!.description, provenance: provenance(carePlans.find((c) => c.description)!.author, carePlans.find((c) => c.description)!.meta?.lastUpdated) } : undefined,
     events: recentEvents(of('Encounter'), episode),
     spo2Scale2: scale2 ? { reason: conceptText(scale2.code) } : undefined,
+    withheld,
   };
 }
 

@@ -1,0 +1,224 @@
+// The audit journal served through FHIR: GET AuditEvent/{id}, GET AuditEvent?… and POST
+// AuditEvent/_search, answered with the record's searchset Bundles and OperationOutcomes. Each search
+// drives from one compact index: audit_patient for patient= ("who has looked at my record" is one range
+// of it, newest first), audit_entity for entity=, the journal's agent or date index otherwise.
+import {
+  badRequest, dateCondition, notFound, parseSearchRequest, searchsetBundle,
+  type AccessControl, type Filter, type FoundResource, type Param, type ResourceTypeService, type SqlExecutor,
+} from '../../record/index.ts';
+import { INDEXED_REF_LENGTH, PartTexts, servedText, type StoredEvent } from './journal.ts';
+
+
+
+/**
+ * An AccessControl may narrow the AuditEvents its holder sees to those about some patients (a person
+ * sees the events about themself): set with onlyAuditEventsAbout. It survives `{ ...access }` copies.
+ */
+const AUDIT_PATIENTS = Symbol('AuditEvents visible only when about these patients');
+
+export function onlyAuditEventsAbout(access: AccessControl, patientIds: readonly string[]): AccessControl {
+  return { ...access, [AUDIT_PATIENTS]: [...patientIds] } as AccessControl;
+}
+
+/**
+ * The patients whose events the caller may see; undefined = everyone's. A caller whose record access is
+ * limited to some patients (AccessControl.patients: a person sees their own) sees only the events about the
+ * patients it names outright: its relationship searches are the record's to resolve, so they widen
+ * nothing here (less is shown, never more).
+ */
+function visiblePatients(access: AccessControl): readonly string[] | undefined {
+  const narrowed = (access as { [AUDIT_PATIENTS]?: readonly string[] })[AUDIT_PATIENTS];
+  if (!access.patients) return narrowed;
+  const named = access.patients.patientIds;
+  return narrowed ? named.filter((id) => narrowed.includes(id)) : named;
+}
+
+// The code systems each token column's codes come from (their codes do not overlap, so the column holds the code alone).
+const DCM = 'http://dicom.nema.org/resources/ontology/DCM'; // sign-in and sign-out events
+const SYSTEMS: Record<string, string[]> = {
+  type: ['http://terminology.hl7.org/CodeSystem/audit-event-type', DCM],
+  subtype: ['http://hl7.org/fhir/restful-interaction', DCM],
+  action: ['http://hl7.org/fhir/audit-event-action'],
+  outcome: ['http://hl7.org/fhir/audit-event-outcome'],
+  purpose: ['http://terminology.hl7.org/CodeSystem/v3-ActReason'],
+  altid: [''],
+};
+const COLUMN: Record<string, string> = { type: 'j.type', subtype: 'j.subtype', action: 'j.action', outcome: 'j.outcome', purpose: 'j.purpose', altid: 'j.agent' };
+const SUPPORTED = ['patient', 'entity', 'entity-name', 'agent', 'altid', 'date', 'type', 'subtype', 'action', 'outcome', 'purpose'];
+
+interface JournalRow extends StoredEvent { legacy_id: string | null }
+const COLUMNS = 'j.seq, j.legacy_id, j.recorded_ms, j.content, j.part, j.hash, j.format';
+
+function patientsIn(text: string): string[] {
+  const entity = (JSON.parse(text).entity ?? []) as { what?: { reference?: string } }[];
+  return entity.map((e) => e.what?.reference).filter((r): r is string => !!r?.startsWith('Patient/')).map((r) => r.slice(8));
+}
+
+const PARAM_TYPES: Record<string, string> = { patient: 'reference', entity: 'reference', 'entity-name': 'string', agent: 'reference', altid: 'token', date: 'date', type: 'token', subtype: 'token', action: 'token', outcome: 'token', purpose: 'token' };
+
+export function auditEventService(db: SqlExecutor): ResourceTypeService {
+  const parts = new PartTexts(db);
+  const served = async (rows: JournalRow[]) => {
+    const texts = await parts.load(rows.map((r) => r.part));
+    return rows.map((r) => servedText(r, r.part ? texts.get(r.part) : undefined));
+  };
+  return {
+    searchParams: [
+      ...SUPPORTED.map((name) => ({ name, type: PARAM_TYPES[name] })),
+      { name: '_sort', type: 'string', documentation: 'date or -date (newest first, the default)' },
+    ].map((p) => (p.name === 'purpose' ? { ...p, documentation: 'agent.purposeOfUse (v3-ActReason: TREAT, CAREMGT, PATRQT, FAMRQT, HOPERAT, HSYSADMIN, BTG)' } : p)),
+    async read({ id, access }) {
+      const row = /^\d{1,15}$/.test(id)
+        ? await db.get<JournalRow>(`SELECT ${COLUMNS} FROM audit_journal j WHERE j.seq = ? AND j.legacy_id IS NULL`, [Number(id)])
+        : await db.get<JournalRow>(`SELECT ${COLUMNS} FROM audit_journal j WHERE j.legacy_id = ?`, [id]);
+      const visible = visiblePatients(access);
+      if (row && visible) {
+        const about = visible.length
+          ? await db.get(`SELECT 1 AS x FROM audit_patient WHERE patient_id IN (${visible.map(() => '?').join(', ')}) AND recorded_ms = ? AND seq = ?`, [...visible, row.recorded_ms, row.seq])
+          : undefined;
+        if (!about) throw notFound(`AuditEvent/${id} is not known.`);
+      }
+      if (!row) throw notFound(`AuditEvent/${id} is not known.`);
+      const [body] = await served([row]);
+      return { body, patientIds: patientsIn(body) };
+    },
+
+    async search({ base, access, query, strict }) {
+      const purposes = query.filter(([k]) => k.split(':')[0] === 'purpose');
+      const req = parseSearchRequest('AuditEvent', query.filter(([k]) => k.split(':')[0] !== 'purpose'), strict ? 'strict' : 'lenient');
+      if (req.include.length || req.revinclude.length) throw badRequest('AuditEvents are searched on their own: _include and _revinclude are not supported on AuditEvent.', req.include.length ? '_include' : '_revinclude');
+      if (req.sort.length > 1 || req.sort.some((s) => s.param.code !== 'date')) throw badRequest('AuditEvents sort by date only: _sort=-date (newest first, the default) or _sort=date.', '_sort');
+      const filters: Filter[] = [...req.filters];
+      for (const [name, value] of purposes) {
+        if (name !== 'purpose') throw badRequest(`Modifier '${name.slice('purpose'.length)}' is not supported for 'purpose'.`, name);
+        filters.push({ resourceType: 'AuditEvent', param: { code: 'purpose', type: 'token' }, values: value.split(',') });
+        req.used.push([name, value]);
+      }
+      const plan = planSearch(filters, visiblePatients(access));
+      const descending = req.sort[0]?.descending ?? true;
+      const dir = descending ? 'DESC' : 'ASC';
+      const from = `${plan.from} WHERE ${plan.where.join(' AND ') || '1 = 1'}`;
+      const count = async () => Number((await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${from}`, plan.params))?.n ?? 0);
+      if (req.summary === 'count') {
+        return { body: searchsetBundle(base, 'AuditEvent', req, { matches: [], included: [], total: await count(), hasMore: false }), patientIds: plan.patients };
+      }
+      const rows = req.count === 0 ? [] : await db.all<JournalRow>(
+        `SELECT ${COLUMNS} FROM ${from} ORDER BY ${plan.alias}.recorded_ms ${dir}, ${plan.alias}.seq ${dir} LIMIT ? OFFSET ?`,
+        [...plan.params, req.count + 1, req.offset],
+      );
+      const hasMore = rows.length > req.count;
+      const page = hasMore ? rows.slice(0, req.count) : rows;
+      let total: number | undefined;
+      if (req.total !== 'none') total = !hasMore && (page.length > 0 || req.offset === 0) && req.count > 0 ? req.offset + page.length : await count();
+      const texts = await served(page);
+      const matches: FoundResource[] = page.map((r, i) => ({ rid: Number(r.seq), type: 'AuditEvent', id: r.legacy_id ?? String(r.seq), content: texts[i], patient_id: null }));
+      return { body: searchsetBundle(base, 'AuditEvent', req, { matches, included: [], total, hasMore }), patientIds: plan.patients };
+    },
+  };
+}
+
+interface Plan {
+  from: string;
+  /** The table whose (recorded_ms, seq) order serves the sort. */
+  alias: string;
+  where: string[];
+  params: Param[];
+  /** The patients the search asks about, for the audit of the search itself. */
+  patients: string[];
+}
+
+const NEVER = '1 = 0';
+const marks = (n: number) => Array(n).fill('?').join(', ');
+
+/**
+ * Chooses the index to drive from (a single patient, else a single entity, else the journal's own
+ * indexes) and turns every other filter into a condition on the journal row or an index lookup.
+ */
+function planSearch(filters: Filter[], visible: readonly string[] | undefined): Plan {
+  for (const f of filters) {
+    if (f.chain) throw badRequest(`Chained parameters are not supported on AuditEvent ('${f.param.code}').`, f.param.code);
+    if (!SUPPORTED.includes(f.param.code)) throw badRequest(`AuditEvent cannot be searched by '${f.param.code}' here; the parameters are ${SUPPORTED.join(', ')}.`, f.param.code);
+    if (f.modifier && !(f.param.code === 'entity-name' && f.modifier === 'exact')) throw badRequest(`Modifier ':${f.modifier}' is not supported on AuditEvent's '${f.param.code}'.`, f.param.code);
+  }
+  const plan: Plan = { from: 'audit_journal j', alias: 'j', where: [], params: [], patients: [] };
+  const patientIds = (f: Filter) => f.values.map((v) => referenceTo(v, f.param.code)).filter((r) => r.type === 'Patient').map((r) => r.id);
+  const driver = filters.find((f) => (f.param.code === 'patient' || f.param.code === 'entity') && f.values.length === 1);
+  for (const f of filters) {
+    if (f.param.code === 'patient') plan.patients.push(...patientIds(f));
+    if (f.param.code === 'entity') plan.patients.push(...patientIds(f));
+  }
+  if (driver) {
+    const ref = referenceTo(driver.values[0], driver.param.code);
+    if (ref.type === 'Patient') {
+      plan.from = 'audit_patient d JOIN audit_journal j ON j.seq = d.seq';
+      plan.where.push(driver.param.code === 'entity' ? 'd.patient_id = ? AND d.as_agent = 0' : 'd.patient_id = ?');
+      plan.params.push(ref.id);
+    } else if (driver.param.code === 'entity') {
+      plan.from = 'audit_entity d JOIN audit_journal j ON j.seq = d.seq';
+      plan.where.push('d.ref = ? AND d.named = 0');
+      plan.params.push(`${ref.type}/${ref.id}`.slice(0, INDEXED_REF_LENGTH));
+    } else plan.where.push(NEVER); // patient=Practitioner/…
+    plan.alias = 'd';
+  }
+  for (const f of filters) {
+    if (f === driver) continue;
+    const c = condition(f, plan.alias);
+    plan.where.push(c.text);
+    plan.params.push(...c.params);
+  }
+  if (visible) {
+    plan.where.push(visible.length ? `j.seq IN (SELECT seq FROM audit_patient WHERE patient_id IN (${marks(visible.length)}))` : NEVER);
+    plan.params.push(...visible);
+  }
+  return plan;
+}
+
+function condition(f: Filter, alias: string): { text: string; params: Param[] } {
+  const code = f.param.code;
+  const ors: { text: string; params: Param[] }[] = f.values.map((value) => {
+    switch (code) {
+      case 'date':
+        return dateCondition(value, `${alias}.recorded_ms`, `${alias}.recorded_ms`, code);
+      case 'patient':
+      case 'entity': {
+        const ref = referenceTo(value, code);
+        if (ref.type === 'Patient') {
+          return { text: `j.seq IN (SELECT seq FROM audit_patient WHERE patient_id = ?${code === 'entity' ? ' AND as_agent = 0' : ''})`, params: [ref.id] };
+        }
+        if (code === 'patient') return { text: NEVER, params: [] };
+        return { text: 'j.seq IN (SELECT seq FROM audit_entity WHERE ref = ? AND named = 0)', params: [`${ref.type}/${ref.id}`.slice(0, INDEXED_REF_LENGTH)] };
+      }
+      case 'entity-name': {
+        const name = value.slice(0, INDEXED_REF_LENGTH);
+        if (f.modifier === 'exact') return { text: 'j.seq IN (SELECT seq FROM audit_entity WHERE ref = ? AND named = 1)', params: [name] };
+        return { text: 'j.seq IN (SELECT seq FROM audit_entity WHERE ref >= ? AND ref < ? AND named = 1)', params: [name, `${name}\u{10ffff}`] };
+      }
+      case 'agent': {
+        const ref = referenceTo(value, code);
+        return { text: 'j.agent_ref = ?', params: [`${ref.type}/${ref.id}`] };
+      }
+      default:
+        return tokenCondition(code, value);
+    }
+  });
+  return { text: `(${ors.map((o) => o.text).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
+}
+
+/** system|code, code, system| (any code of it) or |code (a code with no system: none here). */
+function tokenCondition(code: string, value: string): { text: string; params: Param[] } {
+  const column = COLUMN[code];
+  const bar = value.indexOf('|');
+  if (bar < 0) return { text: `${column} = ?`, params: [value] };
+  const system = value.slice(0, bar);
+  const wanted = value.slice(bar + 1);
+  if (!SYSTEMS[code].includes(system)) return { text: NEVER, params: [] };
+  return wanted ? { text: `${column} = ?`, params: [wanted] } : { text: `${column} IS NOT NULL`, params: [] };
+}
+
+/** A reference search value (Type/id, or a URL ending in it; a bare id is a Patient's for patient=). */
+function referenceTo(value: string, code: string): { type: string; id: string } {
+  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(value);
+  if (m) return { type: m[1], id: m[2] };
+  if (code === 'patient' && /^[A-Za-z0-9\-.]{1,64}$/.test(value)) return { type: 'Patient', id: value };
+  throw badRequest(`'${code}' takes a reference such as ${code === 'agent' ? 'Practitioner/123' : 'Patient/123'}, not '${value}'.`, code);
+}

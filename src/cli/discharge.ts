@@ -1,0 +1,49 @@
+// carebridge discharge council set|list: each council's response deadlines (in working days or hours on
+// the England and Wales calendar) and whether it is reached by ADW messages rather than working here.
+import type { Command } from 'commander';
+import { listCouncilSettings, migrateDischarge, setCouncilSettings } from '../discharge/index.ts';
+import { DB_OPTION_HELP, databaseFrom, openStore, plainErrors } from './store.ts';
+
+export function dischargeCommand(program: Command): void {
+  const discharge = program.command('discharge').description('Digital discharge: councils\' response deadlines.');
+  plainErrors(discharge);
+  const council = discharge.command('council').description('A council\'s deadlines and how it is reached.');
+  plainErrors(council);
+
+  plainErrors(
+    council
+      .command('set <ods>')
+      .description('Set a council\'s response deadlines, e.g. --assessment-deadline "48 working-hours" --discharge-deadline "2 working-days".')
+      .requiredOption('--assessment-deadline <rule>', 'time to respond to a referral or assessment notice: N working-hours or N working-days')
+      .requiredOption('--discharge-deadline <rule>', 'time to answer a discharge notice: N working-hours or N working-days')
+      .option('--adw', 'the council works elsewhere: send it ADW notices over MESH')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (ods: string, flags: { assessmentDeadline: string; dischargeDeadline: string; adw?: boolean; db?: string }) => {
+        const driver = await openStore(databaseFrom(flags.db));
+        try {
+          await migrateDischarge(driver);
+          const saved = await setCouncilSettings(driver, { ods, assessmentDeadline: flags.assessmentDeadline, dischargeDeadline: flags.dischargeDeadline, adw: flags.adw });
+          console.log(`${saved.ods}: respond within ${saved.assessmentDeadline.amount} ${saved.assessmentDeadline.unit}, answer discharge notices within ${saved.dischargeDeadline.amount} ${saved.dischargeDeadline.unit}${saved.adw ? '; reached by ADW over MESH' : ''}.`);
+        } finally {
+          await driver.close();
+        }
+      }),
+  );
+  plainErrors(
+    council
+      .command('list')
+      .description('List councils with their own deadlines.')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (flags: { db?: string }) => {
+        const driver = await openStore(databaseFrom(flags.db));
+        try {
+          await migrateDischarge(driver);
+          const rows = await listCouncilSettings(driver);
+          if (!rows.length) console.log('No council has its own deadlines; the defaults apply (CAREBRIDGE_DISCHARGE_ASSESSMENT_DEADLINE, CAREBRIDGE_DISCHARGE_DISCHARGE_DEADLINE).');
+          for (const r of rows) console.log(`${r.ods}\tassessment ${r.assessmentDeadline.amount} ${r.assessmentDeadline.unit}\tdischarge ${r.dischargeDeadline.amount} ${r.dischargeDeadline.unit}${r.adw ? '\tADW' : ''}`);
+        } finally {
+          await driver.close();
+        }
+      }),
+  );
+}

@@ -1,0 +1,72 @@
+// carebridge hl7 queue list|resolve: the HL7 v2 messages waiting for a person to say who the patient is
+// (and, with --status, those refused), and resolving one, which applies it and the messages held behind it.
+import type { Command } from 'commander';
+import { userInfo } from 'node:os';
+import { setUpAccess } from '../access/index.ts';
+import { hl7Intake, listMessages, migrateHl7v2, resolveQueued, LISTABLE_STATUSES, type MessageStatus, type PatientDecision, type Settled } from '../hl7v2/index.ts';
+import { DB_OPTION_HELP, databaseFrom, openStore, plainErrors } from './store.ts';
+
+export function hl7Command(program: Command): void {
+  const hl7 = program.command('hl7').description('HL7 v2 ADT intake (MLLP).');
+  plainErrors(hl7);
+  const queue = hl7.command('queue').description('Messages waiting for a person to confirm the patient.');
+  plainErrors(queue);
+
+  plainErrors(
+    queue
+      .command('list')
+      .description('List messages waiting for a person (or, with --status, those rejected, failed, applied).')
+      .option('--status <status>', `one of ${LISTABLE_STATUSES.join(', ')}`, 'queued')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (flags: { status: string; db?: string }) => {
+        if (!(LISTABLE_STATUSES as readonly string[]).includes(flags.status)) throw new Error(`--status must be one of ${LISTABLE_STATUSES.join(', ')}, not '${flags.status}'.`);
+        const driver = await openStore(databaseFrom(flags.db));
+        try {
+          await migrateHl7v2(driver);
+          const rows = await listMessages(driver, flags.status as MessageStatus);
+          if (!rows.length) console.log(`No ${flags.status} HL7 v2 messages.`);
+          for (const r of rows) {
+            console.log(`${r.seq}\t${r.receivedAt}\t${r.messageType ?? '?'}\t${r.organisation ?? '?'} ${r.controlId ?? '(no control id)'}\tvisit ${r.visit ?? '?'}\t${r.person}\t${r.reason ?? ''}`);
+          }
+        } finally {
+          await driver.close();
+        }
+      }),
+  );
+
+  plainErrors(
+    queue
+      .command('resolve <id>')
+      .description('Apply a waiting message to the Patient a person has confirmed (--patient) or to a new Patient made from it (--new).')
+      .option('--patient <id>', 'the Patient id the message is about')
+      .option('--new', 'the person is not in the record: make a new Patient from the message')
+      .option('--by <name>', 'who is resolving it (default: the operating system user)')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (id: string, flags: { patient?: string; new?: boolean; by?: string; db?: string }) => {
+        if (Boolean(flags.patient) === Boolean(flags.new)) throw new Error('give either --patient <id> or --new.');
+        if (!/^\d+$/.test(id)) throw new Error(`'${id}' is not a message id (a number from \`carebridge hl7 queue list\`).`);
+        const decision: PatientDecision = flags.patient ? { patientId: flags.patient } : { newPatient: true };
+        const by = flags.by ?? userInfo().username;
+        const driver = await openStore(databaseFrom(flags.db));
+        // Through access, so every change is audited like any other (as the HL7 v2 feed, naming the person).
+        const access = await setUpAccess(driver, { tokenRequestsPerMinute: 60 });
+        try {
+          await migrateHl7v2(driver);
+          // A stored message already names its organisation, so no facility mapping is needed here.
+          const intake = hl7Intake({ driver, facilities: {}, controlFor: access.controlFor });
+          const { resolved, followed } = await resolveQueued(intake, driver, Number(id), decision, by);
+          console.log(describe(resolved));
+          for (const f of followed) console.log(`  then ${describe(f)}`);
+          if (resolved.status !== 'applied') process.exitCode = 1;
+        } finally {
+          await access.close();
+          await driver.close();
+        }
+      }),
+  );
+}
+
+function describe(s: Settled): string {
+  if (s.status === 'applied') return `Message ${s.seq} applied to Patient/${s.patientId} (Encounter/${s.encounterId}).`;
+  return `Message ${s.seq} ${s.status}: ${s.reason}`;
+}

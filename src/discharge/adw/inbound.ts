@@ -1,0 +1,354 @@
+// Receives ADW messages and maps them to the discharge model: one episode (ServiceRequest + triage Task)
+// per ReferralRequest.identifier. Each message is handled in one transaction that first claims its
+// (MessageHeader.id, event) key, so a message delivered twice is applied once, even by two nodes at once.
+// A withdrawal that comes before its notice creates the episode already withdrawn; the late notice then
+// changes nothing. Anything unusable is rejected back to the sender (when the spec has a reject for it) and
+// thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue).
+import { isValidNhsNumber, NHS_NUMBER_SYSTEM } from '../../record/index.ts';
+import { clock, inRecordTransaction, type DischargeContext, type FhirResource, type RecordSession } from '../recordSession.ts';
+import {
+  applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, withdrawIn, type ConsentAnswer, type StepChange,
+} from '../referrals.ts';
+import { ALLOWED_FROM, EXPECTED_DISCHARGE_URL, FINAL_STATES, triageStateOf, withExtensionDate } from '../model.ts';
+import { deadlineAfter } from '../calendar.ts';
+import { AdwError, parseAdwMessage, type AdwMessage } from './parse.ts';
+import {
+  ANSWERS, ENCOUNTER_ID_SYSTEM, EVENT, EVENT_NAMES, LOCAL_PATIENT_ID_SYSTEM, NOTICES, RESPONSES_TO, WITHDRAWALS, WITHDRAWAL_REASONS,
+  WITHDRAWAL_REASON_SYSTEM, isEventCode, type EventCode,
+} from './codes.ts';
+import { buildAdwMessage } from './build.ts';
+import { episodeByIdentifier, insertEpisode, queueOutbound, queueResponse, type AdwEpisode } from './outbound.ts';
+import type { InboundMessage } from '../messagingPort.ts';
+
+/** The message cannot be processed; its text is the reason (sent back, and kept with the dead letter). */
+export class AdwRejected extends Error {}
+
+export interface AdwInboundDeps {
+  /** The workflow's context, acting as the system client carebridge-discharge. */
+  ctx: DischargeContext;
+  /** Which organisation owns a mailbox (messaging's directory), to catch a message sent as someone else. */
+  organisationForMailbox?: (mailbox: string) => Promise<string | undefined>;
+}
+
+const ODS_PATTERN = /^[A-Z0-9]{3,10}$/;
+
+/** Handles one inbound ADW message. Resolves when it is applied (or was already); throws AdwRejected otherwise. */
+export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage): Promise<void> {
+  let m: AdwMessage;
+  try {
+    m = parseAdwMessage(msg.body.toString('utf8'));
+  } catch (err) {
+    if (err instanceof AdwError) throw new AdwRejected(`ADW message ${msg.messageId} from ${msg.from}: ${err.message}`);
+    throw err;
+  }
+  if (!isEventCode(m.eventCode)) {
+    throw new AdwRejected(`MessageHeader.event ${m.eventCode} (MessageHeader.id ${m.headerId}) is not one of the ADW event codes; the spec has no response for it, so nothing was sent back.`);
+  }
+  const problems = await checkMessage(deps, msg, m);
+  const outcome = await inRecordTransaction(deps.ctx, 'adw-inbound', async (session) => {
+    const claim = await claimMessage(session, m, msg, problems.length ? 'rejected' : 'processing');
+    if (claim === 'duplicate') return 'duplicate';
+    if (problems.length) {
+      if (claim === 'new') await rejectNotice(session, deps.ctx, m, msg, problems.join(' '));
+      return 'rejected';
+    }
+    if (ANSWERS[m.eventCode]) await applyResponse(session, deps.ctx, m);
+    else await applyNotice(session, deps.ctx, m, msg);
+    return 'applied';
+  });
+  if (outcome === 'rejected') throw new AdwRejected(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} was rejected: ${problems.join(' ')}`);
+}
+
+/**
+ * Claims the message's key in this transaction. 'new' the first time; 'retry' for a message rejected
+ * before (replayed from the dead-letter queue: it is checked again, but not rejected to the sender twice);
+ * 'duplicate' when it was already applied.
+ */
+async function claimMessage(session: RecordSession, m: AdwMessage, msg: InboundMessage, status: string): Promise<'new' | 'retry' | 'duplicate'> {
+  const inserted = await session.tx.run(
+    `INSERT INTO discharge_adw_messages (direction, header_id, event_code, referral_identifier, responds_to, status, peer_ods, peer_mailbox, mesh_message_id, at_ms)
+     VALUES ('in', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (direction, header_id, event_code) DO NOTHING`,
+    [m.headerId, m.eventCode, m.referral?.identifier ?? null, m.response?.identifier ?? null, status, m.sourceOds ?? null, msg.from, msg.messageId, msg.receivedAt],
+  );
+  if (inserted) return 'new';
+  const row = await session.tx.get<{ status: string }>("SELECT status FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ? AND event_code = ?", [m.headerId, m.eventCode]);
+  if (row?.status !== 'rejected') return 'duplicate';
+  await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'in' AND header_id = ? AND event_code = ?", [status, m.headerId, m.eventCode]);
+  return 'retry';
+}
+
+async function setStatus(session: RecordSession, m: AdwMessage, status: string, detail?: string): Promise<void> {
+  await session.tx.run("UPDATE discharge_adw_messages SET status = ?, detail = ? WHERE direction = 'in' AND header_id = ? AND event_code = ?", [status, detail ?? null, m.headerId, m.eventCode]);
+}
+
+/** Everything wrong with a message, as sentences (empty when it can be processed). */
+async function checkMessage(deps: AdwInboundDeps, msg: InboundMessage, m: AdwMessage): Promise<string[]> {
+  const problems: string[] = [];
+  const event = m.eventCode as EventCode;
+  for (const [what, ods] of [['source', m.sourceOds], ['destination', m.destinationOds]] as const) {
+    if (!ods) problems.push(`MessageHeader.${what}.endpoint must be urn:nhs-uk:addressing:ods:<ODS code>.`);
+    else if (!ODS_PATTERN.test(ods)) problems.push(`MessageHeader.${what}.endpoint: '${ods}' is not a valid ODS code.`);
+  }
+  if (m.sourceOds && m.destinationOds && ODS_PATTERN.test(m.sourceOds) && ODS_PATTERN.test(m.destinationOds)) {
+    const known = await inRecordTransaction(deps.ctx, 'adw-check', async (s) => ({
+      source: await organisationByOds(s, m.sourceOds!), destination: await organisationByOds(s, m.destinationOds!),
+    }));
+    if (!known.destination) problems.push(`The destination ODS code ${m.destinationOds} is not an organisation this service knows.`);
+    if (!known.source) problems.push(`The source ODS code ${m.sourceOds} is not an organisation this service knows.`);
+    if (deps.organisationForMailbox) {
+      const sender = await deps.organisationForMailbox(msg.from);
+      if (sender && sender.toUpperCase() !== m.sourceOds) problems.push(`It came from mailbox ${msg.from}, which belongs to ${sender}, not to the source ${m.sourceOds}.`);
+      const receiver = await deps.organisationForMailbox(msg.to);
+      if (receiver && receiver.toUpperCase() !== m.destinationOds) problems.push(`It was sent to mailbox ${msg.to}, which belongs to ${receiver}, not to the destination ${m.destinationOds}.`);
+    }
+  }
+  if (event !== EVENT.admissionNotice && !m.referral?.identifier) problems.push('ReferralRequest.identifier (the episode id) is missing.');
+  if (ANSWERS[event] && !m.response?.identifier) problems.push('MessageHeader.response.identifier (the notice answered) is missing.');
+  const p = m.patient;
+  if (!p) problems.push('The message has no Patient.');
+  else {
+    if (!p.nhsNumber) problems.push('The Patient has no NHS number.');
+    else if (!isValidNhsNumber(p.nhsNumber)) problems.push(`The Patient's NHS number ${p.nhsNumber} is not valid (wrong length or check digit).`);
+    if (event === EVENT.assessmentNotice || event === EVENT.admissionNotice) {
+      if (!p.family) problems.push('The Patient has no family name.');
+      if (!p.birthDate) problems.push('The Patient has no birth date.');
+      if (!p.address) problems.push('The Patient has no address.');
+    }
+    if (p.address) {
+      if (p.address.lines.some((l) => !l.trim())) problems.push('The Patient\'s address has an empty line; leave out lines that have nothing in them.');
+      if (!p.address.lines.slice(0, 2).some((l) => l.trim())) problems.push('The Patient\'s address needs address line 1 or line 2.');
+    }
+  }
+  if (WITHDRAWALS.has(event)) {
+    if (m.reason?.system !== WITHDRAWAL_REASON_SYSTEM || !WITHDRAWAL_REASONS[m.reason.code ?? '']) {
+      problems.push(`A withdrawal needs a reason code 01–13 from ${WITHDRAWAL_REASON_SYSTEM}${m.reason?.code ? `, not '${m.reason.code}'` : ''}.`);
+    }
+  }
+  return problems;
+}
+
+/** Tells the sender why their notice was rejected, when the spec has a reject response for it. */
+async function rejectNotice(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, reason: string): Promise<void> {
+  const events = RESPONSES_TO[m.eventCode];
+  await setStatus(session, m, 'rejected', reason);
+  if (!events || !m.sourceOds || !ODS_PATTERN.test(m.sourceOds) || !m.destinationOds || !ODS_PATTERN.test(m.destinationOds)) return;
+  const now = clock(ctx);
+  const built = buildAdwMessage({
+    event: events.reject, sourceOds: m.destinationOds, destinationOds: m.sourceOds, referralIdentifier: m.referral?.identifier ?? '', inResponseTo: m.headerId,
+    reasonText: reason, patient: m.patient ?? { given: [], contacts: [] }, encounter: m.encounter,
+    hospital: { ods: m.sourceOds, name: m.hospital?.name }, council: { ods: m.destinationOds, name: m.council?.name }, now,
+  });
+  await queueOutbound(session.tx, { event: events.reject, headerId: built.headerId, xml: built.xml, referralIdentifier: m.referral?.identifier ?? '', respondsTo: m.headerId, ourOds: m.destinationOds, peerOds: m.sourceOds, peerMailbox: msg.from, detail: reason }, now);
+}
+
+// ---- notices (we are the council) ----------------------------------------------------------------------
+
+async function applyNotice(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage): Promise<void> {
+  const event = m.eventCode as EventCode;
+  const patient = await upsertPatient(session, m);
+  const hospital = (await organisationByOds(session, m.sourceOds!))!;
+  const council = (await organisationByOds(session, m.destinationOds!))!;
+  const encounter = await upsertEncounter(session, m, patient, hospital);
+  if (event === EVENT.admissionNotice) {
+    await session.put({
+      resourceType: 'Communication', id: session.newId(), status: 'completed',
+      category: [{ text: 'Admission notification' }],
+      subject: { reference: `Patient/${patient.id}` }, encounter: { reference: `Encounter/${encounter.id}` },
+      sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(), received: new Date(msg.receivedAt).toISOString(),
+      sender: { reference: `Organization/${hospital.id}`, display: hospital.name }, recipient: [{ reference: `Organization/${council.id}`, display: council.name }],
+      payload: [{ contentString: `${patient.name?.[0]?.given?.join(' ') ?? ''} ${patient.name?.[0]?.family ?? ''} was admitted to ${hospital.name ?? m.sourceOds}${m.encounter?.start ? ` on ${m.encounter.start}` : ''}.`.trim() }],
+    });
+    await setStatus(session, m, 'processed');
+    return;
+  }
+  const identifier = m.referral!.identifier!;
+  let episode = await episodeByIdentifier(session.tx, identifier);
+  if (!episode) episode = await openEpisode(session, ctx, m, msg, patient, encounter);
+  else if (episode.peer_mailbox !== msg.from) await session.tx.run('UPDATE discharge_adw_episodes SET peer_mailbox = ? WHERE referral_identifier = ?', [msg.from, identifier]);
+  episode = { ...episode, peer_mailbox: msg.from };
+
+  if (WITHDRAWALS.has(event)) return applyWithdrawal(session, ctx, m, episode);
+  if (episode.withdrawn) {
+    // The withdrawal came first: the notice arrived late and asks for nothing any more.
+    await setStatus(session, m, 'superseded', 'The episode was already withdrawn.');
+    return;
+  }
+  const current = await loadReferral(session, episode.service_request_id);
+  if (FINAL_STATES.has(triageStateOf(current.task) ?? 'received')) {
+    await setStatus(session, m, 'superseded', `The referral is already ${triageStateOf(current.task)}.`);
+    return;
+  }
+  await setStatus(session, m, 'awaiting-response');
+  if (event === EVENT.dischargeNotice) await applyDischargeNotice(session, ctx, m, msg, episode, current.referral, current.task);
+}
+
+async function openEpisode(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, patient: FhirResource, encounter: FhirResource): Promise<AdwEpisode> {
+  const created = await createReferralIn(session, ctx, {
+    patient: `Patient/${patient.id}`,
+    encounter: `Encounter/${encounter.id}`,
+    hospitalOds: m.sourceOds!,
+    councilOds: m.destinationOds!,
+    ...(encounter.location?.[0]?.location?.reference ? { ward: encounter.location[0].location.reference } : {}),
+    referrer: { name: m.author?.name, phone: m.author?.phone, email: m.author?.email },
+    reason: m.referral?.reason,
+    needs: m.referral?.description ? [m.referral.description] : undefined,
+    expectedDischarge: m.encounter?.end,
+    consent: m.eventCode === EVENT.assessmentNotice ? consentAnswers(m) : undefined,
+    identifier: m.referral!.identifier!,
+    receivedAt: msg.receivedAt,
+  });
+  const episode: AdwEpisode = {
+    referral_identifier: m.referral!.identifier!, role: 'council', service_request_id: created.referral.id, task_id: created.task.id,
+    patient_id: patient.id, our_ods: m.destinationOds!, peer_ods: m.sourceOds!, peer_mailbox: msg.from, withdrawn: 0,
+  };
+  await insertEpisode(session.tx, episode, clock(ctx));
+  return episode;
+}
+
+function consentAnswers(m: AdwMessage): ConsentAnswer[] {
+  return m.answers.map((a, i) => ({
+    linkId: `adw-${i + 1}`,
+    text: a.text,
+    ...(a.coding?.code ? { code: a.coding.code, system: a.coding.system, display: a.coding.display } : { value: a.value ?? '' }),
+  }));
+}
+
+async function applyDischargeNotice(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode, referral: FhirResource, task: FhirResource): Promise<void> {
+  const proposed = m.encounter?.end;
+  const rule = await councilDeadline(session, episode.our_ods, 'discharge', ctx.deadlines?.discharge);
+  const due = deadlineAfter(msg.receivedAt, rule);
+  await session.put(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, proposed), referral.meta?.versionId);
+  if (m.answers.length) {
+    await session.put({
+      resourceType: 'QuestionnaireResponse', id: derivedId('discharge-consent', referral.id), status: 'completed',
+      basedOn: [{ reference: `ServiceRequest/${referral.id}` }], subject: referral.subject, ...(referral.encounter ? { encounter: referral.encounter } : {}),
+      authored: new Date(msg.receivedAt).toISOString(),
+      item: consentAnswers(m).map((a) => ({ linkId: a.linkId, text: a.text, answer: [a.code ? { valueCoding: { system: a.system, code: a.code, display: a.display } } : { valueString: a.value }] })),
+    });
+  }
+  await session.put({
+    resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: 'Discharge notice' }],
+    basedOn: [{ reference: `ServiceRequest/${referral.id}` }], partOf: [{ reference: `Task/${task.id}` }], subject: referral.subject,
+    sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(),
+    payload: [{ contentString: `Discharge notice: proposed discharge date ${proposed ?? 'not given'}; the council's answer is due by ${new Date(due).toISOString()}.` }],
+  });
+  await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND kind = 'discharge-notice' AND status = 'pending'", [referral.id]);
+  await session.tx.run(
+    'INSERT INTO discharge_timers (id, kind, referral_id, task_id, message_key, due_ms, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    [session.newId(), 'discharge-notice', referral.id, task.id, m.headerId, due, 'pending', clock(ctx)],
+  );
+}
+
+async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m: AdwMessage, episode: AdwEpisode): Promise<void> {
+  const reason = `${m.reason!.code} ${WITHDRAWAL_REASONS[m.reason!.code!]}${m.reason?.text ? `: ${m.reason.text}` : ''}`;
+  const current = await loadReferral(session, episode.service_request_id);
+  const state = triageStateOf(current.task) ?? 'received';
+  const onlyDischarge = m.eventCode === EVENT.withdrawDischarge;
+  let referral = current.referral;
+  if (onlyDischarge) {
+    // The assessment goes on; only the proposed discharge (and the answer owed to it) is withdrawn.
+    await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND event_code = ? AND status = 'awaiting-response'", [episode.referral_identifier, EVENT.dischargeNotice]);
+    await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND kind = 'discharge-notice' AND status = 'pending'", [referral.id]);
+    referral = await session.put(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, undefined), referral.meta?.versionId);
+  } else {
+    await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND header_id <> ? AND status = 'awaiting-response'", [episode.referral_identifier, m.headerId]);
+    await session.tx.run('UPDATE discharge_adw_episodes SET withdrawn = 1 WHERE referral_identifier = ?', [episode.referral_identifier]);
+    await cancelDeadlines(session, referral.id);
+    if (ALLOWED_FROM.withdraw.includes(state)) referral = (await withdrawIn(session, ctx, referral.id, reason)).referral;
+  }
+  await setStatus(session, m, 'awaiting-response');
+  await queueResponse(session, ctx, episode, referral, { header_id: m.headerId, event_code: m.eventCode, peer_mailbox: episode.peer_mailbox }, true, `Withdrawal received (${reason}).`);
+}
+
+// ---- responses (we are the hospital) -------------------------------------------------------------------
+
+async function applyResponse(session: RecordSession, ctx: DischargeContext, m: AdwMessage): Promise<void> {
+  const answer = ANSWERS[m.eventCode];
+  const marks = answer.notices.map(() => '?').join(', ');
+  const notice = await session.tx.get<{ event_code: string; referral_identifier: string }>(
+    `SELECT event_code, referral_identifier FROM discharge_adw_messages WHERE direction = 'out' AND header_id = ? AND event_code IN (${marks})`,
+    [m.response!.identifier!, ...answer.notices],
+  );
+  if (!notice) throw new AdwRejected(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} answers notice ${m.response!.identifier}, which this service never sent.`);
+  const episode = await episodeByIdentifier(session.tx, notice.referral_identifier);
+  if (!episode) throw new AdwRejected(`Notice ${m.response!.identifier} belongs to episode ${notice.referral_identifier}, which this service does not hold.`);
+  await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'out' AND header_id = ? AND event_code = ?", [answer.accepts ? 'accepted' : 'rejected', m.response!.identifier!, notice.event_code]);
+  await setStatus(session, m, 'processed');
+  const current = await loadReferral(session, episode.service_request_id);
+  const state = triageStateOf(current.task) ?? 'received';
+  const reason = m.reason?.text ?? (answer.accepts ? 'Accepted' : 'Rejected');
+  const note = { text: `${EVENT_NAMES[m.eventCode as EventCode]}: ${reason}`, category: EVENT_NAMES[m.eventCode as EventCode] };
+  const step = (action: string, change: StepChange) => applyStepIn(session, ctx, episode.service_request_id, action, {}, change);
+  if (m.eventCode === EVENT.assessmentAccept && ALLOWED_FROM.accept.includes(state)) await step('accept', { state: 'accepted', note, detail: reason });
+  else if (m.eventCode === EVENT.assessmentReject && ALLOWED_FROM.reject.includes(state)) {
+    await step('reject', { state: 'rejected', note, detail: reason, task: (t) => ({ ...t, statusReason: { text: reason } }) });
+  } else if (m.eventCode === EVENT.dischargeAgreement && ALLOWED_FROM.confirmReady.includes(state)) await step('confirmReady', { state: 'ready', note, detail: reason });
+  else {
+    await session.put({
+      resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: note.category }],
+      basedOn: [{ reference: `ServiceRequest/${current.referral.id}` }], partOf: [{ reference: `Task/${current.task.id}` }], subject: current.referral.subject,
+      sent: m.timestamp ?? new Date(clock(ctx)).toISOString(), payload: [{ contentString: note.text }],
+    });
+  }
+}
+
+// ---- people and stays --------------------------------------------------------------------------------
+
+async function upsertPatient(session: RecordSession, m: AdwMessage): Promise<FhirResource> {
+  const p = m.patient!;
+  const found = await session.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${p.nhsNumber}`]]);
+  if (found[0]) return found[0];
+  return session.put({
+    resourceType: 'Patient',
+    id: session.newId(),
+    identifier: [
+      { system: NHS_NUMBER_SYSTEM, value: p.nhsNumber },
+      ...(p.localId ? [{ system: LOCAL_PATIENT_ID_SYSTEM, value: p.localId }] : []),
+    ],
+    name: [{ use: 'usual', ...(p.family ? { family: p.family } : {}), ...(p.given.length ? { given: p.given } : {}) }],
+    ...(p.phone || p.email ? { telecom: [...(p.phone ? [{ system: 'phone', value: p.phone }] : []), ...(p.email ? [{ system: 'email', value: p.email }] : [])] } : {}),
+    ...(p.gender ? { gender: p.gender } : {}),
+    ...(p.birthDate ? { birthDate: p.birthDate } : {}),
+    ...(p.address ? { address: [{ line: p.address.lines.filter((l) => l.trim()), ...(p.address.city ? { city: p.address.city } : {}), ...(p.address.district ? { district: p.address.district } : {}), ...(p.address.postalCode ? { postalCode: p.address.postalCode } : {}) }] } : {}),
+    ...(p.contacts.length ? {
+      contact: p.contacts.map((c) => ({
+        ...(c.relationship.length ? { relationship: c.relationship.map((text) => ({ text })) } : {}),
+        ...(c.name ? { name: { text: c.name } } : {}),
+        ...(c.phone || c.email ? { telecom: [...(c.phone ? [{ system: 'phone', value: c.phone }] : []), ...(c.email ? [{ system: 'email', value: c.email }] : [])] } : {}),
+      })),
+    } : {}),
+  });
+}
+
+async function upsertEncounter(session: RecordSession, m: AdwMessage, patient: FhirResource, hospital: FhirResource): Promise<FhirResource> {
+  const e = m.encounter ?? {};
+  const found = e.identifier ? (await session.search('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${e.identifier}`]]))[0] : undefined;
+  let ward: FhirResource | undefined;
+  if (e.ward) {
+    ward = (await session.search('Location', [['name:exact', e.ward], ['organization', `Organization/${hospital.id}`]]))[0];
+    ward ??= await session.put({ resourceType: 'Location', id: session.newId(), status: 'active', name: e.ward, managingOrganization: { reference: `Organization/${hospital.id}`, display: hospital.name } });
+  }
+  const base: FhirResource = found ?? {
+    resourceType: 'Encounter',
+    id: session.newId(),
+    ...(e.identifier ? { identifier: [{ system: ENCOUNTER_ID_SYSTEM, value: e.identifier }] } : {}),
+    class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP', display: 'inpatient encounter' },
+    subject: { reference: `Patient/${patient.id}` },
+    serviceProvider: { reference: `Organization/${hospital.id}`, display: hospital.name },
+    status: 'in-progress',
+  };
+  const status = e.status === 'finished' || e.status === 'in-progress' || e.status === 'planned' ? e.status : base.status;
+  let next: FhirResource = {
+    ...base,
+    status,
+    ...(e.admissionType?.code ? { priority: { coding: [e.admissionType] } } : {}),
+    ...(e.start ? { period: { ...(base.period ?? {}), start: e.start } } : {}),
+    ...(ward ? { location: [{ location: { reference: `Location/${ward.id}`, display: ward.name }, status: 'active' }] } : {}),
+  };
+  // ADW's Encounter.period.end is the proposed discharge date, not the actual one.
+  if (e.end) next = withExtensionDate(next, EXPECTED_DISCHARGE_URL, e.end);
+  if (found && JSON.stringify({ ...found, meta: undefined }) === JSON.stringify({ ...next, meta: undefined })) return found;
+  return session.put(next, found?.meta?.versionId);
+}
+
+export { NOTICES };

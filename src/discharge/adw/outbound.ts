@@ -1,0 +1,198 @@
+// What the ADW side sends, and when. Messages are queued in discharge_adw_messages in the same transaction
+// as the workflow step that causes them (so a step and its message happen together or not at all), then
+// handed to MESH by the delivery worker (delivery.ts).
+//
+// As the council (we received the notices): accepting or rejecting a referral answers the pending
+// assessment notice; confirming readiness agrees to a pending discharge notice; rejecting while a discharge
+// notice waits disagrees with it. As the hospital (the council works elsewhere and is marked `adw` in
+// discharge_councils): a new referral sends an assessment notice, a withdrawal a withdrawal notice.
+import type { SqlExecutor } from '../../record/index.ts';
+import type { Referral, RecordSession, DischargeContext, FhirResource } from '../recordSession.ts';
+import { clock } from '../recordSession.ts';
+import { EVENT, RESPONSES_TO, WITHDRAWAL_REASONS, type EventCode } from './codes.ts';
+import { buildAdwMessage, type AdwOutgoing } from './build.ts';
+import type { AdwAnswer, AdwPatient } from './parse.ts';
+import { DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, ODS_ORGANIZATION, ODS_SITE, extensionDate, type TriageState } from '../model.ts';
+import { NHS_NUMBER_SYSTEM } from '../../record/index.ts';
+
+export interface AdwEpisode {
+  referral_identifier: string;
+  role: 'council' | 'hospital';
+  service_request_id: string;
+  task_id: string;
+  patient_id: string;
+  our_ods: string;
+  peer_ods: string;
+  peer_mailbox: string | null;
+  withdrawn: number;
+}
+
+export async function episodeByReferral(tx: SqlExecutor, serviceRequestId: string): Promise<AdwEpisode | undefined> {
+  return tx.get<AdwEpisode>('SELECT * FROM discharge_adw_episodes WHERE service_request_id = ?', [serviceRequestId]);
+}
+
+export async function episodeByIdentifier(tx: SqlExecutor, identifier: string): Promise<AdwEpisode | undefined> {
+  return tx.get<AdwEpisode>('SELECT * FROM discharge_adw_episodes WHERE referral_identifier = ?', [identifier]);
+}
+
+export interface QueuedMessage {
+  event: EventCode;
+  headerId: string;
+  xml: string;
+  referralIdentifier: string;
+  respondsTo?: string;
+  ourOds: string;
+  peerOds: string;
+  peerMailbox?: string | null;
+  detail?: string;
+}
+
+export async function queueOutbound(tx: SqlExecutor, m: QueuedMessage, now: number): Promise<void> {
+  await tx.run(
+    'INSERT INTO discharge_adw_messages (direction, header_id, event_code, referral_identifier, responds_to, status, detail, our_ods, peer_ods, peer_mailbox, body, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ['out', m.headerId, m.event, m.referralIdentifier, m.respondsTo ?? null, 'pending', m.detail ?? null, m.ourOds, m.peerOds, m.peerMailbox ?? null, m.xml, now],
+  );
+}
+
+/** The pending (unanswered) inbound notice of an episode of one of these kinds, newest first. */
+async function pendingNotice(tx: SqlExecutor, identifier: string, events: string[]): Promise<{ header_id: string; event_code: string; peer_mailbox: string | null } | undefined> {
+  const marks = events.map(() => '?').join(', ');
+  return tx.get(`SELECT header_id, event_code, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`, [identifier, ...events]);
+}
+
+async function markAnswered(tx: SqlExecutor, headerId: string, event: string, status: string): Promise<void> {
+  await tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'in' AND header_id = ? AND event_code = ?", [status, headerId, event]);
+}
+
+/** The people and places of an episode, read from the record, to write into a message. */
+export async function partiesFromRecord(session: RecordSession, referral: FhirResource): Promise<Pick<AdwOutgoing, 'patient' | 'encounter' | 'hospital' | 'council'> & { answers: AdwAnswer[] }> {
+  const patient = await session.read('Patient', String(referral.subject?.reference ?? '').split('/')[1] ?? '');
+  const encounterId = String(referral.encounter?.reference ?? '').split('/')[1];
+  const encounter = encounterId ? await session.read('Encounter', encounterId) : undefined;
+  const requester = (referral.contained ?? []).find((c: any) => c.id === 'requester');
+  const hospital = requester?.organization?.reference ? await session.read('Organization', requester.organization.reference.split('/')[1]) : undefined;
+  const council = referral.performer?.[0]?.reference ? await session.read('Organization', referral.performer[0].reference.split('/')[1]) : undefined;
+  const odsOf = (org: FhirResource | undefined) => org?.identifier?.find((i: any) => i.system === ODS_SITE || i.system === ODS_ORGANIZATION)?.value as string | undefined;
+  const name = patient?.name?.[0] ?? {};
+  const address = patient?.address?.[0];
+  const adwPatient: AdwPatient = {
+    nhsNumber: patient?.identifier?.find((i: any) => i.system === NHS_NUMBER_SYSTEM)?.value,
+    family: name.family,
+    given: name.given ?? [],
+    gender: patient?.gender,
+    birthDate: patient?.birthDate,
+    ...(address ? { address: { lines: address.line ?? [], city: address.city, district: address.district, postalCode: address.postalCode } } : {}),
+    phone: patient?.telecom?.find((t: any) => t.system === 'phone')?.value,
+    contacts: [],
+  };
+  const ward = requester?.location?.[0]?.reference ? await session.read('Location', requester.location[0].reference.split('/')[1]) : undefined;
+  const consentRef = referral.supportingInfo?.find((s: any) => String(s.reference).startsWith('QuestionnaireResponse/'))?.reference;
+  const consent = consentRef ? await session.read('QuestionnaireResponse', consentRef.split('/')[1]) : undefined;
+  return {
+    patient: adwPatient,
+    encounter: {
+      identifier: encounter?.identifier?.[0]?.value ?? encounter?.id,
+      status: encounter?.status === 'finished' ? 'finished' : 'in-progress',
+      start: encounter?.period?.start,
+      end: extensionDate(referral, EXPECTED_DISCHARGE_URL) ?? (encounter ? extensionDate(encounter, EXPECTED_DISCHARGE_URL) : undefined),
+      ward: ward?.name,
+    },
+    hospital: { ods: odsOf(hospital) ?? '', name: hospital?.name },
+    council: { ods: odsOf(council) ?? '', name: council?.name },
+    answers: (consent?.item ?? []).map((i: any) => ({ text: i.text ?? i.linkId, ...(i.answer?.[0]?.valueCoding ? { coding: i.answer[0].valueCoding } : { value: i.answer?.[0]?.valueString }) })),
+  };
+}
+
+function identifierOf(referral: FhirResource): string {
+  return referral.identifier?.find((i: any) => i.system === DISCHARGE_REFERRAL_SYSTEM)?.value ?? referral.id;
+}
+
+/** Queues a response to an inbound notice (accept or reject), addressed back to where the notice came from. */
+export async function queueResponse(session: RecordSession, ctx: DischargeContext, episode: AdwEpisode, referral: FhirResource, notice: { header_id: string; event_code: string; peer_mailbox: string | null }, accept: boolean, reasonText: string | undefined): Promise<void> {
+  const events = RESPONSES_TO[notice.event_code];
+  if (!events) return;
+  const parties = await partiesFromRecord(session, referral);
+  const event = accept ? events.accept : events.reject;
+  const now = clock(ctx);
+  const built = buildAdwMessage({
+    event, sourceOds: episode.our_ods, destinationOds: episode.peer_ods, referralIdentifier: episode.referral_identifier, inResponseTo: notice.header_id,
+    reasonText: reasonText ?? (accept ? 'Accepted.' : 'Rejected.'), ...parties, hospital: { ...parties.hospital, ods: episode.peer_ods }, council: { ...parties.council, ods: episode.our_ods }, now,
+  });
+  await queueOutbound(session.tx, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, respondsTo: notice.header_id, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: notice.peer_mailbox ?? episode.peer_mailbox, detail: reasonText }, now);
+  await markAnswered(session.tx, notice.header_id, notice.event_code, accept ? 'accepted' : 'rejected');
+}
+
+/** Queues a notice from us (the hospital) to a council reached by ADW. */
+export async function queueNotice(session: RecordSession, ctx: DischargeContext, episode: AdwEpisode, referral: FhirResource, event: EventCode, extra: { withdrawalReason?: string; reasonText?: string } = {}): Promise<string> {
+  const parties = await partiesFromRecord(session, referral);
+  const now = clock(ctx);
+  const built = buildAdwMessage({
+    event, sourceOds: episode.our_ods, destinationOds: episode.peer_ods, referralIdentifier: episode.referral_identifier,
+    referralReason: referral.reasonCode?.[0]?.text, description: referral.note?.map((n: any) => n.text).join('\n') || undefined,
+    ...parties, hospital: { ...parties.hospital, ods: episode.our_ods }, council: { ...parties.council, ods: episode.peer_ods }, ...extra, now,
+  });
+  await queueOutbound(session.tx, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: episode.peer_mailbox, detail: extra.reasonText }, now);
+  return built.headerId;
+}
+
+/** "07", "07 deteriorated" or free text → a withdrawal reason code (13, other, when none is given). */
+export function withdrawalReasonCode(text: string | undefined): string {
+  const code = /^\s*(\d{2})\b/.exec(text ?? '')?.[1];
+  return code && WITHDRAWAL_REASONS[code] ? code : '13';
+}
+
+/** Called by every workflow step, inside its transaction: sends what the step means in ADW, if anything. */
+export async function adwAfterStep(session: RecordSession, ctx: DischargeContext, step: { action: string; detail?: string; before: TriageState; after: Referral }): Promise<void> {
+  const { referral } = step.after;
+  if (step.action === 'create') {
+    const council = referral.performer?.[0]?.reference ? await session.read('Organization', referral.performer[0].reference.split('/')[1]) : undefined;
+    const councilOds = council?.identifier?.find((i: any) => i.system === ODS_ORGANIZATION || i.system === ODS_SITE)?.value;
+    const adw = councilOds ? await session.tx.get<{ adw: number }>('SELECT adw FROM discharge_councils WHERE ods = ?', [councilOds]) : undefined;
+    if (!adw || !Number(adw.adw)) return;
+    const parties = await partiesFromRecord(session, referral);
+    const episode: AdwEpisode = {
+      referral_identifier: identifierOf(referral), role: 'hospital', service_request_id: referral.id, task_id: step.after.task.id,
+      patient_id: String(referral.subject.reference).split('/')[1], our_ods: parties.hospital.ods, peer_ods: councilOds, peer_mailbox: null, withdrawn: 0,
+    };
+    await insertEpisode(session.tx, episode, clock(ctx));
+    await queueNotice(session, ctx, episode, referral, EVENT.assessmentNotice);
+    return;
+  }
+  const episode = await episodeByReferral(session.tx, referral.id);
+  if (!episode) return;
+  if (episode.role === 'hospital') {
+    if (step.action === 'withdraw') {
+      await session.tx.run('UPDATE discharge_adw_episodes SET withdrawn = 1 WHERE referral_identifier = ?', [episode.referral_identifier]);
+      await queueNotice(session, ctx, episode, referral, EVENT.withdrawAll, { withdrawalReason: withdrawalReasonCode(step.detail), reasonText: step.detail });
+    }
+    return;
+  }
+  // We are the council: answer what the hospital is waiting for.
+  if (step.action === 'accept') {
+    const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.assessmentNotice]);
+    if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail);
+  } else if (step.action === 'reject') {
+    const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.assessmentNotice, EVENT.dischargeNotice]);
+    if (notice) await queueResponse(session, ctx, episode, referral, notice, false, step.detail);
+  } else if (step.action === 'confirmReady') {
+    const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.dischargeNotice]);
+    if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail ?? 'Support is in place; the council agrees to the proposed discharge date.');
+  }
+}
+
+/** Answers a pending discharge notice with a disagreement (the council cannot yet agree to the date). */
+export async function disagreeWithDischargeIn(session: RecordSession, ctx: DischargeContext, referral: FhirResource, reason: string): Promise<boolean> {
+  const episode = await episodeByReferral(session.tx, referral.id);
+  if (!episode || episode.role !== 'council') return false;
+  const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.dischargeNotice]);
+  if (!notice) return false;
+  await queueResponse(session, ctx, episode, referral, notice, false, reason);
+  return true;
+}
+
+export async function insertEpisode(tx: SqlExecutor, e: AdwEpisode, now: number): Promise<void> {
+  await tx.run(
+    'INSERT INTO discharge_adw_episodes (referral_identifier, role, service_request_id, task_id, patient_id, our_ods, peer_ods, peer_mailbox, withdrawn, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    [e.referral_identifier, e.role, e.service_request_id, e.task_id, e.patient_id, e.our_ods, e.peer_ods, e.peer_mailbox, e.withdrawn, now],
+  );
+}

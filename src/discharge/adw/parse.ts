@@ -1,0 +1,234 @@
+// Reads an ADW message (a FHIR DSTU2 message Bundle in XML) into a plain, typed shape. Only what the
+// discharge model uses is read; entries are linked by their urn:uuid fullUrls as the spec says. Anything
+// that makes the message unusable is an AdwError naming the element, so the sender can be told.
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { ODS_ENDPOINT_PREFIX, ADMISSION_TYPE_SYSTEM, ENCOUNTER_ID_SYSTEM, LOCAL_PATIENT_ID_SYSTEM } from './codes.ts';
+import { NHS_NUMBER_SYSTEM } from '../../record/index.ts';
+
+/** A message that cannot be processed, with a sentence for the sender and the dead-letter queue. */
+export class AdwError extends Error {}
+
+export interface AdwCoding { system?: string; code?: string; display?: string }
+export interface AdwPerson { name?: string; role?: string; phone?: string; email?: string; organisationOds?: string }
+export interface AdwOrganisation { ods?: string; name?: string }
+export interface AdwAddress { lines: string[]; city?: string; district?: string; postalCode?: string }
+export interface AdwPatient {
+  nhsNumber?: string;
+  localId?: string;
+  family?: string;
+  given: string[];
+  gender?: string;
+  birthDate?: string;
+  address?: AdwAddress;
+  phone?: string;
+  email?: string;
+  contacts: { relationship: string[]; name?: string; phone?: string; email?: string }[];
+}
+export interface AdwEncounter { identifier?: string; status?: string; start?: string; end?: string; admissionType?: AdwCoding; ward?: string }
+export interface AdwAnswer { text: string; coding?: AdwCoding; value?: string }
+
+export interface AdwMessage {
+  bundleId?: string;
+  headerId: string;
+  eventCode: string;
+  timestamp?: string;
+  sourceOds?: string;
+  destinationOds?: string;
+  response?: { identifier?: string; code?: string };
+  reason?: AdwCoding & { text?: string };
+  referral?: { identifier?: string; status?: string; reason?: string; description?: string };
+  patient?: AdwPatient;
+  encounter?: AdwEncounter;
+  hospital?: AdwOrganisation;
+  council?: AdwOrganisation;
+  author?: AdwPerson;
+  responsible?: AdwPerson;
+  answers: AdwAnswer[];
+}
+
+type XmlNode = { [name: string]: XmlNode[] } & { value?: string };
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  isArray: (_name, _path, _leaf, isAttribute) => !isAttribute,
+  processEntities: true,
+  htmlEntities: false,
+  ignoreDeclaration: true,
+  parseAttributeValue: false,
+  parseTagValue: false,
+});
+
+/** The largest ADW message read (the official discharge notice is 123 KB). */
+export const MAX_ADW_BYTES = 5 * 1024 * 1024;
+
+function kids(node: XmlNode | undefined, name: string): XmlNode[] {
+  const v = node?.[name];
+  return Array.isArray(v) ? v : [];
+}
+
+function one(node: XmlNode | undefined, ...path: string[]): XmlNode | undefined {
+  let at = node;
+  for (const name of path) at = kids(at, name)[0];
+  return at;
+}
+
+function val(node: XmlNode | undefined, ...path: string[]): string | undefined {
+  const v = one(node, ...path)?.value;
+  return typeof v === 'string' ? v : undefined;
+}
+
+function coding(node: XmlNode | undefined): AdwCoding | undefined {
+  const c = one(node, 'coding');
+  return c ? { system: val(c, 'system'), code: val(c, 'code'), display: val(c, 'display') } : undefined;
+}
+
+function telecom(node: XmlNode, system: string): string | undefined {
+  return val(kids(node, 'telecom').find((t) => val(t, 'system') === system), 'value');
+}
+
+function humanName(node: XmlNode | undefined): string | undefined {
+  if (!node) return undefined;
+  const parts = [...kids(node, 'prefix'), ...kids(node, 'given'), ...kids(node, 'family')].map((n) => n.value).filter(Boolean);
+  return parts.length ? parts.join(' ') : undefined;
+}
+
+function odsFromEndpoint(endpoint: string | undefined): string | undefined {
+  if (!endpoint) return undefined;
+  return endpoint.startsWith(ODS_ENDPOINT_PREFIX) ? endpoint.slice(ODS_ENDPOINT_PREFIX.length) : undefined;
+}
+
+/** Parses the XML text of an ADW message; throws AdwError for anything unreadable. */
+export function parseAdwMessage(xml: string): AdwMessage {
+  if (Buffer.byteLength(xml) > MAX_ADW_BYTES) throw new AdwError(`The message is larger than ${MAX_ADW_BYTES / 1024 / 1024} MB.`);
+  // ADW messages never declare a DTD; refusing one shuts out entity-expansion attacks.
+  if (/<!DOCTYPE/i.test(xml)) throw new AdwError('The message declares a DOCTYPE, which ADW messages never do; it was not read.');
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) throw new AdwError(`The message is not well-formed XML: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col}).`);
+  const doc = parser.parse(xml) as XmlNode;
+  const bundle = one(doc, 'Bundle');
+  if (!bundle) throw new AdwError('The message is not a FHIR Bundle (its root element must be <Bundle xmlns="http://hl7.org/fhir">).');
+  if (val(bundle, 'type') !== 'message') throw new AdwError(`Bundle.type must be 'message', not '${val(bundle, 'type') ?? '(missing)'}'.`);
+  const entries = new Map<string, { type: string; node: XmlNode }>();
+  const ofType = (type: string) => [...entries.values()].filter((e) => e.type === type).map((e) => e.node);
+  for (const entry of kids(bundle, 'entry')) {
+    const resource = one(entry, 'resource');
+    const type = resource ? Object.keys(resource)[0] : undefined;
+    if (!resource || !type) continue;
+    const node = one(resource, type)!;
+    const fullUrl = val(entry, 'fullUrl') ?? `urn:uuid:${val(node, 'id') ?? entries.size}`;
+    entries.set(fullUrl, { type, node });
+  }
+  const resolve = (node: XmlNode | undefined, type?: string): XmlNode | undefined => {
+    const reference = val(node, 'reference');
+    const found = reference ? entries.get(reference) : undefined;
+    return found && (!type || found.type === type) ? found.node : undefined;
+  };
+  const header = ofType('MessageHeader')[0];
+  if (!header) throw new AdwError('The Bundle has no MessageHeader entry.');
+  const headerId = val(header, 'id');
+  if (!headerId) throw new AdwError('MessageHeader.id is missing.');
+  const eventCode = val(header, 'event', 'code');
+  if (!eventCode) throw new AdwError('MessageHeader.event.code is missing.');
+
+  const referralNode = kids(header, 'data').map((d) => resolve(d, 'ReferralRequest')).find(Boolean) ?? ofType('ReferralRequest')[0];
+  const encounterNode = resolve(one(referralNode, 'encounter'), 'Encounter') ?? kids(header, 'data').map((d) => resolve(d, 'Encounter')).find(Boolean) ?? ofType('Encounter')[0];
+  const patientNode = resolve(one(referralNode, 'patient'), 'Patient') ?? resolve(one(encounterNode, 'patient'), 'Patient') ?? ofType('Patient')[0];
+  const organisation = (node: XmlNode | undefined): AdwOrganisation | undefined => {
+    if (!node) return undefined;
+    const ident = kids(node, 'identifier')[0];
+    const ods = val(ident, 'value');
+    const parent = resolve(one(node, 'partOf'), 'Organization');
+    if (!ods && parent) return { ...organisation(parent), name: val(node, 'name') ?? val(parent, 'name') };
+    return { ods, name: val(node, 'name') };
+  };
+  const person = (node: XmlNode | undefined): AdwPerson | undefined => {
+    if (!node) return undefined;
+    const role = one(node, 'practitionerRole');
+    const org = organisation(resolve(one(role, 'managingOrganization'), 'Organization'));
+    return {
+      name: humanName(one(node, 'name')) ?? val(node, 'name'),
+      role: val(role, 'role', 'text') ?? coding(one(role, 'role'))?.display,
+      phone: telecom(node, 'phone'),
+      email: telecom(node, 'email'),
+      organisationOds: org?.ods,
+    };
+  };
+
+  const reasonNode = one(header, 'reason');
+  const response = one(header, 'response');
+  const wardNode = resolve(one(encounterNode, 'location', 'location'), 'Location');
+  const qr = ofType('QuestionnaireResponse')[0];
+  const answers: AdwAnswer[] = kids(one(qr, 'group'), 'question').map((q) => {
+    const a = one(q, 'answer');
+    const c = one(a, 'valueCoding');
+    return { text: val(q, 'text') ?? '', ...(c ? { coding: { system: val(c, 'system'), code: val(c, 'code'), display: val(c, 'display') } } : {}), ...(val(a, 'valueString') ? { value: val(a, 'valueString') } : {}) };
+  });
+
+  return {
+    bundleId: val(bundle, 'id'),
+    headerId,
+    eventCode,
+    timestamp: val(header, 'timestamp'),
+    sourceOds: odsFromEndpoint(val(header, 'source', 'endpoint')),
+    destinationOds: odsFromEndpoint(val(header, 'destination', 'endpoint')),
+    ...(response ? { response: { identifier: val(response, 'identifier'), code: val(response, 'code') } } : {}),
+    ...(reasonNode ? { reason: { ...coding(reasonNode), text: val(reasonNode, 'text') } } : {}),
+    ...(referralNode ? {
+      referral: {
+        identifier: val(referralNode, 'identifier', 'value'),
+        status: val(referralNode, 'status'),
+        reason: val(referralNode, 'reason', 'text') ?? coding(one(referralNode, 'reason'))?.display,
+        description: val(referralNode, 'description'),
+      },
+    } : {}),
+    ...(patientNode ? { patient: readPatient(patientNode) } : {}),
+    ...(encounterNode ? {
+      encounter: {
+        identifier: val(kids(encounterNode, 'identifier').find((i) => val(i, 'system') === ENCOUNTER_ID_SYSTEM), 'value') ?? val(encounterNode, 'identifier', 'value'),
+        status: val(encounterNode, 'status'),
+        start: val(encounterNode, 'period', 'start'),
+        end: val(encounterNode, 'period', 'end'),
+        admissionType: (() => { const c = coding(one(encounterNode, 'priority')); return c?.system === ADMISSION_TYPE_SYSTEM ? c : undefined; })(),
+        ward: val(wardNode, 'name'),
+      },
+    } : {}),
+    hospital: organisation(resolve(one(encounterNode, 'serviceProvider'), 'Organization')),
+    council: organisation(resolve(one(referralNode, 'recipient'), 'Organization') ?? resolve(one(header, 'receiver'), 'Organization')),
+    author: person(resolve(one(header, 'author'), 'Practitioner')),
+    responsible: person(resolve(one(header, 'responsible'), 'Practitioner')),
+    answers,
+  };
+}
+
+function readPatient(node: XmlNode): AdwPatient {
+  const identifiers = kids(node, 'identifier');
+  const byType = (system: string) => val(identifiers.find((i) => val(i, 'system') === system), 'value');
+  const name = kids(node, 'name')[0];
+  const address = kids(node, 'address')[0];
+  return {
+    nhsNumber: byType(NHS_NUMBER_SYSTEM),
+    localId: byType(LOCAL_PATIENT_ID_SYSTEM),
+    family: val(name, 'family'),
+    given: kids(name, 'given').map((g) => g.value ?? '').filter(Boolean),
+    gender: val(node, 'gender'),
+    birthDate: val(node, 'birthDate'),
+    ...(address ? {
+      address: {
+        // Empty lines are kept (as ''), so the "no empty address lines" rule can see them.
+        lines: kids(address, 'line').map((l) => (typeof l.value === 'string' ? l.value : '')),
+        city: val(address, 'city'),
+        district: val(address, 'district'),
+        postalCode: val(address, 'postalCode'),
+      },
+    } : {}),
+    phone: telecom(node, 'phone'),
+    email: telecom(node, 'email'),
+    contacts: kids(node, 'contact').map((c) => ({
+      relationship: kids(c, 'relationship').map((r) => coding(r)?.display ?? val(r, 'text') ?? '').filter(Boolean),
+      name: humanName(one(c, 'name')),
+      phone: telecom(c, 'phone'),
+      email: telecom(c, 'email'),
+    })),
+  };
+}

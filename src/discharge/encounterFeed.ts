@@ -1,0 +1,69 @@
+// Reacts to hospital stays changing (contract 2 of issue 4): reads the record's change feed for Encounter
+// writes, and for a stay with a discharge referral copies the expected discharge date onto the referral
+// (and, when we are the hospital of an ADW episode, sends a discharge notice), and records the discharge
+// when the stay finishes. Every reaction is idempotent (it compares the referral with the stay), so
+// reading a change twice is harmless.
+//
+// The cursor (discharge_feed_cursor) only moves past a missing seq once the row after it is older than
+// GAP_GRACE_MS: on PostgreSQL a seq can become visible after higher ones (it is assigned at insert, seen at
+// commit). Rows beyond a gap are handled at once and remembered, so they are not handled again.
+import { readChanges, type RecordChange } from '../record/index.ts';
+import { clock, inRecordTransaction, type DischargeContext } from './recordSession.ts';
+import { EXPECTED_DISCHARGE_URL, FINAL_STATES, extensionDate, triageStateOf } from './model.ts';
+import { derivedId, recordDischargeIn, referralForEncounterIn, setExpectedDischargeIn } from './referrals.ts';
+import { episodeByReferral, queueNotice } from './adw/outbound.ts';
+import { EVENT } from './adw/codes.ts';
+
+const CURSOR = 'encounters';
+export const GAP_GRACE_MS = 120_000;
+
+export interface EncounterFeed { seen: Set<number> }
+
+export function newEncounterFeed(): EncounterFeed {
+  return { seen: new Set() };
+}
+
+/** Handles the next batch of changes; returns how many it read, or 0 when the cursor could not move (caught up, or waiting at a gap). */
+export async function followEncounters(ctx: DischargeContext, feed: EncounterFeed, batch = 500): Promise<number> {
+  const row = await ctx.driver.get<{ seq: number | string }>('SELECT seq FROM discharge_feed_cursor WHERE name = ?', [CURSOR]);
+  const cursor = row ? Number(row.seq) : 0;
+  const changes = await readChanges(ctx.driver, cursor, batch);
+  let safe = cursor;
+  let contiguous = true;
+  for (const change of changes) {
+    if (contiguous && (change.seq === safe + 1 || Date.now() - change.atMs > GAP_GRACE_MS)) safe = change.seq;
+    else contiguous = false;
+    if (change.type !== 'Encounter' || change.action === 'delete' || feed.seen.has(change.seq)) continue;
+    await reactToEncounter(ctx, change);
+    feed.seen.add(change.seq);
+  }
+  if (safe !== cursor) {
+    const updated = await ctx.driver.run('UPDATE discharge_feed_cursor SET seq = ? WHERE name = ? AND seq = ?', [safe, CURSOR, cursor]);
+    if (!updated && !row) await ctx.driver.run('INSERT INTO discharge_feed_cursor (name, seq) VALUES (?, ?) ON CONFLICT (name) DO NOTHING', [CURSOR, safe]);
+  }
+  for (const seq of feed.seen) if (seq <= safe) feed.seen.delete(seq);
+  return safe === cursor ? 0 : changes.length;
+}
+
+async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Promise<void> {
+  await inRecordTransaction(ctx, 'encounter-change', async (session) => {
+    const encounter = await session.read('Encounter', change.id);
+    if (!encounter) return;
+    const referral = await referralForEncounterIn(session, encounter.id);
+    if (!referral) return;
+    const task = await session.read('Task', derivedId('triage', referral.id));
+    const state = task ? triageStateOf(task) : undefined;
+    if (!state || FINAL_STATES.has(state)) return;
+    const expected = extensionDate(encounter, EXPECTED_DISCHARGE_URL);
+    if (expected && await setExpectedDischargeIn(session, referral.id, expected)) {
+      const episode = await episodeByReferral(session.tx, referral.id);
+      if (episode?.role === 'hospital' && !episode.withdrawn) {
+        const fresh = await session.read('ServiceRequest', referral.id);
+        await queueNotice(session, ctx, episode, fresh!, EVENT.dischargeNotice);
+      }
+    }
+    if (encounter.status === 'finished') {
+      await recordDischargeIn(session, ctx, referral.id, encounter.period?.end ?? new Date(clock(ctx)).toISOString());
+    }
+  });
+}

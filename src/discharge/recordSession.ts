@@ -1,0 +1,90 @@
+// How the discharge workflow reads and writes the record: through the record's own FHIR interactions
+// (handleFhirRequest) with an AccessControl, so every change is checked, versioned, in the record's history
+// and in the audit trail, exactly as if it came over the API. A workflow step runs in one database
+// transaction together with the workflow's own rows (timers, ADW messages): all of it happens, or none.
+import { randomUUID } from 'node:crypto';
+import type { DeadlineRule } from './calendar.ts';
+import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver, type SqlExecutor } from '../record/index.ts';
+
+export interface FhirResource {
+  resourceType: string;
+  id: string;
+  meta?: { versionId?: string; lastUpdated?: string; tag?: { system?: string; code?: string; display?: string }[] };
+  [element: string]: any;
+}
+
+/** Where the workflow runs: the database, the FHIR base for links, and who is acting. */
+export interface DischargeContext {
+  driver: SqlDriver;
+  base: string;
+  access: AccessControl;
+  /** The clock, so tests can move time; Date.now by default. */
+  now?: () => number;
+  /** Deadline rules for councils without their own (CAREBRIDGE_DISCHARGE_*_DEADLINE). */
+  deadlines?: { assessment: DeadlineRule; discharge: DeadlineRule };
+}
+
+/** A discharge referral: its ServiceRequest and the council's triage Task. */
+export interface Referral { referral: FhirResource; task: FhirResource }
+
+export interface RecordSession {
+  /** The workflow's own tables, in the same transaction. */
+  tx: SqlExecutor;
+  read(type: string, id: string): Promise<FhirResource | undefined>;
+  search(type: string, params: [string, string][]): Promise<FhirResource[]>;
+  /** Creates or updates; with `ifMatch` (a version id) a change made meanwhile by someone else is a 412. */
+  put(resource: FhirResource, ifMatch?: string): Promise<FhirResource>;
+  /** A fresh id for a resource about to be created. */
+  newId(): string;
+}
+
+function body(response: FhirResponse): any {
+  return typeof response.body === 'string' ? JSON.parse(response.body) : response.body;
+}
+
+export function clock(ctx: DischargeContext): number {
+  return (ctx.now ?? Date.now)();
+}
+
+/**
+ * Runs `step` in one database transaction and reports what it touched to the access control's audit once
+ * it has committed (a step that fails is reported with its status and nothing touched).
+ */
+export async function inRecordTransaction<T>(ctx: DischargeContext, label: string, step: (session: RecordSession) => Promise<T>): Promise<T> {
+  const events: AccessEvent[] = [];
+  const outcome = { status: 200, method: 'POST', path: `$discharge-${label}`, query: '' };
+  try {
+    return await ctx.driver.transaction(async (tx) => {
+      const rest = { base: ctx.base, driver: ctx.driver, access: ctx.access, tx, onAccess: (e: AccessEvent) => events.push(e) };
+      const call = (method: string, path: string, query: [string, string][] = [], payload?: unknown, ifMatch?: string) =>
+        handleFhirRequest(rest, { method, path, query, body: payload, ifMatch, contentType: payload === undefined ? undefined : 'application/fhir+json' });
+      return step({
+        tx,
+        async read(type, id) {
+          try {
+            return body(await call('GET', `${type}/${encodeURIComponent(id)}`));
+          } catch (err) {
+            if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
+            throw err;
+          }
+        },
+        async search(type, params) {
+          const bundle = body(await call('GET', type, params));
+          return (bundle.entry ?? []).filter((e: any) => e.search?.mode !== 'include').map((e: any) => e.resource);
+        },
+        async put(resource, ifMatch) {
+          const { meta, ...rest } = resource;
+          const kept = meta?.tag?.length ? { ...rest, meta: { tag: meta.tag } } : rest;
+          return body(await call('PUT', `${resource.resourceType}/${encodeURIComponent(resource.id)}`, [], kept, ifMatch === undefined ? undefined : `W/"${ifMatch}"`));
+        },
+        newId: () => randomUUID(),
+      });
+    });
+  } catch (err) {
+    outcome.status = err instanceof FhirError ? err.status : 500;
+    events.length = 0;
+    throw err;
+  } finally {
+    ctx.access.accessed?.(events, outcome);
+  }
+}

@@ -1,0 +1,372 @@
+// The discharge-to-assess workflow: a hospital ward refers a person to the council; the council triages
+// (accept, ask for more information, reject with a reason), assigns a worker, records the support arranged
+// and confirms readiness; the hospital records the discharge. Each step is one record transaction that
+// checks the version the person saw (If-Match), so two people cannot overwrite each other, and leaves every
+// change in the record's history.
+import { createHash, randomUUID } from 'node:crypto';
+import { FhirError } from '../record/index.ts';
+import {
+  ALLOWED_FROM, AWAITING_RESPONSE, CONSENT_QUESTIONNAIRE, DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, FINAL_STATES,
+  MEDICALLY_READY_URL, OVERDUE_TAG, REFERRAL_CATEGORY, REFERRAL_CODE, STATE_STATUS, TRIAGE_DISPLAY, TRIAGE_TASK_CODE,
+  businessStatus, pathwayCoding, triageStateOf, withExtensionDate, type Pathway, type TriageState,
+} from './model.ts';
+import { clock, inRecordTransaction, type DischargeContext, type FhirResource, type RecordSession } from './recordSession.ts';
+import { deadlineAfter, type DeadlineRule } from './calendar.ts';
+import { adwAfterStep } from './adw/outbound.ts';
+
+export interface Reference { reference?: string; display?: string }
+
+/** One consent or consultation answer: a coded answer (Y, N, NKC, L…) or free text. */
+export interface ConsentAnswer { linkId: string; text: string; code?: string; system?: string; display?: string; value?: string }
+
+export interface NewReferral {
+  /** Patient/<id> */
+  patient: string;
+  /** Encounter/<id>: the hospital stay. */
+  encounter?: string;
+  /** ODS codes of the referring hospital (site or trust) and of the council; both must be in the record. */
+  hospitalOds: string;
+  councilOds: string;
+  /** Location/<id> of the ward. */
+  ward?: string;
+  /** Who is referring (a Practitioner reference, or just a name) and how to reach them. */
+  referrer?: { practitioner?: string; name?: string; phone?: string; email?: string };
+  pathway?: Pathway;
+  /** FHIR dateTime strings. */
+  expectedDischarge?: string;
+  medicallyReady?: string;
+  reason?: string;
+  needs?: string[];
+  supportRequested?: string[];
+  consent?: ConsentAnswer[];
+  /** The referral's id (a UUID); an ADW episode passes its ReferralRequest.identifier value. */
+  identifier?: string;
+  /** When it arrived (the deadline counts from here); now by default. */
+  receivedAt?: number;
+  /** The deadline rule when the council has none of its own. */
+  deadline?: DeadlineRule;
+}
+
+export type { Referral } from './recordSession.ts';
+import type { Referral } from './recordSession.ts';
+
+/** Options every step takes: the Task version the person acted on, and who they are. */
+export interface StepOptions { ifMatch?: string; by?: Reference }
+
+
+function fail(status: number, code: 'not-found' | 'conflict' | 'invalid' | 'business-rule', diagnostics: string): FhirError {
+  return new FhirError(status, [{ severity: 'error', code, diagnostics }]);
+}
+
+/** Ids derived from the referral's, so a retried step writes the same Task rather than a second one. */
+export function derivedId(prefix: string, referralId: string): string {
+  const id = `${prefix}-${referralId}`;
+  return id.length <= 64 ? id : `${prefix}-${createHash('sha256').update(referralId).digest('hex').slice(0, 40)}`;
+}
+
+export async function organisationByOds(session: RecordSession, ods: string): Promise<FhirResource | undefined> {
+  const found = await session.search('Organization', [['identifier', ods.toUpperCase()]]);
+  return found[0];
+}
+
+function ref(resource: FhirResource, display?: string): Reference {
+  const d = display ?? (resource.name as string | undefined);
+  return d ? { reference: `${resource.resourceType}/${resource.id}`, display: d } : { reference: `${resource.resourceType}/${resource.id}` };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** The council's deadline rule for a kind of response, or the configured default. */
+export async function councilDeadline(session: RecordSession, councilOds: string, kind: 'assessment' | 'discharge', fallback: DeadlineRule | undefined): Promise<DeadlineRule> {
+  const row = await session.tx.get<{ assessment_deadline: string; discharge_deadline: string }>('SELECT assessment_deadline, discharge_deadline FROM discharge_councils WHERE ods = ?', [councilOds.toUpperCase()]);
+  const text = row ? (kind === 'assessment' ? row.assessment_deadline : row.discharge_deadline) : undefined;
+  if (text) {
+    const [amount, unit] = text.split(' ');
+    return { amount: Number(amount), unit: unit as DeadlineRule['unit'] };
+  }
+  if (!fallback) throw new Error(`No ${kind} deadline is set for council ${councilOds} and no default was configured.`);
+  return fallback;
+}
+
+export async function scheduleDeadline(session: RecordSession, referralId: string, taskId: string, dueMs: number, now: number): Promise<void> {
+  await cancelDeadlines(session, referralId);
+  await session.tx.run('INSERT INTO discharge_timers (id, kind, referral_id, task_id, due_ms, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [randomUUID(), 'response-deadline', referralId, taskId, dueMs, 'pending', now]);
+}
+
+export async function cancelDeadlines(session: RecordSession, referralId: string): Promise<void> {
+  await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND status = 'pending'", [referralId]);
+}
+
+/** Builds the referral, its triage Task and consent answers, inside a transaction the caller runs. */
+export async function createReferralIn(session: RecordSession, ctx: DischargeContext, input: NewReferral, initial: TriageState = 'received'): Promise<Referral> {
+  const hospital = await organisationByOds(session, input.hospitalOds);
+  if (!hospital) throw fail(422, 'business-rule', `No organisation with ODS code ${input.hospitalOds} is in the record; add the hospital first.`);
+  const council = await organisationByOds(session, input.councilOds);
+  if (!council) throw fail(422, 'business-rule', `No organisation with ODS code ${input.councilOds} is in the record; add the council first.`);
+  const patient = await session.read('Patient', input.patient.replace(/^Patient\//, ''));
+  if (!patient) throw fail(422, 'business-rule', `${input.patient} is not in the record.`);
+  const identifier = input.identifier ?? randomUUID();
+  const existing = await session.search('ServiceRequest', [['identifier', `${DISCHARGE_REFERRAL_SYSTEM}|${identifier}`]]);
+  if (existing.length) throw fail(409, 'conflict', `A discharge referral with identifier ${identifier} already exists (ServiceRequest/${existing[0].id}).`);
+  const now = input.receivedAt ?? clock(ctx);
+  const id = session.newId();
+  const subject = ref(patient, undefined);
+  const consentId = input.consent?.length ? derivedId('consent', id) : undefined;
+  let referral: FhirResource = {
+    resourceType: 'ServiceRequest',
+    id,
+    contained: [{
+      resourceType: 'PractitionerRole',
+      id: 'requester',
+      ...(input.referrer?.practitioner || input.referrer?.name ? { practitioner: { ...(input.referrer.practitioner ? { reference: input.referrer.practitioner } : {}), ...(input.referrer.name ? { display: input.referrer.name } : {}) } } : {}),
+      organization: ref(hospital),
+      ...(input.ward ? { location: [{ reference: input.ward }] } : {}),
+      ...(input.referrer?.phone || input.referrer?.email ? { telecom: [
+        ...(input.referrer.phone ? [{ system: 'phone', value: input.referrer.phone }] : []),
+        ...(input.referrer.email ? [{ system: 'email', value: input.referrer.email }] : []),
+      ] } : {}),
+    }],
+    identifier: [{ system: DISCHARGE_REFERRAL_SYSTEM, value: identifier }],
+    status: STATE_STATUS[initial].referral,
+    intent: 'order',
+    category: [{ coding: [REFERRAL_CATEGORY] }, ...(input.pathway !== undefined ? [pathwayCoding(input.pathway)] : [])],
+    code: { coding: [REFERRAL_CODE], text: REFERRAL_CODE.display },
+    subject: { reference: subject.reference },
+    ...(input.encounter ? { encounter: { reference: input.encounter } } : {}),
+    authoredOn: iso(now),
+    requester: { reference: '#requester', display: hospital.name },
+    performer: [ref(council)],
+    ...(input.reason ? { reasonCode: [{ text: input.reason }] } : {}),
+    ...(input.supportRequested?.length ? { orderDetail: input.supportRequested.map((text) => ({ text })) } : {}),
+    ...(input.needs?.length ? { note: input.needs.map((text) => ({ text })) } : {}),
+    ...(consentId ? { supportingInfo: [{ reference: `QuestionnaireResponse/${consentId}` }] } : {}),
+  };
+  referral = withExtensionDate(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, input.expectedDischarge), MEDICALLY_READY_URL, input.medicallyReady);
+  const rule = await councilDeadline(session, input.councilOds, 'assessment', input.deadline ?? ctx.deadlines?.assessment);
+  const due = deadlineAfter(now, rule);
+  const task: FhirResource = {
+    resourceType: 'Task',
+    id: derivedId('triage', id),
+    status: STATE_STATUS[initial].task,
+    businessStatus: businessStatus(initial),
+    intent: 'order',
+    priority: 'routine',
+    code: { coding: [TRIAGE_TASK_CODE], text: TRIAGE_TASK_CODE.display },
+    description: `Respond to the discharge referral from ${hospital.name ?? input.hospitalOds}`,
+    focus: { reference: `ServiceRequest/${id}` },
+    basedOn: [{ reference: `ServiceRequest/${id}` }],
+    for: { reference: subject.reference },
+    ...(input.encounter ? { encounter: { reference: input.encounter } } : {}),
+    authoredOn: iso(now),
+    lastModified: iso(now),
+    requester: ref(hospital),
+    owner: ref(council),
+    restriction: { period: { end: iso(due) } },
+  };
+  if (consentId) {
+    await session.put({
+      resourceType: 'QuestionnaireResponse',
+      id: consentId,
+      questionnaire: CONSENT_QUESTIONNAIRE,
+      basedOn: [{ reference: `ServiceRequest/${id}` }],
+      status: 'completed',
+      subject: { reference: subject.reference },
+      ...(input.encounter ? { encounter: { reference: input.encounter } } : {}),
+      authored: iso(now),
+      item: input.consent!.map((a) => ({
+        linkId: a.linkId,
+        text: a.text,
+        answer: [a.code ? { valueCoding: { ...(a.system ? { system: a.system } : {}), code: a.code, ...(a.display ? { display: a.display } : {}) } } : { valueString: a.value ?? '' }],
+      })),
+    });
+  }
+  const written = { referral: await session.put(referral), task: await session.put(task) };
+  if (AWAITING_RESPONSE.has(initial)) await scheduleDeadline(session, id, task.id, due, clock(ctx));
+  return written;
+}
+
+/** Creates a discharge referral with its triage Task ("received") and response deadline. */
+export async function createReferral(ctx: DischargeContext, input: NewReferral): Promise<Referral> {
+  return inRecordTransaction(ctx, 'create-referral', async (session) => {
+    const created = await createReferralIn(session, ctx, input);
+    await adwAfterStep(session, ctx, { action: 'create', before: 'received', after: created });
+    return created;
+  });
+}
+
+export async function loadReferral(session: RecordSession, referralId: string): Promise<Referral> {
+  const referral = await session.read('ServiceRequest', referralId);
+  if (!referral) throw fail(404, 'not-found', `There is no discharge referral ServiceRequest/${referralId}.`);
+  const task = await session.read('Task', derivedId('triage', referralId));
+  if (!task) throw fail(404, 'not-found', `ServiceRequest/${referralId} has no triage Task; it is not a discharge referral this service manages.`);
+  return { referral, task };
+}
+
+const ACTION_WORDS: Record<string, string> = {
+  accept: 'accepted', requestInformation: 'asked for more information', reject: 'rejected', assignWorker: 'given a worker',
+  recordSupportArranged: 'marked as support arranged', confirmReady: 'confirmed ready', recordDischarge: 'marked as discharged', withdraw: 'withdrawn',
+};
+
+export interface StepChange {
+  state: TriageState;
+  task?: (task: FhirResource) => FhirResource;
+  referral?: (referral: FhirResource) => FhirResource;
+  /** A Communication to file with the step (a note, a request for information). */
+  note?: { text: string; category: string };
+  detail?: string;
+}
+
+/** One workflow step inside a transaction the caller runs. */
+export async function applyStepIn(session: RecordSession, ctx: DischargeContext, referralId: string, action: string, options: StepOptions, change: StepChange): Promise<Referral> {
+  const current = await loadReferral(session, referralId);
+  const before = triageStateOf(current.task) ?? 'received';
+  if (options.ifMatch !== undefined && options.ifMatch !== current.task.meta?.versionId) {
+    throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `The referral was changed by someone else (now version ${current.task.meta?.versionId}, you saw ${options.ifMatch}); reload it and try again.` }]);
+  }
+  if (!ALLOWED_FROM[action]?.includes(before)) {
+    throw fail(409, 'business-rule', `The referral is ${TRIAGE_DISPLAY[before].toLowerCase()}; it cannot be ${ACTION_WORDS[action] ?? action} now.`);
+  }
+  const now = clock(ctx);
+  const status = STATE_STATUS[change.state];
+  let task: FhirResource = { ...current.task, status: status.task, businessStatus: businessStatus(change.state), lastModified: iso(now) };
+  if (!AWAITING_RESPONSE.has(change.state) && task.meta?.tag) {
+    // Answered: it is no longer overdue, whatever it was.
+    const tag = task.meta.tag.filter((t) => !(t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code));
+    task = { ...task, meta: { ...task.meta, tag }, priority: 'routine' };
+  }
+  if (change.task) task = change.task(task);
+  let referral: FhirResource = { ...current.referral, status: status.referral };
+  if (change.referral) referral = change.referral(referral);
+  const after = {
+    task: await session.put(task, current.task.meta?.versionId),
+    referral: await session.put(referral, current.referral.meta?.versionId),
+  };
+  if (change.note) await fileCommunication(session, after, change.note, options.by, now);
+  if (!AWAITING_RESPONSE.has(change.state)) await cancelDeadlines(session, referralId);
+  if (FINAL_STATES.has(change.state) || !AWAITING_RESPONSE.has(change.state)) await closeEscalations(session, referralId, now);
+  await adwAfterStep(session, ctx, { action, detail: change.detail, before, after });
+  return after;
+}
+
+async function applyStep(ctx: DischargeContext, referralId: string, action: string, options: StepOptions, change: StepChange): Promise<Referral> {
+  return inRecordTransaction(ctx, action, (session) => applyStepIn(session, ctx, referralId, action, options, change));
+}
+
+async function fileCommunication(session: RecordSession, r: Referral, note: { text: string; category: string }, by: Reference | undefined, now: number): Promise<void> {
+  await session.put({
+    resourceType: 'Communication',
+    id: session.newId(),
+    basedOn: [{ reference: `ServiceRequest/${r.referral.id}` }],
+    partOf: [{ reference: `Task/${r.task.id}` }],
+    status: 'completed',
+    category: [{ text: note.category }],
+    subject: r.referral.subject,
+    ...(r.referral.encounter ? { encounter: r.referral.encounter } : {}),
+    sent: iso(now),
+    ...(by ? { sender: by } : {}),
+    payload: [{ contentString: note.text }],
+  });
+}
+
+async function closeEscalations(session: RecordSession, referralId: string, now: number): Promise<void> {
+  const escalation = await session.read('Task', derivedId('escalation', referralId));
+  if (escalation && escalation.status === 'requested') await session.put({ ...escalation, status: 'completed', lastModified: iso(now) }, escalation.meta?.versionId);
+}
+
+export type TriageDecision = { action: 'accept'; note?: string } | { action: 'requestInformation'; request: string } | { action: 'reject'; reason: string };
+
+/** The council's triage: accept, ask the hospital for more information, or reject with a reason. */
+export async function triage(ctx: DischargeContext, referralId: string, decision: TriageDecision, options: StepOptions = {}): Promise<Referral> {
+  switch (decision.action) {
+    case 'accept':
+      return applyStep(ctx, referralId, 'accept', options, {
+        state: 'accepted', detail: decision.note,
+        ...(decision.note ? { note: { text: decision.note, category: 'Referral accepted' } } : {}),
+      });
+    case 'requestInformation':
+      if (!decision.request?.trim()) throw fail(400, 'invalid', 'Say what information is needed.');
+      return applyStep(ctx, referralId, 'requestInformation', options, { state: 'more-information-requested', detail: decision.request, note: { text: decision.request, category: 'Request for more information' } });
+    case 'reject':
+      if (!decision.reason?.trim()) throw fail(400, 'invalid', 'A referral is only rejected with a reason.');
+      return applyStep(ctx, referralId, 'reject', options, {
+        state: 'rejected', detail: decision.reason,
+        task: (t) => ({ ...t, statusReason: { text: decision.reason } }),
+        note: { text: decision.reason, category: 'Referral rejected' },
+      });
+  }
+}
+
+/** Assigns (or reassigns) the council's worker: the Task's owner. */
+export async function assignWorker(ctx: DischargeContext, referralId: string, worker: Reference, options: StepOptions = {}): Promise<Referral> {
+  if (!worker.reference?.startsWith('Practitioner/') && !worker.reference?.startsWith('PractitionerRole/')) throw fail(400, 'invalid', 'The worker must be a Practitioner/… or PractitionerRole/… reference.');
+  return applyStep(ctx, referralId, 'assignWorker', options, { state: 'assigned', task: (t) => ({ ...t, owner: worker }) });
+}
+
+export async function recordSupportArranged(ctx: DischargeContext, referralId: string, support: string, options: StepOptions = {}): Promise<Referral> {
+  if (!support?.trim()) throw fail(400, 'invalid', 'Describe the support arranged.');
+  return applyStep(ctx, referralId, 'recordSupportArranged', options, {
+    state: 'support-arranged', detail: support,
+    task: (t) => ({ ...t, output: [{ type: { text: 'Support arranged' }, valueString: support }] }),
+    note: { text: support, category: 'Support arranged' },
+  });
+}
+
+/** The council confirms the person can go: support is in place. */
+export async function confirmReady(ctx: DischargeContext, referralId: string, options: StepOptions & { note?: string } = {}): Promise<Referral> {
+  return applyStep(ctx, referralId, 'confirmReady', options, { state: 'ready', detail: options.note });
+}
+
+/** The hospital records the actual discharge (also done from the Encounter when it finishes). */
+export async function recordDischarge(ctx: DischargeContext, referralId: string, at: string, options: StepOptions = {}): Promise<Referral> {
+  return inRecordTransaction(ctx, 'recordDischarge', (session) => recordDischargeIn(session, ctx, referralId, at, options));
+}
+
+export function recordDischargeIn(session: RecordSession, ctx: DischargeContext, referralId: string, at: string, options: StepOptions = {}): Promise<Referral> {
+  return applyStepIn(session, ctx, referralId, 'recordDischarge', options, {
+    state: 'discharged',
+    task: (t) => ({ ...t, executionPeriod: { ...(t.executionPeriod ?? {}), end: at } }),
+    referral: (r) => ({ ...r, occurrencePeriod: { end: at } }),
+  });
+}
+
+/** The hospital withdraws the referral (an ADW withdrawal notice does this too). */
+export async function withdrawReferral(ctx: DischargeContext, referralId: string, reason: string, options: StepOptions = {}): Promise<Referral> {
+  return inRecordTransaction(ctx, 'withdraw', (session) => withdrawIn(session, ctx, referralId, reason, options));
+}
+
+export function withdrawIn(session: RecordSession, ctx: DischargeContext, referralId: string, reason: string, options: StepOptions = {}): Promise<Referral> {
+  return applyStepIn(session, ctx, referralId, 'withdraw', options, {
+    state: 'withdrawn', detail: reason,
+    task: (t) => ({ ...t, statusReason: { text: reason } }),
+    note: { text: reason, category: 'Referral withdrawn' },
+  });
+}
+
+/** The expected discharge date changed (from the Encounter, or a discharge notice): copied onto the referral. */
+export async function setExpectedDischargeIn(session: RecordSession, referralId: string, expected: string | undefined): Promise<boolean> {
+  const referral = await session.read('ServiceRequest', referralId);
+  if (!referral) return false;
+  const current = referral.extension?.find((e: any) => e.url === EXPECTED_DISCHARGE_URL)?.valueDateTime;
+  if (current === expected) return false;
+  await session.put(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, expected), referral.meta?.versionId);
+  return true;
+}
+
+/** The open discharge referral for a hospital stay, if there is one. */
+export async function referralForEncounter(ctx: DischargeContext, encounterId: string): Promise<FhirResource | undefined> {
+  return inRecordTransaction(ctx, 'read', (session) => referralForEncounterIn(session, encounterId));
+}
+
+export async function referralForEncounterIn(session: RecordSession, encounterId: string): Promise<FhirResource | undefined> {
+  const found = await session.search('ServiceRequest', [['encounter', `Encounter/${encounterId}`], ['code', `${REFERRAL_CODE.system}|${REFERRAL_CODE.code}`], ['_sort', '-authored']]);
+  return found.find((r) => r.status === 'active') ?? found[0];
+}
+
+/** Whether a referral's response is overdue now: still awaiting a response, past its deadline. */
+export function isOverdue(task: FhirResource, nowMs: number): boolean {
+  const state = triageStateOf(task);
+  const end = task.restriction?.period?.end;
+  return Boolean(state && AWAITING_RESPONSE.has(state) && end && Date.parse(end) < nowMs);
+}

@@ -1,0 +1,74 @@
+// The discharge workflow's own tables (component 'discharge'). Everything clinical lives in the record as
+// FHIR resources; these tables hold what a workflow needs to be exact and restart-safe: councils' deadline
+// rules, due timers, ADW episodes and every ADW message in and out, and the change-feed cursor.
+import type { Migration } from '../record/index.ts';
+
+export const DISCHARGE_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'councils, timers, ADW episodes and messages, change-feed cursor',
+    sql: `
+CREATE TABLE discharge_councils (
+  ods TEXT PRIMARY KEY,
+  assessment_deadline TEXT NOT NULL,
+  discharge_deadline TEXT NOT NULL,
+  adw SMALLINT NOT NULL DEFAULT 0,
+  updated_ms BIGINT NOT NULL
+);
+
+CREATE TABLE discharge_timers (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  referral_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  message_key TEXT,
+  due_ms BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  fired_ms BIGINT
+);
+CREATE INDEX discharge_timers_due ON discharge_timers (status, due_ms);
+CREATE INDEX discharge_timers_referral ON discharge_timers (referral_id);
+
+CREATE TABLE discharge_adw_episodes (
+  referral_identifier TEXT PRIMARY KEY,
+  role TEXT NOT NULL,
+  service_request_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  patient_id TEXT NOT NULL,
+  our_ods TEXT NOT NULL,
+  peer_ods TEXT NOT NULL,
+  peer_mailbox TEXT,
+  withdrawn SMALLINT NOT NULL DEFAULT 0,
+  created_ms BIGINT NOT NULL
+);
+CREATE INDEX discharge_adw_episodes_sr ON discharge_adw_episodes (service_request_id);
+
+CREATE TABLE discharge_adw_messages (
+  direction TEXT NOT NULL,
+  header_id TEXT NOT NULL,
+  event_code TEXT NOT NULL,
+  referral_identifier TEXT,
+  responds_to TEXT,
+  status TEXT NOT NULL,
+  detail TEXT,
+  our_ods TEXT,
+  peer_ods TEXT,
+  peer_mailbox TEXT,
+  body TEXT,
+  claimed_ms BIGINT,
+  mesh_message_id TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  at_ms BIGINT NOT NULL,
+  PRIMARY KEY (direction, header_id, event_code)
+);
+CREATE INDEX discharge_adw_messages_episode ON discharge_adw_messages (referral_identifier, direction, status);
+CREATE INDEX discharge_adw_messages_status ON discharge_adw_messages (direction, status);
+
+CREATE TABLE discharge_feed_cursor (
+  name TEXT PRIMARY KEY,
+  seq BIGINT NOT NULL
+);
+`,
+  },
+];

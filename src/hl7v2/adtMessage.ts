@@ -1,0 +1,269 @@
+// Reads one ADT message (text of one MLLP frame) into what CareBridge acts on, or says precisely why it
+// cannot: the reply code (AR: malformed or unsupported; AE: well-formed but its content is wrong), the HL7
+// error code (table 0357), the field it is about, and a sentence for the sender's interface team.
+import { Hl7Message, type Hl7Segment } from '@medplum/core';
+import { isValidNhsNumber } from '../record/index.ts';
+import { ENCODING_CHARACTERS, FIELD_SEPARATOR, hl7DateTime, unescapeHl7 } from './hl7Text.ts';
+
+export const SUPPORTED_TRIGGERS = ['A01', 'A02', 'A03', 'A08', 'A11', 'A13'] as const;
+export type AdtTrigger = (typeof SUPPORTED_TRIGGERS)[number];
+
+/** What a reply says went wrong: MSA-1 code, ERR-3 (HL7 table 0357), ERR-2 location, ERR-7 text. */
+export interface Hl7Problem {
+  ack: 'AR' | 'AE';
+  code: Hl7ErrorCode;
+  /** Segment and field, e.g. "PV1-19". */
+  location?: string;
+  text: string;
+}
+
+export const HL7_ERROR_CODES = {
+  100: 'Segment sequence error',
+  101: 'Required field missing',
+  102: 'Data type error',
+  103: 'Table value not found',
+  200: 'Unsupported message type',
+  201: 'Unsupported event code',
+  202: 'Unsupported processing id',
+  203: 'Unsupported version id',
+  204: 'Unknown key identifier',
+  205: 'Duplicate key identifier',
+  207: 'Application internal error',
+} as const;
+export type Hl7ErrorCode = keyof typeof HL7_ERROR_CODES;
+
+export class Hl7Rejection extends Error {
+  constructor(readonly problem: Hl7Problem) {
+    super(problem.text);
+  }
+}
+
+function reject(ack: 'AR' | 'AE', code: Hl7ErrorCode, location: string | undefined, text: string): never {
+  throw new Hl7Rejection({ ack, code, location, text });
+}
+
+/** The header fields a reply echoes; as much of it as could be read, even from a message that is refused. */
+export interface Hl7Header {
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+  controlId: string;
+  /** MSH-9 as sent, e.g. ADT^A01^ADT_A01. */
+  messageType: string;
+  trigger: string;
+  processingId: string;
+  version: string;
+}
+
+export interface PidPerson {
+  /** A valid NHS number from PID-3 (^^^NHS^NH), if the message carries one. */
+  nhsNumber?: string;
+  /** Hospital numbers from PID-3 (type MR/PI), with the assigning authority as sent. */
+  localIds: { value: string; authority: string }[];
+  family?: string;
+  given?: string;
+  /** YYYY-MM-DD */
+  birthDate?: string;
+  gender?: 'male' | 'female' | 'other' | 'unknown';
+  postcode?: string;
+  address?: { lines: string[]; city?: string; district?: string; postcode?: string };
+}
+
+/** A location from PV1-3 (PL): point of care (ward), room, bed, facility (site), description. */
+export interface WardLocation {
+  ward: string;
+  room?: string;
+  bed?: string;
+  site?: string;
+  description?: string;
+}
+
+/** Empty field: leave as it is; "" (HL7's explicit null): remove; otherwise the new value. */
+export type Update<T> = T | null | undefined;
+
+export interface AdtEvent {
+  header: Hl7Header;
+  trigger: AdtTrigger;
+  /** EVN-6 (when it happened) or EVN-2 (when recorded) or MSH-7: when a transfer or change took effect. */
+  eventTime: string;
+  person: PidPerson;
+  visit: {
+    /** PV1-19 */
+    visitNumber: string;
+    /** PV1-2 */
+    patientClass?: string;
+    /** PV1-3 */
+    location?: WardLocation;
+    /** PV1-44 */
+    admitTime?: string;
+    /** PV1-45 */
+    dischargeTime?: string;
+    /** PV1-37 (discharged to location), the UK discharge destination code. */
+    dischargeDestination?: { code: string; text?: string };
+    /** PV2-9 */
+    expectedDischarge: Update<string>;
+  };
+}
+
+/** Reads as much of MSH as there is; never throws. */
+export function readHeader(text: string): Partial<Hl7Header> {
+  if (!text.startsWith('MSH') || text.length < 9) return {};
+  const sep = text[3];
+  const fields = text.split(/[\r\n]/, 1)[0].split(sep);
+  const component = (f: string | undefined, i: number) => (f ?? '').split(text[4] ?? '^')[i] ?? '';
+  // fields[0] is "MSH" and fields[1] the encoding characters, so MSH-n is fields[n - 1].
+  return {
+    sendingApplication: fields[2] ?? '',
+    sendingFacility: fields[3] ?? '',
+    receivingApplication: fields[4] ?? '',
+    receivingFacility: fields[5] ?? '',
+    messageType: fields[8] ?? '',
+    trigger: component(fields[8], 1),
+    controlId: fields[9] ?? '',
+    processingId: component(fields[10], 0),
+    version: component(fields[11], 0),
+  };
+}
+
+export function parseAdt(text: string): AdtEvent {
+  if (!text.startsWith('MSH')) reject('AR', 100, 'MSH', 'The message does not begin with an MSH segment.');
+  if (text[3] !== FIELD_SEPARATOR || text.slice(4, 8) !== ENCODING_CHARACTERS || text[8] !== FIELD_SEPARATOR) {
+    reject('AR', 102, 'MSH-2', `MSH-1 and MSH-2 must be the standard encoding characters |^~\\& (sent: ${JSON.stringify(text.slice(3, 9))}).`);
+  }
+  const message = Hl7Message.parse(text);
+  message.segments.forEach((s, i) => {
+    if (!/^[A-Z][A-Z0-9]{2}$/.test(s.name)) reject('AR', 100, `segment ${i + 1}`, `Segment ${i + 1} (${JSON.stringify(s.name.slice(0, 10))}) is not an HL7 segment: segments are separated by carriage returns and begin with a three-letter name.`);
+  });
+  const msh = message.header;
+  const header = readHeaderFrom(msh);
+  if (!header.controlId) reject('AR', 101, 'MSH-10', 'MSH-10 (message control id) is empty; every message needs one so a repeat can be recognised.');
+  if (header.controlId.length > 199) reject('AR', 102, 'MSH-10', 'MSH-10 (message control id) is longer than 199 characters.');
+  if (!header.sendingFacility) reject('AR', 101, 'MSH-4', 'MSH-4 (sending facility) is empty; CareBridge needs it to know which organisation sent the message.');
+  if (!/^2\.[3-9](\.\d)?$/.test(header.version)) reject('AR', 203, 'MSH-12', `MSH-12 version ${JSON.stringify(header.version)} is not supported; send HL7 v2.3 to v2.9.`);
+  if (!['P', 'T', 'D'].includes(header.processingId)) reject('AR', 202, 'MSH-11', `MSH-11 processing id ${JSON.stringify(header.processingId)} is not P, T or D.`);
+  const type = msh.getComponent(9, 1);
+  if (type !== 'ADT') reject('AR', 200, 'MSH-9', `Message type ${JSON.stringify(type)} is not supported; this listener takes ADT messages (${SUPPORTED_TRIGGERS.join(', ')}).`);
+  const trigger = header.trigger as AdtTrigger;
+  if (!SUPPORTED_TRIGGERS.includes(trigger)) reject('AR', 201, 'MSH-9', `ADT event ${JSON.stringify(header.trigger)} is not supported; this listener takes ${SUPPORTED_TRIGGERS.join(', ')}.`);
+
+  const pid = required(message, 'PID');
+  const pv1 = required(message, 'PV1');
+  const pv2 = message.getSegment('PV2');
+  const evn = message.getSegment('EVN');
+
+  const visitNumber = text1(pv1, 19);
+  if (!visitNumber) reject('AR', 101, 'PV1-19', 'PV1-19 (visit number) is empty; CareBridge identifies the hospital spell by it.');
+  const eventTime = optionalTime(evn, 6, 'EVN-6') ?? optionalTime(evn, 2, 'EVN-2') ?? optionalTime(msh, 7, 'MSH-7');
+  if (!eventTime) reject('AR', 101, 'MSH-7', 'MSH-7 (date/time of message) is empty.');
+  const dischargeTime = optionalTime(pv1, 45, 'PV1-45');
+  if (trigger === 'A03' && !dischargeTime) reject('AR', 101, 'PV1-45', 'PV1-45 (discharge date/time) is empty; an A03 must say when the person was discharged.');
+  const location = wardLocation(pv1);
+  if (trigger === 'A02' && !location) reject('AR', 101, 'PV1-3', 'PV1-3 (assigned patient location) is empty; an A02 must say where the person was transferred to.');
+  const destination = text1(pv1, 37);
+  return {
+    header,
+    trigger,
+    eventTime,
+    person: readPerson(pid),
+    visit: {
+      visitNumber,
+      patientClass: text1(pv1, 2) || undefined,
+      location,
+      admitTime: optionalTime(pv1, 44, 'PV1-44'),
+      dischargeTime,
+      dischargeDestination: destination && destination !== '""' ? { code: destination, text: unescapeHl7(pv1.getComponent(37, 2)) || undefined } : undefined,
+      expectedDischarge: pv2 ? updateTime(pv2, 9, 'PV2-9') : undefined,
+    },
+  };
+}
+
+function readHeaderFrom(msh: Hl7Segment): Hl7Header {
+  const field = (i: number) => msh.getField(i)?.toString() ?? '';
+  return {
+    sendingApplication: field(3),
+    sendingFacility: field(4),
+    receivingApplication: field(5),
+    receivingFacility: field(6),
+    messageType: field(9),
+    trigger: msh.getComponent(9, 2),
+    controlId: field(10),
+    processingId: msh.getComponent(11, 1),
+    version: msh.getComponent(12, 1),
+  };
+}
+
+function required(message: Hl7Message, name: string): Hl7Segment {
+  const segment = message.getSegment(name);
+  if (!segment) reject('AR', 100, name, `The ${name} segment is missing (the message may have been cut short).`);
+  return segment;
+}
+
+/** First component of a field, unescaped. */
+function text1(segment: Hl7Segment, field: number): string {
+  return unescapeHl7(segment.getComponent(field, 1)).trim();
+}
+
+function optionalTime(segment: Hl7Segment | undefined, field: number, name: string): string | undefined {
+  const raw = segment ? segment.getComponent(field, 1).trim() : '';
+  if (!raw || raw === '""') return undefined;
+  const value = hl7DateTime(raw);
+  if (!value) reject('AE', 102, name, `${name} ${JSON.stringify(raw)} is not a date/time (YYYYMMDD[HHMM[SS]][+/-ZZZZ]).`);
+  return value;
+}
+
+function updateTime(segment: Hl7Segment, field: number, name: string): Update<string> {
+  const raw = segment.getComponent(field, 1).trim();
+  if (raw === '""') return null;
+  return optionalTime(segment, field, name);
+}
+
+function wardLocation(pv1: Hl7Segment): WardLocation | undefined {
+  const ward = text1(pv1, 3);
+  if (!ward || ward === '""') return undefined;
+  const part = (i: number) => unescapeHl7(pv1.getComponent(3, i)).trim() || undefined;
+  return { ward, room: part(2), bed: part(3), site: part(4), description: part(9) };
+}
+
+const GENDERS: Record<string, PidPerson['gender']> = { M: 'male', F: 'female', O: 'other', U: 'unknown', A: 'other', N: 'unknown' };
+
+function readPerson(pid: Hl7Segment): PidPerson {
+  const person: PidPerson = { localIds: [] };
+  const ids = pid.getField(3);
+  for (let r = 0; r < (ids?.components.length ?? 0); r++) {
+    const value = unescapeHl7(ids!.getComponent(1, undefined, r)).trim();
+    const authority = ids!.getComponent(4, undefined, r).trim();
+    const kind = ids!.getComponent(5, undefined, r).trim();
+    if (!value) continue;
+    if (kind === 'NH' || authority === 'NHS') {
+      const digits = value.replace(/\s/g, '');
+      if (!isValidNhsNumber(digits)) reject('AE', 102, 'PID-3', `PID-3 NHS number ${JSON.stringify(value)} is not valid (10 digits with a modulus 11 check digit); CareBridge will not match a person on it.`);
+      if (person.nhsNumber && person.nhsNumber !== digits) reject('AE', 102, 'PID-3', 'PID-3 carries two different NHS numbers.');
+      person.nhsNumber = digits;
+    } else {
+      person.localIds.push({ value, authority });
+    }
+  }
+  if (!person.nhsNumber && !person.localIds.length) reject('AR', 101, 'PID-3', 'PID-3 (patient identifier list) is empty.');
+  const family = unescapeHl7(pid.getComponent(5, 1)).trim();
+  const given = unescapeHl7(pid.getComponent(5, 2)).trim();
+  if (family && family !== '""') person.family = family;
+  if (given && given !== '""') person.given = given;
+  const born = pid.getComponent(7, 1).trim();
+  if (born && born !== '""') {
+    const date = hl7DateTime(born.slice(0, 8));
+    if (!date || date.length !== 10) reject('AE', 102, 'PID-7', `PID-7 date of birth ${JSON.stringify(born)} is not a date (YYYYMMDD).`);
+    person.birthDate = date;
+  }
+  const sex = pid.getComponent(8, 1).trim().toUpperCase();
+  if (sex && sex !== '""') person.gender = GENDERS[sex] ?? reject('AE', 103, 'PID-8', `PID-8 sex ${JSON.stringify(sex)} is not one of M, F, O, U, A, N.`);
+  const address = pid.getField(11);
+  if (address) {
+    const part = (i: number) => unescapeHl7(address.getComponent(i)).trim();
+    const postcode = part(5).toUpperCase().replace(/\s+/g, ' ');
+    const lines = [part(1), part(2)].filter((l) => l && l !== '""');
+    if (lines.length || postcode) person.address = { lines, city: part(3) || undefined, district: part(4) || undefined, postcode: postcode || undefined };
+    if (postcode) person.postcode = postcode;
+  }
+  return person;
+}

@@ -1,0 +1,122 @@
+// Applies one ADT event to the record: the sending organisation, the ward, the patient and the spell's
+// Encounter. Runs inside the caller's transaction (RecordSession); anything it refuses is an Hl7Rejection.
+import { NHS_NUMBER_SYSTEM } from '../record/index.ts';
+import { Hl7Rejection, type AdtEvent, type PidPerson, type WardLocation } from './adtMessage.ts';
+import { updatedEncounter, visitNumberSystem } from './encounterUpdate.ts';
+import { matchPatient, nhsNumberOf } from './patientMatch.ts';
+import type { RecordSession, Resource } from './recordSession.ts';
+
+export const ODS_ORGANIZATION_SYSTEM = 'https://fhir.nhs.uk/Id/ods-organization-code';
+const ODS_SITE_SYSTEM = 'https://fhir.nhs.uk/Id/ods-site-code';
+const LOCAL_PATIENT_ID_SYSTEM = 'https://fhir.nhs.uk/Id/local-patient-identifier';
+/** Wards named in PV1-3, per hospital site (or organisation when the site is not sent). */
+export const WARD_SYSTEM_BASE = 'https://carebridge.example/fhir/Id/hl7v2-ward';
+
+/** A person's answer for a message held in the queue: this Patient, or a new one made from PID. */
+export type PatientDecision = { patientId: string } | { newPatient: true };
+
+export type ApplyOutcome =
+  | { kind: 'applied'; patientId: string; encounterId: string; how: string }
+  | { kind: 'queued'; reason: string };
+
+export async function applyAdt(record: RecordSession, event: AdtEvent, ods: string, decision?: PatientDecision): Promise<ApplyOutcome> {
+  const organisation = await sendingOrganisation(record, ods);
+  const visits = await record.search('Encounter', [['identifier', `${visitNumberSystem(ods)}|${event.visit.visitNumber}`], ['_count', '2']]);
+  if (visits.length > 1) throw new Hl7Rejection({ ack: 'AE', code: 205, location: 'PV1-19', text: `Visit ${event.visit.visitNumber} is on more than one Encounter in CareBridge; a person must correct the record.` });
+  const current = visits[0];
+  let patient: Resource;
+  let how: string;
+  if (decision) {
+    patient = await decidedPatient(record, event.person, ods, decision, current);
+    how = 'newPatient' in decision ? 'a new Patient, by a person' : 'a person';
+  } else {
+    const match = await matchPatient(record, event.person, current);
+    if ('queue' in match) return { kind: 'queued', reason: match.queue };
+    ({ patient, how } = match);
+  }
+  const ward = event.visit.location ? await wardFor(record, ods, organisation, event.visit.location) : undefined;
+  const next = updatedEncounter(current, event, {
+    ods,
+    patient: { reference: `Patient/${patient.id}`, ...(displayName(patient) ? { display: displayName(patient) } : {}) },
+    organisation: { reference: `Organization/${organisation.id}`, ...(organisation.name ? { display: organisation.name } : {}) },
+    ward,
+  });
+  const written = current ? await record.update(next as Resource) : await record.create(next);
+  return { kind: 'applied', patientId: patient.id, encounterId: written.id, how };
+}
+
+async function sendingOrganisation(record: RecordSession, ods: string): Promise<Resource> {
+  const found = await record.search('Organization', [['identifier', `${ODS_ORGANIZATION_SYSTEM}|${ods}`], ['_count', '2']]);
+  if (found.length === 1) return found[0];
+  throw new Hl7Rejection({
+    ack: 'AR',
+    code: 204,
+    location: 'MSH-4',
+    text: found.length
+      ? `More than one Organization in CareBridge has ODS code ${ods}.`
+      : `The sending organisation ${ods} is not in CareBridge; its Organization (with ODS code ${ods}) must be added before its feed is accepted.`,
+  });
+}
+
+async function decidedPatient(record: RecordSession, person: PidPerson, ods: string, decision: PatientDecision, visit: Resource | undefined): Promise<Resource> {
+  const visitPatient = String(visit?.subject?.reference ?? '').replace(/^Patient\//, '');
+  if ('patientId' in decision) {
+    const patient = await record.read('Patient', decision.patientId);
+    if (!patient) throw new Error(`Patient/${decision.patientId} is not in the record.`);
+    if (visitPatient && visitPatient !== patient.id) throw new Error(`visit ${visit!.identifier?.[0]?.value} already belongs to Patient/${visitPatient}, not Patient/${patient.id}.`);
+    const theirs = nhsNumberOf(patient);
+    if (person.nhsNumber && theirs && theirs !== person.nhsNumber) throw new Error(`Patient/${patient.id} has NHS number ${theirs}, but the message carries ${person.nhsNumber}.`);
+    return patient;
+  }
+  if (visitPatient) throw new Error(`visit ${visit!.identifier?.[0]?.value} already belongs to Patient/${visitPatient}; use --patient ${visitPatient}.`);
+  if (person.nhsNumber) {
+    const existing = await record.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${person.nhsNumber}`], ['_count', '1']]);
+    if (existing.length) throw new Error(`NHS number ${person.nhsNumber} is already Patient/${existing[0].id}; use --patient ${existing[0].id}.`);
+  }
+  return record.create(patientFrom(person, ods));
+}
+
+function patientFrom(person: PidPerson, ods: string): Omit<Resource, 'id'> {
+  const identifier = [
+    ...(person.nhsNumber ? [{ system: NHS_NUMBER_SYSTEM, value: person.nhsNumber }] : []),
+    ...person.localIds.map((l) => ({ system: LOCAL_PATIENT_ID_SYSTEM, value: l.value, assigner: { identifier: { system: ODS_ORGANIZATION_SYSTEM, value: ods } } })),
+  ];
+  const a = person.address;
+  return {
+    resourceType: 'Patient',
+    ...(identifier.length ? { identifier } : {}),
+    ...(person.family || person.given ? { name: [{ use: 'official', ...(person.family ? { family: person.family } : {}), ...(person.given ? { given: [person.given] } : {}) }] } : {}),
+    ...(person.gender ? { gender: person.gender } : {}),
+    ...(person.birthDate ? { birthDate: person.birthDate } : {}),
+    ...(a ? { address: [{ use: 'home', ...(a.lines.length ? { line: a.lines } : {}), ...(a.city ? { city: a.city } : {}), ...(a.district ? { district: a.district } : {}), ...(a.postcode ? { postalCode: a.postcode } : {}) }] } : {}),
+  };
+}
+
+/** The ward's Location (made the first time a feed names it), and how the Encounter shows it. */
+async function wardFor(record: RecordSession, ods: string, organisation: Resource, where: WardLocation): Promise<{ reference: string; display: string }> {
+  const siteCode = where.site && /^[A-Z0-9]{3,10}$/.test(where.site) ? where.site : undefined;
+  const system = `${WARD_SYSTEM_BASE}/${siteCode ?? ods}`;
+  const name = where.description ?? where.ward;
+  const site = siteCode ? (await record.search('Location', [['identifier', `${ODS_SITE_SYSTEM}|${siteCode}`], ['_count', '1']]))[0] : undefined;
+  const location = await record.create(
+    {
+      resourceType: 'Location',
+      identifier: [{ system, value: where.ward }],
+      status: 'active',
+      name,
+      mode: 'instance',
+      physicalType: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/location-physical-type', code: 'wa', display: 'Ward' }] },
+      managingOrganization: { reference: `Organization/${organisation.id}`, ...(organisation.name ? { display: organisation.name } : {}) },
+      ...(site ? { partOf: { reference: `Location/${site.id}`, ...(site.name ? { display: site.name } : {}) } } : {}),
+    },
+    new URLSearchParams({ identifier: `${system}|${where.ward}` }).toString(),
+  );
+  const place = [where.room && `bay ${where.room}`, where.bed && `bed ${where.bed}`].filter(Boolean).join(', ');
+  return { reference: `Location/${location.id}`, display: place ? `${location.name ?? name}, ${place}` : String(location.name ?? name) };
+}
+
+function displayName(patient: Resource): string | undefined {
+  const n = patient.name?.[0];
+  if (!n) return undefined;
+  return [n.given?.join(' '), n.family].filter(Boolean).join(' ') || undefined;
+}

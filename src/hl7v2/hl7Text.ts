@@ -1,0 +1,99 @@
+// HL7 v2 text values: escape sequences and date/times. The parser (@medplum/core's Hl7Message) splits
+// segments, fields and components but leaves escape sequences and DTM values as sent; these do the rest.
+
+/** The encoding characters CareBridge accepts (MSH-1 and MSH-2): the ones HL7 recommends and NHS feeds use. */
+export const FIELD_SEPARATOR = '|';
+export const ENCODING_CHARACTERS = '^~\\&';
+
+/** Turns \F\ \S\ \T\ \R\ \E\ and \Xhh..\ back into text; formatting escapes (\H\, \N\, \.br\…) become nothing or a line break. */
+export function unescapeHl7(value: string): string {
+  if (!value.includes('\\')) return value;
+  return value.replace(/\\([^\\]*)\\/g, (whole, code: string) => {
+    switch (code) {
+      case 'F': return '|';
+      case 'S': return '^';
+      case 'T': return '&';
+      case 'R': return '~';
+      case 'E': return '\\';
+      case '.br': return '\n';
+      case 'H': case 'N': return '';
+    }
+    if (/^X([0-9A-Fa-f]{2})+$/.test(code)) return Buffer.from(code.slice(1), 'hex').toString('latin1');
+    return whole;
+  });
+}
+
+/** Text safe to put in one component of a reply (our ACK's MSA-3 and ERR fields). */
+export function escapeHl7(text: string): string {
+  return text
+    .replace(/\\/g, '\\E\\')
+    .replace(/\|/g, '\\F\\')
+    .replace(/\^/g, '\\S\\')
+    .replace(/&/g, '\\T\\')
+    .replace(/~/g, '\\R\\')
+    .replace(/[\r\n]+/g, ' ');
+}
+
+/**
+ * Local times in a feed without an offset are the hospital's wall-clock time. Trusts in England and Wales
+ * run their PAS on UK time, so a value sent as 20260701 1000 in summer is 09:00 UTC, not 10:00.
+ */
+const FEED_TIME_ZONE = 'Europe/London';
+
+const DTM = /^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?([+-]\d{4})?$/;
+
+/**
+ * An HL7 DTM/TS value (YYYY[MM[DD[HH[MM[SS[.S…]]]]]][+/-ZZZZ]) as a FHIR dateTime: a date alone stays a
+ * date; a time gets seconds and an explicit offset. Undefined when the text is not a real date and time
+ * (month 13, 30 February, hour 24…), so the caller can name the field.
+ */
+export function hl7DateTime(value: string): string | undefined {
+  const m = DTM.exec(value.trim());
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, , zone] = m;
+  const year = Number(y);
+  const month = mo ? Number(mo) : 1;
+  const day = d ? Number(d) : 1;
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return undefined;
+  if (!d) return mo ? `${y}-${mo}` : y;
+  if (!h) return `${y}-${mo}-${d}`;
+  const hour = Number(h);
+  const minute = mi ? Number(mi) : 0;
+  const second = s ? Number(s) : 0;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  const wall = `${y}-${mo}-${d}T${h}:${pad(minute)}:${pad(second)}`;
+  if (zone) {
+    const [zh, zm] = [zone.slice(1, 3), zone.slice(3, 5)];
+    if (Number(zh) > 14 || Number(zm) > 59) return undefined;
+    const sign = zh === '00' && zm === '00' ? '+' : zone[0];
+    return `${wall}${sign}${zh}:${zm}`;
+  }
+  const utcGuess = Date.UTC(year, month - 1, day, hour, minute, second);
+  // The offset in force at that wall-clock time (checked twice, for times near a clock change).
+  let offset = offsetAt(utcGuess);
+  offset = offsetAt(utcGuess - offset * 60_000);
+  const sign = offset < 0 ? '-' : '+';
+  const abs = Math.abs(offset);
+  return `${wall}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}
+
+function offsetAt(epochMs: number): number {
+  const name = new Intl.DateTimeFormat('en-GB', { timeZone: FEED_TIME_ZONE, timeZoneName: 'longOffset' })
+    .formatToParts(new Date(epochMs))
+    .find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
+  const m = /GMT([+-])(\d{2}):(\d{2})/.exec(name);
+  return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) : 0;
+}
+
+function daysIn(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+function pad(n: number): string {
+  return n.toString().padStart(2, '0');
+}
+
+/** Now as an HL7 DTM in UTC with its offset, for our replies' MSH-7. */
+export function hl7Now(now = new Date()): string {
+  return now.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, '') + '+0000';
+}

@@ -1,0 +1,196 @@
+// The built-in MESH mailbox over HTTP, at /messageexchange/{mailbox}/…, as MESH clients call it:
+//   GET|POST /messageexchange/{mailbox}                          handshake
+//   POST     …/outbox                    send (mex-To, mex-WorkflowID; mex-Chunk-Range 1:N for chunked)
+//   POST     …/outbox/{id}/{chunk}       a further chunk
+//   GET      …/inbox                     ids waiting
+//   GET      …/inbox/{id}[/{chunk}]      download (206 while chunks remain)
+//   PUT      …/inbox/{id}/status/acknowledged
+//   GET      …/outbox/tracking?messageID=… (or /outbox/tracking/{id}, or ?localID=…)
+// Every call carries an NHSMESH header for the mailbox in its path. Errors are MESH-style JSON.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { SqlDriver } from '../record/index.ts';
+import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } from './meshAuth.ts';
+import { findMailbox, unsealPassword } from './mailboxes.ts';
+import { UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxIds, startUpload, trackSent, type StoredMessage, type Upload } from './mailboxStore.ts';
+
+export const MESH_JSON = 'application/vnd.mesh.v2+json';
+
+export interface MailboxRouteOptions {
+  driver: SqlDriver;
+  sharedKey: string;
+  clockSkewMinutes: number;
+  now: () => number;
+  /** Told when a message was delivered into this server's own inbox. */
+  delivered(): void;
+}
+
+export class MeshError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly event = 'SEND') {
+    super(message);
+  }
+}
+
+function errorBody(err: MeshError, messageId?: string) {
+  // v1 clients read errorEvent/errorCode/errorDescription; v2 clients read detail[].
+  return { errorEvent: err.event, errorCode: err.code, errorDescription: err.message, ...(messageId ? { messageID: messageId } : {}), detail: [{ event: err.event, code: err.code, msg: err.message }] };
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const value = req.headers[name];
+  const text = Array.isArray(value) ? value[0] : value;
+  return text?.trim() || undefined;
+}
+
+/** Checks the NHSMESH header: known hosted mailbox = path mailbox, fresh timestamp, right HMAC, unused nonce. */
+async function authenticate(req: FastifyRequest, options: MailboxRouteOptions): Promise<string> {
+  const mailboxParam = String((req.params as { mailbox: string }).mailbox).toUpperCase();
+  const auth = parseMeshAuthorisation(header(req, 'authorization'));
+  if (!auth) throw new MeshError(401, 'EPL-101', 'Send an Authorization header: NHSMESH mailbox:nonce:nonce_count:yyyyMMddHHmm:hmac.', 'AUTH');
+  if (auth.mailbox.toUpperCase() !== mailboxParam) throw new MeshError(403, 'EPL-102', `The Authorization header is for mailbox ${auth.mailbox}, not ${mailboxParam}.`, 'AUTH');
+  const at = parseMeshTimestamp(auth.timestamp);
+  const now = options.now();
+  const skewMs = options.clockSkewMinutes * 60_000;
+  if (at === undefined) throw new MeshError(403, 'EPL-103', `'${auth.timestamp}' is not a timestamp (yyyyMMddHHmm, UTC).`, 'AUTH');
+  if (Math.abs(now - at) > skewMs) throw new MeshError(403, 'EPL-103', `The timestamp ${auth.timestamp} is more than ${options.clockSkewMinutes} minutes from this server's clock (UTC); check the sender's clock.`, 'AUTH');
+  const mailbox = await findMailbox(options.driver, mailboxParam);
+  const password = mailbox?.sealedPassword ? unsealPassword(mailbox.sealedPassword, options.sharedKey) : undefined;
+  // One answer for an unknown mailbox and a wrong password, so callers cannot probe for mailbox ids.
+  if (!password || !hmacMatches(meshHmac(options.sharedKey, auth, password), auth.hmac)) {
+    throw new MeshError(403, 'EPL-104', `The Authorization header was refused for mailbox ${mailboxParam}: check the mailbox id, password and shared key.`, 'AUTH');
+  }
+  // A nonce is good once within the time its timestamp is accepted; after that the timestamp check refuses it.
+  const fresh = await options.driver.transaction(async (tx) => {
+    await tx.run('DELETE FROM mesh_nonces WHERE expires_ms < ?', [now]);
+    return tx.run('INSERT INTO mesh_nonces (mailbox_id, nonce, nonce_count, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (mailbox_id, nonce, nonce_count) DO NOTHING', [mailboxParam, auth.nonce, auth.nonceCount, at + skewMs + 60_000]);
+  });
+  if (!fresh) throw new MeshError(403, 'EPL-105', 'This Authorization header (nonce and nonce count) has been used before; make a new one for each request.', 'AUTH');
+  return mailboxParam;
+}
+
+function messageHeaders(reply: FastifyReply, m: StoredMessage, chunkNo: number): void {
+  reply.header('mex-messageid', m.messageId).header('mex-from', m.sender).header('mex-to', m.recipient).header('mex-workflowid', m.workflowId)
+    .header('mex-messagetype', 'DATA').header('mex-chunk-range', `${chunkNo}:${m.chunkCount}`).header('content-type', m.contentType ?? 'application/octet-stream');
+  if (m.subject !== undefined) reply.header('mex-subject', m.subject);
+  if (m.localId !== undefined) reply.header('mex-localid', m.localId);
+  if (m.fileName !== undefined) reply.header('mex-filename', m.fileName);
+  if (m.checksum !== undefined) reply.header('mex-content-checksum', m.checksum);
+}
+
+function trackingBody(m: StoredMessage) {
+  const status = m.status === 'acknowledged' ? 'Acknowledged' : m.status === 'accepted' ? 'Accepted' : 'Uploading';
+  return {
+    message_id: m.messageId, local_id: m.localId ?? null, sender: m.sender, recipient: m.recipient, workflow_id: m.workflowId,
+    status, status_code: null, chunk_count: m.chunkCount, file_name: m.fileName ?? null, subject: m.subject ?? null,
+    upload_timestamp: new Date(m.createdAt).toISOString(),
+    accepted_timestamp: m.acceptedAt !== undefined ? new Date(m.acceptedAt).toISOString() : null,
+    acknowledged_timestamp: m.acknowledgedAt !== undefined ? new Date(m.acknowledgedAt).toISOString() : null,
+  };
+}
+
+function positiveInt(text: string, what: string): number {
+  if (!/^[1-9]\d{0,5}$/.test(text)) throw new MeshError(400, 'EPL-154', `${what} must be a whole number from 1, not '${text}'.`);
+  return Number(text);
+}
+
+export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteOptions): Promise<void> {
+  // A MESH body is whatever the sender sent (XML, JSON, zip…): take every content type as raw bytes.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err, _req, reply) => {
+    const mesh = err instanceof MeshError ? err
+      : err instanceof UploadError ? new MeshError(err.status, err.code, err.message)
+      : (err as { statusCode?: number }).statusCode === 413 ? new MeshError(413, 'EPL-156', 'The chunk is larger than this server accepts; send the message in smaller chunks (mex-Chunk-Range).')
+      : undefined;
+    if (!mesh) reply.log.error(err);
+    const e = mesh ?? new MeshError(500, 'EPL-500', 'The mailbox could not complete the request; try again.', 'SERVER');
+    reply.code(e.status).header('content-type', MESH_JSON).send(errorBody(e));
+  });
+
+  const handshake = async (req: FastifyRequest) => {
+    const mailbox = await authenticate(req, options);
+    return { mailbox_id: mailbox };
+  };
+  app.get('/messageexchange/:mailbox', handshake);
+  app.post('/messageexchange/:mailbox', handshake);
+
+  app.post('/messageexchange/:mailbox/outbox', async (req, reply) => {
+    const sender = await authenticate(req, options);
+    const to = header(req, 'mex-to')?.toUpperCase();
+    const workflowId = header(req, 'mex-workflowid');
+    if (!to) throw new MeshError(417, 'EPL-151', 'Say who the message is for in mex-To (a mailbox id).');
+    if (!workflowId) throw new MeshError(417, 'EPL-152', 'Say what the message is in mex-WorkflowID.');
+    const recipient = await findMailbox(options.driver, to);
+    if (!recipient?.hosted) throw new MeshError(417, 'EPL-151', `Mailbox ${to} is not hosted by this MESH mailbox server.`);
+    const range = header(req, 'mex-chunk-range') ?? '1:1';
+    const m = /^1:(\d{1,6})$/.exec(range);
+    if (!m || Number(m[1]) < 1) throw new MeshError(400, 'EPL-154', `mex-Chunk-Range on a new message must be 1:N (N chunks in all), not '${range}'.`);
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (!body.length) throw new MeshError(400, 'EPL-157', 'The message has no content.');
+    const upload = await startUpload(options.driver, {
+      sender, recipient: to, workflowId,
+      subject: header(req, 'mex-subject'), localId: header(req, 'mex-localid'), fileName: header(req, 'mex-filename'),
+      contentType: header(req, 'content-type'), checksum: header(req, 'mex-content-checksum'),
+    }, Number(m[1]), body, options.now());
+    if (upload.deliveredHere) options.delivered();
+    reply.code(202).header('content-type', MESH_JSON);
+    return { message_id: upload.messageId, messageID: upload.messageId };
+  });
+
+  app.post('/messageexchange/:mailbox/outbox/:messageId/:chunk', async (req, reply) => {
+    const sender = await authenticate(req, options);
+    const { messageId, chunk } = req.params as { messageId: string; chunk: string };
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    if (!body.length) throw new MeshError(400, 'EPL-157', 'The chunk has no content.');
+    const upload: Upload = await addChunk(options.driver, sender, messageId, positiveInt(chunk, 'The chunk number'), body, options.now());
+    if (upload.deliveredHere) options.delivered();
+    reply.code(202).header('content-type', MESH_JSON);
+    return { message_id: messageId, messageID: messageId, blocksReceived: Number(chunk) };
+  });
+
+  app.get('/messageexchange/:mailbox/inbox', async (req, reply) => {
+    const mailbox = await authenticate(req, options);
+    const ids = await inboxIds(options.driver, mailbox);
+    reply.header('content-type', MESH_JSON);
+    return { messages: ids, approx_inbox_count: ids.length, links: {} };
+  });
+
+  const download = async (req: FastifyRequest, reply: FastifyReply) => {
+    const mailbox = await authenticate(req, options);
+    const { messageId, chunk } = req.params as { messageId: string; chunk?: string };
+    const chunkNo = chunk === undefined ? 1 : positiveInt(chunk, 'The chunk number');
+    const found = await downloadChunk(options.driver, mailbox, messageId, chunkNo);
+    if (!found) throw new MeshError(404, 'EPL-153', `Message ${messageId}${chunk ? ` chunk ${chunkNo}` : ''} is not in the inbox of mailbox ${mailbox}.`, 'RECEIVE');
+    messageHeaders(reply, found.message, chunkNo);
+    reply.code(chunkNo < found.message.chunkCount ? 206 : 200);
+    return found.body;
+  };
+  app.get('/messageexchange/:mailbox/inbox/:messageId', download);
+  app.get('/messageexchange/:mailbox/inbox/:messageId/:chunk', download);
+
+  app.put('/messageexchange/:mailbox/inbox/:messageId/status/acknowledged', async (req, reply) => {
+    const mailbox = await authenticate(req, options);
+    const { messageId } = req.params as { messageId: string };
+    if (!(await acknowledge(options.driver, mailbox, messageId, options.now()))) {
+      // Acknowledging twice (a lost answer, retried) is fine; acknowledging someone else's message is not.
+      const known = await findMessage(options.driver, messageId);
+      if (!known || known.recipient !== mailbox || known.status !== 'acknowledged') throw new MeshError(404, 'EPL-153', `Message ${messageId} is not in the inbox of mailbox ${mailbox}.`, 'ACK');
+    }
+    reply.header('content-type', MESH_JSON);
+    return { message_id: messageId, messageId };
+  });
+
+  const tracking = async (req: FastifyRequest, reply: FastifyReply) => {
+    const mailbox = await authenticate(req, options);
+    const query = req.query as Record<string, string | undefined>;
+    const messageId = (req.params as { messageId?: string }).messageId ?? query.messageID ?? query.messageId ?? query.message_id;
+    const localId = query.localID ?? query.localId ?? query.local_id;
+    if (!messageId && !localId) throw new MeshError(400, 'EPL-154', 'Say which message to track: ?messageID=… or ?localID=….', 'TRACK');
+    const found = await trackSent(options.driver, mailbox, messageId ? { messageId } : { localId });
+    if (!found) throw new MeshError(404, 'EPL-153', `Mailbox ${mailbox} sent no message ${messageId ?? `with local id ${localId}`}.`, 'TRACK');
+    reply.header('content-type', MESH_JSON);
+    return trackingBody(found);
+  };
+  app.get('/messageexchange/:mailbox/outbox/tracking', tracking);
+  app.get('/messageexchange/:mailbox/outbox/tracking/:messageId', tracking);
+}

@@ -1,0 +1,153 @@
+// The built-in MESH mailbox's messages. A message is accepted once all its chunks are in; then, if its
+// recipient is processed here, it moves into the inbound inbox in the same transaction and is marked
+// acknowledged (this server is the recipient), else it waits in the recipient's inbox for download.
+// Chunks are deleted once a message is acknowledged: the mailbox is a post office, not an archive.
+import { randomBytes } from 'node:crypto';
+import type { SqlDriver, SqlExecutor } from '../record/index.ts';
+import { storeInbound } from './inbox.ts';
+
+type SqlValue = NonNullable<Parameters<SqlExecutor['run']>[1]>[number];
+
+export interface MessageHeaders {
+  sender: string;
+  recipient: string;
+  workflowId: string;
+  subject?: string;
+  localId?: string;
+  fileName?: string;
+  contentType?: string;
+  checksum?: string;
+}
+
+export interface StoredMessage extends MessageHeaders {
+  messageId: string;
+  chunkCount: number;
+  status: 'uploading' | 'accepted' | 'acknowledged';
+  createdAt: number;
+  acceptedAt?: number;
+  acknowledgedAt?: number;
+}
+
+/** A MESH-style id: the time it was made and a random part, e.g. 20260301120000123_A1B2C3D4E5. */
+export function newMessageId(now: number): string {
+  return `${new Date(now).toISOString().replace(/\D/g, '').slice(0, 17)}_${randomBytes(5).toString('hex').toUpperCase()}`;
+}
+
+interface MessageRow {
+  message_id: string; sender: string; recipient: string; workflow_id: string; subject: string | null; local_id: string | null;
+  file_name: string | null; content_type: string | null; checksum: string | null; chunk_count: number; status: StoredMessage['status'];
+  created_ms: number; accepted_ms: number | null; acknowledged_ms: number | null;
+}
+
+function storedOf(r: MessageRow): StoredMessage {
+  const optional = (value: string | null) => value ?? undefined;
+  return {
+    messageId: r.message_id, sender: r.sender, recipient: r.recipient, workflowId: r.workflow_id,
+    subject: optional(r.subject), localId: optional(r.local_id), fileName: optional(r.file_name), contentType: optional(r.content_type), checksum: optional(r.checksum),
+    chunkCount: Number(r.chunk_count), status: r.status, createdAt: Number(r.created_ms),
+    acceptedAt: r.accepted_ms === null ? undefined : Number(r.accepted_ms), acknowledgedAt: r.acknowledged_ms === null ? undefined : Number(r.acknowledged_ms),
+  };
+}
+
+export async function findMessage(db: SqlExecutor, messageId: string): Promise<StoredMessage | undefined> {
+  const row = await db.get<MessageRow>('SELECT * FROM mesh_messages WHERE message_id = ?', [messageId]);
+  return row ? storedOf(row) : undefined;
+}
+
+/** Result of a completed upload: whether it went straight to this server's inbox (wake the worker). */
+export interface Upload { messageId: string; complete: boolean; deliveredHere: boolean }
+
+/** Stores a new message with its first chunk; `chunkCount` > 1 waits for the rest. */
+export async function startUpload(driver: SqlDriver, headers: MessageHeaders, chunkCount: number, firstChunk: Buffer, now: number): Promise<Upload> {
+  const messageId = newMessageId(now);
+  return driver.transaction(async (tx) => {
+    await tx.run(
+      `INSERT INTO mesh_messages (message_id, sender, recipient, workflow_id, subject, local_id, file_name, content_type, checksum, chunk_count, status, created_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'uploading', ?)`,
+      [messageId, headers.sender, headers.recipient, headers.workflowId, headers.subject ?? null, headers.localId ?? null, headers.fileName ?? null, headers.contentType ?? null, headers.checksum ?? null, chunkCount, now],
+    );
+    await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?)', [messageId, 1, firstChunk as unknown as SqlValue]);
+    if (chunkCount > 1) return { messageId, complete: false, deliveredHere: false };
+    return { messageId, complete: true, deliveredHere: await completeUpload(tx, messageId, now) };
+  });
+}
+
+export class UploadError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+/** Adds chunk `chunkNo` (2..N) of a message `sender` is uploading; the last one completes it. */
+export async function addChunk(driver: SqlDriver, sender: string, messageId: string, chunkNo: number, body: Buffer, now: number): Promise<Upload> {
+  return driver.transaction(async (tx) => {
+    const row = await tx.get<MessageRow>(`SELECT * FROM mesh_messages WHERE message_id = ?${driver.dialect === 'postgres' ? ' FOR UPDATE' : ''}`, [messageId]);
+    if (!row || row.sender !== sender) throw new UploadError(404, 'EPL-153', `No message ${messageId} is being sent from mailbox ${sender}.`);
+    if (row.status !== 'uploading') throw new UploadError(409, 'EPL-155', `Message ${messageId} is already complete.`);
+    if (!(chunkNo >= 2 && chunkNo <= Number(row.chunk_count))) throw new UploadError(400, 'EPL-154', `Chunk ${chunkNo} is outside 2 to ${row.chunk_count} for message ${messageId}.`);
+    const added = await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?) ON CONFLICT (message_id, chunk_no) DO NOTHING', [messageId, chunkNo, body as unknown as SqlValue]);
+    if (!added) throw new UploadError(409, 'EPL-155', `Chunk ${chunkNo} of message ${messageId} was already sent.`);
+    const have = await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM mesh_chunks WHERE message_id = ?', [messageId]);
+    if (Number(have?.n) < Number(row.chunk_count)) return { messageId, complete: false, deliveredHere: false };
+    return { messageId, complete: true, deliveredHere: await completeUpload(tx, messageId, now) };
+  });
+}
+
+/** All chunks in: deliver to this server's inbox when the recipient is processed here, else hold for download. */
+async function completeUpload(tx: SqlExecutor, messageId: string, now: number): Promise<boolean> {
+  const message = storedOf((await tx.get<MessageRow>('SELECT * FROM mesh_messages WHERE message_id = ?', [messageId]))!);
+  const recipient = await tx.get<{ polled: number; password_sealed: string | null }>('SELECT polled, password_sealed FROM mesh_mailboxes WHERE mailbox_id = ?', [message.recipient]);
+  const processedHere = recipient && recipient.password_sealed !== null && !Number(recipient.polled);
+  if (!processedHere) {
+    await tx.run("UPDATE mesh_messages SET status = 'accepted', accepted_ms = ? WHERE message_id = ?", [now, messageId]);
+    return false;
+  }
+  const body = await readBody(tx, messageId);
+  await storeInbound(tx, {
+    messageId, mailbox: message.recipient, from: message.sender, to: message.recipient, workflowId: message.workflowId,
+    ...(message.subject !== undefined ? { subject: message.subject } : {}),
+    ...(message.localId !== undefined ? { localId: message.localId } : {}),
+    ...(message.fileName !== undefined ? { fileName: message.fileName } : {}),
+    ...(message.contentType !== undefined ? { contentType: message.contentType } : {}),
+    body, receivedAt: now,
+  });
+  await tx.run("UPDATE mesh_messages SET status = 'acknowledged', accepted_ms = ?, acknowledged_ms = ? WHERE message_id = ?", [now, now, messageId]);
+  await tx.run('DELETE FROM mesh_chunks WHERE message_id = ?', [messageId]);
+  return true;
+}
+
+async function readBody(db: SqlExecutor, messageId: string): Promise<Buffer> {
+  const chunks = await db.all<{ body: Buffer | Uint8Array }>('SELECT body FROM mesh_chunks WHERE message_id = ? ORDER BY chunk_no', [messageId]);
+  return Buffer.concat(chunks.map((c) => Buffer.from(c.body)));
+}
+
+/** Ids of the messages waiting in a mailbox's inbox, oldest first (at most 500, as MESH pages them). */
+export async function inboxIds(db: SqlExecutor, mailbox: string): Promise<string[]> {
+  const rows = await db.all<{ message_id: string }>("SELECT message_id FROM mesh_messages WHERE recipient = ? AND status = 'accepted' ORDER BY accepted_ms, message_id LIMIT 500", [mailbox]);
+  return rows.map((r) => r.message_id);
+}
+
+/** One chunk of a message waiting in `mailbox`'s inbox, with its headers; undefined when there is none. */
+export async function downloadChunk(db: SqlExecutor, mailbox: string, messageId: string, chunkNo: number): Promise<{ message: StoredMessage; body: Buffer } | undefined> {
+  const message = await findMessage(db, messageId);
+  if (!message || message.recipient !== mailbox || message.status !== 'accepted') return undefined;
+  const chunk = await db.get<{ body: Buffer | Uint8Array }>('SELECT body FROM mesh_chunks WHERE message_id = ? AND chunk_no = ?', [messageId, chunkNo]);
+  return chunk ? { message, body: Buffer.from(chunk.body) } : undefined;
+}
+
+/** Acknowledges a message in `mailbox`'s inbox: it leaves the inbox; false when there was none. */
+export async function acknowledge(driver: SqlDriver, mailbox: string, messageId: string, now: number): Promise<boolean> {
+  return driver.transaction(async (tx) => {
+    const changed = await tx.run("UPDATE mesh_messages SET status = 'acknowledged', acknowledged_ms = ? WHERE message_id = ? AND recipient = ? AND status = 'accepted'", [now, messageId, mailbox]);
+    if (changed) await tx.run('DELETE FROM mesh_chunks WHERE message_id = ?', [messageId]);
+    return changed > 0;
+  });
+}
+
+/** A message `mailbox` sent, found by message id or by its local id. */
+export async function trackSent(db: SqlExecutor, mailbox: string, by: { messageId?: string; localId?: string }): Promise<StoredMessage | undefined> {
+  const row = by.messageId
+    ? await db.get<MessageRow>('SELECT * FROM mesh_messages WHERE message_id = ? AND sender = ?', [by.messageId, mailbox])
+    : await db.get<MessageRow>('SELECT * FROM mesh_messages WHERE sender = ? AND local_id = ? ORDER BY created_ms DESC LIMIT 1', [mailbox, by.localId ?? '']);
+  return row ? storedOf(row) : undefined;
+}

@@ -1,0 +1,152 @@
+// A client for an external MESH mailbox (the national MESH, or another CareBridge's built-in one):
+// list, download (every chunk), acknowledge, send (in chunks when large). TLS with a client certificate
+// when one is configured, as the national MESH requires.
+import { readFileSync } from 'node:fs';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { MeshClientConfig } from '../config.ts';
+import { meshAuthorisationHeader } from './meshAuth.ts';
+import type { OutboundMessage } from './contract.ts';
+
+export interface MeshReply { status: number; headers: IncomingHttpHeaders; body: Buffer }
+
+export interface DownloadedMessage {
+  messageId: string;
+  from: string;
+  to: string;
+  workflowId: string;
+  subject?: string;
+  localId?: string;
+  fileName?: string;
+  contentType?: string;
+  body: Buffer;
+}
+
+const TIMEOUT_MS = 30_000;
+
+export class MeshClient {
+  private readonly agent: HttpAgent | HttpsAgent;
+  private readonly base: URL;
+
+  constructor(private readonly config: MeshClientConfig) {
+    this.base = new URL(config.url);
+    const tls = config.tls;
+    this.agent = this.base.protocol === 'https:'
+      ? new HttpsAgent({ keepAlive: true, ...(tls ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}) } : {}) })
+      : new HttpAgent({ keepAlive: true });
+  }
+
+  get mailbox(): string {
+    return this.config.mailbox;
+  }
+
+  private path(suffix: string): string {
+    return `${this.base.pathname.replace(/\/+$/, '')}/messageexchange/${encodeURIComponent(this.config.mailbox)}${suffix}`;
+  }
+
+  private call(method: string, suffix: string, headers: Record<string, string> = {}, body?: Buffer): Promise<MeshReply> {
+    const request = this.base.protocol === 'https:' ? httpsRequest : httpRequest;
+    const allHeaders: Record<string, string | number> = {
+      accept: 'application/vnd.mesh.v2+json',
+      authorization: meshAuthorisationHeader(this.config.mailbox, this.config.password, this.config.sharedKey),
+      ...headers,
+      ...(body ? { 'content-length': body.length } : {}),
+    };
+    return new Promise((resolve, reject) => {
+      const req = request({ protocol: this.base.protocol, hostname: this.base.hostname, port: this.base.port, method, path: this.path(suffix), headers: allHeaders, agent: this.agent, timeout: TIMEOUT_MS }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`MESH at ${this.base.origin} did not answer within ${TIMEOUT_MS / 1000} s.`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  private failure(what: string, reply: MeshReply): Error {
+    let detail = reply.body.toString('utf8').slice(0, 300);
+    try {
+      const json = JSON.parse(detail);
+      detail = json.errorDescription ?? json.detail?.[0]?.msg ?? detail;
+    } catch { /* not JSON: keep the text */ }
+    return new Error(`MESH ${what} failed with HTTP ${reply.status}: ${detail}`);
+  }
+
+  async inbox(): Promise<string[]> {
+    const reply = await this.call('GET', '/inbox');
+    if (reply.status !== 200) throw this.failure('inbox list', reply);
+    return (JSON.parse(reply.body.toString('utf8')) as { messages?: string[] }).messages ?? [];
+  }
+
+  /** The headers and first chunk only, to decide whether to take a message before fetching the rest. */
+  async downloadFirst(messageId: string): Promise<{ message: DownloadedMessage; chunkCount: number }> {
+    const reply = await this.call('GET', `/inbox/${encodeURIComponent(messageId)}`);
+    if (reply.status !== 200 && reply.status !== 206) throw this.failure(`download of ${messageId}`, reply);
+    const h = (name: string) => {
+      const value = reply.headers[name];
+      return (Array.isArray(value) ? value[0] : value) || undefined;
+    };
+    const range = /^(\d+):(\d+)$/.exec(h('mex-chunk-range') ?? '1:1');
+    return {
+      chunkCount: range ? Number(range[2]) : 1,
+      message: {
+        messageId: h('mex-messageid') ?? messageId,
+        from: h('mex-from') ?? '',
+        to: h('mex-to') ?? this.config.mailbox,
+        workflowId: h('mex-workflowid') ?? '',
+        ...(h('mex-subject') ? { subject: h('mex-subject') } : {}),
+        ...(h('mex-localid') ? { localId: h('mex-localid') } : {}),
+        ...(h('mex-filename') ? { fileName: h('mex-filename') } : {}),
+        ...(h('content-type') ? { contentType: h('content-type') } : {}),
+        body: reply.body,
+      },
+    };
+  }
+
+  async downloadRest(first: { message: DownloadedMessage; chunkCount: number }): Promise<DownloadedMessage> {
+    const parts = [first.message.body];
+    for (let n = 2; n <= first.chunkCount; n++) {
+      const reply = await this.call('GET', `/inbox/${encodeURIComponent(first.message.messageId)}/${n}`);
+      if (reply.status !== 200 && reply.status !== 206) throw this.failure(`download of ${first.message.messageId} chunk ${n}`, reply);
+      parts.push(reply.body);
+    }
+    return { ...first.message, body: Buffer.concat(parts) };
+  }
+
+  async acknowledge(messageId: string): Promise<void> {
+    const reply = await this.call('PUT', `/inbox/${encodeURIComponent(messageId)}/status/acknowledged`);
+    if (reply.status !== 200) throw this.failure(`acknowledgement of ${messageId}`, reply);
+  }
+
+  /** Sends from this client's mailbox; chunks of at most chunkBytes. */
+  async send(msg: Omit<OutboundMessage, 'from'>): Promise<{ messageId: string }> {
+    const size = this.config.chunkBytes;
+    const chunkCount = Math.max(1, Math.ceil(msg.body.length / size));
+    const chunk = (n: number) => msg.body.subarray((n - 1) * size, n * size);
+    const headers: Record<string, string> = {
+      'content-type': msg.contentType ?? 'application/octet-stream',
+      'mex-to': msg.to,
+      'mex-workflowid': msg.workflowId,
+      'mex-chunk-range': `1:${chunkCount}`,
+      ...(msg.subject ? { 'mex-subject': msg.subject } : {}),
+      ...(msg.localId ? { 'mex-localid': msg.localId } : {}),
+      ...(msg.fileName ? { 'mex-filename': msg.fileName } : {}),
+    };
+    const first = await this.call('POST', '/outbox', headers, chunk(1));
+    if (first.status !== 202 && first.status !== 200) throw this.failure(`send to ${msg.to}`, first);
+    const answer = JSON.parse(first.body.toString('utf8')) as { message_id?: string; messageID?: string };
+    const messageId = answer.message_id ?? answer.messageID;
+    if (!messageId) throw new Error('MESH accepted the message but gave no message id.');
+    for (let n = 2; n <= chunkCount; n++) {
+      const reply = await this.call('POST', `/outbox/${encodeURIComponent(messageId)}/${n}`, { 'content-type': 'application/octet-stream', 'mex-chunk-range': `${n}:${chunkCount}` }, chunk(n));
+      if (reply.status !== 202 && reply.status !== 200) throw this.failure(`chunk ${n} of ${messageId}`, reply);
+    }
+    return { messageId };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,80 @@
+// The messaging tables (component 'messaging'): the built-in MESH mailbox (mailboxes, nonces, messages and
+// their chunks) and the inbound inbox with its dead letters. Documented table by table in docs/architecture.md.
+import type { Migration, SqlDriver } from '../record/index.ts';
+
+/** Message bodies are bytes: BLOB on SQLite, BYTEA on PostgreSQL. */
+export function messagingMigrations(dialect: SqlDriver['dialect']): Migration[] {
+  const bytes = dialect === 'postgres' ? 'BYTEA' : 'BLOB';
+  return [
+    {
+      version: 1,
+      name: 'MESH mailboxes, nonces, messages, chunks; inbound inbox',
+      sql: `
+CREATE TABLE mesh_mailboxes (
+  mailbox_id TEXT PRIMARY KEY,
+  ods TEXT NOT NULL,
+  password_sealed TEXT,
+  polled SMALLINT NOT NULL DEFAULT 0,
+  created_ms BIGINT NOT NULL
+);
+CREATE INDEX mesh_mailboxes_ods ON mesh_mailboxes (ods);
+
+CREATE TABLE mesh_nonces (
+  mailbox_id TEXT NOT NULL,
+  nonce TEXT NOT NULL,
+  nonce_count TEXT NOT NULL,
+  expires_ms BIGINT NOT NULL,
+  PRIMARY KEY (mailbox_id, nonce, nonce_count)
+);
+CREATE INDEX mesh_nonces_expires ON mesh_nonces (expires_ms);
+
+CREATE TABLE mesh_messages (
+  message_id TEXT PRIMARY KEY,
+  sender TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  workflow_id TEXT NOT NULL,
+  subject TEXT,
+  local_id TEXT,
+  file_name TEXT,
+  content_type TEXT,
+  checksum TEXT,
+  chunk_count INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  accepted_ms BIGINT,
+  acknowledged_ms BIGINT
+);
+CREATE INDEX mesh_messages_inbox ON mesh_messages (recipient, status, accepted_ms);
+CREATE INDEX mesh_messages_sender ON mesh_messages (sender, local_id);
+
+CREATE TABLE mesh_chunks (
+  message_id TEXT NOT NULL,
+  chunk_no INTEGER NOT NULL,
+  body ${bytes} NOT NULL,
+  PRIMARY KEY (message_id, chunk_no)
+);
+
+CREATE TABLE messaging_inbox (
+  message_id TEXT PRIMARY KEY,
+  mailbox TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  workflow_id TEXT NOT NULL,
+  subject TEXT,
+  local_id TEXT,
+  file_name TEXT,
+  content_type TEXT,
+  body ${bytes} NOT NULL,
+  received_ms BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms BIGINT NOT NULL,
+  lease_until_ms BIGINT,
+  last_error TEXT,
+  finished_ms BIGINT
+);
+CREATE INDEX messaging_inbox_due ON messaging_inbox (status, next_attempt_ms);
+`,
+    },
+  ];
+}

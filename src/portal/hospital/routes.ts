@@ -1,0 +1,32 @@
+// The hospital pages (ward nurses, discharge coordinators): the ward list, and a patient's shared record
+// summary (the shared person pages, with break-glass for people outside the hospital).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Role } from '../../access/index.ts';
+import { recordFor, type RecordConnection } from '../recordClient.ts';
+import type { SendPage } from '../page.ts';
+import type { PortalBreakGlass } from '../portalAccess.ts';
+import { personRecordRoutes, signedInAs } from '../person/recordPages.ts';
+import { wardListView } from './wardList.ts';
+
+export const HOSPITAL_ROLES: ReadonlySet<Role> = new Set(['ward-nurse', 'discharge-coordinator']);
+const REFUSAL = 'These pages are for hospital ward and discharge staff.';
+
+export interface HospitalOptions {
+  send: SendPage;
+  connection: (req: FastifyRequest) => RecordConnection;
+  breakGlass?: PortalBreakGlass;
+}
+
+export function hospitalRoutes(app: FastifyInstance, { send, connection, breakGlass }: HospitalOptions): void {
+  app.get('/hospital', async (req, reply) => {
+    const actor = signedInAs(req, reply, HOSPITAL_ROLES, REFUSAL);
+    if (!actor) return reply;
+    const view = await wardListView(recordFor(connection(req), actor, req.ip), actor);
+    return send(req, reply, 'pages/hospital/wards.njk', { pageTitle: 'Ward list', live: 'wards', ...view });
+  });
+
+  personRecordRoutes(app, {
+    send, connection, breakGlass, roles: HOSPITAL_ROLES, refusal: REFUSAL,
+    base: '/hospital/patients', back: { href: '/hospital', text: 'Ward list' }, noun: 'patient',
+  });
+}

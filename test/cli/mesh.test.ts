@@ -1,0 +1,72 @@
+// `carebridge mesh`, run as a real child process on both engines: a mailbox added by the CLI signs in to
+// the built-in mailbox of a server on that database; list shows it; bad input is one plain line and exit 1.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freshPostgresDatabase, stopOwnPostgres } from '../support/postgres.ts';
+import { MESH_KEY, meshCall, startServerOn } from '../support/mesh.ts';
+import { lines, runCli } from './cli.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'carebridge-cli-mesh-'));
+after(async () => {
+  rmSync(tmp, { recursive: true, force: true });
+  await stopOwnPostgres();
+});
+
+describe('carebridge mesh', { concurrency: 2 }, () => {
+  for (const engine of ['sqlite', 'postgres'] as const) {
+    it(`adds and lists mailboxes a server then accepts, lists and replays dead letters (${engine})`, async () => {
+      const database = engine === 'sqlite' ? `sqlite:${join(tmp, 'mesh.db')}` : await freshPostgresDatabase();
+      const withKey = { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY };
+      const ok = async (args: string[], env: Record<string, string> = withKey) => {
+        const r = await runCli([...args, '--db', database], env);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout;
+      };
+      const fails = async (args: string[], env: Record<string, string> = withKey) => {
+        const r = await runCli([...args, '--db', database], env);
+        assert.equal(r.code, 1);
+        assert.equal(lines(r.stderr).length, 1, r.stderr);
+        return r.stderr;
+      };
+      assert.equal(await ok(['mesh', 'mailbox', 'list']), 'No mailboxes.\n');
+      assert.equal(await ok(['mesh', 'mailbox', 'add', 'la918mesh', '--ods', 'la918', '--password', 'council-password']), 'Added mailbox LA918MESH for LA918 (hosted, processed here).\n');
+      await ok(['mesh', 'mailbox', 'add', 'X26HUB', '--ods', 'RX9', '--password', 'hub-password', '--polled']);
+      await ok(['mesh', 'mailbox', 'add', 'ELSEWHERE1', '--ods', 'Y01234'], {});
+      assert.deepEqual(lines(await ok(['mesh', 'mailbox', 'list'])), [
+        'ELSEWHERE1\tY01234\telsewhere',
+        'LA918MESH\tLA918\thosted, processed here',
+        'X26HUB\tRX9\thosted, polled by a client',
+      ]);
+
+      assert.match(await fails(['mesh', 'mailbox', 'add', 'LA918MESH', '--ods', 'LA918', '--password', 'council-password']), /^carebridge: A mailbox LA918MESH already exists\.$/m);
+      assert.match(await fails(['mesh', 'mailbox', 'add', 'BAD!', '--ods', 'LA918', '--password', 'council-password']), /is not a MESH mailbox id/);
+      assert.match(await fails(['mesh', 'mailbox', 'add', 'NEWBOX', '--ods', 'L!', '--password', 'council-password']), /is not an ODS code/);
+      assert.match(await fails(['mesh', 'mailbox', 'add', 'NEWBOX', '--ods', 'LA918', '--password', 'short']), /at least 8 characters/);
+      assert.match(await fails(['mesh', 'mailbox', 'add', 'NEWBOX', '--ods', 'LA918', '--password', 'long-enough-pw'], {}), /Set CAREBRIDGE_MESH_SHARED_KEY/);
+      assert.match(await fails(['mesh', 'mailbox', 'add', 'NEWBOX', '--password', 'long-enough-pw']), /required option '--ods <ods>'/);
+      assert.equal(await ok(['mesh', 'mailbox', 'set-password', 'x26hub', '--password', 'new-hub-password']), 'Set the password of mailbox X26HUB.\n');
+      assert.match(await fails(['mesh', 'mailbox', 'set-password', 'ELSEWHERE1', '--password', 'new-hub-password']), /no mailbox ELSEWHERE1 hosted here/);
+
+      // The server on that database takes the CLI's mailbox: a message to a workflow nobody handles is a dead letter.
+      const s = await startServerOn(database);
+      let deadId: string;
+      try {
+        const sent = await meshCall(s.url, 'X26HUB', 'new-hub-password', 'POST', '/outbox', { body: 'hello', headers: { 'mex-To': 'LA918MESH', 'mex-WorkflowID': 'NOBODY' } });
+        assert.equal(sent.status, 202, sent.body.toString());
+        deadId = sent.json().message_id;
+        for (let i = 0; i < 200 && !(await ok(['mesh', 'dead-letters', 'list'])).includes(deadId); i++) await new Promise((r) => setTimeout(r, 25));
+      } finally {
+        await s.close();
+      }
+      const listed = lines(await ok(['mesh', 'dead-letters', 'list']));
+      assert.equal(listed.length, 1);
+      assert.match(listed[0], new RegExp(`^${deadId}\\t\\S+\\tNOBODY\\tX26HUB -> LA918MESH\\t1 attempt\\(s\\)\\tNo handler is registered for workflow id NOBODY\\.$`));
+      assert.equal(await ok(['mesh', 'dead-letters', 'replay', deadId]), `Replaying ${deadId}.\n`);
+      assert.equal(await ok(['mesh', 'dead-letters', 'list']), 'No dead letters.\n');
+      assert.match(await fails(['mesh', 'dead-letters', 'replay', deadId]), /There is no dead letter with message id/);
+    });
+  }
+});

@@ -1,0 +1,283 @@
+// ADW messages on both engines: every official example parses and maps to the episode it describes;
+// responses carry the spec's linkage; duplicates and out-of-order delivery; bad input is rejected back to
+// the sender and dead-lettered, with nothing half-written. Messages are handed over as the MESH inbox
+// would (an InboundMessage), until messaging lands.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ENGINES, type TestServer } from '../support/server.ts';
+import {
+  ADW_EVENT, AdwRejected, confirmReady, createReferral, handleAdwMessage, parseAdwMessage, setCouncilSettings, triage, triageStateOf, withdrawReferral,
+  EXPECTED_DISCHARGE_URL, type DischargeContext,
+} from '../../src/discharge/index.ts';
+import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
+
+const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
+const ASSESSMENT_HEADER = '5bfa2a2e-923b-440d-82d6-38e24b666be6';
+const DISCHARGE_HEADER = '19db5f65-1bad-4ce1-be05-92ff79ab1c8f';
+
+describe('ADW parsing of the official examples', () => {
+  it('reads all ten message types', () => {
+    const events = Object.fromEntries(Object.entries(EXAMPLES).map(([name, xml]) => [name, parseAdwMessage(xml).eventCode]));
+    assert.deepEqual(events, {
+      'Admission-Notice': ADW_EVENT.admissionNotice,
+      'Assessment-Notice': ADW_EVENT.assessmentNotice,
+      'Assessment-Notice-Accept-Response': ADW_EVENT.assessmentAccept,
+      'Assessment-Notice-Reject-Response': ADW_EVENT.assessmentReject,
+      'Discharge-Notice': ADW_EVENT.dischargeNotice,
+      'Discharge-Notice-Accept-Response': ADW_EVENT.dischargeAgreement,
+      'Discharge-Notice-Reject-Response': ADW_EVENT.dischargeDisagreement,
+      'Withdrawal-Notice': ADW_EVENT.withdrawAll,
+      'Withdrawal-Notice-Accept-Response': ADW_EVENT.withdrawalAccept,
+      'Withdrawal-Notice-Reject-Response': ADW_EVENT.withdrawalReject,
+    });
+    for (const [name, xml] of Object.entries(EXAMPLES)) {
+      const m = parseAdwMessage(xml);
+      assert.equal(m.patient?.nhsNumber, '9413946000', name);
+      if (name !== 'Admission-Notice') assert.equal(m.referral?.identifier, EPISODE, name);
+      if (name.endsWith('Response')) assert.ok(m.response?.identifier && m.sourceOds === 'V396BB' && m.destinationOds === 'RFM8C2', name);
+      else assert.ok(m.sourceOds === 'RFM8C2' && m.destinationOds === 'V396BB', name);
+    }
+    const assessment = parseAdwMessage(EXAMPLES['Assessment-Notice']);
+    assert.equal(assessment.referral?.reason, 'Patient admitted as inpatient with chest pain.');
+    assert.deepEqual(assessment.patient?.address?.lines, ['The Old Lodge', '1 Little Street', 'Chapeltown']);
+    assert.equal(assessment.encounter?.end, '2017-05-12');
+    assert.equal(assessment.encounter?.ward, 'Collier Ward');
+    assert.equal(assessment.author?.name, 'Leticia Gulliver');
+    assert.equal(assessment.answers.length, 8);
+    assert.equal(parseAdwMessage(EXAMPLES['Withdrawal-Notice']).reason?.code, '07');
+    assert.equal(parseAdwMessage(EXAMPLES['Discharge-Notice-Reject-Response']).response?.identifier, DISCHARGE_HEADER);
+  });
+});
+
+for (const engine of ENGINES) {
+  describe(`ADW messages (${engine})`, () => {
+    let t: TestServer;
+    let ctx: DischargeContext;
+    const deps = () => ({ ctx });
+    before(async () => {
+      t = await dischargeServer(engine);
+      await seedOrganisations(t);
+      ctx = at(t.server.discharge.context, '2026-05-01T10:00:00Z');
+    });
+    after(() => t.close());
+
+    const episodeOf = async (identifier: string) => {
+      const referral = await searchOne(t, `ServiceRequest?identifier=${identifier}`);
+      const task = referral ? await searchOne(t, `Task?focus=ServiceRequest/${referral.id}&code=triage-referral`) : undefined;
+      return { referral, task };
+    };
+    const sentFor = async (identifier: string) => (await outbound(t)).filter((r) => r.referral_identifier === identifier);
+
+    it('an admission notice records the person and the stay, and asks for nothing back', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Admission-Notice'], ids)));
+      const patient = await searchOne(t, 'Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9413946000');
+      assert.equal(patient.name[0].family, 'Jones');
+      assert.deepEqual(patient.address[0].line, ['The Old Lodge', '1 Little Street', 'Chapeltown']);
+      const stay = await searchOne(t, `Encounter?identifier=${ids['2562b8b6-c0db-424a-8c6b-0fa43b0d6c2f']}`);
+      assert.equal(stay.period.start, '2017-04-24');
+      assert.equal(stay.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2017-05-12');
+      assert.equal(stay.priority.coding[0].code, 'E');
+      assert.equal(stay.location[0].location.display, 'Collier Ward');
+      const note = await searchOne(t, `Communication?encounter=Encounter/${stay.id}`);
+      assert.match(note.payload[0].contentString, /admitted to Hebburn Hospital/);
+      assert.equal((await outbound(t)).length, 0);
+    });
+
+    it('assessment notice → episode; accept → an accept response linked to the notice; discharge notice → agreement; withdrawal → accepted', async () => {
+      const ids = episodeIds();
+      const episode = ids[EPISODE];
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      let { referral, task } = await episodeOf(episode);
+      assert.equal(referral.identifier[0].value, episode);
+      assert.equal(referral.reasonCode[0].text, 'Patient admitted as inpatient with chest pain.');
+      assert.match(referral.note[0].text, /history of minor strokes/);
+      assert.equal(referral.contained[0].practitioner.display, 'Leticia Gulliver');
+      assert.equal(referral.performer[0].reference, 'Organization/hebburn-council');
+      assert.equal(triageStateOf(task), 'received');
+      const consent = await searchOne(t, `QuestionnaireResponse?based-on=ServiceRequest/${referral.id}`);
+      assert.equal(consent.item.length, 8);
+      assert.equal(consent.item[3].answer[0].valueCoding.code, 'Y');
+
+      await triage(ctx, referral.id, { action: 'accept', note: 'We will assess at home.' });
+      let sent = await sentFor(episode);
+      assert.equal(sent.length, 1);
+      const accept = parseAdwMessage(sent[0].body);
+      assert.equal(accept.eventCode, ADW_EVENT.assessmentAccept);
+      assert.equal(accept.response?.identifier, ids[ASSESSMENT_HEADER], 'response.identifier = the notice\'s MessageHeader.id');
+      assert.equal(accept.response?.code, 'ok');
+      assert.equal(accept.referral?.identifier, episode);
+      assert.equal(accept.referral?.status, 'accepted');
+      assert.equal(accept.sourceOds, COUNCIL_ODS);
+      assert.equal(accept.destinationOds, HOSPITAL_ODS);
+      assert.equal(accept.reason?.code, 'OFT');
+      assert.equal(accept.reason?.text, 'We will assess at home.');
+      assert.equal(sent[0].peer_mailbox, 'HOSPITAL01', 'answers go back to the sender\'s mailbox');
+
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ids)));
+      ({ referral } = await episodeOf(episode));
+      assert.equal(referral.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2017-05-06');
+      await confirmReady(ctx, referral.id);
+      sent = await sentFor(episode);
+      const agreement = parseAdwMessage(sent.find((r) => r.event_code === ADW_EVENT.dischargeAgreement)!.body);
+      assert.equal(agreement.response?.identifier, ids[DISCHARGE_HEADER]);
+
+      const withdrawal = renamed(EXAMPLES['Withdrawal-Notice'], { ...ids, [ASSESSMENT_HEADER]: crypto.randomUUID() });
+      await handleAdwMessage(deps(), inbound(withdrawal));
+      ({ referral, task } = await episodeOf(episode));
+      assert.equal(triageStateOf(task), 'withdrawn');
+      assert.equal(referral.status, 'revoked');
+      assert.match(task.statusReason.text, /^07 Patient's condition has deteriorated/);
+      sent = await sentFor(episode);
+      assert.equal(sent.length, 3);
+      const withdrawalAccept = parseAdwMessage(sent.find((r) => r.event_code === ADW_EVENT.withdrawalAccept)!.body);
+      assert.equal(withdrawalAccept.eventCode, ADW_EVENT.withdrawalAccept);
+      assert.equal(withdrawalAccept.response?.identifier, parseAdwMessage(withdrawal).headerId);
+    });
+
+    it('a notice delivered twice is applied once', async () => {
+      const ids = episodeIds();
+      const message = renamed(EXAMPLES['Assessment-Notice'], ids);
+      await handleAdwMessage(deps(), inbound(message));
+      await handleAdwMessage(deps(), inbound(message)); // same MessageHeader.id, new MESH id
+      await Promise.all([handleAdwMessage(deps(), inbound(message)), handleAdwMessage(deps(), inbound(message))]);
+      const all = await t.fhir.get(`ServiceRequest?identifier=${ids[EPISODE]}`);
+      assert.equal(all.body.entry.length, 1);
+      const tasks = await t.fhir.get(`Task?focus=ServiceRequest/${all.body.entry[0].resource.id}`);
+      assert.equal(tasks.body.entry.length, 1);
+      assert.equal(tasks.body.entry[0].resource.meta.versionId, '1', 'the Task was written once');
+    });
+
+    it('a withdrawal that arrives before its notice: withdrawn at once, the late notice opens no work', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Withdrawal-Notice'], { ...ids, [ASSESSMENT_HEADER]: crypto.randomUUID() })));
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      const { referral, task } = await episodeOf(ids[EPISODE]);
+      assert.equal(triageStateOf(task), 'withdrawn');
+      assert.equal(referral.status, 'revoked');
+      const sent = await sentFor(ids[EPISODE]);
+      assert.deepEqual(sent.map((s) => s.event_code), [ADW_EVENT.withdrawalAccept], 'only the withdrawal is answered');
+      const pending = await t.server.driver.get<{ n: number }>("SELECT COUNT(*) AS n FROM discharge_timers WHERE referral_id = ? AND status = 'pending'", [referral.id]);
+      assert.equal(Number(pending!.n), 0, 'no deadline runs for a withdrawn episode');
+    });
+
+    describe('bad input', () => {
+      const rejects = async (xml: string, pattern: RegExp) => {
+        await assert.rejects(handleAdwMessage(deps(), inbound(xml)), (e: Error) => e instanceof AdwRejected && pattern.test(e.message));
+      };
+      const rejectedWith = async (ids: Record<string, string>, pattern: RegExp) => {
+        const sent = await sentFor(ids[EPISODE]);
+        assert.equal(sent.length, 1, 'one reject response');
+        const reject = parseAdwMessage(sent[0].body);
+        assert.equal(reject.eventCode, ADW_EVENT.assessmentReject);
+        assert.equal(reject.response?.identifier, ids[ASSESSMENT_HEADER]);
+        assert.match(reject.reason?.text ?? '', pattern);
+        assert.equal((await t.fhir.get(`ServiceRequest?identifier=${ids[EPISODE]}`)).body.entry?.length ?? 0, 0, 'nothing half-written');
+      };
+
+      it('malformed XML and an unknown event are dead-lettered', async () => {
+        await rejects('<Bundle xmlns="http://hl7.org/fhir"><type value="message"/><entry>', /not well-formed XML/);
+        await rejects('<!DOCTYPE x [<!ENTITY a "aaaa">]><Bundle/>', /DOCTYPE/);
+        await rejects(EXAMPLES['Assessment-Notice'].replace('975701000000106', '123456789'), /not one of the ADW event codes/);
+      });
+
+      it('an unknown ODS code, an invalid NHS number, a missing address line: a reject response with the reason', async () => {
+        let ids = episodeIds();
+        await rejects(renamed(EXAMPLES['Assessment-Notice'], ids).replace('ods:V396BB', 'ods:ZZ9999'), /ZZ9999 is not an organisation this service knows/);
+        // The destination is unknown, so the reject still comes from the code the notice was sent to.
+        const sent = await sentFor(ids[EPISODE]);
+        assert.equal(parseAdwMessage(sent[0].body).sourceOds, 'ZZ9999');
+
+        ids = episodeIds();
+        await rejects(renamed(EXAMPLES['Assessment-Notice'], ids).replace('value="9413946000"', 'value="9413946001"'), /NHS number 9413946001 is not valid/);
+        await rejectedWith(ids, /NHS number/);
+
+        ids = episodeIds();
+        const noLines = renamed(EXAMPLES['Assessment-Notice'], ids).replace('<line value="The Old Lodge"/>', '').replace('<line value="1 Little Street"/>', '').replace('<line value="Chapeltown"/>', '');
+        await rejects(noLines, /address line 1 or line 2/);
+        await rejectedWith(ids, /address line 1 or line 2/);
+
+        ids = episodeIds();
+        await rejects(renamed(EXAMPLES['Assessment-Notice'], ids).replace('<line value="1 Little Street"/>', '<line value=""/>'), /empty line/);
+      });
+
+      it('a withdrawal without a valid reason is rejected; a response to an unknown notice is dead-lettered', async () => {
+        const ids = episodeIds();
+        await rejects(renamed(EXAMPLES['Withdrawal-Notice'], ids).replace('<code value="07" />', '<code value="14" />'), /reason code 01–13/);
+        const sent = await sentFor(ids[EPISODE]);
+        assert.equal(parseAdwMessage(sent[0].body).eventCode, ADW_EVENT.withdrawalReject);
+        await rejects(renamed(EXAMPLES['Assessment-Notice-Accept-Response'], episodeIds()), /never sent/);
+      });
+
+      it('a rejected notice replayed after the cause is fixed is processed, and not rejected twice', async () => {
+        const ids = episodeIds();
+        const xml = renamed(EXAMPLES['Assessment-Notice'], ids).replace(/ods:V396BB/g, 'ods:LA777');
+        await rejects(xml, /LA777/);
+        await t.fhir.put('Organization/council-777', { resourceType: 'Organization', id: 'council-777', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'LA777' }], name: 'Another Council' });
+        await rejects(xml.replace('</Bundle>', '<!-- -->\n</Bundle>').replace('9413946000', '9413946001'), /NHS number/); // a different problem, same key: not rejected again
+        await handleAdwMessage(deps(), inbound(xml));
+        const { task } = await episodeOf(ids[EPISODE]);
+        assert.equal(triageStateOf(task), 'received');
+        assert.equal((await sentFor(ids[EPISODE])).length, 1, 'the one reject sent the first time');
+      });
+    });
+
+    it('as the hospital: a referral to an ADW council sends an assessment notice, and the council\'s responses update it', async () => {
+      await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
+      try {
+        const patient = await seedPatient(t, 'barry-h', '9449305552');
+        const cases: [string, string, string][] = [
+          ['Assessment-Notice-Accept-Response', 'accepted', ASSESSMENT_HEADER],
+          ['Assessment-Notice-Reject-Response', 'rejected', ASSESSMENT_HEADER],
+        ];
+        for (const [example, state, noticeHeader] of cases) {
+          const { referral } = await createReferral(ctx, { patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, reason: 'Needs support at home', ward: 'Location/collier-ward' });
+          const identifier = referral.identifier[0].value;
+          const [notice] = await sentFor(identifier);
+          const parsed = parseAdwMessage(notice.body);
+          assert.equal(parsed.eventCode, ADW_EVENT.assessmentNotice);
+          assert.equal(parsed.referral?.identifier, identifier);
+          assert.equal(parsed.patient?.nhsNumber, '9449305552');
+          assert.equal(parsed.sourceOds, HOSPITAL_ODS);
+          assert.equal(parsed.destinationOds, COUNCIL_ODS);
+          assert.equal(parsed.encounter?.ward, 'Collier Ward');
+          const response = renamed(EXAMPLES[example], { ...episodeIds(), [EPISODE]: identifier, [noticeHeader]: notice.header_id });
+          await handleAdwMessage(deps(), inbound(response, { from: 'COUNCIL01', to: 'HOSPITAL01' }));
+          const { task } = await episodeOf(identifier);
+          assert.equal(triageStateOf(task), state, example);
+          if (state === 'rejected') assert.match(task.statusReason.text, /further chest pain/);
+        }
+        // Withdrawing sends a withdrawal notice with the reason code; both withdrawal responses are filed.
+        for (const example of ['Withdrawal-Notice-Accept-Response', 'Withdrawal-Notice-Reject-Response']) {
+          const { referral } = await createReferral(ctx, { patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS });
+          const identifier = referral.identifier[0].value;
+          await withdrawReferral(ctx, referral.id, '11 The family have arranged care');
+          const withdrawal = (await sentFor(identifier)).find((r) => r.event_code === ADW_EVENT.withdrawAll)!;
+          assert.equal(parseAdwMessage(withdrawal.body).reason?.code, '11');
+          await handleAdwMessage(deps(), inbound(renamed(EXAMPLES[example], { ...episodeIds(), [EPISODE]: identifier, [ASSESSMENT_HEADER]: withdrawal.header_id })));
+          const filed = await searchOne(t, `Communication?based-on=ServiceRequest/${referral.id}&_sort=-_lastUpdated`);
+          assert.match(filed.payload[0].contentString, /^Withdrawal (accept|reject)/);
+        }
+        // Discharge notice answers: an agreement confirms readiness; a disagreement is filed with its reason.
+        for (const [example, state] of [['Discharge-Notice-Accept-Response', 'ready'], ['Discharge-Notice-Reject-Response', 'accepted']]) {
+          const encounter = `dn-${example.length}-${Date.now()}`;
+          await t.fhir.put(`Encounter/${encounter}`, { resourceType: 'Encounter', id: encounter, status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: `Patient/${patient}` } });
+          const { referral } = await createReferral(ctx, { patient: `Patient/${patient}`, encounter: `Encounter/${encounter}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS });
+          const identifier = referral.identifier[0].value;
+          const [notice] = await sentFor(identifier);
+          await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice-Accept-Response'], { ...episodeIds(), [EPISODE]: identifier, [ASSESSMENT_HEADER]: notice.header_id })));
+          const stay = (await t.fhir.get(`Encounter/${encounter}`)).body;
+          await t.fhir.put(`Encounter/${encounter}`, { ...stay, extension: [{ url: EXPECTED_DISCHARGE_URL, valueDateTime: '2026-05-09' }] });
+          await t.server.discharge.runWorkers();
+          const dischargeNotice = (await sentFor(identifier)).find((r) => r.event_code === ADW_EVENT.dischargeNotice)!;
+          assert.equal(parseAdwMessage(dischargeNotice.body).encounter?.end, '2026-05-09', 'the proposed discharge date travels in Encounter.period.end');
+          await handleAdwMessage(deps(), inbound(renamed(EXAMPLES[example], { ...episodeIds(), [EPISODE]: identifier, [DISCHARGE_HEADER]: dischargeNotice.header_id })));
+          const { task } = await episodeOf(identifier);
+          assert.equal(triageStateOf(task), state, example);
+        }
+      } finally {
+        await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: false });
+      }
+    });
+  });
+}

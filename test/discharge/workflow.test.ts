@@ -1,0 +1,122 @@
+// The discharge-to-assess workflow on both engines: a referral and its triage Task, each step in the
+// record's history, If-Match so two people cannot overwrite each other, steps out of order refused, and the
+// hospital stay's changes (expected date, discharge) followed from the change feed.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ENGINES, type TestServer } from '../support/server.ts';
+import {
+  assignWorker, confirmReady, createReferral, recordSupportArranged, triage, triageStateOf, pathwayOf, isOverdue, withdrawReferral,
+  DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, type DischargeContext,
+} from '../../src/discharge/index.ts';
+import { FhirError } from '../../src/record/index.ts';
+import { at, dischargeServer, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
+
+for (const engine of ENGINES) {
+  describe(`discharge workflow (${engine})`, () => {
+    let t: TestServer;
+    let ctx: DischargeContext;
+    before(async () => {
+      t = await dischargeServer(engine);
+      await seedOrganisations(t);
+      ctx = at(t.server.discharge.context, '2026-05-01T14:00:00Z'); // a Friday before a bank-holiday Monday
+    });
+    after(() => t.close());
+
+    async function newStay(id: string, patient: string) {
+      await t.fhir.put(`Encounter/${id}`, { resourceType: 'Encounter', id, status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: `Patient/${patient}` }, period: { start: '2026-04-28T09:00:00Z' }, serviceProvider: { reference: 'Organization/hebburn-hospital' } });
+      return `Encounter/${id}`;
+    }
+
+    it('creates a referral, its triage Task with a working-day deadline, and the consent answers', async () => {
+      const patient = await seedPatient(t, 'p1');
+      const encounter = await newStay('stay1', patient);
+      const { referral, task } = await createReferral(ctx, {
+        patient: `Patient/${patient}`, encounter, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, ward: 'Location/collier-ward',
+        referrer: { name: 'Leticia Gulliver', phone: '01911223344' }, pathway: 1, expectedDischarge: '2026-05-08', medicallyReady: '2026-05-06',
+        reason: 'Reduced mobility after a fall', needs: ['Help with washing and dressing'], supportRequested: ['Reablement at home, four visits a day'],
+        consent: [{ linkId: 'patient-consulted', text: 'Has the person been consulted?', system: 'https://fhir.nhs.uk/ADW-ConsultationStatus-1', code: 'Y', display: 'Yes' }],
+      });
+      const found = await t.fhir.get(`ServiceRequest?identifier=${referral.identifier[0].value}`);
+      assert.equal(found.body.total ?? found.body.entry.length, 1, 'ServiceRequest?identifier=<id> finds the referral');
+      const sr = found.body.entry[0].resource;
+      assert.equal(sr.identifier[0].system, DISCHARGE_REFERRAL_SYSTEM);
+      assert.equal(sr.status, 'active');
+      assert.equal(pathwayOf(sr), 1);
+      assert.equal(sr.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2026-05-08');
+      assert.equal(sr.extension.find((e: any) => e.url === MEDICALLY_READY_URL).valueDateTime, '2026-05-06');
+      assert.equal(sr.performer[0].reference, 'Organization/hebburn-council');
+      assert.equal(sr.contained[0].organization.reference, 'Organization/hebburn-hospital');
+      assert.equal(sr.contained[0].location[0].reference, 'Location/collier-ward');
+      assert.equal(sr.orderDetail[0].text, 'Reablement at home, four visits a day');
+      assert.equal(triageStateOf(task), 'received');
+      assert.equal(task.status, 'requested');
+      // 48 working hours from Friday 15:00 BST, Monday 4 May a bank holiday → Wednesday 6 May 15:00 BST.
+      assert.equal(task.restriction.period.end, '2026-05-06T14:00:00.000Z');
+      const qr = (await t.fhir.get(`QuestionnaireResponse?based-on=ServiceRequest/${referral.id}`)).body.entry[0].resource;
+      assert.equal(qr.item[0].answer[0].valueCoding.code, 'Y');
+      // The council's social workers can now see the person (an open referral to their council).
+      assert.equal((await t.fhir.get(`Task?focus=ServiceRequest/${referral.id}`)).body.entry.length, 1);
+    });
+
+    it('walks the triage states, each change a new version in the history', async () => {
+      const patient = await seedPatient(t, 'p2', '9413946000');
+      const { referral, task } = await createReferral(ctx, { patient: `Patient/${patient}`, encounter: await newStay('stay2', patient), hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, pathway: 1 });
+      let r = await triage(ctx, referral.id, { action: 'requestInformation', request: 'Is there a carer at home?' }, { ifMatch: task.meta!.versionId });
+      assert.equal(triageStateOf(r.task), 'more-information-requested');
+      const note = (await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}`)).body.entry[0].resource;
+      assert.equal(note.payload[0].contentString, 'Is there a carer at home?');
+      r = await triage(ctx, referral.id, { action: 'accept' });
+      r = await assignWorker(ctx, referral.id, { reference: 'Practitioner/sw-1', display: 'Lee Jones' });
+      assert.equal(r.task.owner.display, 'Lee Jones');
+      r = await recordSupportArranged(ctx, referral.id, 'Reablement from 8 May');
+      r = await confirmReady(ctx, referral.id);
+      assert.equal(triageStateOf(r.task), 'ready');
+      const history = (await t.fhir.get(`Task/${task.id}/_history`)).body.entry.map((e: any) => triageStateOf(e.resource));
+      assert.deepEqual(history.reverse(), ['received', 'more-information-requested', 'accepted', 'assigned', 'support-arranged', 'ready']);
+    });
+
+    it('refuses to overwrite a change someone else made (If-Match), and steps out of order', async () => {
+      const patient = await seedPatient(t, 'p3', '9912003888');
+      const { referral, task } = await createReferral(ctx, { patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS });
+      await triage(ctx, referral.id, { action: 'accept' }, { ifMatch: task.meta!.versionId });
+      await assert.rejects(triage(ctx, referral.id, { action: 'reject', reason: 'Not our area' }, { ifMatch: task.meta!.versionId }), (e: FhirError) => e.status === 412 && /changed by someone else/.test(e.message));
+      await assert.rejects(confirmReady(ctx, referral.id, { note: 'x' }).then(() => recordSupportArranged(ctx, referral.id, 'late')), (e: FhirError) => e.status === 409);
+      await assert.rejects(triage(ctx, referral.id, { action: 'reject', reason: ' ' }), (e: FhirError) => e.status === 400 && /reason/.test(e.message));
+      await assert.rejects(triage(ctx, 'no-such-referral', { action: 'accept' }), (e: FhirError) => e.status === 404);
+    });
+
+    it('rejects with a reason and closes the referral', async () => {
+      const patient = await seedPatient(t, 'p4', '9876543210');
+      const { referral } = await createReferral(ctx, { patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS });
+      const r = await triage(ctx, referral.id, { action: 'reject', reason: 'The person lives in another council area' });
+      assert.equal(r.task.status, 'rejected');
+      assert.equal(r.task.statusReason.text, 'The person lives in another council area');
+      assert.equal(r.referral.status, 'revoked');
+      await assert.rejects(withdrawReferral(ctx, referral.id, '12 sent in error'), (e: FhirError) => e.status === 409);
+    });
+
+    it('follows the hospital stay: expected date copied, discharge recorded when the stay finishes', async () => {
+      const patient = await seedPatient(t, 'p5', '9434765919');
+      const encounter = await newStay('stay5', patient);
+      const { referral } = await createReferral(ctx, { patient: `Patient/${patient}`, encounter, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS });
+      await triage(ctx, referral.id, { action: 'accept' });
+      const stay = (await t.fhir.get('Encounter/stay5')).body;
+      await t.fhir.put('Encounter/stay5', { ...stay, extension: [{ url: EXPECTED_DISCHARGE_URL, valueDateTime: '2026-05-12' }] });
+      await t.server.discharge.runWorkers();
+      let sr = (await t.fhir.get(`ServiceRequest/${referral.id}`)).body;
+      assert.equal(sr.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2026-05-12');
+      const later = (await t.fhir.get('Encounter/stay5')).body;
+      await t.fhir.put('Encounter/stay5', { ...later, status: 'finished', period: { start: later.period.start, end: '2026-05-12T11:30:00Z' } });
+      await t.server.discharge.runWorkers();
+      await t.server.discharge.runWorkers(); // reading the same change again changes nothing
+      sr = (await t.fhir.get(`ServiceRequest/${referral.id}`)).body;
+      assert.equal(sr.status, 'completed');
+      const task = (await t.fhir.get(`Task?focus=ServiceRequest/${referral.id}&code=triage-referral`)).body.entry[0].resource;
+      assert.equal(triageStateOf(task), 'discharged');
+      assert.equal(task.executionPeriod.end, '2026-05-12T11:30:00Z');
+      assert.equal(isOverdue(task, Date.now()), false);
+      const versions = (await t.fhir.get(`Task/${task.id}/_history`)).body.entry.length;
+      assert.equal(versions, 3, 'received, accepted, discharged: no duplicate write from the repeated change');
+    });
+  });
+}

@@ -1,0 +1,290 @@
+// The HL7 v2 ADT feed end to end, on both engines: a real CareBridge server with its MLLP listener, a real
+// TCP client sending the synthetic PAS feed in test/fixtures/hl7v2, the Encounter read back through the
+// FHIR API, and the queue resolved with the real `carebridge hl7 queue` command.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
+import { stopOwnPostgres } from '../support/postgres.ts';
+import { MllpTestClient, segmentOf, VT, END } from '../support/mllp.ts';
+import { ROOT, runCli } from '../cli/cli.ts';
+import { listMessages } from '../../src/hl7v2/index.ts';
+
+after(() => stopOwnPostgres());
+
+const ODS = 'https://fhir.nhs.uk/Id/ods-organization-code';
+const NHS = 'https://fhir.nhs.uk/Id/nhs-number';
+const VISITS = 'https://carebridge.example/fhir/Id/hl7v2-visit-number/RX9';
+const EXPECTED = 'https://carebridge.example/fhir/StructureDefinition/expected-discharge-date';
+const HTEST = [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'HTEST' }];
+
+const fixture = (name: string) => readFileSync(join(ROOT, 'test/fixtures/hl7v2', `${name}.hl7`), 'utf8').trim().replace(/\n/g, '\r');
+/** A fixture with some of its text replaced (a new control id, another visit…). */
+const variant = (name: string, ...edits: [string | RegExp, string][]) => edits.reduce((text, [from, to]) => text.replace(from, to), fixture(name));
+const ackCode = (reply: string) => segmentOf(reply, 'MSA')?.[1];
+const ackControlId = (reply: string) => segmentOf(reply, 'MSA')?.[2];
+const errCode = (reply: string) => segmentOf(reply, 'ERR')?.[3]?.split('^')[0];
+const errText = (reply: string) => segmentOf(reply, 'ERR')?.[8] ?? '';
+
+for (const engine of ENGINES) {
+  describe(`HL7 v2 ADT feed over MLLP (${engine})`, () => {
+    let t: TestServer;
+    let pas: MllpTestClient;
+    let port: number;
+    const patients: Record<string, string> = {};
+
+    const encounterFor = async (visit: string) => {
+      const found = await t.fhir.get(`Encounter?identifier=${encodeURIComponent(`${VISITS}|${visit}`)}`);
+      assert.equal(found.status, 200);
+      assert.ok((found.body.entry ?? []).length <= 1, `one Encounter per visit ${visit}`);
+      return found.body.entry?.[0]?.resource;
+    };
+    const send = async (message: string, expected: string) => {
+      const reply = await pas.send(message);
+      assert.equal(ackCode(reply), expected, `${expected} expected; got ${reply.replace(/\r/g, ' / ')}`);
+      return reply;
+    };
+
+    before(async () => {
+      t = await startTestServer(engine, { CAREBRIDGE_HL7_PORT: '0', CAREBRIDGE_HL7_MAX_MESSAGE_KB: '64', CAREBRIDGE_HL7_FACILITIES: 'Northshire General=RX9' });
+      port = t.server.hl7!.port;
+      const create = async (resource: Record<string, unknown>) => {
+        const res = await t.fhir.post(String(resource.resourceType), { ...resource, meta: { security: HTEST } });
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+        return res.body.id as string;
+      };
+      await create({ resourceType: 'Organization', identifier: [{ system: ODS, value: 'RX9' }], name: 'Northshire Hospitals NHS Foundation Trust' });
+      await create({ resourceType: 'Location', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-site-code', value: 'RX901' }], name: 'Northshire General Hospital' });
+      const person = (nhs: string | undefined, family: string, given: string, birthDate: string, gender: string, postalCode: string) => create({
+        resourceType: 'Patient',
+        ...(nhs ? { identifier: [{ system: NHS, value: nhs }] } : {}),
+        name: [{ family, given: [given] }],
+        birthDate,
+        gender,
+        address: [{ line: ['1 Test Street'], city: 'Northby', postalCode }],
+      });
+      patients.margaret = await person('9991000011', 'Thornbury', 'Margaret', '1938-04-12', 'female', 'NX3 5QP');
+      patients.derek = await person('9991000038', 'Ashworth', 'Derek', '1945-09-23', 'male', 'NX4 2LT');
+      patients.harold = await person('9991000046', 'Greaves', 'Harold', '1950-01-01', 'male', 'NX2 8RD');
+      patients.edith = await person(undefined, 'Pemberton', 'Edith', '1933-06-30', 'female', 'NX5 1EE');
+      pas = await MllpTestClient.connect(port);
+    });
+    after(async () => {
+      await pas?.close();
+      await t?.close();
+    });
+
+    it('listens on loopback, like the HTTP server, when HOST is not set', () => {
+      assert.equal(t.server.hl7!.host, '127.0.0.1');
+    });
+
+    it('admit, transfer, update and discharge: the Encounter follows each message, and each gets an AA', async () => {
+      const admit = await send(fixture('a01-admit'), 'AA');
+      assert.equal(ackControlId(admit), 'RX9-000101');
+      assert.equal(segmentOf(admit, 'MSH')?.[8], 'ACK^A01^ACK');
+      let enc = await encounterFor('VN2026000101');
+      assert.equal(enc.status, 'in-progress');
+      assert.equal(enc.subject.reference, `Patient/${patients.margaret}`);
+      assert.equal(enc.class.code, 'IMP');
+      assert.equal(enc.period.start, '2026-03-10T14:30:00+00:00');
+      assert.equal(enc.serviceProvider.display, 'Northshire Hospitals NHS Foundation Trust');
+      assert.deepEqual(enc.extension, [{ url: EXPECTED, valueDateTime: '2026-03-17' }]);
+      assert.equal(enc.location.length, 1);
+      assert.equal(enc.location[0].status, 'active');
+      const ward7 = (await t.fhir.get(enc.location[0].location.reference)).body;
+      assert.equal(ward7.name, 'Ward 7 Care of Older People');
+      assert.equal(ward7.partOf.display, 'Northshire General Hospital', 'the ward is part of the site named in PV1-3.4');
+
+      await send(fixture('a02-transfer'), 'AA');
+      enc = await encounterFor('VN2026000101');
+      assert.deepEqual(enc.location.map((l: any) => [l.location.display, l.status, l.period.start, l.period.end]), [
+        ['Ward 7 Care of Older People, bay B2, bed 04', 'completed', '2026-03-10T14:30:00+00:00', '2026-03-11T09:15:00+00:00'],
+        ['Ward 12 Acute Medical Unit, bay A, bed 11', 'active', '2026-03-11T09:15:00+00:00', undefined],
+      ]);
+      assert.equal(enc.extension[0].valueDateTime, '2026-03-18');
+
+      await send(fixture('a08-update'), 'AA');
+      enc = await encounterFor('VN2026000101');
+      assert.equal(enc.extension[0].valueDateTime, '2026-03-16', 'A08 moved the expected discharge date');
+      assert.equal(enc.location.length, 2, 'A08 on the same ward is not a transfer');
+
+      await send(fixture('a03-discharge'), 'AA');
+      enc = await encounterFor('VN2026000101');
+      assert.equal(enc.status, 'finished');
+      assert.equal(enc.period.end, '2026-03-16T10:30:00+00:00', 'PV1-45');
+      assert.equal(enc.hospitalization.dischargeDisposition.coding[0].code, '54');
+      assert.ok(enc.location.every((l: any) => l.status === 'completed'));
+      assert.equal(enc.location[1].period.end, '2026-03-16T10:30:00+00:00');
+
+      const history = await t.fhir.get(`Encounter/${enc.id}/_history`);
+      assert.equal(history.body.entry.length, 4, 'one version per message');
+    });
+
+    it('A13 cancels the discharge; another A13 for a spell not discharged gets an AE naming why', async () => {
+      await send(fixture('a13-cancel-discharge'), 'AA');
+      const enc = await encounterFor('VN2026000101');
+      assert.equal(enc.status, 'in-progress');
+      assert.equal(enc.period.end, undefined);
+      assert.equal(enc.hospitalization?.dischargeDisposition, undefined);
+      assert.equal(enc.location.at(-1).status, 'active', 'back on the ward they left');
+      const again = await send(variant('a13-cancel-discharge', ['RX9-000105', 'RX9-000106']), 'AE');
+      assert.equal(errCode(again), '204');
+      assert.match(errText(again), /not discharged/);
+      assert.equal((await encounterFor('VN2026000101')).meta.versionId, enc.meta.versionId, 'nothing changed');
+    });
+
+    it('A11 cancels an admission; A11 or A13 for a visit CareBridge has never seen gets an AE', async () => {
+      await send(fixture('a01-admit-second-spell'), 'AA');
+      assert.equal((await encounterFor('VN2026000201')).subject.reference, `Patient/${patients.derek}`);
+      await send(fixture('a11-cancel-admit'), 'AA');
+      assert.equal((await encounterFor('VN2026000201')).status, 'cancelled');
+      for (const [name, from, to] of [['a11-cancel-admit', 'RX9-000202', 'RX9-000900'], ['a13-cancel-discharge', 'RX9-000105', 'RX9-000901']]) {
+        const reply = await send(variant(name, [from, to], [/VN2026000[12]01/, 'VN2026009999']), 'AE');
+        assert.match(errText(reply), /VN2026009999 is not in CareBridge/);
+      }
+      assert.equal(await encounterFor('VN2026009999'), undefined, 'no Encounter made up for a cancellation');
+    });
+
+    it('a repeated control id gets the same ACK without being applied again; a different message reusing it is refused', async () => {
+      const before = await encounterFor('VN2026000101');
+      const first = await send(fixture('a08-update'), 'AA');
+      const second = await send(fixture('a08-update'), 'AA');
+      assert.equal(second, first, 'the very same reply');
+      assert.equal((await encounterFor('VN2026000101')).meta.versionId, before.meta.versionId, 'not applied again');
+      const reused = await send(variant('a08-update', ['||||||20260316', '||||||20260325']), 'AR');
+      assert.equal(errCode(reused), '205');
+      assert.equal((await encounterFor('VN2026000101')).extension[0].valueDateTime, '2026-03-16');
+    });
+
+    it('an unknown patient is held (AA with a warning), later messages for the visit wait behind it, and resolving applies them in order', async () => {
+      const admit = await send(fixture('a01-unknown-patient'), 'AA');
+      assert.equal(segmentOf(admit, 'ERR')?.[4], 'W');
+      assert.match(errText(admit), /held for a person/);
+      const transfer = await send(fixture('a02-unknown-patient-transfer'), 'AA');
+      assert.match(errText(transfer), /held behind message \d+/);
+      assert.equal(await encounterFor('VN2026000301'), undefined, 'nothing filed until a person decides');
+
+      const listed = await runCli(['hl7', 'queue', 'list', '--db', t.database]);
+      assert.equal(listed.code, 0, listed.stderr);
+      const rows = listed.stdout.split('\n').filter((l) => l.includes('VN2026000301'));
+      assert.equal(rows.length, 2, listed.stdout);
+      assert.match(rows[0], /O'HALLORAN, Bridget; born 1941-01-05; F; NX1 4QS/);
+      const seq = rows[0].split('\t')[0];
+
+      const bad = await runCli(['hl7', 'queue', 'resolve', seq, '--patient', 'no-such-patient', '--db', t.database]);
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /^carebridge: Patient\/no-such-patient is not in the record\.\n$/);
+
+      const resolved = await runCli(['hl7', 'queue', 'resolve', seq, '--new', '--by', 'Ward clerk', '--db', t.database]);
+      assert.equal(resolved.code, 0, resolved.stderr);
+      assert.match(resolved.stdout, /applied to Patient\/[\w-]+ \(Encounter\/[\w-]+\)\.\n  then Message \d+ applied/);
+      const enc = await encounterFor('VN2026000301');
+      assert.equal(enc.status, 'in-progress');
+      assert.equal(enc.class.code, 'IMP', 'the transfer (held behind the admission) was applied after it');
+      assert.deepEqual(enc.location.map((l: any) => [l.location.display, l.status]), [['Acute Medical Unit', 'completed'], ['Ward 7 Care of Older People', 'active']]);
+      const patient = (await t.fhir.get(enc.subject.reference)).body;
+      assert.deepEqual([patient.name[0].family, patient.birthDate, patient.gender, patient.address[0].postalCode], ["O'HALLORAN", '1941-01-05', 'female', 'NX1 4QS']);
+      assert.equal((await runCli(['hl7', 'queue', 'list', '--db', t.database])).stdout.trim(), 'No queued HL7 v2 messages.');
+    });
+
+    it('matches on demographics only when all five agree with one person; a partial match or an NHS number with another birth date is held', async () => {
+      const pid = (ids: string, name: string, born: string, sex: string, postcode: string) => `PID|1||${ids}||${name}||${born}|${sex}|||1 Test Street^^Northby^^${postcode}^GBR`;
+      const admit = (control: string, visit: string, pidSegment: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit], [/PID\|[^\r]*/, pidSegment]);
+      await send(admit('RX9-000401', 'VN2026000401', pid('RX9M0040001^^^RX9^MR', 'PEMBERTON^Edith', '19330630', 'F', 'NX5 1EE')), 'AA');
+      assert.equal((await encounterFor('VN2026000401')).subject.reference, `Patient/${patients.edith}`, 'strong demographic match');
+
+      const weak = await send(admit('RX9-000402', 'VN2026000402', pid('RX9M0040001^^^RX9^MR', 'PEMBERTON^Edith', '19330630', 'F', 'NX9 9ZZ')), 'AA');
+      assert.match(errText(weak), /match in part only/);
+      const conflict = await send(admit('RX9-000403', 'VN2026000403', pid('9991000046^^^NHS^NH', 'GREAVES^Harold', '19510101', 'M', 'NX2 8RD')), 'AA');
+      assert.match(errText(conflict), /born 1950-01-01, but the message says born 1951-01-01/);
+      const unknown = await send(admit('RX9-000404', 'VN2026000404', pid('9991000054^^^NHS^NH', 'NEWTON^Alan', '19400101', 'M', 'NX2 8RD')), 'AA');
+      assert.match(errText(unknown), /no Patient has NHS number 9991000054/);
+      for (const visit of ['VN2026000402', 'VN2026000403', 'VN2026000404']) assert.equal(await encounterFor(visit), undefined, `${visit} not filed against anyone`);
+      const queued = await listMessages(t.server.driver, 'queued');
+      assert.deepEqual(queued.map((q) => q.visit).sort(), ['VN2026000402', 'VN2026000403', 'VN2026000404']);
+    });
+
+    it('malformed, unsupported and oversized messages get an AR with the reason (and bad content an AE); the listener keeps serving', async () => {
+      const raw = await MllpTestClient.connect(port);
+      // Each case has a control id of its own, so none is taken for a repeat of another.
+      let n = 500;
+      const good = () => fixture('a01-admit-second-spell').replace('RX9-000201', `RX9-000${n++}`);
+      const cases: [string, string, string, RegExp][] = [
+        ['no MSH', 'PID|1||9991000011^^^NHS^NH', '100', /does not begin with an MSH segment/],
+        ['wrong encoding characters', good().replace('MSH|^~\\&|', 'MSH|^~#&|'), '102', /standard encoding characters/],
+        ['other field separator', good().replace(/\|/g, '#'), '102', /standard encoding characters/],
+        ['truncated after PID', good().split('\r').slice(0, 3).join('\r'), '100', /PV1 segment is missing/],
+        ['cut mid-segment', ((m) => m.slice(0, m.indexOf('PID|') + 12))(good()), '100', /PV1 segment is missing|PID-3/],
+        ['no control id', good().replace(/\|RX9-000\d+\|/, '||'), '101', /MSH-10/],
+        ['unsupported message type', good().replace('ADT^A01^ADT_A01', 'ORU^R01^ORU_R01'), '200', /ORU/],
+        ['unsupported event', good().replace('ADT^A01^ADT_A01', 'ADT^A04^ADT_A01'), '201', /A04/],
+        ['no visit number', good().replace('VN2026000201', ''), '101', /PV1-19/],
+        ['facility that is not an ODS code', good().replace('|NORTHPAS|RX9|', '|NORTHPAS|Some Hospital|'), '204', /not an ODS code/],
+        ['organisation not in the record', good().replace('|NORTHPAS|RX9|', '|NORTHPAS|RXZ99|'), '204', /RXZ99 is not in CareBridge/],
+        ['garbage segment', good().replace('\rPV1|', '\r\u0000\u0001garbage\rPV1|'), '100', /not an HL7 segment/],
+      ];
+      for (const [what, message, code, reason] of cases) {
+        const reply = await raw.send(message);
+        assert.equal(ackCode(reply), 'AR', `${what}: ${reply}`);
+        assert.equal(errCode(reply), code, `${what}: ${reply}`);
+        assert.match(errText(reply), reason, what);
+      }
+      const contentErrors: [string, string, RegExp][] = [
+        ['invalid NHS number', good().replace('9991000038', '9991000039'), /9991000039.*not valid/],
+        ['impossible admission time', good().replace(/\|20260320075500$/, '|20261345075500'), /PV1-44/],
+      ];
+      for (const [what, message, reason] of contentErrors) {
+        const reply = await raw.send(message);
+        assert.equal(ackCode(reply), 'AE', `${what}: ${reply}`);
+        assert.match(errText(reply), reason, what);
+      }
+
+      const huge = good() + '\rNTE|1||' + 'x'.repeat(100 * 1024);
+      const tooBig = await raw.send(huge);
+      assert.equal(ackCode(tooBig), 'AR');
+      assert.equal(ackControlId(tooBig), /RX9-000\d+/.exec(huge)![0], 'the reply still names the message');
+      assert.match(errText(tooBig), /more than the 65536/);
+
+      // Noise between frames, and a frame abandoned for a new one, get no reply; the next message does.
+      raw.write('noise between frames\r\n');
+      raw.write(VT + 'MSH|^~\\&|NORTHPAS|RX9|half a mess');
+      const after = await raw.send(good().replace('VN2026000201', 'VN2026000702'));
+      assert.equal(ackCode(after), 'AA', after);
+      assert.equal(ackControlId(after), `RX9-000${n - 1}`);
+
+      // A connection that closes in the middle of a frame; then a frame whose FS and CR arrive apart.
+      const quitter = await MllpTestClient.connect(port);
+      quitter.write(VT + good().slice(0, 80));
+      await quitter.close();
+      const fresh = await MllpTestClient.connect(port);
+      const split = good().replace('VN2026000201', 'VN2026000703');
+      fresh.write(VT + split + '\x1c');
+      await new Promise((r) => setTimeout(r, 50));
+      fresh.write('\r');
+      assert.equal(ackCode(await fresh.nextReply()), 'AA');
+      await fresh.close();
+      await raw.close();
+
+      const refused = await listMessages(t.server.driver, 'rejected');
+      assert.ok(refused.some((r) => r.reason?.includes('RXZ99 is not in CareBridge')), 'refused messages are kept with their reason');
+      assert.ok(refused.some((r) => /more than the 65536/.test(r.reason ?? '')));
+      const failed = await listMessages(t.server.driver, 'failed');
+      assert.ok(failed.some((r) => /9991000039/.test(r.reason ?? '')));
+    });
+
+    it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
+      const enc = await encounterFor('VN2026000101');
+      const deadline = Date.now() + 10_000;
+      let events: any[] = [];
+      while (Date.now() < deadline) {
+        const res = await t.fhir.get(`AuditEvent?entity=Encounter/${enc.id}&_count=100`);
+        events = (res.body.entry ?? []).map((e: any) => e.resource).filter((e: any) => e.action === 'U' || e.action === 'C');
+        if (events.length >= 5) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(events.length >= 5, `audited writes: ${events.length}`);
+      assert.ok(events.every((e) => JSON.stringify(e.agent).includes('carebridge-hl7v2')), 'by the HL7 v2 feed');
+    });
+  });
+}

@@ -1,0 +1,63 @@
+// HL7 v2 values CareBridge reads itself: date/times (wall-clock UK time without an offset), escape
+// sequences, and the listener's configuration.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { escapeHl7, hl7DateTime, unescapeHl7 } from '../../src/hl7v2/hl7Text.ts';
+import { loadHl7Config } from '../../src/config.ts';
+
+describe('HL7 v2 date/times', () => {
+  it('reads a time without an offset as UK wall-clock time, in winter and in summer', () => {
+    assert.equal(hl7DateTime('20260310143000'), '2026-03-10T14:30:00+00:00');
+    assert.equal(hl7DateTime('20260701100000'), '2026-07-01T10:00:00+01:00');
+    assert.equal(hl7DateTime('202607011000'), '2026-07-01T10:00:00+01:00');
+    // The hour after the clocks go forward (29 March 2026, 01:00 GMT) is summer time.
+    assert.equal(hl7DateTime('20260329023000'), '2026-03-29T02:30:00+01:00');
+    assert.equal(hl7DateTime('20261025120000'), '2026-10-25T12:00:00+00:00');
+  });
+
+  it('keeps an offset that is sent, and a date alone stays a date', () => {
+    assert.equal(hl7DateTime('20260701100000+0100'), '2026-07-01T10:00:00+01:00');
+    assert.equal(hl7DateTime('20260701100000-0000'), '2026-07-01T10:00:00+00:00');
+    assert.equal(hl7DateTime('20260701100000.1234+0000'), '2026-07-01T10:00:00+00:00');
+    assert.equal(hl7DateTime('20260317'), '2026-03-17');
+    assert.equal(hl7DateTime('202603'), '2026-03');
+  });
+
+  it('refuses what is not a real date or time', () => {
+    for (const bad of ['20261345', '20260230', '20260310250000', '20260310146000', '2026-03-10', 'soon', '', '20260310143000+2500']) {
+      assert.equal(hl7DateTime(bad), undefined, bad);
+    }
+  });
+});
+
+describe('HL7 v2 escape sequences', () => {
+  it('reads escaped delimiters and hex back into text', () => {
+    assert.equal(unescapeHl7('O\\S\\Brien \\F\\ \\T\\ \\R\\ \\E\\'), 'O^Brien | & ~ \\');
+    assert.equal(unescapeHl7('caf\\XE9\\'), 'café');
+    assert.equal(unescapeHl7('\\H\\bold\\N\\'), 'bold');
+  });
+
+  it('escapes reply text so it cannot break the reply apart', () => {
+    const text = 'a|b^c&d~e\\f\rg';
+    const escaped = escapeHl7(text);
+    assert.doesNotMatch(escaped, /[|^&~\r]/);
+    assert.equal(unescapeHl7(escaped), 'a|b^c&d~e\\f g');
+  });
+});
+
+describe('HL7 v2 listener configuration', () => {
+  it('is off unless CAREBRIDGE_HL7_PORT is set', () => {
+    assert.equal(loadHl7Config({}), undefined);
+    assert.deepEqual(loadHl7Config({ CAREBRIDGE_HL7_PORT: '2575', CAREBRIDGE_HL7_FACILITIES: 'Northshire General=rx9, NORTHPAS=RX9' }), {
+      port: 2575,
+      facilities: { 'Northshire General': 'RX9', NORTHPAS: 'RX9' },
+      maxMessageBytes: 1024 * 1024,
+    });
+  });
+
+  it('says plainly what is wrong with a setting', () => {
+    assert.throws(() => loadHl7Config({ CAREBRIDGE_HL7_PORT: '70000' }), /CAREBRIDGE_HL7_PORT must be a whole number from 0 to 65535, not '70000'/);
+    assert.throws(() => loadHl7Config({ CAREBRIDGE_HL7_PORT: '2575', CAREBRIDGE_HL7_FACILITIES: 'CITYGEN' }), /FACILITY=ODS pairs .* not 'CITYGEN'/);
+    assert.throws(() => loadHl7Config({ CAREBRIDGE_HL7_PORT: '2575', CAREBRIDGE_HL7_MAX_MESSAGE_KB: '0' }), /CAREBRIDGE_HL7_MAX_MESSAGE_KB must be/);
+  });
+});
