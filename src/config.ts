@@ -18,6 +18,8 @@ export interface ServerConfig {
   audit: boolean;
   /** People signing in: lockout, session lifetimes, and an OpenID Connect provider when one is configured. */
   people: PeopleConfig;
+  /** The red bag: hours before an unacknowledged pack's reminder falls due (CAREBRIDGE_RED_BAG_ACK_HOURS). */
+  redBag: { acknowledgeWithinHours: number };
   /** Digital discharge: default response deadlines, worker interval, ADW workflow ids. */
   discharge: DischargeConfig;
   /** MESH: the built-in mailbox, inbound processing and, when configured, a client for an external MESH. */
@@ -126,6 +128,7 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     messaging,
     ...(hl7 ? { hl7 } : {}),
     discharge: loadDischargeConfig(env),
+    redBag: { acknowledgeWithinHours: wholeNumber(env, 'CAREBRIDGE_RED_BAG_ACK_HOURS', 4, 1, 168) },
   };
 }
 

@@ -61,7 +61,7 @@ function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
  */
 export async function accessFor(db: SqlExecutor, actor: Actor): Promise<AccessControl> {
   const scoped = scopeAccess(parseScopes(actor.scope), actor.scope);
-  if (actor.kind === 'system') return scoped;
+  if (actor.kind === 'system') return { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' } };
   const { role } = actor;
   const everyPatient = role === 'privacy-officer' || role === 'admin';
   return {
@@ -73,6 +73,7 @@ export async function accessFor(db: SqlExecutor, actor: Actor): Promise<AccessCo
       }
     },
     mayRead: (resourceType) => scoped.mayRead(resourceType) && roleAllows(role, resourceType, 'read'),
+    caller: { display: actor.name, reference: actor.fhirUser, organisation: actor.organisation, role },
     ...(everyPatient ? {} : { patients: patientScopeFor(actor, await grantedPatients(db, actor)) }),
   };
 }

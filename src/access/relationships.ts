@@ -10,6 +10,12 @@ export const OPT_IN = 'http://terminology.hl7.org/CodeSystem/v3-ActCode|OPTIN';
 
 /** Encounter statuses during which the hospital is caring for the person. */
 const ACTIVE_ENCOUNTER = 'planned,arrived,triaged,in-progress,onleave';
+/**
+ * A red bag (src/redbag) is a Task with this code; these statuses are the time from its sending until the
+ * care home closes it (sent, received, in hospital, summary attached, returned).
+ */
+export const RED_BAG_TASK_CODE = 'https://carebridge.example/CodeSystem/red-bag-task|red-bag';
+const RED_BAG_OPEN = 'requested,accepted,in-progress';
 /** ServiceRequest statuses of a referral still open. */
 const OPEN_REFERRAL = 'draft,active,on-hold';
 
@@ -25,6 +31,14 @@ function residence(ods: string): RelationshipSearch {
 /** An Encounter at the user's hospital that has not finished. */
 function admission(ods: string): RelationshipSearch {
   return { resourceType: 'Encounter', query: [['status', ACTIVE_ENCOUNTER], ['service-provider.identifier', atOrganisation(ods)]], patientParam: 'subject' };
+}
+
+/**
+ * A red bag sent to the user's hospital and not yet closed: the ward sees the resident from the moment the
+ * care home sends it, before any admission is on the record.
+ */
+function redBagReceived(ods: string): RelationshipSearch {
+  return { resourceType: 'Task', query: [['code', RED_BAG_TASK_CODE], ['status', RED_BAG_OPEN], ['owner:Organization.identifier', atOrganisation(ods)]], patientParam: 'patient' };
 }
 
 /** An open referral to the user's council (or to another organisation the user acts for). */
@@ -54,8 +68,8 @@ const DISSENT: RelationshipSearch = { resourceType: 'Consent', query: [['status'
 const RELATIONSHIPS: Record<Role, (ods: string) => RelationshipSearch[]> = {
   'care-home-staff': (ods) => [residence(ods)],
   'care-home-manager': (ods) => [residence(ods)],
-  'ward-nurse': (ods) => [admission(ods)],
-  'discharge-coordinator': (ods) => [admission(ods)],
+  'ward-nurse': (ods) => [admission(ods), redBagReceived(ods)],
+  'discharge-coordinator': (ods) => [admission(ods), redBagReceived(ods)],
   'social-worker': (ods) => [referral(ods), councilEpisode(ods)],
   broker: (ods) => [referral(ods), councilEpisode(ods)],
   gp: (ods) => [registration(ods)],

@@ -23,6 +23,8 @@ import { NotAllowedHere, NotInRecord, PageNotFound } from './pageErrors.ts';
 import { homePath } from './roles.ts';
 import { breakGlassPrompt, NoCareRelationship } from './breakGlass.ts';
 import { privacyOfficerRoutes } from './privacyOfficer.ts';
+import { redBagRoutes, RedBagNotAllowed } from './redBag/routes.ts';
+import type { RedBagSettings } from '../redbag/index.ts';
 import { errorView } from './page.ts';
 import type { PortalAccess } from './portalAccess.ts';
 
@@ -35,6 +37,8 @@ export interface PortalOptions {
   signInsPerMinute?: number;
   /** Where the OpenID Connect provider sends people back, when configured with one. */
   oidcRedirectUri?: string;
+  /** The red bag's reminder timing (CAREBRIDGE_RED_BAG_ACK_HOURS). */
+  redBag?: RedBagSettings;
 }
 
 /** Forms are small: a NEWS2 form is well under 1 KB. */
@@ -97,6 +101,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     adminRoutes(pages, { send, administration: options.access.administration });
     liveRoutes(pages, { driver: options.driver, connection });
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
+    redBagRoutes(pages, { send, connection, settings: options.redBag });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
   });
 }
@@ -108,7 +113,7 @@ function errorPage(err: FastifyError | Error, req: FastifyRequest, reply: Fastif
     return send(req, reply, 'pages/break-glass.njk', { ...breakGlassPrompt(err.patientId, `${err.recordPath}/break-glass`, err.back), ...errorView([]) }, 403);
   }
   if (err instanceof CsrfRefused) return page(403, 'This form was not accepted', 'The form had expired or did not come from this service. Go back, reload the page and try again.');
-  if (err instanceof NotAllowedHere) return page(403, 'You cannot use this page', err.message);
+  if (err instanceof NotAllowedHere || err instanceof RedBagNotAllowed) return page(403, 'You cannot use this page', err.message);
   if (err instanceof NotInRecord || err instanceof PageNotFound) return page(404, 'Not found', err.message);
   if (err instanceof FhirError && err.status === 403) return page(403, 'You do not have access', 'The shared record did not allow you to see this. If you need it for someone’s care, ask your administrator.');
   const status = (err as FastifyError).statusCode;

@@ -1,7 +1,7 @@
 // The portal's way into the record: FHIR interactions run in-process through the record's own REST
 // handler, with the signed-in person's AccessControl, so every check and audit entry the FHIR API makes
 // is made here too. The portal never reads record tables itself.
-import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver } from '../record/index.ts';
+import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirRequest, type FhirResponse, type SqlDriver } from '../record/index.ts';
 import type { Actor } from '../access/index.ts';
 import type { PortalAccess } from './portalAccess.ts';
 
@@ -27,6 +27,8 @@ export interface RecordClient {
   read(type: string, id: string): Promise<Resource | undefined>;
   /** Runs a transaction Bundle: everything in it is written, or nothing. */
   transaction(entries: unknown[]): Promise<Resource>;
+  /** Any FHIR interaction as this person (for workflows that take the record's own requests). */
+  fhir(request: FhirRequest): Promise<FhirResponse>;
 }
 
 export interface RecordConnection {
@@ -38,15 +40,13 @@ export interface RecordConnection {
 
 export function recordFor(connection: RecordConnection, actor: Actor, address: string): RecordClient {
   let control: Promise<AccessControl> | undefined;
-  const call = async (method: string, path: string, query: [string, string][], body?: unknown): Promise<FhirResponse> => {
+  const call = (method: string, path: string, query: [string, string][], body?: unknown) => request({ method, path, query, body, contentType: body === undefined ? undefined : 'application/fhir+json' });
+  const request = async (req: FhirRequest): Promise<FhirResponse> => {
     const access = await (control ??= connection.access.controlFor(actor, address));
     const events: AccessEvent[] = [];
-    const outcome = { status: 500, method, path, query: new URLSearchParams(query).toString() };
+    const outcome = { status: 500, method: req.method, path: req.path, query: new URLSearchParams(req.query).toString() };
     try {
-      const response = await handleFhirRequest(
-        { base: connection.base, driver: connection.driver, access, onAccess: (e) => events.push(e) },
-        { method, path, query, body, contentType: body === undefined ? undefined : 'application/fhir+json' },
-      );
+      const response = await handleFhirRequest({ base: connection.base, driver: connection.driver, access, onAccess: (e) => events.push(e) }, req);
       outcome.status = response.status;
       return response;
     } catch (err) {
@@ -78,6 +78,7 @@ export function recordFor(connection: RecordConnection, actor: Actor, address: s
     async transaction(entries) {
       return json(await call('POST', '', [], { resourceType: 'Bundle', type: 'transaction', entry: entries }));
     },
+    fhir: request,
   };
 }
 

@@ -20,6 +20,20 @@ export interface AccessControl {
    * grantor can keep the audit trail. Must not throw or block the answer.
    */
   accessed?(events: AccessEvent[], outcome: { status: number; method: string; path: string; query: string }): void;
+  /** Who is calling, for workflows that record who did each step (absent for internal callers). */
+  caller?: RecordCaller;
+}
+
+/** The caller as a workflow names them in what it writes (a Task note's author, an attester). */
+export interface RecordCaller {
+  /** The person's name, or the system client's. */
+  display: string;
+  /** Practitioner/…, RelatedPerson/… or Patient/… when the person is in the record. */
+  reference?: string;
+  /** ODS code of the organisation they act for. */
+  organisation?: string;
+  /** Their role (care-home-staff, ward-nurse, …), or 'system' for a system client. */
+  role: string;
 }
 
 /**

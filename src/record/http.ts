@@ -5,6 +5,7 @@ import { handleFhirRequest, type FhirResponse } from './rest.ts';
 import { FhirError, badRequest, notAcceptable, toFhirError, tooLarge, unsupportedMediaType } from './outcome.ts';
 import type { SqlDriver } from './storage/driver.ts';
 import { UNRESTRICTED, type AccessControl, type AccessEvent } from './accessControl.ts';
+import type { FhirOperations } from './operations.ts';
 import type { ResourceTypeServices } from './typeService.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -19,6 +20,8 @@ export interface FhirApiOptions {
   authenticate?: (req: FastifyRequest) => Promise<AccessControl>;
   /** Public base URL of the FHIR API; derived from the Host header when absent. */
   baseUrl?: string;
+  /** Operations other capabilities add ([type]/[id]/$[name]). */
+  operations?: FhirOperations;
   /** Resource types other capabilities keep and serve (read and search only). */
   services?: ResourceTypeServices;
 }
@@ -62,7 +65,7 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
     const outcome = { status: 500, method: req.method, path, query: q >= 0 ? url.slice(q + 1) : '' };
     try {
       const response = await handleFhirRequest(
-        { base, driver: options.driver, access, onAccess: (e) => events.push(e), services: options.services },
+        { base, driver: options.driver, access, onAccess: (e) => events.push(e), services: options.services, operations: options.operations },
         { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), ifNoneMatch: header('if-none-match'), prefer: header('prefer') },
       );
       outcome.status = response.status;

@@ -12,6 +12,7 @@ import { capabilityStatement } from './capability.ts';
 import { everything } from './everything.ts';
 import type { AccessControl, AccessEvent, RecordInteraction } from './accessControl.ts';
 import { processBundle } from './transaction.ts';
+import { findOperation, type FhirOperations } from './operations.ts';
 import type { ResourceTypeService, ResourceTypeServices } from './typeService.ts';
 
 export interface FhirRequest {
@@ -44,6 +45,8 @@ export interface RestContext {
   tx?: SqlExecutor;
   /** Receives what each interaction touched, for the audit trail. */
   onAccess?: (event: AccessEvent) => void;
+  /** Operations other capabilities registered (instance level: [type]/[id]/$[name]). */
+  operations?: FhirOperations;
   /** Types kept and served by other capabilities (read and search only); never stored in the record. */
   services?: ResourceTypeServices;
 }
@@ -70,6 +73,7 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
   }
   const type = parts[0];
   if (!definitions().resourceTypes.has(type)) throw notFound(`'${type}' is not a FHIR R4 resource type this server knows.`);
+  if (parts.length === 3 && findOperation(ctx.operations, type, parts[2])) return operation(ctx, req, parts);
   const service = serviceFor(ctx, type);
   if (service) return served(ctx, service, method, req, parts);
   if (parts.length === 3 && parts[0] === 'Patient' && method === 'GET' && serviceFor(ctx, parts[2])) {
@@ -79,6 +83,19 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
   const handler = route(method, parts);
   if (!handler) throw methodNotAllowed(`${method} ${req.path} is not a supported FHIR interaction.`);
   return handler(ctx, req, parts);
+}
+
+/** A registered operation, given the caller's own way into the record (inside no transaction of theirs). */
+async function operation(ctx: RestContext, req: FhirRequest, [type, id, name]: string[]): Promise<FhirResponse> {
+  const op = findOperation(ctx.operations, type, name)!;
+  const method = req.method.toUpperCase();
+  if (!op.methods.includes(method as 'GET' | 'POST')) throw methodNotAllowed(`${name} answers ${op.methods.join(' and ')}, not ${method}.`);
+  if (ctx.tx) throw methodNotAllowed(`${name} cannot run inside a transaction or batch; call it on its own.`);
+  const inner: RestContext = { ...ctx, operations: undefined };
+  return op.invoke({
+    base: ctx.base, access: ctx.access, resourceType: type, id, method: method as 'GET' | 'POST', query: req.query, body: req.body, ifMatch: req.ifMatch,
+    fhir: (request) => handleFhirRequest(inner, request),
+  });
 }
 
 export function serviceFor(ctx: RestContext, type: string): ResourceTypeService | undefined {
