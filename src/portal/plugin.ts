@@ -7,7 +7,7 @@ import rateLimit from '@fastify/rate-limit';
 import compress from '@fastify/compress';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import { FhirError, type SqlDriver } from '../record/index.ts';
+import { FhirError, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import { derivedKey, portalSecret } from './keys.ts';
 import { portalAssets } from './assets.ts';
 import { portalViews } from './views.ts';
@@ -22,6 +22,7 @@ import { liveRoutes } from './live/routes.ts';
 import { NotAllowedHere, NotInRecord, PageNotFound } from './pageErrors.ts';
 import { homePath } from './roles.ts';
 import { breakGlassPrompt, NoCareRelationship } from './breakGlass.ts';
+import { auditSearchRoutes } from './auditSearch.ts';
 import { privacyOfficerRoutes } from './privacyOfficer.ts';
 import { redBagRoutes, RedBagNotAllowed } from './redBag/routes.ts';
 import type { RedBagSettings } from '../redbag/index.ts';
@@ -37,6 +38,8 @@ export interface PortalOptions {
   signInsPerMinute?: number;
   /** Where the OpenID Connect provider sends people back, when configured with one. */
   oidcRedirectUri?: string;
+  /** Types other capabilities serve through the record (the audit trail's AuditEvents, for privacy officers). */
+  services?: ResourceTypeServices;
   /** The red bag's reminder timing (CAREBRIDGE_RED_BAG_ACK_HOURS). */
   redBag?: RedBagSettings;
 }
@@ -81,6 +84,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     const connection = (req: FastifyRequest) => ({
       driver: options.driver,
       access: options.access,
+      services: options.services,
       base: options.baseUrl ?? `${req.protocol}://${req.headers.host ?? 'localhost'}/fhir`,
     });
 
@@ -101,6 +105,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     adminRoutes(pages, { send, administration: options.access.administration });
     liveRoutes(pages, { driver: options.driver, connection });
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
+    auditSearchRoutes(pages, { send, connection });
     redBagRoutes(pages, { send, connection, settings: options.redBag });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
   });

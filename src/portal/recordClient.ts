@@ -1,7 +1,7 @@
 // The portal's way into the record: FHIR interactions run in-process through the record's own REST
 // handler, with the signed-in person's AccessControl, so every check and audit entry the FHIR API makes
 // is made here too. The portal never reads record tables itself.
-import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirRequest, type FhirResponse, type SqlDriver } from '../record/index.ts';
+import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirRequest, type FhirResponse, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import type { Actor } from '../access/index.ts';
 import type { PortalAccess } from './portalAccess.ts';
 
@@ -36,6 +36,8 @@ export interface RecordConnection {
   /** The FHIR base URL the record writes into Bundle fullUrls. */
   base: string;
   access: PortalAccess;
+  /** Types other capabilities serve through the record (the audit trail's AuditEvents). */
+  services?: ResourceTypeServices;
 }
 
 export function recordFor(connection: RecordConnection, actor: Actor, address: string): RecordClient {
@@ -46,7 +48,7 @@ export function recordFor(connection: RecordConnection, actor: Actor, address: s
     const events: AccessEvent[] = [];
     const outcome = { status: 500, method: req.method, path: req.path, query: new URLSearchParams(req.query).toString() };
     try {
-      const response = await handleFhirRequest({ base: connection.base, driver: connection.driver, access, onAccess: (e) => events.push(e) }, req);
+      const response = await handleFhirRequest({ base: connection.base, driver: connection.driver, access, services: connection.services, onAccess: (e) => events.push(e) }, req);
       outcome.status = response.status;
       return response;
     } catch (err) {

@@ -175,6 +175,17 @@ describe('portal pages in a browser', () => {
       assert.match(await po.locator('tbody tr', { hasText: outsider }).innerText(), /Appropriate: Checked with the day centre manager\s+Pat Privacy/);
       await assertAccessible(po, 'privacy officer page after a review');
       await screenshot(po, 'privacy-officer-reviewed');
+      // The audit shows the break-glass, under its purpose, for that person.
+      await po.getByRole('link', { name: 'Search the audit trail' }).click();
+      await po.getByLabel('Person’s record id').fill(outsider);
+      await po.getByRole('button', { name: 'Search the audit' }).click();
+      for (let i = 0; i < 30 && !(await po.locator('main').innerText()).includes('Break-glass'); i++) {
+        await new Promise((r) => setTimeout(r, 200)); // the audit is written in batches
+        await po.reload();
+      }
+      assert.match(await po.locator('tbody').innerText(), /Break-glass/);
+      await assertAccessible(po, 'audit search results');
+      await screenshot(po, 'privacy-officer-audit');
     } finally {
       await officer.close();
     }

@@ -80,6 +80,7 @@ export async function startPortalServer(engine: Engine): Promise<PortalTestServe
   const app = Fastify();
   await app.register(portal, {
     driver,
+    services: access.services,
     access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) },
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
