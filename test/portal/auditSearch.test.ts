@@ -37,7 +37,7 @@ describe('audit search in the portal', () => {
     assert.match(text, new RegExp(`${CARE_HOME_CARER.name}.*Care home`), 'the carer who opened the record, with their role');
     assert.match(text, /VM101/);
     assert.match(text, /TREAT/);
-    assert.match(text, /Read Patient/, 'what they did, in words');
+    assert.match(text, /Searched Observation/, 'what they did, in words');
     const other = textOf((await get(t, '/privacy-officer/audit?person=demo-pat-vm103-07', officer)).html);
     assert.doesNotMatch(other, new RegExp(CARE_HOME_CARER.name), 'nobody from that home looked at a resident of another');
   });
