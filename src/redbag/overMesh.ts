@@ -33,6 +33,8 @@ export interface RedBagMeshOptions {
 }
 
 const HOUR = 3600_000;
+/** A copy of a message left 'processing' this long was abandoned (a crash) and may be taken over. */
+const CLAIM_LEASE_MS = 5 * 60_000;
 
 export async function connectRedBagToMesh(options: RedBagMeshOptions): Promise<RedBagCourier> {
   const { driver, messaging, workflowId } = options;
@@ -120,13 +122,19 @@ async function takeIn(options: RedBagMeshOptions, msg: InboundMessage): Promise<
   if (receiver && receiver.toUpperCase() !== m.destinationOds) throw new RedBagMessageRejected(`Red bag message ${m.headerId} was sent to mailbox ${msg.to}, which belongs to ${receiver}, not to its destination ${m.destinationOds}.`);
 
   const { driver } = options;
+  const now = (options.now ?? Date.now)();
   const claimed = await driver.transaction((tx) => tx.run(
-    "INSERT INTO redbag_messages (header_id, event_code, pack_identifier, status, mesh_message_id, from_mailbox, at_ms) VALUES (?, ?, ?, 'processing', ?, ?, ?) ON CONFLICT (header_id) DO NOTHING",
-    [m.headerId, m.event, m.packIdentifier, msg.messageId, msg.from, msg.receivedAt],
+    "INSERT INTO redbag_messages (header_id, event_code, pack_identifier, status, claimed_ms, mesh_message_id, from_mailbox, at_ms) VALUES (?, ?, ?, 'processing', ?, ?, ?, ?) ON CONFLICT (header_id) DO NOTHING",
+    [m.headerId, m.event, m.packIdentifier, now, msg.messageId, msg.from, msg.receivedAt],
   ));
   if (!claimed) {
-    const row = await driver.transaction((tx) => tx.get<{ status: string }>('SELECT status FROM redbag_messages WHERE header_id = ?', [m.headerId]));
-    if (row?.status === 'done') return; // the same message again (a resend, or MESH delivering twice)
+    // Another copy: done already, being applied now (try again later), or abandoned by a crash (take it over).
+    const takenOver = await driver.transaction((tx) => tx.run("UPDATE redbag_messages SET claimed_ms = ? WHERE header_id = ? AND status = 'processing' AND claimed_ms < ?", [now, m.headerId, now - CLAIM_LEASE_MS]));
+    if (!takenOver) {
+      const row = await driver.transaction((tx) => tx.get<{ status: string }>('SELECT status FROM redbag_messages WHERE header_id = ?', [m.headerId]));
+      if (row?.status === 'done') return; // the same message again (a resend, or MESH delivering twice)
+      throw new Error(`Red bag message ${m.headerId} is being applied by another copy; this one is retried.`);
+    }
   }
   try {
     if (m.event === PACK_SENT_EVENT.code) await takeInPack(options, m);

@@ -13,6 +13,7 @@ CREATE TABLE redbag_messages (
   event_code TEXT NOT NULL,
   pack_identifier TEXT,
   status TEXT NOT NULL,
+  claimed_ms BIGINT NOT NULL,
   mesh_message_id TEXT NOT NULL,
   from_mailbox TEXT NOT NULL,
   at_ms BIGINT NOT NULL

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { addMailbox, inboxState, listDeadLetters } from '../../src/messaging/index.ts';
 import { generateSyntheticNhsNumber } from '../../src/record/index.ts';
 import { PACK_SENT_EVENT, STEP_EVENT, redBagMessage } from '../../src/redbag/index.ts';
+import { loadServerConfig } from '../../src/config.ts';
 import { ENGINES, fhirClient, startTestServer, type FhirClient, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { addPerson, personToken } from '../support/people.ts';
@@ -23,6 +24,12 @@ const RED_BAG_ID = 'https://carebridge.example/red-bag';
 const step = (name: string, extra: object[] = []) => ({ resourceType: 'Parameters', parameter: [{ name: 'step', valueCode: name }, ...extra] });
 const stepCode = (task: any) => task.businessStatus?.coding?.[0]?.code;
 
+it('takes the red bag workflow id from CAREBRIDGE_RED_BAG_WORKFLOW_ID, and refuses one MESH would not accept', () => {
+  assert.equal(loadServerConfig({ port: 0 }, {}).redBag.workflowId, 'CAREBRIDGE_RED_BAG');
+  assert.equal(loadServerConfig({ port: 0 }, { CAREBRIDGE_RED_BAG_WORKFLOW_ID: 'RED_BAG_V1' }).redBag.workflowId, 'RED_BAG_V1');
+  assert.throws(() => loadServerConfig({ port: 0 }, { CAREBRIDGE_RED_BAG_WORKFLOW_ID: 'red bag, please' }), /CAREBRIDGE_RED_BAG_WORKFLOW_ID must be one MESH workflow id .* not 'red bag, please'/);
+});
+
 for (const engine of ENGINES) {
   describe(`the red bag between two deployments over MESH (${engine})`, () => {
     let home: RedBagServer;
@@ -31,12 +38,12 @@ for (const engine of ENGINES) {
     let resident: any;
 
     before(async () => {
-      home = await startRedBagServer(engine, undefined, { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY });
+      home = await startRedBagServer(engine, undefined, { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY, CAREBRIDGE_MESSAGING_RETRY_MS: '200' });
       await addMailbox(home.t.server.driver, { mailboxId: HOME_BOX, ods: 'VM101', password: 'home-mesh-password' }, MESH_KEY);
       await addMailbox(home.t.server.driver, { mailboxId: WARD_BOX.id, ods: 'RX9', password: WARD_BOX.password, polled: true }, MESH_KEY);
       hospital = await startTestServer(engine, {
         CAREBRIDGE_MESH_URL: home.t.url, CAREBRIDGE_MESH_MAILBOX: WARD_BOX.id, CAREBRIDGE_MESH_PASSWORD: WARD_BOX.password,
-        CAREBRIDGE_MESH_CLIENT_SHARED_KEY: MESH_KEY, CAREBRIDGE_MESH_WORKFLOW_IDS: WORKFLOW, CAREBRIDGE_MESH_POLL_MS: '100',
+        CAREBRIDGE_MESH_CLIENT_SHARED_KEY: MESH_KEY, CAREBRIDGE_MESH_WORKFLOW_IDS: WORKFLOW, CAREBRIDGE_MESH_POLL_MS: '100', CAREBRIDGE_MESSAGING_RETRY_MS: '200',
       });
       await addMailbox(hospital.server.driver, { mailboxId: WARD_BOX.id, ods: 'RX9' }, undefined);
       await addMailbox(hospital.server.driver, { mailboxId: HOME_BOX, ods: 'VM101' }, undefined);
@@ -121,17 +128,11 @@ for (const engine of ENGINES) {
 
       // The pack itself sent twice: one Task at the hospital.
       const packMessage = redBagMessage(PACK_SENT_EVENT, { ods: 'VM101' }, { ods: 'RX9' }, { ...(await home.as.carer.get(`Task/${sent.body.id}/$red-bag-pack`)).body, identifier: { system: RED_BAG_ID, value: 'resent-pack-1' } });
-      for (let i = 0; i < 2; i++) await home.t.server.messaging.send({ from: HOME_BOX, to: WARD_BOX.id, workflowId: WORKFLOW, body: Buffer.from(JSON.stringify(packMessage)) });
-      await hospitalTask('resent-pack-1');
-      await waitFor('both copies taken in', async () => (await meshWaiting()) === 0);
-      await new Promise((r) => setTimeout(r, 300));
+      const copies: string[] = [];
+      for (let i = 0; i < 2; i++) copies.push((await home.t.server.messaging.send({ from: HOME_BOX, to: WARD_BOX.id, workflowId: WORKFLOW, body: Buffer.from(JSON.stringify(packMessage)) })).messageId);
+      for (const id of copies) await waitFor(`copy ${id} done at the hospital`, async () => (await inboxState(hospital.server.driver, id))?.status === 'done');
       assert.equal((await hospital.fhir.get(`Task?identifier=${encodeURIComponent(`${RED_BAG_ID}|resent-pack-1`)}`)).body.entry.length, 1);
     });
-
-    async function meshWaiting(): Promise<number> {
-      const rows = await home.t.server.driver.transaction((tx) => tx.all<{ n: number }>("SELECT COUNT(*) AS n FROM mesh_messages WHERE recipient = ? AND acknowledged_ms IS NULL", [WARD_BOX.id]));
-      return Number(rows[0].n);
-    }
 
     it('dead-letters a pack for an NHS number no Patient at the hospital has, and files nothing', async () => {
       const pack = (await home.t.fhir.post(`Patient/${home.resident}/$red-bag`, params(COMPLETE))).body;
@@ -143,6 +144,14 @@ for (const engine of ENGINES) {
       const dead = await waitFor('the dead letter', async () => (await listDeadLetters(hospital.server.driver)).find((d) => d.messageId === messageId));
       assert.match(dead.reason, new RegExp(`no Patient here has NHS number ${stranger}`));
       assert.equal((await hospital.fhir.get(`Task?identifier=${encodeURIComponent(`${RED_BAG_ID}|unknown-person-1`)}`)).body.entry?.length ?? 0, 0);
+
+      // The right NHS number but another birth date: not filed either, until someone checks who this is.
+      for (const e of pack.entry) if (e.resource.resourceType === 'Patient') e.resource = { ...e.resource, identifier: resident.identifier, birthDate: '1901-01-01' };
+      pack.identifier.value = 'other-birth-date-1';
+      const second = await home.t.server.messaging.send({ from: HOME_BOX, to: WARD_BOX.id, workflowId: WORKFLOW, body: Buffer.from(JSON.stringify(redBagMessage(PACK_SENT_EVENT, { ods: 'VM101' }, { ods: 'RX9' }, pack))) });
+      const mismatch = await waitFor('the second dead letter', async () => (await listDeadLetters(hospital.server.driver)).find((d) => d.messageId === second.messageId));
+      assert.match(mismatch.reason, /was born on .* the pack says 1901-01-01/);
+      assert.equal((await hospital.fhir.get(`Task?identifier=${encodeURIComponent(`${RED_BAG_ID}|other-birth-date-1`)}`)).body.entry?.length ?? 0, 0);
     });
   });
 }
