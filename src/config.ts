@@ -18,8 +18,11 @@ export interface ServerConfig {
   audit: boolean;
   /** People signing in: lockout, session lifetimes, and an OpenID Connect provider when one is configured. */
   people: PeopleConfig;
-  /** The red bag: hours before an unacknowledged pack's reminder falls due (CAREBRIDGE_RED_BAG_ACK_HOURS). */
-  redBag: { acknowledgeWithinHours: number };
+  /**
+   * The red bag: hours before an unacknowledged pack's reminder falls due (CAREBRIDGE_RED_BAG_ACK_HOURS), and
+   * the MESH workflow id its messages to and from other deployments travel under (CAREBRIDGE_RED_BAG_WORKFLOW_ID).
+   */
+  redBag: { acknowledgeWithinHours: number; workflowId: string };
   /** Digital discharge: default response deadlines, worker interval, ADW workflow ids. */
   discharge: DischargeConfig;
   /** MESH: the built-in mailbox, inbound processing and, when configured, a client for an external MESH. */
@@ -128,8 +131,14 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     messaging,
     ...(hl7 ? { hl7 } : {}),
     discharge: loadDischargeConfig(env),
-    redBag: { acknowledgeWithinHours: wholeNumber(env, 'CAREBRIDGE_RED_BAG_ACK_HOURS', 4, 1, 168) },
+    redBag: { acknowledgeWithinHours: wholeNumber(env, 'CAREBRIDGE_RED_BAG_ACK_HOURS', 4, 1, 168), workflowId: redBagWorkflowId(env) },
   };
+}
+
+function redBagWorkflowId(env: NodeJS.ProcessEnv): string {
+  const id = (env.CAREBRIDGE_RED_BAG_WORKFLOW_ID ?? 'CAREBRIDGE_RED_BAG').trim();
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new Error(`CAREBRIDGE_RED_BAG_WORKFLOW_ID must be one MESH workflow id (letters, digits, _ . -), not '${env.CAREBRIDGE_RED_BAG_WORKFLOW_ID}'.`);
+  return id;
 }
 
 const DEADLINE_TEXT = /^\s*\d{1,3}\s*(working-days|working-hours)\s*$/;

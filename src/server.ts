@@ -1,13 +1,13 @@
 // The app, assembled from one plugin per capability.
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { fhirApi, openRecordStore, type SqlDriver } from './record/index.ts';
+import { fhirApi, openRecordStore, UNRESTRICTED, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import { addClient, addOrganisation, addUser, disableUser, enableUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess } from './access/index.ts';
 import { portal, type PortalAdministration } from './portal/index.ts';
 import { parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
 import { PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
 import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
-import { redBagOperations } from './redbag/index.ts';
+import { connectRedBagToMesh, redBagOperations, RED_BAG_CLIENT_ID } from './redbag/index.ts';
 
 function outcomeText(diagnostics: string): string {
   return JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics }] });
@@ -74,11 +74,18 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   const messaging = await setUpMessaging(driver, { config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err) });
   await app.register(messaging.routes);
   app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers
-  const operations = redBagOperations(config.redBag);
+  // The red bag carries packs and steps over MESH to organisations served elsewhere (registered before messaging starts).
+  const base = config.baseUrl ?? `http://${config.host}:${config.port}/fhir`;
+  const courier = await connectRedBagToMesh({
+    driver, messaging, PermanentFailure, base, workflowId: config.redBag.workflowId, ownMailbox: config.messaging.client?.mailbox, settings: config.redBag,
+    access: access ? await access.controlFor({ kind: 'system', clientId: RED_BAG_CLIENT_ID, name: 'CareBridge red bag over MESH', purpose: 'TREAT', scope: 'system/*.cruds' }) : UNRESTRICTED,
+  });
+  const redBag = { ...config.redBag, courier };
+  const operations = redBagOperations(redBag);
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag: config.redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) } });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) } });
   }
   const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   // Discharge registers its ADW handlers with messaging here, before the server is ready and messaging starts.

@@ -56,3 +56,10 @@ export const BASELINE_DOMAINS = {
   skin: 'Skin',
 } as const;
 export type BaselineDomain = keyof typeof BASELINE_DOMAINS;
+
+/** MessageHeader.eventCoding of red bag messages between deployments (over MESH). */
+export const RED_BAG_EVENT = 'https://carebridge.example/CodeSystem/red-bag-event';
+export const PACK_SENT_EVENT = { system: RED_BAG_EVENT, code: 'red-bag-sent', display: 'Red bag sent to hospital' } as const;
+export const STEP_EVENT = { system: RED_BAG_EVENT, code: 'red-bag-step', display: 'Red bag moved on a step' } as const;
+/** MessageHeader source and destination endpoints name organisations by ODS code. */
+export const ODS_ENDPOINT = 'urn:nhs-uk:addressing:ods:';

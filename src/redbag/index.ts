@@ -5,7 +5,12 @@ export { prepareTransferPack, sendTransferPack, advanceTransfer, packOf, stepOf,
 export { detailsFromParameters, detailsToParameters, BELONGING_CHOICES, type TransferDetails } from './details.ts';
 export { sectionsOfPack, type PackRow } from './pack.ts';
 export { transferPackPdf, type PrintStatus } from './print.ts';
-export { setTransferPackDeliverer, type TransferPackDeliverer, type DeliveryTarget } from './delivery.ts';
+export { setTransferPackDeliverer, type TransferPackDeliverer, type DeliveryTarget, type RedBagCourier } from './delivery.ts';
+export { connectRedBagToMesh, type RedBagMeshOptions } from './overMesh.ts';
+export { readRedBagMessage, redBagMessage, RedBagMessageRejected, type ReadMessage } from './messages.ts';
 export type { SafetyFinding } from './checks.ts';
 export type { RecordCall, Resource } from './recordCalls.ts';
-export { RED_BAG_STEPS, RED_BAG_TASK_CODE, ACKNOWLEDGE_REMINDER_CODE, MANAGER_VISIT_CODE, BASELINE_DOMAINS, ODS_SYSTEM, type RedBagStep, type BaselineDomain } from './codes.ts';
+export { RED_BAG_STEPS, RED_BAG_TASK_CODE, RED_BAG_EVENT, PACK_SENT_EVENT, STEP_EVENT, ACKNOWLEDGE_REMINDER_CODE, MANAGER_VISIT_CODE, BASELINE_DOMAINS, ODS_SYSTEM, type RedBagStep, type BaselineDomain } from './codes.ts';
+
+/** The system client red bag messages from other deployments are filed as (in the audit trail). */
+export const RED_BAG_CLIENT_ID = 'carebridge-red-bag';

@@ -11,11 +11,13 @@ import { blocking, checkTransfer, type SafetyFinding } from './checks.ts';
 import { transferPackBundle } from './pack.ts';
 import { bodyOf, odsOf, read, referenceTo, search, type RecordCall, type Resource } from './recordCalls.ts';
 import { personName } from './readings.ts';
-import { deliverTransferPack } from './delivery.ts';
+import { deliverTransferPack, type RedBagCourier } from './delivery.ts';
 
 export interface RedBagSettings {
   /** A reminder falls due when the hospital has not acknowledged a pack within this many hours. */
   acknowledgeWithinHours: number;
+  /** Carries packs and steps to hospitals (or homes) served by another system; absent: this deployment only. */
+  courier?: RedBagCourier;
 }
 
 export const DEFAULT_RED_BAG_SETTINGS: RedBagSettings = { acknowledgeWithinHours: 4 };
@@ -30,7 +32,7 @@ export interface RedBagContext {
 
 const HOUR = 3600_000;
 
-function problem(status: number, code: 'required' | 'business-rule' | 'forbidden' | 'conflict' | 'invalid' | 'not-found', diagnostics: string[]): FhirError {
+function problem(status: number, code: 'required' | 'business-rule' | 'forbidden' | 'conflict' | 'invalid' | 'not-found' | 'exception', diagnostics: string[]): FhirError {
   return new FhirError(status, diagnostics.map((d) => ({ severity: 'error', code, diagnostics: d })));
 }
 
@@ -83,6 +85,9 @@ export async function sendTransferPack(ctx: RedBagContext, patientId: string, de
   if (ctx.caller?.organisation && ctx.caller.organisation.toUpperCase() !== odsOf(home)?.toUpperCase()) {
     throw problem(403, 'forbidden', [`Only ${home.name} (the person's care home) can send their red bag; you act for ${ctx.caller.organisation}.`]);
   }
+  // A pack that could not reach the hospital must not look sent: refuse before anything is written.
+  const unreachable = await ctx.settings.courier?.cannotDeliver(odsOf(home)!, odsOf(hospital)!);
+  if (unreachable) throw problem(422, 'business-rule', [`The red bag cannot be sent to ${hospital.name}: ${unreachable}`]);
   const now = ctx.now();
   const at = new Date(now).toISOString();
   const name = personName(record.patient);
@@ -128,7 +133,11 @@ export async function sendTransferPack(ctx: RedBagContext, patientId: string, de
   ];
   const result = bodyOf(await ctx.call({ method: 'POST', path: '', query: [], body: { resourceType: 'Bundle', type: 'transaction', entry: entries } }));
   const saved: Resource = result.entry?.[1]?.resource ?? (await read(ctx.call, String(result.entry?.[1]?.response?.location ?? '').split('/_history')[0]));
-  await deliverTransferPack(bundle, { hospitalOds: odsOf(hospital)!, task: saved });
+  try {
+    await deliverTransferPack(bundle, { hospitalOds: odsOf(hospital)!, homeOds: odsOf(home), task: saved }, ctx.settings.courier);
+  } catch (err) {
+    throw problem(502, 'exception', [`The red bag is saved here (Task/${saved.id}) but could not be delivered to ${hospital.name}: ${(err as Error).message} Telephone the ward and send the printed pack with the resident.`]);
+  }
   return { task: saved, bundle, findings };
 }
 
@@ -160,6 +169,8 @@ export interface StepInput {
   /** The discharge summary as text (stored as a DocumentReference), or a reference to one on the record. */
   dischargeSummary?: string;
   dischargeSummaryReference?: string;
+  /** The discharge summary as it arrived from another system (its DocumentReference attachment). */
+  dischargeSummaryAttachment?: { contentType?: string; data?: string; title?: string };
   note?: string;
 }
 
@@ -199,14 +210,17 @@ export async function advanceTransfer(ctx: RedBagContext, taskId: string, input:
       if (!/^DocumentReference\/[A-Za-z0-9\-.]{1,64}$/.test(input.dischargeSummaryReference)) throw problem(400, 'invalid', ['The discharge summary reference must be DocumentReference/[id].']);
       await read(ctx.call, input.dischargeSummaryReference); // must exist, in the caller's view
       summaryRef = input.dischargeSummaryReference;
-    } else if (input.dischargeSummary?.trim()) {
+    } else if (input.dischargeSummary?.trim() || input.dischargeSummaryAttachment?.data) {
+      const attachment = input.dischargeSummaryAttachment?.data
+        ? { contentType: input.dischargeSummaryAttachment.contentType ?? 'application/octet-stream', data: input.dischargeSummaryAttachment.data, title: input.dischargeSummaryAttachment.title ?? 'Discharge summary', creation: at }
+        : { contentType: 'text/plain; charset=utf-8', data: Buffer.from(input.dischargeSummary!.trim()).toString('base64'), title: 'Discharge summary', creation: at };
       summaryRef = `urn:uuid:${randomUUID()}`;
       entries.push({ fullUrl: summaryRef, request: { method: 'POST', url: 'DocumentReference' }, resource: {
         resourceType: 'DocumentReference', ...(task.meta?.tag ? { meta: { tag: task.meta.tag } } : {}), status: 'current', docStatus: 'final',
         type: { coding: [{ system: 'http://loinc.org', code: '18842-5', display: 'Discharge summary' }] }, subject: task.for, date: at,
         author: [{ reference: task.owner.reference, display: task.owner.display }], custodian: { reference: task.owner.reference, display: task.owner.display },
         description: 'Discharge summary (returned in the red bag)',
-        content: [{ attachment: { contentType: 'text/plain; charset=utf-8', data: Buffer.from(input.dischargeSummary.trim()).toString('base64'), title: 'Discharge summary', creation: at } }],
+        content: [{ attachment }],
       } });
     } else throw problem(400, 'required', ['Attach the discharge summary: its text, or a reference to a DocumentReference on the record.']);
     next.output = [...(next.output ?? []).filter((o: any) => o.type?.text !== 'Discharge summary'), { type: { text: 'Discharge summary' }, valueReference: { reference: summaryRef } }];
@@ -221,7 +235,14 @@ export async function advanceTransfer(ctx: RedBagContext, taskId: string, input:
     for (const r of reminders.matches) entries.push({ resource: { ...r, status: 'completed', lastModified: at, meta: r.meta?.tag ? { tag: r.meta.tag } : undefined }, request: { method: 'PUT', url: `Task/${r.id}` } });
   }
   await ctx.call({ method: 'POST', path: '', query: [], body: { resourceType: 'Bundle', type: 'transaction', entry: entries } });
-  return read(ctx.call, `Task/${task.id}`);
+  const saved = await read(ctx.call, `Task/${task.id}`);
+  try {
+    await ctx.settings.courier?.relayStep(ctx.call, saved, step);
+  } catch (err) {
+    const other = rule.side === 'hospital' ? task.requester : task.owner;
+    throw problem(502, 'exception', [`"${RED_BAG_STEPS[step].display}" is recorded here (Task/${task.id}) but could not be sent to ${other?.display ?? 'the other organisation'}: ${(err as Error).message} Tell them by telephone.`]);
+  }
+  return saved;
 }
 
 /** The document Bundle a red bag's Task points at (the pack as it was sent). */

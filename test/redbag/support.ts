@@ -34,8 +34,8 @@ export const PEOPLE: Record<string, { role: Role; org: string; fhirUser?: string
 
 export interface RedBagServer { t: TestServer; as: Record<string, FhirClient>; resources: any[]; resident: string; close(): Promise<void> }
 
-export async function startRedBagServer(engine: Engine, data = demoNow()): Promise<RedBagServer> {
-  const t = await startTestServer(engine);
+export async function startRedBagServer(engine: Engine, data = demoNow(), env: Record<string, string> = {}): Promise<RedBagServer> {
+  const t = await startTestServer(engine, env);
   const loaded = await t.fhir.post('', data.bundle, { prefer: 'return=minimal' });
   assert.equal(loaded.status, 200);
   const as: Record<string, FhirClient> = {};
