@@ -74,7 +74,8 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
   const access = controlFor
     ? await controlFor({ kind: 'system', clientId: DISCHARGE_CLIENT_ID, name: 'CareBridge discharge workflow', ...(options.organisation ? { organisation: options.organisation } : {}), purpose: 'TREAT', scope: 'system/*.cruds' })
     : UNRESTRICTED;
-  const context: DischargeContext = { driver, base: options.base, access, deadlines: options.deadlines };
+  let wakeDelivery = (): void => undefined;
+  const context: DischargeContext = { driver, base: options.base, access, deadlines: options.deadlines, committed: () => wakeDelivery() };
   const onError = options.onError ?? ((err: unknown) => console.error(`discharge: ${(err as Error).message}`));
   const feed = newEncounterFeed();
   const pollers: Poller[] = [
@@ -93,7 +94,10 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
         throw err;
       }
     });
-    pollers.push(startPoller(options.pollMs, () => deliverPendingAdw(driver, messaging.api, options.workflowIds), onError));
+    // Queued answers and notices go out as soon as the step that queued them commits, not at the next interval.
+    const delivery = startPoller(options.pollMs, async () => { while ((await deliverPendingAdw(driver, messaging.api, options.workflowIds)) === 20); }, onError);
+    wakeDelivery = () => delivery.wake();
+    pollers.push(delivery);
   }
   return {
     context,
