@@ -16,10 +16,10 @@ import type { Messaging, PermanentFailureClass } from './messagingPort.ts';
 export {
   DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, PATHWAY_SYSTEM, PATHWAYS, TRIAGE_STATE_SYSTEM, TRIAGE_STATES,
   TRIAGE_TASK_CODE, ESCALATION_TASK_CODE, REFERRAL_CODE, OVERDUE_TAG, DISCHARGE_CODE_SYSTEM, CONSENT_QUESTIONNAIRE,
-  triageStateOf, pathwayOf, withExtensionDate, type Pathway, type TriageState,
+  TRIAGE_DISPLAY, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 export {
-  createReferral, triage, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, referralForEncounter, isOverdue,
+  createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, referralForEncounter, isOverdue,
   type NewReferral, type TriageDecision, type StepOptions, type ConsentAnswer,
 } from './referrals.ts';
 export type { DischargeContext, Referral, FhirResource } from './recordSession.ts';

@@ -21,6 +21,7 @@ import { breakGlassPrompt, NoCareRelationship } from './breakGlass.ts';
 import { privacyOfficerRoutes } from './privacyOfficer.ts';
 import { errorView } from './page.ts';
 import type { PortalAccess } from './portalAccess.ts';
+import { dischargeRoutes, type DischargePortal } from './discharge/routes.ts';
 
 export interface PortalOptions {
   driver: SqlDriver;
@@ -31,6 +32,8 @@ export interface PortalOptions {
   signInsPerMinute?: number;
   /** Where the OpenID Connect provider sends people back, when configured with one. */
   oidcRedirectUri?: string;
+  /** The discharge workflow, for the discharge pages' actions (without it they are read-only). */
+  discharge?: DischargePortal;
 }
 
 /** Forms are small: a NEWS2 form is well under 1 KB. */
@@ -89,6 +92,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     signInRoutes(pages, { send, accounts: options.access.accounts, pendingKey: derivedKey(secret, 'pending-sign-in'), perMinute: options.signInsPerMinute ?? 20, oidcRedirectUri: options.oidcRedirectUri });
     careHomeRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
+    dischargeRoutes(pages, { send, driver: options.driver, connection, discharge: options.discharge });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
   });
 }

@@ -21,3 +21,9 @@ export async function readChanges(db: SqlExecutor, afterSeq: number, limit: numb
   );
   return rows.map((r) => ({ seq: Number(r.seq), type: r.type, id: r.id, versionId: Number(r.version_id), action: r.action, patientId: r.patient_id, atMs: Number(r.at_ms) }));
 }
+
+/** The newest change's seq (0 when there is none): where a reader that wants only what happens next starts. */
+export async function latestChangeSeq(db: SqlExecutor): Promise<number> {
+  const row = await db.get<{ seq: number | string | null }>('SELECT MAX(seq) AS seq FROM outbox');
+  return Number(row?.seq ?? 0);
+}

@@ -20,7 +20,7 @@ export { searchsetBundle } from './bundle.ts';
 export type { FoundResource, SearchResult } from './search/execute.ts';
 /** Stores new resources (ids just assigned by the caller) in the caller's transaction, in one batch; not validated. */
 export { createResources } from './storage/writePath.ts';
-export { readChanges, type RecordChange } from './changeFeed.ts';
+export { readChanges, latestChangeSeq, type RecordChange } from './changeFeed.ts';
 export { UNRESTRICTED, forbidden, type AccessControl, type AccessEvent, type RecordInteraction, type PatientScope, type RelationshipSearch } from './accessControl.ts';
 export { isValidNhsNumber, generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from './nhsNumber.ts';
 
