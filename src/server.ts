@@ -82,18 +82,18 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   });
   const redBag = { ...config.redBag, courier };
   const operations = redBagOperations(redBag);
-  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
-  // The portal needs people to sign in, so it is not served without authentication.
-  if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) } });
-  }
-  const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   // Discharge registers its ADW handlers with messaging here, before the server is ready and messaging starts.
   const discharge = await setUpDischarge(driver, access?.controlFor, {
-    base: config.baseUrl ?? `http://${config.host}:${config.port}/fhir`, pollMs: config.discharge.pollSeconds * 1000, workflowIds: config.discharge.adwWorkflowIds,
+    base, pollMs: config.discharge.pollSeconds * 1000, workflowIds: config.discharge.adwWorkflowIds,
     deadlines: { assessment: parseDeadlineRule(config.discharge.assessmentDeadline), discharge: parseDeadlineRule(config.discharge.dischargeDeadline) },
     messaging: { api: messaging, PermanentFailure },
   });
+  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
+  // The portal needs people to sign in, so it is not served without authentication.
+  if (access) {
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) }, discharge });
+  }
+  const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   return {
     app,
     driver,

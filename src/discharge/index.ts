@@ -16,10 +16,10 @@ import type { Messaging, PermanentFailureClass } from './messagingPort.ts';
 export {
   DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, PATHWAY_SYSTEM, PATHWAYS, TRIAGE_STATE_SYSTEM, TRIAGE_STATES,
   TRIAGE_TASK_CODE, ESCALATION_TASK_CODE, REFERRAL_CODE, OVERDUE_TAG, DISCHARGE_CODE_SYSTEM, CONSENT_QUESTIONNAIRE,
-  triageStateOf, pathwayOf, withExtensionDate, type Pathway, type TriageState,
+  TRIAGE_DISPLAY, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 export {
-  createReferral, triage, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, referralForEncounter, isOverdue,
+  createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, referralForEncounter, isOverdue,
   type NewReferral, type TriageDecision, type StepOptions, type ConsentAnswer,
 } from './referrals.ts';
 export type { DischargeContext, Referral, FhirResource } from './recordSession.ts';
@@ -74,7 +74,8 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
   const access = controlFor
     ? await controlFor({ kind: 'system', clientId: DISCHARGE_CLIENT_ID, name: 'CareBridge discharge workflow', ...(options.organisation ? { organisation: options.organisation } : {}), purpose: 'TREAT', scope: 'system/*.cruds' })
     : UNRESTRICTED;
-  const context: DischargeContext = { driver, base: options.base, access, deadlines: options.deadlines };
+  let wakeDelivery = (): void => undefined;
+  const context: DischargeContext = { driver, base: options.base, access, deadlines: options.deadlines, committed: () => wakeDelivery() };
   const onError = options.onError ?? ((err: unknown) => console.error(`discharge: ${(err as Error).message}`));
   const feed = newEncounterFeed();
   const pollers: Poller[] = [
@@ -93,7 +94,10 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
         throw err;
       }
     });
-    pollers.push(startPoller(options.pollMs, () => deliverPendingAdw(driver, messaging.api, options.workflowIds), onError));
+    // Queued answers and notices go out as soon as the step that queued them commits, not at the next interval.
+    const delivery = startPoller(options.pollMs, async () => { while ((await deliverPendingAdw(driver, messaging.api, options.workflowIds)) === 20); }, onError);
+    wakeDelivery = () => delivery.wake();
+    pollers.push(delivery);
   }
   return {
     context,

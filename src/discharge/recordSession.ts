@@ -22,6 +22,8 @@ export interface DischargeContext {
   now?: () => number;
   /** Deadline rules for councils without their own (CAREBRIDGE_DISCHARGE_*_DEADLINE). */
   deadlines?: { assessment: DeadlineRule; discharge: DeadlineRule };
+  /** Told after a step commits (it may have queued an ADW message: the delivery worker sends it at once). */
+  committed?: () => void;
 }
 
 /** A discharge referral: its ServiceRequest and the council's triage Task. */
@@ -54,7 +56,7 @@ export async function inRecordTransaction<T>(ctx: DischargeContext, label: strin
   const events: AccessEvent[] = [];
   const outcome = { status: 200, method: 'POST', path: `$discharge-${label}`, query: '' };
   try {
-    return await ctx.driver.transaction(async (tx) => {
+    const result = await ctx.driver.transaction(async (tx) => {
       const rest = { base: ctx.base, driver: ctx.driver, access: ctx.access, tx, onAccess: (e: AccessEvent) => events.push(e) };
       const call = (method: string, path: string, query: [string, string][] = [], payload?: unknown, ifMatch?: string) =>
         handleFhirRequest(rest, { method, path, query, body: payload, ifMatch, contentType: payload === undefined ? undefined : 'application/fhir+json' });
@@ -80,6 +82,8 @@ export async function inRecordTransaction<T>(ctx: DischargeContext, label: strin
         newId: () => randomUUID(),
       });
     });
+    ctx.committed?.();
+    return result;
   } catch (err) {
     outcome.status = err instanceof FhirError ? err.status : 500;
     events.length = 0;

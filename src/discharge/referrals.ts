@@ -209,6 +209,9 @@ const ACTION_WORDS: Record<string, string> = {
   recordSupportArranged: 'marked as support arranged', confirmReady: 'confirmed ready', recordDischarge: 'marked as discharged', withdraw: 'withdrawn',
 };
 
+/** The council's answers to a referral (the first one stops the response clock). */
+const RESPONSES: ReadonlySet<string> = new Set(['accept', 'requestInformation', 'reject']);
+
 export interface StepChange {
   state: TriageState;
   task?: (task: FhirResource) => FhirResource;
@@ -231,6 +234,10 @@ export async function applyStepIn(session: RecordSession, ctx: DischargeContext,
   const now = clock(ctx);
   const status = STATE_STATUS[change.state];
   let task: FhirResource = { ...current.task, status: status.task, businessStatus: businessStatus(change.state), lastModified: iso(now) };
+  if (RESPONSES.has(action) && !task.executionPeriod?.start) {
+    // The council's first answer starts the Task's execution: its start is the response time the metrics report.
+    task = { ...task, executionPeriod: { ...(task.executionPeriod ?? {}), start: iso(now) } };
+  }
   if (!AWAITING_RESPONSE.has(change.state) && task.meta?.tag) {
     // Answered: it is no longer overdue, whatever it was.
     const tag = task.meta.tag.filter((t) => !(t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code));
@@ -296,6 +303,19 @@ export async function triage(ctx: DischargeContext, referralId: string, decision
         note: { text: decision.reason, category: 'Referral rejected' },
       });
   }
+}
+
+/** A note on the referral (a Communication), seen by both sides; the Task's version is checked, its state kept. */
+export async function addNote(ctx: DischargeContext, referralId: string, text: string, options: StepOptions = {}): Promise<FhirResource> {
+  if (!text?.trim()) throw fail(400, 'invalid', 'Write the note.');
+  return inRecordTransaction(ctx, 'note', async (session) => {
+    const current = await loadReferral(session, referralId);
+    if (options.ifMatch !== undefined && options.ifMatch !== current.task.meta?.versionId) {
+      throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `The referral was changed by someone else (now version ${current.task.meta?.versionId}, you saw ${options.ifMatch}); reload it and try again.` }]);
+    }
+    await fileCommunication(session, current, { text: text.trim(), category: 'Note' }, options.by, clock(ctx));
+    return current.task;
+  });
 }
 
 /** Assigns (or reassigns) the council's worker: the Task's owner. */

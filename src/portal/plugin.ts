@@ -28,6 +28,7 @@ import { redBagRoutes, RedBagNotAllowed } from './redBag/routes.ts';
 import type { RedBagSettings } from '../redbag/index.ts';
 import { errorView } from './page.ts';
 import type { PortalAccess } from './portalAccess.ts';
+import { dischargeRoutes, type DischargePortal } from './discharge/routes.ts';
 
 export interface PortalOptions {
   driver: SqlDriver;
@@ -42,6 +43,8 @@ export interface PortalOptions {
   services?: ResourceTypeServices;
   /** The red bag's reminder timing (CAREBRIDGE_RED_BAG_ACK_HOURS). */
   redBag?: RedBagSettings;
+  /** The discharge workflow, for the discharge pages' actions (without it they are read-only). */
+  discharge?: DischargePortal;
 }
 
 /** Forms are small: a NEWS2 form is well under 1 KB. */
@@ -107,6 +110,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
     auditSearchRoutes(pages, { send, connection });
     redBagRoutes(pages, { send, connection, settings: options.redBag });
+    dischargeRoutes(pages, { send, driver: options.driver, connection, discharge: options.discharge });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
   });
 }

@@ -19,7 +19,7 @@ export async function dischargeServer(engine: Engine): Promise<TestServer> {
   return startTestServer(engine, { CAREBRIDGE_DISCHARGE_POLL_SECONDS: '3600' });
 }
 
-export async function seedOrganisations(t: TestServer): Promise<{ hospital: string; council: string; ward: string }> {
+export async function seedOrganisations(t: Pick<TestServer, 'fhir'>): Promise<{ hospital: string; council: string; ward: string }> {
   const put = async (resource: Record<string, unknown>) => {
     const r = await t.fhir.put(`${resource.resourceType}/${resource.id}`, resource);
     if (r.status >= 300) throw new Error(JSON.stringify(r.body));
@@ -30,7 +30,7 @@ export async function seedOrganisations(t: TestServer): Promise<{ hospital: stri
   return { hospital: 'hebburn-hospital', council: 'hebburn-council', ward: 'collier-ward' };
 }
 
-export async function seedPatient(t: TestServer, id = 'barry', nhsNumber = '9449305552'): Promise<string> {
+export async function seedPatient(t: Pick<TestServer, 'fhir'>, id = 'barry', nhsNumber = '9449305552'): Promise<string> {
   const r = await t.fhir.put(`Patient/${id}`, {
     resourceType: 'Patient', id, identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhsNumber }],
     name: [{ family: 'Jones', given: ['Barry'] }], gender: 'male', birthDate: '1941-11-01',

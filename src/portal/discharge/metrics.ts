@@ -1,0 +1,87 @@
+// Discharge figures from the referrals a person may see: open referrals by pathway and status, time to
+// respond, and delayed days (medically ready → discharged) by hospital, ward and council; a bar chart
+// drawn as SVG on the server (no script), and every referral as CSV.
+import { TRIAGE_STATES, TRIAGE_DISPLAY } from '../../discharge/index.ts';
+import type { ReferralRow } from './referralRows.ts';
+
+export interface CountTable { columns: string[]; rows: { label: string; counts: number[]; total: number }[]; totals: number[] }
+export interface Spread { group: string; count: number; median?: number; p90?: number; mean?: number; max?: number }
+export interface Bar { label: string; value: number; width: number; y: number }
+
+export interface DischargeMetrics {
+  openByPathwayAndStatus: CountTable;
+  respond: Spread[];
+  delayed: { by: string; groups: Spread[] }[];
+  chart: { bars: Bar[]; height: number; max: number };
+}
+
+function quantile(sorted: number[], q: number): number | undefined {
+  if (!sorted.length) return undefined;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+function spread(group: string, values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const sum = sorted.reduce((a, b) => a + b, 0);
+  return { group, count: sorted.length, median: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), mean: sorted.length ? sum / sorted.length : undefined, max: sorted.at(-1) };
+}
+
+function groupSpreads(rows: ReferralRow[], key: (r: ReferralRow) => string, value: (r: ReferralRow) => number | undefined): Spread[] {
+  const groups = new Map<string, number[]>();
+  for (const r of rows) {
+    const v = value(r);
+    if (v === undefined) continue;
+    const k = key(r) || 'Not recorded';
+    groups.set(k, [...(groups.get(k) ?? []), v]);
+  }
+  return [...groups].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => spread(k, v));
+}
+
+const CHART_BAR = 28;
+const CHART_WIDTH = 360;
+
+export function dischargeMetrics(rows: ReferralRow[]): DischargeMetrics {
+  const open = rows.filter((r) => r.open);
+  const states = TRIAGE_STATES.filter((s) => open.some((r) => r.state === s));
+  const pathways = [...new Set(open.map((r) => r.pathwayLabel))].sort();
+  const tableRows = pathways.map((label) => {
+    const counts = states.map((s) => open.filter((r) => r.pathwayLabel === label && r.state === s).length);
+    return { label, counts, total: counts.reduce((a, b) => a + b, 0) };
+  });
+  const byState = states.map((s) => ({ label: TRIAGE_DISPLAY[s], value: open.filter((r) => r.state === s).length }));
+  const max = Math.max(1, ...byState.map((b) => b.value));
+  const discharged = rows.filter((r) => r.state === 'discharged');
+  return {
+    openByPathwayAndStatus: { columns: states.map((s) => TRIAGE_DISPLAY[s]), rows: tableRows, totals: states.map((s) => open.filter((r) => r.state === s).length) },
+    respond: groupSpreads(rows, (r) => r.council, (r) => r.hoursToRespond),
+    delayed: [
+      { by: 'Hospital', groups: groupSpreads(discharged, (r) => r.hospital, (r) => r.daysDelayed) },
+      { by: 'Ward', groups: groupSpreads(discharged, (r) => `${r.hospital}: ${r.ward}`, (r) => r.daysDelayed) },
+      { by: 'Council', groups: groupSpreads(discharged, (r) => r.council, (r) => r.daysDelayed) },
+    ],
+    chart: { bars: byState.map((b, i) => ({ ...b, width: Math.round((b.value / max) * CHART_WIDTH), y: i * CHART_BAR })), height: byState.length * CHART_BAR, max },
+  };
+}
+
+/** A CSV cell: quoted, and text a spreadsheet would run as a formula made inert. */
+function cell(value: string | number | undefined): string {
+  if (value === undefined) return '';
+  let text = typeof value === 'number' ? (Number.isInteger(value) ? String(value) : value.toFixed(1)) : value;
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+export const CSV_COLUMNS = [
+  'Referral', 'Hospital', 'Ward', 'Council', 'Pathway', 'Status', 'Received', 'Response due', 'Overdue', 'First response', 'Hours to respond',
+  'Expected discharge', 'Medically ready', 'Discharged', 'Days delayed',
+];
+
+/** One line per referral (no names or NHS numbers: figures travel further than records). */
+export function referralsCsv(rows: ReferralRow[]): string {
+  const lines = rows.map((r) => [
+    r.id, r.hospital, r.ward, r.council, r.pathway === undefined ? undefined : String(r.pathway), r.stateLabel, r.received, r.deadline, r.overdue ? 'yes' : 'no',
+    r.respondedAt, r.hoursToRespond, r.expectedDischarge, r.medicallyReady, r.discharged, r.daysDelayed,
+  ].map(cell).join(','));
+  return [CSV_COLUMNS.map(cell).join(','), ...lines].join('\r\n') + '\r\n';
+}
+

@@ -1,0 +1,178 @@
+// The discharge pages: the hospital's discharge board (/discharge/board), the council's referral queue
+// (/discharge/referrals), a referral with the council's triage, worker and note forms
+// (/discharge/referrals/:id), figures with a chart and CSV (/discharge/metrics), and live updates
+// (/discharge/events). Reads go through the record with the signed-in person's access; changes go through
+// the discharge workflow with the same access (src/discharge/index.ts).
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { UserActor } from '../../access/index.ts';
+import type { AccessControl, SqlDriver } from '../../record/index.ts';
+import { PATHWAYS, TRIAGE_DISPLAY, TRIAGE_STATES, type DischargeContext } from '../../discharge/index.ts';
+import { recordFor, type RecordClient, type RecordConnection } from '../recordClient.ts';
+import { errorView, type FieldError, type SendPage } from '../page.ts';
+import { visitOf } from '../visit.ts';
+import { NotAllowedHere, PageNotFound } from '../pageErrors.ts';
+import { loadReferralRows, organisationOf, type ReferralRow, type Side } from './referralRows.ts';
+import { dischargeMetrics, referralsCsv } from './metrics.ts';
+import { liveUpdates } from './liveUpdates.ts';
+import { submitAssign, submitNote, submitTriage, type AssignForm, type FormResult, type NoteForm, type TriageForm } from './triageForms.ts';
+
+/** What the portal needs from discharge: the workflow acting with a signed-in person's access. */
+export interface DischargePortal { contextFor(access: AccessControl): DischargeContext }
+
+export interface DischargePageOptions {
+  send: SendPage;
+  driver: SqlDriver;
+  connection: (req: FastifyRequest) => RecordConnection;
+  discharge?: DischargePortal;
+}
+
+const SIDE_OF_ROLE: Partial<Record<string, Side>> = { 'discharge-coordinator': 'hospital', 'ward-nurse': 'hospital', 'social-worker': 'council', broker: 'council' };
+/** Who may triage, assign and write notes: the council's social workers (the record checks again). */
+const MAY_ACT = new Set(['social-worker']);
+const LIVE_SCRIPT = readFileSync(new URL('./live.js', import.meta.url), 'utf8');
+
+function dischargeActor(req: FastifyRequest, reply: FastifyReply): { actor: UserActor; side: Side } | undefined {
+  const visit = visitOf(req);
+  if (!visit.actor) {
+    void reply.redirect(visit.sessionEnded ? '/sign-in?reason=expired' : '/sign-in', 303);
+    return undefined;
+  }
+  const side = SIDE_OF_ROLE[visit.actor.role];
+  if (!side) throw new NotAllowedHere('These pages are for hospital discharge teams and council social care teams.');
+  return { actor: visit.actor, side };
+}
+
+const oneOf = <T extends string>(value: unknown, allowed: readonly T[]): T | undefined => (allowed as readonly unknown[]).includes(value) ? (value as T) : undefined;
+
+export function dischargeRoutes(app: FastifyInstance, { send, driver, connection, discharge }: DischargePageOptions): void {
+  const live = liveUpdates(app, driver);
+  const recordOf = (req: FastifyRequest, actor: UserActor) => recordFor(connection(req), actor, req.ip);
+  const rowsFor = async (record: RecordClient, actor: UserActor, side: Side) => {
+    const organisation = await organisationOf(record, actor);
+    return { organisation, rows: await loadReferralRows(record, side, organisation) };
+  };
+
+  app.get('/discharge/live.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(LIVE_SCRIPT));
+
+  app.get('/discharge/events', async (req, reply) => {
+    if (!dischargeActor(req, reply)) return reply;
+    await live.stream(req, reply);
+  });
+
+  app.get<{ Querystring: { ward?: string; pathway?: string; status?: string } }>('/discharge/board', async (req, reply) => {
+    const who = dischargeActor(req, reply);
+    if (!who) return reply;
+    if (who.side !== 'hospital') return reply.redirect('/discharge/referrals', 303);
+    const { organisation, rows } = await rowsFor(recordOf(req, who.actor), who.actor, 'hospital');
+    const wards = [...new Set(rows.map((r) => r.ward))].sort();
+    const filter = {
+      ward: oneOf(req.query.ward, wards),
+      pathway: oneOf(req.query.pathway, ['0', '1', '2', '3'] as const),
+      status: oneOf(req.query.status, [...TRIAGE_STATES, 'open'] as const) ?? (req.query.status === undefined ? 'open' : undefined),
+    };
+    const shown = rows
+      .filter((r) => (!filter.ward || r.ward === filter.ward) && (!filter.pathway || String(r.pathway) === filter.pathway))
+      .filter((r) => !filter.status || (filter.status === 'open' ? r.open : r.state === filter.status))
+      .sort((a, b) => a.ward.localeCompare(b.ward) || (b.daysDelayed ?? -1) - (a.daysDelayed ?? -1));
+    const byWard = [...new Set(shown.map((r) => r.ward))].map((ward) => ({ ward, rows: shown.filter((r) => r.ward === ward) }));
+    return send(req, reply, 'pages/discharge/board.njk', {
+      pageTitle: 'Discharge board', organisation: organisation.name, byWard, count: shown.length, filter,
+      wardItems: choices([{ value: '', text: 'All wards' }, ...wards.map((w) => ({ value: w, text: w }))], filter.ward ?? ''),
+      pathwayItems: choices([{ value: '', text: 'All pathways' }, ...Object.entries(PATHWAYS).map(([value, text]) => ({ value, text }))], filter.pathway ?? ''),
+      statusItems: choices(statusChoices(), filter.status ?? ''),
+    });
+  });
+
+  app.get('/discharge/referrals', async (req, reply) => {
+    const who = dischargeActor(req, reply);
+    if (!who) return reply;
+    if (who.side !== 'council') return reply.redirect('/discharge/board', 303);
+    const { organisation, rows } = await rowsFor(recordOf(req, who.actor), who.actor, 'council');
+    const shown = rows.filter((r) => r.open).sort(byDeadline);
+    return send(req, reply, 'pages/discharge/queue.njk', { pageTitle: 'Discharge referrals', organisation: organisation.name, rows: shown, overdue: shown.filter((r) => r.overdue).length });
+  });
+
+  const referralPage = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply, who: { actor: UserActor; side: Side }, form: { errors?: FieldError[]; values?: Record<string, string>; done?: string; status?: number } = {}) => {
+    const record = recordOf(req, who.actor);
+    const { rows } = await rowsFor(record, who.actor, who.side);
+    const row = rows.find((r) => r.id === req.params.id);
+    if (!row) throw new PageNotFound('There is no discharge referral with this identifier that you can see.');
+    const notes = (await record.search('Communication', [['based-on', `ServiceRequest/${row.id}`], ['_sort', '-sent'], ['_count', '100']])).matches;
+    const mayAct = MAY_ACT.has(who.actor.role) && who.side === 'council' && Boolean(discharge);
+    const workers = mayAct ? await workerChoices(record, who.actor) : [];
+    return send(req, reply, 'pages/discharge/referral.njk', {
+      pageTitle: `Discharge referral for ${row.name}`, row, side: who.side, mayAct, workers,
+      notes: notes.map((n) => ({ category: n.category?.[0]?.text ?? 'Note', text: n.payload?.[0]?.contentString ?? '', by: n.sender?.display, at: n.sent })),
+      canTriage: row.state === 'received' || row.state === 'more-information-requested',
+      canAssign: ['accepted', 'assigned', 'support-arranged'].includes(row.state),
+      values: form.values ?? {}, done: form.done, ...errorView(form.errors ?? []),
+    }, form.status ?? 200);
+  };
+
+  app.get<{ Params: { id: string }; Querystring: { done?: string } }>('/discharge/referrals/:id', async (req, reply) => {
+    const who = dischargeActor(req, reply);
+    if (!who) return reply;
+    return referralPage(req, reply, who, { done: oneOf(req.query.done, ['triage', 'assign', 'note'] as const) });
+  });
+
+  const action = <B extends Record<string, string | undefined>>(name: string, submit: (ctx: DischargeContext, actor: UserActor, id: string, body: B, record: RecordClient) => Promise<FormResult>) =>
+    app.post<{ Params: { id: string }; Body: B }>(`/discharge/referrals/:id/${name}`, async (req, reply) => {
+      const who = dischargeActor(req, reply);
+      if (!who) return reply;
+      if (!MAY_ACT.has(who.actor.role) || who.side !== 'council' || !discharge) throw new NotAllowedHere('Only the council\'s social workers change discharge referrals here.');
+      const record = recordOf(req, who.actor);
+      const ctx = discharge.contextFor(await connection(req).access.controlFor(who.actor, req.ip));
+      const body = (req.body ?? {}) as B;
+      const result = await submit(ctx, who.actor, req.params.id, body, record);
+      if (result.ok) return reply.redirect(`/discharge/referrals/${encodeURIComponent(req.params.id)}?done=${name}`, 303);
+      const values = Object.fromEntries(Object.entries(body).filter(([k]) => k !== '_csrf' && k !== 'version')) as Record<string, string>;
+      return referralPage(req, reply, who, { errors: result.errors, values, status: result.stale ? 409 : 400 });
+    });
+  action<TriageForm & Record<string, string | undefined>>('triage', (ctx, actor, id, body) => submitTriage(ctx, actor, id, body));
+  action<AssignForm & Record<string, string | undefined>>('assign', async (ctx, actor, id, body, record) => submitAssign(ctx, actor, id, body, await workerChoices(record, actor)));
+  action<NoteForm & Record<string, string | undefined>>('note', (ctx, actor, id, body) => submitNote(ctx, actor, id, body));
+
+  app.get('/discharge/metrics', async (req, reply) => {
+    const who = dischargeActor(req, reply);
+    if (!who) return reply;
+    const { organisation, rows } = await rowsFor(recordOf(req, who.actor), who.actor, who.side);
+    return send(req, reply, 'pages/discharge/metrics.njk', { pageTitle: 'Discharge figures', organisation: organisation.name, side: who.side, metrics: dischargeMetrics(rows), count: rows.length });
+  });
+
+  app.get('/discharge/metrics.csv', async (req, reply) => {
+    const who = dischargeActor(req, reply);
+    if (!who) return reply;
+    const { rows } = await rowsFor(recordOf(req, who.actor), who.actor, who.side);
+    return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="discharge-referrals.csv"').header('cache-control', 'no-store').send(referralsCsv(rows));
+  });
+}
+
+function choices(items: { value: string; text: string }[], selected: string) {
+  return items.map((i) => ({ ...i, selected: i.value === selected }));
+}
+
+function statusChoices() {
+  return [{ value: 'open', text: 'All open referrals' }, ...TRIAGE_STATES.map((s) => ({ value: s, text: TRIAGE_DISPLAY[s] })), { value: '', text: 'All referrals' }];
+}
+
+/** Overdue first, then by deadline; answered referrals after those still waiting. */
+function byDeadline(a: ReferralRow, b: ReferralRow): number {
+  const waiting = (r: ReferralRow) => (r.state === 'received' || r.state === 'more-information-requested' ? 0 : 1);
+  return Number(b.overdue) - Number(a.overdue) || waiting(a) - waiting(b) || (a.deadline ?? '').localeCompare(b.deadline ?? '');
+}
+
+/** The workers a referral can be given: practitioners with a role at the council or one of its teams. */
+async function workerChoices(record: RecordClient, actor: UserActor): Promise<{ value: string; text: string }[]> {
+  const council = await organisationOf(record, actor);
+  const teams = (await record.search('Organization', [['partof', `Organization/${council.id}`]])).matches.map((o) => `Organization/${o.id}`);
+  const { matches, included } = await record.search('PractitionerRole', [['organization', [`Organization/${council.id}`, ...teams].join(',')], ['active', 'true'], ['_include', 'PractitionerRole:practitioner'], ['_count', '200']]);
+  const names = new Map(included.filter((r) => r.resourceType === 'Practitioner').map((p) => [`Practitioner/${p.id}`, p.name?.[0]?.text ?? [...(p.name?.[0]?.given ?? []), p.name?.[0]?.family].filter(Boolean).join(' ')]));
+  const choices = new Map<string, string>();
+  for (const role of matches) {
+    const ref = role.practitioner?.reference;
+    if (ref) choices.set(ref, `${names.get(ref) ?? role.practitioner.display ?? ref}${role.code?.[0]?.text ? ` (${role.code[0].text})` : ''}`);
+  }
+  if (actor.fhirUser?.startsWith('Practitioner/') && !choices.has(actor.fhirUser)) choices.set(actor.fhirUser, actor.name);
+  return [...choices].map(([value, text]) => ({ value, text })).sort((a, b) => a.text.localeCompare(b.text));
+}

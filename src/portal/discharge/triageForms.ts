@@ -1,0 +1,74 @@
+// The council's forms on a referral: triage (accept, ask for more information, reject with a reason),
+// assign a worker, add a note. Each is checked here first (the NHS error summary names the field), then
+// run through the discharge workflow as the signed-in person, with the version of the referral the page
+// showed: if someone else changed it meanwhile the step is refused (412) and nothing is overwritten.
+import { FhirError } from '../../record/index.ts';
+import { triage, assignWorker, addNote, type DischargeContext, type TriageDecision } from '../../discharge/index.ts';
+import type { UserActor } from '../../access/index.ts';
+import type { FieldError } from '../page.ts';
+
+const MAX_TEXT = 2000;
+
+export interface TriageForm { _csrf?: string; version?: string; decision?: string; details?: string }
+export interface AssignForm { _csrf?: string; version?: string; worker?: string }
+export interface NoteForm { _csrf?: string; version?: string; note?: string }
+
+export type FormResult = { ok: true } | { ok: false; errors: FieldError[]; stale?: boolean };
+
+export function checkTriage(form: TriageForm): { decision?: TriageDecision; errors: FieldError[] } {
+  const details = (form.details ?? '').trim();
+  if (details.length > MAX_TEXT) return { errors: [{ field: 'details', text: `Details must be ${MAX_TEXT} characters or fewer` }] };
+  switch (form.decision) {
+    case 'accept':
+      return { decision: { action: 'accept', ...(details ? { note: details } : {}) }, errors: [] };
+    case 'requestInformation':
+      if (!details) return { errors: [{ field: 'details', text: 'Enter the information you need from the hospital' }] };
+      return { decision: { action: 'requestInformation', request: details }, errors: [] };
+    case 'reject':
+      if (!details) return { errors: [{ field: 'details', text: 'Enter the reason for rejecting the referral' }] };
+      return { decision: { action: 'reject', reason: details }, errors: [] };
+    default:
+      return { errors: [{ field: 'decision', text: 'Select whether to accept the referral, ask for more information or reject it' }] };
+  }
+}
+
+const STALE = 'This referral was changed by someone else while you had it open. The page now shows the latest version: check it, then try again.';
+
+/** Runs a workflow step; a refusal the person can act on becomes a message on the form. */
+async function run(step: () => Promise<unknown>, field: string): Promise<FormResult> {
+  try {
+    await step();
+    return { ok: true };
+  } catch (err) {
+    if (!(err instanceof FhirError)) throw err;
+    if (err.status === 412) return { ok: false, stale: true, errors: [{ field, text: STALE }] };
+    if (err.status === 409 || err.status === 400 || err.status === 422) {
+      return { ok: false, errors: [{ field, text: err.issues?.[0]?.diagnostics ?? 'The referral could not be changed.' }] };
+    }
+    throw err;
+  }
+}
+
+function by(actor: UserActor) {
+  return actor.fhirUser ? { reference: actor.fhirUser, display: actor.name } : { display: actor.name };
+}
+
+export async function submitTriage(ctx: DischargeContext, actor: UserActor, referralId: string, form: TriageForm): Promise<FormResult> {
+  const checked = checkTriage(form);
+  if (!checked.decision) return { ok: false, errors: checked.errors };
+  return run(() => triage(ctx, referralId, checked.decision!, { ifMatch: form.version ?? '', by: by(actor) }), 'decision');
+}
+
+/** `choices` are the workers offered on the page: only one of them can be chosen. */
+export async function submitAssign(ctx: DischargeContext, actor: UserActor, referralId: string, form: AssignForm, choices: { value: string; text: string }[]): Promise<FormResult> {
+  const choice = choices.find((c) => c.value === form.worker);
+  if (!choice) return { ok: false, errors: [{ field: 'worker', text: 'Select the worker to assign' }] };
+  return run(() => assignWorker(ctx, referralId, { reference: choice.value, display: choice.text }, { ifMatch: form.version ?? '', by: by(actor) }), 'worker');
+}
+
+export async function submitNote(ctx: DischargeContext, actor: UserActor, referralId: string, form: NoteForm): Promise<FormResult> {
+  const note = (form.note ?? '').trim();
+  if (!note) return { ok: false, errors: [{ field: 'note', text: 'Enter the note' }] };
+  if (note.length > MAX_TEXT) return { ok: false, errors: [{ field: 'note', text: `The note must be ${MAX_TEXT} characters or fewer` }] };
+  return run(() => addNote(ctx, referralId, note, { ifMatch: form.version ?? '', by: by(actor) }), 'note');
+}

@@ -1,0 +1,216 @@
+// A "hospital" and a "council" CareBridge server run discharges over real MESH, on both engines. The
+// hospital's server is also the MESH: its built-in mailbox hosts the hospital's mailbox (processed there),
+// the council's (held for the council's MESH client) and a third trust's (held for a client the test plays
+// over raw HTTP). Nothing is stubbed: ADW XML goes through the built-in mailbox, the MESH client, the
+// inbox and the discharge workflow on both sides, with the workflow ids each side uses by default.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ENGINES, testDatabase } from '../support/server.ts';
+import { stopOwnPostgres } from '../support/postgres.ts';
+import { MESH_KEY, meshCall, waitFor } from '../support/mesh.ts';
+import { runCli } from '../cli/cli.ts';
+import { addMailbox, inboxState, listDeadLetters } from '../../src/messaging/index.ts';
+import {
+  ADW_EVENT, EXPECTED_DISCHARGE_URL, confirmReady, createReferral, parseAdwMessage, setCouncilSettings, triage, triageStateOf, withdrawReferral,
+} from '../../src/discharge/index.ts';
+import { EXAMPLES, episodeIds, renamed, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
+import { startPeer, type Peer } from './meshPeer.ts';
+
+after(stopOwnPostgres);
+
+const HOSPITAL_BOX = { id: 'HOSPITAL01', password: 'hospital-mesh-password' };
+const COUNCIL_BOX = { id: 'COUNCIL01', password: 'council-mesh-password' };
+/** Another trust of the same hospital ODS code, whose system the test plays with raw MESH calls. */
+const TRUST_BOX = { id: 'TRUST02', password: 'trust-mesh-password' };
+const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
+const ASSESSMENT_HEADER = '5bfa2a2e-923b-440d-82d6-38e24b666be6';
+
+for (const engine of ENGINES) {
+  describe(`hospital and council over the built-in MESH (${engine})`, () => {
+    const cleanups: Array<() => void> = [];
+    let hospital: Peer;
+    let council: Peer;
+    let hospitalDb: string;
+    let councilDb: string;
+    const councilEnv = (meshUrl: string) => ({
+      CAREBRIDGE_MESH_SHARED_KEY: '', // the council hosts no mailbox: it is a MESH client of the hospital's
+      CAREBRIDGE_MESH_URL: meshUrl,
+      CAREBRIDGE_MESH_MAILBOX: COUNCIL_BOX.id,
+      CAREBRIDGE_MESH_PASSWORD: COUNCIL_BOX.password,
+      CAREBRIDGE_MESH_CLIENT_SHARED_KEY: MESH_KEY,
+      CAREBRIDGE_MESH_POLL_MS: String(24 * 3600_000), // the test polls (pollExternal), so each step is deterministic
+    });
+
+    before(async () => {
+      const h = await testDatabase(engine);
+      const c = await testDatabase(engine);
+      cleanups.push(h.cleanup, c.cleanup);
+      hospitalDb = h.database;
+      councilDb = c.database;
+      // The operator's command links the hospital's mailbox to its organisation (the names the issue fixes).
+      const added = await runCli(['mesh', 'mailbox', 'add', HOSPITAL_BOX.id, '--ods', HOSPITAL_ODS, '--password', HOSPITAL_BOX.password, '--db', hospitalDb], { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY });
+      assert.equal(added.code, 0, added.stderr);
+      hospital = await startPeer(hospitalDb, { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY });
+      await addMailbox(hospital.server.driver, { mailboxId: COUNCIL_BOX.id, ods: COUNCIL_ODS, password: COUNCIL_BOX.password, polled: true }, MESH_KEY);
+      await addMailbox(hospital.server.driver, { mailboxId: TRUST_BOX.id, ods: HOSPITAL_ODS, password: TRUST_BOX.password, polled: true }, MESH_KEY);
+      council = await startPeer(councilDb, councilEnv(hospital.url));
+      await addMailbox(council.server.driver, { mailboxId: COUNCIL_BOX.id, ods: COUNCIL_ODS }, undefined);
+      await addMailbox(council.server.driver, { mailboxId: HOSPITAL_BOX.id, ods: HOSPITAL_ODS }, undefined);
+      await Promise.all([seedOrganisations(hospital), seedOrganisations(council)]);
+      // The hospital's council works elsewhere, over ADW.
+      await setCouncilSettings(hospital.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
+    });
+    after(async () => {
+      await council?.close();
+      await hospital?.close();
+      for (const cleanup of cleanups) cleanup();
+    });
+
+    /** Waits until a server's inbox has nothing left to process. */
+    const settled = (peer: Peer) => waitFor('the inbox to settle', async () => {
+      const row = await peer.server.driver.get<{ n: number }>("SELECT COUNT(*) AS n FROM messaging_inbox WHERE status = 'pending'");
+      return Number(row?.n) === 0;
+    }, 30_000);
+    /** What the hospital queued goes out; the council fetches and processes it. */
+    async function toCouncil(): Promise<number> {
+      await hospital.server.discharge.runWorkers();
+      const fetched = await council.server.messaging.pollExternal();
+      await settled(council);
+      return fetched;
+    }
+    /** What the council queued goes out through its MESH client; the hospital processes it. */
+    async function toHospital(): Promise<void> {
+      await council.server.discharge.runWorkers();
+      await settled(hospital);
+    }
+    const triageTask = async (peer: Peer, identifier: string) => {
+      const referral = await peer.searchOne(`ServiceRequest?identifier=${identifier}`);
+      return { referral, task: referral && await peer.searchOne(`Task?focus=ServiceRequest/${referral.id}&code=triage-referral`) };
+    };
+    const sentBy = (peer: Peer, identifier: string) => peer.server.driver.all<{ event_code: string; status: string; body: string }>(
+      "SELECT event_code, status, body FROM discharge_adw_messages WHERE direction = 'out' AND referral_identifier = ? ORDER BY at_ms", [identifier]);
+    /** The trust's MESH inbox: each waiting message read and acknowledged, as a MESH client would. */
+    async function trustInbox(): Promise<string[]> {
+      const ids: string[] = (await meshCall(hospital.url, TRUST_BOX.id, TRUST_BOX.password, 'GET', '/inbox')).json().messages;
+      const bodies: string[] = [];
+      for (const id of ids) {
+        bodies.push((await meshCall(hospital.url, TRUST_BOX.id, TRUST_BOX.password, 'GET', `/inbox/${id}`)).body.toString('utf8'));
+        assert.equal((await meshCall(hospital.url, TRUST_BOX.id, TRUST_BOX.password, 'PUT', `/inbox/${id}/status/acknowledged`)).status, 200);
+      }
+      return bodies;
+    }
+    /** The trust sends ADW XML to the council's mailbox through the MESH. */
+    async function trustSends(xml: string): Promise<string> {
+      const sent = await meshCall(hospital.url, TRUST_BOX.id, TRUST_BOX.password, 'POST', '/outbox', {
+        headers: { 'mex-to': COUNCIL_BOX.id, 'mex-workflowid': 'ADW_NOTICE', 'mex-subject': 'ADW', 'content-type': 'application/xml' }, body: xml,
+      });
+      assert.equal(sent.status, 202, sent.body.toString());
+      return sent.json().message_id;
+    }
+
+    it('notice → accept → discharge notice → agreement → withdrawal, with both servers restarted on the way', async () => {
+      const patient = await seedPatient(hospital, 'mesh-rt');
+      await hospital.fhir.put('Encounter/mesh-stay', { resourceType: 'Encounter', id: 'mesh-stay', status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: `Patient/${patient}` }, period: { start: '2026-05-01T08:00:00Z' }, location: [{ location: { reference: 'Location/collier-ward' } }] });
+      // The council's server is down when the hospital refers: the notice waits in the council's MESH mailbox.
+      await council.close();
+      const { referral } = await createReferral(hospital.server.discharge.context, {
+        patient: `Patient/${patient}`, encounter: 'Encounter/mesh-stay', hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, ward: 'Location/collier-ward',
+        reason: 'Fall at home, lives alone', referrer: { name: 'Leticia Gulliver', phone: '01911223344' },
+      });
+      const identifier = referral.identifier[0].value;
+      await hospital.server.discharge.runWorkers();
+      const waiting = (await meshCall(hospital.url, COUNCIL_BOX.id, COUNCIL_BOX.password, 'GET', '/inbox')).json().messages;
+      assert.equal(waiting.length, 1, 'the notice waits in the council\'s mailbox');
+
+      council = await startPeer(councilDb, councilEnv(hospital.url)); // its MESH client polls once on starting
+      await toCouncil();
+      let atCouncil = await triageTask(council, identifier);
+      assert.equal(atCouncil.referral.reasonCode[0].text, 'Fall at home, lives alone');
+      assert.equal(atCouncil.referral.performer[0].display, 'Hebburn Council');
+      assert.equal(triageStateOf(atCouncil.task), 'received');
+      assert.equal((await inboxState(council.server.driver, waiting[0]))?.status, 'done');
+
+      // The MESH (the hospital's server) is down when the council accepts: the answer waits at the council.
+      await hospital.close();
+      await triage(council.server.discharge.context, atCouncil.referral.id, { action: 'accept', note: 'We will assess at home.' });
+      await council.server.discharge.runWorkers();
+      assert.deepEqual((await sentBy(council, identifier)).map((r) => r.status), ['pending'], 'kept until MESH takes it');
+      hospital = await startPeer(hospitalDb, { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY }, hospital.port);
+      await toHospital();
+      let atHospital = await triageTask(hospital, identifier);
+      assert.equal(atHospital.referral.id, referral.id, 'the hospital finds its episode by the same identifier');
+      assert.equal(triageStateOf(atHospital.task), 'accepted');
+
+      // The ward sets an expected discharge date: a discharge notice goes out; the council agrees.
+      const stay = (await hospital.fhir.get('Encounter/mesh-stay')).body;
+      await hospital.fhir.put('Encounter/mesh-stay', { ...stay, extension: [{ url: EXPECTED_DISCHARGE_URL, valueDateTime: '2026-05-08' }] });
+      await toCouncil();
+      atCouncil = await triageTask(council, identifier);
+      assert.equal(atCouncil.referral.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2026-05-08');
+      await confirmReady(council.server.discharge.context, atCouncil.referral.id);
+      await toHospital();
+      atHospital = await triageTask(hospital, identifier);
+      assert.equal(triageStateOf(atHospital.task), 'ready');
+
+      // MESH hands the council the same assessment notice again (a new MESH message, the same MessageHeader.id).
+      const version = (await triageTask(council, identifier)).task.meta.versionId;
+      const [notice] = await sentBy(hospital, identifier);
+      const copy = await meshCall(hospital.url, HOSPITAL_BOX.id, HOSPITAL_BOX.password, 'POST', '/outbox', {
+        headers: { 'mex-to': COUNCIL_BOX.id, 'mex-workflowid': 'ADW_NOTICE' }, body: notice.body,
+      });
+      assert.equal(copy.status, 202);
+      assert.equal(await toCouncil(), 1);
+      assert.equal((await inboxState(council.server.driver, copy.json().message_id))?.status, 'done');
+      assert.equal((await triageTask(council, identifier)).task.meta.versionId, version, 'the copy changes nothing');
+      assert.equal((await sentBy(council, identifier)).length, 2, 'and is not answered twice');
+
+      // The person's plans change: the hospital withdraws; the council's work stops and it accepts the withdrawal.
+      await withdrawReferral(hospital.server.discharge.context, referral.id, '11 Own arrangements made by the family');
+      await toCouncil();
+      assert.equal(triageStateOf((await triageTask(council, identifier)).task), 'withdrawn');
+      await toHospital();
+      const fromHospital = await sentBy(hospital, identifier);
+      assert.deepEqual(fromHospital.map((r) => parseAdwMessage(r.body).eventCode), [ADW_EVENT.assessmentNotice, ADW_EVENT.dischargeNotice, ADW_EVENT.withdrawAll]);
+      assert.deepEqual(fromHospital.map((r) => r.status), ['accepted', 'accepted', 'accepted'], 'every notice answered, over MESH');
+      assert.deepEqual(await listDeadLetters(hospital.server.driver), []);
+      assert.deepEqual(await listDeadLetters(council.server.driver), []);
+    });
+
+    it('a withdrawal that arrives before its notice: withdrawn at once, answered to the sender\'s mailbox; the late notice opens no work', async () => {
+      const ids = episodeIds();
+      await trustSends(renamed(EXAMPLES['Withdrawal-Notice'], { ...ids, [ASSESSMENT_HEADER]: crypto.randomUUID() }));
+      await toCouncil();
+      let { task } = await triageTask(council, ids[EPISODE]);
+      assert.equal(triageStateOf(task), 'withdrawn');
+      await trustSends(renamed(EXAMPLES['Assessment-Notice'], ids));
+      await toCouncil();
+      ({ task } = await triageTask(council, ids[EPISODE]));
+      assert.equal(triageStateOf(task), 'withdrawn');
+      await council.server.discharge.runWorkers();
+      const answers = (await trustInbox()).map(parseAdwMessage);
+      assert.deepEqual(answers.map((a) => a.eventCode), [ADW_EVENT.withdrawalAccept], 'the withdrawal is accepted; the late notice asks for nothing');
+      assert.equal(answers[0].referral?.identifier, ids[EPISODE]);
+    });
+
+    it('bad input: a reject response to the sender\'s mailbox and a dead letter with the reason; unreadable XML is dead-lettered; the council keeps working', async () => {
+      const ids = episodeIds();
+      const badNhs = await trustSends(renamed(EXAMPLES['Assessment-Notice'], ids).replace('value="9413946000"', 'value="9413946001"'));
+      const garbled = await trustSends('<Bundle xmlns="http://hl7.org/fhir"><entry>');
+      await toCouncil();
+      assert.equal((await triageTask(council, ids[EPISODE])).referral, undefined, 'nothing half-written');
+      const dead = await listDeadLetters(council.server.driver);
+      assert.match(dead.find((d) => d.messageId === badNhs)?.reason ?? '', /NHS number 9413946001 is not valid/);
+      assert.ok(dead.find((d) => d.messageId === garbled), 'the unreadable message is kept as a dead letter');
+      await council.server.discharge.runWorkers();
+      const answers = (await trustInbox()).map(parseAdwMessage);
+      assert.deepEqual(answers.map((a) => a.eventCode), [ADW_EVENT.assessmentReject]);
+      assert.match(answers[0].reason?.text ?? '', /NHS number 9413946001 is not valid/);
+
+      // The same episode, sent right, is processed.
+      const fixed = episodeIds();
+      await trustSends(renamed(EXAMPLES['Assessment-Notice'], fixed));
+      await toCouncil();
+      assert.equal(triageStateOf((await triageTask(council, fixed[EPISODE])).task), 'received');
+    });
+  });
+}

@@ -1,0 +1,164 @@
+// The discharge pages over real HTTP on a whole CareBridge server, both engines: a council social worker's
+// referral queue and triage (validation with the NHS error summary, a stale page refused with nothing
+// overwritten, worker and note), a hospital discharge coordinator's board, the figures with their CSV, and
+// live updates by Server-Sent Events. Each person sees only their own organisation's referrals.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
+import { stopOwnPostgres } from '../support/postgres.ts';
+import { triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
+import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
+import { seedDischargePages, signIn } from './pagesSeed.ts';
+
+after(stopOwnPostgres);
+
+interface Page { status: number; location: string | null; html: string; text: string }
+
+async function get(t: TestServer, path: string, cookie: string): Promise<Page> {
+  const res = await fetch(t.url + path, { headers: { cookie }, redirect: 'manual' });
+  const html = await res.text();
+  return { status: res.status, location: res.headers.get('location'), html, text: textOf(html) };
+}
+
+async function post(t: TestServer, path: string, cookie: string, form: Record<string, string>): Promise<Page> {
+  const res = await fetch(t.url + path, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString(), redirect: 'manual' });
+  const html = await res.text();
+  return { status: res.status, location: res.headers.get('location'), html, text: textOf(html) };
+}
+
+const hidden = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? '';
+
+for (const engine of ENGINES) {
+  describe(`discharge pages (${engine})`, () => {
+    let t: TestServer;
+    let worker: string;
+    let coordinator: string;
+    const ids: Record<string, string> = {};
+
+    before(async () => {
+      t = await startTestServer(engine, { CAREBRIDGE_DISCHARGE_POLL_SECONDS: '3600' });
+      Object.assign(ids, await seedDischargePages(t));
+      worker = await signIn(t, 'sam.social');
+      coordinator = await signIn(t, 'cath.coord');
+    });
+    after(() => t?.close());
+
+    it('the council\'s queue lists referrals to this council only, overdue first', async () => {
+      const page = await get(t, '/discharge/referrals', worker);
+      assert.equal(page.status, 200);
+      assert.match(page.text, /Eastshire Council Discharge referrals/);
+      assert.ok(page.html.includes(`/discharge/referrals/${ids.alice}"`));
+      assert.ok(!page.html.includes(ids.cora), 'a referral to another council is not shown');
+      assert.ok(!page.html.includes(ids.bert), 'a discharged person\'s referral leaves the council\'s view (access follows open referrals)');
+      assert.match(page.text, /1 referral is past the response deadline/);
+      assert.match(page.text, /Overdue/);
+      const board = await get(t, '/discharge/board', worker);
+      assert.equal(board.location, '/discharge/referrals', 'the board is the hospital\'s');
+    });
+
+    it('triage: the error summary names what is missing; a stale page is refused and nothing is overwritten; then accept, assign, note', async () => {
+      const path = `/discharge/referrals/${ids.alice}`;
+      let page = await get(t, path, worker);
+      const form = { _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version') };
+
+      let answer = await post(t, `${path}/triage`, worker, { ...form });
+      assert.equal(answer.status, 400);
+      assert.match(answer.html, /nhsuk-error-summary/);
+      assert.match(answer.html, /href="#decision">\s*Select whether to accept the referral/);
+      answer = await post(t, `${path}/triage`, worker, { ...form, decision: 'reject' });
+      assert.match(answer.html, /href="#details">\s*Enter the reason for rejecting the referral/);
+
+      // Someone else answers first (here: asks for more information through the workflow).
+      await post(t, `${path}/triage`, worker, { ...form, decision: 'requestInformation', details: 'Is there a package of care already?' });
+      answer = await post(t, `${path}/triage`, worker, { ...form, decision: 'reject', details: 'Not our area' });
+      assert.equal(answer.status, 409);
+      assert.match(answer.text, /changed by someone else while you had it open/);
+      assert.match(answer.html, /Not our area<\/textarea>/, 'what the person typed is kept');
+      const task = async () => (await t.fhir.get(`Task?focus=ServiceRequest/${ids.alice}&code=triage-referral`)).body.entry[0].resource;
+      assert.equal(triageStateOf(await task()), 'more-information-requested', 'the stale decision was not applied');
+
+      page = await get(t, path, worker);
+      answer = await post(t, `${path}/triage`, worker, { _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version'), decision: 'accept' });
+      assert.equal(answer.status, 303);
+      assert.equal(answer.location, `${path}?done=triage`);
+      const accepted = await task();
+      assert.equal(triageStateOf(accepted), 'accepted');
+      assert.ok(accepted.executionPeriod.start, 'the time of the first response is kept for the figures');
+
+      page = await get(t, `${path}?done=triage`, worker);
+      assert.match(page.text, /Your decision was saved/);
+      assert.match(page.html, /<option value="Practitioner\/ola-other">Ola Other \(Social worker\)<\/option>/);
+      answer = await post(t, `${path}/assign`, worker, { _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version'), worker: 'Practitioner/not-offered' });
+      assert.match(answer.html, /href="#worker">\s*Select the worker to assign/);
+      answer = await post(t, `${path}/assign`, worker, { _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version'), worker: 'Practitioner/ola-other' });
+      assert.equal(answer.status, 303);
+      assert.equal((await task()).owner.reference, 'Practitioner/ola-other');
+
+      page = await get(t, path, worker);
+      answer = await post(t, `${path}/note`, worker, { _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version'), note: 'Family visiting on Friday' });
+      assert.equal(answer.status, 303);
+      page = await get(t, path, worker);
+      assert.match(page.text, /Note Family visiting on Friday/);
+      assert.match(page.text, /Sam Social/);
+      assert.match(page.text, /Request for more information Is there a package of care already\?/);
+    });
+
+    it('the hospital\'s board groups its referrals by ward with days delayed, and filters', async () => {
+      const page = await get(t, '/discharge/board', coordinator);
+      assert.equal(page.status, 200);
+      assert.match(page.text, /Riverside Hospital Discharge board/);
+      assert.ok(page.html.includes(ids.alice) && page.html.includes(ids.cora), 'referrals to any council, from this hospital');
+      assert.ok(!page.html.includes(ids.bert), 'the discharged person is not on the open board');
+      assert.match(page.html, /<caption[^>]*>Heron Ward<\/caption>/);
+      const all = await get(t, '/discharge/board?status=', coordinator);
+      assert.ok(all.html.includes(ids.bert));
+      const discharged = await get(t, '/discharge/board?status=discharged', coordinator);
+      assert.ok(discharged.html.includes(ids.bert) && !discharged.html.includes(ids.alice));
+      assert.match(discharged.text, /=Kestrel Ward .*Bert Smith .* 4 /, 'medically ready 2 January, discharged 6 January: 4 days');
+      const pathway3 = await get(t, '/discharge/board?status=&pathway=3', coordinator);
+      assert.ok(pathway3.html.includes(ids.bert) && !pathway3.html.includes(ids.alice));
+      assert.equal((await post(t, `/discharge/referrals/${ids.alice}/note`, coordinator, { _csrf: decodeURIComponent(/sign-out\?_csrf=([^"&]+)/.exec(page.html)![1]), note: 'x' })).status, 403, 'the hospital does not triage');
+    });
+
+    it('figures: open referrals by pathway and status, response time, delayed days; the CSV has every referral and no formulas', async () => {
+      const page = await get(t, '/discharge/metrics', coordinator);
+      assert.equal(page.status, 200);
+      assert.match(page.html, /<svg role="img"/);
+      assert.match(page.text, /Pathway 1: home with new or restarted support (\d+ )+2 /, 'two open pathway 1 referrals');
+      assert.match(page.text, /Delayed days by ward .*Riverside Hospital: =Kestrel Ward 1 4 4 4/);
+      const csv = await fetch(`${t.url}/discharge/metrics.csv`, { headers: { cookie: coordinator } });
+      assert.equal(csv.headers.get('content-type'), 'text/csv; charset=utf-8');
+      const lines = (await csv.text()).trim().split('\r\n');
+      assert.equal(lines.length, 4);
+      assert.match(lines[0], /^"Referral","Hospital","Ward","Council"/);
+      const bert = lines.find((l) => l.startsWith(`"${ids.bert}"`))!;
+      assert.match(bert, /"'=Kestrel Ward"/, 'a cell a spreadsheet would run is made text');
+      assert.match(bert, /"2026-01-02","2026-01-06T10:00:00Z","4"$/);
+      assert.ok(!lines.join().includes('Bert Smith'), 'no names in the export');
+      const council = await (await fetch(`${t.url}/discharge/metrics.csv`, { headers: { cookie: worker } })).text();
+      assert.ok(!council.includes(ids.cora), 'the council\'s figures hold only its referrals');
+    });
+
+    it('live updates: an open page is told when a referral changes', async () => {
+      const controller = new AbortController();
+      const res = await fetch(`${t.url}/discharge/events`, { headers: { cookie: worker }, signal: controller.signal });
+      assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      const reader = res.body!.getReader();
+      let received = '';
+      const changed = (async () => {
+        while (!received.includes('event: changed')) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          received += new TextDecoder().decode(value);
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 300));
+      await t.fhir.put(`ServiceRequest/${ids.alice}`, { ...(await t.fhir.get(`ServiceRequest/${ids.alice}`)).body, extension: [{ url: MEDICALLY_READY_URL, valueDateTime: '2026-01-03' }] });
+      await Promise.race([changed, new Promise((_, reject) => setTimeout(() => reject(new Error(`no change event: ${received}`)), 10_000))]);
+      assert.match(received, /event: changed\nid: \d+\ndata: \d+/);
+      controller.abort();
+      const anonymous = await fetch(`${t.url}/discharge/events`, { redirect: 'manual' });
+      assert.equal(anonymous.status, 303, 'signed-out visitors get no stream');
+    });
+  });
+}
