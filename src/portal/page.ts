@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Views } from './views.ts';
 import { visitOf } from './visit.ts';
-import { ROLE_LABELS } from './roles.ts';
+import { navigationFor, ROLE_LABELS } from './roles.ts';
 
 export interface FieldError {
   /** The id of the field the message is about; the error summary links to it. */
@@ -19,6 +19,7 @@ export function pageSender(views: Views): SendPage {
     const html = views.render(template, {
       csrfToken: visit.csrfToken,
       user: actor ? { name: actor.name, role: ROLE_LABELS[actor.role], organisation: actor.organisation } : undefined,
+      navigation: actor ? navigationFor(actor.role, req.url.split('?')[0]!) : [],
       ...context,
     });
     return reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(html);

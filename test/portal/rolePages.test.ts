@@ -57,6 +57,24 @@ for (const engine of ENGINES) {
       for (const path of ['/hospital', '/council', '/admin/users']) assert.equal((await get(t, path, carer)).status, 403, `care-home staff kept out of ${path}`);
     });
 
+    it('gives each role header links to its own pages, each of which opens, with the current one marked', async () => {
+      const expected = [
+        [WARD_NURSE, '/hospital', ['Ward list', 'Red bags', 'Discharge board', 'Discharge figures']],
+        [SOCIAL_WORKER, '/council', ['People referred', 'Referral queue', 'Discharge figures']],
+        [ADMIN, '/admin/users', ['People', 'System clients', 'Organisations']],
+        [CARE_HOME_CARER, '/care-home', ['Residents', 'Red bags']],
+      ] as const;
+      for (const [person, start, texts] of expected) {
+        const { cookie } = await t.signIn(person);
+        const page = await get(t, start, cookie);
+        const nav = /<nav class="nhsuk-header__navigation"[^>]*aria-label="Your pages"[\s\S]*?<\/nav>/.exec(page.html)?.[0] ?? '';
+        const links = [...nav.matchAll(/<a[^>]*href="([^"]+)"[^>]*>([\s\S]*?)<\/a>/g)].map((m) => ({ href: m[1]!, text: textOf(m[2]!).trim(), current: /aria-current="page"/.test(m[0]) }));
+        assert.deepEqual(links.map((l) => l.text), [...texts], person.role);
+        assert.deepEqual(links.filter((l) => l.current).map((l) => l.href), [start], `${person.role}: the page shown is marked current`);
+        for (const link of links) assert.equal((await get(t, link.href, cookie)).status, 200, `${person.role} opens ${link.href}`);
+      }
+    });
+
     it('lists the hospital’s inpatients by ward, with their latest NEWS2 and alerts, and no one else', async () => {
       assert.ok(inpatients.length >= 2, 'the demo data has people in hospital');
       const { cookie } = await t.signIn(WARD_NURSE);
