@@ -19,7 +19,7 @@ export {
   TRIAGE_DISPLAY, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 export {
-  createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, referralForEncounter, isOverdue,
+  createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, setMedicallyReady, referralForEncounter, isOverdue,
   type NewReferral, type TriageDecision, type StepOptions, type ConsentAnswer,
 } from './referrals.ts';
 export type { DischargeContext, Referral, FhirResource } from './recordSession.ts';

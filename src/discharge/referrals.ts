@@ -364,6 +364,30 @@ export function withdrawIn(session: RecordSession, ctx: DischargeContext, referr
   });
 }
 
+/**
+ * The hospital records the day the person became medically ready for discharge (or corrects it): the
+ * delayed-days clock starts there. Checked against the Task version the person saw, and the Task gets a new
+ * version too, so a page loaded before this change cannot act as if it had not happened.
+ */
+export async function setMedicallyReady(ctx: DischargeContext, referralId: string, date: string, options: StepOptions = {}): Promise<Referral> {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(date))) throw fail(400, 'invalid', `'${date}' is not a date (YYYY-MM-DD).`);
+  return inRecordTransaction(ctx, 'setMedicallyReady', async (session) => {
+    const current = await loadReferral(session, referralId);
+    if (options.ifMatch !== undefined && options.ifMatch !== current.task.meta?.versionId) {
+      throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `The referral was changed by someone else (now version ${current.task.meta?.versionId}, you saw ${options.ifMatch}); reload it and try again.` }]);
+    }
+    const state = triageStateOf(current.task) ?? 'received';
+    if (FINAL_STATES.has(state)) throw fail(409, 'business-rule', `The referral is ${TRIAGE_DISPLAY[state].toLowerCase()}; its medically ready date can no longer change.`);
+    const now = clock(ctx);
+    const after = {
+      referral: await session.put(withExtensionDate(current.referral, MEDICALLY_READY_URL, date), current.referral.meta?.versionId),
+      task: await session.put({ ...current.task, lastModified: iso(now) }, current.task.meta?.versionId),
+    };
+    await fileCommunication(session, after, { text: `Medically ready for discharge from ${date}.`, category: 'Medically ready' }, options.by, now);
+    return after;
+  });
+}
+
 /** The expected discharge date changed (from the Encounter, or a discharge notice): copied onto the referral. */
 export async function setExpectedDischargeIn(session: RecordSession, referralId: string, expected: string | undefined): Promise<boolean> {
   const referral = await session.read('ServiceRequest', referralId);

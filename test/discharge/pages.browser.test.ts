@@ -68,7 +68,7 @@ describe('discharge pages in a browser', () => {
     await context.close();
   });
 
-  it('hospital: the board and the figures are accessible', async () => {
+  it('hospital: the board, the figures and a referral\'s forms are accessible; the medically ready date can be entered by keyboard', async () => {
     const { context, page } = await signedIn('cath.coord');
     await page.goto(`${t.url}/discharge/board`);
     await assertAccessible(page, 'discharge board');
@@ -76,6 +76,24 @@ describe('discharge pages in a browser', () => {
     await page.goto(`${t.url}/discharge/metrics`);
     await assertAccessible(page, 'discharge figures');
     await screenshot(page, 'discharge-figures');
+    // The coordinator's referral page, keyboard only: the medically ready date, with an error shown first.
+    await page.goto(`${t.url}/discharge/referrals/${ids.cora}`);
+    await assertAccessible(page, 'referral (hospital)');
+    await page.getByRole('button', { name: 'Save medically ready date' }).focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/medically-ready$/);
+    assert.match(await page.title(), /^Error: /);
+    await assertAccessible(page, 'referral (hospital) with errors');
+    await page.locator('#ready-day').focus();
+    await page.keyboard.type('4');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('1');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('2026');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByText('The medically ready date was saved').waitFor();
+    await screenshot(page, 'discharge-referral-hospital');
     await context.close();
     assert.deepEqual(errors, [], 'no script errors or refused scripts');
   });

@@ -117,7 +117,7 @@ for (const engine of ENGINES) {
       assert.match(discharged.text, /=Kestrel Ward .*Bert Smith .* 4 /, 'medically ready 2 January, discharged 6 January: 4 days');
       const pathway3 = await get(t, '/discharge/board?status=&pathway=3', coordinator);
       assert.ok(pathway3.html.includes(ids.bert) && !pathway3.html.includes(ids.alice));
-      assert.equal((await post(t, `/discharge/referrals/${ids.alice}/note`, coordinator, { _csrf: decodeURIComponent(/sign-out\?_csrf=([^"&]+)/.exec(page.html)![1]), note: 'x' })).status, 403, 'the hospital does not triage');
+      assert.equal((await post(t, `/discharge/referrals/${ids.alice}/triage`, coordinator, { _csrf: decodeURIComponent(/sign-out\?_csrf=([^"&]+)/.exec(page.html)![1]), decision: 'accept' })).status, 403, 'the hospital does not triage');
     });
 
     it('figures: open referrals by pathway and status, response time, delayed days; the CSV has every referral and no formulas', async () => {
@@ -159,6 +159,63 @@ for (const engine of ENGINES) {
       controller.abort();
       const anonymous = await fetch(`${t.url}/discharge/events`, { redirect: 'manual' });
       assert.equal(anonymous.status, 303, 'signed-out visitors get no stream');
+    });
+
+    it('the hospital records medically ready, answers with a note and withdraws; the council arranges support and confirms ready; the hospital records the discharge', async () => {
+      const coraPath = `/discharge/referrals/${ids.cora}`;
+      let page = await get(t, coraPath, coordinator);
+      assert.match(page.text, /Medically ready Not yet/);
+      const form = () => ({ _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version') });
+      let answer = await post(t, `${coraPath}/medically-ready`, coordinator, { ...form() });
+      assert.equal(answer.status, 400);
+      assert.match(answer.html, /href="#ready-day">\s*Enter the date the patient became medically ready/);
+      answer = await post(t, `${coraPath}/medically-ready`, coordinator, { ...form(), 'ready-day': '31', 'ready-month': '2', 'ready-year': '2026' });
+      assert.match(answer.text, /must be a real date/);
+      assert.match(answer.html, /name="ready-day"[^>]*value="31"|value="31"[^>]*name="ready-day"/, 'what was typed is kept');
+      answer = await post(t, `${coraPath}/medically-ready`, coordinator, { ...form(), 'ready-day': '1', 'ready-month': '1', 'ready-year': '2099' });
+      assert.match(answer.text, /must be today or in the past/);
+      answer = await post(t, `${coraPath}/medically-ready`, coordinator, { ...form(), 'ready-day': '5', 'ready-month': '1', 'ready-year': '2026' });
+      assert.equal(answer.status, 303);
+      const referral = (await t.fhir.get(`ServiceRequest/${ids.cora}`)).body;
+      assert.equal(referral.extension.find((e: any) => e.url === MEDICALLY_READY_URL).valueDateTime, '2026-01-05');
+      answer = await post(t, `${coraPath}/medically-ready`, coordinator, { ...form(), 'ready-day': '6', 'ready-month': '1', 'ready-year': '2026' });
+      assert.equal(answer.status, 409, 'the page that set the date is now out of date: a second change from it is refused');
+      assert.match((await get(t, '/discharge/board', coordinator)).text, /Cora West .*Medically ready 5 January 2026/, 'the board shows the date it counts from');
+
+      page = await get(t, coraPath, coordinator);
+      answer = await post(t, `${coraPath}/note`, coordinator, { ...form(), note: 'Daughter will collect her' });
+      assert.equal(answer.status, 303);
+      page = await get(t, coraPath, coordinator);
+      answer = await post(t, `${coraPath}/withdraw`, coordinator, { ...form() });
+      assert.match(answer.html, /href="#reason">\s*Enter why the referral is being withdrawn/);
+      answer = await post(t, `${coraPath}/withdraw`, coordinator, { ...form(), reason: 'Going to live with her daughter' });
+      assert.equal(answer.status, 303);
+      const coraTask = (await t.fhir.get(`Task?focus=ServiceRequest/${ids.cora}&code=triage-referral`)).body.entry[0].resource;
+      assert.equal(triageStateOf(coraTask), 'withdrawn');
+      page = await get(t, `${coraPath}?done=withdraw`, coordinator);
+      assert.match(page.text, /The referral was withdrawn/);
+      assert.match(page.text, /Note Daughter will collect her/);
+      assert.ok(!page.html.includes(`${coraPath}/withdraw"`), 'a withdrawn referral offers no more steps');
+
+      const alicePath = `/discharge/referrals/${ids.alice}`;
+      page = await get(t, alicePath, worker);
+      assert.ok(!page.html.includes(`${alicePath}/medically-ready"`), 'the council does not set hospital dates');
+      answer = await post(t, `${alicePath}/support`, worker, { ...form() });
+      assert.match(answer.html, /href="#support">\s*Describe the support arranged/);
+      answer = await post(t, `${alicePath}/support`, worker, { ...form(), support: 'Four calls a day from Monday' });
+      assert.equal(answer.status, 303);
+      page = await get(t, alicePath, worker);
+      answer = await post(t, `${alicePath}/ready`, worker, { ...form(), 'ready-note': 'Package starts Monday' });
+      assert.equal(answer.status, 303);
+      page = await get(t, alicePath, coordinator);
+      assert.match(page.text, /Status Ready for discharge|Status Ready/);
+      assert.equal((await post(t, `${alicePath}/ready`, coordinator, { ...form() })).status, 403, 'the hospital does not confirm for the council');
+      answer = await post(t, `${alicePath}/discharged`, coordinator, { ...form(), 'discharged-day': '7', 'discharged-month': '1', 'discharged-year': '2026' });
+      assert.equal(answer.status, 303);
+      const aliceTask = (await t.fhir.get(`Task?focus=ServiceRequest/${ids.alice}&code=triage-referral`)).body.entry[0].resource;
+      assert.equal(triageStateOf(aliceTask), 'discharged');
+      assert.equal(aliceTask.executionPeriod.end, '2026-01-07');
+      assert.match((await get(t, '/discharge/board?status=discharged', coordinator)).text, /Alice Jones/);
     });
   });
 }

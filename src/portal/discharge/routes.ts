@@ -15,7 +15,18 @@ import { NotAllowedHere, PageNotFound } from '../pageErrors.ts';
 import { loadReferralRows, organisationOf, type ReferralRow, type Side } from './referralRows.ts';
 import { dischargeMetrics, referralsCsv } from './metrics.ts';
 import { liveUpdates } from './liveUpdates.ts';
-import { submitAssign, submitNote, submitTriage, type AssignForm, type FormResult, type NoteForm, type TriageForm } from './triageForms.ts';
+import { submitAssign, submitNote, submitReady, submitSupport, submitTriage, type AssignForm, type FormResult, type NoteForm, type SupportForm, type TriageForm } from './triageForms.ts';
+import { submitDischarge, submitMedicallyReady, submitWithdraw, type DateForm, type WithdrawForm } from './hospitalForms.ts';
+
+const ACTIONS = ['triage', 'assign', 'support', 'ready', 'medically-ready', 'discharged', 'withdraw', 'note'] as const;
+type Action = typeof ACTIONS[number];
+const COUNCIL_ONLY = 'Only the council\'s social workers respond to referrals and arrange support.';
+const HOSPITAL_ONLY = 'Only the hospital\'s discharge coordinators record medically ready and discharge dates, or withdraw a referral.';
+const REFUSALS: Record<Action, string> = {
+  triage: COUNCIL_ONLY, assign: COUNCIL_ONLY, support: COUNCIL_ONLY, ready: COUNCIL_ONLY,
+  'medically-ready': HOSPITAL_ONLY, discharged: HOSPITAL_ONLY, withdraw: HOSPITAL_ONLY,
+  note: 'Only the council\'s social workers and the hospital\'s discharge coordinators add notes to referrals.',
+};
 
 /** What the portal needs from discharge: the workflow acting with a signed-in person's access. */
 export interface DischargePortal { contextFor(access: AccessControl): DischargeContext }
@@ -28,8 +39,14 @@ export interface DischargePageOptions {
 }
 
 const SIDE_OF_ROLE: Partial<Record<string, Side>> = { 'discharge-coordinator': 'hospital', 'ward-nurse': 'hospital', 'social-worker': 'council', broker: 'council' };
-/** Who may triage, assign and write notes: the council's social workers (the record checks again). */
-const MAY_ACT = new Set(['social-worker']);
+/**
+ * Who changes referrals from these pages (the record checks again): the council's social workers triage,
+ * assign, record support and confirm readiness; the hospital's discharge coordinators record medically
+ * ready and discharge dates and withdraw; both add notes.
+ */
+const COUNCIL_ACTORS: ReadonlySet<string> = new Set(['social-worker']);
+const HOSPITAL_ACTORS: ReadonlySet<string> = new Set(['discharge-coordinator']);
+const mayActAs = (who: { actor: UserActor; side: Side }, side: Side) => who.side === side && (side === 'council' ? COUNCIL_ACTORS : HOSPITAL_ACTORS).has(who.actor.role);
 const LIVE_SCRIPT = readFileSync(new URL('./live.js', import.meta.url), 'utf8');
 
 function dischargeActor(req: FastifyRequest, reply: FastifyReply): { actor: UserActor; side: Side } | undefined {
@@ -99,13 +116,17 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
     const row = rows.find((r) => r.id === req.params.id);
     if (!row) throw new PageNotFound('There is no discharge referral with this identifier that you can see.');
     const notes = (await record.search('Communication', [['based-on', `ServiceRequest/${row.id}`], ['_sort', '-sent'], ['_count', '100']])).matches;
-    const mayAct = MAY_ACT.has(who.actor.role) && who.side === 'council' && Boolean(discharge);
-    const workers = mayAct ? await workerChoices(record, who.actor) : [];
+    const councilActs = mayActAs(who, 'council') && Boolean(discharge);
+    const hospitalActs = mayActAs(who, 'hospital') && Boolean(discharge);
+    const workers = councilActs ? await workerChoices(record, who.actor) : [];
     return send(req, reply, 'pages/discharge/referral.njk', {
-      pageTitle: `Discharge referral for ${row.name}`, row, side: who.side, mayAct, workers,
+      pageTitle: `Discharge referral for ${row.name}`, row, side: who.side, mayAct: councilActs || hospitalActs, councilActs, hospitalActs, workers,
       notes: notes.map((n) => ({ category: n.category?.[0]?.text ?? 'Note', text: n.payload?.[0]?.contentString ?? '', by: n.sender?.display, at: n.sent })),
       canTriage: row.state === 'received' || row.state === 'more-information-requested',
       canAssign: ['accepted', 'assigned', 'support-arranged'].includes(row.state),
+      canArrange: ['assigned', 'support-arranged'].includes(row.state),
+      canConfirm: ['accepted', 'assigned', 'support-arranged'].includes(row.state),
+      canChangeDates: row.open, canWithdraw: row.open,
       values: form.values ?? {}, done: form.done, ...errorView(form.errors ?? []),
     }, form.status ?? 200);
   };
@@ -113,14 +134,14 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
   app.get<{ Params: { id: string }; Querystring: { done?: string } }>('/discharge/referrals/:id', async (req, reply) => {
     const who = dischargeActor(req, reply);
     if (!who) return reply;
-    return referralPage(req, reply, who, { done: oneOf(req.query.done, ['triage', 'assign', 'note'] as const) });
+    return referralPage(req, reply, who, { done: oneOf(req.query.done, ACTIONS) });
   });
 
-  const action = <B extends Record<string, string | undefined>>(name: string, submit: (ctx: DischargeContext, actor: UserActor, id: string, body: B, record: RecordClient) => Promise<FormResult>) =>
+  const action = <B extends Record<string, string | undefined>>(name: Action, sides: readonly Side[], submit: (ctx: DischargeContext, actor: UserActor, id: string, body: B, record: RecordClient) => Promise<FormResult>) =>
     app.post<{ Params: { id: string }; Body: B }>(`/discharge/referrals/:id/${name}`, async (req, reply) => {
       const who = dischargeActor(req, reply);
       if (!who) return reply;
-      if (!MAY_ACT.has(who.actor.role) || who.side !== 'council' || !discharge) throw new NotAllowedHere('Only the council\'s social workers change discharge referrals here.');
+      if (!sides.some((side) => mayActAs(who, side)) || !discharge) throw new NotAllowedHere(REFUSALS[name]);
       const record = recordOf(req, who.actor);
       const ctx = discharge.contextFor(await connection(req).access.controlFor(who.actor, req.ip));
       const body = (req.body ?? {}) as B;
@@ -129,9 +150,15 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
       const values = Object.fromEntries(Object.entries(body).filter(([k]) => k !== '_csrf' && k !== 'version')) as Record<string, string>;
       return referralPage(req, reply, who, { errors: result.errors, values, status: result.stale ? 409 : 400 });
     });
-  action<TriageForm & Record<string, string | undefined>>('triage', (ctx, actor, id, body) => submitTriage(ctx, actor, id, body));
-  action<AssignForm & Record<string, string | undefined>>('assign', async (ctx, actor, id, body, record) => submitAssign(ctx, actor, id, body, await workerChoices(record, actor)));
-  action<NoteForm & Record<string, string | undefined>>('note', (ctx, actor, id, body) => submitNote(ctx, actor, id, body));
+  const dateFields = (body: Record<string, string | undefined>, prefix: string): DateForm => ({ version: body.version, day: body[`${prefix}-day`], month: body[`${prefix}-month`], year: body[`${prefix}-year`] });
+  action<TriageForm & Record<string, string | undefined>>('triage', ['council'], (ctx, actor, id, body) => submitTriage(ctx, actor, id, body));
+  action<AssignForm & Record<string, string | undefined>>('assign', ['council'], async (ctx, actor, id, body, record) => submitAssign(ctx, actor, id, body, await workerChoices(record, actor)));
+  action<SupportForm & Record<string, string | undefined>>('support', ['council'], (ctx, actor, id, body) => submitSupport(ctx, actor, id, body));
+  action<Record<string, string | undefined>>('ready', ['council'], (ctx, actor, id, body) => submitReady(ctx, actor, id, { version: body.version, note: body['ready-note'] }));
+  action<Record<string, string | undefined>>('medically-ready', ['hospital'], (ctx, actor, id, body) => submitMedicallyReady(ctx, actor, id, dateFields(body, 'ready')));
+  action<Record<string, string | undefined>>('discharged', ['hospital'], (ctx, actor, id, body) => submitDischarge(ctx, actor, id, dateFields(body, 'discharged')));
+  action<WithdrawForm & Record<string, string | undefined>>('withdraw', ['hospital'], (ctx, actor, id, body) => submitWithdraw(ctx, actor, id, body));
+  action<NoteForm & Record<string, string | undefined>>('note', ['council', 'hospital'], (ctx, actor, id, body) => submitNote(ctx, actor, id, body));
 
   app.get('/discharge/metrics', async (req, reply) => {
     const who = dischargeActor(req, reply);

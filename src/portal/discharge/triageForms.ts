@@ -1,19 +1,19 @@
 // The council's forms on a referral: triage (accept, ask for more information, reject with a reason),
-// assign a worker, add a note. Each is checked here first (the NHS error summary names the field), then
+// assign a worker, record the support arranged, confirm the person is ready, add a note (the hospital's
+// people add notes too). Each is checked here first (the NHS error summary names the field), then
 // run through the discharge workflow as the signed-in person, with the version of the referral the page
 // showed: if someone else changed it meanwhile the step is refused (412) and nothing is overwritten.
-import { FhirError } from '../../record/index.ts';
-import { triage, assignWorker, addNote, type DischargeContext, type TriageDecision } from '../../discharge/index.ts';
+import { triage, assignWorker, addNote, recordSupportArranged, confirmReady, type DischargeContext, type TriageDecision } from '../../discharge/index.ts';
 import type { UserActor } from '../../access/index.ts';
 import type { FieldError } from '../page.ts';
-
-const MAX_TEXT = 2000;
+import { by, runStep as run, MAX_TEXT, type FormResult } from './formStep.ts';
 
 export interface TriageForm { _csrf?: string; version?: string; decision?: string; details?: string }
 export interface AssignForm { _csrf?: string; version?: string; worker?: string }
 export interface NoteForm { _csrf?: string; version?: string; note?: string }
-
-export type FormResult = { ok: true } | { ok: false; errors: FieldError[]; stale?: boolean };
+export interface SupportForm { _csrf?: string; version?: string; support?: string }
+export interface ReadyForm { _csrf?: string; version?: string; note?: string }
+export type { FormResult };
 
 export function checkTriage(form: TriageForm): { decision?: TriageDecision; errors: FieldError[] } {
   const details = (form.details ?? '').trim();
@@ -30,27 +30,6 @@ export function checkTriage(form: TriageForm): { decision?: TriageDecision; erro
     default:
       return { errors: [{ field: 'decision', text: 'Select whether to accept the referral, ask for more information or reject it' }] };
   }
-}
-
-const STALE = 'This referral was changed by someone else while you had it open. The page now shows the latest version: check it, then try again.';
-
-/** Runs a workflow step; a refusal the person can act on becomes a message on the form. */
-async function run(step: () => Promise<unknown>, field: string): Promise<FormResult> {
-  try {
-    await step();
-    return { ok: true };
-  } catch (err) {
-    if (!(err instanceof FhirError)) throw err;
-    if (err.status === 412) return { ok: false, stale: true, errors: [{ field, text: STALE }] };
-    if (err.status === 409 || err.status === 400 || err.status === 422) {
-      return { ok: false, errors: [{ field, text: err.issues?.[0]?.diagnostics ?? 'The referral could not be changed.' }] };
-    }
-    throw err;
-  }
-}
-
-function by(actor: UserActor) {
-  return actor.fhirUser ? { reference: actor.fhirUser, display: actor.name } : { display: actor.name };
 }
 
 export async function submitTriage(ctx: DischargeContext, actor: UserActor, referralId: string, form: TriageForm): Promise<FormResult> {
@@ -71,4 +50,17 @@ export async function submitNote(ctx: DischargeContext, actor: UserActor, referr
   if (!note) return { ok: false, errors: [{ field: 'note', text: 'Enter the note' }] };
   if (note.length > MAX_TEXT) return { ok: false, errors: [{ field: 'note', text: `The note must be ${MAX_TEXT} characters or fewer` }] };
   return run(() => addNote(ctx, referralId, note, { ifMatch: form.version ?? '', by: by(actor) }), 'note');
+}
+
+export async function submitSupport(ctx: DischargeContext, actor: UserActor, referralId: string, form: SupportForm): Promise<FormResult> {
+  const support = (form.support ?? '').trim();
+  if (!support) return { ok: false, errors: [{ field: 'support', text: 'Describe the support arranged' }] };
+  if (support.length > MAX_TEXT) return { ok: false, errors: [{ field: 'support', text: `The support arranged must be ${MAX_TEXT} characters or fewer` }] };
+  return run(() => recordSupportArranged(ctx, referralId, support, { ifMatch: form.version ?? '', by: by(actor) }), 'support');
+}
+
+export async function submitReady(ctx: DischargeContext, actor: UserActor, referralId: string, form: ReadyForm): Promise<FormResult> {
+  const note = (form.note ?? '').trim();
+  if (note.length > MAX_TEXT) return { ok: false, errors: [{ field: 'ready-note', text: `The note must be ${MAX_TEXT} characters or fewer` }] };
+  return run(() => confirmReady(ctx, referralId, { ifMatch: form.version ?? '', by: by(actor), ...(note ? { note } : {}) }), 'ready-note');
 }
