@@ -217,5 +217,46 @@ for (const engine of ENGINES) {
       assert.equal(aliceTask.executionPeriod.end, '2026-01-07');
       assert.match((await get(t, '/discharge/board?status=discharged', coordinator)).text, /Alice Jones/);
     });
+
+    it('a discharge coordinator refers a patient from their record page; the form checks every answer; a stay is referred once', async () => {
+      let page = await get(t, '/hospital/patients/dora', coordinator);
+      assert.equal(page.status, 200);
+      assert.ok(page.html.includes('href="/discharge/referrals/new?patient=dora"'), 'the record page offers the referral');
+      assert.ok(!(await get(t, `/council/people/alice`, worker)).html.includes('/discharge/referrals/new'), 'the council is not offered it');
+      page = await get(t, '/discharge/referrals/new?patient=dora', coordinator);
+      assert.equal(page.status, 200);
+      const councils = [...page.html.matchAll(/<option value="([^"]*)"/g)].map((m) => m[1]);
+      assert.deepEqual(councils, ['', 'LA777', 'LA888'], 'councils with an ODS code, not their teams');
+      const csrf = csrfTokenIn(page.html);
+      let answer = await post(t, '/discharge/referrals/new?patient=dora', coordinator, { _csrf: csrf, 'expected-day': '30', 'expected-month': '2', 'expected-year': '2026', needs: 'Help to wash' });
+      assert.equal(answer.status, 400);
+      for (const field of ['council', 'pathway', 'expected-day', 'reason', 'consulted', 'consented', 'safeguarding']) assert.match(answer.html, new RegExp(`href="#${field}"`), field);
+      assert.match(answer.html, /Help to wash<\/textarea>/, 'what was typed is kept');
+      answer = await post(t, '/discharge/referrals/new?patient=dora', coordinator, {
+        _csrf: csrf, council: 'LA777', pathway: '1', 'expected-day': '20', 'expected-month': '1', 'expected-year': '2026',
+        reason: 'Lives alone; needs help at home after a fall', needs: 'Help to wash and dress', consulted: 'Y', consented: 'Y', safeguarding: 'N',
+      });
+      assert.equal(answer.status, 303, answer.text);
+      const id = /\/discharge\/referrals\/([^?]+)\?done=referred/.exec(answer.location ?? '')?.[1];
+      assert.ok(id, `redirected to the new referral: ${answer.location}`);
+      const referral = (await t.fhir.get(`ServiceRequest/${id}`)).body;
+      assert.equal(referral.subject.reference, 'Patient/dora');
+      assert.equal(referral.encounter.reference, 'Encounter/dora-stay');
+      assert.equal(referral.reasonCode[0].text, 'Lives alone; needs help at home after a fall');
+      assert.equal(referral.performer[0].reference, 'Organization/la777');
+      const consent = (await t.fhir.get(referral.supportingInfo[0].reference)).body;
+      assert.deepEqual(consent.item.map((i: any) => [i.linkId, i.answer[0].valueCoding.code]), [['consulted', 'Y'], ['consented', 'Y'], ['safeguarding', 'N']]);
+      const task = (await t.fhir.get(`Task?focus=ServiceRequest/${id}&code=triage-referral`)).body.entry[0].resource;
+      assert.equal(triageStateOf(task), 'received');
+      assert.ok(task.restriction.period.end, 'the council has a response deadline');
+      page = await get(t, `/discharge/referrals/${id}?done=referred`, coordinator);
+      assert.match(page.text, /The referral was sent to the council/);
+      assert.match(page.text, /Pathway 1/);
+      page = await get(t, '/discharge/referrals/new?patient=dora', coordinator);
+      assert.match(page.text, /already has an open referral/);
+      assert.ok(!page.html.includes('name="council"'), 'no second referral for the same stay');
+      assert.ok((await get(t, '/discharge/referrals', worker)).html.includes(`/discharge/referrals/${id}"`), 'the council sees it in its queue');
+      assert.equal((await get(t, '/discharge/referrals/new?patient=alice', worker)).status, 403, 'councils do not refer');
+    });
   });
 }

@@ -25,21 +25,22 @@ export async function signIn(t: TestServer, username: string): Promise<string> {
   return `carebridge_session=${id}`;
 }
 
-/** Seeds the record and the accounts; the referral ids by person (alice: open, overdue; bert: discharged; cora: other council). */
+/** Seeds the record and the accounts; the referral ids by person (alice: open, overdue; bert: discharged; cora: other council). Dora is in hospital with no referral yet. */
 export async function seedDischargePages(t: TestServer): Promise<Record<'alice' | 'bert' | 'cora', string>> {
   const ids = {} as Record<'alice' | 'bert' | 'cora', string>;
   const put = async (r: any) => assert.ok((await t.fhir.put(`${r.resourceType}/${r.id}`, r)).status < 300);
   await put({ resourceType: 'Organization', id: 'rhx', identifier: [{ system: ODS_ORG, value: HOSPITAL }], name: 'Riverside Hospital' });
-  await put({ resourceType: 'Organization', id: 'la777', identifier: [{ system: ODS_ORG, value: COUNCIL }], name: 'Eastshire Council' });
-  await put({ resourceType: 'Organization', id: 'la777-team', partOf: { reference: 'Organization/la777' }, name: 'Eastshire hospital social work team' });
-  await put({ resourceType: 'Organization', id: 'la888', identifier: [{ system: ODS_ORG, value: OTHER_COUNCIL }], name: 'Westshire Council' });
+  const localAuthority = [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/organization-type', code: 'govt' }], text: 'Local authority' }];
+  await put({ resourceType: 'Organization', id: 'la777', identifier: [{ system: ODS_ORG, value: COUNCIL }], name: 'Eastshire Council', type: localAuthority });
+  await put({ resourceType: 'Organization', id: 'la777-team', partOf: { reference: 'Organization/la777' }, name: 'Eastshire hospital social work team', type: localAuthority });
+  await put({ resourceType: 'Organization', id: 'la888', identifier: [{ system: ODS_ORG, value: OTHER_COUNCIL }], name: 'Westshire Council', type: localAuthority });
   await put({ resourceType: 'Location', id: 'heron', name: 'Heron Ward', managingOrganization: { reference: 'Organization/rhx' } });
   await put({ resourceType: 'Location', id: 'kestrel', name: '=Kestrel Ward', managingOrganization: { reference: 'Organization/rhx' } });
   for (const p of ['sam-social', 'ola-other']) {
     await put({ resourceType: 'Practitioner', id: p, name: [{ text: p === 'sam-social' ? 'Sam Social' : 'Ola Other' }] });
     await put({ resourceType: 'PractitionerRole', id: `${p}-role`, active: true, practitioner: { reference: `Practitioner/${p}` }, organization: { reference: 'Organization/la777-team' }, code: [{ text: 'Social worker' }] });
   }
-  const people = [['alice', 'Alice Jones', '9449305552', 'heron'], ['bert', 'Bert Smith', '9449306621', 'kestrel'], ['cora', 'Cora West', '9449304424', 'heron']] as const;
+  const people = [['alice', 'Alice Jones', '9449305552', 'heron'], ['bert', 'Bert Smith', '9449306621', 'kestrel'], ['cora', 'Cora West', '9449304424', 'heron'], ['dora', 'Dora North', '9449303878', 'kestrel']] as const;
   for (const [id, name, nhs, ward] of people) {
     await put({ resourceType: 'Patient', id, identifier: [{ system: 'https://fhir.nhs.uk/Id/nhs-number', value: nhs }], name: [{ text: name }] });
     await put({ resourceType: 'Encounter', id: `${id}-stay`, status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: `Patient/${id}` }, serviceProvider: { reference: 'Organization/rhx' }, location: [{ location: { reference: `Location/${ward}` } }] });

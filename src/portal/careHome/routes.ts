@@ -36,7 +36,10 @@ export function careHomeRoutes(app: FastifyInstance, { send, connection, breakGl
     return send(req, reply, 'pages/care-home/residents.njk', { pageTitle: view.errors.length || !view.query ? 'Residents' : `Residents matching ${view.query}`, live: view.query ? undefined : 'residents', ...view, ...errorView(view.errors) }, view.errors.length ? 400 : 200);
   });
 
-  personRecordRoutes(app, { send, connection, breakGlass, roles: CARE_HOME_ROLES, refusal: REFUSAL, news2Entry: true, ...RESIDENTS });
+  personRecordRoutes(app, {
+    send, connection, breakGlass, roles: CARE_HOME_ROLES, refusal: REFUSAL, news2Entry: true, ...RESIDENTS,
+    actions: (_actor, id) => [{ href: `/care-home/residents/${encodeURIComponent(id)}/red-bag`, text: 'Send to hospital (red bag)' }, { href: '/red-bag', text: 'Red bags sent' }],
+  });
 
   const formPage = async (req: FastifyRequest<{ Params: { id: string } }>, actor: UserActor) => {
     const record = recordOf(req, actor);

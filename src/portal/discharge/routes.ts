@@ -15,9 +15,11 @@ import { NotAllowedHere, PageNotFound } from '../pageErrors.ts';
 import { loadReferralRows, organisationOf, type ReferralRow, type Side } from './referralRows.ts';
 import { dischargeMetrics, referralsCsv } from './metrics.ts';
 import { liveUpdates } from './liveUpdates.ts';
+import { CONSENT_QUESTIONS, referralStart, submitNewReferral, type NewReferralForm } from './newReferral.ts';
 import { submitAssign, submitNote, submitReady, submitSupport, submitTriage, type AssignForm, type FormResult, type NoteForm, type SupportForm, type TriageForm } from './triageForms.ts';
 import { submitDischarge, submitMedicallyReady, submitWithdraw, type DateForm, type WithdrawForm } from './hospitalForms.ts';
 
+const HOSPITAL_REFERS = 'Only the hospital\'s discharge coordinators refer patients to a council.';
 const ACTIONS = ['triage', 'assign', 'support', 'ready', 'medically-ready', 'discharged', 'withdraw', 'note'] as const;
 type Action = typeof ACTIONS[number];
 const COUNCIL_ONLY = 'Only the council\'s social workers respond to referrals and arrange support.';
@@ -110,6 +112,29 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
     return send(req, reply, 'pages/discharge/queue.njk', { pageTitle: 'Discharge referrals', organisation: organisation.name, rows: shown, overdue: shown.filter((r) => r.overdue).length });
   });
 
+  const newReferralPage = async (req: FastifyRequest<{ Querystring: { patient?: string } }>, reply: FastifyReply, form: { values?: NewReferralForm; errors?: FieldError[]; status?: number } = {}) => {
+    const who = dischargeActor(req, reply);
+    if (!who) return reply;
+    if (!mayActAs(who, 'hospital') || !discharge) throw new NotAllowedHere(HOSPITAL_REFERS);
+    if (!req.query.patient) throw new PageNotFound('Start a referral from a patient on the ward list.');
+    const record = recordOf(req, who.actor);
+    const start = await referralStart(record, who.actor, req.query.patient);
+    if (form.values && !start.openReferral && discharge) {
+      const ctx = discharge.contextFor(await connection(req).access.controlFor(who.actor, req.ip));
+      const created = await submitNewReferral(ctx, who.actor, start, form.values);
+      if (created.id) return reply.redirect(`/discharge/referrals/${encodeURIComponent(created.id)}?done=referred`, 303);
+      form = { ...form, errors: created.errors, status: 400 };
+    }
+    return send(req, reply, 'pages/discharge/new-referral.njk', {
+      pageTitle: 'Refer for care and support after discharge', start, questions: CONSENT_QUESTIONS,
+      councilItems: choices(start.councils, form.values?.council ?? ''),
+      pathways: Object.entries(PATHWAYS).map(([value, text]) => ({ value, text })),
+      values: form.values ?? {}, ...errorView(form.errors ?? []),
+    }, form.status ?? 200);
+  };
+  app.get<{ Querystring: { patient?: string } }>('/discharge/referrals/new', (req, reply) => newReferralPage(req, reply));
+  app.post<{ Querystring: { patient?: string }; Body: NewReferralForm }>('/discharge/referrals/new', (req, reply) => newReferralPage(req, reply, { values: req.body ?? {} }));
+
   const referralPage = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply, who: { actor: UserActor; side: Side }, form: { errors?: FieldError[]; values?: Record<string, string>; done?: string; status?: number } = {}) => {
     const record = recordOf(req, who.actor);
     const { rows } = await rowsFor(record, who.actor, who.side);
@@ -134,7 +159,7 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
   app.get<{ Params: { id: string }; Querystring: { done?: string } }>('/discharge/referrals/:id', async (req, reply) => {
     const who = dischargeActor(req, reply);
     if (!who) return reply;
-    return referralPage(req, reply, who, { done: oneOf(req.query.done, ACTIONS) });
+    return referralPage(req, reply, who, { done: oneOf(req.query.done, [...ACTIONS, 'referred'] as const) });
   });
 
   const action = <B extends Record<string, string | undefined>>(name: Action, sides: readonly Side[], submit: (ctx: DischargeContext, actor: UserActor, id: string, body: B, record: RecordClient) => Promise<FormResult>) =>

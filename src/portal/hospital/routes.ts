@@ -28,5 +28,7 @@ export function hospitalRoutes(app: FastifyInstance, { send, connection, breakGl
   personRecordRoutes(app, {
     send, connection, breakGlass, roles: HOSPITAL_ROLES, refusal: REFUSAL,
     base: '/hospital/patients', back: { href: '/hospital', text: 'Ward list' }, noun: 'patient',
+    // Discharge coordinators refer to the council from here (the discharge pages check the stay and the role again).
+    actions: (actor, id) => actor.role === 'discharge-coordinator' ? [{ href: `/discharge/referrals/new?patient=${encodeURIComponent(id)}`, text: 'Refer for care and support after discharge' }] : [],
   });
 }

@@ -26,7 +26,11 @@ export interface RecordPagesOptions {
   noun: string;
   /** Offer the NEWS2 entry form (care homes record observations; its path is <record>/news2). */
   news2Entry?: boolean;
+  /** What the person can start from the record in this area (a red bag, a discharge referral): the first is the main one. */
+  actions?: (actor: UserActor, patientId: string) => RecordAction[];
 }
+
+export interface RecordAction { href: string; text: string }
 
 /** The signed-in person when their role is one of `roles`; else a redirect to sign in (undefined: the reply is sent) or a 403. */
 export function signedInAs(req: FastifyRequest, reply: FastifyReply, roles: ReadonlySet<Role>, refusal: string): UserActor | undefined {
@@ -71,6 +75,7 @@ export function personRecordRoutes(app: FastifyInstance, options: RecordPagesOpt
     return send(req, reply, 'pages/person-record.njk', {
       pageTitle: summary.patient.name, summary, back, breakGlass: banner,
       news2Path: options.news2Entry ? `${pathOf(summary.patient.id)}/news2` : undefined,
+      actions: options.actions?.(actor, summary.patient.id) ?? [],
       recorded: req.query.recorded === 'news2',
     });
   });
