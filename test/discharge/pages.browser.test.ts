@@ -94,6 +94,14 @@ describe('discharge pages in a browser', () => {
     await page.keyboard.press('Enter');
     await page.getByText('The medically ready date was saved').waitFor();
     await screenshot(page, 'discharge-referral-hospital');
+    await page.goto(`${t.url}/hospital/patients/dora`);
+    await page.getByRole('link', { name: 'Refer for care and support after discharge' }).click();
+    await assertAccessible(page, 'new referral');
+    await page.getByRole('button', { name: 'Send referral' }).click();
+    await page.locator('.nhsuk-error-summary').waitFor();
+    assert.match(await page.title(), /^Error: /);
+    await assertAccessible(page, 'new referral with errors');
+    await screenshot(page, 'discharge-new-referral-errors');
     await context.close();
     assert.deepEqual(errors, [], 'no script errors or refused scripts');
   });
