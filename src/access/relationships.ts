@@ -41,9 +41,9 @@ function redBagReceived(ods: string): RelationshipSearch {
   return { resourceType: 'Task', query: [['code', RED_BAG_TASK_CODE], ['status', RED_BAG_OPEN], ['owner:Organization.identifier', atOrganisation(ods)]], patientParam: 'patient' };
 }
 
-/** An open referral to the user's council (or to another organisation the user acts for). */
+/** An open referral to the user's council (or to another organisation the user acts for): its performer is that Organization (typed, so the scope does not search seven other target types for an ODS code only organisations carry). */
 function referral(ods: string): RelationshipSearch {
-  return { resourceType: 'ServiceRequest', query: [['status', OPEN_REFERRAL], ['performer.identifier', atOrganisation(ods)]], patientParam: 'subject' };
+  return { resourceType: 'ServiceRequest', query: [['status', OPEN_REFERRAL], ['performer:Organization.identifier', atOrganisation(ods)]], patientParam: 'subject' };
 }
 
 /** Ongoing support arranged by the user's council (a care package or placement it manages). */
@@ -53,7 +53,7 @@ function councilEpisode(ods: string): RelationshipSearch {
 
 /** Registration with the user's GP practice. */
 function registration(ods: string): RelationshipSearch {
-  return { resourceType: 'Patient', query: [['general-practitioner.identifier', atOrganisation(ods)]], patientParam: '_id' };
+  return { resourceType: 'Patient', query: [['general-practitioner:Organization.identifier', atOrganisation(ods)]], patientParam: '_id' };
 }
 
 /** A carer's delegation: the person's active opt-in Consent naming this RelatedPerson. */
