@@ -10,15 +10,18 @@ import { table } from './table.ts';
 
 const REQUESTS = Number(process.env.BENCH_PAGE_REQUESTS ?? 200);
 const WARM_UP = 20;
+/** BENCH_PAGES=/council/people times only the pages whose path contains it (for profiling one page). */
+const ONLY = process.env.BENCH_PAGES;
 const PASSWORD = 'bench-portal-passphrase-1';
 const TARGET_P95_MS = 100;
 
 interface Person { username: string; role: Role; organisation?: string; fhirUser?: string; pages: string[] }
 
 const PEOPLE: Person[] = [
-  { username: 'bench-carer', role: 'care-home-staff', organisation: 'VM101', fhirUser: 'Practitioner/demo-prac-vm101-senior-carer', pages: ['/care-home', '/care-home?q=Wright', '/care-home/residents/demo-pat-vm101-01', '/care-home/residents/demo-pat-vm101-01/news2'] },
-  { username: 'bench-nurse', role: 'ward-nurse', organisation: 'RX9', pages: ['/hospital', '/hospital/patients/{inpatient}'] },
-  { username: 'bench-social', role: 'social-worker', organisation: 'LA918', pages: ['/council', '/council/people/{inpatient}'] },
+  { username: 'bench-carer', role: 'care-home-staff', organisation: 'VM101', fhirUser: 'Practitioner/demo-prac-vm101-senior-carer', pages: ['/care-home', '/care-home?q=Wright', '/care-home/residents/demo-pat-vm101-01', '/care-home/residents/demo-pat-vm101-01/news2', '/red-bag'] },
+  { username: 'bench-nurse', role: 'ward-nurse', organisation: 'RX9', pages: ['/hospital', '/hospital/patients/{inpatient}', '/red-bag'] },
+  { username: 'bench-coordinator', role: 'discharge-coordinator', organisation: 'RX9', pages: ['/discharge/board', '/discharge/referrals/{hospitalReferral}', '/discharge/referrals/new?patient={inpatient}', '/discharge/metrics'] },
+  { username: 'bench-social', role: 'social-worker', organisation: 'LA918', pages: ['/council', '/council/people/{inpatient}', '/discharge/referrals', '/discharge/referrals/{councilReferral}', '/discharge/metrics'] },
   { username: 'bench-privacy', role: 'privacy-officer', organisation: 'LA918', pages: ['/privacy-officer'] },
   { username: 'bench-admin', role: 'admin', pages: ['/admin/users', '/admin/clients', '/admin/organisations'] },
 ];
@@ -57,12 +60,21 @@ try {
   // An inpatient of the demo hospital with a referral to the council: on both the ward list and the council's.
   const nurse = await signIn(server.url, 'bench-nurse');
   const inpatient = /href="\/hospital\/patients\/([^"]+)"/.exec(await (await fetch(`${server.url}/hospital`, { headers: { cookie: nurse } })).text())![1];
+  // A referral each side can open: the first on the hospital's board, the first in the council's queue.
+  const firstReferral = async (username: string, page: string) => {
+    const html = await (await fetch(`${server.url}${page}`, { headers: { cookie: await signIn(server.url, username) } })).text();
+    const id = /href="\/discharge\/referrals\/([^"?/]+)"/.exec(html)?.[1];
+    if (!id) throw new Error(`${page} shows no referral in the demo data.`);
+    return id;
+  };
+  const referrals = { hospitalReferral: await firstReferral('bench-coordinator', '/discharge/board'), councilReferral: await firstReferral('bench-social', '/discharge/referrals') };
   const rows: string[][] = [];
   let allMet = true;
   const cpu = cpuMeter();
   for (const person of PEOPLE) {
     const cookie = await signIn(server.url, person.username);
-    for (const page of person.pages.map((p) => p.replace('{inpatient}', inpatient))) {
+    for (const page of person.pages.map((p) => p.replace('{inpatient}', inpatient).replace('{hospitalReferral}', referrals.hospitalReferral).replace('{councilReferral}', referrals.councilReferral))) {
+      if (ONLY && !page.includes(ONLY)) continue;
       log(`${person.role} ${page}`);
       const times = await timePage(server.url + page, cookie);
       const p95 = percentile(times, 95);
