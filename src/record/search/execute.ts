@@ -31,7 +31,9 @@ export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: 
   // people's compartments instead of every resource of the type; every row it yields is visible by
   // construction. (With a selective filter, checking each of its matches is cheaper than listing
   // everything the caller may see.)
-  const fromScope = !compiled.driving && patients && !scope.patientId && isCompartmentType(req.resourceType);
+  // Asking for given ids is the most selective filter of all (the type-and-id index finds each row).
+  const byId = req.filters.some((f) => f.param.code === '_id' && !f.modifier && !f.chain);
+  const fromScope = !compiled.driving && !byId && patients && !scope.patientId && isCompartmentType(req.resourceType);
   const driving = fromScope ? scopedRids(req.resourceType, patients) : compiled.driving;
   const filters = driving && !scope.patientId ? compiled.whereDriven : compiled.where;
   const visible = fromScope ? { text: '', params: [] } : andVisible('r', patients);
