@@ -75,6 +75,10 @@ for (const engine of ENGINES) {
     it('the ward sees it at once and acknowledges; a nurse acting on the old version is told, not overwritten', async () => {
       const list = await html(t, '/red-bag', cookies[NURSE.username]);
       assert.ok(list.html.includes(`href="${taskPath}"`), 'listed as incoming');
+      const wards = await html(t, '/hospital', cookies[NURSE.username]);
+      const incoming = wards.html.slice(wards.html.indexOf('id="incoming"'), wards.html.indexOf('All red bags for this hospital'));
+      assert.ok(incoming.includes(`href="${taskPath}"`), 'the ward list\'s home page shows it under incoming transfers');
+      assert.match(textOf(incoming), /Sent to hospital/);
       const first = await html(t, taskPath, cookies[NURSE.username]);
       const second = await html(t, taskPath, cookies[NURSE2.username]);
       const form = (page: string) => [['_csrf', csrfTokenIn(page)], ['step', 'received'], ['version', /name="version" value="(\d+)"/.exec(page)![1]]] as [string, string][];
@@ -86,6 +90,8 @@ for (const engine of ENGINES) {
       const task = await t.fhir('GET', taskPath.replace('/red-bag/', 'Task/'));
       assert.equal(task.meta.versionId, '2');
       assert.match(task.note[1].text, /Received by the hospital, by Nora Nurse/);
+      const after = await html(t, '/hospital', cookies[NURSE.username]);
+      assert.match(textOf(after.html.slice(after.html.indexOf('id="incoming"'))), /Received/, 'still incoming until it is on a ward, now marked received');
     });
 
     it('the discharge summary returns to the home, which closes the red bag; print; outsiders refused', async () => {

@@ -7,6 +7,7 @@ import type { SendPage } from '../page.ts';
 import type { PortalBreakGlass } from '../portalAccess.ts';
 import { personRecordRoutes, signedInAs } from '../person/recordPages.ts';
 import { wardListView } from './wardList.ts';
+import { openRedBags } from '../redBag/views.ts';
 
 export const HOSPITAL_ROLES: ReadonlySet<Role> = new Set(['ward-nurse', 'discharge-coordinator']);
 const REFUSAL = 'These pages are for hospital ward and discharge staff.';
@@ -21,8 +22,11 @@ export function hospitalRoutes(app: FastifyInstance, { send, connection, breakGl
   app.get('/hospital', async (req, reply) => {
     const actor = signedInAs(req, reply, HOSPITAL_ROLES, REFUSAL);
     if (!actor) return reply;
-    const view = await wardListView(recordFor(connection(req), actor, req.ip), actor);
-    return send(req, reply, 'pages/hospital/wards.njk', { pageTitle: 'Ward list', live: 'wards', ...view });
+    const record = recordFor(connection(req), actor, req.ip);
+    const view = await wardListView(record, actor);
+    // Red bags on their way in: sent by a care home and not yet on a ward (the ward acknowledges, then admits).
+    const incoming = (await openRedBags(record, actor, Date.now())).filter((p) => p.step === 'sent' || p.step === 'received');
+    return send(req, reply, 'pages/hospital/wards.njk', { pageTitle: 'Ward list', live: 'wards', incoming, ...view });
   });
 
   personRecordRoutes(app, {

@@ -35,7 +35,7 @@ export async function openRedBags(record: RecordClient, actor: UserActor, now: n
   return found.matches.map((t) => {
     const reminder = reminders.matches.find((r) => r.partOf?.[0]?.reference === `Task/${t.id}`);
     const due = reminder?.restriction?.period?.end;
-    return { id: t.id, person: t.for?.display ?? '', from: t.requester?.display ?? '', to: t.owner?.display ?? '', sent: t.authoredOn, reason: t.description ?? '', tag: statusTag(t), overdue: due && Date.parse(due) < now ? due : undefined };
+    return { id: t.id, step: stepOf(t), person: t.for?.display ?? '', from: t.requester?.display ?? '', to: t.owner?.display ?? '', sent: t.authoredOn, reason: t.description ?? '', tag: statusTag(t), overdue: due && Date.parse(due) < now ? due : undefined };
   });
 }
 
