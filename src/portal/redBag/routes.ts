@@ -12,6 +12,7 @@ import {
 import { recordFor, type RecordClient, type RecordConnection } from '../recordClient.ts';
 import { errorView, type FieldError, type SendPage } from '../page.ts';
 import { visitOf } from '../visit.ts';
+import { PageNotFound } from '../pageErrors.ts';
 import { actionsFor, CARE_HOME_ROLES, HOSPITAL_ROLES, hospitals, openRedBags, STEP_LABELS, transferView } from './views.ts';
 
 export class RedBagNotAllowed extends Error {}
@@ -106,7 +107,7 @@ export function redBagRoutes(app: FastifyInstance, { send, connection, settings 
   const loadTask = async (req: FastifyRequest<{ Params: { task: string } }>, actor: UserActor) => {
     const { record, ctx } = contextOf(req, actor);
     const task = await record.read('Task', req.params.task);
-    if (!task || !isRedBagTask(task)) throw new RedBagNotAllowed('There is no red bag with this identifier.');
+    if (!task || !isRedBagTask(task)) throw new PageNotFound('There is no red bag with this identifier.');
     return { record, ctx, task };
   };
 
