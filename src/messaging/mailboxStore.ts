@@ -1,7 +1,8 @@
 // The built-in MESH mailbox's messages. A message is accepted once all its chunks are in; then, if its
 // recipient is processed here, it moves into the inbound inbox in the same transaction and is marked
 // acknowledged (this server is the recipient), else it waits in the recipient's inbox for download.
-// Chunks are deleted once a message is acknowledged: the mailbox is a post office, not an archive.
+// Chunks are deleted once a message is acknowledged: the mailbox is a post office, not an archive. A message
+// a workflow here says is not its business goes back to its recipient's inbox (holdForMailboxClient).
 import { randomBytes } from 'node:crypto';
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
 import { storeInbound } from './inbox.ts';
