@@ -5,7 +5,7 @@ import type { ServerConfig } from './config.ts';
 import { addClient, addOrganisation, addUser, disableUser, enableUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess } from './access/index.ts';
 import { portal, type PortalAdministration } from './portal/index.ts';
 import { parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
-import { PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
+import { NotForThisService, PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
 import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 import { connectRedBagToMesh, redBagOperations, RED_BAG_CLIENT_ID } from './redbag/index.ts';
 
@@ -86,7 +86,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   const discharge = await setUpDischarge(driver, access?.controlFor, {
     base, pollMs: config.discharge.pollSeconds * 1000, workflowIds: config.discharge.adwWorkflowIds,
     deadlines: { assessment: parseDeadlineRule(config.discharge.assessmentDeadline), discharge: parseDeadlineRule(config.discharge.dischargeDeadline) },
-    messaging: { api: messaging, PermanentFailure },
+    messaging: { api: messaging, PermanentFailure, NotForThisService },
   });
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
   // The portal needs people to sign in, so it is not served without authentication.

@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { addMailbox, setMailboxPassword, listDeadLetters, listMailboxes, migrateMessaging, replayDeadLetter, type Mailbox } from '../messaging/index.ts';
 import type { SqlDriver } from '../record/index.ts';
-import { DB_OPTION_HELP, databaseFrom, oneLine, openStore, plainErrors } from './store.ts';
+import { DB_OPTION_HELP, databaseFrom, errorMessage, oneLine, openStore, plainErrors } from './store.ts';
+import { makeOrganisationKnown } from './knownOrganisation.ts';
 
 async function withMessagingStore<T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
   const driver = await openStore(databaseFrom(db));
@@ -29,16 +30,24 @@ export function meshCommand(program: Command): void {
   plainErrors(
     mailbox
       .command('add <mailboxId>')
-      .description('Link a MESH mailbox to an organisation. With --password it is hosted by the built-in mailbox (needs CAREBRIDGE_MESH_SHARED_KEY); without, it is a mailbox on another MESH.')
+      .description('Link a MESH mailbox to an organisation (added as a known organisation when it is not one yet). With --password it is hosted by the built-in mailbox (needs CAREBRIDGE_MESH_SHARED_KEY); without, it is a mailbox on another MESH.')
       .requiredOption('--ods <ods>', 'ODS code of the organisation the mailbox belongs to')
       .option('--password <password>', 'the mailbox password MESH clients sign with (at least 8 characters)')
       .option('--polled', 'hold its messages for a MESH client elsewhere to download, instead of processing them here')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (mailboxId: string, flags: { ods: string; password?: string; polled?: boolean; db?: string }) => {
-        const added = await withMessagingStore(flags.db, (driver) =>
-          addMailbox(driver, { mailboxId, ods: flags.ods, password: flags.password, polled: flags.polled }, process.env.CAREBRIDGE_MESH_SHARED_KEY || undefined),
-        );
-        console.log(`Added mailbox ${added.mailboxId} for ${added.ods} (${mode(added)}).`);
+        const { added, organisation } = await withMessagingStore(flags.db, async (driver) => {
+          // The mailbox first: its checks (id, password, shared key, not there yet) decide before anything is written.
+          const added = await addMailbox(driver, { mailboxId, ods: flags.ods, password: flags.password, polled: flags.polled }, process.env.CAREBRIDGE_MESH_SHARED_KEY || undefined);
+          try {
+            return { added, organisation: await makeOrganisationKnown(driver, added.ods) };
+          } catch (err) {
+            throw new Error(`Added mailbox ${added.mailboxId}, but could not make ${added.ods} a known organisation (add it with carebridge orgs add and a FHIR Organization): ${errorMessage(err)}`);
+          }
+        });
+        const { record, access } = organisation.added;
+        const also = record || access ? `; ${added.ods} was not a known organisation, so it was added${record && access ? '' : record ? ' to the record' : ' to the organisations people act for'} as "${organisation.name}"` : '';
+        console.log(`Added mailbox ${added.mailboxId} for ${added.ods} (${mode(added)})${also}.`);
       }),
   );
 

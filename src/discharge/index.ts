@@ -9,7 +9,7 @@ import type { DischargeContext } from './recordSession.ts';
 import { fireDueTimers } from './deadlines.ts';
 import { followEncounters, newEncounterFeed } from './encounterFeed.ts';
 import { deliverPendingAdw, type AdwWorkflowIds } from './adw/delivery.ts';
-import { AdwRejected, handleAdwMessage } from './adw/inbound.ts';
+import { AdwNotForThisService, AdwRejected, handleAdwMessage } from './adw/inbound.ts';
 import { startPoller, type Poller } from './poller.ts';
 import type { Messaging, PermanentFailureClass } from './messagingPort.ts';
 
@@ -25,7 +25,7 @@ export {
 export type { DischargeContext, Referral, FhirResource } from './recordSession.ts';
 export { addWorkingDays, addWorkingHours, isWorkingDay, isBankHoliday, deadlineAfter, parseDeadlineRule, BANK_HOLIDAY_YEARS, type DeadlineRule } from './calendar.ts';
 export { setCouncilSettings, listCouncilSettings, fireDueTimers, type CouncilSettings } from './deadlines.ts';
-export { handleAdwMessage, AdwRejected } from './adw/inbound.ts';
+export { handleAdwMessage, AdwRejected, AdwNotForThisService } from './adw/inbound.ts';
 export { parseAdwMessage, type AdwMessage } from './adw/parse.ts';
 export { EVENT as ADW_EVENT, WITHDRAWAL_REASONS as ADW_WITHDRAWAL_REASONS, DEFAULT_ADW_WORKFLOW_IDS } from './adw/codes.ts';
 export { deliverPendingAdw, type AdwWorkflowIds } from './adw/delivery.ts';
@@ -50,8 +50,12 @@ export interface DischargeOptions {
   workflowIds: AdwWorkflowIds;
   /** ODS code the workflow acts for in the audit (the deployment's own organisation), if any. */
   organisation?: string;
-  /** Messaging, once it is wired: ADW handlers are registered with it and messages sent through it. */
-  messaging?: { api: Messaging; PermanentFailure: PermanentFailureClass };
+  /**
+   * Messaging, once it is wired: ADW handlers are registered with it and messages sent through it.
+   * NotForThisService (messaging's) is thrown for a response to a notice this service never sent; without
+   * it such a response is a PermanentFailure.
+   */
+  messaging?: { api: Messaging; PermanentFailure: PermanentFailureClass; NotForThisService?: PermanentFailureClass };
   onError?: (err: unknown) => void;
 }
 
@@ -90,6 +94,7 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
       try {
         await handleAdwMessage(deps, msg);
       } catch (err) {
+        if (err instanceof AdwNotForThisService) throw new (messaging.NotForThisService ?? messaging.PermanentFailure)(err.message);
         if (err instanceof AdwRejected) throw new messaging.PermanentFailure(err.message);
         throw err;
       }

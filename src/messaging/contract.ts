@@ -24,6 +24,19 @@ export class PermanentFailure extends Error {
   }
 }
 
+/**
+ * Thrown by a handler for a message this service has no business with (an answer to a notice someone else
+ * sent through a mailbox hosted here). When a MESH client uses the message's mailbox (it has signed in to
+ * /messageexchange), messaging puts the message back in that mailbox's inbox for the client to download;
+ * otherwise it goes to the dead-letter queue, as a PermanentFailure would, with this message as its reason.
+ */
+export class NotForThisService extends PermanentFailure {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotForThisService';
+  }
+}
+
 export interface OutboundMessage {
   from: string;
   to: string;

@@ -1,10 +1,13 @@
 // Runs stored inbound messages through the handler registered for their workflow id. A message is woken
 // at once when it arrives on this node, and found by a short poll when another node stored it or a retry
 // falls due. Failures retry with exponential backoff; a PermanentFailure, an unknown workflow id or too
-// many failures send the message to the dead-letter queue with its reason. Nothing is ever dropped.
+// many failures send the message to the dead-letter queue with its reason. A NotForThisService goes back to
+// its mailbox for the MESH client that uses it, or, with no such client, to the dead-letter queue. Nothing
+// is ever dropped.
 import type { SqlDriver } from '../record/index.ts';
-import { PermanentFailure, type InboundMessage } from './contract.ts';
+import { NotForThisService, PermanentFailure, type InboundMessage } from './contract.ts';
 import { claimDue, markDead, markDone, markRetry, releaseClaims } from './inbox.ts';
+import { holdForMailboxClient } from './mailboxStore.ts';
 
 export type InboundHandler = (msg: InboundMessage) => Promise<void>;
 
@@ -97,7 +100,8 @@ export class InboundWorker {
     } catch (err) {
       const reason = err instanceof Error ? err.message || err.name : String(err);
       try {
-        if (err instanceof PermanentFailure) await markDead(this.driver, message.messageId, reason, this.now());
+        if (err instanceof NotForThisService) await this.passOn(message, reason);
+        else if (err instanceof PermanentFailure) await markDead(this.driver, message.messageId, reason, this.now());
         else if (attempts >= this.options.maxAttempts) await markDead(this.driver, message.messageId, `Failed ${attempts} times; last error: ${reason}`, this.now());
         else await markRetry(this.driver, message.messageId, reason, this.now() + Math.min(MAX_BACKOFF_MS, this.options.retryBaseMs * 2 ** (attempts - 1)));
       } catch (storeErr) {
@@ -105,6 +109,12 @@ export class InboundWorker {
         this.options.onError?.(storeErr);
       }
     }
+  }
+
+  /** Not this service's business: held for the mailbox's MESH client when one uses it, else a dead letter. */
+  private async passOn(message: InboundMessage, reason: string): Promise<void> {
+    if (await holdForMailboxClient(this.driver, message.messageId, `Held in mailbox ${message.mailbox} for its MESH client: ${reason}`, this.now())) return;
+    await markDead(this.driver, message.messageId, `${reason} No MESH client has signed in to mailbox ${message.mailbox}, so it is not held there for one.`, this.now());
   }
 
   /** Stops claiming; waits up to stopWaitMs for handlers in flight, then hands their messages back. */

@@ -8,7 +8,8 @@ import type { InboundMessage } from './contract.ts';
 /** A value the drivers bind; both bind a Buffer as bytes (BLOB, BYTEA), though the shared type does not say so. */
 type SqlValue = NonNullable<Parameters<SqlExecutor['run']>[1]>[number];
 
-export type InboxStatus = 'pending' | 'done' | 'dead';
+/** held-for-client: a handler said it is not this service's business; it waits in its mailbox for the mailbox's MESH client. */
+export type InboxStatus = 'pending' | 'done' | 'dead' | 'held-for-client';
 
 export interface DeadLetter extends Omit<InboundMessage, 'body'> {
   attempts: number;

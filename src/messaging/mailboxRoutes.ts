@@ -41,8 +41,11 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return text?.trim() || undefined;
 }
 
-/** Checks the NHSMESH header: known hosted mailbox = path mailbox, fresh timestamp, right HMAC, unused nonce. */
-async function authenticate(req: FastifyRequest, options: MailboxRouteOptions): Promise<string> {
+/**
+ * Checks the NHSMESH header: known hosted mailbox = path mailbox, fresh timestamp, right HMAC, unused nonce.
+ * The first time a mailbox signs in it is marked as used by a client (`seen` spares the write after that).
+ */
+async function checkAuthorisation(req: FastifyRequest, options: MailboxRouteOptions, seen: Set<string>): Promise<string> {
   const mailboxParam = String((req.params as { mailbox: string }).mailbox).toUpperCase();
   const auth = parseMeshAuthorisation(header(req, 'authorization'));
   if (!auth) throw new MeshError(401, 'EPL-101', 'Send an Authorization header: NHSMESH mailbox:nonce:nonce_count:yyyyMMddHHmm:hmac.', 'AUTH');
@@ -61,8 +64,10 @@ async function authenticate(req: FastifyRequest, options: MailboxRouteOptions): 
   // A nonce is good once within the time its timestamp is accepted; after that the timestamp check refuses it.
   const fresh = await options.driver.transaction(async (tx) => {
     await tx.run('DELETE FROM mesh_nonces WHERE expires_ms < ?', [now]);
+    if (!seen.has(mailboxParam)) await tx.run('UPDATE mesh_mailboxes SET client_seen_ms = ? WHERE mailbox_id = ? AND client_seen_ms IS NULL', [now, mailboxParam]);
     return tx.run('INSERT INTO mesh_nonces (mailbox_id, nonce, nonce_count, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (mailbox_id, nonce, nonce_count) DO NOTHING', [mailboxParam, auth.nonce, auth.nonceCount, at + skewMs + 60_000]);
   });
+  seen.add(mailboxParam);
   if (!fresh) throw new MeshError(403, 'EPL-105', 'This Authorization header (nonce and nonce count) has been used before; make a new one for each request.', 'AUTH');
   return mailboxParam;
 }
@@ -93,6 +98,8 @@ function positiveInt(text: string, what: string): number {
 }
 
 export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteOptions): Promise<void> {
+  const clientsSeen = new Set<string>();
+  const authenticate = (req: FastifyRequest) => checkAuthorisation(req, options, clientsSeen);
   // A MESH body is whatever the sender sent (XML, JSON, zip…): take every content type as raw bytes.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -108,14 +115,14 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   });
 
   const handshake = async (req: FastifyRequest) => {
-    const mailbox = await authenticate(req, options);
+    const mailbox = await authenticate(req);
     return { mailbox_id: mailbox };
   };
   app.get('/messageexchange/:mailbox', handshake);
   app.post('/messageexchange/:mailbox', handshake);
 
   app.post('/messageexchange/:mailbox/outbox', async (req, reply) => {
-    const sender = await authenticate(req, options);
+    const sender = await authenticate(req);
     const to = header(req, 'mex-to')?.toUpperCase();
     const workflowId = header(req, 'mex-workflowid');
     if (!to) throw new MeshError(417, 'EPL-151', 'Say who the message is for in mex-To (a mailbox id).');
@@ -138,7 +145,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   });
 
   app.post('/messageexchange/:mailbox/outbox/:messageId/:chunk', async (req, reply) => {
-    const sender = await authenticate(req, options);
+    const sender = await authenticate(req);
     const { messageId, chunk } = req.params as { messageId: string; chunk: string };
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!body.length) throw new MeshError(400, 'EPL-157', 'The chunk has no content.');
@@ -149,14 +156,14 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   });
 
   app.get('/messageexchange/:mailbox/inbox', async (req, reply) => {
-    const mailbox = await authenticate(req, options);
+    const mailbox = await authenticate(req);
     const ids = await inboxIds(options.driver, mailbox);
     reply.header('content-type', MESH_JSON);
     return { messages: ids, approx_inbox_count: ids.length, links: {} };
   });
 
   const download = async (req: FastifyRequest, reply: FastifyReply) => {
-    const mailbox = await authenticate(req, options);
+    const mailbox = await authenticate(req);
     const { messageId, chunk } = req.params as { messageId: string; chunk?: string };
     const chunkNo = chunk === undefined ? 1 : positiveInt(chunk, 'The chunk number');
     const found = await downloadChunk(options.driver, mailbox, messageId, chunkNo);
@@ -169,7 +176,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   app.get('/messageexchange/:mailbox/inbox/:messageId/:chunk', download);
 
   app.put('/messageexchange/:mailbox/inbox/:messageId/status/acknowledged', async (req, reply) => {
-    const mailbox = await authenticate(req, options);
+    const mailbox = await authenticate(req);
     const { messageId } = req.params as { messageId: string };
     if (!(await acknowledge(options.driver, mailbox, messageId, options.now()))) {
       // Acknowledging twice (a lost answer, retried) is fine; acknowledging someone else's message is not.
@@ -181,7 +188,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   });
 
   const tracking = async (req: FastifyRequest, reply: FastifyReply) => {
-    const mailbox = await authenticate(req, options);
+    const mailbox = await authenticate(req);
     const query = req.query as Record<string, string | undefined>;
     const messageId = (req.params as { messageId?: string }).messageId ?? query.messageID ?? query.messageId ?? query.message_id;
     const localId = query.localID ?? query.localId ?? query.local_id;

@@ -1,7 +1,8 @@
 // The built-in MESH mailbox's messages. A message is accepted once all its chunks are in; then, if its
 // recipient is processed here, it moves into the inbound inbox in the same transaction and is marked
 // acknowledged (this server is the recipient), else it waits in the recipient's inbox for download.
-// Chunks are deleted once a message is acknowledged: the mailbox is a post office, not an archive.
+// Chunks are deleted once a message is acknowledged: the mailbox is a post office, not an archive. A message
+// a workflow here says is not its business goes back to its recipient's inbox (holdForMailboxClient).
 import { randomBytes } from 'node:crypto';
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
 import { storeInbound } from './inbox.ts';
@@ -114,6 +115,39 @@ async function completeUpload(tx: SqlExecutor, messageId: string, now: number): 
   await tx.run("UPDATE mesh_messages SET status = 'acknowledged', accepted_ms = ?, acknowledged_ms = ? WHERE message_id = ?", [now, now, messageId]);
   await tx.run('DELETE FROM mesh_chunks WHERE message_id = ?', [messageId]);
   return true;
+}
+
+/**
+ * Puts a message this server took from its recipient's mailbox back there, for the mailbox's MESH client to
+ * download (a handler said it is not this service's business). Only when the message came through the
+ * built-in mailbox and a client has signed in to that mailbox; false otherwise (the caller dead-letters it).
+ * Its chunks are cut again from the stored body, as many as it was sent in; the inbox row is closed as
+ * held-for-client with `reason`, in the same transaction.
+ */
+export async function holdForMailboxClient(driver: SqlDriver, messageId: string, reason: string, now: number): Promise<boolean> {
+  return driver.transaction(async (tx) => {
+    const held = await tx.get<{ chunk_count: number; body: Buffer | Uint8Array }>(
+      `SELECT m.chunk_count, i.body FROM mesh_messages m
+         JOIN mesh_mailboxes b ON b.mailbox_id = m.recipient
+         JOIN messaging_inbox i ON i.message_id = m.message_id AND i.mailbox = m.recipient
+       WHERE m.message_id = ? AND m.status = 'acknowledged' AND b.password_sealed IS NOT NULL AND b.client_seen_ms IS NOT NULL`,
+      [messageId],
+    );
+    if (!held) return false;
+    const chunks = splitIntoChunks(Buffer.from(held.body), Number(held.chunk_count));
+    for (const [i, chunk] of chunks.entries()) {
+      await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?) ON CONFLICT (message_id, chunk_no) DO NOTHING', [messageId, i + 1, chunk as unknown as SqlValue]);
+    }
+    await tx.run("UPDATE mesh_messages SET status = 'accepted', acknowledged_ms = NULL WHERE message_id = ?", [messageId]);
+    await tx.run("UPDATE messaging_inbox SET status = 'held-for-client', lease_until_ms = NULL, last_error = ?, finished_ms = ? WHERE message_id = ?", [reason, now, messageId]);
+    return true;
+  });
+}
+
+/** `count` non-empty pieces (every chunk was non-empty, so the body has at least `count` bytes). */
+function splitIntoChunks(body: Buffer, count: number): Buffer[] {
+  const n = Math.max(1, Math.min(count, body.length));
+  return Array.from({ length: n }, (_, i) => body.subarray(Math.floor((i * body.length) / n), Math.floor(((i + 1) * body.length) / n)));
 }
 
 async function readBody(db: SqlExecutor, messageId: string): Promise<Buffer> {

@@ -1,5 +1,6 @@
 // The mailboxes CareBridge knows, each linked to an organisation by ODS code:
-// - hosted here and processed here (a password; the default): messages to it go to this server's workflows;
+// - hosted here and processed here (a password; the default): messages to it go to this server's workflows,
+//   and one a workflow says is not its business waits for the mailbox's MESH client, if one has signed in;
 // - hosted here for a client elsewhere (a password and `polled`): messages wait until that client downloads
 //   and acknowledges them;
 // - elsewhere (no password): a mailbox on another MESH, reached through the MESH client, known here only for

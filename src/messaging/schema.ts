@@ -76,5 +76,11 @@ CREATE TABLE messaging_inbox (
 CREATE INDEX messaging_inbox_due ON messaging_inbox (status, next_attempt_ms);
 `,
     },
+    {
+      version: 2,
+      name: 'when a MESH client first signed in to a hosted mailbox',
+      // A message this service has no business with is held for the mailbox's client only when one uses it.
+      sql: 'ALTER TABLE mesh_mailboxes ADD COLUMN client_seen_ms BIGINT;',
+    },
   ];
 }

@@ -80,6 +80,18 @@ export async function readResource(database: string, type: string, id: string): 
   }
 }
 
+/** The resources a search through the store finds (at most 100), e.g. searchStore(db, 'Organization', [['identifier', 'RX9']]). */
+export async function searchStore(database: string, type: string, query: [string, string][]): Promise<any[]> {
+  const driver = await openRecordStore(database);
+  try {
+    const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'GET', path: type, query: [...query, ['_count', '100']] });
+    const bundle = typeof res.body === 'string' ? JSON.parse(res.body) : (res.body as any);
+    return (bundle.entry ?? []).map((e: any) => e.resource);
+  } finally {
+    await driver.close();
+  }
+}
+
 /** The non-empty lines of a stream's text. */
 export function lines(text: string): string[] {
   return text.split('\n').filter((l) => l.trim());

@@ -1,5 +1,6 @@
 // `carebridge mesh`, run as a real child process on both engines: a mailbox added by the CLI signs in to
-// the built-in mailbox of a server on that database; list shows it; bad input is one plain line and exit 1.
+// the built-in mailbox of a server on that database, its organisation becomes known; list shows it; bad
+// input is one plain line and exit 1.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshPostgresDatabase, stopOwnPostgres } from '../support/postgres.ts';
 import { MESH_KEY, meshCall, startServerOn } from '../support/mesh.ts';
-import { lines, runCli } from './cli.ts';
+import { lines, runCli, searchStore } from './cli.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'carebridge-cli-mesh-'));
 after(async () => {
@@ -32,11 +33,20 @@ describe('carebridge mesh', { concurrency: 2 }, () => {
         return r.stderr;
       };
       assert.equal(await ok(['mesh', 'mailbox', 'list']), 'No mailboxes.\n');
-      assert.equal(await ok(['mesh', 'mailbox', 'add', 'la918mesh', '--ods', 'la918', '--password', 'council-password']), 'Added mailbox LA918MESH for LA918 (hosted, processed here).\n');
+      // A fresh database knows no organisations: the mailbox's becomes one, in the record and for people's memberships.
+      assert.equal(await ok(['mesh', 'mailbox', 'add', 'la918mesh', '--ods', 'la918', '--password', 'council-password']),
+        'Added mailbox LA918MESH for LA918 (hosted, processed here); LA918 was not a known organisation, so it was added as "Organisation LA918 (added with its MESH mailbox)".\n');
+      assert.deepEqual(lines(await ok(['orgs', 'list'])), ['LA918\tother\tOrganisation LA918 (added with its MESH mailbox)']);
+      const [org] = await searchStore(database, 'Organization', [['identifier', 'LA918']]);
+      assert.equal(org?.name, 'Organisation LA918 (added with its MESH mailbox)');
+      // Another mailbox of a known organisation adds nothing.
+      assert.equal(await ok(['mesh', 'mailbox', 'add', 'LA918B', '--ods', 'LA918', '--password', 'council-password']), 'Added mailbox LA918B for LA918 (hosted, processed here).\n');
+      assert.equal((await searchStore(database, 'Organization', [['identifier', 'LA918']])).length, 1);
       await ok(['mesh', 'mailbox', 'add', 'X26HUB', '--ods', 'RX9', '--password', 'hub-password', '--polled']);
       await ok(['mesh', 'mailbox', 'add', 'ELSEWHERE1', '--ods', 'Y01234'], {});
       assert.deepEqual(lines(await ok(['mesh', 'mailbox', 'list'])), [
         'ELSEWHERE1\tY01234\telsewhere',
+        'LA918B\tLA918\thosted, processed here',
         'LA918MESH\tLA918\thosted, processed here',
         'X26HUB\tRX9\thosted, polled by a client',
       ]);

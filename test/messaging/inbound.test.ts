@@ -1,9 +1,10 @@
 // Inbound processing on both engines, through real HTTP sends to a mailbox processed here: each message is
 // handed to its workflow's handler once; failures retry, then dead-letter with the reason; staff see and
-// replay dead letters over HTTP; a server stopped between receipt and processing loses nothing.
+// replay dead letters over HTTP; a message that is not this service's business waits for the mailbox's
+// MESH client when one uses it; a server stopped between receipt and processing loses nothing.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { addMailbox, inboxState, PermanentFailure, type InboundMessage } from '../../src/messaging/index.ts';
+import { addMailbox, inboxState, NotForThisService, PermanentFailure, type InboundMessage } from '../../src/messaging/index.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MESH_KEY, meshCall, startServerOn, waitFor, type RunningServer } from '../support/mesh.ts';
@@ -117,6 +118,46 @@ for (const engine of ENGINES) {
       const orphan = await send('orphan', 'NOBODY_HANDLES');
       await waitFor('dead orphan', async () => (await state(orphan))?.status === 'dead');
       assert.match((await deadLetters()).find((d) => d.messageId === orphan)!.reason, /No handler is registered for workflow id NOBODY_HANDLES/);
+    });
+
+    it('a message the handler says is not this service\'s: dead-lettered while no MESH client uses its mailbox, then held there, chunks and all, for the client', async () => {
+      behaviour = async (msg) => {
+        if (msg.localId?.startsWith('not-ours')) throw new NotForThisService('It answers a notice this service never sent.');
+      };
+      const first = await send('not-ours-1');
+      await waitFor('dead letter', async () => (await state(first))?.status === 'dead');
+      assert.equal((await deadLetters()).find((d) => d.messageId === first)?.reason,
+        `It answers a notice this service never sent. No MESH client has signed in to mailbox ${COUNCIL}, so it is not held there for one.`);
+
+      // The council's own MESH client signs in: from now on such messages wait in its inbox.
+      const asCouncil = (method: string, path: string) => meshCall(s.url, COUNCIL, 'council-password-2', method, path);
+      assert.equal((await asCouncil('GET', '')).status, 200);
+      assert.deepEqual((await asCouncil('GET', '/inbox')).json().messages, []);
+      const parts = ['not-ours-2, first part|', 'second part'];
+      const headers = { 'mex-To': COUNCIL, 'mex-WorkflowID': 'ADW_TEST', 'mex-LocalID': 'not-ours-2' };
+      const started = await meshCall(s.url, TRUST.id, TRUST.password, 'POST', '/outbox', { body: parts[0], headers: { ...headers, 'mex-Chunk-Range': '1:2' } });
+      const second = started.json().message_id as string;
+      assert.equal((await meshCall(s.url, TRUST.id, TRUST.password, 'POST', `/outbox/${second}/2`, { body: parts[1] })).status, 202);
+      await waitFor('held for the client', async () => (await state(second))?.status === 'held-for-client');
+      assert.match((await state(second))!.lastError ?? '', new RegExp(`^Held in mailbox ${COUNCIL} for its MESH client: It answers a notice`));
+      assert.deepEqual((await asCouncil('GET', '/inbox')).json().messages, [second]);
+      const c1 = await asCouncil('GET', `/inbox/${second}`);
+      assert.equal(c1.status, 206);
+      assert.equal(c1.headers.get('mex-chunk-range'), '1:2');
+      assert.equal(c1.headers.get('mex-from'), TRUST.id);
+      const c2 = await asCouncil('GET', `/inbox/${second}/2`);
+      assert.equal(c2.status, 200);
+      assert.equal(Buffer.concat([c1.body, c2.body]).toString(), parts.join(''));
+      assert.equal((await meshCall(s.url, TRUST.id, TRUST.password, 'GET', `/outbox/tracking/${second}`)).json().status, 'Accepted', 'not yet acknowledged by its recipient');
+      assert.equal((await asCouncil('PUT', `/inbox/${second}/status/acknowledged`)).status, 200);
+      assert.equal((await meshCall(s.url, TRUST.id, TRUST.password, 'GET', `/outbox/tracking/${second}`)).json().status, 'Acknowledged');
+
+      // The first one, replayed by staff, now goes to the client too; neither is a dead letter any more.
+      assert.equal((await fetch(`${s.url}/messaging/dead-letters/${first}/replay`, { method: 'POST', headers: s.auth })).status, 202);
+      await waitFor('replayed and held', async () => (await state(first))?.status === 'held-for-client');
+      assert.deepEqual((await asCouncil('GET', '/inbox')).json().messages, [first]);
+      assert.equal((await asCouncil('GET', `/inbox/${first}`)).body.toString(), 'not-ours-1');
+      assert.ok(!(await deadLetters()).some((d) => d.messageId === first || d.messageId === second));
     });
 
     it('a server stopped between receipt and processing loses nothing: the next one processes it', async () => {

@@ -3,8 +3,9 @@
 // (MessageHeader.id, event) key, so a message delivered twice is applied once, even by two nodes at once.
 // A withdrawal that comes before its notice creates the episode already withdrawn; the late notice then
 // changes nothing. Anything unusable is rejected back to the sender (when the spec has a reject for it) and
-// thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue).
-import { isValidNhsNumber, NHS_NUMBER_SYSTEM } from '../../record/index.ts';
+// thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue). A
+// response to a notice this service never sent is thrown as AdwNotForThisService before any check.
+import { isValidNhsNumber, NHS_NUMBER_SYSTEM, type SqlExecutor } from '../../record/index.ts';
 import { clock, inRecordTransaction, type DischargeContext, type FhirResource, type RecordSession } from '../recordSession.ts';
 import {
   applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, withdrawIn, type ConsentAnswer, type StepChange,
@@ -22,6 +23,13 @@ import type { InboundMessage } from '../messagingPort.ts';
 
 /** The message cannot be processed; its text is the reason (sent back, and kept with the dead letter). */
 export class AdwRejected extends Error {}
+
+/**
+ * A response to a notice this service never sent: someone else's answer (a mailbox hosted here whose
+ * organisation works through its own MESH client). Not checked, applied or answered here; the wiring turns
+ * it into messaging's NotForThisService, which holds it for that client (or dead-letters it).
+ */
+export class AdwNotForThisService extends AdwRejected {}
 
 export interface AdwInboundDeps {
   /** The workflow's context, acting as the system client carebridge-discharge. */
@@ -44,6 +52,8 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
   if (!isEventCode(m.eventCode)) {
     throw new AdwRejected(`MessageHeader.event ${m.eventCode} (MessageHeader.id ${m.headerId}) is not one of the ADW event codes; the spec has no response for it, so nothing was sent back.`);
   }
+  // Before any check: another system's answer is not ours to judge (its patient may be one we would refuse).
+  if (ANSWERS[m.eventCode] && m.response?.identifier && !(await sentNotice(deps.ctx.driver, m))) throw notOurNotice(m);
   const problems = await checkMessage(deps, msg, m);
   const outcome = await inRecordTransaction(deps.ctx, 'adw-inbound', async (session) => {
     const claim = await claimMessage(session, m, msg, problems.length ? 'rejected' : 'processing');
@@ -262,14 +272,23 @@ async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m:
 
 // ---- responses (we are the hospital) -------------------------------------------------------------------
 
+/** The notice a response answers, when this service sent it: by response.identifier and the notice kinds the event answers. */
+async function sentNotice(db: SqlExecutor, m: AdwMessage): Promise<{ event_code: string; referral_identifier: string } | undefined> {
+  const notices = ANSWERS[m.eventCode].notices;
+  return db.get(
+    `SELECT event_code, referral_identifier FROM discharge_adw_messages WHERE direction = 'out' AND header_id = ? AND event_code IN (${notices.map(() => '?').join(', ')})`,
+    [m.response!.identifier!, ...notices],
+  );
+}
+
+function notOurNotice(m: AdwMessage): AdwNotForThisService {
+  return new AdwNotForThisService(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} answers notice ${m.response!.identifier}, which this service never sent.`);
+}
+
 async function applyResponse(session: RecordSession, ctx: DischargeContext, m: AdwMessage): Promise<void> {
   const answer = ANSWERS[m.eventCode];
-  const marks = answer.notices.map(() => '?').join(', ');
-  const notice = await session.tx.get<{ event_code: string; referral_identifier: string }>(
-    `SELECT event_code, referral_identifier FROM discharge_adw_messages WHERE direction = 'out' AND header_id = ? AND event_code IN (${marks})`,
-    [m.response!.identifier!, ...answer.notices],
-  );
-  if (!notice) throw new AdwRejected(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} answers notice ${m.response!.identifier}, which this service never sent.`);
+  const notice = await sentNotice(session.tx, m);
+  if (!notice) throw notOurNotice(m);
   const episode = await episodeByIdentifier(session.tx, notice.referral_identifier);
   if (!episode) throw new AdwRejected(`Notice ${m.response!.identifier} belongs to episode ${notice.referral_identifier}, which this service does not hold.`);
   await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'out' AND header_id = ? AND event_code = ?", [answer.accepts ? 'accepted' : 'rejected', m.response!.identifier!, notice.event_code]);
