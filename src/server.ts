@@ -4,7 +4,7 @@ import { fhirApi, openRecordStore, UNRESTRICTED, type SqlDriver } from './record
 import type { ServerConfig } from './config.ts';
 import { addClient, addOrganisation, addUser, disableUser, enableUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess } from './access/index.ts';
 import { portal, type PortalAdministration } from './portal/index.ts';
-import { parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
+import { dischargeOperations, parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
 import { NotForThisService, PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
 import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 import { connectRedBagToMesh, redBagOperations, RED_BAG_CLIENT_ID } from './redbag/index.ts';
@@ -81,13 +81,13 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     access: access ? await access.controlFor({ kind: 'system', clientId: RED_BAG_CLIENT_ID, name: 'CareBridge red bag over MESH', purpose: 'TREAT', scope: 'system/*.cruds' }) : UNRESTRICTED,
   });
   const redBag = { ...config.redBag, courier };
-  const operations = redBagOperations(redBag);
   // Discharge registers its ADW handlers with messaging here, before the server is ready and messaging starts.
   const discharge = await setUpDischarge(driver, access?.controlFor, {
     base, pollMs: config.discharge.pollSeconds * 1000, workflowIds: config.discharge.adwWorkflowIds,
     deadlines: { assessment: parseDeadlineRule(config.discharge.assessmentDeadline), discharge: parseDeadlineRule(config.discharge.dischargeDeadline) },
     messaging: { api: messaging, PermanentFailure, NotForThisService },
   });
+  const operations = [...redBagOperations(redBag), ...dischargeOperations((call) => discharge.contextFor(call.access))];
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {

@@ -30,6 +30,7 @@ export { parseAdwMessage, type AdwMessage } from './adw/parse.ts';
 export { EVENT as ADW_EVENT, WITHDRAWAL_REASONS as ADW_WITHDRAWAL_REASONS, DEFAULT_ADW_WORKFLOW_IDS } from './adw/codes.ts';
 export { deliverPendingAdw, type AdwWorkflowIds } from './adw/delivery.ts';
 export { followEncounters, newEncounterFeed } from './encounterFeed.ts';
+export { dischargeOperations } from './operations.ts';
 export type { InboundMessage, Messaging, PermanentFailureClass } from './messagingPort.ts';
 
 /** The system client the workflow acts as: its writes are audited under this id. */

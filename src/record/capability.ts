@@ -2,12 +2,16 @@
 // lists exactly what is supported.
 import { definitions } from './definitions.ts';
 import type { ResourceTypeServices } from './typeService.ts';
+import type { FhirOperations } from './operations.ts';
+
+/** Where the operations other capabilities add are defined (a canonical name; not served as a resource). */
+const OPERATION_CANONICAL = 'https://carebridge.example/fhir/OperationDefinition';
 
 const INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create', 'search-type'];
-let cached: { base: string; services?: ResourceTypeServices; json: string } | undefined;
+let cached: { base: string; services?: ResourceTypeServices; operations?: FhirOperations; json: string } | undefined;
 
-export function capabilityStatement(base: string, services?: ResourceTypeServices): string {
-  if (cached?.base === base && cached.services === services) return cached.json;
+export function capabilityStatement(base: string, services?: ResourceTypeServices, operations?: FhirOperations): string {
+  if (cached?.base === base && cached.services === services && cached.operations === operations) return cached.json;
   const defs = definitions();
   const resource = [...defs.resourceTypes].sort().map((type) => {
     const service = services && Object.hasOwn(services, type) ? services[type] : undefined;
@@ -30,7 +34,7 @@ export function capabilityStatement(base: string, services?: ResourceTypeService
       searchParam: params
         .map((p) => ({ name: p.code, type: p.type }))
         .concat(params.some((p) => p.code === '_lastUpdated') ? [] : [{ name: '_lastUpdated', type: 'date' }]),
-      ...(type === 'Patient' ? { operation: [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] } : {}),
+      ...operationsOf(type, operations),
     };
   });
   const statement = {
@@ -61,6 +65,15 @@ export function capabilityStatement(base: string, services?: ResourceTypeService
       },
     ],
   };
-  cached = { base, services, json: JSON.stringify(statement) };
+  cached = { base, services, operations, json: JSON.stringify(statement) };
   return cached.json;
+}
+
+/** The instance operations served on a type: $everything on Patient, and those other capabilities add. */
+function operationsOf(type: string, operations: FhirOperations | undefined): { operation?: { name: string; definition: string }[] } {
+  const found = [
+    ...(type === 'Patient' ? [{ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' }] : []),
+    ...(operations ?? []).filter((o) => o.resourceType === type).map((o) => ({ name: o.name, definition: `${OPERATION_CANONICAL}/${type}-${o.name}` })),
+  ];
+  return found.length ? { operation: found } : {};
 }

@@ -64,7 +64,7 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
   }
   if (parts[0] === 'metadata') {
     if (method !== 'GET') throw methodNotAllowed('metadata only answers GET.');
-    return { status: 200, body: capabilityStatement(ctx.base, ctx.services) };
+    return { status: 200, body: capabilityStatement(ctx.base, ctx.services, ctx.operations) };
   }
   if (parts[0] === '_history') {
     if (parts.length > 1) throw notFound(`Nothing is served at ${req.path}; system history is [base]/_history.`);

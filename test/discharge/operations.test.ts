@@ -1,0 +1,119 @@
+// Discharge on the FHIR API for integrators, both engines, over real HTTP with people's own tokens: a
+// hospital's discharge coordinator refers a patient ($discharge-referral) and a council's social worker
+// takes the workflow's steps ($discharge-step) with If-Match; bad input, stale versions and the wrong side
+// get clear OperationOutcomes and change nothing.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ENGINES, fhirClient, startTestServer, type FhirClient, type TestServer } from '../support/server.ts';
+import { stopOwnPostgres } from '../support/postgres.ts';
+import { addPerson, personToken } from '../support/people.ts';
+import { triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
+import { seedDischargePages, COUNCIL, HOSPITAL } from './pagesSeed.ts';
+
+after(stopOwnPostgres);
+
+const params = (...p: [string, Record<string, unknown>][]) => ({ resourceType: 'Parameters', parameter: p.map(([name, value]) => ({ name, ...value })) });
+const step = (name: string, extra: [string, Record<string, unknown>][] = []) => params(['step', { valueCode: name }], ...extra);
+const diagnostics = (body: any) => body.issue?.map((i: any) => i.diagnostics).join(' ');
+
+for (const engine of ENGINES) {
+  describe(`discharge operations on the FHIR API (${engine})`, () => {
+    let t: TestServer;
+    let council: FhirClient;
+    let hospital: FhirClient;
+    let referralId: string;
+    let taskId: string;
+
+    before(async () => {
+      t = await startTestServer(engine, { CAREBRIDGE_DISCHARGE_POLL_SECONDS: '3600' });
+      await seedDischargePages(t);
+      await addPerson(t, { username: 'api.social', role: 'social-worker', org: COUNCIL, fhirUser: 'Practitioner/sam-social' });
+      await addPerson(t, { username: 'api.coord', role: 'discharge-coordinator', org: HOSPITAL });
+      council = fhirClient(t.base, { authorization: `Bearer ${await personToken(t, 'api.social')}` });
+      hospital = fhirClient(t.base, { authorization: `Bearer ${await personToken(t, 'api.coord')}` });
+    });
+    after(() => t?.close());
+
+    it('a coordinator refers a patient; bad input is refused whole', async () => {
+      let r = await hospital.post('Patient/dora/$discharge-referral', params(['council', { valueString: COUNCIL }]));
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /'reason' is required/);
+      r = await hospital.post('Patient/dora/$discharge-referral', params(['council', { valueString: COUNCIL }], ['reason', { valueString: 'Lives alone' }], ['pathway', { valueCode: '7' }]));
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /'pathway' must be 0, 1, 2 or 3/);
+      assert.equal((await t.fhir.get('ServiceRequest?subject=Patient/dora')).body.total ?? (await t.fhir.get('ServiceRequest?subject=Patient/dora')).body.entry?.length ?? 0, 0, 'nothing half-written');
+      assert.equal((await council.post('Patient/dora/$discharge-referral', params(['council', { valueString: COUNCIL }], ['reason', { valueString: 'x' }]))).status, 403, 'councils do not refer');
+
+      r = await hospital.post('Patient/dora/$discharge-referral', params(
+        ['council', { valueString: COUNCIL }], ['reason', { valueString: 'Lives alone; needs help at home' }], ['pathway', { valueCode: '1' }],
+        ['encounter', { valueReference: { reference: 'Encounter/dora-stay' } }], ['ward', { valueReference: { reference: 'Location/kestrel' } }],
+        ['need', { valueString: 'Help to wash' }], ['consented', { valueCode: 'Y' }],
+      ));
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.equal(r.body.resourceType, 'ServiceRequest');
+      assert.match(r.headers.get('location') ?? '', /\/ServiceRequest\/[^/]+\/_history\/1$/);
+      referralId = r.body.id;
+      const task = (await council.get(`Task?focus=ServiceRequest/${referralId}&code=triage-referral`)).body.entry[0].resource;
+      taskId = task.id;
+      assert.equal(triageStateOf(task), 'received');
+    });
+
+    it('the council takes steps with If-Match; a stale version, a missing If-Match, an unknown step and the wrong side are refused', async () => {
+      let r = await council.post(`Task/${taskId}/$discharge-step`, step('accept'));
+      assert.equal(r.status, 428, JSON.stringify(r.body));
+      r = await council.post(`Task/${taskId}/$discharge-step`, step('approve'), { 'if-match': 'W/"1"' });
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /'step' must be one of accept, request-information/, JSON.stringify(r.body));
+      r = await hospital.post(`Task/${taskId}/$discharge-step`, step('accept'), { 'if-match': 'W/"1"' });
+      assert.equal(r.status, 403, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /taken by the council's social workers/);
+      r = await council.post(`Task/${taskId}/$discharge-step`, step('reject'), { 'if-match': 'W/"1"' });
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /'text' is required: a referral is only rejected with a reason/);
+
+      r = await council.post(`Task/${taskId}/$discharge-step`, step('accept', [['text', { valueString: 'We will assess on Monday' }]]), { 'if-match': 'W/"1"' });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(triageStateOf(r.body), 'accepted');
+      assert.equal(r.headers.get('etag'), `W/"${r.body.meta.versionId}"`);
+      const accepted = r.body.meta.versionId;
+
+      r = await council.post(`Task/${taskId}/$discharge-step`, step('request-information', [['text', { valueString: 'Stairs at home?' }]]), { 'if-match': 'W/"1"' });
+      assert.equal(r.status, 412, 'acting on the version before the acceptance is refused');
+      assert.equal(triageStateOf((await council.get(`Task/${taskId}`)).body), 'accepted', 'and changes nothing');
+
+      r = await council.post(`Task/${taskId}/$discharge-step`, step('assign-worker', [['worker', { valueReference: { reference: 'Practitioner/ola-other', display: 'Ola Other' } }]]), { 'if-match': `W/"${accepted}"` });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.owner.reference, 'Practitioner/ola-other');
+      r = await council.post(`Task/${taskId}/$discharge-step`, step('support-arranged', [['text', { valueString: 'Four calls a day' }]]), { 'if-match': r.headers.get('etag')! });
+      assert.equal(triageStateOf(r.body), 'support-arranged');
+      r = await council.post(`Task/${taskId}/$discharge-step`, step('note', [['text', { valueString: 'Family agree' }]]), { 'if-match': r.headers.get('etag')! });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      r = await council.post(`Task/${taskId}/$discharge-step`, step('ready'), { 'if-match': r.headers.get('etag')! });
+      assert.equal(triageStateOf(r.body), 'ready');
+    });
+
+    it('the hospital records medically ready and the discharge; the history shows every step', async () => {
+      let task = (await hospital.get(`Task/${taskId}`)).body;
+      let r = await hospital.post(`Task/${taskId}/$discharge-step`, step('medically-ready', [['date', { valueDate: '2026-02-30' }]]), { 'if-match': `W/"${task.meta.versionId}"` });
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /'date' must be a date/);
+      r = await hospital.post(`Task/${taskId}/$discharge-step`, step('medically-ready', [['date', { valueDate: '2026-02-02' }]]), { 'if-match': `W/"${task.meta.versionId}"` });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      const referral = (await hospital.get(`ServiceRequest/${referralId}`)).body;
+      assert.equal(referral.extension.find((e: any) => e.url === MEDICALLY_READY_URL).valueDateTime, '2026-02-02');
+      r = await hospital.post(`Task/${taskId}/$discharge-step`, step('discharged', [['date', { valueDate: '2026-02-04' }]]), { 'if-match': r.headers.get('etag')! });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(triageStateOf(r.body), 'discharged');
+      task = r.body;
+      const history = (await t.fhir.get(`Task/${taskId}/_history`)).body.entry.map((e: any) => triageStateOf(e.resource));
+      for (const state of ['received', 'accepted', 'assigned', 'support-arranged', 'ready', 'discharged']) assert.ok(history.includes(state), `${state} in the history`);
+      const notes = (await t.fhir.get(`Communication?based-on=ServiceRequest/${referralId}`)).body.entry.map((e: any) => e.resource.payload[0].contentString);
+      assert.ok(notes.includes('We will assess on Monday') && notes.includes('Family agree'), 'notes both sides see');
+      assert.equal((await hospital.post('ServiceRequest/x/$discharge-step', step('note'), { 'if-match': 'W/"1"' })).status, 405, 'the operation is on the triage Task, not the referral');
+      const metadata = (await hospital.get('metadata')).body;
+      const ops = (type: string) => metadata.rest[0].resource.find((r: any) => r.type === type).operation.map((o: any) => o.name);
+      assert.ok(ops('Task').includes('discharge-step') && ops('Patient').includes('discharge-referral') && ops('Patient').includes('everything'), 'the CapabilityStatement lists them');
+      assert.equal((await hospital.post(`Task/demo-missing/$discharge-step`, step('note', [['text', { valueString: 'x' }]]), { 'if-match': 'W/"1"' })).status, 404);
+    });
+  });
+}
