@@ -30,15 +30,15 @@ export function by(actor: UserActor) {
   return actor.fhirUser ? { reference: actor.fhirUser, display: actor.name } : { display: actor.name };
 }
 
-/** An NHS date input's three fields as YYYY-MM-DD, or what is wrong with them, for the error summary. */
-export function dateFrom(fields: { day?: string; month?: string; year?: string }, what: string, notAfter: Date): { date?: string; error?: string } {
+/** An NHS date input's three fields as YYYY-MM-DD, or what is wrong with them, for the error summary (a date after `notAfter`, when given, is wrong too). */
+export function dateFrom(fields: { day?: string; month?: string; year?: string }, what: string, notAfter?: Date): { date?: string; error?: string } {
   const [day, month, year] = [fields.day, fields.month, fields.year].map((v) => (v ?? '').trim());
   if (!day && !month && !year) return { error: `Enter ${what}` };
   if (!/^\d{1,2}$/.test(day!) || !/^\d{1,2}$/.test(month!) || !/^\d{4}$/.test(year!)) return { error: `${capitalised(what)} must be a real date, like 27 3 2026` };
   const date = `${year}-${month!.padStart(2, '0')}-${day!.padStart(2, '0')}`;
   const parsed = new Date(`${date}T00:00:00Z`);
   if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== date) return { error: `${capitalised(what)} must be a real date, like 27 3 2026` };
-  if (date > londonDate(notAfter)) return { error: `${capitalised(what)} must be today or in the past` };
+  if (notAfter && date > londonDate(notAfter)) return { error: `${capitalised(what)} must be today or in the past` };
   return { date };
 }
 

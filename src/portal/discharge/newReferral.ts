@@ -8,7 +8,7 @@ import type { RecordClient, Resource } from '../recordClient.ts';
 import type { FieldError } from '../page.ts';
 import { PageNotFound } from '../pageErrors.ts';
 import { personName, nhsNumberOf } from '../person/text.ts';
-import { by, MAX_TEXT, runStep } from './formStep.ts';
+import { by, dateFrom, MAX_TEXT, runStep } from './formStep.ts';
 import { organisationOf } from './referralRows.ts';
 
 const ORGANIZATION_TYPE = 'http://terminology.hl7.org/CodeSystem/organization-type';
@@ -82,15 +82,10 @@ export function checkNewReferral(form: NewReferralForm, start: ReferralStart): {
 
 /** The expected discharge date is optional, and may be in the future; when given it must be a real date. */
 function expectedDate(form: NewReferralForm, errors: FieldError[]): string | undefined {
-  const parts = [form['expected-day'], form['expected-month'], form['expected-year']].map((v) => (v ?? '').trim());
-  if (parts.every((p) => !p)) return undefined;
-  const [day, month, year] = parts as [string, string, string];
-  const date = /^\d{1,2}$/.test(day) && /^\d{1,2}$/.test(month) && /^\d{4}$/.test(year) ? `${year}-${month.padStart(2, '0')}-${day.padStart(2, '0')}` : '';
-  const parsed = date ? new Date(`${date}T00:00:00Z`) : undefined;
-  if (!parsed || Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== date) {
-    errors.push({ field: 'expected-day', text: 'The expected discharge date must be a real date, like 27 3 2026' });
-    return undefined;
-  }
+  const fields = { day: form['expected-day'], month: form['expected-month'], year: form['expected-year'] };
+  if (Object.values(fields).every((v) => !(v ?? '').trim())) return undefined;
+  const { date, error } = dateFrom(fields, 'the expected discharge date');
+  if (error) errors.push({ field: 'expected-day', text: error });
   return date;
 }
 
