@@ -67,7 +67,7 @@ function whatOf(e: Resource, purpose: string | undefined): string {
 }
 
 /** One row of the results: the facts a privacy officer reads an AuditEvent for. */
-function rowOf(e: Resource) {
+export function auditRowOf(e: Resource) {
   const agent = e.agent?.[0] ?? {};
   const role = agent.role?.[0]?.coding?.[0]?.code as keyof typeof ROLE_LABELS | undefined;
   const organisation = agent.extension?.find((x: any) => x.valueIdentifier)?.valueIdentifier?.value;
@@ -92,13 +92,13 @@ export function auditSearchRoutes(app: FastifyInstance, { send, connection }: Au
     if (!actor) return reply;
     const values = { person: req.query.person ?? '', user: req.query.user ?? '', from: req.query.from ?? '', to: req.query.to ?? '' };
     const asked = Object.values(values).some((v) => v !== '');
-    const view = { pageTitle: 'Audit search', values, asked, rows: [] as ReturnType<typeof rowOf>[], more: false };
+    const view = { pageTitle: 'Audit search', values, asked, rows: [] as ReturnType<typeof auditRowOf>[], more: false };
     if (!asked) return send(req, reply, 'pages/privacy-officer-audit.njk', { ...view, ...errorView([]) });
     const { params, errors } = searchOf(values);
     if (errors.length) return send(req, reply, 'pages/privacy-officer-audit.njk', { ...view, ...errorView(errors) }, 400);
     try {
       const found = await recordFor(connection(req), actor, req.ip).search('AuditEvent', params);
-      return send(req, reply, 'pages/privacy-officer-audit.njk', { ...view, rows: found.matches.map(rowOf), more: found.more, ...errorView([]) });
+      return send(req, reply, 'pages/privacy-officer-audit.njk', { ...view, rows: found.matches.map(auditRowOf), more: found.more, ...errorView([]) });
     } catch (err) {
       if (!(err instanceof FhirError) || err.status >= 500) throw err;
       return send(req, reply, 'pages/privacy-officer-audit.njk', { ...view, ...errorView([{ field: 'person', text: err.issues[0]?.diagnostics ?? 'The audit could not be searched' }]) }, 400);

@@ -23,6 +23,7 @@ import { NotAllowedHere, NotInRecord, PageNotFound } from './pageErrors.ts';
 import { homePath } from './roles.ts';
 import { breakGlassPrompt, NoCareRelationship } from './breakGlass.ts';
 import { auditSearchRoutes } from './auditSearch.ts';
+import { ownRecordRoutes } from './ownRecord/routes.ts';
 import { privacyOfficerRoutes } from './privacyOfficer.ts';
 import { redBagRoutes, RedBagNotAllowed } from './redBag/routes.ts';
 import type { RedBagSettings } from '../redbag/index.ts';
@@ -109,6 +110,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     liveRoutes(pages, { driver: options.driver, connection });
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
     auditSearchRoutes(pages, { send, connection });
+    ownRecordRoutes(pages, { send, connection });
     redBagRoutes(pages, { send, connection, settings: options.redBag });
     dischargeRoutes(pages, { send, driver: options.driver, connection, discharge: options.discharge });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));

@@ -24,9 +24,10 @@ const HOME_PATHS: Partial<Record<Role, string>> = {
   broker: '/council',
   'privacy-officer': '/privacy-officer',
   admin: '/admin',
+  person: '/me',
 };
 
-/** The first page after sign-in. Roles whose pages are not built yet (GP, carer, the person) start on the general home page. */
+/** The first page after sign-in. Roles whose pages are not built yet (GP, carer) start on the general home page. */
 export function homePath(role: Role): string {
   return HOME_PATHS[role] ?? '/home';
 }
@@ -52,6 +53,7 @@ const NAVIGATION: Partial<Record<Role, NavigationItem[]>> = {
   'social-worker': COUNCIL_NAV,
   broker: COUNCIL_NAV,
   'privacy-officer': [{ href: '/privacy-officer', text: 'Break-glass alerts' }, { href: '/privacy-officer/audit', text: 'Audit search' }],
+  person: [{ href: '/me', text: 'Who has looked at your record' }, { href: '/me/record', text: 'Your record' }],
   admin: [{ href: '/admin/users', text: 'People' }, { href: '/admin/clients', text: 'System clients' }, { href: '/admin/organisations', text: 'Organisations' }],
 };
 

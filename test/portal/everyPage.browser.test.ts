@@ -15,6 +15,7 @@ import {
 const BUDGET_BYTES = 150 * 1024;
 const COORDINATOR: TestPerson = { username: 'test.coordinator', name: 'Test Coordinator', organisation: 'RX9', role: 'discharge-coordinator' };
 const GP: TestPerson = { username: 'test.gp', name: 'Test GP', organisation: 'Y01234', role: 'gp' };
+const SELF: TestPerson = { username: 'test.self', name: 'Sam Self', role: 'person', fhirUser: 'Patient/demo-pat-vm101-04' };
 /** Links inside these pages that lead to one more page worth checking (a record, a referral, a red bag). */
 const DEEPER = /^\/(care-home\/residents|hospital\/patients|council\/people|discharge\/referrals|red-bag)\/[^/?#]+$/;
 
@@ -55,7 +56,7 @@ describe('every page, every role, in a browser', () => {
   const headerLinks = async (page: Page) => page.locator('nav[aria-label="Your pages"] a').evaluateAll((links) => links.map((a) => a.getAttribute('href')!));
   const firstDeeperLink = async (page: Page) => (await page.locator('main a').evaluateAll((links) => links.map((a) => a.getAttribute('href') ?? ''))).find((href) => DEEPER.test(href));
 
-  for (const person of [CARE_HOME_CARER, WARD_NURSE, COORDINATOR, SOCIAL_WORKER, BROKER, PRIVACY_OFFICER, ADMIN]) {
+  for (const person of [CARE_HOME_CARER, WARD_NURSE, COORDINATOR, SOCIAL_WORKER, BROKER, PRIVACY_OFFICER, ADMIN, SELF]) {
     it(`${person.role}: every header page, and the first record each lists`, async () => {
       const { context, page } = await signedIn(person);
       const links = await headerLinks(page);
