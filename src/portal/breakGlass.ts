@@ -21,6 +21,8 @@ export class NoCareRelationship extends Error {
     readonly recordPath: string,
     /** The list the page belongs to, for the prompt's breadcrumb and way back. */
     readonly back: PromptBackLink,
+    /** False where break-glass is not offered (a carer's access comes only from the person's consent). */
+    readonly offerBreakGlass = true,
   ) {
     super('You do not have a care relationship with this person.');
   }

@@ -24,6 +24,7 @@ import { homePath } from './roles.ts';
 import { breakGlassPrompt, NoCareRelationship } from './breakGlass.ts';
 import { auditSearchRoutes } from './auditSearch.ts';
 import { ownRecordRoutes } from './ownRecord/routes.ts';
+import { communityRoutes } from './community/routes.ts';
 import { privacyOfficerRoutes } from './privacyOfficer.ts';
 import { redBagRoutes, RedBagNotAllowed } from './redBag/routes.ts';
 import type { RedBagSettings } from '../redbag/index.ts';
@@ -111,6 +112,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
     auditSearchRoutes(pages, { send, connection });
     ownRecordRoutes(pages, { send, connection });
+    communityRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
     redBagRoutes(pages, { send, connection, settings: options.redBag });
     dischargeRoutes(pages, { send, driver: options.driver, connection, discharge: options.discharge });
     pages.get('/*', async (req, reply) => send(req, reply, 'pages/error.njk', { pageTitle: 'Page not found', heading: 'Page not found', message: 'If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.' }, 404));
@@ -120,7 +122,7 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
 function errorPage(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply, send: SendPage, canBreakGlass: boolean): FastifyReply {
   const page = (status: number, pageTitle: string, message: string) => send(req, reply, 'pages/error.njk', { pageTitle, heading: pageTitle, message }, status);
   if (err instanceof NoCareRelationship) {
-    if (!canBreakGlass) return page(403, err.message, 'The shared record only shows the records of people your organisation cares for.');
+    if (!canBreakGlass || !err.offerBreakGlass) return page(403, err.message, 'The shared record only shows the records of people your organisation cares for, or who named you as their carer.');
     return send(req, reply, 'pages/break-glass.njk', { ...breakGlassPrompt(err.patientId, `${err.recordPath}/break-glass`, err.back), ...errorView([]) }, 403);
   }
   if (err instanceof CsrfRefused) return page(403, 'This form was not accepted', 'The form had expired or did not come from this service. Go back, reload the page and try again.');

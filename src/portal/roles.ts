@@ -25,9 +25,11 @@ const HOME_PATHS: Partial<Record<Role, string>> = {
   'privacy-officer': '/privacy-officer',
   admin: '/admin',
   person: '/me',
+  gp: '/gp',
+  carer: '/carer',
 };
 
-/** The first page after sign-in. Roles whose pages are not built yet (GP, carer) start on the general home page. */
+/** The first page after sign-in (a role without pages of its own would start on the general home page). */
 export function homePath(role: Role): string {
   return HOME_PATHS[role] ?? '/home';
 }
@@ -54,6 +56,8 @@ const NAVIGATION: Partial<Record<Role, NavigationItem[]>> = {
   broker: COUNCIL_NAV,
   'privacy-officer': [{ href: '/privacy-officer', text: 'Break-glass alerts' }, { href: '/privacy-officer/audit', text: 'Audit search' }],
   person: [{ href: '/me', text: 'Who has looked at your record' }, { href: '/me/record', text: 'Your record' }],
+  gp: [{ href: '/gp', text: 'Registered patients' }],
+  carer: [{ href: '/carer', text: 'People you care for' }],
   admin: [{ href: '/admin/users', text: 'People' }, { href: '/admin/clients', text: 'System clients' }, { href: '/admin/organisations', text: 'Organisations' }],
 };
 

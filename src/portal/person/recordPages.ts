@@ -52,11 +52,11 @@ export function readPermission(actor: UserActor): (type: string) => boolean {
  * A person the page could not find: missing from the record (404), or there but outside the user's care
  * relationships, which a search does not reveal and a read refuses (the break-glass prompt).
  */
-export async function notFoundOrRefused(record: RecordClient, id: string, options: Pick<RecordPagesOptions, 'base' | 'back' | 'noun'>): Promise<never> {
+export async function notFoundOrRefused(record: RecordClient, id: string, options: Pick<RecordPagesOptions, 'base' | 'back' | 'noun' | 'breakGlass'>): Promise<never> {
   try {
     await record.read('Patient', id);
   } catch (err) {
-    if (isRelationshipRefusal(err)) throw new NoCareRelationship(id, `${options.base}/${encodeURIComponent(id)}`, options.back);
+    if (isRelationshipRefusal(err)) throw new NoCareRelationship(id, `${options.base}/${encodeURIComponent(id)}`, options.back, Boolean(options.breakGlass));
     throw err;
   }
   throw new PageNotFound(`There is no ${options.noun} with this identifier in the record.`);
