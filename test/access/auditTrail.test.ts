@@ -6,6 +6,7 @@ import { canonicalJson, chainHash, GENESIS_HASH } from '../../src/access/audit/c
 import { requestInteraction, type AuditedRequest } from '../../src/access/audit/auditEvent.ts';
 import { AuditTrail, BATCH_EVENTS } from '../../src/access/audit/trail.ts';
 import type { AuditWriter } from '../../src/access/audit/writer.ts';
+import { decodeBatch } from '../../src/access/audit/batchMessage.ts';
 
 const request = (path: string, status = 200): AuditedRequest => ({ at: Date.now(), events: [], outcome: { status, method: 'GET', path, query: '' } });
 
@@ -40,7 +41,8 @@ describe('audit trail parts', () => {
   it('writes in batches, flushes on demand, and one entry that can never be stored does not stop the others', async () => {
     const written: string[][] = [];
     const writer: AuditWriter = {
-      async write(requests) {
+      async write(batch) {
+        const requests = decodeBatch(batch);
         if (requests.some((r) => r.outcome.path === 'poison')) throw Object.assign(new Error('invalid byte sequence'), { code: '22021' });
         written.push(requests.map((r) => r.outcome.path));
       },
@@ -63,7 +65,8 @@ describe('audit trail parts', () => {
     let down = true;
     const written: string[] = [];
     const writer: AuditWriter = {
-      async write(requests) {
+      async write(batch) {
+        const requests = decodeBatch(batch);
         if (down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
         written.push(...requests.map((r) => r.outcome.path));
       },

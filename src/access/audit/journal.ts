@@ -7,7 +7,7 @@
 // part, breaks the chain from there on. Two narrow tables index it: audit_patient (the patients an event
 // is about, and the person themself when they are the one acting) and audit_entity (other resources it
 // names, and what failed requests asked for).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { partKey, type SharedPart } from './auditEvent.ts';
 import type { Migration, Param, SqlDriver, SqlExecutor } from '../../record/index.ts';
 
@@ -103,8 +103,10 @@ DROP TABLE access_audit_chain
   ];
 }
 
+/** SHA-256 over the previous hash, the entry's text and its part key, one after the other. */
 export function linkHash(previousHash: string, text: string, part: string): string {
-  return createHash('sha256').update(previousHash).update(text).update(part).digest('hex');
+  // One-shot hashing of the joined text: the same digest as three updates, at half the cost of a Hash object.
+  return hash('sha256', previousHash + text + part, 'hex');
 }
 
 export { partKey };

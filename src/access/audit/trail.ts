@@ -12,8 +12,12 @@
 // Backpressure: when more than BACKLOG_EVENTS are waiting (the writer cannot keep up, or the database
 // refuses), new requests wait for the writer, up to ADMIT_WAIT_MS, and are then refused (503): the API
 // slows down or stops rather than serve unaudited or buffer without bound.
+//
+// The buffer holds each request packed into bytes from the moment it is recorded (batchMessage.ts), so
+// waiting requests are no work for the request thread's garbage collector.
 import type { AuditedRequest } from './auditEvent.ts';
 import type { AuditWriter } from './writer.ts';
+import { PackedRequests, decodeBatch, eventCount } from './batchMessage.ts';
 
 export const FLUSH_INTERVAL_MS = 100;
 export const FLUSH_AT_EVENTS = 1000;
@@ -21,8 +25,6 @@ export const BATCH_EVENTS = 1000;
 export const BACKLOG_EVENTS = 5000;
 const ADMIT_WAIT_MS = 2000;
 const RETRY_MS = 1000;
-
-const eventCount = (r: AuditedRequest) => Math.max(1, r.events.length);
 
 /**
  * A failure that retrying the same events cannot cure (the database refused their content, or building them
@@ -35,7 +37,7 @@ function isPoison(err: unknown): boolean {
 }
 
 export class AuditTrail {
-  private buffer: AuditedRequest[] = [];
+  private buffer = new PackedRequests();
   private buffered = 0;
   private timer?: NodeJS.Timeout;
   private writing: Promise<void> = Promise.resolve();
@@ -54,7 +56,12 @@ export class AuditTrail {
 
   /** Buffers one answered request; never throws, never waits. */
   record(request: AuditedRequest): void {
-    this.buffer.push(request);
+    try {
+      this.buffer.push(request);
+    } catch (err) {
+      const o = request.outcome;
+      return this.log(`CareBridge could not keep the audit entry for ${o?.method} /fhir/${o?.path} (by ${actorName(request.actor)}) and dropped it.`, err);
+    }
     this.buffered += eventCount(request);
     if (this.buffered >= FLUSH_AT_EVENTS && !this.failing) {
       if (!this.flushQueued) void this.flush();
@@ -113,25 +120,28 @@ export class AuditTrail {
       let events = 0;
       let n = 0;
       const limit = this.isolate > 0 ? 1 : BATCH_EVENTS;
-      while (n < this.buffer.length && (n === 0 || events + eventCount(this.buffer[n]) <= limit)) events += eventCount(this.buffer[n++]);
-      const batch = this.buffer.splice(0, n);
+      while (n < this.buffer.length && (n === 0 || events + this.buffer.weight(n) <= limit)) events += this.buffer.weight(n++);
+      // The batch leaves the buffer only once written: a failed one is still first, in order.
+      const batch = this.buffer.message(n);
       try {
         await this.writer.write(batch);
+        this.buffer.drop(n);
         this.failing = false;
         this.buffered -= events;
         if (this.isolate > 0) this.isolate -= 1;
       } catch (err) {
-        if (isPoison(err) && batch.length > 1) {
-          this.buffer.unshift(...batch); // one of these cannot be stored: write them one by one
-          this.isolate = batch.length;
+        if (isPoison(err) && n > 1) {
+          this.isolate = n; // one of these cannot be stored: write them one by one
         } else if (isPoison(err)) {
           // Never reached with what the builder produces; kept so one bad entry cannot stop the trail for good.
+          this.buffer.drop(1);
           this.buffered -= events;
           if (this.isolate > 0) this.isolate -= 1;
-          const o = batch[0].outcome;
-          this.log(`CareBridge could not store the audit entry for ${o.method} /fhir/${o.path} (HTTP ${o.status}, by ${actorName(batch[0].actor)}) and dropped it.`, err);
+          const [dropped] = decodeBatch(batch);
+          const o = dropped.outcome;
+          this.log(`CareBridge could not store the audit entry for ${o.method} /fhir/${o.path} (HTTP ${o.status}, by ${actorName(dropped.actor)}) and dropped it.`, err);
         } else {
-          this.buffer.unshift(...batch); // keep the order; try again shortly
+          // Keep the order; try again shortly
           this.log(`CareBridge could not write ${events} audit events (${this.buffered} waiting); retrying in ${RETRY_MS} ms.`, err);
           this.failing = true;
           clearTimeout(this.timer);

@@ -1,16 +1,16 @@
 // Where the audit trail's batches go. The usual writer is a worker thread with its own database connection,
 // so building, hashing, indexing and storing AuditEvents costs the request-serving thread almost nothing
 // (on SQLite every write is synchronous, and would otherwise stall the event loop for each batch): the
-// serving thread only copies each batch across as one flat array (batchMessage.ts).
+// serving thread only moves each batch across as one buffer of packed requests (batchMessage.ts).
 import { Worker } from 'node:worker_threads';
 import type { SqlDriver } from '../../record/index.ts';
-import { SharedParts, journalEntryFor, type AuditedRequest } from './auditEvent.ts';
+import { SharedParts, journalEntryFor } from './auditEvent.ts';
 import { JournalAppender } from './journal.ts';
-import { encodeBatch } from './batchMessage.ts';
+import { decodeBatch, type BatchMessage } from './batchMessage.ts';
 
 export interface AuditWriter {
-  /** Appends the requests' AuditEvents to the journal, in one transaction; rejects when it could not. */
-  write(requests: AuditedRequest[]): Promise<void>;
+  /** Appends the batch's AuditEvents to the journal, in one transaction; rejects when it could not. */
+  write(batch: BatchMessage): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -19,7 +19,7 @@ export function inProcessWriter(driver: SqlDriver, observer: string): AuditWrite
   const journal = new JournalAppender(driver);
   const parts = new SharedParts(observer);
   return {
-    write: (requests) => journal.append(requests.map((r) => journalEntryFor(r, parts))),
+    write: async (batch) => journal.append(decodeBatch(batch).map((r) => journalEntryFor(r, parts))),
     close: async () => undefined,
   };
 }
@@ -60,16 +60,17 @@ export function threadWriter(database: string, observer: string): AuditWriter {
     w.on('exit', (code) => failAll(new Error(`the audit writer thread stopped (exit code ${code})`)));
     return w;
   };
-  const call = (message: { batch?: ReturnType<typeof encodeBatch>; close?: true }) =>
+  const call = (message: { batch?: BatchMessage; close?: true }) =>
     new Promise<void>((resolve, reject) => {
       worker ??= start();
       worker.ref();
       const id = ++nextId;
       pending.set(id, { resolve, reject });
-      worker.postMessage({ id, ...message });
+      // The batch's bytes are moved to the thread, not copied (the trail keeps its own until written).
+      worker.postMessage({ id, ...message }, message.batch ? [message.batch.bytes.buffer] : []);
     });
   return {
-    write: (requests) => call({ batch: encodeBatch(requests) }),
+    write: (batch) => call({ batch }),
     async close() {
       if (!worker) return;
       const w = worker;
