@@ -64,9 +64,18 @@ export function derivedId(prefix: string, referralId: string): string {
   return id.length <= 64 ? id : `${prefix}-${createHash('sha256').update(referralId).digest('hex').slice(0, 40)}`;
 }
 
+/**
+ * Organisations already looked up in a session: an inbound notice names its hospital and council when it is
+ * checked, mapped and turned into a referral, and the workflow never changes an Organization mid-step.
+ */
+const organisationsSeen = new WeakMap<RecordSession, Map<string, FhirResource | undefined>>();
+
 export async function organisationByOds(session: RecordSession, ods: string): Promise<FhirResource | undefined> {
-  const found = await session.search('Organization', [['identifier', ods.toUpperCase()]]);
-  return found[0];
+  const key = ods.toUpperCase();
+  let seen = organisationsSeen.get(session);
+  if (!seen) organisationsSeen.set(session, (seen = new Map()));
+  if (!seen.has(key)) seen.set(key, (await session.search('Organization', [['identifier', key]]))[0]);
+  return seen.get(key);
 }
 
 function ref(resource: FhirResource, display?: string): Reference {

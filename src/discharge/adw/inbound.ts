@@ -4,8 +4,10 @@
 // A withdrawal that comes before its notice creates the episode already withdrawn; the late notice then
 // changes nothing. Anything unusable is rejected back to the sender (when the spec has a reject for it) and
 // thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue).
+// Given messaging's transaction, the message is handled in it (one commit for a batch of messages) and a
+// rejection dead-letters it through that transaction, keeping the rejection queued to the sender.
 import { isValidNhsNumber, NHS_NUMBER_SYSTEM } from '../../record/index.ts';
-import { clock, inRecordTransaction, type DischargeContext, type FhirResource, type RecordSession } from '../recordSession.ts';
+import { clock, inRecordTransaction, inSharedTransaction, type DischargeContext, type FhirResource, type RecordSession } from '../recordSession.ts';
 import {
   applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, withdrawIn, type ConsentAnswer, type StepChange,
 } from '../referrals.ts';
@@ -18,7 +20,7 @@ import {
 } from './codes.ts';
 import { buildAdwMessage } from './build.ts';
 import { episodeByIdentifier, insertEpisode, queueOutbound, queueResponse, type AdwEpisode } from './outbound.ts';
-import type { InboundMessage } from '../messagingPort.ts';
+import type { InboundMessage, InboundTransaction } from '../messagingPort.ts';
 
 /** The message cannot be processed; its text is the reason (sent back, and kept with the dead letter). */
 export class AdwRejected extends Error {}
@@ -32,8 +34,11 @@ export interface AdwInboundDeps {
 
 const ODS_PATTERN = /^[A-Z0-9]{3,10}$/;
 
-/** Handles one inbound ADW message. Resolves when it is applied (or was already); throws AdwRejected otherwise. */
-export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage): Promise<void> {
+/**
+ * Handles one inbound ADW message. Resolves when it is applied (or was already); throws AdwRejected otherwise,
+ * except that in messaging's `transaction` a rejection is committed and dead-lettered through it.
+ */
+export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage, transaction?: InboundTransaction): Promise<void> {
   let m: AdwMessage;
   try {
     m = parseAdwMessage(msg.body.toString('utf8'));
@@ -44,8 +49,9 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
   if (!isEventCode(m.eventCode)) {
     throw new AdwRejected(`MessageHeader.event ${m.eventCode} (MessageHeader.id ${m.headerId}) is not one of the ADW event codes; the spec has no response for it, so nothing was sent back.`);
   }
-  const problems = await checkMessage(deps, msg, m);
-  const outcome = await inRecordTransaction(deps.ctx, 'adw-inbound', async (session) => {
+  let problems: string[] = [];
+  const step = async (session: RecordSession) => {
+    problems = await checkMessage(deps, session, msg, m);
     const claim = await claimMessage(session, m, msg, problems.length ? 'rejected' : 'processing');
     if (claim === 'duplicate') return 'duplicate';
     if (problems.length) {
@@ -55,8 +61,12 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
     if (ANSWERS[m.eventCode]) await applyResponse(session, deps.ctx, m);
     else await applyNotice(session, deps.ctx, m, msg);
     return 'applied';
-  });
-  if (outcome === 'rejected') throw new AdwRejected(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} was rejected: ${problems.join(' ')}`);
+  };
+  const outcome = transaction ? await inSharedTransaction(deps.ctx, 'adw-inbound', transaction, step) : await inRecordTransaction(deps.ctx, 'adw-inbound', step);
+  if (outcome !== 'rejected') return;
+  const reason = `${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} was rejected: ${problems.join(' ')}`;
+  if (transaction) transaction.deadLetter(reason);
+  else throw new AdwRejected(reason);
 }
 
 /**
@@ -82,7 +92,7 @@ async function setStatus(session: RecordSession, m: AdwMessage, status: string, 
 }
 
 /** Everything wrong with a message, as sentences (empty when it can be processed). */
-async function checkMessage(deps: AdwInboundDeps, msg: InboundMessage, m: AdwMessage): Promise<string[]> {
+async function checkMessage(deps: AdwInboundDeps, session: RecordSession, msg: InboundMessage, m: AdwMessage): Promise<string[]> {
   const problems: string[] = [];
   const event = m.eventCode as EventCode;
   for (const [what, ods] of [['source', m.sourceOds], ['destination', m.destinationOds]] as const) {
@@ -90,9 +100,7 @@ async function checkMessage(deps: AdwInboundDeps, msg: InboundMessage, m: AdwMes
     else if (!ODS_PATTERN.test(ods)) problems.push(`MessageHeader.${what}.endpoint: '${ods}' is not a valid ODS code.`);
   }
   if (m.sourceOds && m.destinationOds && ODS_PATTERN.test(m.sourceOds) && ODS_PATTERN.test(m.destinationOds)) {
-    const known = await inRecordTransaction(deps.ctx, 'adw-check', async (s) => ({
-      source: await organisationByOds(s, m.sourceOds!), destination: await organisationByOds(s, m.destinationOds!),
-    }));
+    const known = { source: await organisationByOds(session, m.sourceOds), destination: await organisationByOds(session, m.destinationOds) };
     if (!known.destination) problems.push(`The destination ODS code ${m.destinationOds} is not an organisation this service knows.`);
     if (!known.source) problems.push(`The source ODS code ${m.sourceOds} is not an organisation this service knows.`);
     if (deps.organisationForMailbox) {
