@@ -108,13 +108,17 @@ export async function cancelDeadlines(session: RecordSession, referralId: string
   await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND status = 'pending'", [referralId]);
 }
 
-/** Builds the referral, its triage Task and consent answers, inside a transaction the caller runs. */
-export async function createReferralIn(session: RecordSession, ctx: DischargeContext, input: NewReferral, initial: TriageState = 'received'): Promise<Referral> {
+/**
+ * Builds the referral, its triage Task and consent answers, inside a transaction the caller runs. `patient`
+ * is input.patient when the caller has just read or written it in this transaction (saves reading it again).
+ */
+export async function createReferralIn(session: RecordSession, ctx: DischargeContext, input: NewReferral, initial: TriageState = 'received', patientInHand?: FhirResource): Promise<Referral> {
   const hospital = await organisationByOds(session, input.hospitalOds);
   if (!hospital) throw fail(422, 'business-rule', `No organisation with ODS code ${input.hospitalOds} is in the record; add the hospital first.`);
   const council = await organisationByOds(session, input.councilOds);
   if (!council) throw fail(422, 'business-rule', `No organisation with ODS code ${input.councilOds} is in the record; add the council first.`);
-  const patient = await session.read('Patient', input.patient.replace(/^Patient\//, ''));
+  const patientId = input.patient.replace(/^Patient\//, '');
+  const patient = patientInHand?.id === patientId ? patientInHand : await session.read('Patient', patientId);
   if (!patient) throw fail(422, 'business-rule', `${input.patient} is not in the record.`);
   const identifier = input.identifier ?? randomUUID();
   const existing = await session.search('ServiceRequest', [['identifier', `${DISCHARGE_REFERRAL_SYSTEM}|${identifier}`]]);

@@ -7,7 +7,7 @@
 // Given messaging's transaction, the message is handled in it (one commit for a batch of messages) and a
 // rejection dead-letters it through that transaction, keeping the rejection queued to the sender.
 import { isValidNhsNumber, NHS_NUMBER_SYSTEM } from '../../record/index.ts';
-import { clock, inRecordTransaction, inSharedTransaction, type DischargeContext, type FhirResource, type RecordSession } from '../recordSession.ts';
+import { clock, inRecordTransaction, inSharedTransaction, type DischargeContext, type FhirResource, type RecordSession, type Referral } from '../recordSession.ts';
 import {
   applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, withdrawIn, type ConsentAnswer, type StepChange,
 } from '../referrals.ts';
@@ -171,7 +171,8 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   }
   const identifier = m.referral!.identifier!;
   let episode = await episodeByIdentifier(session.tx, identifier);
-  if (!episode) episode = await openEpisode(session, ctx, m, msg, patient, encounter);
+  let opened: Referral | undefined;
+  if (!episode) ({ episode, opened } = await openEpisode(session, ctx, m, msg, patient, encounter));
   else if (episode.peer_mailbox !== msg.from) await session.tx.run('UPDATE discharge_adw_episodes SET peer_mailbox = ? WHERE referral_identifier = ?', [msg.from, identifier]);
   episode = { ...episode, peer_mailbox: msg.from };
 
@@ -181,7 +182,8 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
     await setStatus(session, m, 'superseded', 'The episode was already withdrawn.');
     return;
   }
-  const current = await loadReferral(session, episode.service_request_id);
+  // A referral opened just now is as it was written: no need to read it back.
+  const current = opened ?? await loadReferral(session, episode.service_request_id);
   if (FINAL_STATES.has(triageStateOf(current.task) ?? 'received')) {
     await setStatus(session, m, 'superseded', `The referral is already ${triageStateOf(current.task)}.`);
     return;
@@ -190,7 +192,7 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   if (event === EVENT.dischargeNotice) await applyDischargeNotice(session, ctx, m, msg, episode, current.referral, current.task);
 }
 
-async function openEpisode(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, patient: FhirResource, encounter: FhirResource): Promise<AdwEpisode> {
+async function openEpisode(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, patient: FhirResource, encounter: FhirResource): Promise<{ episode: AdwEpisode; opened: Referral }> {
   const created = await createReferralIn(session, ctx, {
     patient: `Patient/${patient.id}`,
     encounter: `Encounter/${encounter.id}`,
@@ -204,13 +206,13 @@ async function openEpisode(session: RecordSession, ctx: DischargeContext, m: Adw
     consent: m.eventCode === EVENT.assessmentNotice ? consentAnswers(m) : undefined,
     identifier: m.referral!.identifier!,
     receivedAt: msg.receivedAt,
-  });
+  }, 'received', patient);
   const episode: AdwEpisode = {
     referral_identifier: m.referral!.identifier!, role: 'council', service_request_id: created.referral.id, task_id: created.task.id,
     patient_id: patient.id, our_ods: m.destinationOds!, peer_ods: m.sourceOds!, peer_mailbox: msg.from, withdrawn: 0,
   };
   await insertEpisode(session.tx, episode, clock(ctx));
-  return episode;
+  return { episode, opened: created };
 }
 
 function consentAnswers(m: AdwMessage): ConsentAnswer[] {
