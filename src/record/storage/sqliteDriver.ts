@@ -74,36 +74,46 @@ export function openSqlite(path: string): SqlDriver {
 
   const waiting: GroupMember[] = [];
   let groupQueued = false;
-  /** Queues one group turn on the writer; whatever is waiting when the turn comes joins it. */
+  /**
+   * Queues one group turn on the writer; whatever is waiting when the turn comes joins it. The turn is
+   * taken after the current round of I/O callbacks (setImmediate): better-sqlite3 blocks the event loop
+   * for a whole transaction and its fsync, so requests that arrived meanwhile are all handled in that
+   * round, and their transactions join one group instead of each paying for a commit of its own.
+   */
   const queueGroup = () => {
     if (groupQueued) return;
     groupQueued = true;
-    void serial(async () => {
-      groupQueued = false;
-      const group = waiting.splice(0, MAX_GROUP);
-      if (waiting.length) queueGroup();
-      await (group.length === 1 ? commitAlone(writer, writeExec, group[0]) : commitGroup(writer, writeExec, group));
-    }).catch(() => undefined); // every member's promise has been settled
+    setImmediate(() => {
+      void serial(async () => {
+        groupQueued = false;
+        const group = waiting.splice(0, MAX_GROUP);
+        if (waiting.length) queueGroup();
+        await (group.length === 1 ? commitAlone(writer, writeExec, group[0]) : commitGroup(writer, writeExec, group));
+      }).catch(() => undefined); // every member's promise has been settled
+    });
   };
+  const inGroup = <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      waiting.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      queueGroup();
+    });
   return {
     dialect: 'sqlite',
     ...readExec,
-    // A write outside a transaction goes to the writer too, in turn: on the reader connection it would wait
-    // for the writer's lock while holding the event loop, so the writer could never finish (a deadlock
-    // until busy_timeout), and on the writer outside the queue it would land inside someone's transaction.
-    run: (sql, params) => serial(() => writeExec.run(sql, params)),
-    insertMany: (table, columns, rows) => serial(() => writeExec.insertMany(table, columns, rows)),
-    insertManyReturning: (table, columns, rows, returning) => serial(() => writeExec.insertManyReturning(table, columns, rows, returning)),
-    transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      return new Promise<T>((resolve, reject) => {
-        waiting.push({ fn, resolve: resolve as (value: unknown) => void, reject });
-        queueGroup();
-      });
-    },
+    // A write outside a transaction goes to the writer too, in turn (a one-statement transaction): on the
+    // reader connection it would wait for the writer's lock while holding the event loop, so the writer could
+    // never finish (a deadlock until busy_timeout), and on the writer outside the queue it would land inside
+    // someone's transaction.
+    run: (sql, params) => inGroup((tx) => tx.run(sql, params)),
+    insertMany: (table, columns, rows) => inGroup((tx) => tx.insertMany(table, columns, rows)),
+    insertManyReturning: (table, columns, rows, returning) => inGroup((tx) => tx.insertManyReturning(table, columns, rows, returning)),
+    transaction: inGroup,
     exec: (script) => serial(async () => {
       writer.exec(script);
     }),
     async close() {
+      // Transactions asked for just before close still get their turn.
+      while (groupQueued) await new Promise((resolve) => setImmediate(resolve)).then(() => queue);
       await queue;
       if (reader !== writer) reader.close();
       writer.close();
