@@ -19,7 +19,7 @@ import { meshAuthorisationHeader } from '../src/messaging/index.ts';
 import { openRecordStore } from '../src/record/index.ts';
 import { runCli } from '../test/cli/cli.ts';
 import { stopOwnPostgres } from '../test/support/postgres.ts';
-import { authHeader, cpuMeter, freshDatabase, log, percentile, startServer, type Engine } from './support.ts';
+import { authHeader, cpuMeter, freshDatabase, log, percentile, processCpuMs, startServer, type Engine } from './support.ts';
 import { count, ms, table } from './table.ts';
 
 const { values: args } = parseArgs({ options: {
@@ -104,12 +104,14 @@ async function main(): Promise<void> {
     const sent: { messageId: string; sentAt: number }[] = [];
     log(`saturation: ${total} notices, ${inFlight} in flight (${engine})`);
     const cpu = cpuMeter();
+    const serverCpu0 = processCpuMs(server.pid);
     let next = 0;
     await Promise.all(Array.from({ length: inFlight }, async () => {
       while (next < bodies.length) sent.push(await send(server.url, bodies[next++]));
     }));
     const done = await waitAllDone(sent.map((s) => s.messageId));
     const busy = cpu();
+    const serverCpuPerNotice = (processCpuMs(server.pid) - serverCpu0) / total;
     const first = Math.min(...sent.map((s) => s.sentAt));
     const last = Math.max(...[...done.values()].map((d) => Number(d.finished_ms)));
     const perSecond = total / ((last - first) / 1000);
@@ -137,7 +139,8 @@ async function main(): Promise<void> {
     if (Number(tasks?.n) !== expected) throw new Error(`expected ${expected} council work items, found ${tasks?.n}`);
 
     console.log(`\nDischarge notices end to end (${engine}; ${availableParallelism()} cores; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; `
-      + `during saturation this benchmark used ${(busy.ours * 100).toFixed(0)}% of the machine, others ${(busy.others * 100).toFixed(0)}%)\n`);
+      + `during saturation this benchmark used ${(busy.ours * 100).toFixed(0)}% of the machine, others ${(busy.others * 100).toFixed(0)}%; `
+      + `the server process used ${serverCpuPerNotice.toFixed(1)} ms of CPU per notice)\n`);
     console.log(table(['phase', 'notices', 'notices/s', 'p50', 'p99', 'max'], [
       [`saturation, ${inFlight} in flight`, count(total), perSecond.toFixed(0), ms(percentile(satLatency, 50)), ms(percentile(satLatency, 99)), ms(Math.max(...satLatency))],
       [`steady ${rate}/s for ${seconds} s`, count(rate * seconds), `${rate}`, ms(percentile(latency, 50)), ms(percentile(latency, 99)), ms(Math.max(...latency))],

@@ -21,13 +21,22 @@ export function londonDate(ms: number): { date: string; hour: number; minute: nu
   return { date: `${p.year}-${p.month}-${p.day}`, hour: Number(p.hour), minute: Number(p.minute) };
 }
 
+/** Midnights already found: every deadline walks the same few days, and Intl formatting is the slow part. */
+const midnights = new Map<string, number>();
+
 /** The instant UK local midnight starts `date` (UK offsets are whole hours: 0 or +1). */
 export function londonMidnight(date: string): number {
+  const known = midnights.get(date);
+  if (known !== undefined) return known;
   const [y, m, d] = date.split('-').map(Number);
   for (const offset of [0, 1]) {
     const t = Date.UTC(y, m - 1, d) - offset * HOUR;
     const local = londonDate(t);
-    if (local.date === date && local.hour === 0 && local.minute === 0) return t;
+    if (local.date === date && local.hour === 0 && local.minute === 0) {
+      if (midnights.size > 10_000) midnights.clear(); // never grows without bound
+      midnights.set(date, t);
+      return t;
+    }
   }
   throw new Error(`No UK local midnight found for ${date}.`);
 }

@@ -91,9 +91,10 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
   const messaging = options.messaging;
   if (messaging) {
     const deps = { ctx: context, organisationForMailbox: (m: string) => messaging.api.organisationForMailbox(m) };
-    messaging.api.onInbound([options.workflowIds.notice, options.workflowIds.response], async (msg) => {
+    // In messaging's transaction: a busy inbox is handled in batches, one commit for many notices.
+    messaging.api.onInboundInTransaction([options.workflowIds.notice, options.workflowIds.response], async (msg, transaction) => {
       try {
-        await handleAdwMessage(deps, msg);
+        await handleAdwMessage(deps, msg, transaction);
       } catch (err) {
         if (err instanceof AdwNotForThisService) throw new (messaging.NotForThisService ?? messaging.PermanentFailure)(err.message);
         if (err instanceof AdwRejected) throw new messaging.PermanentFailure(err.message);

@@ -48,40 +48,47 @@ export function clock(ctx: DischargeContext): number {
   return (ctx.now ?? Date.now)();
 }
 
+/** The record's FHIR interactions on `tx`, each reported to `events` (for the audit once `tx` commits). */
+function sessionOn(ctx: DischargeContext, tx: SqlExecutor, events: AccessEvent[]): RecordSession {
+  const rest = { base: ctx.base, driver: ctx.driver, access: ctx.access, tx, onAccess: (e: AccessEvent) => events.push(e) };
+  const call = (method: string, path: string, query: [string, string][] = [], payload?: unknown, ifMatch?: string) =>
+    handleFhirRequest(rest, { method, path, query, body: payload, ifMatch, contentType: payload === undefined ? undefined : 'application/fhir+json' });
+  return {
+    tx,
+    async read(type, id) {
+      try {
+        return body(await call('GET', `${type}/${encodeURIComponent(id)}`));
+      } catch (err) {
+        if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
+        throw err;
+      }
+    },
+    async search(type, params) {
+      const bundle = body(await call('GET', type, params));
+      return (bundle.entry ?? []).filter((e: any) => e.search?.mode !== 'include').map((e: any) => e.resource);
+    },
+    async put(resource, ifMatch) {
+      const { meta, ...rest } = resource;
+      const kept = meta?.tag?.length ? { ...rest, meta: { tag: meta.tag } } : rest;
+      return body(await call('PUT', `${resource.resourceType}/${encodeURIComponent(resource.id)}`, [], kept, ifMatch === undefined ? undefined : `W/"${ifMatch}"`));
+    },
+    newId: () => randomUUID(),
+  };
+}
+
+function outcomeOf(label: string) {
+  return { status: 200, method: 'POST', path: `$discharge-${label}`, query: '' };
+}
+
 /**
  * Runs `step` in one database transaction and reports what it touched to the access control's audit once
  * it has committed (a step that fails is reported with its status and nothing touched).
  */
 export async function inRecordTransaction<T>(ctx: DischargeContext, label: string, step: (session: RecordSession) => Promise<T>): Promise<T> {
   const events: AccessEvent[] = [];
-  const outcome = { status: 200, method: 'POST', path: `$discharge-${label}`, query: '' };
+  const outcome = outcomeOf(label);
   try {
-    const result = await ctx.driver.transaction(async (tx) => {
-      const rest = { base: ctx.base, driver: ctx.driver, access: ctx.access, tx, onAccess: (e: AccessEvent) => events.push(e) };
-      const call = (method: string, path: string, query: [string, string][] = [], payload?: unknown, ifMatch?: string) =>
-        handleFhirRequest(rest, { method, path, query, body: payload, ifMatch, contentType: payload === undefined ? undefined : 'application/fhir+json' });
-      return step({
-        tx,
-        async read(type, id) {
-          try {
-            return body(await call('GET', `${type}/${encodeURIComponent(id)}`));
-          } catch (err) {
-            if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
-            throw err;
-          }
-        },
-        async search(type, params) {
-          const bundle = body(await call('GET', type, params));
-          return (bundle.entry ?? []).filter((e: any) => e.search?.mode !== 'include').map((e: any) => e.resource);
-        },
-        async put(resource, ifMatch) {
-          const { meta, ...rest } = resource;
-          const kept = meta?.tag?.length ? { ...rest, meta: { tag: meta.tag } } : rest;
-          return body(await call('PUT', `${resource.resourceType}/${encodeURIComponent(resource.id)}`, [], kept, ifMatch === undefined ? undefined : `W/"${ifMatch}"`));
-        },
-        newId: () => randomUUID(),
-      });
-    });
+    const result = await ctx.driver.transaction((tx) => step(sessionOn(ctx, tx, events)));
     ctx.committed?.();
     return result;
   } catch (err) {
@@ -91,4 +98,32 @@ export async function inRecordTransaction<T>(ctx: DischargeContext, label: strin
   } finally {
     ctx.access.accessed?.(events, outcome);
   }
+}
+
+/** A transaction someone else owns and commits (messaging's, for a batch of inbound messages). */
+export interface SharedTransaction {
+  tx: SqlExecutor;
+  afterCommit(fn: () => void): void;
+}
+
+/**
+ * Runs `step` in a transaction owned by the caller (its writes commit, or roll back, with everything else
+ * in it): audited as inRecordTransaction, once that transaction has committed; a step that fails is
+ * reported at once with its status and nothing touched (the owner undoes its writes).
+ */
+export async function inSharedTransaction<T>(ctx: DischargeContext, label: string, shared: SharedTransaction, step: (session: RecordSession) => Promise<T>): Promise<T> {
+  const events: AccessEvent[] = [];
+  const outcome = outcomeOf(label);
+  let result: T;
+  try {
+    result = await step(sessionOn(ctx, shared.tx, events));
+  } catch (err) {
+    ctx.access.accessed?.([], { ...outcome, status: err instanceof FhirError ? err.status : 500 });
+    throw err;
+  }
+  shared.afterCommit(() => {
+    ctx.committed?.();
+    ctx.access.accessed?.(events, outcome);
+  });
+  return result;
 }

@@ -64,9 +64,18 @@ export function derivedId(prefix: string, referralId: string): string {
   return id.length <= 64 ? id : `${prefix}-${createHash('sha256').update(referralId).digest('hex').slice(0, 40)}`;
 }
 
+/**
+ * Organisations already looked up in a session: an inbound notice names its hospital and council when it is
+ * checked, mapped and turned into a referral, and the workflow never changes an Organization mid-step.
+ */
+const organisationsSeen = new WeakMap<RecordSession, Map<string, FhirResource | undefined>>();
+
 export async function organisationByOds(session: RecordSession, ods: string): Promise<FhirResource | undefined> {
-  const found = await session.search('Organization', [['identifier', ods.toUpperCase()]]);
-  return found[0];
+  const key = ods.toUpperCase();
+  let seen = organisationsSeen.get(session);
+  if (!seen) organisationsSeen.set(session, (seen = new Map()));
+  if (!seen.has(key)) seen.set(key, (await session.search('Organization', [['identifier', key]]))[0]);
+  return seen.get(key);
 }
 
 function ref(resource: FhirResource, display?: string): Reference {
@@ -99,13 +108,17 @@ export async function cancelDeadlines(session: RecordSession, referralId: string
   await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND status = 'pending'", [referralId]);
 }
 
-/** Builds the referral, its triage Task and consent answers, inside a transaction the caller runs. */
-export async function createReferralIn(session: RecordSession, ctx: DischargeContext, input: NewReferral, initial: TriageState = 'received'): Promise<Referral> {
+/**
+ * Builds the referral, its triage Task and consent answers, inside a transaction the caller runs. `patient`
+ * is input.patient when the caller has just read or written it in this transaction (saves reading it again).
+ */
+export async function createReferralIn(session: RecordSession, ctx: DischargeContext, input: NewReferral, initial: TriageState = 'received', patientInHand?: FhirResource): Promise<Referral> {
   const hospital = await organisationByOds(session, input.hospitalOds);
   if (!hospital) throw fail(422, 'business-rule', `No organisation with ODS code ${input.hospitalOds} is in the record; add the hospital first.`);
   const council = await organisationByOds(session, input.councilOds);
   if (!council) throw fail(422, 'business-rule', `No organisation with ODS code ${input.councilOds} is in the record; add the council first.`);
-  const patient = await session.read('Patient', input.patient.replace(/^Patient\//, ''));
+  const patientId = input.patient.replace(/^Patient\//, '');
+  const patient = patientInHand?.id === patientId ? patientInHand : await session.read('Patient', patientId);
   if (!patient) throw fail(422, 'business-rule', `${input.patient} is not in the record.`);
   const identifier = input.identifier ?? randomUUID();
   const existing = await session.search('ServiceRequest', [['identifier', `${DISCHARGE_REFERRAL_SYSTEM}|${identifier}`]]);

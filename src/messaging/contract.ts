@@ -1,5 +1,6 @@
 // What other capabilities (discharge, later red bag) use: contract 1 of issue 4. Keep names and shapes;
 // extend, don't change.
+import type { SqlExecutor } from '../record/index.ts';
 
 export interface InboundMessage {
   messageId: string;
@@ -48,9 +49,31 @@ export interface OutboundMessage {
   body: Buffer;
 }
 
+/**
+ * The transaction messaging marks an inbound message done in, lent to its handler. Several messages share
+ * one (one commit for a batch); each runs inside its own savepoint, so a message that fails is undone alone.
+ */
+export interface InboundTransaction {
+  /** Write here and the writes commit together with the message's "done", or not at all. */
+  tx: SqlExecutor;
+  /** Runs once the transaction has committed (audit, waking other workers); never when it rolled back. */
+  afterCommit(fn: () => void): void;
+  /**
+   * Sends the message to the dead-letter queue with this reason while keeping what the handler wrote (say,
+   * a rejection queued to the sender). Throwing instead undoes the handler's writes, then dead-letters or retries.
+   */
+  deadLetter(reason: string): void;
+}
+
 export interface Messaging {
   /** The handler for messages with these workflow ids (one handler per workflow id; a later one replaces it). */
   onInbound(workflowIds: string[], handler: (msg: InboundMessage) => Promise<void>): void;
+  /**
+   * Like onInbound, for a handler whose work is all database writes on messaging's own database: it runs in
+   * messaging's transaction (shared by a batch of messages, so a busy inbox costs one commit per batch, not
+   * several per message) and the message is done exactly when its writes commit.
+   */
+  onInboundInTransaction(workflowIds: string[], handler: (msg: InboundMessage, transaction: InboundTransaction) => Promise<void>): void;
   /** Sends through the built-in mailbox when `to` is hosted here, else through the external MESH client. */
   send(msg: OutboundMessage): Promise<{ messageId: string }>;
   mailboxForOrganisation(ods: string): Promise<string | undefined>;

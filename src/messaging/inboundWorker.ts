@@ -3,13 +3,18 @@
 // falls due. Failures retry with exponential backoff; a PermanentFailure, an unknown workflow id or too
 // many failures send the message to the dead-letter queue with its reason. A NotForThisService goes back to
 // its mailbox for the MESH client that uses it, or, with no such client, to the dead-letter queue. Nothing
-// is ever dropped.
-import type { SqlDriver } from '../record/index.ts';
-import { NotForThisService, PermanentFailure, type InboundMessage } from './contract.ts';
+// is ever dropped. Handlers that work in messaging's transaction take their messages in batches: one transaction, one
+// commit, for up to batchSize messages, each in its own savepoint (see runBatch).
+import type { SqlDriver, SqlExecutor } from '../record/index.ts';
+import { NotForThisService, PermanentFailure, type InboundMessage, type InboundTransaction } from './contract.ts';
 import { claimDue, markDead, markDone, markRetry, releaseClaims } from './inbox.ts';
-import { holdForMailboxClient } from './mailboxStore.ts';
+import { holdForMailboxClientIn } from './mailboxStore.ts';
 
 export type InboundHandler = (msg: InboundMessage) => Promise<void>;
+export type TransactionalInboundHandler = (msg: InboundMessage, transaction: InboundTransaction) => Promise<void>;
+
+type Registered = { inTransaction: false; handler: InboundHandler } | { inTransaction: true; handler: TransactionalInboundHandler };
+type Claimed = InboundMessage & { attempts: number };
 
 export interface InboundWorkerOptions {
   maxAttempts: number;
@@ -19,17 +24,21 @@ export interface InboundWorkerOptions {
   pollMs?: number;
   /** A handler still running after this long is presumed dead and its message handed to another node. */
   leaseMs?: number;
-  /** Messages handled at the same time on this node. */
+  /** Units of work (one message, or one batch) handled at the same time on this node. */
   concurrency?: number;
+  /** The most messages of transactional handlers committed together in one transaction. */
+  batchSize?: number;
   now?: () => number;
   onError?: (err: unknown) => void;
 }
 
 const MAX_BACKOFF_MS = 15 * 60_000;
+const SAVEPOINT = 'inbound_message';
 
 export class InboundWorker {
-  private readonly handlers = new Map<string, InboundHandler>();
+  private readonly handlers = new Map<string, Registered>();
   private readonly inFlight = new Map<string, Promise<void>>();
+  private units = 0;
   private running = false;
   private timer?: NodeJS.Timeout;
   private pass?: Promise<void>;
@@ -41,7 +50,12 @@ export class InboundWorker {
   }
 
   register(workflowIds: string[], handler: InboundHandler): void {
-    for (const id of workflowIds) this.handlers.set(id, handler);
+    for (const id of workflowIds) this.handlers.set(id, { inTransaction: false, handler });
+  }
+
+  /** A handler that works in messaging's transaction (see InboundTransaction): its messages go in batches. */
+  registerInTransaction(workflowIds: string[], handler: TransactionalInboundHandler): void {
+    for (const id of workflowIds) this.handlers.set(id, { inTransaction: true, handler });
   }
 
   start(): void {
@@ -74,36 +88,49 @@ export class InboundWorker {
 
   private async runPass(): Promise<void> {
     const concurrency = this.options.concurrency ?? 4;
+    const batchSize = this.options.batchSize ?? 16;
+    const batching = [...this.handlers.values()].some((h) => h.inTransaction);
     for (;;) {
-      const room = concurrency - this.inFlight.size;
+      const room = concurrency - this.units;
       if (!this.running || room <= 0) return;
-      const claimed = await claimDue(this.driver, this.now(), this.options.leaseMs ?? 5 * 60_000, room);
+      // With batches a claim fills one; messages of other handlers among it are each a unit of their own,
+      // so a mixed inbox may run up to batchSize units at once for a moment.
+      const claimed = await claimDue(this.driver, this.now(), this.options.leaseMs ?? 5 * 60_000, batching ? batchSize : room);
       if (!claimed.length) return;
-      for (const msg of claimed) {
-        const work = this.handle(msg).finally(() => {
-          this.inFlight.delete(msg.messageId);
-          this.wake(); // a slot is free
-        });
-        this.inFlight.set(msg.messageId, work);
-      }
+      const batch = claimed.filter((m) => this.handlers.get(m.workflowId)?.inTransaction);
+      if (batch.length) this.startUnit(batch, () => this.runBatch(batch));
+      for (const msg of claimed) if (!batch.includes(msg)) this.startUnit([msg], () => this.handle(msg));
     }
   }
 
-  private async handle(msg: InboundMessage & { attempts: number }): Promise<void> {
+  private startUnit(messages: Claimed[], run: () => Promise<void>): void {
+    this.units++;
+    const work = run().finally(() => {
+      this.units--;
+      for (const msg of messages) this.inFlight.delete(msg.messageId);
+      this.wake(); // a slot is free
+    });
+    for (const msg of messages) this.inFlight.set(msg.messageId, work);
+  }
+
+  /** A message on its own: the handler, then (in its transaction, for a transactional one) marked done. */
+  private async handle(msg: Claimed): Promise<void> {
     const { attempts, ...message } = msg;
-    const handler = this.handlers.get(message.workflowId);
+    const registered = this.handlers.get(message.workflowId);
     try {
-      if (!handler) throw new PermanentFailure(`No handler is registered for workflow id ${message.workflowId}.`);
-      await handler(message);
+      if (!registered) throw new PermanentFailure(`No handler is registered for workflow id ${message.workflowId}.`);
+      if (registered.inTransaction) {
+        const committed: Array<() => void> = [];
+        await this.driver.transaction((tx) => this.runInTransaction(tx, registered.handler, message, committed));
+        this.runAfterCommit(committed);
+        return;
+      }
+      await registered.handler(message);
       if (!this.running && !this.inFlight.has(message.messageId)) return; // handed back by stop()
       await markDone(this.driver, message.messageId, this.now());
     } catch (err) {
-      const reason = err instanceof Error ? err.message || err.name : String(err);
       try {
-        if (err instanceof NotForThisService) await this.passOn(message, reason);
-        else if (err instanceof PermanentFailure) await markDead(this.driver, message.messageId, reason, this.now());
-        else if (attempts >= this.options.maxAttempts) await markDead(this.driver, message.messageId, `Failed ${attempts} times; last error: ${reason}`, this.now());
-        else await markRetry(this.driver, message.messageId, reason, this.now() + Math.min(MAX_BACKOFF_MS, this.options.retryBaseMs * 2 ** (attempts - 1)));
+        await this.settleFailure(this.driver, msg, err);
       } catch (storeErr) {
         // The lease runs out and the message is tried again: late, never lost.
         this.options.onError?.(storeErr);
@@ -111,10 +138,78 @@ export class InboundWorker {
     }
   }
 
-  /** Not this service's business: held for the mailbox's MESH client when one uses it, else a dead letter. */
-  private async passOn(message: InboundMessage, reason: string): Promise<void> {
-    if (await holdForMailboxClient(this.driver, message.messageId, `Held in mailbox ${message.mailbox} for its MESH client: ${reason}`, this.now())) return;
-    await markDead(this.driver, message.messageId, `${reason} No MESH client has signed in to mailbox ${message.mailbox}, so it is not held there for one.`, this.now());
+  /**
+   * Messages of transactional handlers in one transaction, so a busy inbox pays one commit per batch. Each
+   * message runs in a savepoint: one that fails is rolled back alone and marked for retry or dead in the
+   * same transaction, and the others stay done. Should the transaction itself fail (its commit, or a
+   * failure a savepoint cannot undo), nothing of it happened and each message is tried again on its own.
+   */
+  private async runBatch(batch: Claimed[]): Promise<void> {
+    const committed: Array<() => void> = [];
+    try {
+      await this.driver.transaction(async (tx) => {
+        for (const msg of batch) {
+          if (!this.running && !this.inFlight.has(msg.messageId)) continue; // handed back by stop()
+          await this.handleInBatch(tx, msg, committed);
+        }
+      });
+    } catch (err) {
+      this.options.onError?.(err);
+      for (const msg of batch) if (this.running || this.inFlight.has(msg.messageId)) await this.handle(msg);
+      return;
+    }
+    this.runAfterCommit(committed);
+  }
+
+  private async handleInBatch(tx: SqlExecutor, msg: Claimed, committed: Array<() => void>): Promise<void> {
+    const { attempts: _attempts, ...message } = msg;
+    const registered = this.handlers.get(message.workflowId);
+    const mine: Array<() => void> = [];
+    await tx.run(`SAVEPOINT ${SAVEPOINT}`);
+    try {
+      if (!registered?.inTransaction) throw new PermanentFailure(`No handler is registered for workflow id ${message.workflowId}.`);
+      await this.runInTransaction(tx, registered.handler, message, mine);
+      await tx.run(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      committed.push(...mine);
+    } catch (err) {
+      await tx.run(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+      await tx.run(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      await this.settleFailure(tx, msg, err);
+    }
+  }
+
+  /** The handler in `tx`, then the message marked done (or dead, when the handler asked) in the same transaction. */
+  private async runInTransaction(tx: SqlExecutor, handler: TransactionalInboundHandler, message: InboundMessage, committed: Array<() => void>): Promise<void> {
+    let deadReason: string | undefined;
+    await handler(message, { tx, afterCommit: (fn) => void committed.push(fn), deadLetter: (reason) => void (deadReason = reason) });
+    if (deadReason === undefined) await markDone(tx, message.messageId, this.now());
+    else await markDead(tx, message.messageId, deadReason, this.now());
+  }
+
+  /** Dead letter or retry with backoff, in `db` (a batch's transaction, or the driver for one of its own). */
+  private async settleFailure(db: SqlDriver | SqlExecutor, msg: Claimed, err: unknown): Promise<void> {
+    const reason = err instanceof Error ? err.message || err.name : String(err);
+    if (err instanceof NotForThisService) await this.passOn(db, msg, reason);
+    else if (err instanceof PermanentFailure) await markDead(db, msg.messageId, reason, this.now());
+    else if (msg.attempts >= this.options.maxAttempts) await markDead(db, msg.messageId, `Failed ${msg.attempts} times; last error: ${reason}`, this.now());
+    else await markRetry(db, msg.messageId, reason, this.now() + Math.min(MAX_BACKOFF_MS, this.options.retryBaseMs * 2 ** (msg.attempts - 1)));
+  }
+
+  /** Not this service's business: back to its mailbox for the MESH client that uses it, else a dead letter. */
+  private async passOn(db: SqlDriver | SqlExecutor, message: Claimed, reason: string): Promise<void> {
+    const hold = (tx: SqlExecutor) => holdForMailboxClientIn(tx, message.messageId, `Held in mailbox ${message.mailbox} for its MESH client: ${reason}`, this.now());
+    const held = 'transaction' in db ? await db.transaction(hold) : await hold(db);
+    if (!held) await markDead(db, message.messageId, `${reason} No MESH client has signed in to mailbox ${message.mailbox}, so it is not held there for one.`, this.now());
+  }
+
+  private runAfterCommit(fns: Array<() => void>): void {
+    for (const fn of fns) {
+      try {
+        fn();
+      } catch (err) {
+        this.options.onError?.(err);
+      }
+    }
   }
 
   /** Stops claiming; waits up to stopWaitMs for handlers in flight, then hands their messages back. */

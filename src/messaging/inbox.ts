@@ -74,16 +74,21 @@ export async function claimDue(driver: SqlDriver, now: number, leaseMs: number, 
   });
 }
 
-export async function markDone(driver: SqlDriver, messageId: string, now: number): Promise<void> {
-  await driver.transaction((tx) => tx.run("UPDATE messaging_inbox SET status = 'done', lease_until_ms = NULL, last_error = NULL, finished_ms = ? WHERE message_id = ?", [now, messageId]));
+/** Marks a message done in the caller's transaction (a batch) or, given the driver, in one of its own. */
+export async function markDone(db: SqlDriver | SqlExecutor, messageId: string, now: number): Promise<void> {
+  await inTransaction(db, (tx) => tx.run("UPDATE messaging_inbox SET status = 'done', lease_until_ms = NULL, last_error = NULL, finished_ms = ? WHERE message_id = ?", [now, messageId]));
 }
 
-export async function markDead(driver: SqlDriver, messageId: string, reason: string, now: number): Promise<void> {
-  await driver.transaction((tx) => tx.run("UPDATE messaging_inbox SET status = 'dead', lease_until_ms = NULL, last_error = ?, finished_ms = ? WHERE message_id = ?", [reason, now, messageId]));
+export async function markDead(db: SqlDriver | SqlExecutor, messageId: string, reason: string, now: number): Promise<void> {
+  await inTransaction(db, (tx) => tx.run("UPDATE messaging_inbox SET status = 'dead', lease_until_ms = NULL, last_error = ?, finished_ms = ? WHERE message_id = ?", [reason, now, messageId]));
 }
 
-export async function markRetry(driver: SqlDriver, messageId: string, reason: string, at: number): Promise<void> {
-  await driver.transaction((tx) => tx.run('UPDATE messaging_inbox SET lease_until_ms = NULL, last_error = ?, next_attempt_ms = ? WHERE message_id = ?', [reason, at, messageId]));
+export async function markRetry(db: SqlDriver | SqlExecutor, messageId: string, reason: string, at: number): Promise<void> {
+  await inTransaction(db, (tx) => tx.run('UPDATE messaging_inbox SET lease_until_ms = NULL, last_error = ?, next_attempt_ms = ? WHERE message_id = ?', [reason, at, messageId]));
+}
+
+function inTransaction<T>(db: SqlDriver | SqlExecutor, work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  return 'transaction' in db ? db.transaction(work) : work(db);
 }
 
 /** Hands messages back at once (a stopping server), without counting the attempt it could not finish. */

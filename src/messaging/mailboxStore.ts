@@ -125,23 +125,26 @@ async function completeUpload(tx: SqlExecutor, messageId: string, now: number): 
  * held-for-client with `reason`, in the same transaction.
  */
 export async function holdForMailboxClient(driver: SqlDriver, messageId: string, reason: string, now: number): Promise<boolean> {
-  return driver.transaction(async (tx) => {
-    const held = await tx.get<{ chunk_count: number; body: Buffer | Uint8Array }>(
-      `SELECT m.chunk_count, i.body FROM mesh_messages m
-         JOIN mesh_mailboxes b ON b.mailbox_id = m.recipient
-         JOIN messaging_inbox i ON i.message_id = m.message_id AND i.mailbox = m.recipient
-       WHERE m.message_id = ? AND m.status = 'acknowledged' AND b.password_sealed IS NOT NULL AND b.client_seen_ms IS NOT NULL`,
-      [messageId],
-    );
-    if (!held) return false;
-    const chunks = splitIntoChunks(Buffer.from(held.body), Number(held.chunk_count));
-    for (const [i, chunk] of chunks.entries()) {
-      await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?) ON CONFLICT (message_id, chunk_no) DO NOTHING', [messageId, i + 1, chunk as unknown as SqlValue]);
-    }
-    await tx.run("UPDATE mesh_messages SET status = 'accepted', acknowledged_ms = NULL WHERE message_id = ?", [messageId]);
-    await tx.run("UPDATE messaging_inbox SET status = 'held-for-client', lease_until_ms = NULL, last_error = ?, finished_ms = ? WHERE message_id = ?", [reason, now, messageId]);
-    return true;
-  });
+  return driver.transaction((tx) => holdForMailboxClientIn(tx, messageId, reason, now));
+}
+
+/** holdForMailboxClient inside a transaction the caller runs (an inbound batch's). */
+export async function holdForMailboxClientIn(tx: SqlExecutor, messageId: string, reason: string, now: number): Promise<boolean> {
+  const held = await tx.get<{ chunk_count: number; body: Buffer | Uint8Array }>(
+    `SELECT m.chunk_count, i.body FROM mesh_messages m
+       JOIN mesh_mailboxes b ON b.mailbox_id = m.recipient
+       JOIN messaging_inbox i ON i.message_id = m.message_id AND i.mailbox = m.recipient
+     WHERE m.message_id = ? AND m.status = 'acknowledged' AND b.password_sealed IS NOT NULL AND b.client_seen_ms IS NOT NULL`,
+    [messageId],
+  );
+  if (!held) return false;
+  const chunks = splitIntoChunks(Buffer.from(held.body), Number(held.chunk_count));
+  for (const [i, chunk] of chunks.entries()) {
+    await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?) ON CONFLICT (message_id, chunk_no) DO NOTHING', [messageId, i + 1, chunk as unknown as SqlValue]);
+  }
+  await tx.run("UPDATE mesh_messages SET status = 'accepted', acknowledged_ms = NULL WHERE message_id = ?", [messageId]);
+  await tx.run("UPDATE messaging_inbox SET status = 'held-for-client', lease_until_ms = NULL, last_error = ?, finished_ms = ? WHERE message_id = ?", [reason, now, messageId]);
+  return true;
 }
 
 /** `count` non-empty pieces (every chunk was non-empty, so the body has at least `count` bytes). */

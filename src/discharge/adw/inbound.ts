@@ -5,8 +5,10 @@
 // changes nothing. Anything unusable is rejected back to the sender (when the spec has a reject for it) and
 // thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue). A
 // response to a notice this service never sent is thrown as AdwNotForThisService before any check.
+// Given messaging's transaction, the message is handled in it (one commit for a batch of messages) and a
+// rejection dead-letters it through that transaction, keeping the rejection queued to the sender.
 import { isValidNhsNumber, NHS_NUMBER_SYSTEM, type SqlExecutor } from '../../record/index.ts';
-import { clock, inRecordTransaction, type DischargeContext, type FhirResource, type RecordSession } from '../recordSession.ts';
+import { clock, inRecordTransaction, inSharedTransaction, type DischargeContext, type FhirResource, type RecordSession, type Referral } from '../recordSession.ts';
 import {
   applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, withdrawIn, type ConsentAnswer, type StepChange,
 } from '../referrals.ts';
@@ -19,7 +21,7 @@ import {
 } from './codes.ts';
 import { buildAdwMessage } from './build.ts';
 import { episodeByIdentifier, insertEpisode, queueOutbound, queueResponse, type AdwEpisode } from './outbound.ts';
-import type { InboundMessage } from '../messagingPort.ts';
+import type { InboundMessage, InboundTransaction } from '../messagingPort.ts';
 
 /** The message cannot be processed; its text is the reason (sent back, and kept with the dead letter). */
 export class AdwRejected extends Error {}
@@ -40,8 +42,11 @@ export interface AdwInboundDeps {
 
 const ODS_PATTERN = /^[A-Z0-9]{3,10}$/;
 
-/** Handles one inbound ADW message. Resolves when it is applied (or was already); throws AdwRejected otherwise. */
-export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage): Promise<void> {
+/**
+ * Handles one inbound ADW message. Resolves when it is applied (or was already); throws AdwRejected otherwise,
+ * except that in messaging's `transaction` a rejection is committed and dead-lettered through it.
+ */
+export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage, transaction?: InboundTransaction): Promise<void> {
   let m: AdwMessage;
   try {
     m = parseAdwMessage(msg.body.toString('utf8'));
@@ -53,9 +58,10 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
     throw new AdwRejected(`MessageHeader.event ${m.eventCode} (MessageHeader.id ${m.headerId}) is not one of the ADW event codes; the spec has no response for it, so nothing was sent back.`);
   }
   // Before any check: another system's answer is not ours to judge (its patient may be one we would refuse).
-  if (ANSWERS[m.eventCode] && m.response?.identifier && !(await sentNotice(deps.ctx.driver, m))) throw notOurNotice(m);
-  const problems = await checkMessage(deps, msg, m);
-  const outcome = await inRecordTransaction(deps.ctx, 'adw-inbound', async (session) => {
+  if (ANSWERS[m.eventCode] && m.response?.identifier && !(await sentNotice(transaction?.tx ?? deps.ctx.driver, m))) throw notOurNotice(m);
+  let problems: string[] = [];
+  const step = async (session: RecordSession) => {
+    problems = await checkMessage(deps, session, msg, m);
     const claim = await claimMessage(session, m, msg, problems.length ? 'rejected' : 'processing');
     if (claim === 'duplicate') return 'duplicate';
     if (problems.length) {
@@ -65,8 +71,12 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
     if (ANSWERS[m.eventCode]) await applyResponse(session, deps.ctx, m);
     else await applyNotice(session, deps.ctx, m, msg);
     return 'applied';
-  });
-  if (outcome === 'rejected') throw new AdwRejected(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} was rejected: ${problems.join(' ')}`);
+  };
+  const outcome = transaction ? await inSharedTransaction(deps.ctx, 'adw-inbound', transaction, step) : await inRecordTransaction(deps.ctx, 'adw-inbound', step);
+  if (outcome !== 'rejected') return;
+  const reason = `${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} was rejected: ${problems.join(' ')}`;
+  if (transaction) transaction.deadLetter(reason);
+  else throw new AdwRejected(reason);
 }
 
 /**
@@ -92,7 +102,7 @@ async function setStatus(session: RecordSession, m: AdwMessage, status: string, 
 }
 
 /** Everything wrong with a message, as sentences (empty when it can be processed). */
-async function checkMessage(deps: AdwInboundDeps, msg: InboundMessage, m: AdwMessage): Promise<string[]> {
+async function checkMessage(deps: AdwInboundDeps, session: RecordSession, msg: InboundMessage, m: AdwMessage): Promise<string[]> {
   const problems: string[] = [];
   const event = m.eventCode as EventCode;
   for (const [what, ods] of [['source', m.sourceOds], ['destination', m.destinationOds]] as const) {
@@ -100,9 +110,7 @@ async function checkMessage(deps: AdwInboundDeps, msg: InboundMessage, m: AdwMes
     else if (!ODS_PATTERN.test(ods)) problems.push(`MessageHeader.${what}.endpoint: '${ods}' is not a valid ODS code.`);
   }
   if (m.sourceOds && m.destinationOds && ODS_PATTERN.test(m.sourceOds) && ODS_PATTERN.test(m.destinationOds)) {
-    const known = await inRecordTransaction(deps.ctx, 'adw-check', async (s) => ({
-      source: await organisationByOds(s, m.sourceOds!), destination: await organisationByOds(s, m.destinationOds!),
-    }));
+    const known = { source: await organisationByOds(session, m.sourceOds), destination: await organisationByOds(session, m.destinationOds) };
     if (!known.destination) problems.push(`The destination ODS code ${m.destinationOds} is not an organisation this service knows.`);
     if (!known.source) problems.push(`The source ODS code ${m.sourceOds} is not an organisation this service knows.`);
     if (deps.organisationForMailbox) {
@@ -173,7 +181,8 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   }
   const identifier = m.referral!.identifier!;
   let episode = await episodeByIdentifier(session.tx, identifier);
-  if (!episode) episode = await openEpisode(session, ctx, m, msg, patient, encounter);
+  let opened: Referral | undefined;
+  if (!episode) ({ episode, opened } = await openEpisode(session, ctx, m, msg, patient, encounter));
   else if (episode.peer_mailbox !== msg.from) await session.tx.run('UPDATE discharge_adw_episodes SET peer_mailbox = ? WHERE referral_identifier = ?', [msg.from, identifier]);
   episode = { ...episode, peer_mailbox: msg.from };
 
@@ -183,7 +192,8 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
     await setStatus(session, m, 'superseded', 'The episode was already withdrawn.');
     return;
   }
-  const current = await loadReferral(session, episode.service_request_id);
+  // A referral opened just now is as it was written: no need to read it back.
+  const current = opened ?? await loadReferral(session, episode.service_request_id);
   if (FINAL_STATES.has(triageStateOf(current.task) ?? 'received')) {
     await setStatus(session, m, 'superseded', `The referral is already ${triageStateOf(current.task)}.`);
     return;
@@ -192,7 +202,7 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   if (event === EVENT.dischargeNotice) await applyDischargeNotice(session, ctx, m, msg, episode, current.referral, current.task);
 }
 
-async function openEpisode(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, patient: FhirResource, encounter: FhirResource): Promise<AdwEpisode> {
+async function openEpisode(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, patient: FhirResource, encounter: FhirResource): Promise<{ episode: AdwEpisode; opened: Referral }> {
   const created = await createReferralIn(session, ctx, {
     patient: `Patient/${patient.id}`,
     encounter: `Encounter/${encounter.id}`,
@@ -206,13 +216,13 @@ async function openEpisode(session: RecordSession, ctx: DischargeContext, m: Adw
     consent: m.eventCode === EVENT.assessmentNotice ? consentAnswers(m) : undefined,
     identifier: m.referral!.identifier!,
     receivedAt: msg.receivedAt,
-  });
+  }, 'received', patient);
   const episode: AdwEpisode = {
     referral_identifier: m.referral!.identifier!, role: 'council', service_request_id: created.referral.id, task_id: created.task.id,
     patient_id: patient.id, our_ods: m.destinationOds!, peer_ods: m.sourceOds!, peer_mailbox: msg.from, withdrawn: 0,
   };
   await insertEpisode(session.tx, episode, clock(ctx));
-  return episode;
+  return { episode, opened: created };
 }
 
 function consentAnswers(m: AdwMessage): ConsentAnswer[] {

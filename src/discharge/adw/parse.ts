@@ -57,6 +57,8 @@ const parser = new XMLParser({
   ignoreDeclaration: true,
   parseAttributeValue: false,
   parseTagValue: false,
+  // isArray looks only at attribute-or-element: no path string need be built for every element (~15% of a parse).
+  jPath: false,
 });
 
 /** The largest ADW message read (the official discharge notice is 123 KB). */

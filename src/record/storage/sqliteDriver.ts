@@ -11,6 +11,12 @@ type Statement = Database.Statement;
  * One writer connection holds transactions, serialised by a promise queue so that statements from two
  * requests never interleave inside one transaction; a separate reader connection sees only committed
  * data (WAL snapshot), so reads never observe another request's uncommitted writes.
+ *
+ * Group commit: transactions that queued up while the writer was busy run one after another inside one
+ * SQLite transaction, each in its own savepoint, and share its one COMMIT (one fsync with synchronous=FULL,
+ * the cost that bounds a busy server on disk). Each caller still sees exactly its own transaction: one
+ * that throws is rolled back to its savepoint alone, and every caller's promise settles only after the
+ * shared COMMIT is on disk (or rejects when that COMMIT fails, as its own would have).
  */
 export function openSqlite(path: string): SqlDriver {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -65,35 +71,125 @@ export function openSqlite(path: string): SqlDriver {
     queue = next.catch(() => undefined);
     return next;
   };
+
+  const waiting: GroupMember[] = [];
+  let groupQueued = false;
+  /**
+   * Queues one group turn on the writer; whatever is waiting when the turn comes joins it. The turn is
+   * taken after the current round of I/O callbacks (setImmediate): better-sqlite3 blocks the event loop
+   * for a whole transaction and its fsync, so requests that arrived meanwhile are all handled in that
+   * round, and their transactions join one group instead of each paying for a commit of its own.
+   */
+  const queueGroup = () => {
+    if (groupQueued) return;
+    groupQueued = true;
+    setImmediate(() => {
+      void serial(async () => {
+        groupQueued = false;
+        const group = waiting.splice(0, MAX_GROUP);
+        if (waiting.length) queueGroup();
+        await (group.length === 1 ? commitAlone(writer, writeExec, group[0]) : commitGroup(writer, writeExec, group));
+      }).catch(() => undefined); // every member's promise has been settled
+    });
+  };
+  const inGroup = <T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      waiting.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      queueGroup();
+    });
   return {
     dialect: 'sqlite',
     ...readExec,
-    // A write outside a transaction goes to the writer too, in turn: on the reader connection it would wait
-    // for the writer's lock while holding the event loop, so the writer could never finish (a deadlock
-    // until busy_timeout), and on the writer outside the queue it would land inside someone's transaction.
-    run: (sql, params) => serial(() => writeExec.run(sql, params)),
-    insertMany: (table, columns, rows) => serial(() => writeExec.insertMany(table, columns, rows)),
-    insertManyReturning: (table, columns, rows, returning) => serial(() => writeExec.insertManyReturning(table, columns, rows, returning)),
-    transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      return serial(async () => {
-        writer.exec('BEGIN IMMEDIATE');
-        try {
-          const result = await fn(writeExec);
-          writer.exec('COMMIT');
-          return result;
-        } catch (err) {
-          if (writer.inTransaction) writer.exec('ROLLBACK');
-          throw err;
-        }
-      });
-    },
+    // A write outside a transaction goes to the writer too, in turn (a one-statement transaction): on the
+    // reader connection it would wait for the writer's lock while holding the event loop, so the writer could
+    // never finish (a deadlock until busy_timeout), and on the writer outside the queue it would land inside
+    // someone's transaction.
+    run: (sql, params) => inGroup((tx) => tx.run(sql, params)),
+    insertMany: (table, columns, rows) => inGroup((tx) => tx.insertMany(table, columns, rows)),
+    insertManyReturning: (table, columns, rows, returning) => inGroup((tx) => tx.insertManyReturning(table, columns, rows, returning)),
+    transaction: inGroup,
     exec: (script) => serial(async () => {
       writer.exec(script);
     }),
     async close() {
+      // Transactions asked for just before close still get their turn.
+      while (groupQueued) await new Promise((resolve) => setImmediate(resolve)).then(() => queue);
       await queue;
       if (reader !== writer) reader.close();
       writer.close();
     },
   };
+}
+
+interface GroupMember {
+  fn: (tx: SqlExecutor) => Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/** The most transactions sharing one commit: bounds how long the first of them waits for the last. */
+const MAX_GROUP = 64;
+
+async function commitAlone(writer: Db, tx: SqlExecutor, member: GroupMember): Promise<void> {
+  try {
+    writer.exec('BEGIN IMMEDIATE');
+    const result = await member.fn(tx);
+    writer.exec('COMMIT');
+    member.resolve(result);
+  } catch (err) {
+    rollBack(writer);
+    member.reject(err);
+  }
+}
+
+/** Ends the transaction, if SQLite has not already; a failing ROLLBACK must not leave its callers waiting. */
+function rollBack(writer: Db): void {
+  try {
+    if (writer.inTransaction) writer.exec('ROLLBACK');
+  } catch {
+    // The connection is broken; the next BEGIN reports it to whoever comes next.
+  }
+}
+
+async function commitGroup(writer: Db, tx: SqlExecutor, group: GroupMember[]): Promise<void> {
+  let held: Array<{ member: GroupMember; result: unknown }> = [];
+  /** The shared transaction is gone (COMMIT failed, or SQLite rolled it all back): so is every held result. */
+  const lose = (err: unknown) => {
+    rollBack(writer);
+    for (const h of held) h.member.reject(err);
+    held = [];
+  };
+  for (const member of group) {
+    try {
+      if (!writer.inTransaction) writer.exec('BEGIN IMMEDIATE');
+      writer.exec('SAVEPOINT group_member');
+    } catch (err) {
+      lose(err);
+      member.reject(err);
+      continue;
+    }
+    try {
+      const result = await member.fn(tx);
+      writer.exec('RELEASE group_member');
+      held.push({ member, result });
+    } catch (err) {
+      // Some errors (a full disk, an I/O error) make SQLite roll back the whole transaction, not just a statement.
+      try {
+        if (!writer.inTransaction) throw err;
+        writer.exec('ROLLBACK TO group_member');
+        writer.exec('RELEASE group_member');
+      } catch {
+        lose(err);
+      }
+      member.reject(err);
+    }
+  }
+  if (!writer.inTransaction) return;
+  try {
+    writer.exec('COMMIT');
+  } catch (err) {
+    lose(err);
+    return;
+  }
+  for (const h of held) h.member.resolve(h.result);
 }
