@@ -44,7 +44,7 @@ export function careHomeRoutes(app: FastifyInstance, { send, connection, breakGl
   const formPage = async (req: FastifyRequest<{ Params: { id: string } }>, actor: UserActor) => {
     const record = recordOf(req, actor);
     const found = await record.search('Patient', [['_id', req.params.id], ['_revinclude', 'Flag:patient']]);
-    const patient = found.matches[0] ?? (await notFoundOrRefused(record, req.params.id, RESIDENTS));
+    const patient = found.matches[0] ?? (await notFoundOrRefused(record, req.params.id, { ...RESIDENTS, breakGlass }));
     const scale2 = found.included.find(isScale2Decision);
     const banner = await grantInEffect(breakGlass, actor, patient.id);
     return { record, patient, name: personName(patient), spo2Scale2: scale2 ? { reason: scale2.code?.text } : undefined, breakGlass: banner };
