@@ -133,3 +133,18 @@ export function withExtensionDate<T extends Record<string, any>>(resource: T, ur
   const { extension: _old, ...rest } = resource;
   return (extension.length ? { ...rest, extension } : rest) as unknown as T;
 }
+
+/**
+ * The yes/no questions of the ADW assessment notice that a referral made here answers (the portal's form
+ * and $discharge-referral), coded as ADW codes them, so a referral to an ADW council goes out complete.
+ */
+export const REFERRAL_CONSENT_QUESTIONS = [
+  { linkId: 'consulted', text: 'Has the patient been consulted about this referral?', system: 'https://fhir.nhs.uk/ADW-ConsultationStatus-1' },
+  { linkId: 'consented', text: 'Has the patient consented to this referral?', system: 'https://fhir.nhs.uk/ADW-PatientConsentStatus-1' },
+  { linkId: 'safeguarding', text: 'Are there any safeguarding concerns about the patient?', system: 'https://fhir.nhs.uk/ADW-ConsultationStatus-1' },
+] as const;
+
+/** One question's Y or N as the consent answer stored with the referral. */
+export function consentAnswerOf(question: typeof REFERRAL_CONSENT_QUESTIONS[number], code: 'Y' | 'N') {
+  return { linkId: question.linkId, text: question.text, system: question.system, code, display: code === 'Y' ? 'Yes' : 'No' };
+}

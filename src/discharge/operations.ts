@@ -5,7 +5,7 @@
 // Both take a Parameters resource. The steps are the workflow's own functions, so the state rules, deadlines,
 // notes, ADW responses and history are exactly those of the portal.
 import { FhirError, type FhirOperation, type FhirResponse, type OperationCall } from '../record/index.ts';
-import { PATHWAYS, TRIAGE_TASK_CODE, type Pathway } from './model.ts';
+import { PATHWAYS, REFERRAL_CONSENT_QUESTIONS, TRIAGE_TASK_CODE, consentAnswerOf, type Pathway } from './model.ts';
 import {
   addNote, assignWorker, confirmReady, createReferral, recordDischarge, recordSupportArranged, setMedicallyReady, triage, withdrawReferral,
   type ConsentAnswer, type NewReferral, type Referral, type StepOptions,
@@ -109,12 +109,6 @@ async function takeStep(ctx: DischargeContext, referralId: string, step: string,
   }
 }
 
-const CONSENT_CODES: Record<string, { text: string; system: string }> = {
-  consulted: { text: 'Has the patient been consulted about this referral?', system: 'https://fhir.nhs.uk/ADW-ConsultationStatus-1' },
-  consented: { text: 'Has the patient consented to this referral?', system: 'https://fhir.nhs.uk/ADW-PatientConsentStatus-1' },
-  safeguarding: { text: 'Are there any safeguarding concerns about the patient?', system: 'https://fhir.nhs.uk/ADW-ConsultationStatus-1' },
-};
-
 function newReferralFrom(call: OperationCall, params: Parameter[]): NewReferral {
   const hospitalOds = textOf(params, 'hospital') ?? call.access.caller?.organisation;
   if (!hospitalOds) throw invalid("'hospital' is required (the referring hospital's ODS code) when the caller acts for no organisation.", 'hospital');
@@ -126,11 +120,11 @@ function newReferralFrom(call: OperationCall, params: Parameter[]): NewReferral 
     return value;
   };
   const consent: ConsentAnswer[] = [];
-  for (const [name, q] of Object.entries(CONSENT_CODES)) {
-    const code = textOf(params, name);
+  for (const q of REFERRAL_CONSENT_QUESTIONS) {
+    const code = textOf(params, q.linkId);
     if (code === undefined) continue;
-    if (code !== 'Y' && code !== 'N') throw invalid(`'${name}' must be Y or N, not '${code}'.`, name);
-    consent.push({ linkId: name, text: q.text, system: q.system, code, display: code === 'Y' ? 'Yes' : 'No' });
+    if (code !== 'Y' && code !== 'N') throw invalid(`'${q.linkId}' must be Y or N, not '${code}'.`, q.linkId);
+    consent.push(consentAnswerOf(q, code));
   }
   const encounter = reference('encounter', 'Encounter');
   const ward = reference('ward', 'Location');

@@ -2,7 +2,7 @@
 // discharge: the council, the pathway, the expected discharge date, why and what the person needs, and the
 // consultation and consent answers the ADW assessment notice carries (so a referral to an ADW council goes
 // out complete). Read through the record with the person's access; created through the discharge workflow.
-import { createReferral, PATHWAYS, REFERRAL_CODE, type ConsentAnswer, type DischargeContext, type Pathway } from '../../discharge/index.ts';
+import { consentAnswerOf, createReferral, PATHWAYS, REFERRAL_CODE, REFERRAL_CONSENT_QUESTIONS, type ConsentAnswer, type DischargeContext, type Pathway } from '../../discharge/index.ts';
 import type { UserActor } from '../../access/index.ts';
 import type { RecordClient, Resource } from '../recordClient.ts';
 import type { FieldError } from '../page.ts';
@@ -14,12 +14,13 @@ import { organisationOf } from './referralRows.ts';
 const ORGANIZATION_TYPE = 'http://terminology.hl7.org/CodeSystem/organization-type';
 const ODS_SYSTEMS = ['https://fhir.nhs.uk/Id/ods-organization-code', 'https://fhir.nhs.uk/Id/ods-site-code'];
 
-/** The yes/no questions of the ADW assessment notice a referral must answer, coded as ADW codes them. */
-export const CONSENT_QUESTIONS = [
-  { field: 'consulted', text: 'Has the patient been consulted about this referral?', system: 'https://fhir.nhs.uk/ADW-ConsultationStatus-1', missing: 'Select whether the patient has been consulted' },
-  { field: 'consented', text: 'Has the patient consented to this referral?', system: 'https://fhir.nhs.uk/ADW-PatientConsentStatus-1', missing: 'Select whether the patient has consented' },
-  { field: 'safeguarding', text: 'Are there any safeguarding concerns about the patient?', system: 'https://fhir.nhs.uk/ADW-ConsultationStatus-1', missing: 'Select whether there are safeguarding concerns' },
-] as const;
+/** The ADW consent questions, with what the error summary says when one is not answered. */
+const MISSING: Record<string, string> = {
+  consulted: 'Select whether the patient has been consulted',
+  consented: 'Select whether the patient has consented',
+  safeguarding: 'Select whether there are safeguarding concerns',
+};
+export const CONSENT_QUESTIONS = REFERRAL_CONSENT_QUESTIONS.map((q) => ({ ...q, field: q.linkId, missing: MISSING[q.linkId]! }));
 
 export interface NewReferralForm {
   _csrf?: string; council?: string; pathway?: string; reason?: string; needs?: string;
@@ -73,9 +74,9 @@ export function checkNewReferral(form: NewReferralForm, start: ReferralStart): {
   if ((form.needs ?? '').trim().length > MAX_TEXT) errors.push({ field: 'needs', text: `Needs must be ${MAX_TEXT} characters or fewer` });
   const consent: ConsentAnswer[] = [];
   for (const q of CONSENT_QUESTIONS) {
-    const answer = form[q.field];
-    if (answer !== 'Y' && answer !== 'N') errors.push({ field: q.field, text: q.missing });
-    else consent.push({ linkId: q.field, text: q.text, system: q.system, code: answer, display: answer === 'Y' ? 'Yes' : 'No' });
+    const answer = form[q.linkId];
+    if (answer !== 'Y' && answer !== 'N') errors.push({ field: q.linkId, text: q.missing });
+    else consent.push(consentAnswerOf(q, answer));
   }
   return { errors, pathway, expected, consent };
 }
