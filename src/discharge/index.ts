@@ -16,7 +16,7 @@ import type { Messaging, PermanentFailureClass } from './messagingPort.ts';
 export {
   DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, PATHWAY_SYSTEM, PATHWAYS, TRIAGE_STATE_SYSTEM, TRIAGE_STATES,
   TRIAGE_TASK_CODE, ESCALATION_TASK_CODE, REFERRAL_CODE, OVERDUE_TAG, DISCHARGE_CODE_SYSTEM, CONSENT_QUESTIONNAIRE,
-  TRIAGE_DISPLAY, REFERRAL_CONSENT_QUESTIONS, consentAnswerOf, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
+  TRIAGE_DISPLAY, REFERRAL_CONSENT_QUESTIONS, STEP_TAKERS, consentAnswerOf, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 export {
   createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, setMedicallyReady, referralForEncounter, isOverdue,

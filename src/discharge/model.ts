@@ -148,3 +148,13 @@ export const REFERRAL_CONSENT_QUESTIONS = [
 export function consentAnswerOf(question: typeof REFERRAL_CONSENT_QUESTIONS[number], code: 'Y' | 'N') {
   return { linkId: question.linkId, text: question.text, system: question.system, code, display: code === 'Y' ? 'Yes' : 'No' };
 }
+
+/**
+ * Who takes the workflow's steps, whichever way (portal or FHIR API): the council's social workers
+ * triage, assign, record support and confirm readiness; the hospital's discharge coordinators refer,
+ * record medically ready and discharge dates and withdraw. The record checks every write again.
+ */
+export const STEP_TAKERS: { council: ReadonlySet<string>; hospital: ReadonlySet<string> } = {
+  council: new Set(['social-worker']),
+  hospital: new Set(['discharge-coordinator']),
+};

@@ -5,7 +5,7 @@
 // Both take a Parameters resource. The steps are the workflow's own functions, so the state rules, deadlines,
 // notes, ADW responses and history are exactly those of the portal.
 import { FhirError, type FhirOperation, type FhirResponse, type OperationCall } from '../record/index.ts';
-import { PATHWAYS, REFERRAL_CONSENT_QUESTIONS, TRIAGE_TASK_CODE, consentAnswerOf, type Pathway } from './model.ts';
+import { PATHWAYS, REFERRAL_CONSENT_QUESTIONS, STEP_TAKERS, TRIAGE_TASK_CODE, consentAnswerOf, type Pathway } from './model.ts';
 import {
   addNote, assignWorker, confirmReady, createReferral, recordDischarge, recordSupportArranged, setMedicallyReady, triage, withdrawReferral,
   type ConsentAnswer, type NewReferral, type Referral, type StepOptions,
@@ -17,8 +17,8 @@ type Parameter = { name?: string; valueCode?: string; valueString?: string; valu
 /** Who takes which step (the record checks every read and write again): the same split as the portal's. */
 const COUNCIL_STEPS = new Set(['accept', 'request-information', 'reject', 'assign-worker', 'support-arranged', 'ready']);
 const HOSPITAL_STEPS = new Set(['medically-ready', 'discharged', 'withdraw']);
-const COUNCIL_ROLES = new Set(['social-worker']);
-const HOSPITAL_ROLES = new Set(['discharge-coordinator']);
+const COUNCIL_ROLES = STEP_TAKERS.council;
+const HOSPITAL_ROLES = STEP_TAKERS.hospital;
 const STEPS = [...COUNCIL_STEPS, ...HOSPITAL_STEPS, 'note'];
 
 function invalid(diagnostics: string, expression?: string): FhirError {

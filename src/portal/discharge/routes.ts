@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UserActor } from '../../access/index.ts';
 import type { AccessControl, SqlDriver } from '../../record/index.ts';
-import { PATHWAYS, TRIAGE_DISPLAY, TRIAGE_STATES, type DischargeContext } from '../../discharge/index.ts';
+import { PATHWAYS, STEP_TAKERS, TRIAGE_DISPLAY, TRIAGE_STATES, type DischargeContext } from '../../discharge/index.ts';
 import { recordFor, type RecordClient, type RecordConnection } from '../recordClient.ts';
 import { errorView, type FieldError, type SendPage } from '../page.ts';
 import { visitOf } from '../visit.ts';
@@ -41,14 +41,8 @@ export interface DischargePageOptions {
 }
 
 const SIDE_OF_ROLE: Partial<Record<string, Side>> = { 'discharge-coordinator': 'hospital', 'ward-nurse': 'hospital', 'social-worker': 'council', broker: 'council' };
-/**
- * Who changes referrals from these pages (the record checks again): the council's social workers triage,
- * assign, record support and confirm readiness; the hospital's discharge coordinators record medically
- * ready and discharge dates and withdraw; both add notes.
- */
-const COUNCIL_ACTORS: ReadonlySet<string> = new Set(['social-worker']);
-const HOSPITAL_ACTORS: ReadonlySet<string> = new Set(['discharge-coordinator']);
-const mayActAs = (who: { actor: UserActor; side: Side }, side: Side) => who.side === side && (side === 'council' ? COUNCIL_ACTORS : HOSPITAL_ACTORS).has(who.actor.role);
+/** Who changes referrals from these pages: the workflow's own step takers, on their own side; both sides add notes. */
+const mayActAs = (who: { actor: UserActor; side: Side }, side: Side) => who.side === side && STEP_TAKERS[side].has(who.actor.role);
 const LIVE_SCRIPT = readFileSync(new URL('./live.js', import.meta.url), 'utf8');
 
 function dischargeActor(req: FastifyRequest, reply: FastifyReply): { actor: UserActor; side: Side } | undefined {
