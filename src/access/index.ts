@@ -14,6 +14,7 @@ import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { auditMigrations } from './audit/journal.ts';
+import { useOwnAuditDatabase } from './audit/ownDatabase.ts';
 import { auditEventService } from './audit/search.ts';
 import { hostname } from 'node:os';
 import { setUpPeople, type People, type PeopleOptions } from './people/people.ts';
@@ -80,21 +81,25 @@ export interface Access {
   close(): Promise<void>;
 }
 
-/** The access tables, then the audit journal's (component 'audit'; its first version moves the old chain). */
-export async function migrateAccess(driver: SqlDriver): Promise<void> {
+/**
+ * The access tables, then the audit journal's (component 'audit'; its first version moves the old chain),
+ * which on SQLite then moves to its own file (audit/ownDatabase.ts). Returns where the audit writer thread
+ * connects (see useOwnAuditDatabase).
+ */
+export async function migrateAccess(driver: SqlDriver, database?: string): Promise<string | undefined> {
   await migrate(driver, 'access', ACCESS_MIGRATIONS);
   await migrate(driver, 'audit', auditMigrations(driver.dialect));
+  return useOwnAuditDatabase(driver, database);
 }
 
 export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Promise<Access> {
-  await migrateAccess(driver);
+  const journalDatabase = await migrateAccess(driver, options.database);
   if (options.adminClient) await ensureAdminClient(driver, options.adminClient.id, options.adminClient.secret);
   const tokens = new TokenService(driver);
   const configuredOrigin = options.baseUrl ? new URL(options.baseUrl).origin : undefined;
   const originOf = (req: FastifyRequest) => configuredOrigin ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
-  // An in-memory SQLite database cannot be opened again from another thread.
-  const ownThread = options.database && options.database !== 'sqlite::memory:';
-  const writer = ownThread ? threadWriter(options.database!, hostname()) : inProcessWriter(driver, hostname());
+  // An in-memory SQLite database cannot be opened again from another thread (journalDatabase is undefined).
+  const writer = journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname());
   const audit = options.audit === false ? undefined : new AuditTrail(writer);
   const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
   const { people, sessions } = setUpPeople(driver, options.people, audit);

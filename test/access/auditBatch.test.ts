@@ -48,8 +48,8 @@ for (const engine of ENGINES) {
     it('stores what was recorded, sign-ins as authentication events', async () => {
       const db = await testDatabase(engine);
       const driver = await openRecordStore(db.database);
-      await migrateAccess(driver);
-      const writer = threadWriter(db.database, 'test-node');
+      const journalDatabase = await migrateAccess(driver, db.database); // on SQLite, the journal's own file
+      const writer = threadWriter(journalDatabase!, 'test-node');
       try {
         const packed = new PackedRequests();
         for (const r of requests) packed.push(r);

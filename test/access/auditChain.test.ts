@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ENGINES, TEST_ADMIN, clientToken, fhirClient, startTestServer, testDatabase, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { runCli } from '../cli/cli.ts';
+import { journalConnection } from '../support/auditJournal.ts';
 import { buildServer, type CareBridgeServer } from '../../src/server.ts';
 import { loadServerConfig } from '../../src/config.ts';
 import { migrateAccess, verifyAuditChain } from '../../src/access/index.ts';
@@ -38,13 +39,18 @@ for (const engine of ENGINES) {
   describe(`audit hash chain (${engine})`, { concurrency: 1 }, () => {
     let t: TestServer;
     let pid: string;
+    let journal: Awaited<ReturnType<typeof journalConnection>>;
     before(async () => {
       t = await startTestServer(engine);
+      journal = await journalConnection(t.server.driver);
       pid = (await t.fhir.post('Patient', { resourceType: 'Patient', name: [{ family: 'Chained' }] })).body.id;
       for (let i = 0; i < 6; i++) await t.fhir.get(`Patient/${pid}`);
       await waitForJournal(t.server.driver, 7);
     });
-    after(async () => t?.close());
+    after(async () => {
+      await journal?.close();
+      await t?.close();
+    });
 
     it('verify passes on an intact chain', async () => {
       const r = await verify(t.database);
@@ -56,7 +62,7 @@ for (const engine of ENGINES) {
       const target = (await t.server.driver.get<{ seq: number; content: string }>('SELECT seq, content FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 3'))!;
       const forged = target.content.replace('"outcome":"0"', '"outcome":"8"');
       assert.notEqual(forged, target.content);
-      const setContent = (text: string) => t.server.driver.transaction((tx) => tx.run('UPDATE audit_journal SET content = ? WHERE seq = ?', [text, target.seq]));
+      const setContent = (text: string) => journal.db.transaction((tx) => tx.run('UPDATE audit_journal SET content = ? WHERE seq = ?', [text, target.seq]));
       await setContent(forged);
       try {
         assert.equal((await t.fhir.get(`AuditEvent/${target.seq}`)).body.outcome, '8', 'the forgery is what is served…');
@@ -73,7 +79,7 @@ for (const engine of ENGINES) {
 
     it('verify names exactly the entry whose journal row was deleted', async () => {
       const row = (await t.server.driver.get<Record<string, any>>('SELECT * FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 2'))!;
-      await t.server.driver.transaction((tx) => tx.run('DELETE FROM audit_journal WHERE seq = ?', [row.seq]));
+      await journal.db.transaction((tx) => tx.run('DELETE FROM audit_journal WHERE seq = ?', [row.seq]));
       try {
         const r = await verify(t.database);
         assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -82,7 +88,7 @@ for (const engine of ENGINES) {
         assert.match(r.lines[0], /journal row has been deleted/);
       } finally {
         const columns = Object.keys(row);
-        await t.server.driver.transaction((tx) => tx.insertMany('audit_journal', columns, [columns.map((c) => row[c])]));
+        await journal.db.transaction((tx) => tx.insertMany('audit_journal', columns, [columns.map((c) => row[c])]));
       }
       assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
     });
@@ -90,7 +96,7 @@ for (const engine of ENGINES) {
     it('verify notices an event hidden from a person\'s audit by removing its patient index row', async () => {
       const row = (await t.server.driver.get<{ patient_id: string; recorded_ms: number; seq: number; as_agent: number }>('SELECT * FROM audit_patient WHERE patient_id = ? ORDER BY seq LIMIT 1 OFFSET 1', [pid]))!;
       const before = (await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total;
-      await t.server.driver.transaction((tx) => tx.run('DELETE FROM audit_patient WHERE patient_id = ? AND seq = ?', [pid, row.seq]));
+      await journal.db.transaction((tx) => tx.run('DELETE FROM audit_patient WHERE patient_id = ? AND seq = ?', [pid, row.seq]));
       try {
         assert.equal((await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total, before - 1, 'the event no longer shows for the patient');
         const result = await verifyAuditChain(t.server.driver);
@@ -98,7 +104,7 @@ for (const engine of ENGINES) {
         assert.equal(!result.intact && result.seq, Number(row.seq));
         assert.match(!result.intact ? result.problem : '', new RegExp(`patient index has lost its row for Patient/${pid}`));
       } finally {
-        await t.server.driver.transaction((tx) => tx.insertMany('audit_patient', ['patient_id', 'recorded_ms', 'seq', 'as_agent'], [[row.patient_id, row.recorded_ms, row.seq, row.as_agent]]));
+        await journal.db.transaction((tx) => tx.insertMany('audit_patient', ['patient_id', 'recorded_ms', 'seq', 'as_agent'], [[row.patient_id, row.recorded_ms, row.seq, row.as_agent]]));
       }
       assert.equal((await verifyAuditChain(t.server.driver)).intact, true);
     });
@@ -107,7 +113,7 @@ for (const engine of ENGINES) {
       const { part } = (await t.server.driver.get<{ part: string }>('SELECT part FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 3'))!;
       const first = Number((await t.server.driver.get<{ seq: number }>('SELECT MIN(seq) AS seq FROM audit_journal WHERE part = ?', [part]))!.seq);
       const { content } = (await t.server.driver.get<{ content: string }>('SELECT content FROM audit_part WHERE part_key = ?', [part]))!;
-      const setPart = (text: string) => t.server.driver.transaction((tx) => tx.run('UPDATE audit_part SET content = ? WHERE part_key = ?', [text, part]));
+      const setPart = (text: string) => journal.db.transaction((tx) => tx.run('UPDATE audit_part SET content = ? WHERE part_key = ?', [text, part]));
       await setPart(content.replace(TEST_ADMIN.id, 'someone-else'));
       try {
         const r = await verify(t.database);
@@ -141,11 +147,13 @@ for (const engine of ENGINES) {
           entity: [{ what: { reference: `Patient/${pid}` } }, { what: { reference: `Observation/obs-${i}` } }],
         })));
         await migrateAccess(driver);
+        const journal = await journalConnection(driver);
         const verified = await verifyAuditChain(driver);
         assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
         assert.equal(Number((await driver.get<{ n: number }>("SELECT COUNT(*) AS n FROM resources WHERE type = 'AuditEvent'"))!.n), 0, 'no longer in the record');
 
-        await new JournalAppender(driver).append([journalEntryFor({ at: Date.now(), events: [{ interaction: 'read', resourceType: 'Patient', id: pid, patientIds: [pid] }], outcome: { status: 200, method: 'GET', path: `Patient/${pid}`, query: '' } }, new SharedParts('test'))]);
+        await new JournalAppender(journal.db).append([journalEntryFor({ at: Date.now(), events: [{ interaction: 'read', resourceType: 'Patient', id: pid, patientIds: [pid] }], outcome: { status: 200, method: 'GET', path: `Patient/${pid}`, query: '' } }, new SharedParts('test'))]);
+        await journal.close();
         const continued = await verifyAuditChain(driver);
         assert.deepEqual(continued.intact && continued.checked, 4, JSON.stringify(continued));
         const head = (await driver.get<{ prev_hash: string }>('SELECT prev_hash FROM audit_journal WHERE seq = 4'))!;

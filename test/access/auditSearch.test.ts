@@ -10,6 +10,7 @@ import { addClient, onlyAuditEventsAbout, type UserActor } from '../../src/acces
 import { auditEventService } from '../../src/access/audit/search.ts';
 import { SharedParts, journalEntryFor } from '../../src/access/audit/auditEvent.ts';
 import { JournalAppender } from '../../src/access/audit/journal.ts';
+import { journalConnection } from '../support/auditJournal.ts';
 import { handleFhirRequest, UNRESTRICTED } from '../../src/record/index.ts';
 import { waitForAudit } from '../support/audit.ts';
 
@@ -80,7 +81,9 @@ for (const engine of ENGINES) {
 
       // A person's events name them as the agent (their user id and who they are in the record).
       const gp: UserActor = { kind: 'user', userId: 'user-gp-1', name: 'Dr Synthetic', organisation: 'A81001', role: 'gp', fhirUser: 'Practitioner/gp-1', purpose: 'TREAT', scope: 'user/*.rs' };
-      await new JournalAppender(t.server.driver).append([journalEntryFor({ at: Date.now(), actor: gp, address: '10.0.0.1', events: [{ interaction: 'read', resourceType: 'Patient', id: a, patientIds: [a] }], outcome: { status: 200, method: 'GET', path: `Patient/${a}`, query: '' } }, new SharedParts('test'))]);
+      const journal = await journalConnection(t.server.driver);
+      await new JournalAppender(journal.db).append([journalEntryFor({ at: Date.now(), actor: gp, address: '10.0.0.1', events: [{ interaction: 'read', resourceType: 'Patient', id: a, patientIds: [a] }], outcome: { status: 200, method: 'GET', path: `Patient/${a}`, query: '' } }, new SharedParts('test'))]);
+      await journal.close();
       const byAgent = (await t.fhir.get('AuditEvent?agent=Practitioner/gp-1')).body;
       assert.equal(byAgent.total, 1);
       assert.equal(byAgent.entry[0].resource.agent[0].who.reference, 'Practitioner/gp-1');

@@ -1,6 +1,7 @@
 // The audit writer thread (see writer.ts): builds each batch's journal entries and appends them through
-// its own connection to the record's database (already migrated by the main thread; the R4 definitions
-// are not loaded here), one transaction per batch, and answers each message.
+// its own connection to the journal's database (on SQLite its own file, see ownDatabase.ts; already
+// migrated by the main thread; the R4 definitions are not loaded here), one transaction per batch, and
+// answers each message.
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectRecordDatabase } from '../../record/index.ts';
 import { SharedParts, journalEntryFor } from './auditEvent.ts';

@@ -20,5 +20,15 @@ export interface SqlDriver extends SqlExecutor {
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Runs each statement of a schema script (used by migrations). */
   exec(script: string): Promise<void>;
+  /**
+   * SQLite file databases only: keeps `tables` in a companion file beside the record's (`dir/x.db` →
+   * `dir/x-<name>.db`), for a capability with heavy writes of its own, whose commits and checkpoints must
+   * never hold the record's write lock nor grow its WAL. Those of `tables` still in the record's file are
+   * moved there first, whole (copied, then dropped: a move cut short is finished by the next call, never
+   * losing or doubling a row). The companion is attached to the reading connection as schema `name`, so
+   * reads find the tables by their plain names; writes to them go through a connection of their own to the
+   * location this resolves to (`sqlite:` + path). Calling it again is harmless.
+   */
+  attachCompanion?(name: string, tables: readonly string[]): Promise<string>;
   close(): Promise<void>;
 }

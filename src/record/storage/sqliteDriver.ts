@@ -111,6 +111,23 @@ export function openSqlite(path: string): SqlDriver {
     exec: (script) => serial(async () => {
       writer.exec(script);
     }),
+    // Absent in memory: there is no file to put beside, and no second connection to keep apart from.
+    attachCompanion: path === ':memory:' ? undefined : (name, tables) => serial(async () => {
+      if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`'${name}' cannot name a companion database.`);
+      const companion = companionPath(path, name);
+      // Only for the move: attached to the writer, every BEGIN IMMEDIATE would take the companion's lock too.
+      writer.prepare(`ATTACH DATABASE ? AS ${name}`).run(companion);
+      try {
+        writer.exec(`PRAGMA ${name}.journal_mode = WAL`);
+        writer.exec(`PRAGMA ${name}.synchronous = FULL`);
+        moveIntoCompanion(writer, name, tables);
+      } finally {
+        writer.exec(`DETACH DATABASE ${name}`);
+      }
+      const attached = (reader.pragma('database_list') as { name: string }[]).some((d) => d.name === name);
+      if (!attached) reader.prepare(`ATTACH DATABASE ? AS ${name}`).run(companion);
+      return `sqlite:${companion}`;
+    }),
     async close() {
       // Transactions asked for just before close still get their turn.
       while (groupQueued) await new Promise((resolve) => setImmediate(resolve)).then(() => queue);
@@ -119,6 +136,36 @@ export function openSqlite(path: string): SqlDriver {
       writer.close();
     },
   };
+}
+
+/**
+ * Copies the tables (with their indexes) still in the main file into the companion, in one transaction, then
+ * drops them from the main file in another: SQLite commits each file of a multi-file transaction on its own
+ * in WAL mode, so one transaction could leave the rows in neither file after a crash; two leave them in both,
+ * and the next call copies nothing twice (INSERT OR IGNORE on each table's key) and drops them.
+ */
+function moveIntoCompanion(writer: Db, name: string, tables: readonly string[]): void {
+  const marks = tables.map(() => '?').join(', ');
+  const objects = writer.prepare(`SELECT type, name, sql FROM main.sqlite_master WHERE tbl_name IN (${marks}) AND sql IS NOT NULL ORDER BY type DESC`).all(...tables) as { type: string; name: string; sql: string }[];
+  const present = tables.filter((t) => objects.some((o) => o.type === 'table' && o.name === t));
+  if (!present.length) return;
+  const inCompanion = (o: { type: string; name: string; sql: string }) => {
+    const head = new RegExp(`^CREATE (UNIQUE )?${o.type} "?${o.name}"?`, 'i');
+    if (!head.test(o.sql)) throw new Error(`Cannot move ${o.name} into the ${name} database: unexpected definition ${o.sql.slice(0, 80)}`);
+    return o.sql.replace(head, (_m, unique = '') => `CREATE ${unique}${o.type.toUpperCase()} IF NOT EXISTS ${name}.${o.name}`);
+  };
+  writer.transaction(() => {
+    for (const o of objects) writer.exec(inCompanion(o));
+    for (const t of present) writer.exec(`INSERT OR IGNORE INTO ${name}.${t} SELECT * FROM main.${t}`);
+  }).immediate();
+  writer.transaction(() => {
+    for (const t of [...present].reverse()) writer.exec(`DROP TABLE main.${t}`);
+  }).immediate();
+}
+
+/** `dir/x.db` → `dir/x-<name>.db` (any other file name gets `-<name>.db` appended). */
+function companionPath(path: string, name: string): string {
+  return path.endsWith('.db') ? `${path.slice(0, -'.db'.length)}-${name}.db` : `${path}-${name}.db`;
 }
 
 interface GroupMember {

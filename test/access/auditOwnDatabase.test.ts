@@ -1,0 +1,131 @@
+// On SQLite the audit journal is kept in a file of its own (x.db → x-audit.db): the record's writes never
+// wait for the audit writer's commits, and a database from before the split has its journal moved, whole and
+// still verifiable, the next time it starts, even when an earlier start stopped half-way through the move.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { startTestServer, testDatabase } from '../support/server.ts';
+import { journalConnection } from '../support/auditJournal.ts';
+import { migrateAccess, verifyAuditChain } from '../../src/access/index.ts';
+import { ACCESS_MIGRATIONS } from '../../src/access/schema.ts';
+import { JournalAppender, auditMigrations } from '../../src/access/audit/journal.ts';
+import { SharedParts, journalEntryFor } from '../../src/access/audit/auditEvent.ts';
+import { migrate, openRecordStore, type SqlDriver } from '../../src/record/index.ts';
+
+const JOURNAL_TABLES = ['audit_journal', 'audit_part', 'audit_patient', 'audit_entity'];
+const fileOf = (database: string) => database.slice('sqlite:'.length);
+const companionOf = (database: string) => fileOf(database).replace(/\.db$/, '-audit.db');
+
+function tablesIn(file: string): string[] {
+  const db = new Database(file, { readonly: true });
+  try {
+    return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'audit_%' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+  } finally {
+    db.close();
+  }
+}
+
+async function journalLength(driver: SqlDriver): Promise<number> {
+  return Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_journal'))!.n);
+}
+
+/** A database as this version found it before the split: the journal's tables and three chained entries in the record's file. */
+async function databaseFromBeforeTheSplit(): Promise<{ database: string; cleanup(): void }> {
+  const db = await testDatabase('sqlite');
+  const driver = await openRecordStore(db.database);
+  try {
+    await migrate(driver, 'access', ACCESS_MIGRATIONS);
+    await migrate(driver, 'audit', auditMigrations('sqlite'));
+    const parts = new SharedParts('old node');
+    for (const id of ['p1', 'p2', 'p3']) {
+      await new JournalAppender(driver).append([journalEntryFor({ at: Date.now(), events: [{ interaction: 'read', resourceType: 'Patient', id, patientIds: [id] }], outcome: { status: 200, method: 'GET', path: `Patient/${id}`, query: '' } }, parts)]);
+    }
+  } finally {
+    await driver.close();
+  }
+  assert.deepEqual(tablesIn(fileOf(db.database)).filter((t) => JOURNAL_TABLES.includes(t)).length, 4, 'the journal starts in the record file');
+  return db;
+}
+
+describe('the audit journal in its own SQLite file', () => {
+  it('holds what the server audits, and the record file holds none of it', async () => {
+    const t = await startTestServer('sqlite');
+    try {
+      assert.equal((await t.fhir.get('Patient?_count=1')).status, 200);
+      await t.server.close(); // writes what is buffered
+      assert.deepEqual(tablesIn(fileOf(t.database)).filter((n) => JOURNAL_TABLES.includes(n)), [], 'no journal table in the record file');
+      assert.ok(existsSync(companionOf(t.database)), 'the journal file sits beside the record file');
+      const db = new Database(companionOf(t.database), { readonly: true });
+      try {
+        const searches = db.prepare("SELECT COUNT(*) AS n FROM audit_journal WHERE subtype = 'search-type'").get() as { n: number };
+        assert.ok(searches.n >= 1, 'the search is in the journal file');
+      } finally {
+        db.close();
+      }
+    } finally {
+      await t.close().catch(() => undefined);
+    }
+  });
+
+  it("lets the record's writes go on while the journal's file is locked for writing", async () => {
+    const t = await startTestServer('sqlite');
+    // Another writer holds the journal file's write lock, as the audit writer thread does while it commits.
+    const holder = new Database(companionOf(t.database));
+    try {
+      holder.exec('BEGIN IMMEDIATE');
+      const created = await t.fhir.post('Patient', { resourceType: 'Patient', name: [{ family: 'Lockless' }] });
+      assert.equal(created.status, 201, 'the record write did not wait for the journal lock');
+      assert.equal((await t.fhir.get(`Patient/${created.body.id}`)).body.name[0].family, 'Lockless');
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+      await t.close();
+    }
+  });
+
+  it('is moved there from a database that kept it in the record file, with its chain intact, and the chain continues', async () => {
+    const db = await databaseFromBeforeTheSplit();
+    const driver = await openRecordStore(db.database);
+    try {
+      const location = await migrateAccess(driver, db.database);
+      assert.equal(location, `sqlite:${companionOf(db.database)}`);
+      assert.deepEqual(tablesIn(fileOf(db.database)).filter((n) => JOURNAL_TABLES.includes(n)), []);
+      assert.deepEqual(tablesIn(companionOf(db.database)), JOURNAL_TABLES.slice().sort());
+      const verified = await verifyAuditChain(driver);
+      assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
+      const journal = await journalConnection(driver);
+      await new JournalAppender(journal.db).append([journalEntryFor({ at: Date.now(), events: [], outcome: { status: 200, method: 'GET', path: 'metadata', query: '' } }, new SharedParts('new node'))]);
+      await journal.close();
+      const continued = await verifyAuditChain(driver);
+      assert.deepEqual(continued.intact && continued.checked, 4, JSON.stringify(continued));
+    } finally {
+      await driver.close();
+      db.cleanup();
+    }
+  });
+
+  it('finishes a move that stopped after copying, without doubling any entry', async () => {
+    const db = await databaseFromBeforeTheSplit();
+    // The first of the move's two transactions committed (the rows are in both files), the second never ran.
+    const raw = new Database(fileOf(db.database));
+    raw.prepare('ATTACH DATABASE ? AS audit').run(companionOf(db.database));
+    for (const { sql } of raw.prepare("SELECT sql FROM main.sqlite_master WHERE tbl_name LIKE 'audit_%' AND type = 'table'").all() as { sql: string }[]) {
+      raw.exec(sql.replace(/^CREATE TABLE (\w+)/, 'CREATE TABLE audit.$1'));
+    }
+    for (const table of JOURNAL_TABLES) raw.exec(`INSERT INTO audit.${table} SELECT * FROM main.${table}`);
+    raw.close();
+
+    const driver = await openRecordStore(db.database);
+    try {
+      await migrateAccess(driver, db.database);
+      assert.equal(await journalLength(driver), 3, 'each entry once');
+      assert.deepEqual(tablesIn(fileOf(db.database)).filter((n) => JOURNAL_TABLES.includes(n)), []);
+      const verified = await verifyAuditChain(driver);
+      assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
+    } finally {
+      await driver.close();
+      db.cleanup();
+    }
+  });
+});
