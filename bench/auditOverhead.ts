@@ -1,12 +1,15 @@
-// What the audit trail costs: read-by-id and a search, with access checks, against an in-process server
-// on SQLite holding the demo dataset, with the audit trail on and off (CAREBRIDGE_AUDIT=off). autocannon
-// runs as a child process so it does not share the server's event loop.
+// What the audit trail costs: read-by-id and a search, with access checks, against a server on SQLite
+// holding the demo dataset, with the audit trail on and off (CAREBRIDGE_AUDIT=off). Each run (one mode, both
+// workloads) is a fresh process, so no run inherits another's compiled code, heap or timers (one process for
+// all runs made every run after the first slower, whatever its mode); autocannon runs as a child process of
+// that run so it does not share the server's event loop.
 //
 //   node --import tsx bench/auditOverhead.ts [--duration 5] [--connections 32] [--rounds 1] [--rate N] [--dir PATH]
 //
 // Without --rate the server is saturated (req/s is the figure); with --rate N autocannon sends N requests
-// a second in all, below saturation, and p99 is the figure. Rounds alternate off/on so drift on a noisy
-// machine hits both alike; figures are the median over rounds, each round's are printed too. Server CPU per
+// a second in all, below saturation, and p99 is the figure. Rounds alternate off/on (off first, then on
+// first, and so on) so drift on a noisy machine hits both alike; figures are the median over rounds, each
+// round's are printed too, with the median of each round's own on/off overhead. Server CPU per
 // answered request (this process: request thread and audit writer thread, from process.cpuUsage) is the
 // figure least moved by other work on a shared machine; on Linux it is also split into the request thread
 // (the one that bounds throughput) and the rest (the audit writer thread, V8's GC helpers), from
@@ -23,7 +26,7 @@ import { loadServerConfig } from '../src/config.ts';
 import { handleFhirRequest, openRecordStore, UNRESTRICTED, type SqlDriver } from '../src/record/index.ts';
 import { buildDemoDataset } from '../src/demo/index.ts';
 
-const { values: args } = parseArgs({ options: { duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '1' }, rate: { type: 'string' }, dir: { type: 'string', default: tmpdir() } } });
+const { values: args } = parseArgs({ options: { duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '1' }, rate: { type: 'string' }, dir: { type: 'string', default: tmpdir() }, child: { type: 'string' }, db: { type: 'string' } } });
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
 const ADMIN = { id: 'bench-admin', secret: 'bench-admin-secret-0123456789' };
 const PATIENT = 'demo-pat-vm101-01';
@@ -113,6 +116,30 @@ async function run(database: string, audit: 'on' | 'off'): Promise<Record<Worklo
   }
 }
 
+// Each run is a fresh process, so no run inherits another's compiled code, heap or leftover timers.
+if (args.child) {
+  const figures = await run(args.db!, args.child as 'on' | 'off');
+  process.stdout.write(`${JSON.stringify({ figures, rssMb: rssMb[args.child as 'on' | 'off'] })}\n`);
+  process.exit(0);
+}
+
+function runInChild(database: string, mode: 'on' | 'off'): Promise<Record<Workload, Figures>> {
+  const passed = ['duration', 'connections', 'rate'].flatMap((k) => (args[k as 'rate'] ? [`--${k}`, args[k as 'rate']!] : []));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--child', mode, '--db', database, ...passed], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !line.startsWith('{')) return reject(new Error(`the ${mode} run failed (exit ${code})`));
+      const r = JSON.parse(line);
+      rssMb[mode] = Math.max(rssMb[mode], r.rssMb);
+      resolve(r.figures);
+    });
+  });
+}
+
 const dir = mkdtempSync(join(args.dir!, 'carebridge-bench-'));
 try {
   const database = `sqlite:${join(dir, 'bench.db')}`;
@@ -122,7 +149,7 @@ try {
 
   const results: Record<'on' | 'off', Record<Workload, Figures>[]> = { on: [], off: [] };
   for (let round = 0; round < Number(args.rounds); round++) {
-    for (const mode of ['off', 'on'] as const) results[mode].push(await run(database, mode));
+    for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) results[mode].push(await runInChild(database, mode));
   }
   const median = (mode: 'on' | 'off', w: Workload, k: keyof Figures) => {
     const v = results[mode].map((r) => r[w][k]).sort((a, b) => a - b);
@@ -138,6 +165,9 @@ try {
     const latency = (median('on', w, 'p99') / median('off', w, 'p99') - 1) * 100;
     const cpu = (median('on', w, 'cpuUs') / median('off', w, 'cpuUs') - 1) * 100;
     const main = (median('on', w, 'mainUs') / median('off', w, 'mainUs') - 1) * 100;
+    const paired = results.on.map((r, i) => (1 - r[w].rps / results.off[i][w].rps) * 100).sort((a, b) => a - b);
+    const pairedMedian = paired.length % 2 ? paired[(paired.length - 1) / 2] : (paired[paired.length / 2 - 1] + paired[paired.length / 2]) / 2;
+    console.log(`${w.padEnd(9)} per round: ${paired.map((p) => `${p.toFixed(1)}%`).join(', ')} (median ${pairedMedian.toFixed(1)}%)`);
     console.log(`${w.padEnd(9)} overhead ${overhead.toFixed(1)}% of throughput, ${latency.toFixed(1)}% on p99, ${cpu.toFixed(1)}% server CPU per request (request thread ${main.toFixed(1)}%)${overhead < 15 ? '' : '  (throughput over the 15% budget)'}`);
   }
   console.log(`process memory (RSS, peak): audit off ${rssMb.off.toFixed(0)} MB, on ${rssMb.on.toFixed(0)} MB`);
