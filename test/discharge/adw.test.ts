@@ -47,6 +47,20 @@ describe('ADW parsing of the official examples', () => {
     assert.equal(parseAdwMessage(EXAMPLES['Withdrawal-Notice']).reason?.code, '07');
     assert.equal(parseAdwMessage(EXAMPLES['Discharge-Notice-Reject-Response']).response?.identifier, DISCHARGE_HEADER);
   });
+
+  it('reads hostile shapes as plain names or refuses them with a sentence, never a crash', () => {
+    // An element called __proto__ is only a name, and sets nothing on any other message's objects.
+    const polluted = EXAMPLES['Assessment-Notice'].replace('<type value="message"/>', '<type value="message"/><__proto__><polluted value="yes"/></__proto__>');
+    assert.equal(parseAdwMessage(polluted).eventCode, parseAdwMessage(EXAMPLES['Assessment-Notice']).eventCode);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    // An attribute and a child element of one name: the element is read, the attribute ignored.
+    const twice = EXAMPLES['Assessment-Notice'].replace('<Bundle xmlns="http://hl7.org/fhir">', '<Bundle xmlns="http://hl7.org/fhir" entry="x">');
+    assert.equal(parseAdwMessage(twice).answers.length, 8);
+    // Unclosed, mismatched, two roots, a duplicate attribute: each named with where it went wrong.
+    for (const bad of ['<Bundle><type value="message"></Bundle>', '<Bundle/><Bundle/>', '<Bundle a="1" a="2"/>', '<Bundle><entry>']) {
+      assert.throws(() => parseAdwMessage(bad), (e: Error) => /^The message is not well-formed XML: .+ \(line \d+, column \d+\)\.$/.test(e.message), bad);
+    }
+  });
 });
 
 for (const engine of ENGINES) {

@@ -1,7 +1,7 @@
 // Reads an ADW message (a FHIR DSTU2 message Bundle in XML) into a plain, typed shape. Only what the
 // discharge model uses is read; entries are linked by their urn:uuid fullUrls as the spec says. Anything
 // that makes the message unusable is an AdwError naming the element, so the sender can be told.
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { SaxesParser } from 'saxes';
 import { ODS_ENDPOINT_PREFIX, ADMISSION_TYPE_SYSTEM, ENCOUNTER_ID_SYSTEM, LOCAL_PATIENT_ID_SYSTEM } from './codes.ts';
 import { NHS_NUMBER_SYSTEM } from '../../record/index.ts';
 
@@ -48,18 +48,37 @@ export interface AdwMessage {
 
 type XmlNode = { [name: string]: XmlNode[] } & { value?: string };
 
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  isArray: (_name, _path, _leaf, isAttribute) => !isAttribute,
-  processEntities: true,
-  htmlEntities: false,
-  ignoreDeclaration: true,
-  parseAttributeValue: false,
-  parseTagValue: false,
-  // isArray looks only at attribute-or-element: no path string need be built for every element (~15% of a parse).
-  jPath: false,
-});
+/**
+ * The message as a tree of elements: each element's attributes as strings, its child elements as arrays
+ * under their names, text ignored (FHIR XML carries every value in a `value` attribute; narrative is never
+ * read). One pass of a conformant, non-validating parser (saxes) that refuses what is not well-formed:
+ * about five times faster than checking and then parsing, on the hot path of every incoming notice.
+ */
+function elementTree(xml: string): XmlNode {
+  const root = Object.create(null) as XmlNode;
+  const open: XmlNode[] = [root];
+  const parser = new SaxesParser();
+  let failure: Error | undefined;
+  parser.on('error', (err) => {
+    failure ??= err;
+  });
+  parser.on('opentag', (tag) => {
+    // No prototype: an element or attribute named __proto__ is just a name here.
+    const node = Object.assign(Object.create(null), tag.attributes) as XmlNode;
+    const parent = open[open.length - 1];
+    const siblings = parent[tag.name];
+    // An attribute and a child element of one name (never in FHIR): the element wins, the attribute is not read.
+    if (Array.isArray(siblings)) siblings.push(node);
+    else parent[tag.name] = [node];
+    if (!tag.isSelfClosing) open.push(node);
+  });
+  parser.on('closetag', (tag) => {
+    if (!tag.isSelfClosing) open.pop();
+  });
+  parser.write(xml).close();
+  if (failure) throw new AdwError(`The message is not well-formed XML: ${failure.message.replace(/^[^:]*:\d+:\d+: /, '')} (line ${parser.line}, column ${parser.column}).`);
+  return root;
+}
 
 /** The largest ADW message read (the official discharge notice is 123 KB). */
 export const MAX_ADW_BYTES = 5 * 1024 * 1024;
@@ -105,9 +124,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
   if (Buffer.byteLength(xml) > MAX_ADW_BYTES) throw new AdwError(`The message is larger than ${MAX_ADW_BYTES / 1024 / 1024} MB.`);
   // ADW messages never declare a DTD; refusing one shuts out entity-expansion attacks.
   if (/<!DOCTYPE/i.test(xml)) throw new AdwError('The message declares a DOCTYPE, which ADW messages never do; it was not read.');
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) throw new AdwError(`The message is not well-formed XML: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col}).`);
-  const doc = parser.parse(xml) as XmlNode;
+  const doc = elementTree(xml);
   const bundle = one(doc, 'Bundle');
   if (!bundle) throw new AdwError('The message is not a FHIR Bundle (its root element must be <Bundle xmlns="http://hl7.org/fhir">).');
   if (val(bundle, 'type') !== 'message') throw new AdwError(`Bundle.type must be 'message', not '${val(bundle, 'type') ?? '(missing)'}'.`);
@@ -115,7 +132,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const ofType = (type: string) => [...entries.values()].filter((e) => e.type === type).map((e) => e.node);
   for (const entry of kids(bundle, 'entry')) {
     const resource = one(entry, 'resource');
-    const type = resource ? Object.keys(resource)[0] : undefined;
+    const type = resource ? Object.keys(resource).find((k) => Array.isArray(resource[k])) : undefined;
     if (!resource || !type) continue;
     const node = one(resource, type)!;
     const fullUrl = val(entry, 'fullUrl') ?? `urn:uuid:${val(node, 'id') ?? entries.size}`;
