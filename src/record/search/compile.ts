@@ -14,9 +14,9 @@ type Prefix = (typeof PREFIXES)[number];
 
 /**
  * A search compiles to two parts. `driving` is the set of row ids that every positive index filter
- * agrees on (an INTERSECT of index-table lookups), so the database starts from the few rows that match
- * rather than from every resource of the type. `where` holds what cannot drive: the type, deletion,
- * negations, `:missing`, `_id` and `_lastUpdated`.
+ * agrees on, so the database starts from the few rows that match rather than from every resource of the
+ * type. `where` holds what cannot drive: the type, deletion, negations, `:missing`, `_id` and
+ * `_lastUpdated`.
  */
 export interface CompiledSearch {
   driving?: Sql;
@@ -34,11 +34,11 @@ export type TargetFilter = (alias: string) => Sql | undefined;
 export function compileSearch(req: SearchRequest, alias = 'r', targets?: TargetFilter): CompiledSearch {
   const parts: string[] = [`${alias}.type = ?`, `${alias}.deleted = 0`];
   const params: Param[] = [req.resourceType];
-  const driving: Sql[] = [];
+  const lookups: Lookup[] = [];
   for (const f of req.filters) {
-    const rids = positiveRids(f, targets);
-    if (rids) {
-      driving.push(rids);
+    const lookup = positiveLookup(f, targets);
+    if (lookup) {
+      lookups.push(lookup);
       continue;
     }
     const c = compileFilter(f, alias, targets);
@@ -47,48 +47,124 @@ export function compileSearch(req: SearchRequest, alias = 'r', targets?: TargetF
   }
   const where = { text: parts.join(' AND '), params };
   const whereDriven = { text: [`${alias}.type || '' = ?`, ...parts.slice(1)].join(' AND '), params };
-  if (!driving.length) return { where, whereDriven };
-  // One lookup may list a resource twice (two matching codings); INTERSECT and DISTINCT both de-duplicate.
-  const text = driving.length === 1 ? `SELECT DISTINCT rid FROM (${driving[0].text}) d` : driving.map((d) => d.text).join(' INTERSECT ');
-  return { driving: { text, params: driving.flatMap((d) => d.params) }, where, whereDriven };
+  if (!lookups.length) return { where, whereDriven };
+  return { driving: drivingSet(lookups), where, whereDriven };
 }
 
-/** The row ids a filter matches, when it is a plain positive lookup in one index table. */
-function positiveRids(f: Filter, targets?: TargetFilter): Sql | undefined {
+/**
+ * One positive filter as an index lookup, in two forms: every row id it matches (`rids`), or whether it
+ * matches one given row id (`probe`, through the rid index every search_* table has).
+ */
+interface Lookup {
+  rids: Sql;
+  probe(rid: string): Sql;
+  /** Lower is expected to match fewer rows (see `expectedSelectivity`). */
+  rank: number;
+}
+
+/**
+ * The rows every lookup matches. The most selective lookup drives, and each of its rows is probed by rid
+ * for the others: an INTERSECT would have the database list (and sort) every row of every side, so a
+ * search for one encounter's referrals by their common code read every referral ever made. A probe per
+ * driving row costs about what listing the driving side costs anyway, and nothing grows with the other
+ * filters' matches. One lookup may list a resource twice (two matching codings): DISTINCT de-duplicates.
+ */
+function drivingSet(lookups: Lookup[]): Sql {
+  // A stable sort: among lookups of equal rank, the one given first drives.
+  const [driver, ...checks] = [...lookups].sort((a, b) => a.rank - b.rank);
+  const probes = checks.map((c) => c.probe('drv.rid'));
+  const where = probes.length ? ` WHERE ${probes.map((p) => p.text).join(' AND ')}` : '';
+  return { text: `SELECT DISTINCT drv.rid FROM (${driver.rids.text}) drv${where}`, params: [...driver.rids.params, ...probes.flatMap((p) => p.params)] };
+}
+
+/** The filter as an index lookup, when it is a plain positive one. */
+function positiveLookup(f: Filter, targets?: TargetFilter): Lookup | undefined {
   if (f.modifier === 'missing' || f.modifier === 'not' || f.param.code === '_id' || f.param.code === '_lastUpdated') return undefined;
-  if (f.chain) return chainRids(f, targets);
-  if (f.has) return reverseChainRids(f, targets);
-  return indexRids(f);
+  const rank = expectedSelectivity(f);
+  if (f.has) return { ...reverseChainLookup(f, targets), rank };
+  if (f.chain) return { ...indexLookup(f.resourceType, f.param.code, 'search_reference', chainCondition(f, targets)), rank };
+  return { ...indexLookup(f.resourceType, f.param.code, indexTable(f), indexCondition(f)), rank };
+}
+
+/**
+ * How many rows a filter is expected to match, as a rank (lower: fewer), from its kind alone; the
+ * database's statistics are not consulted. First what names one thing: a reference to given target ids,
+ * an identifier. Then chains and `_has`, whose inner search usually names one thing too. Then codes and
+ * statuses (one code may be on every resource of the type), uris, strings and token text (prefixes),
+ * dates, numbers and quantities (ranges). Last, what no index range serves (a reference given as a URL,
+ * a token by system alone), so it is only ever probed.
+ */
+function expectedSelectivity(f: Filter): number {
+  if (f.has || f.chain) return 1;
+  switch (f.param.type) {
+    case 'reference':
+      return f.values.every((v) => !v.includes('/') || parseReference(v)) ? 0 : 6;
+    case 'token': {
+      if (f.modifier === 'text') return 3;
+      if (f.values.some((v) => v.endsWith('|'))) return 6;
+      return isIdentifier(f.param) ? 0 : 2;
+    }
+    case 'uri':
+      return 2;
+    case 'string':
+      return 3;
+    case 'date':
+      return 4;
+    default:
+      return 5;
+  }
+}
+
+function isIdentifier(param: ParamRef): boolean {
+  return param.code === 'identifier' || /\.identifier\b/.test(param.def?.expression ?? '');
+}
+
+/** A lookup in one index table: rows of this resource type and parameter meeting `condition`. */
+function indexLookup(resourceType: string, paramCode: string, table: string, condition: Sql): Omit<Lookup, 'rank'> {
+  const params = [resourceType, paramCode, ...condition.params];
+  return {
+    rids: { text: `SELECT rid FROM ${table} WHERE type = ? AND param = ? AND ${condition.text}`, params },
+    // The condition's unqualified columns resolve to the innermost table, `chk`.
+    probe: (rid) => ({ text: `EXISTS (SELECT 1 FROM ${table} chk WHERE chk.rid = ${rid} AND chk.type = ? AND chk.param = ? AND ${condition.text})`, params }),
+  };
 }
 
 /** The resources that a source resource matching the inner filter points at (through the caller's visibility). */
-function reverseChainRids(f: Filter, targetFilter?: TargetFilter): Sql {
+function reverseChainLookup(f: Filter, targetFilter?: TargetFilter): Omit<Lookup, 'rank'> {
   const { sourceType, sourceParam, filter } = f.has!;
   const inner = compileFilter(filter, 'src', targetFilter);
   const visible = targetFilter?.('src');
   const sources = `SELECT src.rid FROM resources src WHERE src.type = ? AND src.deleted = 0 AND ${inner.text}${visible ? ` AND ${visible.text}` : ''}`;
+  const pointing = `s.type = ? AND s.param = ? AND s.target_type = ? AND s.rid IN (${sources})`;
+  const params = [sourceType, sourceParam, f.resourceType, sourceType, ...inner.params, ...(visible?.params ?? [])];
   return {
-    text: `SELECT t.rid FROM search_reference s JOIN resources t ON t.type = s.target_type AND t.id = s.target_id
-      WHERE s.type = ? AND s.param = ? AND s.target_type = ? AND s.rid IN (${sources})`,
-    params: [sourceType, sourceParam, f.resourceType, sourceType, ...inner.params, ...(visible?.params ?? [])],
+    rids: { text: `SELECT t.rid FROM search_reference s JOIN resources t ON t.type = s.target_type AND t.id = s.target_id WHERE ${pointing}`, params },
+    probe: (rid) => ({ text: `EXISTS (SELECT 1 FROM resources t JOIN search_reference s ON s.target_type = t.type AND s.target_id = t.id WHERE t.rid = ${rid} AND ${pointing})`, params }),
   };
 }
 
+/** The row ids a plain index filter matches (any of its values). */
 function indexRids(f: Filter): Sql {
+  return indexLookup(f.resourceType, f.param.code, indexTable(f), indexCondition(f)).rids;
+}
+
+function indexTable(f: Filter): string {
   const table = TABLE[f.param.type];
   if (!table) throw badRequest(`Searching by ${f.param.type} parameters ('${f.param.code}') is not supported.`, f.param.code);
+  return table;
+}
+
+/** Any of the filter's values, on the columns of its index table. */
+function indexCondition(f: Filter): Sql {
   const ors: Sql[] = f.values.map((v) => valueCondition(f, v));
-  return {
-    text: `SELECT rid FROM ${table} WHERE type = ? AND param = ? AND (${ors.map((o) => o.text).join(' OR ')})`,
-    params: [f.resourceType, f.param.code, ...ors.flatMap((o) => o.params)],
-  };
+  return { text: `(${ors.map((o) => o.text).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
 }
 
 function compileFilter(f: Filter, alias: string, targets?: TargetFilter): Sql {
   if (f.modifier === 'missing') return compileMissing(f, alias);
   if (f.param.code === '_id') return compileIdFilter(f, alias);
   if (f.param.code === '_lastUpdated') return compileLastUpdated(f, alias);
-  const inner = f.chain ? chainRids(f, targets) : indexRids(f);
+  const inner = f.chain ? indexLookup(f.resourceType, f.param.code, 'search_reference', chainCondition(f, targets)).rids : indexRids(f);
   return { text: `${alias}.rid ${f.modifier === 'not' ? 'NOT IN' : 'IN'} (${inner.text})`, params: inner.params };
 }
 
@@ -113,17 +189,15 @@ function compileLastUpdated(f: Filter, alias: string): Sql {
   return { text: `(${ors.map((o) => o.text).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
 }
 
-function chainRids(f: Filter, targetFilter?: TargetFilter): Sql {
+/** The references of a chain that point at a target matching every inner filter (and visible to the caller). */
+function chainCondition(f: Filter, targetFilter?: TargetFilter): Sql {
   const targets = f.chain!.filter.map((inner) => {
     const where = compileFilter(inner, 't');
     const visible = targetFilter?.('t');
     const text = visible ? `${where.text} AND ${visible.text}` : where.text;
     return { text: `(target_type = ? AND target_id IN (SELECT t.id FROM resources t WHERE t.type = ? AND t.deleted = 0 AND ${text}))`, params: [inner.resourceType, inner.resourceType, ...where.params, ...(visible?.params ?? [])] };
   });
-  return {
-    text: `SELECT rid FROM search_reference WHERE type = ? AND param = ? AND (${targets.map((t) => t.text).join(' OR ')})`,
-    params: [f.resourceType, f.param.code, ...targets.flatMap((t) => t.params)],
-  };
+  return { text: `(${targets.map((t) => t.text).join(' OR ')})`, params: targets.flatMap((t) => t.params) };
 }
 
 function valueCondition(f: Filter, value: string): Sql {
