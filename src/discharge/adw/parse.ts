@@ -55,7 +55,7 @@ type XmlNode = { [name: string]: XmlNode[] } & { value?: string };
  * about five times faster than checking and then parsing, on the hot path of every incoming notice.
  */
 function elementTree(xml: string): XmlNode {
-  const root = Object.create(null) as XmlNode;
+  const root = {} as XmlNode;
   const open: XmlNode[] = [root];
   const parser = new SaxesParser();
   let failure: Error | undefined;
@@ -63,13 +63,15 @@ function elementTree(xml: string): XmlNode {
     failure ??= err;
   });
   parser.on('opentag', (tag) => {
-    // No prototype: an element or attribute named __proto__ is just a name here.
-    const node = Object.assign(Object.create(null), tag.attributes) as XmlNode;
+    const node = { ...tag.attributes } as unknown as XmlNode; // spread: an attribute named __proto__ is a plain key
     const parent = open[open.length - 1];
-    const siblings = parent[tag.name];
-    // An attribute and a child element of one name (never in FHIR): the element wins, the attribute is not read.
-    if (Array.isArray(siblings)) siblings.push(node);
-    else parent[tag.name] = [node];
+    // An element called __proto__ is never FHIR: it is read (its children must nest) but attached nowhere.
+    if (tag.name !== '__proto__') {
+      const siblings = parent[tag.name];
+      // An attribute and a child element of one name (never in FHIR): the element wins, the attribute is not read.
+      if (Array.isArray(siblings)) siblings.push(node);
+      else parent[tag.name] = [node];
+    }
     if (!tag.isSelfClosing) open.push(node);
   });
   parser.on('closetag', (tag) => {
