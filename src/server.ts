@@ -2,7 +2,10 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { fhirApi, openRecordStore, UNRESTRICTED, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
-import { addClient, addOrganisation, addUser, disableUser, enableUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess } from './access/index.ts';
+import {
+  addClient, addOrganisation, addUser, describeClient, describeMemberships, disableUser, enableUser, findUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess,
+  type Access, type Actor, type AdministrativeChange,
+} from './access/index.ts';
 import { portal, type PortalAdministration } from './portal/index.ts';
 import { dischargeOperations, parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
 import { NotForThisService, PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
@@ -27,12 +30,38 @@ const SECURITY_HEADERS: Record<string, string> = {
   'strict-transport-security': 'max-age=31536000',
 };
 
-/** What the portal's administrators manage, through src/access. */
-export function portalAdministration(driver: SqlDriver): PortalAdministration {
+/**
+ * What the portal's administrators manage, through src/access; `administered` (Access.administered)
+ * records each change made in the audit trail as the administrator's.
+ */
+export function portalAdministration(driver: SqlDriver, administered: Access['administered']): PortalAdministration {
+  /** Runs `change` and, once it has been made, audits it; a refused change (it throws) changed nothing. */
+  const audited = async <T>(by: { actor: Actor; address: string }, change: () => Promise<T>, describe: (result: T) => AdministrativeChange): Promise<T> => {
+    const result = await change();
+    administered(by.actor, by.address, describe(result));
+    return result;
+  };
+  /** Disables or enables an account, audited with the account's id as well as its username. */
+  const changeUser = async (action: 'user-disabled' | 'user-enabled', username: string, by: { actor: Actor; address: string }) => {
+    const userId = (await findUser(driver, username))?.userId;
+    await audited(by, () => (action === 'user-disabled' ? disableUser(driver, username) : enableUser(driver, username)), () => ({ action, target: username, targetId: userId, ok: true }));
+  };
   return {
-    users: { list: () => listUsers(driver), add: (user) => addUser(driver, user), disable: (username) => disableUser(driver, username), enable: (username) => enableUser(driver, username) },
-    clients: { list: () => listClients(driver), add: (client) => addClient(driver, client), revoke: (clientId) => revokeClient(driver, clientId) },
-    organisations: { list: () => listOrganisations(driver), add: (organisation) => addOrganisation(driver, organisation) },
+    users: {
+      list: () => listUsers(driver),
+      add: (user, by) => audited(by, () => addUser(driver, user), ({ userId }) => ({ action: 'user-added', target: user.username, targetId: userId, detail: describeMemberships(user.memberships), ok: true })),
+      disable: (username, by) => changeUser('user-disabled', username, by),
+      enable: (username, by) => changeUser('user-enabled', username, by),
+    },
+    clients: {
+      list: () => listClients(driver),
+      add: (client, by) => audited(by, () => addClient(driver, client), (added) => ({ action: 'client-added', target: added.client.clientId, detail: describeClient(added.client), ok: true })),
+      revoke: (clientId, by) => audited(by, () => revokeClient(driver, clientId), () => ({ action: 'client-revoked', target: clientId, ok: true })),
+    },
+    organisations: {
+      list: () => listOrganisations(driver),
+      add: (organisation, by) => audited(by, () => addOrganisation(driver, organisation), (added) => ({ action: 'organisation-added', target: added.ods, detail: `${added.name} (${added.kind})`, ok: true })),
+    },
   };
 }
 
@@ -91,7 +120,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver) }, discharge });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver, access.administered) }, discharge });
   }
   const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   return {

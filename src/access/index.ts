@@ -18,6 +18,8 @@ import { useOwnAuditDatabase } from './audit/ownDatabase.ts';
 import { auditEventService } from './audit/search.ts';
 import { hostname } from 'node:os';
 import { setUpPeople, type People, type PeopleOptions } from './people/people.ts';
+import { administrationRequest, type AdministrativeChange } from './administrationAudit.ts';
+import { PackedRequests } from './audit/batchMessage.ts';
 import type { Sessions } from './people/sessions.ts';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient, type NewClient } from './clients.ts';
@@ -36,6 +38,7 @@ export { USER_SCOPE, type Sessions } from './people/sessions.ts';
 export type { SignInRequest, SignInResult, SignInFailure } from './people/signIn.ts';
 export type { OidcSettings, OidcState, PeopleOidc } from './people/oidc.ts';
 export type { People, PeopleOptions } from './people/people.ts';
+export { describeClient, describeMemberships, type AdministrativeChange, type AdministrativeAction } from './administrationAudit.ts';
 
 export interface AccessOptions {
   /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
@@ -75,6 +78,11 @@ export interface Access {
   people: People;
   /** Signed-in sessions for the portal's cookie. */
   sessions: Sessions;
+  /**
+   * Records an administrator's change to accounts, clients or organisations in the audit trail, as made by
+   * `actor` from `address`; never throws, never waits (like every audited request).
+   */
+  administered(actor: Actor, address: string | undefined, change: AdministrativeChange): void;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
@@ -90,6 +98,21 @@ export async function migrateAccess(driver: SqlDriver, database?: string): Promi
   await migrate(driver, 'access', ACCESS_MIGRATIONS);
   await migrate(driver, 'audit', auditMigrations(driver.dialect));
   return useOwnAuditDatabase(driver, database);
+}
+
+/**
+ * For commands that change the access tables directly (the CLI): appends `change`, made by `actor`, to the
+ * audit trail and resolves once it is committed. `journalDatabase` is what migrateAccess returned.
+ */
+export async function auditAdministrationNow(driver: SqlDriver, journalDatabase: string | undefined, actor: Actor, change: AdministrativeChange): Promise<void> {
+  const writer = journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname());
+  const packed = new PackedRequests();
+  packed.push(administrationRequest(Date.now(), undefined, change, actor));
+  try {
+    await writer.write(packed.message(1));
+  } finally {
+    await writer.close();
+  }
 }
 
 export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Promise<Access> {
@@ -110,6 +133,9 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
     async controlFor(actor, address) {
       const access = await accessFor(driver, actor);
       return audit ? audited(access, audit, actor, address ?? 'internal') : access;
+    },
+    administered(actor, address, change) {
+      audit?.record(administrationRequest(Date.now(), address, change, actor));
     },
     services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),

@@ -51,27 +51,30 @@ export interface PortalBreakGlass {
   review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
 }
 
+/** Who makes an administrative change, and from where: each change is audited as theirs. */
+export interface Administrator { actor: UserActor; address: string }
+
 /**
  * What administrators manage (src/access: addUser, listUsers, disableUser, enableUser, addClient,
  * listClients, revokeClient, addOrganisation, listOrganisations). Each add or change throws an Error whose
- * message says what was wrong with the input.
+ * message says what was wrong with the input; each one made is recorded in the audit trail as `by`'s.
  */
 export interface PortalAdministration {
   users: {
     list(): Promise<UserSummary[]>;
-    add(user: NewUser): Promise<{ userId: string; totpUri?: string }>;
-    disable(username: string): Promise<void>;
-    enable(username: string): Promise<void>;
+    add(user: NewUser, by: Administrator): Promise<{ userId: string; totpUri?: string }>;
+    disable(username: string, by: Administrator): Promise<void>;
+    enable(username: string, by: Administrator): Promise<void>;
   };
   clients: {
     list(): Promise<SystemClient[]>;
     /** The secret, when there is one, is in the answer only: it is stored hashed. */
-    add(client: NewClient): Promise<{ client: SystemClient; secret?: string }>;
-    revoke(clientId: string): Promise<void>;
+    add(client: NewClient, by: Administrator): Promise<{ client: SystemClient; secret?: string }>;
+    revoke(clientId: string, by: Administrator): Promise<void>;
   };
   organisations: {
     list(): Promise<Organisation[]>;
-    add(organisation: Organisation): Promise<Organisation>;
+    add(organisation: Organisation, by: Administrator): Promise<Organisation>;
   };
 }
 

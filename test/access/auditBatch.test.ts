@@ -6,6 +6,7 @@ import { PackedRequests, decodeBatch } from '../../src/access/audit/batchMessage
 import type { AuditedRequest } from '../../src/access/audit/auditEvent.ts';
 import { threadWriter } from '../../src/access/audit/writer.ts';
 import { authenticationRequest } from '../../src/access/people/authenticationAudit.ts';
+import { administrationRequest } from '../../src/access/administrationAudit.ts';
 import { auditEventService } from '../../src/access/audit/search.ts';
 import { migrateAccess } from '../../src/access/index.ts';
 import { handleFhirRequest, openRecordStore, UNRESTRICTED } from '../../src/record/index.ts';
@@ -14,6 +15,7 @@ import { ENGINES, testDatabase } from '../support/server.ts';
 
 const nurse: Actor = { kind: 'user', userId: 'u-1', name: 'Nina Nurse', organisation: 'RX9', role: 'ward-nurse', fhirUser: 'Practitioner/n1', purpose: 'TREAT', scope: 'user/*.rs' };
 const client: Actor = { kind: 'system', clientId: 'c-1', name: 'Ward system', purpose: 'TREAT', scope: 'system/*.rs' };
+const administrator: Actor = { kind: 'user', userId: 'u-9', name: 'Ada Admin', role: 'admin', purpose: 'HSYSADMIN', scope: 'user/*.cruds' };
 
 const requests: AuditedRequest[] = [
   { at: 1_790_000_000_123, actor: nurse, address: '10.0.0.1', events: [{ interaction: 'read', resourceType: 'Patient', id: 'p1', patientIds: ['p1'] }], outcome: { status: 200, method: 'GET', path: 'Patient/p1', query: '' } },
@@ -21,6 +23,7 @@ const requests: AuditedRequest[] = [
   { at: 1_790_000_000_125, address: '10.0.0.3', events: [], outcome: { status: 401, method: 'GET', path: 'Substance/bad\u0000\u0007', query: 'x=\u0001' } },
   { at: 1_790_000_000_126, actor: nurse, address: '10.0.0.1', events: [{ interaction: 'create', resourceType: 'Observation', id: 'o1', patientIds: ['p1'] }, { interaction: 'update', resourceType: 'Organization', id: 'org1', patientIds: [] }], outcome: { status: 200, method: 'POST', path: '', query: '' } },
   authenticationRequest(1_790_000_000_127, '10.0.0.4', { action: 'login', method: 'password', ok: false, username: 'no.such.person', detail: 'no such user' }),
+  administrationRequest(1_790_000_000_128, '10.0.0.5', { action: 'user-added', target: 'zoë.nurse', targetId: 'u-2', detail: 'ward-nurse at RX9, discharge-coordinator at RX9', ok: true }, administrator),
 ];
 
 // Compared as JSON: an absent field may come back as an undefined one.
@@ -28,7 +31,7 @@ const unpacked = (packed: PackedRequests, n: number) => JSON.parse(JSON.stringif
 const json = (value: unknown) => JSON.parse(JSON.stringify(value));
 
 describe('audit batches', () => {
-  it('unpack exactly as recorded (actors, non-ASCII and control characters, transactions, sign-ins), and the oldest leave only when dropped', () => {
+  it('unpack exactly as recorded (actors, non-ASCII and control characters, transactions, sign-ins, administrators\' changes), and the oldest leave only when dropped', () => {
     const packed = new PackedRequests();
     for (const r of requests) packed.push(r);
     assert.equal(packed.length, requests.length);
@@ -45,7 +48,7 @@ describe('audit batches', () => {
 
 for (const engine of ENGINES) {
   describe(`audit writer thread (${engine})`, () => {
-    it('stores what was recorded, sign-ins as authentication events', async () => {
+    it('stores what was recorded, sign-ins as authentication events and administrators\' changes as security alerts', async () => {
       const db = await testDatabase(engine);
       const driver = await openRecordStore(db.database);
       const journalDatabase = await migrateAccess(driver, db.database); // on SQLite, the journal's own file
@@ -59,12 +62,15 @@ for (const engine of ENGINES) {
         });
         const events = (typeof res.body === 'string' ? JSON.parse(res.body) : res.body).entry.map((e: any) => e.resource);
         assert.equal(events.length, requests.length, 'one AuditEvent per request');
-        assert.deepEqual(events.map((e: any) => e.subtype?.[0]?.code), ['read', 'search-type', 'read', 'transaction', '110122']);
+        assert.deepEqual(events.map((e: any) => e.subtype?.[0]?.code), ['read', 'search-type', 'read', 'transaction', '110122', '110137']);
         assert.equal(events[0].agent[0].who.reference, 'Practitioner/n1');
         assert.equal(Buffer.from(events[1].entity.find((x: any) => x.query).query, 'base64').toString('utf8'), 'subject=Patient/p1&note=Zoë – ☃ 𝄞');
         assert.equal(events[2].entity[0].name, 'Substance/bad\ufffd\ufffd', 'what a refused request asked for, made safe');
         assert.equal(events[4].type.code, '110114', 'a sign-in is an authentication event');
         assert.equal(events[4].agent[0].who.display, 'no.such.person (no such user)');
+        assert.equal(events[5].type.code, '110113', 'an administrator\'s change is a security alert');
+        assert.equal(events[5].agent[0].altId, 'u-9', 'made by the administrator');
+        assert.deepEqual([events[5].entity[0].name, events[5].entity[0].what.identifier.value, events[5].entity[0].description], ['zoë.nurse', 'u-2', 'ward-nurse at RX9, discharge-coordinator at RX9']);
       } finally {
         await writer.close();
         await driver.close();

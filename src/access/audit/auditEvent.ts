@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { AccessEvent } from '../../record/index.ts';
 import type { Actor } from '../actor.ts';
 import { authenticationEvent, type AuthenticationAttempt } from '../people/authenticationAudit.ts';
+import { administrationEvent, type AdministrativeChange } from '../administrationAudit.ts';
 
 export const CLIENT_ID_SYSTEM = 'https://carebridge.example/client-id';
 export const USER_ID_SYSTEM = 'https://carebridge.example/user-id';
@@ -33,6 +34,8 @@ export interface AuditedRequest {
   outcome: RequestOutcome;
   /** A sign-in or sign-out rather than a call to the record (built by people/authenticationAudit.ts). */
   authentication?: AuthenticationAttempt;
+  /** An administrator's change to accounts, clients or organisations (built by administrationAudit.ts). */
+  administration?: AdministrativeChange;
 }
 
 type Action = 'C' | 'R' | 'U' | 'D' | 'E';
@@ -121,11 +124,15 @@ export class SharedParts {
   }
 }
 
-/** A sign-in or sign-out (people/authenticationAudit.ts builds the AuditEvent; it is rare, so built as an object). */
-function authenticationEntry(request: AuditedRequest, observer: string): JournalEntry {
-  const { resourceType: _type, agent: agents, source, ...own } = clean(authenticationEvent(request, request.authentication!, observer));
+/**
+ * A sign-in or sign-out (people/authenticationAudit.ts) or an administrator's change (administrationAudit.ts):
+ * rare, so built as an object and then split like any other entry.
+ */
+function builtEntry(request: AuditedRequest, event: Record<string, any>): JournalEntry {
+  const { resourceType: _type, agent: agents, source, ...own } = clean(event);
   const text = `"agent":${JSON.stringify(agents)},"source":${JSON.stringify(source)}`;
   const who = agents?.[0] ?? {};
+  const names = ((own.entity ?? []) as { name?: string }[]).map((e) => e.name).filter((n): n is string => !!n);
   return {
     tail: `",${JSON.stringify(own).slice(1)}`,
     part: { key: partKey(text), text },
@@ -139,7 +146,7 @@ function authenticationEntry(request: AuditedRequest, observer: string): Journal
     purpose: request.actor?.purpose ?? null,
     patients: [],
     entities: [],
-    names: [],
+    names: [...new Set(names)],
   };
 }
 
@@ -169,7 +176,8 @@ function subtypeText(code: string | undefined, operation: string | undefined): s
 
 /** The journal entry for one answered request. */
 export function journalEntryFor(request: AuditedRequest, parts: SharedParts): JournalEntry {
-  if (request.authentication) return authenticationEntry(request, parts.observer);
+  if (request.authentication) return builtEntry(request, authenticationEvent(request, request.authentication, parts.observer));
+  if (request.administration) return builtEntry(request, administrationEvent(request, request.administration, parts.observer));
   const { status, method, path, query } = request.outcome;
   const failed = status >= 400 || !request.events.length;
   const touched: Touched[] = failed

@@ -32,7 +32,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
     const actor = signedInAs(req, reply, ADMIN, REFUSAL);
     if (!actor) return undefined;
     if (!administration) throw new NotAllowedHere('Administration is not available on this server.');
-    return { actor, administration };
+    return { actor, administration, by: { actor, address: req.ip } };
   };
   const banner = (req: FastifyRequest) => DONE[String((req.query as Record<string, unknown>).done ?? '')];
 
@@ -80,7 +80,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
     if (!checked.ok) return userForm(req, reply, a.administration, req.body, checked.errors);
     const password = generatePassword();
     try {
-      const { totpUri } = await a.administration.users.add({ ...checked.value, password });
+      const { totpUri } = await a.administration.users.add({ ...checked.value, password }, a.by);
       // Shown on this answer only: the password is stored hashed and the page is never cached.
       return usersPage(req, reply, a.administration, { username: checked.value.username, password, totpUri });
     } catch (err) {
@@ -96,7 +96,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
       const user = (await a.administration.users.list()).find((u) => u.username === req.params.username);
       if (!user) throw new PageNotFound('There is no user with this username.');
       if (action === 'disable' && user.userId === a.actor.userId) throw new NotAllowedHere('You cannot disable your own account: ask another administrator.');
-      await a.administration.users[action](user.username);
+      await a.administration.users[action](user.username, a.by);
       return reply.redirect(`/admin/users?done=${action}d`, 303);
     });
   userAction('disable');
@@ -130,7 +130,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
     const checked = checkClientForm(req.body);
     if (!checked.ok) return clientForm(req, reply, a.administration, req.body, checked.errors);
     try {
-      const { client, secret } = await a.administration.clients.add(checked.value);
+      const { client, secret } = await a.administration.clients.add(checked.value, a.by);
       return clientsPage(req, reply, a.administration, { clientId: client.clientId, secret });
     } catch (err) {
       return clientForm(req, reply, a.administration, req.body, [placeError(err, [[/scope|grants nothing/i, 'scopes'], [/redirect/i, 'redirectUris']], 'name')]);
@@ -141,7 +141,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
     const a = admin(req, reply);
     if (!a) return reply;
     if (!(await a.administration.clients.list()).some((c) => c.clientId === req.params.clientId)) throw new PageNotFound('There is no system client with this id.');
-    await a.administration.clients.revoke(req.params.clientId);
+    await a.administration.clients.revoke(req.params.clientId, a.by);
     return reply.redirect('/admin/clients?done=revoked', 303);
   });
 
@@ -168,7 +168,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
     const checked = checkOrganisationForm(req.body);
     if (!checked.ok) return organisationForm(req, reply, req.body, checked.errors);
     try {
-      await a.administration.organisations.add(checked.value);
+      await a.administration.organisations.add(checked.value, a.by);
     } catch (err) {
       return organisationForm(req, reply, req.body, [placeError(err, [[/ODS|exists/i, 'ods'], [/kind/i, 'kind']], 'name')]);
     }

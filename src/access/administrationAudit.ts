@@ -1,0 +1,92 @@
+// What administrators change — accounts, system clients, organisations — as AuditEvents in the same
+// hash-chained trail as every record access and sign-in, so an information-governance lead can see who gave
+// whom access, and when. DICOM PS3.15 A.5.3.11 Security Alert (110113), its type from PS3.16 CID 403:
+// 110137 User Security Attributes Changed for accounts, 110129 Security Configuration for clients and
+// organisations. Never a password or client secret: the change names what was granted, not how to use it.
+import { agent, auditSource, CLIENT_ID_SYSTEM, ODS_SYSTEM, USER_ID_SYSTEM, type AuditedRequest } from './audit/auditEvent.ts';
+import type { Membership } from './people/users.ts';
+import type { SystemClient } from './clients.ts';
+
+const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
+const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
+
+export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'client-added' | 'client-revoked' | 'organisation-added';
+
+export interface AdministrativeChange {
+  action: AdministrativeAction;
+  /** What was changed: a username, a client id or an ODS code. */
+  target: string;
+  /** The changed user's id (access_users), when the target is a user. */
+  targetId?: string;
+  /** What was granted, in words (memberships, scopes, an organisation's name); never a secret. */
+  detail?: string;
+  ok: boolean;
+}
+
+interface ActionWords { text: string; code: 'C' | 'U'; subtype: { system: string; code: string; display: string } }
+const USER_ATTRIBUTES = { system: DCM, code: '110137', display: 'User Security Attributes Changed' };
+const SECURITY_CONFIGURATION = { system: DCM, code: '110129', display: 'Security Configuration' };
+const ACTIONS: Record<AdministrativeAction, ActionWords> = {
+  'user-added': { text: 'user added', code: 'C', subtype: USER_ATTRIBUTES },
+  'user-disabled': { text: 'user disabled', code: 'U', subtype: USER_ATTRIBUTES },
+  'user-enabled': { text: 'user enabled', code: 'U', subtype: USER_ATTRIBUTES },
+  'client-added': { text: 'system client added', code: 'C', subtype: SECURITY_CONFIGURATION },
+  'client-revoked': { text: 'system client revoked', code: 'U', subtype: SECURITY_CONFIGURATION },
+  'organisation-added': { text: 'organisation added', code: 'C', subtype: SECURITY_CONFIGURATION },
+};
+
+/** Memberships as an administrator reads them: `ward-nurse at RX9, carer`. */
+export function describeMemberships(memberships: Membership[]): string {
+  return memberships.map((m) => (m.organisation ? `${m.role} at ${m.organisation}` : m.role)).join(', ');
+}
+
+/** A client as an administrator reads it: `scopes system/Patient.rs; organisation RX9; secret` (never the secret itself). */
+export function describeClient(client: SystemClient): string {
+  const credential = client.jwks ? 'public keys' : client.hasSecret ? 'secret' : 'no credential (public client)';
+  return [`${client.name}`, `scopes ${client.scopes}`, client.organization && `organisation ${client.organization}`, credential].filter(Boolean).join('; ');
+}
+
+/** The audit entry for one change: what the trail writer stores (see audit/trail.ts). */
+export function administrationRequest(at: number, address: string | undefined, change: AdministrativeChange, actor: AuditedRequest['actor']): AuditedRequest {
+  return {
+    at,
+    actor,
+    address,
+    events: [],
+    outcome: { status: change.ok ? 200 : 400, method: 'POST', path: `admin/${change.action}`, query: '' },
+    administration: change,
+  };
+}
+
+/** The changed thing as AuditEvent.entity: its identifier where it has one, its name to search by. */
+function changedEntity(change: AdministrativeChange): Record<string, any> {
+  const kind = change.action.split('-')[0];
+  const [system, value, type, role] =
+    kind === 'user' ? [USER_ID_SYSTEM, change.targetId, { code: '1', display: 'Person' }, { code: '11', display: 'Security User Entity' }]
+    : kind === 'client' ? [CLIENT_ID_SYSTEM, change.target, { code: '2', display: 'System Object' }, { code: '11', display: 'Security User Entity' }]
+    : [ODS_SYSTEM, change.target, { code: '3', display: 'Organization' }, { code: '12', display: 'Security Group Entity' }];
+  return {
+    ...(value ? { what: { identifier: { system, value } } } : {}),
+    type: { system: ENTITY_TYPE, ...type },
+    role: { system: OBJECT_ROLE, ...role },
+    name: change.target,
+    ...(change.detail ? { description: change.detail } : {}),
+  };
+}
+
+export function administrationEvent(request: AuditedRequest, change: AdministrativeChange, observer: string): Record<string, any> {
+  const words = ACTIONS[change.action];
+  return {
+    resourceType: 'AuditEvent',
+    type: { system: DCM, code: '110113', display: 'Security Alert' },
+    subtype: [words.subtype],
+    action: words.code,
+    recorded: new Date(request.at).toISOString(),
+    outcome: change.ok ? '0' : '4',
+    outcomeDesc: `${words.text}: ${change.target}${change.detail ? ` (${change.detail})` : ''}`,
+    agent: [agent(request)],
+    source: auditSource(observer),
+    entity: [changedEntity(change)],
+  };
+}
