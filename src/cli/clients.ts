@@ -1,19 +1,9 @@
 // carebridge clients add|list|revoke: the system clients that may get tokens from /oauth2/token.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { addClient, listClients, migrateAccess, revokeClient } from '../access/index.ts';
-import type { SqlDriver } from '../record/index.ts';
-import { DB_OPTION_HELP, databaseFrom, openStore, plainErrors } from './store.ts';
-
-async function withAccessStore<T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
-  const driver = await openStore(databaseFrom(db));
-  try {
-    await migrateAccess(driver);
-    return await work(driver);
-  } finally {
-    await driver.close();
-  }
-}
+import { addClient, describeClient, listClients, revokeClient } from '../access/index.ts';
+import { DB_OPTION_HELP, plainErrors } from './store.ts';
+import { administer, withAccessStore } from './accessStore.ts';
 
 export function clientsCommand(program: Command): void {
   const clients = program.command('clients').description('Manage system clients (OAuth2 client_credentials).');
@@ -40,8 +30,11 @@ export function clientsCommand(program: Command): void {
             throw new Error(`cannot read the JWKS file ${flags.jwks}: ${(err as Error).message}`);
           }
         }
-        const { client, secret } = await withAccessStore(flags.db, (d) =>
-          addClient(d, { name: flags.name, scopes: flags.scopes, organization: flags.organization, clientId: flags.clientId, jwks, redirectUris: flags.redirectUri, publicClient: flags.public }),
+        const { client, secret } = await administer(
+          flags.db,
+          'clients add',
+          (d) => addClient(d, { name: flags.name, scopes: flags.scopes, organization: flags.organization, clientId: flags.clientId, jwks, redirectUris: flags.redirectUri, publicClient: flags.public }),
+          (added) => ({ action: 'client-added', target: added.client.clientId, detail: describeClient(added.client), ok: true }),
         );
         console.log(`client_id:     ${client.clientId}`);
         if (secret) console.log(`client_secret: ${secret}\n(Store the secret now: only a hash of it is kept.)`);
@@ -72,7 +65,7 @@ export function clientsCommand(program: Command): void {
       .description('Revoke a client: it gets no new tokens, and its tokens stop working within 10 seconds.')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (clientId: string, flags: { db?: string }) => {
-        await withAccessStore(flags.db, (d) => revokeClient(d, clientId));
+        await administer(flags.db, 'clients revoke', (d) => revokeClient(d, clientId), () => ({ action: 'client-revoked', target: clientId, ok: true }));
         console.log(`Revoked ${clientId}.`);
       }),
   );

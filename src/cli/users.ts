@@ -2,21 +2,14 @@
 // and the organisations they act for, managed on the database directly by an operator.
 import type { Command } from 'commander';
 import {
-  addOrganisation, addUser, disableUser, enableUser, generatePassword, listOrganisations, listUsers, migrateAccess, ORGANISATION_KINDS, ROLES, setPassword,
+  addOrganisation, addUser, describeMemberships, disableUser, enableUser, findUser, generatePassword, listOrganisations, listUsers, ORGANISATION_KINDS, ROLES, setPassword,
   type Membership, type Role, type UserSummary,
 } from '../access/index.ts';
 import type { SqlDriver } from '../record/index.ts';
-import { DB_OPTION_HELP, databaseFrom, openStore, plainErrors } from './store.ts';
+import { DB_OPTION_HELP, plainErrors } from './store.ts';
+import { administer, withAccessStore } from './accessStore.ts';
 
-async function withAccessStore<T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
-  const driver = await openStore(databaseFrom(db));
-  try {
-    await migrateAccess(driver);
-    return await work(driver);
-  } finally {
-    await driver.close();
-  }
-}
+const userIdOf = async (driver: SqlDriver, username: string) => (await findUser(driver, username))?.userId;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -78,8 +71,11 @@ export function usersCommand(program: Command): void {
         const oidc = flags.oidcIssuer && flags.oidcSubject ? { issuer: flags.oidcIssuer, subject: flags.oidcSubject } : undefined;
         const generated = !flags.passwordStdin && !oidc ? generatePassword() : undefined;
         const password = flags.passwordStdin ? await readStdin() : generated;
-        const { userId, totpUri } = await withAccessStore(flags.db, (d) =>
-          addUser(d, { username, name: flags.name, password, memberships, fhirUser: flags.fhirUser, totp: flags.totp, oidc }),
+        const { userId, totpUri } = await administer(
+          flags.db,
+          'users add',
+          (d) => addUser(d, { username, name: flags.name, password, memberships, fhirUser: flags.fhirUser, totp: flags.totp, oidc }),
+          (added) => ({ action: 'user-added', target: username, targetId: added.userId, detail: describeMemberships(memberships), ok: true }),
         );
         console.log(`user_id:   ${userId}`);
         console.log(`username:  ${username}`);
@@ -109,7 +105,7 @@ export function usersCommand(program: Command): void {
       .description('Stop a user signing in; their open sessions end at once.')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (username: string, flags: { db?: string }) => {
-        await withAccessStore(flags.db, (d) => disableUser(d, username));
+        await administer(flags.db, 'users disable', (d) => disableUser(d, username), async (_, d) => ({ action: 'user-disabled', target: username, targetId: await userIdOf(d, username), ok: true }));
         console.log(`Disabled ${username}.`);
       }),
   );
@@ -120,7 +116,7 @@ export function usersCommand(program: Command): void {
       .description('Let a disabled user sign in again; also lifts a lockout.')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (username: string, flags: { db?: string }) => {
-        await withAccessStore(flags.db, (d) => enableUser(d, username));
+        await administer(flags.db, 'users enable', (d) => enableUser(d, username), async (_, d) => ({ action: 'user-enabled', target: username, targetId: await userIdOf(d, username), ok: true }));
         console.log(`Enabled ${username}.`);
       }),
   );
@@ -152,7 +148,7 @@ export function orgsCommand(program: Command): void {
       .requiredOption('--kind <kind>', ORGANISATION_KINDS.join(' | '))
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (ods: string, flags: { name: string; kind: string; db?: string }) => {
-        const org = await withAccessStore(flags.db, (d) => addOrganisation(d, { ods, name: flags.name, kind: flags.kind }));
+        const org = await administer(flags.db, 'orgs add', (d) => addOrganisation(d, { ods, name: flags.name, kind: flags.kind }), (added) => ({ action: 'organisation-added', target: added.ods, detail: `${added.name} (${added.kind})`, ok: true }));
         console.log(`Added ${org.ods} (${org.kind}): ${org.name}.`);
       }),
   );

@@ -1,0 +1,58 @@
+// What the commands managing accounts, clients and organisations share: the store with the access tables,
+// and writing each change they make to the audit trail as the command line's, before the command exits
+// (there is no server here whose trail would write it later).
+import { userInfo } from 'node:os';
+import { auditAdministrationNow, migrateAccess, type AdministrativeChange, type SystemActor } from '../access/index.ts';
+import type { SqlDriver } from '../record/index.ts';
+import { databaseFrom, openStore } from './store.ts';
+
+/** The store named by --db (or CAREBRIDGE_DB), with the access tables, for `work`; closed after. */
+export async function withAccessStore<T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
+  const driver = await openStore(databaseFrom(db));
+  try {
+    await migrateAccess(driver);
+    return await work(driver);
+  } finally {
+    await driver.close();
+  }
+}
+
+/** Who ran the command, as far as the operating system says; the account may have no name (a container's uid). */
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? process.env.USERNAME ?? 'unknown';
+  }
+}
+
+/**
+ * The audit agent for a change made at the command line: not a person CareBridge knows, so a system agent
+ * (altId `carebridge-cli`, searchable like any client) naming the command and the OS user who ran it.
+ */
+export function commandLineActor(command: string): SystemActor {
+  return { kind: 'system', clientId: 'carebridge-cli', name: `carebridge ${command} (OS user ${osUser()})`, purpose: 'HSYSADMIN', scope: 'command line' };
+}
+
+/**
+ * Makes one administrative change and writes it to the audit trail, committed before this resolves. A
+ * refused change (it throws) changed nothing and is not audited; `describe` runs after the change, with the
+ * store still open.
+ */
+export async function administer<T>(db: string | undefined, command: string, change: (driver: SqlDriver) => Promise<T>, describe: (result: T, driver: SqlDriver) => Promise<AdministrativeChange> | AdministrativeChange): Promise<T> {
+  const database = databaseFrom(db);
+  const driver = await openStore(database);
+  try {
+    const journal = await migrateAccess(driver, database);
+    const result = await change(driver);
+    const made = await describe(result, driver);
+    try {
+      await auditAdministrationNow(driver, journal, commandLineActor(command), made);
+    } catch (err) {
+      throw new Error(`the change was made (${made.action} ${made.target}) but could not be written to the audit trail: ${(err as Error).message}`);
+    }
+    return result;
+  } finally {
+    await driver.close();
+  }
+}
