@@ -59,6 +59,8 @@ const ACTIONS: Record<string, string> = {
 /** What the event records, in words: the interaction and the kind of record. */
 function whatOf(e: Resource, purpose: string | undefined): string {
   if (purpose === 'BTG') return 'Declared break-glass';
+  // An administrator's change (a Security Alert) says what it changed and granted in its own words.
+  if (e.type?.code === '110113' && e.outcomeDesc) return e.outcomeDesc.charAt(0).toUpperCase() + e.outcomeDesc.slice(1);
   const codes = (e.subtype ?? []).map((s: any) => s.code as string);
   const action = codes.map((c: string) => ACTIONS[c]).find(Boolean) ?? e.type?.display ?? 'Accessed';
   const operation = (e.subtype ?? []).find((s: any) => s.display?.startsWith('$'))?.display;

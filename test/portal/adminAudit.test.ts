@@ -7,7 +7,7 @@ import { ENGINES } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { handleFhirRequest } from '../../src/record/index.ts';
 import { verifyAuditChain } from '../../src/access/index.ts';
-import { ADMIN, PRIVACY_OFFICER, csrfTokenIn, startPortalServer, type PortalTestServer } from './portalServer.ts';
+import { ADMIN, PRIVACY_OFFICER, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
 
 after(() => stopOwnPostgres());
 
@@ -93,6 +93,12 @@ for (const engine of ENGINES) {
       assert.deepEqual((await searchAsPrivacyOfficer(t, officerSession, [['type', '110113'], ['subtype', '110129']])).length, 3, 'searchable by subtype');
       assert.deepEqual((await searchAsPrivacyOfficer(t, officerSession, [['entity-name', 'audited.nurse']])).map((e) => e.outcomeDesc.split(':')[0]), ['user added', 'user disabled', 'user enabled'], 'and by whom was changed');
       assert.equal((await searchAsPrivacyOfficer(t, officerSession, [['altid', adminId], ['type', '110113']])).length, 6, 'and by the administrator');
+
+      // The privacy officer's audit page, asked what the administrator did, says it in words.
+      const page = await fetch(`${t.url}/privacy-officer/audit?user=${adminId}`, { headers: { cookie: `carebridge_session=${officerSession}` } });
+      const text = textOf(await page.text());
+      assert.match(text, /User added: audited\.nurse \(ward-nurse at RX9\)/);
+      assert.match(text, new RegExp(`System client revoked: ${clientId}`));
 
       // Nothing stored anywhere in the trail holds the password or the secret.
       const stored = [
