@@ -24,16 +24,16 @@ export interface AdministrativeChange {
   ok: boolean;
 }
 
-interface ActionWords { text: string; code: 'C' | 'U'; subtype: { system: string; code: string; display: string } }
+interface ActionWords { text: string; subtype: { system: string; code: string; display: string } }
 const USER_ATTRIBUTES = { system: DCM, code: '110137', display: 'User Security Attributes Changed' };
 const SECURITY_CONFIGURATION = { system: DCM, code: '110129', display: 'Security Configuration' };
 const ACTIONS: Record<AdministrativeAction, ActionWords> = {
-  'user-added': { text: 'user added', code: 'C', subtype: USER_ATTRIBUTES },
-  'user-disabled': { text: 'user disabled', code: 'U', subtype: USER_ATTRIBUTES },
-  'user-enabled': { text: 'user enabled', code: 'U', subtype: USER_ATTRIBUTES },
-  'client-added': { text: 'system client added', code: 'C', subtype: SECURITY_CONFIGURATION },
-  'client-revoked': { text: 'system client revoked', code: 'U', subtype: SECURITY_CONFIGURATION },
-  'organisation-added': { text: 'organisation added', code: 'C', subtype: SECURITY_CONFIGURATION },
+  'user-added': { text: 'user added', subtype: USER_ATTRIBUTES },
+  'user-disabled': { text: 'user disabled', subtype: USER_ATTRIBUTES },
+  'user-enabled': { text: 'user enabled', subtype: USER_ATTRIBUTES },
+  'client-added': { text: 'system client added', subtype: SECURITY_CONFIGURATION },
+  'client-revoked': { text: 'system client revoked', subtype: SECURITY_CONFIGURATION },
+  'organisation-added': { text: 'organisation added', subtype: SECURITY_CONFIGURATION },
 };
 
 /** Memberships as an administrator reads them: `ward-nurse at RX9, carer`. */
@@ -81,7 +81,8 @@ export function administrationEvent(request: AuditedRequest, change: Administrat
     resourceType: 'AuditEvent',
     type: { system: DCM, code: '110113', display: 'Security Alert' },
     subtype: [words.subtype],
-    action: words.code,
+    // DICOM PS3.15 A.5.3.11: a Security Alert's action is always E; what changed is the subtype and outcomeDesc.
+    action: 'E',
     recorded: new Date(request.at).toISOString(),
     outcome: change.ok ? '0' : '4',
     outcomeDesc: `${words.text}: ${change.target}${change.detail ? ` (${change.detail})` : ''}`,

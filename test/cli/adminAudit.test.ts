@@ -56,12 +56,12 @@ describe('carebridge administration commands in the audit trail', { concurrency:
 
       const { events, stored } = await securityAlerts(database);
       assert.deepEqual(events.map((e) => [e.subtype[0].code, e.action, e.outcome, e.entity[0].name, e.entity[0].what?.identifier?.value]), [
-        ['110129', 'C', '0', 'RX9', 'RX9'],
-        ['110137', 'C', '0', 'cli.nurse', userId],
-        ['110137', 'U', '0', 'cli.nurse', userId],
-        ['110137', 'U', '0', 'cli.nurse', userId],
-        ['110129', 'C', '0', clientId, clientId],
-        ['110129', 'U', '0', clientId, clientId],
+        ['110129', 'E', '0', 'RX9', 'RX9'],
+        ['110137', 'E', '0', 'cli.nurse', userId],
+        ['110137', 'E', '0', 'cli.nurse', userId],
+        ['110137', 'E', '0', 'cli.nurse', userId],
+        ['110129', 'E', '0', clientId, clientId],
+        ['110129', 'E', '0', clientId, clientId],
       ], 'each change, in order, and nothing for the refused one');
       assert.equal(events[1].entity[0].description, 'ward-nurse at RX9');
       const os = userInfo().username;

@@ -71,12 +71,12 @@ for (const engine of ENGINES) {
       const userId = events[0]?.entity[0].what?.identifier?.value;
       assert.ok(userId && userId !== 'audited.nurse', 'the new account is named by its id as well as its username');
       assert.deepEqual(summary, [
-        ['110137', 'C', '0', 'audited.nurse', userId],
-        ['110137', 'U', '0', 'audited.nurse', userId],
-        ['110137', 'U', '0', 'audited.nurse', userId],
-        ['110129', 'C', '0', clientId, clientId],
-        ['110129', 'U', '0', clientId, clientId],
-        ['110129', 'C', '0', 'AUD1', 'AUD1'],
+        ['110137', 'E', '0', 'audited.nurse', userId],
+        ['110137', 'E', '0', 'audited.nurse', userId],
+        ['110137', 'E', '0', 'audited.nurse', userId],
+        ['110129', 'E', '0', clientId, clientId],
+        ['110129', 'E', '0', clientId, clientId],
+        ['110129', 'E', '0', 'AUD1', 'AUD1'],
       ]);
       assert.deepEqual(events.map((e) => e.outcomeDesc.split(':')[0]), ['user added', 'user disabled', 'user enabled', 'system client added', 'system client revoked', 'organisation added']);
       assert.equal(events[0].entity[0].description, 'ward-nurse at RX9', 'who was given what access');
