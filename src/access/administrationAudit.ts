@@ -11,7 +11,7 @@ const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
 const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 
-export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'client-added' | 'client-revoked' | 'organisation-added';
+export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'user-password-set' | 'client-added' | 'client-revoked' | 'organisation-added';
 
 export interface AdministrativeChange {
   action: AdministrativeAction;
@@ -24,16 +24,17 @@ export interface AdministrativeChange {
   ok: boolean;
 }
 
-interface ActionWords { text: string; subtype: { system: string; code: string; display: string } }
+interface ActionWords { text: string; changes: 'user' | 'client' | 'organisation'; subtype: { system: string; code: string; display: string } }
 const USER_ATTRIBUTES = { system: DCM, code: '110137', display: 'User Security Attributes Changed' };
 const SECURITY_CONFIGURATION = { system: DCM, code: '110129', display: 'Security Configuration' };
 const ACTIONS: Record<AdministrativeAction, ActionWords> = {
-  'user-added': { text: 'user added', subtype: USER_ATTRIBUTES },
-  'user-disabled': { text: 'user disabled', subtype: USER_ATTRIBUTES },
-  'user-enabled': { text: 'user enabled', subtype: USER_ATTRIBUTES },
-  'client-added': { text: 'system client added', subtype: SECURITY_CONFIGURATION },
-  'client-revoked': { text: 'system client revoked', subtype: SECURITY_CONFIGURATION },
-  'organisation-added': { text: 'organisation added', subtype: SECURITY_CONFIGURATION },
+  'user-added': { text: 'user added', changes: 'user', subtype: USER_ATTRIBUTES },
+  'user-disabled': { text: 'user disabled', changes: 'user', subtype: USER_ATTRIBUTES },
+  'user-enabled': { text: 'user enabled', changes: 'user', subtype: USER_ATTRIBUTES },
+  'user-password-set': { text: 'password set, any lockout lifted', changes: 'user', subtype: USER_ATTRIBUTES },
+  'client-added': { text: 'system client added', changes: 'client', subtype: SECURITY_CONFIGURATION },
+  'client-revoked': { text: 'system client revoked', changes: 'client', subtype: SECURITY_CONFIGURATION },
+  'organisation-added': { text: 'organisation added', changes: 'organisation', subtype: SECURITY_CONFIGURATION },
 };
 
 /** Memberships as an administrator reads them: `ward-nurse at RX9, carer`. */
@@ -61,7 +62,7 @@ export function administrationRequest(at: number, address: string | undefined, c
 
 /** The changed thing as AuditEvent.entity: its identifier where it has one, its name to search by. */
 function changedEntity(change: AdministrativeChange): Record<string, any> {
-  const kind = change.action.split('-')[0];
+  const kind = ACTIONS[change.action].changes;
   const [system, value, type, role] =
     kind === 'user' ? [USER_ID_SYSTEM, change.targetId, { code: '1', display: 'Person' }, { code: '11', display: 'Security User Entity' }]
     : kind === 'client' ? [CLIENT_ID_SYSTEM, change.target, { code: '2', display: 'System Object' }, { code: '11', display: 'Security User Entity' }]

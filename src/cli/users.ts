@@ -130,7 +130,7 @@ export function usersCommand(program: Command): void {
       .action(async (username: string, flags: { passwordStdin?: boolean; db?: string }) => {
         const generated = flags.passwordStdin ? undefined : generatePassword();
         const password = generated ?? (await readStdin());
-        await withAccessStore(flags.db, (d) => setPassword(d, username, password));
+        await administer(flags.db, 'users set-password', (d) => setPassword(d, username, password), async (_, d) => ({ action: 'user-password-set', target: username, targetId: await userIdOf(d, username), ok: true }));
         console.log(generated ? `password:  ${generated}\n(Give the password to the person now: only a hash of it is kept.)` : `Set the password of ${username}.`);
       }),
   );

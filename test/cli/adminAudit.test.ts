@@ -48,6 +48,8 @@ describe('carebridge administration commands in the audit trail', { concurrency:
       const userId = /user_id:\s+(\S+)/.exec(await ok(['users', 'add', 'cli.nurse', '--name', 'Cli Nurse', '--org', 'RX9', '--role', 'ward-nurse', '--password-stdin'], password))![1];
       await ok(['users', 'disable', 'cli.nurse']);
       await ok(['users', 'enable', 'cli.nurse']);
+      const newPassword = 'another-long-cli-passphrase-43';
+      await ok(['users', 'set-password', 'cli.nurse', '--password-stdin'], newPassword);
       const added = await ok(['clients', 'add', '--name', 'Ward tablets', '--scopes', 'system/Patient.rs', '--organization', 'RX9']);
       const clientId = /client_id:\s+(\S+)/.exec(added)![1];
       const secret = /client_secret:\s+(\S+)/.exec(added)![1];
@@ -60,18 +62,20 @@ describe('carebridge administration commands in the audit trail', { concurrency:
         ['110137', 'E', '0', 'cli.nurse', userId],
         ['110137', 'E', '0', 'cli.nurse', userId],
         ['110137', 'E', '0', 'cli.nurse', userId],
+        ['110137', 'E', '0', 'cli.nurse', userId],
         ['110129', 'E', '0', clientId, clientId],
         ['110129', 'E', '0', clientId, clientId],
       ], 'each change, in order, and nothing for the refused one');
       assert.equal(events[1].entity[0].description, 'ward-nurse at RX9');
+      assert.match(events[4].outcomeDesc, /^password set/);
       const os = userInfo().username;
-      assert.deepEqual(events.map((e) => e.agent[0].who.display), ['orgs add', 'users add', 'users disable', 'users enable', 'clients add', 'clients revoke'].map((c) => `carebridge ${c} (OS user ${os})`));
+      assert.deepEqual(events.map((e) => e.agent[0].who.display), ['orgs add', 'users add', 'users disable', 'users enable', 'users set-password', 'clients add', 'clients revoke'].map((c) => `carebridge ${c} (OS user ${os})`));
       assert.ok(events.every((e) => e.agent[0].altId === 'carebridge-cli'));
       assert.ok(stored.includes('cli.nurse'), 'the stored trail was read');
-      assert.ok(!stored.includes(password), 'no password stored');
+      assert.ok(!stored.includes(password) && !stored.includes(newPassword), 'no password stored');
       assert.ok(!stored.includes(secret), 'no client secret stored');
       const verify = await ok(['audit', 'verify']);
-      assert.match(verify, /^Audit trail intact: 6 entries checked/);
+      assert.match(verify, /^Audit trail intact: 7 entries checked/);
     });
   }
 });
