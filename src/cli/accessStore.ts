@@ -4,18 +4,10 @@
 import { userInfo } from 'node:os';
 import { auditAdministrationNow, migrateAccess, type AdministrativeChange, type SystemActor } from '../access/index.ts';
 import type { SqlDriver } from '../record/index.ts';
-import { databaseFrom, openStore } from './store.ts';
+import { databaseFrom, openStore, withStore } from './store.ts';
 
 /** The store named by --db (or CAREBRIDGE_DB), with the access tables, for `work`; closed after. */
-export async function withAccessStore<T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
-  const driver = await openStore(databaseFrom(db));
-  try {
-    await migrateAccess(driver);
-    return await work(driver);
-  } finally {
-    await driver.close();
-  }
-}
+export const withAccessStore = <T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>) => withStore(db, (d) => migrateAccess(d), work);
 
 /** Who ran the command, as far as the operating system says; the account may have no name (a container's uid). */
 function osUser(): string {

@@ -3,18 +3,10 @@
 import type { Command } from 'commander';
 import { addMailbox, setMailboxPassword, listDeadLetters, listMailboxes, migrateMessaging, replayDeadLetter, type Mailbox } from '../messaging/index.ts';
 import type { SqlDriver } from '../record/index.ts';
-import { DB_OPTION_HELP, databaseFrom, errorMessage, oneLine, openStore, plainErrors } from './store.ts';
+import { DB_OPTION_HELP, errorMessage, oneLine, plainErrors, withStore } from './store.ts';
 import { makeOrganisationKnown } from './knownOrganisation.ts';
 
-async function withMessagingStore<T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
-  const driver = await openStore(databaseFrom(db));
-  try {
-    await migrateMessaging(driver);
-    return await work(driver);
-  } finally {
-    await driver.close();
-  }
-}
+const withMessagingStore = <T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>) => withStore(db, migrateMessaging, work);
 
 function mode(m: Mailbox): string {
   if (!m.hosted) return 'elsewhere';

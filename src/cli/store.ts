@@ -37,6 +37,17 @@ export async function openStore(database: string): Promise<SqlDriver> {
   }
 }
 
+/** The store named by --db (or CAREBRIDGE_DB), with a capability's tables migrated, for `work`; closed after. */
+export async function withStore<T>(db: string | undefined, migrate: (driver: SqlDriver) => Promise<unknown>, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
+  const driver = await openStore(databaseFrom(db));
+  try {
+    await migrate(driver);
+    return await work(driver);
+  } finally {
+    await driver.close();
+  }
+}
+
 export function storeContext(driver: SqlDriver): StoreContext {
   // The operator running import or demo on the database directly is not subject to API access rules.
   return { base: process.env.CAREBRIDGE_BASE_URL ?? LOCAL_BASE, driver, access: UNRESTRICTED };
