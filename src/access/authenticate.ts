@@ -102,11 +102,12 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
   };
   // One Actor per verified token (the verifier remembers its claims): the audit trail sends each actor to
   // its writer once per batch rather than once per request.
-  const actors = new WeakMap<AccessClaims, Actor>();
-  const actorFor = (claims: AccessClaims, name: string | undefined) => {
-    let actor = actors.get(claims);
-    if (!actor || actor.name !== name) actors.set(claims, (actor = actorOf(claims, name)));
-    return actor;
+  // Rebuilt only when the client's name changes (a person's actor is named after the person, not the client).
+  const actors = new WeakMap<AccessClaims, { actor: Actor; clientName: string | undefined }>();
+  const actorFor = (claims: AccessClaims, clientName: string | undefined) => {
+    let known = actors.get(claims);
+    if (!known || known.clientName !== clientName) actors.set(claims, (known = { actor: actorOf(claims, clientName), clientName }));
+    return known.actor;
   };
 
   return async (req: FastifyRequest): Promise<Actor> => {
