@@ -10,7 +10,7 @@ import { parseSearchRequest, type QueryParams } from './search/request.ts';
 import { executeSearch } from './search/execute.ts';
 import { historyBundle, queryString, type HistoryRow } from './bundle.ts';
 import { forbidden, type PatientScope } from './accessControl.ts';
-import { isCompartmentType, visibleRow } from './search/visibility.ts';
+import { isCompartmentType, inScopeCompartment, visibleRow } from './search/visibility.ts';
 
 export interface Ctx {
   db: SqlExecutor;
@@ -30,7 +30,7 @@ export async function assertInScope(ctx: Ctx, refs: { type: string; id: string }
   const checked = refs.filter((r) => isCompartmentType(r.type));
   for (let i = 0; i < checked.length; i += 200) {
     const chunk = checked.slice(i, i + 200);
-    const visible = visibleRow('r', ctx.patients)!;
+    const visible = inScopeCompartment('r', ctx.patients);
     const pairs = chunk.map(() => '(r.type = ? AND r.id = ?)').join(' OR ');
     const outside = await ctx.db.get<{ type: string; id: string }>(
       `SELECT r.type, r.id FROM resources r WHERE (${pairs}) AND NOT ${visible.text} LIMIT 1`,

@@ -75,6 +75,19 @@ for (const engine of ENGINES) {
       }
     });
 
+    // A read checks its one resource's people relationship by relationship (not by listing everyone in
+    // scope, as a search does): every person in the dataset, and one observation of each, as the oracle says.
+    it('a read of anyone in the dataset, or of their observation, is allowed exactly when a relationship reaches them', async () => {
+      for (const [name, p] of Object.entries(PERSONAS)) {
+        for (const patient of allPatients) {
+          const expected = p.sees.includes(patient) ? 200 : 403;
+          assert.equal((await as[name].get(`Patient/${patient}`)).status, expected, `${name} reading Patient/${patient}`);
+          const observation = byType('Observation').find((o) => compartmentOf(o) === patient);
+          if (observation) assert.equal((await as[name].get(`Observation/${observation.id}`)).status, expected, `${name} reading ${patient}'s Observation/${observation.id}`);
+        }
+      }
+    });
+
     it('reads inside the relationship; 403 outside, with the way forward', async () => {
       for (const [name, p] of Object.entries(PERSONAS)) {
         const inside = await as[name].get(`Patient/${p.sees[0]}`);

@@ -32,6 +32,25 @@ export interface CompiledSearch {
 export type TargetFilter = (alias: string) => Sql | undefined;
 
 export function compileSearch(req: SearchRequest, alias = 'r', targets?: TargetFilter): CompiledSearch {
+  const { parts, params, lookups } = splitFilters(req, alias, targets);
+  const where = { text: parts.join(' AND '), params };
+  const whereDriven = { text: [`${alias}.type || '' = ?`, ...parts.slice(1)].join(' AND '), params };
+  if (!lookups.length) return { where, whereDriven };
+  return { driving: drivingSet(lookups), where, whereDriven };
+}
+
+/**
+ * The search as a test of one row whose rid is already known (a correlated subquery's): every filter is
+ * probed through its table's rid index, so nothing is listed however many rows would match the search.
+ */
+export function compileRowCheck(req: SearchRequest, alias: string): Sql {
+  const { parts, params, lookups } = splitFilters(req, alias);
+  const probes = lookups.map((l) => l.probe(`${alias}.rid`));
+  return { text: [...parts, ...probes.map((p) => p.text)].join(' AND '), params: [...params, ...probes.flatMap((p) => p.params)] };
+}
+
+/** The filters an index lookup serves, and the rest as conditions on the row (after its type and liveness). */
+function splitFilters(req: SearchRequest, alias: string, targets?: TargetFilter): { parts: string[]; params: Param[]; lookups: Lookup[] } {
   const parts: string[] = [`${alias}.type = ?`, `${alias}.deleted = 0`];
   const params: Param[] = [req.resourceType];
   const lookups: Lookup[] = [];
@@ -45,10 +64,7 @@ export function compileSearch(req: SearchRequest, alias = 'r', targets?: TargetF
     parts.push(c.text);
     params.push(...c.params);
   }
-  const where = { text: parts.join(' AND '), params };
-  const whereDriven = { text: [`${alias}.type || '' = ?`, ...parts.slice(1)].join(' AND '), params };
-  if (!lookups.length) return { where, whereDriven };
-  return { driving: drivingSet(lookups), where, whereDriven };
+  return { parts, params, lookups };
 }
 
 /**
@@ -77,9 +93,14 @@ function drivingSet(lookups: Lookup[]): Sql {
   return { text: `SELECT DISTINCT drv.rid FROM (${driver.rids.text}) drv${where}`, params: [...driver.rids.params, ...probes.flatMap((p) => p.params)] };
 }
 
+/** Whether the filter is a plain positive one, which an index lookup serves (see positiveLookup). */
+function isIndexLookup(f: Filter): boolean {
+  return !(f.modifier === 'missing' || f.modifier === 'not' || f.param.code === '_id' || f.param.code === '_lastUpdated');
+}
+
 /** The filter as an index lookup, when it is a plain positive one. */
 function positiveLookup(f: Filter, targets?: TargetFilter): Lookup | undefined {
-  if (f.modifier === 'missing' || f.modifier === 'not' || f.param.code === '_id' || f.param.code === '_lastUpdated') return undefined;
+  if (!isIndexLookup(f)) return undefined;
   const rank = expectedSelectivity(f);
   if (f.has) return { ...reverseChainLookup(f, targets), rank };
   if (f.chain) return { ...indexLookup(f.resourceType, f.param.code, 'search_reference', chainCondition(f, targets)), rank };
@@ -195,7 +216,10 @@ function chainCondition(f: Filter, targetFilter?: TargetFilter): Sql {
     const where = compileFilter(inner, 't');
     const visible = targetFilter?.('t');
     const text = visible ? `${where.text} AND ${visible.text}` : where.text;
-    return { text: `(target_type = ? AND target_id IN (SELECT t.id FROM resources t WHERE t.type = ? AND t.deleted = 0 AND ${text}))`, params: [inner.resourceType, inner.resourceType, ...where.params, ...(visible?.params ?? [])] };
+    // A plain index filter names few targets: the type, checked in a form no index serves, keeps SQLite
+    // from reading every resource of the target type (every Organization, say) to test each one.
+    const type = isIndexLookup(inner) ? "t.type || '' = ?" : 't.type = ?';
+    return { text: `(target_type = ? AND target_id IN (SELECT t.id FROM resources t WHERE ${type} AND t.deleted = 0 AND ${text}))`, params: [inner.resourceType, inner.resourceType, ...where.params, ...(visible?.params ?? [])] };
   });
   return { text: `(${targets.map((t) => t.text).join(' OR ')})`, params: targets.flatMap((t) => t.params) };
 }

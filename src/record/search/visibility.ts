@@ -5,7 +5,7 @@ import type { Param } from '../storage/driver.ts';
 import type { PatientScope, RelationshipSearch } from '../accessControl.ts';
 import { definitions } from '../definitions.ts';
 import { badRequest } from '../outcome.ts';
-import { compileSearch, type Sql } from './compile.ts';
+import { compileRowCheck, compileSearch, type Sql } from './compile.ts';
 import { parseSearchRequest } from './request.ts';
 
 let compartmentTypes: string | undefined;
@@ -24,8 +24,29 @@ export function isCompartmentType(type: string): boolean {
   return type === 'Patient' || definitions().patientCompartmentParams(type).length > 0;
 }
 
+/**
+ * Built SQL by what it was built from: every request of a signed-in person carries a scope, and compiling
+ * its relationship searches again each time cost a read more than running them did.
+ */
+const built = new Map<string, Sql>();
+const MAX_BUILT = 1000;
+
+function memo(what: string, scope: PatientScope, build: () => Sql): Sql {
+  const key = `${what}\u0000${JSON.stringify([scope.patientIds, scope.via, scope.except])}`;
+  let sql = built.get(key);
+  if (!sql) {
+    if (built.size >= MAX_BUILT) built.clear();
+    built.set(key, (sql = build()));
+  }
+  return sql;
+}
+
 /** The ids of the patients in scope, as a SELECT of one column. */
 export function scopedPatients(scope: PatientScope): Sql {
+  return memo('patients', scope, () => listScopedPatients(scope));
+}
+
+function listScopedPatients(scope: PatientScope): Sql {
   const parts: Sql[] = scope.via.map(relationshipPatients);
   if (!parts.length) parts.push({ text: 'SELECT NULL AS pid WHERE 1 = 0', params: [] });
   let text = parts.map((p) => p.text).join(' UNION ');
@@ -40,7 +61,9 @@ export function scopedPatients(scope: PatientScope): Sql {
 
 function relationshipPatients(rel: RelationshipSearch): Sql {
   const search = parseSearchRequest(rel.resourceType, rel.query, 'strict');
-  const { driving, where } = compileSearch(search, 'vr');
+  const { driving, where: whereAny, whereDriven } = compileSearch(search, 'vr');
+  // Started from the driving set (one home's episodes, say), not from every resource of the type.
+  const where = driving ? whereDriven : whereAny;
   const drive = driving ? { text: ` AND vr.rid IN (${driving.text})`, params: driving.params } : { text: '', params: [] };
   if (rel.patientParam === '_id') {
     if (rel.resourceType !== 'Patient') throw badRequest(`A relationship through _id must search Patient, not ${rel.resourceType}.`);
@@ -51,6 +74,47 @@ function relationshipPatients(rel: RelationshipSearch): Sql {
       WHERE sr.type = ? AND sr.param = ? AND sr.target_type = 'Patient' AND sr.target_id IS NOT NULL AND ${where.text}${drive.text}`,
     params: [rel.resourceType, rel.patientParam, ...where.params, ...drive.params],
   };
+}
+
+/**
+ * Whether one patient (`patient`, an SQL expression naming a patient id) is in scope, each relationship
+ * tested for that patient alone, through the reference index (a resident's episodes of care, say), rather
+ * than by listing everyone in scope: what a check of a few given resources needs, at a cost that does not
+ * grow with the caller's organisation.
+ */
+function patientInScope(patient: string, scope: PatientScope): Sql {
+  const tests: Sql[] = [];
+  if (scope.patientIds.length) tests.push({ text: `${patient} IN (${scope.patientIds.map(() => '?').join(', ')})`, params: scope.patientIds });
+  for (const rel of scope.via) tests.push(relationshipOf(patient, rel));
+  const any = tests.length ? { text: `(${tests.map((t) => t.text).join(' OR ')})`, params: tests.flatMap((t) => t.params) } : { text: '1 = 0', params: [] };
+  if (!scope.except?.length) return any;
+  const except = scope.except.map((rel) => relationshipOf(patient, rel));
+  return { text: `(${any.text} AND NOT (${except.map((e) => e.text).join(' OR ')}))`, params: [...any.params, ...except.flatMap((e) => e.params)] };
+}
+
+/** EXISTS a resource matching the relationship's search that ties it to `patient`. */
+function relationshipOf(patient: string, rel: RelationshipSearch): Sql {
+  const check = compileRowCheck(parseSearchRequest(rel.resourceType, rel.query, 'strict'), 'vr');
+  if (rel.patientParam === '_id') {
+    if (rel.resourceType !== 'Patient') throw badRequest(`A relationship through _id must search Patient, not ${rel.resourceType}.`);
+    return { text: `EXISTS (SELECT 1 FROM resources vr WHERE vr.id = ${patient} AND ${check.text})`, params: check.params };
+  }
+  return {
+    text: `EXISTS (SELECT 1 FROM search_reference sr JOIN resources vr ON vr.rid = sr.rid
+      WHERE sr.target_id = ${patient} AND sr.param = ? AND sr.type = ? AND sr.target_type = 'Patient' AND ${check.text})`,
+    params: [rel.patientParam, rel.resourceType, ...check.params],
+  };
+}
+
+/**
+ * For a check of given resources of patients' records (isCompartmentType): true when the row is in the
+ * compartment of a patient in scope, as `visibleRow` decides, found without listing every patient in scope.
+ */
+export function inScopeCompartment(alias: string, scope: PatientScope): Sql {
+  return memo(`compartment of ${alias}`, scope, () => {
+    const inScope = patientInScope('vc.patient_id', scope);
+    return { text: `EXISTS (SELECT 1 FROM compartment vc WHERE vc.rid = ${alias}.rid AND ${inScope.text})`, params: inScope.params };
+  });
 }
 
 /**
