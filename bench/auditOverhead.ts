@@ -1,19 +1,27 @@
-// What the audit trail costs: read-by-id and a search, with access checks, against a server on SQLite
-// holding the demo dataset, with the audit trail on and off (CAREBRIDGE_AUDIT=off). Each run (one mode, both
-// workloads) is a fresh process, so no run inherits another's compiled code, heap or timers (one process for
-// all runs made every run after the first slower, whatever its mode); autocannon runs as a child process of
-// that run so it does not share the server's event loop.
+// What access checks and the audit trail cost: read-by-id and a search against a server on SQLite holding
+// the demo dataset, in three configurations, each run in a fresh process:
+//   open     no authentication, no access checks, no audit (what `--insecure-no-auth` with CAREBRIDGE_AUDIT=off serves)
+//   checked  the caller's token verified and every access checked, audit off (CAREBRIDGE_AUDIT=off)
+//   audited  checked, and every request written to the audit trail (the production configuration)
+// Issue 3's figure is audited against open (access checks and audit on versus off); audited against
+// checked is the audit trail alone. The caller is, by default, a care-home staff member signed in through
+// the real authorization code flow, reading a resident of their home: every request derives the
+// relationship from the record. `--caller client` uses an administrative system client instead, whose
+// checks are only its scopes. One process for all runs made every run after the first slower, whatever
+// its configuration, hence a process per run; autocannon runs as a child process of that run so it does
+// not share the server's event loop.
 //
 //   node --import tsx bench/auditOverhead.ts [--duration 5] [--connections 32] [--rounds 1] [--rate N] [--dir PATH]
+//                                            [--caller care-home|client] [--workloads read,search]
 //
 // Without --rate the server is saturated (req/s is the figure); with --rate N autocannon sends N requests
-// a second in all, below saturation, and p99 is the figure. Rounds alternate off/on (off first, then on
-// first, and so on) so drift on a noisy machine hits both alike; figures are the median over rounds, each
-// round's are printed too, with the median of each round's own on/off overhead. Server CPU per
-// answered request (this process: request thread and audit writer thread, from process.cpuUsage) is the
-// figure least moved by other work on a shared machine; on Linux it is also split into the request thread
-// (the one that bounds throughput) and the rest (the audit writer thread, V8's GC helpers), from
-// /proc/self/task/<pid>/stat. --dir puts the database elsewhere (e.g. /dev/shm to take the disk out).
+// a second in all, below saturation, and p99 is the figure. Rounds rotate which configuration goes first so
+// drift on a noisy machine hits all alike; figures are the median over rounds, each round's are printed too,
+// with the median of each round's own overhead. Server CPU per answered request (this process: request
+// thread and audit writer thread, from process.cpuUsage) is the figure least moved by other work on a
+// shared machine; on Linux it is also split into the request thread (the one that bounds throughput) and
+// the rest (the audit writer thread, V8's GC helpers), from /proc/self/task/<pid>/stat. --dir puts the
+// database elsewhere (e.g. /dev/shm to take the disk out).
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,26 +29,40 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildServer } from '../src/server.ts';
+import { buildServer, type CareBridgeServer } from '../src/server.ts';
 import { loadServerConfig } from '../src/config.ts';
 import { handleFhirRequest, openRecordStore, UNRESTRICTED, type SqlDriver } from '../src/record/index.ts';
+import { addOrganisation, findOrganisation, findUser } from '../src/access/index.ts';
 import { buildDemoDataset } from '../src/demo/index.ts';
+import { addPerson, personToken } from '../test/support/people.ts';
+import type { TestServer } from '../test/support/server.ts';
 
-const { values: args } = parseArgs({ options: { duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '1' }, rate: { type: 'string' }, dir: { type: 'string', default: tmpdir() }, child: { type: 'string' }, db: { type: 'string' } } });
+const { values: args } = parseArgs({ options: {
+  duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '1' }, rate: { type: 'string' },
+  dir: { type: 'string', default: tmpdir() }, workloads: { type: 'string', default: 'read,search' }, caller: { type: 'string', default: 'care-home' }, child: { type: 'string' }, db: { type: 'string' },
+} });
+if (args.caller !== 'care-home' && args.caller !== 'client') throw new Error(`--caller is care-home or client, not '${args.caller}'.`);
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
 const ADMIN = { id: 'bench-admin', secret: 'bench-admin-secret-0123456789' };
+/** A resident of the demo's first care home (VM101), and a member of its staff. */
 const PATIENT = 'demo-pat-vm101-01';
+const STAFF = { username: 'bench-carer-vm101', role: 'care-home-staff', org: 'VM101' } as const;
 const WORKLOADS = {
   read: `Patient/${PATIENT}`,
   search: `Observation?patient=${PATIENT}&code=${encodeURIComponent('http://loinc.org|9279-1')}&_count=20`,
 };
+const MODES = ['open', 'checked', 'audited'] as const;
+type Mode = (typeof MODES)[number];
 type Workload = keyof typeof WORKLOADS;
+const CHOSEN = args.workloads!.split(',') as Workload[];
+for (const w of CHOSEN) if (!(w in WORKLOADS)) throw new Error(`--workloads lists read and/or search, not '${w}'.`);
 interface Figures { rps: number; p99: number; errors: number; cpuUs: number; mainUs: number }
 
-function autocannon(url: string, token: string, duration: string): Promise<Figures> {
+function autocannon(url: string, token: string | undefined, duration: string): Promise<Figures> {
   return new Promise((resolve, reject) => {
     const rate = args.rate ? ['-R', args.rate] : [];
-    const child = spawn(process.execPath, [AUTOCANNON, '-j', '-c', args.connections!, '-d', duration, ...rate, '-H', `authorization=Bearer ${token}`, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const auth = token ? ['-H', `authorization=Bearer ${token}`] : [];
+    const child = spawn(process.execPath, [AUTOCANNON, '-j', '-c', args.connections!, '-d', duration, ...rate, ...auth, url], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
@@ -59,13 +81,21 @@ function autocannon(url: string, token: string, duration: string): Promise<Figur
   });
 }
 
-async function token(origin: string): Promise<string> {
+async function clientToken(origin: string): Promise<string> {
   const res = await fetch(`${origin}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${ADMIN.id}:${ADMIN.secret}`).toString('base64')}` },
     body: 'grant_type=client_credentials',
   });
   return (await res.json()).access_token;
+}
+
+/** The care-home staff member's token, through the authorization code flow (their account made on first use). */
+async function staffToken(server: CareBridgeServer, origin: string): Promise<string> {
+  const t = { url: origin, base: `${origin}/fhir`, server } as TestServer;
+  if (!(await findOrganisation(server.driver, STAFF.org))) await addOrganisation(server.driver, { ods: STAFF.org, name: 'Demo care home VM101', kind: 'care-home' });
+  if (!(await findUser(server.driver, STAFF.username))) await addPerson(t, STAFF);
+  return personToken(t, STAFF.username);
 }
 
 /** Waits until the audit journal stops growing (the writer has caught up). */
@@ -80,8 +110,6 @@ async function auditWritten(driver: SqlDriver): Promise<void> {
   }
 }
 
-const rssMb = { on: 0, off: 0 };
-
 /** CPU time of the request thread (the main thread: its task id is the process id), µs; NaN off Linux. */
 const MAIN_STAT = `/proc/self/task/${process.pid}/stat`;
 function requestThreadUs(): number {
@@ -91,26 +119,29 @@ function requestThreadUs(): number {
   return ((Number(fields[11]) + Number(fields[12])) / 100) * 1e6; // utime + stime, in clock ticks of 10 ms
 }
 
-async function run(database: string, audit: 'on' | 'off'): Promise<Record<Workload, Figures>> {
-  const env = { CAREBRIDGE_ADMIN_CLIENT_ID: ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: ADMIN.secret, CAREBRIDGE_AUDIT: audit };
-  const server = await buildServer(loadServerConfig({ port: 0, db: database }, env));
+async function run(database: string, mode: Mode): Promise<{ figures: Record<Workload, Figures>; rssMb: number }> {
+  const env = { CAREBRIDGE_ADMIN_CLIENT_ID: ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: ADMIN.secret, CAREBRIDGE_AUDIT: mode === 'audited' ? 'on' : 'off' };
+  const server = await buildServer(loadServerConfig({ port: 0, db: database, insecureNoAuth: mode === 'open' }, env));
+  let rssMb = 0;
   try {
     const origin = await server.app.listen({ host: '127.0.0.1', port: 0 });
-    const bearer = await token(origin);
-    const out = {} as Record<Workload, Figures>;
-    for (const [name, path] of Object.entries(WORKLOADS) as [Workload, string][]) {
-      await autocannon(`${origin}/fhir/${path}`, bearer, '1'); // warm-up
-      await auditWritten(server.driver);
+    const bearer = mode === 'open' ? undefined : args.caller === 'client' ? await clientToken(origin) : await staffToken(server, origin);
+    const figures = {} as Record<Workload, Figures>;
+    for (const name of CHOSEN) {
+      const path = WORKLOADS[name];
+      const warm = await autocannon(`${origin}/fhir/${path}`, bearer, '1');
+      if (warm.errors) throw new Error(`${mode}: ${name} was refused ${warm.errors} times in the warm-up (is the caller allowed to read ${path}?)`);
+      if (mode === 'audited') await auditWritten(server.driver);
       const before = process.cpuUsage();
       const mainBefore = requestThreadUs();
-      out[name] = await autocannon(`${origin}/fhir/${path}`, bearer, args.duration!);
-      rssMb[audit] = Math.max(rssMb[audit], process.memoryUsage().rss / 1e6);
-      await auditWritten(server.driver); // the next workload must not pay for this one's backlog; its writing counts
+      figures[name] = await autocannon(`${origin}/fhir/${path}`, bearer, args.duration!);
+      rssMb = Math.max(rssMb, process.memoryUsage().rss / 1e6);
+      if (mode === 'audited') await auditWritten(server.driver); // the next workload must not pay for this one's backlog; its writing counts
       const used = process.cpuUsage(before);
-      out[name].cpuUs = (used.user + used.system) / (out[name].rps * Number(args.duration));
-      out[name].mainUs = (requestThreadUs() - mainBefore) / (out[name].rps * Number(args.duration));
+      figures[name].cpuUs = (used.user + used.system) / (figures[name].rps * Number(args.duration));
+      figures[name].mainUs = (requestThreadUs() - mainBefore) / (figures[name].rps * Number(args.duration));
     }
-    return out;
+    return { figures, rssMb };
   } finally {
     await server.close();
   }
@@ -118,13 +149,14 @@ async function run(database: string, audit: 'on' | 'off'): Promise<Record<Worklo
 
 // Each run is a fresh process, so no run inherits another's compiled code, heap or leftover timers.
 if (args.child) {
-  const figures = await run(args.db!, args.child as 'on' | 'off');
-  process.stdout.write(`${JSON.stringify({ figures, rssMb: rssMb[args.child as 'on' | 'off'] })}\n`);
+  process.stdout.write(`${JSON.stringify(await run(args.db!, args.child as Mode))}\n`);
   process.exit(0);
 }
 
-function runInChild(database: string, mode: 'on' | 'off'): Promise<Record<Workload, Figures>> {
-  const passed = ['duration', 'connections', 'rate'].flatMap((k) => (args[k as 'rate'] ? [`--${k}`, args[k as 'rate']!] : []));
+const rssMb: Record<Mode, number> = { open: 0, checked: 0, audited: 0 };
+
+function runInChild(database: string, mode: Mode): Promise<Record<Workload, Figures>> {
+  const passed = ['duration', 'connections', 'rate', 'caller', 'workloads'].flatMap((k) => (args[k as 'rate'] ? [`--${k}`, args[k as 'rate']!] : []));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--child', mode, '--db', database, ...passed], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -140,6 +172,12 @@ function runInChild(database: string, mode: 'on' | 'off'): Promise<Record<Worklo
   });
 }
 
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const pct = (v: number) => `${v.toFixed(1)}%`;
+
 const dir = mkdtempSync(join(args.dir!, 'carebridge-bench-'));
 try {
   const database = `sqlite:${join(dir, 'bench.db')}`;
@@ -147,30 +185,29 @@ try {
   await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'POST', path: '', query: [], body: buildDemoDataset().bundle, prefer: 'return=minimal' });
   await driver.close();
 
-  const results: Record<'on' | 'off', Record<Workload, Figures>[]> = { on: [], off: [] };
+  const results: Record<Mode, Record<Workload, Figures>[]> = { open: [], checked: [], audited: [] };
   for (let round = 0; round < Number(args.rounds); round++) {
-    for (const mode of round % 2 ? (['on', 'off'] as const) : (['off', 'on'] as const)) results[mode].push(await runInChild(database, mode));
+    const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]);
+    for (const mode of order) results[mode].push(await runInChild(database, mode));
   }
-  const median = (mode: 'on' | 'off', w: Workload, k: keyof Figures) => {
-    const v = results[mode].map((r) => r[w][k]).sort((a, b) => a - b);
-    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-  };
-  console.log(`audit overhead (medians): ${args.connections} connections${args.rate ? `, ${args.rate} req/s offered` : ''}, ${args.duration} s per run, ${args.rounds} round(s), SQLite in ${args.dir}, demo dataset, access checks on`);
-  console.log('workload  audit  req/s     p99 ms  errors  server CPU µs/request  of which request thread  (rounds: req/s)');
-  for (const w of Object.keys(WORKLOADS) as Workload[]) {
-    for (const mode of ['off', 'on'] as const) {
-      console.log(`${w.padEnd(9)} ${mode.padEnd(6)} ${median(mode, w, 'rps').toFixed(0).padStart(7)}  ${median(mode, w, 'p99').toFixed(1).padStart(7)}  ${String(median(mode, w, 'errors')).padStart(6)}  ${median(mode, w, 'cpuUs').toFixed(1).padStart(21)}  ${median(mode, w, 'mainUs').toFixed(1).padStart(23)}  (${results[mode].map((r) => r[w].rps.toFixed(0)).join(', ')})`);
+  const of = (mode: Mode, w: Workload, k: keyof Figures) => median(results[mode].map((r) => r[w][k]));
+  const caller = args.caller === 'client' ? 'an administrative system client (scope checks only)' : 'a care-home staff member reading their own resident (role, scope and relationship checks)';
+  console.log(`access and audit overhead (medians): ${args.connections} connections${args.rate ? `, ${args.rate} req/s offered` : ''}, ${args.duration} s per run, ${args.rounds} round(s), SQLite in ${args.dir}, demo dataset; caller: ${caller}`);
+  console.log('workload  mode     req/s     p99 ms  errors  server CPU µs/request  of which request thread  (rounds: req/s)');
+  for (const w of CHOSEN) {
+    for (const mode of MODES) {
+      console.log(`${w.padEnd(9)} ${mode.padEnd(7)} ${of(mode, w, 'rps').toFixed(0).padStart(7)}  ${of(mode, w, 'p99').toFixed(1).padStart(7)}  ${String(of(mode, w, 'errors')).padStart(6)}  ${of(mode, w, 'cpuUs').toFixed(1).padStart(21)}  ${of(mode, w, 'mainUs').toFixed(1).padStart(23)}  (${results[mode].map((r) => r[w].rps.toFixed(0)).join(', ')})`);
     }
-    const overhead = (1 - median('on', w, 'rps') / median('off', w, 'rps')) * 100;
-    const latency = (median('on', w, 'p99') / median('off', w, 'p99') - 1) * 100;
-    const cpu = (median('on', w, 'cpuUs') / median('off', w, 'cpuUs') - 1) * 100;
-    const main = (median('on', w, 'mainUs') / median('off', w, 'mainUs') - 1) * 100;
-    const paired = results.on.map((r, i) => (1 - r[w].rps / results.off[i][w].rps) * 100).sort((a, b) => a - b);
-    const pairedMedian = paired.length % 2 ? paired[(paired.length - 1) / 2] : (paired[paired.length / 2 - 1] + paired[paired.length / 2]) / 2;
-    console.log(`${w.padEnd(9)} per round: ${paired.map((p) => `${p.toFixed(1)}%`).join(', ')} (median ${pairedMedian.toFixed(1)}%)`);
-    console.log(`${w.padEnd(9)} overhead ${overhead.toFixed(1)}% of throughput, ${latency.toFixed(1)}% on p99, ${cpu.toFixed(1)}% server CPU per request (request thread ${main.toFixed(1)}%)${overhead < 15 ? '' : '  (throughput over the 15% budget)'}`);
+    for (const [on, off, what] of [['audited', 'open', 'access checks and audit (issue 3)'], ['audited', 'checked', 'audit alone']] as const) {
+      const overhead = (1 - of(on, w, 'rps') / of(off, w, 'rps')) * 100;
+      const rounds = results[on].map((r, i) => (1 - r[w].rps / results[off][i][w].rps) * 100);
+      const cpu = (of(on, w, 'cpuUs') / of(off, w, 'cpuUs') - 1) * 100;
+      const main = (of(on, w, 'mainUs') / of(off, w, 'mainUs') - 1) * 100;
+      const latency = (of(on, w, 'p99') / of(off, w, 'p99') - 1) * 100;
+      console.log(`${w.padEnd(9)} ${what}: ${pct(overhead)} of throughput (rounds ${rounds.map(pct).join(', ')}; median ${pct(median(rounds))}), ${pct(latency)} on p99, ${pct(cpu)} server CPU per request (request thread ${pct(main)})${overhead < 15 ? '' : '  (over the 15% budget)'}`);
+    }
   }
-  console.log(`process memory (RSS, peak): audit off ${rssMb.off.toFixed(0)} MB, on ${rssMb.on.toFixed(0)} MB`);
+  console.log(`process memory (RSS, peak): ${MODES.map((m) => `${m} ${rssMb[m].toFixed(0)} MB`).join(', ')}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
