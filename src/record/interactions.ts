@@ -11,6 +11,7 @@ import { executeSearch } from './search/execute.ts';
 import { historyBundle, queryString, type HistoryRow } from './bundle.ts';
 import { forbidden, type PatientScope } from './accessControl.ts';
 import { isCompartmentType, inScopeCompartment, visibleRow } from './search/visibility.ts';
+import { scopeReaches } from './scopeDecisions.ts';
 
 export interface Ctx {
   db: SqlExecutor;
@@ -42,12 +43,22 @@ export async function assertInScope(ctx: Ctx, refs: { type: string; id: string }
   }
 }
 
+/**
+ * assertInScope for one resource being read, which is in the compartment of its `patient_id` (the first of
+ * its patients): when the caller's scope reaches that patient it may be read, and that is often already
+ * known (scopeDecisions.ts); otherwise every patient of its compartment is checked.
+ */
+async function assertReadable(ctx: Ctx, type: string, id: string, patientId: string | null): Promise<void> {
+  if (ctx.patients && patientId && (await scopeReaches(ctx.db, ctx.patients, patientId))) return;
+  await assertInScope(ctx, [{ type, id }]);
+}
+
 export interface StoredRow { content: string | null; version_id: number; last_updated_ms: number; deleted: number; patient_id: string | null }
 
 export async function readResource(ctx: Ctx, type: string, id: string): Promise<StoredRow & { content: string }> {
   const row = await ctx.db.get<StoredRow>('SELECT content, version_id, last_updated_ms, deleted, patient_id FROM resources WHERE type = ? AND id = ?', [type, id]);
   assertNotDeleted(type, id, row);
-  await assertInScope(ctx, [{ type, id }]);
+  await assertReadable(ctx, type, id, row!.patient_id);
   return row as StoredRow & { content: string };
 }
 
@@ -59,7 +70,7 @@ export async function vreadResource(ctx: Ctx, type: string, id: string, versionI
   );
   if (!row) throw notFound(`${type}/${id} has no version ${versionId}.`);
   if (row.method === 'DELETE') throw gone(`Version ${versionId} of ${type}/${id} records its deletion.`);
-  await assertInScope(ctx, [{ type, id }]);
+  await assertReadable(ctx, type, id, row.patient_id);
   return { ...row, deleted: 0 } as StoredRow & { content: string };
 }
 

@@ -7,9 +7,13 @@ import { loadServerConfig } from '../../src/config.ts';
 import { TEST_ADMIN, clientToken, fhirClient, type FhirClient } from '../support/server.ts';
 import { freshPostgresDatabase } from '../support/postgres.ts';
 import { generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM } from '../../src/record/nhsNumber.ts';
+import { DECISION_MS } from '../../src/record/index.ts';
+import { addPerson, personToken } from '../support/people.ts';
+import type { TestServer } from '../support/server.ts';
 
 describe('two app nodes on one PostgreSQL', () => {
   const servers: CareBridgeServer[] = [];
+  let urls: string[] = [];
   let a: FhirClient;
   let b: FhirClient;
   before(async () => {
@@ -20,13 +24,31 @@ describe('two app nodes on one PostgreSQL', () => {
       const server = await buildServer(loadServerConfig({ port: 0, db: database }, env));
       servers.push(server);
     }
-    const urls = await Promise.all(servers.map((s) => s.app.listen({ host: '127.0.0.1', port: 0 })));
+    urls = await Promise.all(servers.map((s) => s.app.listen({ host: '127.0.0.1', port: 0 })));
     // A token from one node is good on the other: the signing keys live in the shared database.
     const token = await clientToken(urls[0], TEST_ADMIN.id, TEST_ADMIN.secret);
     [a, b] = urls.map((u) => fhirClient(`${u}/fhir`, { authorization: `Bearer ${token}` }));
   });
   after(async () => {
     for (const s of servers) await s.close();
+  });
+
+  // Each node remembers for a moment which people a caller's relationships reach (forgotten at once on its
+  // own writes): another node's write is seen within DECISION_MS (hazard H-006).
+  it('a relationship ended on one node ends access on the other within DECISION_MS', async () => {
+    const home = await a.post('Organization', { resourceType: 'Organization', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'VM950' }], name: 'Two Nodes Care Home' });
+    const resident = await a.post('Patient', { resourceType: 'Patient', name: [{ family: 'Resident' }] });
+    const stay = await a.post('EpisodeOfCare', { resourceType: 'EpisodeOfCare', status: 'active', patient: { reference: `Patient/${resident.body.id}` }, managingOrganization: { reference: `Organization/${home.body.id}` } });
+    assert.deepEqual([home.status, resident.status, stay.status], [201, 201, 201]);
+    const nodeA = { url: urls[0], base: 'http://carebridge.test/fhir', server: servers[0] } as TestServer;
+    await addPerson(nodeA, { username: 'two-nodes-carer', role: 'care-home-staff', org: 'VM950' });
+    const carer = fhirClient(`${urls[0]}/fhir`, { authorization: `Bearer ${await personToken(nodeA, 'two-nodes-carer')}` });
+    assert.equal((await carer.get(`Patient/${resident.body.id}`)).status, 200, 'a resident of their home');
+
+    const left = await b.put(`EpisodeOfCare/${stay.body.id}`, { ...stay.body, status: 'finished' });
+    assert.equal(left.status, 200);
+    await new Promise((resolve) => setTimeout(resolve, DECISION_MS + 200));
+    assert.equal((await carer.get(`Patient/${resident.body.id}`)).status, 403, 'after the stay ended on the other node');
   });
 
   it('a write on one node is read and searched on the other', async () => {

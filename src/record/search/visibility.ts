@@ -107,6 +107,16 @@ function relationshipOf(patient: string, rel: RelationshipSearch): Sql {
 }
 
 /**
+ * One row (`ok`) when the patient given as the first parameter is in scope; the scope's own parameters follow.
+ */
+export function patientCheck(scope: PatientScope): Sql {
+  return memo('one patient', scope, () => {
+    const inScope = patientInScope('p.id', scope);
+    return { text: `SELECT 1 AS ok FROM (SELECT CAST(? AS TEXT) AS id) p WHERE ${inScope.text}`, params: inScope.params };
+  });
+}
+
+/**
  * For a check of given resources of patients' records (isCompartmentType): true when the row is in the
  * compartment of a patient in scope, as `visibleRow` decides, found without listing every patient in scope.
  */

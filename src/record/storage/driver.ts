@@ -30,5 +30,11 @@ export interface SqlDriver extends SqlExecutor {
    * location this resolves to (`sqlite:` + path). Calling it again is harmless.
    */
   attachCompanion?(name: string, tables: readonly string[]): Promise<string>;
+  /**
+   * How many writes this driver has finished (a transaction committed or rolled back, or a statement that
+   * may write): a decision taken from reads made while this number stayed the same is still current, as
+   * far as this process's own writes go. Other processes' writes (another node on PostgreSQL) are not seen.
+   */
+  writes(): number;
   close(): Promise<void>;
 }

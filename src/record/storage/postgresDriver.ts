@@ -60,9 +60,21 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, statement_timeout: 30_000 });
   // An idle client that loses its connection emits 'error'; without a listener that would crash the process.
   pool.on('error', () => undefined);
+  let writes = 0;
+  // A statement outside a transaction that is not a plain SELECT may write (an UPDATE … RETURNING read
+  // through get, say): counted when it ends, as a transaction is.
+  const counted: Queryable = {
+    query: (async (config: pg.QueryConfig) => {
+      try {
+        return await pool.query(config);
+      } finally {
+        if (!/^\s*select\b/i.test(config.text)) writes++;
+      }
+    }) as Queryable['query'],
+  };
   return {
     dialect: 'postgres',
-    ...executor(pool),
+    ...executor(counted),
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       try {
@@ -74,12 +86,18 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
+        writes++;
         client.release();
       }
     },
     async exec(script) {
-      await pool.query(script);
+      try {
+        await pool.query(script);
+      } finally {
+        writes++;
+      }
     },
+    writes: () => writes,
     async close() {
       await pool.end();
     },

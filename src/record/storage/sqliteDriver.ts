@@ -74,6 +74,7 @@ export function openSqlite(path: string): SqlDriver {
 
   const waiting: GroupMember[] = [];
   let groupQueued = false;
+  let writes = 0;
   /**
    * Queues one group turn on the writer; whatever is waiting when the turn comes joins it. The turn is
    * taken after the current round of I/O callbacks (setImmediate): better-sqlite3 blocks the event loop
@@ -88,7 +89,11 @@ export function openSqlite(path: string): SqlDriver {
         groupQueued = false;
         const group = waiting.splice(0, MAX_GROUP);
         if (waiting.length) queueGroup();
-        await (group.length === 1 ? commitAlone(writer, writeExec, group[0]) : commitGroup(writer, writeExec, group));
+        try {
+          await (group.length === 1 ? commitAlone(writer, writeExec, group[0]) : commitGroup(writer, writeExec, group));
+        } finally {
+          writes++;
+        }
       }).catch(() => undefined); // every member's promise has been settled
     });
   };
@@ -109,8 +114,13 @@ export function openSqlite(path: string): SqlDriver {
     insertManyReturning: (table, columns, rows, returning) => inGroup((tx) => tx.insertManyReturning(table, columns, rows, returning)),
     transaction: inGroup,
     exec: (script) => serial(async () => {
-      writer.exec(script);
+      try {
+        writer.exec(script);
+      } finally {
+        writes++;
+      }
     }),
+    writes: () => writes,
     // Absent in memory: there is no file to put beside, and no second connection to keep apart from.
     attachCompanion: path === ':memory:' ? undefined : (name, tables) => serial(async () => {
       if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`'${name}' cannot name a companion database.`);
