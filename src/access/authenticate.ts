@@ -1,10 +1,10 @@
 // Turns a request's bearer token into what the caller may do in the record.
 import type { FastifyRequest } from 'fastify';
-import { FhirError, forbidden, type AccessControl, type SqlExecutor } from '../record/index.ts';
+import { DECISION_MS, FhirError, forbidden, type AccessControl, type SqlDriver, type SqlExecutor } from '../record/index.ts';
 import { isRole, ROLE_PURPOSE } from './actor.ts';
 import { roleAllows } from './permissions.ts';
 import { patientScopeFor } from './relationships.ts';
-import { grantedPatients } from './breakGlass.ts';
+import { grantsInForce } from './breakGlass.ts';
 import { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
@@ -60,11 +60,17 @@ function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
  * administrators have no care relationships; their role keeps them out of care records altogether.
  */
 export async function accessFor(db: SqlExecutor, actor: Actor): Promise<AccessControl> {
+  return (await accessUntil(db, actor)).access;
+}
+
+/** accessFor, and when the break-glass grants it counts on start to end (Infinity when none). */
+async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: AccessControl; until: number }> {
   const scoped = scopeAccess(parseScopes(actor.scope), actor.scope);
-  if (actor.kind === 'system') return { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' } };
+  if (actor.kind === 'system') return { access: { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' } }, until: Infinity };
   const { role } = actor;
   const everyPatient = role === 'privacy-officer' || role === 'admin';
-  return {
+  const grants = everyPatient ? { patientIds: [], until: Infinity } : await grantsInForce(db, actor);
+  const access: AccessControl = {
     require(resourceType, interaction) {
       scoped.require(resourceType, interaction);
       if (!roleAllows(role, resourceType, interaction)) {
@@ -74,7 +80,28 @@ export async function accessFor(db: SqlExecutor, actor: Actor): Promise<AccessCo
     },
     mayRead: (resourceType) => scoped.mayRead(resourceType) && roleAllows(role, resourceType, 'read'),
     caller: { display: actor.name, reference: actor.fhirUser, organisation: actor.organisation, role },
-    ...(everyPatient ? {} : { patients: patientScopeFor(actor, await grantedPatients(db, actor)) }),
+    ...(everyPatient ? {} : { patients: patientScopeFor(actor, grants.patientIds) }),
+  };
+  return { access, until: grants.until };
+}
+
+/**
+ * accessFor, kept per actor (one per verified token) while it is current: until this server's next write
+ * (a break-glass grant declared, a relationship changed), a grant it counts on ends, or DECISION_MS pass
+ * (what another server's write on the same PostgreSQL can leave unseen). Keeping the same patient scope
+ * object lets the record remember which of the caller's people it has found in scope (scopeDecisions.ts
+ * in the record) across the caller's requests.
+ */
+export function rememberedAccess(driver: SqlDriver): (actor: Actor) => Promise<AccessControl> {
+  const kept = new WeakMap<Actor, { access: AccessControl; writes: number; since: number; until: number }>();
+  return async (actor) => {
+    const now = Date.now();
+    const known = kept.get(actor);
+    if (known && known.writes === driver.writes() && now - known.since < DECISION_MS && now < known.until) return known.access;
+    const writes = driver.writes();
+    const { access, until } = await accessUntil(driver, actor);
+    if (driver.writes() === writes) kept.set(actor, { access, writes, since: now, until });
+    return access;
   };
 }
 
@@ -129,11 +156,12 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
   };
 }
 
-export function bearerAuthenticator(db: SqlExecutor, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail) {
+export function bearerAuthenticator(db: SqlDriver, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail) {
   const identify = bearerIdentifier(db, tokens, originOf);
+  const accessOf = rememberedAccess(db);
   const authenticate = async (req: FastifyRequest): Promise<AccessControl> => {
     const actor = await identify(req);
-    const access = await accessFor(db, actor);
+    const access = await accessOf(actor);
     return audit ? audited(access, audit, actor, req.ip) : access;
   };
 

@@ -92,11 +92,16 @@ export async function declareBreakGlass(driver: SqlDriver, actor: UserActor, req
 
 /** The patients this user, in this role and organisation, holds a break-glass grant for right now. */
 export async function grantedPatients(db: SqlExecutor, actor: UserActor, now = Date.now()): Promise<string[]> {
-  const rows = await db.all<{ patient_id: string }>(
-    'SELECT patient_id FROM access_break_glass WHERE user_id = ? AND expires_ms > ? AND role = ? AND COALESCE(organisation, \'\') = ?',
+  return (await grantsInForce(db, actor, now)).patientIds;
+}
+
+/** grantedPatients, and when the first of those grants ends (Infinity when there are none). */
+export async function grantsInForce(db: SqlExecutor, actor: UserActor, now = Date.now()): Promise<{ patientIds: string[]; until: number }> {
+  const rows = await db.all<{ patient_id: string; expires_ms: number }>(
+    'SELECT patient_id, expires_ms FROM access_break_glass WHERE user_id = ? AND expires_ms > ? AND role = ? AND COALESCE(organisation, \'\') = ?',
     [actor.userId, now, actor.role, actor.organisation ?? ''],
   );
-  return rows.map((r) => r.patient_id);
+  return { patientIds: rows.map((r) => r.patient_id), until: Math.min(Infinity, ...rows.map((r) => Number(r.expires_ms))) };
 }
 
 /** The privacy officers' queue: grants not yet reviewed, oldest first; or every grant, newest first. */
