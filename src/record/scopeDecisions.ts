@@ -7,11 +7,11 @@
 // leave unseen (hazard H-006).
 import type { PatientScope } from './accessControl.ts';
 import type { SqlDriver, SqlExecutor } from './storage/driver.ts';
-import { patientCheck } from './search/visibility.ts';
+import { patientCheck, scopedPatients } from './search/visibility.ts';
 
 export const DECISION_MS = 2000;
 
-interface Decisions { writes: number; since: number; reached: Set<string> }
+interface Decisions { writes: number; since: number; reached: Set<string>; resolved?: PatientScope }
 const remembered = new WeakMap<PatientScope, Decisions>();
 
 const isDriver = (db: SqlExecutor): db is SqlDriver => typeof (db as Partial<SqlDriver>).writes === 'function';
@@ -31,4 +31,32 @@ export async function scopeReaches(db: SqlExecutor, scope: PatientScope, patient
     else remembered.set(scope, { writes: writes!, since: Date.now(), reached: new Set([patientId]) });
   }
   return reached;
+}
+
+/** The most people a scope is resolved to as a list of ids (see resolvedScope); beyond it, searches keep its relationships. */
+export const MAX_RESOLVED = 500;
+
+/**
+ * The scope with its relationships already evaluated: the same people, given as ids, when they are at most
+ * MAX_RESOLVED (a care home's residents, a ward's patients). A search then checks each row against a short
+ * list instead of evaluating every relationship again in each of its statements (the page, the total, each
+ * include). Remembered like a decision; inside a transaction, or for a larger scope, the scope itself.
+ */
+export async function resolvedScope(db: SqlExecutor, scope: PatientScope): Promise<PatientScope> {
+  if (!scope.via.length || !isDriver(db)) return scope;
+  const writes = db.writes();
+  const known = remembered.get(scope);
+  const current = known && known.writes === writes && Date.now() - known.since < DECISION_MS ? known : undefined;
+  if (current?.resolved) return current.resolved;
+  const listed = scopedPatients(scope);
+  const rows = await db.all<{ pid: string }>(`${listed.text} LIMIT ${MAX_RESOLVED + 1}`, listed.params);
+  if (rows.length > MAX_RESOLVED) return scope;
+  const resolved: PatientScope = { patientIds: [...new Set([...scope.patientIds, ...rows.map((r) => r.pid)])], via: [], refusalAdvice: scope.refusalAdvice };
+  if (db.writes() === writes) {
+    const decisions = current ?? { writes, since: Date.now(), reached: new Set<string>() };
+    decisions.resolved = resolved;
+    for (const id of resolved.patientIds) decisions.reached.add(id);
+    remembered.set(scope, decisions);
+  }
+  return resolved;
 }

@@ -5,7 +5,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DECISION_MS, handleFhirRequest, openRecordStore, UNRESTRICTED, connectRecordDatabase, type PatientScope, type SqlDriver } from '../../src/record/index.ts';
-import { scopeReaches } from '../../src/record/scopeDecisions.ts';
+import { MAX_RESOLVED, resolvedScope, scopeReaches } from '../../src/record/scopeDecisions.ts';
+import { executeSearch } from '../../src/record/search/execute.ts';
+import { parseSearchRequest } from '../../src/record/index.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
 
 const ODS = 'https://fhir.nhs.uk/Id/ods-organization-code';
@@ -20,7 +22,17 @@ const stay = (status: string) => ({
 });
 
 /** A care home's scope, as the access layer builds it: residents are people with an active EpisodeOfCare it manages. */
-const careHome = (): PatientScope => ({ patientIds: [], via: [{ resourceType: 'EpisodeOfCare', query: [['status', 'active'], ['organization.identifier', `${ODS}|VM960`]], patientParam: 'patient' }] });
+const careHome = (ods = 'VM960'): PatientScope => ({ patientIds: [], via: [{ resourceType: 'EpisodeOfCare', query: [['status', 'active'], ['organization.identifier', `${ODS}|${ods}`]], patientParam: 'patient' }] });
+
+/** A transaction Bundle giving the home `ods` these residents, each with an active stay. */
+function residents(ods: string, count: number) {
+  const entry: Record<string, unknown>[] = [{ resource: { resourceType: 'Organization', id: `home-${ods}`, identifier: [{ system: ODS, value: ods }], name: `Home ${ods}` }, request: { method: 'PUT', url: `Organization/home-${ods}` } }];
+  for (let i = 0; i < count; i++) {
+    entry.push({ resource: { resourceType: 'Patient', id: `${ods}-p${i}`, name: [{ family: `Resident${i}` }] }, request: { method: 'PUT', url: `Patient/${ods}-p${i}` } });
+    entry.push({ resource: { resourceType: 'EpisodeOfCare', id: `${ods}-s${i}`, status: 'active', patient: { reference: `Patient/${ods}-p${i}` }, managingOrganization: { reference: `Organization/home-${ods}` } }, request: { method: 'PUT', url: `EpisodeOfCare/${ods}-s${i}` } });
+  }
+  return { resourceType: 'Bundle', type: 'transaction', entry };
+}
 
 for (const engine of ENGINES) {
   describe(`remembered scope decisions (${engine})`, () => {
@@ -48,6 +60,33 @@ for (const engine of ENGINES) {
       } finally {
         await elsewhere.close();
         await here.close();
+        db.cleanup();
+      }
+    });
+
+    // A search resolves a scope of up to MAX_RESOLVED people to their ids once (resolvedScope); a larger one
+    // keeps its relationships. Either way it must find exactly the people the relationships reach.
+    it('a search finds the same people whether the scope is resolved to a list of ids or not', async () => {
+      const db = await testDatabase(engine);
+      const driver = await openRecordStore(db.database);
+      try {
+        for (const [ods, count] of [['VM970', MAX_RESOLVED + 1], ['VM971', 3]] as const) {
+          const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'POST', path: '', query: [], body: residents(ods, count), prefer: 'return=minimal' });
+          assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+        }
+        const big = careHome('VM970');
+        const small = careHome('VM971');
+        assert.equal(await resolvedScope(driver, big), big, 'more than MAX_RESOLVED people: the relationships stay');
+        assert.deepEqual((await resolvedScope(driver, small)).patientIds.sort(), ['VM971-p0', 'VM971-p1', 'VM971-p2']);
+        const total = async (scope: PatientScope, query: [string, string][]) =>
+          (await executeSearch(driver, parseSearchRequest('Patient', [...query, ['_total', 'accurate'], ['_count', '5']], 'strict'), { patients: scope })).total;
+        assert.equal(await total(big, []), MAX_RESOLVED + 1);
+        assert.equal(await total(small, []), 3);
+        assert.equal(await total(small, [['family', 'Resident1']]), 1, 'a filtered search, checked row by row against the list');
+        assert.equal(await total(small, [['_id', 'VM970-p1']]), 0, "another home's resident, asked for by id");
+        assert.equal(await total(big, [['_id', 'VM971-p1']]), 0, 'the other way round');
+      } finally {
+        await driver.close();
         db.cleanup();
       }
     });

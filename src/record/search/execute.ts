@@ -4,6 +4,7 @@ import { compileOrder, compileSearch } from './compile.ts';
 import type { Include, SearchRequest } from './request.ts';
 import type { PatientScope } from '../accessControl.ts';
 import { andVisible, isCompartmentType, scopedRids, visibleRow } from './visibility.ts';
+import { resolvedScope } from '../scopeDecisions.ts';
 
 export interface FoundResource { rid: number; type: string; id: string; content: string; patient_id: string | null }
 
@@ -25,7 +26,7 @@ export interface SearchScope {
 }
 
 export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: SearchScope = {}): Promise<SearchResult> {
-  const { patients } = scope;
+  const patients = scope.patients && (await resolvedScope(db, scope.patients));
   const compiled = compileSearch(req, 'r', patients && ((alias) => visibleRow(alias, patients)));
   // A search with nothing selective to start from, by someone who sees a few people, starts from those
   // people's compartments instead of every resource of the type; every row it yields is visible by
