@@ -90,12 +90,10 @@ export async function declareBreakGlass(driver: SqlDriver, actor: UserActor, req
   return toGrant(grant);
 }
 
-/** The patients this user, in this role and organisation, holds a break-glass grant for right now. */
-export async function grantedPatients(db: SqlExecutor, actor: UserActor, now = Date.now()): Promise<string[]> {
-  return (await grantsInForce(db, actor, now)).patientIds;
-}
-
-/** grantedPatients, and when the first of those grants ends (Infinity when there are none). */
+/**
+ * The patients this user, in this role and organisation, holds a break-glass grant for right now, and when
+ * the first of those grants ends (Infinity when there are none).
+ */
 export async function grantsInForce(db: SqlExecutor, actor: UserActor, now = Date.now()): Promise<{ patientIds: string[]; until: number }> {
   const rows = await db.all<{ patient_id: string; expires_ms: number }>(
     'SELECT patient_id, expires_ms FROM access_break_glass WHERE user_id = ? AND expires_ms > ? AND role = ? AND COALESCE(organisation, \'\') = ?',

@@ -16,12 +16,17 @@ const remembered = new WeakMap<PatientScope, Decisions>();
 
 const isDriver = (db: SqlExecutor): db is SqlDriver => typeof (db as Partial<SqlDriver>).writes === 'function';
 
+/** What is remembered for the scope, if it is still current (no write ended since, and young enough). */
+function currentDecisions(scope: PatientScope, writes: number | undefined): Decisions | undefined {
+  const known = remembered.get(scope);
+  return known && known.writes === writes && Date.now() - known.since < DECISION_MS ? known : undefined;
+}
+
 /** Whether the scope reaches the patient now. Inside a transaction (`db` is not the driver) nothing is remembered. */
 export async function scopeReaches(db: SqlExecutor, scope: PatientScope, patientId: string): Promise<boolean> {
   const driver = isDriver(db) ? db : undefined;
   const writes = driver?.writes();
-  const known = remembered.get(scope);
-  const current = known && known.writes === writes && Date.now() - known.since < DECISION_MS ? known : undefined;
+  const current = currentDecisions(scope, writes);
   if (current?.reached.has(patientId)) return true;
   const check = patientCheck(scope);
   const reached = Boolean(await db.get(check.text, [patientId, ...check.params]));
@@ -45,8 +50,7 @@ export const MAX_RESOLVED = 500;
 export async function resolvedScope(db: SqlExecutor, scope: PatientScope): Promise<PatientScope> {
   if (!scope.via.length || !isDriver(db)) return scope;
   const writes = db.writes();
-  const known = remembered.get(scope);
-  const current = known && known.writes === writes && Date.now() - known.since < DECISION_MS ? known : undefined;
+  const current = currentDecisions(scope, writes);
   if (current?.resolved) return current.resolved;
   const listed = scopedPatients(scope);
   const rows = await db.all<{ pid: string }>(`${listed.text} LIMIT ${MAX_RESOLVED + 1}`, listed.params);

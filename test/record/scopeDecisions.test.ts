@@ -34,42 +34,50 @@ function residents(ods: string, count: number) {
   return { resourceType: 'Bundle', type: 'transaction', entry };
 }
 
+/** A fresh database of this engine, open for `work`, closed and removed after. */
+async function withRecord(engine: (typeof ENGINES)[number], work: (driver: SqlDriver, database: string) => Promise<void>): Promise<void> {
+  const db = await testDatabase(engine);
+  const driver = await openRecordStore(db.database);
+  try {
+    await work(driver, db.database);
+  } finally {
+    await driver.close();
+    db.cleanup();
+  }
+}
+
 for (const engine of ENGINES) {
   describe(`remembered scope decisions (${engine})`, () => {
     it('a write through this driver is seen at once; one through another is seen within DECISION_MS', async () => {
-      const db = await testDatabase(engine);
-      const here = await openRecordStore(db.database);
-      const elsewhere = connectRecordDatabase(db.database);
-      try {
-        await put(here, { resourceType: 'Organization', id: 'home-1', identifier: [{ system: ODS, value: 'VM960' }], name: 'Scope Test Care Home' });
-        await put(here, { resourceType: 'Patient', id: 'resident-1', name: [{ family: 'Resident' }] });
-        await put(here, stay('active'));
-        const scope = careHome();
-        assert.equal(await scopeReaches(here, scope, 'resident-1'), true, 'a resident');
-        assert.equal(await scopeReaches(here, scope, 'someone-else'), false, 'not a resident');
+      await withRecord(engine, async (here, database) => {
+        const elsewhere = connectRecordDatabase(database);
+        try {
+          await put(here, { resourceType: 'Organization', id: 'home-1', identifier: [{ system: ODS, value: 'VM960' }], name: 'Scope Test Care Home' });
+          await put(here, { resourceType: 'Patient', id: 'resident-1', name: [{ family: 'Resident' }] });
+          await put(here, stay('active'));
+          const scope = careHome();
+          assert.equal(await scopeReaches(here, scope, 'resident-1'), true, 'a resident');
+          assert.equal(await scopeReaches(here, scope, 'someone-else'), false, 'not a resident');
 
-        await put(here, stay('finished'));
-        assert.equal(await scopeReaches(here, scope, 'resident-1'), false, 'the stay ended through this driver: at once');
+          await put(here, stay('finished'));
+          assert.equal(await scopeReaches(here, scope, 'resident-1'), false, 'the stay ended through this driver: at once');
 
-        await put(here, stay('active'));
-        assert.equal(await scopeReaches(here, scope, 'resident-1'), true, 'back');
-        await put(elsewhere, stay('finished'));
-        assert.equal(await scopeReaches(here, scope, 'resident-1'), true, 'ended elsewhere: still remembered for a moment (the documented window)');
-        await new Promise((resolve) => setTimeout(resolve, DECISION_MS + 100));
-        assert.equal(await scopeReaches(here, scope, 'resident-1'), false, `ended elsewhere: forgotten within ${DECISION_MS} ms`);
-      } finally {
-        await elsewhere.close();
-        await here.close();
-        db.cleanup();
-      }
+          await put(here, stay('active'));
+          assert.equal(await scopeReaches(here, scope, 'resident-1'), true, 'back');
+          await put(elsewhere, stay('finished'));
+          assert.equal(await scopeReaches(here, scope, 'resident-1'), true, 'ended elsewhere: still remembered for a moment (the documented window)');
+          await new Promise((resolve) => setTimeout(resolve, DECISION_MS + 100));
+          assert.equal(await scopeReaches(here, scope, 'resident-1'), false, `ended elsewhere: forgotten within ${DECISION_MS} ms`);
+        } finally {
+          await elsewhere.close();
+        }
+      });
     });
 
     // A search resolves a scope of up to MAX_RESOLVED people to their ids once (resolvedScope); a larger one
     // keeps its relationships. Either way it must find exactly the people the relationships reach.
     it('a search finds the same people whether the scope is resolved to a list of ids or not', async () => {
-      const db = await testDatabase(engine);
-      const driver = await openRecordStore(db.database);
-      try {
+      await withRecord(engine, async (driver) => {
         for (const [ods, count] of [['VM970', MAX_RESOLVED + 1], ['VM971', 3]] as const) {
           const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'POST', path: '', query: [], body: residents(ods, count), prefer: 'return=minimal' });
           assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
@@ -85,16 +93,11 @@ for (const engine of ENGINES) {
         assert.equal(await total(small, [['family', 'Resident1']]), 1, 'a filtered search, checked row by row against the list');
         assert.equal(await total(small, [['_id', 'VM970-p1']]), 0, "another home's resident, asked for by id");
         assert.equal(await total(big, [['_id', 'VM971-p1']]), 0, 'the other way round');
-      } finally {
-        await driver.close();
-        db.cleanup();
-      }
+      });
     });
 
     it('nothing decided inside a transaction is remembered', async () => {
-      const db = await testDatabase(engine);
-      const driver = await openRecordStore(db.database);
-      try {
+      await withRecord(engine, async (driver) => {
         await put(driver, { resourceType: 'Organization', id: 'home-1', identifier: [{ system: ODS, value: 'VM960' }], name: 'Scope Test Care Home' });
         await put(driver, { resourceType: 'Patient', id: 'resident-1', name: [{ family: 'Resident' }] });
         const scope = careHome();
@@ -105,10 +108,7 @@ for (const engine of ENGINES) {
           throw new Error('roll back');
         }), /roll back/);
         assert.equal(await scopeReaches(driver, scope, 'resident-1'), false, 'after the rollback');
-      } finally {
-        await driver.close();
-        db.cleanup();
-      }
+      });
     });
   });
 }

@@ -59,14 +59,20 @@ function listScopedPatients(scope: PatientScope): Sql {
   return { text, params };
 }
 
+/** Whether the relationship's matches are the patients themselves (a Patient search, through '_id'). */
+function throughId(rel: RelationshipSearch): boolean {
+  if (rel.patientParam !== '_id') return false;
+  if (rel.resourceType !== 'Patient') throw badRequest(`A relationship through _id must search Patient, not ${rel.resourceType}.`);
+  return true;
+}
+
 function relationshipPatients(rel: RelationshipSearch): Sql {
   const search = parseSearchRequest(rel.resourceType, rel.query, 'strict');
   const { driving, where: whereAny, whereDriven } = compileSearch(search, 'vr');
   // Started from the driving set (one home's episodes, say), not from every resource of the type.
   const where = driving ? whereDriven : whereAny;
   const drive = driving ? { text: ` AND vr.rid IN (${driving.text})`, params: driving.params } : { text: '', params: [] };
-  if (rel.patientParam === '_id') {
-    if (rel.resourceType !== 'Patient') throw badRequest(`A relationship through _id must search Patient, not ${rel.resourceType}.`);
+  if (throughId(rel)) {
     return { text: `SELECT vr.id AS pid FROM resources vr WHERE ${where.text}${drive.text}`, params: [...where.params, ...drive.params] };
   }
   return {
@@ -95,8 +101,7 @@ function patientInScope(patient: string, scope: PatientScope): Sql {
 /** EXISTS a resource matching the relationship's search that ties it to `patient`. */
 function relationshipOf(patient: string, rel: RelationshipSearch): Sql {
   const check = compileRowCheck(parseSearchRequest(rel.resourceType, rel.query, 'strict'), 'vr');
-  if (rel.patientParam === '_id') {
-    if (rel.resourceType !== 'Patient') throw badRequest(`A relationship through _id must search Patient, not ${rel.resourceType}.`);
+  if (throughId(rel)) {
     return { text: `EXISTS (SELECT 1 FROM resources vr WHERE vr.id = ${patient} AND ${check.text})`, params: check.params };
   }
   return {
