@@ -61,6 +61,27 @@ describe('audit trail parts', () => {
     await trail.close();
   });
 
+  it('drops an entry that can never be stored without stopping, when the writer took the batch\'s bytes (as the writer thread does)', async () => {
+    const written: string[] = [];
+    const writer: AuditWriter = {
+      async write(batch) {
+        // Moved, as postMessage with a transfer list moves them: the trail's copy is detached.
+        const bytes = structuredClone(batch.bytes, { transfer: [batch.bytes.buffer] });
+        const requests = decodeBatch({ ...batch, bytes });
+        if (requests.some((r) => r.outcome.path === 'poison')) throw Object.assign(new Error('invalid byte sequence'), { code: '22021' });
+        written.push(...requests.map((r) => r.outcome.path));
+      },
+      close: async () => undefined,
+    };
+    const logged: string[] = [];
+    const trail = new AuditTrail(writer, (message) => logged.push(message));
+    for (const path of ['a', 'poison', 'b']) trail.record(request(path));
+    await trail.flush();
+    assert.deepEqual(written, ['a', 'b'], 'in order, the bad one left out');
+    assert.match(logged.join('\n'), /GET \/fhir\/poison .*dropped/);
+    await trail.close();
+  });
+
   it('keeps entries while the database is unreachable, and holds new requests back once the backlog is large', async () => {
     let down = true;
     const written: string[] = [];

@@ -134,10 +134,11 @@ export class AuditTrail {
           this.isolate = n; // one of these cannot be stored: write them one by one
         } else if (isPoison(err)) {
           // Never reached with what the builder produces; kept so one bad entry cannot stop the trail for good.
+          // The batch's own bytes may have moved to the writer thread: the entry is read again from the buffer.
+          const [dropped] = decodeBatch(this.buffer.message(1));
           this.buffer.drop(1);
           this.buffered -= events;
           if (this.isolate > 0) this.isolate -= 1;
-          const [dropped] = decodeBatch(batch);
           const o = dropped.outcome;
           this.log(`CareBridge could not store the audit entry for ${o.method} /fhir/${o.path} (HTTP ${o.status}, by ${actorName(dropped.actor)}) and dropped it.`, err);
         } else {
