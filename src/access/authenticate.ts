@@ -36,9 +36,16 @@ export function scopeAccess(scopes: readonly Scope[], scopeText: string): Access
   };
 }
 
+/** The last audited AccessControl made from each one: a caller's requests usually share all three. */
+const auditedOf = new WeakMap<AccessControl, { audit: AuditTrail; actor: Actor; address: string; access: AccessControl }>();
+
 /** The AccessControl, told what each request touched, writes it to the audit trail (when there is one). */
 export function audited(access: AccessControl, audit: AuditTrail, actor: Actor, address: string): AccessControl {
-  return { ...access, accessed: (events, outcome) => audit.record({ at: Date.now(), actor, address, events, outcome }) };
+  const known = auditedOf.get(access);
+  if (known && known.audit === audit && known.actor === actor && known.address === address) return known.access;
+  const made: AccessControl = { ...access, accessed: (events, outcome) => audit.record({ at: Date.now(), actor, address, events, outcome }) };
+  auditedOf.set(access, { audit, actor, address, access: made });
+  return made;
 }
 
 /** Who a verified token speaks for: a person (it names their role) or the system client itself. */
@@ -118,13 +125,13 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
   };
 
   // A disabled person's tokens stop working within REVOCATION_CACHE_MS, like a revoked client's.
-  const people = new Map<string, { ok: boolean; at: number }>();
+  // Kept per actor, which is kept per token: a person's other tokens look again, within the same bound.
+  const people = new WeakMap<UserActor, { ok: boolean; at: number }>();
   const standing = async (actor: UserActor) => {
-    const key = `${actor.userId} ${actor.organisation ?? ''} ${actor.role}`;
-    const cached = people.get(key);
+    const cached = people.get(actor);
     if (cached && Date.now() - cached.at < REVOCATION_CACHE_MS) return cached.ok;
     const ok = await holdsMembership(db, actor.userId, actor);
-    people.set(key, { ok, at: Date.now() });
+    people.set(actor, { ok, at: Date.now() });
     return ok;
   };
   // One Actor per verified token (the verifier remembers its claims): the audit trail sends each actor to
@@ -138,13 +145,12 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
   };
 
   return async (req: FastifyRequest): Promise<Actor> => {
-    const header = req.headers.authorization;
-    const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(header ?? '');
-    if (!m) throw unauthorized('This API needs an access token: get one from /oauth2/token and send it as "Authorization: Bearer <token>".', header ? 'invalid_request' : 'invalid_request');
+    const token = bearerToken(req.headers.authorization);
+    if (!token) throw unauthorized('This API needs an access token: get one from /oauth2/token and send it as "Authorization: Bearer <token>".', 'invalid_request');
     const origin = originOf(req);
     let claims;
     try {
-      claims = await tokens.verify(m[1], { issuer: origin, audience: `${origin}/fhir` });
+      claims = await tokens.verify(token, { issuer: origin, audience: `${origin}/fhir` });
     } catch (err) {
       throw unauthorized(`The access token was refused (${(err as Error).message}); get a new one from /oauth2/token.`);
     }
@@ -154,6 +160,18 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     if (actor.kind === 'user' && !(await standing(actor))) throw unauthorized('The person this token speaks for has been disabled or no longer holds that role.');
     return actor;
   };
+}
+
+const TOKEN_TEXT = /^[A-Za-z0-9\-_.]+$/;
+
+/** The token of an `Authorization: Bearer <token>` header; undefined when there is none, or it is not a token's text. */
+export function bearerToken(header: string | undefined): string | undefined {
+  if (!header || header.length < 8 || header.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
+  let at = 6;
+  while (header[at] === ' ' || header[at] === '\t') at++;
+  if (at === 6) return undefined;
+  const token = header.slice(at);
+  return TOKEN_TEXT.test(token) ? token : undefined;
 }
 
 export function bearerAuthenticator(db: SqlDriver, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail) {

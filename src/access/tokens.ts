@@ -29,7 +29,8 @@ export interface TokenUser { userId: string; name: string; role: string; fhirUse
 export class TokenService {
   private signing?: Promise<SigningKey>;
   private verifying = new Map<string, Promise<CryptoKey | undefined>>();
-  private verified = new Map<string, AccessClaims>();
+  /** Verified tokens, with the issuer and audience they were verified against. */
+  private verified = new Map<string, { expected: { issuer: string; audience: string }; claims: AccessClaims }>();
 
   constructor(private readonly db: SqlExecutor) {}
 
@@ -75,12 +76,12 @@ export class TokenService {
    * already verified is remembered until it expires: an ECDSA check costs more than a whole read.
    */
   async verify(token: string, expected: { issuer: string; audience: string }): Promise<AccessClaims> {
-    const key = `${expected.issuer} ${token}`;
-    const known = this.verified.get(key);
-    if (known && known.exp! * 1000 > Date.now()) return known;
+    // Keyed by the token alone: joining a long token to its issuer on every request cost more than the lookup.
+    const known = this.verified.get(token);
+    if (known && known.claims.exp! * 1000 > Date.now() && known.expected.issuer === expected.issuer && known.expected.audience === expected.audience) return known.claims;
     const claims = await this.verifyOnce(token, expected);
     if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
-    this.verified.set(key, claims);
+    this.verified.set(token, { expected: { ...expected }, claims });
     return claims;
   }
 
