@@ -99,25 +99,33 @@ async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: Acc
  * object lets the record remember which of the caller's people it has found in scope (scopeDecisions.ts
  * in the record) across the caller's requests.
  */
-export function rememberedAccess(driver: SqlDriver): (actor: Actor) => Promise<AccessControl> {
+export function rememberedAccess(driver: SqlDriver): (actor: Actor) => AccessControl | Promise<AccessControl> {
   const kept = new WeakMap<Actor, { access: AccessControl; writes: number; since: number; until: number }>();
-  return async (actor) => {
-    const now = Date.now();
-    const known = kept.get(actor);
-    if (known && known.writes === driver.writes() && now - known.since < DECISION_MS && now < known.until) return known.access;
+  const decide = async (actor: Actor, now: number) => {
     const writes = driver.writes();
     const { access, until } = await accessUntil(driver, actor);
     if (driver.writes() === writes) kept.set(actor, { access, writes, since: now, until });
     return access;
+  };
+  // Answered at once, without a promise, while remembered: this runs for every request.
+  return (actor) => {
+    const now = Date.now();
+    const known = kept.get(actor);
+    if (known && known.writes === driver.writes() && now - known.since < DECISION_MS && now < known.until) return known.access;
+    return decide(actor, now);
   };
 }
 
 /** Who a request's bearer token speaks for; 401 when there is none or it is refused. */
 export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf: (req: FastifyRequest) => string) {
   const clients = new Map<string, { revoked: boolean; name?: string; at: number }>();
-  const client = async (clientId: string) => {
+  const clientSeen = (clientId: string) => {
     const cached = clients.get(clientId);
-    if (cached && Date.now() - cached.at < REVOCATION_CACHE_MS) return cached;
+    return cached && Date.now() - cached.at < REVOCATION_CACHE_MS ? cached : undefined;
+  };
+  const client = async (clientId: string) => {
+    const cached = clientSeen(clientId);
+    if (cached) return cached;
     const row = await db.get<{ revoked: number; name: string }>('SELECT revoked, name FROM access_clients WHERE client_id = ?', [clientId]);
     const value = { revoked: !row || Boolean(Number(row.revoked)), name: row?.name, at: Date.now() };
     clients.set(clientId, value);
@@ -127,9 +135,13 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
   // A disabled person's tokens stop working within REVOCATION_CACHE_MS, like a revoked client's.
   // Kept per actor, which is kept per token: a person's other tokens look again, within the same bound.
   const people = new WeakMap<UserActor, { ok: boolean; at: number }>();
-  const standing = async (actor: UserActor) => {
+  const standingSeen = (actor: UserActor) => {
     const cached = people.get(actor);
-    if (cached && Date.now() - cached.at < REVOCATION_CACHE_MS) return cached.ok;
+    return cached && Date.now() - cached.at < REVOCATION_CACHE_MS ? cached.ok : undefined;
+  };
+  const standing = async (actor: UserActor) => {
+    const cached = standingSeen(actor);
+    if (cached !== undefined) return cached;
     const ok = await holdsMembership(db, actor.userId, actor);
     people.set(actor, { ok, at: Date.now() });
     return ok;
@@ -144,13 +156,19 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     return known.actor;
   };
 
-  return async (req: FastifyRequest): Promise<Actor> => {
-    const token = bearerToken(req.headers.authorization);
-    if (!token) throw unauthorized('This API needs an access token: get one from /oauth2/token and send it as "Authorization: Bearer <token>".', 'invalid_request');
-    const origin = originOf(req);
+  /** The actor of a token whose every check was made within their bounds and passed; else undefined. */
+  const knownActor = (token: string, expected: { issuer: string; audience: string }) => {
+    const claims = tokens.verifiedBefore(token, expected);
+    const seen = claims && clientSeen(claims.client_id);
+    if (!seen || seen.revoked) return undefined;
+    const actor = actorFor(claims, seen.name);
+    return actor.kind === 'system' || standingSeen(actor) === true ? actor : undefined;
+  };
+
+  const identifyAfresh = async (token: string, expected: { issuer: string; audience: string }): Promise<Actor> => {
     let claims;
     try {
-      claims = await tokens.verify(token, { issuer: origin, audience: `${origin}/fhir` });
+      claims = await tokens.verify(token, expected);
     } catch (err) {
       throw unauthorized(`The access token was refused (${(err as Error).message}); get a new one from /oauth2/token.`);
     }
@@ -159,6 +177,16 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     const actor = actorFor(claims, known.name);
     if (actor.kind === 'user' && !(await standing(actor))) throw unauthorized('The person this token speaks for has been disabled or no longer holds that role.');
     return actor;
+  };
+
+  // A caller's second and later requests are answered at once, without a promise: each await on the way
+  // cost about a microsecond, several times over, for every request.
+  return (req: FastifyRequest): Actor | Promise<Actor> => {
+    const token = bearerToken(req.headers.authorization);
+    if (!token) throw unauthorized('This API needs an access token: get one from /oauth2/token and send it as "Authorization: Bearer <token>".', 'invalid_request');
+    const origin = originOf(req);
+    const expected = { issuer: origin, audience: `${origin}/fhir` };
+    return knownActor(token, expected) ?? identifyAfresh(token, expected);
   };
 }
 
@@ -174,29 +202,49 @@ export function bearerToken(header: string | undefined): string | undefined {
   return TOKEN_TEXT.test(token) ? token : undefined;
 }
 
-export function bearerAuthenticator(db: SqlDriver, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail) {
+/**
+ * What a request's caller may do, answered without a promise when everything about the caller is
+ * remembered (see bearerIdentifier and rememberedAccess); throws or rejects with a FhirError (401, or 503
+ * when the audit trail cannot keep up).
+ */
+export type Authenticate = (req: FastifyRequest) => AccessControl | Promise<AccessControl>;
+
+export function bearerAuthenticator(db: SqlDriver, tokens: TokenService, originOf: (req: FastifyRequest) => string, audit?: AuditTrail): Authenticate {
   const identify = bearerIdentifier(db, tokens, originOf);
   const accessOf = rememberedAccess(db);
-  const authenticate = async (req: FastifyRequest): Promise<AccessControl> => {
-    const actor = await identify(req);
-    const access = await accessOf(actor);
-    return audit ? audited(access, audit, actor, req.ip) : access;
+  const finish = (access: AccessControl, actor: Actor, req: FastifyRequest) => (audit ? audited(access, audit, actor, req.ip) : access);
+  const withAccess = (actor: Actor, req: FastifyRequest) => {
+    const access = accessOf(actor);
+    return access instanceof Promise ? access.then((a) => finish(a, actor, req)) : finish(access, actor, req);
+  };
+  const authenticate: Authenticate = (req) => {
+    const actor = identify(req);
+    return actor instanceof Promise ? actor.then((a) => withAccess(a, req)) : withAccess(actor, req);
   };
 
   if (!audit) return authenticate;
-  return async (req: FastifyRequest): Promise<AccessControl> => {
-    const admitted = audit.admit();
-    if (admitted !== true && !(await admitted)) {
-      throw new FhirError(503, [{ severity: 'error', code: 'exception', diagnostics: 'The audit trail cannot be written at the moment, so the record is not being served; try again shortly.' }], { 'Retry-After': '5' });
-    }
+  // Refused callers are audited too (who they are is unknown).
+  const refused = (req: FastifyRequest, err: unknown): never => {
+    const q = req.url.indexOf('?');
+    const path = (q >= 0 ? req.url.slice(0, q) : req.url).replace(/^\/fhir\/?/, '');
+    audit.record({ at: Date.now(), address: req.ip, events: [], outcome: { status: err instanceof FhirError ? err.status : 500, method: req.method, path, query: q >= 0 ? req.url.slice(q + 1) : '' } });
+    throw err;
+  };
+  const checked: Authenticate = (req) => {
+    let result;
     try {
-      return await authenticate(req);
+      result = authenticate(req);
     } catch (err) {
-      // Refused callers are audited too (who they are is unknown).
-      const q = req.url.indexOf('?');
-      const path = (q >= 0 ? req.url.slice(0, q) : req.url).replace(/^\/fhir\/?/, '');
-      audit.record({ at: Date.now(), address: req.ip, events: [], outcome: { status: err instanceof FhirError ? err.status : 500, method: req.method, path, query: q >= 0 ? req.url.slice(q + 1) : '' } });
-      throw err;
+      return refused(req, err);
     }
+    return result instanceof Promise ? result.catch((err) => refused(req, err)) : result;
+  };
+  return (req) => {
+    const admitted = audit.admit();
+    if (admitted === true) return checked(req);
+    return admitted.then((ok) => {
+      if (!ok) throw new FhirError(503, [{ severity: 'error', code: 'exception', diagnostics: 'The audit trail cannot be written at the moment, so the record is not being served; try again shortly.' }], { 'Retry-After': '5' });
+      return checked(req);
+    });
   };
 }

@@ -11,7 +11,7 @@ import type { AuditTrail } from './audit/trail.ts';
 
 export interface BreakGlassRouteOptions {
   driver: SqlDriver;
-  identify(req: FastifyRequest): Promise<Actor>;
+  identify(req: FastifyRequest): Actor | Promise<Actor>;
   audit?: AuditTrail;
 }
 

@@ -60,7 +60,7 @@ export interface AccessOptions {
 }
 
 export interface Access {
-  authenticate(req: FastifyRequest): Promise<AccessControl>;
+  authenticate(req: FastifyRequest): AccessControl | Promise<AccessControl>;
   /**
    * What `actor` may do in the record, audited as coming from `address`: for callers that are not the FHIR
    * API (the portal, workflows acting for a signed-in person).

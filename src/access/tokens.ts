@@ -76,13 +76,20 @@ export class TokenService {
    * already verified is remembered until it expires: an ECDSA check costs more than a whole read.
    */
   async verify(token: string, expected: { issuer: string; audience: string }): Promise<AccessClaims> {
-    // Keyed by the token alone: joining a long token to its issuer on every request cost more than the lookup.
-    const known = this.verified.get(token);
-    if (known && known.claims.exp! * 1000 > Date.now() && known.expected.issuer === expected.issuer && known.expected.audience === expected.audience) return known.claims;
+    const known = this.verifiedBefore(token, expected);
+    if (known) return known;
     const claims = await this.verifyOnce(token, expected);
     if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(token, { expected: { ...expected }, claims });
     return claims;
+  }
+
+  /** The claims of a token verified before against the same issuer and audience, while it has not expired. */
+  verifiedBefore(token: string, expected: { issuer: string; audience: string }): AccessClaims | undefined {
+    // Keyed by the token alone: joining a long token to its issuer on every request cost more than the lookup.
+    const known = this.verified.get(token);
+    if (known && known.claims.exp! * 1000 > Date.now() && known.expected.issuer === expected.issuer && known.expected.audience === expected.audience) return known.claims;
+    return undefined;
   }
 
   private async verifyOnce(token: string, expected: { issuer: string; audience: string }): Promise<AccessClaims> {

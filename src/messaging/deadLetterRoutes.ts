@@ -9,7 +9,7 @@ import { listDeadLetters, replayDeadLetter } from './inbox.ts';
 
 export interface DeadLetterRouteOptions {
   driver: SqlDriver;
-  authenticate(req: FastifyRequest): Promise<AccessControl>;
+  authenticate(req: FastifyRequest): AccessControl | Promise<AccessControl>;
   now: () => number;
   replayed(): void;
 }

@@ -27,7 +27,7 @@ export interface MessagingService extends Messaging {
 export interface MessagingOptions {
   config: MessagingConfig;
   /** Who may use the dead-letter endpoint: the FHIR API's authentication; absent serves no such endpoint. */
-  authenticate?: (req: FastifyRequest) => Promise<AccessControl>;
+  authenticate?: (req: FastifyRequest) => AccessControl | Promise<AccessControl>;
   now?: () => number;
   log?: (err: unknown) => void;
 }

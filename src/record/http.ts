@@ -17,7 +17,7 @@ export interface FhirApiOptions {
    * Who is calling and what they may do, from the request's credentials; throws a FhirError (401) when
    * they are missing or invalid. Absent only when the server runs with --insecure-no-auth.
    */
-  authenticate?: (req: FastifyRequest) => Promise<AccessControl>;
+  authenticate?: (req: FastifyRequest) => AccessControl | Promise<AccessControl>;
   /** Public base URL of the FHIR API; derived from the Host header when absent. */
   baseUrl?: string;
   /** Operations other capabilities add ([type]/[id]/$[name]). */
@@ -60,7 +60,8 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
     };
     if (!acceptsJson(header('accept'), query)) throw notAcceptable('This server speaks FHIR JSON only: ask for application/fhir+json (or leave Accept out).');
     const open = path === 'metadata' && req.method === 'GET'; // the CapabilityStatement is public, as SMART expects
-    const access = options.authenticate && !open ? await options.authenticate(req) : UNRESTRICTED;
+    const authenticated = options.authenticate && !open ? options.authenticate(req) : UNRESTRICTED;
+    const access = authenticated instanceof Promise ? await authenticated : authenticated; // a known caller is answered at once
     const events: AccessEvent[] = [];
     const outcome = { status: 500, method: req.method, path, query: q >= 0 ? url.slice(q + 1) : '' };
     try {
