@@ -11,7 +11,7 @@ import { executeSearch } from './search/execute.ts';
 import { historyBundle, queryString, type HistoryRow } from './bundle.ts';
 import { forbidden, type PatientScope } from './accessControl.ts';
 import { isCompartmentType, inScopeCompartment, visibleRow } from './search/visibility.ts';
-import { scopeReaches } from './scopeDecisions.ts';
+import { knownToReach, scopeReaches } from './scopeDecisions.ts';
 
 export interface Ctx {
   db: SqlExecutor;
@@ -48,7 +48,13 @@ export async function assertInScope(ctx: Ctx, refs: { type: string; id: string }
  * its patients): when the caller's scope reaches that patient it may be read, and that is often already
  * known (scopeDecisions.ts); otherwise every patient of its compartment is checked.
  */
-async function assertReadable(ctx: Ctx, type: string, id: string, patientId: string | null): Promise<void> {
+function assertReadable(ctx: Ctx, type: string, id: string, patientId: string | null): void | Promise<void> {
+  if (!ctx.patients) return; // no relationship limits this caller
+  if (patientId && knownToReach(ctx.db, ctx.patients, patientId)) return;
+  return decideReadable(ctx, type, id, patientId);
+}
+
+async function decideReadable(ctx: Ctx, type: string, id: string, patientId: string | null): Promise<void> {
   if (ctx.patients && patientId && (await scopeReaches(ctx.db, ctx.patients, patientId))) return;
   await assertInScope(ctx, [{ type, id }]);
 }
@@ -58,7 +64,8 @@ export interface StoredRow { content: string | null; version_id: number; last_up
 export async function readResource(ctx: Ctx, type: string, id: string): Promise<StoredRow & { content: string }> {
   const row = await ctx.db.get<StoredRow>('SELECT content, version_id, last_updated_ms, deleted, patient_id FROM resources WHERE type = ? AND id = ?', [type, id]);
   assertNotDeleted(type, id, row);
-  await assertReadable(ctx, type, id, row!.patient_id);
+  const readable = assertReadable(ctx, type, id, row!.patient_id);
+  if (readable) await readable;
   return row as StoredRow & { content: string };
 }
 

@@ -22,6 +22,11 @@ function currentDecisions(scope: PatientScope, writes: number | undefined): Deci
   return known && known.writes === writes && Date.now() - known.since < DECISION_MS ? known : undefined;
 }
 
+/** Whether the scope is remembered to reach the patient (answered without a promise: most reads ask it). */
+export function knownToReach(db: SqlExecutor, scope: PatientScope, patientId: string): boolean {
+  return isDriver(db) && currentDecisions(scope, db.writes())?.reached.has(patientId) === true;
+}
+
 /** Whether the scope reaches the patient now. Inside a transaction (`db` is not the driver) nothing is remembered. */
 export async function scopeReaches(db: SqlExecutor, scope: PatientScope, patientId: string): Promise<boolean> {
   const driver = isDriver(db) ? db : undefined;
