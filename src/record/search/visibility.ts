@@ -30,14 +30,21 @@ export function isCompartmentType(type: string): boolean {
  */
 const built = new Map<string, Sql>();
 const MAX_BUILT = 1000;
+/** The same, by scope object first: a resolved scope lists up to 500 ids, too many to turn into a key per request. */
+const builtFor = new WeakMap<PatientScope, Map<string, Sql>>();
 
 function memo(what: string, scope: PatientScope, build: () => Sql): Sql {
+  let mine = builtFor.get(scope);
+  const known = mine?.get(what);
+  if (known) return known;
   const key = `${what}\u0000${JSON.stringify([scope.patientIds, scope.via, scope.except])}`;
   let sql = built.get(key);
   if (!sql) {
     if (built.size >= MAX_BUILT) built.clear();
     built.set(key, (sql = build()));
   }
+  if (!mine) builtFor.set(scope, (mine = new Map()));
+  mine.set(what, sql);
   return sql;
 }
 
