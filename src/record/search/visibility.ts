@@ -26,7 +26,8 @@ export function isCompartmentType(type: string): boolean {
 
 /**
  * Built SQL by what it was built from: every request of a signed-in person carries a scope, and compiling
- * its relationship searches again each time cost a read more than running them did.
+ * its relationship searches again each time cost a read more than running them did. What is handed out
+ * is shared: callers copy its params, never change them.
  */
 const built = new Map<string, Sql>();
 const MAX_BUILT = 1000;
@@ -145,12 +146,15 @@ export function inScopeCompartment(alias: string, scope: PatientScope): Sql {
  */
 export function visibleRow(alias: string, scope: PatientScope | undefined): Sql | undefined {
   if (!scope) return undefined;
-  const named = scope.patientIds.length ? `vc.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
-  const related = scopedPatients(scope);
-  return {
-    text: `(${alias}.type NOT IN (${compartmentTypeList()}) OR EXISTS (SELECT 1 FROM compartment vc WHERE vc.rid = ${alias}.rid AND (${named}vc.patient_id IN (${related.text}))))`,
-    params: [...scope.patientIds, ...related.params],
-  };
+  // Built once per scope: a resolved scope names up to 500 people, one placeholder each.
+  return memo(`visible row ${alias}`, scope, () => {
+    const named = scope.patientIds.length ? `vc.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
+    const related = scopedPatients(scope);
+    return {
+      text: `(${alias}.type NOT IN (${compartmentTypeList()}) OR EXISTS (SELECT 1 FROM compartment vc WHERE vc.rid = ${alias}.rid AND (${named}vc.patient_id IN (${related.text}))))`,
+      params: [...scope.patientIds, ...related.params],
+    };
+  });
 }
 
 /** The row ids of `type` in the compartments of the patients in scope: where an unfiltered search starts. */
