@@ -35,33 +35,45 @@ const SECURITY_HEADERS: Record<string, string> = {
  * records each change made in the audit trail as the administrator's.
  */
 export function portalAdministration(driver: SqlDriver, administered: Access['administered']): PortalAdministration {
-  /** Runs `change` and, once it has been made, audits it; a refused change (it throws) changed nothing. */
-  const audited = async <T>(by: { actor: Actor; address: string }, change: () => Promise<T>, describe: (result: T) => AdministrativeChange): Promise<T> => {
-    const result = await change();
-    administered(by.actor, by.address, describe(result));
+  type Attempt = Omit<AdministrativeChange, 'ok'>;
+  /**
+   * Runs `change` and audits it once made, with what `made` adds from its result; a change the access
+   * layer refuses (it throws, having changed nothing) is audited as a refused attempt, with the reason.
+   */
+  const audited = async <T>(by: { actor: Actor; address: string }, attempt: Attempt, change: () => Promise<T>, made?: (result: T) => Partial<Attempt>): Promise<T> => {
+    let result: T;
+    try {
+      result = await change();
+    } catch (err) {
+      administered(by.actor, by.address, { ...attempt, ok: false, reason: String((err as Error)?.message ?? err).slice(0, 300) });
+      throw err;
+    }
+    administered(by.actor, by.address, { ...attempt, ...made?.(result), ok: true });
     return result;
   };
   /** Disables or enables an account, audited with the account's id as well as its username. */
   const changeUser = async (action: 'user-disabled' | 'user-enabled', username: string, by: { actor: Actor; address: string }) => {
     const userId = (await findUser(driver, username))?.userId;
-    await audited(by, () => (action === 'user-disabled' ? disableUser(driver, username) : enableUser(driver, username)), () => ({ action, target: username, targetId: userId, ok: true }));
+    await audited(by, { action, target: username, targetId: userId }, () => (action === 'user-disabled' ? disableUser(driver, username) : enableUser(driver, username)));
   };
   return {
     users: {
       list: () => listUsers(driver),
-      add: (user, by) => audited(by, () => addUser(driver, user), ({ userId }) => ({ action: 'user-added', target: user.username, targetId: userId, detail: describeMemberships(user.memberships), ok: true })),
+      add: (user, by) => audited(by, { action: 'user-added', target: user.username, detail: describeMemberships(user.memberships) }, () => addUser(driver, user), ({ userId }) => ({ targetId: userId })),
       disable: (username, by) => changeUser('user-disabled', username, by),
       enable: (username, by) => changeUser('user-enabled', username, by),
     },
     clients: {
       list: () => listClients(driver),
-      add: (client, by) => audited(by, () => addClient(driver, client), (added) => ({ action: 'client-added', target: added.client.clientId, detail: describeClient(added.client), ok: true })),
-      revoke: (clientId, by) => audited(by, () => revokeClient(driver, clientId), () => ({ action: 'client-revoked', target: clientId, ok: true })),
+      // A client refused has no id yet: the attempt names it by the name asked for.
+      add: (client, by) => audited(by, { action: 'client-added', target: client.name }, () => addClient(driver, client), (added) => ({ target: added.client.clientId, detail: describeClient(added.client) })),
+      revoke: (clientId, by) => audited(by, { action: 'client-revoked', target: clientId }, () => revokeClient(driver, clientId)),
     },
     organisations: {
       list: () => listOrganisations(driver),
-      add: (organisation, by) => audited(by, () => addOrganisation(driver, organisation), (added) => ({ action: 'organisation-added', target: added.ods, detail: `${added.name} (${added.kind})`, ok: true })),
+      add: (organisation, by) => audited(by, { action: 'organisation-added', target: organisation.ods }, () => addOrganisation(driver, organisation), (added) => ({ target: added.ods, detail: `${added.name} (${added.kind})` })),
     },
+    refused: (by, attempt) => administered(by.actor, by.address, { ...attempt, ok: false }),
   };
 }
 

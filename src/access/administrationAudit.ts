@@ -22,6 +22,10 @@ export interface AdministrativeChange {
   /** What was granted, in words (memberships, scopes, an organisation's name); never a secret. */
   detail?: string;
   ok: boolean;
+  /** Why a change was refused, in words (never a secret): the attempt is audited too. */
+  reason?: string;
+  /** False when the caller may not administer at all (their role), rather than this change being refused. */
+  permitted?: boolean;
 }
 
 interface ActionWords { text: string; changes: 'user' | 'client' | 'organisation'; subtype: { system: string; code: string; display: string } }
@@ -55,7 +59,7 @@ export function administrationRequest(at: number, address: string | undefined, c
     actor,
     address,
     events: [],
-    outcome: { status: change.ok ? 200 : 400, method: 'POST', path: `admin/${change.action}`, query: '' },
+    outcome: { status: change.ok ? 200 : change.permitted === false ? 403 : 400, method: 'POST', path: `admin/${change.action}`, query: '' },
     administration: change,
   };
 }
@@ -65,7 +69,8 @@ function changedEntity(change: AdministrativeChange): Record<string, any> {
   const kind = ACTIONS[change.action].changes;
   const [system, value, type, role] =
     kind === 'user' ? [USER_ID_SYSTEM, change.targetId, { code: '1', display: 'Person' }, { code: '11', display: 'Security User Entity' }]
-    : kind === 'client' ? [CLIENT_ID_SYSTEM, change.target, { code: '2', display: 'System Object' }, { code: '11', display: 'Security User Entity' }]
+    // A client refused when added has no id: it is named by the name asked for, with no identifier.
+    : kind === 'client' ? [CLIENT_ID_SYSTEM, change.action === 'client-added' && !change.ok ? undefined : change.target, { code: '2', display: 'System Object' }, { code: '11', display: 'Security User Entity' }]
     : [ODS_SYSTEM, change.target, { code: '3', display: 'Organization' }, { code: '12', display: 'Security Group Entity' }];
   return {
     ...(value ? { what: { identifier: { system, value } } } : {}),
@@ -85,8 +90,12 @@ export function administrationEvent(request: AuditedRequest, change: Administrat
     // DICOM PS3.15 A.5.3.11: a Security Alert's action is always E; what changed is the subtype and outcomeDesc.
     action: 'E',
     recorded: new Date(request.at).toISOString(),
-    outcome: change.ok ? '0' : '4',
-    outcomeDesc: `${words.text}: ${change.target}${change.detail ? ` (${change.detail})` : ''}`,
+    // A refused change is a minor failure (the administrator may correct it); a caller who may not
+    // administer at all, a serious one.
+    outcome: change.ok ? '0' : change.permitted === false ? '8' : '4',
+    outcomeDesc: change.ok
+      ? `${words.text}: ${change.target}${change.detail ? ` (${change.detail})` : ''}`
+      : `${words.text}, refused: ${change.target}${change.reason ? ` (${change.reason})` : ''}`,
     agent: [agent(request)],
     source: auditSource(observer),
     entity: [changedEntity(change)],

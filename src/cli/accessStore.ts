@@ -28,8 +28,9 @@ export function commandLineActor(command: string): SystemActor {
 
 /**
  * Makes one administrative change and writes it to the audit trail, committed before this resolves. A
- * refused change (it throws) changed nothing and is not audited; `describe` runs after the change, with the
- * store still open.
+ * refused change (it throws) changed nothing and is not audited here, unlike the portal's: whoever runs the
+ * command line already holds the database file itself. `describe` runs after the change, with the store
+ * still open.
  */
 export async function administer<T>(db: string | undefined, command: string, change: (driver: SqlDriver) => Promise<T>, describe: (result: T, driver: SqlDriver) => Promise<AdministrativeChange> | AdministrativeChange): Promise<T> {
   const database = databaseFrom(db);

@@ -1,6 +1,6 @@
 // What the portal needs from src/access, as its own small interface: the record's access checks for a
 // signed-in person (exists) and people's accounts and sessions (being built; absent until they land).
-import type { Actor, BreakGlassGrant, NewClient, NewUser, Organisation, Role, SystemClient, UserActor, UserSummary } from '../access/index.ts';
+import type { Actor, AdministrativeAction, BreakGlassGrant, NewClient, NewUser, Organisation, Role, SystemClient, UserActor, UserSummary } from '../access/index.ts';
 import type { AccessControl } from '../record/index.ts';
 
 export interface Membership {
@@ -76,7 +76,12 @@ export interface PortalAdministration {
     list(): Promise<Organisation[]>;
     add(organisation: Organisation, by: Administrator): Promise<Organisation>;
   };
+  /** Audits an attempted change the portal refused before making it (the caller's role, or the change itself). */
+  refused(by: Administrator, attempt: RefusedAttempt): void;
 }
+
+/** A change refused before it was attempted: what was asked for, and why not. */
+export interface RefusedAttempt { action: AdministrativeAction; target: string; targetId?: string; reason: string; permitted?: false }
 
 export interface PortalAccess {
   /** What `actor` may do in the record, audited as coming from `address` (src/access Access.controlFor). */

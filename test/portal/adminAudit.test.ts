@@ -1,13 +1,15 @@
 // Administrators' changes made through the portal's admin pages land in the hash-chained audit trail: a
 // privacy officer searching AuditEvent?type=110113 sees who added, disabled, enabled and revoked what, with
-// no password or secret stored, and the chain stays intact; refused changes record nothing.
+// no password or secret stored, and the chain stays intact. Refused attempts are there too: a change the
+// access layer turned down (minor failure, with the reason) and one posted by someone whose role may not
+// administer (serious failure, by that person).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { handleFhirRequest } from '../../src/record/index.ts';
-import { verifyAuditChain } from '../../src/access/index.ts';
-import { ADMIN, PRIVACY_OFFICER, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
+import { findUser, verifyAuditChain } from '../../src/access/index.ts';
+import { ADMIN, PRIVACY_OFFICER, WARD_NURSE, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
 
 after(() => stopOwnPostgres());
 
@@ -58,15 +60,21 @@ for (const engine of ENGINES) {
       const clientId = /Client id:<\/strong> <code>([^<]+)</.exec(addedClient.html)![1];
       assert.equal((await post(t, `/admin/clients/${clientId}/revoke`, admin, { _csrf: csrf })).status, 303);
       assert.equal((await post(t, '/admin/organisations', admin, { _csrf: csrf, ods: 'AUD1', name: 'Audit Test Home', kind: 'care-home' })).status, 303);
-      // Refused changes changed nothing, so they are not administrators' changes to audit.
-      assert.equal((await post(t, '/admin/organisations', admin, { _csrf: csrf, ods: 'rx9', name: 'Taken', kind: 'hospital' })).status, 400);
+      // Changes the access layer refuses changed nothing, but were attempted: both are audited as refused.
       assert.equal((await post(t, '/admin/clients', admin, { _csrf: csrf, name: 'Nothing', scopes: 'everything please' })).status, 400);
+      assert.equal((await post(t, '/admin/organisations', admin, { _csrf: csrf, ods: 'rx9', name: 'Taken', kind: 'hospital' })).status, 400);
 
-      let events: any[] = [];
-      for (let i = 0; i < 100 && events.length < 6; i++) {
+      let all: any[] = [];
+      for (let i = 0; i < 100 && all.length < 8; i++) {
         await new Promise((r) => setTimeout(r, 50)); // the audit is written in batches
-        events = await searchAsPrivacyOfficer(t, officerSession, [['type', '110113']]);
+        all = await searchAsPrivacyOfficer(t, officerSession, [['type', '110113']]);
       }
+      const events = all.filter((e) => e.outcome === '0');
+      const refused = all.filter((e) => e.outcome !== '0');
+      assert.deepEqual(refused.map((e) => [e.outcome, e.entity[0].name, e.agent[0].altId]), [['4', 'Nothing', adminId], ['4', 'RX9', adminId]], 'the refused client and organisation, by the administrator');
+      assert.equal(refused[0].entity[0].what, undefined, 'a client refused has no id to name');
+      assert.match(refused[0].outcomeDesc, /^system client added, refused: Nothing \(.*scope/i, 'with the reason');
+      assert.match(refused[1].outcomeDesc, /^organisation added, refused: RX9 \(.*exists/i, 'with the reason');
       const summary = events.map((e) => [e.subtype[0].code, e.action, e.outcome, e.entity[0].name, e.entity[0].what?.identifier?.value]);
       const userId = events[0]?.entity[0].what?.identifier?.value;
       assert.ok(userId && userId !== 'audited.nurse', 'the new account is named by its id as well as its username');
@@ -90,9 +98,9 @@ for (const engine of ENGINES) {
         assert.equal(e.agent[0].requestor, true);
         assert.equal(e.agent[0].network.address, '127.0.0.1', 'from where');
       }
-      assert.deepEqual((await searchAsPrivacyOfficer(t, officerSession, [['type', '110113'], ['subtype', '110129']])).length, 3, 'searchable by subtype');
+      assert.deepEqual((await searchAsPrivacyOfficer(t, officerSession, [['type', '110113'], ['subtype', '110129']])).filter((e) => e.outcome === '0').length, 3, 'searchable by subtype');
       assert.deepEqual((await searchAsPrivacyOfficer(t, officerSession, [['entity-name', 'audited.nurse']])).map((e) => e.outcomeDesc.split(':')[0]), ['user added', 'user disabled', 'user enabled'], 'and by whom was changed');
-      assert.equal((await searchAsPrivacyOfficer(t, officerSession, [['altid', adminId], ['type', '110113']])).length, 6, 'and by the administrator');
+      assert.equal((await searchAsPrivacyOfficer(t, officerSession, [['altid', adminId], ['type', '110113']])).length, 8, 'and by the administrator, the refusals included');
 
       // The privacy officer's audit page, asked what the administrator did, says it in words.
       const page = await fetch(`${t.url}/privacy-officer/audit?user=${adminId}`, { headers: { cookie: `carebridge_session=${officerSession}` } });
@@ -108,6 +116,37 @@ for (const engine of ENGINES) {
       assert.ok(stored.includes('audited.nurse'), 'the stored trail was read');
       assert.ok(!stored.includes(password), 'no password stored');
       assert.ok(!stored.includes(secret), 'no client secret stored');
+      const chain = await verifyAuditChain(t.driver);
+      assert.equal(chain.intact, true, JSON.stringify(chain));
+    });
+
+    it('records as refused a change posted by someone who may not administer, and an administrator disabling their own account', async () => {
+      const officerSession = (await t.signIn(PRIVACY_OFFICER)).id;
+      const nurseSession = await t.signIn(WARD_NURSE);
+      const nurseId = (await t.access.sessions.actor(nurseSession.id))!.userId;
+      const nurseCsrf = /_csrf=([^"&]+)/.exec((await get(t, '/hospital', nurseSession.cookie)).html)![1]; // the sign-out form's token
+      const attempt = await post(t, '/admin/users', nurseSession.cookie, { _csrf: nurseCsrf, username: 'sneaky.admin', name: 'Sneaky', role1: 'admin' });
+      assert.equal(attempt.status, 403);
+      assert.equal(await findUser(t.driver, 'sneaky.admin'), undefined, 'no account was made');
+
+      const adminSession = await t.signIn(ADMIN);
+      const adminId = (await t.access.sessions.actor(adminSession.id))!.userId;
+      const csrf = csrfTokenIn((await get(t, '/admin/users/new', adminSession.cookie)).html);
+      assert.equal((await post(t, `/admin/users/${ADMIN.username}/disable`, adminSession.cookie, { _csrf: csrf })).status, 403);
+
+      let refused: any[] = [];
+      for (let i = 0; i < 100 && refused.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        refused = (await searchAsPrivacyOfficer(t, officerSession, [['type', '110113']])).filter((e) => e.outcome !== '0' && ['sneaky.admin', ADMIN.username].includes(e.entity[0].name));
+      }
+      assert.deepEqual(refused.map((e) => [e.outcome, e.outcomeDesc.split(':')[0], e.entity[0].name, e.agent[0].altId]), [
+        ['8', 'user added, refused', 'sneaky.admin', nurseId],
+        ['4', 'user disabled, refused', ADMIN.username, adminId],
+      ]);
+      assert.match(refused[0].outcomeDesc, /for administrators/, 'why: the role');
+      assert.match(refused[1].outcomeDesc, /your own account/, 'why: their own account');
+      const page = textOf(await (await fetch(`${t.url}/privacy-officer/audit?user=${nurseId}`, { headers: { cookie: `carebridge_session=${officerSession}` } })).text());
+      assert.match(page, /User added, refused: sneaky\.admin/, 'the audit page says it in words');
       const chain = await verifyAuditChain(t.driver);
       assert.equal(chain.intact, true, JSON.stringify(chain));
     });

@@ -7,7 +7,8 @@ import { errorView, type FieldError, type SendPage } from '../page.ts';
 import { NotAllowedHere, PageNotFound } from '../pageErrors.ts';
 import { signedInAs } from '../person/recordPages.ts';
 import { ROLE_LABELS } from '../roles.ts';
-import type { PortalAdministration } from '../portalAccess.ts';
+import type { PortalAdministration, RefusedAttempt } from '../portalAccess.ts';
+import { visitOf } from '../visit.ts';
 import { checkClientForm, checkOrganisationForm, checkUserForm, MEMBERSHIP_ROWS, placeError, type FormValues } from './forms.ts';
 
 const ADMIN: ReadonlySet<Role> = new Set(['admin']);
@@ -27,9 +28,19 @@ export interface AdminOptions {
 }
 
 export function adminRoutes(app: FastifyInstance, { send, administration }: AdminOptions): void {
-  /** The signed-in administrator and the administration they manage (undefined: the reply is sent). */
-  const admin = (req: FastifyRequest, reply: FastifyReply) => {
-    const actor = signedInAs(req, reply, ADMIN, REFUSAL);
+  /**
+   * The signed-in administrator and the administration they manage (undefined: the reply is sent). A
+   * change (`attempt`) posted by someone signed in whose role may not administer is audited as refused.
+   */
+  const admin = (req: FastifyRequest, reply: FastifyReply, attempt?: Omit<RefusedAttempt, 'reason'>) => {
+    let actor;
+    try {
+      actor = signedInAs(req, reply, ADMIN, REFUSAL);
+    } catch (err) {
+      const visitor = visitOf(req).actor;
+      if (err instanceof NotAllowedHere && attempt && visitor) administration?.refused({ actor: visitor, address: req.ip }, { ...attempt, reason: REFUSAL, permitted: false });
+      throw err;
+    }
     if (!actor) return undefined;
     if (!administration) throw new NotAllowedHere('Administration is not available on this server.');
     return { actor, administration, by: { actor, address: req.ip } };
@@ -74,7 +85,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
   });
 
   app.post<{ Body: FormValues }>('/admin/users', async (req, reply) => {
-    const a = admin(req, reply);
+    const a = admin(req, reply, { action: 'user-added', target: String(req.body?.username ?? '') });
     if (!a) return reply;
     const checked = checkUserForm(req.body);
     if (!checked.ok) return userForm(req, reply, a.administration, req.body, checked.errors);
@@ -91,11 +102,15 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
 
   const userAction = (action: 'disable' | 'enable') =>
     app.post<{ Params: { username: string } }>(`/admin/users/:username/${action}`, async (req, reply) => {
-      const a = admin(req, reply);
+      const a = admin(req, reply, { action: `user-${action}d`, target: req.params.username });
       if (!a) return reply;
       const user = (await a.administration.users.list()).find((u) => u.username === req.params.username);
       if (!user) throw new PageNotFound('There is no user with this username.');
-      if (action === 'disable' && user.userId === a.actor.userId) throw new NotAllowedHere('You cannot disable your own account: ask another administrator.');
+      if (action === 'disable' && user.userId === a.actor.userId) {
+        const reason = 'You cannot disable your own account: ask another administrator.';
+        a.administration.refused(a.by, { action: 'user-disabled', target: user.username, targetId: user.userId, reason });
+        throw new NotAllowedHere(reason);
+      }
       await a.administration.users[action](user.username, a.by);
       return reply.redirect(`/admin/users?done=${action}d`, 303);
     });
@@ -125,7 +140,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
   });
 
   app.post<{ Body: FormValues }>('/admin/clients', async (req, reply) => {
-    const a = admin(req, reply);
+    const a = admin(req, reply, { action: 'client-added', target: String(req.body?.name ?? '') });
     if (!a) return reply;
     const checked = checkClientForm(req.body);
     if (!checked.ok) return clientForm(req, reply, a.administration, req.body, checked.errors);
@@ -138,7 +153,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
   });
 
   app.post<{ Params: { clientId: string } }>('/admin/clients/:clientId/revoke', async (req, reply) => {
-    const a = admin(req, reply);
+    const a = admin(req, reply, { action: 'client-revoked', target: req.params.clientId });
     if (!a) return reply;
     if (!(await a.administration.clients.list()).some((c) => c.clientId === req.params.clientId)) throw new PageNotFound('There is no system client with this id.');
     await a.administration.clients.revoke(req.params.clientId, a.by);
@@ -163,7 +178,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
   });
 
   app.post<{ Body: FormValues }>('/admin/organisations', async (req, reply) => {
-    const a = admin(req, reply);
+    const a = admin(req, reply, { action: 'organisation-added', target: String(req.body?.ods ?? '') });
     if (!a) return reply;
     const checked = checkOrganisationForm(req.body);
     if (!checked.ok) return organisationForm(req, reply, req.body, checked.errors);
