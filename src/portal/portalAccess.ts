@@ -1,6 +1,6 @@
 // What the portal needs from src/access, as its own small interface: the record's access checks for a
 // signed-in person (exists) and people's accounts and sessions (being built; absent until they land).
-import type { Actor, AdministrativeAction, BreakGlassGrant, NewClient, NewUser, Organisation, Role, SystemClient, UserActor, UserSummary } from '../access/index.ts';
+import type { Actor, AdministrativeChange, BreakGlassGrant, NewClient, NewUser, Organisation, Role, SystemClient, UserActor, UserSummary } from '../access/index.ts';
 import type { AccessControl } from '../record/index.ts';
 
 export interface Membership {
@@ -81,7 +81,7 @@ export interface PortalAdministration {
 }
 
 /** A change refused before it was attempted: what was asked for, and why not. */
-export interface RefusedAttempt { action: AdministrativeAction; target: string; targetId?: string; reason: string; permitted?: false }
+export type RefusedAttempt = Omit<AdministrativeChange, 'ok' | 'detail' | 'reason'> & { reason: string };
 
 export interface PortalAccess {
   /** What `actor` may do in the record, audited as coming from `address` (src/access Access.controlFor). */
