@@ -26,6 +26,10 @@ export function openSqlite(path: string): SqlDriver {
   writer.pragma('synchronous = FULL');
   writer.pragma('busy_timeout = 5000');
   writer.pragma('foreign_keys = ON');
+  // Group commit puts every transaction in a savepoint, whose undo pages SQLite otherwise spills to a temp
+  // file made, grown and deleted per commit: half the server's write syscalls under a busy inbox. They are
+  // only needed to roll back a savepoint, never for crash recovery (the WAL is), so memory loses nothing.
+  writer.pragma('temp_store = MEMORY');
   const reader = path === ':memory:' ? writer : new Database(path, { readonly: false });
   reader.pragma('busy_timeout = 5000');
 
