@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Param, SqlDriver, SqlExecutor } from './driver.ts';
+import { BACKSTOP_PAGES, startWalCheckpointer, type WalCheckpointer } from './walCheckpointer.ts';
 
 type Db = Database.Database;
 type Statement = Database.Statement;
@@ -79,6 +80,17 @@ export function openSqlite(path: string): SqlDriver {
   const waiting: GroupMember[] = [];
   let groupQueued = false;
   let writes = 0;
+  // Checkpoints move to a thread of their own once the database is busy (a test's or a CLI command's few
+  // writes do not pay for starting one).
+  let checkpointer: WalCheckpointer | undefined;
+  const wrote = () => {
+    if (++writes !== CHECKPOINT_THREAD_AFTER || path === ':memory:') return;
+    writer.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+    checkpointer = startWalCheckpointer(path, () => {
+      checkpointer = undefined;
+      writer.pragma('wal_autocheckpoint = 1000');
+    });
+  };
   /**
    * Queues one group turn on the writer; whatever is waiting when the turn comes joins it. The turn is
    * taken after the current round of I/O callbacks (setImmediate): better-sqlite3 blocks the event loop
@@ -96,7 +108,7 @@ export function openSqlite(path: string): SqlDriver {
         try {
           await (group.length === 1 ? commitAlone(writer, writeExec, group[0]) : commitGroup(writer, writeExec, group));
         } finally {
-          writes++;
+          wrote();
         }
       }).catch(() => undefined); // every member's promise has been settled
     });
@@ -121,7 +133,7 @@ export function openSqlite(path: string): SqlDriver {
       try {
         writer.exec(script);
       } finally {
-        writes++;
+        wrote();
       }
     }),
     writes: () => writes,
@@ -146,6 +158,7 @@ export function openSqlite(path: string): SqlDriver {
       // Transactions asked for just before close still get their turn.
       while (groupQueued) await new Promise((resolve) => setImmediate(resolve)).then(() => queue);
       await queue;
+      await checkpointer?.stop();
       if (reader !== writer) reader.close();
       writer.close();
     },
@@ -187,6 +200,9 @@ interface GroupMember {
   resolve(value: unknown): void;
   reject(err: unknown): void;
 }
+
+/** Write transactions after which checkpoints move to their own thread (see walCheckpointer.ts). */
+const CHECKPOINT_THREAD_AFTER = 200;
 
 /** The most transactions sharing one commit: bounds how long the first of them waits for the last. */
 const MAX_GROUP = 64;
