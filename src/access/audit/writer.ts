@@ -2,11 +2,14 @@
 // so building, hashing, indexing and storing AuditEvents costs the request-serving thread almost nothing
 // (on SQLite every write is synchronous, and would otherwise stall the event loop for each batch): the
 // serving thread only moves each batch across as one buffer of packed requests (batchMessage.ts).
-import { Worker } from 'node:worker_threads';
 import type { SqlDriver } from '../../record/index.ts';
 import { SharedParts, journalEntryFor } from './auditEvent.ts';
 import { JournalAppender } from './journal.ts';
 import { decodeBatch, type BatchMessage } from './batchMessage.ts';
+import { threadCalls } from '../../threads/index.ts';
+
+/** What the writer thread is asked to do: append a batch, or close its connection. */
+export type WriterCall = { batch: BatchMessage; close?: undefined } | { close: true; batch?: undefined };
 
 export interface AuditWriter {
   /** Appends the batch's AuditEvents to the journal, in one transaction; rejects when it could not. */
@@ -24,58 +27,12 @@ export function inProcessWriter(driver: SqlDriver, observer: string): AuditWrite
   };
 }
 
-// The worker runs TypeScript: under `node --import tsx` it inherits the loader; otherwise (the carebridge
-// command registers tsx in code) it registers it itself and imports the entry again.
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-import(workerData.entry).catch(async (err) => {
-  if (err?.code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw err;
-  (await import(workerData.tsx)).register();
-  await import(workerData.entry + '?tsx');
-});`;
-
 /** Writes from a worker thread that opens its own connection to `database`; started on first use. */
 export function threadWriter(database: string, observer: string): AuditWriter {
-  let worker: Worker | undefined;
-  let nextId = 0;
-  const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
-  const failAll = (err: Error) => {
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-    worker = undefined;
-  };
-  const start = () => {
-    const w = new Worker(BOOTSTRAP, {
-      eval: true,
-      workerData: { entry: new URL('./writerThread.ts', import.meta.url).href, tsx: import.meta.resolve('tsx/esm/api'), database, observer },
-    });
-    w.on('message', (m: { id: number; error?: string; code?: string; name?: string }) => {
-      const p = pending.get(m.id);
-      pending.delete(m.id);
-      if (m.error) p?.reject(Object.assign(new Error(m.error), { code: m.code, name: m.name ?? 'Error' }));
-      else p?.resolve();
-      if (!pending.size) w.unref(); // an idle writer does not keep the process alive
-    });
-    w.on('error', (err) => failAll(err));
-    w.on('exit', (code) => failAll(new Error(`the audit writer thread stopped (exit code ${code})`)));
-    return w;
-  };
-  const call = (message: { batch?: BatchMessage; close?: true }) =>
-    new Promise<void>((resolve, reject) => {
-      worker ??= start();
-      worker.ref();
-      const id = ++nextId;
-      pending.set(id, { resolve, reject });
-      // The batch's bytes are moved to the thread, not copied (the trail keeps its own until written).
-      worker.postMessage({ id, ...message }, message.batch ? [message.batch.bytes.buffer] : []);
-    });
+  const thread = threadCalls<WriterCall, void>(new URL('./writerThread.ts', import.meta.url), { database, observer }, 'audit writer');
   return {
-    write: (batch) => call({ batch }),
-    async close() {
-      if (!worker) return;
-      const w = worker;
-      await call({ close: true }).catch(() => undefined);
-      await w.terminate();
-    },
+    // The batch's bytes are moved to the thread, not copied (the trail keeps its own until written).
+    write: (batch) => thread.call({ batch }, [batch.bytes.buffer]),
+    close: () => thread.close({ close: true }),
   };
 }
