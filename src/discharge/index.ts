@@ -10,6 +10,7 @@ import { fireDueTimers } from './deadlines.ts';
 import { followEncounters, newEncounterFeed } from './encounterFeed.ts';
 import { deliverPendingAdw, type AdwWorkflowIds } from './adw/delivery.ts';
 import { AdwNotForThisService, AdwRejected, handleAdwMessage } from './adw/inbound.ts';
+import { threadAdwReader, type ReadAdw } from './adw/reader.ts';
 import { startPoller, type Poller } from './poller.ts';
 import type { Messaging, PermanentFailureClass } from './messagingPort.ts';
 
@@ -89,18 +90,19 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
     startPoller(options.pollMs, async () => { for (let i = 0; i < 100 && (await followEncounters(context, feed)) === 500; i++); }, onError),
   ];
   const messaging = options.messaging;
+  const reader = messaging ? threadAdwReader() : undefined;
   if (messaging) {
     const deps = { ctx: context, organisationForMailbox: (m: string) => messaging.api.organisationForMailbox(m) };
     // In messaging's transaction: a busy inbox is handled in batches, one commit for many notices.
-    messaging.api.onInboundInTransaction([options.workflowIds.notice, options.workflowIds.response], async (msg, transaction) => {
+    messaging.api.onInboundInTransaction<ReadAdw>([options.workflowIds.notice, options.workflowIds.response], async (msg, transaction, read) => {
       try {
-        await handleAdwMessage(deps, msg, transaction);
+        await handleAdwMessage(deps, msg, transaction, read);
       } catch (err) {
         if (err instanceof AdwNotForThisService) throw new (messaging.NotForThisService ?? messaging.PermanentFailure)(err.message);
         if (err instanceof AdwRejected) throw new messaging.PermanentFailure(err.message);
         throw err;
       }
-    });
+    }, (msg) => reader!.read(msg.body)); // each batch is read on another thread first, while this one serves and commits
     // Queued answers and notices go out as soon as the step that queued them commits, not at the next interval.
     const delivery = startPoller(options.pollMs, async () => { while ((await deliverPendingAdw(driver, messaging.api, options.workflowIds)) === 20); }, onError);
     wakeDelivery = () => delivery.wake();
@@ -114,6 +116,7 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
     },
     async close() {
       await Promise.all(pollers.map((p) => p.stop()));
+      await reader?.close();
     },
   };
 }

@@ -71,9 +71,12 @@ export interface Messaging {
   /**
    * Like onInbound, for a handler whose work is all database writes on messaging's own database: it runs in
    * messaging's transaction (shared by a batch of messages, so a busy inbox costs one commit per batch, not
-   * several per message) and the message is done exactly when its writes commit.
+   * several per message) and the message is done exactly when its writes commit. `prepare`, when given,
+   * runs for every message of a batch before its transaction (say, reading the message on another thread),
+   * so the transaction, which holds the database's write lock, is short; the handler gets its result, or
+   * undefined when it failed (the handler then does that work itself).
    */
-  onInboundInTransaction(workflowIds: string[], handler: (msg: InboundMessage, transaction: InboundTransaction) => Promise<void>): void;
+  onInboundInTransaction<P = undefined>(workflowIds: string[], handler: (msg: InboundMessage, transaction: InboundTransaction, prepared: P | undefined) => Promise<void>, prepare?: (msg: InboundMessage) => Promise<P>): void;
   /** Sends through the built-in mailbox when `to` is hosted here, else through the external MESH client. */
   send(msg: OutboundMessage): Promise<{ messageId: string }>;
   mailboxForOrganisation(ods: string): Promise<string | undefined>;

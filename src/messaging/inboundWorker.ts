@@ -11,9 +11,11 @@ import { claimDue, markDead, markDone, markRetry, releaseClaims } from './inbox.
 import { holdForMailboxClientIn } from './mailboxStore.ts';
 
 export type InboundHandler = (msg: InboundMessage) => Promise<void>;
-export type TransactionalInboundHandler = (msg: InboundMessage, transaction: InboundTransaction) => Promise<void>;
+export type TransactionalInboundHandler = (msg: InboundMessage, transaction: InboundTransaction, prepared: unknown) => Promise<void>;
+/** Work for a message that needs no transaction, done before its batch's transaction (see registerInTransaction). */
+export type PrepareInbound = (msg: InboundMessage) => Promise<unknown>;
 
-type Registered = { inTransaction: false; handler: InboundHandler } | { inTransaction: true; handler: TransactionalInboundHandler };
+type Registered = { inTransaction: false; handler: InboundHandler } | { inTransaction: true; handler: TransactionalInboundHandler; prepare?: PrepareInbound };
 type Claimed = InboundMessage & { attempts: number };
 
 export interface InboundWorkerOptions {
@@ -53,9 +55,13 @@ export class InboundWorker {
     for (const id of workflowIds) this.handlers.set(id, { inTransaction: false, handler });
   }
 
-  /** A handler that works in messaging's transaction (see InboundTransaction): its messages go in batches. */
-  registerInTransaction(workflowIds: string[], handler: TransactionalInboundHandler): void {
-    for (const id of workflowIds) this.handlers.set(id, { inTransaction: true, handler });
+  /**
+   * A handler that works in messaging's transaction (see InboundTransaction): its messages go in batches.
+   * `prepare` runs for each message of a batch, all at once, before the batch's transaction; the handler is
+   * given its result, or undefined when it failed.
+   */
+  registerInTransaction(workflowIds: string[], handler: TransactionalInboundHandler, prepare?: PrepareInbound): void {
+    for (const id of workflowIds) this.handlers.set(id, { inTransaction: true, handler, prepare });
   }
 
   start(): void {
@@ -121,7 +127,8 @@ export class InboundWorker {
       if (!registered) throw new PermanentFailure(`No handler is registered for workflow id ${message.workflowId}.`);
       if (registered.inTransaction) {
         const committed: Array<() => void> = [];
-        await this.driver.transaction((tx) => this.runInTransaction(tx, registered.handler, message, committed));
+        const [prepared] = await this.prepare([msg]);
+        await this.driver.transaction((tx) => this.runInTransaction(tx, registered.handler, message, prepared, committed));
         this.runAfterCommit(committed);
         return;
       }
@@ -146,11 +153,12 @@ export class InboundWorker {
    */
   private async runBatch(batch: Claimed[]): Promise<void> {
     const committed: Array<() => void> = [];
+    const prepared = await this.prepare(batch);
     try {
       await this.driver.transaction(async (tx) => {
-        for (const msg of batch) {
+        for (const [i, msg] of batch.entries()) {
           if (!this.running && !this.inFlight.has(msg.messageId)) continue; // handed back by stop()
-          await this.handleInBatch(tx, msg, committed);
+          await this.handleInBatch(tx, msg, prepared[i], committed);
         }
       });
     } catch (err) {
@@ -161,14 +169,23 @@ export class InboundWorker {
     this.runAfterCommit(committed);
   }
 
-  private async handleInBatch(tx: SqlExecutor, msg: Claimed, committed: Array<() => void>): Promise<void> {
+  /** Each message's prepared result (undefined where there is no prepare step, or it failed), in order. */
+  private async prepare(messages: Claimed[]): Promise<unknown[]> {
+    const results = await Promise.allSettled(messages.map((msg) => {
+      const registered = this.handlers.get(msg.workflowId);
+      return registered?.inTransaction && registered.prepare ? registered.prepare(msg) : Promise.resolve(undefined);
+    }));
+    return results.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+  }
+
+  private async handleInBatch(tx: SqlExecutor, msg: Claimed, prepared: unknown, committed: Array<() => void>): Promise<void> {
     const { attempts: _attempts, ...message } = msg;
     const registered = this.handlers.get(message.workflowId);
     const mine: Array<() => void> = [];
     await tx.run(`SAVEPOINT ${SAVEPOINT}`);
     try {
       if (!registered?.inTransaction) throw new PermanentFailure(`No handler is registered for workflow id ${message.workflowId}.`);
-      await this.runInTransaction(tx, registered.handler, message, mine);
+      await this.runInTransaction(tx, registered.handler, message, prepared, mine);
       await tx.run(`RELEASE SAVEPOINT ${SAVEPOINT}`);
       committed.push(...mine);
     } catch (err) {
@@ -179,9 +196,9 @@ export class InboundWorker {
   }
 
   /** The handler in `tx`, then the message marked done (or dead, when the handler asked) in the same transaction. */
-  private async runInTransaction(tx: SqlExecutor, handler: TransactionalInboundHandler, message: InboundMessage, committed: Array<() => void>): Promise<void> {
+  private async runInTransaction(tx: SqlExecutor, handler: TransactionalInboundHandler, message: InboundMessage, prepared: unknown, committed: Array<() => void>): Promise<void> {
     let deadReason: string | undefined;
-    await handler(message, { tx, afterCommit: (fn) => void committed.push(fn), deadLetter: (reason) => void (deadReason = reason) });
+    await handler(message, { tx, afterCommit: (fn) => void committed.push(fn), deadLetter: (reason) => void (deadReason = reason) }, prepared);
     if (deadReason === undefined) await markDone(tx, message.messageId, this.now());
     else await markDead(tx, message.messageId, deadReason, this.now());
   }

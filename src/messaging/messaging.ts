@@ -7,7 +7,7 @@ import type { InboundMessage, Messaging, OutboundMessage } from './contract.ts';
 import { messagingMigrations } from './schema.ts';
 import { findMailbox, mailboxOfOrganisation, normaliseMailboxId } from './mailboxes.ts';
 import { startUpload } from './mailboxStore.ts';
-import { InboundWorker } from './inboundWorker.ts';
+import { InboundWorker, type TransactionalInboundHandler } from './inboundWorker.ts';
 import { MeshClient } from './meshClient.ts';
 import { MeshPoller } from './meshPoller.ts';
 import { mailboxRoutes } from './mailboxRoutes.ts';
@@ -53,8 +53,8 @@ export async function setUpMessaging(driver: SqlDriver, options: MessagingOption
       worker.wake();
     },
 
-    onInboundInTransaction(workflowIds, handler) {
-      worker.registerInTransaction(workflowIds, handler);
+    onInboundInTransaction(workflowIds, handler, prepare) {
+      worker.registerInTransaction(workflowIds, handler as TransactionalInboundHandler, prepare);
       worker.wake();
     },
 

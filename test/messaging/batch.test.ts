@@ -77,6 +77,30 @@ for (const engine of ENGINES) {
       for (const name of ['good-1', 'good-2', 'good-3', 'permanent', 'kept-rejection']) assert.equal(tries.get(name), 1, `${name} was handled once`);
     });
 
+    it('prepares every message of a batch before its transaction, and hands each handler call its own result', async () => {
+      await s.server.messaging.close();
+      const names = ['prep-1', 'prep-fails', 'prep-2'];
+      const ids = await Promise.all(names.map((name) => send(name, 'BATCH_PREPARED')));
+      const order: string[] = [];
+      const given = new Map<string, string | undefined>();
+      s.server.messaging.onInboundInTransaction<string>(['BATCH_PREPARED'], async (msg, t, prepared) => {
+        order.push(`handle ${msg.localId}`);
+        given.set(msg.localId!, prepared);
+        await t.tx.run('INSERT INTO batch_effects (local_id, written_at_attempt) VALUES (?, 1)', [msg.localId!]);
+      }, async (msg) => {
+        order.push(`prepare ${msg.localId}`);
+        await new Promise((r) => setTimeout(r, 20)); // work elsewhere: the batch waits for all of it
+        if (msg.localId === 'prep-fails') throw new Error('the reading thread was not there');
+        return `read: ${msg.body.toString()}`;
+      });
+      s.server.messaging.start();
+      for (const id of ids) await waitFor(`${id} done`, async () => (await state(id))?.status === 'done');
+
+      assert.deepEqual(order.slice(0, 3).sort(), names.map((n) => `prepare ${n}`).sort(), 'all three were prepared before any was handled');
+      assert.deepEqual([...given.entries()].sort(), [['prep-1', 'read: body of prep-1'], ['prep-2', 'read: body of prep-2'], ['prep-fails', undefined]]);
+      assert.deepEqual((await effects()).filter((e) => e.startsWith('prep')), ['prep-1', 'prep-2', 'prep-fails'], 'a failed preparation does not stop the message');
+    });
+
     it('handles each message once, and dead-letters one for a workflow nobody handles', async () => {
       const seen: string[] = [];
       s.server.messaging.onInboundInTransaction(['BATCH_TEST_2'], async (msg, t) => {

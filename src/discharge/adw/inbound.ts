@@ -14,7 +14,8 @@ import {
 } from '../referrals.ts';
 import { ALLOWED_FROM, EXPECTED_DISCHARGE_URL, FINAL_STATES, triageStateOf, withExtensionDate } from '../model.ts';
 import { deadlineAfter } from '../calendar.ts';
-import { AdwError, parseAdwMessage, type AdwMessage } from './parse.ts';
+import type { AdwMessage } from './parse.ts';
+import { readAdw, type ReadAdw } from './reader.ts';
 import {
   ANSWERS, ENCOUNTER_ID_SYSTEM, EVENT, EVENT_NAMES, LOCAL_PATIENT_ID_SYSTEM, NOTICES, RESPONSES_TO, WITHDRAWALS, WITHDRAWAL_REASONS,
   WITHDRAWAL_REASON_SYSTEM, isEventCode, type EventCode,
@@ -43,17 +44,12 @@ export interface AdwInboundDeps {
 const ODS_PATTERN = /^[A-Z0-9]{3,10}$/;
 
 /**
- * Handles one inbound ADW message. Resolves when it is applied (or was already); throws AdwRejected otherwise,
+ * Handles one inbound ADW message (`read` already, when it was read before its transaction). Resolves when it is applied (or was already); throws AdwRejected otherwise,
  * except that in messaging's `transaction` a rejection is committed and dead-lettered through it.
  */
-export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage, transaction?: InboundTransaction): Promise<void> {
-  let m: AdwMessage;
-  try {
-    m = parseAdwMessage(msg.body.toString('utf8'));
-  } catch (err) {
-    if (err instanceof AdwError) throw new AdwRejected(`ADW message ${msg.messageId} from ${msg.from}: ${err.message}`);
-    throw err;
-  }
+export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage, transaction?: InboundTransaction, read: ReadAdw = readAdw(msg.body)): Promise<void> {
+  if (read.unreadable !== undefined) throw new AdwRejected(`ADW message ${msg.messageId} from ${msg.from}: ${read.unreadable}`);
+  const m = read.message;
   if (!isEventCode(m.eventCode)) {
     throw new AdwRejected(`MessageHeader.event ${m.eventCode} (MessageHeader.id ${m.headerId}) is not one of the ADW event codes; the spec has no response for it, so nothing was sent back.`);
   }
