@@ -181,12 +181,27 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
 
   // A caller's second and later requests are answered at once, without a promise: each await on the way
   // cost about a microsecond, several times over, for every request.
+  // The issuer and audience a token must name, made once per origin (the Host header is the caller's to
+  // choose, so only a few are kept).
+  const expectations = new Map<string, Readonly<{ issuer: string; audience: string }>>();
+  const expectedAt = (origin: string) => {
+    let expected = expectations.get(origin);
+    if (!expected) {
+      expected = Object.freeze({ issuer: origin, audience: `${origin}/fhir` });
+      if (expectations.size < 16) expectations.set(origin, expected);
+    }
+    return expected;
+  };
+  const noToken = () => unauthorized('This API needs an access token: get one from /oauth2/token and send it as "Authorization: Bearer <token>".', 'invalid_request');
   return (req: FastifyRequest): Actor | Promise<Actor> => {
-    const token = bearerToken(req.headers.authorization);
-    if (!token) throw unauthorized('This API needs an access token: get one from /oauth2/token and send it as "Authorization: Bearer <token>".', 'invalid_request');
-    const origin = originOf(req);
-    const expected = { issuer: origin, audience: `${origin}/fhir` };
-    return knownActor(token, expected) ?? identifyAfresh(token, expected);
+    const token = bearerCredentials(req.headers.authorization);
+    if (!token) throw noToken();
+    const expected = expectedAt(originOf(req));
+    // A token equal to one verified before needs no check of its characters.
+    const known = knownActor(token, expected);
+    if (known) return known;
+    if (!TOKEN_TEXT.test(token)) throw noToken();
+    return identifyAfresh(token, expected);
   };
 }
 
@@ -194,12 +209,16 @@ const TOKEN_TEXT = /^[A-Za-z0-9\-_.]+$/;
 
 /** The token of an `Authorization: Bearer <token>` header; undefined when there is none, or it is not a token's text. */
 export function bearerToken(header: string | undefined): string | undefined {
+  const token = bearerCredentials(header);
+  return token && TOKEN_TEXT.test(token) ? token : undefined;
+}
+
+/** What follows `Bearer ` in the header, its characters not yet checked. */
+function bearerCredentials(header: string | undefined): string | undefined {
   if (!header || header.length < 8 || header.slice(0, 6).toLowerCase() !== 'bearer') return undefined;
   let at = 6;
   while (header[at] === ' ' || header[at] === '\t') at++;
-  if (at === 6) return undefined;
-  const token = header.slice(at);
-  return TOKEN_TEXT.test(token) ? token : undefined;
+  return at === 6 ? undefined : header.slice(at);
 }
 
 /**
