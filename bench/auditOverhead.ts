@@ -12,7 +12,7 @@
 // not share the server's event loop.
 //
 //   node --import tsx bench/auditOverhead.ts [--duration 5] [--connections 32] [--rounds 1] [--rate N] [--dir PATH]
-//                                            [--caller care-home|client] [--workloads read,search]
+//                                            [--caller care-home|client] [--workloads read,search,identifier]
 //
 // Without --rate the server is saturated (req/s is the figure); with --rate N autocannon sends N requests
 // a second in all, below saturation, and p99 is the figure. Rounds rotate which configuration goes first so
@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildServer, type CareBridgeServer } from '../src/server.ts';
 import { loadServerConfig } from '../src/config.ts';
-import { handleFhirRequest, openRecordStore, UNRESTRICTED, type SqlDriver } from '../src/record/index.ts';
+import { handleFhirRequest, NHS_NUMBER_SYSTEM, openRecordStore, UNRESTRICTED, type SqlDriver } from '../src/record/index.ts';
 import { addOrganisation, findOrganisation, findUser } from '../src/access/index.ts';
 import { buildDemoDataset } from '../src/demo/index.ts';
 import { addPerson, personToken } from '../test/support/people.ts';
@@ -50,12 +50,14 @@ const STAFF = { username: 'bench-carer-vm101', role: 'care-home-staff', org: 'VM
 const WORKLOADS = {
   read: `Patient/${PATIENT}`,
   search: `Observation?patient=${PATIENT}&code=${encodeURIComponent('http://loinc.org|9279-1')}&_count=20`,
+  // The resident found by NHS number, as an integrator would (the number is the demo's, looked up at the start).
+  identifier: `Patient?identifier=${encodeURIComponent(NHS_NUMBER_SYSTEM)}|{nhs}`,
 };
 const MODES = ['open', 'checked', 'audited'] as const;
 type Mode = (typeof MODES)[number];
 type Workload = keyof typeof WORKLOADS;
 const CHOSEN = args.workloads!.split(',') as Workload[];
-for (const w of CHOSEN) if (!(w in WORKLOADS)) throw new Error(`--workloads lists read and/or search, not '${w}'.`);
+for (const w of CHOSEN) if (!(w in WORKLOADS)) throw new Error(`--workloads lists read, search and/or identifier, not '${w}'.`);
 interface Figures { rps: number; p99: number; errors: number; cpuUs: number; mainUs: number }
 
 function autocannon(url: string, token: string | undefined, duration: string): Promise<Figures> {
@@ -98,6 +100,12 @@ async function staffToken(server: CareBridgeServer, origin: string): Promise<str
   return personToken(t, STAFF.username);
 }
 
+async function residentNhsNumber(driver: SqlDriver): Promise<string> {
+  const row = await driver.get<{ code: string }>("SELECT t.code FROM search_token t JOIN resources r ON r.rid = t.rid WHERE r.type = 'Patient' AND r.id = ? AND t.param = 'identifier' AND t.system = ?", [PATIENT, NHS_NUMBER_SYSTEM]);
+  if (!row) throw new Error(`The demo resident ${PATIENT} has no NHS number.`);
+  return row.code;
+}
+
 /** Waits until the audit journal stops growing (the writer has caught up). */
 async function auditWritten(driver: SqlDriver): Promise<void> {
   const count = async () => Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_journal'))?.n ?? 0);
@@ -128,7 +136,7 @@ async function run(database: string, mode: Mode): Promise<{ figures: Record<Work
     const bearer = mode === 'open' ? undefined : args.caller === 'client' ? await clientToken(origin) : await staffToken(server, origin);
     const figures = {} as Record<Workload, Figures>;
     for (const name of CHOSEN) {
-      const path = WORKLOADS[name];
+      const path = WORKLOADS[name].replace('{nhs}', await residentNhsNumber(server.driver));
       const warm = await autocannon(`${origin}/fhir/${path}`, bearer, '1');
       if (warm.errors) throw new Error(`${mode}: ${name} was refused ${warm.errors} times in the warm-up (is the caller allowed to read ${path}?)`);
       if (mode === 'audited') await auditWritten(server.driver);

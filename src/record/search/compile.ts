@@ -83,14 +83,15 @@ interface Lookup {
  * for the others: an INTERSECT would have the database list (and sort) every row of every side, so a
  * search for one encounter's referrals by their common code read every referral ever made. A probe per
  * driving row costs about what listing the driving side costs anyway, and nothing grows with the other
- * filters' matches. One lookup may list a resource twice (two matching codings): DISTINCT de-duplicates.
+ * filters' matches. One lookup may list a resource twice (two matching codings): the set is used as an
+ * IN list, which holds each row id once (see executeSearch).
  */
 function drivingSet(lookups: Lookup[]): Sql {
   // A stable sort: among lookups of equal rank, the one given first drives.
   const [driver, ...checks] = [...lookups].sort((a, b) => a.rank - b.rank);
   const probes = checks.map((c) => c.probe('drv.rid'));
   const where = probes.length ? ` WHERE ${probes.map((p) => p.text).join(' AND ')}` : '';
-  return { text: `SELECT DISTINCT drv.rid FROM (${driver.rids.text}) drv${where}`, params: [...driver.rids.params, ...probes.flatMap((p) => p.params)] };
+  return { text: `SELECT drv.rid FROM (${driver.rids.text}) drv${where}`, params: [...driver.rids.params, ...probes.flatMap((p) => p.params)] };
 }
 
 /** Whether the filter is a plain positive one, which an index lookup serves (see positiveLookup). */

@@ -48,7 +48,11 @@ export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: 
     scopeSql = `c.patient_id = ? AND c.type = ? AND ${driving ? `r.rid IN (${driving.text}) AND ` : ''}`;
     scopeParams = [scope.patientId, req.resourceType, ...(driving?.params ?? [])];
   } else if (driving) {
-    from = `(${driving.text}) m JOIN resources r ON r.rid = m.rid`;
+    // The rows whose rid is in the driving set: SQLite walks that set in rid order and reads each row by its
+    // key, so the usual ORDER BY r.rid needs no sort. Joined to a DISTINCT of the set instead, a search
+    // built two temporary b-trees, and allocating and freeing their memory took longer (~30 µs) than the
+    // rest of a one-row search.
+    scopeSql = `r.rid IN (${driving.text}) AND `;
     scopeParams = driving.params;
   }
   const countSql = `SELECT COUNT(*) AS n FROM ${from} WHERE ${scopeSql}${where.text}`;

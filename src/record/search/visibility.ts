@@ -162,8 +162,8 @@ export function scopedRids(type: string, scope: PatientScope): Sql {
   const named = scope.patientIds.length ? `c.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
   const related = scopedPatients(scope);
   return {
-    // A resource in two of the caller's people's compartments is listed once.
-    text: `SELECT DISTINCT c.rid FROM compartment c WHERE c.type = ? AND (${named}c.patient_id IN (${related.text}))`,
+    // A resource in two of the caller's people's compartments is listed twice: used as an IN list, it counts once.
+    text: `SELECT c.rid FROM compartment c WHERE c.type = ? AND (${named}c.patient_id IN (${related.text}))`,
     params: [type, ...scope.patientIds, ...related.params],
   };
 }
