@@ -4,10 +4,14 @@ import type { Param, SqlDriver, SqlExecutor } from './driver.ts';
 // int8 (bigint) columns hold epoch milliseconds and row ids, all well inside a double's exact range.
 pg.types.setTypeParser(20, (v) => Number(v));
 
-/** Rewrites the shared SQL's `?` placeholders to PostgreSQL's `$n` (our SQL never has `?` in literals). */
+/**
+ * Rewrites the shared SQL's `?` placeholders to PostgreSQL's `$n` (our SQL never has `?` in literals), and
+ * drops SQLite's `INDEXED BY` (an index SQLite's planner must use; PostgreSQL's, which has statistics,
+ * chooses for itself).
+ */
 function numbered(sql: string): string {
   let n = 0;
-  return sql.replace(/\?/g, () => `$${++n}`);
+  return sql.replace(/ INDEXED BY \w+/g, '').replace(/\?/g, () => `$${++n}`);
 }
 
 const MAX_PARAMS = 60000;
