@@ -44,8 +44,9 @@ export interface AdwInboundDeps {
 const ODS_PATTERN = /^[A-Z0-9]{3,10}$/;
 
 /**
- * Handles one inbound ADW message (`read` already, when it was read before its transaction). Resolves when it is applied (or was already); throws AdwRejected otherwise,
- * except that in messaging's `transaction` a rejection is committed and dead-lettered through it.
+ * Handles one inbound ADW message (`read` already, when it was read before its transaction). Resolves
+ * when it is applied (or was already); throws AdwRejected otherwise, except that in messaging's
+ * `transaction` a rejection is committed and dead-lettered through it.
  */
 export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage, transaction?: InboundTransaction, read: ReadAdw = readAdw(msg.body)): Promise<void> {
   if (read.unreadable !== undefined) throw new AdwRejected(`ADW message ${msg.messageId} from ${msg.from}: ${read.unreadable}`);
