@@ -8,6 +8,15 @@ type Db = Database.Database;
 type Statement = Database.Statement;
 
 /**
+ * SQLite (3.53) plans a query with the value of a LIMIT that is a bare parameter, so binding it again
+ * re-prepares the statement on every run: ~40 µs for a search that then takes 10 µs. As an expression
+ * (`+?`) the limit is only read when the statement runs, and the cached plan is kept.
+ */
+export function limitsReadAtRunTime(sql: string): string {
+  return sql.replace(/\bLIMIT \?/g, 'LIMIT +?');
+}
+
+/**
  * better-sqlite3 is synchronous while the record's write path is async (to share code with PostgreSQL).
  * One writer connection holds transactions, serialised by a promise queue so that statements from two
  * requests never interleave inside one transaction; a separate reader connection sees only committed
@@ -40,7 +49,7 @@ export function openSqlite(path: string): SqlDriver {
     const prepare = (sql: string) => {
       let st = cache.get(sql);
       if (!st) {
-        st = db.prepare(sql);
+        st = db.prepare(limitsReadAtRunTime(sql));
         cache.set(sql, st);
       }
       return st;
