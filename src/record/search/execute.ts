@@ -3,7 +3,7 @@ import type { SqlExecutor, Param } from '../storage/driver.ts';
 import { compileOrder, compileSearch } from './compile.ts';
 import type { Include, SearchRequest } from './request.ts';
 import type { PatientScope } from '../accessControl.ts';
-import { andVisible, isCompartmentType, scopedRids, visibleRow } from './visibility.ts';
+import { andVisible, isCompartmentType, scopedRids, visibleRow, visibleRowOfType } from './visibility.ts';
 import { resolvedScope } from '../scopeDecisions.ts';
 
 export interface FoundResource { rid: number; type: string; id: string; content: string; patient_id: string | null }
@@ -37,7 +37,8 @@ export async function executeSearch(db: SqlExecutor, req: SearchRequest, scope: 
   const fromScope = !compiled.driving && !byId && patients && !scope.patientId && isCompartmentType(req.resourceType);
   const driving = fromScope ? scopedRids(req.resourceType, patients) : compiled.driving;
   const filters = driving && !scope.patientId ? compiled.whereDriven : compiled.where;
-  const visible = fromScope ? { text: '', params: [] } : andVisible('r', patients);
+  const ofType = fromScope ? undefined : visibleRowOfType('r', req.resourceType, patients);
+  const visible = ofType ? { text: ` AND ${ofType.text}`, params: ofType.params } : { text: '', params: [] };
   const where = { text: filters.text + visible.text, params: [...filters.params, ...visible.params] };
   let from = 'resources r';
   let scopeSql = '';

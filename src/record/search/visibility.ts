@@ -148,13 +148,29 @@ export function visibleRow(alias: string, scope: PatientScope | undefined): Sql 
   if (!scope) return undefined;
   // Built once per scope: a resolved scope names up to 500 people, one placeholder each.
   return memo(`visible row ${alias}`, scope, () => {
-    const named = scope.patientIds.length ? `vc.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
-    const related = scopedPatients(scope);
-    return {
-      text: `(${alias}.type NOT IN (${compartmentTypeList()}) OR EXISTS (SELECT 1 FROM compartment vc WHERE vc.rid = ${alias}.rid AND (${named}vc.patient_id IN (${related.text}))))`,
-      params: [...scope.patientIds, ...related.params],
-    };
+    const listed = inListedCompartment(alias, scope);
+    return { text: `(${alias}.type NOT IN (${compartmentTypeList()}) OR ${listed.text})`, params: listed.params };
   });
+}
+
+/**
+ * `visibleRow` for rows all of one known `type` (a search's own matches): no condition for a type outside
+ * patients' records, only the compartment check for one inside. Testing each row's type against the list
+ * of compartment types cost a search more than the compartment check itself.
+ */
+export function visibleRowOfType(alias: string, type: string, scope: PatientScope | undefined): Sql | undefined {
+  if (!scope || !isCompartmentType(type)) return undefined;
+  return memo(`visible compartment row ${alias}`, scope, () => inListedCompartment(alias, scope));
+}
+
+/** The row is in the compartment of a patient in scope, the scope's patients listed once per query. */
+function inListedCompartment(alias: string, scope: PatientScope): Sql {
+  const named = scope.patientIds.length ? `vc.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
+  const related = scopedPatients(scope);
+  return {
+    text: `EXISTS (SELECT 1 FROM compartment vc WHERE vc.rid = ${alias}.rid AND (${named}vc.patient_id IN (${related.text})))`,
+    params: [...scope.patientIds, ...related.params],
+  };
 }
 
 /** The row ids of `type` in the compartments of the patients in scope: where an unfiltered search starts. */

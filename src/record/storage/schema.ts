@@ -83,12 +83,17 @@ CREATE TABLE outbox (
   },
   {
     version: 2,
-    name: 'rid indexes of the search tables lead with (rid, param)',
+    name: 'rid indexes lead with what a probe by rid tests: (rid, param), and (rid, patient_id) for compartments',
     // A search checks each row its most selective filter found by probing the other filters' tables by
-    // rid (search/compile.ts). With (rid) alone a probe read every index row of the resource, ten or more,
-    // each from the table, to find the one parameter it tests; (rid, param) reads only that parameter's.
-    sql: ['token', 'string', 'date', 'reference', 'number', 'quantity', 'uri']
-      .map((t) => `DROP INDEX search_${t}_rid; CREATE INDEX search_${t}_rid ON search_${t} (rid, param);`).join('\n'),
+    // rid (search/compile.ts), and a restricted caller's rows by probing their compartment rows
+    // (search/visibility.ts). With (rid) alone a probe read every index row of the resource, ten or more,
+    // each from the table, to find the one parameter it tests; the compartment check read its row from the
+    // table too. Now a probe reads its own parameter's rows, and the compartment check the index alone.
+    sql: [
+      ...['token', 'string', 'date', 'reference', 'number', 'quantity', 'uri']
+        .map((t) => `DROP INDEX search_${t}_rid; CREATE INDEX search_${t}_rid ON search_${t} (rid, param);`),
+      'DROP INDEX compartment_rid; CREATE INDEX compartment_rid ON compartment (rid, patient_id);',
+    ].join('\n'),
   },
 ];
 
