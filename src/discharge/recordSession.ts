@@ -2,9 +2,8 @@
 // (handleFhirRequest) with an AccessControl, so every change is checked, versioned, in the record's history
 // and in the audit trail, exactly as if it came over the API. A workflow step runs in one database
 // transaction together with the workflow's own rows (timers, ADW messages): all of it happens, or none.
-import { randomUUID } from 'node:crypto';
 import type { DeadlineRule } from './calendar.ts';
-import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver, type SqlExecutor } from '../record/index.ts';
+import { FhirError, handleFhirRequest, newResourceId, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver, type SqlExecutor } from '../record/index.ts';
 
 export interface FhirResource {
   resourceType: string;
@@ -72,7 +71,7 @@ function sessionOn(ctx: DischargeContext, tx: SqlExecutor, events: AccessEvent[]
       const kept = meta?.tag?.length ? { ...rest, meta: { tag: meta.tag } } : rest;
       return body(await call('PUT', `${resource.resourceType}/${encodeURIComponent(resource.id)}`, [], kept, ifMatch === undefined ? undefined : `W/"${ifMatch}"`));
     },
-    newId: () => randomUUID(),
+    newId: newResourceId,
   };
 }
 
