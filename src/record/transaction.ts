@@ -24,6 +24,11 @@ interface Entry {
 
 const ORDER: Record<string, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3, HEAD: 3 };
 export const MAX_ENTRIES = 10_000;
+/**
+ * A transaction's searches run on the writing connection (they must see the Bundle's own writes), whose
+ * sorts stay in memory (sqliteDriver.ts): a sorted page a million rows deep would hold a million rows there.
+ */
+export const DEEPEST_OFFSET_IN_TRANSACTION = 10_000;
 
 export async function processBundle(ctx: RestContext, body: unknown): Promise<FhirResponse> {
   const bundle = body as { resourceType?: string; type?: string; entry?: unknown };
@@ -35,7 +40,18 @@ export async function processBundle(ctx: RestContext, body: unknown): Promise<Fh
   if (!Array.isArray(rawEntries)) throw badRequest('Bundle.entry must be an array.', 'Bundle.entry');
   if (rawEntries.length > MAX_ENTRIES) throw new FhirError(413, [{ severity: 'error', code: 'too-costly', diagnostics: `A Bundle may hold at most ${MAX_ENTRIES} entries; split it.` }]);
   const entries = rawEntries.map((e, i) => parseEntry(ctx, e, i));
-  return bundle.type === 'batch' ? runBatch(ctx, entries) : runTransaction(ctx, entries);
+  if (bundle.type === 'batch') return runBatch(ctx, entries);
+  entries.forEach(refuseDeepPaging);
+  return runTransaction(ctx, entries);
+}
+
+function refuseDeepPaging(e: Entry): void {
+  const offset = e.method === 'GET' ? Number(e.query.find(([name]) => name === '_offset')?.[1]) : NaN;
+  if (!(offset > DEEPEST_OFFSET_IN_TRANSACTION)) return;
+  throw badRequest(
+    `Bundle.entry[${e.index}] (${e.label}) asks for a page at _offset ${offset}; inside a transaction the deepest is ${DEEPEST_OFFSET_IN_TRANSACTION}. Page through the search itself, or put it in a batch.`,
+    `Bundle.entry[${e.index}].request.url`,
+  );
 }
 
 function parseEntry(ctx: RestContext, raw: unknown, index: number): Entry {

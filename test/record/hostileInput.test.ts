@@ -814,11 +814,16 @@ for (const engine of ENGINES) {
         ['a search that fails', tx({ request: { method: 'GET', url: 'Patient?birthdate=garbage' } }), 400],
         ['a read of a deleted-or-missing resource', tx({ request: { method: 'GET', url: 'Patient/does-not-exist' } }), 404],
         ['SQL in the url', tx({ request: { method: 'GET', url: "Patient?family='; DROP TABLE resources;--&_count=-1" } }), 400],
+        // Its sort would run in the writer's memory: deep pages are for the search itself (or a batch).
+        ['a sorted page 10,001 deep', tx({ request: { method: 'GET', url: 'Patient?_sort=family&_offset=10001' } }), 400],
         ['too many entries', JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: Array.from({ length: 10_001 }, () => ({ request: { method: 'GET', url: 'metadata' } })) }), 413],
       ];
       await unchanged(() => everyCase(cases, ([, body, status]) => rejected('POST', '', { body, status }), ([label]) => label));
       const found = await send(s, 'GET', 'Patient?family=halfwritten');
       assert.equal(found.json.total, 0);
+      const deepest = await send(s, 'POST', '', { body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'GET', url: 'Patient?_sort=family&_offset=10000' } }] }) });
+      assert.equal(deepest.status, 200, `a page 10,000 deep is still served in a transaction: ${deepest.text.slice(0, 300)}`);
+      assert.match(deepest.json.entry[0].response.status, /^200/);
     });
 
     it('a transaction Bundle nested inside a transaction is refused and stores nothing', async () => {
