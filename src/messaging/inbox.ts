@@ -27,6 +27,10 @@ interface InboxRow {
 const COLUMNS = 'message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, body, received_ms, attempts, last_error, finished_ms';
 
 function messageOf(row: InboxRow): InboundMessage {
+  return { ...headersOf(row), body: Buffer.from(row.body) };
+}
+
+function headersOf(row: Omit<InboxRow, 'body'>): Omit<InboundMessage, 'body'> {
   return {
     messageId: row.message_id,
     mailbox: row.mailbox,
@@ -37,7 +41,6 @@ function messageOf(row: InboxRow): InboundMessage {
     ...(row.local_id !== null ? { localId: row.local_id } : {}),
     ...(row.file_name !== null ? { fileName: row.file_name } : {}),
     ...(row.content_type !== null ? { contentType: row.content_type } : {}),
-    body: Buffer.from(row.body),
     receivedAt: Number(row.received_ms),
   };
 }
@@ -99,12 +102,11 @@ export async function releaseClaims(driver: SqlDriver, messageIds: string[]): Pr
   });
 }
 
+/** The dead letters, oldest first, with each body's size but not the body: a full list would otherwise read megabytes. */
 export async function listDeadLetters(db: SqlExecutor, limit = 500): Promise<DeadLetter[]> {
-  const rows = await db.all<InboxRow>(`SELECT ${COLUMNS} FROM messaging_inbox WHERE status = 'dead' ORDER BY finished_ms, message_id LIMIT ?`, [limit]);
-  return rows.map((row) => {
-    const { body, ...message } = messageOf(row);
-    return { ...message, attempts: Number(row.attempts), reason: row.last_error ?? '', deadAt: Number(row.finished_ms), size: body.length };
-  });
+  const headers = COLUMNS.replace('body, ', 'LENGTH(body) AS size, ');
+  const rows = await db.all<Omit<InboxRow, 'body'> & { size: number }>(`SELECT ${headers} FROM messaging_inbox WHERE status = 'dead' ORDER BY finished_ms, message_id LIMIT ?`, [limit]);
+  return rows.map((row) => ({ ...headersOf(row), attempts: Number(row.attempts), reason: row.last_error ?? '', deadAt: Number(row.finished_ms), size: Number(row.size) }));
 }
 
 /** Puts a dead letter back in the queue, due at once, with its attempts reset; throws when there is none. */

@@ -48,7 +48,7 @@ for (const engine of ENGINES) {
     const deadLetters = async () => {
       const res = await fetch(`${s.url}/messaging/dead-letters`, { headers: s.auth });
       assert.equal(res.status, 200);
-      return (await res.json()).deadLetters as Array<{ messageId: string; reason: string; attempts: number }>;
+      return (await res.json()).deadLetters as Array<{ messageId: string; reason: string; attempts: number; size: number; localId?: string }>;
     };
 
     it('hands a message sent to a mailbox processed here to its handler, and marks it acknowledged', async () => {
@@ -91,6 +91,8 @@ for (const engine of ENGINES) {
       const listed = (await deadLetters()).find((d) => d.messageId === id);
       assert.equal(listed?.reason, 'Unknown ODS code ZZZ99 in MessageHeader.destination');
       assert.equal(listed?.attempts, 1);
+      assert.equal(listed?.size, 'bad'.length, 'the listed size is the body\'s, in bytes');
+      assert.equal(listed?.localId, 'bad');
 
       // Only an administrator whose access covers every record sees or replays dead letters.
       assert.equal((await fetch(`${s.url}/messaging/dead-letters`)).status, 401);
