@@ -12,7 +12,14 @@ export interface SqlExecutor {
   insertMany(table: string, columns: readonly string[], rows: Param[][]): Promise<void>;
   /** Inserts many rows and returns their `returning` columns (in no promised order). */
   insertManyReturning<T = Row>(table: string, columns: readonly string[], rows: Param[][], returning: string): Promise<T[]>;
+  /**
+   * Inserts rows into several tables (those without rows are skipped): on PostgreSQL in one statement, one
+   * round trip for what a write adds to its history, indexes and outbox.
+   */
+  insertTables(inserts: readonly TableRows[]): Promise<void>;
 }
+
+export interface TableRows { table: string; columns: readonly string[]; rows: Param[][] }
 
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';

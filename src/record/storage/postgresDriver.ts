@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Param, SqlDriver, SqlExecutor } from './driver.ts';
+import type { Param, SqlDriver, SqlExecutor, TableRows } from './driver.ts';
 
 // int8 (bigint) columns hold epoch milliseconds and row ids, all well inside a double's exact range.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -37,7 +37,36 @@ function executor(db: Queryable): SqlExecutor {
     async insertManyReturning<T>(table: string, columns: readonly string[], rows: Param[][], returning: string) {
       return (await insertChunks(db, table, columns, rows, returning)) as T[];
     },
+    async insertTables(inserts) {
+      await insertTables(db, inserts);
+    },
   };
+}
+
+/**
+ * Several tables' rows in one statement, each INSERT but the last in a WITH clause (PostgreSQL runs them
+ * all, on one snapshot); a set of rows too large for one statement's parameters goes in chunks of its own.
+ */
+async function insertTables(db: Queryable, inserts: readonly TableRows[]): Promise<void> {
+  const withRows = inserts.filter((i) => i.rows.length);
+  const total = withRows.reduce((n, i) => n + i.rows.length * i.columns.length, 0);
+  if (total > MAX_PARAMS) {
+    for (const i of withRows) await insertChunks(db, i.table, i.columns, i.rows, '');
+    return;
+  }
+  if (!withRows.length) return;
+  const values: Param[] = [];
+  const statements = withRows.map(({ table, columns, rows }) => {
+    const tuples = rows.map((row) => {
+      const start = values.length;
+      values.push(...row);
+      return `(${row.map((_, k) => `$${start + k + 1}`).join(',')})`;
+    });
+    return `INSERT INTO ${table} (${columns.join(',')}) VALUES ${tuples.join(',')}`;
+  });
+  const last = statements.pop()!;
+  const text = statements.length ? `WITH ${statements.map((st, k) => `w${k} AS (${st})`).join(', ')} ${last}` : last;
+  await db.query({ text, values: values as unknown[] });
 }
 
 /** Multi-row INSERTs, one round trip per chunk (RETURNING rows are not promised in input order). */

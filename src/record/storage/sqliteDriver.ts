@@ -69,11 +69,17 @@ export function openSqlite(path: string): SqlDriver {
         return rows.map((row) => st.get(...row) as T);
       },
       async insertMany(table, columns, rows) {
-        if (!rows.length) return;
-        const st = prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map(() => '?').join(',')})`);
-        for (const row of rows) st.run(...row);
+        insertRows(table, columns, rows);
+      },
+      async insertTables(inserts) {
+        for (const { table, columns, rows } of inserts) insertRows(table, columns, rows);
       },
     };
+    function insertRows(table: string, columns: readonly string[], rows: Param[][]): void {
+      if (!rows.length) return;
+      const st = prepare(`INSERT INTO ${table} (${columns.join(',')}) VALUES (${columns.map(() => '?').join(',')})`);
+      for (const row of rows) st.run(...row);
+    }
   };
   const writeExec = executor(writer, writerStatements);
   const readExec = executor(reader, readerStatements);
@@ -137,6 +143,7 @@ export function openSqlite(path: string): SqlDriver {
     run: (sql, params) => inGroup((tx) => tx.run(sql, params)),
     insertMany: (table, columns, rows) => inGroup((tx) => tx.insertMany(table, columns, rows)),
     insertManyReturning: (table, columns, rows, returning) => inGroup((tx) => tx.insertManyReturning(table, columns, rows, returning)),
+    insertTables: (inserts) => inGroup((tx) => tx.insertTables(inserts)),
     transaction: inGroup,
     exec: (script) => serial(async () => {
       try {

@@ -1,6 +1,6 @@
 // A write = resource row + history row + index rows + compartment rows + outbox row, in the caller's
 // database transaction, so a crash can never leave one without the others.
-import type { Param, SqlExecutor } from './driver.ts';
+import type { Param, SqlExecutor, TableRows } from './driver.ts';
 import { extractIndex, type IndexRows } from '../indexing.ts';
 import { conflict, gone, notFound, preconditionFailed } from '../outcome.ts';
 
@@ -37,6 +37,8 @@ export interface WriteOptions {
 }
 
 const INDEX_TABLES = ['search_token', 'search_string', 'search_date', 'search_reference', 'search_number', 'search_quantity', 'search_uri', 'compartment'];
+const HISTORY_COLUMNS = ['rid', 'type', 'id', 'version_id', 'last_updated_ms', 'method', 'content'];
+const OUTBOX_COLUMNS = ['type', 'id', 'version_id', 'action', 'patient_id', 'at_ms'];
 
 export async function putResource(tx: SqlExecutor, resource: Record<string, any>, options: WriteOptions): Promise<WrittenResource> {
   const type: string = resource.resourceType;
@@ -74,12 +76,12 @@ export async function putResource(tx: SqlExecutor, resource: Record<string, any>
       throw err;
     }
   }
-  await tx.run('INSERT INTO resource_history (rid, type, id, version_id, last_updated_ms, method, content) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-    rid, type, id, versionId, now, current && !current.deleted ? 'PUT' : 'POST', content,
-  ]);
-  await writeIndex(tx, [{ rid, type, index }]);
-  await tx.run('INSERT INTO outbox (type, id, version_id, action, patient_id, at_ms) VALUES (?, ?, ?, ?, ?, ?)', [
-    type, id, versionId, current && !current.deleted ? 'update' : 'create', patientId, now,
+  const updated = Boolean(current && !current.deleted);
+  // One round trip on PostgreSQL for the history, index and outbox rows.
+  await tx.insertTables([
+    { table: 'resource_history', columns: HISTORY_COLUMNS, rows: [[rid, type, id, versionId, now, updated ? 'PUT' : 'POST', content]] },
+    ...indexRows([{ rid, type, index }]),
+    { table: 'outbox', columns: OUTBOX_COLUMNS, rows: [[type, id, versionId, updated ? 'update' : 'create', patientId, now]] },
   ]);
   return { type, id, versionId, lastUpdated, content, created: !current || current.deleted === 1, patientId };
 }
@@ -110,17 +112,20 @@ export function assertNotDeleted(type: string, id: string, row: { deleted: numbe
   if (row.deleted) throw gone(`${type}/${id} has been deleted.`);
 }
 
-async function writeIndex(tx: SqlExecutor, written: { rid: number; type: string; index: IndexRows }[]): Promise<void> {
+/** The index and compartment rows of written resources, table by table. */
+function indexRows(written: { rid: number; type: string; index: IndexRows }[]): TableRows[] {
   const rows = <T>(pick: (i: IndexRows) => T[], f: (x: T) => Param[]) =>
     written.flatMap(({ rid, type, index }) => pick(index).map((x) => [rid, type, ...f(x)]));
-  await tx.insertMany('search_token', ['rid', 'type', 'param', 'system', 'code', 'text'], rows((i) => i.token, (t) => [t.param, t.system, t.code, t.text]));
-  await tx.insertMany('search_string', ['rid', 'type', 'param', 'value', 'raw'], rows((i) => i.string, (s) => [s.param, s.value, s.raw]));
-  await tx.insertMany('search_date', ['rid', 'type', 'param', 'lo', 'hi'], rows((i) => i.date, (d) => [d.param, d.lo, d.hi]));
-  await tx.insertMany('search_reference', ['rid', 'type', 'param', 'target_type', 'target_id', 'url'], rows((i) => i.reference, (r) => [r.param, r.targetType, r.targetId, r.url]));
-  await tx.insertMany('search_number', ['rid', 'type', 'param', 'value'], rows((i) => i.number, (n) => [n.param, n.value]));
-  await tx.insertMany('search_quantity', ['rid', 'type', 'param', 'value', 'system', 'code', 'unit'], rows((i) => i.quantity, (q) => [q.param, q.value, q.system, q.code, q.unit]));
-  await tx.insertMany('search_uri', ['rid', 'type', 'param', 'value'], rows((i) => i.uri, (u) => [u.param, u.value]));
-  await tx.insertMany('compartment', ['rid', 'patient_id', 'type'], written.flatMap(({ rid, type, index }) => index.compartments.map((p) => [rid, p, type])));
+  return [
+    { table: 'search_token', columns: ['rid', 'type', 'param', 'system', 'code', 'text'], rows: rows((i) => i.token, (t) => [t.param, t.system, t.code, t.text]) },
+    { table: 'search_string', columns: ['rid', 'type', 'param', 'value', 'raw'], rows: rows((i) => i.string, (s) => [s.param, s.value, s.raw]) },
+    { table: 'search_date', columns: ['rid', 'type', 'param', 'lo', 'hi'], rows: rows((i) => i.date, (d) => [d.param, d.lo, d.hi]) },
+    { table: 'search_reference', columns: ['rid', 'type', 'param', 'target_type', 'target_id', 'url'], rows: rows((i) => i.reference, (r) => [r.param, r.targetType, r.targetId, r.url]) },
+    { table: 'search_number', columns: ['rid', 'type', 'param', 'value'], rows: rows((i) => i.number, (n) => [n.param, n.value]) },
+    { table: 'search_quantity', columns: ['rid', 'type', 'param', 'value', 'system', 'code', 'unit'], rows: rows((i) => i.quantity, (q) => [q.param, q.value, q.system, q.code, q.unit]) },
+    { table: 'search_uri', columns: ['rid', 'type', 'param', 'value'], rows: rows((i) => i.uri, (u) => [u.param, u.value]) },
+    { table: 'compartment', columns: ['rid', 'patient_id', 'type'], rows: written.flatMap(({ rid, type, index }) => index.compartments.map((p) => [rid, p, type])) },
+  ];
 }
 
 /**
@@ -149,9 +154,11 @@ export async function createResources(tx: SqlExecutor, resources: Record<string,
   }
   const ridOf = new Map(inserted.map((r) => [`${r.type}/${r.id}`, Number(r.rid)]));
   const written = prepared.map((p) => ({ ...p, rid: ridOf.get(`${p.type}/${p.id}`)! }));
-  await tx.insertMany('resource_history', ['rid', 'type', 'id', 'version_id', 'last_updated_ms', 'method', 'content'], written.map((w) => [w.rid, w.type, w.id, 1, now, 'POST', w.content]));
-  await writeIndex(tx, written);
-  await tx.insertMany('outbox', ['type', 'id', 'version_id', 'action', 'patient_id', 'at_ms'], written.map((w) => [w.type, w.id, 1, 'create', w.patientId, now]));
+  await tx.insertTables([
+    { table: 'resource_history', columns: HISTORY_COLUMNS, rows: written.map((w) => [w.rid, w.type, w.id, 1, now, 'POST', w.content]) },
+    ...indexRows(written),
+    { table: 'outbox', columns: OUTBOX_COLUMNS, rows: written.map((w) => [w.type, w.id, 1, 'create', w.patientId, now]) },
+  ]);
   return written.map((w) => ({ type: w.type, id: w.id, versionId: 1, lastUpdated, content: w.content, created: true, patientId: w.patientId }));
 }
 
