@@ -41,6 +41,16 @@ export function londonMidnight(date: string): number {
   throw new Error(`No UK local midnight found for ${date}.`);
 }
 
+/**
+ * The UK local date of an instant, from the midnights already found rather than Intl: UK local time is UTC
+ * or an hour ahead, so the date is the UTC date an hour later once that date's midnight has passed, and
+ * the instant's own UTC date before it.
+ */
+export function londonDay(ms: number): string {
+  const hourLater = new Date(ms + HOUR).toISOString().slice(0, 10);
+  return londonMidnight(hourLater) <= ms ? hourLater : new Date(ms).toISOString().slice(0, 10);
+}
+
 export function nextDate(date: string): string {
   const [y, m, d] = date.split('-').map(Number);
   return new Date(Date.UTC(y, m - 1, d + 1)).toISOString().slice(0, 10);
@@ -72,7 +82,7 @@ export function isWorkingDay(date: string): boolean {
 export function addWorkingHours(startMs: number, hours: number): number {
   let remaining = Math.round(hours * HOUR);
   let t = startMs;
-  let date = londonDate(t).date;
+  let date = londonDay(t);
   for (;;) {
     const dayEnd = londonMidnight(nextDate(date));
     if (isWorkingDay(date)) {
@@ -91,7 +101,7 @@ export function addWorkingHours(startMs: number, hours: number): number {
  * of arrival never counts, whatever the hour.
  */
 export function addWorkingDays(startMs: number, days: number): number {
-  let date = londonDate(startMs).date;
+  let date = londonDay(startMs);
   let counted = 0;
   while (counted < days) {
     date = nextDate(date);

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { addWorkingDays, addWorkingHours, deadlineAfter, isBankHoliday, isWorkingDay, parseDeadlineRule } from '../../src/discharge/index.ts';
+import { londonDay } from '../../src/discharge/calendar.ts';
 import holidays from '../../src/discharge/bankHolidays.json' with { type: 'json' };
 
 const HOUR = 3_600_000;
@@ -87,6 +88,19 @@ describe('working-day calendar', () => {
   it('honours the clocks changing', () => {
     // Clocks go forward on Sunday 29 March 2026: Friday 27th 12:00 GMT + 24 working hours = 12 on Friday + 12 from Monday's midnight (BST) = Monday 12:00 BST, 11:00 UTC.
     assert.equal(iso(addWorkingHours(utc('2026-03-27T12:00:00Z'), 24)), '2026-03-30T11:00:00.000Z');
+  });
+
+  it('finds the UK local date of any instant, across midnights and clock changes, as the oracle does', () => {
+    // Every 5 minutes of the three hours around each clock change and each UTC midnight next to it.
+    for (let year = 2024; year <= 2030; year++) {
+      for (const change of [lastSunday(year, 2), lastSunday(year, 9)]) {
+        for (const around of [change, change - 1 * HOUR, change + 23 * HOUR, change - 25 * HOUR]) {
+          for (let ms = around - 90 * 60_000; ms <= around + 90 * 60_000; ms += 5 * 60_000) assert.equal(londonDay(ms), localDate(ms), iso(ms));
+        }
+      }
+    }
+    const instant = fc.integer({ min: utc('2024-01-01T00:00:00Z'), max: utc('2030-12-31T00:00:00Z') });
+    fc.assert(fc.property(instant, (ms) => londonDay(ms) === localDate(ms)), { numRuns: 2000 });
   });
 
   it('agrees with a day-by-day oracle for working hours (property)', () => {
