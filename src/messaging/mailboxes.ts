@@ -29,8 +29,12 @@ export function normaliseMailboxId(value: string): string {
   return id;
 }
 
+/** The last key derived: every MESH request unseals its mailbox's password, and the shared key rarely changes. */
+let derived: { sharedKey: string; key: Buffer } | undefined;
+
 function sealingKey(sharedKey: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', sharedKey, 'carebridge', 'mesh mailbox passwords', 32));
+  if (derived?.sharedKey !== sharedKey) derived = { sharedKey, key: Buffer.from(hkdfSync('sha256', sharedKey, 'carebridge', 'mesh mailbox passwords', 32)) };
+  return derived.key;
 }
 
 export function sealPassword(password: string, sharedKey: string): string {
