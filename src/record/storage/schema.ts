@@ -2,7 +2,13 @@
 // table in docs/architecture.md; keep the two in step.
 import type { SqlDriver } from './driver.ts';
 
-export interface Migration { version: number; name: string; sql: string }
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  /** Said on stderr before it is applied to a database that already holds data: for one that takes a while there. */
+  announce?: string;
+}
 
 /** SQL written once for both engines; the few type names that differ are filled in per dialect. */
 const RECORD_MIGRATIONS: Migration[] = [
@@ -84,6 +90,7 @@ CREATE TABLE outbox (
   {
     version: 2,
     name: 'rid indexes lead with what a probe by rid tests: (rid, param), and (rid, patient_id) for compartments',
+    announce: 'rebuilding eight search indexes once (record migration 2); on a large database this takes a while.',
     // A search checks each row its most selective filter found by probing the other filters' tables by
     // rid (search/compile.ts), and a restricted caller's rows by probing their compartment rows
     // (search/visibility.ts). With (rid) alone a probe read every index row of the resource, ten or more,
@@ -118,6 +125,8 @@ export async function migrate(db: SqlDriver, component = 'record', migrations: M
     const applied: number[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;
+      // An upgrade, not a new database: an operator watching a long start-up should know why.
+      if (m.announce && done.size) process.stderr.write(`carebridge: ${m.announce}\n`);
       const sql = m.sql.replace(/\{\{(\w+)\}\}/g, (_, word: keyof typeof words) => words[word]);
       for (const statement of sql.split(';').map((s) => s.trim()).filter(Boolean)) await tx.run(statement);
       await tx.run('INSERT INTO schema_migrations (component, version, name, applied_ms) VALUES (?, ?, ?, ?)', [component, m.version, m.name, Date.now()]);
