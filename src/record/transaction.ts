@@ -28,7 +28,7 @@ export const MAX_ENTRIES = 10_000;
  * A transaction's searches run on the writing connection (they must see the Bundle's own writes), whose
  * sorts stay in memory (sqliteDriver.ts): a sorted page a million rows deep would hold a million rows there.
  */
-export const DEEPEST_OFFSET_IN_TRANSACTION = 10_000;
+const DEEPEST_OFFSET_IN_TRANSACTION = 10_000;
 
 export async function processBundle(ctx: RestContext, body: unknown): Promise<FhirResponse> {
   const bundle = body as { resourceType?: string; type?: string; entry?: unknown };
