@@ -4,6 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { startTestServer, testDatabase } from '../support/server.ts';
 import { journalConnection } from '../support/auditJournal.ts';
@@ -125,6 +126,48 @@ describe('the audit journal in its own SQLite file', () => {
       assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
     } finally {
       await driver.close();
+      db.cleanup();
+    }
+  });
+
+  it('is moved once when two starts move it at the same moment: the second finds nothing left, and no error', async () => {
+    const db = await databaseFromBeforeTheSplit();
+    const driver = await openRecordStore(db.database);
+    await migrate(driver); // before the other process takes the write lock, so that the move is what waits for it
+    // Another process has copied the journal across and dropped it from the record file, and has not yet
+    // committed: this start sees the tables still in the record file, then waits for the write lock.
+    const mover = new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const Database = require('better-sqlite3');
+      const raw = new Database(workerData.file);
+      raw.prepare('ATTACH DATABASE ? AS audit').run(workerData.companion);
+      raw.exec('PRAGMA audit.journal_mode = WAL');
+      raw.exec('BEGIN IMMEDIATE');
+      for (const { name, sql } of raw.prepare("SELECT name, sql FROM main.sqlite_master WHERE tbl_name LIKE 'audit_%' AND type = 'table'").all()) {
+        raw.exec(sql.replace(/^CREATE TABLE (\\w+)/, 'CREATE TABLE audit.$1'));
+        raw.exec('INSERT INTO audit.' + name + ' SELECT * FROM main.' + name);
+        raw.exec('DROP TABLE main.' + name);
+      }
+      parentPort.postMessage('holding');
+      setTimeout(() => { raw.exec('COMMIT'); raw.close(); parentPort.postMessage('committed'); }, 400);
+    `, { eval: true, workerData: { file: fileOf(db.database), companion: companionOf(db.database) } });
+    const messages: string[] = [];
+    const committed = new Promise<void>((resolve, reject) => {
+      mover.on('message', (m: string) => { messages.push(m); if (m === 'committed') resolve(); });
+      mover.on('error', reject);
+    });
+    try {
+      await new Promise<void>((resolve) => mover.once('message', () => resolve()));
+      assert.equal(await driver.attachCompanion!('audit', JOURNAL_TABLES), `sqlite:${companionOf(db.database)}`);
+      await committed;
+      assert.deepEqual(messages, ['holding', 'committed'], 'the move waited for the other one to commit');
+      assert.equal(await journalLength(driver), 3, 'each entry once');
+      assert.deepEqual(tablesIn(fileOf(db.database)).filter((n) => JOURNAL_TABLES.includes(n)), []);
+      const verified = await verifyAuditChain(driver);
+      assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
+    } finally {
+      await driver.close();
+      await mover.terminate();
       db.cleanup();
     }
   });

@@ -1,6 +1,6 @@
 // `carebridge orgs` and `carebridge users`, run as real child processes on both engines: what they add can
 // sign in, what they list matches, disabling stops sign-in; bad input is one plain line and exit 1.
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -90,7 +90,9 @@ describe('carebridge orgs and users', { concurrency: 2 }, () => {
       [['users', 'disable', 'nobody'], /^carebridge: No user 'nobody'\.$/],
       [['users', 'add', 'al.bad', '--org', 'VM101', '--role', 'gp'], /^carebridge: required option '--name <name>' not specified$/],
     ];
-    it('set up: one organisation and one user', async () => {
+    // A hook, not a test: the suite's cases run two at a time (the concurrency is inherited), and none may
+    // start before the organisation and the user exist.
+    before(async () => {
       assert.equal((await runCli(['orgs', 'add', 'VM101', '--name', 'Willow', '--kind', 'care-home', '--db', database])).code, 0);
       assert.equal((await runCli(['users', 'add', 'dup', '--name', 'Dup', '--org', 'VM101', '--role', 'gp', '--db', database])).code, 0);
     });

@@ -185,24 +185,29 @@ export function openSqlite(path: string): SqlDriver {
  * Copies the tables (with their indexes) still in the main file into the companion, in one transaction, then
  * drops them from the main file in another: SQLite commits each file of a multi-file transaction on its own
  * in WAL mode, so one transaction could leave the rows in neither file after a crash; two leave them in both,
- * and the next call copies nothing twice (INSERT OR IGNORE on each table's key) and drops them.
+ * and the next call copies nothing twice (INSERT OR IGNORE on each table's key) and drops them. Each
+ * transaction looks for the tables under the write lock: two processes starting together on one file both
+ * try the move, and the second must find what the first left, not what was there before it waited.
  */
 function moveIntoCompanion(writer: Db, name: string, tables: readonly string[]): void {
   const marks = tables.map(() => '?').join(', ');
-  const objects = writer.prepare(`SELECT type, name, sql FROM main.sqlite_master WHERE tbl_name IN (${marks}) AND sql IS NOT NULL ORDER BY type DESC`).all(...tables) as { type: string; name: string; sql: string }[];
-  const present = tables.filter((t) => objects.some((o) => o.type === 'table' && o.name === t));
-  if (!present.length) return;
+  const objectsLeft = () => writer.prepare(`SELECT type, name, sql FROM main.sqlite_master WHERE tbl_name IN (${marks}) AND sql IS NOT NULL ORDER BY type DESC`).all(...tables) as { type: string; name: string; sql: string }[];
+  const tablesIn = (objects: { type: string; name: string }[]) => tables.filter((t) => objects.some((o) => o.type === 'table' && o.name === t));
   const inCompanion = (o: { type: string; name: string; sql: string }) => {
     const head = new RegExp(`^CREATE (UNIQUE )?${o.type} "?${o.name}"?`, 'i');
     if (!head.test(o.sql)) throw new Error(`Cannot move ${o.name} into the ${name} database: unexpected definition ${o.sql.slice(0, 80)}`);
     return o.sql.replace(head, (_m, unique = '') => `CREATE ${unique}${o.type.toUpperCase()} IF NOT EXISTS ${name}.${o.name}`);
   };
-  writer.transaction(() => {
+  const copied = writer.transaction(() => {
+    const objects = objectsLeft();
+    const present = tablesIn(objects);
     for (const o of objects) writer.exec(inCompanion(o));
     for (const t of present) writer.exec(`INSERT OR IGNORE INTO ${name}.${t} SELECT * FROM main.${t}`);
+    return present.length > 0;
   }).immediate();
+  if (!copied) return;
   writer.transaction(() => {
-    for (const t of [...present].reverse()) writer.exec(`DROP TABLE main.${t}`);
+    for (const t of tablesIn(objectsLeft()).reverse()) writer.exec(`DROP TABLE main.${t}`);
   }).immediate();
 }
 
