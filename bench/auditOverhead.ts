@@ -8,13 +8,20 @@
 // the real authorization code flow, reading a resident of their home: every request derives the
 // relationship from the record. `--caller client` uses an administrative system client instead, whose
 // checks are only its scopes. One process for all runs made every run after the first slower, whatever
-// its configuration, hence a process per run; autocannon runs as a child process of that run so it does
-// not share the server's event loop.
+// its configuration, hence a process per run; the load generator runs as a child process of that run so it
+// does not share the server's event loop.
+//
+// The load generator is wrk (one thread) when it is on the PATH (Debian: apt install wrk), else autocannon.
+// Both share the server's two cores, and the audit writer thread runs on the core the load generator uses:
+// autocannon spends ~60 µs of CPU per request there, more than the writer's ~23 µs, so with it the figure
+// measures the two competing for that core as much as the server; wrk spends a fraction of that, leaving
+// the second core to the server, as clients on other machines would. `--load autocannon` measures the old way.
 //
 //   node --import tsx bench/auditOverhead.ts [--duration 5] [--connections 32] [--rounds 1] [--rate N] [--dir PATH]
 //                                            [--caller care-home|client] [--workloads read,search,identifier]
+//                                            [--load wrk|autocannon]
 //
-// Without --rate the server is saturated (req/s is the figure); with --rate N autocannon sends N requests
+// Without --rate the server is saturated (req/s is the figure); with --rate N (autocannon only) it sends N requests
 // a second in all, below saturation, and p99 is the figure. Rounds rotate which configuration goes first so
 // drift on a noisy machine hits all alike; figures are the median over rounds, each round's are printed too,
 // with the median of each round's own overhead. Server CPU per answered request (this process: request
@@ -23,7 +30,7 @@
 // the rest (the audit writer thread, V8's GC helpers), from /proc/self/task/<pid>/stat. --dir puts the
 // database elsewhere (e.g. /dev/shm to take the disk out).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -39,7 +46,7 @@ import type { TestServer } from '../test/support/server.ts';
 
 const { values: args } = parseArgs({ options: {
   duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '1' }, rate: { type: 'string' },
-  dir: { type: 'string', default: tmpdir() }, workloads: { type: 'string', default: 'read,search' }, caller: { type: 'string', default: 'care-home' }, child: { type: 'string' }, db: { type: 'string' },
+  load: { type: 'string' }, dir: { type: 'string', default: tmpdir() }, workloads: { type: 'string', default: 'read,search' }, caller: { type: 'string', default: 'care-home' }, child: { type: 'string' }, db: { type: 'string' },
 } });
 if (args.caller !== 'care-home' && args.caller !== 'client') throw new Error(`--caller is care-home or client, not '${args.caller}'.`);
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
@@ -59,6 +66,35 @@ type Workload = keyof typeof WORKLOADS;
 const CHOSEN = args.workloads!.split(',') as Workload[];
 for (const w of CHOSEN) if (!(w in WORKLOADS)) throw new Error(`--workloads lists read, search and/or identifier, not '${w}'.`);
 interface Figures { rps: number; p99: number; errors: number; cpuUs: number; mainUs: number }
+
+const LOAD = args.load ?? (spawnSync('wrk', ['--version']).error ? 'autocannon' : 'wrk');
+if (LOAD !== 'wrk' && LOAD !== 'autocannon') throw new Error(`--load is wrk or autocannon, not '${LOAD}'.`);
+
+function load(url: string, token: string | undefined, duration: string): Promise<Figures> {
+  return LOAD === 'wrk' ? wrk(url, token, duration) : autocannon(url, token, duration);
+}
+
+function wrk(url: string, token: string | undefined, duration: string): Promise<Figures> {
+  if (args.rate) throw new Error('--rate needs --load autocannon (wrk cannot hold a rate).');
+  return new Promise((resolve, reject) => {
+    const auth = token ? ['-H', `Authorization: Bearer ${token}`] : [];
+    const child = spawn('wrk', ['-t', '1', '-c', args.connections!, '-d', `${duration}s`, '--latency', ...auth, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const total = /(\d+) requests in ([\d.]+)(\w+)/.exec(out);
+      const p99 = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(out);
+      if (code !== 0 || !total || !p99) return reject(new Error(`wrk gave no result (exit ${code}): ${out.trim().split('\n').slice(-3).join(' ')}`));
+      const seconds = Number(total[2]) * ({ ms: 1e-3, s: 1, m: 60 } as Record<string, number>)[total[3]];
+      const refused = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+      const failed = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)?.slice(1).reduce((a, b) => a + Number(b), 0) ?? 0;
+      const ms = Number(p99[1]) * ({ us: 1e-3, ms: 1, s: 1e3 } as Record<string, number>)[p99[2]];
+      resolve({ rps: (Number(total[1]) - refused) / seconds, p99: ms, errors: refused + failed, cpuUs: 0, mainUs: 0 });
+    });
+  });
+}
 
 function autocannon(url: string, token: string | undefined, duration: string): Promise<Figures> {
   return new Promise((resolve, reject) => {
@@ -137,12 +173,12 @@ async function run(database: string, mode: Mode): Promise<{ figures: Record<Work
     const figures = {} as Record<Workload, Figures>;
     for (const name of CHOSEN) {
       const path = WORKLOADS[name].replace('{nhs}', await residentNhsNumber(server.driver));
-      const warm = await autocannon(`${origin}/fhir/${path}`, bearer, '1');
+      const warm = await load(`${origin}/fhir/${path}`, bearer, '1');
       if (warm.errors) throw new Error(`${mode}: ${name} was refused ${warm.errors} times in the warm-up (is the caller allowed to read ${path}?)`);
       if (mode === 'audited') await auditWritten(server.driver);
       const before = process.cpuUsage();
       const mainBefore = requestThreadUs();
-      figures[name] = await autocannon(`${origin}/fhir/${path}`, bearer, args.duration!);
+      figures[name] = await load(`${origin}/fhir/${path}`, bearer, args.duration!);
       rssMb = Math.max(rssMb, process.memoryUsage().rss / 1e6);
       if (mode === 'audited') await auditWritten(server.driver); // the next workload must not pay for this one's backlog; its writing counts
       const used = process.cpuUsage(before);
@@ -164,7 +200,7 @@ if (args.child) {
 const rssMb: Record<Mode, number> = { open: 0, checked: 0, audited: 0 };
 
 function runInChild(database: string, mode: Mode): Promise<Record<Workload, Figures>> {
-  const passed = ['duration', 'connections', 'rate', 'caller', 'workloads'].flatMap((k) => (args[k as 'rate'] ? [`--${k}`, args[k as 'rate']!] : []));
+  const passed = ['duration', 'connections', 'rate', 'caller', 'workloads', 'load'].flatMap((k) => (args[k as 'rate'] ? [`--${k}`, args[k as 'rate']!] : []));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--child', mode, '--db', database, ...passed], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
@@ -200,7 +236,7 @@ try {
   }
   const of = (mode: Mode, w: Workload, k: keyof Figures) => median(results[mode].map((r) => r[w][k]));
   const caller = args.caller === 'client' ? 'an administrative system client (scope checks only)' : 'a care-home staff member reading their own resident (role, scope and relationship checks)';
-  console.log(`access and audit overhead (medians): ${args.connections} connections${args.rate ? `, ${args.rate} req/s offered` : ''}, ${args.duration} s per run, ${args.rounds} round(s), SQLite in ${args.dir}, demo dataset; caller: ${caller}`);
+  console.log(`access and audit overhead (medians): load from ${LOAD}, ${args.connections} connections${args.rate ? `, ${args.rate} req/s offered` : ''}, ${args.duration} s per run, ${args.rounds} round(s), SQLite in ${args.dir}, demo dataset; caller: ${caller}`);
   console.log('workload  mode     req/s     p99 ms  errors  server CPU µs/request  of which request thread  (rounds: req/s)');
   for (const w of CHOSEN) {
     for (const mode of MODES) {
