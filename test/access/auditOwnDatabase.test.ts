@@ -31,6 +31,14 @@ async function journalLength(driver: SqlDriver): Promise<number> {
   return Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_journal'))!.n);
 }
 
+/** The three entries of databaseFromBeforeTheSplit are in the journal's own file once each, the record file holds none, and the chain verifies. */
+async function assertMovedWhole(driver: SqlDriver, database: string): Promise<void> {
+  assert.equal(await journalLength(driver), 3, 'each entry once');
+  assert.deepEqual(tablesIn(fileOf(database)).filter((n) => JOURNAL_TABLES.includes(n)), []);
+  const verified = await verifyAuditChain(driver);
+  assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
+}
+
 /** A database as this version found it before the split: the journal's tables and three chained entries in the record's file. */
 async function databaseFromBeforeTheSplit(): Promise<{ database: string; cleanup(): void }> {
   const db = await testDatabase('sqlite');
@@ -120,10 +128,7 @@ describe('the audit journal in its own SQLite file', () => {
     const driver = await openRecordStore(db.database);
     try {
       await migrateAccess(driver, db.database);
-      assert.equal(await journalLength(driver), 3, 'each entry once');
-      assert.deepEqual(tablesIn(fileOf(db.database)).filter((n) => JOURNAL_TABLES.includes(n)), []);
-      const verified = await verifyAuditChain(driver);
-      assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
+      await assertMovedWhole(driver, db.database);
     } finally {
       await driver.close();
       db.cleanup();
@@ -161,10 +166,7 @@ describe('the audit journal in its own SQLite file', () => {
       assert.equal(await driver.attachCompanion!('audit', JOURNAL_TABLES), `sqlite:${companionOf(db.database)}`);
       await committed;
       assert.deepEqual(messages, ['holding', 'committed'], 'the move waited for the other one to commit');
-      assert.equal(await journalLength(driver), 3, 'each entry once');
-      assert.deepEqual(tablesIn(fileOf(db.database)).filter((n) => JOURNAL_TABLES.includes(n)), []);
-      const verified = await verifyAuditChain(driver);
-      assert.deepEqual(verified.intact && verified.checked, 3, JSON.stringify(verified));
+      await assertMovedWhole(driver, db.database);
     } finally {
       await driver.close();
       await mover.terminate();
