@@ -195,7 +195,7 @@ export const ALLERGIES: readonly AllergyDef[] = [
 // ---- observations -------------------------------------------------------------------------------
 
 // NEWS2 vital signs and ACVPU: the codes src/monitoring defines for everyone.
-export { ACVPU_CODES, NEWS2_CODES as OBS } from '../monitoring/news2Fhir.ts';
+export { ACVPU_CODES, NEWS2_CODES as OBS } from '../monitoring/index.ts';
 
 // ---- "about me" -------------------------------------------------------------------------------
 

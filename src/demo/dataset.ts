@@ -10,9 +10,8 @@
 //
 // Same seed and options → byte-identical JSON: no clock, no Math.random, fixed reference date.
 // Entries are PUTs to deterministic ids, so loading the bundle twice leaves one copy of each resource.
-import { generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from '../record/nhsNumber.ts';
-import { scoreNews2, type Acvpu, type News2Input } from '../monitoring/news2.ts';
-import { news2TotalElements } from '../monitoring/news2Fhir.ts';
+import { generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from '../record/index.ts';
+import { news2TotalElements, scoreNews2, type Acvpu, type News2Input } from '../monitoring/index.ts';
 import {
   ACVPU_CODES, ALLERGIES, CARE_HOME_NAMES, COMMUNICATION, CONDITIONS, DMD, GP_PRACTICES, HERITAGES,
   INTERESTS, MEDICINES, OBS, OCCUPATIONS, ODS_ORGANIZATION, ODS_SITE, POSTCODE_UNIT_LETTERS,
