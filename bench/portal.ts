@@ -2,8 +2,10 @@
 // `carebridge serve` on a fresh SQLite database (which loads the demo dataset), adds one account per role,
 // signs each in through the sign-in form, then requests every page of that role one at a time (so each
 // figure is one request's time, loopback round trip included, never queueing behind another) and prints
-// p50/p95 per page. Environment: BENCH_PAGE_REQUESTS (default 200, after 20 warm-up requests).
+// p50/p95 per page, and how long building the demo dataset takes (the first `npm start` loads it).
+// Environment: BENCH_PAGE_REQUESTS (default 200, after 20 warm-up requests).
 import { openRecordStore } from '../src/record/index.ts';
+import { buildDemoDataset } from '../src/demo/index.ts';
 import { addUser, type Role } from '../src/access/index.ts';
 import { cpuMeter, freshDatabase, log, percentile, startChild } from './support.ts';
 import { table } from './table.ts';
@@ -87,7 +89,19 @@ try {
   const { ours, others } = cpu();
   console.log(`\nCPU during the run, as a share of all cores: this benchmark ${Math.round(ours * 100)}%, others ${Math.round(others * 100)}% (figures taken while others are busy are slower than this machine can do).`);
   console.log(allMet ? 'Every page met the target.' : 'Some pages missed the target.');
+  console.log(`Building the default demo dataset (what the first \`npm start\` loads): ${demoBuildMs().toFixed(0)} ms, median of 5.`);
 } finally {
   await server.stop();
   cleanup();
+}
+
+/** Median time to build the default demo dataset, in this process, after one build to warm up. */
+function demoBuildMs(): number {
+  buildDemoDataset();
+  const times = Array.from({ length: 5 }, () => {
+    const start = performance.now();
+    buildDemoDataset();
+    return performance.now() - start;
+  });
+  return percentile(times, 50);
 }
