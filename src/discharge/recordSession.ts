@@ -3,7 +3,7 @@
 // and in the audit trail, exactly as if it came over the API. A workflow step runs in one database
 // transaction together with the workflow's own rows (timers, ADW messages): all of it happens, or none.
 import type { DeadlineRule } from './calendar.ts';
-import { FhirError, handleFhirRequest, newResourceId, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver, type SqlExecutor } from '../record/index.ts';
+import { FhirError, handleFhirRequest, lockCriteria, newResourceId, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver, type SqlExecutor } from '../record/index.ts';
 
 export interface FhirResource {
   resourceType: string;
@@ -33,6 +33,12 @@ export interface RecordSession {
   tx: SqlExecutor;
   read(type: string, id: string): Promise<FhirResource | undefined>;
   search(type: string, params: [string, string][]): Promise<FhirResource[]>;
+  /**
+   * For a find-or-create: what `search` finds; when it finds nothing, the criteria are then held until the
+   * transaction ends and searched again, so no other transaction (another inbox worker or app node on
+   * PostgreSQL, a conditional create over the API) can create a match before this one commits its own.
+   */
+  searchBeforeCreate(type: string, params: [string, string][]): Promise<FhirResource[]>;
   /** Creates or updates; with `ifMatch` (a version id) a change made meanwhile by someone else is a 412. */
   put(resource: FhirResource, ifMatch?: string): Promise<FhirResource>;
   /** A fresh id for a resource about to be created. */
@@ -52,6 +58,10 @@ function sessionOn(ctx: DischargeContext, tx: SqlExecutor, events: AccessEvent[]
   const rest = { base: ctx.base, driver: ctx.driver, access: ctx.access, tx, onAccess: (e: AccessEvent) => events.push(e) };
   const call = (method: string, path: string, query: [string, string][] = [], payload?: unknown, ifMatch?: string) =>
     handleFhirRequest(rest, { method, path, query, body: payload, ifMatch, contentType: payload === undefined ? undefined : 'application/fhir+json' });
+  const search = async (type: string, params: [string, string][]): Promise<FhirResource[]> => {
+    const bundle = body(await call('GET', type, params));
+    return (bundle.entry ?? []).filter((e: any) => e.search?.mode !== 'include').map((e: any) => e.resource);
+  };
   return {
     tx,
     async read(type, id) {
@@ -62,9 +72,13 @@ function sessionOn(ctx: DischargeContext, tx: SqlExecutor, events: AccessEvent[]
         throw err;
       }
     },
-    async search(type, params) {
-      const bundle = body(await call('GET', type, params));
-      return (bundle.entry ?? []).filter((e: any) => e.search?.mode !== 'include').map((e: any) => e.resource);
+    search,
+    async searchBeforeCreate(type, params) {
+      const found = await search(type, params);
+      // SQLite's one writer already runs transactions one at a time.
+      if (found.length || ctx.driver.dialect !== 'postgres') return found;
+      await lockCriteria(tx, type, params);
+      return search(type, params);
     },
     async put(resource, ifMatch) {
       const { meta, ...rest } = resource;

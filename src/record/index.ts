@@ -20,7 +20,7 @@ export { searchsetBundle } from './bundle.ts';
 export type { FoundResource, SearchResult } from './search/execute.ts';
 /** Stores new resources (ids just assigned by the caller) in the caller's transaction, in one batch; not validated. */
 export { createResources } from './storage/writePath.ts';
-export { newId as newResourceId } from './interactions.ts';
+export { newId as newResourceId, lockCriteria } from './interactions.ts';
 export { readChanges, latestChangeSeq, type RecordChange } from './changeFeed.ts';
 export { UNRESTRICTED, forbidden, type AccessControl, type AccessEvent, type RecordInteraction, type PatientScope, type RelationshipSearch, type RecordCaller } from './accessControl.ts';
 export { DECISION_MS } from './scopeDecisions.ts';

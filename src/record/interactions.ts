@@ -172,13 +172,20 @@ async function runMatch(ctx: Ctx, req: ReturnType<typeof conditionalSearch>): Pr
  */
 export async function singleMatch(ctx: Ctx, type: string, query: QueryParams): Promise<string | undefined> {
   const req = conditionalSearch(type, query); // validated before the criteria become a lock key
-  if (ctx.lock) {
-    const key = `${type}?${[...query].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&')}`;
-    await ctx.db.get('SELECT pg_advisory_xact_lock(hashtext(?))', [key]);
-  }
+  if (ctx.lock) await lockCriteria(ctx.db, type, query);
   const ids = await runMatch(ctx, req);
   if (ids.length > 1) throw multipleMatches(`More than one ${type} matches '${queryString(query)}'; make the criteria more specific.`);
   return ids[0];
+}
+
+/**
+ * The lock behind a conditional write, for a workflow's own find-or-create in its transaction (PostgreSQL:
+ * the caller knows the dialect). Keyed like singleMatch's, so a workflow and a conditional create over the
+ * API, on any node, wait for each other on the same criteria; held until the transaction ends.
+ */
+export async function lockCriteria(db: SqlExecutor, type: string, query: QueryParams): Promise<void> {
+  const key = `${type}?${[...query].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&')}`;
+  await db.get('SELECT pg_advisory_xact_lock(hashtext(?))', [key]);
 }
 
 export async function history(ctx: Ctx, base: string, scope: { type?: string; id?: string }, query: QueryParams): Promise<string> {

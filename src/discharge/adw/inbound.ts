@@ -320,9 +320,11 @@ async function applyResponse(session: RecordSession, ctx: DischargeContext, m: A
 
 // ---- people and stays --------------------------------------------------------------------------------
 
+// Find-or-create under the criteria's lock (searchBeforeCreate): two notices at once must not make one
+// person two records, nor one stay or ward two (hazard H-016).
 async function upsertPatient(session: RecordSession, m: AdwMessage): Promise<FhirResource> {
   const p = m.patient!;
-  const found = await session.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${p.nhsNumber}`]]);
+  const found = await session.searchBeforeCreate('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${p.nhsNumber}`]]);
   if (found[0]) return found[0];
   return session.put({
     resourceType: 'Patient',
@@ -348,10 +350,10 @@ async function upsertPatient(session: RecordSession, m: AdwMessage): Promise<Fhi
 
 async function upsertEncounter(session: RecordSession, m: AdwMessage, patient: FhirResource, hospital: FhirResource): Promise<FhirResource> {
   const e = m.encounter ?? {};
-  const found = e.identifier ? (await session.search('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${e.identifier}`]]))[0] : undefined;
+  const found = e.identifier ? (await session.searchBeforeCreate('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${e.identifier}`]]))[0] : undefined;
   let ward: FhirResource | undefined;
   if (e.ward) {
-    ward = (await session.search('Location', [['name:exact', e.ward], ['organization', `Organization/${hospital.id}`]]))[0];
+    ward = (await session.searchBeforeCreate('Location', [['name:exact', e.ward], ['organization', `Organization/${hospital.id}`]]))[0];
     ward ??= await session.put({ resourceType: 'Location', id: session.newId(), status: 'active', name: e.ward, managingOrganization: { reference: `Organization/${hospital.id}`, display: hospital.name } });
   }
   const base: FhirResource = found ?? {
