@@ -203,10 +203,27 @@ export async function createReferralIn(session: RecordSession, ctx: DischargeCon
 /** Creates a discharge referral with its triage Task ("received") and response deadline. */
 export async function createReferral(ctx: DischargeContext, input: NewReferral): Promise<Referral> {
   return inRecordTransaction(ctx, 'create-referral', async (session) => {
+    if (input.encounter) await refuseSecondOpenReferral(session, input.encounter);
     const created = await createReferralIn(session, ctx, input);
     await adwAfterStep(session, ctx, { action: 'create', before: 'received', after: created });
     return created;
   });
+}
+
+/** A referral's statuses while the council still works on it (STATE_STATUS): a stay has at most one such. */
+const OPEN_REFERRAL_STATUSES = 'active,on-hold';
+
+/**
+ * One open referral per stay, decided inside the creating transaction (and on PostgreSQL under the
+ * criteria's lock, searchBeforeCreate): a second click of "Send", a retried call or another app node
+ * finds the first and is refused, rather than the council getting the same person twice (hazard H-015).
+ * ADW notices are not held to it: each names its own episode, and the hospital decides those.
+ */
+async function refuseSecondOpenReferral(session: RecordSession, encounter: string): Promise<void> {
+  const open = await session.searchBeforeCreate('ServiceRequest', [
+    ['encounter', encounter], ['code', `${REFERRAL_CODE.system}|${REFERRAL_CODE.code}`], ['status', OPEN_REFERRAL_STATUSES],
+  ]);
+  if (open.length) throw fail(409, 'conflict', `${encounter} already has an open discharge referral (ServiceRequest/${open[0].id}); add to that one rather than sending the council a second.`);
 }
 
 export async function loadReferral(session: RecordSession, referralId: string): Promise<Referral> {

@@ -56,6 +56,16 @@ for (const engine of ENGINES) {
       const task = (await council.get(`Task?focus=ServiceRequest/${referralId}&code=triage-referral`)).body.entry[0].resource;
       taskId = task.id;
       assert.equal(triageStateOf(task), 'received');
+
+      // The same call again (a retry, a second system): the stay already has an open referral.
+      r = await hospital.post('Patient/dora/$discharge-referral', params(
+        ['council', { valueString: COUNCIL }], ['reason', { valueString: 'Lives alone; needs help at home' }], ['pathway', { valueCode: '1' }],
+        ['encounter', { valueReference: { reference: 'Encounter/dora-stay' } }],
+      ));
+      assert.equal(r.status, 409, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), new RegExp(`already has an open discharge referral \\(ServiceRequest/${referralId}\\)`));
+      const forStay = (await t.fhir.get('ServiceRequest?encounter=Encounter/dora-stay')).body.entry ?? [];
+      assert.deepEqual(forStay.map((e: any) => e.resource.id), [referralId], 'still one referral for the stay');
     });
 
     it('the council takes steps with If-Match; a stale version, a missing If-Match, an unknown step and the wrong side are refused', async () => {

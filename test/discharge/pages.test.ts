@@ -4,6 +4,7 @@
 // live updates by Server-Sent Events. Each person sees only their own organisation's referrals.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
@@ -228,17 +229,27 @@ for (const engine of ENGINES) {
       const councils = [...page.html.matchAll(/<option value="([^"]*)"/g)].map((m) => m[1]);
       assert.deepEqual(councils, ['', 'LA777', 'LA888'], 'councils with an ODS code, not their teams');
       const csrf = csrfTokenIn(page.html);
-      let answer = await post(t, '/discharge/referrals/new?patient=dora', coordinator, { _csrf: csrf, 'expected-day': '30', 'expected-month': '2', 'expected-year': '2026', needs: 'Help to wash' });
+      const submission = hidden(page.html, 'submission');
+      assert.match(submission, /^[0-9a-f-]{36}$/, 'the form carries its own submission id');
+      let answer = await post(t, '/discharge/referrals/new?patient=dora', coordinator, { _csrf: csrf, submission, 'expected-day': '30', 'expected-month': '2', 'expected-year': '2026', needs: 'Help to wash' });
       assert.equal(answer.status, 400);
       for (const field of ['council', 'pathway', 'expected-day', 'reason', 'consulted', 'consented', 'safeguarding']) assert.match(answer.html, new RegExp(`href="#${field}"`), field);
       assert.match(answer.html, /Help to wash<\/textarea>/, 'what was typed is kept');
-      answer = await post(t, '/discharge/referrals/new?patient=dora', coordinator, {
-        _csrf: csrf, council: 'LA777', pathway: '1', 'expected-day': '20', 'expected-month': '1', 'expected-year': '2026',
+      assert.equal(hidden(answer.html, 'submission'), submission, 'and keeps it when shown again with errors');
+      const form = {
+        _csrf: csrf, submission, council: 'LA777', pathway: '1', 'expected-day': '20', 'expected-month': '1', 'expected-year': '2026',
         reason: 'Lives alone; needs help at home after a fall', needs: 'Help to wash and dress', consulted: 'Y', consented: 'Y', safeguarding: 'N',
-      });
+      };
+      // A double click on "Send referral": both requests at once.
+      const [first, second] = await Promise.all([1, 2].map(() => post(t, '/discharge/referrals/new?patient=dora', coordinator, form)));
+      answer = first;
       assert.equal(answer.status, 303, answer.text);
       const id = /\/discharge\/referrals\/([^?]+)\?done=referred/.exec(answer.location ?? '')?.[1];
       assert.ok(id, `redirected to the new referral: ${answer.location}`);
+      assert.equal(second.status, 303, second.text);
+      assert.equal(second.location, answer.location, 'the second click leads to the same referral');
+      const forStay = (await t.fhir.get('ServiceRequest?encounter=Encounter/dora-stay')).body.entry ?? [];
+      assert.deepEqual(forStay.map((e: any) => e.resource.id), [id], 'one referral for the stay');
       const referral = (await t.fhir.get(`ServiceRequest/${id}`)).body;
       assert.equal(referral.subject.reference, 'Patient/dora');
       assert.equal(referral.encounter.reference, 'Encounter/dora-stay');
@@ -255,6 +266,11 @@ for (const engine of ENGINES) {
       page = await get(t, '/discharge/referrals/new?patient=dora', coordinator);
       assert.match(page.text, /already has an open referral/);
       assert.ok(!page.html.includes('name="council"'), 'no second referral for the same stay');
+      // A form opened before the referral was sent (another submission) is not sent on top of it.
+      const late = await post(t, '/discharge/referrals/new?patient=dora', coordinator, { ...form, submission: randomUUID(), reason: 'Sent from an older tab' });
+      assert.equal(late.status, 409);
+      assert.match(late.text, /already has an open referral/);
+      assert.equal((await t.fhir.get('ServiceRequest?encounter=Encounter/dora-stay')).body.entry.length, 1, 'still one referral for the stay');
       assert.ok((await get(t, '/discharge/referrals', worker)).html.includes(`/discharge/referrals/${id}"`), 'the council sees it in its queue');
       assert.equal((await get(t, '/discharge/referrals/new?patient=alice', worker)).status, 403, 'councils do not refer');
     });

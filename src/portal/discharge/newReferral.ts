@@ -2,7 +2,7 @@
 // discharge: the council, the pathway, the expected discharge date, why and what the person needs, and the
 // consultation and consent answers the ADW assessment notice carries (so a referral to an ADW council goes
 // out complete). Read through the record with the person's access; created through the discharge workflow.
-import { consentAnswerOf, createReferral, PATHWAYS, REFERRAL_CODE, REFERRAL_CONSENT_QUESTIONS, type ConsentAnswer, type DischargeContext, type Pathway } from '../../discharge/index.ts';
+import { consentAnswerOf, createReferral, DISCHARGE_REFERRAL_SYSTEM, PATHWAYS, REFERRAL_CODE, REFERRAL_CONSENT_QUESTIONS, type ConsentAnswer, type DischargeContext, type Pathway } from '../../discharge/index.ts';
 import type { UserActor } from '../../access/index.ts';
 import type { RecordClient, Resource } from '../recordClient.ts';
 import type { FieldError } from '../page.ts';
@@ -26,6 +26,8 @@ export interface NewReferralForm {
   _csrf?: string; council?: string; pathway?: string; reason?: string; needs?: string;
   'expected-day'?: string; 'expected-month'?: string; 'expected-year'?: string;
   consulted?: string; consented?: string; safeguarding?: string;
+  /** Made when the form is first shown, and the referral's identifier: a second click of "Send" is the same referral. */
+  submission?: string;
 }
 
 export interface ReferralStart {
@@ -36,6 +38,15 @@ export interface ReferralStart {
   hospitalOds: string;
   /** An open referral for this stay already: the page links to it instead of offering a second. */
   openReferral?: string;
+  /** That referral's identifiers (one is the submission that sent it, when it came from this form). */
+  openReferralIdentifiers?: string[];
+}
+
+const SUBMISSION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Whether the stay's open referral is the one this form (this submission) sent: a repeated click. */
+export function sentBy(start: ReferralStart, form: NewReferralForm): boolean {
+  return !!form.submission && !!start.openReferralIdentifiers?.includes(form.submission);
 }
 
 const odsOf = (org: Resource) => org.identifier?.find((i: any) => ODS_SYSTEMS.includes(i.system))?.value as string | undefined;
@@ -57,7 +68,10 @@ export async function referralStart(record: RecordClient, actor: UserActor, pati
     ...(location?.reference ? { ward: { reference: location.reference, display: location.display ?? location.reference } } : {}),
     councils: councilOrgs.map((o) => ({ value: odsOf(o)!, text: o.name ?? odsOf(o)! })).sort((a, b) => a.text.localeCompare(b.text)),
     hospitalOds: actor.organisation!,
-    ...(open ? { openReferral: open.id } : {}),
+    ...(open ? {
+      openReferral: open.id,
+      openReferralIdentifiers: (open.identifier ?? []).filter((i: any) => i.system === DISCHARGE_REFERRAL_SYSTEM).map((i: any) => String(i.value)),
+    } : {}),
   };
 }
 
@@ -97,6 +111,7 @@ export async function submitNewReferral(ctx: DischargeContext, actor: UserActor,
   let id: string | undefined;
   const result = await runStep(async () => {
     const created = await createReferral(ctx, {
+      ...(form.submission && SUBMISSION.test(form.submission) ? { identifier: form.submission } : {}),
       patient: `Patient/${start.patient.id}`, encounter: `Encounter/${start.stay.id}`,
       hospitalOds: start.hospitalOds, councilOds: form.council!,
       ...(start.ward ? { ward: start.ward.reference } : {}),

@@ -3,6 +3,7 @@
 // (/discharge/referrals/:id), figures with a chart and CSV (/discharge/metrics), and live updates
 // (/discharge/events). Reads go through the record with the signed-in person's access; changes go through
 // the discharge workflow with the same access (src/discharge/index.ts).
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UserActor } from '../../access/index.ts';
@@ -15,7 +16,7 @@ import { NotAllowedHere, PageNotFound } from '../pageErrors.ts';
 import { loadReferralRows, organisationOf, type ReferralRow, type Side } from './referralRows.ts';
 import { dischargeMetrics, referralsCsv } from './metrics.ts';
 import { liveUpdates } from './liveUpdates.ts';
-import { CONSENT_QUESTIONS, referralStart, submitNewReferral, type NewReferralForm } from './newReferral.ts';
+import { CONSENT_QUESTIONS, referralStart, sentBy, submitNewReferral, type NewReferralForm } from './newReferral.ts';
 import { submitAssign, submitNote, submitReady, submitSupport, submitTriage, type AssignForm, type FormResult, type NoteForm, type SupportForm, type TriageForm } from './triageForms.ts';
 import { submitDischarge, submitMedicallyReady, submitWithdraw, type DateForm, type WithdrawForm } from './hospitalForms.ts';
 
@@ -112,18 +113,27 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
     if (!mayActAs(who, 'hospital') || !discharge) throw new NotAllowedHere(HOSPITAL_REFERS);
     if (!req.query.patient) throw new PageNotFound('Start a referral from a patient on the ward list.');
     const record = recordOf(req, who.actor);
-    const start = await referralStart(record, who.actor, req.query.patient);
+    let start = await referralStart(record, who.actor, req.query.patient);
+    const sent = (id: string) => reply.redirect(`/discharge/referrals/${encodeURIComponent(id)}?done=referred`, 303);
     if (form.values && !start.openReferral && discharge) {
       const ctx = discharge.contextFor(await connection(req).access.controlFor(who.actor, req.ip));
       const created = await submitNewReferral(ctx, who.actor, start, form.values);
-      if (created.id) return reply.redirect(`/discharge/referrals/${encodeURIComponent(created.id)}?done=referred`, 303);
+      if (created.id) return sent(created.id);
       form = { ...form, errors: created.errors, status: 400 };
+      // Refused because the stay has an open referral now: sent by this click's twin, or by someone else.
+      start = await referralStart(record, who.actor, req.query.patient);
+    }
+    if (form.values && start.openReferral) {
+      // A second click of "Send" (the same submission) shows the referral the first one sent; another
+      // form gets the page saying the stay already has one, with the link to it.
+      if (sentBy(start, form.values)) return sent(start.openReferral);
+      form = { ...form, errors: [], status: 409 };
     }
     return send(req, reply, 'pages/discharge/new-referral.njk', {
       pageTitle: 'Refer for care and support after discharge', start, questions: CONSENT_QUESTIONS,
       councilItems: choices(start.councils, form.values?.council ?? ''),
       pathways: Object.entries(PATHWAYS).map(([value, text]) => ({ value, text })),
-      values: form.values ?? {}, ...errorView(form.errors ?? []),
+      values: { ...form.values, submission: form.values?.submission ?? randomUUID() }, ...errorView(form.errors ?? []),
     }, form.status ?? 200);
   };
   app.get<{ Querystring: { patient?: string } }>('/discharge/referrals/new', (req, reply) => newReferralPage(req, reply));
