@@ -133,6 +133,23 @@ for (const engine of ENGINES) {
       assert.equal(latest.entry.length, 7, 'the score links to the six readings it was computed from');
     });
 
+    it('a double click on "Save" records the readings once', async () => {
+      const patient = residents.find((r) => r.id !== 'demo-pat-vm101-01').id;
+      const before = await news2Count(t, patient);
+      const readingsBefore = (await t.fhir('GET', 'Observation', [['patient', patient], ['_summary', 'count']])).total;
+      const form = await get(t, `/care-home/residents/${patient}/news2`, cookie);
+      const submission = /name="submission" value="([^"]+)"/.exec(form.html)?.[1];
+      assert.match(submission ?? '', /^[0-9a-f-]{36}$/, 'the form carries its own submission id');
+      const readings = { _csrf: csrfTokenIn(form.html), submission: submission!, respirationRate: '18', spo2: '96', oxygen: 'no', systolicBP: '125', pulse: '80', consciousness: 'A', temperature: '37.2' };
+      const answers = await Promise.all([1, 2].map(() => post(t, `/care-home/residents/${patient}/news2`, cookie, readings)));
+      assert.deepEqual(answers.map((a) => [a.status, a.location]), answers.map(() => [303, `/care-home/residents/${patient}?recorded=news2#observations`]), 'both clicks lead back to the resident');
+      assert.equal(await news2Count(t, patient), before + 1, 'one NEWS2 score');
+      assert.equal((await t.fhir('GET', 'Observation', [['patient', patient], ['_summary', 'count']])).total, readingsBefore + 7, 'six readings and their score, once');
+      // The same readings sent again later from a fresh form are a new set, as they should be.
+      const again = await get(t, `/care-home/residents/${patient}/news2`, cookie);
+      assert.notEqual(/name="submission" value="([^"]+)"/.exec(again.html)?.[1], submission, 'each form is a new submission');
+    });
+
     it('scores SpO2 on scale 2 only for a resident whose record holds that decision', async () => {
       const flags = await t.fhir('GET', 'Flag', [['status', 'active'], ['_count', '1000']]);
       const scale2 = flags.entry.map((e: any) => e.resource).find((f: any) => /NEWS2 scale 2/.test(f.code.text ?? ''));

@@ -8,7 +8,20 @@ import type { FieldError } from '../page.ts';
 import type { Resource } from '../recordClient.ts';
 import { ACVPU_CODES, NEWS2_TOTAL, OBSERVATION_CATEGORY, SNOMED, UCUM, VITALS } from './codes.ts';
 
-export type News2Form = Partial<Record<'respirationRate' | 'spo2' | 'oxygen' | 'systolicBP' | 'diastolicBP' | 'pulse' | 'consciousness' | 'temperature', string>>;
+export type News2Form = Partial<Record<'respirationRate' | 'spo2' | 'oxygen' | 'systolicBP' | 'diastolicBP' | 'pulse' | 'consciousness' | 'temperature' | 'submission', string>>;
+
+/**
+ * Each set of readings is one submission of the form, named by an id made when the form is first shown:
+ * every Observation it writes carries it, and is created only if none carries it yet, so a second click
+ * of "Save" (or a resent request on a poor connection) records the readings once.
+ */
+export const SUBMISSION_SYSTEM = 'https://carebridge.example/fhir/Id/news2-submission';
+const SUBMISSION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The form's submission id, or a fresh one (a page from before submission ids, or a hand-made request). */
+export function submissionOf(form: News2Form): string {
+  return form.submission && SUBMISSION.test(form.submission) ? form.submission : randomUUID();
+}
 
 type NumberField = keyof typeof NEWS2_INPUT_LIMITS;
 
@@ -83,7 +96,7 @@ export function checkNews2Form(form: News2Form, spo2Scale2: boolean): { ok: true
  * The transaction entries: six vital-sign Observations and the NEWS2 total derived from them, all with
  * the person who recorded them and their organisation as performers.
  */
-export function news2Transaction(patientId: string, readings: CheckedNews2, score: News2Result, actor: UserActor, careHome: Resource, at: Date): unknown[] {
+export function news2Transaction(patientId: string, readings: CheckedNews2, score: News2Result, actor: UserActor, careHome: Resource, at: Date, submission: string): unknown[] {
   const performer = [
     ...(actor.fhirUser ? [{ reference: actor.fhirUser, display: actor.name }] : [{ display: actor.name }]),
     { reference: `Organization/${careHome.id}`, display: careHome.name },
@@ -99,6 +112,15 @@ export function news2Transaction(patientId: string, readings: CheckedNews2, scor
   const quantity = (value: number, unit: string, code: string) => ({ value, unit, system: UCUM, code });
   const { input } = readings;
   const level = ACVPU_CODES[input.consciousness];
+  /** A conditional create: this submission's reading of `part`, unless it is already in the record. */
+  const once = (resource: Record<string, any>, part: string) => {
+    const identifier = { system: SUBMISSION_SYSTEM, value: `${submission}/${part}` };
+    return {
+      fullUrl: `urn:uuid:${randomUUID()}`,
+      resource: { ...resource, identifier: [identifier] },
+      request: { method: 'POST', url: 'Observation', ifNoneExist: new URLSearchParams({ identifier: `${identifier.system}|${identifier.value}`, subject: `Patient/${patientId}` }).toString() },
+    };
+  };
   const vitals = [
     { ...common('vital-signs'), code: { coding: [VITALS.respirationRate], text: 'Respiration rate' }, valueQuantity: quantity(input.respirationRate, 'breaths/minute', '/min') },
     { ...common('vital-signs'), code: { coding: [VITALS.spo2], text: 'SpO2' }, valueQuantity: quantity(input.spo2, '%', '%'), ...(input.supplementalOxygen ? { note: [{ text: 'On supplemental oxygen' }] } : {}) },
@@ -112,14 +134,14 @@ export function news2Transaction(patientId: string, readings: CheckedNews2, scor
     },
     { ...common('vital-signs'), code: { coding: [VITALS.heartRate], text: 'Pulse' }, valueQuantity: quantity(input.pulse, 'beats/minute', '/min') },
     { ...common('survey'), code: { coding: [VITALS.acvpu], text: 'Consciousness (ACVPU)' }, valueCodeableConcept: { coding: [{ system: SNOMED, code: level.code, display: level.display }], text: input.consciousness } },
-  ].map((resource) => ({ fullUrl: `urn:uuid:${randomUUID()}`, resource, request: { method: 'POST', url: 'Observation' } }));
+  ].map((resource) => once(resource, resource.code.coding[0].code));
   const total = {
     ...common('survey'),
     code: { coding: [NEWS2_TOTAL], text: 'NEWS2 total score' },
     ...news2TotalElements(score),
     derivedFrom: vitals.map((v) => ({ reference: v.fullUrl })),
   };
-  return [...vitals, { fullUrl: `urn:uuid:${randomUUID()}`, resource: total, request: { method: 'POST', url: 'Observation' } }];
+  return [...vitals, once(total, 'total')];
 }
 
 export function scoreReadings(readings: CheckedNews2): News2Result {
