@@ -71,12 +71,17 @@ function statusOf(step: RedBagStep) {
   return { status: RED_BAG_STEPS[step].status, businessStatus: { coding: [{ system: RED_BAG_STATUS, code: step, display: RED_BAG_STEPS[step].display }], text: RED_BAG_STEPS[step].display } };
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 /**
  * Sends the pack: refuses (422, every missing item listed) unless nothing mandatory is missing; otherwise
  * writes it, its Task and reminders in one transaction and hands it to delivery. Answers the Task.
+ * `submission` (a UUID the caller made once per send, such as the form's) becomes the pack's identifier:
+ * a repeat of the same send (a second click of "Send", a resent request) writes nothing more and answers
+ * with the pack the first one made, so a hospital never gets two red bags for one transfer (H-030).
  */
-export async function sendTransferPack(ctx: RedBagContext, patientId: string, details: TransferDetails): Promise<{ task: Resource; bundle: Resource; findings: SafetyFinding[] }> {
-  const identifier = randomUUID();
+export async function sendTransferPack(ctx: RedBagContext, patientId: string, details: TransferDetails, submission?: string): Promise<{ task: Resource; bundle: Resource; findings: SafetyFinding[] }> {
+  const identifier = submission && UUID.test(submission) ? submission : randomUUID();
   const { bundle, findings, record, destination } = await prepareTransferPack(ctx, patientId, details, true, identifier);
   const missing = blocking(findings);
   if (missing.length) throw problem(422, 'required', missing.map((f) => `The red bag cannot be sent: ${f.text}`));
@@ -125,20 +130,25 @@ export async function sendTransferPack(ctx: RedBagContext, patientId: string, de
     partOf: [{ reference: taskUrl }], focus: { reference: taskUrl }, for: patient, authoredOn: at,
     requester: orgRef(home), owner: orgRef(owner), restriction: { period },
   });
+  // Each entry is created only once per send: the repeat of a send matches what the first one made.
+  const once = (value: string) => ({ ifNoneExist: new URLSearchParams({ identifier: `${RED_BAG_IDENTIFIER}|${value}`, patient: patient.reference }).toString() });
   const entries = [
-    { fullUrl: docUrl, resource: pack, request: { method: 'POST', url: 'DocumentReference' } },
-    { fullUrl: taskUrl, resource: task, request: { method: 'POST', url: 'Task' } },
-    { resource: reminder(ACKNOWLEDGE_REMINDER_CODE, hospital, `Acknowledge the red bag for ${name}`, { end: new Date(now + ctx.settings.acknowledgeWithinHours * HOUR).toISOString() }), request: { method: 'POST', url: 'Task' } },
-    { resource: reminder(MANAGER_VISIT_CODE, home, `Care home manager to visit ${name} in hospital between 48 and 72 hours after transfer`, { start: new Date(now + 48 * HOUR).toISOString(), end: new Date(now + 72 * HOUR).toISOString() }), request: { method: 'POST', url: 'Task' } },
+    { fullUrl: docUrl, resource: pack, request: { method: 'POST', url: 'DocumentReference', ...once(identifier) } },
+    { fullUrl: taskUrl, resource: task, request: { method: 'POST', url: 'Task', ...once(identifier) } },
+    { resource: { ...reminder(ACKNOWLEDGE_REMINDER_CODE, hospital, `Acknowledge the red bag for ${name}`, { end: new Date(now + ctx.settings.acknowledgeWithinHours * HOUR).toISOString() }), identifier: [{ system: RED_BAG_IDENTIFIER, value: `${identifier}/acknowledge` }] }, request: { method: 'POST', url: 'Task', ...once(`${identifier}/acknowledge`) } },
+    { resource: { ...reminder(MANAGER_VISIT_CODE, home, `Care home manager to visit ${name} in hospital between 48 and 72 hours after transfer`, { start: new Date(now + 48 * HOUR).toISOString(), end: new Date(now + 72 * HOUR).toISOString() }), identifier: [{ system: RED_BAG_IDENTIFIER, value: `${identifier}/manager-visit` }] }, request: { method: 'POST', url: 'Task', ...once(`${identifier}/manager-visit`) } },
   ];
   const result = bodyOf(await ctx.call({ method: 'POST', path: '', query: [], body: { resourceType: 'Bundle', type: 'transaction', entry: entries } }));
   const saved: Resource = result.entry?.[1]?.resource ?? (await read(ctx.call, String(result.entry?.[1]?.response?.location ?? '').split('/_history')[0]));
+  // A repeat of the same send delivers what the first one stored, again: a hospital files a pack once (by
+  // its identifier), and a delivery the first request could not make is tried once more rather than hidden.
+  const sent = String(result.entry?.[1]?.response?.status ?? '').startsWith('201') ? bundle : await packOf(ctx, saved);
   try {
-    await deliverTransferPack(bundle, { hospitalOds: odsOf(hospital)!, homeOds: odsOf(home), task: saved }, ctx.settings.courier);
+    await deliverTransferPack(sent, { hospitalOds: odsOf(hospital)!, homeOds: odsOf(home), task: saved }, ctx.settings.courier);
   } catch (err) {
     throw problem(502, 'exception', [`The red bag is saved here (Task/${saved.id}) but could not be delivered to ${hospital.name}: ${(err as Error).message} Telephone the ward and send the printed pack with the resident.`]);
   }
-  return { task: saved, bundle, findings };
+  return { task: saved, bundle: sent, findings };
 }
 
 export function stepOf(task: Resource): RedBagStep | undefined {

@@ -58,14 +58,27 @@ for (const engine of ENGINES) {
       for (const m of meds.entry) assert.ok(text.includes(m.resource.medicationCodeableConcept.text), 'medicines prefilled');
       assert.match(text, /Northshire Hospitals NHS Foundation Trust/);
       assert.match(text, /more than 24 hours old/, 'the demo data’s observations are flagged as stale');
-      const refused = await post(t, `/care-home/residents/${resident.id}/red-bag`, carer, [['_csrf', csrfTokenIn(start.html)], ['destination', 'RX9'], ['belongings', 'Glasses']]);
+      const submission = /name="submission" value="([^"]+)"/.exec(start.html)?.[1];
+      assert.match(submission ?? '', /^[0-9a-f-]{36}$/, 'the form carries its own submission id');
+      const refused = await post(t, `/care-home/residents/${resident.id}/red-bag`, carer, [['_csrf', csrfTokenIn(start.html)], ['submission', submission!], ['destination', 'RX9'], ['belongings', 'Glasses']]);
       assert.equal(refused.status, 400);
       assert.match(textOf(refused.html), /There is a problem.*reason for transfer is missing.*has not confirmed/);
       assert.equal((await t.fhir('GET', 'Task', [['code', 'https://carebridge.example/CodeSystem/red-bag-task|'], ['_summary', 'count']])).total, 0, 'nothing sent half-built (the demo data has discharge Tasks of its own)');
-      const sent = await post(t, `/care-home/residents/${resident.id}/red-bag`, carer, [
-        ['_csrf', csrfTokenIn(start.html)], ['destination', 'RX9'], ['reason', 'Fall at 06:10, new confusion'], ['belongings', 'Glasses'], ['belongings', 'Dentures'], ['belongingsOther', 'Blue cardigan'], ['attest', 'yes'],
-      ]);
+      assert.ok(refused.html.includes(`name="submission" value="${submission}"`), 'and keeps it when shown again with errors');
+      const form: [string, string][] = [
+        ['_csrf', csrfTokenIn(start.html)], ['submission', submission!], ['destination', 'RX9'], ['reason', 'Fall at 06:10, new confusion'], ['belongings', 'Glasses'], ['belongings', 'Dentures'], ['belongingsOther', 'Blue cardigan'], ['attest', 'yes'],
+      ];
+      // A double click on "Send red bag to hospital": both requests at once.
+      const [sent, again] = await Promise.all([1, 2].map(() => post(t, `/care-home/residents/${resident.id}/red-bag`, carer, form)));
       assert.equal(sent.status, 303, sent.html.slice(0, 300));
+      assert.equal(again.status, 303, again.html.slice(0, 300));
+      assert.equal(again.location, sent.location, 'the second click leads to the same red bag');
+      const lifecycle = await t.fhir('GET', 'Task', [['patient', resident.id], ['code', 'https://carebridge.example/CodeSystem/red-bag-task|red-bag']]);
+      assert.equal(lifecycle.entry?.length, 1, 'one red bag for the transfer');
+      const reminders = await t.fhir('GET', 'Task', [['patient', resident.id], ['code', 'https://carebridge.example/CodeSystem/red-bag-task|acknowledge-red-bag']]);
+      assert.equal(reminders.entry?.length, 1, 'one reminder to acknowledge it');
+      const packs = await t.fhir('GET', 'DocumentReference', [['patient', resident.id], ['type', 'http://loinc.org|18761-7']]);
+      assert.equal(packs.entry?.length, 1, 'one transfer pack');
       taskPath = sent.location!.split('?')[0];
       const page = await html(t, sent.location!, carer);
       assert.match(textOf(page.html), /Red bag sent to Northshire Hospitals NHS Foundation Trust.*Sent to hospital/);

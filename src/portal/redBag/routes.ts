@@ -2,6 +2,7 @@
 // record; only the reason and the belongings need typing), both sides track it, the hospital acknowledges
 // and attaches the discharge summary, and the home closes it on return. Every step goes through
 // src/redbag as the signed-in person, so the record's access checks and audit apply.
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FhirError } from '../../record/index.ts';
 import type { UserActor } from '../../access/index.ts';
@@ -63,12 +64,12 @@ export function redBagRoutes(app: FastifyInstance, { send, connection, settings 
     return { record, ctx: { call: record.fhir, caller: { display: actor.name, reference: actor.fhirUser, organisation: actor.organisation, role: actor.role }, base: conn.base, now: Date.now, settings } };
   };
 
-  const startPage = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply, actor: UserActor, details: TransferDetails, errors: FieldError[], status: number) => {
+  const startPage = async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply, actor: UserActor, details: TransferDetails, errors: FieldError[], status: number, submission: string) => {
     const { record, ctx } = contextOf(req, actor);
     const [draft, choices] = await Promise.all([prepareTransferPack(ctx, req.params.id, details), hospitals(record)]);
     const name = draft.record.patient.name?.[0] ? [...(draft.record.patient.name[0].given ?? []), draft.record.patient.name[0].family].join(' ') : 'Resident';
     return send(req, reply, 'pages/red-bag/start.njk', {
-      pageTitle: `Send ${name} to hospital`, patientId: req.params.id, name, details, hospitals: choices,
+      pageTitle: `Send ${name} to hospital`, patientId: req.params.id, name, details, hospitals: choices, submission,
       belongingChoices: BELONGING_CHOICES, baselineDomains: Object.entries(BASELINE_DOMAINS).map(([key, label]) => ({ key, label })),
       stale: draft.findings.filter((f) => f.severity === 'stale'), sections: sectionsOfPack(draft.bundle).slice(1),
       ...errorView(errors),
@@ -78,21 +79,23 @@ export function redBagRoutes(app: FastifyInstance, { send, connection, settings 
   app.get<{ Params: { id: string } }>('/care-home/residents/:id/red-bag', async (req, reply) => {
     const actor = actorOf(req, reply, CARE_HOME_ROLES);
     if (!actor) return reply;
-    return startPage(req, reply, actor, { belongings: [], baseline: {}, attested: false }, [], 200);
+    return startPage(req, reply, actor, { belongings: [], baseline: {}, attested: false }, [], 200, randomUUID());
   });
 
   app.post<{ Params: { id: string }; Body: Form }>('/care-home/residents/:id/red-bag', async (req, reply) => {
     const actor = actorOf(req, reply, CARE_HOME_ROLES);
     if (!actor) return reply;
     const details = detailsOf(req.body ?? {});
+    // Made when the form was shown: a second click of "Send" is the same send (see sendTransferPack).
+    const submission = field(req.body ?? {}, 'submission') ?? randomUUID();
     try {
-      const { task } = await sendTransferPack(contextOf(req, actor).ctx, req.params.id, details);
+      const { task } = await sendTransferPack(contextOf(req, actor).ctx, req.params.id, details, submission);
       return reply.redirect(`/red-bag/${encodeURIComponent(task.id)}?sent=1`, 303);
     } catch (err) {
       if (!(err instanceof FhirError) || err.status !== 422) throw err;
       const { findings } = await prepareTransferPack(contextOf(req, actor).ctx, req.params.id, details, true);
       const errors = findings.filter((f) => f.severity === 'missing').map((f) => ({ field: FIELD_OF[f.rule] ?? 'reason', text: f.text }));
-      return startPage(req, reply, actor, details, errors, 400);
+      return startPage(req, reply, actor, details, errors, 400, submission);
     }
   });
 
