@@ -140,6 +140,7 @@ for (const engine of ENGINES) {
       const form = await get(t, `/care-home/residents/${patient}/news2`, cookie);
       const submission = /name="submission" value="([^"]+)"/.exec(form.html)?.[1];
       assert.match(submission ?? '', /^[0-9a-f-]{36}$/, 'the form carries its own submission id');
+      assert.match(form.html, /data-prevent-double-click="true"/, 'and, with JavaScript, its button ignores a second click');
       const readings = { _csrf: csrfTokenIn(form.html), submission: submission!, respirationRate: '18', spo2: '96', oxygen: 'no', systolicBP: '125', pulse: '80', consciousness: 'A', temperature: '37.2' };
       const answers = await Promise.all([1, 2].map(() => post(t, `/care-home/residents/${patient}/news2`, cookie, readings)));
       assert.deepEqual(answers.map((a) => [a.status, a.location]), answers.map(() => [303, `/care-home/residents/${patient}?recorded=news2#observations`]), 'both clicks lead back to the resident');
