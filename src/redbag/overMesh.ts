@@ -192,8 +192,11 @@ async function takeInPack(options: RedBagMeshOptions, m: ReadMessage): Promise<v
   const owner = orgReference(hospital, m.destinationOds);
   const docUrl = `urn:uuid:${m.packIdentifier}-doc`;
   const taskUrl = `urn:uuid:${m.packIdentifier}-task`;
+  // Conditional creates on the pack's identifier: two copies of one pack filed at the same moment (a resend,
+  // two inbox workers or app nodes) make one red bag here, as the check above does for copies one after another.
+  const once = (value: string) => new URLSearchParams({ identifier: `${RED_BAG_IDENTIFIER}|${value}`, patient: subject.reference }).toString();
   const entries = [
-    { fullUrl: docUrl, request: { method: 'POST', url: 'DocumentReference' }, resource: {
+    { fullUrl: docUrl, request: { method: 'POST', url: 'DocumentReference', ifNoneExist: once(m.packIdentifier) }, resource: {
       resourceType: 'DocumentReference', ...meta,
       masterIdentifier: { system: RED_BAG_IDENTIFIER, value: m.packIdentifier },
       status: 'current', docStatus: 'final',
@@ -202,7 +205,7 @@ async function takeInPack(options: RedBagMeshOptions, m: ReadMessage): Promise<v
       description: `Red bag for ${name}, from ${requester.display} over MESH`,
       content: [{ attachment: { contentType: 'application/fhir+json', data: Buffer.from(JSON.stringify(m.focus)).toString('base64'), title: `Red bag transfer pack: ${name}`, creation: m.focus.timestamp ?? at } }],
     } },
-    { fullUrl: taskUrl, request: { method: 'POST', url: 'Task' }, resource: {
+    { fullUrl: taskUrl, request: { method: 'POST', url: 'Task', ifNoneExist: once(m.packIdentifier) }, resource: {
       resourceType: 'Task', ...meta,
       identifier: [{ system: RED_BAG_IDENTIFIER, value: m.packIdentifier }],
       status: RED_BAG_STEPS.sent.status, businessStatus: { coding: [{ system: RED_BAG_STATUS, code: 'sent', display: RED_BAG_STEPS.sent.display }], text: RED_BAG_STEPS.sent.display },
@@ -212,8 +215,9 @@ async function takeInPack(options: RedBagMeshOptions, m: ReadMessage): Promise<v
       authoredOn: m.focus.timestamp ?? at, lastModified: at, requester, owner, executionPeriod: { start: m.focus.timestamp ?? at },
       note: [{ authorString: `${requester.display} over MESH`, time: at, text: `Sent to ${owner.display} by ${requester.display}; arrived over MESH (message ${m.headerId})` }],
     } },
-    { request: { method: 'POST', url: 'Task' }, resource: {
-      resourceType: 'Task', ...meta, status: 'requested', intent: 'order', code: { coding: [ACKNOWLEDGE_REMINDER_CODE] }, description: `Acknowledge the red bag for ${name}`,
+    { request: { method: 'POST', url: 'Task', ifNoneExist: once(`${m.packIdentifier}/acknowledge`) }, resource: {
+      resourceType: 'Task', ...meta, identifier: [{ system: RED_BAG_IDENTIFIER, value: `${m.packIdentifier}/acknowledge` }],
+      status: 'requested', intent: 'order', code: { coding: [ACKNOWLEDGE_REMINDER_CODE] }, description: `Acknowledge the red bag for ${name}`,
       partOf: [{ reference: taskUrl }], focus: { reference: taskUrl }, for: subject, authoredOn: at, requester, owner,
       restriction: { period: { end: new Date(now + options.settings.acknowledgeWithinHours * HOUR).toISOString() } },
     } },
