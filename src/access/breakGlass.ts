@@ -60,7 +60,13 @@ function invalid(diagnostics: string, expression?: string): FhirError {
   return new FhirError(400, [{ severity: 'error', code: 'invalid', diagnostics, ...(expression ? { expression: [expression] } : {}) }]);
 }
 
-export interface BreakGlassRequest { patientId: string; reasonCode: string; reason: string }
+/**
+ * `submission` (optional) names the form or request the declaration came from: the same submission again
+ * (a second click, a resent request) answers with the grant it made instead of a second grant and alert.
+ */
+export interface BreakGlassRequest { patientId: string; reasonCode: string; reason: string; submission?: string }
+
+const SUBMISSION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Checks the request and the person exist, then records the grant. */
 export async function declareBreakGlass(driver: SqlDriver, actor: UserActor, request: BreakGlassRequest, now = Date.now()): Promise<BreakGlassGrant> {
@@ -82,12 +88,16 @@ export async function declareBreakGlass(driver: SqlDriver, actor: UserActor, req
     reason_code: request.reasonCode, reason, started_ms: now, expires_ms: now + BREAK_GLASS_HOURS * 3_600_000,
     reviewed_by: null, reviewed_ms: null, review_outcome: null, review_note: null,
   };
-  await driver.run(
-    `INSERT INTO access_break_glass (id, user_id, user_name, organisation, role, patient_id, reason_code, reason, started_ms, expires_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [grant.id, grant.user_id, grant.user_name, grant.organisation, grant.role, grant.patient_id, grant.reason_code, grant.reason, grant.started_ms, grant.expires_ms],
+  const submission = request.submission && SUBMISSION.test(request.submission) ? request.submission : null;
+  const inserted = await driver.run(
+    `INSERT INTO access_break_glass (id, user_id, user_name, organisation, role, patient_id, reason_code, reason, started_ms, expires_ms, submission)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    [grant.id, grant.user_id, grant.user_name, grant.organisation, grant.role, grant.patient_id, grant.reason_code, grant.reason, grant.started_ms, grant.expires_ms, submission],
   );
-  return toGrant(grant);
+  if (inserted || !submission) return toGrant(grant);
+  const first = await driver.get<GrantRow>('SELECT * FROM access_break_glass WHERE user_id = ? AND patient_id = ? AND submission = ?', [actor.userId, patientId, submission]);
+  if (!first) throw new Error(`The break-glass grant for submission ${submission} was neither stored nor found.`);
+  return toGrant(first);
 }
 
 /**

@@ -121,4 +121,12 @@ CREATE INDEX access_break_glass_patient ON access_break_glass (patient_id, start
     // A JSON array of exact URIs; NULL for clients that only use client_credentials.
     sql: `ALTER TABLE access_clients ADD COLUMN redirect_uris TEXT`,
   },
+  {
+    version: 6,
+    name: 'the form submission a break-glass grant came from, so a repeated request makes no second grant',
+    sql: `
+ALTER TABLE access_break_glass ADD COLUMN submission TEXT;
+CREATE UNIQUE INDEX access_break_glass_submission ON access_break_glass (user_id, patient_id, submission) WHERE submission IS NOT NULL;
+`,
+  },
 ];

@@ -2,6 +2,7 @@
 // relationship with them, the page says so and offers to break the glass with a reason. While a grant is
 // in effect every page of that person's record says so, so nobody forgets they are outside their own
 // records. The grant itself, its audit and the privacy officers' queue belong to src/access.
+import { randomUUID } from 'node:crypto';
 import { BREAK_GLASS_HOURS, BREAK_GLASS_REASONS, type UserActor } from '../access/index.ts';
 import { FhirError } from '../record/index.ts';
 import type { FieldError } from './page.ts';
@@ -54,6 +55,8 @@ export const REASON_CHOICES = Object.entries(BREAK_GLASS_REASONS).map(([value, t
 export interface BreakGlassForm {
   reasonCode?: string;
   reason?: string;
+  /** Made when the prompt is first shown: a second click of the button makes no second grant or alert. */
+  submission?: string;
 }
 
 /** The form's own checks, worded for the page; src/access checks the same again. */
@@ -74,5 +77,8 @@ export function fieldErrorsOf(err: FhirError, fields: Record<string, string>): F
 
 /** What the prompt page needs. */
 export function breakGlassPrompt(patientId: string, action: string, back: PromptBackLink, values: BreakGlassForm = {}) {
-  return { pageTitle: 'You do not have a care relationship with this person', patientId, action, back, values, reasonChoices: REASON_CHOICES, hours: BREAK_GLASS_HOURS };
+  return {
+    pageTitle: 'You do not have a care relationship with this person', patientId, action, back,
+    values: { ...values, submission: values.submission ?? randomUUID() }, reasonChoices: REASON_CHOICES, hours: BREAK_GLASS_HOURS,
+  };
 }

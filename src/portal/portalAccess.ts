@@ -45,7 +45,7 @@ export interface PortalSessions {
 /** Break-glass (src/access Access.breakGlass): declaring, the privacy officers' queue, and its reviews. */
 export interface PortalBreakGlass {
   /** Records the grant and audits it; FhirError 400 (bad reason), 403 (role may not), 404 (no such person). */
-  declare(actor: UserActor, request: { patientId: string; reasonCode: string; reason: string }, address?: string): Promise<BreakGlassGrant>;
+  declare(actor: UserActor, request: { patientId: string; reasonCode: string; reason: string; submission?: string }, address?: string): Promise<BreakGlassGrant>;
   list(filter?: { open?: boolean; patientId?: string; limit?: number }): Promise<BreakGlassGrant[]>;
   /** FhirError 400 (bad outcome or note), 403 (not a privacy officer), 404, 409 (already reviewed). */
   review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;

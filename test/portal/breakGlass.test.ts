@@ -59,10 +59,18 @@ for (const engine of ENGINES) {
     it('shows the record after the glass is broken, with the warning on each of its pages; only for that user', async () => {
       const prompt = await get(t, `/care-home/residents/${OUTSIDER}/news2`, carer);
       assert.equal(prompt.status, 403, 'the NEWS2 form is refused the same way');
-      const res = await post(t, `/care-home/residents/${OUTSIDER}/break-glass`, carer, { _csrf: csrfTokenIn(prompt.html), reasonCode: 'emergency', reason: 'Found collapsed at the day centre' });
-      assert.equal(res.status, 303);
-      assert.equal(res.location, `/care-home/residents/${OUTSIDER}`);
-      const [grant] = await t.access.breakGlass.list({ patientId: OUTSIDER });
+      const submission = /name="submission" value="([^"]+)"/.exec(prompt.html)?.[1];
+      assert.match(submission ?? '', /^[0-9a-f-]{36}$/, 'the prompt carries its own submission id');
+      // Two clicks of the button at once: one grant, one alert for the privacy officer.
+      const form = { _csrf: csrfTokenIn(prompt.html), submission: submission!, reasonCode: 'emergency', reason: 'Found collapsed at the day centre' };
+      const answers = await Promise.all([1, 2].map(() => post(t, `/care-home/residents/${OUTSIDER}/break-glass`, carer, form)));
+      for (const res of answers) {
+        assert.equal(res.status, 303);
+        assert.equal(res.location, `/care-home/residents/${OUTSIDER}`);
+      }
+      const grants = await t.access.breakGlass.list({ patientId: OUTSIDER });
+      assert.equal(grants.length, 1, 'one grant for two clicks');
+      const [grant] = grants;
       assert.equal(grant.reasonCode, 'emergency');
       assert.equal(grant.userName, 'Test Carer');
       for (const path of [`/care-home/residents/${OUTSIDER}`, `/care-home/residents/${OUTSIDER}/news2`]) {

@@ -85,12 +85,12 @@ export function personRecordRoutes(app: FastifyInstance, options: RecordPagesOpt
     if (!actor) return reply;
     if (!breakGlass) throw new NotAllowedHere('Break-glass is not available on this server.');
     const path = pathOf(req.params.id);
-    const values = { reasonCode: req.body.reasonCode, reason: req.body.reason };
+    const values = { reasonCode: req.body.reasonCode, reason: req.body.reason, submission: req.body.submission };
     const prompt = (errors: FieldError[]) => send(req, reply, 'pages/break-glass.njk', { ...breakGlassPrompt(req.params.id, `${path}/break-glass`, back, values), ...errorView(errors) }, 400);
     const errors = checkBreakGlassForm(values);
     if (errors.length) return prompt(errors);
     try {
-      await breakGlass.declare(actor, { patientId: req.params.id, reasonCode: values.reasonCode!, reason: values.reason! }, req.ip);
+      await breakGlass.declare(actor, { patientId: req.params.id, reasonCode: values.reasonCode!, reason: values.reason!, submission: values.submission }, req.ip);
     } catch (err) {
       const fieldErrors = err instanceof FhirError ? fieldErrorsOf(err, { reasonCode: 'reasonCode', reason: 'reason' }) : undefined;
       if (fieldErrors) return prompt(fieldErrors);
