@@ -2,6 +2,7 @@
 // not yet on the record) declares why, and sees that person's record for a few hours. It is allowed, audited,
 // and raises an alert that stays in the privacy officers' queue until one of them reviews it.
 import { randomUUID } from 'node:crypto';
+import { validate } from 'uuid';
 import { FhirError, handleFhirRequest, UNRESTRICTED, type SqlDriver, type SqlExecutor } from '../record/index.ts';
 import type { Role, UserActor } from './actor.ts';
 
@@ -66,8 +67,6 @@ function invalid(diagnostics: string, expression?: string): FhirError {
  */
 export interface BreakGlassRequest { patientId: string; reasonCode: string; reason: string; submission?: string }
 
-const SUBMISSION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /** Checks the request and the person exist, then records the grant. */
 export async function declareBreakGlass(driver: SqlDriver, actor: UserActor, request: BreakGlassRequest, now = Date.now()): Promise<BreakGlassGrant> {
   if (!MAY_BREAK_GLASS.has(actor.role)) {
@@ -88,7 +87,7 @@ export async function declareBreakGlass(driver: SqlDriver, actor: UserActor, req
     reason_code: request.reasonCode, reason, started_ms: now, expires_ms: now + BREAK_GLASS_HOURS * 3_600_000,
     reviewed_by: null, reviewed_ms: null, review_outcome: null, review_note: null,
   };
-  const submission = request.submission && SUBMISSION.test(request.submission) ? request.submission : null;
+  const submission = request.submission && validate(request.submission) ? request.submission : null;
   const inserted = await driver.run(
     `INSERT INTO access_break_glass (id, user_id, user_name, organisation, role, patient_id, reason_code, reason, started_ms, expires_ms, submission)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,

@@ -2,10 +2,10 @@
 // relationship with them, the page says so and offers to break the glass with a reason. While a grant is
 // in effect every page of that person's record says so, so nobody forgets they are outside their own
 // records. The grant itself, its audit and the privacy officers' queue belong to src/access.
-import { randomUUID } from 'node:crypto';
 import { BREAK_GLASS_HOURS, BREAK_GLASS_REASONS, type UserActor } from '../access/index.ts';
 import { FhirError } from '../record/index.ts';
 import type { FieldError } from './page.ts';
+import { formSubmission } from './formSubmission.ts';
 import type { PortalBreakGlass } from './portalAccess.ts';
 
 /** Where the prompt's way back leads (the list the person was found on). */
@@ -79,6 +79,6 @@ export function fieldErrorsOf(err: FhirError, fields: Record<string, string>): F
 export function breakGlassPrompt(patientId: string, action: string, back: PromptBackLink, values: BreakGlassForm = {}) {
   return {
     pageTitle: 'You do not have a care relationship with this person', patientId, action, back,
-    values: { ...values, submission: values.submission ?? randomUUID() }, reasonChoices: REASON_CHOICES, hours: BREAK_GLASS_HOURS,
+    values: { ...values, submission: formSubmission(values.submission) }, reasonChoices: REASON_CHOICES, hours: BREAK_GLASS_HOURS,
   };
 }

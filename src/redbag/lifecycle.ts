@@ -3,13 +3,14 @@
 // Task (status, businessStatus and a note saying who did what and when), written only against the
 // version the person saw (If-Match), so two people acting at once cannot overwrite each other.
 import { randomUUID } from 'node:crypto';
+import { validate } from 'uuid';
 import { FhirError, type RecordCaller } from '../record/index.ts';
 import { ACKNOWLEDGE_REMINDER_CODE, MANAGER_VISIT_CODE, ODS_SYSTEM, RED_BAG_IDENTIFIER, RED_BAG_STATUS, RED_BAG_STEPS, RED_BAG_TASK_CODE, TRANSFER_PACK_TYPE, type RedBagStep } from './codes.ts';
 import { detailsFromParameters, type TransferDetails } from './details.ts';
 import { gatherResident, type ResidentRecord } from './gather.ts';
 import { blocking, checkTransfer, type SafetyFinding } from './checks.ts';
 import { transferPackBundle } from './pack.ts';
-import { bodyOf, odsOf, read, referenceTo, search, type RecordCall, type Resource } from './recordCalls.ts';
+import { bodyOf, odsOf, onePerPack, read, referenceTo, search, type RecordCall, type Resource } from './recordCalls.ts';
 import { personName } from './readings.ts';
 import { deliverTransferPack, type RedBagCourier } from './delivery.ts';
 
@@ -71,8 +72,6 @@ function statusOf(step: RedBagStep) {
   return { status: RED_BAG_STEPS[step].status, businessStatus: { coding: [{ system: RED_BAG_STATUS, code: step, display: RED_BAG_STEPS[step].display }], text: RED_BAG_STEPS[step].display } };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /**
  * Sends the pack: refuses (422, every missing item listed) unless nothing mandatory is missing; otherwise
  * writes it, its Task and reminders in one transaction and hands it to delivery. Answers the Task.
@@ -81,7 +80,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * with the pack the first one made, so a hospital never gets two red bags for one transfer (H-030).
  */
 export async function sendTransferPack(ctx: RedBagContext, patientId: string, details: TransferDetails, submission?: string): Promise<{ task: Resource; bundle: Resource; findings: SafetyFinding[] }> {
-  const identifier = submission && UUID.test(submission) ? submission : randomUUID();
+  const identifier = submission && validate(submission) ? submission : randomUUID();
   const { bundle, findings, record, destination } = await prepareTransferPack(ctx, patientId, details, true, identifier);
   const missing = blocking(findings);
   if (missing.length) throw problem(422, 'required', missing.map((f) => `The red bag cannot be sent: ${f.text}`));
@@ -131,7 +130,7 @@ export async function sendTransferPack(ctx: RedBagContext, patientId: string, de
     requester: orgRef(home), owner: orgRef(owner), restriction: { period },
   });
   // Each entry is created only once per send: the repeat of a send matches what the first one made.
-  const once = (value: string) => ({ ifNoneExist: new URLSearchParams({ identifier: `${RED_BAG_IDENTIFIER}|${value}`, patient: patient.reference }).toString() });
+  const once = (value: string) => ({ ifNoneExist: onePerPack(value, patient.reference) });
   const entries = [
     { fullUrl: docUrl, resource: pack, request: { method: 'POST', url: 'DocumentReference', ...once(identifier) } },
     { fullUrl: taskUrl, resource: task, request: { method: 'POST', url: 'Task', ...once(identifier) } },

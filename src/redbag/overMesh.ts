@@ -11,7 +11,7 @@ import { handleFhirRequest, NHS_NUMBER_SYSTEM, FhirError, migrate, type AccessCo
 import { listMailboxes, type InboundMessage, type Messaging } from '../messaging/index.ts';
 import { ACKNOWLEDGE_REMINDER_CODE, ODS_SYSTEM, PACK_SENT_EVENT, RED_BAG_IDENTIFIER, RED_BAG_STATUS, RED_BAG_STEPS, RED_BAG_TASK_CODE, STEP_EVENT, TRANSFER_PACK_TYPE } from './codes.ts';
 import { readRedBagMessage, redBagMessage, RedBagMessageRejected, type ReadMessage } from './messages.ts';
-import { bodyOf, read, referenceTo, search, type RecordCall, type Resource } from './recordCalls.ts';
+import { bodyOf, onePerPack, read, referenceTo, search, type RecordCall, type Resource } from './recordCalls.ts';
 import { advanceTransfer, stepOf, TRANSITIONS, type RedBagSettings } from './lifecycle.ts';
 import { personName } from './readings.ts';
 import type { RedBagCourier } from './delivery.ts';
@@ -194,7 +194,7 @@ async function takeInPack(options: RedBagMeshOptions, m: ReadMessage): Promise<v
   const taskUrl = `urn:uuid:${m.packIdentifier}-task`;
   // Conditional creates on the pack's identifier: two copies of one pack filed at the same moment (a resend,
   // two inbox workers or app nodes) make one red bag here, as the check above does for copies one after another.
-  const once = (value: string) => new URLSearchParams({ identifier: `${RED_BAG_IDENTIFIER}|${value}`, patient: subject.reference }).toString();
+  const once = (value: string) => onePerPack(value, subject.reference);
   const entries = [
     { fullUrl: docUrl, request: { method: 'POST', url: 'DocumentReference', ifNoneExist: once(m.packIdentifier) }, resource: {
       resourceType: 'DocumentReference', ...meta,

@@ -2,6 +2,7 @@
 // (from the FHIR API's operation hook or the portal's record client), so relationships, roles and the
 // audit trail apply to every step.
 import type { FhirRequest, FhirResponse } from '../record/index.ts';
+import { RED_BAG_IDENTIFIER } from './codes.ts';
 
 export type RecordCall = (request: FhirRequest) => Promise<FhirResponse>;
 
@@ -10,6 +11,14 @@ export interface Resource {
   resourceType: string;
   id: string;
   [element: string]: any;
+}
+
+/**
+ * If-None-Exist criteria for one part of a red bag (the pack, its Task, a reminder) by its identifier and
+ * person: a repeated send, or a second copy of a pack, finds the part already there and makes no second.
+ */
+export function onePerPack(identifier: string, patientReference: string): string {
+  return new URLSearchParams({ identifier: `${RED_BAG_IDENTIFIER}|${identifier}`, patient: patientReference }).toString();
 }
 
 export function bodyOf(response: FhirResponse): any {

@@ -16,12 +16,7 @@ export type News2Form = Partial<Record<'respirationRate' | 'spo2' | 'oxygen' | '
  * of "Save" (or a resent request on a poor connection) records the readings once.
  */
 export const SUBMISSION_SYSTEM = 'https://carebridge.example/fhir/Id/news2-submission';
-const SUBMISSION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** The form's submission id, or a fresh one (a page from before submission ids, or a hand-made request). */
-export function submissionOf(form: News2Form): string {
-  return form.submission && SUBMISSION.test(form.submission) ? form.submission : randomUUID();
-}
 
 type NumberField = keyof typeof NEWS2_INPUT_LIMITS;
 

@@ -9,7 +9,8 @@ import { isScale2Decision } from '../person/summary.ts';
 import { personName } from '../person/text.ts';
 import { organisationOf } from '../person/organisation.ts';
 import { notFoundOrRefused, personRecordRoutes, signedInAs } from '../person/recordPages.ts';
-import { checkNews2Form, news2Transaction, scoreReadings, submissionOf, type News2Form } from './news2Entry.ts';
+import { checkNews2Form, news2Transaction, scoreReadings, type News2Form } from './news2Entry.ts';
+import { formSubmission } from '../formSubmission.ts';
 import { ACVPU_CODES } from './codes.ts';
 import { grantInEffect } from '../breakGlass.ts';
 import type { PortalBreakGlass } from '../portalAccess.ts';
@@ -54,7 +55,7 @@ export function careHomeRoutes(app: FastifyInstance, { send, connection, breakGl
     const actor = signedInAs(req, reply, CARE_HOME_ROLES, REFUSAL);
     if (!actor) return reply;
     const { patient, name, spo2Scale2, breakGlass: banner } = await formPage(req, actor);
-    return send(req, reply, 'pages/care-home/news2.njk', { pageTitle: `Record NEWS2 observations for ${name}`, patientId: patient.id, name, spo2Scale2, breakGlass: banner, values: { submission: submissionOf({}) }, acvpuChoices: ACVPU_CHOICES, ...errorView([]) });
+    return send(req, reply, 'pages/care-home/news2.njk', { pageTitle: `Record NEWS2 observations for ${name}`, patientId: patient.id, name, spo2Scale2, breakGlass: banner, values: { submission: formSubmission(undefined) }, acvpuChoices: ACVPU_CHOICES, ...errorView([]) });
   });
 
   app.post<{ Params: { id: string }; Body: News2Form }>('/care-home/residents/:id/news2', async (req, reply) => {
@@ -63,10 +64,10 @@ export function careHomeRoutes(app: FastifyInstance, { send, connection, breakGl
     const { record, patient, name, spo2Scale2, breakGlass: banner } = await formPage(req, actor);
     const checked = checkNews2Form(req.body, Boolean(spo2Scale2));
     if (!checked.ok) {
-      return send(req, reply, 'pages/care-home/news2.njk', { pageTitle: `Record NEWS2 observations for ${name}`, patientId: patient.id, name, spo2Scale2, breakGlass: banner, values: { ...req.body, submission: submissionOf(req.body) }, acvpuChoices: ACVPU_CHOICES, ...errorView(checked.errors) }, 400);
+      return send(req, reply, 'pages/care-home/news2.njk', { pageTitle: `Record NEWS2 observations for ${name}`, patientId: patient.id, name, spo2Scale2, breakGlass: banner, values: { ...req.body, submission: formSubmission(req.body.submission) }, acvpuChoices: ACVPU_CHOICES, ...errorView(checked.errors) }, 400);
     }
     const careHome = await organisationOf(record, actor);
-    await record.transaction(news2Transaction(patient.id, checked.value, scoreReadings(checked.value), actor, careHome, new Date(), submissionOf(req.body)));
+    await record.transaction(news2Transaction(patient.id, checked.value, scoreReadings(checked.value), actor, careHome, new Date(), formSubmission(req.body.submission)));
     return reply.redirect(`/care-home/residents/${encodeURIComponent(patient.id)}?recorded=news2#observations`, 303);
   });
 }

@@ -9,6 +9,7 @@ import type { FieldError } from '../page.ts';
 import { PageNotFound } from '../pageErrors.ts';
 import { personName, nhsNumberOf } from '../person/text.ts';
 import { by, dateFrom, MAX_TEXT, runStep } from './formStep.ts';
+import { formSubmission } from '../formSubmission.ts';
 import { organisationOf } from './referralRows.ts';
 
 const ORGANIZATION_TYPE = 'http://terminology.hl7.org/CodeSystem/organization-type';
@@ -41,8 +42,6 @@ export interface ReferralStart {
   /** That referral's identifiers (one is the submission that sent it, when it came from this form). */
   openReferralIdentifiers?: string[];
 }
-
-const SUBMISSION = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Whether the stay's open referral is the one this form (this submission) sent: a repeated click. */
 export function sentBy(start: ReferralStart, form: NewReferralForm): boolean {
@@ -111,7 +110,7 @@ export async function submitNewReferral(ctx: DischargeContext, actor: UserActor,
   let id: string | undefined;
   const result = await runStep(async () => {
     const created = await createReferral(ctx, {
-      ...(form.submission && SUBMISSION.test(form.submission) ? { identifier: form.submission } : {}),
+      identifier: formSubmission(form.submission),
       patient: `Patient/${start.patient.id}`, encounter: `Encounter/${start.stay.id}`,
       hospitalOds: start.hospitalOds, councilOds: form.council!,
       ...(start.ward ? { ward: start.ward.reference } : {}),

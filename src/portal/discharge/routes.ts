@@ -3,7 +3,6 @@
 // (/discharge/referrals/:id), figures with a chart and CSV (/discharge/metrics), and live updates
 // (/discharge/events). Reads go through the record with the signed-in person's access; changes go through
 // the discharge workflow with the same access (src/discharge/index.ts).
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UserActor } from '../../access/index.ts';
@@ -17,6 +16,7 @@ import { loadReferralRows, organisationOf, type ReferralRow, type Side } from '.
 import { dischargeMetrics, referralsCsv } from './metrics.ts';
 import { liveUpdates } from './liveUpdates.ts';
 import { CONSENT_QUESTIONS, referralStart, sentBy, submitNewReferral, type NewReferralForm } from './newReferral.ts';
+import { formSubmission } from '../formSubmission.ts';
 import { submitAssign, submitNote, submitReady, submitSupport, submitTriage, type AssignForm, type FormResult, type NoteForm, type SupportForm, type TriageForm } from './triageForms.ts';
 import { submitDischarge, submitMedicallyReady, submitWithdraw, type DateForm, type WithdrawForm } from './hospitalForms.ts';
 
@@ -133,7 +133,7 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
       pageTitle: 'Refer for care and support after discharge', start, questions: CONSENT_QUESTIONS,
       councilItems: choices(start.councils, form.values?.council ?? ''),
       pathways: Object.entries(PATHWAYS).map(([value, text]) => ({ value, text })),
-      values: { ...form.values, submission: form.values?.submission ?? randomUUID() }, ...errorView(form.errors ?? []),
+      values: { ...form.values, submission: formSubmission(form.values?.submission) }, ...errorView(form.errors ?? []),
     }, form.status ?? 200);
   };
   app.get<{ Querystring: { patient?: string } }>('/discharge/referrals/new', (req, reply) => newReferralPage(req, reply));

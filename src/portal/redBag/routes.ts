@@ -2,7 +2,6 @@
 // record; only the reason and the belongings need typing), both sides track it, the hospital acknowledges
 // and attaches the discharge summary, and the home closes it on return. Every step goes through
 // src/redbag as the signed-in person, so the record's access checks and audit apply.
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FhirError } from '../../record/index.ts';
 import type { UserActor } from '../../access/index.ts';
@@ -14,6 +13,7 @@ import { recordFor, type RecordClient, type RecordConnection } from '../recordCl
 import { errorView, type FieldError, type SendPage } from '../page.ts';
 import { visitOf } from '../visit.ts';
 import { PageNotFound } from '../pageErrors.ts';
+import { formSubmission } from '../formSubmission.ts';
 import { actionsFor, CARE_HOME_ROLES, HOSPITAL_ROLES, hospitals, openRedBags, STEP_LABELS, transferView } from './views.ts';
 
 export class RedBagNotAllowed extends Error {}
@@ -79,7 +79,7 @@ export function redBagRoutes(app: FastifyInstance, { send, connection, settings 
   app.get<{ Params: { id: string } }>('/care-home/residents/:id/red-bag', async (req, reply) => {
     const actor = actorOf(req, reply, CARE_HOME_ROLES);
     if (!actor) return reply;
-    return startPage(req, reply, actor, { belongings: [], baseline: {}, attested: false }, [], 200, randomUUID());
+    return startPage(req, reply, actor, { belongings: [], baseline: {}, attested: false }, [], 200, formSubmission(undefined));
   });
 
   app.post<{ Params: { id: string }; Body: Form }>('/care-home/residents/:id/red-bag', async (req, reply) => {
@@ -87,7 +87,7 @@ export function redBagRoutes(app: FastifyInstance, { send, connection, settings 
     if (!actor) return reply;
     const details = detailsOf(req.body ?? {});
     // Made when the form was shown: a second click of "Send" is the same send (see sendTransferPack).
-    const submission = field(req.body ?? {}, 'submission') ?? randomUUID();
+    const submission = formSubmission(req.body?.submission);
     try {
       const { task } = await sendTransferPack(contextOf(req, actor).ctx, req.params.id, details, submission);
       return reply.redirect(`/red-bag/${encodeURIComponent(task.id)}?sent=1`, 303);
