@@ -2,6 +2,8 @@
 // keyed by MESH message id so a second delivery of the same message is a no-op. Workers claim due
 // messages with a lease (so several nodes on one database never run one message at the same time, and a
 // node that dies hands it back when the lease runs out), then mark them done, due again later, or dead.
+// A message's body is kept apart from its row (messaging_inbox_bodies): it is written once, while the row
+// changes with every claim and outcome.
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
 import type { InboundMessage } from './contract.ts';
 
@@ -24,7 +26,7 @@ interface InboxRow {
   body: Buffer | Uint8Array; received_ms: number; attempts: number; last_error: string | null; finished_ms: number | null;
 }
 
-const COLUMNS = 'message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, body, received_ms, attempts, last_error, finished_ms';
+const COLUMNS = 'i.message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, received_ms, attempts, last_error, finished_ms';
 
 function messageOf(row: InboxRow): InboundMessage {
   return { ...headersOf(row), body: Buffer.from(row.body) };
@@ -48,11 +50,13 @@ function headersOf(row: Omit<InboxRow, 'body'>): Omit<InboundMessage, 'body'> {
 /** Stores a message in the caller's transaction; false when its id was already there (a duplicate). */
 export async function storeInbound(tx: SqlExecutor, msg: InboundMessage): Promise<boolean> {
   const changed = await tx.run(
-    `INSERT INTO messaging_inbox (message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, body, received_ms, status, attempts, next_attempt_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT (message_id) DO NOTHING`,
-    [msg.messageId, msg.mailbox, msg.from, msg.to, msg.workflowId, msg.subject ?? null, msg.localId ?? null, msg.fileName ?? null, msg.contentType ?? null, msg.body as unknown as SqlValue, msg.receivedAt, msg.receivedAt],
+    `INSERT INTO messaging_inbox (message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, received_ms, status, attempts, next_attempt_ms)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT (message_id) DO NOTHING`,
+    [msg.messageId, msg.mailbox, msg.from, msg.to, msg.workflowId, msg.subject ?? null, msg.localId ?? null, msg.fileName ?? null, msg.contentType ?? null, msg.receivedAt, msg.receivedAt],
   );
-  return changed > 0;
+  if (!changed) return false;
+  await tx.run('INSERT INTO messaging_inbox_bodies (message_id, body) VALUES (?, ?)', [msg.messageId, msg.body as unknown as SqlValue]);
+  return true;
 }
 
 /** Claims up to `limit` due messages for `leaseMs`, oldest first; each claim counts as an attempt. */
@@ -70,7 +74,7 @@ export async function claimDue(driver: SqlDriver, now: number, leaseMs: number, 
         [now + leaseMs, message_id, now],
       );
       if (!won) continue; // another node took it first
-      const row = await tx.get<InboxRow>(`SELECT ${COLUMNS} FROM messaging_inbox WHERE message_id = ?`, [message_id]);
+      const row = await tx.get<InboxRow>(`SELECT ${COLUMNS}, b.body FROM messaging_inbox i JOIN messaging_inbox_bodies b ON b.message_id = i.message_id WHERE i.message_id = ?`, [message_id]);
       if (row) claimed.push({ ...messageOf(row), attempts: Number(row.attempts) });
     }
     return claimed;
@@ -104,8 +108,11 @@ export async function releaseClaims(driver: SqlDriver, messageIds: string[]): Pr
 
 /** The dead letters, oldest first, with each body's size but not the body: a full list would otherwise read megabytes. */
 export async function listDeadLetters(db: SqlExecutor, limit = 500): Promise<DeadLetter[]> {
-  const headers = COLUMNS.replace('body, ', 'LENGTH(body) AS size, ');
-  const rows = await db.all<Omit<InboxRow, 'body'> & { size: number }>(`SELECT ${headers} FROM messaging_inbox WHERE status = 'dead' ORDER BY finished_ms, message_id LIMIT ?`, [limit]);
+  const rows = await db.all<Omit<InboxRow, 'body'> & { size: number }>(
+    `SELECT ${COLUMNS}, LENGTH(b.body) AS size FROM messaging_inbox i JOIN messaging_inbox_bodies b ON b.message_id = i.message_id
+     WHERE status = 'dead' ORDER BY finished_ms, i.message_id LIMIT ?`,
+    [limit],
+  );
   return rows.map((row) => ({ ...headersOf(row), attempts: Number(row.attempts), reason: row.last_error ?? '', deadAt: Number(row.finished_ms), size: Number(row.size) }));
 }
 

@@ -67,9 +67,9 @@ export async function startUpload(driver: SqlDriver, headers: MessageHeaders, ch
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'uploading', ?)`,
       [messageId, headers.sender, headers.recipient, headers.workflowId, headers.subject ?? null, headers.localId ?? null, headers.fileName ?? null, headers.contentType ?? null, headers.checksum ?? null, chunkCount, now],
     );
+    if (chunkCount === 1) return { messageId, complete: true, deliveredHere: await completeUpload(tx, messageId, now, firstChunk) };
     await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?)', [messageId, 1, firstChunk as unknown as SqlValue]);
-    if (chunkCount > 1) return { messageId, complete: false, deliveredHere: false };
-    return { messageId, complete: true, deliveredHere: await completeUpload(tx, messageId, now) };
+    return { messageId, complete: false, deliveredHere: false };
   });
 }
 
@@ -94,16 +94,21 @@ export async function addChunk(driver: SqlDriver, sender: string, messageId: str
   });
 }
 
-/** All chunks in: deliver to this server's inbox when the recipient is processed here, else hold for download. */
-async function completeUpload(tx: SqlExecutor, messageId: string, now: number): Promise<boolean> {
+/**
+ * All chunks in: deliver to this server's inbox when the recipient is processed here, else hold for download.
+ * `single` is the body of a message sent in one chunk, not yet stored: delivered here, it is written once,
+ * into the inbox, instead of as a chunk that is read back and deleted in the same transaction.
+ */
+async function completeUpload(tx: SqlExecutor, messageId: string, now: number, single?: Buffer): Promise<boolean> {
   const message = storedOf((await tx.get<MessageRow>('SELECT * FROM mesh_messages WHERE message_id = ?', [messageId]))!);
   const recipient = await tx.get<{ polled: number; password_sealed: string | null }>('SELECT polled, password_sealed FROM mesh_mailboxes WHERE mailbox_id = ?', [message.recipient]);
   const processedHere = recipient && recipient.password_sealed !== null && !Number(recipient.polled);
   if (!processedHere) {
+    if (single) await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?)', [messageId, 1, single as unknown as SqlValue]);
     await tx.run("UPDATE mesh_messages SET status = 'accepted', accepted_ms = ? WHERE message_id = ?", [now, messageId]);
     return false;
   }
-  const body = await readBody(tx, messageId);
+  const body = single ?? await readBody(tx, messageId);
   await storeInbound(tx, {
     messageId, mailbox: message.recipient, from: message.sender, to: message.recipient, workflowId: message.workflowId,
     ...(message.subject !== undefined ? { subject: message.subject } : {}),
@@ -113,7 +118,7 @@ async function completeUpload(tx: SqlExecutor, messageId: string, now: number): 
     body, receivedAt: now,
   });
   await tx.run("UPDATE mesh_messages SET status = 'acknowledged', accepted_ms = ?, acknowledged_ms = ? WHERE message_id = ?", [now, now, messageId]);
-  await tx.run('DELETE FROM mesh_chunks WHERE message_id = ?', [messageId]);
+  if (!single) await tx.run('DELETE FROM mesh_chunks WHERE message_id = ?', [messageId]);
   return true;
 }
 
@@ -131,9 +136,10 @@ export async function holdForMailboxClient(driver: SqlDriver, messageId: string,
 /** holdForMailboxClient inside a transaction the caller runs (an inbound batch's). */
 export async function holdForMailboxClientIn(tx: SqlExecutor, messageId: string, reason: string, now: number): Promise<boolean> {
   const held = await tx.get<{ chunk_count: number; body: Buffer | Uint8Array }>(
-    `SELECT m.chunk_count, i.body FROM mesh_messages m
+    `SELECT m.chunk_count, ib.body FROM mesh_messages m
        JOIN mesh_mailboxes b ON b.mailbox_id = m.recipient
        JOIN messaging_inbox i ON i.message_id = m.message_id AND i.mailbox = m.recipient
+       JOIN messaging_inbox_bodies ib ON ib.message_id = m.message_id
      WHERE m.message_id = ? AND m.status = 'acknowledged' AND b.password_sealed IS NOT NULL AND b.client_seen_ms IS NOT NULL`,
     [messageId],
   );
