@@ -22,7 +22,7 @@ import { meshAuthorisationHeader } from '../src/messaging/index.ts';
 import { openRecordStore } from '../src/record/index.ts';
 import { runCli } from '../test/cli/cli.ts';
 import { stopOwnPostgres } from '../test/support/postgres.ts';
-import { authHeader, cpuMeter, freshDatabase, log, percentile, processCpuMs, startServer, type Engine } from './support.ts';
+import { authHeader, cpuMeter, freshDatabase, log, percentile, processCpuMs, processWrittenBytes, startServer, type Engine } from './support.ts';
 import { count, ms, table } from './table.ts';
 
 const { values: args } = parseArgs({ options: {
@@ -118,6 +118,7 @@ async function main(): Promise<void> {
     log(`saturation: ${total} notices, ${inFlight} in flight (${engine})`);
     const cpu = cpuMeter();
     const serverCpu0 = processCpuMs(server.pid);
+    const serverWritten0 = processWrittenBytes(server.pid);
     const clientCpu0 = processCpuMs(process.pid);
     let next = 0;
     await Promise.all(Array.from({ length: inFlight }, async () => {
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
     const done = await waitAllDone(sent.map((s) => s.messageId));
     const busy = cpu();
     const serverCpuPerNotice = (processCpuMs(server.pid) - serverCpu0) / total;
+    const serverKbPerNotice = (processWrittenBytes(server.pid) - serverWritten0) / total / 1024;
     // The hospital's side (uploads over HTTP, waiting for the inbox) runs on the same two cores.
     const clientCpuPerNotice = (processCpuMs(process.pid) - clientCpu0) / total;
     const first = Math.min(...sent.map((s) => s.sentAt));
@@ -158,7 +160,8 @@ async function main(): Promise<void> {
 
     console.log(`\nDischarge notices end to end (${engine}; ${availableParallelism()} cores; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; `
       + `during saturation this benchmark used ${(busy.ours * 100).toFixed(0)}% of the machine, others ${(busy.others * 100).toFixed(0)}%; `
-      + `the server process used ${serverCpuPerNotice.toFixed(1)} ms of CPU per notice, this client ${clientCpuPerNotice.toFixed(1)} ms)\n`);
+      + `the server process used ${serverCpuPerNotice.toFixed(1)} ms of CPU per notice, this client ${clientCpuPerNotice.toFixed(1)} ms; `
+      + `the server wrote ${serverKbPerNotice.toFixed(0)} KB to storage per notice)\n`);
     console.log(table(['phase', 'notices', 'notices/s', 'p50', 'p99', 'max'], [
       [`saturation, ${inFlight} in flight`, count(total), perSecond.toFixed(0), ms(percentile(satLatency, 50)), ms(percentile(satLatency, 99)), ms(Math.max(...satLatency))],
       [`steady ${rate}/s for ${seconds} s`, count(rate * seconds), `${rate}`, ms(percentile(latency, 50)), ms(percentile(latency, 99)), ms(Math.max(...latency))],

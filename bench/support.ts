@@ -203,6 +203,12 @@ export function processCpuMs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
+/** Bytes a process has had written to storage so far (WAL, database file and checkpoints, after the page cache). */
+export function processWrittenBytes(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/io`, 'utf8').split('\n').find((l) => l.startsWith('write_bytes:'));
+  return Number(line?.split(/\s+/)[1] ?? 0);
+}
+
 function machineTicks(): { busy: number; total: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1, 9).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
