@@ -69,11 +69,12 @@ async function decidedPatient(record: RecordSession, person: PidPerson, ods: str
     return patient;
   }
   if (visitPatient) throw new Error(`visit ${visit!.identifier?.[0]?.value} already belongs to Patient/${visitPatient}; use --patient ${visitPatient}.`);
-  if (person.nhsNumber) {
-    const existing = await record.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${person.nhsNumber}`], ['_count', '1']]);
-    if (existing.length) throw new Error(`NHS number ${person.nhsNumber} is already Patient/${existing[0].id}; use --patient ${existing[0].id}.`);
-  }
-  return record.create(patientFrom(person, ods));
+  if (!person.nhsNumber) return record.create(patientFrom(person, ods));
+  // A conditional create, not a search then a create: two people resolving messages for one new person at
+  // once (or an ADW notice for them arriving meanwhile) must not make two records (hazard H-016).
+  const made = await record.createUnlessExists(patientFrom(person, ods), new URLSearchParams({ identifier: `${NHS_NUMBER_SYSTEM}|${person.nhsNumber}` }).toString());
+  if (!made.created) throw new Error(`NHS number ${person.nhsNumber} is already Patient/${made.resource.id}; use --patient ${made.resource.id}.`);
+  return made.resource;
 }
 
 function patientFrom(person: PidPerson, ods: string): Omit<Resource, 'id'> {

@@ -44,6 +44,15 @@ export class RecordSession {
     return json(await this.call('POST', resource.resourceType, [], resource, { ifNoneExist }));
   }
 
+  /**
+   * Creates the resource unless one matches `ifNoneExist`, under the record's lock on those criteria (so
+   * two transactions on PostgreSQL cannot both find nothing and both create); says which happened.
+   */
+  async createUnlessExists(resource: Omit<Resource, 'id'>, ifNoneExist: string): Promise<{ resource: Resource; created: boolean }> {
+    const response = await this.call('POST', resource.resourceType, [], resource, { ifNoneExist });
+    return { resource: json(response), created: response.status === 201 };
+  }
+
   /** Updates a resource read in this session; its version must still be current. */
   async update(resource: Resource): Promise<Resource> {
     const version = resource.meta?.versionId;

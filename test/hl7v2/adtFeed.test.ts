@@ -9,7 +9,7 @@ import { ENGINES, startTestServer, type TestServer } from '../support/server.ts'
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MllpTestClient, segmentOf, VT, END } from '../support/mllp.ts';
 import { ROOT, runCli } from '../cli/cli.ts';
-import { listMessages } from '../../src/hl7v2/index.ts';
+import { hl7Intake, listMessages, resolveQueued } from '../../src/hl7v2/index.ts';
 
 after(() => stopOwnPostgres());
 
@@ -188,6 +188,30 @@ for (const engine of ENGINES) {
       assert.equal((await runCli(['hl7', 'queue', 'list', '--db', t.database])).stdout.trim(), 'No queued HL7 v2 messages.');
     });
 
+    it('two people making a new Patient for one NHS number at the same moment make one, and the second is told which', async () => {
+      const nhs = '9991000070'; // synthetic (999 range), valid check digit, in no other test
+      const admit = (control: string, visit: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit],
+        [/PID\|[^\r]*/, `PID|1||${nhs}^^^NHS^NH||QUINN^Rosalind||19440202|F|||3 Test Road^^Northby^^NX6 1AA^GBR`]);
+      for (const n of [1, 2]) assert.match(errText(await send(admit(`RX9-00110${n}`, `VN202600110${n}`), 'AA')), new RegExp(`no Patient has NHS number ${nhs}`));
+      const queued = (await listMessages(t.server.driver)).filter((m) => m.visit?.startsWith('VN202600110'));
+      assert.equal(queued.length, 2);
+
+      // Two ward clerks at once: on PostgreSQL the two transactions run side by side.
+      const intake = hl7Intake({ driver: t.server.driver, facilities: {} });
+      const outcomes = await Promise.allSettled(queued.map((m) => resolveQueued(intake, t.server.driver, m.seq, { newPatient: true }, `clerk ${m.seq}`)));
+      const found = await t.fhir.get(`Patient?identifier=${encodeURIComponent(`${NHS}|${nhs}`)}`);
+      assert.equal(found.body.entry?.length, 1, 'one Patient for the NHS number');
+      const id = found.body.entry[0].resource.id;
+      assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
+      const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+      assert.equal(refused.reason.message, `NHS number ${nhs} is already Patient/${id}; use --patient ${id}.`);
+      const waiting = (await listMessages(t.server.driver)).filter((m) => m.visit?.startsWith('VN202600110'));
+      assert.equal(waiting.length, 1, 'the refused one still waits for a person');
+      const followed = await runCli(['hl7', 'queue', 'resolve', String(waiting[0].seq), '--patient', id, '--db', t.database]);
+      assert.equal(followed.code, 0, followed.stderr);
+      assert.match(followed.stdout, new RegExp(`applied to Patient/${id} `));
+    });
+
     it('matches on demographics only when all five agree with one person; a partial match or an NHS number with another birth date is held', async () => {
       const pid = (ids: string, name: string, born: string, sex: string, postcode: string) => `PID|1||${ids}||${name}||${born}|${sex}|||1 Test Street^^Northby^^${postcode}^GBR`;
       const admit = (control: string, visit: string, pidSegment: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit], [/PID\|[^\r]*/, pidSegment]);
@@ -249,7 +273,7 @@ for (const engine of ENGINES) {
       // Noise between frames, and a frame abandoned for a new one, get no reply; the next message does.
       raw.write('noise between frames\r\n');
       raw.write(VT + 'MSH|^~\\&|NORTHPAS|RX9|half a mess');
-      const after = await raw.send(good().replace('VN2026000201', 'VN2026000702'));
+      const after = await raw.send(good().replace('VN2026000201', 'VN2026001102'));
       assert.equal(ackCode(after), 'AA', after);
       assert.equal(ackControlId(after), `RX9-000${n - 1}`);
 
@@ -258,7 +282,7 @@ for (const engine of ENGINES) {
       quitter.write(VT + good().slice(0, 80));
       await quitter.close();
       const fresh = await MllpTestClient.connect(port);
-      const split = good().replace('VN2026000201', 'VN2026000703');
+      const split = good().replace('VN2026000201', 'VN2026001103');
       fresh.write(VT + split + '\x1c');
       await new Promise((r) => setTimeout(r, 50));
       fresh.write('\r');
