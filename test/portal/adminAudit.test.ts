@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ENGINES } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { handleFhirRequest } from '../../src/record/index.ts';
-import { findUser, verifyAuditChain } from '../../src/access/index.ts';
+import { findUser, listClients, verifyAuditChain } from '../../src/access/index.ts';
 import { ADMIN, PRIVACY_OFFICER, WARD_NURSE, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
 
 after(() => stopOwnPostgres());
@@ -149,6 +149,25 @@ for (const engine of ENGINES) {
       assert.match(page, /User added, refused: sneaky\.admin/, 'the audit page says it in words');
       const chain = await verifyAuditChain(t.driver);
       assert.equal(chain.intact, true, JSON.stringify(chain));
+    });
+
+    it('one "Add client" form sent twice, at once or again later, adds one client and says so instead of showing a second secret', async () => {
+      const admin = (await t.signIn(ADMIN)).cookie;
+      const form = (await get(t, '/admin/clients/new', admin)).html;
+      const submission = /name="submission" value="([^"]+)"/.exec(form)![1];
+      const fields = { _csrf: csrfTokenIn(form), submission, name: 'Twice-clicked tablets', scopes: 'system/Patient.rs' };
+      const answers = await Promise.all([post(t, '/admin/clients', admin, fields), post(t, '/admin/clients', admin, fields)]);
+      const again = await post(t, '/admin/clients', admin, fields);
+
+      const clients = (await listClients(t.driver)).filter((c) => c.name === 'Twice-clicked tablets');
+      assert.deepEqual(clients.map((c) => c.clientId), [submission], 'one client, whose id is the form\'s');
+      for (const a of [...answers, again]) assert.equal(a.status, 200);
+      const withSecret = [...answers, again].filter((a) => /id="new-secret"/.test(a.html));
+      assert.equal(withSecret.length, 1, 'the secret is shown once');
+      for (const a of [...answers, again].filter((x) => !withSecret.includes(x))) {
+        assert.match(textOf(a.html), /This form was sent more than once; its first sending added the client, and nothing more was added\./);
+        assert.match(textOf(a.html), new RegExp(`If nobody copied it, revoke client ${submission} and add another`));
+      }
     });
   });
 }

@@ -10,6 +10,7 @@ import { ROLE_LABELS } from '../roles.ts';
 import type { PortalAdministration, RefusedAttempt } from '../portalAccess.ts';
 import { visitOf } from '../visit.ts';
 import { checkClientForm, checkOrganisationForm, checkUserForm, MEMBERSHIP_ROWS, placeError, type FormValues } from './forms.ts';
+import { formSubmission } from '../formSubmission.ts';
 
 const ADMIN: ReadonlySet<Role> = new Set(['admin']);
 const REFUSAL = 'These pages are for administrators.';
@@ -122,7 +123,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
     const organisations = (await organisationChoices(a, values.organization)).map((o, i) => (i === 0 ? { ...o, text: 'None' } : o));
     return send(req, reply, 'pages/admin/client-new.njk', { pageTitle: 'Add a system client', values, organisations, ...errorView(errors) }, errors.length ? 400 : 200);
   };
-  const clientsPage = async (req: FastifyRequest, reply: FastifyReply, a: PortalAdministration, added?: { clientId: string; secret?: string }) => {
+  const clientsPage = async (req: FastifyRequest, reply: FastifyReply, a: PortalAdministration, added?: { clientId: string; secret?: string; earlier?: boolean }) => {
     const clients = await a.clients.list();
     return send(req, reply, 'pages/admin/clients.njk', { pageTitle: 'System clients', clients, added, done: banner(req) });
   };
@@ -136,19 +137,24 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
   app.get('/admin/clients/new', async (req, reply) => {
     const a = admin(req, reply);
     if (!a) return reply;
-    return clientForm(req, reply, a.administration, { scopes: 'system/Patient.rs' }, []);
+    return clientForm(req, reply, a.administration, { scopes: 'system/Patient.rs', submission: formSubmission(undefined) }, []);
   });
 
   app.post<{ Body: FormValues }>('/admin/clients', async (req, reply) => {
     const a = admin(req, reply, { action: 'client-added', target: String(req.body?.name ?? '') });
     if (!a) return reply;
+    // The form's submission id is the new client's id: the same form sent twice (a second click, a resent
+    // request) finds the client its first sending added, and cannot add another whose secret nobody saw.
+    const submission = formSubmission(req.body?.submission);
+    const values = { ...req.body, submission };
     const checked = checkClientForm(req.body);
-    if (!checked.ok) return clientForm(req, reply, a.administration, req.body, checked.errors);
+    if (!checked.ok) return clientForm(req, reply, a.administration, values, checked.errors);
     try {
-      const { client, secret } = await a.administration.clients.add(checked.value, a.by);
+      const { client, secret } = await a.administration.clients.add({ ...checked.value, clientId: submission }, a.by);
       return clientsPage(req, reply, a.administration, { clientId: client.clientId, secret });
     } catch (err) {
-      return clientForm(req, reply, a.administration, req.body, [placeError(err, [[/scope|grants nothing/i, 'scopes'], [/redirect/i, 'redirectUris']], 'name')]);
+      if ((await a.administration.clients.list()).some((c) => c.clientId === submission)) return clientsPage(req, reply, a.administration, { clientId: submission, earlier: true });
+      return clientForm(req, reply, a.administration, values, [placeError(err, [[/scope|grants nothing/i, 'scopes'], [/redirect/i, 'redirectUris']], 'name')]);
     }
   });
 
