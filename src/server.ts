@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { fhirApi, openRecordStore, UNRESTRICTED, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import {
-  addClient, addOrganisation, addUser, describeClient, describeMemberships, disableUser, enableUser, findUser, listClients, listOrganisations, listUsers, revokeClient, setUpAccess,
+  addClient, addOrganisation, addUser, describeClient, describeMemberships, disableUser, enableUser, findUser, listClients, listOrganisations, listUsers, revokeClient, setPassword, setUpAccess,
   type Access, type Actor, type AdministrativeChange,
 } from './access/index.ts';
 import { portal, type PortalAdministration } from './portal/index.ts';
@@ -52,16 +52,17 @@ export function portalAdministration(driver: SqlDriver, administered: Access['ad
     return result;
   };
   /** Disables or enables an account, audited with the account's id as well as its username. */
-  const changeUser = async (action: 'user-disabled' | 'user-enabled', username: string, by: { actor: Actor; address: string }) => {
+  const changeUser = async (action: 'user-disabled' | 'user-enabled' | 'user-password-set', username: string, by: { actor: Actor; address: string }, change: () => Promise<void>) => {
     const userId = (await findUser(driver, username))?.userId;
-    await audited(by, { action, target: username, targetId: userId }, () => (action === 'user-disabled' ? disableUser(driver, username) : enableUser(driver, username)));
+    await audited(by, { action, target: username, targetId: userId }, change);
   };
   return {
     users: {
       list: () => listUsers(driver),
       add: (user, by) => audited(by, { action: 'user-added', target: user.username, detail: describeMemberships(user.memberships) }, () => addUser(driver, user), ({ userId }) => ({ targetId: userId })),
-      disable: (username, by) => changeUser('user-disabled', username, by),
-      enable: (username, by) => changeUser('user-enabled', username, by),
+      disable: (username, by) => changeUser('user-disabled', username, by, () => disableUser(driver, username)),
+      enable: (username, by) => changeUser('user-enabled', username, by, () => enableUser(driver, username)),
+      setPassword: (username, password, by) => changeUser('user-password-set', username, by, () => setPassword(driver, username, password)),
     },
     clients: {
       list: () => listClients(driver),

@@ -55,7 +55,7 @@ export interface PortalBreakGlass {
 export interface Administrator { actor: UserActor; address: string }
 
 /**
- * What administrators manage (src/access: addUser, listUsers, disableUser, enableUser, addClient,
+ * What administrators manage (src/access: addUser, listUsers, disableUser, enableUser, setPassword, addClient,
  * listClients, revokeClient, addOrganisation, listOrganisations). Each add or change throws an Error whose
  * message says what was wrong with the input; each one made is recorded in the audit trail as `by`'s.
  */
@@ -65,6 +65,8 @@ export interface PortalAdministration {
     add(user: NewUser, by: Administrator): Promise<{ userId: string; totpUri?: string }>;
     disable(username: string, by: Administrator): Promise<void>;
     enable(username: string, by: Administrator): Promise<void>;
+    /** A new password (checked against the rules; the caller shows it once), lifting any lockout. */
+    setPassword(username: string, password: string, by: Administrator): Promise<void>;
   };
   clients: {
     list(): Promise<SystemClient[]>;

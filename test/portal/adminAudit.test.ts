@@ -169,5 +169,45 @@ for (const engine of ENGINES) {
         assert.match(textOf(a.html), new RegExp(`If nobody copied it, revoke client ${submission} and add another`));
       }
     });
+
+    it('a locked-out user is given a new password, shown once: it signs them in, the old one no longer does, and the change is audited', async () => {
+      const officerSession = (await t.signIn(PRIVACY_OFFICER)).id;
+      const adminSession = await t.signIn(ADMIN);
+      const admin = adminSession.cookie;
+      const adminId = (await t.access.sessions.actor(adminSession.id))!.userId;
+      const passwordSignIn = async (username: string, password: string) => {
+        const form = await fetch(`${t.url}/sign-in`);
+        const cookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+        const res = await fetch(`${t.url}/sign-in`, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrfTokenIn(await form.text()), username, password }).toString() });
+        return res.status === 303 ? 'signed in' : 'refused';
+      };
+      const csrf = csrfTokenIn((await get(t, '/admin/users/new', admin)).html);
+      const added = await post(t, '/admin/users', admin, { _csrf: csrf, username: 'forgetful.nurse', name: 'Forgetful Nurse', organisation1: 'RX9', role1: 'ward-nurse' });
+      const first = /id="new-password">([^<]+)</.exec(added.html)![1];
+      const twice = await post(t, '/admin/users', admin, { _csrf: csrf, username: 'forgetful.nurse', name: 'Forgetful Nurse', organisation1: 'RX9', role1: 'ward-nurse' });
+      assert.equal(twice.status, 400);
+      assert.match(textOf(twice.html), /A user 'forgetful\.nurse' already exists\. If you added them just now and did not see their password, give them a new one from the list of users\./);
+
+      for (let i = 0; i < 5; i++) assert.equal(await passwordSignIn('forgetful.nurse', 'not the password at all'), 'refused');
+      assert.equal(await passwordSignIn('forgetful.nurse', first), 'refused', 'locked out');
+      assert.match(textOf((await get(t, '/admin/users', admin)).html), /forgetful\.nurse Name Forgetful Nurse .*? Status Locked/);
+
+      const renewed = await post(t, '/admin/users/forgetful.nurse/new-password', admin, { _csrf: csrf });
+      assert.equal(renewed.status, 200);
+      assert.match(textOf(renewed.html), /New password for forgetful\.nurse Give them this password in a safe way\. It is shown only now/);
+      const second = /id="new-password">([^<]+)</.exec(renewed.html)![1];
+      assert.notEqual(second, first);
+      assert.equal(await passwordSignIn('forgetful.nurse', first), 'refused', 'the old password is gone');
+      assert.equal(await passwordSignIn('forgetful.nurse', second), 'signed in', 'the new one works at once: the lockout is lifted');
+      assert.equal((await post(t, '/admin/users/nobody.here/new-password', admin, { _csrf: csrf })).status, 404);
+
+      let set: any[] = [];
+      for (let i = 0; i < 100 && !set.length; i++) {
+        await new Promise((r) => setTimeout(r, 50)); // the audit is written in batches
+        set = (await searchAsPrivacyOfficer(t, officerSession, [['type', '110113']])).filter((e) => e.outcomeDesc.startsWith('password set'));
+      }
+      assert.deepEqual(set.map((e) => [e.outcome, e.entity[0].name, e.agent[0].altId]), [['0', 'forgetful.nurse', adminId]]);
+      assert.doesNotMatch(JSON.stringify(set), new RegExp(second), 'no password in the audit trail');
+    });
   });
 }

@@ -96,6 +96,11 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
       // Shown on this answer only: the password is stored hashed and the page is never cached.
       return usersPage(req, reply, a.administration, { username: checked.value.username, password, totpUri });
     } catch (err) {
+      if (/^A user '.*' already exists\.$/.test((err as Error).message)) {
+        // Often the same form sent twice: the first sending added them, and its password page was replaced.
+        const text = `${(err as Error).message} If you added them just now and did not see their password, give them a new one from the list of users.`;
+        return userForm(req, reply, a.administration, req.body, [{ field: 'username', text }]);
+      }
       const error = placeError(err, [[/username|user '/i, 'username'], [/organisation|ODS/i, 'organisation1'], [/role|combined/i, 'role1'], [/link|Practitioner|RelatedPerson|Patient/, 'fhirUser'], [/name/i, 'name']], 'username');
       return userForm(req, reply, a.administration, req.body, [error]);
     }
@@ -117,6 +122,22 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
     });
   userAction('disable');
   userAction('enable');
+
+  // A forgotten password, or one shown once and missed: a new one, shown once; it also lifts a lockout.
+  app.post<{ Params: { username: string } }>('/admin/users/:username/new-password', async (req, reply) => {
+    const a = admin(req, reply, { action: 'user-password-set', target: req.params.username });
+    if (!a) return reply;
+    const user = (await a.administration.users.list()).find((u) => u.username === req.params.username);
+    if (!user) throw new PageNotFound('There is no user with this username.');
+    if (!user.hasPassword) {
+      const reason = `${user.username} signs in without a CareBridge password, so there is none to replace.`;
+      a.administration.refused(a.by, { action: 'user-password-set', target: user.username, targetId: user.userId, reason });
+      throw new NotAllowedHere(reason);
+    }
+    const password = generatePassword();
+    await a.administration.users.setPassword(user.username, password, a.by);
+    return usersPage(req, reply, a.administration, { username: user.username, password, renewed: 'yes' });
+  });
 
   // ---- system clients ----------------------------------------------------------------------------
   const clientForm = async (req: FastifyRequest, reply: FastifyReply, a: PortalAdministration, values: FormValues, errors: FieldError[]) => {
