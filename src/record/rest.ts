@@ -4,7 +4,7 @@ import type { SqlDriver, SqlExecutor } from './storage/driver.ts';
 import { definitions } from './definitions.ts';
 import { badRequest, methodNotAllowed, notFound, successOutcome, unsupportedMediaType } from './outcome.ts';
 import * as op from './interactions.ts';
-import { parseSearchRequest, type Handling, type QueryParams, type SearchRequest } from './search/request.ts';
+import { parseSearchRequest, type Handling, type QueryParams, type SearchRequest, type Filter } from './search/request.ts';
 import { executeSearch, type SearchResult } from './search/execute.ts';
 import { queryString, searchsetBundle } from './bundle.ts';
 import type { WrittenResource } from './storage/writePath.ts';
@@ -248,9 +248,25 @@ function patientsIn(result: SearchResult): string[] {
   return [...result.matches, ...result.included].map((r) => r.patient_id).filter((p): p is string => p !== null);
 }
 
-/** A chain reveals facts about the resources it passes through, so it needs search rights on them too. */
+/**
+ * A chain, or a reverse chain (_has), reveals facts about the resources it passes through, so it needs
+ * search rights on them too: `Organization?_has:Encounter:service-provider:subject=…` says where someone
+ * is staying, and `Patient?_has:Condition:subject:code=…` who has a condition.
+ */
 function requireChainedSearch(ctx: RestContext, search: SearchRequest): void {
-  for (const f of search.filters) for (const inner of f.chain?.filter ?? []) ctx.access.require(inner.resourceType, 'search');
+  const passedThrough = (filters: Filter[]): void => {
+    for (const f of filters) {
+      if (f.chain) {
+        for (const inner of f.chain.filter) ctx.access.require(inner.resourceType, 'search');
+        passedThrough(f.chain.filter);
+      }
+      if (f.has) {
+        ctx.access.require(f.has.sourceType, 'search');
+        passedThrough([f.has.filter]);
+      }
+    }
+  };
+  passedThrough(search.filters);
 }
 
 /** Included resources of a type the caller may not read are left out, never shown. */

@@ -55,7 +55,7 @@ for (const engine of ENGINES) {
     };
 
     before(async () => {
-      t = await startTestServer(engine);
+      t = await startTestServer(engine, { CAREBRIDGE_SIGN_IN_RATE_LIMIT: '100' }); // a sign-in per persona and role, more than a person makes in a minute
       const loaded = await t.fhir.post('', bundle, { prefer: 'return=minimal' });
       assert.equal(loaded.status, 200);
       for (const [name, p] of Object.entries(PERSONAS)) as[name] = fhirClient(t.base, await tokenFor(p));
@@ -86,6 +86,28 @@ for (const engine of ENGINES) {
           if (observation) assert.equal((await as[name].get(`Observation/${observation.id}`)).status, expected, `${name} reading ${patient}'s Observation/${observation.id}`);
         }
       }
+    });
+
+    it('a chain or _has needs the right to search every type it passes through, whatever the role may see', async () => {
+      const stay = byType('Encounter').find((e) => e.status === 'in-progress')!;
+      const probes: [Role, string, string][] = [
+        // An administrator reads the directory only: where a person is staying is not theirs to find.
+        ['admin', `Organization?_has:Encounter:service-provider:subject=Patient/${refId(stay.subject)}`, 'Encounter'],
+        ['privacy-officer', `Organization?_has:Encounter:service-provider:subject=Patient/${refId(stay.subject)}`, 'Encounter'],
+        // A broker arranges care without clinical detail: who has a condition is clinical.
+        ['broker', 'Patient?_has:Condition:subject:clinical-status=active', 'Condition'],
+        ['broker', 'Patient?_has:Observation:subject:code=http://loinc.org|9279-1', 'Observation'],
+        ['admin', 'Organization?_has:Patient:general-practitioner:family=Smith', 'Patient'],
+      ];
+      const clients = new Map<Role, FhirClient>();
+      for (const role of new Set(probes.map(([r]) => r))) clients.set(role, fhirClient(t.base, await tokenFor({ role, org: role === 'admin' ? undefined : 'LA918' })));
+      for (const [role, query, type] of probes) {
+        const res = await clients.get(role)!.get(query);
+        assert.equal(res.status, 403, `${role}: ${query}`);
+        assert.match(res.body.issue[0].diagnostics, new RegExp(`does not allow search on ${type} resources`), `${role}: ${query}`);
+      }
+      const systemFinds = await t.fhir.get(probes[0][1]);
+      assert.equal(systemFinds.body.entry?.length, 1, 'the probe does find the hospital, for a client allowed to search Encounters');
     });
 
     it('reads inside the relationship; 403 outside, with the way forward', async () => {
