@@ -188,7 +188,8 @@ export async function lockCriteria(db: SqlExecutor, type: string, query: QueryPa
   await db.get('SELECT pg_advisory_xact_lock(hashtext(?))', [key]);
 }
 
-export async function history(ctx: Ctx, base: string, scope: { type?: string; id?: string }, query: QueryParams): Promise<string> {
+/** A history Bundle, and whose records (compartment owners, as they are now) the versions in it belong to: for the audit. */
+export async function history(ctx: Ctx, base: string, scope: { type?: string; id?: string }, query: QueryParams): Promise<{ body: string; patientIds: string[] }> {
   let count = 50;
   let offset = 0;
   let since: number | undefined;
@@ -209,10 +210,11 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
   // History is of the resources the caller may see now (their current compartment decides).
   const visible = visibleRow('r', ctx.patients);
   if (visible) { where.push(visible.text); params.push(...visible.params); }
-  const from = visible ? 'resource_history h JOIN resources r ON r.rid = h.rid' : 'resource_history h';
+  // Joined whatever the caller's scope: each version shown is audited against its person's record.
+  const from = 'resource_history h JOIN resources r ON r.rid = h.rid';
   const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
-  const rows = await ctx.db.all<HistoryRow>(
-    `SELECT h.type, h.id, h.version_id, h.last_updated_ms, h.method, h.content FROM ${from} ${clause} ORDER BY h.last_updated_ms DESC, h.version_id DESC LIMIT ? OFFSET ?`,
+  const rows = await ctx.db.all<HistoryRow & { patient_id: string | null }>(
+    `SELECT h.type, h.id, h.version_id, h.last_updated_ms, h.method, h.content, r.patient_id FROM ${from} ${clause} ORDER BY h.last_updated_ms DESC, h.version_id DESC LIMIT ? OFFSET ?`,
     [...params, count + 1, offset],
   );
   if (scope.id && !rows.length && offset === 0) {
@@ -223,7 +225,9 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
   const keep: [string, string][] = query.filter(([k]) => k === '_since');
   const url = (o: number) => `${base}/${path}?${queryString([...keep, ['_count', String(count)], ...(o ? [['_offset', String(o)] as [string, string]] : [])])}`;
   const more = rows.length > count;
-  return historyBundle(base, url(offset), more ? rows.slice(0, count) : rows, total, more ? url(offset + count) : undefined);
+  const shown = more ? rows.slice(0, count) : rows;
+  const patientIds = [...new Set(shown.map((r) => r.patient_id).filter((p): p is string => p !== null))];
+  return { body: historyBundle(base, url(offset), shown, total, more ? url(offset + count) : undefined), patientIds };
 }
 
 function boundedInt(value: string, name: string, min: number, max: number): number {

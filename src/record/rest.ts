@@ -69,7 +69,9 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
   if (parts[0] === '_history') {
     if (parts.length > 1) throw notFound(`Nothing is served at ${req.path}; system history is [base]/_history.`);
     ctx.access.require('*', 'read');
-    return { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, {}, req.query) };
+    const { body, patientIds } = await op.history(interactionCtx(ctx), ctx.base, {}, req.query);
+    report(ctx, { interaction: 'history', patientIds, query: queryString(req.query) });
+    return { status: 200, body };
   }
   const type = parts[0];
   if (!definitions().resourceTypes.has(type)) throw notFound(`'${type}' is not a FHIR R4 resource type this server knows.`);
@@ -360,6 +362,16 @@ const conditionalDelete: Handler = async (ctx, req, [type]) => {
   });
 };
 
-const typeHistory: Handler = async (ctx, req, [type]) => (ctx.access.require(type, 'read'), report(ctx, { interaction: 'history', resourceType: type, patientIds: [], query: queryString(req.query) }), { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type }, req.query) });
+const typeHistory: Handler = async (ctx, req, [type]) => {
+  ctx.access.require(type, 'read');
+  const { body, patientIds } = await op.history(interactionCtx(ctx), ctx.base, { type }, req.query);
+  report(ctx, { interaction: 'history', resourceType: type, patientIds, query: queryString(req.query) });
+  return { status: 200, body };
+};
 
-const instanceHistory: Handler = async (ctx, req, [type, id]) => (ctx.access.require(type, 'read'), report(ctx, { interaction: 'history', resourceType: type, id, patientIds: [], query: queryString(req.query) }), { status: 200, body: await op.history(interactionCtx(ctx), ctx.base, { type, id }, req.query) });
+const instanceHistory: Handler = async (ctx, req, [type, id]) => {
+  ctx.access.require(type, 'read');
+  const { body, patientIds } = await op.history(interactionCtx(ctx), ctx.base, { type, id }, req.query);
+  report(ctx, { interaction: 'history', resourceType: type, id, patientIds, query: queryString(req.query) });
+  return { status: 200, body };
+};

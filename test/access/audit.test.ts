@@ -90,6 +90,20 @@ for (const engine of ENGINES) {
       assert.equal(queryOf(event), '_count=50');
     });
 
+    it('history at every level is audited against the people whose versions it showed', async () => {
+      const instance = await reader.get(`Observation/${obsId}/_history`);
+      assert.equal(instance.status, 200);
+      const [one] = await waitForAudit(t.fhir, `altid=${readerId}&subtype=history-instance&patient=${pid}`);
+      assert.deepEqual(patientsOf(one), [`Patient/${pid}`]);
+      assert.equal((await reader.get('Patient/_history?_count=100')).status, 200);
+      const [type] = await waitForAudit(t.fhir, `altid=${readerId}&subtype=history-type&patient=${otherPid}`);
+      assert.deepEqual(patientsOf(type).sort(), [`Patient/${pid}`, `Patient/${otherPid}`].sort(), 'both people whose Patient versions were listed');
+      assert.equal(queryOf(type), '_count=100');
+      assert.equal((await t.fhir.get('_history?_count=1000')).status, 200);
+      const [system] = await waitForAudit(t.fhir, `subtype=history-system&patient=${pid}`);
+      assert.ok(patientsOf(system).includes(`Patient/${otherPid}`), 'system history too');
+    });
+
     it('"who has looked at my record" is one query', async () => {
       await reader.get(`Patient/${pid}`);
       await reader.get(`Patient/${otherPid}`);
@@ -98,8 +112,8 @@ for (const engine of ENGINES) {
       assert.ok(looked.some((e) => subtypeOf(e) === 'operation'), 'includes the $everything');
       const who = new Set(looked.map((e) => e.agent[0].who.display));
       assert.ok(who.has('Northshire GP reader'));
-      const byEntity = await t.fhir.get(`AuditEvent?entity=Patient/${otherPid}&altid=${readerId}`);
-      assert.ok(byEntity.body.entry.every((e: any) => !patientsOf(e.resource).includes(`Patient/${pid}`)));
+      const readsOfOther = await waitForAudit(t.fhir, `entity=Patient/${otherPid}&altid=${readerId}&subtype=read`);
+      assert.ok(readsOfOther.every((e: any) => !patientsOf(e).includes(`Patient/${pid}`)), 'reading one person names only them');
     });
 
     it('a refused (403) request is audited as a failure naming no patient', async () => {
