@@ -222,6 +222,20 @@ for (const engine of ENGINES) {
       assert.equal((await t.fhir.delete(`Consent/${dissent.body.id}`)).status, 200);
       assert.equal((await broker.get(`Patient/${person}`)).status, 200, 'withdrawn dissent restores it at once');
 
+      // A person's own dissent never shuts them out of their own record, nor stops them withdrawing it.
+      const self = PERSONAS.person.sees[0];
+      const own = await t.fhir.post('Consent', {
+        resourceType: 'Consent', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTOUT' }] }], patient: { reference: `Patient/${self}` }, provision: { type: 'deny' },
+      });
+      assert.equal(own.status, 201);
+      assert.equal((await as.person.get(`Patient/${self}`)).status, 200, 'their own record, read');
+      assert.deepEqual(ids((await as.person.get('Patient?_count=10')).body), [self], 'and found');
+      const theirObservation = byType('Observation').find((o) => compartmentOf(o) === self)!;
+      assert.equal((await as.person.get(`Observation/${theirObservation.id}`)).status, 200, 'what is in it');
+      const withdrawn = await as.person.put(`Consent/${own.body.id}`, { ...own.body, status: 'inactive' });
+      assert.equal(withdrawn.status, 200, `they withdraw it themselves: ${JSON.stringify(withdrawn.body.issue ?? '')}`);
+
       // Discharge from hospital ends the ward's relationship at once.
       const enc = byType('Encounter').find((e) => refId(e.subject) === PERSONAS.wardNurse.sees[0])!;
       assert.equal((await as.wardNurse.get(`Patient/${refId(enc.subject)}`)).status, 200);

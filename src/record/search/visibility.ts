@@ -98,12 +98,18 @@ function relationshipPatients(rel: RelationshipSearch): Sql {
  */
 function patientInScope(patient: string, scope: PatientScope): Sql {
   const tests: Sql[] = [];
+  // The patients named in the scope (a person's own record, break-glass grants) are never taken away by
+  // `except`, which only narrows the relationships: the same rule as scopedPatients, for searches.
   if (scope.patientIds.length) tests.push({ text: `${patient} IN (${scope.patientIds.map(() => '?').join(', ')})`, params: scope.patientIds });
-  for (const rel of scope.via) tests.push(relationshipOf(patient, rel));
-  const any = tests.length ? { text: `(${tests.map((t) => t.text).join(' OR ')})`, params: tests.flatMap((t) => t.params) } : { text: '1 = 0', params: [] };
-  if (!scope.except?.length) return any;
-  const except = scope.except.map((rel) => relationshipOf(patient, rel));
-  return { text: `(${any.text} AND NOT (${except.map((e) => e.text).join(' OR ')}))`, params: [...any.params, ...except.flatMap((e) => e.params)] };
+  const related = scope.via.map((rel) => relationshipOf(patient, rel));
+  if (related.length) {
+    const anyRelated = { text: `(${related.map((t) => t.text).join(' OR ')})`, params: related.flatMap((t) => t.params) };
+    const except = (scope.except ?? []).map((rel) => relationshipOf(patient, rel));
+    tests.push(except.length
+      ? { text: `(${anyRelated.text} AND NOT (${except.map((e) => e.text).join(' OR ')}))`, params: [...anyRelated.params, ...except.flatMap((e) => e.params)] }
+      : anyRelated);
+  }
+  return tests.length ? { text: `(${tests.map((t) => t.text).join(' OR ')})`, params: tests.flatMap((t) => t.params) } : { text: '1 = 0', params: [] };
 }
 
 /** EXISTS a resource matching the relationship's search that ties it to `patient`. */
