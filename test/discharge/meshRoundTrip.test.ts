@@ -171,6 +171,9 @@ for (const engine of ENGINES) {
       await toHospital();
       const fromHospital = await sentBy(hospital, identifier);
       assert.deepEqual(fromHospital.map((r) => parseAdwMessage(r.body).eventCode), [ADW_EVENT.assessmentNotice, ADW_EVENT.dischargeNotice, ADW_EVENT.withdrawAll]);
+      const withdrawal = parseAdwMessage(fromHospital[2].body);
+      assert.deepEqual([withdrawal.reason?.code, withdrawal.reason?.text], ['11', 'Own arrangements made by the family'], 'the reason\'s code, and the words beyond it');
+      assert.equal((await triageTask(council, identifier)).task.statusReason.text, '11 Patient has made their own arrangements: Own arrangements made by the family');
       assert.deepEqual(fromHospital.map((r) => r.status), ['accepted', 'accepted', 'accepted'], 'every notice answered, over MESH');
       assert.deepEqual(await listDeadLetters(hospital.server.driver), []);
       assert.deepEqual(await listDeadLetters(council.server.driver), []);

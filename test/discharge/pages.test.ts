@@ -187,12 +187,17 @@ for (const engine of ENGINES) {
       answer = await post(t, `${coraPath}/note`, coordinator, { ...form(), note: 'Daughter will collect her' });
       assert.equal(answer.status, 303);
       page = await get(t, coraPath, coordinator);
-      answer = await post(t, `${coraPath}/withdraw`, coordinator, { ...form() });
-      assert.match(answer.html, /href="#reason">\s*Enter why the referral is being withdrawn/);
+      // The reasons are ADW's thirteen, so a council is sent the code ("Other" needs words of its own).
+      assert.match(textOf(page.html), /Why is the referral being withdrawn\? .*Patient has died .*Patient has made their own arrangements .*Notice sent in error .*Other/);
       answer = await post(t, `${coraPath}/withdraw`, coordinator, { ...form(), reason: 'Going to live with her daughter' });
+      assert.match(answer.html, /href="#reasonCode">\s*Select why the referral is being withdrawn/);
+      answer = await post(t, `${coraPath}/withdraw`, coordinator, { ...form(), reasonCode: '13' });
+      assert.match(answer.html, /href="#reason">\s*Enter why the referral is being withdrawn/);
+      answer = await post(t, `${coraPath}/withdraw`, coordinator, { ...form(), reasonCode: '11', reason: 'Going to live with her daughter' });
       assert.equal(answer.status, 303);
       const coraTask = (await t.fhir.get(`Task?focus=ServiceRequest/${ids.cora}&code=triage-referral`)).body.entry[0].resource;
       assert.equal(triageStateOf(coraTask), 'withdrawn');
+      assert.equal(coraTask.statusReason.text, '11 Patient has made their own arrangements: Going to live with her daughter');
       page = await get(t, `${coraPath}?done=withdraw`, coordinator);
       assert.match(page.text, /The referral was withdrawn/);
       assert.match(page.text, /Note Daughter will collect her/);

@@ -135,10 +135,17 @@ export async function queueNotice(session: RecordSession, ctx: DischargeContext,
   return built.headerId;
 }
 
-/** "07", "07 deteriorated" or free text → a withdrawal reason code (13, other, when none is given). */
-export function withdrawalReasonCode(text: string | undefined): string {
-  const code = /^\s*(\d{2})\b/.exec(text ?? '')?.[1];
-  return code && WITHDRAWAL_REASONS[code] ? code : '13';
+/**
+ * A withdrawal's reason as ADW sends it: "08 Patient has died: at 04:10" (how the portal and a received
+ * withdrawal word it), "07", "07 deteriorated" or free text → the code (13, other, when none is given) and
+ * the words beyond the code's own label, if any.
+ */
+export function withdrawalReasonOf(text: string | undefined): { code: string; text?: string } {
+  const m = /^\s*(\d{2})\b\s*(.*)$/s.exec(text ?? '');
+  if (!m || !WITHDRAWAL_REASONS[m[1]]) return { code: '13', ...(text?.trim() ? { text: text.trim() } : {}) };
+  const label = WITHDRAWAL_REASONS[m[1]];
+  const rest = m[2].startsWith(label) ? m[2].slice(label.length).replace(/^\s*:\s*/, '') : m[2];
+  return { code: m[1], ...(rest.trim() ? { text: rest.trim() } : {}) };
 }
 
 /** Called by every workflow step, inside its transaction: sends what the step means in ADW, if anything. */
@@ -163,7 +170,8 @@ export async function adwAfterStep(session: RecordSession, ctx: DischargeContext
   if (episode.role === 'hospital') {
     if (step.action === 'withdraw') {
       await session.tx.run('UPDATE discharge_adw_episodes SET withdrawn = 1 WHERE referral_identifier = ?', [episode.referral_identifier]);
-      await queueNotice(session, ctx, episode, referral, EVENT.withdrawAll, { withdrawalReason: withdrawalReasonCode(step.detail), reasonText: step.detail });
+      const reason = withdrawalReasonOf(step.detail);
+      await queueNotice(session, ctx, episode, referral, EVENT.withdrawAll, { withdrawalReason: reason.code, reasonText: reason.text });
     }
     return;
   }

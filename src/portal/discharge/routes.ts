@@ -18,7 +18,7 @@ import { liveUpdates } from './liveUpdates.ts';
 import { CONSENT_QUESTIONS, referralStart, sentBy, submitNewReferral, type NewReferralForm } from './newReferral.ts';
 import { formSubmission } from '../formSubmission.ts';
 import { submitAssign, submitNote, submitReady, submitSupport, submitTriage, type AssignForm, type FormResult, type NoteForm, type SupportForm, type TriageForm } from './triageForms.ts';
-import { submitDischarge, submitMedicallyReady, submitWithdraw, type DateForm, type WithdrawForm } from './hospitalForms.ts';
+import { submitDischarge, submitMedicallyReady, submitWithdraw, WITHDRAWAL_CHOICES, type DateForm, type WithdrawForm } from './hospitalForms.ts';
 
 const HOSPITAL_REFERS = 'Only the hospital\'s discharge coordinators refer patients to a council.';
 const ACTIONS = ['triage', 'assign', 'support', 'ready', 'medically-ready', 'discharged', 'withdraw', 'note'] as const;
@@ -155,7 +155,7 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
       canAssign: ['accepted', 'assigned', 'support-arranged'].includes(row.state),
       canArrange: ['assigned', 'support-arranged'].includes(row.state),
       canConfirm: ['accepted', 'assigned', 'support-arranged'].includes(row.state),
-      canChangeDates: row.open, canWithdraw: row.open,
+      canChangeDates: row.open, canWithdraw: row.open, withdrawalChoices: WITHDRAWAL_CHOICES,
       values: form.values ?? {}, done: form.done, ...errorView(form.errors ?? []),
     }, form.status ?? 200);
   };
