@@ -8,9 +8,9 @@
 // GAP_GRACE_MS: on PostgreSQL a seq can become visible after higher ones (it is assigned at insert, seen at
 // commit). Rows beyond a gap are handled at once and remembered, so they are not handled again.
 import { readChanges, type RecordChange } from '../record/index.ts';
-import { clock, inRecordTransaction, type DischargeContext } from './recordSession.ts';
+import { clock, inRecordTransaction, type DischargeContext, type RecordSession } from './recordSession.ts';
 import { EXPECTED_DISCHARGE_URL, FINAL_STATES, extensionDate, triageStateOf } from './model.ts';
-import { derivedId, recordDischargeIn, referralForEncounterIn, setExpectedDischargeIn } from './referrals.ts';
+import { derivedId, recordDischargeIn, referralForEncounterIn, reopenAfterCancelledDischargeIn, setExpectedDischargeIn } from './referrals.ts';
 import { episodeByReferral, queueNotice } from './adw/outbound.ts';
 import { EVENT } from './adw/codes.ts';
 
@@ -45,6 +45,19 @@ export async function followEncounters(ctx: DischargeContext, feed: EncounterFee
   return safe === cursor ? 0 : changes.length;
 }
 
+/**
+ * Whether this change set the stay back from finished (an HL7 A13, say). The change's own version against
+ * the one before it, not the stay as it is now: a later update (an A08) must not hide the cancellation, and
+ * a stay still open while a discharge was recorded by hand is not a cancellation.
+ */
+async function dischargeCancelledBy(session: RecordSession, change: RecordChange): Promise<boolean> {
+  if (change.versionId <= 1) return false;
+  const was = await session.readVersion('Encounter', change.id, String(change.versionId - 1));
+  if (was?.status !== 'finished') return false;
+  const now = await session.readVersion('Encounter', change.id, String(change.versionId));
+  return Boolean(now) && now!.status !== 'finished';
+}
+
 async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Promise<void> {
   await inRecordTransaction(ctx, 'encounter-change', async (session) => {
     const encounter = await session.read('Encounter', change.id);
@@ -53,6 +66,10 @@ async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Pr
     if (!referral) return;
     const task = await session.read('Task', derivedId('triage', referral.id));
     const state = task ? triageStateOf(task) : undefined;
+    if (state === 'discharged' && await dischargeCancelledBy(session, change)) {
+      await reopenAfterCancelledDischargeIn(session, ctx, referral.id);
+      return;
+    }
     if (!state || FINAL_STATES.has(state)) return;
     const expected = extensionDate(encounter, EXPECTED_DISCHARGE_URL);
     if (expected && await setExpectedDischargeIn(session, referral.id, expected)) {

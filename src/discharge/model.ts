@@ -96,6 +96,7 @@ export const ALLOWED_FROM: Record<string, readonly TriageState[]> = {
   confirmReady: ['support-arranged', 'accepted', 'assigned'],
   recordDischarge: ['received', 'more-information-requested', 'accepted', 'assigned', 'support-arranged', 'ready'],
   withdraw: ['received', 'more-information-requested', 'accepted', 'assigned', 'support-arranged', 'ready'],
+  cancelDischarge: ['discharged'],
 };
 
 /** States in which the council still owes the hospital a response (the deadline clock runs). */

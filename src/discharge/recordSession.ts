@@ -32,6 +32,8 @@ export interface RecordSession {
   /** The workflow's own tables, in the same transaction. */
   tx: SqlExecutor;
   read(type: string, id: string): Promise<FhirResource | undefined>;
+  /** One version of a resource, as it was then; undefined when there is no such version. */
+  readVersion(type: string, id: string, versionId: string): Promise<FhirResource | undefined>;
   search(type: string, params: [string, string][]): Promise<FhirResource[]>;
   /**
    * For a find-or-create: what `search` finds; when it finds nothing, the criteria are then held until the
@@ -67,6 +69,14 @@ function sessionOn(ctx: DischargeContext, tx: SqlExecutor, events: AccessEvent[]
     async read(type, id) {
       try {
         return body(await call('GET', `${type}/${encodeURIComponent(id)}`));
+      } catch (err) {
+        if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
+        throw err;
+      }
+    },
+    async readVersion(type, id, versionId) {
+      try {
+        return body(await call('GET', `${type}/${encodeURIComponent(id)}/_history/${encodeURIComponent(versionId)}`));
       } catch (err) {
         if (err instanceof FhirError && (err.status === 404 || err.status === 410)) return undefined;
         throw err;

@@ -381,6 +381,33 @@ export function recordDischargeIn(session: RecordSession, ctx: DischargeContext,
   });
 }
 
+/**
+ * The stay's discharge was cancelled (HL7 A13, or the Encounter set back from finished): a referral closed
+ * as discharged opens again in the state it was in before, so the council goes on arranging care for a
+ * person who is still in hospital. Undefined when the referral is not discharged (nothing to undo).
+ */
+export async function reopenAfterCancelledDischargeIn(session: RecordSession, ctx: DischargeContext, referralId: string): Promise<Referral | undefined> {
+  const current = await loadReferral(session, referralId);
+  if (triageStateOf(current.task) !== 'discharged') return undefined;
+  // The discharge made one Task version; the one before it holds the state the referral was in.
+  const version = Number(current.task.meta?.versionId);
+  const before = version > 1 ? await session.readVersion('Task', current.task.id, String(version - 1)) : undefined;
+  const earlier = before ? triageStateOf(before) : undefined;
+  const state: TriageState = earlier && !FINAL_STATES.has(earlier) ? earlier : 'ready';
+  const referralVersion = Number(current.referral.meta?.versionId);
+  const referralBefore = referralVersion > 1 ? await session.readVersion('ServiceRequest', current.referral.id, String(referralVersion - 1)) : undefined;
+  return applyStepIn(session, ctx, referralId, 'cancelDischarge', {}, {
+    state,
+    task: ({ executionPeriod, ...t }) => {
+      const { end: _discharged, ...period } = executionPeriod ?? {};
+      return Object.keys(period).length ? { ...t, executionPeriod: period } : t;
+    },
+    // The discharge set the referral's occurrence to the day the person left: back to what it was.
+    referral: ({ occurrencePeriod: _discharged, ...r }) => (referralBefore?.occurrencePeriod ? { ...r, occurrencePeriod: referralBefore.occurrencePeriod } : r),
+    note: { text: `The hospital cancelled the discharge: the person is still in hospital, and the referral is ${TRIAGE_DISPLAY[state].toLowerCase()} again.`, category: 'Discharge cancelled' },
+  });
+}
+
 /** The hospital withdraws the referral (an ADW withdrawal notice does this too). */
 export async function withdrawReferral(ctx: DischargeContext, referralId: string, reason: string, options: StepOptions = {}): Promise<Referral> {
   return inRecordTransaction(ctx, 'withdraw', (session) => withdrawIn(session, ctx, referralId, reason, options));

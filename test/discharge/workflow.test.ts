@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, type TestServer } from '../support/server.ts';
 import {
-  assignWorker, confirmReady, createReferral, recordSupportArranged, triage, triageStateOf, pathwayOf, isOverdue, withdrawReferral,
+  assignWorker, confirmReady, createReferral, recordDischarge, recordSupportArranged, triage, triageStateOf, pathwayOf, isOverdue, withdrawReferral,
   DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
 import { FhirError } from '../../src/record/index.ts';
@@ -117,6 +117,32 @@ for (const engine of ENGINES) {
       assert.equal(isOverdue(task, Date.now()), false);
       const versions = (await t.fhir.get(`Task/${task.id}/_history`)).body.entry.length;
       assert.equal(versions, 3, 'received, accepted, discharged: no duplicate write from the repeated change');
+
+      // The hospital cancels the discharge (HL7 A13 sets the stay back from finished): the referral opens
+      // again as it was, so the council goes on arranging care for someone still in hospital.
+      const finished = (await t.fhir.get('Encounter/stay5')).body;
+      await t.fhir.put('Encounter/stay5', { ...finished, status: 'in-progress', period: { start: finished.period.start } });
+      const afterCancel = (await t.fhir.get('Encounter/stay5')).body;
+      await t.fhir.put('Encounter/stay5', { ...afterCancel, class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'ACUTE' } }); // a later update, before the feed runs
+      await t.server.discharge.runWorkers();
+      await t.server.discharge.runWorkers();
+      const reopened = (await t.fhir.get(`Task/${task.id}`)).body;
+      assert.equal(triageStateOf(reopened), 'accepted', 'the state before the discharge');
+      assert.equal(reopened.status, 'accepted');
+      assert.equal(reopened.executionPeriod?.end, undefined, 'no discharge time any more');
+      sr = (await t.fhir.get(`ServiceRequest/${referral.id}`)).body;
+      assert.equal(sr.status, 'active');
+      assert.equal(sr.occurrencePeriod?.end, undefined);
+      const notes = (await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}`)).body.entry.map((e: any) => e.resource);
+      assert.ok(notes.some((n: any) => n.category?.[0]?.text === 'Discharge cancelled' && /still in hospital, and the referral is accepted again/.test(n.payload[0].contentString)));
+      assert.equal((await t.fhir.get(`Task/${task.id}/_history`)).body.entry.length, 4, 'reopened once, not once per reading of the change');
+
+      // A discharge recorded by hand while the stay is still open is not undone by the stay's next update.
+      await recordDischarge(ctx, referral.id, '2026-05-13T10:00:00Z');
+      const open = (await t.fhir.get('Encounter/stay5')).body;
+      await t.fhir.put('Encounter/stay5', { ...open, class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' } });
+      await t.server.discharge.runWorkers();
+      assert.equal(triageStateOf((await t.fhir.get(`Task/${task.id}`)).body), 'discharged');
     });
   });
 }
