@@ -36,7 +36,7 @@ export function buildAck(header: Partial<Hl7Header>, code: AckCode, note?: AckNo
     const { problem } = note;
     segments.push(new Hl7Segment([
       'ERR',
-      '',
+      errorCodeAndLocation(problem),
       problem.location ? escapeHl7(problem.location).replace(/-/g, '^^') : '',
       `${problem.code}^${HL7_ERROR_CODES[problem.code]}^HL70357`,
       note.severity,
@@ -47,4 +47,15 @@ export function buildAck(header: Partial<Hl7Header>, code: AckCode, note?: AckNo
     ]));
   }
   return new Hl7Message(segments).toString();
+}
+
+/**
+ * ERR-1 (error code and location, ELD), the only ERR field before v2.5: "PV1^1^45^101&Required field
+ * missing&HL70357". Sent alongside v2.5's ERR-2/3/4/8 (which keep ERR-1 for backward compatibility), since
+ * the reply carries the sender's own version and a v2.3 or v2.4 PAS reads nothing else.
+ */
+function errorCodeAndLocation(problem: Omit<Hl7Problem, 'ack'>): string {
+  const [segment = '', field = ''] = (problem.location ?? '').split('-');
+  const code = `${problem.code}&${HL7_ERROR_CODES[problem.code]}&HL70357`;
+  return [escapeHl7(segment), segment ? '1' : '', escapeHl7(field), code].join('^');
 }

@@ -82,9 +82,11 @@ export class Hl7Intake {
       return (await this.settle(seq, event, ods, peer)).ack;
     } catch (err) {
       // The database is down or something unforeseen: nothing is settled, so a resend is applied afresh.
+      // AR, not AE: HL7 table 0008 keeps AR for a failure unrelated to the message's content, after which
+      // the sender decides to send it again; AE says the content is wrong, and a PAS may then drop it.
       // The sender is not told the internal detail; the operator's log is.
       this.options.log?.(`HL7 v2 message ${header.controlId ?? '(no control id)'} from ${peer} not applied: ${(err as Error).stack ?? err}`);
-      return buildAck(header, 'AE', { severity: 'E', problem: { code: 207, text: 'CareBridge could not store or apply the message just now; send it again.' } });
+      return buildAck(header, 'AR', { severity: 'E', problem: { code: 207, text: 'CareBridge could not store or apply the message just now; send it again.' } });
     }
   }
 

@@ -10,6 +10,7 @@ import { stopOwnPostgres } from '../support/postgres.ts';
 import { MllpTestClient, segmentOf, VT, END } from '../support/mllp.ts';
 import { ROOT, runCli } from '../cli/cli.ts';
 import { hl7Intake, listMessages, resolveQueued } from '../../src/hl7v2/index.ts';
+import { openRecordStore } from '../../src/record/index.ts';
 
 after(() => stopOwnPostgres());
 
@@ -192,8 +193,8 @@ for (const engine of ENGINES) {
       const nhs = '9991000070'; // synthetic (999 range), valid check digit, in no other test
       const admit = (control: string, visit: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit],
         [/PID\|[^\r]*/, `PID|1||${nhs}^^^NHS^NH||QUINN^Rosalind||19440202|F|||3 Test Road^^Northby^^NX6 1AA^GBR`]);
-      for (const n of [1, 2]) assert.match(errText(await send(admit(`RX9-00110${n}`, `VN202600110${n}`), 'AA')), new RegExp(`no Patient has NHS number ${nhs}`));
-      const queued = (await listMessages(t.server.driver)).filter((m) => m.visit?.startsWith('VN202600110'));
+      for (const n of [1, 2]) assert.match(errText(await send(admit(`RX9-00770${n}`, `VN202600770${n}`), 'AA')), new RegExp(`no Patient has NHS number ${nhs}`));
+      const queued = (await listMessages(t.server.driver)).filter((m) => m.visit?.startsWith('VN202600770'));
       assert.equal(queued.length, 2);
 
       // Two ward clerks at once: on PostgreSQL the two transactions run side by side.
@@ -205,7 +206,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
       const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
       assert.equal(refused.reason.message, `NHS number ${nhs} is already Patient/${id}; use --patient ${id}.`);
-      const waiting = (await listMessages(t.server.driver)).filter((m) => m.visit?.startsWith('VN202600110'));
+      const waiting = (await listMessages(t.server.driver)).filter((m) => m.visit?.startsWith('VN202600770'));
       assert.equal(waiting.length, 1, 'the refused one still waits for a person');
       const followed = await runCli(['hl7', 'queue', 'resolve', String(waiting[0].seq), '--patient', id, '--db', t.database]);
       assert.equal(followed.code, 0, followed.stderr);
@@ -253,6 +254,11 @@ for (const engine of ENGINES) {
         assert.equal(ackCode(reply), 'AR', `${what}: ${reply}`);
         assert.equal(errCode(reply), code, `${what}: ${reply}`);
         assert.match(errText(reply), reason, what);
+        if (what === 'no visit number') {
+          // The feed is v2.4, whose ERR has only ERR-1 (code and location): it carries the same.
+          assert.equal(segmentOf(reply, 'MSH')?.[11], '2.4');
+          assert.equal(segmentOf(reply, 'ERR')?.[1], 'PV1^1^19^101&Required field missing&HL70357');
+        }
       }
       const contentErrors: [string, string, RegExp][] = [
         ['invalid NHS number', good().replace('9991000038', '9991000039'), /9991000039.*not valid/],
@@ -295,6 +301,17 @@ for (const engine of ENGINES) {
       assert.ok(refused.some((r) => /more than the 65536/.test(r.reason ?? '')));
       const failed = await listMessages(t.server.driver, 'failed');
       assert.ok(failed.some((r) => /9991000039/.test(r.reason ?? '')));
+    });
+
+    it('a message that cannot be stored (the database gone) gets an AR, so the PAS sends it again', async () => {
+      const gone = await openRecordStore(t.database);
+      await gone.close();
+      const logged: string[] = [];
+      const reply = await hl7Intake({ driver: gone, facilities: {}, log: (text) => logged.push(text) }).receive({ bytes: Buffer.from(fixture('a01-admit')), oversized: false }, 'test');
+      assert.equal(ackCode(reply), 'AR', reply);
+      assert.equal(errCode(reply), '207');
+      assert.match(errText(reply), /could not store or apply the message just now; send it again/);
+      assert.equal(logged.length, 1, 'the operator is told why');
     });
 
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
