@@ -79,6 +79,8 @@ function messageHeaders(reply: FastifyReply, m: StoredMessage, chunkNo: number):
   if (m.localId !== undefined) reply.header('mex-localid', m.localId);
   if (m.fileName !== undefined) reply.header('mex-filename', m.fileName);
   if (m.checksum !== undefined) reply.header('mex-content-checksum', m.checksum);
+  // Every chunk of a compressed message is a piece of one gzip stream: the downloader inflates them joined.
+  if (m.contentEncoding) reply.header('content-encoding', m.contentEncoding).header('mex-content-compressed', 'Y');
 }
 
 function trackingBody(m: StoredMessage) {
@@ -134,10 +136,13 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     if (!m || Number(m[1]) < 1) throw new MeshError(400, 'EPL-154', `mex-Chunk-Range on a new message must be 1:N (N chunks in all), not '${range}'.`);
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!body.length) throw new MeshError(400, 'EPL-157', 'The message has no content.');
+    const encoding = header(req, 'content-encoding')?.toLowerCase();
+    if (encoding && encoding !== 'gzip' && encoding !== 'identity') throw new MeshError(415, 'EPL-158', `Content-Encoding '${encoding}' is not one MESH takes: send the content as it is, or gzip it (Content-Encoding: gzip).`);
     const upload = await startUpload(options.driver, {
       sender, recipient: to, workflowId,
       subject: header(req, 'mex-subject'), localId: header(req, 'mex-localid'), fileName: header(req, 'mex-filename'),
       contentType: header(req, 'content-type'), checksum: header(req, 'mex-content-checksum'),
+      ...(encoding === 'gzip' ? { contentEncoding: 'gzip' as const } : {}),
     }, Number(m[1]), body, options.now());
     if (upload.deliveredHere) options.delivered();
     reply.code(202).header('content-type', MESH_JSON);

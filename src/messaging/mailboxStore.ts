@@ -4,6 +4,7 @@
 // Chunks are deleted once a message is acknowledged: the mailbox is a post office, not an archive. A message
 // a workflow here says is not its business goes back to its recipient's inbox (holdForMailboxClient).
 import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
 import { storeInbound } from './inbox.ts';
 
@@ -18,6 +19,8 @@ export interface MessageHeaders {
   fileName?: string;
   contentType?: string;
   checksum?: string;
+  /** 'gzip' when the sender compressed the message (Content-Encoding); it travels compressed. */
+  contentEncoding?: 'gzip';
 }
 
 export interface StoredMessage extends MessageHeaders {
@@ -37,7 +40,7 @@ export function newMessageId(now: number): string {
 interface MessageRow {
   message_id: string; sender: string; recipient: string; workflow_id: string; subject: string | null; local_id: string | null;
   file_name: string | null; content_type: string | null; checksum: string | null; chunk_count: number; status: StoredMessage['status'];
-  created_ms: number; accepted_ms: number | null; acknowledged_ms: number | null;
+  created_ms: number; accepted_ms: number | null; acknowledged_ms: number | null; content_encoding: string | null;
 }
 
 function storedOf(r: MessageRow): StoredMessage {
@@ -45,6 +48,7 @@ function storedOf(r: MessageRow): StoredMessage {
   return {
     messageId: r.message_id, sender: r.sender, recipient: r.recipient, workflowId: r.workflow_id,
     subject: optional(r.subject), localId: optional(r.local_id), fileName: optional(r.file_name), contentType: optional(r.content_type), checksum: optional(r.checksum),
+    ...(r.content_encoding === 'gzip' ? { contentEncoding: 'gzip' as const } : {}),
     chunkCount: Number(r.chunk_count), status: r.status, createdAt: Number(r.created_ms),
     acceptedAt: r.accepted_ms === null ? undefined : Number(r.accepted_ms), acknowledgedAt: r.acknowledged_ms === null ? undefined : Number(r.acknowledged_ms),
   };
@@ -63,9 +67,9 @@ export async function startUpload(driver: SqlDriver, headers: MessageHeaders, ch
   const messageId = newMessageId(now);
   return driver.transaction(async (tx) => {
     await tx.run(
-      `INSERT INTO mesh_messages (message_id, sender, recipient, workflow_id, subject, local_id, file_name, content_type, checksum, chunk_count, status, created_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'uploading', ?)`,
-      [messageId, headers.sender, headers.recipient, headers.workflowId, headers.subject ?? null, headers.localId ?? null, headers.fileName ?? null, headers.contentType ?? null, headers.checksum ?? null, chunkCount, now],
+      `INSERT INTO mesh_messages (message_id, sender, recipient, workflow_id, subject, local_id, file_name, content_type, checksum, chunk_count, status, created_ms, content_encoding)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'uploading', ?, ?)`,
+      [messageId, headers.sender, headers.recipient, headers.workflowId, headers.subject ?? null, headers.localId ?? null, headers.fileName ?? null, headers.contentType ?? null, headers.checksum ?? null, chunkCount, now, headers.contentEncoding ?? null],
     );
     if (chunkCount === 1) return { messageId, complete: true, deliveredHere: await completeUpload(tx, messageId, now, firstChunk) };
     await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?)', [messageId, 1, firstChunk as unknown as SqlValue]);
@@ -108,7 +112,8 @@ async function completeUpload(tx: SqlExecutor, messageId: string, now: number, s
     await tx.run("UPDATE mesh_messages SET status = 'accepted', accepted_ms = ? WHERE message_id = ?", [now, messageId]);
     return false;
   }
-  const body = single ?? await readBody(tx, messageId);
+  const sent = single ?? await readBody(tx, messageId);
+  const body = message.contentEncoding === 'gzip' ? inflated(sent, messageId) : sent;
   await storeInbound(tx, {
     messageId, mailbox: message.recipient, from: message.sender, to: message.recipient, workflowId: message.workflowId,
     ...(message.subject !== undefined ? { subject: message.subject } : {}),
@@ -148,7 +153,8 @@ export async function holdForMailboxClientIn(tx: SqlExecutor, messageId: string,
   for (const [i, chunk] of chunks.entries()) {
     await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?) ON CONFLICT (message_id, chunk_no) DO NOTHING', [messageId, i + 1, chunk as unknown as SqlValue]);
   }
-  await tx.run("UPDATE mesh_messages SET status = 'accepted', acknowledged_ms = NULL WHERE message_id = ?", [messageId]);
+  // Cut again from the inflated body the inbox kept, so it goes out uncompressed.
+  await tx.run("UPDATE mesh_messages SET status = 'accepted', acknowledged_ms = NULL, content_encoding = NULL WHERE message_id = ?", [messageId]);
   await tx.run("UPDATE messaging_inbox SET status = 'held-for-client', lease_until_ms = NULL, last_error = ?, finished_ms = ? WHERE message_id = ?", [reason, now, messageId]);
   return true;
 }
@@ -157,6 +163,19 @@ export async function holdForMailboxClientIn(tx: SqlExecutor, messageId: string,
 function splitIntoChunks(body: Buffer, count: number): Buffer[] {
   const n = Math.max(1, Math.min(count, body.length));
   return Array.from({ length: n }, (_, i) => body.subarray(Math.floor((i * body.length) / n), Math.floor(((i + 1) * body.length) / n)));
+}
+
+/** The most a compressed message may inflate to: a bound on what a few KB of gzip can ask this server to hold. */
+export const MAX_INFLATED_BYTES = 100 * 1024 * 1024;
+
+/** A gzip message's content, for the workflow that processes it here; refused (nothing stored) when it is not gzip. */
+function inflated(body: Buffer, messageId: string): Buffer {
+  try {
+    return gunzipSync(body, { maxOutputLength: MAX_INFLATED_BYTES });
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `inflates to more than ${MAX_INFLATED_BYTES / 1024 / 1024} MB` : 'is not gzip data';
+    throw new UploadError(400, 'EPL-158', `Message ${messageId} was sent with Content-Encoding: gzip, but its content ${reason}; nothing was stored.`);
+  }
 }
 
 async function readBody(db: SqlExecutor, messageId: string): Promise<Buffer> {

@@ -2,6 +2,7 @@
 // list, download (every chunk), acknowledge, send (in chunks when large). TLS with a client certificate
 // when one is configured, as the national MESH requires.
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { MeshClientConfig } from '../config.ts';
@@ -19,10 +20,14 @@ export interface DownloadedMessage {
   localId?: string;
   fileName?: string;
   contentType?: string;
+  /** 'gzip' until downloadRest has inflated the joined chunks. */
+  contentEncoding?: 'gzip';
   body: Buffer;
 }
 
 const TIMEOUT_MS = 30_000;
+/** The most a compressed message may inflate to here (as the built-in mailbox allows). */
+const MAX_INFLATED_BYTES = 100 * 1024 * 1024;
 
 export class MeshClient {
   private readonly agent: HttpAgent | HttpsAgent;
@@ -100,6 +105,7 @@ export class MeshClient {
         ...(h('mex-localid') ? { localId: h('mex-localid') } : {}),
         ...(h('mex-filename') ? { fileName: h('mex-filename') } : {}),
         ...(h('content-type') ? { contentType: h('content-type') } : {}),
+        ...(h('content-encoding')?.toLowerCase() === 'gzip' ? { contentEncoding: 'gzip' as const } : {}),
         body: reply.body,
       },
     };
@@ -112,7 +118,15 @@ export class MeshClient {
       if (reply.status !== 200 && reply.status !== 206) throw this.failure(`download of ${first.message.messageId} chunk ${n}`, reply);
       parts.push(reply.body);
     }
-    return { ...first.message, body: Buffer.concat(parts) };
+    const { contentEncoding, ...message } = first.message;
+    const joined = Buffer.concat(parts);
+    // A compressed message is one gzip stream cut into chunks: inflated only once they are joined.
+    if (!contentEncoding) return { ...message, body: joined };
+    try {
+      return { ...message, body: gunzipSync(joined, { maxOutputLength: MAX_INFLATED_BYTES }) };
+    } catch (err) {
+      throw new Error(`MESH message ${message.messageId} came with Content-Encoding: gzip but could not be inflated (${(err as Error).message}); it is left in the mailbox.`);
+    }
   }
 
   async acknowledge(messageId: string): Promise<void> {

@@ -98,5 +98,12 @@ INSERT INTO messaging_inbox_bodies (message_id, body) SELECT message_id, body FR
 ALTER TABLE messaging_inbox DROP COLUMN body;
 `,
     },
+    {
+      version: 4,
+      name: 'the content encoding a MESH message was sent with',
+      // gzip (MESH's only one): a chunked message is one gzip stream cut into chunks, so it can only be
+      // inflated whole, and a downloader must be told (Content-Encoding) on every chunk.
+      sql: 'ALTER TABLE mesh_messages ADD COLUMN content_encoding TEXT;',
+    },
   ];
 }

@@ -4,6 +4,7 @@
 // MESH client when one uses it; a server stopped between receipt and processing loses nothing.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import { addMailbox, inboxState, NotForThisService, PermanentFailure, type InboundMessage } from '../../src/messaging/index.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
@@ -65,6 +66,22 @@ for (const engine of ENGINES) {
       assert.equal(tracked.json().status, 'Acknowledged');
       assert.equal(await s.server.messaging.organisationForMailbox(COUNCIL.toLowerCase()), 'LA918');
       assert.equal(await s.server.messaging.mailboxForOrganisation('la918'), COUNCIL);
+    });
+
+    it('a compressed message (Content-Encoding: gzip) reaches its handler inflated; one that is not gzip is refused and nothing is stored', async () => {
+      behaviour = async () => undefined;
+      const content = `<notice>${'compressed notice '.repeat(200)}</notice>`;
+      const res = await meshCall(s.url, TRUST.id, TRUST.password, 'POST', '/outbox', { body: gzipSync(content), headers: { 'mex-To': COUNCIL, 'mex-WorkflowID': 'ADW_TEST', 'content-encoding': 'gzip' } });
+      assert.equal(res.status, 202, res.body.toString());
+      const id = res.json().message_id as string;
+      const msg = await waitFor('the handler', () => seen.find((m) => m.messageId === id));
+      assert.equal(msg.body.toString(), content);
+
+      const bad = await meshCall(s.url, TRUST.id, TRUST.password, 'POST', '/outbox', { body: 'plain text, not gzip', headers: { 'mex-To': COUNCIL, 'mex-WorkflowID': 'ADW_TEST', 'content-encoding': 'gzip', 'mex-LocalID': 'not-gzip' } });
+      assert.equal(bad.status, 400);
+      assert.match(bad.json().errorDescription, /sent with Content-Encoding: gzip, but its content is not gzip data; nothing was stored/);
+      const row = await s.server.driver.get<{ n: number }>("SELECT COUNT(*) AS n FROM mesh_messages WHERE local_id = 'not-gzip'");
+      assert.equal(Number(row?.n), 0);
     });
 
     it('retries a failing handler with backoff and succeeds on a later attempt', async () => {

@@ -1,6 +1,8 @@
 // The built-in MESH mailbox over real HTTP on both engines: send, list, download (chunked, 206), acknowledge,
 // tracking; and the NHSMESH checks (wrong password or key, old timestamp, replayed nonce, wrong mailbox).
 import { describe, it, before, after } from 'node:test';
+import { request } from 'node:http';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import assert from 'node:assert/strict';
 import { addMailbox } from '../../src/messaging/index.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
@@ -90,6 +92,35 @@ for (const engine of ENGINES) {
       assert.equal(Buffer.concat([c1.body, c2.body, c3.body]).toString(), parts.join(''));
       assert.equal((await asRecipient('GET', `/inbox/${messageId}/4`)).status, 404);
       assert.equal((await asRecipient('PUT', `/inbox/${messageId}/status/acknowledged`)).status, 200);
+    });
+
+    it('a compressed message (Content-Encoding: gzip) travels as sent, and every chunk says it is gzip', async () => {
+      const content = `<notice>${'Mrs Example, discharge to assess. '.repeat(400)}</notice>`;
+      const gz = gzipSync(content);
+      const half = Math.floor(gz.length / 2);
+      const headers = { 'mex-To': POLLED.id, 'mex-WorkflowID': 'TOC_FHIR_DISCHARGE', 'content-encoding': 'gzip' };
+      const first = await asSender('POST', '/outbox', { body: gz.subarray(0, half), headers: { ...headers, 'mex-Chunk-Range': '1:2' } });
+      assert.equal(first.status, 202, first.body.toString());
+      const messageId = first.json().message_id;
+      assert.equal((await asSender('POST', `/outbox/${messageId}/2`, { body: gz.subarray(half), headers: { 'mex-Chunk-Range': '2:2', 'content-encoding': 'gzip' } })).status, 202);
+
+      // Read raw, as a MESH client does: fetch would try to inflate each chunk on its own.
+      const raw = (path: string) => new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+        request(`${s.url}/messageexchange/${POLLED.id}${path}`, { headers: { authorization: meshAuthorisationHeader(POLLED.id, POLLED.password, MESH_KEY) } }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (p: Buffer) => parts.push(p)).on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) })).on('error', reject);
+        }).on('error', reject).end();
+      });
+      const chunks = [await raw(`/inbox/${messageId}`), await raw(`/inbox/${messageId}/2`)];
+      for (const c of chunks) assert.deepEqual([c.headers['content-encoding'], c.headers['mex-content-compressed']], ['gzip', 'Y']);
+      assert.deepEqual(Buffer.concat(chunks.map((c) => c.body)), gz, 'stored as sent');
+      assert.equal(gunzipSync(Buffer.concat(chunks.map((c) => c.body))).toString(), content);
+      assert.equal((await asRecipient('PUT', `/inbox/${messageId}/status/acknowledged`)).status, 200);
+
+      const br = await asSender('POST', '/outbox', { body: 'x', headers: { 'mex-To': POLLED.id, 'mex-WorkflowID': 'TOC_FHIR_DISCHARGE', 'content-encoding': 'br' } });
+      assert.equal(br.status, 415);
+      assert.match(br.json().errorDescription, /Content-Encoding 'br' is not one MESH takes/);
+      assert.deepEqual((await asRecipient('GET', '/inbox')).json().messages, [], 'nothing stored');
     });
 
     it('refuses a wrong password or key, an old timestamp, a replayed nonce and another mailbox, with MESH-style errors', async () => {

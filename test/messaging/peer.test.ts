@@ -4,6 +4,7 @@
 // the hospital's handler. A message MESH delivers twice is processed once.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import { addMailbox, inboxState, type InboundMessage } from '../../src/messaging/index.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
@@ -76,6 +77,18 @@ for (const engine of ENGINES) {
       const waiting = await meshCall(hospital.url, COUNCIL.id, COUNCIL.password, 'GET', '/inbox');
       assert.deepEqual(waiting.json().messages, []);
       assert.equal((await inboxState(council.server.driver, messageId))?.status, 'done');
+    });
+
+    it('the council\'s MESH client inflates a compressed message that came in chunks', async () => {
+      const content = `<notice compressed="yes">${'y'.repeat(8000)}</notice>`;
+      const gz = gzipSync(content);
+      const half = Math.floor(gz.length / 2);
+      const first = await meshCall(hospital.url, HOSPITAL, 'hospital-password', 'POST', '/outbox', { body: gz.subarray(0, half), headers: { 'mex-To': COUNCIL.id, 'mex-WorkflowID': 'ADW_NOTICE', 'mex-Chunk-Range': '1:2', 'content-encoding': 'gzip' } });
+      assert.equal(first.status, 202, first.body.toString());
+      const messageId = first.json().message_id as string;
+      assert.equal((await meshCall(hospital.url, HOSPITAL, 'hospital-password', 'POST', `/outbox/${messageId}/2`, { body: gz.subarray(half), headers: { 'mex-Chunk-Range': '2:2', 'content-encoding': 'gzip' } })).status, 202);
+      const notice = await waitFor('the council handler', () => atCouncil.find((m) => m.messageId === messageId));
+      assert.equal(notice.body.toString(), content);
     });
 
     it('a message MESH delivers twice is stored and processed once', async () => {

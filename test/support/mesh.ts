@@ -15,13 +15,13 @@ export async function meshCall(
   password: string,
   method: string,
   path: string,
-  options: { headers?: Record<string, string>; body?: string; authorization?: string; key?: string; at?: number } = {},
+  options: { headers?: Record<string, string>; body?: string | Buffer; authorization?: string; key?: string; at?: number } = {},
 ): Promise<MeshAnswer> {
   const authorization = options.authorization ?? meshAuthorisationHeader(mailbox, password, options.key ?? MESH_KEY, options.at);
   const res = await fetch(`${url}/messageexchange/${mailbox}${path}`, {
     method,
     headers: { authorization, ...(options.body !== undefined ? { 'content-type': 'application/octet-stream' } : {}), ...options.headers },
-    ...(options.body !== undefined ? { body: options.body } : {}),
+    ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : new Uint8Array(options.body) } : {}),
   });
   const body = Buffer.from(await res.arrayBuffer());
   return { status: res.status, headers: res.headers, body, json: () => JSON.parse(body.toString('utf8')) };
