@@ -1,7 +1,7 @@
 // Access to the shared record: who is asking (system clients, OAuth2 tokens, SMART scopes), what their role
 // allows, whose records their relationships reach, consent, break-glass, and the audit trail. See docs/access.md.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { migrate, type AccessControl, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
+import { migrate, type AccessControl, type AccessEvent, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
@@ -113,6 +113,21 @@ export async function auditAdministrationNow(driver: SqlDriver, journalDatabase:
   } finally {
     await writer.close();
   }
+}
+
+/** What a command did in the record, for the audit trail: as a request to the API would be audited. */
+export interface CommandLineAccess { at: number; actor: Actor; events: AccessEvent[]; outcome: { status: number; method: string; path: string; query: string } }
+
+/**
+ * For commands that write the record directly (`carebridge import`): appends their accesses to the audit
+ * trail, as the API's would be, and resolves once they are committed; throws when any could not be.
+ */
+export async function auditAccessesNow(driver: SqlDriver, journalDatabase: string | undefined, accesses: CommandLineAccess[]): Promise<void> {
+  const problems: string[] = [];
+  const trail = new AuditTrail(journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname()), (message) => problems.push(message));
+  for (const a of accesses) trail.record({ ...a, address: 'command line' });
+  await trail.close();
+  if (problems.length) throw new Error(`the audit trail did not take every entry: ${problems[0]}`);
 }
 
 export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Promise<Access> {

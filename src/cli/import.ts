@@ -11,13 +11,15 @@
 //   retried as a batch, so the good lines are stored and each bad line is reported by its line number.
 import { open, readFile, readdir, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { createGunzip, gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { StringDecoder } from 'node:string_decoder';
 import type { Command } from 'commander';
-import { FhirError, handleFhirRequest, type SqlDriver } from '../record/index.ts';
+import { FhirError, handleFhirRequest, type AccessEvent, type FhirResponse, type SqlDriver } from '../record/index.ts';
 import { ProgressLine } from './progress.ts';
+import { auditAccessesNow, migrateAccess } from '../access/index.ts';
+import { commandLineActor } from './accessStore.ts';
 import { DB_OPTION_HELP, databaseFrom, describeDatabase, errorMessage, oneLine, openStore, plainErrors, storeContext, type StoreContext } from './store.ts';
 
 const gunzipAsync = promisify(gunzip);
@@ -45,6 +47,19 @@ export interface ImportResult {
   resources: number;
   failures: ImportFailure[];
   seconds: number;
+  /** Per file, in order: what it stored, and whose records (for the audit trail). */
+  perFile: { file: string; stored: number; failed: number; patientIds: string[] }[];
+}
+
+/** The store, and the people whose records the file being imported wrote to (only writes that were kept). */
+interface ImportContext extends StoreContext { patients: Set<string> }
+
+/** A call into the record whose patients count once it has succeeded: a refused transaction wrote nothing. */
+async function storeCall(ctx: ImportContext, request: Parameters<typeof handleFhirRequest>[1]): Promise<FhirResponse> {
+  const events: AccessEvent[] = [];
+  const response = await handleFhirRequest({ ...ctx, onAccess: (e) => events.push(e) }, request);
+  for (const e of events) for (const p of e.patientIds) ctx.patients.add(p);
+  return response;
 }
 
 export interface ImportOptions {
@@ -90,7 +105,9 @@ export function importCommand(program: Command): void {
       const driver = await openStore(database);
       let result: ImportResult;
       try {
+        const journal = await migrateAccess(driver, database);
         result = await importFiles(driver, files, { transactionSize, concurrency, progress: new ProgressLine({ quiet: !flags.progress }) });
+        await auditImport(driver, journal, result);
       } finally {
         await driver.close();
       }
@@ -103,6 +120,26 @@ export function importCommand(program: Command): void {
       }
     });
   plainErrors(command);
+}
+
+/**
+ * Each file imported, as one entry in the audit trail by the command line (naming the file and the OS user)
+ * with the people whose records it wrote to: an import is a write like any other, and shows in "who has
+ * looked at my record". Written before the command reports, so an import never goes unrecorded.
+ */
+async function auditImport(driver: SqlDriver, journal: string | undefined, result: ImportResult): Promise<void> {
+  const at = Date.now();
+  const accesses = result.perFile.filter((f) => f.stored || f.failed).map((f) => ({
+    at,
+    actor: commandLineActor(`import ${basename(f.file)}`),
+    events: f.stored ? [{ interaction: 'create' as const, patientIds: f.patientIds }] : [],
+    outcome: { status: f.stored ? 200 : 400, method: 'POST', path: '', query: '' },
+  }));
+  try {
+    await auditAccessesNow(driver, journal, accesses);
+  } catch (err) {
+    throw new Error(`the files were imported but could not all be written to the audit trail: ${errorMessage(err)}`);
+  }
 }
 
 function positiveInteger(value: string | number, name: string, max: number): number {
@@ -159,6 +196,8 @@ export async function importFiles(driver: SqlDriver, files: string[], options: I
   const concurrency = Math.max(1, Math.min(options.concurrency ?? 1, files.length));
   const started = Date.now();
   const perFile: ImportFailure[][] = files.map(() => []);
+  const patients = files.map(() => new Set<string>());
+  const stored = files.map(() => 0);
   let failureCount = 0;
   let resources = 0;
   let filesDone = 0;
@@ -167,9 +206,11 @@ export async function importFiles(driver: SqlDriver, files: string[], options: I
   const deferred: number[] = [];
   const importOne = async (i: number, firstPass: boolean) => {
     const file = files[i];
+    const fileCtx: ImportContext = { ...ctx, patients: patients[i] };
     const sink: Sink = {
       stored(n) {
         resources += n;
+        stored[i] += n;
         progress.update(counts());
       },
       failed(f) {
@@ -178,8 +219,8 @@ export async function importFiles(driver: SqlDriver, files: string[], options: I
       },
     };
     try {
-      if (NDJSON.test(file)) await importNdjson(ctx, file, transactionSize, sink);
-      else await importJson(ctx, await readMaybeGzipped(file), sink, firstPass);
+      if (NDJSON.test(file)) await importNdjson(fileCtx, file, transactionSize, sink);
+      else await importJson(fileCtx, await readMaybeGzipped(file), sink, firstPass);
     } catch (err) {
       if (err instanceof Deferred) {
         failureCount -= perFile[i].length;
@@ -211,7 +252,10 @@ export async function importFiles(driver: SqlDriver, files: string[], options: I
     progress.done(counts());
   }
   const failures = perFile.flatMap((list) => list.map((f, order) => ({ f, order })).sort(byPosition).map(({ f }) => f));
-  return { files: files.length, filesFailed: perFile.filter((f) => f.length).length, resources, failures, seconds: (Date.now() - started) / 1000 };
+  return {
+    files: files.length, filesFailed: perFile.filter((f) => f.length).length, resources, failures, seconds: (Date.now() - started) / 1000,
+    perFile: files.map((file, i) => ({ file, stored: stored[i], failed: perFile[i].length, patientIds: [...patients[i]] })),
+  };
 }
 
 /** Failures of one file by entry or line number (a refused NDJSON transaction reports its lines after the later bad JSON). */
@@ -265,7 +309,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-async function importJson(ctx: StoreContext, data: Buffer, sink: Sink, mayDefer: boolean): Promise<void> {
+async function importJson(ctx: ImportContext, data: Buffer, sink: Sink, mayDefer: boolean): Promise<void> {
   const parsed = parseJsonText(data);
   if (!parsed.ok) return sink.failed({ status: 400, diagnostics: parsed.message });
   const json = parsed.value;
@@ -312,10 +356,10 @@ function requestFor(resource: Record<string, unknown>): TxEntry['request'] {
     : { method: 'POST', url: encodeURIComponent(type) };
 }
 
-async function storeSingle(ctx: StoreContext, resource: Record<string, unknown>, sink: Sink): Promise<void> {
+async function storeSingle(ctx: ImportContext, resource: Record<string, unknown>, sink: Sink): Promise<void> {
   const { method, url } = requestFor(resource);
   try {
-    await handleFhirRequest(ctx, { method, path: url, query: [], body: resource, prefer: 'return=minimal' });
+    await storeCall(ctx, { method, path: url, query: [], body: resource, prefer: 'return=minimal' });
     sink.stored(1);
   } catch (err) {
     sink.failed(failureFrom(err));
@@ -354,7 +398,7 @@ interface BundleResponse {
  * `mayDefer` (only for a file that is a single transaction) puts it off when a conditional reference matches nothing.
  */
 async function runUnit(
-  ctx: StoreContext,
+  ctx: ImportContext,
   unit: Unit,
   sink: Sink,
   options: { bundle?: Record<string, unknown>; retryAsBatch?: () => Unit; mayDefer?: boolean } = {},
@@ -362,7 +406,7 @@ async function runUnit(
   const body = options.bundle ?? { resourceType: 'Bundle', type: unit.type, entry: unit.entries };
   let response;
   try {
-    response = await handleFhirRequest(ctx, { method: 'POST', path: '', query: [], body, prefer: 'return=minimal' });
+    response = await storeCall(ctx, { method: 'POST', path: '', query: [], body, prefer: 'return=minimal' });
   } catch (err) {
     if (options.mayDefer && err instanceof FhirError && err.status === 412 && err.issues.some((i) => i.code === 'not-found')) throw new Deferred();
     if (unit.type === 'transaction' && options.retryAsBatch && err instanceof FhirError) {
@@ -387,7 +431,7 @@ async function runUnit(
   sink.stored(stored);
 }
 
-async function importNdjson(ctx: StoreContext, file: string, transactionSize: number, sink: Sink): Promise<void> {
+async function importNdjson(ctx: ImportContext, file: string, transactionSize: number, sink: Sink): Promise<void> {
   let pending: Unit = { type: 'transaction', entries: [], origins: [] };
   let texts: string[] = [];
   const flush = async () => {

@@ -49,7 +49,8 @@ export async function withStore<T>(db: string | undefined, migrate: (driver: Sql
 }
 
 export function storeContext(driver: SqlDriver): StoreContext {
-  // The operator running import or demo on the database directly is not subject to API access rules.
+  // The operator running import or demo on the database directly is not subject to API access rules
+  // (import still writes what it did to the audit trail: see auditImport in import.ts).
   return { base: process.env.CAREBRIDGE_BASE_URL ?? LOCAL_BASE, driver, access: UNRESTRICTED };
 }
 

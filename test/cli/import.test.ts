@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { freshPostgresDatabase, stopOwnPostgres } from '../support/postgres.ts';
+import { handleFhirRequest, openRecordStore, UNRESTRICTED } from '../../src/record/index.ts';
+import { setUpAccess } from '../../src/access/index.ts';
 import { SYNTHEA_DIR, lines, parseSummary, readResource, runCli, storeCounts, syntheaCounts } from './cli.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'carebridge-cli-import-'));
@@ -54,6 +56,21 @@ function brokenTransaction() {
 
 const expected = syntheaCounts();
 
+/** AuditEvents found by a FHIR search of the trail the command wrote (as the server would serve them). */
+async function auditEvents(database: string, query: [string, string][]): Promise<any[]> {
+  const driver = await openRecordStore(database);
+  try {
+    const access = await setUpAccess(driver, { tokenRequestsPerMinute: 60, audit: false });
+    const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED, services: access.services }, { method: 'GET', path: 'AuditEvent', query });
+    const body = typeof res.body === 'string' ? JSON.parse(res.body) : res.body;
+    assert.equal(res.status, 200, JSON.stringify(body));
+    return (body.entry ?? []).map((e: any) => e.resource);
+  } finally {
+    await driver.close();
+  }
+}
+const patientsOf = (e: any) => (e.entity ?? []).filter((x: any) => x.role?.code === '1').map((x: any) => x.what.reference);
+
 // Two child processes at a time: the suites use separate databases, and this machine has two cores.
 describe('carebridge import', { concurrency: 2 }, () => {
   for (const engine of ['sqlite', 'postgres'] as const) {
@@ -98,6 +115,15 @@ describe('carebridge import', { concurrency: 2 }, () => {
         assert.equal((await readResource(database, 'Patient', 'tx-p2')).status, 404);
         assert.equal((await readResource(database, 'Observation', 'tx-o2')).status, 404);
         assert.equal((await readResource(database, 'Patient', 'tx-good')).status, 200);
+
+        // Each file is in the audit trail, by the command line, naming the file and the OS user: the one that
+        // was stored with the person it wrote to, the refused one as a failure naming nobody.
+        const events = await auditEvents(database, [['altid', 'carebridge-cli'], ['_sort', 'date'], ['_count', '100']]);
+        const byFile = (name: string) => events.filter((e) => e.agent[0].who.display.startsWith(`carebridge import ${name} (OS user `));
+        assert.deepEqual(byFile('a-good.json').map((e) => [e.outcome, patientsOf(e)]), [['0', ['Patient/tx-good']]]);
+        assert.deepEqual(byFile('b-broken.json').map((e) => [e.outcome, patientsOf(e)]), [['4', []]]);
+        const looked = await auditEvents(database, [['patient', 'tx-good']]);
+        assert.ok(looked.some((e) => e.agent[0].altId === 'carebridge-cli'), '"who has looked at my record" shows the import');
       });
     });
   }
