@@ -58,6 +58,15 @@ async function dischargeCancelledBy(session: RecordSession, change: RecordChange
   return Boolean(now) && now!.status !== 'finished';
 }
 
+/** Whether this change removed the stay's expected discharge date (compared with the version before it). */
+async function expectedDateClearedBy(session: RecordSession, change: RecordChange): Promise<boolean> {
+  if (change.versionId <= 1) return false;
+  const was = await session.readVersion('Encounter', change.id, String(change.versionId - 1));
+  if (!was || !extensionDate(was, EXPECTED_DISCHARGE_URL)) return false;
+  const now = await session.readVersion('Encounter', change.id, String(change.versionId));
+  return Boolean(now) && !extensionDate(now!, EXPECTED_DISCHARGE_URL);
+}
+
 async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Promise<void> {
   await inRecordTransaction(ctx, 'encounter-change', async (session) => {
     const encounter = await session.read('Encounter', change.id);
@@ -71,10 +80,12 @@ async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Pr
       return;
     }
     if (!state || FINAL_STATES.has(state)) return;
-    const expected = extensionDate(encounter, EXPECTED_DISCHARGE_URL);
-    if (expected && await setExpectedDischargeIn(session, referral.id, expected)) {
+    const expected = extensionDate(encounter, EXPECTED_DISCHARGE_URL) ?? (await expectedDateClearedBy(session, change) ? null : undefined);
+    // null: this change took the stay's expected date away (HL7 PV2-9 sent as ""), so the referral's goes too.
+    if (expected !== undefined && await setExpectedDischargeIn(session, referral.id, expected ?? undefined)) {
       const episode = await episodeByReferral(session.tx, referral.id);
-      if (episode?.role === 'hospital' && !episode.withdrawn) {
+      // A discharge notice names the expected date: a date taken away is not one to send.
+      if (expected && episode?.role === 'hospital' && !episode.withdrawn) {
         const fresh = await session.read('ServiceRequest', referral.id);
         await queueNotice(session, ctx, episode, fresh!, EVENT.dischargeNotice);
       }

@@ -105,6 +105,17 @@ for (const engine of ENGINES) {
       await t.server.discharge.runWorkers();
       let sr = (await t.fhir.get(`ServiceRequest/${referral.id}`)).body;
       assert.equal(sr.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2026-05-12');
+      // The PAS takes the date away (PV2-9 sent empty): the referral's goes too, and comes back with the next.
+      const dated = (await t.fhir.get('Encounter/stay5')).body;
+      await t.fhir.put('Encounter/stay5', { ...dated, extension: undefined });
+      await t.server.discharge.runWorkers();
+      sr = (await t.fhir.get(`ServiceRequest/${referral.id}`)).body;
+      assert.equal(sr.extension?.find((e: any) => e.url === EXPECTED_DISCHARGE_URL), undefined, 'no expected date any more');
+      const undated = (await t.fhir.get('Encounter/stay5')).body;
+      await t.fhir.put('Encounter/stay5', { ...undated, extension: [{ url: EXPECTED_DISCHARGE_URL, valueDateTime: '2026-05-12' }] });
+      await t.server.discharge.runWorkers();
+      sr = (await t.fhir.get(`ServiceRequest/${referral.id}`)).body;
+      assert.equal(sr.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2026-05-12');
       const later = (await t.fhir.get('Encounter/stay5')).body;
       await t.fhir.put('Encounter/stay5', { ...later, status: 'finished', period: { start: later.period.start, end: '2026-05-12T11:30:00Z' } });
       await t.server.discharge.runWorkers();
