@@ -46,26 +46,21 @@ export async function followEncounters(ctx: DischargeContext, feed: EncounterFee
 }
 
 /**
- * Whether this change set the stay back from finished (an HL7 A13, say). The change's own version against
- * the one before it, not the stay as it is now: a later update (an A08) must not hide the cancellation, and
- * a stay still open while a discharge was recorded by hand is not a cancellation.
+ * Whether this change took `held` away from the stay: true of the version before it, false of the change's
+ * own version. The change's versions, not the stay as it is now: a later update (an A08) must not hide
+ * what this change did, and a stay that never had `held` (a discharge recorded by hand while it is still
+ * open, say) changed nothing.
  */
-async function dischargeCancelledBy(session: RecordSession, change: RecordChange): Promise<boolean> {
+async function tookAway(session: RecordSession, change: RecordChange, held: (encounter: Record<string, any>) => boolean): Promise<boolean> {
   if (change.versionId <= 1) return false;
   const was = await session.readVersion('Encounter', change.id, String(change.versionId - 1));
-  if (was?.status !== 'finished') return false;
+  if (!was || !held(was)) return false;
   const now = await session.readVersion('Encounter', change.id, String(change.versionId));
-  return Boolean(now) && now!.status !== 'finished';
+  return Boolean(now) && !held(now!);
 }
 
-/** Whether this change removed the stay's expected discharge date (compared with the version before it). */
-async function expectedDateClearedBy(session: RecordSession, change: RecordChange): Promise<boolean> {
-  if (change.versionId <= 1) return false;
-  const was = await session.readVersion('Encounter', change.id, String(change.versionId - 1));
-  if (!was || !extensionDate(was, EXPECTED_DISCHARGE_URL)) return false;
-  const now = await session.readVersion('Encounter', change.id, String(change.versionId));
-  return Boolean(now) && !extensionDate(now!, EXPECTED_DISCHARGE_URL);
-}
+const finished = (encounter: Record<string, any>) => encounter.status === 'finished';
+const expectedDate = (encounter: Record<string, any>) => Boolean(extensionDate(encounter, EXPECTED_DISCHARGE_URL));
 
 async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Promise<void> {
   await inRecordTransaction(ctx, 'encounter-change', async (session) => {
@@ -75,12 +70,13 @@ async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Pr
     if (!referral) return;
     const task = await session.read('Task', derivedId('triage', referral.id));
     const state = task ? triageStateOf(task) : undefined;
-    if (state === 'discharged' && await dischargeCancelledBy(session, change)) {
+    // Set back from finished (an HL7 A13): the discharge was cancelled.
+    if (state === 'discharged' && await tookAway(session, change, finished)) {
       await reopenAfterCancelledDischargeIn(session, ctx, referral.id);
       return;
     }
     if (!state || FINAL_STATES.has(state)) return;
-    const expected = extensionDate(encounter, EXPECTED_DISCHARGE_URL) ?? (await expectedDateClearedBy(session, change) ? null : undefined);
+    const expected = extensionDate(encounter, EXPECTED_DISCHARGE_URL) ?? (await tookAway(session, change, expectedDate) ? null : undefined);
     // null: this change took the stay's expected date away (HL7 PV2-9 sent as ""), so the referral's goes too.
     if (expected !== undefined && await setExpectedDischargeIn(session, referral.id, expected ?? undefined)) {
       const episode = await episodeByReferral(session.tx, referral.id);

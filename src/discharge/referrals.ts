@@ -389,13 +389,11 @@ export function recordDischargeIn(session: RecordSession, ctx: DischargeContext,
 export async function reopenAfterCancelledDischargeIn(session: RecordSession, ctx: DischargeContext, referralId: string): Promise<Referral | undefined> {
   const current = await loadReferral(session, referralId);
   if (triageStateOf(current.task) !== 'discharged') return undefined;
-  // The discharge made one Task version; the one before it holds the state the referral was in.
-  const version = Number(current.task.meta?.versionId);
-  const before = version > 1 ? await session.readVersion('Task', current.task.id, String(version - 1)) : undefined;
+  // The discharge made one version of each; the ones before them hold what the referral was.
+  const before = await versionBefore(session, current.task);
   const earlier = before ? triageStateOf(before) : undefined;
   const state: TriageState = earlier && !FINAL_STATES.has(earlier) ? earlier : 'ready';
-  const referralVersion = Number(current.referral.meta?.versionId);
-  const referralBefore = referralVersion > 1 ? await session.readVersion('ServiceRequest', current.referral.id, String(referralVersion - 1)) : undefined;
+  const referralBefore = await versionBefore(session, current.referral);
   return applyStepIn(session, ctx, referralId, 'cancelDischarge', {}, {
     state,
     task: ({ executionPeriod, ...t }) => {
@@ -406,6 +404,12 @@ export async function reopenAfterCancelledDischargeIn(session: RecordSession, ct
     referral: ({ occurrencePeriod: _discharged, ...r }) => (referralBefore?.occurrencePeriod ? { ...r, occurrencePeriod: referralBefore.occurrencePeriod } : r),
     note: { text: `The hospital cancelled the discharge: the person is still in hospital, and the referral is ${TRIAGE_DISPLAY[state].toLowerCase()} again.`, category: 'Discharge cancelled' },
   });
+}
+
+/** The resource as it was one version ago; undefined for a first version. */
+async function versionBefore(session: RecordSession, resource: FhirResource): Promise<FhirResource | undefined> {
+  const version = Number(resource.meta?.versionId);
+  return version > 1 ? session.readVersion(resource.resourceType, resource.id, String(version - 1)) : undefined;
 }
 
 /** The hospital withdraws the referral (an ADW withdrawal notice does this too). */

@@ -165,7 +165,7 @@ function splitIntoChunks(body: Buffer, count: number): Buffer[] {
   return Array.from({ length: n }, (_, i) => body.subarray(Math.floor((i * body.length) / n), Math.floor(((i + 1) * body.length) / n)));
 }
 
-/** The most a compressed message may inflate to: a bound on what a few KB of gzip can ask this server to hold. */
+/** The most a compressed message may inflate to, here or when the MESH client downloads one: a bound on what a few KB of gzip can ask this server to hold. */
 export const MAX_INFLATED_BYTES = 100 * 1024 * 1024;
 
 /** A gzip message's content, for the workflow that processes it here; refused (nothing stored) when it is not gzip. */

@@ -7,6 +7,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { MeshClientConfig } from '../config.ts';
 import { meshAuthorisationHeader } from './meshAuth.ts';
+import { MAX_INFLATED_BYTES } from './mailboxStore.ts';
 import type { OutboundMessage } from './contract.ts';
 
 export interface MeshReply { status: number; headers: IncomingHttpHeaders; body: Buffer }
@@ -26,8 +27,6 @@ export interface DownloadedMessage {
 }
 
 const TIMEOUT_MS = 30_000;
-/** The most a compressed message may inflate to here (as the built-in mailbox allows). */
-const MAX_INFLATED_BYTES = 100 * 1024 * 1024;
 
 export class MeshClient {
   private readonly agent: HttpAgent | HttpsAgent;
