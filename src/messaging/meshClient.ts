@@ -28,6 +28,16 @@ export interface DownloadedMessage {
 
 const TIMEOUT_MS = 30_000;
 
+/**
+ * A message downloaded whole whose content cannot be decoded (it says gzip and is not): downloading it again
+ * gives the same bytes, so the poller keeps it as received, dead-lettered with `message` as the reason.
+ */
+export class UndecodableMessage extends Error {
+  constructor(readonly received: Omit<DownloadedMessage, 'contentEncoding'>, message: string) {
+    super(message);
+  }
+}
+
 export class MeshClient {
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly base: URL;
@@ -124,7 +134,8 @@ export class MeshClient {
     try {
       return { ...message, body: gunzipSync(joined, { maxOutputLength: MAX_INFLATED_BYTES }) };
     } catch (err) {
-      throw new Error(`MESH message ${message.messageId} came with Content-Encoding: gzip but could not be inflated (${(err as Error).message}); it is left in the mailbox.`);
+      const why = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `it inflates to more than ${MAX_INFLATED_BYTES / 1024 / 1024} MB` : (err as Error).message;
+      throw new UndecodableMessage({ ...message, body: joined }, `MESH message ${message.messageId} came with Content-Encoding: gzip but could not be inflated (${why})`);
     }
   }
 

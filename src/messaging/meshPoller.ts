@@ -1,9 +1,11 @@
 // Polls an external MESH mailbox and feeds this server's inbound inbox. Each message is stored (in one
 // committed transaction) before it is acknowledged, so a crash between the two means a second download,
-// which the inbox's message-id key turns into a no-op: at least once from MESH, once into the inbox.
+// which the inbox's message-id key turns into a no-op: at least once from MESH, once into the inbox. A
+// message whose content cannot be decoded is stored as received and dead-lettered, then acknowledged: left
+// in the mailbox it would be downloaded and refused on every poll, and seen by no one.
 import type { SqlDriver } from '../record/index.ts';
-import { storeInbound } from './inbox.ts';
-import type { MeshClient } from './meshClient.ts';
+import { markDead, storeInbound } from './inbox.ts';
+import { UndecodableMessage, type MeshClient } from './meshClient.ts';
 
 export interface MeshPollerOptions {
   workflowIds: string[];
@@ -54,9 +56,22 @@ export class MeshPoller {
           this.notOurs.add(id);
           continue;
         }
-        const message = await this.client.downloadRest(first);
-        const isNew = await this.driver.transaction((tx) => storeInbound(tx, { ...message, mailbox: this.client.mailbox, receivedAt: this.options.now() }));
-        if (isNew) {
+        const { message, undecodable } = await this.client.downloadRest(first).then(
+          (message) => ({ message, undecodable: undefined }),
+          (err) => {
+            if (!(err instanceof UndecodableMessage)) throw err;
+            return { message: err.received, undecodable: err.message };
+          },
+        );
+        const now = this.options.now();
+        const isNew = await this.driver.transaction(async (tx) => {
+          const stored = await storeInbound(tx, { ...message, mailbox: this.client.mailbox, receivedAt: now });
+          // Never processed, never dropped: staff see it among the dead letters, with why.
+          if (stored && undecodable) await markDead(tx, message.messageId, undecodable, now);
+          return stored;
+        });
+        if (undecodable) this.options.onError(new Error(`${undecodable}; it is kept as received, among the dead letters.`));
+        if (isNew && !undecodable) {
           stored++;
           this.options.delivered();
         }

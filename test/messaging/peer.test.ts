@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { addMailbox, inboxState, type InboundMessage } from '../../src/messaging/index.ts';
+import { addMailbox, inboxState, listDeadLetters, type InboundMessage } from '../../src/messaging/index.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MESH_KEY, meshCall, startServerOn, waitFor, type RunningServer } from '../support/mesh.ts';
@@ -89,6 +89,25 @@ for (const engine of ENGINES) {
       assert.equal((await meshCall(hospital.url, HOSPITAL, 'hospital-password', 'POST', `/outbox/${messageId}/2`, { body: gz.subarray(half), headers: { 'mex-Chunk-Range': '2:2', 'content-encoding': 'gzip' } })).status, 202);
       const notice = await waitFor('the council handler', () => atCouncil.find((m) => m.messageId === messageId));
       assert.equal(notice.body.toString(), content);
+    });
+
+    it('a message that says gzip and is not is kept as received among the council\'s dead letters, and acknowledged', async () => {
+      const content = Buffer.from('<notice>sent plain, labelled gzip</notice>');
+      // The hospital's mailbox holds a message for a polled mailbox as sent: only its recipient can find out.
+      const sent = await meshCall(hospital.url, HOSPITAL, 'hospital-password', 'POST', '/outbox', { body: content, headers: { 'mex-To': COUNCIL.id, 'mex-WorkflowID': 'ADW_NOTICE', 'content-encoding': 'gzip' } });
+      assert.equal(sent.status, 202, sent.body.toString());
+      const messageId = sent.json().message_id as string;
+      await council.server.messaging.pollExternal();
+      const state = await inboxState(council.server.driver, messageId);
+      assert.equal(state?.status, 'dead');
+      assert.match(state?.lastError ?? '', /Content-Encoding: gzip but could not be inflated/);
+      const [dead] = (await listDeadLetters(council.server.driver)).filter((d) => d.messageId === messageId);
+      assert.equal(dead?.from, HOSPITAL);
+      assert.equal(dead?.size, content.length, 'the bytes as received');
+      assert.equal(atCouncil.some((m) => m.messageId === messageId), false, 'never handed to the workflow');
+      // Acknowledged: not downloaded and refused again on every poll.
+      const tracked = await meshCall(hospital.url, HOSPITAL, 'hospital-password', 'GET', `/outbox/tracking?messageID=${messageId}`);
+      assert.equal(tracked.json().status, 'Acknowledged');
     });
 
     it('a message MESH delivers twice is stored and processed once', async () => {
