@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
-import { triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
+import { createReferral, triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
-import { seedDischargePages, signIn } from './pagesSeed.ts';
+import { COUNCIL, HOSPITAL, seedDischargePages, signIn } from './pagesSeed.ts';
+import { REFERRAL_PAGE } from '../../src/portal/discharge/referralRows.ts';
 
 after(stopOwnPostgres);
 
@@ -278,6 +279,29 @@ for (const engine of ENGINES) {
       assert.equal((await t.fhir.get('ServiceRequest?encounter=Encounter/dora-stay')).body.entry.length, 1, 'still one referral for the stay');
       assert.ok((await get(t, '/discharge/referrals', worker)).html.includes(`/discharge/referrals/${id}"`), 'the council sees it in its queue');
       assert.equal((await get(t, '/discharge/referrals/new?patient=alice', worker)).status, 403, 'councils do not refer');
+    });
+    it('the queue and the board still show an old open referral after more than a page of newer ones', async () => {
+      // Eve's referral, received in January and still open; then copies of it, each with its triage Task, made
+      // after hers: over one page of the record's search.
+      await t.fhir.put('Patient/eve', { resourceType: 'Patient', id: 'eve', name: [{ text: 'Eve Early' }] });
+      await t.fhir.put('Encounter/eve-stay', { resourceType: 'Encounter', id: 'eve-stay', status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: 'Patient/eve' }, serviceProvider: { reference: 'Organization/rhx' }, location: [{ location: { reference: 'Location/heron' } }] });
+      const eve = (await createReferral(t.server.discharge.context, { patient: 'Patient/eve', encounter: 'Encounter/eve-stay', hospitalOds: HOSPITAL, councilOds: COUNCIL, ward: 'Location/heron', pathway: 1, reason: 'Needs support at home', receivedAt: Date.parse('2026-01-05T09:00:00Z') })).referral.id;
+      const referral = (await t.fhir.get(`ServiceRequest/${eve}`)).body;
+      const task = (await t.fhir.get(`Task?focus=ServiceRequest/${eve}&code=triage-referral`)).body.entry[0].resource;
+      const { meta: _m, id: _i, encounter: _e, identifier: _r, ...referralCopy } = referral;
+      const { meta: _tm, id: _ti, restriction: _d, identifier: _t, ...taskCopy } = task;
+      const entry: unknown[] = [];
+      for (let i = 0; i < REFERRAL_PAGE + 3; i++) {
+        const fullUrl = `urn:uuid:${randomUUID()}`;
+        entry.push({ fullUrl, resource: { ...referralCopy, authoredOn: '2026-03-01T09:00:00Z' }, request: { method: 'POST', url: 'ServiceRequest' } });
+        entry.push({ resource: { ...taskCopy, focus: { reference: fullUrl } }, request: { method: 'POST', url: 'Task' } });
+      }
+      const written = await t.fhir.post('', { resourceType: 'Bundle', type: 'transaction', entry });
+      assert.equal(written.status, 200);
+      const queue = await get(t, '/discharge/referrals', worker);
+      assert.ok(queue.html.includes(`/discharge/referrals/${eve}"`), 'the oldest open referral is still in the council\'s queue');
+      const board = await get(t, '/discharge/board', coordinator);
+      assert.ok(board.html.includes(eve), 'and on the hospital\'s board');
     });
   });
 }

@@ -56,19 +56,32 @@ function hospitalRef(referral: Resource, task: Resource | undefined): { referenc
   return requester?.organization ?? task?.requester ?? {};
 }
 
-/** Referrals for the person's side: to their council, or from their hospital; newest first. */
-export async function loadReferralRows(record: RecordClient, side: Side, organisation: Resource, now = Date.now()): Promise<ReferralRow[]> {
+/** Referrals read per search: the record's largest page. */
+export const REFERRAL_PAGE = 500;
+
+/**
+ * Referrals for the person's side: to their council, or from their hospital; newest first. Every page is
+ * read: an old referral still open must stay in the queue, and the figures count them all.
+ */
+export async function loadReferralRows(record: RecordClient, side: Side, organisation: Resource, now = Date.now(), pageSize = REFERRAL_PAGE): Promise<ReferralRow[]> {
   const mine = `Organization/${organisation.id}`;
   const params: [string, string][] = [
-    ['code', `${REFERRAL_CODE.system}|${REFERRAL_CODE.code}`], ['_include', 'ServiceRequest:subject'], ['_revinclude', 'Task:focus'], ['_sort', '-authored'], ['_count', '500'],
+    ['code', `${REFERRAL_CODE.system}|${REFERRAL_CODE.code}`], ['_include', 'ServiceRequest:subject'], ['_revinclude', 'Task:focus'], ['_sort', '-authored'], ['_count', String(pageSize)],
   ];
   if (side === 'council') params.push(['performer', mine]);
-  const { matches, included } = await record.search('ServiceRequest', params);
+  const matches: Resource[] = [];
+  const seen = new Set<string>();
   const tasks = new Map<string, Resource>();
   const people = new Map<string, Resource>();
-  for (const r of included) {
-    if (r.resourceType === 'Task' && r.code?.coding?.some((c: any) => c.code === TRIAGE_TASK_CODE.code)) tasks.set(r.focus?.reference, r);
-    if (r.resourceType === 'Patient') people.set(`Patient/${r.id}`, r);
+  for (let offset = 0, more = true; more; offset += pageSize) {
+    const page = await record.search('ServiceRequest', offset ? [...params, ['_offset', String(offset)]] : params);
+    more = page.more && page.matches.length > 0;
+    // A referral made while paging pushes the rest down a place: the one seen twice is kept once.
+    for (const m of page.matches) if (!seen.has(m.id)) (seen.add(m.id), matches.push(m));
+    for (const r of page.included) {
+      if (r.resourceType === 'Task' && r.code?.coding?.some((c: any) => c.code === TRIAGE_TASK_CODE.code)) tasks.set(r.focus?.reference, r);
+      if (r.resourceType === 'Patient') people.set(`Patient/${r.id}`, r);
+    }
   }
   const wards = await wardNames(record, matches);
   const rows: ReferralRow[] = [];
@@ -91,8 +104,10 @@ async function wardNames(record: RecordClient, referrals: Resource[]): Promise<M
       else if (loc.reference?.startsWith('Location/')) unnamed.add(loc.reference.slice('Location/'.length));
     }
   }
-  if (unnamed.size) {
-    const { matches } = await record.search('Location', [['_id', [...unnamed].join(',')]]);
+  const ids = [...unnamed];
+  for (let i = 0; i < ids.length; i += 100) {
+    const some = ids.slice(i, i + 100);
+    const { matches } = await record.search('Location', [['_id', some.join(',')], ['_count', String(some.length)]]);
     for (const l of matches) names.set(`Location/${l.id}`, l.name ?? l.id);
   }
   return names;
