@@ -167,5 +167,26 @@ for (const engine of ENGINES) {
       assert.ok(aboutB.entry.every((e: any) => patientsOf(e.resource).includes(`Patient/${a}`)), 'events about someone else only when they are about the person too');
       assert.ok(aboutB.entry.length < (await t.fhir.get(`AuditEvent?patient=${b}&_summary=count`)).body.total);
     });
+
+    it('a person sees an event that also names others with the others, and what the request asked, taken out', async () => {
+      const services = { AuditEvent: auditEventService(t.server.driver) };
+      const asPerson = async (path: string, query: [string, string][] = []) => JSON.parse((await handleFhirRequest(
+        { base: 'http://test/fhir', driver: t.server.driver, access: { ...UNRESTRICTED, patients: { patientIds: [a], via: [] } }, services },
+        { method: 'GET', path, query },
+      )).body as string);
+      // The ward reader's search named both people and carried its query.
+      const seen = await asPerson(`AuditEvent/${searchEvent.id}`);
+      assert.deepEqual(patientsOf(seen), [`Patient/${a}`]);
+      assert.equal(JSON.stringify(seen).includes(b), false, 'the other person is not named anywhere');
+      assert.equal(seen.entity.some((x: any) => x.query), false, 'nor what was asked');
+      assert.ok(seen.meta.security.some((c: any) => c.code === 'REDACTED'));
+      assert.equal(seen.agent[0].altId, readerId, 'who looked is still shown');
+      const listed = (await asPerson('AuditEvent', [['patient', a], ['_count', '1000']])).entry.find((e: any) => e.resource.id === searchEvent.id).resource;
+      assert.deepEqual(patientsOf(listed), [`Patient/${a}`]);
+      // A privacy officer sees the event whole.
+      const whole = (await t.fhir.get(`AuditEvent/${searchEvent.id}`)).body;
+      assert.deepEqual(patientsOf(whole).sort(), [`Patient/${a}`, `Patient/${b}`].sort());
+      assert.equal(whole.meta.security, undefined);
+    });
   });
 }

@@ -54,13 +54,34 @@ function patientsIn(text: string): string[] {
   return entity.map((e) => e.what?.reference).filter((r): r is string => !!r?.startsWith('Patient/')).map((r) => r.slice(8));
 }
 
+const REDACTED = { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'REDACTED', display: 'redacted' };
+
+/**
+ * An AuditEvent as a caller limited to some patients sees it (a person looking at who has looked at their
+ * record). One search or bulk write can name many people: the others, and what the request touched or
+ * asked (resources and query text that may be theirs), are taken out, and the event says it was redacted.
+ */
+function redactedFor(text: string, visible: readonly string[]): string {
+  const event = JSON.parse(text);
+  const entity = (event.entity ?? []) as { what?: { reference?: string } }[];
+  const isPatient = (e: { what?: { reference?: string } }) => !!e.what?.reference?.startsWith('Patient/');
+  const theirs = (e: { what?: { reference?: string } }) => visible.includes(e.what!.reference!.slice('Patient/'.length));
+  if (entity.every((e) => !isPatient(e) || theirs(e))) return text;
+  event.entity = entity.filter((e) => isPatient(e) && theirs(e));
+  event.meta = { ...event.meta, security: [...(event.meta?.security ?? []), REDACTED] };
+  return JSON.stringify(event);
+}
+
 const PARAM_TYPES: Record<string, string> = { patient: 'reference', entity: 'reference', 'entity-name': 'string', agent: 'reference', altid: 'token', date: 'date', type: 'token', subtype: 'token', action: 'token', outcome: 'token', purpose: 'token' };
 
 export function auditEventService(db: SqlExecutor): ResourceTypeService {
   const parts = new PartTexts(db);
-  const served = async (rows: JournalRow[]) => {
+  const served = async (rows: JournalRow[], visible: readonly string[] | undefined) => {
     const texts = await parts.load(rows.map((r) => r.part));
-    return rows.map((r) => servedText(r, r.part ? texts.get(r.part) : undefined));
+    return rows.map((r) => {
+      const text = servedText(r, r.part ? texts.get(r.part) : undefined);
+      return visible ? redactedFor(text, visible) : text;
+    });
   };
   return {
     searchParams: [
@@ -79,7 +100,7 @@ export function auditEventService(db: SqlExecutor): ResourceTypeService {
         if (!about) throw notFound(`AuditEvent/${id} is not known.`);
       }
       if (!row) throw notFound(`AuditEvent/${id} is not known.`);
-      const [body] = await served([row]);
+      const [body] = await served([row], visible);
       return { body, patientIds: patientsIn(body) };
     },
 
@@ -110,7 +131,7 @@ export function auditEventService(db: SqlExecutor): ResourceTypeService {
       const page = hasMore ? rows.slice(0, req.count) : rows;
       let total: number | undefined;
       if (req.total !== 'none') total = !hasMore && (page.length > 0 || req.offset === 0) && req.count > 0 ? req.offset + page.length : await count();
-      const texts = await served(page);
+      const texts = await served(page, visiblePatients(access));
       const matches: FoundResource[] = page.map((r, i) => ({ rid: Number(r.seq), type: 'AuditEvent', id: r.legacy_id ?? String(r.seq), content: texts[i], patient_id: null }));
       return { body: searchsetBundle(base, 'AuditEvent', req, { matches, included: [], total, hasMore }), patientIds: plan.patients };
     },
