@@ -1,7 +1,8 @@
 // Reacts to hospital stays changing (contract 2 of issue 4): reads the record's change feed for Encounter
 // writes, and for a stay with a discharge referral copies the expected discharge date onto the referral
-// (and, when we are the hospital of an ADW episode, sends a discharge notice), and records the discharge
-// when the stay finishes. Every reaction is idempotent (it compares the referral with the stay), so
+// (and, when we are the hospital of an ADW episode, sends a discharge notice), moves it with the person to
+// another ward, tells both sides when the admission was cancelled, and records the discharge when the stay
+// finishes. Every reaction is idempotent (it compares the referral with the stay), so
 // reading a change twice is harmless.
 //
 // The cursor (discharge_feed_cursor) only moves past a missing seq once the row after it is older than
@@ -10,7 +11,7 @@
 import { readChanges, type RecordChange } from '../record/index.ts';
 import { clock, inRecordTransaction, type DischargeContext, type RecordSession } from './recordSession.ts';
 import { EXPECTED_DISCHARGE_URL, FINAL_STATES, extensionDate, triageStateOf } from './model.ts';
-import { derivedId, recordDischargeIn, referralForEncounterIn, reopenAfterCancelledDischargeIn, setExpectedDischargeIn } from './referrals.ts';
+import { derivedId, noteAdmissionCancelledIn, recordDischargeIn, referralForEncounterIn, reopenAfterCancelledDischargeIn, setExpectedDischargeIn, setWardIn } from './referrals.ts';
 import { episodeByReferral, queueNotice } from './adw/outbound.ts';
 import { EVENT } from './adw/codes.ts';
 
@@ -59,6 +60,14 @@ async function tookAway(session: RecordSession, change: RecordChange, held: (enc
   return Boolean(now) && !held(now!);
 }
 
+/** The ward the stay says the person is on now: its last active Location. */
+function currentWard(encounter: Record<string, any>): { reference: string; display?: string } | undefined {
+  const active = ((encounter.location ?? []) as { status?: string; location?: { reference?: string; display?: string } }[])
+    .filter((l) => l.status === 'active' && l.location?.reference?.startsWith('Location/'));
+  const ward = active[active.length - 1]?.location;
+  return ward ? { reference: ward.reference!, ...(ward.display ? { display: ward.display } : {}) } : undefined;
+}
+
 const finished = (encounter: Record<string, any>) => encounter.status === 'finished';
 const expectedDate = (encounter: Record<string, any>) => Boolean(extensionDate(encounter, EXPECTED_DISCHARGE_URL));
 
@@ -76,6 +85,13 @@ async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Pr
       return;
     }
     if (!state || FINAL_STATES.has(state)) return;
+    if (encounter.status === 'cancelled' || encounter.status === 'entered-in-error') {
+      await noteAdmissionCancelledIn(session, ctx, referral.id);
+      return;
+    }
+    // Transferred (an HL7 A02): the board and the figures by ward follow the person.
+    const ward = currentWard(encounter);
+    if (ward && encounter.status === 'in-progress') await setWardIn(session, referral.id, ward);
     const expected = extensionDate(encounter, EXPECTED_DISCHARGE_URL) ?? (await tookAway(session, change, expectedDate) ? null : undefined);
     // null: this change took the stay's expected date away (HL7 PV2-9 sent as ""), so the referral's goes too.
     if (expected !== undefined && await setExpectedDischargeIn(session, referral.id, expected ?? undefined)) {

@@ -459,6 +459,32 @@ export async function setExpectedDischargeIn(session: RecordSession, referralId:
   return true;
 }
 
+/** Moves the referral to the ward the person is on now (an HL7 A02 transfer); false when it already said so. */
+export async function setWardIn(session: RecordSession, referralId: string, ward: Reference): Promise<boolean> {
+  const referral = await session.read('ServiceRequest', referralId);
+  const requester = referral?.contained?.find((c: FhirResource) => c.id === 'requester');
+  if (!referral || !requester || !ward.reference || requester.location?.[0]?.reference === ward.reference) return false;
+  requester.location = [{ reference: ward.reference, ...(ward.display ? { display: ward.display } : {}) }];
+  await session.put(referral, referral.meta?.versionId);
+  return true;
+}
+
+export const ADMISSION_CANCELLED = 'Admission cancelled';
+
+/**
+ * The stay the referral was made for was cancelled (HL7 A11: the admission was recorded in error). The
+ * referral is not closed for the hospital: the person may be in hospital under another stay. Both sides are
+ * told, once, so the council does not arrange care on a stay that never was.
+ */
+export async function noteAdmissionCancelledIn(session: RecordSession, ctx: DischargeContext, referralId: string): Promise<boolean> {
+  const current = await loadReferral(session, referralId);
+  const told = await session.search('Communication', [['based-on', `ServiceRequest/${referralId}`], ['category:text', ADMISSION_CANCELLED]]);
+  if (told.length) return false;
+  const text = 'The hospital cancelled the admission this referral was made for (recorded in error). The hospital should withdraw the referral, or refer again from the stay the person is on.';
+  await fileCommunication(session, current, { text, category: ADMISSION_CANCELLED }, undefined, clock(ctx));
+  return true;
+}
+
 /** The open discharge referral for a hospital stay, if there is one. */
 export async function referralForEncounter(ctx: DischargeContext, encounterId: string): Promise<FhirResource | undefined> {
   return inRecordTransaction(ctx, 'read', (session) => referralForEncounterIn(session, encounterId));

@@ -155,5 +155,35 @@ for (const engine of ENGINES) {
       await t.server.discharge.runWorkers();
       assert.equal(triageStateOf((await t.fhir.get(`Task/${task.id}`)).body), 'discharged');
     });
+
+    it('follows the person to another ward (A02), and tells both sides once when the admission is cancelled (A11)', async () => {
+      const patient = await seedPatient(t, 'p9', '9434765927');
+      await t.fhir.put('Location/heron-ward', { resourceType: 'Location', id: 'heron-ward', name: 'Heron Ward' });
+      await t.fhir.put('Encounter/stay9', { resourceType: 'Encounter', id: 'stay9', status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: `Patient/${patient}` }, period: { start: '2026-04-28T09:00:00Z' }, serviceProvider: { reference: 'Organization/hebburn-hospital' }, location: [{ location: { reference: 'Location/collier-ward' }, status: 'active', period: { start: '2026-04-28T09:00:00Z' } }] });
+      const { referral } = await createReferral(ctx, { patient: `Patient/${patient}`, encounter: 'Encounter/stay9', hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, ward: 'Location/collier-ward' });
+      await triage(ctx, referral.id, { action: 'accept' });
+      const stay = (await t.fhir.get('Encounter/stay9')).body;
+      await t.fhir.put('Encounter/stay9', { ...stay, location: [
+        { location: { reference: 'Location/collier-ward' }, status: 'completed', period: { start: '2026-04-28T09:00:00Z', end: '2026-04-30T10:00:00Z' } },
+        { location: { reference: 'Location/heron-ward', display: 'Heron Ward' }, status: 'active', period: { start: '2026-04-30T10:00:00Z' } },
+      ] });
+      await t.server.discharge.runWorkers();
+      let sr = (await t.fhir.get(`ServiceRequest/${referral.id}`)).body;
+      assert.deepEqual(sr.contained[0].location, [{ reference: 'Location/heron-ward', display: 'Heron Ward' }]);
+
+      const moved = (await t.fhir.get('Encounter/stay9')).body;
+      await t.fhir.put('Encounter/stay9', { ...moved, status: 'cancelled' });
+      await t.server.discharge.runWorkers();
+      await t.server.discharge.runWorkers();
+      const again = (await t.fhir.get('Encounter/stay9')).body;
+      await t.fhir.put('Encounter/stay9', { ...again, class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'ACUTE' } }); // a later update of the cancelled stay
+      await t.server.discharge.runWorkers();
+      const notes = (await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}`)).body.entry.map((e: any) => e.resource);
+      const cancelled = notes.filter((n: any) => n.category?.[0]?.text === 'Admission cancelled');
+      assert.equal(cancelled.length, 1, 'told once');
+      assert.match(cancelled[0].payload[0].contentString, /cancelled the admission this referral was made for/);
+      sr = (await t.fhir.get(`ServiceRequest/${referral.id}`)).body;
+      assert.equal(sr.status, 'active', 'left for the hospital to withdraw or refer again: the person may be on another stay');
+    });
   });
 }
