@@ -5,7 +5,7 @@ import { isRole, ROLE_PURPOSE } from './actor.ts';
 import { roleAllows } from './permissions.ts';
 import { patientScopeFor } from './relationships.ts';
 import { grantsInForce } from './breakGlass.ts';
-import { parseScopes, scopesAllow, type Scope } from './scopes.ts';
+import { parseScopes, scopesAllow, systemScopes, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
 import type { Actor, UserActor } from './actor.ts';
@@ -61,7 +61,7 @@ function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
 }
 
 /**
- * What the actor may do in the record. A system client: what its scopes allow, on every record. A person:
+ * What the actor may do in the record. A system client: what its system/ scopes allow, on every record. A person:
  * what both their scopes and their role allow (permissions.ts), only on the records of the people they
  * have a relationship with or a break-glass grant for (relationships.ts). Privacy officers and
  * administrators have no care relationships; their role keeps them out of care records altogether.
@@ -72,8 +72,12 @@ export async function accessFor(db: SqlExecutor, actor: Actor): Promise<AccessCo
 
 /** accessFor, and when the break-glass grants it counts on start to end (Infinity when none). */
 async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: AccessControl; until: number }> {
-  const scoped = scopeAccess(parseScopes(actor.scope), actor.scope);
-  if (actor.kind === 'system') return { access: { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' } }, until: Infinity };
+  const scopes = parseScopes(actor.scope);
+  if (actor.kind === 'system') {
+    const scoped = scopeAccess(systemScopes(scopes), actor.scope);
+    return { access: { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' } }, until: Infinity };
+  }
+  const scoped = scopeAccess(scopes, actor.scope);
   const { role } = actor;
   const everyPatient = role === 'privacy-officer' || role === 'admin';
   const grants = everyPatient ? { patientIds: [], until: Infinity } : await grantsInForce(db, actor);

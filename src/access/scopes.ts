@@ -41,6 +41,15 @@ export function parseScopes(text: string | undefined): Scope[] {
     .filter((s): s is Scope => s !== undefined);
 }
 
+/**
+ * The scopes a system client's own token may use: only system/ ones. user/ and patient/ scopes stand for a
+ * person, whose relationships, consent and break-glass limit them; a token with no person behind it has none
+ * of those limits, so such scopes must grant it nothing rather than everything.
+ */
+export function systemScopes(scopes: readonly Scope[]): Scope[] {
+  return scopes.filter((s) => s.context === 'system');
+}
+
 export function scopesAllow(scopes: readonly Scope[], resourceType: string, interaction: Interaction): boolean {
   return scopes.some((s) => (s.resourceType === '*' || s.resourceType === resourceType) && s.interactions.has(interaction));
 }

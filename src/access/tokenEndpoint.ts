@@ -5,7 +5,7 @@ import rateLimit from '@fastify/rate-limit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { SqlDriver } from '../record/index.ts';
 import { authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
-import { grantScopes } from './scopes.ts';
+import { grantScopes, parseScope, parseScopes, systemScopes } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import { createHash } from 'node:crypto';
 import { CODE_TYP } from './authorize.ts';
@@ -55,8 +55,7 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
     }
     const origin = options.originOf(req);
     const client = await authenticateClient(options, req, form, `${origin}/oauth2/token`);
-    const scopes = grantScopes(form.scope, client.scopes);
-    if (!scopes.length) throw new OAuthError(400, 'invalid_scope', `None of the requested scopes ('${form.scope ?? ''}') is granted to this client.`);
+    const scopes = clientCredentialsScopes(form.scope, client);
     const { token, expiresIn } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope: scopes.join(' '), org: client.organization });
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
     return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: scopes.join(' ') };
@@ -80,6 +79,24 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'client-public', 'permission-v1', 'permission-v2', 'permission-user', 'launch-standalone', 'context-standalone-patient'],
     };
   });
+}
+
+/**
+ * client_credentials speaks for the client alone, so it issues only system/ scopes. user/ and patient/
+ * scopes are a person's, bounded by their relationships, consent and break-glass: they come only with a
+ * sign-in (authorization_code), never to a client acting as itself.
+ */
+function clientCredentialsScopes(requested: string | undefined, client: SystemClient): string[] {
+  const personal = (requested ?? '').split(/\s+/).filter((text) => /^(user|patient)\//.test(text));
+  if (personal.length) {
+    throw new OAuthError(400, 'invalid_scope', `client_credentials issues only system/ scopes; '${personal.join(' ')}' act for a person and come only with their sign-in (grant_type=authorization_code).`);
+  }
+  if (!systemScopes(parseScopes(client.scopes)).length) {
+    throw new OAuthError(400, 'unauthorized_client', 'This client is registered only for people\'s sign-in (user/ or patient/ scopes): it may not use client_credentials. Sign a person in with grant_type=authorization_code.');
+  }
+  const scopes = grantScopes(requested, client.scopes).filter((text) => parseScope(text)?.context === 'system');
+  if (!scopes.length) throw new OAuthError(400, 'invalid_scope', `None of the requested scopes ('${requested ?? ''}') is granted to this client.`);
+  return scopes;
 }
 
 /** authorization_code: the code from /oauth2/authorize, its PKCE verifier, and the client it was issued to. */

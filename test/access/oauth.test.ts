@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
 import { ENGINES, clientToken, fhirClient, startTestServer, type TestServer } from '../support/server.ts';
 import { addClient, revokeClient } from '../../src/access/index.ts';
+import { TokenService } from '../../src/access/tokens.ts';
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
@@ -61,6 +62,32 @@ for (const engine of ENGINES) {
       const escalate = await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: reader.clientId, client_secret: reader.secret, scope: 'system/*.cruds' });
       assert.equal(escalate.status, 400);
       assert.equal(escalate.body.error, 'invalid_scope');
+    });
+
+    it("a client made for people's sign-in gets no client_credentials token, and user/ scopes grant a client's own token nothing", async () => {
+      const ward = await addClient(t.server.driver, { name: 'Ward app', scopes: 'user/*.rs', redirectUris: ['https://ward.example/cb'] });
+      const ask = (client: { clientId: string }, secret: string, scope?: string) =>
+        tokenRequest(t.url, { grant_type: 'client_credentials', client_id: client.clientId, client_secret: secret, ...(scope ? { scope } : {}) });
+      const held = await ask(ward.client, ward.secret!);
+      assert.equal(held.status, 400);
+      assert.equal(held.body.error, 'unauthorized_client');
+      assert.match(held.body.error_description, /only for people's sign-in/);
+      assert.equal(held.body.access_token, undefined);
+      const named = await ask(ward.client, ward.secret!, 'user/*.rs');
+      assert.equal(named.status, 400);
+      assert.equal(named.body.error, 'invalid_scope');
+      assert.match(named.body.error_description, /only system\/ scopes/);
+
+      const both = await addClient(t.server.driver, { name: 'Ward app with a feed', scopes: 'user/*.rs system/Patient.rs', redirectUris: ['https://ward.example/cb'] });
+      const own = await ask(both.client, both.secret!);
+      assert.equal(own.status, 200);
+      assert.equal(own.body.scope, 'system/Patient.rs', 'only the system/ scopes it holds');
+      assert.equal((await ask(both.client, both.secret!, 'system/Patient.rs user/*.rs')).body.error, 'invalid_scope');
+
+      // A client's own token that carries user/ scopes anyway (issued before this rule) reads no one.
+      const { token } = await new TokenService(t.server.driver).issue({ issuer: t.url, audience: t.base, clientId: ward.client.clientId, scope: 'user/*.rs' });
+      const count = await fhirClient(t.base, { authorization: `Bearer ${token}` }).get('Patient?_summary=count');
+      assert.equal(count.status, 403);
     });
 
     it('scopes decide what the record allows, including through includes, transactions and history', async () => {

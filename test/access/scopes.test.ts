@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { grantScopes, parseScope, parseScopes, scopesAllow } from '../../src/access/scopes.ts';
+import { grantScopes, parseScope, parseScopes, scopesAllow, systemScopes } from '../../src/access/scopes.ts';
 
 describe('SMART scopes', () => {
   it('reads v2 letters and v1 read/write', () => {
@@ -27,6 +27,13 @@ describe('SMART scopes', () => {
     assert.equal(scopesAllow(scopes, 'Observation', 'read'), false);
     assert.equal(scopesAllow(scopes, 'Encounter', 'read'), false);
     assert.equal(scopesAllow(parseScopes('system/*.rs'), 'Encounter', 'search'), true);
+  });
+
+  it("a client's own token counts only its system/ scopes: user/ and patient/ ones are a person's", () => {
+    const own = systemScopes(parseScopes('user/*.cruds patient/*.rs system/Patient.r'));
+    assert.equal(scopesAllow(own, 'Patient', 'read'), true);
+    assert.equal(scopesAllow(own, 'Patient', 'search'), false);
+    assert.equal(scopesAllow(own, 'Observation', 'read'), false);
   });
 
   it('a token request can narrow its grant but never widen it', () => {

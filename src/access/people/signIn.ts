@@ -1,6 +1,6 @@
 // Password sign-in: argon2id verification, lockout after repeated failures, TOTP when enrolled, and an
 // audit entry for every refusal and every lockout. An unknown username costs the same hash as a known one.
-import type { SqlDriver } from '../../record/index.ts';
+import type { SqlDriver, SqlExecutor } from '../../record/index.ts';
 import type { AuditTrail } from '../audit/trail.ts';
 import type { Role } from '../actor.ts';
 import { authenticationRequest, type AuthenticationAttempt } from './authenticationAudit.ts';
@@ -32,6 +32,8 @@ export interface SignInContext {
 }
 
 const INVALID = 'The username or password is not right.';
+/** The account is not locked at the time given as this condition's parameter. */
+const UNLOCKED = '(locked_until_ms IS NULL OR locked_until_ms <= ?)';
 
 function refused(reason: SignInFailure, message: string): SignInResult {
   return { ok: false, reason, message };
@@ -56,25 +58,57 @@ export function passwordSignIn(ctx: SignInContext): (request: SignInRequest) => 
   const audit = (request: SignInRequest, attempt: Omit<AuthenticationAttempt, 'action' | 'method'>) =>
     ctx.audit?.record(authenticationRequest(ctx.now(), request.address, { action: 'login', method: 'password', ...attempt }));
 
-  /** Counts a failure; locks the account when it is the last allowed. Returns the lock's end when it locked. */
-  const countFailure = (row: UserRow, now: number): Promise<number | undefined> =>
+  /** When the account's lock ends, as stored now (0 when it is not locked). */
+  const lockedUntil = async (db: SqlExecutor, userId: string): Promise<number> => {
+    const row = await db.get<{ locked_until_ms: number | string | null }>('SELECT locked_until_ms FROM access_users WHERE user_id = ?', [userId]);
+    return row?.locked_until_ms == null ? 0 : Number(row.locked_until_ms);
+  };
+
+  const lockedOut = (request: SignInRequest, row: UserRow, until: number, now: number): SignInResult => {
+    audit(request, { username: row.username, userId: row.user_id, ok: false, detail: 'account locked' });
+    return refused('locked', lockedMessage(until, now));
+  };
+
+  /**
+   * Counts a failure unless the account is locked by now, and locks it when it is the last allowed. The
+   * lock is looked at in the statement that counts: a guess whose hash was being checked while others
+   * locked the account is not counted towards another lock.
+   */
+  const countFailure = (row: UserRow, now: number): Promise<{ until: number; already: boolean } | undefined> =>
     ctx.driver.transaction(async (tx) => {
-      await tx.run('UPDATE access_users SET failed_attempts = failed_attempts + 1 WHERE user_id = ?', [row.user_id]);
+      if (!(await tx.run(`UPDATE access_users SET failed_attempts = failed_attempts + 1 WHERE user_id = ? AND ${UNLOCKED}`, [row.user_id, now]))) {
+        const until = await lockedUntil(tx, row.user_id);
+        return until > now ? { until, already: true } : undefined;
+      }
       const { failed_attempts } = (await tx.get<{ failed_attempts: number }>('SELECT failed_attempts FROM access_users WHERE user_id = ?', [row.user_id]))!;
       if (Number(failed_attempts) < ctx.lockout.failures) return undefined;
       // The count starts again after the lock, so each lockout is earned by a fresh run of failures.
       const until = now + ctx.lockout.lockMs;
       await tx.run('UPDATE access_users SET failed_attempts = 0, locked_until_ms = ? WHERE user_id = ?', [until, row.user_id]);
-      return until;
+      return { until, already: false };
     });
 
   const fail = async (request: SignInRequest, row: UserRow, now: number, reason: 'invalid' | 'totp-invalid', what: string): Promise<SignInResult> => {
-    const lockedUntil = await countFailure(row, now);
-    const detail = lockedUntil ? `${what}; account locked until ${new Date(lockedUntil).toISOString()}` : what;
+    const lock = await countFailure(row, now);
+    if (lock?.already) return lockedOut(request, row, lock.until, now);
+    const detail = lock ? `${what}; account locked until ${new Date(lock.until).toISOString()}` : what;
     audit(request, { username: row.username, userId: row.user_id, ok: false, detail });
-    if (lockedUntil) return refused('locked', lockedMessage(lockedUntil, now));
+    if (lock) return refused('locked', lockedMessage(lock.until, now));
     return refused(reason, reason === 'invalid' ? INVALID : 'That code is not right, or was already used: enter the current 6-digit code from your authenticator app.');
   };
+
+  /**
+   * Clears the failure count (and an expired lock), unless the account is locked by now: then returns when
+   * the lock ends, and the right password does not lift a lock that guesses made while it was checked.
+   */
+  const succeed = (row: UserRow, now: number, newHash: string | null): Promise<number> =>
+    ctx.driver.transaction(async (tx) => {
+      const cleared = await tx.run(
+        `UPDATE access_users SET failed_attempts = 0, locked_until_ms = NULL, password_hash = COALESCE(?, password_hash) WHERE user_id = ? AND ${UNLOCKED}`,
+        [newHash, row.user_id, now],
+      );
+      return cleared ? 0 : lockedUntil(tx, row.user_id);
+    });
 
   return async (request) => {
     const username = typeof request.username === 'string' ? request.username : '';
@@ -87,11 +121,9 @@ export function passwordSignIn(ctx: SignInContext): (request: SignInRequest) => 
     }
     const right = await ctx.passwords.verify(row.password_hash, password);
     const now = ctx.now();
-    const lockedUntil = row.locked_until_ms === null ? 0 : Number(row.locked_until_ms);
-    if (lockedUntil > now) {
-      audit(request, { username: row.username, userId: row.user_id, ok: false, detail: 'account locked' });
-      return refused('locked', lockedMessage(lockedUntil, now));
-    }
+    // Looked at again after the hash: other guesses may have locked the account while it was checked.
+    const until = await lockedUntil(ctx.driver, row.user_id);
+    if (until > now) return lockedOut(request, row, until, now);
     if (!right) return fail(request, row, now, 'invalid', 'wrong password');
     // Only someone who knows the password learns that the account is disabled or needs a code.
     if (Number(row.disabled)) {
@@ -111,7 +143,8 @@ export function passwordSignIn(ctx: SignInContext): (request: SignInRequest) => 
       if (!claimed) return fail(request, row, now, 'totp-invalid', 'wrong or reused TOTP code');
     }
     const newHash = ctx.passwords.outdated(row.password_hash) ? await ctx.passwords.hash(password) : null;
-    await ctx.driver.run('UPDATE access_users SET failed_attempts = 0, locked_until_ms = NULL, password_hash = COALESCE(?, password_hash) WHERE user_id = ?', [newHash, row.user_id]);
+    const lockEnds = await succeed(row, now, newHash);
+    if (lockEnds) return lockedOut(request, row, lockEnds, now);
     audit(request, { username: row.username, userId: row.user_id, ok: true });
     return signedIn(ctx.driver, row);
   };
