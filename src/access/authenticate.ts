@@ -36,6 +36,9 @@ export function scopeAccess(scopes: readonly Scope[], scopeText: string): Access
   };
 }
 
+/** The patients a person holds break-glass grants for, by their AccessControl (a grant counts even where a relationship would also have let them in). */
+const grantPatients = new WeakMap<AccessControl, ReadonlySet<string>>();
+
 /** The last audited AccessControl made from each one: a caller's requests usually share all three. */
 const auditedOf = new WeakMap<AccessControl, { audit: AuditTrail; actor: Actor; address: string; access: AccessControl }>();
 
@@ -43,7 +46,15 @@ const auditedOf = new WeakMap<AccessControl, { audit: AuditTrail; actor: Actor; 
 export function audited(access: AccessControl, audit: AuditTrail, actor: Actor, address: string): AccessControl {
   const known = auditedOf.get(access);
   if (known && known.audit === audit && known.actor === actor && known.address === address) return known.access;
-  const made: AccessControl = { ...access, accessed: (events, outcome) => audit.record({ at: Date.now(), actor, address, events, outcome }) };
+  const underGrant = grantPatients.get(access);
+  const made: AccessControl = {
+    ...access,
+    accessed: (events, outcome) => audit.record({
+      at: Date.now(), actor, address, events, outcome,
+      // What a person sees of someone only through break-glass is recorded as break-glass, for the review.
+      ...(underGrant && events.some((e) => e.patientIds.some((id) => underGrant.has(id))) ? { purpose: 'BTG' as const } : {}),
+    }),
+  };
   auditedOf.set(access, { audit, actor, address, access: made });
   return made;
 }
@@ -93,6 +104,7 @@ async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: Acc
     caller: { display: actor.name, reference: actor.fhirUser, organisation: actor.organisation, role },
     ...(everyPatient ? {} : { patients: patientScopeFor(actor, grants.patientIds) }),
   };
+  if (grants.patientIds.length) grantPatients.set(access, new Set(grants.patientIds));
   return { access, until: grants.until };
 }
 

@@ -9,6 +9,7 @@ import { buildDemoDataset } from '../../src/demo/index.ts';
 import { addPerson, personToken } from '../support/people.ts';
 import type { Role } from '../../src/access/actor.ts';
 import { declareBreakGlass } from '../../src/access/breakGlass.ts';
+import { waitForAudit } from '../support/audit.ts';
 
 const { bundle } = buildDemoDataset();
 const resources = bundle.entry.map((e) => e.resource as Record<string, any>);
@@ -277,6 +278,18 @@ for (const engine of ENGINES) {
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.ok(events.entry.some((e: any) => e.resource.agent[0].purposeOfUse[0].coding[0].code === 'BTG'), 'the break-glass is in the audit, under purpose BTG');
+      // What the nurse saw under the grant is audited as break-glass too, for the review; their own patients are not.
+      let own: string | undefined;
+      for (const id of inpatients('RX9')) if ((await client.get(`Patient/${id}`)).status === 200) { own = id; break; }
+      assert.ok(own, 'one of the ward\'s inpatients is still in hospital');
+      const nurseId = userIds.get('nurse-on-call');
+      const purposeOf = (e: any) => [e.agent[0].purposeOfUse[0].coding[0].code, e.purposeOfEvent?.[0]?.coding?.[0]?.code ?? e.agent[0].purposeOfUse[0].coding[0].code];
+      const underGrant = await waitForAudit(fhirClient(t.base, po), `patient=Patient/${outsider}&altid=${nurseId}&subtype=read,operation`, (e) => e.length >= 2);
+      assert.deepEqual([...new Set(underGrant.map((e) => purposeOf(e)[0]))], ['BTG'], 'the reads and $everything under the grant');
+      const refused = (await fhirClient(t.base, po).get(`AuditEvent?patient=Patient/${outsider}&altid=${nurseId}&purpose=TREAT&_summary=count`)).body.total;
+      assert.equal(refused, 0, 'nothing about the person under the nurse\'s own purpose: before the grant they were refused');
+      const ownRead = await waitForAudit(fhirClient(t.base, po), `patient=Patient/${own}&altid=${nurseId}&subtype=read`);
+      assert.equal(purposeOf(ownRead[0])[0], 'TREAT');
 
       const review = await fetch(`${t.url}/access/break-glass/${grant.id}/review`, { method: 'POST', headers: { ...po, 'content-type': 'application/json' }, body: JSON.stringify({ outcome: 'appropriate', note: 'ED attendance confirmed' }) });
       assert.equal(review.status, 200);

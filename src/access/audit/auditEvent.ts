@@ -3,7 +3,7 @@
 // Actor), from where, and how it ended.
 import { createHash } from 'node:crypto';
 import type { AccessEvent } from '../../record/index.ts';
-import type { Actor } from '../actor.ts';
+import type { Actor, PurposeOfUse } from '../actor.ts';
 import { authenticationEvent, type AuthenticationAttempt } from '../people/authenticationAudit.ts';
 import { administrationEvent, type AdministrativeChange } from '../administrationAudit.ts';
 
@@ -36,6 +36,8 @@ export interface AuditedRequest {
   authentication?: AuthenticationAttempt;
   /** An administrator's change to accounts, clients or organisations (built by administrationAudit.ts). */
   administration?: AdministrativeChange;
+  /** Why, when not the actor's own purpose: BTG for what a person saw of someone through break-glass. */
+  purpose?: PurposeOfUse;
 }
 
 type Action = 'C' | 'R' | 'U' | 'D' | 'E';
@@ -106,11 +108,12 @@ export class SharedParts {
   constructor(readonly observer: string) {}
 
   of(request: AuditedRequest): SharedPart {
-    const address = request.address ?? '';
+    // The address, and the purpose when the request's own differs from the actor's (break-glass).
+    const slot = request.purpose ? `${request.address ?? ''}\u0000${request.purpose}` : request.address ?? '';
     let perAddress = this.byActor.get(request.actor ?? this.anonymous);
-    let part = perAddress?.get(address);
+    let part = perAddress?.get(slot);
     if (part !== undefined) return part;
-    const key = `${address}\u0000${request.actor ? JSON.stringify(request.actor) : ''}`;
+    const key = `${slot}\u0000${request.actor ? JSON.stringify(request.actor) : ''}`;
     part = this.parts.get(key);
     if (part === undefined) {
       if (this.parts.size >= 10_000) this.parts.clear();
@@ -119,7 +122,7 @@ export class SharedParts {
       this.parts.set(key, part);
     }
     if (!perAddress) this.byActor.set(request.actor ?? this.anonymous, (perAddress = new Map()));
-    perAddress.set(address, part);
+    perAddress.set(slot, part);
     return part;
   }
 }
@@ -204,7 +207,7 @@ export function journalEntryFor(request: AuditedRequest, parts: SharedParts): Jo
     subtype: main.code ?? null,
     action,
     outcome,
-    purpose: a?.purpose ?? null,
+    purpose: request.purpose ?? a?.purpose ?? null,
     patients: entity.patients,
     entities: entity.others,
     names: entity.names,
@@ -303,7 +306,7 @@ export function agent(request: AuditedRequest): Record<string, any> {
     requestor: true,
     ...(a.sessionId && /^[0-9a-f-]{36}$/i.test(a.sessionId) ? { policy: [`urn:uuid:${a.sessionId}`] } : {}),
     ...network,
-    purposeOfUse: [{ coding: [{ system: PURPOSE_OF_USE, code: a.purpose }] }],
+    purposeOfUse: [{ coding: [{ system: PURPOSE_OF_USE, code: request.purpose ?? a.purpose }] }],
   };
 }
 

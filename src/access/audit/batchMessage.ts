@@ -76,6 +76,7 @@ export class PackedRequests {
     this.text(request.authentication ? JSON.stringify(request.authentication) : undefined);
     // So are administrators' changes.
     this.text(request.administration ? JSON.stringify(request.administration) : undefined);
+    this.text(request.purpose);
     this.count(request.events.length);
     for (const e of request.events) {
       this.text(e.interaction);
@@ -168,6 +169,7 @@ export function decodeBatch({ bytes, actors, count }: BatchMessage): AuditedRequ
     const outcome = { status, method: text()!, path: text()!, query: text()! };
     const authentication = text();
     const administration = text();
+    const purpose = text() as AuditedRequest['purpose'];
     const events: AccessEvent[] = [];
     for (let e = u32(); e > 0; e--) {
       const interaction = text() as AccessEvent['interaction'];
@@ -178,7 +180,7 @@ export function decodeBatch({ bytes, actors, count }: BatchMessage): AuditedRequ
       for (let p = u32(); p > 0; p--) patientIds.push(text()!);
       events.push({ interaction, resourceType, id, query, patientIds });
     }
-    out.push({ at: when, actor: actor >= 0 ? actors[actor] : undefined, address, events, outcome, ...(authentication ? { authentication: JSON.parse(authentication) } : {}), ...(administration ? { administration: JSON.parse(administration) } : {}) });
+    out.push({ at: when, actor: actor >= 0 ? actors[actor] : undefined, address, events, outcome, ...(authentication ? { authentication: JSON.parse(authentication) } : {}), ...(administration ? { administration: JSON.parse(administration) } : {}), ...(purpose ? { purpose } : {}) });
   }
   return out;
 }
