@@ -191,6 +191,41 @@ for (const engine of ENGINES) {
       assert.notEqual(conditional.body.id, theirs.id);
     });
 
+    // Conditional criteria are a search run for the caller: whether they match (200, 201, 412) tells what the search would.
+    it('conditional criteria need the rights a search by the same criteria needs, refused before they are evaluated', async () => {
+      const broker = fhirClient(t.base, await tokenFor({ role: 'broker', org: 'LA918' }));
+      const person = 'demo-pat-vm101-04';
+      assert.ok(referred('LA918').includes(person), 'referred to the council: the broker sees them');
+      const refusedFor = (res: any, type: string, what: string) => {
+        const outcome = res.body.issue ? res.body : res.body.entry?.[0]?.response?.outcome;
+        assert.equal(res.body.issue ? res.status : Number(res.body.entry?.[0]?.response?.status), 403, `${what}: ${JSON.stringify(res.body)}`);
+        assert.match(outcome.issue[0].diagnostics, new RegExp(`is a search.*does not allow search on ${type} resources`), what);
+      };
+      // The same answer whether or not the person has the condition: nothing is evaluated.
+      const about = (subject: string) => ({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Communication', status: 'completed', subject: { reference: subject } }, request: { method: 'POST', url: 'Communication' } }] });
+      for (const code of ['38341003', '13645005']) {
+        refusedFor(await broker.post('', about(`Patient?_id=${person}&_has:Condition:subject:code=${code}`)), 'Condition', `conditional reference through _has, ${code}`);
+      }
+      assert.equal((await broker.post('', about(`Patient?_id=${person}`))).status, 200, 'criteria the broker may search still resolve');
+
+      const chained = `patient=Patient/${person}&focus:Condition.clinical-status=active`;
+      const task = { resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: `Patient/${person}` }, description: 'Arrange a care package' };
+      refusedFor(await broker.post('Task', task, { 'if-none-exist': chained }), 'Condition', 'If-None-Exist');
+      refusedFor(await broker.put(`Task?${chained}`, task), 'Condition', 'conditional update');
+      refusedFor(await broker.post('', { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: task, request: { method: 'POST', url: 'Task', ifNoneExist: chained } }] }), 'Condition', 'transaction If-None-Exist');
+      refusedFor(await broker.post('', { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: task, request: { method: 'PUT', url: `Task?${chained}` } }] }), 'Condition', 'transaction conditional update');
+      refusedFor(await broker.post('', { resourceType: 'Bundle', type: 'batch', entry: [{ resource: task, request: { method: 'POST', url: 'Task', ifNoneExist: chained } }] }), 'Condition', 'batch If-None-Exist');
+      const admin = fhirClient(t.base, await tokenFor({ role: 'admin' }));
+      const stay = byType('Encounter').find((e) => e.status === 'in-progress')!;
+      refusedFor(await admin.delete(`Organization?_has:Encounter:service-provider:subject=Patient/${refId(stay.subject)}`), 'Encounter', 'conditional delete');
+      assert.equal((await t.fhir.get(`Organization/${refId(stay.serviceProvider)}`)).status, 200, 'the hospital is still there');
+
+      const identified = { ...task, identifier: [{ system: 'https://carebridge.example/test/broker-task', value: 'criteria-1' }] };
+      const criteria = { 'if-none-exist': `identifier=https://carebridge.example/test/broker-task|criteria-1&patient=Patient/${person}` };
+      assert.equal((await broker.post('Task', identified, criteria)).status, 201, 'criteria the broker may search: created');
+      assert.equal((await broker.post('Task', identified, criteria)).status, 200, 'and found the second time');
+    });
+
     it('the role matrix limits types, and token scopes narrow it further', async () => {
       const broker = fhirClient(t.base, await tokenFor({ role: 'broker', org: 'LA918' }));
       const referredPerson = PERSONAS.socialWorker.sees[0];
