@@ -226,6 +226,42 @@ for (const engine of ENGINES) {
       assert.equal((await broker.post('Task', identified, criteria)).status, 200, 'and found the second time');
     });
 
+    it('a write must keep to the people the writer may see: every person it names, not one of them', async () => {
+      const careHome = PERSONAS.careHome;
+      const [resident, neighbour] = careHome.sees;
+      // Someone no persona sees, so what this test stores changes no other persona's view.
+      const outsider = allPatients.find((id) => Object.values(PERSONAS).every((p) => !p.sees.includes(id)))!;
+      assert.ok(outsider && careHome.sees.length > 1);
+      const observation = (subject: string, performers: string[]) => ({
+        resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
+        subject: { reference: `Patient/${subject}` }, performer: performers.map((p) => ({ reference: `Patient/${p}` })), effectiveDateTime: '2026-11-26T09:00:00Z',
+        valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
+      });
+      const refusedNaming = (res: any, what: string) => {
+        assert.equal(res.status, 403, `${what}: ${JSON.stringify(res.body)}`);
+        assert.match(res.body.issue[0].diagnostics, new RegExp(`Patient/${outsider}, a person outside the records you may see`), what);
+      };
+      refusedNaming(await as.careHome.post('Observation', observation(outsider, [resident])), 'about an outsider, performed by a resident');
+      refusedNaming(await as.careHome.post('Observation', observation(resident, [outsider])), 'about a resident, naming an outsider as performer');
+      refusedNaming(await as.careHome.post('Communication', { resourceType: 'Communication', status: 'completed', subject: { reference: `Patient/${resident}` }, recipient: [{ reference: `Patient/${outsider}` }] }), 'a message to an outsider');
+      refusedNaming(await as.careHome.post('', {
+        resourceType: 'Bundle', type: 'transaction',
+        entry: [{ fullUrl: 'urn:uuid:0b6e7d7e-0000-4000-8000-0000000000a1', resource: observation(outsider, [resident]), request: { method: 'POST', url: 'Observation' } }],
+      }), 'in a transaction');
+      const own = await as.careHome.post('Observation', observation(resident, [neighbour]));
+      assert.equal(own.status, 201, 'two residents of the home: both are theirs');
+      refusedNaming(await as.careHome.put(`Observation/${own.body.id}`, { ...own.body, performer: [{ reference: `Patient/${outsider}` }] }), 'an update that names an outsider');
+      // What is there now counts too: a resource already in an outsider's record is not the home's to change.
+      const shared = await t.fhir.post('Observation', observation(resident, [outsider]));
+      assert.equal(shared.status, 201);
+      const { performer: _, ...withoutOutsider } = shared.body;
+      refusedNaming(await as.careHome.put(`Observation/${shared.body.id}`, withoutOutsider), 'an update of a resource in an outsider\'s record');
+      refusedNaming(await as.careHome.request('PATCH', `Observation/${shared.body.id}`, [{ op: 'remove', path: '/performer' }], { 'content-type': 'application/json-patch+json' }), 'a patch of one');
+      const stored = await t.fhir.get('Observation?code=http://loinc.org|8867-4&date=2026-11-26T09:00:00Z&_count=100');
+      assert.deepEqual(sorted(ids(stored.body)), sorted([own.body.id, shared.body.id]), 'nothing refused was stored');
+      assert.equal((await t.fhir.get(`Communication?recipient=Patient/${outsider}&_summary=count`)).body.total, 0);
+    });
+
     it('the role matrix limits types, and token scopes narrow it further', async () => {
       const broker = fhirClient(t.base, await tokenFor({ role: 'broker', org: 'LA918' }));
       const referredPerson = PERSONAS.socialWorker.sees[0];
