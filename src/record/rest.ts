@@ -315,7 +315,12 @@ const create: Handler = async (ctx, req, [type]) => {
   return inWrite(ctx, async (c) => {
     if (req.ifNoneExist) {
       const existing = await op.singleMatch(c, type, [...new URLSearchParams(req.ifNoneExist)]);
-      if (existing) return storedResponse(ctx, type, existing, await op.readResource(c, type, existing));
+      if (existing) {
+        // The caller is shown the match as it stands: a read of it, in "who has looked at my record".
+        const row = await op.readResource(c, type, existing);
+        report(ctx, { interaction: 'read', resourceType: type, id: existing, patientIds: row.patient_id ? [row.patient_id] : [] });
+        return storedResponse(ctx, type, existing, row);
+      }
     }
     return writtenResponse(ctx, req, await op.createResource(c, type, req.body), 201);
   });
