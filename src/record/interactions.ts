@@ -10,7 +10,7 @@ import { parseSearchRequest, type QueryParams } from './search/request.ts';
 import { executeSearch } from './search/execute.ts';
 import { historyBundle, queryString, type HistoryRow } from './bundle.ts';
 import { forbidden, type PatientScope } from './accessControl.ts';
-import { isCompartmentType, inScopeCompartment, visibleRow } from './search/visibility.ts';
+import { compartmentPatientInScope, isCompartmentType, inScopeCompartment, visibleRow } from './search/visibility.ts';
 import { knownToReach, scopeReaches } from './scopeDecisions.ts';
 
 export interface Ctx {
@@ -22,9 +22,8 @@ export interface Ctx {
 }
 
 /**
- * Refuses (403) when any of these existing resources lies outside the caller's patients. Run before a
- * change (what is there now) and after it, inside its transaction (what it would become), so a write can
- * neither touch nor move a resource into another person's record.
+ * Refuses (403) when any of these existing resources lies outside the caller's patients: for reads, where
+ * one of a resource's patients in scope is enough (as in searches). Writes use assertWritable.
  */
 export async function assertInScope(ctx: Ctx, refs: { type: string; id: string }[]): Promise<void> {
   if (!ctx.patients) return;
@@ -39,6 +38,35 @@ export async function assertInScope(ctx: Ctx, refs: { type: string; id: string }
     );
     if (outside) {
       throw forbidden(`${outside.type}/${outside.id} is in the record of a person outside the records you may see.${ctx.patients.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`);
+    }
+  }
+}
+
+/**
+ * Refuses (403) a write unless every patient whose record these resources are in is within the caller's
+ * patients. Run before a change (what is there now) and after it, inside its transaction (what it would
+ * become), so a write can neither touch nor move a resource into another person's record. One patient in
+ * scope is not enough: an Observation about another home's resident that names one's own resident as its
+ * performer would otherwise be planted in the outsider's record, and shown in their $everything.
+ */
+export async function assertWritable(ctx: Ctx, refs: { type: string; id: string }[]): Promise<void> {
+  if (!ctx.patients) return;
+  const checked = refs.filter((r) => isCompartmentType(r.type));
+  for (let i = 0; i < checked.length; i += 200) {
+    const chunk = checked.slice(i, i + 200);
+    const inScope = compartmentPatientInScope(ctx.patients);
+    const pairs = chunk.map(() => '(r.type = ? AND r.id = ?)').join(' OR ');
+    // A resource of a patient's record that names no patient has a row with no patient: nobody in scope, refused as before.
+    const outside = await ctx.db.get<{ type: string; id: string; patient_id: string | null }>(
+      `SELECT r.type, r.id, vc.patient_id FROM resources r LEFT JOIN compartment vc ON vc.rid = r.rid
+        WHERE (${pairs}) AND (vc.patient_id IS NULL OR NOT ${inScope.text}) LIMIT 1`,
+      [...chunk.flatMap((r) => [r.type, r.id]), ...inScope.params],
+    );
+    if (outside) {
+      const advice = ctx.patients.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : '';
+      throw forbidden(outside.patient_id
+        ? `${outside.type}/${outside.id} refers to Patient/${outside.patient_id}, a person outside the records you may see; every person a write names must be inside them.${advice}`
+        : `${outside.type}/${outside.id} is in the record of a person outside the records you may see.${advice}`);
     }
   }
 }
@@ -95,28 +123,29 @@ export async function createResource(ctx: Ctx, type: string, body: unknown): Pro
   validateResource(body, { expectedType: type });
   const resource = { ...(body as Record<string, unknown>), id: newId() };
   const written = await putResource(ctx.db, resource, { lock: ctx.lock });
-  await assertInScope(ctx, [written]);
+  await assertWritable(ctx, [written]);
   return written;
 }
 
 /** Stores already-validated resources that carry fresh server-assigned ids, in one batch. */
 export async function createNewResources(ctx: Ctx, resources: Record<string, unknown>[]): Promise<WrittenResource[]> {
   const written = await createResources(ctx.db, resources);
-  await assertInScope(ctx, written);
+  await assertWritable(ctx, written);
   return written;
 }
 
 export async function updateResource(ctx: Ctx, type: string, id: string, body: unknown, ifMatch?: number): Promise<WrittenResource> {
   validateResource(body, { expectedType: type, expectedId: id });
-  await assertInScope(ctx, [{ type, id }]);
+  await assertWritable(ctx, [{ type, id }]);
   const written = await putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch });
-  await assertInScope(ctx, [written]);
+  await assertWritable(ctx, [written]);
   return written;
 }
 
 export async function patchResource(ctx: Ctx, type: string, id: string, patch: unknown, ifMatch?: number): Promise<WrittenResource> {
   if (!Array.isArray(patch)) throw badRequest('A JSON Patch body must be an array of operations.');
   const current = await readResource(ctx, type, id);
+  await assertWritable(ctx, [{ type, id }]);
   if (ifMatch !== undefined && current.version_id !== ifMatch) {
     throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `${type}/${id} is at version ${current.version_id}, not ${ifMatch}.` }]);
   }
@@ -137,12 +166,12 @@ export async function patchResource(ctx: Ctx, type: string, id: string, patch: u
   }
   validateResource(patched, { expectedType: type, expectedId: id });
   const written = await putResource(ctx.db, patched, { lock: ctx.lock, ifMatch: current.version_id });
-  await assertInScope(ctx, [written]);
+  await assertWritable(ctx, [written]);
   return written;
 }
 
 export async function removeResource(ctx: Ctx, type: string, id: string, ifMatch?: number) {
-  await assertInScope(ctx, [{ type, id }]);
+  await assertWritable(ctx, [{ type, id }]);
   return deleteResource(ctx.db, type, id, { lock: ctx.lock, ifMatch });
 }
 

@@ -2,7 +2,7 @@
 // shapes the answer. Handlers return a FhirResponse; only the HTTP layer writes to the wire.
 import type { SqlDriver, SqlExecutor } from './storage/driver.ts';
 import { definitions } from './definitions.ts';
-import { badRequest, methodNotAllowed, notFound, successOutcome, unsupportedMediaType } from './outcome.ts';
+import { FhirError, badRequest, methodNotAllowed, notFound, successOutcome, unsupportedMediaType } from './outcome.ts';
 import * as op from './interactions.ts';
 import { parseSearchRequest, type Handling, type QueryParams, type SearchRequest, type Filter } from './search/request.ts';
 import { executeSearch, type SearchResult } from './search/execute.ts';
@@ -255,7 +255,7 @@ function patientsIn(result: SearchResult): string[] {
  * search rights on them too: `Organization?_has:Encounter:service-provider:subject=…` says where someone
  * is staying, and `Patient?_has:Condition:subject:code=…` who has a condition.
  */
-function requireChainedSearch(ctx: RestContext, search: SearchRequest): void {
+function requireChainedSearch(ctx: Pick<RestContext, 'access'>, search: SearchRequest): void {
   const passedThrough = (filters: Filter[]): void => {
     for (const f of filters) {
       if (f.chain) {
@@ -269,6 +269,23 @@ function requireChainedSearch(ctx: RestContext, search: SearchRequest): void {
     }
   };
   passedThrough(search.filters);
+}
+
+/**
+ * Conditional criteria (If-None-Exist, conditional update and delete, a transaction's conditional
+ * references) are a search run for the caller: whether they match tells what a search would, so they need
+ * the same rights, checked before anything is evaluated. Without it a broker's `Patient?_id=X&_has:Condition…`
+ * reference answered 200 or 412 by whether X has the condition.
+ */
+export function requireCriteriaSearch(access: AccessControl, type: string, query: QueryParams, what: string): void {
+  try {
+    access.require(type, 'search');
+    requireChainedSearch({ access }, parseSearchRequest(type, query, 'strict'));
+  } catch (err) {
+    if (!(err instanceof FhirError) || err.status !== 403) throw err;
+    const prefix = `Matching '${type}?${queryString(query)}' (${what}) is a search, and needs the same rights: `;
+    throw new FhirError(403, err.issues.map((i) => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) })));
+  }
 }
 
 /** Included resources of a type the caller may not read are left out, never shown. */
@@ -293,12 +310,17 @@ const vread: Handler = async (ctx, _req, [type, id, , vid]) => {
 
 const create: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'create');
-  if (req.ifNoneExist) ctx.access.require(type, 'search');
+  if (req.ifNoneExist) requireCriteriaSearch(ctx.access, type, [...new URLSearchParams(req.ifNoneExist)], 'If-None-Exist');
   if (req.contentType?.startsWith('application/x-www-form-urlencoded')) throw unsupportedMediaType(`POST ${type} takes a FHIR JSON resource (application/fhir+json); to search, POST to ${type}/_search.`);
   return inWrite(ctx, async (c) => {
     if (req.ifNoneExist) {
       const existing = await op.singleMatch(c, type, [...new URLSearchParams(req.ifNoneExist)]);
-      if (existing) return storedResponse(ctx, type, existing, await op.readResource(c, type, existing));
+      if (existing) {
+        // The caller is shown the match as it stands: a read of it, in "who has looked at my record".
+        const row = await op.readResource(c, type, existing);
+        report(ctx, { interaction: 'read', resourceType: type, id: existing, patientIds: row.patient_id ? [row.patient_id] : [] });
+        return storedResponse(ctx, type, existing, row);
+      }
     }
     return writtenResponse(ctx, req, await op.createResource(c, type, req.body), 201);
   });
@@ -317,6 +339,7 @@ const conditionalUpdate: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'update');
   ctx.access.require(type, 'search');
   if (!req.query.length) throw methodNotAllowed(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?identifier=…).`);
+  requireCriteriaSearch(ctx.access, type, req.query, 'conditional update');
   return inWrite(ctx, async (c) => {
     const existing = await op.singleMatch(c, type, req.query);
     const body = req.body as Record<string, unknown> | undefined;
@@ -352,6 +375,7 @@ const conditionalDelete: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'delete');
   ctx.access.require(type, 'search');
   if (!req.query.length) throw methodNotAllowed(`DELETE ${type} needs an id or search criteria.`);
+  requireCriteriaSearch(ctx.access, type, req.query, 'conditional delete');
   return inWrite(ctx, async (c) => {
     const id = await op.singleMatch(c, type, req.query);
     if (!id) return { status: 204 };

@@ -3,7 +3,7 @@
 // order the FHIR spec gives (DELETE, POST, PUT/PATCH, GET), and answers keep the request's order.
 import { FhirError, badRequest, methodNotAllowed, multipleMatches, type OutcomeIssue } from './outcome.ts';
 import { validateResource } from './validation.ts';
-import { handleFhirRequest, serviceFor, writtenResponse, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
+import { handleFhirRequest, requireCriteriaSearch, serviceFor, writtenResponse, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
 import * as op from './interactions.ts';
 import { definitions } from './definitions.ts';
 
@@ -161,8 +161,9 @@ async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise
       if (!definitions().resourceTypes.has(type)) continue; // routing reports the unknown type
       let id: string | undefined;
       if (e.ifNoneExist) {
-        ctx.access.require(type, 'search');
-        id = await op.singleMatch(c, type, [...new URLSearchParams(e.ifNoneExist)]);
+        const criteria = [...new URLSearchParams(e.ifNoneExist)];
+        await asEntry(e, async () => requireCriteriaSearch(ctx.access, type, criteria, 'If-None-Exist'));
+        id = await op.singleMatch(c, type, criteria);
       }
       if (id) {
         // The match exists already: answer as a read of it, as a plain conditional create would.
@@ -177,7 +178,7 @@ async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise
       }
       if (e.fullUrl) assigned.set(e.fullUrl, `${type}/${id}`);
     } else if (e.method === 'PUT' && e.query.length && !e.path.includes('/')) {
-      ctx.access.require(type, 'search');
+      await asEntry(e, async () => requireCriteriaSearch(ctx.access, type, e.query, 'conditional update'));
       const id = (await op.singleMatch(c, type, e.query)) ?? (typeof e.resource?.id === 'string' ? e.resource.id : op.newId());
       e.path = `${type}/${id}`;
       e.query = [];
@@ -208,7 +209,8 @@ async function rewriteReferences(ctx: RestContext, c: op.Ctx, e: Entry, assigned
     else if (value.startsWith('urn:uuid:') || value.startsWith('urn:oid:')) {
       throw badRequest(`Entry ${e.index} refers to '${value}', which no entry in this transaction has as its fullUrl.`, `Bundle.entry[${e.index}].resource`);
     } else if (/^[A-Z][A-Za-z]+\?/.test(value)) {
-      ctx.access.require(value.split('?')[0], 'search');
+      const [type, query] = value.split('?', 2);
+      await asEntry(e, async () => requireCriteriaSearch(ctx.access, type, [...new URLSearchParams(query)], 'conditional reference'));
       holder.reference = await resolveConditionalReference(c, value, e.index);
     }
   }

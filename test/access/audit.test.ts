@@ -81,6 +81,21 @@ for (const engine of ENGINES) {
       assert.deepEqual(patientsOf(event), [`Patient/${pid}`]);
     });
 
+    it('a conditional create that finds its match is audited as a read of it, in the person\'s record', async () => {
+      const weight = { resourceType: 'Observation', status: 'final', code: { text: 'weight' }, subject: { reference: `Patient/${pid}` }, identifier: [{ system: 'https://carebridge.example/test/weight', value: 'w-1' }] };
+      const criteria = { 'if-none-exist': 'identifier=https://carebridge.example/test/weight|w-1' };
+      const created = await t.fhir.post('Observation', weight, criteria);
+      assert.equal(created.status, 201);
+      const found = await t.fhir.post('Observation', weight, criteria);
+      assert.equal(found.status, 200);
+      assert.equal(found.body.id, created.body.id, 'the existing resource is shown');
+      const [event] = await waitForAudit(t.fhir, `patient=${pid}&entity=Observation/${created.body.id}&subtype=read`);
+      assert.equal(event.action, 'R');
+      assert.equal(event.outcome, '0');
+      assert.equal(event.agent[0].altId, TEST_ADMIN.id);
+      assert.deepEqual(patientsOf(event), [`Patient/${pid}`]);
+    });
+
     it('$everything is audited as an operation on the patient', async () => {
       assert.equal((await reader.get(`Patient/${pid}/$everything?_count=50`)).status, 200);
       const [event] = await waitForAudit(t.fhir, `altid=${readerId}&subtype=operation&patient=${pid}`);

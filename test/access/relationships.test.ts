@@ -192,6 +192,77 @@ for (const engine of ENGINES) {
       assert.notEqual(conditional.body.id, theirs.id);
     });
 
+    // Conditional criteria are a search run for the caller: whether they match (200, 201, 412) tells what the search would.
+    it('conditional criteria need the rights a search by the same criteria needs, refused before they are evaluated', async () => {
+      const broker = fhirClient(t.base, await tokenFor({ role: 'broker', org: 'LA918' }));
+      const person = 'demo-pat-vm101-04';
+      assert.ok(referred('LA918').includes(person), 'referred to the council: the broker sees them');
+      const refusedFor = (res: any, type: string, what: string) => {
+        const outcome = res.body.issue ? res.body : res.body.entry?.[0]?.response?.outcome;
+        assert.equal(res.body.issue ? res.status : Number(res.body.entry?.[0]?.response?.status), 403, `${what}: ${JSON.stringify(res.body)}`);
+        assert.match(outcome.issue[0].diagnostics, new RegExp(`is a search.*does not allow search on ${type} resources`), what);
+      };
+      // The same answer whether or not the person has the condition: nothing is evaluated.
+      const about = (subject: string) => ({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Communication', status: 'completed', subject: { reference: subject } }, request: { method: 'POST', url: 'Communication' } }] });
+      for (const code of ['38341003', '13645005']) {
+        refusedFor(await broker.post('', about(`Patient?_id=${person}&_has:Condition:subject:code=${code}`)), 'Condition', `conditional reference through _has, ${code}`);
+      }
+      assert.equal((await broker.post('', about(`Patient?_id=${person}`))).status, 200, 'criteria the broker may search still resolve');
+
+      const chained = `patient=Patient/${person}&focus:Condition.clinical-status=active`;
+      const task = { resourceType: 'Task', status: 'requested', intent: 'order', for: { reference: `Patient/${person}` }, description: 'Arrange a care package' };
+      refusedFor(await broker.post('Task', task, { 'if-none-exist': chained }), 'Condition', 'If-None-Exist');
+      refusedFor(await broker.put(`Task?${chained}`, task), 'Condition', 'conditional update');
+      refusedFor(await broker.post('', { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: task, request: { method: 'POST', url: 'Task', ifNoneExist: chained } }] }), 'Condition', 'transaction If-None-Exist');
+      refusedFor(await broker.post('', { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: task, request: { method: 'PUT', url: `Task?${chained}` } }] }), 'Condition', 'transaction conditional update');
+      refusedFor(await broker.post('', { resourceType: 'Bundle', type: 'batch', entry: [{ resource: task, request: { method: 'POST', url: 'Task', ifNoneExist: chained } }] }), 'Condition', 'batch If-None-Exist');
+      const admin = fhirClient(t.base, await tokenFor({ role: 'admin' }));
+      const stay = byType('Encounter').find((e) => e.status === 'in-progress')!;
+      refusedFor(await admin.delete(`Organization?_has:Encounter:service-provider:subject=Patient/${refId(stay.subject)}`), 'Encounter', 'conditional delete');
+      assert.equal((await t.fhir.get(`Organization/${refId(stay.serviceProvider)}`)).status, 200, 'the hospital is still there');
+
+      const identified = { ...task, identifier: [{ system: 'https://carebridge.example/test/broker-task', value: 'criteria-1' }] };
+      const criteria = { 'if-none-exist': `identifier=https://carebridge.example/test/broker-task|criteria-1&patient=Patient/${person}` };
+      assert.equal((await broker.post('Task', identified, criteria)).status, 201, 'criteria the broker may search: created');
+      assert.equal((await broker.post('Task', identified, criteria)).status, 200, 'and found the second time');
+    });
+
+    it('a write must keep to the people the writer may see: every person it names, not one of them', async () => {
+      const careHome = PERSONAS.careHome;
+      const [resident, neighbour] = careHome.sees;
+      // Someone no persona sees, so what this test stores changes no other persona's view.
+      const outsider = allPatients.find((id) => Object.values(PERSONAS).every((p) => !p.sees.includes(id)))!;
+      assert.ok(outsider && careHome.sees.length > 1);
+      const observation = (subject: string, performers: string[]) => ({
+        resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code: '8867-4', display: 'Heart rate' }] },
+        subject: { reference: `Patient/${subject}` }, performer: performers.map((p) => ({ reference: `Patient/${p}` })), effectiveDateTime: '2026-11-26T09:00:00Z',
+        valueQuantity: { value: 72, unit: '/min', system: 'http://unitsofmeasure.org', code: '/min' },
+      });
+      const refusedNaming = (res: any, what: string) => {
+        assert.equal(res.status, 403, `${what}: ${JSON.stringify(res.body)}`);
+        assert.match(res.body.issue[0].diagnostics, new RegExp(`Patient/${outsider}, a person outside the records you may see`), what);
+      };
+      refusedNaming(await as.careHome.post('Observation', observation(outsider, [resident])), 'about an outsider, performed by a resident');
+      refusedNaming(await as.careHome.post('Observation', observation(resident, [outsider])), 'about a resident, naming an outsider as performer');
+      refusedNaming(await as.careHome.post('Communication', { resourceType: 'Communication', status: 'completed', subject: { reference: `Patient/${resident}` }, recipient: [{ reference: `Patient/${outsider}` }] }), 'a message to an outsider');
+      refusedNaming(await as.careHome.post('', {
+        resourceType: 'Bundle', type: 'transaction',
+        entry: [{ fullUrl: 'urn:uuid:0b6e7d7e-0000-4000-8000-0000000000a1', resource: observation(outsider, [resident]), request: { method: 'POST', url: 'Observation' } }],
+      }), 'in a transaction');
+      const own = await as.careHome.post('Observation', observation(resident, [neighbour]));
+      assert.equal(own.status, 201, 'two residents of the home: both are theirs');
+      refusedNaming(await as.careHome.put(`Observation/${own.body.id}`, { ...own.body, performer: [{ reference: `Patient/${outsider}` }] }), 'an update that names an outsider');
+      // What is there now counts too: a resource already in an outsider's record is not the home's to change.
+      const shared = await t.fhir.post('Observation', observation(resident, [outsider]));
+      assert.equal(shared.status, 201);
+      const { performer: _, ...withoutOutsider } = shared.body;
+      refusedNaming(await as.careHome.put(`Observation/${shared.body.id}`, withoutOutsider), 'an update of a resource in an outsider\'s record');
+      refusedNaming(await as.careHome.request('PATCH', `Observation/${shared.body.id}`, [{ op: 'remove', path: '/performer' }], { 'content-type': 'application/json-patch+json' }), 'a patch of one');
+      const stored = await t.fhir.get('Observation?code=http://loinc.org|8867-4&date=2026-11-26T09:00:00Z&_count=100');
+      assert.deepEqual(sorted(ids(stored.body)), sorted([own.body.id, shared.body.id]), 'nothing refused was stored');
+      assert.equal((await t.fhir.get(`Communication?recipient=Patient/${outsider}&_summary=count`)).body.total, 0);
+    });
+
     it('the role matrix limits types, and token scopes narrow it further', async () => {
       const broker = fhirClient(t.base, await tokenFor({ role: 'broker', org: 'LA918' }));
       const referredPerson = PERSONAS.socialWorker.sees[0];

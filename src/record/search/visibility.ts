@@ -147,6 +147,14 @@ export function inScopeCompartment(alias: string, scope: PatientScope): Sql {
 }
 
 /**
+ * For a check of given resources being written: the compartment row `vc` names a patient in scope. A read
+ * needs one of a resource's patients in scope; a write needs every one (interactions.ts, assertWritable).
+ */
+export function compartmentPatientInScope(scope: PatientScope): Sql {
+  return memo('compartment patient', scope, () => patientInScope('vc.patient_id', scope));
+}
+
+/**
  * True for a row the caller may see: a resource outside patients' records, or one in the compartment of a
  * patient in scope. Absent scope: no condition.
  */
