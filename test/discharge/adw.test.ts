@@ -175,6 +175,21 @@ for (const engine of ENGINES) {
       assert.equal(Number(pending!.n), 0, 'no deadline runs for a withdrawn episode');
     });
 
+    it('rejecting while an assessment notice and a discharge notice both wait answers each, with its own response', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ids), { receivedAt: Date.parse('2026-05-01T11:00:00Z') }));
+      const { referral } = await episodeOf(ids[EPISODE]);
+      await triage(ctx, referral.id, { action: 'reject', reason: 'The person lives in another council area' });
+      const answers = Object.fromEntries((await sentFor(ids[EPISODE])).map((r) => [r.event_code, parseAdwMessage(r.body)]));
+      assert.deepEqual(Object.keys(answers).sort(), [ADW_EVENT.assessmentReject, ADW_EVENT.dischargeDisagreement].sort(), 'the hospital hears about both notices');
+      assert.equal(answers[ADW_EVENT.assessmentReject].response?.identifier, ids[ASSESSMENT_HEADER]);
+      assert.equal(answers[ADW_EVENT.dischargeDisagreement].response?.identifier, ids[DISCHARGE_HEADER]);
+      for (const answer of Object.values(answers)) assert.equal(answer.reason?.text, 'The person lives in another council area');
+      const waiting = await t.server.driver.all("SELECT event_code FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response'", [ids[EPISODE]]);
+      assert.deepEqual(waiting, [], 'no notice is left waiting on a closed referral');
+    });
+
     describe('bad input', () => {
       const rejects = async (xml: string, pattern: RegExp) => {
         await assert.rejects(handleAdwMessage(deps(), inbound(xml)), (e: Error) => e instanceof AdwRejected && pattern.test(e.message));

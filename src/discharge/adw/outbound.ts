@@ -2,10 +2,11 @@
 // as the workflow step that causes them (so a step and its message happen together or not at all), then
 // handed to MESH by the delivery worker (delivery.ts).
 //
-// As the council (we received the notices): accepting or rejecting a referral answers the pending
-// assessment notice; confirming readiness agrees to a pending discharge notice; rejecting while a discharge
-// notice waits disagrees with it. As the hospital (the council works elsewhere and is marked `adw` in
-// discharge_councils): a new referral sends an assessment notice, a withdrawal a withdrawal notice.
+// As the council (we received the notices): accepting a referral answers the pending assessment notice;
+// confirming readiness agrees to a pending discharge notice; rejecting answers every notice still waiting
+// (an assessment reject, a discharge disagreement). As the hospital (the council works elsewhere and is
+// marked `adw` in discharge_councils): a new referral sends an assessment notice, a withdrawal a
+// withdrawal notice.
 import type { SqlExecutor } from '../../record/index.ts';
 import type { Referral, RecordSession, DischargeContext, FhirResource } from '../recordSession.ts';
 import { clock } from '../recordSession.ts';
@@ -54,10 +55,17 @@ export async function queueOutbound(tx: SqlExecutor, m: QueuedMessage, now: numb
   );
 }
 
-/** The pending (unanswered) inbound notice of an episode of one of these kinds, newest first. */
-async function pendingNotice(tx: SqlExecutor, identifier: string, events: string[]): Promise<{ header_id: string; event_code: string; peer_mailbox: string | null } | undefined> {
+type PendingNotice = { header_id: string; event_code: string; peer_mailbox: string | null };
+
+/** The pending (unanswered) inbound notices of an episode of these kinds, newest first. */
+async function pendingNotices(tx: SqlExecutor, identifier: string, events: string[]): Promise<PendingNotice[]> {
   const marks = events.map(() => '?').join(', ');
-  return tx.get(`SELECT header_id, event_code, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`, [identifier, ...events]);
+  return tx.all(`SELECT header_id, event_code, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`, [identifier, ...events]);
+}
+
+/** The newest pending inbound notice of an episode of these kinds. */
+async function pendingNotice(tx: SqlExecutor, identifier: string, events: string[]): Promise<PendingNotice | undefined> {
+  return (await pendingNotices(tx, identifier, events))[0];
 }
 
 async function markAnswered(tx: SqlExecutor, headerId: string, event: string, status: string): Promise<void> {
@@ -180,8 +188,11 @@ export async function adwAfterStep(session: RecordSession, ctx: DischargeContext
     const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.assessmentNotice]);
     if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail);
   } else if (step.action === 'reject') {
-    const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.assessmentNotice, EVENT.dischargeNotice]);
-    if (notice) await queueResponse(session, ctx, episode, referral, notice, false, step.detail);
+    // A rejected referral is closed: every notice still waiting gets its own answer, or the hospital is
+    // left waiting on the ones not answered (an assessment notice behind a later discharge notice).
+    for (const notice of await pendingNotices(session.tx, episode.referral_identifier, [EVENT.assessmentNotice, EVENT.dischargeNotice])) {
+      await queueResponse(session, ctx, episode, referral, notice, false, step.detail);
+    }
   } else if (step.action === 'confirmReady') {
     const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.dischargeNotice]);
     if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail ?? 'Support is in place; the council agrees to the proposed discharge date.');
