@@ -12,7 +12,7 @@ import {
 } from './model.ts';
 import { clock, inRecordTransaction, type DischargeContext, type FhirResource, type RecordSession } from './recordSession.ts';
 import { deadlineAfter, type DeadlineRule } from './calendar.ts';
-import { adwAfterStep } from './adw/outbound.ts';
+import { adwAfterStep, dischargeNoticeOwedAfter, dischargeNoticeWaiting } from './adw/outbound.ts';
 
 export interface Reference { reference?: string; display?: string }
 
@@ -100,12 +100,17 @@ export async function councilDeadline(session: RecordSession, councilOds: string
 }
 
 export async function scheduleDeadline(session: RecordSession, referralId: string, taskId: string, dueMs: number, now: number): Promise<void> {
-  await cancelDeadlines(session, referralId);
+  await cancelDeadlines(session, referralId, 'response-deadline');
   await session.tx.run('INSERT INTO discharge_timers (id, kind, referral_id, task_id, due_ms, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [randomUUID(), 'response-deadline', referralId, taskId, dueMs, 'pending', now]);
 }
 
-export async function cancelDeadlines(session: RecordSession, referralId: string): Promise<void> {
-  await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND status = 'pending'", [referralId]);
+/**
+ * Cancels a referral's pending timers: all of them, or those of one kind ('response-deadline' for the
+ * triage response, 'discharge-notice' for the answer to a discharge notice).
+ */
+export async function cancelDeadlines(session: RecordSession, referralId: string, kind?: 'response-deadline' | 'discharge-notice'): Promise<void> {
+  if (kind) await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND kind = ? AND status = 'pending'", [referralId, kind]);
+  else await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND status = 'pending'", [referralId]);
 }
 
 /**
@@ -268,11 +273,11 @@ export async function applyStepIn(session: RecordSession, ctx: DischargeContext,
     // The council's first answer starts the Task's execution: its start is the response time the metrics report.
     task = { ...task, executionPeriod: { ...(task.executionPeriod ?? {}), start: iso(now) } };
   }
-  if (!AWAITING_RESPONSE.has(change.state) && task.meta?.tag) {
-    // Answered: it is no longer overdue, whatever it was.
-    const tag = task.meta.tag.filter((t) => !(t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code));
-    task = { ...task, meta: { ...task.meta, tag }, priority: 'routine' };
-  }
+  // A step answers only what it answers: assigning a worker is no answer to a discharge notice, whose
+  // deadline, overdue flag and escalation stay until the council agrees, disagrees or the referral closes.
+  const dischargeOwed = !FINAL_STATES.has(change.state) && await dischargeNoticeOwedAfter(session.tx, referralId, action);
+  const owed = AWAITING_RESPONSE.has(change.state) || dischargeOwed;
+  if (!owed && task.meta?.tag) task = withoutOverdueTag(task);
   if (change.task) task = change.task(task);
   let referral: FhirResource = { ...current.referral, status: status.referral };
   if (change.referral) referral = change.referral(referral);
@@ -281,8 +286,9 @@ export async function applyStepIn(session: RecordSession, ctx: DischargeContext,
     referral: await session.put(referral, current.referral.meta?.versionId),
   };
   if (change.note) await fileCommunication(session, after, change.note, options.by, now);
-  if (!AWAITING_RESPONSE.has(change.state)) await cancelDeadlines(session, referralId);
-  if (FINAL_STATES.has(change.state) || !AWAITING_RESPONSE.has(change.state)) await closeEscalations(session, referralId, now);
+  if (!AWAITING_RESPONSE.has(change.state)) await cancelDeadlines(session, referralId, 'response-deadline');
+  if (!dischargeOwed) await cancelDeadlines(session, referralId, 'discharge-notice');
+  if (!owed) await closeEscalations(session, referralId, now);
   await adwAfterStep(session, ctx, { action, detail: change.detail, before, after });
   return after;
 }
@@ -305,6 +311,26 @@ async function fileCommunication(session: RecordSession, r: Referral, note: { te
     ...(by ? { sender: by } : {}),
     payload: [{ contentString: note.text }],
   });
+}
+
+function withoutOverdueTag(task: FhirResource): FhirResource {
+  const tag = (task.meta?.tag ?? []).filter((t) => !(t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code));
+  return { ...task, meta: { ...task.meta, tag }, priority: 'routine' };
+}
+
+/**
+ * After an answer owed to the hospital is taken away without a step (a discharge notice withdrawn or
+ * superseded): the overdue flag and escalation go once nothing else is owed.
+ */
+export async function settleOverdueIn(session: RecordSession, ctx: DischargeContext, referralId: string): Promise<void> {
+  const { task } = await loadReferral(session, referralId);
+  const state = triageStateOf(task) ?? 'received';
+  if (AWAITING_RESPONSE.has(state) || (!FINAL_STATES.has(state) && await dischargeNoticeWaiting(session.tx, referralId))) return;
+  const now = clock(ctx);
+  if (task.meta?.tag?.some((t) => t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code)) {
+    await session.put({ ...withoutOverdueTag(task), lastModified: iso(now) }, task.meta?.versionId);
+  }
+  await closeEscalations(session, referralId, now);
 }
 
 async function closeEscalations(session: RecordSession, referralId: string, now: number): Promise<void> {
@@ -469,9 +495,15 @@ export async function referralForEncounterIn(session: RecordSession, encounterId
   return found.find((r) => r.status === 'active') ?? found[0];
 }
 
-/** Whether a referral's response is overdue now: still awaiting a response, past its deadline. */
+/**
+ * Whether a referral's response is overdue now: still awaiting the triage response past its deadline, or
+ * flagged overdue by a deadline that fired (a discharge notice's answer is due whatever the triage state,
+ * and the flag stays until that answer is given).
+ */
 export function isOverdue(task: FhirResource, nowMs: number): boolean {
   const state = triageStateOf(task);
+  if (!state || FINAL_STATES.has(state)) return false;
   const end = task.restriction?.period?.end;
-  return Boolean(state && AWAITING_RESPONSE.has(state) && end && Date.parse(end) < nowMs);
+  if (AWAITING_RESPONSE.has(state) && end && Date.parse(end) < nowMs) return true;
+  return Boolean(task.meta?.tag?.some((t: { system?: string; code?: string }) => t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code));
 }

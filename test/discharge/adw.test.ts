@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, type TestServer } from '../support/server.ts';
 import {
-  ADW_EVENT, AdwRejected, confirmReady, createReferral, handleAdwMessage, parseAdwMessage, setCouncilSettings, triage, triageStateOf, withdrawReferral,
-  EXPECTED_DISCHARGE_URL, type DischargeContext,
+  ADW_EVENT, AdwRejected, assignWorker, confirmReady, createReferral, fireDueTimers, handleAdwMessage, isOverdue, parseAdwMessage, recordSupportArranged, setCouncilSettings,
+  triage, triageStateOf, withdrawReferral, EXPECTED_DISCHARGE_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
 import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
 
@@ -188,6 +188,47 @@ for (const engine of ENGINES) {
       for (const answer of Object.values(answers)) assert.equal(answer.reason?.text, 'The person lives in another council area');
       const waiting = await t.server.driver.all("SELECT event_code FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response'", [ids[EPISODE]]);
       assert.deepEqual(waiting, [], 'no notice is left waiting on a closed referral');
+    });
+
+    it('a discharge notice\'s deadline outlasts the council\'s other steps, and once it lapses the referral shows overdue until the notice is answered or withdrawn', async () => {
+      const late = at(ctx, '2026-06-01T10:00:00Z');
+      const escalationOf = async (referralId: string) => (await t.fhir.get(`Task/escalation-${referralId}`)).body;
+      const acceptedWithNotice = async () => {
+        const ids = episodeIds();
+        await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+        const { referral } = await episodeOf(ids[EPISODE]);
+        await triage(ctx, referral.id, { action: 'accept' });
+        await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ids)));
+        return { ids, referral };
+      };
+
+      const { ids, referral } = await acceptedWithNotice();
+      await assignWorker(ctx, referral.id, { reference: 'Practitioner/sw-1', display: 'Lee Jones' });
+      await fireDueTimers(late);
+      let { task } = await episodeOf(ids[EPISODE]);
+      assert.equal(triageStateOf(task), 'assigned');
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), true, 'the board and the queue show it overdue');
+      assert.equal((await escalationOf(referral.id)).status, 'requested');
+      assert.match((await escalationOf(referral.id)).description, /the answer to the discharge notice/);
+      await recordSupportArranged(late, referral.id, 'Reablement from Monday');
+      ({ task } = await episodeOf(ids[EPISODE]));
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), true, 'arranging support does not answer the hospital');
+      assert.equal((await escalationOf(referral.id)).status, 'requested');
+      await confirmReady(late, referral.id);
+      ({ task } = await episodeOf(ids[EPISODE]));
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), false);
+      assert.equal((await escalationOf(referral.id)).status, 'completed');
+      assert.ok((await sentFor(ids[EPISODE])).some((r) => r.event_code === ADW_EVENT.dischargeAgreement));
+
+      // The hospital withdraws a lapsed discharge notice: nothing is owed any more, so nothing is overdue.
+      const second = await acceptedWithNotice();
+      await fireDueTimers(late);
+      const withdrawal = renamed(EXAMPLES['Withdrawal-Notice'], { ...second.ids, [ASSESSMENT_HEADER]: crypto.randomUUID() }).replace(ADW_EVENT.withdrawAll, ADW_EVENT.withdrawDischarge);
+      await handleAdwMessage({ ctx: late }, inbound(withdrawal));
+      ({ task } = await episodeOf(second.ids[EPISODE]));
+      assert.equal(triageStateOf(task), 'accepted');
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), false);
+      assert.equal((await escalationOf(second.referral.id)).status, 'completed');
     });
 
     describe('bad input', () => {

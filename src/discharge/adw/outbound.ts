@@ -156,6 +156,30 @@ export function withdrawalReasonOf(text: string | undefined): { code: string; te
   return { code: m[1], ...(rest.trim() ? { text: rest.trim() } : {}) };
 }
 
+/** The inbound notices each council step answers (adwAfterStep sends the answers). */
+const NOTICES_ANSWERED_BY: Readonly<Record<string, readonly string[]>> = {
+  accept: [EVENT.assessmentNotice],
+  reject: [EVENT.assessmentNotice, EVENT.dischargeNotice],
+  confirmReady: [EVENT.dischargeNotice],
+};
+
+/**
+ * Whether the council will still owe the hospital its answer to a discharge notice once this step is
+ * taken: a notice of the referral's episode waits, and the step is not one that answers it.
+ */
+export async function dischargeNoticeOwedAfter(tx: SqlExecutor, referralId: string, action: string): Promise<boolean> {
+  return !NOTICES_ANSWERED_BY[action]?.includes(EVENT.dischargeNotice) && dischargeNoticeWaiting(tx, referralId);
+}
+
+/** Whether a discharge notice on this referral (we are the council) waits for the council's answer. */
+export async function dischargeNoticeWaiting(tx: SqlExecutor, referralId: string): Promise<boolean> {
+  const waiting = await tx.get(
+    "SELECT 1 AS owed FROM discharge_adw_messages m JOIN discharge_adw_episodes e ON e.referral_identifier = m.referral_identifier WHERE e.service_request_id = ? AND e.role = 'council' AND m.direction = 'in' AND m.event_code = ? AND m.status = 'awaiting-response'",
+    [referralId, EVENT.dischargeNotice],
+  );
+  return Boolean(waiting);
+}
+
 /** Called by every workflow step, inside its transaction: sends what the step means in ADW, if anything. */
 export async function adwAfterStep(session: RecordSession, ctx: DischargeContext, step: { action: string; detail?: string; before: TriageState; after: Referral }): Promise<void> {
   const { referral } = step.after;
