@@ -6,7 +6,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { FhirError } from '../record/index.ts';
 import {
-  ALLOWED_FROM, AWAITING_RESPONSE, CONSENT_QUESTIONNAIRE, DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, FINAL_STATES,
+  ALLOWED_FROM, ANSWERING_DISCHARGE_NOTICE, AWAITING_RESPONSE, CONSENT_QUESTIONNAIRE, DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, FINAL_STATES,
   MEDICALLY_READY_URL, OVERDUE_TAG, REFERRAL_CATEGORY, REFERRAL_CODE, STATE_STATUS, TRIAGE_DISPLAY, TRIAGE_TASK_CODE,
   businessStatus, pathwayCoding, triageStateOf, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
@@ -242,6 +242,7 @@ export async function loadReferral(session: RecordSession, referralId: string): 
 const ACTION_WORDS: Record<string, string> = {
   accept: 'accepted', requestInformation: 'asked for more information', reject: 'rejected', assignWorker: 'given a worker',
   recordSupportArranged: 'marked as support arranged', confirmReady: 'confirmed ready', recordDischarge: 'marked as discharged', withdraw: 'withdrawn',
+  disagreeWithDischarge: 'answered with a discharge disagreement',
 };
 
 /** The council's answers to a referral (the first one stops the response clock). */
@@ -264,7 +265,12 @@ export async function applyStepIn(session: RecordSession, ctx: DischargeContext,
     throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `The referral was changed by someone else (now version ${current.task.meta?.versionId}, you saw ${options.ifMatch}); reload it and try again.` }]);
   }
   if (!ALLOWED_FROM[action]?.includes(before)) {
-    throw fail(409, 'business-rule', `The referral is ${TRIAGE_DISPLAY[before].toLowerCase()}; it cannot be ${ACTION_WORDS[action] ?? action} now.`);
+    const answering = ANSWERING_DISCHARGE_NOTICE[action]?.includes(before) ?? false;
+    if (!answering || !(await dischargeNoticeWaiting(session.tx, referralId))) {
+      throw fail(409, 'business-rule', answering && !ALLOWED_FROM[action]
+        ? 'No discharge notice from the hospital is waiting for an answer on this referral.'
+        : `The referral is ${TRIAGE_DISPLAY[before].toLowerCase()}; it cannot be ${ACTION_WORDS[action] ?? action} now.`);
+    }
   }
   const now = clock(ctx);
   const status = STATE_STATUS[change.state];
@@ -392,6 +398,20 @@ export async function recordSupportArranged(ctx: DischargeContext, referralId: s
 /** The council confirms the person can go: support is in place. */
 export async function confirmReady(ctx: DischargeContext, referralId: string, options: StepOptions & { note?: string } = {}): Promise<Referral> {
   return applyStep(ctx, referralId, 'confirmReady', options, { state: 'ready', detail: options.note });
+}
+
+/**
+ * The council cannot agree to the discharge the hospital's notice proposes (support not in place by that
+ * date): the hospital is told why, and the referral stays where it is while the council goes on arranging.
+ */
+export async function disagreeWithDischarge(ctx: DischargeContext, referralId: string, reason: string, options: StepOptions = {}): Promise<Referral> {
+  if (!reason?.trim()) throw fail(400, 'invalid', 'Say why the council cannot agree to the proposed discharge.');
+  return inRecordTransaction(ctx, 'disagreeWithDischarge', async (session) => {
+    const state = triageStateOf((await loadReferral(session, referralId)).task) ?? 'received';
+    return applyStepIn(session, ctx, referralId, 'disagreeWithDischarge', options, {
+      state, detail: reason.trim(), note: { text: reason.trim(), category: 'Proposed discharge not agreed' },
+    });
+  });
 }
 
 /** The hospital records the actual discharge (also done from the Encounter when it finishes). */

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, type TestServer } from '../support/server.ts';
 import {
-  ADW_EVENT, AdwRejected, assignWorker, confirmReady, createReferral, fireDueTimers, handleAdwMessage, isOverdue, parseAdwMessage, recordSupportArranged, setCouncilSettings,
+  ADW_EVENT, AdwRejected, assignWorker, confirmReady, createReferral, disagreeWithDischarge, fireDueTimers, handleAdwMessage, isOverdue, parseAdwMessage, recordSupportArranged, setCouncilSettings,
   triage, triageStateOf, withdrawReferral, EXPECTED_DISCHARGE_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
 import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
@@ -229,6 +229,38 @@ for (const engine of ENGINES) {
       assert.equal(triageStateOf(task), 'accepted');
       assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), false);
       assert.equal((await escalationOf(second.referral.id)).status, 'completed');
+    });
+
+    it('a council that confirmed the person ready before the discharge notice came still answers it: agreeing by confirming again, or disagreeing with a reason', async () => {
+      const ready = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ready)));
+      const { referral } = await episodeOf(ready[EPISODE]);
+      await triage(ctx, referral.id, { action: 'accept' });
+      await confirmReady(ctx, referral.id);
+      await assert.rejects(confirmReady(ctx, referral.id), (e: Error) => /ready for discharge; it cannot be confirmed ready now/.test(e.message), 'nothing to answer yet');
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ready)));
+      const confirmed = await confirmReady(ctx, referral.id, { note: 'Reablement starts the day she leaves.' });
+      assert.equal(triageStateOf(confirmed.task), 'ready');
+      const agreement = (await sentFor(ready[EPISODE])).find((r) => r.event_code === ADW_EVENT.dischargeAgreement);
+      assert.ok(agreement, 'the hospital gets its discharge agreement');
+      assert.equal(parseAdwMessage(agreement.body).response?.identifier, ready[DISCHARGE_HEADER]);
+      await fireDueTimers(at(ctx, '2026-06-01T10:00:00Z'));
+      assert.equal((await t.fhir.get(`Task/escalation-${referral.id}`)).status, 404, 'answered: no escalation later');
+
+      const notYet = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], notYet)));
+      const second = (await episodeOf(notYet[EPISODE])).referral;
+      await triage(ctx, second.id, { action: 'accept' });
+      await assert.rejects(disagreeWithDischarge(ctx, second.id, 'Too soon'), (e: Error) => /No discharge notice/.test(e.message));
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], notYet)));
+      const disagreed = await disagreeWithDischarge(ctx, second.id, 'The care package cannot start before 12 May.');
+      assert.equal(triageStateOf(disagreed.task), 'accepted', 'the council goes on arranging support');
+      const disagreement = (await sentFor(notYet[EPISODE])).find((r) => r.event_code === ADW_EVENT.dischargeDisagreement);
+      assert.ok(disagreement, 'the hospital gets its discharge disagreement');
+      const parsed = parseAdwMessage(disagreement.body);
+      assert.equal(parsed.response?.identifier, notYet[DISCHARGE_HEADER]);
+      assert.equal(parsed.reason?.text, 'The care package cannot start before 12 May.');
+      await assert.rejects(disagreeWithDischarge(ctx, second.id, 'Again'), (e: Error) => /No discharge notice/.test(e.message), 'answered once');
     });
 
     describe('bad input', () => {

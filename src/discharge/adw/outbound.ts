@@ -3,8 +3,9 @@
 // handed to MESH by the delivery worker (delivery.ts).
 //
 // As the council (we received the notices): accepting a referral answers the pending assessment notice;
-// confirming readiness agrees to a pending discharge notice; rejecting answers every notice still waiting
-// (an assessment reject, a discharge disagreement). As the hospital (the council works elsewhere and is
+// confirming readiness (again, if the notice came after it) agrees to a pending discharge notice, and
+// disagreeing with it sends a disagreement; rejecting answers every notice still waiting (an assessment
+// reject, a discharge disagreement). As the hospital (the council works elsewhere and is
 // marked `adw` in discharge_councils): a new referral sends an assessment notice, a withdrawal a
 // withdrawal notice.
 import type { SqlExecutor } from '../../record/index.ts';
@@ -161,6 +162,7 @@ const NOTICES_ANSWERED_BY: Readonly<Record<string, readonly string[]>> = {
   accept: [EVENT.assessmentNotice],
   reject: [EVENT.assessmentNotice, EVENT.dischargeNotice],
   confirmReady: [EVENT.dischargeNotice],
+  disagreeWithDischarge: [EVENT.dischargeNotice],
 };
 
 /**
@@ -220,6 +222,8 @@ export async function adwAfterStep(session: RecordSession, ctx: DischargeContext
   } else if (step.action === 'confirmReady') {
     const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.dischargeNotice]);
     if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail ?? 'Support is in place; the council agrees to the proposed discharge date.');
+  } else if (step.action === 'disagreeWithDischarge') {
+    await disagreeWithDischargeIn(session, ctx, referral, step.detail ?? 'The council cannot agree to the proposed discharge date.');
   }
 }
 
