@@ -20,7 +20,7 @@ export {
   TRIAGE_DISPLAY, REFERRAL_CONSENT_QUESTIONS, STEP_TAKERS, consentAnswerOf, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 export {
-  createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, recordDischarge, withdrawReferral, setMedicallyReady, referralForEncounter, isOverdue,
+  createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, disagreeWithDischarge, recordDischarge, withdrawReferral, setMedicallyReady, referralForEncounter, isOverdue,
   type NewReferral, type TriageDecision, type StepOptions, type ConsentAnswer,
 } from './referrals.ts';
 export type { DischargeContext, Referral, FhirResource } from './recordSession.ts';
@@ -30,6 +30,7 @@ export { handleAdwMessage, AdwRejected, AdwNotForThisService } from './adw/inbou
 export { parseAdwMessage, type AdwMessage } from './adw/parse.ts';
 export { EVENT as ADW_EVENT, WITHDRAWAL_REASONS as ADW_WITHDRAWAL_REASONS, DEFAULT_ADW_WORKFLOW_IDS } from './adw/codes.ts';
 export { deliverPendingAdw, type AdwWorkflowIds } from './adw/delivery.ts';
+export { dischargeNoticeWaiting } from './adw/outbound.ts';
 export { followEncounters, newEncounterFeed } from './encounterFeed.ts';
 export { dischargeOperations } from './operations.ts';
 export type { InboundMessage, Messaging, PermanentFailureClass } from './messagingPort.ts';

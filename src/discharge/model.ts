@@ -99,6 +99,16 @@ export const ALLOWED_FROM: Record<string, readonly TriageState[]> = {
   cancelDischarge: ['discharged'],
 };
 
+/**
+ * Steps that answer a discharge notice, allowed from these states only while one waits for the council's
+ * answer. A council that confirmed the person ready before the hospital's notice came still owes the
+ * hospital its answer to the date proposed, so it confirms again, or disagrees, at whatever stage it is.
+ */
+export const ANSWERING_DISCHARGE_NOTICE: Record<string, readonly TriageState[]> = {
+  confirmReady: ['ready'],
+  disagreeWithDischarge: ['received', 'more-information-requested', 'accepted', 'assigned', 'support-arranged', 'ready'],
+};
+
 /** States in which the council still owes the hospital a response (the deadline clock runs). */
 export const AWAITING_RESPONSE: ReadonlySet<TriageState> = new Set(['received', 'more-information-requested']);
 

@@ -7,7 +7,7 @@
 import { FhirError, type FhirOperation, type FhirResponse, type OperationCall } from '../record/index.ts';
 import { PATHWAYS, REFERRAL_CONSENT_QUESTIONS, STEP_TAKERS, TRIAGE_TASK_CODE, consentAnswerOf, type Pathway } from './model.ts';
 import {
-  addNote, assignWorker, confirmReady, createReferral, recordDischarge, recordSupportArranged, setMedicallyReady, triage, withdrawReferral,
+  addNote, assignWorker, confirmReady, createReferral, disagreeWithDischarge, recordDischarge, recordSupportArranged, setMedicallyReady, triage, withdrawReferral,
   type ConsentAnswer, type NewReferral, type Referral, type StepOptions,
 } from './referrals.ts';
 import type { DischargeContext, FhirResource } from './recordSession.ts';
@@ -15,7 +15,7 @@ import type { DischargeContext, FhirResource } from './recordSession.ts';
 type Parameter = { name?: string; valueCode?: string; valueString?: string; valueDate?: string; valueReference?: { reference?: string; display?: string } };
 
 /** Who takes which step (the record checks every read and write again): the same split as the portal's. */
-const COUNCIL_STEPS = new Set(['accept', 'request-information', 'reject', 'assign-worker', 'support-arranged', 'ready']);
+const COUNCIL_STEPS = new Set(['accept', 'request-information', 'reject', 'assign-worker', 'support-arranged', 'ready', 'disagree-discharge']);
 const HOSPITAL_STEPS = new Set(['medically-ready', 'discharged', 'withdraw']);
 const COUNCIL_ROLES = STEP_TAKERS.council;
 const HOSPITAL_ROLES = STEP_TAKERS.hospital;
@@ -101,6 +101,7 @@ async function takeStep(ctx: DischargeContext, referralId: string, step: string,
     }
     case 'support-arranged': return recordSupportArranged(ctx, referralId, text('describe the support arranged'), options);
     case 'ready': { const note = textOf(params, 'text'); return confirmReady(ctx, referralId, { ...options, ...(note ? { note } : {}) }); }
+    case 'disagree-discharge': return disagreeWithDischarge(ctx, referralId, text('say why the council cannot agree to the proposed discharge'), options);
     case 'medically-ready': return setMedicallyReady(ctx, referralId, dateParam(params, 'date') ?? required(params, 'date', 'the day the patient became medically ready'), options);
     case 'discharged': return recordDischarge(ctx, referralId, dateParam(params, 'date') ?? required(params, 'date', 'the day the patient left hospital'), options);
     case 'withdraw': return withdrawReferral(ctx, referralId, text('say why the referral is withdrawn'), options);

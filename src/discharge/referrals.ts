@@ -6,13 +6,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { FhirError } from '../record/index.ts';
 import {
-  ALLOWED_FROM, AWAITING_RESPONSE, CONSENT_QUESTIONNAIRE, DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, FINAL_STATES,
+  ALLOWED_FROM, ANSWERING_DISCHARGE_NOTICE, AWAITING_RESPONSE, CONSENT_QUESTIONNAIRE, DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, FINAL_STATES,
   MEDICALLY_READY_URL, OVERDUE_TAG, REFERRAL_CATEGORY, REFERRAL_CODE, STATE_STATUS, TRIAGE_DISPLAY, TRIAGE_TASK_CODE,
   businessStatus, pathwayCoding, triageStateOf, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 import { clock, inRecordTransaction, type DischargeContext, type FhirResource, type RecordSession } from './recordSession.ts';
 import { deadlineAfter, type DeadlineRule } from './calendar.ts';
-import { adwAfterStep } from './adw/outbound.ts';
+import { adwAfterStep, dischargeNoticeOwedAfter, dischargeNoticeWaiting } from './adw/outbound.ts';
 
 export interface Reference { reference?: string; display?: string }
 
@@ -100,12 +100,17 @@ export async function councilDeadline(session: RecordSession, councilOds: string
 }
 
 export async function scheduleDeadline(session: RecordSession, referralId: string, taskId: string, dueMs: number, now: number): Promise<void> {
-  await cancelDeadlines(session, referralId);
+  await cancelDeadlines(session, referralId, 'response-deadline');
   await session.tx.run('INSERT INTO discharge_timers (id, kind, referral_id, task_id, due_ms, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)', [randomUUID(), 'response-deadline', referralId, taskId, dueMs, 'pending', now]);
 }
 
-export async function cancelDeadlines(session: RecordSession, referralId: string): Promise<void> {
-  await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND status = 'pending'", [referralId]);
+/**
+ * Cancels a referral's pending timers: all of them, or those of one kind ('response-deadline' for the
+ * triage response, 'discharge-notice' for the answer to a discharge notice).
+ */
+export async function cancelDeadlines(session: RecordSession, referralId: string, kind?: 'response-deadline' | 'discharge-notice'): Promise<void> {
+  if (kind) await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND kind = ? AND status = 'pending'", [referralId, kind]);
+  else await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND status = 'pending'", [referralId]);
 }
 
 /**
@@ -237,6 +242,7 @@ export async function loadReferral(session: RecordSession, referralId: string): 
 const ACTION_WORDS: Record<string, string> = {
   accept: 'accepted', requestInformation: 'asked for more information', reject: 'rejected', assignWorker: 'given a worker',
   recordSupportArranged: 'marked as support arranged', confirmReady: 'confirmed ready', recordDischarge: 'marked as discharged', withdraw: 'withdrawn',
+  disagreeWithDischarge: 'answered with a discharge disagreement',
 };
 
 /** The council's answers to a referral (the first one stops the response clock). */
@@ -259,7 +265,12 @@ export async function applyStepIn(session: RecordSession, ctx: DischargeContext,
     throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `The referral was changed by someone else (now version ${current.task.meta?.versionId}, you saw ${options.ifMatch}); reload it and try again.` }]);
   }
   if (!ALLOWED_FROM[action]?.includes(before)) {
-    throw fail(409, 'business-rule', `The referral is ${TRIAGE_DISPLAY[before].toLowerCase()}; it cannot be ${ACTION_WORDS[action] ?? action} now.`);
+    const answering = ANSWERING_DISCHARGE_NOTICE[action]?.includes(before) ?? false;
+    if (!answering || !(await dischargeNoticeWaiting(session.tx, referralId))) {
+      throw fail(409, 'business-rule', answering && !ALLOWED_FROM[action]
+        ? 'No discharge notice from the hospital is waiting for an answer on this referral.'
+        : `The referral is ${TRIAGE_DISPLAY[before].toLowerCase()}; it cannot be ${ACTION_WORDS[action] ?? action} now.`);
+    }
   }
   const now = clock(ctx);
   const status = STATE_STATUS[change.state];
@@ -268,11 +279,11 @@ export async function applyStepIn(session: RecordSession, ctx: DischargeContext,
     // The council's first answer starts the Task's execution: its start is the response time the metrics report.
     task = { ...task, executionPeriod: { ...(task.executionPeriod ?? {}), start: iso(now) } };
   }
-  if (!AWAITING_RESPONSE.has(change.state) && task.meta?.tag) {
-    // Answered: it is no longer overdue, whatever it was.
-    const tag = task.meta.tag.filter((t) => !(t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code));
-    task = { ...task, meta: { ...task.meta, tag }, priority: 'routine' };
-  }
+  // A step answers only what it answers: assigning a worker is no answer to a discharge notice, whose
+  // deadline, overdue flag and escalation stay until the council agrees, disagrees or the referral closes.
+  const dischargeOwed = !FINAL_STATES.has(change.state) && await dischargeNoticeOwedAfter(session.tx, referralId, action);
+  const owed = AWAITING_RESPONSE.has(change.state) || dischargeOwed;
+  if (!owed && task.meta?.tag) task = withoutOverdueTag(task);
   if (change.task) task = change.task(task);
   let referral: FhirResource = { ...current.referral, status: status.referral };
   if (change.referral) referral = change.referral(referral);
@@ -281,8 +292,9 @@ export async function applyStepIn(session: RecordSession, ctx: DischargeContext,
     referral: await session.put(referral, current.referral.meta?.versionId),
   };
   if (change.note) await fileCommunication(session, after, change.note, options.by, now);
-  if (!AWAITING_RESPONSE.has(change.state)) await cancelDeadlines(session, referralId);
-  if (FINAL_STATES.has(change.state) || !AWAITING_RESPONSE.has(change.state)) await closeEscalations(session, referralId, now);
+  if (!AWAITING_RESPONSE.has(change.state)) await cancelDeadlines(session, referralId, 'response-deadline');
+  if (!dischargeOwed) await cancelDeadlines(session, referralId, 'discharge-notice');
+  if (!owed) await closeEscalations(session, referralId, now);
   await adwAfterStep(session, ctx, { action, detail: change.detail, before, after });
   return after;
 }
@@ -305,6 +317,26 @@ async function fileCommunication(session: RecordSession, r: Referral, note: { te
     ...(by ? { sender: by } : {}),
     payload: [{ contentString: note.text }],
   });
+}
+
+function withoutOverdueTag(task: FhirResource): FhirResource {
+  const tag = (task.meta?.tag ?? []).filter((t) => !(t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code));
+  return { ...task, meta: { ...task.meta, tag }, priority: 'routine' };
+}
+
+/**
+ * After an answer owed to the hospital is taken away without a step (a discharge notice withdrawn or
+ * superseded): the overdue flag and escalation go once nothing else is owed.
+ */
+export async function settleOverdueIn(session: RecordSession, ctx: DischargeContext, referralId: string): Promise<void> {
+  const { task } = await loadReferral(session, referralId);
+  const state = triageStateOf(task) ?? 'received';
+  if (AWAITING_RESPONSE.has(state) || (!FINAL_STATES.has(state) && await dischargeNoticeWaiting(session.tx, referralId))) return;
+  const now = clock(ctx);
+  if (task.meta?.tag?.some((t) => t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code)) {
+    await session.put({ ...withoutOverdueTag(task), lastModified: iso(now) }, task.meta?.versionId);
+  }
+  await closeEscalations(session, referralId, now);
 }
 
 async function closeEscalations(session: RecordSession, referralId: string, now: number): Promise<void> {
@@ -366,6 +398,20 @@ export async function recordSupportArranged(ctx: DischargeContext, referralId: s
 /** The council confirms the person can go: support is in place. */
 export async function confirmReady(ctx: DischargeContext, referralId: string, options: StepOptions & { note?: string } = {}): Promise<Referral> {
   return applyStep(ctx, referralId, 'confirmReady', options, { state: 'ready', detail: options.note });
+}
+
+/**
+ * The council cannot agree to the discharge the hospital's notice proposes (support not in place by that
+ * date): the hospital is told why, and the referral stays where it is while the council goes on arranging.
+ */
+export async function disagreeWithDischarge(ctx: DischargeContext, referralId: string, reason: string, options: StepOptions = {}): Promise<Referral> {
+  if (!reason?.trim()) throw fail(400, 'invalid', 'Say why the council cannot agree to the proposed discharge.');
+  return inRecordTransaction(ctx, 'disagreeWithDischarge', async (session) => {
+    const state = triageStateOf((await loadReferral(session, referralId)).task) ?? 'received';
+    return applyStepIn(session, ctx, referralId, 'disagreeWithDischarge', options, {
+      state, detail: reason.trim(), note: { text: reason.trim(), category: 'Proposed discharge not agreed' },
+    });
+  });
 }
 
 /** The hospital records the actual discharge (also done from the Encounter when it finishes). */
@@ -495,9 +541,15 @@ export async function referralForEncounterIn(session: RecordSession, encounterId
   return found.find((r) => r.status === 'active') ?? found[0];
 }
 
-/** Whether a referral's response is overdue now: still awaiting a response, past its deadline. */
+/**
+ * Whether a referral's response is overdue now: still awaiting the triage response past its deadline, or
+ * flagged overdue by a deadline that fired (a discharge notice's answer is due whatever the triage state,
+ * and the flag stays until that answer is given).
+ */
 export function isOverdue(task: FhirResource, nowMs: number): boolean {
   const state = triageStateOf(task);
+  if (!state || FINAL_STATES.has(state)) return false;
   const end = task.restriction?.period?.end;
-  return Boolean(state && AWAITING_RESPONSE.has(state) && end && Date.parse(end) < nowMs);
+  if (AWAITING_RESPONSE.has(state) && end && Date.parse(end) < nowMs) return true;
+  return Boolean(task.meta?.tag?.some((t: { system?: string; code?: string }) => t.system === OVERDUE_TAG.system && t.code === OVERDUE_TAG.code));
 }

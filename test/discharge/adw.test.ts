@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, type TestServer } from '../support/server.ts';
 import {
-  ADW_EVENT, AdwRejected, confirmReady, createReferral, handleAdwMessage, parseAdwMessage, setCouncilSettings, triage, triageStateOf, withdrawReferral,
-  EXPECTED_DISCHARGE_URL, type DischargeContext,
+  ADW_EVENT, AdwRejected, assignWorker, confirmReady, createReferral, disagreeWithDischarge, fireDueTimers, handleAdwMessage, isOverdue, parseAdwMessage, recordSupportArranged, setCouncilSettings,
+  triage, triageStateOf, withdrawReferral, EXPECTED_DISCHARGE_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
 import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
 
@@ -173,6 +173,94 @@ for (const engine of ENGINES) {
       assert.deepEqual(sent.map((s) => s.event_code), [ADW_EVENT.withdrawalAccept], 'only the withdrawal is answered');
       const pending = await t.server.driver.get<{ n: number }>("SELECT COUNT(*) AS n FROM discharge_timers WHERE referral_id = ? AND status = 'pending'", [referral.id]);
       assert.equal(Number(pending!.n), 0, 'no deadline runs for a withdrawn episode');
+    });
+
+    it('rejecting while an assessment notice and a discharge notice both wait answers each, with its own response', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ids), { receivedAt: Date.parse('2026-05-01T11:00:00Z') }));
+      const { referral } = await episodeOf(ids[EPISODE]);
+      await triage(ctx, referral.id, { action: 'reject', reason: 'The person lives in another council area' });
+      const answers = Object.fromEntries((await sentFor(ids[EPISODE])).map((r) => [r.event_code, parseAdwMessage(r.body)]));
+      assert.deepEqual(Object.keys(answers).sort(), [ADW_EVENT.assessmentReject, ADW_EVENT.dischargeDisagreement].sort(), 'the hospital hears about both notices');
+      assert.equal(answers[ADW_EVENT.assessmentReject].response?.identifier, ids[ASSESSMENT_HEADER]);
+      assert.equal(answers[ADW_EVENT.dischargeDisagreement].response?.identifier, ids[DISCHARGE_HEADER]);
+      for (const answer of Object.values(answers)) assert.equal(answer.reason?.text, 'The person lives in another council area');
+      const waiting = await t.server.driver.all("SELECT event_code FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response'", [ids[EPISODE]]);
+      assert.deepEqual(waiting, [], 'no notice is left waiting on a closed referral');
+    });
+
+    it('a discharge notice\'s deadline outlasts the council\'s other steps, and once it lapses the referral shows overdue until the notice is answered or withdrawn', async () => {
+      const late = at(ctx, '2026-06-01T10:00:00Z');
+      const escalationOf = async (referralId: string) => (await t.fhir.get(`Task/escalation-${referralId}`)).body;
+      const acceptedWithNotice = async () => {
+        const ids = episodeIds();
+        await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+        const { referral } = await episodeOf(ids[EPISODE]);
+        await triage(ctx, referral.id, { action: 'accept' });
+        await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ids)));
+        return { ids, referral };
+      };
+
+      const { ids, referral } = await acceptedWithNotice();
+      await assignWorker(ctx, referral.id, { reference: 'Practitioner/sw-1', display: 'Lee Jones' });
+      await fireDueTimers(late);
+      let { task } = await episodeOf(ids[EPISODE]);
+      assert.equal(triageStateOf(task), 'assigned');
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), true, 'the board and the queue show it overdue');
+      assert.equal((await escalationOf(referral.id)).status, 'requested');
+      assert.match((await escalationOf(referral.id)).description, /the answer to the discharge notice/);
+      await recordSupportArranged(late, referral.id, 'Reablement from Monday');
+      ({ task } = await episodeOf(ids[EPISODE]));
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), true, 'arranging support does not answer the hospital');
+      assert.equal((await escalationOf(referral.id)).status, 'requested');
+      await confirmReady(late, referral.id);
+      ({ task } = await episodeOf(ids[EPISODE]));
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), false);
+      assert.equal((await escalationOf(referral.id)).status, 'completed');
+      assert.ok((await sentFor(ids[EPISODE])).some((r) => r.event_code === ADW_EVENT.dischargeAgreement));
+
+      // The hospital withdraws a lapsed discharge notice: nothing is owed any more, so nothing is overdue.
+      const second = await acceptedWithNotice();
+      await fireDueTimers(late);
+      const withdrawal = renamed(EXAMPLES['Withdrawal-Notice'], { ...second.ids, [ASSESSMENT_HEADER]: crypto.randomUUID() }).replace(ADW_EVENT.withdrawAll, ADW_EVENT.withdrawDischarge);
+      await handleAdwMessage({ ctx: late }, inbound(withdrawal));
+      ({ task } = await episodeOf(second.ids[EPISODE]));
+      assert.equal(triageStateOf(task), 'accepted');
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), false);
+      assert.equal((await escalationOf(second.referral.id)).status, 'completed');
+    });
+
+    it('a council that confirmed the person ready before the discharge notice came still answers it: agreeing by confirming again, or disagreeing with a reason', async () => {
+      const ready = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ready)));
+      const { referral } = await episodeOf(ready[EPISODE]);
+      await triage(ctx, referral.id, { action: 'accept' });
+      await confirmReady(ctx, referral.id);
+      await assert.rejects(confirmReady(ctx, referral.id), (e: Error) => /ready for discharge; it cannot be confirmed ready now/.test(e.message), 'nothing to answer yet');
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ready)));
+      const confirmed = await confirmReady(ctx, referral.id, { note: 'Reablement starts the day she leaves.' });
+      assert.equal(triageStateOf(confirmed.task), 'ready');
+      const agreement = (await sentFor(ready[EPISODE])).find((r) => r.event_code === ADW_EVENT.dischargeAgreement);
+      assert.ok(agreement, 'the hospital gets its discharge agreement');
+      assert.equal(parseAdwMessage(agreement.body).response?.identifier, ready[DISCHARGE_HEADER]);
+      await fireDueTimers(at(ctx, '2026-06-01T10:00:00Z'));
+      assert.equal((await t.fhir.get(`Task/escalation-${referral.id}`)).status, 404, 'answered: no escalation later');
+
+      const notYet = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], notYet)));
+      const second = (await episodeOf(notYet[EPISODE])).referral;
+      await triage(ctx, second.id, { action: 'accept' });
+      await assert.rejects(disagreeWithDischarge(ctx, second.id, 'Too soon'), (e: Error) => /No discharge notice/.test(e.message));
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], notYet)));
+      const disagreed = await disagreeWithDischarge(ctx, second.id, 'The care package cannot start before 12 May.');
+      assert.equal(triageStateOf(disagreed.task), 'accepted', 'the council goes on arranging support');
+      const disagreement = (await sentFor(notYet[EPISODE])).find((r) => r.event_code === ADW_EVENT.dischargeDisagreement);
+      assert.ok(disagreement, 'the hospital gets its discharge disagreement');
+      const parsed = parseAdwMessage(disagreement.body);
+      assert.equal(parsed.response?.identifier, notYet[DISCHARGE_HEADER]);
+      assert.equal(parsed.reason?.text, 'The care package cannot start before 12 May.');
+      await assert.rejects(disagreeWithDischarge(ctx, second.id, 'Again'), (e: Error) => /No discharge notice/.test(e.message), 'answered once');
     });
 
     describe('bad input', () => {

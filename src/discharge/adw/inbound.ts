@@ -10,7 +10,7 @@
 import { isValidNhsNumber, NHS_NUMBER_SYSTEM, type SqlExecutor } from '../../record/index.ts';
 import { clock, inRecordTransaction, inSharedTransaction, type DischargeContext, type FhirResource, type RecordSession, type Referral } from '../recordSession.ts';
 import {
-  applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, withdrawIn, type ConsentAnswer, type StepChange,
+  applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, settleOverdueIn, withdrawIn, type ConsentAnswer, type StepChange,
 } from '../referrals.ts';
 import { ALLOWED_FROM, EXPECTED_DISCHARGE_URL, FINAL_STATES, triageStateOf, withExtensionDate } from '../model.ts';
 import { deadlineAfter } from '../calendar.ts';
@@ -249,7 +249,9 @@ async function applyDischargeNotice(session: RecordSession, ctx: DischargeContex
     sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(),
     payload: [{ contentString: `Discharge notice: proposed discharge date ${proposed ?? 'not given'}; the council's answer is due by ${new Date(due).toISOString()}.` }],
   });
-  await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND kind = 'discharge-notice' AND status = 'pending'", [referral.id]);
+  // A new discharge notice replaces the one before (a new proposed date): only the latest is answered.
+  await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND event_code = ? AND status = 'awaiting-response' AND header_id <> ?", [episode.referral_identifier, EVENT.dischargeNotice, m.headerId]);
+  await cancelDeadlines(session, referral.id, 'discharge-notice');
   await session.tx.run(
     'INSERT INTO discharge_timers (id, kind, referral_id, task_id, message_key, due_ms, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     [session.newId(), 'discharge-notice', referral.id, task.id, m.headerId, due, 'pending', clock(ctx)],
@@ -265,8 +267,9 @@ async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m:
   if (onlyDischarge) {
     // The assessment goes on; only the proposed discharge (and the answer owed to it) is withdrawn.
     await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND event_code = ? AND status = 'awaiting-response'", [episode.referral_identifier, EVENT.dischargeNotice]);
-    await session.tx.run("UPDATE discharge_timers SET status = 'cancelled' WHERE referral_id = ? AND kind = 'discharge-notice' AND status = 'pending'", [referral.id]);
+    await cancelDeadlines(session, referral.id, 'discharge-notice');
     referral = await session.put(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, undefined), referral.meta?.versionId);
+    await settleOverdueIn(session, ctx, referral.id);
   } else {
     await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND header_id <> ? AND status = 'awaiting-response'", [episode.referral_identifier, m.headerId]);
     await session.tx.run('UPDATE discharge_adw_episodes SET withdrawn = 1 WHERE referral_identifier = ?', [episode.referral_identifier]);

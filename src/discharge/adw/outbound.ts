@@ -2,10 +2,12 @@
 // as the workflow step that causes them (so a step and its message happen together or not at all), then
 // handed to MESH by the delivery worker (delivery.ts).
 //
-// As the council (we received the notices): accepting or rejecting a referral answers the pending
-// assessment notice; confirming readiness agrees to a pending discharge notice; rejecting while a discharge
-// notice waits disagrees with it. As the hospital (the council works elsewhere and is marked `adw` in
-// discharge_councils): a new referral sends an assessment notice, a withdrawal a withdrawal notice.
+// As the council (we received the notices): accepting a referral answers the pending assessment notice;
+// confirming readiness (again, if the notice came after it) agrees to a pending discharge notice, and
+// disagreeing with it sends a disagreement; rejecting answers every notice still waiting (an assessment
+// reject, a discharge disagreement). As the hospital (the council works elsewhere and is
+// marked `adw` in discharge_councils): a new referral sends an assessment notice, a withdrawal a
+// withdrawal notice.
 import type { SqlExecutor } from '../../record/index.ts';
 import type { Referral, RecordSession, DischargeContext, FhirResource } from '../recordSession.ts';
 import { clock } from '../recordSession.ts';
@@ -54,10 +56,17 @@ export async function queueOutbound(tx: SqlExecutor, m: QueuedMessage, now: numb
   );
 }
 
-/** The pending (unanswered) inbound notice of an episode of one of these kinds, newest first. */
-async function pendingNotice(tx: SqlExecutor, identifier: string, events: string[]): Promise<{ header_id: string; event_code: string; peer_mailbox: string | null } | undefined> {
+type PendingNotice = { header_id: string; event_code: string; peer_mailbox: string | null };
+
+/** The pending (unanswered) inbound notices of an episode of these kinds, newest first. */
+async function pendingNotices(tx: SqlExecutor, identifier: string, events: string[]): Promise<PendingNotice[]> {
   const marks = events.map(() => '?').join(', ');
-  return tx.get(`SELECT header_id, event_code, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`, [identifier, ...events]);
+  return tx.all(`SELECT header_id, event_code, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`, [identifier, ...events]);
+}
+
+/** The newest pending inbound notice of an episode of these kinds. */
+async function pendingNotice(tx: SqlExecutor, identifier: string, events: string[]): Promise<PendingNotice | undefined> {
+  return (await pendingNotices(tx, identifier, events))[0];
 }
 
 async function markAnswered(tx: SqlExecutor, headerId: string, event: string, status: string): Promise<void> {
@@ -148,6 +157,31 @@ export function withdrawalReasonOf(text: string | undefined): { code: string; te
   return { code: m[1], ...(rest.trim() ? { text: rest.trim() } : {}) };
 }
 
+/** The inbound notices each council step answers (adwAfterStep sends the answers). */
+const NOTICES_ANSWERED_BY: Readonly<Record<string, readonly string[]>> = {
+  accept: [EVENT.assessmentNotice],
+  reject: [EVENT.assessmentNotice, EVENT.dischargeNotice],
+  confirmReady: [EVENT.dischargeNotice],
+  disagreeWithDischarge: [EVENT.dischargeNotice],
+};
+
+/**
+ * Whether the council will still owe the hospital its answer to a discharge notice once this step is
+ * taken: a notice of the referral's episode waits, and the step is not one that answers it.
+ */
+export async function dischargeNoticeOwedAfter(tx: SqlExecutor, referralId: string, action: string): Promise<boolean> {
+  return !NOTICES_ANSWERED_BY[action]?.includes(EVENT.dischargeNotice) && dischargeNoticeWaiting(tx, referralId);
+}
+
+/** Whether a discharge notice on this referral (we are the council) waits for the council's answer. */
+export async function dischargeNoticeWaiting(tx: SqlExecutor, referralId: string): Promise<boolean> {
+  const waiting = await tx.get(
+    "SELECT 1 AS owed FROM discharge_adw_messages m JOIN discharge_adw_episodes e ON e.referral_identifier = m.referral_identifier WHERE e.service_request_id = ? AND e.role = 'council' AND m.direction = 'in' AND m.event_code = ? AND m.status = 'awaiting-response'",
+    [referralId, EVENT.dischargeNotice],
+  );
+  return Boolean(waiting);
+}
+
 /** Called by every workflow step, inside its transaction: sends what the step means in ADW, if anything. */
 export async function adwAfterStep(session: RecordSession, ctx: DischargeContext, step: { action: string; detail?: string; before: TriageState; after: Referral }): Promise<void> {
   const { referral } = step.after;
@@ -180,11 +214,16 @@ export async function adwAfterStep(session: RecordSession, ctx: DischargeContext
     const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.assessmentNotice]);
     if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail);
   } else if (step.action === 'reject') {
-    const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.assessmentNotice, EVENT.dischargeNotice]);
-    if (notice) await queueResponse(session, ctx, episode, referral, notice, false, step.detail);
+    // A rejected referral is closed: every notice still waiting gets its own answer, or the hospital is
+    // left waiting on the ones not answered (an assessment notice behind a later discharge notice).
+    for (const notice of await pendingNotices(session.tx, episode.referral_identifier, [EVENT.assessmentNotice, EVENT.dischargeNotice])) {
+      await queueResponse(session, ctx, episode, referral, notice, false, step.detail);
+    }
   } else if (step.action === 'confirmReady') {
     const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.dischargeNotice]);
     if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail ?? 'Support is in place; the council agrees to the proposed discharge date.');
+  } else if (step.action === 'disagreeWithDischarge') {
+    await disagreeWithDischargeIn(session, ctx, referral, step.detail ?? 'The council cannot agree to the proposed discharge date.');
   }
 }
 

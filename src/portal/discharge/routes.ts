@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UserActor } from '../../access/index.ts';
 import type { AccessControl, SqlDriver } from '../../record/index.ts';
-import { PATHWAYS, STEP_TAKERS, TRIAGE_DISPLAY, TRIAGE_STATES, type DischargeContext } from '../../discharge/index.ts';
+import { PATHWAYS, STEP_TAKERS, TRIAGE_DISPLAY, TRIAGE_STATES, dischargeNoticeWaiting, type DischargeContext } from '../../discharge/index.ts';
 import { recordFor, type RecordClient, type RecordConnection } from '../recordClient.ts';
 import { errorView, type FieldError, type SendPage } from '../page.ts';
 import { visitOf } from '../visit.ts';
@@ -17,16 +17,16 @@ import { dischargeMetrics, referralsCsv } from './metrics.ts';
 import { liveUpdates } from './liveUpdates.ts';
 import { CONSENT_QUESTIONS, referralStart, sentBy, submitNewReferral, type NewReferralForm } from './newReferral.ts';
 import { formSubmission } from '../formSubmission.ts';
-import { submitAssign, submitNote, submitReady, submitSupport, submitTriage, type AssignForm, type FormResult, type NoteForm, type SupportForm, type TriageForm } from './triageForms.ts';
+import { submitAssign, submitDisagree, submitNote, submitReady, submitSupport, submitTriage, type AssignForm, type FormResult, type NoteForm, type SupportForm, type TriageForm } from './triageForms.ts';
 import { submitDischarge, submitMedicallyReady, submitWithdraw, WITHDRAWAL_CHOICES, type DateForm, type WithdrawForm } from './hospitalForms.ts';
 
 const HOSPITAL_REFERS = 'Only the hospital\'s discharge coordinators refer patients to a council.';
-const ACTIONS = ['triage', 'assign', 'support', 'ready', 'medically-ready', 'discharged', 'withdraw', 'note'] as const;
+const ACTIONS = ['triage', 'assign', 'support', 'ready', 'disagree', 'medically-ready', 'discharged', 'withdraw', 'note'] as const;
 type Action = typeof ACTIONS[number];
 const COUNCIL_ONLY = 'Only the council\'s social workers respond to referrals and arrange support.';
 const HOSPITAL_ONLY = 'Only the hospital\'s discharge coordinators record medically ready and discharge dates, or withdraw a referral.';
 const REFUSALS: Record<Action, string> = {
-  triage: COUNCIL_ONLY, assign: COUNCIL_ONLY, support: COUNCIL_ONLY, ready: COUNCIL_ONLY,
+  triage: COUNCIL_ONLY, assign: COUNCIL_ONLY, support: COUNCIL_ONLY, ready: COUNCIL_ONLY, disagree: COUNCIL_ONLY,
   'medically-ready': HOSPITAL_ONLY, discharged: HOSPITAL_ONLY, withdraw: HOSPITAL_ONLY,
   note: 'Only the council\'s social workers and the hospital\'s discharge coordinators add notes to referrals.',
 };
@@ -148,13 +148,15 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
     const councilActs = mayActAs(who, 'council') && Boolean(discharge);
     const hospitalActs = mayActAs(who, 'hospital') && Boolean(discharge);
     const workers = councilActs ? await workerChoices(record, who.actor) : [];
+    // A discharge notice waits for the council's answer even after it confirmed the person ready.
+    const dischargeNotice = councilActs && row.open && await dischargeNoticeWaiting(driver, row.id);
     return send(req, reply, 'pages/discharge/referral.njk', {
       pageTitle: `Discharge referral for ${row.name}`, row, side: who.side, mayAct: councilActs || hospitalActs, councilActs, hospitalActs, workers,
       notes: notes.map((n) => ({ category: n.category?.[0]?.text ?? 'Note', text: n.payload?.[0]?.contentString ?? '', by: n.sender?.display, at: n.sent })),
       canTriage: row.state === 'received' || row.state === 'more-information-requested',
       canAssign: ['accepted', 'assigned', 'support-arranged'].includes(row.state),
       canArrange: ['assigned', 'support-arranged'].includes(row.state),
-      canConfirm: ['accepted', 'assigned', 'support-arranged'].includes(row.state),
+      canConfirm: ['accepted', 'assigned', 'support-arranged'].includes(row.state) || (row.state === 'ready' && dischargeNotice), canDisagree: dischargeNotice,
       canChangeDates: row.open, canWithdraw: row.open, withdrawalChoices: WITHDRAWAL_CHOICES,
       values: form.values ?? {}, done: form.done, ...errorView(form.errors ?? []),
     }, form.status ?? 200);
@@ -184,6 +186,7 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
   action<AssignForm & Record<string, string | undefined>>('assign', ['council'], async (ctx, actor, id, body, record) => submitAssign(ctx, actor, id, body, await workerChoices(record, actor)));
   action<SupportForm & Record<string, string | undefined>>('support', ['council'], (ctx, actor, id, body) => submitSupport(ctx, actor, id, body));
   action<Record<string, string | undefined>>('ready', ['council'], (ctx, actor, id, body) => submitReady(ctx, actor, id, { version: body.version, note: body['ready-note'] }));
+  action<Record<string, string | undefined>>('disagree', ['council'], (ctx, actor, id, body) => submitDisagree(ctx, actor, id, { version: body.version, reason: body['disagree-reason'] }));
   action<Record<string, string | undefined>>('medically-ready', ['hospital'], (ctx, actor, id, body) => submitMedicallyReady(ctx, actor, id, dateFields(body, 'ready')));
   action<Record<string, string | undefined>>('discharged', ['hospital'], (ctx, actor, id, body) => submitDischarge(ctx, actor, id, dateFields(body, 'discharged')));
   action<WithdrawForm & Record<string, string | undefined>>('withdraw', ['hospital'], (ctx, actor, id, body) => submitWithdraw(ctx, actor, id, body));

@@ -1,9 +1,10 @@
 // The council's forms on a referral: triage (accept, ask for more information, reject with a reason),
-// assign a worker, record the support arranged, confirm the person is ready, add a note (the hospital's
+// assign a worker, record the support arranged, confirm the person is ready (agreeing to a discharge notice)
+// or disagree with the discharge the hospital's notice proposes, add a note (the hospital's
 // people add notes too). Each is checked here first (the NHS error summary names the field), then
 // run through the discharge workflow as the signed-in person, with the version of the referral the page
 // showed: if someone else changed it meanwhile the step is refused (412) and nothing is overwritten.
-import { triage, assignWorker, addNote, recordSupportArranged, confirmReady, type DischargeContext, type TriageDecision } from '../../discharge/index.ts';
+import { triage, assignWorker, addNote, recordSupportArranged, confirmReady, disagreeWithDischarge, type DischargeContext, type TriageDecision } from '../../discharge/index.ts';
 import type { UserActor } from '../../access/index.ts';
 import type { FieldError } from '../page.ts';
 import { by, runStep as run, MAX_TEXT, type FormResult } from './formStep.ts';
@@ -13,6 +14,7 @@ export interface AssignForm { _csrf?: string; version?: string; worker?: string 
 export interface NoteForm { _csrf?: string; version?: string; note?: string }
 export interface SupportForm { _csrf?: string; version?: string; support?: string }
 export interface ReadyForm { _csrf?: string; version?: string; note?: string }
+export interface DisagreeForm { _csrf?: string; version?: string; reason?: string }
 export type { FormResult };
 
 export function checkTriage(form: TriageForm): { decision?: TriageDecision; errors: FieldError[] } {
@@ -63,4 +65,11 @@ export async function submitReady(ctx: DischargeContext, actor: UserActor, refer
   const note = (form.note ?? '').trim();
   if (note.length > MAX_TEXT) return { ok: false, errors: [{ field: 'ready-note', text: `The note must be ${MAX_TEXT} characters or fewer` }] };
   return run(() => confirmReady(ctx, referralId, { ifMatch: form.version ?? '', by: by(actor), ...(note ? { note } : {}) }), 'ready-note');
+}
+
+export async function submitDisagree(ctx: DischargeContext, actor: UserActor, referralId: string, form: DisagreeForm): Promise<FormResult> {
+  const reason = (form.reason ?? '').trim();
+  if (!reason) return { ok: false, errors: [{ field: 'disagree-reason', text: 'Enter why the council cannot agree to the proposed discharge' }] };
+  if (reason.length > MAX_TEXT) return { ok: false, errors: [{ field: 'disagree-reason', text: `The reason must be ${MAX_TEXT} characters or fewer` }] };
+  return run(() => disagreeWithDischarge(ctx, referralId, reason, { ifMatch: form.version ?? '', by: by(actor) }), 'disagree-reason');
 }
