@@ -9,7 +9,7 @@ import {
   ADW_EVENT, AdwRejected, assignWorker, confirmReady, createReferral, disagreeWithDischarge, fireDueTimers, handleAdwMessage, isOverdue, parseAdwMessage, recordSupportArranged, setCouncilSettings,
   triage, triageStateOf, withdrawReferral, EXPECTED_DISCHARGE_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
-import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
+import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, withHeaderId, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
 
 const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
 const ASSESSMENT_HEADER = '5bfa2a2e-923b-440d-82d6-38e24b666be6';
@@ -311,16 +311,36 @@ for (const engine of ENGINES) {
         await rejects(renamed(EXAMPLES['Assessment-Notice-Accept-Response'], episodeIds()), /never sent/);
       });
 
-      it('a rejected notice replayed after the cause is fixed is processed, and not rejected twice', async () => {
+      it('a rejected notice replayed after the cause is fixed: one answer per notice, so a notice the hospital was told is rejected stays rejected; one never answered is processed', async () => {
         const ids = episodeIds();
         const xml = renamed(EXAMPLES['Assessment-Notice'], ids).replace(/ods:V396BB/g, 'ods:LA777');
         await rejects(xml, /LA777/);
         await t.fhir.put('Organization/council-777', { resourceType: 'Organization', id: 'council-777', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'LA777' }], name: 'Another Council' });
         await rejects(xml.replace('</Bundle>', '<!-- -->\n</Bundle>').replace('9413946000', '9413946001'), /NHS number/); // a different problem, same key: not rejected again
-        await handleAdwMessage(deps(), inbound(xml));
-        const { task } = await episodeOf(ids[EPISODE]);
+        // The hospital got an assessment reject for it: the replay is refused (dead-lettered again, saying why), and opens nothing.
+        await rejects(xml, /was not applied on replay: it was answered with assessment notice reject .* so the hospital holds it as rejected.*send the notice again/);
+        assert.equal((await t.fhir.get(`ServiceRequest?identifier=${ids[EPISODE]}`)).body.entry?.length ?? 0, 0, 'no referral the hospital believes rejected');
+        const sent = await sentFor(ids[EPISODE]);
+        assert.deepEqual(sent.map((r) => r.event_code), [ADW_EVENT.assessmentReject], 'the one reject sent the first time, and no accept can follow');
+        const row = await t.server.driver.get<{ status: string; detail: string }>("SELECT status, detail FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ?", [ids[ASSESSMENT_HEADER]]);
+        assert.equal(row?.status, 'rejected');
+        assert.match(row?.detail ?? '', /not applied on replay/);
+        // The hospital sends it again, as a new message: processed as usual.
+        const resent = withHeaderId(xml, ids[ASSESSMENT_HEADER], crypto.randomUUID());
+        await handleAdwMessage(deps(), inbound(resent));
+        const { referral, task } = await episodeOf(ids[EPISODE]);
         assert.equal(triageStateOf(task), 'received');
-        assert.equal((await sentFor(ids[EPISODE])).length, 1, 'the one reject sent the first time');
+        await triage(ctx, referral.id, { action: 'accept' });
+        assert.deepEqual((await sentFor(ids[EPISODE])).map((r) => `${r.responds_to} ${r.event_code}`).sort(), [`${ids[ASSESSMENT_HEADER]} ${ADW_EVENT.assessmentReject}`, `${parseAdwMessage(resent).headerId} ${ADW_EVENT.assessmentAccept}`].sort(), 'each notice answered once');
+
+        // A notice that got no answer (an admission notice: the spec has none) is processed on replay.
+        const admission = episodeIds();
+        const admissionXml = renamed(EXAMPLES['Admission-Notice'], admission).replace(/ods:V396BB/g, 'ods:LA778');
+        await rejects(admissionXml, /LA778/);
+        await t.fhir.put('Organization/council-778', { resourceType: 'Organization', id: 'council-778', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'LA778' }], name: 'A Third Council' });
+        await handleAdwMessage(deps(), inbound(admissionXml));
+        const stay = await searchOne(t, `Encounter?identifier=${admission['2562b8b6-c0db-424a-8c6b-0fa43b0d6c2f']}`);
+        assert.ok(await searchOne(t, `Communication?encounter=Encounter/${stay.id}`), 'the admission is recorded');
       });
     });
 

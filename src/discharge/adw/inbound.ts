@@ -57,6 +57,7 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
   // Before any check: another system's answer is not ours to judge (its patient may be one we would refuse).
   if (ANSWERS[m.eventCode] && m.response?.identifier && !(await sentNotice(transaction?.tx ?? deps.ctx.driver, m))) throw notOurNotice(m);
   let problems: string[] = [];
+  let refused = '';
   const step = async (session: RecordSession) => {
     problems = await checkMessage(deps, session, msg, m);
     const claim = await claimMessage(session, m, msg, problems.length ? 'rejected' : 'processing');
@@ -65,13 +66,22 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
       if (claim === 'new') await rejectNotice(session, deps.ctx, m, msg, problems.join(' '));
       return 'rejected';
     }
+    if (claim === 'retry') {
+      // One notice, one answer: the hospital holds a notice we rejected as rejected, so a replay must not
+      // open work it does not know about and answer the same notice a second time, the other way.
+      refused = await answeredWithReject(session, m);
+      if (refused) {
+        await setStatus(session, m, 'rejected', refused);
+        return 'refused';
+      }
+    }
     if (ANSWERS[m.eventCode]) await applyResponse(session, deps.ctx, m);
     else await applyNotice(session, deps.ctx, m, msg);
     return 'applied';
   };
   const outcome = transaction ? await inSharedTransaction(deps.ctx, 'adw-inbound', transaction, step) : await inRecordTransaction(deps.ctx, 'adw-inbound', step);
-  if (outcome !== 'rejected') return;
-  const reason = `${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} was rejected: ${problems.join(' ')}`;
+  if (outcome !== 'rejected' && outcome !== 'refused') return;
+  const reason = outcome === 'refused' ? refused : `${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} was rejected: ${problems.join(' ')}`;
   if (transaction) transaction.deadLetter(reason);
   else throw new AdwRejected(reason);
 }
@@ -92,6 +102,23 @@ async function claimMessage(session: RecordSession, m: AdwMessage, msg: InboundM
   if (row?.status !== 'rejected') return 'duplicate';
   await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'in' AND header_id = ? AND event_code = ?", [status, m.headerId, m.eventCode]);
   return 'retry';
+}
+
+/**
+ * Why a replayed notice is not applied, when it was answered with a reject the first time (empty when it
+ * was not: an admission notice, or a reject that could not be addressed, is applied on replay as before).
+ */
+async function answeredWithReject(session: RecordSession, m: AdwMessage): Promise<string> {
+  const reject = RESPONSES_TO[m.eventCode]?.reject;
+  if (!reject) return '';
+  const sent = await session.tx.get<{ header_id: string; at_ms: number | string }>(
+    "SELECT header_id, at_ms FROM discharge_adw_messages WHERE direction = 'out' AND responds_to = ? AND event_code = ? ORDER BY at_ms LIMIT 1", [m.headerId, reject],
+  );
+  if (!sent) return '';
+  const name = EVENT_NAMES[m.eventCode as EventCode];
+  return `${name} ${m.headerId} was not applied on replay: it was answered with ${EVENT_NAMES[reject].toLowerCase()} ${sent.header_id} on ${new Date(Number(sent.at_ms)).toISOString().slice(0, 10)}, `
+    + 'so the hospital holds it as rejected. Applying it now would open work the hospital does not know about and answer the same notice twice. '
+    + 'Ask the hospital to send the notice again (a new message); that one is processed as usual.';
 }
 
 async function setStatus(session: RecordSession, m: AdwMessage, status: string, detail?: string): Promise<void> {
