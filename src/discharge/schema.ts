@@ -71,4 +71,11 @@ CREATE TABLE discharge_feed_cursor (
 );
 `,
   },
+  {
+    version: 2,
+    name: "ADW episodes remember a 'withdraw discharge notice' that came before the notice it withdrew",
+    sql: `
+ALTER TABLE discharge_adw_episodes ADD COLUMN discharge_withdrawn_at TEXT;
+`,
+  },
 ];

@@ -175,6 +175,35 @@ for (const engine of ENGINES) {
       assert.equal(Number(pending!.n), 0, 'no deadline runs for a withdrawn episode');
     });
 
+    it('a "withdraw discharge notice only" that overtakes its discharge notice still withdraws it: no date, no deadline, nothing owed; a notice sent after the withdrawal is live', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      // The example withdrawal is sent 2017-05-08, after the example discharge notice (2017-05-04), but arrives first.
+      const withdrawal = renamed(EXAMPLES['Withdrawal-Notice'], { ...ids, [ASSESSMENT_HEADER]: crypto.randomUUID() }).replace(ADW_EVENT.withdrawAll, ADW_EVENT.withdrawDischarge);
+      await handleAdwMessage(deps(), inbound(withdrawal));
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ids), { receivedAt: Date.parse('2026-05-01T11:00:00Z') }));
+      let { referral, task } = await episodeOf(ids[EPISODE]);
+      assert.equal(triageStateOf(task), 'received', 'the assessment goes on');
+      const expected = (r: any) => r.extension?.find((e: any) => e.url === EXPECTED_DISCHARGE_URL)?.valueDateTime;
+      assert.equal(expected(referral), undefined, 'the withdrawn date is not set');
+      const notice = await t.server.driver.get<{ status: string; detail: string }>("SELECT status, detail FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ?", [ids[DISCHARGE_HEADER]]);
+      assert.equal(notice?.status, 'withdrawn');
+      assert.match(notice?.detail ?? '', /withdrew this discharge notice/);
+      const timers = await t.server.driver.all<{ kind: string }>("SELECT kind FROM discharge_timers WHERE referral_id = ? AND status = 'pending'", [referral.id]);
+      assert.deepEqual(timers.map((r) => r.kind), ['response-deadline'], 'no discharge-notice deadline');
+      const filed = await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}&category:text=${encodeURIComponent('Discharge notice')}`);
+      assert.match(filed.body.entry[0].resource.payload[0].contentString, /arrived after the hospital had withdrawn it/);
+      assert.deepEqual((await sentFor(ids[EPISODE])).map((r) => r.event_code), [ADW_EVENT.withdrawalAccept], 'only the withdrawal is answered');
+
+      // A new discharge notice, sent after the withdrawal, is a new proposal: answered as usual.
+      const fresh = withHeaderId(renamed(EXAMPLES['Discharge-Notice'], ids), ids[DISCHARGE_HEADER], crypto.randomUUID()).replace('2017-05-04T15:11:42+00:00', '2017-05-10T09:00:00+00:00');
+      await handleAdwMessage(deps(), inbound(fresh));
+      ({ referral, task } = await episodeOf(ids[EPISODE]));
+      assert.equal(expected(referral), '2017-05-06');
+      const live = await t.server.driver.get<{ status: string }>("SELECT status FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ?", [parseAdwMessage(fresh).headerId]);
+      assert.equal(live?.status, 'awaiting-response');
+    });
+
     it('rejecting while an assessment notice and a discharge notice both wait answers each, with its own response', async () => {
       const ids = episodeIds();
       await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));

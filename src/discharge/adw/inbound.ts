@@ -210,12 +210,13 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   else if (episode.peer_mailbox !== msg.from) await session.tx.run('UPDATE discharge_adw_episodes SET peer_mailbox = ? WHERE referral_identifier = ?', [msg.from, identifier]);
   episode = { ...episode, peer_mailbox: msg.from };
 
-  if (WITHDRAWALS.has(event)) return applyWithdrawal(session, ctx, m, episode);
+  if (WITHDRAWALS.has(event)) return applyWithdrawal(session, ctx, m, msg, episode);
   if (episode.withdrawn) {
     // The withdrawal came first: the notice arrived late and asks for nothing any more.
     await setStatus(session, m, 'superseded', 'The episode was already withdrawn.');
     return;
   }
+  if (event === EVENT.dischargeNotice && withdrawnAhead(episode, m, msg)) return recordWithdrawnDischargeNotice(session, m, msg, episode);
   // A referral opened just now is as it was written: no need to read it back.
   const current = opened ?? await loadReferral(session, episode.service_request_id);
   if (FINAL_STATES.has(triageStateOf(current.task) ?? 'received')) {
@@ -285,14 +286,47 @@ async function applyDischargeNotice(session: RecordSession, ctx: DischargeContex
   );
 }
 
-async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m: AdwMessage, episode: AdwEpisode): Promise<void> {
+/** When a message was sent: its MessageHeader.timestamp, or (without one) when it was received. */
+function sentAt(m: AdwMessage, msg: InboundMessage): number {
+  const stamped = m.timestamp ? Date.parse(m.timestamp) : NaN;
+  return Number.isNaN(stamped) ? msg.receivedAt : stamped;
+}
+
+/**
+ * Whether the hospital withdrew this discharge notice before it got here: a 'withdraw discharge notice
+ * only' sent after it was received first (MESH does not keep order), so it found nothing to withdraw then.
+ */
+function withdrawnAhead(episode: AdwEpisode, m: AdwMessage, msg: InboundMessage): boolean {
+  const withdrawnAt = episode.discharge_withdrawn_at ? Date.parse(episode.discharge_withdrawn_at) : NaN;
+  return !Number.isNaN(withdrawnAt) && sentAt(m, msg) <= withdrawnAt;
+}
+
+/** A discharge notice its withdrawal overtook: kept, and shown to staff, as withdrawn; no date, no deadline, nothing owed. */
+async function recordWithdrawnDischargeNotice(session: RecordSession, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode): Promise<void> {
+  const why = `The hospital withdrew this discharge notice (withdrawal sent ${episode.discharge_withdrawn_at}) before it arrived.`;
+  await setStatus(session, m, 'withdrawn', why);
+  const { referral, task } = await loadReferral(session, episode.service_request_id);
+  await session.put({
+    resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: 'Discharge notice' }],
+    basedOn: [{ reference: `ServiceRequest/${referral.id}` }], partOf: [{ reference: `Task/${task.id}` }], subject: referral.subject,
+    sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(),
+    payload: [{ contentString: `Discharge notice (proposed discharge date ${m.encounter?.end ?? 'not given'}) arrived after the hospital had withdrawn it; it needs no answer and the expected discharge date is unchanged.` }],
+  });
+}
+
+async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode): Promise<void> {
   const reason = `${m.reason!.code} ${WITHDRAWAL_REASONS[m.reason!.code!]}${m.reason?.text ? `: ${m.reason.text}` : ''}`;
   const current = await loadReferral(session, episode.service_request_id);
   const state = triageStateOf(current.task) ?? 'received';
   const onlyDischarge = m.eventCode === EVENT.withdrawDischarge;
   let referral = current.referral;
   if (onlyDischarge) {
-    // The assessment goes on; only the proposed discharge (and the answer owed to it) is withdrawn.
+    // The assessment goes on; only the proposed discharge (and the answer owed to it) is withdrawn,
+    // including a discharge notice sent before this withdrawal that has not arrived yet.
+    const at = new Date(sentAt(m, msg)).toISOString();
+    if (!episode.discharge_withdrawn_at || Date.parse(episode.discharge_withdrawn_at) < Date.parse(at)) {
+      await session.tx.run('UPDATE discharge_adw_episodes SET discharge_withdrawn_at = ? WHERE referral_identifier = ?', [at, episode.referral_identifier]);
+    }
     await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND event_code = ? AND status = 'awaiting-response'", [episode.referral_identifier, EVENT.dischargeNotice]);
     await cancelDeadlines(session, referral.id, 'discharge-notice');
     referral = await session.put(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, undefined), referral.meta?.versionId);

@@ -27,6 +27,8 @@ export interface AdwEpisode {
   peer_ods: string;
   peer_mailbox: string | null;
   withdrawn: number;
+  /** When the latest 'withdraw discharge notice only' was sent (MessageHeader.timestamp): discharge notices sent before it are withdrawn. */
+  discharge_withdrawn_at?: string | null;
 }
 
 export async function episodeByReferral(tx: SqlExecutor, serviceRequestId: string): Promise<AdwEpisode | undefined> {
