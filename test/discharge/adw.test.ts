@@ -219,6 +219,29 @@ for (const engine of ENGINES) {
       assert.deepEqual(waiting, [], 'no notice is left waiting on a closed referral');
     });
 
+    it('a discharge notice that comes after the referral was rejected is answered with a disagreement saying so, and shown on the referral', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      const { referral } = await episodeOf(ids[EPISODE]);
+      await triage(ctx, referral.id, { action: 'reject', reason: 'The person lives in another council area' });
+      await handleAdwMessage({ ctx: at(ctx, '2026-05-02T09:00:00Z') }, inbound(renamed(EXAMPLES['Discharge-Notice'], ids), { receivedAt: Date.parse('2026-05-02T09:00:00Z') }));
+      const disagreement = (await sentFor(ids[EPISODE])).find((r) => r.event_code === ADW_EVENT.dischargeDisagreement);
+      assert.ok(disagreement, 'the hospital gets an answer to its discharge notice');
+      const parsed = parseAdwMessage(disagreement.body);
+      assert.equal(parsed.response?.identifier, ids[DISCHARGE_HEADER]);
+      assert.equal(parsed.reason?.text, 'The referral was rejected on 2026-05-01: The person lives in another council area');
+      assert.equal(disagreement.peer_mailbox, 'HOSPITAL01');
+      const notice = await t.server.driver.get<{ status: string }>("SELECT status FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ?", [ids[DISCHARGE_HEADER]]);
+      assert.equal(notice?.status, 'rejected', 'answered, not left waiting');
+      const { referral: after, task } = await episodeOf(ids[EPISODE]);
+      assert.equal(triageStateOf(task), 'rejected');
+      assert.equal(after.extension?.find((e: any) => e.url === EXPECTED_DISCHARGE_URL)?.valueDateTime, '2017-05-12', 'the proposed date (2017-05-06) is not taken onto a rejected referral');
+      const pending = await t.server.driver.get<{ n: number }>("SELECT COUNT(*) AS n FROM discharge_timers WHERE referral_id = ? AND status = 'pending'", [referral.id]);
+      assert.equal(Number(pending!.n), 0, 'no deadline on a rejected referral');
+      const filed = await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}&category:text=${encodeURIComponent('Discharge notice')}`);
+      assert.match(filed.body.entry[0].resource.payload[0].contentString, /received after the referral was rejected; answered with a discharge notice disagreement/);
+    });
+
     it('a discharge notice\'s deadline outlasts the council\'s other steps, and once it lapses the referral shows overdue until the notice is answered or withdrawn', async () => {
       const late = at(ctx, '2026-06-01T10:00:00Z');
       const escalationOf = async (referralId: string) => (await t.fhir.get(`Task/escalation-${referralId}`)).body;

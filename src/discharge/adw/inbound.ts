@@ -219,8 +219,10 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   if (event === EVENT.dischargeNotice && withdrawnAhead(episode, m, msg)) return recordWithdrawnDischargeNotice(session, m, msg, episode);
   // A referral opened just now is as it was written: no need to read it back.
   const current = opened ?? await loadReferral(session, episode.service_request_id);
-  if (FINAL_STATES.has(triageStateOf(current.task) ?? 'received')) {
-    await setStatus(session, m, 'superseded', `The referral is already ${triageStateOf(current.task)}.`);
+  const state = triageStateOf(current.task) ?? 'received';
+  if (state === 'rejected' && RESPONSES_TO[event]) return answerAfterRejection(session, ctx, m, msg, episode, current);
+  if (FINAL_STATES.has(state)) {
+    await setStatus(session, m, 'superseded', `The referral is already ${state}.`);
     return;
   }
   await setStatus(session, m, 'awaiting-response');
@@ -284,6 +286,28 @@ async function applyDischargeNotice(session: RecordSession, ctx: DischargeContex
     'INSERT INTO discharge_timers (id, kind, referral_id, task_id, message_key, due_ms, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     [session.newId(), 'discharge-notice', referral.id, task.id, m.headerId, due, 'pending', clock(ctx)],
   );
+}
+
+/**
+ * A notice that needs an answer, on a referral the council has rejected: the hospital still waits for one.
+ * It is answered with its reject response (for a discharge notice, a disagreement) saying when and why the
+ * referral was rejected, and a note on the referral shows it to both sides. No date, no deadline.
+ */
+async function answerAfterRejection(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode, current: Referral): Promise<void> {
+  const event = m.eventCode as EventCode;
+  const why = current.task.statusReason?.text;
+  const on = current.task.lastModified ? String(current.task.lastModified).slice(0, 10) : 'an earlier date';
+  const reason = `The referral was rejected on ${on}${why ? `: ${why}` : '.'}`;
+  await setStatus(session, m, 'awaiting-response');
+  await queueResponse(session, ctx, episode, current.referral, { header_id: m.headerId, event_code: event, peer_mailbox: msg.from }, false, reason);
+  const answer = EVENT_NAMES[RESPONSES_TO[event].reject].toLowerCase();
+  const proposed = event === EVENT.dischargeNotice ? ` (proposed discharge date ${m.encounter?.end ?? 'not given'})` : '';
+  await session.put({
+    resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: EVENT_NAMES[event] }],
+    basedOn: [{ reference: `ServiceRequest/${current.referral.id}` }], partOf: [{ reference: `Task/${current.task.id}` }], subject: current.referral.subject,
+    sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(),
+    payload: [{ contentString: `${EVENT_NAMES[event]}${proposed} received after the referral was rejected; answered with a ${answer}: ${reason}` }],
+  });
 }
 
 /** When a message was sent: its MessageHeader.timestamp, or (without one) when it was received. */
