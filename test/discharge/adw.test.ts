@@ -204,6 +204,33 @@ for (const engine of ENGINES) {
       assert.equal(live?.status, 'awaiting-response');
     });
 
+    it('a newer assessment notice for the same episode replaces the older one and updates the referral, with a note both sides see', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      const second = withHeaderId(renamed(EXAMPLES['Assessment-Notice'], ids), ids[ASSESSMENT_HEADER], crypto.randomUUID())
+        .replace('Patient admitted as inpatient with chest pain.', 'Fall at home; needs help with stairs.').replace('2017-05-12', '2017-05-15');
+      await handleAdwMessage(deps(), inbound(second, { receivedAt: Date.parse('2026-05-01T11:00:00Z') }));
+      let { referral } = await episodeOf(ids[EPISODE]);
+      assert.equal(referral.reasonCode[0].text, 'Fall at home; needs help with stairs.');
+      assert.equal(referral.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2017-05-15');
+      const statuses = Object.fromEntries((await t.server.driver.all<{ header_id: string; status: string }>("SELECT header_id, status FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ?", [ids[EPISODE]])).map((r) => [r.header_id, r.status]));
+      assert.deepEqual(statuses, { [ids[ASSESSMENT_HEADER]]: 'superseded', [parseAdwMessage(second).headerId]: 'awaiting-response' }, 'nothing waits for ever');
+      const note = await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}&category:text=${encodeURIComponent('Assessment notice updated')}`);
+      assert.match(note.body.entry[0].resource.payload[0].contentString, /reason for referral now "Fall at home; needs help with stairs\." \(was "Patient admitted as inpatient with chest pain\."\).*expected discharge date now 2017-05-15/);
+      await triage(ctx, referral.id, { action: 'accept' });
+      const sent = await sentFor(ids[EPISODE]);
+      assert.deepEqual(sent.map((r) => r.responds_to), [parseAdwMessage(second).headerId], 'the newer notice is the one answered');
+
+      // Once accepted, a further notice is answered at once (the assessment stands) and its changes recorded.
+      const third = withHeaderId(renamed(EXAMPLES['Assessment-Notice'], ids), ids[ASSESSMENT_HEADER], crypto.randomUUID()).replace('2017-05-12', '2017-05-20');
+      await handleAdwMessage(deps(), inbound(third));
+      ({ referral } = await episodeOf(ids[EPISODE]));
+      assert.equal(referral.extension.find((e: any) => e.url === EXPECTED_DISCHARGE_URL).valueDateTime, '2017-05-20');
+      const answer = (await sentFor(ids[EPISODE])).find((r) => r.responds_to === parseAdwMessage(third).headerId);
+      assert.equal(answer?.event_code, ADW_EVENT.assessmentAccept);
+      assert.match(parseAdwMessage(answer!.body).reason?.text ?? '', /already|accepted this assessment on 2026-05-01/);
+    });
+
     it('rejecting while an assessment notice and a discharge notice both wait answers each, with its own response', async () => {
       const ids = episodeIds();
       await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));

@@ -12,7 +12,7 @@ import { clock, inRecordTransaction, inSharedTransaction, type DischargeContext,
 import {
   applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, settleOverdueIn, withdrawIn, type ConsentAnswer, type StepChange,
 } from '../referrals.ts';
-import { ALLOWED_FROM, EXPECTED_DISCHARGE_URL, FINAL_STATES, triageStateOf, withExtensionDate } from '../model.ts';
+import { ALLOWED_FROM, AWAITING_RESPONSE, EXPECTED_DISCHARGE_URL, FINAL_STATES, extensionDate, triageStateOf, withExtensionDate } from '../model.ts';
 import { deadlineAfter } from '../calendar.ts';
 import type { AdwMessage } from './parse.ts';
 import { readAdw, type ReadAdw } from './reader.ts';
@@ -227,6 +227,51 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   }
   await setStatus(session, m, 'awaiting-response');
   if (event === EVENT.dischargeNotice) await applyDischargeNotice(session, ctx, m, msg, episode, current.referral, current.task);
+  else if (event === EVENT.assessmentNotice && !opened) await applyNewerAssessmentNotice(session, ctx, m, msg, episode, current);
+}
+
+/**
+ * A further assessment notice for an episode already open: it replaces the one before (only the latest is
+ * answered, so none waits for ever), and what it changes (reason, needs, expected discharge date) is
+ * copied onto the referral with a note both sides see. When the council has already accepted the
+ * assessment, the new notice is answered with an accept saying so.
+ */
+async function applyNewerAssessmentNotice(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode, current: Referral): Promise<void> {
+  await session.tx.run(
+    "UPDATE discharge_adw_messages SET status = 'superseded', detail = ? WHERE direction = 'in' AND referral_identifier = ? AND event_code = ? AND status = 'awaiting-response' AND header_id <> ?",
+    [`Replaced by assessment notice ${m.headerId}.`, episode.referral_identifier, EVENT.assessmentNotice, m.headerId],
+  );
+  let referral = current.referral;
+  const changes: string[] = [];
+  const reason = m.referral?.reason;
+  if (reason && reason !== referral.reasonCode?.[0]?.text) {
+    changes.push(`reason for referral now "${reason}" (was "${referral.reasonCode?.[0]?.text ?? 'not given'}")`);
+    referral = { ...referral, reasonCode: [{ text: reason }] };
+  }
+  const needs = m.referral?.description;
+  const before = (referral.note ?? []).map((n: any) => n.text).join('\n');
+  if (needs && needs !== before) {
+    changes.push(`needs now "${needs}"`);
+    referral = { ...referral, note: [{ text: needs }] };
+  }
+  const expected = m.encounter?.end;
+  if (expected && expected !== extensionDate(referral, EXPECTED_DISCHARGE_URL)) {
+    changes.push(`expected discharge date now ${expected} (was ${extensionDate(referral, EXPECTED_DISCHARGE_URL) ?? 'not given'})`);
+    referral = withExtensionDate(referral, EXPECTED_DISCHARGE_URL, expected);
+  }
+  if (changes.length) referral = await session.put(referral, current.referral.meta?.versionId);
+  await session.put({
+    resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: 'Assessment notice updated' }],
+    basedOn: [{ reference: `ServiceRequest/${referral.id}` }], partOf: [{ reference: `Task/${current.task.id}` }], subject: referral.subject,
+    sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(),
+    payload: [{ contentString: `The hospital sent a new assessment notice for this referral: ${changes.length ? changes.join('; ') : 'nothing the referral records changed'}.` }],
+  });
+  const state = triageStateOf(current.task) ?? 'received';
+  if (!AWAITING_RESPONSE.has(state)) {
+    const on = current.task.executionPeriod?.start ? String(current.task.executionPeriod.start).slice(0, 10) : 'an earlier date';
+    await queueResponse(session, ctx, episode, referral, { header_id: m.headerId, event_code: m.eventCode, peer_mailbox: msg.from }, true,
+      `The council accepted this assessment on ${on}; the changes in this notice are recorded on the referral.`);
+  }
 }
 
 async function openEpisode(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, patient: FhirResource, encounter: FhirResource): Promise<{ episode: AdwEpisode; opened: Referral }> {
