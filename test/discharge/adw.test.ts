@@ -9,6 +9,9 @@ import {
   ADW_EVENT, AdwRejected, assignWorker, confirmReady, createReferral, disagreeWithDischarge, fireDueTimers, handleAdwMessage, isOverdue, parseAdwMessage, recordSupportArranged, setCouncilSettings,
   triage, triageStateOf, withdrawReferral, EXPECTED_DISCHARGE_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
+import { addOrganisation, addUser } from '../../src/access/index.ts';
+import { csrfTokenIn, TEST_PASSWORD } from '../portal/portalServer.ts';
+import { signIn } from './pagesSeed.ts';
 import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, withHeaderId, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
 
 const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
@@ -340,6 +343,34 @@ for (const engine of ENGINES) {
       assert.equal(parsed.response?.identifier, notYet[DISCHARGE_HEADER]);
       assert.equal(parsed.reason?.text, 'The care package cannot start before 12 May.');
       await assert.rejects(disagreeWithDischarge(ctx, second.id, 'Again'), (e: Error) => /No discharge notice/.test(e.message), 'answered once');
+    });
+
+    it('in the portal, the council disagrees with a discharge notice from the referral page: the reason is required, and the hospital is answered', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      const { referral } = await episodeOf(ids[EPISODE]);
+      await triage(ctx, referral.id, { action: 'accept' });
+      await addOrganisation(t.server.driver, { ods: COUNCIL_ODS, name: 'Hebburn Council', kind: 'council' });
+      await addUser(t.server.driver, { username: `sw-${engine}`, name: 'Sandy Worker', password: TEST_PASSWORD, memberships: [{ organisation: COUNCIL_ODS, role: 'social-worker' }] });
+      const cookie = await signIn(t, `sw-${engine}`);
+      const path = `/discharge/referrals/${referral.id}`;
+      const page = async () => (await fetch(`${t.url}${path}`, { headers: { cookie } })).text();
+      assert.doesNotMatch(await page(), /Disagree with the proposed discharge/, 'nothing to disagree with before the notice');
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ids)));
+      const html = await page();
+      assert.match(html, /Disagree with the proposed discharge/);
+      const form = { _csrf: csrfTokenIn(html), version: /name="version" value="([^"]*)"/.exec(html)![1] };
+      const post = (body: Record<string, string>) => fetch(`${t.url}${path}/disagree`, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      const empty = await post({ ...form, 'disagree-reason': ' ' });
+      assert.equal(empty.status, 400);
+      assert.match(await empty.text(), /Enter why the council cannot agree to the proposed discharge/);
+      assert.equal((await sentFor(ids[EPISODE])).some((r) => r.event_code === ADW_EVENT.dischargeDisagreement), false, 'nothing sent');
+      const sent = await post({ ...form, 'disagree-reason': 'The care package cannot start before 12 May.' });
+      assert.equal(sent.status, 303);
+      const disagreement = (await sentFor(ids[EPISODE])).find((r) => r.event_code === ADW_EVENT.dischargeDisagreement);
+      assert.ok(disagreement, 'the hospital gets its discharge disagreement');
+      assert.equal(parseAdwMessage(disagreement.body).reason?.text, 'The care package cannot start before 12 May.');
+      assert.doesNotMatch(await page(), /Disagree with the proposed discharge/, 'answered once');
     });
 
     describe('bad input', () => {
