@@ -14,6 +14,7 @@ import { ensureAdminClient } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { auditMigrations } from './audit/journal.ts';
+import { anchorAuditHead } from './audit/anchor.ts';
 import { useOwnAuditDatabase } from './audit/ownDatabase.ts';
 import { auditEventService } from './audit/search.ts';
 import { hostname } from 'node:os';
@@ -109,7 +110,8 @@ export async function auditAdministrationNow(driver: SqlDriver, journalDatabase:
   const packed = new PackedRequests();
   packed.push(administrationRequest(Date.now(), undefined, change, actor));
   try {
-    await writer.write(packed.message(1));
+    const head = await writer.write(packed.message(1));
+    if (head) await anchorAuditHead(driver, head);
   } finally {
     await writer.close();
   }
@@ -124,7 +126,7 @@ export interface CommandLineAccess { at: number; actor: Actor; events: AccessEve
  */
 export async function auditAccessesNow(driver: SqlDriver, journalDatabase: string | undefined, accesses: CommandLineAccess[]): Promise<void> {
   const problems: string[] = [];
-  const trail = new AuditTrail(journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname()), (message) => problems.push(message));
+  const trail = new AuditTrail(journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname()), (message) => problems.push(message), (head) => anchorAuditHead(driver, head));
   for (const a of accesses) trail.record({ ...a, address: 'command line' });
   await trail.close();
   if (problems.length) throw new Error(`the audit trail did not take every entry: ${problems[0]}`);
@@ -138,7 +140,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   const originOf = (req: FastifyRequest) => configuredOrigin ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
   // An in-memory SQLite database cannot be opened again from another thread (journalDatabase is undefined).
   const writer = journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname());
-  const audit = options.audit === false ? undefined : new AuditTrail(writer);
+  const audit = options.audit === false ? undefined : new AuditTrail(writer, undefined, (head) => anchorAuditHead(driver, head));
   const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
   const { people, sessions } = setUpPeople(driver, options.people, audit);
   return {

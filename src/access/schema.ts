@@ -129,4 +129,11 @@ ALTER TABLE access_break_glass ADD COLUMN submission TEXT;
 CREATE UNIQUE INDEX access_break_glass_submission ON access_break_glass (user_id, patient_id, submission) WHERE submission IS NOT NULL;
 `,
   },
+  {
+    version: 7,
+    name: 'the audit chain\'s head, anchored in the record\'s own database (one row)',
+    // Outside the journal (on SQLite, in the other file): entries removed from the chain's end leave no
+    // broken link, but they leave the chain shorter than the head recorded here.
+    sql: `CREATE TABLE access_audit_anchor (id SMALLINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL, anchored_ms BIGINT NOT NULL)`,
+  },
 ];

@@ -15,6 +15,7 @@ import { migrateAccess, verifyAuditChain } from '../../src/access/index.ts';
 import { ACCESS_MIGRATIONS } from '../../src/access/schema.ts';
 import { CHAIN_EXTENSION, GENESIS_HASH, chainHash } from '../../src/access/audit/chain.ts';
 import { JournalAppender } from '../../src/access/audit/journal.ts';
+import { ANCHOR_EVERY_MS } from '../../src/access/audit/trail.ts';
 import { SharedParts, journalEntryFor } from '../../src/access/audit/auditEvent.ts';
 import { createResources, migrate, openRecordStore, type SqlDriver } from '../../src/record/index.ts';
 
@@ -89,6 +90,42 @@ for (const engine of ENGINES) {
       } finally {
         const columns = Object.keys(row);
         await journal.db.transaction((tx) => tx.insertMany('audit_journal', columns, [columns.map((c) => row[c])]));
+      }
+      assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
+    });
+
+    it('verify notices entries removed from the end with their index rows, from the head anchored in the record', async () => {
+      await new Promise((r) => setTimeout(r, ANCHOR_EVERY_MS + 100));
+      for (let i = 0; i < 3; i++) await t.fhir.get(`Patient/${pid}`);
+      const last = async () => Number((await t.server.driver.get<{ seq: number }>('SELECT MAX(seq) AS seq FROM audit_journal'))!.seq);
+      const deadline = Date.now() + 10_000;
+      let anchored: number | undefined;
+      // The anchor follows the chain's head after a write, at most once a second.
+      while ((anchored = Number((await t.server.driver.get<{ seq: number }>('SELECT seq FROM access_audit_anchor WHERE id = 1'))?.seq ?? 0)) !== await last() || anchored < 8) {
+        if (Date.now() > deadline) assert.fail(`the anchor (${anchored}) did not reach the chain's head (${await last()})`);
+        await t.fhir.get(`Patient/${pid}`);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      const from = anchored - 1;
+      const rows = await t.server.driver.all<Record<string, any>>('SELECT * FROM audit_journal WHERE seq >= ? ORDER BY seq', [from]);
+      const patients = await t.server.driver.all<Record<string, any>>('SELECT * FROM audit_patient WHERE seq >= ?', [from]);
+      const entities = await t.server.driver.all<Record<string, any>>('SELECT * FROM audit_entity WHERE seq >= ?', [from]);
+      // Quiet while the rows are out: nothing new is written on top of the shortened chain.
+      await journal.db.transaction(async (tx) => {
+        for (const table of ['audit_journal', 'audit_patient', 'audit_entity']) await tx.run(`DELETE FROM ${table} WHERE seq >= ?`, [from]);
+      });
+      try {
+        const r = await verify(t.database);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        // (verify itself is audited: its own entry may already sit on the shortened chain)
+        assert.match(r.lines[0], new RegExp(`the record's anchor says the chain reached entry ${anchored}|not the entry the record anchored`));
+      } finally {
+        await journal.db.transaction(async (tx) => {
+          for (const table of ['audit_journal', 'audit_patient', 'audit_entity']) await tx.run(`DELETE FROM ${table} WHERE seq >= ?`, [from]);
+          for (const [table, list] of [['audit_journal', rows], ['audit_patient', patients], ['audit_entity', entities]] as const) {
+            if (list.length) await tx.insertMany(table, Object.keys(list[0]), list.map((row) => Object.keys(list[0]).map((c) => row[c])));
+          }
+        });
       }
       assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
     });

@@ -139,6 +139,9 @@ export class PartTexts {
 
 interface Link { seq: number; text: string; hash: string; prev: string }
 
+/** The chain's last entry: its position and hash. */
+export interface ChainHead { seq: number; hash: string }
+
 /**
  * Appends entries in order, in one transaction: every row or none. The last link is read inside the
  * transaction, after taking the append lock, so two app nodes never fork the chain. Hashing is done
@@ -152,8 +155,9 @@ export class JournalAppender {
 
   constructor(private readonly driver: SqlDriver) {}
 
-  async append(entries: JournalEntry[]): Promise<void> {
-    if (!entries.length) return;
+  /** Appends; resolves to the chain's head after this append (undefined when there was nothing to append). */
+  async append(entries: JournalEntry[]): Promise<ChainHead | undefined> {
+    if (!entries.length) return undefined;
     let links = this.head ? chain(this.head, entries) : undefined;
     await this.driver.transaction(async (tx) => {
       if (this.driver.dialect === 'postgres') await tx.run(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
@@ -169,6 +173,7 @@ export class JournalAppender {
     });
     const end = links![links!.length - 1];
     this.head = { seq: end.seq, hash: end.hash };
+    return this.head;
   }
 
   private async storeParts(tx: SqlExecutor, entries: JournalEntry[]): Promise<void> {

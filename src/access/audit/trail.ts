@@ -17,12 +17,15 @@
 // waiting requests are no work for the request thread's garbage collector.
 import type { AuditedRequest } from './auditEvent.ts';
 import type { AuditWriter } from './writer.ts';
+import type { ChainHead } from './journal.ts';
 import { PackedRequests, decodeBatch, eventCount } from './batchMessage.ts';
 
 export const FLUSH_INTERVAL_MS = 100;
 export const FLUSH_AT_EVENTS = 1000;
 export const BATCH_EVENTS = 1000;
 export const BACKLOG_EVENTS = 5000;
+/** How often the chain's head is anchored in the record's database (see anchor below). */
+export const ANCHOR_EVERY_MS = 1000;
 const ADMIT_WAIT_MS = 2000;
 const RETRY_MS = 1000;
 
@@ -49,9 +52,22 @@ export class AuditTrail {
   /** Woken after every write attempt. */
   private waiters: (() => void)[] = [];
 
+  /** The chain's head after the last write, and the one last anchored. */
+  private head?: ChainHead;
+  private anchored?: ChainHead;
+  private anchoredAt = 0;
+  private anchoring: Promise<void> = Promise.resolve();
+  private anchorProblem?: string;
+
+  /**
+   * `anchor` records the chain's head outside the journal (the record's database): a hash chain shows any
+   * entry changed or removed from its middle, but not entries removed from its end, unless something else
+   * remembers how far it reached. Called after a write at most every ANCHOR_EVERY_MS, and on close.
+   */
   constructor(
     private readonly writer: AuditWriter,
     private readonly log: (message: string, err: unknown) => void = (message, err) => console.error(message, err),
+    private readonly anchor?: (head: ChainHead) => Promise<void>,
   ) {}
 
   /** Buffers one answered request; never throws, never waits. */
@@ -102,7 +118,29 @@ export class AuditTrail {
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.flush();
+    await this.anchorHead();
     await this.writer.close();
+  }
+
+  /** Anchors the head written last, unless it already is; a failure is logged and tried again after the next write. */
+  private anchorHead(): Promise<void> {
+    this.anchoring = this.anchoring.then(async () => {
+      const head = this.head;
+      if (!this.anchor || !head || head.seq === this.anchored?.seq) return;
+      this.anchoredAt = Date.now();
+      try {
+        await this.anchor(head);
+        this.anchored = head;
+      } catch (err) {
+        // Said once per cause: a tampered journal would otherwise be reported after every write.
+        const cause = (err as Error)?.message ?? String(err);
+        if (cause !== this.anchorProblem) this.log(`CareBridge could not anchor the audit chain's head (entry ${head.seq}) in the record's database; trying again after the next write.`, err);
+        this.anchorProblem = cause;
+        return;
+      }
+      this.anchorProblem = undefined;
+    });
+    return this.anchoring;
   }
 
   private schedule(delay: number): void {
@@ -124,7 +162,9 @@ export class AuditTrail {
       // The batch leaves the buffer only once written: a failed one is still first, in order.
       const batch = this.buffer.message(n);
       try {
-        await this.writer.write(batch);
+        const head = await this.writer.write(batch);
+        if (head) this.head = head;
+        if (Date.now() - this.anchoredAt >= ANCHOR_EVERY_MS) void this.anchorHead();
         this.buffer.drop(n);
         this.failing = false;
         this.buffered -= events;

@@ -3,9 +3,12 @@
 // link that does not hold. Then checks the patient and entity indexes against the
 // entries: an index row for an entry that is not there means entries were removed from the end, and an
 // entry whose patients are missing from the index would be hidden from "who has looked at my record".
+// Last, against the head anchored in the record's database (anchor.ts): a chain shorter than the anchor,
+// or another entry where it was anchored, has lost entries from its end.
 import type { SqlExecutor } from '../../record/index.ts';
 import { GENESIS_HASH, chainHash, chainPosition } from './chain.ts';
 import { HEAD, LEGACY_FORMAT, linkHash, partKey } from './journal.ts';
+import { anchoredHead } from './anchor.ts';
 
 export type ChainCheck =
   | { intact: true; checked: number; head?: { seq: number; hash: string } }
@@ -22,6 +25,7 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
   let head: { seq: number; hash: string } | undefined;
   const broken = (seq: number, auditId: string | undefined, problem: string): ChainCheck => ({ intact: false, checked, seq, auditId, problem });
   const parts = new Map<string, string | undefined>(); // key → what is wrong with it ('' when sound)
+  const anchor = await anchoredHead(db);
   for (;;) {
     const rows = await db.all<JournalRow>('SELECT seq, legacy_id, recorded_ms, content, part, prev_hash, hash, format FROM audit_journal WHERE seq >= ? ORDER BY seq LIMIT ?', [expected, PAGE]);
     const missing = await missingFromIndex(db, rows);
@@ -34,6 +38,7 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
       const problem = Number(row.format) === LEGACY_FORMAT ? legacyProblem(row, previous) : (row.part && parts.get(row.part)) || textProblem(row, previous);
       if (problem) return broken(seq, id, problem);
       if (missing?.seq === seq) return broken(seq, id, `the patient index has lost its row for Patient/${missing.patient} (the event would not show in that person's audit)`);
+      if (anchor?.seq === seq && anchor.hash !== row.hash) return broken(seq, id, 'it is not the entry the record anchored at this place in the chain (the chain was rewritten from here)');
       previous = row.hash;
       head = { seq, hash: row.hash };
       expected += 1;
@@ -47,6 +52,10 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
   );
   if (dangling?.seq !== null && dangling?.seq !== undefined) {
     return broken(Number(dangling.seq), String(dangling.seq), 'its journal row has been deleted (the indexes still list it: entries were removed from the end)');
+  }
+  if (anchor && anchor.seq > (head?.seq ?? 0)) {
+    const at = (head?.seq ?? 0) + 1;
+    return broken(at, String(at), `its journal row has been deleted: the record's anchor says the chain reached entry ${anchor.seq} on ${new Date(anchor.anchoredMs).toISOString()} (entries were removed from the end)`);
   }
   return { intact: true, checked, head };
 }

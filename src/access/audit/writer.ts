@@ -4,7 +4,7 @@
 // serving thread only moves each batch across as one buffer of packed requests (batchMessage.ts).
 import type { SqlDriver } from '../../record/index.ts';
 import { SharedParts, journalEntryFor } from './auditEvent.ts';
-import { JournalAppender } from './journal.ts';
+import { JournalAppender, type ChainHead } from './journal.ts';
 import { decodeBatch, type BatchMessage } from './batchMessage.ts';
 import { threadCalls } from '../../threads/index.ts';
 
@@ -12,8 +12,8 @@ import { threadCalls } from '../../threads/index.ts';
 export type WriterCall = { batch: BatchMessage; close?: undefined } | { close: true; batch?: undefined };
 
 export interface AuditWriter {
-  /** Appends the batch's AuditEvents to the journal, in one transaction; rejects when it could not. */
-  write(batch: BatchMessage): Promise<void>;
+  /** Appends the batch's AuditEvents to the journal, in one transaction; resolves to the chain's head, rejects when it could not. */
+  write(batch: BatchMessage): Promise<ChainHead | void>;
   close(): Promise<void>;
 }
 
@@ -29,7 +29,7 @@ export function inProcessWriter(driver: SqlDriver, observer: string): AuditWrite
 
 /** Writes from a worker thread that opens its own connection to `database`; started on first use. */
 export function threadWriter(database: string, observer: string): AuditWriter {
-  const thread = threadCalls<WriterCall, void>(new URL('./writerThread.ts', import.meta.url), { database, observer }, 'audit writer');
+  const thread = threadCalls<WriterCall, ChainHead | undefined>(new URL('./writerThread.ts', import.meta.url), { database, observer }, 'audit writer');
   return {
     // The batch's bytes are moved to the thread, not copied (the trail keeps its own until written).
     write: (batch) => thread.call({ batch }, [batch.bytes.buffer]),

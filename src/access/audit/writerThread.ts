@@ -5,7 +5,7 @@
 import { connectRecordDatabase } from '../../record/index.ts';
 import { answerCalls, threadData } from '../../threads/index.ts';
 import { SharedParts, journalEntryFor } from './auditEvent.ts';
-import { JournalAppender } from './journal.ts';
+import { JournalAppender, type ChainHead } from './journal.ts';
 import { decodeBatch } from './batchMessage.ts';
 import type { WriterCall } from './writer.ts';
 
@@ -24,7 +24,10 @@ function appender(): JournalAppender {
 }
 
 // One call at a time, in the order sent: the chain is appended in order.
-answerCalls<WriterCall, void>(async (call) => {
-  if (call.close) await close?.();
-  else await appender().append(decodeBatch(call.batch).map((r) => journalEntryFor(r, parts)));
+answerCalls<WriterCall, ChainHead | undefined>(async (call) => {
+  if (call.close) {
+    await close?.();
+    return undefined;
+  }
+  return appender().append(decodeBatch(call.batch).map((r) => journalEntryFor(r, parts)));
 });
