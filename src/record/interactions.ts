@@ -3,7 +3,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import jsonpatch from 'fast-json-patch';
 import type { Param, SqlExecutor } from './storage/driver.ts';
-import { putResource, deleteResource, assertNotDeleted, createResources, type WrittenResource } from './storage/writePath.ts';
+import { putResource, deleteResource, assertNotDeleted, createResources, type Admit, type WrittenResource } from './storage/writePath.ts';
 import { badRequest, gone, notFound, multipleMatches, unprocessable, FhirError } from './outcome.ts';
 import { validateResource } from './validation.ts';
 import { parseSearchRequest, type QueryParams } from './search/request.ts';
@@ -19,6 +19,11 @@ export interface Ctx {
   lock: boolean;
   /** The caller's patients (AccessControl.patients): reads, matches, history and writes stay inside them. */
   patients?: PatientScope;
+  /**
+   * Patients created earlier in this request (a transaction Bundle's new Patient): no relationship reaches
+   * them yet, and the rest of the request may record them (their EpisodeOfCare at the home, say).
+   */
+  createdPatients?: Set<string>;
 }
 
 /**
@@ -43,11 +48,11 @@ export async function assertInScope(ctx: Ctx, refs: { type: string; id: string }
 }
 
 /**
- * Refuses (403) a write unless every patient whose record these resources are in is within the caller's
- * patients. Run before a change (what is there now) and after it, inside its transaction (what it would
- * become), so a write can neither touch nor move a resource into another person's record. One patient in
- * scope is not enough: an Observation about another home's resident that names one's own resident as its
- * performer would otherwise be planted in the outsider's record, and shown in their $everything.
+ * Refuses (403) a write unless every patient whose record these existing resources are in is within the
+ * caller's patients: what an update, patch or delete changes must be the caller's now. What the write
+ * would make of it is decided by `admission`, before it is stored. One patient in scope is not enough: an
+ * Observation about another home's resident that names one's own resident as its performer would otherwise
+ * be planted in the outsider's record, and shown in their $everything.
  */
 export async function assertWritable(ctx: Ctx, refs: { type: string; id: string }[]): Promise<void> {
   if (!ctx.patients) return;
@@ -69,6 +74,53 @@ export async function assertWritable(ctx: Ctx, refs: { type: string; id: string 
         : `${outside.type}/${outside.id} is in the record of a person outside the records you may see.${advice}`);
     }
   }
+}
+
+/**
+ * Refuses (403) new content unless every patient whose record it would be in (its compartment, as the write
+ * path indexes it) is within the caller's patients as they are before it is stored, or was created by this
+ * request (`newPatients`, and ctx.createdPatients). Decided before the insert, so a resource cannot count as
+ * the relationship that allows its own writing: an EpisodeOfCare at the writer's home, an Encounter at their
+ * hospital or a referral to their council never brings an outsider into their records. Someone not yet
+ * theirs is admitted through break-glass, whose grant is part of the scope (audited, reviewed).
+ */
+function admission(ctx: Ctx, newPatients: string[] = []): Admit | undefined {
+  const scope = ctx.patients;
+  if (!scope) return undefined; // no relationship limits this caller
+  return async (resources) => {
+    const advice = scope.refusalAdvice ? ' ' + scope.refusalAdvice : '';
+    const toCheck = new Map<string, { type: string; id: string }>();
+    for (const r of resources) {
+      if (!isCompartmentType(r.type)) continue;
+      // A resource of a patient's record that names no patient is in no record the caller may see.
+      if (!r.patients.length) throw forbidden(`${r.type}/${r.id} is in the record of a person outside the records you may see.${advice}`);
+      for (const p of r.patients) {
+        if (!newPatients.includes(p) && !ctx.createdPatients?.has(p) && !toCheck.has(p)) toCheck.set(p, r);
+      }
+    }
+    for (const [patient, r] of toCheck) {
+      if (await scopeReaches(ctx.db, scope, patient)) continue;
+      throw forbidden(`${r.type}/${r.id} refers to Patient/${patient}, a person outside the records you may see; every person a write names must be inside them already, and writing it does not bring them in.${advice}`);
+    }
+  };
+}
+
+/** Records, for the rest of the request, the patients it has created. */
+function created(ctx: Ctx, patientIds: string[]): void {
+  for (const id of patientIds) ctx.createdPatients?.add(id);
+}
+
+/**
+ * Whether an update would create a new person: a Patient never stored under this id, and no resource in
+ * the record of a person with it (a reference to a Patient not yet stored), whose record it would then open.
+ */
+async function createsPatient(ctx: Ctx, type: string, id: string): Promise<boolean> {
+  if (type !== 'Patient' || !ctx.patients) return false;
+  const taken = await ctx.db.get(
+    `SELECT 1 AS taken WHERE EXISTS (SELECT 1 FROM resources WHERE type = 'Patient' AND id = ?) OR EXISTS (SELECT 1 FROM compartment WHERE patient_id = ?)`,
+    [id, id],
+  );
+  return !taken;
 }
 
 /**
@@ -122,23 +174,26 @@ export function newId(): string {
 export async function createResource(ctx: Ctx, type: string, body: unknown): Promise<WrittenResource> {
   validateResource(body, { expectedType: type });
   const resource = { ...(body as Record<string, unknown>), id: newId() };
-  const written = await putResource(ctx.db, resource, { lock: ctx.lock });
-  await assertWritable(ctx, [written]);
+  const newPatients = type === 'Patient' ? [resource.id] : [];
+  const written = await putResource(ctx.db, resource, { lock: ctx.lock, admit: admission(ctx, newPatients) });
+  created(ctx, newPatients);
   return written;
 }
 
 /** Stores already-validated resources that carry fresh server-assigned ids, in one batch. */
 export async function createNewResources(ctx: Ctx, resources: Record<string, unknown>[]): Promise<WrittenResource[]> {
-  const written = await createResources(ctx.db, resources);
-  await assertWritable(ctx, written);
+  const newPatients = resources.filter((r) => r.resourceType === 'Patient').map((r) => r.id as string);
+  const written = await createResources(ctx.db, resources, admission(ctx, newPatients));
+  created(ctx, newPatients);
   return written;
 }
 
 export async function updateResource(ctx: Ctx, type: string, id: string, body: unknown, ifMatch?: number): Promise<WrittenResource> {
   validateResource(body, { expectedType: type, expectedId: id });
   await assertWritable(ctx, [{ type, id }]);
-  const written = await putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch });
-  await assertWritable(ctx, [written]);
+  const newPatients = (await createsPatient(ctx, type, id)) ? [id] : [];
+  const written = await putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch, admit: admission(ctx, newPatients) });
+  created(ctx, newPatients);
   return written;
 }
 
@@ -165,9 +220,7 @@ export async function patchResource(ctx: Ctx, type: string, id: string, patch: u
     throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch failed: ${(err as Error).message}` }]);
   }
   validateResource(patched, { expectedType: type, expectedId: id });
-  const written = await putResource(ctx.db, patched, { lock: ctx.lock, ifMatch: current.version_id });
-  await assertWritable(ctx, [written]);
-  return written;
+  return putResource(ctx.db, patched, { lock: ctx.lock, ifMatch: current.version_id, admit: admission(ctx) });
 }
 
 export async function removeResource(ctx: Ctx, type: string, id: string, ifMatch?: number) {

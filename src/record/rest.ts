@@ -43,6 +43,8 @@ export interface RestContext {
   access: AccessControl;
   /** Set when running inside a transaction bundle: every interaction uses this executor. */
   tx?: SqlExecutor;
+  /** Inside a transaction bundle: the Patients its entries have created so far (op.Ctx.createdPatients). */
+  createdPatients?: Set<string>;
   /** Receives what each interaction touched, for the audit trail. */
   onAccess?: (event: AccessEvent) => void;
   /** Operations other capabilities registered (instance level: [type]/[id]/$[name]). */
@@ -161,7 +163,7 @@ function route(method: string, parts: string[]): Handler | undefined {
 }
 
 function interactionCtx(ctx: RestContext): op.Ctx {
-  return { db: ctx.tx ?? ctx.driver, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients };
+  return { db: ctx.tx ?? ctx.driver, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients, createdPatients: ctx.createdPatients };
 }
 
 /** Runs a write in the bundle's transaction, or in a transaction of its own. */

@@ -105,8 +105,10 @@ async function runBatch(ctx: RestContext, entries: Entry[]): Promise<FhirRespons
 
 async function runTransaction(ctx: RestContext, entries: Entry[]): Promise<FhirResponse> {
   const responses = await ctx.driver.transaction(async (tx) => {
-    const txCtx: RestContext = { ...ctx, tx };
-    const c: op.Ctx = { db: tx, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients };
+    // A Patient one entry creates may be recorded by the others (their EpisodeOfCare at the home, say).
+    const createdPatients = new Set<string>();
+    const txCtx: RestContext = { ...ctx, tx, createdPatients };
+    const c: op.Ctx = { db: tx, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients, createdPatients };
     const assigned = await assignIds(ctx, c, entries);
     for (const e of entries) if (e.resource) await rewriteReferences(ctx, c, e, assigned);
     const results = new Array<FhirResponse>(entries.length);

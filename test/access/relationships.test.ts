@@ -381,5 +381,105 @@ for (const engine of ENGINES) {
       assert.equal((await client.get(`Patient/${outsider}`)).status, 200);
       assert.equal((await other.get(`Patient/${outsider}`)).status, 403, 'a grant is for the role it was declared in');
     });
+
+    // Last: what these admit (a new person, a resident through break-glass) would change the other tests' oracle.
+    // demo-pat-vm102-01 lives at another home, is in no hospital and has no referral to the council.
+    const newcomerOf = 'demo-pat-vm102-01';
+    const stay = (patient: string, ods = 'VM101') => ({ resourceType: 'EpisodeOfCare', status: 'active', patient: { reference: patient }, managingOrganization: { reference: `Organization/${orgId(ods)}` }, period: { start: '2026-11-27' } });
+    const refusedNaming = (res: any, what: string, patient = newcomerOf) => {
+      assert.equal(res.status, 403, `${what}: ${JSON.stringify(res.body)}`);
+      assert.match(res.body.issue[0].diagnostics, new RegExp(`Patient/${patient}, a person outside the records you may see.*declare break-glass`), what);
+    };
+    const manager = async () => {
+      const auth = await tokenFor({ role: 'care-home-manager', org: 'VM101' });
+      return { auth, client: fhirClient(t.base, auth) };
+    };
+    /** Everything that could make a relationship with the person: their stays, admissions and referrals. */
+    const relationshipsOf = async (patient: string) => (await t.fhir.get(`EpisodeOfCare?patient=Patient/${patient}&_summary=count`)).body.total
+      + (await t.fhir.get(`Encounter?subject=Patient/${patient}&_summary=count`)).body.total
+      + (await t.fhir.get(`ServiceRequest?subject=Patient/${patient}&_summary=count`)).body.total;
+
+    it('a care home cannot make someone its resident by writing their stay: the write is refused and they stay out of reach', async () => {
+      const outsider = newcomerOf;
+      assert.ok(!residents('VM101').includes(outsider));
+      const { client: home } = await manager();
+      const before = await relationshipsOf(outsider);
+      assert.equal((await home.get(`Patient/${outsider}`)).status, 403);
+      refusedNaming(await home.post('EpisodeOfCare', stay(`Patient/${outsider}`)), 'another home\'s resident, admitted by writing their stay');
+      assert.equal((await home.get(`Patient/${outsider}`)).status, 403, 'still not the home\'s');
+      assert.equal((await home.get(`Patient/${outsider}/$everything`)).status, 403);
+      refusedNaming(await home.post('', { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: stay(`Patient/${outsider}`), request: { method: 'POST', url: 'EpisodeOfCare' } }] }), 'in a transaction');
+      const own = byType('EpisodeOfCare').find((e) => e.status === 'active' && refId(e.managingOrganization) === orgId('VM101'))!;
+      refusedNaming(await home.put(`EpisodeOfCare/${own.id}`, { ...own, patient: { reference: `Patient/${outsider}` } }), 'by moving a resident\'s stay to them');
+      assert.equal((await home.get(`Patient/${outsider}`)).status, 403);
+      assert.equal(await relationshipsOf(outsider), before, 'nothing refused was stored');
+      assert.equal((await t.fhir.get(`EpisodeOfCare/${own.id}`)).body.meta.versionId, '1', 'the resident\'s stay is as it was');
+    });
+
+    it('a council cannot refer someone to itself, nor a ward admit someone to its hospital, to read their record', async () => {
+      const outsider = newcomerOf;
+      assert.ok(!referred('LA918').includes(outsider) && !inpatients('RX9').includes(outsider));
+      const before = await relationshipsOf(outsider);
+      const council = { reference: `Organization/${orgId('LA918')}` };
+      refusedNaming(await as.socialWorker.post('ServiceRequest', {
+        resourceType: 'ServiceRequest', status: 'active', intent: 'order', subject: { reference: `Patient/${outsider}` }, performer: [council],
+        code: { text: 'Care Act assessment' }, authoredOn: '2026-11-27',
+      }), 'a referral to the social worker\'s own council');
+      refusedNaming(await as.socialWorker.post('EpisodeOfCare', { resourceType: 'EpisodeOfCare', status: 'active', patient: { reference: `Patient/${outsider}` }, managingOrganization: council }), 'a package of care the council manages');
+      refusedNaming(await as.wardNurse.post('Encounter', {
+        resourceType: 'Encounter', status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' },
+        subject: { reference: `Patient/${outsider}` }, serviceProvider: { reference: `Organization/${orgId('RX9')}` }, period: { start: '2026-11-27T08:00:00Z' },
+      }), 'an admission to the ward nurse\'s own hospital');
+      assert.equal((await as.socialWorker.get(`Patient/${outsider}`)).status, 403);
+      assert.equal((await as.wardNurse.get(`Patient/${outsider}`)).status, 403);
+      assert.equal(await relationshipsOf(outsider), before, 'nothing refused was stored');
+    });
+
+    it('a person new to the record, created in the same transaction as their stay, is the home\'s to record; nobody else comes in with them', async () => {
+      const { client: home } = await manager();
+      const admitted = await home.post('', {
+        resourceType: 'Bundle', type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:0b6e7d7e-0000-4000-8000-0000000000b1', resource: { resourceType: 'Patient', name: [{ family: 'Newcome', given: ['Ada'] }], birthDate: '1938-04-02' }, request: { method: 'POST', url: 'Patient' } },
+          { resource: stay('urn:uuid:0b6e7d7e-0000-4000-8000-0000000000b1'), request: { method: 'POST', url: 'EpisodeOfCare' } },
+        ],
+      });
+      assert.equal(admitted.status, 200, JSON.stringify(admitted.body));
+      const newcomer = admitted.body.entry[0].response.location.split('/')[1];
+      assert.equal((await home.get(`Patient/${newcomer}`)).status, 200, 'the new resident is the home\'s');
+      const before = await relationshipsOf(newcomerOf);
+      refusedNaming(await home.post('', {
+        resourceType: 'Bundle', type: 'transaction',
+        entry: [
+          { fullUrl: 'urn:uuid:0b6e7d7e-0000-4000-8000-0000000000b2', resource: { resourceType: 'Patient', name: [{ family: 'Othername', given: ['Bea'] }] }, request: { method: 'POST', url: 'Patient' } },
+          { resource: stay(`Patient/${newcomerOf}`), request: { method: 'POST', url: 'EpisodeOfCare' } },
+        ],
+      }), 'a new person in the transaction does not open an existing one');
+      assert.equal((await t.fhir.get('Patient?family=Othername&_summary=count')).body.total, 0, 'all or nothing');
+      assert.equal(await relationshipsOf(newcomerOf), before);
+    });
+
+    it('admitting someone the home has no relationship with yet goes through break-glass, which allows the stay to be written', async () => {
+      const outsider = newcomerOf;
+      const { auth, client: home } = await manager();
+      const declared = await fetch(`${t.url}/access/break-glass`, {
+        method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ patient: `Patient/${outsider}`, reasonCode: 'new-referral', reason: 'Moving here from VM102 today; placement agreed by the council' }),
+      });
+      assert.equal(declared.status, 201);
+      const moved = await home.post('EpisodeOfCare', stay(`Patient/${outsider}`));
+      assert.equal(moved.status, 201, JSON.stringify(moved.body));
+      assert.equal((await home.get(`Patient/${outsider}`)).status, 200);
+    });
+
+    // The same rule the other way: a write is decided on who was the writer's before it, not after it.
+    it('a ward discharges its own patient, although the finished stay takes them out of its records', async () => {
+      const inpatient = inpatients('RX9').find((id) => id !== PERSONAS.wardNurse.sees[0])!;
+      const enc = byType('Encounter').find((e) => refId(e.subject) === inpatient && e.status === 'in-progress')!;
+      assert.equal((await as.wardNurse.get(`Patient/${inpatient}`)).status, 200);
+      const finished = await as.wardNurse.put(`Encounter/${enc.id}`, { ...enc, status: 'finished', period: { ...enc.period, end: '2026-11-27T10:00:00Z' } });
+      assert.equal(finished.status, 200, JSON.stringify(finished.body));
+      assert.equal((await as.wardNurse.get(`Patient/${inpatient}`)).status, 403, 'discharged: no longer the ward\'s patient');
+    });
   });
 }

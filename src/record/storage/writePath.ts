@@ -34,7 +34,16 @@ export interface WriteOptions {
   ifMatch?: number;
   /** Lock the row while we decide (PostgreSQL); SQLite's writer is already exclusive. */
   lock: boolean;
+  /** Decides on the new content's people before anything of it is stored (see Admit). */
+  admit?: Admit;
 }
+
+/**
+ * Told, before anything is stored, each resource about to be written with the patients whose records its
+ * new content is in (its compartment, as indexing finds it); throws to refuse the write. Called before the
+ * rows change, so what is being written is not yet in the record the decision reads.
+ */
+export type Admit = (resources: { type: string; id: string; patients: string[] }[]) => Promise<void>;
 
 const INDEX_TABLES = ['search_token', 'search_string', 'search_date', 'search_reference', 'search_number', 'search_quantity', 'search_uri', 'compartment'];
 const HISTORY_COLUMNS = ['rid', 'type', 'id', 'version_id', 'last_updated_ms', 'method', 'content'];
@@ -57,6 +66,7 @@ export async function putResource(tx: SqlExecutor, resource: Record<string, any>
   resource.meta = { ...(resource.meta ?? {}), versionId: String(versionId), lastUpdated };
   const content = JSON.stringify(resource);
   const index = extractIndex(resource);
+  if (options.admit) await options.admit([{ type, id, patients: index.compartments }]);
   const patientId = index.compartments[0] ?? null;
 
   let rid: number;
@@ -133,7 +143,7 @@ function indexRows(written: { rid: number; type: string; index: IndexRows }[]): 
  * multi-row INSERT per table: a transaction Bundle of 500 new resources costs a handful of round trips
  * on PostgreSQL instead of thousands.
  */
-export async function createResources(tx: SqlExecutor, resources: Record<string, any>[]): Promise<WrittenResource[]> {
+export async function createResources(tx: SqlExecutor, resources: Record<string, any>[], admit?: Admit): Promise<WrittenResource[]> {
   if (!resources.length) return [];
   const now = Date.now();
   const lastUpdated = new Date(now).toISOString();
@@ -142,6 +152,7 @@ export async function createResources(tx: SqlExecutor, resources: Record<string,
     const index = extractIndex(resource);
     return { type: resource.resourceType as string, id: resource.id as string, content: JSON.stringify(resource), index, patientId: index.compartments[0] ?? null };
   });
+  if (admit) await admit(prepared.map((p) => ({ type: p.type, id: p.id, patients: p.index.compartments })));
   let inserted: { rid: number; type: string; id: string }[];
   try {
     inserted = await tx.insertManyReturning<{ rid: number; type: string; id: string }>(
