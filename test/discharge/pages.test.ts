@@ -10,7 +10,7 @@ import { stopOwnPostgres } from '../support/postgres.ts';
 import { createReferral, triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
 import { COUNCIL, HOSPITAL, seedDischargePages, signIn } from './pagesSeed.ts';
-import { REFERRAL_PAGE } from '../../src/portal/discharge/referralRows.ts';
+import { REFERRAL_PAGE, delayedDays } from '../../src/portal/discharge/referralRows.ts';
 
 after(stopOwnPostgres);
 
@@ -29,6 +29,16 @@ async function post(t: TestServer, path: string, cookie: string, form: Record<st
 }
 
 const hidden = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? '';
+
+describe('delayed days', () => {
+  it('count UK local days: a discharge at 00:30 BST is on that day, not the day before', () => {
+    assert.equal(delayedDays('2026-05-01', Date.parse('2026-05-04T23:30:00Z')), 4, '00:30 BST on 5 May');
+    assert.equal(delayedDays('2026-01-02', Date.parse('2026-01-06')), 4, 'a discharge recorded as a day');
+    assert.equal(delayedDays('2026-03-28', Date.parse('2026-03-29T23:30:00Z')), 2, 'across the clocks going forward');
+    assert.equal(delayedDays('2026-05-01T23:30:00Z', Date.parse('2026-05-04T12:00:00Z')), 2, 'medically ready at 00:30 BST on 2 May');
+    assert.equal(delayedDays('2026-05-04', Date.parse('2026-05-04T08:00:00Z')), 0);
+  });
+});
 
 for (const engine of ENGINES) {
   describe(`discharge pages (${engine})`, () => {

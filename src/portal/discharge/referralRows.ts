@@ -3,7 +3,7 @@
 // council, a hospital's those from their hospital), each referral with its triage Task and person.
 import {
   REFERRAL_CODE, TRIAGE_DISPLAY, TRIAGE_TASK_CODE, MEDICALLY_READY_URL, EXPECTED_DISCHARGE_URL, PATHWAYS,
-  extensionDate, isOverdue, pathwayOf, triageStateOf, type TriageState,
+  extensionDate, isOverdue, londonDay, pathwayOf, triageStateOf, type TriageState,
 } from '../../discharge/index.ts';
 import type { UserActor } from '../../access/index.ts';
 import type { RecordClient, Resource } from '../recordClient.ts';
@@ -113,6 +113,17 @@ async function wardNames(record: RecordClient, referrals: Resource[]): Promise<M
   return names;
 }
 
+/**
+ * Whole days from the day the person was medically ready to the day they left (or today), both as UK local
+ * dates: a discharge at 00:30 BST is on that day, which 24-hour steps from UTC midnight put on the day before.
+ */
+export function delayedDays(medicallyReady: string, endMs: number): number {
+  const day = (text: string) => (text.length === 10 ? text : londonDay(Date.parse(text)));
+  const from = Date.parse(day(medicallyReady));
+  const to = Date.parse(londonDay(endMs));
+  return Math.max(0, Math.round((to - from) / DAY_MS));
+}
+
 function rowOf(referral: Resource, task: Resource, patient: Resource | undefined, hospital: string, wards: Map<string, string>, now: number): ReferralRow {
   const state = triageStateOf(task) ?? 'received';
   const pathway = pathwayOf(referral);
@@ -145,6 +156,6 @@ function rowOf(referral: Resource, task: Resource, patient: Resource | undefined
     expectedDischarge: extensionDate(referral, EXPECTED_DISCHARGE_URL),
     medicallyReady: ready,
     discharged,
-    daysDelayed: ready && end !== undefined ? Math.max(0, Math.floor((end - Date.parse(ready)) / DAY_MS)) : undefined,
+    daysDelayed: ready && end !== undefined ? delayedDays(ready, end) : undefined,
   };
 }
