@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { createReferral, triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
+import { handleFhirRequest, UNRESTRICTED } from '../../src/record/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
 import { COUNCIL, HOSPITAL, seedDischargePages, signIn } from './pagesSeed.ts';
 import { REFERRAL_PAGE, delayedDays } from '../../src/portal/discharge/referralRows.ts';
@@ -171,6 +172,42 @@ for (const engine of ENGINES) {
       controller.abort();
       const anonymous = await fetch(`${t.url}/discharge/events`, { redirect: 'manual' });
       assert.equal(anonymous.status, 303, 'signed-out visitors get no stream');
+    });
+
+    if (engine === 'postgres') it('live updates: a change committed after a later one is still told (PostgreSQL numbers changes when written, not when committed)', async () => {
+      const controller = new AbortController();
+      const res = await fetch(`${t.url}/discharge/events`, { headers: { cookie: worker }, signal: controller.signal });
+      const reader = res.body!.getReader();
+      let received = '';
+      void (async () => {
+        for (;;) {
+          const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+          if (done) break;
+          received += new TextDecoder().decode(value);
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 300));
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let written!: () => void;
+      const isWritten = new Promise<void>((resolve) => (written = resolve));
+      // A note written first and committed last; meanwhile a later change (a person's record, not watched) commits.
+      const early = t.server.driver.transaction(async (tx) => {
+        await handleFhirRequest({ base: t.base, driver: t.server.driver, access: UNRESTRICTED, tx }, { method: 'PUT', path: 'Communication/late-note', query: [], body: { resourceType: 'Communication', id: 'late-note', status: 'completed', payload: [{ contentString: 'Family visiting' }] }, contentType: 'application/fhir+json' });
+        written();
+        await held;
+      });
+      await isWritten;
+      const dora = (await t.fhir.get('Patient/dora')).body;
+      await t.fhir.put('Patient/dora', { ...dora, gender: 'female' });
+      await new Promise((r) => setTimeout(r, 1500)); // a poll reads past the note's number
+      assert.doesNotMatch(received, /event: changed/, 'nothing watched has committed yet');
+      release();
+      await early;
+      const deadline = Date.now() + 5000;
+      while (!received.includes('event: changed') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      controller.abort();
+      assert.match(received, /event: changed/, 'the note, committed late, is told');
     });
 
     it('the hospital records medically ready, answers with a note and withdraws; the council arranges support and confirms ready; the hospital records the discharge', async () => {
