@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { isLoopback, loadServerConfig } from '../config.ts';
 import { seedDemoIfEmpty } from './demoSeed.ts';
 import { buildServer } from '../server.ts';
+import { calendarRunningOut } from '../discharge/index.ts';
 
 export function serveCommand(program: Command): void {
   program
@@ -16,6 +17,8 @@ export function serveCommand(program: Command): void {
     .action(async (flags) => {
       const config = loadServerConfig(flags);
       if (config.insecureNoAuth) console.warn('WARNING: --insecure-no-auth: anyone who can reach this port can read and change the record.');
+      const calendar = calendarRunningOut(Date.now());
+      if (calendar) console.warn(calendar);
       const server = await buildServer(config, { logLevel: process.env.CAREBRIDGE_LOG_LEVEL ?? 'error' });
       const address = await server.app.listen({ host: config.host, port: config.port });
       // Demo logins only for a server bound to this machine: never hand out credentials on a network.

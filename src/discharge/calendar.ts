@@ -126,3 +126,15 @@ export function formatDeadlineRule(rule: DeadlineRule): string {
 }
 
 export const BANK_HOLIDAY_YEARS = { first: FIRST_YEAR, last: LAST_YEAR };
+
+/**
+ * What to tell an operator when the bank-holiday file ends within a year of `nowMs`: past its last year every
+ * deadline is refused (ADW notices are dead-lettered, referrals cannot be made), so the file needs its next
+ * years before then. Undefined while it reaches far enough.
+ */
+export function calendarRunningOut(nowMs: number): string | undefined {
+  const lastDay = Date.UTC(LAST_YEAR, 11, 31);
+  if (lastDay - nowMs > 365 * 24 * HOUR) return undefined;
+  const when = lastDay < nowMs ? 'has ended' : `ends on 31 December ${LAST_YEAR}`;
+  return `WARNING: the bank-holiday calendar (src/discharge/bankHolidays.json) ${when}; add the next years from https://www.gov.uk/bank-holidays.json, or discharge deadlines past ${LAST_YEAR} will be refused.`;
+}

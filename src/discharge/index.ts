@@ -24,7 +24,7 @@ export {
   type NewReferral, type TriageDecision, type StepOptions, type ConsentAnswer,
 } from './referrals.ts';
 export type { DischargeContext, Referral, FhirResource } from './recordSession.ts';
-export { addWorkingDays, addWorkingHours, isWorkingDay, isBankHoliday, deadlineAfter, londonDay, parseDeadlineRule, BANK_HOLIDAY_YEARS, type DeadlineRule } from './calendar.ts';
+export { addWorkingDays, addWorkingHours, isWorkingDay, isBankHoliday, deadlineAfter, londonDay, parseDeadlineRule, BANK_HOLIDAY_YEARS, calendarRunningOut, type DeadlineRule } from './calendar.ts';
 export { setCouncilSettings, listCouncilSettings, fireDueTimers, type CouncilSettings } from './deadlines.ts';
 export { handleAdwMessage, AdwRejected, AdwNotForThisService } from './adw/inbound.ts';
 export { parseAdwMessage, type AdwMessage } from './adw/parse.ts';

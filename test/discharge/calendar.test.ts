@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { addWorkingDays, addWorkingHours, deadlineAfter, isBankHoliday, isWorkingDay, parseDeadlineRule } from '../../src/discharge/index.ts';
+import { addWorkingDays, addWorkingHours, calendarRunningOut, deadlineAfter, isBankHoliday, isWorkingDay, parseDeadlineRule } from '../../src/discharge/index.ts';
 import { londonDay } from '../../src/discharge/calendar.ts';
 import holidays from '../../src/discharge/bankHolidays.json' with { type: 'json' };
 
@@ -57,6 +57,13 @@ function oracleDays(start: number, days: number): number {
 }
 
 describe('working-day calendar', () => {
+  it('warns the operator a year before the bank-holiday file runs out, and after', () => {
+    const last = holidays.years[1];
+    assert.equal(calendarRunningOut(Date.UTC(last - 1, 0, 1)), undefined);
+    assert.match(calendarRunningOut(Date.UTC(last, 2, 1)) ?? '', new RegExp(`ends on 31 December ${last}; add the next years`));
+    assert.match(calendarRunningOut(Date.UTC(last + 1, 0, 5)) ?? '', /has ended/);
+  });
+
   it('knows the published England and Wales bank holidays', () => {
     for (const d of ['2025-04-18', '2025-04-21', '2025-05-05', '2025-05-26', '2025-08-25', '2025-12-25', '2025-12-26', '2026-08-31', '2026-12-28', '2027-12-27', '2027-12-28']) {
       assert.equal(isBankHoliday(d), true, d);
