@@ -21,18 +21,23 @@ export function serveCommand(program: Command): void {
       if (calendar) console.warn(calendar);
       const server = await buildServer(config, { logLevel: process.env.CAREBRIDGE_LOG_LEVEL ?? 'error' });
       const address = await server.app.listen({ host: config.host, port: config.port });
+      // From the moment requests are answered: a stop writes out what they buffered (the audit trail's last
+      // entries) before exiting, even while the demo below is still being loaded.
+      let stopping: Promise<void> | undefined;
+      const stop = () => (stopping ??= server.close().then(() => process.exit(0)));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
       // Demo logins only for a server bound to this machine: never hand out credentials on a network.
       if (flags.demo !== false && !config.insecureNoAuth && isLoopback(config.host)) {
-        for (const line of await seedDemoIfEmpty(server.driver, address)) console.log(line);
+        const lines = await seedDemoIfEmpty(server.driver, address).catch((err) => {
+          if (stopping) return [] as string[]; // stopped while loading: the database closed under it
+          throw err;
+        });
+        if (stopping) return;
+        for (const line of lines) console.log(line);
       }
       const where = config.database.startsWith('sqlite:') ? config.database : config.database.replace(/\/\/[^@/]*@/, '//***@');
       if (server.hl7) console.log(`HL7 v2 (MLLP) listening on ${server.hl7.host}:${server.hl7.port}`);
       console.log(`CareBridge listening on ${address} (portal at ${address}/${config.insecureNoAuth ? ' not served without authentication' : ''}, FHIR API at ${address}/fhir${config.messaging.sharedKey ? `, MESH mailbox at ${address}/messageexchange` : ''}, database ${where})`);
-      const stop = async () => {
-        await server.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
     });
 }
