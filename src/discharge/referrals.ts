@@ -303,7 +303,8 @@ async function applyStep(ctx: DischargeContext, referralId: string, action: stri
   return inRecordTransaction(ctx, action, (session) => applyStepIn(session, ctx, referralId, action, options, change));
 }
 
-async function fileCommunication(session: RecordSession, r: Referral, note: { text: string; category: string }, by: Reference | undefined, now: number): Promise<void> {
+/** A note on the referral both sides see; `at` is when it was made (epoch ms) or sent (an ISO time from a message). */
+export async function fileCommunication(session: RecordSession, r: Referral, note: { text: string; category: string }, by: Reference | undefined, at: number | string): Promise<void> {
   await session.put({
     resourceType: 'Communication',
     id: session.newId(),
@@ -313,7 +314,7 @@ async function fileCommunication(session: RecordSession, r: Referral, note: { te
     category: [{ text: note.category }],
     subject: r.referral.subject,
     ...(r.referral.encounter ? { encounter: r.referral.encounter } : {}),
-    sent: iso(now),
+    sent: typeof at === 'number' ? iso(at) : at,
     ...(by ? { sender: by } : {}),
     payload: [{ contentString: note.text }],
   });

@@ -10,7 +10,7 @@
 import { isValidNhsNumber, NHS_NUMBER_SYSTEM, type SqlExecutor } from '../../record/index.ts';
 import { clock, inRecordTransaction, inSharedTransaction, type DischargeContext, type FhirResource, type RecordSession, type Referral } from '../recordSession.ts';
 import {
-  applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, loadReferral, organisationByOds, settleOverdueIn, withdrawIn, type ConsentAnswer, type StepChange,
+  applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, fileCommunication, loadReferral, organisationByOds, settleOverdueIn, withdrawIn, type ConsentAnswer, type StepChange,
 } from '../referrals.ts';
 import { ALLOWED_FROM, AWAITING_RESPONSE, EXPECTED_DISCHARGE_URL, FINAL_STATES, extensionDate, triageStateOf, withExtensionDate } from '../model.ts';
 import { deadlineAfter } from '../calendar.ts';
@@ -260,12 +260,10 @@ async function applyNewerAssessmentNotice(session: RecordSession, ctx: Discharge
     referral = withExtensionDate(referral, EXPECTED_DISCHARGE_URL, expected);
   }
   if (changes.length) referral = await session.put(referral, current.referral.meta?.versionId);
-  await session.put({
-    resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: 'Assessment notice updated' }],
-    basedOn: [{ reference: `ServiceRequest/${referral.id}` }], partOf: [{ reference: `Task/${current.task.id}` }], subject: referral.subject,
-    sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(),
-    payload: [{ contentString: `The hospital sent a new assessment notice for this referral: ${changes.length ? changes.join('; ') : 'nothing the referral records changed'}.` }],
-  });
+  await fileCommunication(session, { referral, task: current.task }, {
+    category: 'Assessment notice updated',
+    text: `The hospital sent a new assessment notice for this referral: ${changes.length ? changes.join('; ') : 'nothing the referral records changed'}.`,
+  }, undefined, sentTime(m, msg));
   const state = triageStateOf(current.task) ?? 'received';
   if (!AWAITING_RESPONSE.has(state)) {
     const on = current.task.executionPeriod?.start ? String(current.task.executionPeriod.start).slice(0, 10) : 'an earlier date';
@@ -347,12 +345,15 @@ async function answerAfterRejection(session: RecordSession, ctx: DischargeContex
   await queueResponse(session, ctx, episode, current.referral, { header_id: m.headerId, event_code: event, peer_mailbox: msg.from }, false, reason);
   const answer = EVENT_NAMES[RESPONSES_TO[event].reject].toLowerCase();
   const proposed = event === EVENT.dischargeNotice ? ` (proposed discharge date ${m.encounter?.end ?? 'not given'})` : '';
-  await session.put({
-    resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: EVENT_NAMES[event] }],
-    basedOn: [{ reference: `ServiceRequest/${current.referral.id}` }], partOf: [{ reference: `Task/${current.task.id}` }], subject: current.referral.subject,
-    sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(),
-    payload: [{ contentString: `${EVENT_NAMES[event]}${proposed} received after the referral was rejected; answered with a ${answer}: ${reason}` }],
-  });
+  await fileCommunication(session, current, {
+    category: EVENT_NAMES[event],
+    text: `${EVENT_NAMES[event]}${proposed} received after the referral was rejected; answered with a ${answer}: ${reason}`,
+  }, undefined, sentTime(m, msg));
+}
+
+/** A message's MessageHeader.timestamp as sent, or (without one) when it was received, for the notes it files. */
+function sentTime(m: AdwMessage, msg: InboundMessage): string {
+  return m.timestamp ?? new Date(msg.receivedAt).toISOString();
 }
 
 /** When a message was sent: its MessageHeader.timestamp, or (without one) when it was received. */
@@ -374,13 +375,10 @@ function withdrawnAhead(episode: AdwEpisode, m: AdwMessage, msg: InboundMessage)
 async function recordWithdrawnDischargeNotice(session: RecordSession, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode): Promise<void> {
   const why = `The hospital withdrew this discharge notice (withdrawal sent ${episode.discharge_withdrawn_at}) before it arrived.`;
   await setStatus(session, m, 'withdrawn', why);
-  const { referral, task } = await loadReferral(session, episode.service_request_id);
-  await session.put({
-    resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: 'Discharge notice' }],
-    basedOn: [{ reference: `ServiceRequest/${referral.id}` }], partOf: [{ reference: `Task/${task.id}` }], subject: referral.subject,
-    sent: m.timestamp ?? new Date(msg.receivedAt).toISOString(),
-    payload: [{ contentString: `Discharge notice (proposed discharge date ${m.encounter?.end ?? 'not given'}) arrived after the hospital had withdrawn it; it needs no answer and the expected discharge date is unchanged.` }],
-  });
+  await fileCommunication(session, await loadReferral(session, episode.service_request_id), {
+    category: 'Discharge notice',
+    text: `Discharge notice (proposed discharge date ${m.encounter?.end ?? 'not given'}) arrived after the hospital had withdrawn it; it needs no answer and the expected discharge date is unchanged.`,
+  }, undefined, sentTime(m, msg));
 }
 
 async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode): Promise<void> {
