@@ -12,6 +12,7 @@ import { historyBundle, queryString, type HistoryRow } from './bundle.ts';
 import { forbidden, type PatientScope } from './accessControl.ts';
 import { compartmentPatientInScope, isCompartmentType, inScopeCompartment, visibleRow } from './search/visibility.ts';
 import { knownToReach, scopeReaches } from './scopeDecisions.ts';
+import { extractIndex } from './indexing.ts';
 
 export interface Ctx {
   db: SqlExecutor;
@@ -158,7 +159,31 @@ export async function vreadResource(ctx: Ctx, type: string, id: string, versionI
   if (!row) throw notFound(`${type}/${id} has no version ${versionId}.`);
   if (row.method === 'DELETE') throw gone(`Version ${versionId} of ${type}/${id} records its deletion.`);
   await assertReadable(ctx, type, id, row.patient_id);
+  if (!(await versionReadable(ctx, versionPatients(type, row.content)))) {
+    throw forbidden(`Version ${versionId} of ${type}/${id} was in the record of a person outside the records you may see.${ctx.patients?.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`);
+  }
   return { ...row, deleted: 0 } as StoredRow & { content: string };
+}
+
+/**
+ * The patients whose records a stored version was in. A resource can move between people (an Observation
+ * filed on the wrong resident, then corrected): its earlier versions stay in history, and they belong to the
+ * record of the person they were about, not to the record the resource is in now.
+ */
+function versionPatients(type: string, content: string | null): string[] {
+  if (!content || !isCompartmentType(type)) return [];
+  return extractIndex(JSON.parse(content)).compartments;
+}
+
+/**
+ * Whether the caller may see this version: the resource as it is now has been checked already; the version
+ * must also be in the record of someone the caller's scope reaches (one of its people is enough, as for a
+ * read). A version that named nobody is judged by the resource as it is now.
+ */
+async function versionReadable(ctx: Ctx, patients: string[]): Promise<boolean> {
+  if (!ctx.patients || !patients.length) return true;
+  for (const p of patients) if (knownToReach(ctx.db, ctx.patients, p) || (await scopeReaches(ctx.db, ctx.patients, p))) return true;
+  return false;
 }
 
 /**
@@ -270,7 +295,11 @@ export async function lockCriteria(db: SqlExecutor, type: string, query: QueryPa
   await db.get('SELECT pg_advisory_xact_lock(hashtext(?))', [key]);
 }
 
-/** A history Bundle, and whose records (compartment owners, as they are now) the versions in it belong to: for the audit. */
+/**
+ * A history Bundle, and whose records the versions in it were in: for the audit. The resources are those
+ * the caller may see now; of their versions, those that were in someone else's record (before the resource
+ * moved to a person the caller may see) are left out of the page, which can then hold fewer than _count.
+ */
 export async function history(ctx: Ctx, base: string, scope: { type?: string; id?: string }, query: QueryParams): Promise<{ body: string; patientIds: string[] }> {
   let count = 50;
   let offset = 0;
@@ -289,7 +318,7 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
   if (scope.type) { where.push('h.type = ?'); params.push(scope.type); }
   if (scope.id) { where.push('h.id = ?'); params.push(scope.id); }
   if (since !== undefined) { where.push('h.last_updated_ms >= ?'); params.push(since); }
-  // History is of the resources the caller may see now (their current compartment decides).
+  // History is of the resources the caller may see now (their current compartment decides); each version is judged again below.
   const visible = visibleRow('r', ctx.patients);
   if (visible) { where.push(visible.text); params.push(...visible.params); }
   // Joined whatever the caller's scope: each version shown is audited against its person's record.
@@ -307,9 +336,17 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
   const keep: [string, string][] = query.filter(([k]) => k === '_since');
   const url = (o: number) => `${base}/${path}?${queryString([...keep, ['_count', String(count)], ...(o ? [['_offset', String(o)] as [string, string]] : [])])}`;
   const more = rows.length > count;
-  const shown = more ? rows.slice(0, count) : rows;
-  const patientIds = [...new Set(shown.map((r) => r.patient_id).filter((p): p is string => p !== null))];
-  return { body: historyBundle(base, url(offset), shown, total, more ? url(offset + count) : undefined), patientIds };
+  const page = more ? rows.slice(0, count) : rows;
+  const shown: typeof page = [];
+  const patientIds = new Set<string>();
+  for (const row of page) {
+    const patients = versionPatients(row.type, row.content);
+    if (!(await versionReadable(ctx, patients))) continue;
+    shown.push(row);
+    if (row.patient_id !== null) patientIds.add(row.patient_id);
+    for (const p of patients) patientIds.add(p);
+  }
+  return { body: historyBundle(base, url(offset), shown, total, more ? url(offset + count) : undefined), patientIds: [...patientIds] };
 }
 
 function boundedInt(value: string, name: string, min: number, max: number): number {

@@ -481,5 +481,41 @@ for (const engine of ENGINES) {
       assert.equal(finished.status, 200, JSON.stringify(finished.body));
       assert.equal((await as.wardNurse.get(`Patient/${inpatient}`)).status, 403, 'discharged: no longer the ward\'s patient');
     });
+
+    // An allergy filed on the wrong person and then corrected: its first version is about someone the home
+    // does not look after, and stays theirs in history although the resource is now the resident's.
+    it('a version written about someone else stays out of reach after the resource moves to one\'s own resident', async () => {
+      const resident = PERSONAS.careHome.sees[0];
+      // Someone the home cannot see now (earlier tests broke the glass for some outsiders).
+      let outsider = '';
+      for (const id of allPatients.filter((p) => !PERSONAS.careHome.sees.includes(p))) {
+        if ((await as.careHome.get(`Patient/${id}`)).status === 403) { outsider = id; break; }
+      }
+      assert.ok(outsider);
+      const allergy = (patient: string, note: string) => ({
+        resourceType: 'AllergyIntolerance', clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: 'active' }] },
+        code: { text: 'Penicillin' }, patient: { reference: `Patient/${patient}` }, note: [{ text: note }],
+      });
+      const filed = await t.fhir.post('AllergyIntolerance', allergy(outsider, 'Rash after amoxicillin, 2019 (outsider)'));
+      assert.equal(filed.status, 201);
+      const id = filed.body.id as string;
+      assert.equal((await t.fhir.put(`AllergyIntolerance/${id}`, { ...allergy(resident, 'Recorded for this resident'), id })).status, 200);
+
+      assert.equal((await as.careHome.get(`AllergyIntolerance/${id}`)).status, 200, 'the resident\'s allergy as it is now');
+      assert.equal((await as.careHome.get(`AllergyIntolerance/${id}/_history/2`)).status, 200, 'its current version');
+      const old = await as.careHome.get(`AllergyIntolerance/${id}/_history/1`);
+      assert.equal(old.status, 403, 'the version about the outsider');
+      assert.match(old.body.issue[0].diagnostics, /Version 1 of AllergyIntolerance\/.* outside the records you may see/);
+      for (const path of [`AllergyIntolerance/${id}/_history`, 'AllergyIntolerance/_history?_count=1000']) {
+        const history = await as.careHome.get(path);
+        assert.equal(history.status, 200, path);
+        const versions = (history.body.entry ?? []).filter((e: any) => e.resource?.id === id);
+        assert.deepEqual(versions.map((e: any) => e.resource.meta.versionId), ['2'], `${path}: only the version about the resident`);
+        assert.ok(!JSON.stringify(history.body).includes('(outsider)'), `${path}: nothing of the first version`);
+      }
+      // Whoever may see the outsider still sees the whole history.
+      const all = await t.fhir.get(`AllergyIntolerance/${id}/_history`);
+      assert.deepEqual(all.body.entry.map((e: any) => e.resource.meta.versionId), ['2', '1']);
+    });
   });
 }
