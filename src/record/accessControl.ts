@@ -64,8 +64,22 @@ export const UNRESTRICTED: AccessControl = {
   mayRead: () => true,
 };
 
-export function forbidden(diagnostics: string): FhirError {
-  return new FhirError(403, [{ severity: 'error', code: 'forbidden', diagnostics }]);
+/** A 403; `patientIds` are the people whose records the refusal kept the caller out of, for the audit. */
+export function forbidden(diagnostics: string, patientIds: string[] = []): FhirError {
+  const err = new FhirError(403, [{ severity: 'error', code: 'forbidden', diagnostics }]);
+  if (patientIds.length) refusals.set(err, patientIds);
+  return err;
+}
+
+const refusals = new WeakMap<FhirError, string[]>();
+
+/**
+ * Whose records a refused request was kept out of (none for other errors). An attempt on someone's record
+ * is about them: the audit files it under that person, so a privacy officer's search by patient, and the
+ * person's own "who has looked at my record", show it (as refused).
+ */
+export function refusedPatients(err: unknown): string[] {
+  return err instanceof FhirError ? refusals.get(err) ?? [] : [];
 }
 
 /** One access to the record, as the audit trail needs it. Reported after the interaction succeeded. */

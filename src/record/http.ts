@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { handleFhirRequest, type FhirResponse } from './rest.ts';
 import { FhirError, badRequest, notAcceptable, toFhirError, tooLarge, unsupportedMediaType } from './outcome.ts';
 import type { SqlDriver } from './storage/driver.ts';
-import { UNRESTRICTED, type AccessControl, type AccessEvent } from './accessControl.ts';
+import { UNRESTRICTED, refusedPatients, type AccessControl, type AccessEvent } from './accessControl.ts';
 import type { FhirOperations } from './operations.ts';
 import type { ResourceTypeServices } from './typeService.ts';
 
@@ -74,6 +74,9 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
     } catch (err) {
       outcome.status = err instanceof FhirError ? err.status : 500;
       events.length = 0; // a failed request changed nothing and showed nothing
+      // It was, though, an attempt on the records it was refused: the audit files it under those people.
+      const refused = refusedPatients(err);
+      if (refused.length) events.push({ interaction: 'read', patientIds: refused });
       throw err;
     } finally {
       access.accessed?.(events, outcome);

@@ -43,9 +43,16 @@ export async function assertInScope(ctx: Ctx, refs: { type: string; id: string }
       [...chunk.flatMap((r) => [r.type, r.id]), ...visible.params],
     );
     if (outside) {
-      throw forbidden(`${outside.type}/${outside.id} is in the record of a person outside the records you may see.${ctx.patients.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`);
+      throw forbidden(`${outside.type}/${outside.id} is in the record of a person outside the records you may see.${ctx.patients.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`, await recordOwners(ctx.db, outside));
     }
   }
+}
+
+/** The people whose records a stored resource is in (a Patient is in their own). */
+async function recordOwners(db: SqlExecutor, r: { type: string; id: string }): Promise<string[]> {
+  if (r.type === 'Patient') return [r.id];
+  const rows = await db.all<{ patient_id: string }>('SELECT c.patient_id FROM compartment c JOIN resources r ON r.rid = c.rid WHERE r.type = ? AND r.id = ?', [r.type, r.id]);
+  return rows.map((row) => row.patient_id);
 }
 
 /**
@@ -72,7 +79,7 @@ export async function assertWritable(ctx: Ctx, refs: { type: string; id: string 
       const advice = ctx.patients.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : '';
       throw forbidden(outside.patient_id
         ? `${outside.type}/${outside.id} refers to Patient/${outside.patient_id}, a person outside the records you may see; every person a write names must be inside them.${advice}`
-        : `${outside.type}/${outside.id} is in the record of a person outside the records you may see.${advice}`);
+        : `${outside.type}/${outside.id} is in the record of a person outside the records you may see.${advice}`, outside.patient_id ? [outside.patient_id] : []);
     }
   }
 }
@@ -101,7 +108,7 @@ function admission(ctx: Ctx, newPatients: string[] = []): Admit | undefined {
     }
     for (const [patient, r] of toCheck) {
       if (await scopeReaches(ctx.db, scope, patient)) continue;
-      throw forbidden(`${r.type}/${r.id} refers to Patient/${patient}, a person outside the records you may see; every person a write names must be inside them already, and writing it does not bring them in.${advice}`);
+      throw forbidden(`${r.type}/${r.id} refers to Patient/${patient}, a person outside the records you may see; every person a write names must be inside them already, and writing it does not bring them in.${advice}`, [patient]);
     }
   };
 }
@@ -159,8 +166,9 @@ export async function vreadResource(ctx: Ctx, type: string, id: string, versionI
   if (!row) throw notFound(`${type}/${id} has no version ${versionId}.`);
   if (row.method === 'DELETE') throw gone(`Version ${versionId} of ${type}/${id} records its deletion.`);
   await assertReadable(ctx, type, id, row.patient_id);
-  if (!(await versionReadable(ctx, versionPatients(type, row.content)))) {
-    throw forbidden(`Version ${versionId} of ${type}/${id} was in the record of a person outside the records you may see.${ctx.patients?.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`);
+  const versionOf = versionPatients(type, row.content);
+  if (!(await versionReadable(ctx, versionOf))) {
+    throw forbidden(`Version ${versionId} of ${type}/${id} was in the record of a person outside the records you may see.${ctx.patients?.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`, versionOf);
   }
   return { ...row, deleted: 0 } as StoredRow & { content: string };
 }

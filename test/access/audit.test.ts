@@ -131,7 +131,7 @@ for (const engine of ENGINES) {
       assert.ok(readsOfOther.every((e: any) => !patientsOf(e).includes(`Patient/${pid}`)), 'reading one person names only them');
     });
 
-    it('a refused (403) request is audited as a failure naming no patient', async () => {
+    it('a request refused by its scope (403) is audited as a failure naming no patient', async () => {
       const denied = await reader.delete(`Observation/${obsId}`);
       assert.equal(denied.status, 403);
       const [event] = await waitForAudit(t.fhir, `altid=${readerId}&outcome=4&subtype=delete`);

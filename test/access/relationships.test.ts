@@ -355,10 +355,11 @@ for (const engine of ENGINES) {
       assert.ok(own, 'one of the ward\'s inpatients is still in hospital');
       const nurseId = userIds.get('nurse-on-call');
       const purposeOf = (e: any) => [e.agent[0].purposeOfUse[0].coding[0].code, e.purposeOfEvent?.[0]?.coding?.[0]?.code ?? e.agent[0].purposeOfUse[0].coding[0].code];
-      const underGrant = await waitForAudit(fhirClient(t.base, po), `patient=Patient/${outsider}&altid=${nurseId}&subtype=read,operation`, (e) => e.length >= 2);
+      const underGrant = await waitForAudit(fhirClient(t.base, po), `patient=Patient/${outsider}&altid=${nurseId}&subtype=read,operation&outcome=0`, (e) => e.length >= 2);
       assert.deepEqual([...new Set(underGrant.map((e) => purposeOf(e)[0]))], ['BTG'], 'the reads and $everything under the grant');
-      const refused = (await fhirClient(t.base, po).get(`AuditEvent?patient=Patient/${outsider}&altid=${nurseId}&purpose=TREAT&_summary=count`)).body.total;
-      assert.equal(refused, 0, 'nothing about the person under the nurse\'s own purpose: before the grant they were refused');
+      const count = async (query: string) => (await fhirClient(t.base, po).get(`AuditEvent?patient=Patient/${outsider}&altid=${nurseId}&purpose=TREAT&${query}&_summary=count`)).body.total;
+      assert.equal(await count('outcome=0'), 0, 'nothing seen of the person under the nurse\'s own purpose');
+      assert.equal(await count('outcome=4'), 1, 'the read refused before the grant, filed under the person');
       const ownRead = await waitForAudit(fhirClient(t.base, po), `patient=Patient/${own}&altid=${nurseId}&subtype=read`);
       assert.equal(purposeOf(ownRead[0])[0], 'TREAT');
 
@@ -480,6 +481,29 @@ for (const engine of ENGINES) {
       const finished = await as.wardNurse.put(`Encounter/${enc.id}`, { ...enc, status: 'finished', period: { ...enc.period, end: '2026-11-27T10:00:00Z' } });
       assert.equal(finished.status, 200, JSON.stringify(finished.body));
       assert.equal((await as.wardNurse.get(`Patient/${inpatient}`)).status, 403, 'discharged: no longer the ward\'s patient');
+    });
+
+    it('an attempt on someone\'s record that is refused is audited under them, and shows in their own "who has looked" list', async () => {
+      const person = PERSONAS.person.sees[0];
+      // Someone with no relationship to the person now (earlier tests changed some relationships).
+      let outsider = '';
+      for (const name of ['gp', 'wardNurse', 'socialWorker', 'careHome']) if (!outsider && (await as[name].get(`Patient/${person}`)).status === 403) outsider = name;
+      assert.ok(outsider);
+      const userId = userIds.get(`${PERSONAS[outsider].role}-${PERSONAS[outsider].org}`)!;
+      const theirObservation = byType('Observation').find((o) => compartmentOf(o) === person)!;
+      const since = `date=ge${new Date().toISOString()}`;
+      assert.equal((await as[outsider].get(`Patient/${person}`)).status, 403);
+      assert.equal((await as[outsider].get(`Observation/${theirObservation.id}`)).status, 403);
+      assert.equal((await as[outsider].get(`Patient/${person}/$everything`)).status, 403);
+      const refused = await waitForAudit(t.fhir, `patient=Patient/${person}&altid=${userId}&outcome=4&${since}`, (e) => e.length >= 3);
+      assert.deepEqual(refused.map((e) => e.subtype?.[0]?.code).sort(), ['operation', 'read', 'read']);
+      for (const e of refused) {
+        assert.match(e.outcomeDesc, /^HTTP 403/);
+        assert.deepEqual(e.entity.filter((x: any) => x.role?.code === '1').map((x: any) => x.what.reference), [`Patient/${person}`]);
+      }
+      const own = await as.person.get(`AuditEvent?patient=Patient/${person}&altid=${userId}&${since}&_count=100`);
+      assert.equal(own.status, 200);
+      assert.equal(own.body.entry?.length, 3, 'the person sees the three refused attempts on their record');
     });
 
     // An allergy filed on the wrong person and then corrected: its first version is about someone the home

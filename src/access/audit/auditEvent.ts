@@ -183,8 +183,10 @@ export function journalEntryFor(request: AuditedRequest, parts: SharedParts): Jo
   if (request.administration) return builtEntry(request, administrationEvent(request, request.administration, parts.observer));
   const { status, method, path, query } = request.outcome;
   const failed = status >= 400 || !request.events.length;
+  // A refused request reports whose records it was kept out of (record/http.ts): it is filed under them.
+  const refused = status === 403 ? [...new Set(request.events.flatMap((e) => e.patientIds))] : [];
   const touched: Touched[] = failed
-    ? [{ ...requestInteraction(method, path), query: query || undefined, patientIds: [] }]
+    ? [{ ...requestInteraction(method, path), query: query || undefined, patientIds: refused }]
     : request.events.map(fromAccessEvent);
   // Several things touched (a transaction or batch): the request's own interaction names the event.
   const main = touched.length === 1 ? touched[0] : { ...requestInteraction(method, path), patientIds: [] };
@@ -320,8 +322,9 @@ interface Entities { json: string[]; patients: string[]; others: string[]; names
 /** AuditEvent.entity as JSON text (built directly: this runs once per request), with the values indexed. */
 function entities(touched: Touched[], failed: boolean): Entities {
   const out: Entities = { json: [], patients: [], others: [], names: [] };
-  // A failed request showed and changed nothing: it names what it asked for, but no patient.
-  const patients = failed ? [] : touched.length === 1 && touched[0].patientIds.length < 2 ? touched[0].patientIds.map(clean) : [...new Set(touched.flatMap((t) => t.patientIds))].map(clean);
+  // A failed request showed and changed nothing: it names what it asked for, and no patient unless it was
+  // refused for being outside the caller's records (then whose they were).
+  const patients = failed ? touched.flatMap((t) => t.patientIds).map(clean) : touched.length === 1 && touched[0].patientIds.length < 2 ? touched[0].patientIds.map(clean) : [...new Set(touched.flatMap((t) => t.patientIds))].map(clean);
   for (const id of patients) out.json.push(`{"what":{"reference":${JSON.stringify(`Patient/${id}`)}${PATIENT_ENTITY_END}`);
   out.patients = patients;
   const seen = new Set(patients.map((id) => `Patient/${id}`));
