@@ -96,7 +96,17 @@ export async function declareBreakGlass(driver: SqlDriver, actor: UserActor, req
   if (inserted || !submission) return toGrant(grant);
   const first = await driver.get<GrantRow>('SELECT * FROM access_break_glass WHERE user_id = ? AND patient_id = ? AND submission = ?', [actor.userId, patientId, submission]);
   if (!first) throw new Error(`The break-glass grant for submission ${submission} was neither stored nor found.`);
-  return toGrant(first);
+  const again = toGrant(first);
+  repeated.add(again);
+  return again;
+}
+
+/** Grants answered to a form sent again (a double click): the declaration they repeat is audited already. */
+const repeated = new WeakSet<BreakGlassGrant>();
+
+/** Whether this grant was answered to the same form sent again, rather than declared by this request. */
+export function isRepeatedDeclaration(grant: BreakGlassGrant): boolean {
+  return repeated.has(grant);
 }
 
 /**

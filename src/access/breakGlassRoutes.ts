@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FhirError, type SqlDriver } from '../record/index.ts';
 import type { Actor, UserActor } from './actor.ts';
-import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant } from './breakGlass.ts';
+import { declareBreakGlass, isRepeatedDeclaration, listBreakGlass, reviewBreakGlass, type BreakGlassGrant } from './breakGlass.ts';
 import type { AuditTrail } from './audit/trail.ts';
 
 export interface BreakGlassRouteOptions {
@@ -28,6 +28,7 @@ function body(req: FastifyRequest): Record<string, string> {
 
 /** Records the declaration in the audit trail, under the purpose "break the glass", naming the person. */
 export function auditBreakGlass(audit: AuditTrail | undefined, actor: UserActor, grant: BreakGlassGrant, address: string): void {
+  if (isRepeatedDeclaration(grant)) return;
   audit?.record({
     at: Date.now(),
     actor: { ...actor, purpose: 'BTG' },

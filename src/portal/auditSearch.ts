@@ -58,9 +58,24 @@ const ACTIONS: Record<string, string> = {
 
 /** What the event records, in words: the interaction and the kind of record. */
 function whatOf(e: Resource, purpose: string | undefined): string {
-  if (purpose === 'BTG') return 'Declared break-glass';
+  // The declaration itself carries its reason as its query; what was read under the grant is purpose BTG too.
+  const declaration = queryOf(e)?.startsWith('break-glass=');
+  if (purpose === 'BTG' && declaration) return 'Declared break-glass';
+  const what = describe(e);
+  return purpose === 'BTG' ? `${what} (under break-glass)` : what;
+}
+
+/** The query an event's entity carries (base64 in AuditEvent.entity.query), if any. */
+function queryOf(e: Resource): string | undefined {
+  const q = (e.entity ?? []).find((x: any) => x.query)?.query;
+  return q ? Buffer.from(q, 'base64').toString('utf8') : undefined;
+}
+
+function describe(e: Resource): string {
   // An administrator's change (a Security Alert) says what it changed and granted in its own words.
   if (e.type?.code === '110113' && e.outcomeDesc) return e.outcomeDesc.charAt(0).toUpperCase() + e.outcomeDesc.slice(1);
+  // An export names the file it made (a person's own view has it taken out when it concerned others too).
+  if (e.type?.code === '110106') return `Exported ${queryOf(e) ?? 'records'}`;
   const codes = (e.subtype ?? []).map((s: any) => s.code as string);
   const action = codes.map((c: string) => ACTIONS[c]).find(Boolean) ?? e.type?.display ?? 'Accessed';
   const operation = (e.subtype ?? []).find((s: any) => s.display?.startsWith('$'))?.display;

@@ -1,7 +1,7 @@
 // The portal's way into the record: FHIR interactions run in-process through the record's own REST
 // handler, with the signed-in person's AccessControl, so every check and audit entry the FHIR API makes
 // is made here too. The portal never reads record tables itself.
-import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirRequest, type FhirResponse, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
+import { FhirError, handleFhirRequest, refusedPatients, type AccessControl, type AccessEvent, type FhirRequest, type FhirResponse, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import type { Actor } from '../access/index.ts';
 import type { PortalAccess } from './portalAccess.ts';
 
@@ -29,6 +29,11 @@ export interface RecordClient {
   transaction(entries: unknown[]): Promise<Resource>;
   /** Any FHIR interaction as this person (for workflows that take the record's own requests). */
   fhir(request: FhirRequest): Promise<FhirResponse>;
+  /**
+   * Audits an export: `what` (a file name) made from `resourceType` resources about these people, already
+   * read through this client, is leaving the record with the person (a download, a print).
+   */
+  exported(what: string, resourceType: string, patientIds: string[], id?: string): Promise<void>;
 }
 
 export interface RecordConnection {
@@ -54,6 +59,9 @@ export function recordFor(connection: RecordConnection, actor: Actor, address: s
     } catch (err) {
       outcome.status = err instanceof FhirError ? err.status : 500;
       events.length = 0;
+      // Refused for being outside the person's records: filed under the people it was about (as over the API).
+      const refused = refusedPatients(err);
+      if (refused.length) events.push({ interaction: 'read', patientIds: refused });
       throw err;
     } finally {
       access.accessed?.(events, outcome);
@@ -81,6 +89,11 @@ export function recordFor(connection: RecordConnection, actor: Actor, address: s
       return json(await call('POST', '', [], { resourceType: 'Bundle', type: 'transaction', entry: entries }));
     },
     fhir: request,
+    async exported(what, resourceType, patientIds, id) {
+      const access = await (control ??= connection.access.controlFor(actor, address));
+      const event: AccessEvent = { interaction: 'export', resourceType, id, patientIds: [...new Set(patientIds)], query: what };
+      access.accessed?.([event], { status: 200, method: 'GET', path: `${resourceType}/$export`, query: '' });
+    },
   };
 }
 

@@ -84,7 +84,8 @@ export function refusedPatients(err: unknown): string[] {
 
 /** One access to the record, as the audit trail needs it. Reported after the interaction succeeded. */
 export interface AccessEvent {
-  interaction: 'read' | 'vread' | 'search' | 'history' | 'create' | 'update' | 'patch' | 'delete' | 'everything';
+  /** 'export': what a person took out of the record (a CSV, a printed pack), reported by the screen that made it. */
+  interaction: 'read' | 'vread' | 'search' | 'history' | 'create' | 'update' | 'patch' | 'delete' | 'everything' | 'export';
   resourceType?: string;
   id?: string;
   /** The patients whose records were touched (the compartment owners of what was read or written). */

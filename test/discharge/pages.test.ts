@@ -10,6 +10,7 @@ import { stopOwnPostgres } from '../support/postgres.ts';
 import { createReferral, triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
 import { handleFhirRequest, UNRESTRICTED } from '../../src/record/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
+import { waitForAudit } from '../support/audit.ts';
 import { COUNCIL, HOSPITAL, seedDischargePages, signIn } from './pagesSeed.ts';
 import { REFERRAL_PAGE, delayedDays } from '../../src/portal/discharge/referralRows.ts';
 
@@ -150,6 +151,17 @@ for (const engine of ENGINES) {
       assert.ok(!lines.join().includes('Bert Smith'), 'no names in the export');
       const council = await (await fetch(`${t.url}/discharge/metrics.csv`, { headers: { cookie: worker } })).text();
       assert.ok(!council.includes(ids.cora), 'the council\'s figures hold only its referrals');
+      // Each download is audited as an export (DICOM 110106) under every person in it.
+      const bertPatient = (await t.fhir.get(`ServiceRequest/${ids.bert}`)).body.subject.reference;
+      const all = await waitForAudit(t.fhir, 'type=110106&_sort=-date', (e) => e.length >= 2);
+      assert.equal(all.length, 2, 'one for each download');
+      const exports = await waitForAudit(t.fhir, `type=110106&patient=${bertPatient}`);
+      assert.equal(exports.length, 1, 'filed under Bert: the hospital\'s file, not the council\'s (he is not in it)');
+      const [e] = exports;
+      assert.equal(e.type.display, 'Export');
+      assert.equal(e.action, 'R');
+      assert.equal(Buffer.from(e.entity.find((x: any) => x.query).query, 'base64').toString(), 'discharge-referrals.csv');
+      assert.equal(e.entity.filter((x: any) => x.what?.reference?.startsWith('Patient/')).length, lines.length - 1, 'every person in the file');
     });
 
     it('live updates: an open page is told when a referral changes', async () => {

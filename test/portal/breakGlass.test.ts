@@ -105,5 +105,16 @@ for (const engine of ENGINES) {
       assert.equal(again.status, 400);
       assert.match(textOf(again.html), /already reviewed by Pat Privacy/);
     });
+
+    it('the audit search tells the declaration apart from what was read under it', async () => {
+      let text = '';
+      for (let i = 0; i < 100 && !/under break-glass/.test(text); i++) {
+        if (i) await new Promise((r) => setTimeout(r, 50));
+        text = textOf((await get(t, `/privacy-officer/audit?person=${OUTSIDER}`, officer)).html);
+      }
+      assert.equal(text.match(/Declared break-glass/g)?.length, 1, 'one declaration');
+      assert.match(text, /Searched Observation \(under break-glass\)/, 'the reads under the grant, said as such');
+      assert.match(text, /Read demo-pat-vm102-02 Failed \(HTTP 403: GET Patient\/demo-pat-vm102-02\)/, 'the refused attempts before it, under the person');
+    });
   });
 }

@@ -128,6 +128,15 @@ for (const engine of ENGINES) {
       const pages = await pdfText(pdf.body);
       assert.match(pages[0], new RegExp(resident.name[0].family));
       assert.match(pages.join('\n'), /Dentures/);
+      // The printed pack leaves the record with the carer: audited as an export under the resident.
+      const taskId = taskPath.split('/').pop()!;
+      let exported: any[] = [];
+      for (let i = 0; i < 100 && !exported.length; i++) {
+        if (i) await new Promise((r) => setTimeout(r, 50));
+        exported = ((await t.fhir('GET', 'AuditEvent', [['type', '110106'], ['patient', `Patient/${resident.id}`], ['entity', `Task/${taskId}`]])).entry ?? []).map((e: any) => e.resource);
+      }
+      assert.equal(exported.length, 1, 'one export for one print');
+      assert.equal(Buffer.from(exported[0].entity.find((x: any) => x.query).query, 'base64').toString(), `red-bag-${taskId}.pdf`);
       assert.equal((await html(t, taskPath, cookies[OTHER_HOME.username])).status, 403, 'another care home');
       assert.equal((await get(t, `${taskPath}/pdf`, cookies[OTHER_HOME.username])).status, 403);
     });

@@ -43,7 +43,7 @@ export interface AuditedRequest {
 type Action = 'C' | 'R' | 'U' | 'D' | 'E';
 const ACTION: Record<string, Action> = {
   create: 'C', read: 'R', vread: 'R', 'history-instance': 'R', 'history-type': 'R', 'history-system': 'R', capabilities: 'R',
-  update: 'U', patch: 'U', delete: 'D', 'search-type': 'E', 'search-system': 'E', operation: 'E', transaction: 'E', batch: 'E',
+  export: 'R', update: 'U', patch: 'U', delete: 'D', 'search-type': 'E', 'search-system': 'E', operation: 'E', transaction: 'E', batch: 'E',
 };
 
 interface Touched {
@@ -154,6 +154,9 @@ function builtEntry(request: AuditedRequest, event: Record<string, any>): Journa
 }
 
 const EVENT_TYPE = JSON.stringify({ system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' });
+/** DICOM 110106 Export: data leaving the record with a person (a CSV download, a printed pack). */
+const EXPORT_CODE = '110106';
+const EXPORT_TYPE = JSON.stringify({ system: 'http://dicom.nema.org/resources/ontology/DCM', code: EXPORT_CODE, display: 'Export' });
 const sourceTexts = new Map<string, string>();
 const sourceText = (observer: string) => {
   let text = sourceTexts.get(observer);
@@ -194,7 +197,8 @@ export function journalEntryFor(request: AuditedRequest, parts: SharedParts): Jo
   const entity = entities(touched, status >= 400);
   const action = ACTION[main.code ?? ''] ?? 'E';
   const outcome = status < 400 ? '0' : status < 500 ? '4' : '8';
-  let tail = `","type":${EVENT_TYPE}${subtypeText(main.code, main.operation)},"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
+  const exported = main.code === 'export';
+  let tail = `","type":${exported ? EXPORT_TYPE : EVENT_TYPE}${exported ? '' : subtypeText(main.code, main.operation)},"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
   if (status >= 400) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}`))}`;
   if (entity.json.length) tail += `,"entity":[${entity.json.join(',')}]`;
   tail += '}';
@@ -205,8 +209,8 @@ export function journalEntryFor(request: AuditedRequest, parts: SharedParts): Jo
     recordedMs: request.at,
     agent: a ? (a.kind === 'user' ? a.userId : a.clientId) : null,
     agentRef: a?.kind === 'user' && a.fhirUser ? a.fhirUser : null,
-    type: 'rest',
-    subtype: main.code ?? null,
+    type: exported ? EXPORT_CODE : 'rest',
+    subtype: exported ? null : main.code ?? null,
     action,
     outcome,
     purpose: request.purpose ?? a?.purpose ?? null,
@@ -238,6 +242,8 @@ function fromAccessEvent(e: AccessEvent): Touched {
       return { code: 'search-type', resourceType: e.resourceType, patientIds: e.patientIds, query };
     case 'history':
       return { code: e.id ? 'history-instance' : e.resourceType ? 'history-type' : 'history-system', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
+    case 'export':
+      return { code: 'export', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
     case 'everything':
       return { code: 'operation', operation: '$everything', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
     default:

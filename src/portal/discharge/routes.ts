@@ -202,7 +202,9 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
   app.get('/discharge/metrics.csv', async (req, reply) => {
     const who = dischargeActor(req, reply);
     if (!who) return reply;
-    const { rows } = await rowsFor(recordOf(req, who.actor), who.actor, who.side);
+    const record = recordOf(req, who.actor);
+    const { rows } = await rowsFor(record, who.actor, who.side);
+    await record.exported('discharge-referrals.csv', 'ServiceRequest', rows.map((r) => r.patientId).filter(Boolean));
     return reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="discharge-referrals.csv"').header('cache-control', 'no-store').send(referralsCsv(rows));
   });
 }

@@ -155,8 +155,10 @@ export function redBagRoutes(app: FastifyInstance, { send, connection, settings 
   app.get<{ Params: { task: string } }>('/red-bag/:task/pdf', async (req, reply) => {
     const actor = actorOf(req, reply, both);
     if (!actor) return reply;
-    const { ctx, task } = await loadTask(req, actor);
+    const { record, ctx, task } = await loadTask(req, actor);
     const pdf = await transferPackPdf(await packOf(ctx, task), progressOf(task));
+    const patient = String(task.for?.reference ?? '').replace(/^Patient\//, '');
+    await record.exported(`red-bag-${task.id}.pdf`, 'Task', patient ? [patient] : [], task.id);
     return reply.type('application/pdf').header('content-disposition', `inline; filename="red-bag-${task.id}.pdf"`).header('cache-control', 'no-store').send(pdf);
   });
 }
