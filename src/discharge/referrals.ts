@@ -218,11 +218,48 @@ export async function createReferralIn(session: RecordSession, ctx: DischargeCon
 /** Creates a discharge referral with its triage Task ("received") and response deadline. */
 export async function createReferral(ctx: DischargeContext, input: NewReferral): Promise<Referral> {
   return inRecordTransaction(ctx, 'create-referral', async (session) => {
-    if (input.encounter) await refuseSecondOpenReferral(session, input.encounter);
+    refuseReferringForAnother(ctx, input.hospitalOds);
+    if (input.encounter) {
+      await refuseStayElsewhere(session, ctx, input.encounter, input.hospitalOds);
+      await refuseSecondOpenReferral(session, input.encounter);
+    }
     const created = await createReferralIn(session, ctx, input);
     await adwAfterStep(session, ctx, { action: 'create', before: 'received', after: created });
     return created;
   });
+}
+
+/**
+ * A person refers in their own hospital's name only (H-038): the council answers, and sends its worker,
+ * to the hospital the referral names. A system client (a trust's discharge system) may name the hospital.
+ */
+function refuseReferringForAnother(ctx: DischargeContext, hospitalOds: string): void {
+  const caller = ctx.access.caller;
+  if (!caller || caller.role === 'system' || caller.organisation?.toUpperCase() === hospitalOds.toUpperCase()) return;
+  throw new NotYourReferral(`You act for ${caller.organisation ?? 'no organisation'}: you refer in your own hospital's name, not ${hospitalOds}'s.`);
+}
+
+/**
+ * The stay a referral is made from is at the referring hospital (H-038): a referral from another
+ * hospital's stay would follow that stay's discharge and wards. A stay that names no hospital is taken
+ * from a system client, as before (an ADW episode's stay may name none); a person's must name theirs.
+ */
+async function refuseStayElsewhere(session: RecordSession, ctx: DischargeContext, encounter: string, hospitalOds: string): Promise<void> {
+  const stay = await session.read('Encounter', encounter.replace(/^Encounter\//, ''));
+  if (!stay) throw fail(422, 'business-rule', `${encounter} is not in the record; a referral is made from the person's current hospital stay.`);
+  const hospital = await organisationByOds(session, hospitalOds);
+  if (!hospital) return; // createReferralIn says the hospital is not in the record
+  const provider: Reference | undefined = stay.serviceProvider;
+  const person = ctx.access.caller && ctx.access.caller.role !== 'system';
+  if (provider?.reference === `Organization/${hospital.id}` || (!provider?.reference && !person)) return;
+  const where = provider?.reference ? `a stay at ${await organisationName(session, provider)}` : 'a stay that does not say which hospital it is at';
+  throw fail(422, 'business-rule', `${encounter} is ${where}, not at ${hospital.name ?? hospitalOds}; a hospital refers from its own stays.`);
+}
+
+async function organisationName(session: RecordSession, org: Reference): Promise<string> {
+  if (org.display) return org.display;
+  const found = org.reference?.startsWith('Organization/') ? await session.read('Organization', org.reference.slice('Organization/'.length)) : undefined;
+  return found?.name ?? org.reference ?? 'another organisation';
 }
 
 /** A referral's statuses while the council still works on it (STATE_STATUS): a stay has at most one such. */

@@ -177,5 +177,40 @@ for (const engine of ENGINES) {
       r = await t.fhir.post(`Task/${coraTask.id}/$discharge-step`, step('note', [['text', { valueString: 'Filed by the trust\'s system' }]]), { 'if-match': r.headers.get('etag')! });
       assert.equal(r.status, 200, JSON.stringify(r.body));
     });
+
+    it('a coordinator refers only in their own hospital\'s name, from a stay at that hospital; a system client may name the hospital', async () => {
+      // Ed is in Riverside (RHX) now, and has an open stay at Yarrow (RYY) too.
+      await t.fhir.put('Organization/ryy', { resourceType: 'Organization', id: 'ryy', identifier: [{ system: ODS_ORG, value: 'RYY' }], name: 'Yarrow Hospital' });
+      await t.fhir.put('Patient/ed', { resourceType: 'Patient', id: 'ed', name: [{ text: 'Ed East' }] });
+      const stay = (id: string, org: string) => ({ resourceType: 'Encounter', id, status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: 'Patient/ed' }, serviceProvider: { reference: `Organization/${org}` } });
+      await t.fhir.put('Encounter/ed-stay', stay('ed-stay', 'rhx'));
+      await t.fhir.put('Encounter/ed-ryy', stay('ed-ryy', 'ryy'));
+      const refer = (client: FhirClient, encounter: string, hospitalOds?: string) => client.post('Patient/ed/$discharge-referral', params(
+        ['council', { valueString: COUNCIL }], ['reason', { valueString: 'Lives alone' }], ['encounter', { valueReference: { reference: encounter } }],
+        ...(hospitalOds ? [['hospital', { valueString: hospitalOds }] as [string, Record<string, unknown>]] : []),
+      ));
+      const referrals = async () => ((await t.fhir.get('ServiceRequest?subject=Patient/ed')).body.entry ?? []).map((e: any) => e.resource);
+
+      let r = await refer(hospital, 'Encounter/ed-stay', 'RYY');
+      assert.equal(r.status, 403, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /You act for RHX: you refer in your own hospital's name, not RYY's/);
+      r = await refer(hospital, 'Encounter/ed-ryy');
+      assert.equal(r.status, 422, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /Encounter\/ed-ryy is a stay at Yarrow Hospital, not at Riverside Hospital/);
+      r = await refer(t.fhir, 'Encounter/ed-stay', 'RYY');
+      assert.equal(r.status, 422, `a system client naming one hospital for another's stay: ${JSON.stringify(r.body)}`);
+      r = await refer(hospital, 'Encounter/ed-nowhere');
+      assert.equal(r.status, 422, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /Encounter\/ed-nowhere is not in the record/);
+      assert.deepEqual(await referrals(), [], 'nothing was written');
+
+      r = await refer(hospital, 'Encounter/ed-stay', 'rhx');
+      assert.equal(r.status, 201, `naming one's own hospital is fine: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.contained[0].organization.reference, 'Organization/rhx');
+      r = await refer(t.fhir, 'Encounter/ed-ryy', 'RYY');
+      assert.equal(r.status, 201, `a system client names the hospital: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.contained[0].organization.reference, 'Organization/ryy');
+      assert.equal((await referrals()).length, 2);
+    });
   });
 }
