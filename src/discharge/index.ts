@@ -20,7 +20,7 @@ export {
   TRIAGE_DISPLAY, REFERRAL_CONSENT_QUESTIONS, STEP_TAKERS, consentAnswerOf, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 export {
-  createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, disagreeWithDischarge, recordDischarge, withdrawReferral, setMedicallyReady, referralForEncounter, isOverdue,
+  createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, disagreeWithDischarge, recordDischarge, withdrawReferral, setMedicallyReady, referralForEncounter, isOverdue, NotYourReferral,
   type NewReferral, type TriageDecision, type StepOptions, type ConsentAnswer,
 } from './referrals.ts';
 export type { DischargeContext, Referral, FhirResource } from './recordSession.ts';

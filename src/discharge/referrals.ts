@@ -58,6 +58,16 @@ function fail(status: number, code: 'not-found' | 'conflict' | 'invalid' | 'busi
   return new FhirError(status, [{ severity: 'error', code, diagnostics }]);
 }
 
+/**
+ * A person acting on a referral for an organisation that is not one of its two (403): a page shows it as a
+ * refusal of its own, not as the record's "you do not have access" (the person may well see the referral).
+ */
+export class NotYourReferral extends FhirError {
+  constructor(diagnostics: string) {
+    super(403, [{ severity: 'error', code: 'forbidden', diagnostics }]);
+  }
+}
+
 /** Ids derived from the referral's, so a retried step writes the same Task rather than a second one. */
 export function derivedId(prefix: string, referralId: string): string {
   const id = `${prefix}-${referralId}`;
@@ -208,11 +218,48 @@ export async function createReferralIn(session: RecordSession, ctx: DischargeCon
 /** Creates a discharge referral with its triage Task ("received") and response deadline. */
 export async function createReferral(ctx: DischargeContext, input: NewReferral): Promise<Referral> {
   return inRecordTransaction(ctx, 'create-referral', async (session) => {
-    if (input.encounter) await refuseSecondOpenReferral(session, input.encounter);
+    refuseReferringForAnother(ctx, input.hospitalOds);
+    if (input.encounter) {
+      await refuseStayElsewhere(session, ctx, input.encounter, input.hospitalOds);
+      await refuseSecondOpenReferral(session, input.encounter);
+    }
     const created = await createReferralIn(session, ctx, input);
     await adwAfterStep(session, ctx, { action: 'create', before: 'received', after: created });
     return created;
   });
+}
+
+/**
+ * A person refers in their own hospital's name only (H-038): the council answers, and sends its worker,
+ * to the hospital the referral names. A system client (a trust's discharge system) may name the hospital.
+ */
+function refuseReferringForAnother(ctx: DischargeContext, hospitalOds: string): void {
+  const caller = ctx.access.caller;
+  if (!caller || caller.role === 'system' || caller.organisation?.toUpperCase() === hospitalOds.toUpperCase()) return;
+  throw new NotYourReferral(`You act for ${caller.organisation ?? 'no organisation'}: you refer in your own hospital's name, not ${hospitalOds}'s.`);
+}
+
+/**
+ * The stay a referral is made from is at the referring hospital (H-038): a referral from another
+ * hospital's stay would follow that stay's discharge and wards. A stay that names no hospital is taken
+ * from a system client, as before (an ADW episode's stay may name none); a person's must name theirs.
+ */
+async function refuseStayElsewhere(session: RecordSession, ctx: DischargeContext, encounter: string, hospitalOds: string): Promise<void> {
+  const stay = await session.read('Encounter', encounter.replace(/^Encounter\//, ''));
+  if (!stay) throw fail(422, 'business-rule', `${encounter} is not in the record; a referral is made from the person's current hospital stay.`);
+  const hospital = await organisationByOds(session, hospitalOds);
+  if (!hospital) return; // createReferralIn says the hospital is not in the record
+  const provider: Reference | undefined = stay.serviceProvider;
+  const person = ctx.access.caller && ctx.access.caller.role !== 'system';
+  if (provider?.reference === `Organization/${hospital.id}` || (!provider?.reference && !person)) return;
+  const where = provider?.reference ? `a stay at ${await organisationName(session, provider)}` : 'a stay that does not say which hospital it is at';
+  throw fail(422, 'business-rule', `${encounter} is ${where}, not at ${hospital.name ?? hospitalOds}; a hospital refers from its own stays.`);
+}
+
+async function organisationName(session: RecordSession, org: Reference): Promise<string> {
+  if (org.display) return org.display;
+  const found = org.reference?.startsWith('Organization/') ? await session.read('Organization', org.reference.slice('Organization/'.length)) : undefined;
+  return found?.name ?? org.reference ?? 'another organisation';
 }
 
 /** A referral's statuses while the council still works on it (STATE_STATUS): a stay has at most one such. */
@@ -257,9 +304,55 @@ export interface StepChange {
   detail?: string;
 }
 
+type Party = 'council' | 'hospital';
+
+/** Which of the referral's two organisations takes each step, in the words of a refusal ("only … can reject this referral"). */
+const TAKEN_BY: Record<string, { by: readonly Party[]; doing: string }> = {
+  accept: { by: ['council'], doing: 'accept' },
+  requestInformation: { by: ['council'], doing: 'ask for more information on' },
+  reject: { by: ['council'], doing: 'reject' },
+  assignWorker: { by: ['council'], doing: 'assign a worker to' },
+  recordSupportArranged: { by: ['council'], doing: 'record the support arranged for' },
+  confirmReady: { by: ['council'], doing: 'confirm ready' },
+  disagreeWithDischarge: { by: ['council'], doing: 'answer a discharge notice on' },
+  setMedicallyReady: { by: ['hospital'], doing: 'set the medically ready date of' },
+  recordDischarge: { by: ['hospital'], doing: 'record the discharge on' },
+  withdraw: { by: ['hospital'], doing: 'withdraw' },
+  cancelDischarge: { by: ['hospital'], doing: 'cancel the discharge on' },
+  note: { by: ['council', 'hospital'], doing: 'add notes to' },
+};
+
+/**
+ * The referral's two organisations: the council it is addressed to (its performer: the Task's owner becomes
+ * the assigned worker, so it cannot say) and the hospital that made it (the requester's organisation).
+ */
+function partiesOf(referral: FhirResource): Record<Party, Reference | undefined> {
+  const requester = referral.contained?.find((c: FhirResource) => `#${c.id}` === referral.requester?.reference);
+  return { council: referral.performer?.[0], hospital: requester?.organization };
+}
+
+/**
+ * A person takes a step only for the organisation whose step it is: the council the referral is addressed
+ * to, or the hospital that made it (H-038). Access to the person's record is not enough: another council's
+ * worker with a care package for the same person, or another hospital where they once stayed, can see the
+ * referral but must not reject, withdraw or discharge it. System clients (ADW over MESH, the hospital's
+ * feed, an integrator's system) act within their scopes, as before.
+ */
+async function refuseOtherOrganisation(session: RecordSession, ctx: DischargeContext, referral: FhirResource, action: string): Promise<void> {
+  const caller = ctx.access.caller;
+  if (!caller || caller.role === 'system') return;
+  const step = TAKEN_BY[action] ?? { by: [], doing: `take the step '${action}' on` };
+  const ours = caller.organisation ? await organisationByOds(session, caller.organisation) : undefined;
+  const parties = partiesOf(referral);
+  if (ours && step.by.some((p) => parties[p]?.reference === `Organization/${ours.id}`)) return;
+  const who = step.by.map((p) => parties[p]?.display ?? (p === 'council' ? 'the council it is addressed to' : 'the hospital that made it')).join(' or ');
+  throw new NotYourReferral(`Only ${who || 'the workflow itself'} can ${step.doing} this referral; you act for ${caller.organisation ?? 'no organisation'}.`);
+}
+
 /** One workflow step inside a transaction the caller runs. */
 export async function applyStepIn(session: RecordSession, ctx: DischargeContext, referralId: string, action: string, options: StepOptions, change: StepChange): Promise<Referral> {
   const current = await loadReferral(session, referralId);
+  await refuseOtherOrganisation(session, ctx, current.referral, action);
   const before = triageStateOf(current.task) ?? 'received';
   if (options.ifMatch !== undefined && options.ifMatch !== current.task.meta?.versionId) {
     throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `The referral was changed by someone else (now version ${current.task.meta?.versionId}, you saw ${options.ifMatch}); reload it and try again.` }]);
@@ -373,6 +466,7 @@ export async function addNote(ctx: DischargeContext, referralId: string, text: s
   if (!text?.trim()) throw fail(400, 'invalid', 'Write the note.');
   return inRecordTransaction(ctx, 'note', async (session) => {
     const current = await loadReferral(session, referralId);
+    await refuseOtherOrganisation(session, ctx, current.referral, 'note');
     if (options.ifMatch !== undefined && options.ifMatch !== current.task.meta?.versionId) {
       throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `The referral was changed by someone else (now version ${current.task.meta?.versionId}, you saw ${options.ifMatch}); reload it and try again.` }]);
     }
@@ -481,6 +575,7 @@ export async function setMedicallyReady(ctx: DischargeContext, referralId: strin
   if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(date))) throw fail(400, 'invalid', `'${date}' is not a date (YYYY-MM-DD).`);
   return inRecordTransaction(ctx, 'setMedicallyReady', async (session) => {
     const current = await loadReferral(session, referralId);
+    await refuseOtherOrganisation(session, ctx, current.referral, 'setMedicallyReady');
     if (options.ifMatch !== undefined && options.ifMatch !== current.task.meta?.versionId) {
       throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `The referral was changed by someone else (now version ${current.task.meta?.versionId}, you saw ${options.ifMatch}); reload it and try again.` }]);
     }

@@ -8,7 +8,7 @@ import { ENGINES, fhirClient, startTestServer, type FhirClient, type TestServer 
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { addPerson, personToken } from '../support/people.ts';
 import { triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
-import { seedDischargePages, COUNCIL, HOSPITAL } from './pagesSeed.ts';
+import { seedDischargePages, COUNCIL, HOSPITAL, OTHER_COUNCIL, ODS_ORG } from './pagesSeed.ts';
 
 after(stopOwnPostgres);
 
@@ -23,10 +23,11 @@ for (const engine of ENGINES) {
     let hospital: FhirClient;
     let referralId: string;
     let taskId: string;
+    let seeded: Record<'alice' | 'bert' | 'cora', string>;
 
     before(async () => {
       t = await startTestServer(engine, { CAREBRIDGE_DISCHARGE_POLL_SECONDS: '3600' });
-      await seedDischargePages(t);
+      seeded = await seedDischargePages(t);
       await addPerson(t, { username: 'api.social', role: 'social-worker', org: COUNCIL, fhirUser: 'Practitioner/sam-social' });
       await addPerson(t, { username: 'api.coord', role: 'discharge-coordinator', org: HOSPITAL });
       council = fhirClient(t.base, { authorization: `Bearer ${await personToken(t, 'api.social')}` });
@@ -124,6 +125,92 @@ for (const engine of ENGINES) {
       const ops = (type: string) => metadata.rest[0].resource.find((r: any) => r.type === type).operation.map((o: any) => o.name);
       assert.ok(ops('Task').includes('discharge-step') && ops('Patient').includes('discharge-referral') && ops('Patient').includes('everything'), 'the CapabilityStatement lists them');
       assert.equal((await hospital.post(`Task/demo-missing/$discharge-step`, step('note', [['text', { valueString: 'x' }]]), { 'if-match': 'W/"1"' })).status, 404);
+    });
+
+    // H-038: seeing the person is not enough to act on their referral; only its council and its hospital do.
+    it('another council or hospital that can see the person cannot triage, note, withdraw or discharge their referral; nothing changes; the referral\'s own can', async () => {
+      // Cora is referred by Riverside (RHX) to Westshire (LA888). Eastshire (LA777) also supports her at
+      // home, and she once stayed at another hospital (RYY): both see her record, and her referral.
+      await t.fhir.put('Organization/ryy', { resourceType: 'Organization', id: 'ryy', identifier: [{ system: ODS_ORG, value: 'RYY' }], name: 'Yarrow Hospital' });
+      await t.fhir.put('EpisodeOfCare/cora-la777', { resourceType: 'EpisodeOfCare', id: 'cora-la777', status: 'active', patient: { reference: 'Patient/cora' }, managingOrganization: { reference: 'Organization/la777' } });
+      await t.fhir.put('Encounter/cora-ryy', { resourceType: 'Encounter', id: 'cora-ryy', status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: 'Patient/cora' }, serviceProvider: { reference: 'Organization/ryy' } });
+      await addPerson(t, { username: 'api.west', role: 'social-worker', org: OTHER_COUNCIL });
+      await addPerson(t, { username: 'api.yarrow', role: 'discharge-coordinator', org: 'RYY' });
+      const west = fhirClient(t.base, { authorization: `Bearer ${await personToken(t, 'api.west')}` });
+      const yarrow = fhirClient(t.base, { authorization: `Bearer ${await personToken(t, 'api.yarrow')}` });
+      const cora = seeded.cora;
+      const coraTask = (await t.fhir.get(`Task?focus=ServiceRequest/${cora}&code=triage-referral`)).body.entry[0].resource;
+      const notes = async () => (await t.fhir.get(`Communication?based-on=ServiceRequest/${cora}`)).body.entry?.length ?? 0;
+      const before = { task: coraTask.meta.versionId, referral: (await t.fhir.get(`ServiceRequest/${cora}`)).body.meta.versionId, notes: await notes() };
+      const ifMatch = { 'if-match': `W/"${before.task}"` };
+      assert.equal((await council.get(`Task/${coraTask.id}`)).status, 200, 'Eastshire can read the Task (it cares for Cora)');
+      assert.equal((await yarrow.get(`Task/${coraTask.id}`)).status, 200, 'so can Yarrow');
+
+      type Try = [string, [string, Record<string, unknown>][]];
+      const councilTries: Try[] = [['reject', [['text', { valueString: 'Not known to us' }]]], ['accept', []], ['request-information', [['text', { valueString: 'Stairs?' }]]], ['note', [['text', { valueString: 'Closing this' }]]]];
+      for (const [name, extra] of councilTries) {
+        const r = await council.post(`Task/${coraTask.id}/$discharge-step`, step(name, extra), ifMatch);
+        assert.equal(r.status, 403, `${name}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.resourceType, 'OperationOutcome');
+        assert.match(diagnostics(r.body), name === 'note' ? /Only Westshire Council or Riverside Hospital can add notes to this referral; you act for LA777/ : /Only Westshire Council can .* this referral; you act for LA777/, name);
+      }
+      const hospitalTries: Try[] = [['withdraw', [['text', { valueString: 'Wrong hospital' }]]], ['discharged', [['date', { valueDate: '2026-01-09' }]]], ['medically-ready', [['date', { valueDate: '2026-01-08' }]]], ['note', [['text', { valueString: 'Gone home' }]]]];
+      for (const [name, extra] of hospitalTries) {
+        const r = await yarrow.post(`Task/${coraTask.id}/$discharge-step`, step(name, extra), ifMatch);
+        assert.equal(r.status, 403, `${name}: ${JSON.stringify(r.body)}`);
+        assert.match(diagnostics(r.body), name === 'note' ? /you act for RYY/ : /Only Riverside Hospital can .* this referral; you act for RYY/, name);
+      }
+      const task = (await t.fhir.get(`Task/${coraTask.id}`)).body;
+      const referral = (await t.fhir.get(`ServiceRequest/${cora}`)).body;
+      assert.equal(task.meta.versionId, before.task, 'the Task is untouched');
+      assert.equal(triageStateOf(task), 'received');
+      assert.equal(referral.meta.versionId, before.referral, 'the referral is untouched');
+      assert.equal(referral.status, 'active');
+      assert.equal(await notes(), before.notes, 'no note was filed');
+
+      // The referral's own council and hospital, and a system client, still act.
+      let r = await west.post(`Task/${coraTask.id}/$discharge-step`, step('accept'), ifMatch);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(triageStateOf(r.body), 'accepted');
+      r = await hospital.post(`Task/${coraTask.id}/$discharge-step`, step('medically-ready', [['date', { valueDate: '2026-01-08' }]]), { 'if-match': r.headers.get('etag')! });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      r = await t.fhir.post(`Task/${coraTask.id}/$discharge-step`, step('note', [['text', { valueString: 'Filed by the trust\'s system' }]]), { 'if-match': r.headers.get('etag')! });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    });
+
+    it('a coordinator refers only in their own hospital\'s name, from a stay at that hospital; a system client may name the hospital', async () => {
+      // Ed is in Riverside (RHX) now, and has an open stay at Yarrow (RYY) too.
+      await t.fhir.put('Organization/ryy', { resourceType: 'Organization', id: 'ryy', identifier: [{ system: ODS_ORG, value: 'RYY' }], name: 'Yarrow Hospital' });
+      await t.fhir.put('Patient/ed', { resourceType: 'Patient', id: 'ed', name: [{ text: 'Ed East' }] });
+      const stay = (id: string, org: string) => ({ resourceType: 'Encounter', id, status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: 'Patient/ed' }, serviceProvider: { reference: `Organization/${org}` } });
+      await t.fhir.put('Encounter/ed-stay', stay('ed-stay', 'rhx'));
+      await t.fhir.put('Encounter/ed-ryy', stay('ed-ryy', 'ryy'));
+      const refer = (client: FhirClient, encounter: string, hospitalOds?: string) => client.post('Patient/ed/$discharge-referral', params(
+        ['council', { valueString: COUNCIL }], ['reason', { valueString: 'Lives alone' }], ['encounter', { valueReference: { reference: encounter } }],
+        ...(hospitalOds ? [['hospital', { valueString: hospitalOds }] as [string, Record<string, unknown>]] : []),
+      ));
+      const referrals = async () => ((await t.fhir.get('ServiceRequest?subject=Patient/ed')).body.entry ?? []).map((e: any) => e.resource);
+
+      let r = await refer(hospital, 'Encounter/ed-stay', 'RYY');
+      assert.equal(r.status, 403, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /You act for RHX: you refer in your own hospital's name, not RYY's/);
+      r = await refer(hospital, 'Encounter/ed-ryy');
+      assert.equal(r.status, 422, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /Encounter\/ed-ryy is a stay at Yarrow Hospital, not at Riverside Hospital/);
+      r = await refer(t.fhir, 'Encounter/ed-stay', 'RYY');
+      assert.equal(r.status, 422, `a system client naming one hospital for another's stay: ${JSON.stringify(r.body)}`);
+      r = await refer(hospital, 'Encounter/ed-nowhere');
+      assert.equal(r.status, 422, JSON.stringify(r.body));
+      assert.match(diagnostics(r.body), /Encounter\/ed-nowhere is not in the record/);
+      assert.deepEqual(await referrals(), [], 'nothing was written');
+
+      r = await refer(hospital, 'Encounter/ed-stay', 'rhx');
+      assert.equal(r.status, 201, `naming one's own hospital is fine: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.contained[0].organization.reference, 'Organization/rhx');
+      r = await refer(t.fhir, 'Encounter/ed-ryy', 'RYY');
+      assert.equal(r.status, 201, `a system client names the hospital: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.contained[0].organization.reference, 'Organization/ryy');
+      assert.equal((await referrals()).length, 2);
     });
   });
 }

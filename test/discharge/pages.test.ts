@@ -11,7 +11,9 @@ import { createReferral, triageStateOf, MEDICALLY_READY_URL } from '../../src/di
 import { handleFhirRequest, UNRESTRICTED } from '../../src/record/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
 import { waitForAudit } from '../support/audit.ts';
-import { COUNCIL, HOSPITAL, seedDischargePages, signIn } from './pagesSeed.ts';
+import { COUNCIL, HOSPITAL, ODS_ORG, OTHER_COUNCIL, seedDischargePages, signIn } from './pagesSeed.ts';
+import { addOrganisation, addUser } from '../../src/access/index.ts';
+import { TEST_PASSWORD } from '../portal/portalServer.ts';
 import { REFERRAL_PAGE, delayedDays } from '../../src/portal/discharge/referralRows.ts';
 
 after(stopOwnPostgres);
@@ -115,6 +117,51 @@ for (const engine of ENGINES) {
       assert.match(page.text, /Note Family visiting on Friday/);
       assert.match(page.text, /Sam Social/);
       assert.match(page.text, /Request for more information Is there a package of care already\?/);
+    });
+
+    // H-038: a council or hospital that can see the person still cannot act on a referral that is not theirs.
+    it('another council or hospital cannot reject, note or withdraw a referral that is not theirs: a refusal page, nothing changed; the referral\'s own council can', async () => {
+      // Cora is referred by Riverside to Westshire (LA888). Eastshire (Sam's council) also supports her at
+      // home, and she has a stay at Yarrow (RYY): both can see her.
+      await t.fhir.put('EpisodeOfCare/cora-la777', { resourceType: 'EpisodeOfCare', id: 'cora-la777', status: 'active', patient: { reference: 'Patient/cora' }, managingOrganization: { reference: 'Organization/la777' } });
+      await t.fhir.put('Organization/ryy', { resourceType: 'Organization', id: 'ryy', identifier: [{ system: ODS_ORG, value: 'RYY' }], name: 'Yarrow Hospital' });
+      await t.fhir.put('Encounter/cora-ryy', { resourceType: 'Encounter', id: 'cora-ryy', status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: 'Patient/cora' }, serviceProvider: { reference: 'Organization/ryy' } });
+      await addOrganisation(t.server.driver, { ods: 'RYY', name: 'Yarrow Hospital', kind: 'hospital' });
+      await addOrganisation(t.server.driver, { ods: OTHER_COUNCIL, name: 'Westshire Council', kind: 'council' });
+      await addUser(t.server.driver, { username: 'yan.yarrow', name: 'Yan Yarrow', password: TEST_PASSWORD, memberships: [{ organisation: 'RYY', role: 'discharge-coordinator' }] });
+      await addUser(t.server.driver, { username: 'wes.west', name: 'Wes West', password: TEST_PASSWORD, memberships: [{ organisation: OTHER_COUNCIL, role: 'social-worker' }] });
+      const yarrow = await signIn(t, 'yan.yarrow');
+      const west = await signIn(t, 'wes.west');
+      const path = `/discharge/referrals/${ids.cora}`;
+      const task = async () => (await t.fhir.get(`Task?focus=ServiceRequest/${ids.cora}&code=triage-referral`)).body.entry[0].resource;
+      const notes = async () => (await t.fhir.get(`Communication?based-on=ServiceRequest/${ids.cora}`)).body.entry?.length ?? 0;
+      const before = { task: await task(), notes: await notes() };
+      const csrfOf = async (cookie: string) => decodeURIComponent(/sign-out\?_csrf=([^"&]+)/.exec((await get(t, '/discharge/metrics', cookie)).html)![1]);
+      const version = before.task.meta.versionId;
+
+      assert.equal((await get(t, path, worker)).status, 404, 'Sam\'s council does not see the referral page');
+      let answer = await post(t, `${path}/triage`, worker, { _csrf: await csrfOf(worker), version, decision: 'reject', details: 'Not known to us' });
+      assert.equal(answer.status, 403, answer.text);
+      assert.match(answer.text, /You cannot use this page .*Only Westshire Council can reject this referral; you act for LA777/);
+      answer = await post(t, `${path}/note`, worker, { _csrf: await csrfOf(worker), version, note: 'Closing this' });
+      assert.equal(answer.status, 403, answer.text);
+      answer = await post(t, `${path}/withdraw`, yarrow, { _csrf: await csrfOf(yarrow), version, reasonCode: '11', reason: 'Going home' });
+      assert.equal(answer.status, 403, answer.text);
+      assert.match(answer.text, /Only Riverside Hospital can withdraw this referral; you act for RYY/);
+      const after = await task();
+      assert.equal(after.meta.versionId, version, 'the Task is untouched');
+      assert.equal(triageStateOf(after), 'received');
+      assert.equal((await t.fhir.get(`ServiceRequest/${ids.cora}`)).body.status, 'active');
+      assert.equal(await notes(), before.notes, 'no note was filed');
+
+      const page = await get(t, path, west);
+      assert.equal(page.status, 200, 'Westshire, the council it is addressed to, sees it');
+      answer = await post(t, `${path}/note`, west, { _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version'), note: 'We will call the ward' });
+      assert.equal(answer.status, 303, answer.text);
+      assert.equal(await notes(), before.notes + 1);
+      // Sam's council stops supporting Cora and her Yarrow stay ends: the tests after this one see the seed as it was.
+      await t.fhir.put('EpisodeOfCare/cora-la777', { resourceType: 'EpisodeOfCare', id: 'cora-la777', status: 'finished', patient: { reference: 'Patient/cora' }, managingOrganization: { reference: 'Organization/la777' } });
+      await t.fhir.put('Encounter/cora-ryy', { ...(await t.fhir.get('Encounter/cora-ryy')).body, status: 'finished' });
     });
 
     it('the hospital\'s board groups its referrals by ward with days delayed, and filters', async () => {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UserActor } from '../../access/index.ts';
 import type { AccessControl, SqlDriver } from '../../record/index.ts';
-import { PATHWAYS, STEP_TAKERS, TRIAGE_DISPLAY, TRIAGE_STATES, dischargeNoticeWaiting, type DischargeContext } from '../../discharge/index.ts';
+import { NotYourReferral, PATHWAYS, STEP_TAKERS, TRIAGE_DISPLAY, TRIAGE_STATES, dischargeNoticeWaiting, type DischargeContext } from '../../discharge/index.ts';
 import { recordFor, type RecordClient, type RecordConnection } from '../recordClient.ts';
 import { errorView, type FieldError, type SendPage } from '../page.ts';
 import { visitOf } from '../visit.ts';
@@ -176,7 +176,11 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
       const record = recordOf(req, who.actor);
       const ctx = discharge.contextFor(await connection(req).access.controlFor(who.actor, req.ip));
       const body = (req.body ?? {}) as B;
-      const result = await submit(ctx, who.actor, req.params.id, body, record);
+      const result = await submit(ctx, who.actor, req.params.id, body, record).catch((err: unknown) => {
+        // Another council's or hospital's referral: the workflow refused and changed nothing; say why.
+        if (err instanceof NotYourReferral) throw new NotAllowedHere(err.issues[0]?.diagnostics ?? err.message);
+        throw err;
+      });
       if (result.ok) return reply.redirect(`/discharge/referrals/${encodeURIComponent(req.params.id)}?done=${name}`, 303);
       const values = Object.fromEntries(Object.entries(body).filter(([k]) => k !== '_csrf' && k !== 'version')) as Record<string, string>;
       return referralPage(req, reply, who, { errors: result.errors, values, status: result.stale ? 409 : 400 });
