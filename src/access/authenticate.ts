@@ -4,6 +4,7 @@ import { DECISION_MS, FhirError, forbidden, type AccessControl, type SqlDriver, 
 import { isRole, ROLE_PURPOSE } from './actor.ts';
 import { roleAllows } from './permissions.ts';
 import { patientScopeFor } from './relationships.ts';
+import { checkOptInConsent } from './consentRules.ts';
 import { grantsInForce } from './breakGlass.ts';
 import { parseScopes, scopesAllow, systemScopes, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
@@ -86,7 +87,7 @@ async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: Acc
   const scopes = parseScopes(actor.scope);
   if (actor.kind === 'system') {
     const scoped = scopeAccess(systemScopes(scopes), actor.scope);
-    return { access: { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' } }, until: Infinity };
+    return { access: { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' }, checkContent: checkOptInConsent }, until: Infinity };
   }
   const scoped = scopeAccess(scopes, actor.scope);
   const { role } = actor;
@@ -102,6 +103,8 @@ async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: Acc
     },
     mayRead: (resourceType) => scoped.mayRead(resourceType) && roleAllows(role, resourceType, 'read'),
     caller: { display: actor.name, reference: actor.fhirUser, organisation: actor.organisation, role },
+    // Everyone's writes, system clients' too: a carer's access is read from what any of them stores.
+    checkContent: checkOptInConsent,
     ...(everyPatient ? {} : { patients: patientScopeFor(actor, grants.patientIds) }),
   };
   if (grants.patientIds.length) grantPatients.set(access, new Set(grants.patientIds));
