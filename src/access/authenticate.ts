@@ -6,7 +6,7 @@ import { roleAllows } from './permissions.ts';
 import { patientScopeFor } from './relationships.ts';
 import { checkOptInConsent } from './consentRules.ts';
 import { grantsInForce } from './breakGlass.ts';
-import { parseScopes, scopesAllow, systemScopes, type Scope } from './scopes.ts';
+import { parseScopes, personScopes, scopesAllow, systemScopes, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
 import type { Actor, UserActor } from './actor.ts';
@@ -66,6 +66,7 @@ function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
     if (!isRole(claims.role) || !claims.sub) throw unauthorized(`The access token names an unknown role '${claims.role}'.`);
     return {
       kind: 'user', userId: claims.sub, name: claims.name ?? claims.sub, organisation: claims.org, role: claims.role, fhirUser: claims.fhirUser,
+      ...(claims.patient ? { patient: claims.patient } : {}),
       purpose: ROLE_PURPOSE[claims.role], scope: claims.scope, sessionId: claims.jti,
     };
   }
@@ -89,7 +90,7 @@ async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: Acc
     const scoped = scopeAccess(systemScopes(scopes), actor.scope);
     return { access: { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' }, checkContent: checkOptInConsent }, until: Infinity };
   }
-  const scoped = scopeAccess(scopes, actor.scope);
+  const scoped = scopeAccess(personScopes(scopes, actor.patient !== undefined), actor.scope);
   const { role } = actor;
   const everyPatient = role === 'privacy-officer' || role === 'admin';
   const grants = everyPatient ? { patientIds: [], until: Infinity } : await grantsInForce(db, actor);

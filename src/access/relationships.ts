@@ -101,6 +101,7 @@ export const BREAK_GLASS_ADVICE = 'If you need this record to care for the perso
  * break-glass.
  */
 export function patientScopeFor(actor: UserActor, grantedPatientIds: string[]): PatientScope {
+  if (actor.patient !== undefined) return patientContextScope(actor);
   const patientIds = [...grantedPatientIds];
   const via = actor.organisation ? RELATIONSHIPS[actor.role](actor.organisation) : [];
   const own = reference(actor.fhirUser);
@@ -113,6 +114,23 @@ export function patientScopeFor(actor: UserActor, grantedPatientIds: string[]): 
     ...(directCare || actor.role === 'carer' ? {} : { except: [DISSENT] }),
     refusalAdvice: BREAK_GLASS_ADVICE,
   };
+}
+
+export const PATIENT_CONTEXT_ADVICE = 'This app was authorised for one person\'s record (SMART patient/ scopes) and cannot reach anyone else\'s.';
+
+/**
+ * A token bound to one patient (SMART patient/ scopes) reaches that record alone, and only while it is the
+ * person's own: the only patient context CareBridge issues (authorize.ts). Anything else reaches no one.
+ */
+function patientContextScope(actor: UserActor): PatientScope {
+  const own = ownPatientId(actor.role, actor.fhirUser);
+  return { patientIds: own !== undefined && own === actor.patient ? [own] : [], via: [], refusalAdvice: PATIENT_CONTEXT_ADVICE };
+}
+
+/** The id of a person's own Patient record: for the role `person` linked to Patient/<id>; else undefined. */
+export function ownPatientId(role: string, fhirUser: string | undefined): string | undefined {
+  const own = reference(fhirUser);
+  return role === 'person' && own?.type === 'Patient' ? own.id : undefined;
 }
 
 function reference(value: string | undefined): { type: string; id: string } | undefined {
