@@ -52,6 +52,11 @@ export interface UserActor {
   role: Role;
   /** Who the user is in the record: Practitioner/…, RelatedPerson/… (a carer) or Patient/… (the person). */
   fhirUser?: string;
+  /**
+   * SMART patient context: the id of the one Patient whose record the token is bound to (an app granted
+   * patient/ scopes). Today only a person's own record can be the context (authorize.ts).
+   */
+  patient?: string;
   purpose: PurposeOfUse;
   /** The SMART scopes granted to the session or token, e.g. 'user/*.cruds'. */
   scope: string;

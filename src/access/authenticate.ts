@@ -4,8 +4,9 @@ import { DECISION_MS, FhirError, forbidden, type AccessControl, type SqlDriver, 
 import { isRole, ROLE_PURPOSE } from './actor.ts';
 import { roleAllows } from './permissions.ts';
 import { patientScopeFor } from './relationships.ts';
+import { checkOptInConsent } from './consentRules.ts';
 import { grantsInForce } from './breakGlass.ts';
-import { parseScopes, scopesAllow, systemScopes, type Scope } from './scopes.ts';
+import { parseScopes, personScopes, scopesAllow, systemScopes, type Scope } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
 import type { Actor, UserActor } from './actor.ts';
@@ -65,6 +66,7 @@ function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
     if (!isRole(claims.role) || !claims.sub) throw unauthorized(`The access token names an unknown role '${claims.role}'.`);
     return {
       kind: 'user', userId: claims.sub, name: claims.name ?? claims.sub, organisation: claims.org, role: claims.role, fhirUser: claims.fhirUser,
+      ...(claims.patient ? { patient: claims.patient } : {}),
       purpose: ROLE_PURPOSE[claims.role], scope: claims.scope, sessionId: claims.jti,
     };
   }
@@ -86,9 +88,9 @@ async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: Acc
   const scopes = parseScopes(actor.scope);
   if (actor.kind === 'system') {
     const scoped = scopeAccess(systemScopes(scopes), actor.scope);
-    return { access: { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' } }, until: Infinity };
+    return { access: { ...scoped, caller: { display: actor.name ?? actor.clientId, organisation: actor.organisation, role: 'system' }, checkContent: checkOptInConsent }, until: Infinity };
   }
-  const scoped = scopeAccess(scopes, actor.scope);
+  const scoped = scopeAccess(personScopes(scopes, actor.patient !== undefined), actor.scope);
   const { role } = actor;
   const everyPatient = role === 'privacy-officer' || role === 'admin';
   const grants = everyPatient ? { patientIds: [], until: Infinity } : await grantsInForce(db, actor);
@@ -102,6 +104,8 @@ async function accessUntil(db: SqlExecutor, actor: Actor): Promise<{ access: Acc
     },
     mayRead: (resourceType) => scoped.mayRead(resourceType) && roleAllows(role, resourceType, 'read'),
     caller: { display: actor.name, reference: actor.fhirUser, organisation: actor.organisation, role },
+    // Everyone's writes, system clients' too: a carer's access is read from what any of them stores.
+    checkContent: checkOptInConsent,
     ...(everyPatient ? {} : { patients: patientScopeFor(actor, grants.patientIds) }),
   };
   if (grants.patientIds.length) grantPatients.set(access, new Set(grants.patientIds));

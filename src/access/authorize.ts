@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../record/index.ts';
 import { findClient, type SystemClient } from './clients.ts';
 import { grantScopes } from './scopes.ts';
+import { ownPatientId } from './relationships.ts';
 import type { TokenService } from './tokens.ts';
 import type { People } from './people/people.ts';
 import { authorizePage, choicePage, errorPage } from './authorizePages.ts';
@@ -28,8 +29,12 @@ export interface AuthorizeOptions {
   signInsPerMinute: number;
 }
 
-/** What the app asked for, once checked; carried through the sign-in pages signed, so it cannot be altered. */
-export interface AuthorizationRequest { clientId: string; clientName: string; redirectUri: string; scope: string; state?: string; codeChallenge: string }
+/**
+ * What the app asked for, once checked; carried through the sign-in pages signed, so it cannot be altered.
+ * `patientContext`: the app asked for patient/ scopes or launch/patient, so the token must be bound to one
+ * patient, known only once the person has signed in (issueCode).
+ */
+export interface AuthorizationRequest { clientId: string; clientName: string; redirectUri: string; scope: string; state?: string; codeChallenge: string; patientContext?: boolean }
 
 class RedirectError extends Error {
   constructor(readonly code: string, description: string) {
@@ -113,15 +118,41 @@ function checkRequest(client: SystemClient, redirectUri: string, q: Record<strin
   if (q.aud && q.aud.replace(/\/$/, '') !== `${origin}/fhir`) throw new RedirectError('invalid_request', `aud must be this server's FHIR base, ${origin}/fhir.`);
   const scopes = grantScopes(q.scope, client.scopes).filter((s) => s.startsWith('user/') || s.startsWith('patient/'));
   if (!scopes.length) throw new RedirectError('invalid_scope', `None of the requested scopes ('${q.scope ?? ''}') is granted to this app for a person.`);
-  return { clientId: client.clientId, clientName: client.name, redirectUri, scope: scopes.join(' '), ...(q.state ? { state: q.state } : {}), codeChallenge: q.code_challenge };
+  const patientContext = scopes.some((s) => s.startsWith('patient/')) || (q.scope ?? '').split(/\s+/).includes('launch/patient');
+  return {
+    clientId: client.clientId, clientName: client.name, redirectUri, scope: scopes.join(' '), ...(q.state ? { state: q.state } : {}), codeChallenge: q.code_challenge,
+    ...(patientContext ? { patientContext } : {}),
+  };
+}
+
+/**
+ * The patient a token for this sign-in is bound to, when the app asked for a patient context. CareBridge has
+ * no patient picker, so the context can only be a person's own record; for anyone else (staff, carers) such
+ * a request is refused rather than granted as if it were for every record they may see.
+ */
+function patientFor(request: AuthorizationRequest, user: { fhirUser?: string }, membership: { role: string }): { patient?: string } {
+  if (!request.patientContext) return {};
+  const patient = ownPatientId(membership.role, user.fhirUser);
+  if (patient === undefined) {
+    throw new RedirectError('invalid_scope', `patient/ scopes and launch/patient need a patient context, and CareBridge can give one only to a person signing in to their own record (role 'person'); you signed in as '${membership.role}'. Ask for user/ scopes instead.`);
+  }
+  return { patient };
 }
 
 async function issueCode(
   reply: FastifyReply, options: AuthorizeOptions, origin: string, request: AuthorizationRequest,
   user: { userId: string; name: string; fhirUser?: string }, membership: { organisation?: string; role: string },
 ): Promise<FastifyReply> {
+  let context;
+  try {
+    context = patientFor(request, user, membership);
+  } catch (err) {
+    if (err instanceof RedirectError) return redirectWithError(reply, request.redirectUri, err, request.state);
+    throw err;
+  }
   const code = await options.tokens.signStatement(
     {
+      ...context,
       sub: user.userId, name: user.name, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), role: membership.role, ...(membership.organisation ? { org: membership.organisation } : {}),
       client_id: request.clientId, redirect_uri: request.redirectUri, scope: request.scope, code_challenge: request.codeChallenge,
     },

@@ -30,7 +30,7 @@ export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
 export { onlyAuditEventsAbout } from './audit/search.ts';
 export { declareBreakGlass, listBreakGlass, reviewBreakGlass, BREAK_GLASS_REASONS, BREAK_GLASS_HOURS, type BreakGlassGrant } from './breakGlass.ts';
 export { MATRIX, GROUPS, roleAllows } from './permissions.ts';
-export { OPT_IN, RED_BAG_TASK_CODE } from './relationships.ts';
+export { OPT_IN, RED_BAG_TASK_CODE, delegations } from './relationships.ts';
 export { addOrganisation, listOrganisations, findOrganisation, normaliseOds, ORGANISATION_KINDS, type Organisation, type OrganisationKind } from './people/organisations.ts';
 export { addUser, listUsers, findUser, disableUser, enableUser, setPassword, type NewUser, type UserSummary, type Membership, type NamedMembership } from './people/users.ts';
 export { checkNewPassword, generatePassword, argon2Hasher, MIN_PASSWORD_LENGTH, type PasswordHasher } from './people/passwords.ts';

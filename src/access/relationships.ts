@@ -56,9 +56,22 @@ function registration(ods: string): RelationshipSearch {
   return { resourceType: 'Patient', query: [['general-practitioner:Organization.identifier', atOrganisation(ods)]], patientParam: '_id' };
 }
 
-/** A carer's delegation: the person's active opt-in Consent naming this RelatedPerson. */
-function delegation(relatedPerson: string): RelationshipSearch {
-  return { resourceType: 'Consent', query: [['status', 'active'], ['category', OPT_IN], ['actor', relatedPerson]], patientParam: 'patient' };
+/**
+ * A carer's delegation: the person's active opt-in Consent naming this RelatedPerson, in force at `now`.
+ * Two searches, either of which delegates: a provision without a period (open-ended, until withdrawn), and
+ * one whose period includes now (R4's `period` indexes Consent.provision.period as a range; a missing start
+ * or end is open on that side). `now` is fixed when the scope is made, which the access layer does afresh
+ * at least every DECISION_MS, so a delegation ends within that of its agreed end. Whether the provision
+ * permits is not indexed: consentRules.ts refuses to store an active opt-in that does not (H-038).
+ */
+export function delegations(relatedPerson: string, now: Date = new Date()): RelationshipSearch[] {
+  const named: [string, string][] = [['status', 'active'], ['category', OPT_IN], ['actor', relatedPerson]];
+  // To the second: scopes made within the same second share their compiled SQL (visibility.ts).
+  const at = new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString();
+  return [
+    { resourceType: 'Consent', query: [...named, ['period:missing', 'true']], patientParam: 'patient' },
+    { resourceType: 'Consent', query: [...named, ['period', `le${at}`], ['period', `ge${at}`]], patientParam: 'patient' },
+  ];
 }
 
 /** People who dissented from sharing: an active opt-out Consent. */
@@ -88,11 +101,12 @@ export const BREAK_GLASS_ADVICE = 'If you need this record to care for the perso
  * break-glass.
  */
 export function patientScopeFor(actor: UserActor, grantedPatientIds: string[]): PatientScope {
+  if (actor.patient !== undefined) return patientContextScope(actor);
   const patientIds = [...grantedPatientIds];
   const via = actor.organisation ? RELATIONSHIPS[actor.role](actor.organisation) : [];
   const own = reference(actor.fhirUser);
   if (actor.role === 'person' && own?.type === 'Patient') patientIds.push(own.id);
-  if (actor.role === 'carer' && own?.type === 'RelatedPerson') via.push(delegation(`RelatedPerson/${own.id}`));
+  if (actor.role === 'carer' && own?.type === 'RelatedPerson') via.push(...delegations(`RelatedPerson/${own.id}`));
   const directCare = actor.purpose === 'TREAT';
   return {
     patientIds: [...new Set(patientIds)],
@@ -100,6 +114,23 @@ export function patientScopeFor(actor: UserActor, grantedPatientIds: string[]): 
     ...(directCare || actor.role === 'carer' ? {} : { except: [DISSENT] }),
     refusalAdvice: BREAK_GLASS_ADVICE,
   };
+}
+
+export const PATIENT_CONTEXT_ADVICE = 'This app was authorised for one person\'s record (SMART patient/ scopes) and cannot reach anyone else\'s.';
+
+/**
+ * A token bound to one patient (SMART patient/ scopes) reaches that record alone, and only while it is the
+ * person's own: the only patient context CareBridge issues (authorize.ts). Anything else reaches no one.
+ */
+function patientContextScope(actor: UserActor): PatientScope {
+  const own = ownPatientId(actor.role, actor.fhirUser);
+  return { patientIds: own !== undefined && own === actor.patient ? [own] : [], via: [], refusalAdvice: PATIENT_CONTEXT_ADVICE };
+}
+
+/** The id of a person's own Patient record: for the role `person` linked to Patient/<id>; else undefined. */
+export function ownPatientId(role: string, fhirUser: string | undefined): string | undefined {
+  const own = reference(fhirUser);
+  return role === 'person' && own?.type === 'Patient' ? own.id : undefined;
 }
 
 function reference(value: string | undefined): { type: string; id: string } | undefined {

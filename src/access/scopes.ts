@@ -50,6 +50,15 @@ export function systemScopes(scopes: readonly Scope[]): Scope[] {
   return scopes.filter((s) => s.context === 'system');
 }
 
+/**
+ * The scopes a person's token may use: patient/ ones only when the token is bound to one patient (SMART's
+ * patient context; relationships.ts then narrows the whole token to that record). Unbound, a patient/ scope
+ * would read every record the person may see, as a user/ scope does, so it grants nothing.
+ */
+export function personScopes(scopes: readonly Scope[], boundToPatient: boolean): Scope[] {
+  return boundToPatient ? [...scopes] : scopes.filter((s) => s.context !== 'patient');
+}
+
 export function scopesAllow(scopes: readonly Scope[], resourceType: string, interaction: Interaction): boolean {
   return scopes.some((s) => (s.resourceType === '*' || s.resourceType === resourceType) && s.interactions.has(interaction));
 }

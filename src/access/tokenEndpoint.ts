@@ -75,8 +75,10 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       code_challenge_methods_supported: ['S256'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384', 'RS256', 'ES256'],
-      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'user/*.cruds', 'user/*.rs'],
-      capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'client-public', 'permission-v1', 'permission-v2', 'permission-user', 'launch-standalone', 'context-standalone-patient'],
+      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'user/*.cruds', 'user/*.rs', 'patient/*.rs', 'launch/patient'],
+      // Patient context (patient/ scopes, launch/patient) is given to a person signing in to their own
+      // record only: there is no patient picker, so staff and carers asking for it are refused invalid_scope.
+      capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'client-public', 'permission-v1', 'permission-v2', 'permission-user', 'permission-patient', 'launch-standalone', 'context-standalone-patient'],
     };
   });
 }
@@ -123,9 +125,11 @@ async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, 
   const membership = { organisation: code.org as string | undefined, role: String(code.role) };
   if (!(await holdsMembership(options.driver, String(code.sub), membership))) throw new OAuthError(400, 'invalid_grant', 'The person is disabled or no longer holds that role.');
   const scope = String(code.scope);
-  const user = { userId: String(code.sub), name: String(code.name), role: membership.role, fhirUser: code.fhirUser as string | undefined };
+  // The patient context chosen at sign-in (authorize.ts): the token is bound to it, and SMART apps read it here.
+  const patient = typeof code.patient === 'string' ? code.patient : undefined;
+  const user = { userId: String(code.sub), name: String(code.name), role: membership.role, fhirUser: code.fhirUser as string | undefined, ...(patient ? { patient } : {}) };
   const { token, expiresIn } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope, org: membership.organisation, user });
-  return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}) };
+  return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), ...(patient ? { patient } : {}) };
 }
 
 async function authenticateClient(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, tokenUrl: string): Promise<SystemClient> {

@@ -23,10 +23,12 @@ export interface AccessClaims extends JWTPayload {
   /** Who the person is in the record (Practitioner/…, RelatedPerson/…, Patient/…). */
   fhirUser?: string;
   name?: string;
+  /** SMART patient context: the one person whose record the token is bound to (patient/ scopes). */
+  patient?: string;
 }
 
 /** The person a token speaks for (absent for a system client's own token). */
-export interface TokenUser { userId: string; name: string; role: string; fhirUser?: string }
+export interface TokenUser { userId: string; name: string; role: string; fhirUser?: string; patient?: string }
 
 export class TokenService {
   private signing?: Promise<SigningKey>;
@@ -64,7 +66,9 @@ export class TokenService {
 
   async issue(claims: { issuer: string; audience: string; clientId: string; scope: string; org?: string | null; user?: TokenUser }): Promise<{ token: string; expiresIn: number }> {
     const key = await this.signingKey();
-    const user = claims.user ? { role: claims.user.role, name: claims.user.name, ...(claims.user.fhirUser ? { fhirUser: claims.user.fhirUser } : {}) } : {};
+    const user = claims.user
+      ? { role: claims.user.role, name: claims.user.name, ...(claims.user.fhirUser ? { fhirUser: claims.user.fhirUser } : {}), ...(claims.user.patient ? { patient: claims.user.patient } : {}) }
+      : {};
     const token = await new SignJWT({ scope: claims.scope, client_id: claims.clientId, ...(claims.org ? { org: claims.org } : {}), ...user })
       .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(claims.issuer)

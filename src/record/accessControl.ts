@@ -16,6 +16,13 @@ export interface AccessControl {
    */
   patients?: PatientScope;
   /**
+   * Throws a FhirError (422) when the caller may not store this resource as it is written: a rule of the
+   * grantor's about what a resource says, because the grantor reads access from it (a consent the access
+   * rules could not honour as written). Called with every resource a create, update, patch or transaction
+   * would store, after it is validated and before anything is stored.
+   */
+  checkContent?(resource: Readonly<Record<string, unknown>>): void;
+  /**
    * Told, once the request is answered, what it touched (empty when it failed) and how it ended, so the
    * grantor can keep the audit trail. Must not throw or block the answer.
    */

@@ -25,6 +25,8 @@ export interface Ctx {
    * them yet, and the rest of the request may record them (their EpisodeOfCare at the home, say).
    */
   createdPatients?: Set<string>;
+  /** AccessControl.checkContent: the grantor's rules about what a stored resource may say. */
+  checkContent?: (resource: Readonly<Record<string, unknown>>) => void;
 }
 
 /**
@@ -206,6 +208,7 @@ export function newId(): string {
 
 export async function createResource(ctx: Ctx, type: string, body: unknown): Promise<WrittenResource> {
   validateResource(body, { expectedType: type });
+  ctx.checkContent?.(body as Record<string, unknown>);
   const resource = { ...(body as Record<string, unknown>), id: newId() };
   const newPatients = type === 'Patient' ? [resource.id] : [];
   const written = await putResource(ctx.db, resource, { lock: ctx.lock, admit: admission(ctx, newPatients) });
@@ -223,6 +226,7 @@ export async function createNewResources(ctx: Ctx, resources: Record<string, unk
 
 export async function updateResource(ctx: Ctx, type: string, id: string, body: unknown, ifMatch?: number): Promise<WrittenResource> {
   validateResource(body, { expectedType: type, expectedId: id });
+  ctx.checkContent?.(body as Record<string, unknown>);
   await assertWritable(ctx, [{ type, id }]);
   const newPatients = (await createsPatient(ctx, type, id)) ? [id] : [];
   const written = await putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch, admit: admission(ctx, newPatients) });
@@ -253,6 +257,7 @@ export async function patchResource(ctx: Ctx, type: string, id: string, patch: u
     throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch failed: ${(err as Error).message}` }]);
   }
   validateResource(patched, { expectedType: type, expectedId: id });
+  ctx.checkContent?.(patched);
   return putResource(ctx.db, patched, { lock: ctx.lock, ifMatch: current.version_id, admit: admission(ctx) });
 }
 

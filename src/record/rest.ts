@@ -163,13 +163,19 @@ function route(method: string, parts: string[]): Handler | undefined {
 }
 
 function interactionCtx(ctx: RestContext): op.Ctx {
-  return { db: ctx.tx ?? ctx.driver, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients, createdPatients: ctx.createdPatients };
+  return { db: ctx.tx ?? ctx.driver, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients, createdPatients: ctx.createdPatients, checkContent: contentCheck(ctx) };
 }
 
 /** Runs a write in the bundle's transaction, or in a transaction of its own. */
 async function inWrite<T>(ctx: RestContext, fn: (c: op.Ctx) => Promise<T>): Promise<T> {
   if (ctx.tx) return fn(interactionCtx(ctx));
-  return ctx.driver.transaction((tx) => fn({ db: tx, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients }));
+  return ctx.driver.transaction((tx) => fn({ db: tx, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients, checkContent: contentCheck(ctx) }));
+}
+
+/** The caller's AccessControl.checkContent, bound to it (absent when it has none). */
+function contentCheck(ctx: RestContext): op.Ctx['checkContent'] {
+  const { access } = ctx;
+  return access.checkContent ? (resource) => access.checkContent!(resource) : undefined;
 }
 
 function etag(versionId: number | string): string {

@@ -135,6 +135,7 @@ async function createFresh(ctx: RestContext, c: op.Ctx, fresh: Entry[], results:
       ctx.access.require(type, 'create');
       if (serviceFor(ctx, type)) throw methodNotAllowed(`${type} is read-only here: it cannot be written.`);
       validateResource(e.resource, { expectedType: type });
+      ctx.access.checkContent?.(e.resource!);
     });
   }
   const written = await op.createNewResources(c, fresh.map((e) => e.resource!));

@@ -85,6 +85,69 @@ for (const engine of ENGINES) {
       assert.match(again.body.error_description, /used already/);
     });
 
+    describe('SMART patient context (patient/ scopes, launch/patient)', () => {
+      const PATIENT_APP = { clientId: 'patient-app', redirectUri: TEST_APP.redirectUri };
+      /** Signs `username` in to the patient app asking for `scope`: the redirect back to the app, and the PKCE verifier. */
+      const appSignIn = async (username: string, scope: string) => {
+        const { verifier, params } = start({ client_id: PATIENT_APP.clientId, scope });
+        const page = await authorize(t, params);
+        assert.equal(page.res.status, 200, page.html.slice(0, 300));
+        const res = await postAuthorize(t, page.cookie, { request: hiddenField(page.html, 'request'), csrf: hiddenField(page.html, 'csrf'), username, password: PERSON_PASSWORD });
+        assert.equal(res.status, 303);
+        return { back: new URL(res.headers.get('location')!), verifier };
+      };
+
+      before(async () => {
+        await addClient(t.server.driver, { clientId: PATIENT_APP.clientId, name: 'Patient app', scopes: 'patient/*.rs user/*.rs', redirectUris: [PATIENT_APP.redirectUri], publicClient: true });
+        for (const id of ['ctx-p1', 'ctx-p2']) {
+          assert.equal((await t.fhir.put(`Patient/${id}`, { resourceType: 'Patient', id, name: [{ family: id }] })).status, 201);
+          assert.equal((await t.fhir.post('Observation', { resourceType: 'Observation', status: 'final', code: { text: 'pulse' }, subject: { reference: `Patient/${id}` }, valueQuantity: { value: 70 } })).status, 201);
+        }
+        // A care home whose resident ctx-p2 is: staff there may see them through user/ scopes.
+        assert.equal((await t.fhir.put('Organization/ctx-home', { resourceType: 'Organization', id: 'ctx-home', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'VM101' }], name: 'Home' })).status, 201);
+        assert.equal((await t.fhir.post('EpisodeOfCare', { resourceType: 'EpisodeOfCare', status: 'active', patient: { reference: 'Patient/ctx-p2' }, managingOrganization: { reference: 'Organization/ctx-home' } })).status, 201);
+        await addPerson(t, { username: 'pat.self', role: 'person', fhirUser: 'Patient/ctx-p1' });
+        await addPerson(t, { username: 'home.staff', role: 'care-home-staff', org: 'VM101' });
+      });
+
+      it("a person's patient/ token names them as its patient and reads their own record, no one else's", async () => {
+        const { back, verifier } = await appSignIn('pat.self', 'launch/patient patient/Observation.rs patient/Patient.rs');
+        const token = await exchange(t, { code: back.searchParams.get('code')!, redirect_uri: PATIENT_APP.redirectUri, client_id: PATIENT_APP.clientId, code_verifier: verifier });
+        assert.equal(token.status, 200, JSON.stringify(token.body));
+        assert.equal(token.body.patient, 'ctx-p1', 'the token response carries the patient context');
+        const as = { authorization: `Bearer ${token.body.access_token}` };
+        const own = await fetch(`${t.base}/Observation?patient=ctx-p1&_total=accurate`, { headers: as }).then((r) => r.json());
+        assert.equal(own.total, 1, 'their own observation');
+        assert.equal((await fetch(`${t.base}/Patient/ctx-p1`, { headers: as })).status, 200);
+        assert.equal((await fetch(`${t.base}/Patient/ctx-p2`, { headers: as })).status, 403, "another person's record is refused");
+        const all = await fetch(`${t.base}/Observation?_total=accurate`, { headers: as }).then((r) => r.json());
+        assert.deepEqual(all.entry.map((e: any) => e.resource.subject.reference), ['Patient/ctx-p1'], 'a search finds only theirs');
+      });
+
+      it('anyone else asking for a patient context is refused invalid_scope, rather than given every record they may see', async () => {
+        for (const scope of ['launch/patient patient/Observation.rs', 'patient/*.rs', 'launch/patient user/*.rs']) {
+          const { back } = await appSignIn('home.staff', scope);
+          assert.equal(back.origin + back.pathname, PATIENT_APP.redirectUri, scope);
+          assert.equal(back.searchParams.get('code'), null, `${scope}: no code`);
+          assert.equal(back.searchParams.get('error'), 'invalid_scope', scope);
+          assert.match(back.searchParams.get('error_description')!, /patient context.*own record/, scope);
+          assert.equal(back.searchParams.get('state'), 'opaque-state');
+        }
+        // The same person asking for user/ scopes still reads their resident, as before.
+        const { back, verifier } = await appSignIn('home.staff', 'user/*.rs');
+        const token = await exchange(t, { code: back.searchParams.get('code')!, redirect_uri: PATIENT_APP.redirectUri, client_id: PATIENT_APP.clientId, code_verifier: verifier });
+        assert.equal(token.body.patient, undefined);
+        assert.equal((await fetch(`${t.base}/Patient/ctx-p2`, { headers: { authorization: `Bearer ${token.body.access_token}` } })).status, 200);
+      });
+
+      it('the SMART configuration advertises patient context, as given to people for their own record', async () => {
+        const config = await (await fetch(`${t.url}/.well-known/smart-configuration`)).json();
+        for (const capability of ['launch-standalone', 'context-standalone-patient', 'permission-patient']) assert.ok(config.capabilities.includes(capability), capability);
+        assert.ok(config.scopes_supported.includes('patient/*.rs'));
+        assert.ok(config.scopes_supported.includes('launch/patient'));
+      });
+    });
+
     it('refuses altered pages, missing cookies, and people disabled before the exchange', async () => {
       const { params } = start();
       const page = await authorize(t, params);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { grantScopes, parseScope, parseScopes, scopesAllow, systemScopes } from '../../src/access/scopes.ts';
+import { grantScopes, parseScope, parseScopes, personScopes, scopesAllow, systemScopes } from '../../src/access/scopes.ts';
 
 describe('SMART scopes', () => {
   it('reads v2 letters and v1 read/write', () => {
@@ -34,6 +34,13 @@ describe('SMART scopes', () => {
     assert.equal(scopesAllow(own, 'Patient', 'read'), true);
     assert.equal(scopesAllow(own, 'Patient', 'search'), false);
     assert.equal(scopesAllow(own, 'Observation', 'read'), false);
+  });
+
+  it("a person's patient/ scopes count only in a token bound to a patient: unbound, they would reach everyone a user/ scope does", () => {
+    const scopes = parseScopes('patient/Observation.rs');
+    assert.equal(scopesAllow(personScopes(scopes, false), 'Observation', 'read'), false);
+    assert.equal(scopesAllow(personScopes(scopes, true), 'Observation', 'read'), true);
+    assert.equal(scopesAllow(personScopes(parseScopes('user/Patient.r patient/Observation.rs'), false), 'Patient', 'read'), true, 'user/ scopes are unaffected');
   });
 
   it('a token request can narrow its grant but never widen it', () => {

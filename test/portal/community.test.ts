@@ -1,7 +1,7 @@
 // GP practice and carer pages over real HTTP, both engines: a GP sees the practice's registered patients
 // (exactly those the record registers with it) and opens one's record, not another practice's patient's
-// without break-glass; a carer sees the person who named them in an opt-in consent and reads what a carer
-// may, and no one else.
+// without break-glass; a carer sees the person who named them in an opt-in consent in force and reads what
+// a carer may, and no one else.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES } from '../support/server.ts';
@@ -57,6 +57,18 @@ for (const engine of ENGINES) {
       assert.notEqual(other.status, 200);
       assert.ok(!other.html.includes('name="reasonCode"'), 'no break-glass for carers');
       assert.equal((await get(t, '/gp', carer)).status, 403);
+    });
+
+    it('a carer is not offered, nor let into, the record of someone whose opt-in for them has ended (H-038)', async () => {
+      const ended = await t.fhir('POST', 'Consent', [], {
+        resourceType: 'Consent', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
+        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] }], patient: { reference: 'Patient/demo-pat-vm101-02' },
+        provision: { type: 'permit', period: { start: '2020-01-01', end: '2021-01-01' }, actor: [{ role: { text: 'agent' }, reference: { reference: CARER.fhirUser } }] },
+      });
+      assert.equal(ended.resourceType, 'Consent');
+      const carer = (await t.signIn(CARER)).cookie;
+      assert.deepEqual(linked((await get(t, '/carer', carer)).html, '/carer/people'), ['demo-pat-vm101-01'], 'only the person whose opt-in is in force');
+      assert.notEqual((await get(t, '/carer/people/demo-pat-vm101-02', carer)).status, 200);
     });
   });
 }

@@ -1,8 +1,8 @@
 // The people a GP practice or a carer looks after, read through the record with their own access: a
 // practice's registered patients (Patient.generalPractitioner is the practice) and the people who named a
-// carer in an active opt-in Consent. Both are the same relationships the record's access checks use, so
+// carer in an opt-in Consent in force. Both are the same relationships the record's access checks use, so
 // every person listed can be opened.
-import { OPT_IN, type UserActor } from '../../access/index.ts';
+import { delegations, type UserActor } from '../../access/index.ts';
 import type { RecordClient, Resource } from '../recordClient.ts';
 import { organisationOf } from '../person/organisation.ts';
 import { nhsNumberOf, personName } from '../person/text.ts';
@@ -26,10 +26,16 @@ export async function registeredPatients(record: RecordClient, actor: UserActor)
   return { practice: practice.name ?? actor.organisation ?? '', people: found.matches.map(rowOf).sort(byName), more: found.more };
 }
 
-/** The people who named this carer in an active opt-in Consent, by family name. */
+/**
+ * The people whose opt-in Consent names this carer and is in force now, by family name: the same searches
+ * the record's access checks use (access's `delegations`), so the list never offers an expired delegation.
+ */
 export async function peopleCaredFor(record: RecordClient, actor: UserActor): Promise<{ people: PersonRow[] }> {
   if (!actor.fhirUser?.startsWith('RelatedPerson/')) return { people: [] };
-  const found = await record.search('Consent', [['status', 'active'], ['category', OPT_IN], ['actor', actor.fhirUser], ['_include', 'Consent:patient'], ['_count', String(PAGE)]]);
-  const people = new Map(found.included.filter((r) => r.resourceType === 'Patient').map((p) => [p.id, rowOf(p)]));
+  const people = new Map<string, PersonRow>();
+  for (const delegation of delegations(actor.fhirUser)) {
+    const found = await record.search('Consent', [...delegation.query, ['_include', 'Consent:patient'], ['_count', String(PAGE)]]);
+    for (const p of found.included.filter((r) => r.resourceType === 'Patient')) people.set(p.id, rowOf(p));
+  }
   return { people: [...people.values()].sort(byName) };
 }
