@@ -2,7 +2,7 @@
 // read from the record by search (relationships.ts), and search sees only what the record indexes: the
 // Consent's status, category, the actors and period of its top-level provision, never whether that
 // provision permits or denies, nor any nested provision. An active opt-in the searches would misread is
-// refused when it is written, rather than read wrongly for as long as it stays in force (hazard H-038).
+// refused when it is written, rather than read wrongly for as long as it stays in force (hazard H-039).
 import { FhirError } from '../record/index.ts';
 
 const ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';

@@ -62,7 +62,7 @@ function registration(ods: string): RelationshipSearch {
  * one whose period includes now (R4's `period` indexes Consent.provision.period as a range; a missing start
  * or end is open on that side). `now` is fixed when the scope is made, which the access layer does afresh
  * at least every DECISION_MS, so a delegation ends within that of its agreed end. Whether the provision
- * permits is not indexed: consentRules.ts refuses to store an active opt-in that does not (H-038).
+ * permits is not indexed: consentRules.ts refuses to store an active opt-in that does not (H-039).
  */
 export function delegations(relatedPerson: string, now: Date = new Date()): RelationshipSearch[] {
   const named: [string, string][] = [['status', 'active'], ['category', OPT_IN], ['actor', relatedPerson]];

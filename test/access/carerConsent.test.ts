@@ -1,4 +1,4 @@
-// A carer's access follows the opt-in Consent as the person agreed it (hazard H-038): only while its period
+// A carer's access follows the opt-in Consent as the person agreed it (hazard H-039): only while its period
 // lasts, and only when it permits. Both engines, over HTTP, signed in as the carer through the real flow.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -59,7 +59,7 @@ for (const engine of ENGINES) {
       assert.equal((await get(t, '/gp', carer)).status, 403);
     });
 
-    it('a carer is not offered, nor let into, the record of someone whose opt-in for them has ended (H-038)', async () => {
+    it('a carer is not offered, nor let into, the record of someone whose opt-in for them has ended (H-039)', async () => {
       const ended = await t.fhir('POST', 'Consent', [], {
         resourceType: 'Consent', status: 'active', scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy' }] },
         category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN' }] }], patient: { reference: 'Patient/demo-pat-vm101-02' },
