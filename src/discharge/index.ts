@@ -8,7 +8,7 @@ import type { DeadlineRule } from './calendar.ts';
 import type { DischargeContext } from './recordSession.ts';
 import { fireDueTimers } from './deadlines.ts';
 import { followEncounters, newEncounterFeed } from './encounterFeed.ts';
-import { deliverPendingAdw, type AdwWorkflowIds } from './adw/delivery.ts';
+import { deliverPendingAdw, noteUndelivered, type AdwWorkflowIds, type UndeliveredAdw } from './adw/delivery.ts';
 import { AdwNotForThisService, AdwRejected, handleAdwMessage } from './adw/inbound.ts';
 import { threadAdwReader, type ReadAdw } from './adw/reader.ts';
 import { startPoller, type Poller } from './poller.ts';
@@ -29,7 +29,7 @@ export { setCouncilSettings, listCouncilSettings, fireDueTimers, type CouncilSet
 export { handleAdwMessage, AdwRejected, AdwNotForThisService } from './adw/inbound.ts';
 export { parseAdwMessage, type AdwMessage } from './adw/parse.ts';
 export { EVENT as ADW_EVENT, WITHDRAWAL_REASONS as ADW_WITHDRAWAL_REASONS, DEFAULT_ADW_WORKFLOW_IDS } from './adw/codes.ts';
-export { deliverPendingAdw, type AdwWorkflowIds } from './adw/delivery.ts';
+export { deliverPendingAdw, listFailedAdw, retryFailedAdw, type AdwWorkflowIds, type AdwDeliveryPass, type FailedAdwRow, type UndeliveredAdw } from './adw/delivery.ts';
 export { dischargeNoticeWaiting } from './adw/outbound.ts';
 export { followEncounters, newEncounterFeed } from './encounterFeed.ts';
 export { dischargeOperations } from './operations.ts';
@@ -105,7 +105,15 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
       }
     }, (msg) => reader!.read(msg.body)); // each batch is read on another thread first, while this one serves and commits
     // Queued answers and notices go out as soon as the step that queued them commits, not at the next interval.
-    const delivery = startPoller(options.pollMs, async () => { while ((await deliverPendingAdw(driver, messaging.api, options.workflowIds)) === 20); }, onError);
+    // Again while a pass claimed anything: a message that failed waits (backoff) or is given up, so the next
+    // pass reaches the newer ones behind it, and a pass that claimed nothing means nothing is due.
+    const delivery = startPoller(options.pollMs, async () => {
+      for (;;) {
+        const pass = await deliverPendingAdw(driver, messaging.api, options.workflowIds);
+        for (const failure of pass.failed) await reportUndelivered(context, failure);
+        if (!pass.claimed) break;
+      }
+    }, onError);
     wakeDelivery = () => delivery.wake();
     pollers.push(delivery);
   }
@@ -120,4 +128,15 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
       await reader?.close();
     },
   };
+}
+
+/** A message given up on: a log line for operators, and a note on the referral for the people working it. */
+async function reportUndelivered(context: DischargeContext, failure: UndeliveredAdw): Promise<void> {
+  console.error(`discharge: ADW ${failure.eventName} ${failure.headerId} to ${failure.peerOds ?? '?'} (episode ${failure.referralIdentifier ?? 'none'}) was not sent and is marked failed (carebridge discharge adw failed lists them): ${failure.reason}`);
+  try {
+    await noteUndelivered(context, failure);
+  } catch (err) {
+    // The row is marked failed and listed either way; one note that could not be filed must not stop the rest.
+    console.error(`discharge: could not note the unsent ADW ${failure.headerId} on its referral: ${(err as Error).message}`);
+  }
 }

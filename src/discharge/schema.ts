@@ -78,4 +78,11 @@ CREATE TABLE discharge_feed_cursor (
 ALTER TABLE discharge_adw_episodes ADD COLUMN discharge_withdrawn_at TEXT;
 `,
   },
+  {
+    version: 3,
+    name: 'outgoing ADW messages wait after a failed send (next_attempt_ms), so newer messages are not held up behind them',
+    sql: `
+ALTER TABLE discharge_adw_messages ADD COLUMN next_attempt_ms BIGINT;
+`,
+  },
 ];

@@ -165,6 +165,44 @@ for (const engine of ENGINES) {
       assert.equal(tasks.body.entry[0].resource.meta.versionId, '1', 'the Task was written once');
     });
 
+    it('a stay number is the sending trust\'s: another trust\'s same number is another stay; at the same trust, another person\'s is rejected; notices keep the ward history', async () => {
+      await t.fhir.put('Organization/trust-rxx01', { resourceType: 'Organization', id: 'trust-rxx01', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'RXX01' }], name: 'Another Trust' });
+      // Each notice its own episode and message ids, all with the hospital's local stay number SPELL-1001.
+      const onSpell1001 = (): Record<string, string> => ({ ...episodeIds(), '2562b8b6-c0db-424a-8c6b-0fa43b0d6c2f': 'SPELL-1001' });
+      const first = onSpell1001();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], first)));
+      // Another trust, another person, the same local stay number, another ward.
+      const second = onSpell1001();
+      const otherTrust = renamed(EXAMPLES['Assessment-Notice'], second).replace(/RFM8C2/g, 'RXX01').replace(/9413946000/g, '9449306060').replace(/Collier Ward/g, 'Ward 9');
+      await handleAdwMessage(deps(), inbound(otherTrust, { from: 'OTHERTRUST01' }));
+
+      const one = (await episodeOf(first[EPISODE])).referral;
+      const two = (await episodeOf(second[EPISODE])).referral;
+      assert.notEqual(two.encounter.reference, one.encounter.reference, 'each person\'s referral is on their own stay');
+      const stayOne = (await t.fhir.get(one.encounter.reference)).body;
+      const stayTwo = (await t.fhir.get(two.encounter.reference)).body;
+      assert.deepEqual(stayOne.location.map((l: any) => l.location.display), ['Collier Ward'], 'the first person\'s ward is untouched');
+      assert.equal(stayOne.serviceProvider.reference, 'Organization/hebburn-hospital');
+      assert.equal(stayTwo.serviceProvider.reference, 'Organization/trust-rxx01');
+      assert.deepEqual(stayTwo.location.map((l: any) => l.location.display), ['Ward 9']);
+      assert.equal(stayTwo.subject.reference, two.subject.reference);
+
+      // The first trust sends a notice about someone else under the first person's stay number: refused back to it.
+      const clash = onSpell1001();
+      const wrongPerson = renamed(EXAMPLES['Assessment-Notice'], clash).replace(/9413946000/g, '9449306613').replace(/Collier Ward/g, 'Ward 7');
+      await assert.rejects(handleAdwMessage(deps(), inbound(wrongPerson)), (e: Error) => e instanceof AdwRejected && /SPELL-1001 is already a stay at RFM8C2 of a different person/.test(e.message));
+      const [reject] = await sentFor(clash[EPISODE]);
+      assert.equal(parseAdwMessage(reject.body).eventCode, ADW_EVENT.assessmentReject);
+      assert.match(parseAdwMessage(reject.body).reason?.text ?? '', /cannot belong to two people/);
+      assert.equal((await episodeOf(clash[EPISODE])).referral, undefined, 'no referral for the second person');
+      assert.deepEqual((await t.fhir.get(one.encounter.reference)).body.location.map((l: any) => l.location.display), ['Collier Ward'], 'nor is the stay moved');
+
+      // The right person's newer notice from another ward: the ward they were on is kept as history.
+      await handleAdwMessage(deps(), inbound(withHeaderId(renamed(EXAMPLES['Assessment-Notice'], first), first[ASSESSMENT_HEADER], crypto.randomUUID()).replace(/Collier Ward/g, 'Ward 2')));
+      const moved = (await t.fhir.get(one.encounter.reference)).body;
+      assert.deepEqual(moved.location.map((l: any) => `${l.location.display} ${l.status}`), ['Collier Ward completed', 'Ward 2 active']);
+    });
+
     it('a withdrawal that arrives before its notice: withdrawn at once, the late notice opens no work', async () => {
       const ids = episodeIds();
       await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Withdrawal-Notice'], { ...ids, [ASSESSMENT_HEADER]: crypto.randomUUID() })));

@@ -135,7 +135,12 @@ for (const engine of ENGINES) {
       await triage(council.server.discharge.context, atCouncil.referral.id, { action: 'accept', note: 'We will assess at home.' });
       await council.server.discharge.runWorkers();
       assert.deepEqual((await sentBy(council, identifier)).map((r) => r.status), ['pending'], 'kept until MESH takes it');
+      // Tried again after a wait (backoff), so it holds up no other message meanwhile.
+      const wait = await council.server.driver.get<{ next_attempt_ms: number | string | null }>("SELECT next_attempt_ms FROM discharge_adw_messages WHERE direction = 'out' AND referral_identifier = ?", [identifier]);
+      assert.ok(Number(wait?.next_attempt_ms) > Date.now(), 'waits before it is tried again');
       hospital = await startPeer(hospitalDb, { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY }, hospital.port);
+      // MESH is back and the wait is over.
+      await council.server.driver.run("UPDATE discharge_adw_messages SET next_attempt_ms = NULL WHERE direction = 'out' AND referral_identifier = ?", [identifier]);
       await toHospital();
       let atHospital = await triageTask(hospital, identifier);
       assert.equal(atHospital.referral.id, referral.id, 'the hospital finds its episode by the same identifier');

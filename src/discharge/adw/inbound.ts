@@ -137,6 +137,8 @@ async function checkMessage(deps: AdwInboundDeps, session: RecordSession, msg: I
     const known = { source: await organisationByOds(session, m.sourceOds), destination: await organisationByOds(session, m.destinationOds) };
     if (!known.destination) problems.push(`The destination ODS code ${m.destinationOds} is not an organisation this service knows.`);
     if (!known.source) problems.push(`The source ODS code ${m.sourceOds} is not an organisation this service knows.`);
+    const stayTaken = known.source && !ANSWERS[event] ? await stayOfAnotherPerson(session, m, known.source) : '';
+    if (stayTaken) problems.push(stayTaken);
     if (deps.organisationForMailbox) {
       const sender = await deps.organisationForMailbox(msg.from);
       if (sender && sender.toUpperCase() !== m.sourceOds) problems.push(`It came from mailbox ${msg.from}, which belongs to ${sender}, not to the source ${m.sourceOds}.`);
@@ -190,7 +192,7 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   const patient = await upsertPatient(session, m);
   const hospital = (await organisationByOds(session, m.sourceOds!))!;
   const council = (await organisationByOds(session, m.destinationOds!))!;
-  const encounter = await upsertEncounter(session, m, patient, hospital);
+  const encounter = await upsertEncounter(session, m, patient, hospital, sentTime(m, msg));
   if (event === EVENT.admissionNotice) {
     await session.put({
       resourceType: 'Communication', id: session.newId(), status: 'completed',
@@ -278,7 +280,7 @@ async function openEpisode(session: RecordSession, ctx: DischargeContext, m: Adw
     encounter: `Encounter/${encounter.id}`,
     hospitalOds: m.sourceOds!,
     councilOds: m.destinationOds!,
-    ...(encounter.location?.[0]?.location?.reference ? { ward: encounter.location[0].location.reference } : {}),
+    ...(currentWard(encounter) ? { ward: currentWard(encounter) } : {}),
     referrer: { name: m.author?.name, phone: m.author?.phone, email: m.author?.email },
     reason: m.referral?.reason,
     needs: m.referral?.description ? [m.referral.description] : undefined,
@@ -293,6 +295,12 @@ async function openEpisode(session: RecordSession, ctx: DischargeContext, m: Adw
   };
   await insertEpisode(session.tx, episode, clock(ctx));
   return { episode, opened: created };
+}
+
+/** The ward the stay says the person is on now (its last active location): the earlier ones are history. */
+function currentWard(encounter: FhirResource): string | undefined {
+  const active = ((encounter.location ?? []) as StayLocation[]).filter((l) => l.status === 'active');
+  return active[active.length - 1]?.location?.reference;
 }
 
 function consentAnswers(m: AdwMessage): ConsentAnswer[] {
@@ -479,9 +487,38 @@ async function upsertPatient(session: RecordSession, m: AdwMessage): Promise<Fhi
   });
 }
 
-async function upsertEncounter(session: RecordSession, m: AdwMessage, patient: FhirResource, hospital: FhirResource): Promise<FhirResource> {
+/**
+ * A stay is the hospital's: its number (Encounter.identifier) is unique only within the trust that gave it,
+ * so a stay is found by number and serviceProvider together. Another trust's stay with the same number is a
+ * different stay (hazard H-013). Under the criteria's lock when nothing is found (H-016): the caller's
+ * transaction then holds it, and a second notice for the same number waits for this one to commit.
+ */
+async function stayAt(session: RecordSession, identifier: string, hospital: FhirResource): Promise<FhirResource | undefined> {
+  return (await session.searchBeforeCreate('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${identifier}`], ['service-provider', `Organization/${hospital.id}`]]))[0];
+}
+
+/**
+ * Why a notice cannot be applied to its stay: the hospital's stay of that number is another person's (empty
+ * when it is not). Applying it would move that person's ward and point this person's referral at their stay.
+ * The person is compared by the Patient the notice's NHS number finds: none yet means someone else's stay.
+ */
+async function stayOfAnotherPerson(session: RecordSession, m: AdwMessage, hospital: FhirResource): Promise<string> {
+  const stayNumber = m.encounter?.identifier;
+  const nhsNumber = m.patient?.nhsNumber;
+  if (!stayNumber || !nhsNumber || !isValidNhsNumber(nhsNumber)) return '';
+  const stay = await stayAt(session, stayNumber, hospital);
+  if (!stay) return '';
+  const person = (await session.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${nhsNumber}`]]))[0];
+  if (person && stay.subject?.reference === `Patient/${person.id}`) return '';
+  // Not the other person's details: only that the number is taken.
+  return `Encounter.identifier ${stayNumber} is already a stay at ${m.sourceOds} of a different person (not NHS number ${nhsNumber}); a stay number cannot belong to two people. Check the stay number and the NHS number, and send the notice again.`;
+}
+
+async function upsertEncounter(session: RecordSession, m: AdwMessage, patient: FhirResource, hospital: FhirResource, at: string): Promise<FhirResource> {
   const e = m.encounter ?? {};
-  const found = e.identifier ? (await session.searchBeforeCreate('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${e.identifier}`]]))[0] : undefined;
+  const found = e.identifier ? await stayAt(session, e.identifier, hospital) : undefined;
+  // checkMessage refused this already; kept so no path can write one person's notice onto another's stay.
+  if (found && found.subject?.reference !== `Patient/${patient.id}`) throw new AdwRejected(`Encounter.identifier ${e.identifier} at ${m.sourceOds} is another person's stay.`);
   let ward: FhirResource | undefined;
   if (e.ward) {
     ward = (await session.searchBeforeCreate('Location', [['name:exact', e.ward], ['organization', `Organization/${hospital.id}`]]))[0];
@@ -502,12 +539,26 @@ async function upsertEncounter(session: RecordSession, m: AdwMessage, patient: F
     status,
     ...(e.admissionType?.code ? { priority: { coding: [e.admissionType] } } : {}),
     ...(e.start ? { period: { ...(base.period ?? {}), start: e.start } } : {}),
-    ...(ward ? { location: [{ location: { reference: `Location/${ward.id}`, display: ward.name }, status: 'active' }] } : {}),
+    ...(ward ? { location: onWard(base.location ?? [], { reference: `Location/${ward.id}`, display: ward.name }, at) } : {}),
   };
   // ADW's Encounter.period.end is the proposed discharge date, not the actual one.
   if (e.end) next = withExtensionDate(next, EXPECTED_DISCHARGE_URL, e.end);
   if (found && JSON.stringify({ ...found, meta: undefined }) === JSON.stringify({ ...next, meta: undefined })) return found;
   return session.put(next, found?.meta?.versionId);
+}
+
+type StayLocation = { location?: { reference?: string; display?: string }; status?: string; period?: { start?: string; end?: string } };
+
+/**
+ * The stay's wards with the person now on `ward`. The wards before it are kept (the HL7 feed's transfers,
+ * earlier notices): a notice names only where the person is now, so it completes the ward they were on
+ * (at `at`, when the notice was sent) and adds the new one; on the same ward it changes nothing.
+ */
+function onWard(locations: StayLocation[], ward: { reference: string; display?: string }, at: string): StayLocation[] {
+  const active = locations.filter((l) => l.status === 'active');
+  if (active[active.length - 1]?.location?.reference === ward.reference) return locations;
+  const moved = locations.map((l) => (l.status === 'active' ? { ...l, status: 'completed', period: { ...l.period, end: at } } : l));
+  return [...moved, { location: ward, status: 'active', ...(locations.length ? { period: { start: at } } : {}) }];
 }
 
 export { NOTICES };
