@@ -220,7 +220,7 @@ export async function createReferral(ctx: DischargeContext, input: NewReferral):
   return inRecordTransaction(ctx, 'create-referral', async (session) => {
     refuseReferringForAnother(ctx, input.hospitalOds);
     if (input.encounter) {
-      await refuseStayElsewhere(session, ctx, input.encounter, input.hospitalOds);
+      await refuseStayElsewhere(session, ctx, input.encounter, input.hospitalOds, input.patient);
       await refuseSecondOpenReferral(session, input.encounter);
     }
     const created = await createReferralIn(session, ctx, input);
@@ -240,13 +240,18 @@ function refuseReferringForAnother(ctx: DischargeContext, hospitalOds: string): 
 }
 
 /**
- * The stay a referral is made from is at the referring hospital (H-038): a referral from another
- * hospital's stay would follow that stay's discharge and wards. A stay that names no hospital is taken
- * from a system client, as before (an ADW episode's stay may name none); a person's must name theirs.
+ * The stay a referral is made from is the person's own, at the referring hospital (H-038): a referral
+ * from someone else's stay, or another hospital's, would follow that stay's discharge and wards (and
+ * discharge the wrong person's referral). A stay that names no hospital is taken from a system client, as
+ * before (an ADW episode's stay may name none); a person's must name theirs.
  */
-async function refuseStayElsewhere(session: RecordSession, ctx: DischargeContext, encounter: string, hospitalOds: string): Promise<void> {
+async function refuseStayElsewhere(session: RecordSession, ctx: DischargeContext, encounter: string, hospitalOds: string, patient: string): Promise<void> {
   const stay = await session.read('Encounter', encounter.replace(/^Encounter\//, ''));
   if (!stay) throw fail(422, 'business-rule', `${encounter} is not in the record; a referral is made from the person's current hospital stay.`);
+  const whose = stay.subject?.reference;
+  if (whose !== (patient.startsWith('Patient/') ? patient : `Patient/${patient}`)) {
+    throw fail(422, 'business-rule', `${encounter} is ${whose ? 'another person\'s' : 'a'} stay${whose ? '' : ' that names no patient'}, not ${patient.replace(/^(Patient\/)?/, 'Patient/')}'s; a referral is made from the person's own hospital stay.`);
+  }
   const hospital = await organisationByOds(session, hospitalOds);
   if (!hospital) return; // createReferralIn says the hospital is not in the record
   const provider: Reference | undefined = stay.serviceProvider;

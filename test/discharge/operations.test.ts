@@ -202,6 +202,14 @@ for (const engine of ENGINES) {
       r = await refer(hospital, 'Encounter/ed-nowhere');
       assert.equal(r.status, 422, JSON.stringify(r.body));
       assert.match(diagnostics(r.body), /Encounter\/ed-nowhere is not in the record/);
+      // Someone else's stay at the same hospital: the referral would follow their discharge.
+      await t.fhir.put('Patient/fay', { resourceType: 'Patient', id: 'fay', name: [{ text: 'Fay Field' }] });
+      await t.fhir.put('Encounter/fay-stay', { ...stay('fay-stay', 'rhx'), subject: { reference: 'Patient/fay' } });
+      for (const client of [hospital, t.fhir]) {
+        r = await refer(client, 'Encounter/fay-stay', client === hospital ? undefined : 'RHX');
+        assert.equal(r.status, 422, JSON.stringify(r.body));
+        assert.match(diagnostics(r.body), /Encounter\/fay-stay is another person's stay, not Patient\/ed's/);
+      }
       assert.deepEqual(await referrals(), [], 'nothing was written');
 
       r = await refer(hospital, 'Encounter/ed-stay', 'rhx');
