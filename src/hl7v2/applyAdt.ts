@@ -27,8 +27,7 @@ export async function applyAdt(record: RecordSession, event: AdtEvent, ods: stri
   let patient: Resource;
   let how: string;
   if (decision) {
-    patient = await decidedPatient(record, event.person, ods, decision, current);
-    how = 'newPatient' in decision ? 'a new Patient, by a person' : 'a person';
+    ({ patient, how } = await decidedPatient(record, event.person, ods, decision, current));
   } else {
     const match = await matchPatient(record, event.person, current);
     if ('queue' in match) return { kind: 'queued', reason: match.queue };
@@ -58,23 +57,24 @@ async function sendingOrganisation(record: RecordSession, ods: string): Promise<
   });
 }
 
-async function decidedPatient(record: RecordSession, person: PidPerson, ods: string, decision: PatientDecision, visit: Resource | undefined): Promise<Resource> {
+async function decidedPatient(record: RecordSession, person: PidPerson, ods: string, decision: PatientDecision, visit: Resource | undefined): Promise<{ patient: Resource; how: string }> {
   const visitPatient = String(visit?.subject?.reference ?? '').replace(/^Patient\//, '');
+  const visitText = `visit ${visit?.identifier?.[0]?.value}`;
   if ('patientId' in decision) {
     const patient = await record.read('Patient', decision.patientId);
     if (!patient) throw new Error(`Patient/${decision.patientId} is not in the record.`);
-    if (visitPatient && visitPatient !== patient.id) throw new Error(`visit ${visit!.identifier?.[0]?.value} already belongs to Patient/${visitPatient}, not Patient/${patient.id}.`);
+    if (visitPatient && visitPatient !== patient.id) throw new Error(`${visitText} already belongs to Patient/${visitPatient}, not Patient/${patient.id}.`);
     const theirs = nhsNumberOf(patient);
-    if (person.nhsNumber && theirs && theirs !== person.nhsNumber) throw new Error(`Patient/${patient.id} has NHS number ${theirs}, but the message carries ${person.nhsNumber}.`);
-    return patient;
+    if (person.nhsNumber && theirs && theirs !== person.nhsNumber) throw new Error(`Patient/${patient.id} has NHS number ${theirs}, but the message carries ${person.nhsNumber}; check the PAS, and dismiss the message if it is not about them.`);
+    return { patient, how: 'a person' };
   }
-  if (visitPatient) throw new Error(`visit ${visit!.identifier?.[0]?.value} already belongs to Patient/${visitPatient}; use --patient ${visitPatient}.`);
-  if (!person.nhsNumber) return record.create(patientFrom(person, ods));
+  if (visitPatient) throw new Error(`${visitText} already belongs to Patient/${visitPatient}; use --patient ${visitPatient}, or dismiss the message.`);
+  if (!person.nhsNumber) return { patient: await record.create(patientFrom(person, ods)), how: 'a new Patient, by a person' };
   // A conditional create, not a search then a create: two people resolving messages for one new person at
   // once (or an ADW notice for them arriving meanwhile) must not make two records (hazard H-016).
   const made = await record.createUnlessExists(patientFrom(person, ods), new URLSearchParams({ identifier: `${NHS_NUMBER_SYSTEM}|${person.nhsNumber}` }).toString());
   if (!made.created) throw new Error(`NHS number ${person.nhsNumber} is already Patient/${made.resource.id}; use --patient ${made.resource.id}.`);
-  return made.resource;
+  return { patient: made.resource, how: 'a new Patient, by a person' };
 }
 
 function patientFrom(person: PidPerson, ods: string): Omit<Resource, 'id'> {
