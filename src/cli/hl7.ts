@@ -41,12 +41,16 @@ export function hl7Command(program: Command): void {
       .command('resolve <id>')
       .description('Apply a waiting message to the Patient a person has confirmed (--patient) or to a new Patient made from it (--new).')
       .option('--patient <id>', 'the Patient id the message is about')
+      .option('--accept-different-nhs-number', "with --patient: the message is about that Patient's stay already on file although its NHS number differs (checked in the PAS); the Patient's NHS number is not changed")
       .option('--new', 'the person is not in the record: make a new Patient from the message')
       .option('--by <name>', 'who is resolving it (default: the operating system user)')
       .option('--db <database>', DB_OPTION_HELP)
-      .action(async (id: string, flags: { patient?: string; new?: boolean; by?: string; db?: string }) => {
+      .action(async (id: string, flags: { patient?: string; new?: boolean; acceptDifferentNhsNumber?: boolean; by?: string; db?: string }) => {
         if (Boolean(flags.patient) === Boolean(flags.new)) throw new Error('give either --patient <id> or --new.');
-        const decision: PatientDecision = flags.patient ? { patientId: flags.patient } : { newPatient: true };
+        if (flags.acceptDifferentNhsNumber && !flags.patient) throw new Error('--accept-different-nhs-number goes with --patient <id>.');
+        const decision: PatientDecision = flags.patient
+          ? { patientId: flags.patient, ...(flags.acceptDifferentNhsNumber ? { acceptDifferentNhsNumber: true } : {}) }
+          : { newPatient: true };
         await settleFromQueue(id, flags, (intake, driver, seq, by) => resolveQueued(intake, driver, seq, decision, by));
       }),
   );

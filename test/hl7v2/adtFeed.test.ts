@@ -235,6 +235,39 @@ for (const engine of ENGINES) {
       assert.deepEqual((await listMessages(t.server.driver)).filter((m) => m.visit === 'VN2026000801'), []);
     });
 
+    it('a person may apply a message with another NHS number to the stay on file, only for a number no one else has, and the Patient keeps theirs', async () => {
+      const margaret = (await t.fhir.get(`Patient/${patients.margaret}`)).body;
+      const message = (name: string, control: string, ...edits: [string, string][]) => variant(name, ...edits, [/\|RX9-000\d+\|/, `|${control}|`], ['VN2026000101', 'VN2026000901']);
+      await send(message('a01-admit', 'RX9-009901'), 'AA');
+      await send(message('a08-update', 'RX9-009902', ['9991000011^^^NHS^NH', '9991000038^^^NHS^NH']), 'AA'); // Derek's number
+      await send(message('a08-update', 'RX9-009903', ['9991000011^^^NHS^NH', '9413946000^^^NHS^NH'], ['||||||20260316', '||||||20260319']), 'AA');
+      await send(message('a03-discharge', 'RX9-009904'), 'AA');
+      const queued = (await listMessages(t.server.driver)).filter((m) => m.visit === 'VN2026000901').map((m) => m.seq);
+      assert.equal(queued.length, 3);
+      const cli = (...args: string[]) => runCli(['hl7', 'queue', ...args, '--db', t.database]);
+
+      const othersNumber = await cli('resolve', String(queued[0]), '--patient', patients.margaret, '--accept-different-nhs-number');
+      assert.notEqual(othersNumber.code, 0);
+      assert.equal(othersNumber.stderr, `carebridge: NHS number 9991000038 is Patient/${patients.derek}'s, so the message may be about them, not Patient/${patients.margaret}; dismiss it and ask for the PAS to be corrected.\n`);
+      const dismissed = await cli('dismiss', String(queued[0]), '--why', "Derek Ashworth's number, keyed on Margaret's stay");
+      assert.equal(dismissed.code, 0, dismissed.stderr);
+      assert.match(dismissed.stdout, new RegExp(`\\n  then Message ${queued[1]} queued: the visit belongs to Patient/${patients.margaret} \\(NHS number 9991000011\\) but the message carries NHS number 9413946000\\n$`), 'released, and held again for its own reason; the discharge stays behind it');
+
+      const accepted = await cli('resolve', String(queued[1]), '--patient', patients.margaret, '--accept-different-nhs-number', '--by', 'Ward clerk');
+      assert.equal(accepted.code, 0, accepted.stderr);
+      assert.match(accepted.stdout, new RegExp(`^Message ${queued[1]} applied to Patient/${patients.margaret} .*\\n  then Message ${queued[2]} applied to Patient/${patients.margaret} `));
+      const enc = await encounterFor('VN2026000901');
+      assert.equal(enc.status, 'finished');
+      assert.equal(enc.extension[0].valueDateTime, '2026-03-19', 'the update applied, then the discharge');
+      const after = (await t.fhir.get(`Patient/${patients.margaret}`)).body;
+      assert.deepEqual(after.identifier, margaret.identifier, 'her NHS number is not rewritten');
+      assert.equal(after.meta.versionId, margaret.meta.versionId, 'nor anything else about her');
+      const applied = (await listMessages(t.server.driver, 'applied')).find((m) => m.seq === queued[1]);
+      assert.match(applied?.reason ?? '', /confirmed the stay is Patient\/[\w-]+'s \(NHS number 9991000011\) although the message carries NHS number 9413946000/);
+      const resolvedBy = await t.server.driver.get<{ resolved_by: string }>('SELECT resolved_by FROM hl7v2_messages WHERE seq = ?', [queued[1]]);
+      assert.equal(resolvedBy?.resolved_by, 'Ward clerk');
+    });
+
     it('two people making a new Patient for one NHS number at the same moment make one, and the second is told which', async () => {
       const nhs = '9991000070'; // synthetic (999 range), valid check digit, in no other test
       const admit = (control: string, visit: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit],
