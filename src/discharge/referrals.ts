@@ -124,6 +124,30 @@ export async function cancelDeadlines(session: RecordSession, referralId: string
 }
 
 /**
+ * Sets again the timers a discharge ended, for a referral whose discharge was cancelled: the response
+ * deadline while the council still owes its response (from the Task's own deadline, so it fires at once
+ * when that has passed), and the answer to a discharge notice that still waits for one (the notice's own
+ * due time). Without them nothing escalates, though the board shows the referral overdue (hazard H-012);
+ * a lapse escalated before the discharge is escalated again, since the discharge closed its escalation.
+ */
+async function restoreDeadlinesIn(session: RecordSession, r: Referral, state: TriageState, now: number): Promise<void> {
+  const end = r.task.restriction?.period?.end;
+  if (AWAITING_RESPONSE.has(state) && end) await scheduleDeadline(session, r.referral.id, r.task.id, Date.parse(end), now);
+  if (FINAL_STATES.has(state) || !(await dischargeNoticeWaiting(session.tx, r.referral.id))) return;
+  const pending = await session.tx.get("SELECT 1 AS pending FROM discharge_timers WHERE referral_id = ? AND kind = 'discharge-notice' AND status = 'pending'", [r.referral.id]);
+  // Fired as well as cancelled: a lapse escalated before the discharge had its escalation closed by it.
+  const earlier = await session.tx.get<{ message_key: string; due_ms: number }>(
+    "SELECT message_key, due_ms FROM discharge_timers WHERE referral_id = ? AND kind = 'discharge-notice' AND status IN ('cancelled', 'fired') AND message_key IN (SELECT header_id FROM discharge_adw_messages WHERE direction = 'in' AND status = 'awaiting-response') ORDER BY created_ms DESC LIMIT 1",
+    [r.referral.id],
+  );
+  if (pending || !earlier) return;
+  await session.tx.run(
+    'INSERT INTO discharge_timers (id, kind, referral_id, task_id, message_key, due_ms, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    [randomUUID(), 'discharge-notice', r.referral.id, r.task.id, earlier.message_key, Number(earlier.due_ms), 'pending', now],
+  );
+}
+
+/**
  * Builds the referral, its triage Task and consent answers, inside a transaction the caller runs. `patient`
  * is input.patient when the caller has just read or written it in this transaction (saves reading it again).
  */
@@ -540,7 +564,7 @@ export async function reopenAfterCancelledDischargeIn(session: RecordSession, ct
   const earlier = before ? triageStateOf(before) : undefined;
   const state: TriageState = earlier && !FINAL_STATES.has(earlier) ? earlier : 'ready';
   const referralBefore = await versionBefore(session, current.referral);
-  return applyStepIn(session, ctx, referralId, 'cancelDischarge', {}, {
+  const reopened = await applyStepIn(session, ctx, referralId, 'cancelDischarge', {}, {
     state,
     task: ({ executionPeriod, ...t }) => {
       const { end: _discharged, ...period } = executionPeriod ?? {};
@@ -550,6 +574,8 @@ export async function reopenAfterCancelledDischargeIn(session: RecordSession, ct
     referral: ({ occurrencePeriod: _discharged, ...r }) => (referralBefore?.occurrencePeriod ? { ...r, occurrencePeriod: referralBefore.occurrencePeriod } : r),
     note: { text: `The hospital cancelled the discharge: the person is still in hospital, and the referral is ${TRIAGE_DISPLAY[state].toLowerCase()} again.`, category: 'Discharge cancelled' },
   });
+  await restoreDeadlinesIn(session, reopened, state, clock(ctx));
+  return reopened;
 }
 
 /** The resource as it was one version ago; undefined for a first version. */

@@ -12,8 +12,13 @@ const LOCAL_PATIENT_ID_SYSTEM = 'https://fhir.nhs.uk/Id/local-patient-identifier
 /** Wards named in PV1-3, per hospital site (or organisation when the site is not sent). */
 export const WARD_SYSTEM_BASE = 'https://carebridge.example/fhir/Id/hl7v2-ward';
 
-/** A person's answer for a message held in the queue: this Patient, or a new one made from PID. */
-export type PatientDecision = { patientId: string } | { newPatient: true };
+/**
+ * A person's answer for a message held in the queue: this Patient, or a new one made from PID. With
+ * `acceptDifferentNhsNumber` the person confirms, having checked the PAS, that the message is about the
+ * stay already on file although it carries another NHS number (hazard H-011): it is applied to that stay
+ * only, and the Patient's own NHS number is left as it is.
+ */
+export type PatientDecision = { patientId: string; acceptDifferentNhsNumber?: boolean } | { newPatient: true };
 
 export type ApplyOutcome =
   | { kind: 'applied'; patientId: string; encounterId: string; how: string }
@@ -27,8 +32,7 @@ export async function applyAdt(record: RecordSession, event: AdtEvent, ods: stri
   let patient: Resource;
   let how: string;
   if (decision) {
-    patient = await decidedPatient(record, event.person, ods, decision, current);
-    how = 'newPatient' in decision ? 'a new Patient, by a person' : 'a person';
+    ({ patient, how } = await decidedPatient(record, event.person, ods, decision, current));
   } else {
     const match = await matchPatient(record, event.person, current);
     if ('queue' in match) return { kind: 'queued', reason: match.queue };
@@ -58,23 +62,36 @@ async function sendingOrganisation(record: RecordSession, ods: string): Promise<
   });
 }
 
-async function decidedPatient(record: RecordSession, person: PidPerson, ods: string, decision: PatientDecision, visit: Resource | undefined): Promise<Resource> {
+async function decidedPatient(record: RecordSession, person: PidPerson, ods: string, decision: PatientDecision, visit: Resource | undefined): Promise<{ patient: Resource; how: string }> {
   const visitPatient = String(visit?.subject?.reference ?? '').replace(/^Patient\//, '');
+  const visitText = `visit ${visit?.identifier?.[0]?.value}`;
   if ('patientId' in decision) {
     const patient = await record.read('Patient', decision.patientId);
     if (!patient) throw new Error(`Patient/${decision.patientId} is not in the record.`);
-    if (visitPatient && visitPatient !== patient.id) throw new Error(`visit ${visit!.identifier?.[0]?.value} already belongs to Patient/${visitPatient}, not Patient/${patient.id}.`);
+    if (visitPatient && visitPatient !== patient.id) throw new Error(`${visitText} already belongs to Patient/${visitPatient}, not Patient/${patient.id}.`);
     const theirs = nhsNumberOf(patient);
-    if (person.nhsNumber && theirs && theirs !== person.nhsNumber) throw new Error(`Patient/${patient.id} has NHS number ${theirs}, but the message carries ${person.nhsNumber}.`);
-    return patient;
+    if (!person.nhsNumber || !theirs || theirs === person.nhsNumber) return { patient, how: 'a person' };
+    // A different NHS number is the strongest sign of a message about someone else. A person may still
+    // say it is this stay's (a number mis-keyed in the PAS), but only for a stay already on file for them:
+    // never to file a new stay against a Patient whose number disagrees.
+    if (!decision.acceptDifferentNhsNumber || visitPatient !== patient.id) {
+      const choices = visitPatient === patient.id
+        ? `check the PAS: if this stay is theirs, resolve again with --accept-different-nhs-number; if not, dismiss the message`
+        : `check the PAS, and name the Patient the message is about, or dismiss it`;
+      throw new Error(`Patient/${patient.id} has NHS number ${theirs}, but the message carries ${person.nhsNumber}; ${choices}.`);
+    }
+    // Nor when the message's number is someone else's in the record: it may well be about them.
+    const holder = (await record.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${person.nhsNumber}`], ['_count', '1']]))[0];
+    if (holder) throw new Error(`NHS number ${person.nhsNumber} is Patient/${holder.id}'s, so the message may be about them, not Patient/${patient.id}; dismiss it and ask for the PAS to be corrected.`);
+    return { patient, how: `a person, who confirmed the stay is Patient/${patient.id}'s (NHS number ${theirs}) although the message carries NHS number ${person.nhsNumber}` };
   }
-  if (visitPatient) throw new Error(`visit ${visit!.identifier?.[0]?.value} already belongs to Patient/${visitPatient}; use --patient ${visitPatient}.`);
-  if (!person.nhsNumber) return record.create(patientFrom(person, ods));
+  if (visitPatient) throw new Error(`${visitText} already belongs to Patient/${visitPatient}; use --patient ${visitPatient}, or dismiss the message.`);
+  if (!person.nhsNumber) return { patient: await record.create(patientFrom(person, ods)), how: 'a new Patient, by a person' };
   // A conditional create, not a search then a create: two people resolving messages for one new person at
   // once (or an ADW notice for them arriving meanwhile) must not make two records (hazard H-016).
   const made = await record.createUnlessExists(patientFrom(person, ods), new URLSearchParams({ identifier: `${NHS_NUMBER_SYSTEM}|${person.nhsNumber}` }).toString());
   if (!made.created) throw new Error(`NHS number ${person.nhsNumber} is already Patient/${made.resource.id}; use --patient ${made.resource.id}.`);
-  return made.resource;
+  return { patient: made.resource, how: 'a new Patient, by a person' };
 }
 
 function patientFrom(person: PidPerson, ods: string): Omit<Resource, 'id'> {

@@ -42,7 +42,7 @@ export interface SettleHow {
 }
 
 const ODS_CODE = /^[A-Z0-9]{3,10}$/;
-const FINAL: ReadonlySet<string> = new Set(['applied', 'queued', 'rejected', 'failed']);
+const FINAL: ReadonlySet<string> = new Set(['applied', 'queued', 'rejected', 'failed', 'dismissed']);
 const UNRESTRICTED_FEED: AccessControl = { require: () => undefined, mayRead: () => true };
 
 export class Hl7Intake {
@@ -122,7 +122,10 @@ export class Hl7Intake {
           return { seq, status: row.status, ack: row.ack!, reason: row.reason ?? undefined };
         }
         session = new RecordSession(this.options.base, driver, tx, access);
-        const ahead = decision ? undefined : await tx.get<{ seq: number }>("SELECT seq FROM hl7v2_messages WHERE visit_key = ? AND status = 'queued' AND seq < ? ORDER BY seq LIMIT 1", [visitKey(ods, event), seq]);
+        const ahead = await tx.get<{ seq: number }>("SELECT seq FROM hl7v2_messages WHERE visit_key = ? AND status = 'queued' AND seq < ? ORDER BY seq LIMIT 1", [visitKey(ods, event), seq]);
+        // A visit's messages apply in the order they came, a person's decision too: out of order, the older
+        // message would later overwrite the newer (an earlier ward or expected date), or be refused.
+        if (ahead && decision) throw new Error(`message ${ahead.seq} for the same visit is waiting ahead of it: resolve or dismiss that one first.`);
         const outcome = ahead
           ? { kind: 'queued' as const, reason: `held behind message ${ahead.seq} for the same visit, which waits for a person` }
           : await applyAdt(session, event, ods, decision);

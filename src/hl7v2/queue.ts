@@ -1,13 +1,14 @@
-// The messages a person must look at: those held because the patient could not be matched safely
-// (resolved by naming the Patient or making a new one, which applies the message and then the messages
-// held behind it for the same visit), and, for the record, those refused (AR) or failed (AE).
+// The messages a person must look at: those held because the patient could not be matched safely, and,
+// for the record, those refused (AR) or failed (AE). A held message is resolved by naming the Patient or
+// making a new one (which applies it), or dismissed (never applied); either way the messages held behind
+// it for the same visit are then applied in order, so one bad message cannot stop a stay's feed for good.
 import type { SqlDriver } from '../record/index.ts';
 import { parseAdt } from './adtMessage.ts';
 import type { PatientDecision } from './applyAdt.ts';
 import type { Hl7Intake, Settled } from './intake.ts';
 import type { MessageStatus, StoredMessage } from './schema.ts';
 
-export const LISTABLE_STATUSES = ['queued', 'rejected', 'failed', 'applied', 'received'] as const;
+export const LISTABLE_STATUSES = ['queued', 'rejected', 'failed', 'applied', 'dismissed', 'received'] as const;
 
 export interface QueuedMessage {
   seq: number;
@@ -44,20 +45,51 @@ export interface Resolution {
 }
 
 export async function resolveQueued(intake: Hl7Intake, driver: SqlDriver, seq: number, decision: PatientDecision, resolvedBy: string): Promise<Resolution> {
+  const row = await waiting(driver, seq);
+  const resolved = await intake.settle(seq, parseAdt(row.body), row.organisation!, addressOf(resolvedBy), { decision, resolvedBy });
+  if (resolved.status !== 'applied') return { resolved, followed: [] };
+  return { resolved, followed: await releaseHeldBehind(intake, driver, row, resolvedBy) };
+}
+
+/**
+ * A person sets a held message aside without applying it (it is not about this stay, or it is wrong and the
+ * PAS will send a correction): it is kept as dismissed, with who and why, and the messages held behind it
+ * are applied in order. A repeat of it from the PAS gets the reply it was given and is not applied.
+ */
+export async function dismissQueued(intake: Hl7Intake, driver: SqlDriver, seq: number, why: string, dismissedBy: string): Promise<Resolution> {
+  if (!why.trim()) throw new Error('say why the message is dismissed.');
+  const row = await waiting(driver, seq);
+  const reason = `dismissed by ${dismissedBy}: ${why.trim()} (it was held because ${row.reason ?? 'of its patient'})`;
+  const changed = await driver.run("UPDATE hl7v2_messages SET status = 'dismissed', reason = ?, resolved_by = ?, updated_ms = ? WHERE seq = ? AND status = 'queued'", [reason, dismissedBy, Date.now(), seq]);
+  if (!changed) throw new Error(`message ${seq} was settled by someone else just now.`);
+  const resolved: Settled = { seq, status: 'dismissed', ack: row.ack ?? '', reason };
+  return { resolved, followed: await releaseHeldBehind(intake, driver, row, dismissedBy) };
+}
+
+async function waiting(driver: SqlDriver, seq: number): Promise<StoredMessage> {
   const row = await driver.get<StoredMessage>('SELECT * FROM hl7v2_messages WHERE seq = ?', [seq]);
   if (!row) throw new Error(`there is no HL7 v2 message ${seq}.`);
   if (row.status !== 'queued') throw new Error(`message ${seq} is ${row.status}, not waiting for a person.`);
-  const address = `cli:${resolvedBy}`;
-  const resolved = await intake.settle(seq, parseAdt(row.body), row.organisation!, address, { decision, resolvedBy });
+  return row;
+}
+
+const addressOf = (person: string) => `cli:${person}`;
+
+/**
+ * Applies, in arrival order, the messages held behind a message a person has just settled, until one needs
+ * a person too (the rest stay behind it). The next one is looked up each time, so a message that arrived
+ * while earlier ones were being applied is not left behind.
+ */
+async function releaseHeldBehind(intake: Hl7Intake, driver: SqlDriver, settled: StoredMessage, resolvedBy: string): Promise<Settled[]> {
   const followed: Settled[] = [];
-  if (resolved.status !== 'applied') return { resolved, followed };
-  const held = await driver.all<StoredMessage>("SELECT * FROM hl7v2_messages WHERE visit_key = ? AND status = 'queued' AND seq > ? ORDER BY seq", [row.visit_key, seq]);
-  for (const next of held) {
-    const settled = await intake.settle(Number(next.seq), parseAdt(next.body), next.organisation!, address, { fromQueue: true, resolvedBy });
-    followed.push(settled);
-    if (settled.status === 'queued') break; // it needs a person too; the rest stay behind it
+  for (let after = Number(settled.seq); ;) {
+    const next = await driver.get<StoredMessage>("SELECT * FROM hl7v2_messages WHERE visit_key = ? AND status = 'queued' AND seq > ? ORDER BY seq LIMIT 1", [settled.visit_key, after]);
+    if (!next) return followed;
+    const result = await intake.settle(Number(next.seq), parseAdt(next.body), next.organisation!, addressOf(resolvedBy), { fromQueue: true, resolvedBy });
+    followed.push(result);
+    if (result.status === 'queued') return followed;
+    after = Number(next.seq);
   }
-  return { resolved, followed };
 }
 
 /** "SMITH, Jane; born 1940-02-03; F; NX1 2AB; NHS 9990001234" from PID, without trusting it to parse. */

@@ -7,7 +7,8 @@ export const HL7V2_MIGRATIONS: Migration[] = [
     name: 'received HL7 v2 messages: idempotency, replies, queue for a person',
     // Every message received is kept with what became of it. status: received (stored, not yet
     // settled), applied, queued (waiting for a person to say who the patient is), rejected (AR),
-    // failed (AE). A repeat of (sender, control_id) gets the stored ack without being applied again.
+    // failed (AE), and dismissed (set aside by a person from the queue, never applied; added later, no
+    // change to the table). A repeat of (sender, control_id) gets the stored ack without being applied again.
     sql: `
 CREATE TABLE hl7v2_messages (
   seq {{identity}},
@@ -39,7 +40,7 @@ export async function migrateHl7v2(driver: SqlDriver): Promise<void> {
   await migrate(driver, 'hl7v2', HL7V2_MIGRATIONS);
 }
 
-export type MessageStatus = 'received' | 'applied' | 'queued' | 'rejected' | 'failed';
+export type MessageStatus = 'received' | 'applied' | 'queued' | 'rejected' | 'failed' | 'dismissed';
 
 export interface StoredMessage {
   seq: number;

@@ -351,6 +351,34 @@ for (const engine of ENGINES) {
       assert.equal((await escalationOf(second.referral.id)).status, 'completed');
     });
 
+    it('a discharge the hospital cancels gives back the deadline of a discharge notice the council has not answered, lapsed or not', async () => {
+      const ids = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ids)));
+      const { referral } = await episodeOf(ids[EPISODE]);
+      await triage(ctx, referral.id, { action: 'accept' });
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], ids)));
+      const escalation = async () => (await t.fhir.get(`Task/escalation-${referral.id}`)).body;
+
+      // The stay is finished and then set back (an A13 reaching the council's record): discharged, then reopened.
+      const stayId = referral.encounter.reference.split('/')[1];
+      const stay = (await t.fhir.get(`Encounter/${stayId}`)).body;
+      await t.fhir.put(`Encounter/${stayId}`, { ...stay, status: 'finished', period: { ...stay.period, end: '2017-05-06T10:00:00Z' } });
+      await t.server.discharge.runWorkers();
+      assert.equal(triageStateOf((await episodeOf(ids[EPISODE])).task), 'discharged');
+      assert.equal((await escalation()).status, 'completed', 'the discharge closed the escalation the lapsed notice had raised');
+      const finished = (await t.fhir.get(`Encounter/${stayId}`)).body;
+      await t.fhir.put(`Encounter/${stayId}`, { ...finished, status: 'in-progress' });
+      await t.server.discharge.runWorkers();
+      assert.equal(triageStateOf((await episodeOf(ids[EPISODE])).task), 'accepted');
+
+      // The notice still waits for the council's answer, and its deadline (2026-05-05) has long passed.
+      await fireDueTimers(at(ctx, '2026-06-01T10:00:00Z'));
+      const { task } = await episodeOf(ids[EPISODE]);
+      assert.equal(isOverdue(task, Date.parse('2026-06-01T10:00:00Z')), true);
+      assert.equal((await escalation()).status, 'requested', 'escalated again');
+      assert.match((await escalation()).description, /the answer to the discharge notice was due by 2026-05-05/);
+    });
+
     it('a council that confirmed the person ready before the discharge notice came still answers it: agreeing by confirming again, or disagreeing with a reason', async () => {
       const ready = episodeIds();
       await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], ready)));

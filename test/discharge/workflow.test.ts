@@ -5,8 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, type TestServer } from '../support/server.ts';
 import {
-  assignWorker, confirmReady, createReferral, recordDischarge, recordSupportArranged, triage, triageStateOf, pathwayOf, isOverdue, withdrawReferral,
-  DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, type DischargeContext,
+  assignWorker, confirmReady, createReferral, fireDueTimers, recordDischarge, recordSupportArranged, triage, triageStateOf, pathwayOf, isOverdue, withdrawReferral,
+  DISCHARGE_REFERRAL_SYSTEM, OVERDUE_TAG, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
 import { FhirError } from '../../src/record/index.ts';
 import { at, dischargeServer, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
@@ -154,6 +154,37 @@ for (const engine of ENGINES) {
       await t.fhir.put('Encounter/stay5', { ...open, class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' } });
       await t.server.discharge.runWorkers();
       assert.equal(triageStateOf((await t.fhir.get(`Task/${task.id}`)).body), 'discharged');
+    });
+
+    it('a cancelled discharge of a referral the council has not answered gives it back its response deadline, so its lapse is escalated', async () => {
+      const patient = await seedPatient(t, 'p10', '9434765935');
+      const received = at(t.server.discharge.context, '2027-03-01T10:00:00Z');
+      const encounter = await newStay('stay10', patient);
+      const { referral, task } = await createReferral(received, { patient: `Patient/${patient}`, encounter, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS });
+      const due = task.restriction.period.end;
+      assert.equal(due.slice(0, 10), '2027-03-03');
+      const timers = () => t.server.driver.all<{ kind: string; status: string; due_ms: number }>('SELECT kind, status, due_ms FROM discharge_timers WHERE referral_id = ? ORDER BY created_ms', [referral.id]);
+
+      // Discharged before the council answered (the deadline stops), then the discharge is cancelled (A13).
+      const stay = (await t.fhir.get('Encounter/stay10')).body;
+      await t.fhir.put('Encounter/stay10', { ...stay, status: 'finished', period: { start: stay.period.start, end: '2027-03-02T11:00:00Z' } });
+      await t.server.discharge.runWorkers();
+      assert.equal(triageStateOf((await t.fhir.get(`Task/${task.id}`)).body), 'discharged');
+      const finished = (await t.fhir.get('Encounter/stay10')).body;
+      await t.fhir.put('Encounter/stay10', { ...finished, status: 'in-progress', period: { start: finished.period.start } });
+      await t.server.discharge.runWorkers();
+      assert.equal(triageStateOf((await t.fhir.get(`Task/${task.id}`)).body), 'received');
+      assert.deepEqual((await timers()).filter((r) => r.status === 'pending').map((r) => [r.kind, new Date(Number(r.due_ms)).toISOString()]), [['response-deadline', due]], 'the deadline watched again, from the referral\'s own due time');
+
+      // Weeks later the council still has not answered: the lapse is escalated, as for any other referral.
+      const late = at(t.server.discharge.context, '2027-03-20T09:00:00Z');
+      assert.equal(await fireDueTimers(late), 1, 'one escalation');
+      const overdue = (await t.fhir.get(`Task/${task.id}`)).body;
+      assert.equal(isOverdue(overdue, Date.parse('2027-03-20T09:00:00Z')), true);
+      assert.ok(overdue.meta.tag.some((g: any) => g.code === OVERDUE_TAG.code), 'flagged overdue on the queue');
+      const escalation = (await t.fhir.get(`Task/escalation-${referral.id}`)).body;
+      assert.equal(escalation.status, 'requested');
+      assert.match(escalation.description, new RegExp(`the response to the discharge referral was due by ${due}`));
     });
 
     it('follows the person to another ward (A02), and tells both sides once when the admission is cancelled (A11)', async () => {

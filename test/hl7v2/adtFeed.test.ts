@@ -189,6 +189,85 @@ for (const engine of ENGINES) {
       assert.equal((await runCli(['hl7', 'queue', 'list', '--db', t.database])).stdout.trim(), 'No queued HL7 v2 messages.');
     });
 
+    it('a message with another NHS number for a stay holds it until a person dismisses it; the messages behind it are then applied in order', async () => {
+      // Margaret's stay; then an update keyed with another (valid) NHS number, and her discharge, correct.
+      const visit = (name: string, control: string, from: string) => variant(name, [from, control], ['VN2026000101', 'VN2026000801']);
+      await send(visit('a01-admit', 'RX9-000801', 'RX9-000101'), 'AA');
+      const held = await send(variant('a08-update', ['RX9-000103', 'RX9-777103'], ['VN2026000101', 'VN2026000801'], ['9991000011^^^NHS^NH', '9413946000^^^NHS^NH']), 'AA');
+      assert.equal(segmentOf(held, 'ERR')?.[4], 'W');
+      assert.match(errText(held), /belongs to Patient\/[\w-]+ \(NHS number 9991000011\) but the message carries NHS number 9413946000/);
+      const discharge = await send(visit('a03-discharge', 'RX9-000804', 'RX9-000104'), 'AA');
+      assert.match(errText(discharge), /held behind message \d+/);
+      const seqOf = async (control: string) => (await listMessages(t.server.driver)).find((m) => m.controlId === control)!.seq;
+      const [update, dischargeSeq] = [await seqOf('RX9-777103'), await seqOf('RX9-000804')];
+
+      // The resolutions that name a patient are refused, each with a plain line saying what to do instead.
+      const cli = (...args: string[]) => runCli(['hl7', 'queue', ...args, '--db', t.database]);
+      const asNew = await cli('resolve', String(update), '--new');
+      assert.notEqual(asNew.code, 0);
+      assert.match(asNew.stderr, new RegExp(`^carebridge: visit VN2026000801 already belongs to Patient/${patients.margaret}; use --patient ${patients.margaret}\\b.*\\n$`));
+      const asHers = await cli('resolve', String(update), '--patient', patients.margaret);
+      assert.notEqual(asHers.code, 0);
+      assert.match(asHers.stderr, /^carebridge: Patient\/[\w-]+ has NHS number 9991000011, but the message carries 9413946000\b[^\n]*\n$/);
+      const jumping = await cli('resolve', String(dischargeSeq), '--patient', patients.margaret);
+      assert.notEqual(jumping.code, 0, 'the discharge is not applied ahead of the update it came after');
+      assert.match(jumping.stderr, new RegExp(`^carebridge: message ${update} for the same visit is waiting ahead of it: resolve or dismiss that one first\\.\\n$`));
+      assert.equal((await encounterFor('VN2026000801')).status, 'in-progress');
+
+      const noReason = await cli('dismiss', String(update));
+      assert.notEqual(noReason.code, 0);
+      assert.match(noReason.stderr, /^carebridge: .*--why.*\n$/);
+      const dismissed = await cli('dismiss', String(update), '--why', 'NHS number mis-keyed on the PAS; the PAS will resend', '--by', 'Ward clerk');
+      assert.equal(dismissed.code, 0, dismissed.stderr);
+      assert.equal(dismissed.stdout, `Message ${update} dismissed: kept with the reason, not applied.\n  then Message ${dischargeSeq} applied to Patient/${patients.margaret} (Encounter/${(await encounterFor('VN2026000801')).id}).\n`);
+      const enc = await encounterFor('VN2026000801');
+      assert.equal(enc.status, 'finished', 'the discharge held behind it is applied');
+      assert.equal(enc.extension[0].valueDateTime, '2026-03-17', 'the dismissed update is not');
+
+      const kept = (await listMessages(t.server.driver, 'dismissed')).find((m) => m.seq === update);
+      assert.match(kept?.reason ?? '', /^dismissed by Ward clerk: NHS number mis-keyed on the PAS; the PAS will resend \(it was held because the visit belongs to/);
+      const listed = await cli('list', '--status', 'dismissed');
+      assert.match(listed.stdout, new RegExp(`^${update}\\t.*RX9-777103`, 'm'));
+      const resent = await send(variant('a08-update', ['RX9-000103', 'RX9-777103'], ['VN2026000101', 'VN2026000801'], ['9991000011^^^NHS^NH', '9413946000^^^NHS^NH']), 'AA');
+      assert.equal(resent, held, 'a repeat gets the reply it was given, and is not applied');
+      assert.equal((await encounterFor('VN2026000801')).meta.versionId, enc.meta.versionId);
+      assert.equal((await cli('dismiss', String(update), '--why', 'again')).stderr, `carebridge: message ${update} is dismissed, not waiting for a person.\n`);
+      assert.deepEqual((await listMessages(t.server.driver)).filter((m) => m.visit === 'VN2026000801'), []);
+    });
+
+    it('a person may apply a message with another NHS number to the stay on file, only for a number no one else has, and the Patient keeps theirs', async () => {
+      const margaret = (await t.fhir.get(`Patient/${patients.margaret}`)).body;
+      const message = (name: string, control: string, ...edits: [string, string][]) => variant(name, ...edits, [/\|RX9-000\d+\|/, `|${control}|`], ['VN2026000101', 'VN2026000901']);
+      await send(message('a01-admit', 'RX9-009901'), 'AA');
+      await send(message('a08-update', 'RX9-009902', ['9991000011^^^NHS^NH', '9991000038^^^NHS^NH']), 'AA'); // Derek's number
+      await send(message('a08-update', 'RX9-009903', ['9991000011^^^NHS^NH', '9413946000^^^NHS^NH'], ['||||||20260316', '||||||20260319']), 'AA');
+      await send(message('a03-discharge', 'RX9-009904'), 'AA');
+      const queued = (await listMessages(t.server.driver)).filter((m) => m.visit === 'VN2026000901').map((m) => m.seq);
+      assert.equal(queued.length, 3);
+      const cli = (...args: string[]) => runCli(['hl7', 'queue', ...args, '--db', t.database]);
+
+      const othersNumber = await cli('resolve', String(queued[0]), '--patient', patients.margaret, '--accept-different-nhs-number');
+      assert.notEqual(othersNumber.code, 0);
+      assert.equal(othersNumber.stderr, `carebridge: NHS number 9991000038 is Patient/${patients.derek}'s, so the message may be about them, not Patient/${patients.margaret}; dismiss it and ask for the PAS to be corrected.\n`);
+      const dismissed = await cli('dismiss', String(queued[0]), '--why', "Derek Ashworth's number, keyed on Margaret's stay");
+      assert.equal(dismissed.code, 0, dismissed.stderr);
+      assert.match(dismissed.stdout, new RegExp(`\\n  then Message ${queued[1]} queued: the visit belongs to Patient/${patients.margaret} \\(NHS number 9991000011\\) but the message carries NHS number 9413946000\\n$`), 'released, and held again for its own reason; the discharge stays behind it');
+
+      const accepted = await cli('resolve', String(queued[1]), '--patient', patients.margaret, '--accept-different-nhs-number', '--by', 'Ward clerk');
+      assert.equal(accepted.code, 0, accepted.stderr);
+      assert.match(accepted.stdout, new RegExp(`^Message ${queued[1]} applied to Patient/${patients.margaret} .*\\n  then Message ${queued[2]} applied to Patient/${patients.margaret} `));
+      const enc = await encounterFor('VN2026000901');
+      assert.equal(enc.status, 'finished');
+      assert.equal(enc.extension[0].valueDateTime, '2026-03-19', 'the update applied, then the discharge');
+      const after = (await t.fhir.get(`Patient/${patients.margaret}`)).body;
+      assert.deepEqual(after.identifier, margaret.identifier, 'her NHS number is not rewritten');
+      assert.equal(after.meta.versionId, margaret.meta.versionId, 'nor anything else about her');
+      const applied = (await listMessages(t.server.driver, 'applied')).find((m) => m.seq === queued[1]);
+      assert.match(applied?.reason ?? '', /confirmed the stay is Patient\/[\w-]+'s \(NHS number 9991000011\) although the message carries NHS number 9413946000/);
+      const resolvedBy = await t.server.driver.get<{ resolved_by: string }>('SELECT resolved_by FROM hl7v2_messages WHERE seq = ?', [queued[1]]);
+      assert.equal(resolvedBy?.resolved_by, 'Ward clerk');
+    });
+
     it('two people making a new Patient for one NHS number at the same moment make one, and the second is told which', async () => {
       const nhs = '9991000070'; // synthetic (999 range), valid check digit, in no other test
       const admit = (control: string, visit: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit],
