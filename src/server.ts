@@ -6,9 +6,11 @@ import {
   addClient, addOrganisation, addUser, describeClient, describeMemberships, disableUser, enableUser, findUser, listClients, listOrganisations, listUsers, revokeClient, setPassword, setUpAccess,
   type Access, type Actor, type AdministrativeChange,
 } from './access/index.ts';
-import { portal, type PortalAdministration } from './portal/index.ts';
+import { portal, type PortalAdministration, type PortalDeadLetters } from './portal/index.ts';
 import { dischargeOperations, parseDeadlineRule, setUpDischarge, type Discharge } from './discharge/index.ts';
-import { NotForThisService, PermanentFailure, setUpMessaging, type MessagingService } from './messaging/index.ts';
+import {
+  NotForThisService, PermanentFailure, awaitReplayOutcome, countDeadLetters, pageOfDeadLetters, replayDeadLetter, replayOutcome, setUpMessaging, type MessagingService,
+} from './messaging/index.ts';
 import { startHl7v2, type Hl7v2Listener } from './hl7v2/index.ts';
 import { connectRedBagToMesh, redBagOperations, RED_BAG_CLIENT_ID } from './redbag/index.ts';
 
@@ -78,6 +80,30 @@ export function portalAdministration(driver: SqlDriver, administered: Access['ad
   };
 }
 
+/**
+ * The MESH dead-letter queue for the portal's administrators. A replay is audited (through `administered`)
+ * as the administrator's, naming the message id, when it is made; then the inbound worker (which looks for
+ * due messages every half second, on whichever node) tries it and the page waits briefly to say how it went.
+ */
+export function portalDeadLetters(driver: SqlDriver, administered: Access['administered'], waitMs = 5000): PortalDeadLetters {
+  return {
+    page: (offset, limit) => pageOfDeadLetters(driver, { offset, limit }),
+    count: () => countDeadLetters(driver),
+    outcome: (messageId) => replayOutcome(driver, messageId),
+    async replay(messageId, by) {
+      const change = { action: 'dead-letter-replayed', target: messageId } as const;
+      try {
+        await replayDeadLetter(driver, messageId, Date.now());
+      } catch (err) {
+        administered(by.actor, by.address, { ...change, ok: false, reason: String((err as Error)?.message ?? err).slice(0, 300) });
+        throw err;
+      }
+      administered(by.actor, by.address, { ...change, ok: true });
+      return awaitReplayOutcome(driver, messageId, waitMs);
+    },
+  };
+}
+
 export interface CareBridgeServer {
   app: FastifyInstance;
   driver: SqlDriver;
@@ -133,7 +159,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver, access.administered) }, discharge });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver, access.administered) }, discharge, deadLetters: portalDeadLetters(driver, access.administered) });
   }
   const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   return {

@@ -3,6 +3,8 @@
 // whom access, and when. DICOM PS3.15 A.5.3.11 Security Alert (110113), its type from PS3.16 CID 403:
 // 110137 User Security Attributes Changed for accounts, 110129 Security Configuration for clients and
 // organisations. Never a password or client secret: the change names what was granted, not how to use it.
+// A dead letter replayed (put back into the MESH inbox to be processed again) is 110132 Use of Restricted
+// Function, naming the MESH message id; never the message's body or its reason, which can hold personal data.
 import { agent, auditSource, CLIENT_ID_SYSTEM, ODS_SYSTEM, USER_ID_SYSTEM, type AuditedRequest } from './audit/auditEvent.ts';
 import type { Membership } from './people/users.ts';
 import type { SystemClient } from './clients.ts';
@@ -11,11 +13,11 @@ const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
 const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 
-export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'user-password-set' | 'client-added' | 'client-revoked' | 'organisation-added';
+export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'user-password-set' | 'client-added' | 'client-revoked' | 'organisation-added' | 'dead-letter-replayed';
 
 export interface AdministrativeChange {
   action: AdministrativeAction;
-  /** What was changed: a username, a client id or an ODS code. */
+  /** What was changed: a username, a client id, an ODS code or a MESH message id. */
   target: string;
   /** The changed user's id (access_users), when the target is a user. */
   targetId?: string;
@@ -28,9 +30,12 @@ export interface AdministrativeChange {
   permitted?: boolean;
 }
 
-interface ActionWords { text: string; changes: 'user' | 'client' | 'organisation'; subtype: { system: string; code: string; display: string } }
+interface ActionWords { text: string; changes: 'user' | 'client' | 'organisation' | 'message'; subtype: { system: string; code: string; display: string } }
 const USER_ATTRIBUTES = { system: DCM, code: '110137', display: 'User Security Attributes Changed' };
 const SECURITY_CONFIGURATION = { system: DCM, code: '110129', display: 'Security Configuration' };
+const RESTRICTED_FUNCTION = { system: DCM, code: '110132', display: 'Use of Restricted Function' };
+/** A MESH message id as an identifier (AuditEvent.entity.what). */
+export const MESH_MESSAGE_ID_SYSTEM = 'https://carebridge.example/mesh-message-id';
 const ACTIONS: Record<AdministrativeAction, ActionWords> = {
   'user-added': { text: 'user added', changes: 'user', subtype: USER_ATTRIBUTES },
   'user-disabled': { text: 'user disabled', changes: 'user', subtype: USER_ATTRIBUTES },
@@ -39,6 +44,7 @@ const ACTIONS: Record<AdministrativeAction, ActionWords> = {
   'client-added': { text: 'system client added', changes: 'client', subtype: SECURITY_CONFIGURATION },
   'client-revoked': { text: 'system client revoked', changes: 'client', subtype: SECURITY_CONFIGURATION },
   'organisation-added': { text: 'organisation added', changes: 'organisation', subtype: SECURITY_CONFIGURATION },
+  'dead-letter-replayed': { text: 'dead letter replayed', changes: 'message', subtype: RESTRICTED_FUNCTION },
 };
 
 /** Memberships as an administrator reads them: `ward-nurse at RX9, carer`. */
@@ -71,6 +77,7 @@ function changedEntity(change: AdministrativeChange): Record<string, any> {
     kind === 'user' ? [USER_ID_SYSTEM, change.targetId, { code: '1', display: 'Person' }, { code: '11', display: 'Security User Entity' }]
     // A client refused when added has no id: it is named by the name asked for, with no identifier.
     : kind === 'client' ? [CLIENT_ID_SYSTEM, change.action === 'client-added' && !change.ok ? undefined : change.target, { code: '2', display: 'System Object' }, { code: '11', display: 'Security User Entity' }]
+    : kind === 'message' ? [MESH_MESSAGE_ID_SYSTEM, change.target, { code: '2', display: 'System Object' }, { code: '20', display: 'Job' }]
     : [ODS_SYSTEM, change.target, { code: '3', display: 'Organization' }, { code: '12', display: 'Security Group Entity' }];
   return {
     ...(value ? { what: { identifier: { system, value } } } : {}),

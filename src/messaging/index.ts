@@ -5,3 +5,4 @@ export { setUpMessaging, migrateMessaging, type MessagingService, type Messaging
 export { addMailbox, setMailboxPassword, listMailboxes, normaliseMailboxId, type Mailbox, type NewMailbox } from './mailboxes.ts';
 export { listDeadLetters, replayDeadLetter, inboxState, type DeadLetter, type InboxStatus } from './inbox.ts';
 export { meshAuthorisationHeader, meshTimestamp } from './meshAuth.ts';
+export { pageOfDeadLetters, countDeadLetters, replayOutcome, awaitReplayOutcome, MAX_DEAD_LETTER_PAGE, type ListedDeadLetter, type DeadLetterPage, type ReplayOutcome } from './deadLetterPages.ts';

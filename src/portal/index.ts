@@ -4,3 +4,4 @@ export type { PortalAccess, PortalAdministration, PortalBreakGlass, PeopleSignIn
 export { recordFor, type RecordClient, type Resource } from './recordClient.ts';
 export { residentsView } from './careHome/residents.ts';
 export { recordSummary } from './person/summary.ts';
+export type { PortalDeadLetters } from './admin/deadLetters.ts';

@@ -18,6 +18,7 @@ import { careHomeRoutes } from './careHome/routes.ts';
 import { hospitalRoutes } from './hospital/routes.ts';
 import { councilRoutes } from './council/routes.ts';
 import { adminRoutes } from './admin/routes.ts';
+import { deadLetterRoutes, type PortalDeadLetters } from './admin/deadLetters.ts';
 import { liveRoutes } from './live/routes.ts';
 import { NotAllowedHere, NotInRecord, PageNotFound } from './pageErrors.ts';
 import { homePath } from './roles.ts';
@@ -47,6 +48,8 @@ export interface PortalOptions {
   redBag?: RedBagSettings;
   /** The discharge workflow, for the discharge pages' actions (without it they are read-only). */
   discharge?: DischargePortal;
+  /** The MESH dead-letter queue, for administrators (without it its page says it is not available). */
+  deadLetters?: PortalDeadLetters;
 }
 
 /** Forms are small: a NEWS2 form is well under 1 KB. */
@@ -107,7 +110,8 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
     careHomeRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
     hospitalRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
     councilRoutes(pages, { send, connection, breakGlass: options.access.breakGlass });
-    adminRoutes(pages, { send, administration: options.access.administration });
+    adminRoutes(pages, { send, administration: options.access.administration, deadLetters: options.deadLetters });
+    deadLetterRoutes(pages, { send, administration: options.access.administration, deadLetters: options.deadLetters });
     liveRoutes(pages, { driver: options.driver, connection });
     privacyOfficerRoutes(pages, { send, breakGlass: options.access.breakGlass });
     auditSearchRoutes(pages, { send, connection });

@@ -58,7 +58,7 @@ const NAVIGATION: Partial<Record<Role, NavigationItem[]>> = {
   person: [{ href: '/me', text: 'Who has looked at your record' }, { href: '/me/record', text: 'Your record' }],
   gp: [{ href: '/gp', text: 'Registered patients' }],
   carer: [{ href: '/carer', text: 'People you care for' }],
-  admin: [{ href: '/admin/users', text: 'People' }, { href: '/admin/clients', text: 'System clients' }, { href: '/admin/organisations', text: 'Organisations' }],
+  admin: [{ href: '/admin/users', text: 'People' }, { href: '/admin/clients', text: 'System clients' }, { href: '/admin/organisations', text: 'Organisations' }, { href: '/admin/dead-letters', text: 'Dead letters' }],
 };
 
 /**

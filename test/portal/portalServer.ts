@@ -6,7 +6,8 @@ import { openRecordStore, handleFhirRequest, UNRESTRICTED, type SqlDriver } from
 import { addOrganisation, addUser, setUpAccess, type Access, type Role } from '../../src/access/index.ts';
 import { buildDemoDataset } from '../../src/demo/index.ts';
 import { portal } from '../../src/portal/index.ts';
-import { portalAdministration } from '../../src/server.ts';
+import { portalAdministration, portalDeadLetters } from '../../src/server.ts';
+import { migrateMessaging } from '../../src/messaging/index.ts';
 import { testDatabase, type Engine } from '../support/server.ts';
 
 /** Every test person's password (synthetic, long enough for the password rules). */
@@ -77,11 +78,13 @@ export async function startPortalServer(engine: Engine): Promise<PortalTestServe
   await handleFhirRequest({ base: 'http://127.0.0.1/fhir', driver, access: UNRESTRICTED }, { method: 'POST', path: '', query: [], body: bundle, prefer: 'return=minimal' });
   let shift = 0;
   const access = await setUpAccess(driver, { tokenRequestsPerMinute: 60, database, people: { now: () => Date.now() + shift } });
+  await migrateMessaging(driver); // the dead-letter page reads the (here empty) MESH inbox
   const app = Fastify();
   await app.register(portal, {
     driver,
     services: access.services,
     access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver, access.administered) },
+    deadLetters: portalDeadLetters(driver, access.administered),
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const fhir: PortalTestServer['fhir'] = async (method, path, query = [], body) => {

@@ -61,7 +61,7 @@ for (const engine of ENGINES) {
       const expected = [
         [WARD_NURSE, '/hospital', ['Ward list', 'Red bags', 'Discharge board', 'Discharge figures']],
         [SOCIAL_WORKER, '/council', ['People referred', 'Referral queue', 'Discharge figures']],
-        [ADMIN, '/admin/users', ['People', 'System clients', 'Organisations']],
+        [ADMIN, '/admin/users', ['People', 'System clients', 'Organisations', 'Dead letters']],
         [CARE_HOME_CARER, '/care-home', ['Residents', 'Red bags']],
       ] as const;
       for (const [person, start, texts] of expected) {

@@ -1,6 +1,6 @@
 // The administrator's pages: people's accounts (list, add with memberships, disable and enable), system
 // clients (list, add showing the secret once, revoke) and organisations (list, add), through
-// PortalAccess.administration. Administrators never see care records: these pages read no record.
+// PortalAccess.administration; the MESH dead letters have pages of their own (deadLetters.ts). Administrators never see care records: these pages read no record.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { generatePassword, ORGANISATION_KINDS, ROLES, type Role } from '../../access/index.ts';
 import { errorView, type FieldError, type SendPage } from '../page.ts';
@@ -26,9 +26,11 @@ const DONE: Record<string, string> = {
 export interface AdminOptions {
   send: SendPage;
   administration?: PortalAdministration;
+  /** The MESH dead-letter queue, for its count on the administration page (its own pages: deadLetters.ts). */
+  deadLetters?: { count(): Promise<number> };
 }
 
-export function adminRoutes(app: FastifyInstance, { send, administration }: AdminOptions): void {
+export function adminRoutes(app: FastifyInstance, { send, administration, deadLetters }: AdminOptions): void {
   /**
    * The signed-in administrator and the administration they manage (undefined: the reply is sent). A
    * change (`attempt`) posted by someone signed in whose role may not administer is audited as refused.
@@ -50,7 +52,7 @@ export function adminRoutes(app: FastifyInstance, { send, administration }: Admi
 
   app.get('/admin', async (req, reply) => {
     if (!admin(req, reply)) return reply;
-    return send(req, reply, 'pages/admin/home.njk', { pageTitle: 'Administration' });
+    return send(req, reply, 'pages/admin/home.njk', { pageTitle: 'Administration', deadLetters: deadLetters ? { count: await deadLetters.count() } : undefined });
   });
 
   // ---- people's accounts -------------------------------------------------------------------------
