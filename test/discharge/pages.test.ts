@@ -7,14 +7,15 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
-import { createReferral, triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
+import { createReferral, recordDischarge, triage, triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
 import { handleFhirRequest, UNRESTRICTED } from '../../src/record/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
 import { waitForAudit } from '../support/audit.ts';
-import { COUNCIL, HOSPITAL, ODS_ORG, OTHER_COUNCIL, seedDischargePages, signIn } from './pagesSeed.ts';
+import { COUNCIL, HOSPITAL, ODS_ORG, OTHER_COUNCIL, ownHospital, seedDischargePages, signIn } from './pagesSeed.ts';
 import { addOrganisation, addUser } from '../../src/access/index.ts';
 import { TEST_PASSWORD } from '../portal/portalServer.ts';
-import { REFERRAL_PAGE, delayedDays } from '../../src/portal/discharge/referralRows.ts';
+import { REFERRAL_PAGE, delayedDays, type ReferralRow } from '../../src/portal/discharge/referralRows.ts';
+import { dischargeMetrics } from '../../src/portal/discharge/metrics.ts';
 
 after(stopOwnPostgres);
 
@@ -41,6 +42,26 @@ describe('delayed days', () => {
     assert.equal(delayedDays('2026-03-28', Date.parse('2026-03-29T23:30:00Z')), 2, 'across the clocks going forward');
     assert.equal(delayedDays('2026-05-01T23:30:00Z', Date.parse('2026-05-04T12:00:00Z')), 2, 'medically ready at 00:30 BST on 2 May');
     assert.equal(delayedDays('2026-05-04', Date.parse('2026-05-04T08:00:00Z')), 0);
+  });
+});
+
+/** A closed referral at Riverside's Heron Ward, as the figures read it. */
+const row = (over: Partial<ReferralRow>): ReferralRow => ({
+  id: 'r', version: '1', patientId: 'p', name: 'N', ward: 'Heron Ward', hospital: 'Riverside Hospital', council: 'Eastshire Council',
+  pathway: 1, pathwayLabel: 'Pathway 1', state: 'discharged', stateLabel: 'Discharged', open: false, received: '2026-02-02T09:00:00Z', overdue: false, ...over,
+});
+
+describe('discharge figures', () => {
+  it('the median of an even count is halfway between the two middle values; "90% within" is an actual value (nearest rank)', () => {
+    const m = dischargeMetrics([row({ hoursToRespond: 1, daysDelayed: 2 }), row({ hoursToRespond: 3, daysDelayed: 10 })]);
+    assert.deepEqual(m.respond.map((s) => [s.group, s.count, s.median, s.p90, s.max]), [['Eastshire Council', 2, 2, 3, 3]], 'responses in 1 and 3 hours: median 2, not 1');
+    const byWard = m.delayed.find((d) => d.by === 'Ward')!.groups;
+    assert.deepEqual(byWard.map((s) => [s.group, s.count, s.mean, s.median, s.max]), [['Riverside Hospital: Heron Ward', 2, 6, 6, 10]], 'delays of 2 and 10 days: median 6, not 2');
+    const odd = dischargeMetrics([1, 4, 3].map((h) => row({ hoursToRespond: h }))).respond[0];
+    assert.equal(odd.median, 3, 'an odd count: the middle value');
+    const ten = dischargeMetrics([10, 9, 8, 7, 6, 5, 4, 3, 2, 1].map((h) => row({ hoursToRespond: h }))).respond[0];
+    assert.equal(ten.p90, 9, 'of ten responses, nine came within 9 hours');
+    assert.equal(ten.median, 5.5);
   });
 });
 
@@ -386,6 +407,25 @@ for (const engine of ENGINES) {
       assert.ok((await get(t, '/discharge/referrals', worker)).html.includes(`/discharge/referrals/${id}"`), 'the council sees it in its queue');
       assert.equal((await get(t, '/discharge/referrals/new?patient=alice', worker)).status, 403, 'councils do not refer');
     });
+    it('figures on the page: with two responses and two discharges, the medians are halfway between them', async () => {
+      // Northgate's own referrals: received 09:00 on 2 February, answered after 1 and 3 hours; medically
+      // ready 3 February, discharged 5 and 13 February (2 and 10 days delayed).
+      const northgate = await ownHospital(t, 'RNG', 'Northgate Hospital');
+      const ctx = t.server.discharge.context;
+      for (const [person, hours, discharged] of [['ann', 1, '2026-02-05T10:00:00Z'], ['ben', 3, '2026-02-13T10:00:00Z']] as const) {
+        const id = await northgate.refer(person, { medicallyReady: '2026-02-03', receivedAt: Date.parse('2026-02-02T09:00:00Z') });
+        await triage({ ...ctx, now: () => Date.parse('2026-02-02T09:00:00Z') + hours * 3_600_000 }, id, { action: 'accept' });
+        await recordDischarge(ctx, id, discharged);
+      }
+      const page = await get(t, '/discharge/metrics', await signIn(t, northgate.username));
+      assert.equal(page.status, 200);
+      // Council, responses, median, 90% within, longest.
+      assert.match(page.text, /by council Council Responses Median hours 90% within \(hours\) Longest \(hours\) Eastshire Council 2 2 3 3 /);
+      // Hospital, referrals, mean, median, longest.
+      assert.match(page.text, /Delayed days by hospital .* Northgate Hospital 2 6 6 10 /);
+      assert.match(page.text, /nearest actual response time/, 'the page says what "90% within" means');
+    });
+
     it('the queue and the board still show an old open referral after more than a page of newer ones', async () => {
       // Eve's referral, received in January and still open; then copies of it, each with its triage Task, made
       // after hers: over one page of the record's search.
