@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
-import { createReferral, recordDischarge, triage, triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
+import { createReferral, londonDay, recordDischarge, triage, triageStateOf, withdrawReferral, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
 import { handleFhirRequest, UNRESTRICTED } from '../../src/record/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
 import { waitForAudit } from '../support/audit.ts';
@@ -424,6 +424,44 @@ for (const engine of ENGINES) {
       // Hospital, referrals, mean, median, longest.
       assert.match(page.text, /Delayed days by hospital .* Northgate Hospital 2 6 6 10 /);
       assert.match(page.text, /nearest actual response time/, 'the page says what "90% within" means');
+    });
+
+    it('a referral withdrawn or rejected after the person was medically ready keeps its delayed days, counted to that step, on the board, the CSV and the figures', async () => {
+      // Southgate's own referrals, all medically ready: Dee discharged after 2 days; Eli rejected by the
+      // council 4 days after (7 February); Fay withdrawn from the page today, 3 days after. Gus was never
+      // medically ready and is withdrawn.
+      const southgate = await ownHospital(t, 'RSG', 'Southgate Hospital');
+      const ctx = t.server.discharge.context;
+      const dee = await southgate.refer('dee', { medicallyReady: '2026-02-03' });
+      await recordDischarge(ctx, dee, '2026-02-05T10:00:00Z');
+      const eli = await southgate.refer('eli', { medicallyReady: '2026-02-03' });
+      await triage({ ...ctx, now: () => Date.parse('2026-02-07T15:00:00Z') }, eli, { action: 'reject', reason: 'Not our area' });
+      const threeDaysAgo = londonDay(Date.now() - 3 * 86_400_000);
+      const fay = await southgate.refer('fay', { medicallyReady: threeDaysAgo });
+      const gus = await southgate.refer('gus');
+      await withdrawReferral(ctx, gus, 'Sent in error');
+      const coordinator = await signIn(t, southgate.username);
+      const page = await get(t, `/discharge/referrals/${fay}`, coordinator);
+      const answer = await post(t, `/discharge/referrals/${fay}/withdraw`, coordinator, { _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version'), reasonCode: '11', reason: 'Going to live with her daughter' });
+      assert.equal(answer.status, 303, answer.text);
+
+      const withdrawn = await get(t, '/discharge/board?status=withdrawn', coordinator);
+      assert.match(withdrawn.text, /fay Southgate Hospital .*Days delayed 3 Medically ready \d+ \w+ 2026; withdrawn \d+ \w+ 2026/, 'medically ready 3 days before the withdrawal');
+      assert.match(withdrawn.text, /gus Southgate Hospital .*Days delayed Not medically ready/, 'never medically ready: said so');
+      const rejected = await get(t, '/discharge/board?status=rejected', coordinator);
+      assert.match(rejected.text, /eli Southgate Hospital .*Days delayed 4 Medically ready 3 February 2026; rejected 7 February 2026/, 'counted to the rejection, not to today');
+      assert.match((await get(t, `/discharge/referrals/${eli}`, coordinator)).text, /Days delayed 4, to the day the referral was rejected/);
+
+      const csv = (await (await fetch(`${t.url}/discharge/metrics.csv`, { headers: { cookie: coordinator } })).text()).trim().split('\r\n');
+      const line = (id: string) => csv.find((l) => l.startsWith(`"${id}"`))!;
+      assert.match(line(eli), /"2026-02-03",,"4"$/, 'Medically ready, Discharged (none), Days delayed');
+      assert.match(line(fay), new RegExp(`"${threeDaysAgo}",,"3"$`));
+      assert.match(line(gus), /,,,$/, 'never medically ready: no delay');
+
+      // Delays of 2 (discharged), 4 (rejected) and 3 (withdrawn) days: referrals, mean, median, longest.
+      const figures = await get(t, '/discharge/metrics', coordinator);
+      assert.match(figures.text, /Delayed days by hospital Hospital Referrals Mean days Median days Longest Southgate Hospital 3 3 3 4 /);
+      assert.match(figures.text, /or to the date the referral was withdrawn or rejected/, 'the page says which delays count');
     });
 
     it('the queue and the board still show an old open referral after more than a page of newer ones', async () => {

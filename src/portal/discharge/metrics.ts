@@ -1,6 +1,6 @@
 // Discharge figures from the referrals a person may see: open referrals by pathway and status, time to
-// respond, and delayed days (medically ready → discharged) by hospital, ward and council; a bar chart
-// drawn as SVG on the server (no script), and every referral as CSV.
+// respond, and delayed days (medically ready → discharged, withdrawn or rejected) by hospital, ward and
+// council; a bar chart drawn as SVG on the server (no script), and every referral as CSV.
 import { TRIAGE_STATES, TRIAGE_DISPLAY } from '../../discharge/index.ts';
 import type { ReferralRow } from './referralRows.ts';
 
@@ -65,14 +65,16 @@ export function dischargeMetrics(rows: ReferralRow[]): DischargeMetrics {
   });
   const byState = states.map((s) => ({ label: TRIAGE_DISPLAY[s], value: open.filter((r) => r.state === s).length }));
   const max = Math.max(1, ...byState.map((b) => b.value));
-  const discharged = rows.filter((r) => r.state === 'discharged');
+  // Every closed referral's delay: to discharge, or to the withdrawal or rejection (the person waited,
+  // medically ready, until then; leaving them out hid those waits). Open referrals are still counting.
+  const closed = rows.filter((r) => !r.open);
   return {
     openByPathwayAndStatus: { columns: states.map((s) => TRIAGE_DISPLAY[s]), rows: tableRows, totals: states.map((s) => open.filter((r) => r.state === s).length) },
     respond: groupSpreads(rows, (r) => r.council, (r) => r.hoursToRespond),
     delayed: [
-      { by: 'Hospital', groups: groupSpreads(discharged, (r) => r.hospital, (r) => r.daysDelayed) },
-      { by: 'Ward', groups: groupSpreads(discharged, (r) => `${r.hospital}: ${r.ward}`, (r) => r.daysDelayed) },
-      { by: 'Council', groups: groupSpreads(discharged, (r) => r.council, (r) => r.daysDelayed) },
+      { by: 'Hospital', groups: groupSpreads(closed, (r) => r.hospital, (r) => r.daysDelayed) },
+      { by: 'Ward', groups: groupSpreads(closed, (r) => `${r.hospital}: ${r.ward}`, (r) => r.daysDelayed) },
+      { by: 'Council', groups: groupSpreads(closed, (r) => r.council, (r) => r.daysDelayed) },
     ],
     chart: { bars: byState.map((b, i) => ({ ...b, width: Math.round((b.value / max) * CHART_WIDTH), y: i * CHART_BAR })), height: byState.length * CHART_BAR, max },
   };
