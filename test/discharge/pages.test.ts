@@ -35,6 +35,29 @@ async function post(t: TestServer, path: string, cookie: string, form: Record<st
 
 const hidden = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? '';
 
+/** An open /discharge/events stream: what it has sent so far, and whether the server has closed it. */
+async function openStream(t: TestServer, cookie: string) {
+  const controller = new AbortController();
+  const res = await fetch(`${t.url}/discharge/events`, { headers: { cookie }, signal: controller.signal, redirect: 'manual' });
+  const stream = { status: res.status, text: '', closed: false, close: () => controller.abort() };
+  if (res.status !== 200) return (await res.body?.cancel(), stream);
+  const reader = res.body!.getReader();
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) break;
+      stream.text += new TextDecoder().decode(value);
+    }
+    stream.closed = true;
+  })();
+  await new Promise((r) => setTimeout(r, 300)); // the server is listening to the change feed
+  return stream;
+}
+
+const until = async (ok: () => boolean, ms = 10_000) => {
+  for (const deadline = Date.now() + ms; !ok() && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
+};
+
 describe('delayed days', () => {
   it('count UK local days: a discharge at 00:30 BST is on that day, not the day before', () => {
     assert.equal(delayedDays('2026-05-01', Date.parse('2026-05-04T23:30:00Z')), 4, '00:30 BST on 5 May');
@@ -47,7 +70,7 @@ describe('delayed days', () => {
 
 /** A closed referral at Riverside's Heron Ward, as the figures read it. */
 const row = (over: Partial<ReferralRow>): ReferralRow => ({
-  id: 'r', version: '1', patientId: 'p', name: 'N', ward: 'Heron Ward', hospital: 'Riverside Hospital', council: 'Eastshire Council',
+  id: 'r', taskId: 'triage-r', version: '1', patientId: 'p', name: 'N', ward: 'Heron Ward', hospital: 'Riverside Hospital', council: 'Eastshire Council',
   pathway: 1, pathwayLabel: 'Pathway 1', state: 'discharged', stateLabel: 'Discharged', open: false, received: '2026-02-02T09:00:00Z', overdue: false, ...over,
 });
 
@@ -254,6 +277,47 @@ for (const engine of ENGINES) {
       assert.equal(anonymous.status, 303, 'signed-out visitors get no stream');
     });
 
+    it('live updates: a person is told only about their own organisation\'s referrals', async () => {
+      const stream = await openStream(t, worker);
+      const touch = async (id: string) => t.fhir.put(`ServiceRequest/${id}`, { ...(await t.fhir.get(`ServiceRequest/${id}`)).body, note: [{ text: `touched ${Date.now()}` }] });
+      await touch(ids.cora); // Cora's referral is to Westshire, not Sam's council
+      await new Promise((r) => setTimeout(r, 2500)); // more than one read of the change feed
+      assert.doesNotMatch(stream.text, /event: changed/, 'nothing said about another council\'s referral');
+      await touch(ids.alice);
+      await until(() => stream.text.includes('event: changed'));
+      stream.close();
+      assert.match(stream.text, /event: changed/, 'a change to Sam\'s council\'s referral is told');
+    });
+
+    it('live updates: signing out ends an open stream, which says so and tells nothing more', async () => {
+      const session = await signIn(t, 'sam.social');
+      const stream = await openStream(t, session);
+      const csrf = decodeURIComponent(/sign-out\?_csrf=([^"&]+)/.exec((await get(t, '/discharge/referrals', session)).html)![1]);
+      const out = await fetch(`${t.url}/sign-out?_csrf=${encodeURIComponent(csrf)}`, { method: 'POST', headers: { cookie: session }, redirect: 'manual' });
+      assert.equal(out.status, 303);
+      await t.fhir.put(`ServiceRequest/${ids.alice}`, { ...(await t.fhir.get(`ServiceRequest/${ids.alice}`)).body, note: [{ text: 'after sign-out' }] });
+      await until(() => stream.closed);
+      stream.close();
+      assert.ok(stream.closed, `the server closed the stream: ${stream.text}`);
+      assert.match(stream.text, /event: ended/);
+      assert.doesNotMatch(stream.text, /event: changed/, 'not even a change to a referral Sam could see while signed in');
+      assert.equal((await openStream(t, session)).status, 303, 'and a new stream is refused');
+    });
+
+    it('live updates: one session opens at most four streams', async () => {
+      const session = await signIn(t, 'sam.social');
+      const streams = [];
+      for (let i = 0; i < 4; i++) streams.push(await openStream(t, session));
+      assert.deepEqual(streams.map((s) => s.status), [200, 200, 200, 200]);
+      const fifth = await openStream(t, session);
+      assert.equal(fifth.status, 429, 'a fifth tab gets no stream');
+      streams.pop()!.close();
+      await new Promise((r) => setTimeout(r, 200));
+      const again = await openStream(t, session);
+      assert.equal(again.status, 200, 'closing a tab frees its place');
+      for (const s of [...streams, again]) s.close();
+    });
+
     if (engine === 'postgres') it('live updates: a change committed after a later one is still told (PostgreSQL numbers changes when written, not when committed)', async () => {
       const controller = new AbortController();
       const res = await fetch(`${t.url}/discharge/events`, { headers: { cookie: worker }, signal: controller.signal });
@@ -273,7 +337,7 @@ for (const engine of ENGINES) {
       const isWritten = new Promise<void>((resolve) => (written = resolve));
       // A note written first and committed last; meanwhile a later change (a person's record, not watched) commits.
       const early = t.server.driver.transaction(async (tx) => {
-        await handleFhirRequest({ base: t.base, driver: t.server.driver, access: UNRESTRICTED, tx }, { method: 'PUT', path: 'Communication/late-note', query: [], body: { resourceType: 'Communication', id: 'late-note', status: 'completed', payload: [{ contentString: 'Family visiting' }] }, contentType: 'application/fhir+json' });
+        await handleFhirRequest({ base: t.base, driver: t.server.driver, access: UNRESTRICTED, tx }, { method: 'PUT', path: 'Communication/late-note', query: [], body: { resourceType: 'Communication', id: 'late-note', status: 'completed', subject: { reference: 'Patient/alice' }, basedOn: [{ reference: `ServiceRequest/${ids.alice}` }], payload: [{ contentString: 'Family visiting' }] }, contentType: 'application/fhir+json' });
         written();
         await held;
       });

@@ -14,6 +14,8 @@ export type Side = 'hospital' | 'council';
 
 export interface ReferralRow {
   id: string;
+  /** The triage Task's id (live updates tell a page when it changes). */
+  taskId: string;
   /** The triage Task's version: forms send it back as If-Match. */
   version: string;
   patientId: string;
@@ -152,6 +154,7 @@ function rowOf(referral: Resource, task: Resource, patient: Resource | undefined
   const owner = task.owner?.reference?.startsWith('Practitioner') ? task.owner.display ?? task.owner.reference : undefined;
   return {
     id: referral.id,
+    taskId: task.id,
     version: task.meta?.versionId ?? '',
     patientId: referral.subject?.reference?.replace(/^Patient\//, '') ?? '',
     name: personName(patient),
