@@ -119,7 +119,7 @@ export function liveUpdates(app: FastifyInstance, driver: SqlDriver, { pollMs = 
       const beat = setInterval(() => {
         queue = queue.then(async () => {
           if (await stillSignedIn()) res.write(': still here\n\n');
-        });
+        }).catch(() => end());
       }, heartbeatMs);
       const idle = setTimeout(() => {
         if (!ended) res.write('event: idle\ndata: {}\n\n');
