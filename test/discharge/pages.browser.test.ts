@@ -1,7 +1,7 @@
 // The discharge pages in a real browser (Chromium): no axe-core violations on the queue, a referral with
 // its forms (and with the NHS error summary shown), the board and the figures; the forms work without
-// JavaScript; with JavaScript the queue updates itself when a referral changes. SQLite (both engines are
-// covered by pages.test.ts).
+// JavaScript; with JavaScript the queue updates itself when a referral changes, and says so when the
+// session has ended. SQLite (both engines are covered by pages.test.ts).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -56,6 +56,22 @@ describe('discharge pages in a browser', () => {
     await t.fhir.put(`ServiceRequest/${ids.alice}`, { ...referral, category: [...referral.category.slice(0, 1), { coding: [{ system: 'https://carebridge.example/fhir/CodeSystem/discharge-pathway', code: '2', display: 'Pathway 2: short-term bed-based recovery' }] }] });
     await page.getByText('Pathway 2: short-term bed-based recovery').waitFor({ timeout: 10_000 });
     assert.match(await page.locator('#live-status').innerText(), /^Updated at/);
+    await context.close();
+  });
+
+  it('council: when the session ends in another tab, the open queue says so instead of going stale', async () => {
+    const { context, page } = await signedIn('sam.social');
+    await page.goto(`${t.url}/discharge/referrals`);
+    await page.waitForTimeout(500); // the event stream is open
+    const other = await context.newPage();
+    await other.goto(`${t.url}/discharge/referrals`);
+    await other.getByRole('button', { name: 'Sign out' }).click();
+    await other.waitForURL(/\/sign-in/);
+    const referral = (await t.fhir.get(`ServiceRequest/${ids.alice}`)).body;
+    await t.fhir.put(`ServiceRequest/${ids.alice}`, { ...referral, note: [{ text: 'Changed after sign-out' }] });
+    await page.getByText('You have been signed out; sign in again to see changes.').waitFor({ timeout: 10_000 });
+    assert.equal(await page.locator('#live-status').getByRole('link', { name: 'Sign in' }).getAttribute('href'), '/sign-in');
+    await assertAccessible(page, 'referral queue, signed out');
     await context.close();
   });
 

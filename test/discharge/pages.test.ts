@@ -7,14 +7,15 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
-import { createReferral, triageStateOf, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
+import { createReferral, londonDay, recordDischarge, triage, triageStateOf, withdrawReferral, MEDICALLY_READY_URL } from '../../src/discharge/index.ts';
 import { handleFhirRequest, UNRESTRICTED } from '../../src/record/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
 import { waitForAudit } from '../support/audit.ts';
-import { COUNCIL, HOSPITAL, ODS_ORG, OTHER_COUNCIL, seedDischargePages, signIn } from './pagesSeed.ts';
+import { COUNCIL, HOSPITAL, ODS_ORG, OTHER_COUNCIL, ownHospital, seedDischargePages, signIn } from './pagesSeed.ts';
 import { addOrganisation, addUser } from '../../src/access/index.ts';
 import { TEST_PASSWORD } from '../portal/portalServer.ts';
-import { REFERRAL_PAGE, delayedDays } from '../../src/portal/discharge/referralRows.ts';
+import { REFERRAL_PAGE, delayedDays, type ReferralRow } from '../../src/portal/discharge/referralRows.ts';
+import { dischargeMetrics } from '../../src/portal/discharge/metrics.ts';
 
 after(stopOwnPostgres);
 
@@ -34,6 +35,29 @@ async function post(t: TestServer, path: string, cookie: string, form: Record<st
 
 const hidden = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1] ?? '';
 
+/** An open /discharge/events stream: what it has sent so far, and whether the server has closed it. */
+async function openStream(t: TestServer, cookie: string) {
+  const controller = new AbortController();
+  const res = await fetch(`${t.url}/discharge/events`, { headers: { cookie }, signal: controller.signal, redirect: 'manual' });
+  const stream = { status: res.status, text: '', closed: false, close: () => controller.abort() };
+  if (res.status !== 200) return (await res.body?.cancel(), stream);
+  const reader = res.body!.getReader();
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) break;
+      stream.text += new TextDecoder().decode(value);
+    }
+    stream.closed = true;
+  })();
+  await new Promise((r) => setTimeout(r, 300)); // the server is listening to the change feed
+  return stream;
+}
+
+const until = async (ok: () => boolean, ms = 10_000) => {
+  for (const deadline = Date.now() + ms; !ok() && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
+};
+
 describe('delayed days', () => {
   it('count UK local days: a discharge at 00:30 BST is on that day, not the day before', () => {
     assert.equal(delayedDays('2026-05-01', Date.parse('2026-05-04T23:30:00Z')), 4, '00:30 BST on 5 May');
@@ -41,6 +65,26 @@ describe('delayed days', () => {
     assert.equal(delayedDays('2026-03-28', Date.parse('2026-03-29T23:30:00Z')), 2, 'across the clocks going forward');
     assert.equal(delayedDays('2026-05-01T23:30:00Z', Date.parse('2026-05-04T12:00:00Z')), 2, 'medically ready at 00:30 BST on 2 May');
     assert.equal(delayedDays('2026-05-04', Date.parse('2026-05-04T08:00:00Z')), 0);
+  });
+});
+
+/** A closed referral at Riverside's Heron Ward, as the figures read it. */
+const row = (over: Partial<ReferralRow>): ReferralRow => ({
+  id: 'r', taskId: 'triage-r', version: '1', patientId: 'p', name: 'N', ward: 'Heron Ward', hospital: 'Riverside Hospital', council: 'Eastshire Council',
+  pathway: 1, pathwayLabel: 'Pathway 1', state: 'discharged', stateLabel: 'Discharged', open: false, received: '2026-02-02T09:00:00Z', overdue: false, ...over,
+});
+
+describe('discharge figures', () => {
+  it('the median of an even count is halfway between the two middle values; "90% within" is an actual value (nearest rank)', () => {
+    const m = dischargeMetrics([row({ hoursToRespond: 1, daysDelayed: 2 }), row({ hoursToRespond: 3, daysDelayed: 10 })]);
+    assert.deepEqual(m.respond.map((s) => [s.group, s.count, s.median, s.p90, s.max]), [['Eastshire Council', 2, 2, 3, 3]], 'responses in 1 and 3 hours: median 2, not 1');
+    const byWard = m.delayed.find((d) => d.by === 'Ward')!.groups;
+    assert.deepEqual(byWard.map((s) => [s.group, s.count, s.mean, s.median, s.max]), [['Riverside Hospital: Heron Ward', 2, 6, 6, 10]], 'delays of 2 and 10 days: median 6, not 2');
+    const odd = dischargeMetrics([1, 4, 3].map((h) => row({ hoursToRespond: h }))).respond[0];
+    assert.equal(odd.median, 3, 'an odd count: the middle value');
+    const ten = dischargeMetrics([10, 9, 8, 7, 6, 5, 4, 3, 2, 1].map((h) => row({ hoursToRespond: h }))).respond[0];
+    assert.equal(ten.p90, 9, 'of ten responses, nine came within 9 hours');
+    assert.equal(ten.median, 5.5);
   });
 });
 
@@ -233,6 +277,47 @@ for (const engine of ENGINES) {
       assert.equal(anonymous.status, 303, 'signed-out visitors get no stream');
     });
 
+    it('live updates: a person is told only about their own organisation\'s referrals', async () => {
+      const stream = await openStream(t, worker);
+      const touch = async (id: string) => t.fhir.put(`ServiceRequest/${id}`, { ...(await t.fhir.get(`ServiceRequest/${id}`)).body, note: [{ text: `touched ${Date.now()}` }] });
+      await touch(ids.cora); // Cora's referral is to Westshire, not Sam's council
+      await new Promise((r) => setTimeout(r, 2500)); // more than one read of the change feed
+      assert.doesNotMatch(stream.text, /event: changed/, 'nothing said about another council\'s referral');
+      await touch(ids.alice);
+      await until(() => stream.text.includes('event: changed'));
+      stream.close();
+      assert.match(stream.text, /event: changed/, 'a change to Sam\'s council\'s referral is told');
+    });
+
+    it('live updates: signing out ends an open stream, which says so and tells nothing more', async () => {
+      const session = await signIn(t, 'sam.social');
+      const stream = await openStream(t, session);
+      const csrf = decodeURIComponent(/sign-out\?_csrf=([^"&]+)/.exec((await get(t, '/discharge/referrals', session)).html)![1]);
+      const out = await fetch(`${t.url}/sign-out?_csrf=${encodeURIComponent(csrf)}`, { method: 'POST', headers: { cookie: session }, redirect: 'manual' });
+      assert.equal(out.status, 303);
+      await t.fhir.put(`ServiceRequest/${ids.alice}`, { ...(await t.fhir.get(`ServiceRequest/${ids.alice}`)).body, note: [{ text: 'after sign-out' }] });
+      await until(() => stream.closed);
+      stream.close();
+      assert.ok(stream.closed, `the server closed the stream: ${stream.text}`);
+      assert.match(stream.text, /event: ended/);
+      assert.doesNotMatch(stream.text, /event: changed/, 'not even a change to a referral Sam could see while signed in');
+      assert.equal((await openStream(t, session)).status, 303, 'and a new stream is refused');
+    });
+
+    it('live updates: one session opens at most four streams', async () => {
+      const session = await signIn(t, 'sam.social');
+      const streams = [];
+      for (let i = 0; i < 4; i++) streams.push(await openStream(t, session));
+      assert.deepEqual(streams.map((s) => s.status), [200, 200, 200, 200]);
+      const fifth = await openStream(t, session);
+      assert.equal(fifth.status, 429, 'a fifth tab gets no stream');
+      streams.pop()!.close();
+      await new Promise((r) => setTimeout(r, 200));
+      const again = await openStream(t, session);
+      assert.equal(again.status, 200, 'closing a tab frees its place');
+      for (const s of [...streams, again]) s.close();
+    });
+
     if (engine === 'postgres') it('live updates: a change committed after a later one is still told (PostgreSQL numbers changes when written, not when committed)', async () => {
       const controller = new AbortController();
       const res = await fetch(`${t.url}/discharge/events`, { headers: { cookie: worker }, signal: controller.signal });
@@ -252,7 +337,7 @@ for (const engine of ENGINES) {
       const isWritten = new Promise<void>((resolve) => (written = resolve));
       // A note written first and committed last; meanwhile a later change (a person's record, not watched) commits.
       const early = t.server.driver.transaction(async (tx) => {
-        await handleFhirRequest({ base: t.base, driver: t.server.driver, access: UNRESTRICTED, tx }, { method: 'PUT', path: 'Communication/late-note', query: [], body: { resourceType: 'Communication', id: 'late-note', status: 'completed', payload: [{ contentString: 'Family visiting' }] }, contentType: 'application/fhir+json' });
+        await handleFhirRequest({ base: t.base, driver: t.server.driver, access: UNRESTRICTED, tx }, { method: 'PUT', path: 'Communication/late-note', query: [], body: { resourceType: 'Communication', id: 'late-note', status: 'completed', subject: { reference: 'Patient/alice' }, basedOn: [{ reference: `ServiceRequest/${ids.alice}` }], payload: [{ contentString: 'Family visiting' }] }, contentType: 'application/fhir+json' });
         written();
         await held;
       });
@@ -386,6 +471,63 @@ for (const engine of ENGINES) {
       assert.ok((await get(t, '/discharge/referrals', worker)).html.includes(`/discharge/referrals/${id}"`), 'the council sees it in its queue');
       assert.equal((await get(t, '/discharge/referrals/new?patient=alice', worker)).status, 403, 'councils do not refer');
     });
+    it('figures on the page: with two responses and two discharges, the medians are halfway between them', async () => {
+      // Northgate's own referrals: received 09:00 on 2 February, answered after 1 and 3 hours; medically
+      // ready 3 February, discharged 5 and 13 February (2 and 10 days delayed).
+      const northgate = await ownHospital(t, 'RNG', 'Northgate Hospital');
+      const ctx = t.server.discharge.context;
+      for (const [person, hours, discharged] of [['ann', 1, '2026-02-05T10:00:00Z'], ['ben', 3, '2026-02-13T10:00:00Z']] as const) {
+        const id = await northgate.refer(person, { medicallyReady: '2026-02-03', receivedAt: Date.parse('2026-02-02T09:00:00Z') });
+        await triage({ ...ctx, now: () => Date.parse('2026-02-02T09:00:00Z') + hours * 3_600_000 }, id, { action: 'accept' });
+        await recordDischarge(ctx, id, discharged);
+      }
+      const page = await get(t, '/discharge/metrics', await signIn(t, northgate.username));
+      assert.equal(page.status, 200);
+      // Council, responses, median, 90% within, longest.
+      assert.match(page.text, /by council Council Responses Median hours 90% within \(hours\) Longest \(hours\) Eastshire Council 2 2 3 3 /);
+      // Hospital, referrals, mean, median, longest.
+      assert.match(page.text, /Delayed days by hospital .* Northgate Hospital 2 6 6 10 /);
+      assert.match(page.text, /nearest actual response time/, 'the page says what "90% within" means');
+    });
+
+    it('a referral withdrawn or rejected after the person was medically ready keeps its delayed days, counted to that step, on the board, the CSV and the figures', async () => {
+      // Southgate's own referrals, all medically ready: Dee discharged after 2 days; Eli rejected by the
+      // council 4 days after (7 February); Fay withdrawn from the page today, 3 days after. Gus was never
+      // medically ready and is withdrawn.
+      const southgate = await ownHospital(t, 'RSG', 'Southgate Hospital');
+      const ctx = t.server.discharge.context;
+      const dee = await southgate.refer('dee', { medicallyReady: '2026-02-03' });
+      await recordDischarge(ctx, dee, '2026-02-05T10:00:00Z');
+      const eli = await southgate.refer('eli', { medicallyReady: '2026-02-03' });
+      await triage({ ...ctx, now: () => Date.parse('2026-02-07T15:00:00Z') }, eli, { action: 'reject', reason: 'Not our area' });
+      const threeDaysAgo = londonDay(Date.now() - 3 * 86_400_000);
+      const fay = await southgate.refer('fay', { medicallyReady: threeDaysAgo });
+      const gus = await southgate.refer('gus');
+      await withdrawReferral(ctx, gus, 'Sent in error');
+      const coordinator = await signIn(t, southgate.username);
+      const page = await get(t, `/discharge/referrals/${fay}`, coordinator);
+      const answer = await post(t, `/discharge/referrals/${fay}/withdraw`, coordinator, { _csrf: csrfTokenIn(page.html), version: hidden(page.html, 'version'), reasonCode: '11', reason: 'Going to live with her daughter' });
+      assert.equal(answer.status, 303, answer.text);
+
+      const withdrawn = await get(t, '/discharge/board?status=withdrawn', coordinator);
+      assert.match(withdrawn.text, /fay Southgate Hospital .*Days delayed 3 Medically ready \d+ \w+ 2026; withdrawn \d+ \w+ 2026/, 'medically ready 3 days before the withdrawal');
+      assert.match(withdrawn.text, /gus Southgate Hospital .*Days delayed Not medically ready/, 'never medically ready: said so');
+      const rejected = await get(t, '/discharge/board?status=rejected', coordinator);
+      assert.match(rejected.text, /eli Southgate Hospital .*Days delayed 4 Medically ready 3 February 2026; rejected 7 February 2026/, 'counted to the rejection, not to today');
+      assert.match((await get(t, `/discharge/referrals/${eli}`, coordinator)).text, /Days delayed 4, to the day the referral was rejected/);
+
+      const csv = (await (await fetch(`${t.url}/discharge/metrics.csv`, { headers: { cookie: coordinator } })).text()).trim().split('\r\n');
+      const line = (id: string) => csv.find((l) => l.startsWith(`"${id}"`))!;
+      assert.match(line(eli), /"2026-02-03",,"4"$/, 'Medically ready, Discharged (none), Days delayed');
+      assert.match(line(fay), new RegExp(`"${threeDaysAgo}",,"3"$`));
+      assert.match(line(gus), /,,,$/, 'never medically ready: no delay');
+
+      // Delays of 2 (discharged), 4 (rejected) and 3 (withdrawn) days: referrals, mean, median, longest.
+      const figures = await get(t, '/discharge/metrics', coordinator);
+      assert.match(figures.text, /Delayed days by hospital Hospital Referrals Mean days Median days Longest Southgate Hospital 3 3 3 4 /);
+      assert.match(figures.text, /or to the date the referral was withdrawn or rejected/, 'the page says which delays count');
+    });
+
     it('the queue and the board still show an old open referral after more than a page of newer ones', async () => {
       // Eve's referral, received in January and still open; then copies of it, each with its triage Task, made
       // after hers: over one page of the record's search.

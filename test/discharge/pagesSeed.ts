@@ -58,3 +58,24 @@ export async function seedDischargePages(t: TestServer): Promise<Record<'alice' 
   await addUser(t.server.driver, { username: 'cath.coord', name: 'Cath Coordinator', password: TEST_PASSWORD, memberships: [{ organisation: HOSPITAL, role: 'discharge-coordinator' }] });
   return ids;
 }
+
+/**
+ * A hospital of its own, so its figures hold only what a test puts there: one ward and a discharge
+ * coordinator who can sign in (`coord.<ods>`); `refer` makes a referral from it to Eastshire for a new person.
+ */
+export async function ownHospital(t: TestServer, ods: string, name: string): Promise<{ username: string; refer(person: string, extra?: Record<string, unknown>): Promise<string> }> {
+  const id = ods.toLowerCase();
+  const put = async (r: any) => assert.ok((await t.fhir.put(`${r.resourceType}/${r.id}`, r)).status < 300);
+  await put({ resourceType: 'Organization', id, identifier: [{ system: ODS_ORG, value: ods }], name });
+  await put({ resourceType: 'Location', id: `${id}-wren`, name: 'Wren Ward', managingOrganization: { reference: `Organization/${id}` } });
+  await addOrganisation(t.server.driver, { ods, name, kind: 'hospital' });
+  const username = `coord.${id}`;
+  await addUser(t.server.driver, { username, name: `${name} coordinator`, password: TEST_PASSWORD, memberships: [{ organisation: ods, role: 'discharge-coordinator' }] });
+  const refer = async (person: string, extra: Record<string, unknown> = {}) => {
+    const patient = `${id}-${person}`;
+    await put({ resourceType: 'Patient', id: patient, name: [{ text: `${person} ${name}` }] });
+    await put({ resourceType: 'Encounter', id: `${patient}-stay`, status: 'in-progress', class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' }, subject: { reference: `Patient/${patient}` }, serviceProvider: { reference: `Organization/${id}` }, location: [{ location: { reference: `Location/${id}-wren` } }] });
+    return (await createReferral(t.server.discharge.context, { patient: `Patient/${patient}`, encounter: `Encounter/${patient}-stay`, hospitalOds: ods, councilOds: COUNCIL, ward: `Location/${id}-wren`, pathway: 1, reason: 'Needs support at home', ...extra })).referral.id;
+  };
+  return { username, refer };
+}

@@ -1,6 +1,6 @@
 // Discharge figures from the referrals a person may see: open referrals by pathway and status, time to
-// respond, and delayed days (medically ready → discharged) by hospital, ward and council; a bar chart
-// drawn as SVG on the server (no script), and every referral as CSV.
+// respond, and delayed days (medically ready → discharged, withdrawn or rejected) by hospital, ward and
+// council; a bar chart drawn as SVG on the server (no script), and every referral as CSV.
 import { TRIAGE_STATES, TRIAGE_DISPLAY } from '../../discharge/index.ts';
 import type { ReferralRow } from './referralRows.ts';
 
@@ -15,7 +15,22 @@ export interface DischargeMetrics {
   chart: { bars: Bar[]; height: number; max: number };
 }
 
-function quantile(sorted: number[], q: number): number | undefined {
+/**
+ * The median: the middle value, or for an even count the mean of the two middle values (1 and 3 → 2).
+ * Taking the lower middle value understated the typical wait whenever the count was even.
+ */
+export function median(sorted: number[]): number | undefined {
+  const n = sorted.length;
+  if (!n) return undefined;
+  const mid = Math.floor(n / 2);
+  return n % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * The q-th percentile by nearest rank (the ceil(q·n)-th smallest): an actual value, of which at least q of
+ * all values are no larger. The page says "90% within", which is this, not an estimate between two values.
+ */
+export function nearestRank(sorted: number[], q: number): number | undefined {
   if (!sorted.length) return undefined;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
@@ -23,7 +38,7 @@ function quantile(sorted: number[], q: number): number | undefined {
 function spread(group: string, values: number[]): Spread {
   const sorted = [...values].sort((a, b) => a - b);
   const sum = sorted.reduce((a, b) => a + b, 0);
-  return { group, count: sorted.length, median: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), mean: sorted.length ? sum / sorted.length : undefined, max: sorted.at(-1) };
+  return { group, count: sorted.length, median: median(sorted), p90: nearestRank(sorted, 0.9), mean: sorted.length ? sum / sorted.length : undefined, max: sorted.at(-1) };
 }
 
 function groupSpreads(rows: ReferralRow[], key: (r: ReferralRow) => string, value: (r: ReferralRow) => number | undefined): Spread[] {
@@ -50,14 +65,16 @@ export function dischargeMetrics(rows: ReferralRow[]): DischargeMetrics {
   });
   const byState = states.map((s) => ({ label: TRIAGE_DISPLAY[s], value: open.filter((r) => r.state === s).length }));
   const max = Math.max(1, ...byState.map((b) => b.value));
-  const discharged = rows.filter((r) => r.state === 'discharged');
+  // Every closed referral's delay: to discharge, or to the withdrawal or rejection (the person waited,
+  // medically ready, until then; leaving them out hid those waits). Open referrals are still counting.
+  const closed = rows.filter((r) => !r.open);
   return {
     openByPathwayAndStatus: { columns: states.map((s) => TRIAGE_DISPLAY[s]), rows: tableRows, totals: states.map((s) => open.filter((r) => r.state === s).length) },
     respond: groupSpreads(rows, (r) => r.council, (r) => r.hoursToRespond),
     delayed: [
-      { by: 'Hospital', groups: groupSpreads(discharged, (r) => r.hospital, (r) => r.daysDelayed) },
-      { by: 'Ward', groups: groupSpreads(discharged, (r) => `${r.hospital}: ${r.ward}`, (r) => r.daysDelayed) },
-      { by: 'Council', groups: groupSpreads(discharged, (r) => r.council, (r) => r.daysDelayed) },
+      { by: 'Hospital', groups: groupSpreads(closed, (r) => r.hospital, (r) => r.daysDelayed) },
+      { by: 'Ward', groups: groupSpreads(closed, (r) => `${r.hospital}: ${r.ward}`, (r) => r.daysDelayed) },
+      { by: 'Council', groups: groupSpreads(closed, (r) => r.council, (r) => r.daysDelayed) },
     ],
     chart: { bars: byState.map((b, i) => ({ ...b, width: Math.round((b.value / max) * CHART_WIDTH), y: i * CHART_BAR })), height: byState.length * CHART_BAR, max },
   };

@@ -14,6 +14,8 @@ export type Side = 'hospital' | 'council';
 
 export interface ReferralRow {
   id: string;
+  /** The triage Task's id (live updates tell a page when it changes). */
+  taskId: string;
   /** The triage Task's version: forms send it back as If-Match. */
   version: string;
   patientId: string;
@@ -36,7 +38,12 @@ export interface ReferralRow {
   expectedDischarge?: string;
   medicallyReady?: string;
   discharged?: string;
-  /** Whole days from medically ready to discharge (or to now, while the person waits); undefined before medically ready. */
+  /** When a referral was withdrawn or rejected (the step that closed it without a discharge). */
+  closedAt?: string;
+  /**
+   * Whole days from medically ready to discharge, to the withdrawal or rejection, or to now while the person
+   * waits; undefined before medically ready.
+   */
   daysDelayed?: number;
 }
 
@@ -124,6 +131,16 @@ export function delayedDays(medicallyReady: string, endMs: number): number {
   return Math.max(0, Math.round((to - from) / DAY_MS));
 }
 
+/**
+ * When a withdrawn or rejected referral closed. The closing step sets the Task's lastModified, and the
+ * workflow takes no further step on a closed referral (notes are Communications; dates are refused), so it
+ * stays the time of that step; ADW's answer to a notice after a rejection reads it the same way.
+ */
+function closedWithoutDischarge(state: TriageState, task: Resource): string | undefined {
+  if (state !== 'withdrawn' && state !== 'rejected') return undefined;
+  return task.lastModified ?? task.meta?.lastUpdated;
+}
+
 function rowOf(referral: Resource, task: Resource, patient: Resource | undefined, hospital: string, wards: Map<string, string>, now: number): ReferralRow {
   const state = triageStateOf(task) ?? 'received';
   const pathway = pathwayOf(referral);
@@ -131,10 +148,13 @@ function rowOf(referral: Resource, task: Resource, patient: Resource | undefined
   const discharged = referral.occurrencePeriod?.end ?? task.executionPeriod?.end;
   const respondedAt = task.executionPeriod?.start;
   const wardRef = referral.contained?.[0]?.location?.[0]?.reference;
-  const end = discharged ? Date.parse(discharged) : FINAL.has(state) ? undefined : now;
+  const closedAt = closedWithoutDischarge(state, task);
+  // A person withdrawn or rejected after being medically ready waited too: their delay runs to that step.
+  const end = discharged ? Date.parse(discharged) : closedAt ? Date.parse(closedAt) : FINAL.has(state) ? undefined : now;
   const owner = task.owner?.reference?.startsWith('Practitioner') ? task.owner.display ?? task.owner.reference : undefined;
   return {
     id: referral.id,
+    taskId: task.id,
     version: task.meta?.versionId ?? '',
     patientId: referral.subject?.reference?.replace(/^Patient\//, '') ?? '',
     name: personName(patient),
@@ -156,6 +176,7 @@ function rowOf(referral: Resource, task: Resource, patient: Resource | undefined
     expectedDischarge: extensionDate(referral, EXPECTED_DISCHARGE_URL),
     medicallyReady: ready,
     discharged,
-    daysDelayed: ready && end !== undefined ? delayedDays(ready, end) : undefined,
+    closedAt,
+    daysDelayed: ready && end !== undefined && Number.isFinite(end) ? delayedDays(ready, end) : undefined,
   };
 }

@@ -14,7 +14,7 @@ import { visitOf } from '../visit.ts';
 import { NotAllowedHere, PageNotFound } from '../pageErrors.ts';
 import { loadReferralRows, organisationOf, type ReferralRow, type Side } from './referralRows.ts';
 import { dischargeMetrics, referralsCsv } from './metrics.ts';
-import { liveUpdates } from './liveUpdates.ts';
+import { liveUpdates, type Visible } from './liveUpdates.ts';
 import { CONSENT_QUESTIONS, referralStart, sentBy, submitNewReferral, type NewReferralForm } from './newReferral.ts';
 import { formSubmission } from '../formSubmission.ts';
 import { submitAssign, submitDisagree, submitNote, submitReady, submitSupport, submitTriage, type AssignForm, type FormResult, type NoteForm, type SupportForm, type TriageForm } from './triageForms.ts';
@@ -66,12 +66,26 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
     const organisation = await organisationOf(record, actor);
     return { organisation, rows: await loadReferralRows(record, side, organisation) };
   };
+  // Only changes to the person's own referrals are told: those their pages list, read as the pages read them.
+  const visibleTo = async (record: RecordClient, actor: UserActor, side: Side): Promise<Visible> => {
+    const { rows } = await rowsFor(record, actor, side);
+    return { referrals: new Set(rows.map((r) => r.id)), tasks: new Set(rows.map((r) => r.taskId)), patients: new Set(rows.map((r) => r.patientId)) };
+  };
 
   app.get('/discharge/live.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(LIVE_SCRIPT));
 
   app.get('/discharge/events', async (req, reply) => {
-    if (!dischargeActor(req, reply)) return reply;
-    await live.stream(req, reply);
+    const who = dischargeActor(req, reply);
+    if (!who) return reply;
+    const session = visitOf(req).sessionId ?? '';
+    const sessions = connection(req).access.accounts?.sessions;
+    const record = recordOf(req, who.actor);
+    return live.stream(req, reply, {
+      session,
+      // Asked again while the stream is open: signing out, expiry or a disabled account ends it.
+      signedIn: async () => Boolean(session && sessions && (await sessions.actor(session))),
+      visible: () => visibleTo(record, who.actor, who.side),
+    });
   });
 
   app.get<{ Querystring: { ward?: string; pathway?: string; status?: string } }>('/discharge/board', async (req, reply) => {
