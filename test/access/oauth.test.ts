@@ -56,6 +56,14 @@ for (const engine of ENGINES) {
       assert.equal(grant.body.error, 'unsupported_grant_type');
     });
 
+    it('HTTP Basic credentials that do not decode are refused as invalid_client, not a server error', async () => {
+      for (const credentials of ['%E0%A4%A:secret', `${reader.clientId}%:${reader.secret}`, 'no-colon-at-all']) {
+        const res = await tokenRequest(t.url, { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` });
+        assert.equal(res.status, 401, credentials);
+        assert.equal(res.body.error, 'invalid_client', credentials);
+      }
+    });
+
     it('a token request can narrow its scopes but never escalate them', async () => {
       const narrowed = await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: reader.clientId, client_secret: reader.secret, scope: 'system/Patient.r' });
       assert.equal(narrowed.body.scope, 'system/Patient.r');
