@@ -1,5 +1,6 @@
 // The register of system clients (integrations that call the API with OAuth2 client_credentials).
 import { randomUUID } from 'node:crypto';
+import { importJWK, type JWK } from 'jose';
 import type { SqlExecutor } from '../record/index.ts';
 import { generateSecret, hashSecret, verifySecret } from './secrets.ts';
 import { parseScopes } from './scopes.ts';
@@ -53,6 +54,7 @@ export interface NewClient {
 export async function addClient(db: SqlExecutor, c: NewClient): Promise<{ client: SystemClient; secret?: string }> {
   if (!parseScopes(c.scopes).length) throw new Error(`'${c.scopes}' grants nothing: give SMART scopes such as system/Patient.rs or system/*.cruds.`);
   if (c.jwks && (!Array.isArray(c.jwks.keys) || !c.jwks.keys.length)) throw new Error('The JWKS must have at least one key.');
+  for (const [i, key] of (c.jwks?.keys ?? []).entries()) await checkPublicJwk(key, i + 1);
   const clientId = c.clientId ?? randomUUID();
   if (!/^[A-Za-z0-9._~-]{3,128}$/.test(clientId)) throw new Error(`Client id '${clientId}' must be 3–128 letters, digits or . _ ~ -.`);
   if (await db.get('SELECT client_id FROM access_clients WHERE client_id = ?', [clientId])) throw new Error(`A client '${clientId}' already exists.`);
@@ -64,6 +66,37 @@ export async function addClient(db: SqlExecutor, c: NewClient): Promise<{ client
     c.redirectUris?.length ? JSON.stringify(c.redirectUris) : null,
   ]);
   return { client: (await findClient(db, clientId))!, secret };
+}
+
+/** What the token endpoint verifies client assertions with (authenticateAssertion in tokenEndpoint.ts). */
+export const ASSERTION_ALGORITHMS = ['RS384', 'ES384', 'RS256', 'ES256'];
+/** JWK members that only a private or secret key has (RFC 7517/7518): never to be stored here. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const EC_ALGORITHM: Record<string, string> = { 'P-256': 'ES256', 'P-384': 'ES384' };
+
+/**
+ * A registered key must be one the token endpoint can verify an assertion with, or the client could never
+ * authenticate; and it must be public: a private key in the database is a credential anyone reading the
+ * database (or a backup) could sign as the client with.
+ */
+async function checkPublicJwk(key: Record<string, unknown>, n: number): Promise<void> {
+  const named = `JWKS key ${n}${typeof key?.kid === 'string' ? ` (kid ${key.kid})` : ''}`;
+  if (!key || typeof key !== 'object' || typeof key.kty !== 'string') throw new Error(`${named} is not a usable public key: it has no kty.`);
+  if (key.kty === 'oct') throw new Error(`${named} is a symmetric (oct) key: register the client's public RSA or EC keys only.`);
+  const secret = PRIVATE_MEMBERS.filter((m) => m in key);
+  if (secret.length) throw new Error(`${named} holds private key material (${secret.join(', ')}): register the public key only; the private key must never leave the client.`);
+  if (key.kty !== 'RSA' && key.kty !== 'EC') throw new Error(`${named} is not a usable public key: kty ${key.kty}; use RSA or EC (P-256, P-384).`);
+  const alg = typeof key.alg === 'string' ? key.alg : key.kty === 'RSA' ? 'RS256' : EC_ALGORITHM[String(key.crv)];
+  if (!alg || !ASSERTION_ALGORITHMS.includes(alg) || alg.startsWith('RS') !== (key.kty === 'RSA')) {
+    throw new Error(`${named} is for ${key.alg ?? `curve ${key.crv}`}: client assertions are verified with ${ASSERTION_ALGORITHMS.join(', ')} only.`);
+  }
+  if (key.use !== undefined && key.use !== 'sig') throw new Error(`${named} is not a usable public key: use must be sig, not ${key.use}.`);
+  if (key.kty === 'RSA' && Buffer.from(String(key.n ?? ''), 'base64url').length * 8 < 2048) throw new Error(`${named} is not a usable public key: RSA keys must be 2048 bits or more.`);
+  try {
+    await importJWK(key as JWK, alg);
+  } catch (err) {
+    throw new Error(`${named} is not a usable public key: ${(err as Error).message}.`);
+  }
 }
 
 /** Redirect URIs are matched exactly; https, or http only to this machine (a developer's app). */

@@ -176,6 +176,26 @@ for (const engine of ENGINES) {
       assert.equal((await tokenRequest(t.url, fields(first))).status, 401, 'replayed assertion');
       assert.equal((await tokenRequest(t.url, fields(await assertion('https://elsewhere.example/token', 'jti-2')))).status, 401, 'wrong audience');
     });
+
+    it('refuses to register keys that could never verify an assertion, or that are private', async () => {
+      const rsa = await generateKeyPair('RS384', { extractable: true });
+      const ec = await generateKeyPair('ES256', { extractable: true });
+      const refused: [string, Record<string, unknown>, RegExp][] = [
+        ['not a key', { foo: 1 }, /key 1 .*not a usable public key/i],
+        ['a symmetric key', { kty: 'oct', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQ', alg: 'HS256' }, /key 1 .*symmetric/i],
+        ['a private EC key', { ...(await exportJWK(ec.privateKey)), alg: 'ES256' }, /key 1 .*private/i],
+        ['a private RSA key', { ...(await exportJWK(rsa.privateKey)), alg: 'RS384' }, /key 1 .*private/i],
+        ['an alg not accepted for assertions', { ...(await exportJWK(rsa.publicKey)), alg: 'RS512' }, /key 1 .*RS512/],
+      ];
+      for (const [what, key, message] of refused) {
+        const name = `Bad keys: ${what}`;
+        await assert.rejects(addClient(t.server.driver, { name, scopes: 'system/Patient.rs', jwks: { keys: [key] } }), message, what);
+        const stored = await t.server.driver.get('SELECT client_id FROM access_clients WHERE name = ?', [name]);
+        assert.equal(stored, undefined, `${what}: nothing stored`);
+      }
+      const ok = await addClient(t.server.driver, { name: 'Good keys', scopes: 'system/Patient.rs', jwks: { keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'e1', alg: 'ES256' }, await exportJWK(rsa.publicKey)] } });
+      assert.equal(ok.client.jwks!.keys.length, 2);
+    });
   });
 }
 
