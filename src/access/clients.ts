@@ -132,21 +132,32 @@ export async function authenticateClientSecret(db: SqlExecutor, clientId: string
   return (await verifySecret(secret, row.secret_hash)) ? toClient(row) : undefined;
 }
 
+/** What starting with CAREBRIDGE_ADMIN_CLIENT_ID / _SECRET did to that client, for the log and the audit trail. */
+export type AdminClientOutcome = 'added' | 'unchanged' | 'reset' | 'revoked';
+
 /**
  * Makes sure the administrative client named by the environment exists with that secret and full
  * scope (CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET), so an operator can always get in.
+ * Changing the secret in the environment rotates it ('reset', to be audited). A revoked client is never
+ * brought back ('revoked'): it was revoked because its secret leaked, and the environment may still hold it.
  */
-export async function ensureAdminClient(db: SqlExecutor, clientId: string, secret: string): Promise<void> {
+export async function ensureAdminClient(db: SqlExecutor, clientId: string, secret: string): Promise<AdminClientOutcome> {
   if (secret.length < 16) throw new Error('CAREBRIDGE_ADMIN_CLIENT_SECRET must be at least 16 characters.');
   // ON CONFLICT: two app nodes may start at the same moment.
   const inserted = await db.run(
     'INSERT INTO access_clients (client_id, name, secret_hash, jwks, scopes, organization, revoked, created_ms) VALUES (?, ?, ?, NULL, ?, NULL, 0, ?) ON CONFLICT (client_id) DO NOTHING',
     [clientId, 'Administrator (from the environment)', await hashSecret(secret), ADMIN_SCOPES, Date.now()],
   );
-  if (inserted) return;
+  if (inserted) return 'added';
   const row = (await db.get<ClientRow>('SELECT * FROM access_clients WHERE client_id = ?', [clientId]))!;
+  if (Number(row.revoked)) return 'revoked';
   const sameSecret = row.secret_hash ? await verifySecret(secret, row.secret_hash) : false;
-  if (!sameSecret || row.scopes !== ADMIN_SCOPES || Number(row.revoked)) {
-    await db.run('UPDATE access_clients SET secret_hash = ?, scopes = ?, revoked = 0 WHERE client_id = ?', [await hashSecret(secret), ADMIN_SCOPES, clientId]);
-  }
+  if (sameSecret && row.scopes === ADMIN_SCOPES) return 'unchanged';
+  // Only while still not revoked, and only once when nodes start together: a revocation made meanwhile
+  // stays, and the change is audited by the node that made it.
+  const changed = await db.run("UPDATE access_clients SET secret_hash = ?, scopes = ? WHERE client_id = ? AND revoked = 0 AND COALESCE(secret_hash, '') = ? AND scopes = ?", [
+    await hashSecret(secret), ADMIN_SCOPES, clientId, row.secret_hash ?? '', row.scopes,
+  ]);
+  if (changed) return 'reset';
+  return (await findClient(db, clientId))?.revoked ? 'revoked' : 'unchanged';
 }
