@@ -13,7 +13,7 @@ const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
 const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 
-export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'user-password-set' | 'client-added' | 'client-revoked' | 'organisation-added' | 'dead-letter-replayed';
+export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'user-password-set' | 'client-added' | 'client-revoked' | 'client-reset' | 'organisation-added' | 'dead-letter-replayed';
 
 export interface AdministrativeChange {
   action: AdministrativeAction;
@@ -43,6 +43,7 @@ const ACTIONS: Record<AdministrativeAction, ActionWords> = {
   'user-password-set': { text: 'password set, any lockout lifted', changes: 'user', subtype: USER_ATTRIBUTES },
   'client-added': { text: 'system client added', changes: 'client', subtype: SECURITY_CONFIGURATION },
   'client-revoked': { text: 'system client revoked', changes: 'client', subtype: SECURITY_CONFIGURATION },
+  'client-reset': { text: 'system client secret and scopes set from the environment', changes: 'client', subtype: SECURITY_CONFIGURATION },
   'organisation-added': { text: 'organisation added', changes: 'organisation', subtype: SECURITY_CONFIGURATION },
   'dead-letter-replayed': { text: 'dead letter replayed', changes: 'message', subtype: RESTRICTED_FUNCTION },
 };

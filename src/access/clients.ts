@@ -1,5 +1,6 @@
 // The register of system clients (integrations that call the API with OAuth2 client_credentials).
 import { randomUUID } from 'node:crypto';
+import { importJWK, type JWK } from 'jose';
 import type { SqlExecutor } from '../record/index.ts';
 import { generateSecret, hashSecret, verifySecret } from './secrets.ts';
 import { parseScopes } from './scopes.ts';
@@ -53,6 +54,7 @@ export interface NewClient {
 export async function addClient(db: SqlExecutor, c: NewClient): Promise<{ client: SystemClient; secret?: string }> {
   if (!parseScopes(c.scopes).length) throw new Error(`'${c.scopes}' grants nothing: give SMART scopes such as system/Patient.rs or system/*.cruds.`);
   if (c.jwks && (!Array.isArray(c.jwks.keys) || !c.jwks.keys.length)) throw new Error('The JWKS must have at least one key.');
+  for (const [i, key] of (c.jwks?.keys ?? []).entries()) await checkPublicJwk(key, i + 1);
   const clientId = c.clientId ?? randomUUID();
   if (!/^[A-Za-z0-9._~-]{3,128}$/.test(clientId)) throw new Error(`Client id '${clientId}' must be 3–128 letters, digits or . _ ~ -.`);
   if (await db.get('SELECT client_id FROM access_clients WHERE client_id = ?', [clientId])) throw new Error(`A client '${clientId}' already exists.`);
@@ -64,6 +66,37 @@ export async function addClient(db: SqlExecutor, c: NewClient): Promise<{ client
     c.redirectUris?.length ? JSON.stringify(c.redirectUris) : null,
   ]);
   return { client: (await findClient(db, clientId))!, secret };
+}
+
+/** What the token endpoint verifies client assertions with (authenticateAssertion in tokenEndpoint.ts). */
+export const ASSERTION_ALGORITHMS = ['RS384', 'ES384', 'RS256', 'ES256'];
+/** JWK members that only a private or secret key has (RFC 7517/7518): never to be stored here. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const EC_ALGORITHM: Record<string, string> = { 'P-256': 'ES256', 'P-384': 'ES384' };
+
+/**
+ * A registered key must be one the token endpoint can verify an assertion with, or the client could never
+ * authenticate; and it must be public: a private key in the database is a credential anyone reading the
+ * database (or a backup) could sign as the client with.
+ */
+async function checkPublicJwk(key: Record<string, unknown>, n: number): Promise<void> {
+  const named = `JWKS key ${n}${typeof key?.kid === 'string' ? ` (kid ${key.kid})` : ''}`;
+  if (!key || typeof key !== 'object' || typeof key.kty !== 'string') throw new Error(`${named} is not a usable public key: it has no kty.`);
+  if (key.kty === 'oct') throw new Error(`${named} is a symmetric (oct) key: register the client's public RSA or EC keys only.`);
+  const secret = PRIVATE_MEMBERS.filter((m) => m in key);
+  if (secret.length) throw new Error(`${named} holds private key material (${secret.join(', ')}): register the public key only; the private key must never leave the client.`);
+  if (key.kty !== 'RSA' && key.kty !== 'EC') throw new Error(`${named} is not a usable public key: kty ${key.kty}; use RSA or EC (P-256, P-384).`);
+  const alg = typeof key.alg === 'string' ? key.alg : key.kty === 'RSA' ? 'RS256' : EC_ALGORITHM[String(key.crv)];
+  if (!alg || !ASSERTION_ALGORITHMS.includes(alg) || alg.startsWith('RS') !== (key.kty === 'RSA')) {
+    throw new Error(`${named} is for ${key.alg ?? `curve ${key.crv}`}: client assertions are verified with ${ASSERTION_ALGORITHMS.join(', ')} only.`);
+  }
+  if (key.use !== undefined && key.use !== 'sig') throw new Error(`${named} is not a usable public key: use must be sig, not ${key.use}.`);
+  if (key.kty === 'RSA' && Buffer.from(String(key.n ?? ''), 'base64url').length * 8 < 2048) throw new Error(`${named} is not a usable public key: RSA keys must be 2048 bits or more.`);
+  try {
+    await importJWK(key as JWK, alg);
+  } catch (err) {
+    throw new Error(`${named} is not a usable public key: ${(err as Error).message}.`);
+  }
 }
 
 /** Redirect URIs are matched exactly; https, or http only to this machine (a developer's app). */
@@ -99,21 +132,32 @@ export async function authenticateClientSecret(db: SqlExecutor, clientId: string
   return (await verifySecret(secret, row.secret_hash)) ? toClient(row) : undefined;
 }
 
+/** What starting with CAREBRIDGE_ADMIN_CLIENT_ID / _SECRET did to that client, for the log and the audit trail. */
+export type AdminClientOutcome = 'added' | 'unchanged' | 'reset' | 'revoked';
+
 /**
  * Makes sure the administrative client named by the environment exists with that secret and full
  * scope (CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET), so an operator can always get in.
+ * Changing the secret in the environment rotates it ('reset', to be audited). A revoked client is never
+ * brought back ('revoked'): it was revoked because its secret leaked, and the environment may still hold it.
  */
-export async function ensureAdminClient(db: SqlExecutor, clientId: string, secret: string): Promise<void> {
+export async function ensureAdminClient(db: SqlExecutor, clientId: string, secret: string): Promise<AdminClientOutcome> {
   if (secret.length < 16) throw new Error('CAREBRIDGE_ADMIN_CLIENT_SECRET must be at least 16 characters.');
   // ON CONFLICT: two app nodes may start at the same moment.
   const inserted = await db.run(
     'INSERT INTO access_clients (client_id, name, secret_hash, jwks, scopes, organization, revoked, created_ms) VALUES (?, ?, ?, NULL, ?, NULL, 0, ?) ON CONFLICT (client_id) DO NOTHING',
     [clientId, 'Administrator (from the environment)', await hashSecret(secret), ADMIN_SCOPES, Date.now()],
   );
-  if (inserted) return;
+  if (inserted) return 'added';
   const row = (await db.get<ClientRow>('SELECT * FROM access_clients WHERE client_id = ?', [clientId]))!;
+  if (Number(row.revoked)) return 'revoked';
   const sameSecret = row.secret_hash ? await verifySecret(secret, row.secret_hash) : false;
-  if (!sameSecret || row.scopes !== ADMIN_SCOPES || Number(row.revoked)) {
-    await db.run('UPDATE access_clients SET secret_hash = ?, scopes = ?, revoked = 0 WHERE client_id = ?', [await hashSecret(secret), ADMIN_SCOPES, clientId]);
-  }
+  if (sameSecret && row.scopes === ADMIN_SCOPES) return 'unchanged';
+  // Only while still not revoked, and only once when nodes start together: a revocation made meanwhile
+  // stays, and the change is audited by the node that made it.
+  const changed = await db.run("UPDATE access_clients SET secret_hash = ?, scopes = ? WHERE client_id = ? AND revoked = 0 AND COALESCE(secret_hash, '') = ? AND scopes = ?", [
+    await hashSecret(secret), ADMIN_SCOPES, clientId, row.secret_hash ?? '', row.scopes,
+  ]);
+  if (changed) return 'reset';
+  return (await findClient(db, clientId))?.revoked ? 'revoked' : 'unchanged';
 }

@@ -10,7 +10,7 @@ import { authorizeEndpoint } from './authorize.ts';
 import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
 import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
 import type { Actor, UserActor } from './actor.ts';
-import { ensureAdminClient } from './clients.ts';
+import { ADMIN_SCOPES, ensureAdminClient, type AdminClientOutcome } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { auditMigrations } from './audit/journal.ts';
@@ -132,15 +132,32 @@ export async function auditAccessesNow(driver: SqlDriver, journalDatabase: strin
   if (problems.length) throw new Error(`the audit trail did not take every entry: ${problems[0]}`);
 }
 
+/** Who changes the administrative client at start: the operator, through the server's environment. */
+const ENVIRONMENT_ACTOR: Actor = { kind: 'system', clientId: 'carebridge-server', name: 'carebridge server start (CAREBRIDGE_ADMIN_CLIENT_ID and _SECRET)', purpose: 'HSYSADMIN', scope: 'environment' };
+
+/**
+ * A revoked administrative client stays revoked, so the operator must hear why it no longer works; a secret
+ * changed through the environment is an administrative change like any other, so it is audited.
+ */
+function reportAdminClient(clientId: string, outcome: AdminClientOutcome, audit: AuditTrail | undefined): void {
+  if (outcome === 'revoked') {
+    console.warn(`WARNING: the administrative client '${clientId}' (CAREBRIDGE_ADMIN_CLIENT_ID) has been revoked and stays revoked; starting without it. Configure a new CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET.`);
+  }
+  if (outcome === 'reset') {
+    audit?.record(administrationRequest(Date.now(), 'environment', { action: 'client-reset', target: clientId, detail: `scopes ${ADMIN_SCOPES}; secret`, ok: true }, ENVIRONMENT_ACTOR));
+  }
+}
+
 export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Promise<Access> {
   const journalDatabase = await migrateAccess(driver, options.database);
-  if (options.adminClient) await ensureAdminClient(driver, options.adminClient.id, options.adminClient.secret);
+  const adminClient = options.adminClient && { id: options.adminClient.id, outcome: await ensureAdminClient(driver, options.adminClient.id, options.adminClient.secret) };
   const tokens = new TokenService(driver);
   const configuredOrigin = options.baseUrl ? new URL(options.baseUrl).origin : undefined;
   const originOf = (req: FastifyRequest) => configuredOrigin ?? `${req.protocol}://${req.headers.host ?? 'localhost'}`;
   // An in-memory SQLite database cannot be opened again from another thread (journalDatabase is undefined).
   const writer = journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname());
   const audit = options.audit === false ? undefined : new AuditTrail(writer, undefined, (head) => anchorAuditHead(driver, head));
+  if (adminClient) reportAdminClient(adminClient.id, adminClient.outcome, audit);
   const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
   const { people, sessions } = setUpPeople(driver, options.people, audit);
   return {

@@ -140,8 +140,15 @@ async function authenticateClient(options: TokenEndpointOptions, req: FastifyReq
   if (basic) {
     const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    clientId = decodeURIComponent(decoded.slice(0, colon));
-    secret = decodeURIComponent(decoded.slice(colon + 1));
+    // RFC 6749 §2.3.1: both halves are form-urlencoded. Credentials that do not decode are the client's
+    // failure to authenticate (§5.2 invalid_client), not the server's.
+    try {
+      if (colon < 0) throw new URIError('no colon');
+      clientId = decodeURIComponent(decoded.slice(0, colon));
+      secret = decodeURIComponent(decoded.slice(colon + 1));
+    } catch {
+      throw new OAuthError(401, 'invalid_client', 'The HTTP Basic credentials must be client_id:client_secret, each form-urlencoded.');
+    }
   }
   if (!clientId || !secret) throw new OAuthError(401, 'invalid_client', 'Authenticate the client: HTTP Basic, client_id and client_secret, or a client assertion (private_key_jwt).');
   const client = await authenticateClientSecret(options.driver, clientId, secret);

@@ -63,11 +63,22 @@ function nameOf(resource: Record<string, any> | undefined): string | undefined {
   return n ? [...(n.prefix ?? []), ...(n.given ?? []), n.family].filter(Boolean).join(' ') : undefined;
 }
 
+/**
+ * Whether the record is the demo dataset and nothing else, so demo credentials reach no real person: the
+ * demo council is there, tagged synthetic, and no Patient lacks the tag. (A Patient whose JSON does not even
+ * mention HTEST cannot carry the tag; the check stops at the first, however large the record.)
+ */
+export async function holdsOnlyDemoData(driver: SqlDriver): Promise<boolean> {
+  if (!isSynthetic(await read(driver, 'Organization/demo-org-la918'))) return false;
+  const real = await driver.get("SELECT 1 AS one FROM resources WHERE type = 'Patient' AND deleted = 0 AND content NOT LIKE '%HTEST%' LIMIT 1");
+  return !real;
+}
+
 /** On a database with no users: demo organisations and people; the lines to print (their logins, once). */
 export async function seedDemoPeople(driver: SqlDriver): Promise<string[]> {
   if ((await listUsers(driver)).length) return [];
-  // A database holding real records (no demo council) never gets demo accounts, whatever the address.
-  if (!isSynthetic(await read(driver, 'Organization/demo-org-la918'))) return [];
+  // A database holding real records never gets demo accounts, whatever the address.
+  if (!(await holdsOnlyDemoData(driver))) return [];
   await seedOrganisations(driver);
   const organisations = new Set((await listOrganisations(driver)).map((o) => o.ods));
   const logins: string[] = [];

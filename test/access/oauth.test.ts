@@ -56,6 +56,14 @@ for (const engine of ENGINES) {
       assert.equal(grant.body.error, 'unsupported_grant_type');
     });
 
+    it('HTTP Basic credentials that do not decode are refused as invalid_client, not a server error', async () => {
+      for (const credentials of ['%E0%A4%A:secret', `${reader.clientId}%:${reader.secret}`, 'no-colon-at-all']) {
+        const res = await tokenRequest(t.url, { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` });
+        assert.equal(res.status, 401, credentials);
+        assert.equal(res.body.error, 'invalid_client', credentials);
+      }
+    });
+
     it('a token request can narrow its scopes but never escalate them', async () => {
       const narrowed = await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: reader.clientId, client_secret: reader.secret, scope: 'system/Patient.r' });
       assert.equal(narrowed.body.scope, 'system/Patient.r');
@@ -167,6 +175,26 @@ for (const engine of ENGINES) {
       assert.equal((await fetch(`${t.base}/Patient`, { headers: { authorization: `Bearer ${ok.body.access_token}` } })).status, 200);
       assert.equal((await tokenRequest(t.url, fields(first))).status, 401, 'replayed assertion');
       assert.equal((await tokenRequest(t.url, fields(await assertion('https://elsewhere.example/token', 'jti-2')))).status, 401, 'wrong audience');
+    });
+
+    it('refuses to register keys that could never verify an assertion, or that are private', async () => {
+      const rsa = await generateKeyPair('RS384', { extractable: true });
+      const ec = await generateKeyPair('ES256', { extractable: true });
+      const refused: [string, Record<string, unknown>, RegExp][] = [
+        ['not a key', { foo: 1 }, /key 1 .*not a usable public key/i],
+        ['a symmetric key', { kty: 'oct', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQ', alg: 'HS256' }, /key 1 .*symmetric/i],
+        ['a private EC key', { ...(await exportJWK(ec.privateKey)), alg: 'ES256' }, /key 1 .*private/i],
+        ['a private RSA key', { ...(await exportJWK(rsa.privateKey)), alg: 'RS384' }, /key 1 .*private/i],
+        ['an alg not accepted for assertions', { ...(await exportJWK(rsa.publicKey)), alg: 'RS512' }, /key 1 .*RS512/],
+      ];
+      for (const [what, key, message] of refused) {
+        const name = `Bad keys: ${what}`;
+        await assert.rejects(addClient(t.server.driver, { name, scopes: 'system/Patient.rs', jwks: { keys: [key] } }), message, what);
+        const stored = await t.server.driver.get('SELECT client_id FROM access_clients WHERE name = ?', [name]);
+        assert.equal(stored, undefined, `${what}: nothing stored`);
+      }
+      const ok = await addClient(t.server.driver, { name: 'Good keys', scopes: 'system/Patient.rs', jwks: { keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'e1', alg: 'ES256' }, await exportJWK(rsa.publicKey)] } });
+      assert.equal(ok.client.jwks!.keys.length, 2);
     });
   });
 }

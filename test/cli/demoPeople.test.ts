@@ -3,7 +3,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { handleFhirRequest, openRecordStore, UNRESTRICTED } from '../../src/record/index.ts';
-import { listOrganisations, listUsers, setUpAccess, ROLES } from '../../src/access/index.ts';
+import { listClients, listOrganisations, listUsers, setUpAccess, ROLES } from '../../src/access/index.ts';
 import { buildDemoDataset } from '../../src/demo/index.ts';
 import { seedDemoIfEmpty } from '../../src/cli/demoSeed.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
@@ -21,6 +21,7 @@ for (const engine of ENGINES) {
         const { bundle } = buildDemoDataset({ careHomes: 1, residentsPerHome: 2, inpatients: 1 });
         await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'POST', path: '', query: [], body: bundle, prefer: 'return=minimal' });
         const printed = await seedDemoIfEmpty(driver, 'http://127.0.0.1:8080');
+        assert.ok(printed.includes('DEMO LOGIN (shown once; demo data only; this machine only):'), 'a record of demo data only gets the demo client');
         const header = printed.findIndex((l) => l.startsWith('DEMO PEOPLE (shown once; demo data only; this machine only)'));
         assert.ok(header >= 0, printed.join('\n'));
         const logins = printed.slice(header + 1).map((l) => l.trim().split(/\s+/));
@@ -65,5 +66,27 @@ for (const engine of ENGINES) {
         cleanup();
       }
     });
+
+    // What `carebridge serve` on loopback did to a database holding one real Patient: printed a system/*.cruds
+    // secret that read it. Also the demo dataset with one real Patient added: still real data.
+    for (const withDemo of [false, true]) {
+      it(`a database with a real Patient${withDemo ? ' among the demo data' : ''} gets no demo client and no demo login`, async () => {
+        const { database, cleanup } = await testDatabase(engine);
+        const driver = await openRecordStore(database);
+        try {
+          const ctx = { base: 'http://localhost/fhir', driver, access: UNRESTRICTED };
+          if (withDemo) await handleFhirRequest(ctx, { method: 'POST', path: '', query: [], body: buildDemoDataset({ careHomes: 1, residentsPerHome: 2, inpatients: 1 }).bundle, prefer: 'return=minimal' });
+          await handleFhirRequest(ctx, { method: 'POST', path: 'Patient', query: [], body: { resourceType: 'Patient', name: [{ family: 'Real' }] } });
+          const printed = await seedDemoIfEmpty(driver, 'http://127.0.0.1:8080');
+          assert.ok(!printed.some((l) => l.startsWith('DEMO LOGIN') || l.includes('client_secret')), printed.join('\n'));
+          assert.ok(!printed.some((l) => l.startsWith('DEMO PEOPLE')), printed.join('\n'));
+          assert.deepEqual(await listClients(driver), []);
+          assert.deepEqual(await listUsers(driver), []);
+        } finally {
+          await driver.close();
+          cleanup();
+        }
+      });
+    }
   });
 }

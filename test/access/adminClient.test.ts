@@ -1,0 +1,84 @@
+// The administrative client from CAREBRIDGE_ADMIN_CLIENT_ID / _SECRET: revoked after a leak, it stays revoked
+// when the server restarts with the same environment (saying so at start); a new secret in the environment
+// rotates it, and the rotation is in the audit trail. Both storage engines.
+import { after, describe, it, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildServer } from '../../src/server.ts';
+import { loadServerConfig } from '../../src/config.ts';
+import { findClient, revokeClient } from '../../src/access/index.ts';
+import { ENGINES, clientToken, fhirClient, testDatabase } from '../support/server.ts';
+import { waitForAudit } from '../support/audit.ts';
+import { stopOwnPostgres } from '../support/postgres.ts';
+
+after(stopOwnPostgres);
+
+const ID = 'env-admin';
+const SECRET = 'env-admin-secret-0123456789';
+
+async function start(database: string, secret = SECRET) {
+  const server = await buildServer(loadServerConfig({ port: 0, db: database }, { CAREBRIDGE_ADMIN_CLIENT_ID: ID, CAREBRIDGE_ADMIN_CLIENT_SECRET: secret }));
+  return { server, url: await server.app.listen({ host: '127.0.0.1', port: 0 }) };
+}
+
+async function tokenStatus(url: string, secret: string): Promise<{ status: number; error?: string }> {
+  const res = await fetch(`${url}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${ID}:${secret}`).toString('base64')}` },
+    body: 'grant_type=client_credentials',
+  });
+  return { status: res.status, error: (await res.json()).error };
+}
+
+for (const engine of ENGINES) {
+  describe(`administrative client from the environment (${engine})`, () => {
+    it('once revoked, stays revoked at restart with the same id and secret, and the start says so', async () => {
+      const { database, cleanup } = await testDatabase(engine);
+      try {
+        const first = await start(database);
+        assert.equal((await tokenStatus(first.url, SECRET)).status, 200);
+        await revokeClient(first.server.driver, ID);
+        await first.server.close();
+
+        const warn = mock.method(console, 'warn', () => undefined);
+        let again;
+        try {
+          again = await start(database);
+        } finally {
+          warn.mock.restore();
+        }
+        try {
+          const warnings = warn.mock.calls.map((c) => String(c.arguments[0]));
+          assert.equal(warnings.filter((w) => w.includes(`'${ID}'`)).length, 1, warnings.join('\n'));
+          assert.match(warnings.find((w) => w.includes(`'${ID}'`))!, /revoked.*configure a new CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET/i);
+          assert.deepEqual(await tokenStatus(again.url, SECRET), { status: 401, error: 'invalid_client' });
+          assert.equal((await findClient(again.server.driver, ID))!.revoked, true);
+        } finally {
+          await again.server.close();
+        }
+      } finally {
+        cleanup();
+      }
+    });
+
+    it('a new secret in the environment replaces the old one, and the change is audited', async () => {
+      const { database, cleanup } = await testDatabase(engine);
+      try {
+        const first = await start(database);
+        await first.server.close();
+        const rotated = `${SECRET}-rotated`;
+        const again = await start(database, rotated);
+        try {
+          assert.deepEqual(await tokenStatus(again.url, SECRET), { status: 401, error: 'invalid_client' }, 'the old secret no longer works');
+          const fhir = fhirClient(`${again.url}/fhir`, { authorization: `Bearer ${await clientToken(again.url, ID, rotated)}` });
+          const events = await waitForAudit(fhir, 'type=110113', (e) => e.some((x) => /^system client secret and scopes set from the environment: env-admin/.test(x.outcomeDesc)));
+          const reset = events.find((x) => /set from the environment/.test(x.outcomeDesc));
+          assert.ok(!JSON.stringify(reset).includes(rotated), 'never the secret itself');
+        } finally {
+          await again.server.close();
+        }
+      } finally {
+        cleanup();
+      }
+    });
+  });
+}
