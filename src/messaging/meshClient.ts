@@ -88,10 +88,22 @@ export class MeshClient {
     return new Error(`MESH ${what} failed with HTTP ${reply.status}: ${detail}`);
   }
 
-  async inbox(): Promise<string[]> {
-    const reply = await this.call('GET', '/inbox');
+  /**
+   * One page of the inbox list (MESH v2: at most 500 ids, and links.next while more follow), from the start
+   * or from the token the previous page gave. Only continue_from is taken from links.next: the link is
+   * relative to MESH's own root, not to the URL configured here (a proxy, a path prefix), and following an
+   * absolute link would send this mailbox's credentials wherever an answer pointed.
+   */
+  async inboxPage(continueFrom?: string): Promise<{ ids: string[]; continueFrom?: string; approxCount?: number }> {
+    const reply = await this.call('GET', `/inbox${continueFrom ? `?continue_from=${encodeURIComponent(continueFrom)}` : ''}`);
     if (reply.status !== 200) throw this.failure('inbox list', reply);
-    return (JSON.parse(reply.body.toString('utf8')) as { messages?: string[] }).messages ?? [];
+    const answer = JSON.parse(reply.body.toString('utf8')) as { messages?: string[]; links?: { next?: string }; approx_inbox_count?: number };
+    const next = answer.links?.next ? new URL(answer.links.next, 'http://mesh.invalid').searchParams.get('continue_from') || undefined : undefined;
+    return {
+      ids: answer.messages ?? [],
+      ...(next ? { continueFrom: next } : {}),
+      ...(typeof answer.approx_inbox_count === 'number' ? { approxCount: answer.approx_inbox_count } : {}),
+    };
   }
 
   /** The headers and first chunk only, to decide whether to take a message before fetching the rest. */
