@@ -8,7 +8,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } 
 import type { MeshClientConfig } from '../config.ts';
 import { meshAuthorisationHeader } from './meshAuth.ts';
 import { MAX_INFLATED_BYTES } from './mailboxStore.ts';
-import type { OutboundMessage } from './contract.ts';
+import type { MeshReport, OutboundMessage } from './contract.ts';
 
 export interface MeshReply { status: number; headers: IncomingHttpHeaders; body: Buffer }
 
@@ -24,9 +24,22 @@ export interface DownloadedMessage {
   /** 'gzip' until downloadRest has inflated the joined chunks. */
   contentEncoding?: 'gzip';
   body: Buffer;
+  /** A report (mex-MessageType REPORT), not data: MESH saying a message sent from this mailbox was not delivered. */
+  report?: MeshReport;
 }
 
 const TIMEOUT_MS = 30_000;
+
+/** The headers that say what a MESH report is about. */
+function reportOf(h: (name: string) => string | undefined): MeshReport {
+  const report: MeshReport = {};
+  const fields: Array<[keyof MeshReport, string]> = [['linkedMessageId', 'mex-linkedmsgid'], ['statusCode', 'mex-statuscode'], ['statusEvent', 'mex-statusevent'], ['statusDescription', 'mex-statusdescription']];
+  for (const [field, name] of fields) {
+    const value = h(name);
+    if (value) report[field] = value;
+  }
+  return report;
+}
 
 /**
  * A message downloaded whole whose content cannot be decoded (it says gzip and is not): downloading it again
@@ -115,8 +128,10 @@ export class MeshClient {
       return (Array.isArray(value) ? value[0] : value) || undefined;
     };
     const range = /^(\d+):(\d+)$/.exec(h('mex-chunk-range') ?? '1:1');
+    const report = h('mex-messagetype')?.toUpperCase() === 'REPORT' ? reportOf(h) : undefined;
     return {
-      chunkCount: range ? Number(range[2]) : 1,
+      // A report has no content: nothing more to fetch, whatever its chunk range says.
+      chunkCount: range && !report ? Number(range[2]) : 1,
       message: {
         messageId: h('mex-messageid') ?? messageId,
         from: h('mex-from') ?? '',
@@ -126,8 +141,9 @@ export class MeshClient {
         ...(h('mex-localid') ? { localId: h('mex-localid') } : {}),
         ...(h('mex-filename') ? { fileName: h('mex-filename') } : {}),
         ...(h('content-type') ? { contentType: h('content-type') } : {}),
-        ...(h('content-encoding')?.toLowerCase() === 'gzip' ? { contentEncoding: 'gzip' as const } : {}),
+        ...(h('content-encoding')?.toLowerCase() === 'gzip' && !report ? { contentEncoding: 'gzip' as const } : {}),
         body: reply.body,
+        ...(report ? { report } : {}),
       },
     };
   }
