@@ -8,7 +8,7 @@ import type { DeadlineRule } from './calendar.ts';
 import type { DischargeContext } from './recordSession.ts';
 import { fireDueTimers } from './deadlines.ts';
 import { followEncounters, newEncounterFeed } from './encounterFeed.ts';
-import { deliverPendingAdw, noteUndelivered, type AdwWorkflowIds, type UndeliveredAdw } from './adw/delivery.ts';
+import { deliverPendingAdw, noteUndelivered, settleReportedUndelivered, type AdwWorkflowIds, type UndeliveredAdw } from './adw/delivery.ts';
 import { AdwNotForThisService, AdwRejected, handleAdwMessage } from './adw/inbound.ts';
 import { threadAdwReader, type ReadAdw } from './adw/reader.ts';
 import { startPoller, type Poller } from './poller.ts';
@@ -104,6 +104,12 @@ export async function setUpDischarge(driver: SqlDriver, controlFor: ((actor: Act
         throw err;
       }
     }, (msg) => reader!.read(msg.body)); // each batch is read on another thread first, while this one serves and commits
+    // MESH reports a notice or answer sent from here as not delivered: failed, logged and noted on the referral, as one given up on.
+    messaging.api.onDeliveryReport([options.workflowIds.notice, options.workflowIds.response], async (report) => {
+      const { known, failure } = await settleReportedUndelivered(driver, report.report);
+      if (failure) await reportUndelivered(context, failure);
+      return known;
+    });
     // Queued answers and notices go out as soon as the step that queued them commits, not at the next interval.
     // Again while a pass claimed anything: a message that failed waits (backoff) or is given up, so the next
     // pass reaches the newer ones behind it, and a pass that claimed nothing means nothing is due.

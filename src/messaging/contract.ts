@@ -15,7 +15,26 @@ export interface InboundMessage {
   contentType?: string;
   body: Buffer;
   receivedAt: number;
+  /**
+   * Set on a MESH report (mex-MessageType REPORT): MESH saying that a message sent from here was not
+   * delivered. Its body is empty and its workflow id is the undelivered message's. Messaging hands reports
+   * to the onDeliveryReport handler for that workflow id, never to onInbound's.
+   */
+  report?: MeshReport;
 }
+
+/** What a MESH report says, from its headers. */
+export interface MeshReport {
+  /** The MESH message id of the message the report is about (mex-LinkedMsgID): what send() returned for it. */
+  linkedMessageId?: string;
+  /** mex-StatusCode, e.g. 14: not collected by its recipient in time. */
+  statusCode?: string;
+  statusEvent?: string;
+  statusDescription?: string;
+}
+
+/** A MESH report as a delivery-report handler gets it: always naming the message it is about. */
+export type DeliveryReport = InboundMessage & { report: MeshReport & { linkedMessageId: string } };
 
 /** Thrown by a handler for a message that can never be processed: it goes to the dead-letter queue at once, with this message as its reason. */
 export class PermanentFailure extends Error {
@@ -77,6 +96,13 @@ export interface Messaging {
    * undefined when it failed (the handler then does that work itself).
    */
   onInboundInTransaction<P = undefined>(workflowIds: string[], handler: (msg: InboundMessage, transaction: InboundTransaction, prepared: P | undefined) => Promise<void>, prepare?: (msg: InboundMessage) => Promise<P>): void;
+  /**
+   * The handler for MESH reports about messages this service sent with these workflow ids (one per workflow
+   * id; a later one replaces it): it settles the linked message as not delivered, telling the people who
+   * rely on it, and returns whether it knew that message. A report no handler knows, or with no handler,
+   * goes to the dead-letter queue with why: kept visible, never dropped.
+   */
+  onDeliveryReport(workflowIds: string[], handler: (report: DeliveryReport) => Promise<boolean>): void;
   /** Sends through the built-in mailbox when `to` is hosted here, else through the external MESH client. */
   send(msg: OutboundMessage): Promise<{ messageId: string }>;
   mailboxForOrganisation(ods: string): Promise<string | undefined>;

@@ -3,15 +3,20 @@
 // falls due. Failures retry with exponential backoff; a PermanentFailure, an unknown workflow id or too
 // many failures send the message to the dead-letter queue with its reason. A NotForThisService goes back to
 // its mailbox for the MESH client that uses it, or, with no such client, to the dead-letter queue. Nothing
-// is ever dropped. Handlers that work in messaging's transaction take their messages in batches: one transaction, one
-// commit, for up to batchSize messages, each in its own savepoint (see runBatch).
+// is ever dropped. A MESH report (a message sent from here was not delivered) goes to the report handler of
+// its workflow id, which settles the message it names; one that names no message the handler knows, or
+// whose workflow has no report handler, is a dead letter saying so. Handlers that work in messaging's
+// transaction take their messages in batches: one transaction, one commit, for up to batchSize messages,
+// each in its own savepoint (see runBatch).
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
-import { NotForThisService, PermanentFailure, type InboundMessage, type InboundTransaction } from './contract.ts';
+import { NotForThisService, PermanentFailure, type DeliveryReport, type InboundMessage, type InboundTransaction } from './contract.ts';
 import { claimDue, markDead, markDone, markRetry, releaseClaims } from './inbox.ts';
 import { holdForMailboxClientIn } from './mailboxStore.ts';
 
 export type InboundHandler = (msg: InboundMessage) => Promise<void>;
 export type TransactionalInboundHandler = (msg: InboundMessage, transaction: InboundTransaction, prepared: unknown) => Promise<void>;
+/** Settles the message a MESH report names as not delivered; false when it knows no such message. */
+export type DeliveryReportHandler = (report: DeliveryReport) => Promise<boolean>;
 /** Work for a message that needs no transaction, done before its batch's transaction (see registerInTransaction). */
 export type PrepareInbound = (msg: InboundMessage) => Promise<unknown>;
 
@@ -39,6 +44,7 @@ const SAVEPOINT = 'inbound_message';
 
 export class InboundWorker {
   private readonly handlers = new Map<string, Registered>();
+  private readonly reportHandlers = new Map<string, DeliveryReportHandler>();
   private readonly inFlight = new Map<string, Promise<void>>();
   private units = 0;
   private running = false;
@@ -62,6 +68,11 @@ export class InboundWorker {
    */
   registerInTransaction(workflowIds: string[], handler: TransactionalInboundHandler, prepare?: PrepareInbound): void {
     for (const id of workflowIds) this.handlers.set(id, { inTransaction: true, handler, prepare });
+  }
+
+  /** The handler for MESH reports about messages sent with these workflow ids. */
+  registerReports(workflowIds: string[], handler: DeliveryReportHandler): void {
+    for (const id of workflowIds) this.reportHandlers.set(id, handler);
   }
 
   start(): void {
@@ -103,7 +114,7 @@ export class InboundWorker {
       // so a mixed inbox may run up to batchSize units at once for a moment.
       const claimed = await claimDue(this.driver, this.now(), this.options.leaseMs ?? 5 * 60_000, batching ? batchSize : room);
       if (!claimed.length) return;
-      const batch = claimed.filter((m) => this.handlers.get(m.workflowId)?.inTransaction);
+      const batch = claimed.filter((m) => !m.report && this.handlers.get(m.workflowId)?.inTransaction);
       if (batch.length) this.startUnit(batch, () => this.runBatch(batch));
       for (const msg of claimed) if (!batch.includes(msg)) this.startUnit([msg], () => this.handle(msg));
     }
@@ -124,6 +135,7 @@ export class InboundWorker {
     const { attempts, ...message } = msg;
     const registered = this.handlers.get(message.workflowId);
     try {
+      if (message.report) return await this.settleReport(message);
       if (!registered) throw new PermanentFailure(`No handler is registered for workflow id ${message.workflowId}.`);
       if (registered.inTransaction) {
         const committed: Array<() => void> = [];
@@ -143,6 +155,23 @@ export class InboundWorker {
         this.options.onError?.(storeErr);
       }
     }
+  }
+
+  /**
+   * A MESH report, to the report handler of its workflow id: done once the handler has settled the message it
+   * names; a dead letter, with why, when there is no handler or the handler knows no such message.
+   */
+  private async settleReport(message: InboundMessage): Promise<void> {
+    const report = message.report!;
+    const about = `MESH reports that message ${report.linkedMessageId ?? '(none named)'}${message.localId ? ` (local id ${message.localId})` : ''} of workflow ${message.workflowId} was not delivered` +
+      `${report.statusCode || report.statusDescription ? ` (status ${[report.statusCode, report.statusDescription].filter(Boolean).join(': ')})` : ''}`;
+    const handler = this.reportHandlers.get(message.workflowId);
+    if (!report.linkedMessageId) throw new PermanentFailure(`${about}, but does not say which (no mex-LinkedMsgID); nobody has been told.`);
+    if (!handler) throw new PermanentFailure(`${about}; no workflow here takes reports for workflow id ${message.workflowId}, so nobody has been told.`);
+    const known = await handler(message as DeliveryReport);
+    if (!this.running && !this.inFlight.has(message.messageId)) return; // handed back by stop()
+    if (known) await markDone(this.driver, message.messageId, this.now());
+    else await markDead(this.driver, message.messageId, `${about}, but no message sent from here has that MESH id; nobody has been told.`, this.now());
   }
 
   /**

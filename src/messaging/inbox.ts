@@ -5,7 +5,7 @@
 // A message's body is kept apart from its row (messaging_inbox_bodies): it is written once, while the row
 // changes with every claim and outcome.
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
-import type { InboundMessage } from './contract.ts';
+import type { InboundMessage, MeshReport } from './contract.ts';
 
 /** A value the drivers bind; both bind a Buffer as bytes (BLOB, BYTEA), though the shared type does not say so. */
 type SqlValue = NonNullable<Parameters<SqlExecutor['run']>[1]>[number];
@@ -23,10 +23,10 @@ export interface DeadLetter extends Omit<InboundMessage, 'body'> {
 interface InboxRow {
   message_id: string; mailbox: string; sender: string; recipient: string; workflow_id: string;
   subject: string | null; local_id: string | null; file_name: string | null; content_type: string | null;
-  body: Buffer | Uint8Array; received_ms: number; attempts: number; last_error: string | null; finished_ms: number | null;
+  body: Buffer | Uint8Array; received_ms: number; attempts: number; last_error: string | null; finished_ms: number | null; report: string | null;
 }
 
-const COLUMNS = 'i.message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, received_ms, attempts, last_error, finished_ms';
+const COLUMNS = 'i.message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, received_ms, attempts, last_error, finished_ms, report';
 
 function messageOf(row: InboxRow): InboundMessage {
   return { ...headersOf(row), body: Buffer.from(row.body) };
@@ -44,15 +44,16 @@ function headersOf(row: Omit<InboxRow, 'body'>): Omit<InboundMessage, 'body'> {
     ...(row.file_name !== null ? { fileName: row.file_name } : {}),
     ...(row.content_type !== null ? { contentType: row.content_type } : {}),
     receivedAt: Number(row.received_ms),
+    ...(row.report !== null ? { report: JSON.parse(row.report) as MeshReport } : {}),
   };
 }
 
 /** Stores a message in the caller's transaction; false when its id was already there (a duplicate). */
 export async function storeInbound(tx: SqlExecutor, msg: InboundMessage): Promise<boolean> {
   const changed = await tx.run(
-    `INSERT INTO messaging_inbox (message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, received_ms, status, attempts, next_attempt_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT (message_id) DO NOTHING`,
-    [msg.messageId, msg.mailbox, msg.from, msg.to, msg.workflowId, msg.subject ?? null, msg.localId ?? null, msg.fileName ?? null, msg.contentType ?? null, msg.receivedAt, msg.receivedAt],
+    `INSERT INTO messaging_inbox (message_id, mailbox, sender, recipient, workflow_id, subject, local_id, file_name, content_type, received_ms, status, attempts, next_attempt_ms, report)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT (message_id) DO NOTHING`,
+    [msg.messageId, msg.mailbox, msg.from, msg.to, msg.workflowId, msg.subject ?? null, msg.localId ?? null, msg.fileName ?? null, msg.contentType ?? null, msg.receivedAt, msg.receivedAt, msg.report ? JSON.stringify(msg.report) : null],
   );
   if (!changed) return false;
   await tx.run('INSERT INTO messaging_inbox_bodies (message_id, body) VALUES (?, ?)', [msg.messageId, msg.body as unknown as SqlValue]);

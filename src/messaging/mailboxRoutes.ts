@@ -2,7 +2,7 @@
 //   GET|POST /messageexchange/{mailbox}                          handshake
 //   POST     …/outbox                    send (mex-To, mex-WorkflowID; mex-Chunk-Range 1:N for chunked)
 //   POST     …/outbox/{id}/{chunk}       a further chunk
-//   GET      …/inbox                     ids waiting
+//   GET      …/inbox[?continue_from=…]   ids waiting, 500 a page (links.next names the page after)
 //   GET      …/inbox/{id}[/{chunk}]      download (206 while chunks remain)
 //   PUT      …/inbox/{id}/status/acknowledged
 //   GET      …/outbox/tracking?messageID=… (or /outbox/tracking/{id}, or ?localID=…)
@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../record/index.ts';
 import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } from './meshAuth.ts';
 import { findMailbox, unsealPassword } from './mailboxes.ts';
-import { UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxIds, startUpload, trackSent, type StoredMessage, type Upload } from './mailboxStore.ts';
+import { BadContinueFrom, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage, startUpload, trackSent, type StoredMessage, type Upload } from './mailboxStore.ts';
 
 export const MESH_JSON = 'application/vnd.mesh.v2+json';
 
@@ -162,9 +162,18 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
 
   app.get('/messageexchange/:mailbox/inbox', async (req, reply) => {
     const mailbox = await authenticate(req);
-    const ids = await inboxIds(options.driver, mailbox);
+    const continueFrom = (req.query as Record<string, string | undefined>).continue_from;
+    const page = await inboxPage(options.driver, mailbox, continueFrom || undefined).catch((err) => {
+      throw err instanceof BadContinueFrom ? new MeshError(400, 'EPL-154', err.message, 'RECEIVE') : err;
+    });
+    const self = `/messageexchange/${encodeURIComponent(mailbox)}/inbox`;
     reply.header('content-type', MESH_JSON);
-    return { messages: ids, approx_inbox_count: ids.length, links: {} };
+    // As MESH v2 answers: links.next only while more pages follow; approx_inbox_count counts every page.
+    return {
+      messages: page.ids,
+      approx_inbox_count: page.total,
+      links: { self, ...(page.continueFrom ? { next: `${self}?continue_from=${encodeURIComponent(page.continueFrom)}` } : {}) },
+    };
   });
 
   const download = async (req: FastifyRequest, reply: FastifyReply) => {

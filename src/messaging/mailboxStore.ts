@@ -183,10 +183,46 @@ async function readBody(db: SqlExecutor, messageId: string): Promise<Buffer> {
   return Buffer.concat(chunks.map((c) => Buffer.from(c.body)));
 }
 
-/** Ids of the messages waiting in a mailbox's inbox, oldest first (at most 500, as MESH pages them). */
-export async function inboxIds(db: SqlExecutor, mailbox: string): Promise<string[]> {
-  const rows = await db.all<{ message_id: string }>("SELECT message_id FROM mesh_messages WHERE recipient = ? AND status = 'accepted' ORDER BY accepted_ms, message_id LIMIT 500", [mailbox]);
-  return rows.map((r) => r.message_id);
+/** The most ids one inbox page lists, as MESH pages them. */
+export const INBOX_PAGE_SIZE = 500;
+
+/** One page of a mailbox's inbox: ids oldest first, the token of the page after it (if any), and how many wait in all. */
+export interface InboxPage { ids: string[]; continueFrom?: string; total: number }
+
+/**
+ * The messages waiting in a mailbox's inbox, a page at a time, oldest first. `continueFrom` is the token the
+ * previous page gave: the last id it listed and when that message was accepted, so a page follows on from
+ * where the last one stopped even when messages before it were acknowledged meanwhile. A client that left
+ * 500 messages of other workflows in the mailbox still reaches the ones behind them.
+ */
+export async function inboxPage(db: SqlExecutor, mailbox: string, continueFrom?: string, pageSize = INBOX_PAGE_SIZE): Promise<InboxPage> {
+  const after = continueFrom === undefined ? undefined : positionOf(continueFrom);
+  const rows = await db.all<{ message_id: string; accepted_ms: number }>(
+    `SELECT message_id, accepted_ms FROM mesh_messages WHERE recipient = ? AND status = 'accepted'${after ? ' AND (accepted_ms > ? OR (accepted_ms = ? AND message_id > ?))' : ''}
+     ORDER BY accepted_ms, message_id LIMIT ?`,
+    [mailbox, ...(after ? [after.acceptedMs, after.acceptedMs, after.messageId] : []), pageSize + 1],
+  );
+  const total = await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM mesh_messages WHERE recipient = ? AND status = 'accepted'", [mailbox]);
+  const page = rows.slice(0, pageSize);
+  const last = page[page.length - 1];
+  return {
+    ids: page.map((r) => r.message_id),
+    ...(rows.length > pageSize && last ? { continueFrom: tokenOf(Number(last.accepted_ms), last.message_id) } : {}),
+    total: Number(total?.n ?? 0),
+  };
+}
+
+/** Opaque to clients (MESH's own tokens are): base64url of "acceptedMs:messageId". */
+function tokenOf(acceptedMs: number, messageId: string): string {
+  return Buffer.from(`${acceptedMs}:${messageId}`, 'utf8').toString('base64url');
+}
+
+export class BadContinueFrom extends Error {}
+
+function positionOf(token: string): { acceptedMs: number; messageId: string } {
+  const m = /^(\d{1,16}):(.+)$/.exec(Buffer.from(token, 'base64url').toString('utf8'));
+  if (!m) throw new BadContinueFrom(`continue_from '${token.slice(0, 60)}' is not a token an inbox page gave.`);
+  return { acceptedMs: Number(m[1]), messageId: m[2]! };
 }
 
 /** One chunk of a message waiting in `mailbox`'s inbox, with its headers; undefined when there is none. */

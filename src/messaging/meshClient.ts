@@ -8,7 +8,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } 
 import type { MeshClientConfig } from '../config.ts';
 import { meshAuthorisationHeader } from './meshAuth.ts';
 import { MAX_INFLATED_BYTES } from './mailboxStore.ts';
-import type { OutboundMessage } from './contract.ts';
+import type { MeshReport, OutboundMessage } from './contract.ts';
 
 export interface MeshReply { status: number; headers: IncomingHttpHeaders; body: Buffer }
 
@@ -24,9 +24,22 @@ export interface DownloadedMessage {
   /** 'gzip' until downloadRest has inflated the joined chunks. */
   contentEncoding?: 'gzip';
   body: Buffer;
+  /** A report (mex-MessageType REPORT), not data: MESH saying a message sent from this mailbox was not delivered. */
+  report?: MeshReport;
 }
 
 const TIMEOUT_MS = 30_000;
+
+/** The headers that say what a MESH report is about. */
+function reportOf(h: (name: string) => string | undefined): MeshReport {
+  const report: MeshReport = {};
+  const fields: Array<[keyof MeshReport, string]> = [['linkedMessageId', 'mex-linkedmsgid'], ['statusCode', 'mex-statuscode'], ['statusEvent', 'mex-statusevent'], ['statusDescription', 'mex-statusdescription']];
+  for (const [field, name] of fields) {
+    const value = h(name);
+    if (value) report[field] = value;
+  }
+  return report;
+}
 
 /**
  * A message downloaded whole whose content cannot be decoded (it says gzip and is not): downloading it again
@@ -88,10 +101,22 @@ export class MeshClient {
     return new Error(`MESH ${what} failed with HTTP ${reply.status}: ${detail}`);
   }
 
-  async inbox(): Promise<string[]> {
-    const reply = await this.call('GET', '/inbox');
+  /**
+   * One page of the inbox list (MESH v2: at most 500 ids, and links.next while more follow), from the start
+   * or from the token the previous page gave. Only continue_from is taken from links.next: the link is
+   * relative to MESH's own root, not to the URL configured here (a proxy, a path prefix), and following an
+   * absolute link would send this mailbox's credentials wherever an answer pointed.
+   */
+  async inboxPage(continueFrom?: string): Promise<{ ids: string[]; continueFrom?: string; approxCount?: number }> {
+    const reply = await this.call('GET', `/inbox${continueFrom ? `?continue_from=${encodeURIComponent(continueFrom)}` : ''}`);
     if (reply.status !== 200) throw this.failure('inbox list', reply);
-    return (JSON.parse(reply.body.toString('utf8')) as { messages?: string[] }).messages ?? [];
+    const answer = JSON.parse(reply.body.toString('utf8')) as { messages?: string[]; links?: { next?: string }; approx_inbox_count?: number };
+    const next = answer.links?.next ? new URL(answer.links.next, 'http://mesh.invalid').searchParams.get('continue_from') || undefined : undefined;
+    return {
+      ids: answer.messages ?? [],
+      ...(next ? { continueFrom: next } : {}),
+      ...(typeof answer.approx_inbox_count === 'number' ? { approxCount: answer.approx_inbox_count } : {}),
+    };
   }
 
   /** The headers and first chunk only, to decide whether to take a message before fetching the rest. */
@@ -103,8 +128,10 @@ export class MeshClient {
       return (Array.isArray(value) ? value[0] : value) || undefined;
     };
     const range = /^(\d+):(\d+)$/.exec(h('mex-chunk-range') ?? '1:1');
+    const report = h('mex-messagetype')?.toUpperCase() === 'REPORT' ? reportOf(h) : undefined;
     return {
-      chunkCount: range ? Number(range[2]) : 1,
+      // A report has no content: nothing more to fetch, whatever its chunk range says.
+      chunkCount: range && !report ? Number(range[2]) : 1,
       message: {
         messageId: h('mex-messageid') ?? messageId,
         from: h('mex-from') ?? '',
@@ -114,8 +141,9 @@ export class MeshClient {
         ...(h('mex-localid') ? { localId: h('mex-localid') } : {}),
         ...(h('mex-filename') ? { fileName: h('mex-filename') } : {}),
         ...(h('content-type') ? { contentType: h('content-type') } : {}),
-        ...(h('content-encoding')?.toLowerCase() === 'gzip' ? { contentEncoding: 'gzip' as const } : {}),
+        ...(h('content-encoding')?.toLowerCase() === 'gzip' && !report ? { contentEncoding: 'gzip' as const } : {}),
         body: reply.body,
+        ...(report ? { report } : {}),
       },
     };
   }

@@ -58,6 +58,11 @@ export async function setUpMessaging(driver: SqlDriver, options: MessagingOption
       worker.wake();
     },
 
+    onDeliveryReport(workflowIds, handler) {
+      worker.registerReports(workflowIds, handler);
+      worker.wake();
+    },
+
     async send(msg: OutboundMessage) {
       const to = normaliseMailboxId(msg.to);
       if (!msg.workflowId?.trim()) throw new Error('A MESH message needs a workflow id.');

@@ -105,5 +105,12 @@ ALTER TABLE messaging_inbox DROP COLUMN body;
       // inflated whole, and a downloader must be told (Content-Encoding) on every chunk.
       sql: 'ALTER TABLE mesh_messages ADD COLUMN content_encoding TEXT;',
     },
+    {
+      version: 5,
+      name: 'MESH reports (non-delivery) in the inbound inbox',
+      // JSON of what the report says (linked message id, status code and description); NULL for data. Kept
+      // with the row so a report replayed from the dead letters goes back to the report handler, not as data.
+      sql: 'ALTER TABLE messaging_inbox ADD COLUMN report TEXT;',
+    },
   ];
 }

@@ -97,6 +97,35 @@ async function giveUp(driver: SqlDriver, row: OutRow, attempts: number, reason: 
 }
 
 /**
+ * MESH reported that a message sent from here was not delivered (a REPORT naming its MESH message id, say
+ * not collected in time): it is marked failed like one given up on, so it is listed and can be resent, and
+ * returned for the log line and the note on the referral. `known` is false when no message sent from here
+ * has that MESH id. A report about a message already answered, or already settled by an earlier copy of the
+ * same report, changes nothing (MESH delivers at least once).
+ */
+export async function settleReportedUndelivered(driver: SqlDriver, report: { linkedMessageId: string; statusCode?: string; statusDescription?: string }): Promise<{ known: boolean; failure?: UndeliveredAdw }> {
+  const row = await driver.get<OutRow>(
+    "SELECT header_id, event_code, our_ods, peer_ods, peer_mailbox, body, referral_identifier, attempts FROM discharge_adw_messages WHERE direction = 'out' AND mesh_message_id = ?",
+    [report.linkedMessageId],
+  );
+  if (!row) return { known: false };
+  const status = [report.statusCode, report.statusDescription].filter(Boolean).join(': ');
+  const reason = `MESH reported that it was not delivered${status ? ` (${status})` : ''}. Resend with carebridge discharge adw retry ${row.header_id}.`;
+  const settled = await driver.run(
+    "UPDATE discharge_adw_messages SET status = 'failed', next_attempt_ms = NULL, detail = ? WHERE direction = 'out' AND header_id = ? AND event_code = ? AND mesh_message_id = ? AND status = 'sent'",
+    [reason, row.header_id, row.event_code, report.linkedMessageId],
+  );
+  if (!settled) return { known: true };
+  return {
+    known: true,
+    failure: {
+      headerId: row.header_id, event: row.event_code, eventName: EVENT_NAMES[row.event_code as EventCode] ?? row.event_code, peerOds: row.peer_ods,
+      referralIdentifier: row.referral_identifier, attempts: Number(row.attempts), reason,
+    },
+  };
+}
+
+/**
  * Tells the people working on the referral that the other side was not told: a note on it both sides see
  * (the council thinks it answered; the hospital is still waiting). A message of no episode here (a reject
  * of a notice that opened nothing) has no referral to note it on; the log line and the listing show it.
