@@ -162,8 +162,10 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey,
 
   async function startSession(req: FastifyRequest, reply: FastifyReply, userId: string, membership: Membership) {
     const session = await accounts!.sessions.start(userId, membership, { address: req.ip });
-    const seconds = Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000));
-    reply.setCookie(SESSION_COOKIE, session.id, cookieOptions(req, seconds));
+    // A browser-session cookie (no Max-Age): the server's idle and absolute expiry decide when the session
+    // ends, and are extended by activity. A Max-Age fixed at sign-in would make the browser drop the cookie
+    // 30 minutes in, however busy the person was, and their next form would be lost.
+    reply.setCookie(SESSION_COOKIE, session.id, cookieOptions(req));
     return reply.redirect(homePath(membership.role), 303);
   }
 

@@ -1,0 +1,48 @@
+// Signing in to the portal and the session cookie it leaves, over real HTTP: how long the browser keeps
+// the cookie, what a form sent after the session ended does, and which sessions signing in again ends.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ADMIN, TEST_PASSWORD, WARD_NURSE, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
+import { ENGINES } from '../support/server.ts';
+import { stopOwnPostgres } from '../support/postgres.ts';
+
+after(stopOwnPostgres);
+
+const MINUTE = 60_000;
+
+/** The Cookie header value that sends back what a response set. */
+const cookiesFrom = (res: Response) => res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+
+const get = (t: PortalTestServer, path: string, cookie: string) => fetch(`${t.url}${path}`, { redirect: 'manual', headers: { cookie } });
+
+const post = (t: PortalTestServer, path: string, cookie: string, fields: Record<string, string>) =>
+  fetch(`${t.url}${path}`, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+
+for (const engine of ENGINES) {
+  describe(`portal sign-in and the session cookie (${engine})`, () => {
+    let t: PortalTestServer;
+    before(async () => {
+      t = await startPortalServer(engine);
+      await t.addPerson(WARD_NURSE);
+      await t.addPerson(ADMIN);
+    });
+    after(() => t?.close());
+
+    it('the session cookie lasts as long as the server keeps the session, not 30 minutes from sign-in', async () => {
+      const form = await fetch(`${t.url}/sign-in`);
+      const res = await post(t, '/sign-in', cookiesFrom(form), { _csrf: csrfTokenIn(await form.text()), username: WARD_NURSE.username, password: TEST_PASSWORD });
+      assert.equal(res.status, 303);
+      const set = res.headers.getSetCookie().find((c) => c.startsWith('carebridge_session='))!;
+      assert.ok(set, 'a session cookie is set');
+      // A browser-session cookie: the browser keeps it while it is open, and the server's idle (30 minutes)
+      // and absolute (12 hours) expiry decide when it stops working.
+      assert.doesNotMatch(set, /max-age|expires/i, set);
+      assert.match(set, /HttpOnly/i);
+      const cookie = set.split(';')[0];
+      for (let i = 0; i < 3; i++) {
+        t.advanceClock(20 * MINUTE);
+        assert.equal((await get(t, '/home', cookie)).status, 200, `still signed in ${(i + 1) * 20} minutes in, being active`);
+      }
+    });
+  });
+}
