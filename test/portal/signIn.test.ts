@@ -44,5 +44,18 @@ for (const engine of ENGINES) {
         assert.equal((await get(t, '/home', cookie)).status, 200, `still signed in ${(i + 1) * 20} minutes in, being active`);
       }
     });
+
+    it('a form sent after the session ended takes the person to sign in, saying why', async () => {
+      const { cookie } = await t.signIn(ADMIN);
+      const page = await get(t, '/admin/users/new', cookie);
+      assert.equal(page.status, 200);
+      const csrf = csrfTokenIn(await page.text());
+      t.advanceClock(31 * MINUTE); // idle for longer than the session lasts
+      const sent = await post(t, '/admin/users', cookie, { _csrf: csrf, username: 'half.filled', name: 'Half Filled' });
+      assert.equal(sent.status, 303, 'not a bare "form not accepted" refusal');
+      assert.equal(sent.headers.get('location'), '/sign-in?reason=expired');
+      const signInPage = await get(t, '/sign-in?reason=expired', cookiesFrom(sent));
+      assert.match(textOf(await signInPage.text()), /Your session has ended, so you have been signed out\. Sign in again to continue\./);
+    });
   });
 }
