@@ -162,6 +162,10 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey,
 
   async function startSession(req: FastifyRequest, reply: FastifyReply, userId: string, membership: Membership) {
     const session = await accounts!.sessions.start(userId, membership, { address: req.ip });
+    // Signing in again replaces the browser's session: the old id is ended, not left live beside the new
+    // one (a fresh id at every sign-in, so an id known before it is worth nothing after).
+    const previous = visitOf(req).sessionId;
+    if (previous) await accounts!.sessions.end(previous);
     // A browser-session cookie (no Max-Age): the server's idle and absolute expiry decide when the session
     // ends, and are extended by activity. A Max-Age fixed at sign-in would make the browser drop the cookie
     // 30 minutes in, however busy the person was, and their next form would be lost.

@@ -57,5 +57,21 @@ for (const engine of ENGINES) {
       const signInPage = await get(t, '/sign-in?reason=expired', cookiesFrom(sent));
       assert.match(textOf(await signInPage.text()), /Your session has ended, so you have been signed out\. Sign in again to continue\./);
     });
+
+    it('signing in again in the same browser ends the session it held', async () => {
+      const old = await t.signIn(WARD_NURSE);
+      const home = await get(t, '/home', old.cookie);
+      assert.equal(home.status, 200);
+      const csrf = /_csrf=([^"&]+)/.exec(await home.text())![1];
+      const again = await post(t, '/sign-in', old.cookie, { _csrf: csrf, username: WARD_NURSE.username, password: TEST_PASSWORD });
+      assert.equal(again.status, 303);
+      const fresh = cookiesFrom(again);
+      assert.match(fresh, /carebridge_session=/);
+      assert.notEqual(fresh, old.cookie, 'a new session id');
+      assert.equal((await get(t, '/home', fresh)).status, 200);
+      const stale = await get(t, '/home', old.cookie);
+      assert.equal(stale.status, 303, 'the old session id no longer signs anyone in');
+      assert.match(stale.headers.get('location') ?? '', /^\/sign-in/);
+    });
   });
 }
