@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADMIN, TEST_PASSWORD, WARD_NURSE, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
 import { ENGINES } from '../support/server.ts';
+import { addUser } from '../../src/access/index.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 
 after(stopOwnPostgres);
@@ -72,6 +73,41 @@ for (const engine of ENGINES) {
       const stale = await get(t, '/home', old.cookie);
       assert.equal(stale.status, 303, 'the old session id no longer signs anyone in');
       assert.match(stale.headers.get('location') ?? '', /^\/sign-in/);
+    });
+
+    /** Password accepted for someone with two roles: the cookies that carry the pending choice of role. */
+    const passwordForTwoRoles = async () => {
+      const form = await fetch(`${t.url}/sign-in`);
+      const formCookie = cookiesFrom(form);
+      const res = await post(t, '/sign-in', formCookie, { _csrf: csrfTokenIn(await form.text()), username: 'two.roles', password: TEST_PASSWORD });
+      assert.equal(res.status, 303);
+      assert.equal(res.headers.get('location'), '/sign-in/choose');
+      const cookie = `${formCookie}; ${cookiesFrom(res)}`;
+      const choose = await get(t, '/sign-in/choose', cookie);
+      assert.equal(choose.status, 200);
+      return { cookie, csrf: csrfTokenIn(await choose.text()) };
+    };
+    const sessionSet = (res: Response) => res.headers.getSetCookie().some((c) => /^carebridge_session=[^;]/.test(c));
+
+    it('the choice of role after the password starts one session: sending the same cookie again starts none', async () => {
+      await addUser(t.driver, { username: 'two.roles', name: 'Two Roles', password: TEST_PASSWORD, memberships: [{ organisation: 'RX9', role: 'ward-nurse' }, { organisation: 'RX9', role: 'discharge-coordinator' }] });
+      const { cookie, csrf } = await passwordForTwoRoles();
+      const first = await post(t, '/sign-in/choose', cookie, { _csrf: csrf, membership: '0' });
+      assert.equal(first.status, 303);
+      assert.ok(sessionSet(first), 'signed in');
+      const replay = await post(t, '/sign-in/choose', cookie, { _csrf: csrf, membership: '1' });
+      assert.equal(replay.status, 303);
+      assert.equal(replay.headers.get('location'), '/sign-in?reason=choice-expired');
+      assert.ok(!sessionSet(replay), 'a copy of the cookie does not start another session');
+    });
+
+    it('signing out before choosing a role spends the pending sign-in', async () => {
+      const { cookie, csrf } = await passwordForTwoRoles();
+      const out = await post(t, `/sign-out?_csrf=${encodeURIComponent(csrf)}`, cookie, {});
+      assert.equal(out.status, 303);
+      const after = await post(t, '/sign-in/choose', cookie, { _csrf: csrf, membership: '0' });
+      assert.equal(after.headers.get('location'), '/sign-in?reason=choice-expired');
+      assert.ok(!sessionSet(after), 'no session from a sign-in abandoned by signing out');
     });
   });
 }
