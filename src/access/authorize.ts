@@ -91,9 +91,11 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
       } catch {
         return html(reply, 400, errorPage('This sign-in has expired. Go back to the app and start again.'));
       }
+      if (!ticketFor(ticket, request)) return html(reply, 400, errorPage('This sign-in was for another request. Go back to the app and start again.'));
       const memberships = ticket.memberships as { organisation?: string; organisationName?: string; role: string }[];
       const chosen = memberships[Number(form.membership)];
       if (!chosen) return html(reply, 400, choicePage({ ...page, ticket: form.ticket, memberships, error: 'Choose who you are acting as.' }));
+      if (!(await claimTicket(options.driver, ticket))) return html(reply, 400, errorPage('This sign-in has been used already. Go back to the app and start again.'));
       return issueCode(reply, options, origin, request, { userId: String(ticket.sub), name: String(ticket.name), fhirUser: ticket.fhirUser as string | undefined }, chosen);
     }
 
@@ -103,11 +105,29 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
     }
     if (result.memberships.length === 1) return issueCode(reply, options, origin, request, result.user, result.memberships[0]);
     const ticket = await options.tokens.signStatement(
-      { sub: result.user.userId, name: result.user.name, fhirUser: result.user.fhirUser, memberships: result.memberships },
+      { sub: result.user.userId, name: result.user.name, fhirUser: result.user.fhirUser, memberships: result.memberships, ...ticketBinding(request) },
       { typ: TICKET_TYP, issuer: origin, seconds: 300 },
     );
     return html(reply, 200, choicePage({ ...page, ticket, memberships: result.memberships }));
   });
+}
+
+/**
+ * The ticket stands for a password (and TOTP) already checked, so it is good only for the request it was
+ * issued in: the same app, return address and PKCE challenge. Without this, anyone holding it could mint
+ * codes for any app for its 5 minutes.
+ */
+function ticketBinding(request: AuthorizationRequest): Record<string, string> {
+  return { client_id: request.clientId, redirect_uri: request.redirectUri, code_challenge: request.codeChallenge };
+}
+
+function ticketFor(ticket: Record<string, unknown>, request: AuthorizationRequest): boolean {
+  return Object.entries(ticketBinding(request)).every(([claim, value]) => ticket[claim] === value);
+}
+
+/** A ticket gives one code: claimed in the table single-use codes share, atomically (ON CONFLICT). */
+async function claimTicket(driver: SqlDriver, ticket: Record<string, unknown>): Promise<boolean> {
+  return Boolean(await driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [`ticket:${String(ticket.jti)}`, Number(ticket.exp ?? 0) * 1000]));
 }
 
 function checkRequest(client: SystemClient, redirectUri: string, q: Record<string, string | undefined>, origin: string): AuthorizationRequest {

@@ -40,6 +40,8 @@ export interface PortalSessions {
   /** Who the session speaks for; undefined when it is unknown, ended or expired. */
   actor(id: string): Promise<UserActor | undefined>;
   end(id: string): Promise<void>;
+  /** Marks a one-time sign-in step as used for the `forMs` it could still be presented; false when it was used already. */
+  claimOnce(key: string, forMs: number): Promise<boolean>;
 }
 
 /** Break-glass (src/access Access.breakGlass): declaring, the privacy officers' queue, and its reviews. */

@@ -1,5 +1,6 @@
 // Sign-in, the choice of organisation and role, and sign-out. The password check and sessions belong to
 // people's accounts (src/access); the portal only asks them and keeps the session id in a cookie.
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { mac, sameText } from './keys.ts';
 import { cookieOptions, PENDING_COOKIE, SESSION_COOKIE, visitOf } from './visit.ts';
@@ -25,6 +26,8 @@ interface Pending {
   memberships: Membership[];
   /** Epoch ms after which the choice is refused. */
   until: number;
+  /** Random: the choice is made once per password check (claimed server-side), and sign-out spends it. */
+  nonce: string;
 }
 
 export interface SignInOptions {
@@ -47,7 +50,7 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey,
     const [body, signature] = (req.cookies[PENDING_COOKIE] ?? '').split('.');
     if (!body || !signature || !sameText(signature, mac(pendingKey, body))) return undefined;
     const pending = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as Pending;
-    return pending.until > Date.now() ? pending : undefined;
+    return pending.until > Date.now() && typeof pending.nonce === 'string' ? pending : undefined;
   };
 
   const signInPage = (req: FastifyRequest, values: Record<string, string>, errors: FieldError[], askTotp: boolean, notice?: string) => ({
@@ -100,7 +103,8 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey,
       return send(req, reply, 'pages/sign-in.njk', signInPage(req, kept, [{ field: 'username', text: 'Your account is not linked to any organisation or role yet; ask your administrator to add you' }], false), 403);
     }
     if (memberships.length === 1) return startSession(req, reply, user.userId, memberships[0]);
-    reply.setCookie(PENDING_COOKIE, sealPending({ user, memberships, until: Date.now() + CHOICE_SECONDS * 1000 }), cookieOptions(req, CHOICE_SECONDS));
+    const pending = { user, memberships, until: Date.now() + CHOICE_SECONDS * 1000, nonce: randomBytes(16).toString('base64url') };
+    reply.setCookie(PENDING_COOKIE, sealPending(pending), cookieOptions(req, CHOICE_SECONDS));
     return reply.redirect('/sign-in/choose', 303);
   }
 
@@ -157,20 +161,32 @@ export function signInRoutes(app: FastifyInstance, { send, accounts, pendingKey,
       }, 400);
     }
     reply.clearCookie(PENDING_COOKIE, cookieOptions(req));
+    // Clearing the cookie does not stop a copy of it being sent again: the server claims it once.
+    if (!(await accounts?.sessions.claimOnce(`pending:${pending.nonce}`, pending.until - Date.now()))) return reply.redirect('/sign-in?reason=choice-expired', 303);
     return startSession(req, reply, pending.user.userId, membership);
   });
 
   async function startSession(req: FastifyRequest, reply: FastifyReply, userId: string, membership: Membership) {
     const session = await accounts!.sessions.start(userId, membership, { address: req.ip });
-    const seconds = Math.max(1, Math.floor((session.expiresAt - Date.now()) / 1000));
-    reply.setCookie(SESSION_COOKIE, session.id, cookieOptions(req, seconds));
+    // Signing in again replaces the browser's session: the old id is ended, not left live beside the new
+    // one (a fresh id at every sign-in, so an id known before it is worth nothing after).
+    const previous = visitOf(req).sessionId;
+    if (previous) await accounts!.sessions.end(previous);
+    // A browser-session cookie (no Max-Age): the server's idle and absolute expiry decide when the session
+    // ends, and are extended by activity. A Max-Age fixed at sign-in would make the browser drop the cookie
+    // 30 minutes in, however busy the person was, and their next form would be lost.
+    reply.setCookie(SESSION_COOKIE, session.id, cookieOptions(req));
     return reply.redirect(homePath(membership.role), 303);
   }
 
   app.post('/sign-out', async (req, reply) => {
     const visit = visitOf(req);
     if (visit.sessionId && accounts) await accounts.sessions.end(visit.sessionId);
+    // Signing out part-way through signing in (before choosing a role) spends that step too.
+    const pending = openPending(req);
+    if (pending && accounts) await accounts.sessions.claimOnce(`pending:${pending.nonce}`, pending.until - Date.now());
     reply.clearCookie(SESSION_COOKIE, cookieOptions(req));
+    reply.clearCookie(PENDING_COOKIE, cookieOptions(req));
     return reply.redirect('/sign-in?reason=signed-out', 303);
   });
 }

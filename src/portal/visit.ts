@@ -41,7 +41,7 @@ export class CsrfRefused extends Error {}
  * session's (or, signed out, this browser's), or that comes from another site.
  */
 export function visitHook(csrfKey: Buffer, sessions: PortalSessions | undefined) {
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
     let actor: UserActor | undefined;
     let sessionId = req.cookies[SESSION_COOKIE];
     let sessionEnded = false;
@@ -66,7 +66,12 @@ export function visitHook(csrfKey: Buffer, sessions: PortalSessions | undefined)
       // so its token rides in the form's action; every other form sends it in the body.
       const fromQuery = req.routeOptions.url === '/sign-out' ? (req.query as Record<string, unknown>)._csrf : undefined;
       const sent = (req.body as Record<string, unknown> | undefined)?._csrf ?? fromQuery;
-      if (typeof sent !== 'string' || !sameText(sent, csrfToken)) throw new CsrfRefused('token');
+      if (typeof sent !== 'string' || !sameText(sent, csrfToken)) {
+        // A form from a session that has since ended (idle too long, or signed out elsewhere) cannot be
+        // accepted, but the person should learn why and be able to sign in again, not meet a CSRF refusal.
+        if (sessionEnded) return reply.redirect('/sign-in?reason=expired', 303);
+        throw new CsrfRefused('token');
+      }
     }
   };
 }

@@ -148,6 +148,31 @@ for (const engine of ENGINES) {
       });
     });
 
+    it('the choice-of-role ticket after the password gives one code, and only for the request it was issued in', async () => {
+      const { page, res } = await signIn('sam.carer');
+      assert.equal(res.status, 200, 'asked to choose a role');
+      const ticket = hiddenField(await res.text(), 'ticket');
+      const form = { request: hiddenField(page.html, 'request'), csrf: hiddenField(page.html, 'csrf'), ticket, membership: '0' };
+
+      // Another app's request (or the same app's with another PKCE challenge), with the ticket but no password.
+      await addClient(t.server.driver, { clientId: 'ticket-taker', name: 'Ticket Taker', scopes: 'user/*.cruds', redirectUris: ['http://127.0.0.1:9/taker'], publicClient: true });
+      const other = await authorize(t, start({ client_id: 'ticket-taker', redirect_uri: 'http://127.0.0.1:9/taker' }).params);
+      const elsewhere = await postAuthorize(t, other.cookie, { request: hiddenField(other.html, 'request'), csrf: hiddenField(other.html, 'csrf'), ticket, membership: '0' });
+      assert.equal(elsewhere.status, 400, 'not for another app');
+      assert.equal(elsewhere.headers.get('location'), null, 'no code');
+      const sameApp = await authorize(t, start().params);
+      const otherChallenge = await postAuthorize(t, sameApp.cookie, { request: hiddenField(sameApp.html, 'request'), csrf: hiddenField(sameApp.html, 'csrf'), ticket, membership: '0' });
+      assert.equal(otherChallenge.status, 400, 'not for another request of the same app');
+      assert.equal(otherChallenge.headers.get('location'), null);
+
+      const first = await postAuthorize(t, page.cookie, form);
+      assert.equal(first.status, 303);
+      assert.ok(new URL(first.headers.get('location')!).searchParams.get('code'), 'the request it was issued in gets its code');
+      const again = await postAuthorize(t, page.cookie, { ...form, membership: '1' });
+      assert.equal(again.status, 400, 'the ticket is spent');
+      assert.equal(again.headers.get('location'), null, 'no second code');
+    });
+
     it('refuses altered pages, missing cookies, and people disabled before the exchange', async () => {
       const { params } = start();
       const page = await authorize(t, params);

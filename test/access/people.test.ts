@@ -234,6 +234,20 @@ for (const engine of ENGINES) {
       assert.equal(listed.fhirUser, 'RelatedPerson/rp1');
     });
 
+    it("an administrator's password reset ends the user's live sessions, so whoever knew the old password is shut out", async () => {
+      await addUser(driver, { username: 'reset.me', name: 'Reset Me', password: PASSWORD, memberships: [{ organisation: 'VM101', role: 'care-home-staff' }] });
+      const signIn = await access.people.signIn({ username: 'reset.me', password: PASSWORD, address: ADDRESS });
+      assert.ok(signIn.ok);
+      const session = await access.sessions.start(signIn.user.userId, { organisation: 'VM101', role: 'care-home-staff' }, { address: ADDRESS });
+      assert.ok(await access.sessions.actor(session.id));
+      await setPassword(driver, 'reset.me', 'a brand new passphrase');
+      assert.equal(await access.sessions.actor(session.id), undefined, 'the session started with the old password has ended');
+      const again = await access.people.signIn({ username: 'reset.me', password: 'a brand new passphrase', address: ADDRESS });
+      assert.ok(again.ok);
+      const fresh = await access.sessions.start(signIn.user.userId, { organisation: 'VM101', role: 'care-home-staff' }, { address: ADDRESS });
+      assert.ok(await access.sessions.actor(fresh.id), 'signing in with the new password works');
+    });
+
     it('refusals, lockouts, sign-ins and sign-outs are in the audit trail', async () => {
       await access.close(); // writes what is buffered
       const events = await authenticationEvents(driver);

@@ -22,6 +22,12 @@ export interface Sessions {
   actor(id: string): Promise<UserActor | undefined>;
   /** Signs out: the id stops working at once. */
   end(id: string, context?: { address?: string }): Promise<void>;
+  /**
+   * Marks a one-time step of signing in (such as the choice of role after the password) as used, for the
+   * `forMs` it could still be presented; false when it was used already, so a copied cookie cannot start a
+   * second session.
+   */
+  claimOnce(key: string, forMs: number): Promise<boolean>;
 }
 
 interface SessionRow {
@@ -101,6 +107,14 @@ export function sessionStore(driver: SqlDriver, policy: SessionPolicy, now: () =
         await driver.run('UPDATE access_sessions SET seen_ms = ?, idle_expires_ms = ? WHERE session_id = ?', [at, Math.min(at + policy.idleMs, absolute), row.session_id]);
       }
       return actorOf(row);
+    },
+
+    async claimOnce(key, forMs) {
+      // The table single-use codes and client assertions share; ON CONFLICT makes the claim atomic, so two
+      // requests racing with the same step cannot both win.
+      const at = now();
+      await driver.run('DELETE FROM access_used_assertions WHERE expires_ms < ?', [at]);
+      return Boolean(await driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [`sign-in:${key}`, at + Math.max(0, forMs)]));
     },
 
     async end(id, context = {}) {

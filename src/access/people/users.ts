@@ -219,11 +219,19 @@ export async function enableUser(db: SqlExecutor, username: string): Promise<voi
   await db.run('UPDATE access_users SET disabled = 0, failed_attempts = 0, locked_until_ms = NULL WHERE user_id = ?', [row.user_id]);
 }
 
-/** Sets a new password (checked against the rules) and lifts any lockout. */
-export async function setPassword(db: SqlExecutor, username: string, password: string): Promise<void> {
-  const row = await requireUser(db, username);
+/**
+ * Sets a new password (checked against the rules), lifts any lockout and ends the user's live sessions in
+ * the same transaction: a reset is how an administrator shuts out whoever learned the old password, so a
+ * session they already started must not outlive it.
+ */
+export async function setPassword(driver: SqlDriver, username: string, password: string): Promise<void> {
+  const row = await requireUser(driver, username);
   checkNewPassword(password, row.username);
-  await db.run('UPDATE access_users SET password_hash = ?, failed_attempts = 0, locked_until_ms = NULL WHERE user_id = ?', [await argon2Hasher.hash(password), row.user_id]);
+  const hash = await argon2Hasher.hash(password);
+  await driver.transaction(async (tx) => {
+    await tx.run('UPDATE access_users SET password_hash = ?, failed_attempts = 0, locked_until_ms = NULL WHERE user_id = ?', [hash, row.user_id]);
+    await tx.run('UPDATE access_sessions SET ended_ms = ? WHERE user_id = ? AND ended_ms IS NULL', [Date.now(), row.user_id]);
+  });
 }
 
 /** Whether the user is enabled and still holds this membership (a token or code for it stays good only then). */
