@@ -192,6 +192,10 @@ for (const engine of ENGINES) {
       answer = await post(t, `${path}/withdraw`, yarrow, { _csrf: await csrfOf(yarrow), version, reasonCode: '11', reason: 'Going home' });
       assert.equal(answer.status, 403, answer.text);
       assert.match(answer.text, /Only Riverside Hospital can withdraw this referral; you act for RYY/);
+      // A referral that is not there at all (a stale or mistyped address): the page is not found, not a server error.
+      answer = await post(t, '/discharge/referrals/no-such-referral/note', worker, { _csrf: await csrfOf(worker), version, note: 'Hello' });
+      assert.equal(answer.status, 404, answer.text);
+      assert.match(answer.text, /There is no discharge referral you can see with this identifier/);
       const after = await task();
       assert.equal(after.meta.versionId, version, 'the Task is untouched');
       assert.equal(triageStateOf(after), 'received');

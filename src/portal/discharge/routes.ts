@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UserActor } from '../../access/index.ts';
-import type { AccessControl, SqlDriver } from '../../record/index.ts';
+import { FhirError, type AccessControl, type SqlDriver } from '../../record/index.ts';
 import { NotYourReferral, PATHWAYS, STEP_TAKERS, TRIAGE_DISPLAY, TRIAGE_STATES, dischargeNoticeWaiting, type DischargeContext } from '../../discharge/index.ts';
 import { recordFor, type RecordClient, type RecordConnection } from '../recordClient.ts';
 import { errorView, type FieldError, type SendPage } from '../page.ts';
@@ -193,6 +193,8 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
       const result = await submit(ctx, who.actor, req.params.id, body, record).catch((err: unknown) => {
         // Another council's or hospital's referral: the workflow refused and changed nothing; say why.
         if (err instanceof NotYourReferral) throw new NotAllowedHere(err.issues[0]?.diagnostics ?? err.message);
+        // No such referral (a stale or mistyped address): the page that is not there, not a server error.
+        if (err instanceof FhirError && err.status === 404) throw new PageNotFound('There is no discharge referral you can see with this identifier.');
         throw err;
       });
       if (result.ok) return reply.redirect(`/discharge/referrals/${encodeURIComponent(req.params.id)}?done=${name}`, 303);
