@@ -29,11 +29,16 @@ class OAuthError extends Error {
 }
 
 export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpointOptions): Promise<void> {
-  await app.register(rateLimit, {
-    max: options.rateLimitPerMinute,
-    timeWindow: '1 minute',
-    errorResponseBuilder: () => ({ statusCode: 429, error: 'slow_down', error_description: 'Too many token requests from this address; wait a minute.' }),
-  });
+  // Only token requests are limited: discovery (smart-configuration, jwks) is read freely by apps and must
+  // not use up an address's allowance for the token request that follows it.
+  await app.register(rateLimit, { global: false });
+  const limit = {
+    rateLimit: {
+      max: options.rateLimitPerMinute,
+      timeWindow: '1 minute',
+      errorResponseBuilder: () => ({ statusCode: 429, error: 'slow_down', error_description: 'Too many token requests from this address; wait a minute.' }),
+    },
+  };
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
   app.setErrorHandler((err, _req, reply) => {
@@ -44,7 +49,7 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
     return reply.code(status >= 500 ? 500 : 400).send({ error: status >= 500 ? 'server_error' : 'invalid_request', error_description: status >= 500 ? 'The token could not be issued.' : (err as Error).message });
   });
 
-  app.post('/oauth2/token', async (req, reply) => {
+  app.post('/oauth2/token', { config: limit }, async (req, reply) => {
     const form = (req.body ?? {}) as Record<string, string>;
     if (form.grant_type === 'authorization_code') {
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
