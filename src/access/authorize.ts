@@ -58,7 +58,7 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
     try {
       const request = checkRequest(client, redirectUri, q, options.originOf(req));
       const csrf = randomBytes(24).toString('base64url');
-      reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/oauth2/authorize; HttpOnly; SameSite=Strict${req.protocol === 'https' ? '; Secure' : ''}`);
+      reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/oauth2/authorize; HttpOnly; SameSite=Strict${req.protocol === 'https' || options.originOf(req).startsWith('https:') ? '; Secure' : ''}`);
       const signed = await options.tokens.signStatement({ ...request }, { typ: REQUEST_TYP, issuer: options.originOf(req), seconds: 600 });
       return html(reply, 200, authorizePage({ request, signed, csrf }));
     } catch (err) {
