@@ -7,6 +7,12 @@ export interface ServerConfig {
   database: string; // sqlite:PATH or postgres://…
   baseUrl?: string;
   bodyLimitBytes: number;
+  /**
+   * Which proxies in front of the server to believe about the caller's address and protocol
+   * (X-Forwarded-For, X-Forwarded-Proto): none by default, so no caller can claim another's address.
+   * As Fastify's trustProxy: true (every hop), a hop count, or proxies' addresses and CIDR ranges.
+   */
+  trustProxy: TrustProxy;
   /** No authentication at all: must be asked for by name, and prints a warning. */
   insecureNoAuth: boolean;
   /** An administrative system client the server ensures exists (CAREBRIDGE_ADMIN_CLIENT_ID/_SECRET). */
@@ -30,6 +36,8 @@ export interface ServerConfig {
   /** The HL7 v2 MLLP listener (CAREBRIDGE_HL7_PORT); absent when it is off. It binds to `host`, like the HTTP server. */
   hl7?: Hl7Config;
 }
+
+export type TrustProxy = boolean | number | string[];
 
 export interface DischargeConfig {
   /** "48 working-hours" or "2 working-days": for councils without their own (carebridge discharge council set). */
@@ -122,6 +130,7 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     database: resolveDatabase(flags.db ?? env.CAREBRIDGE_DB),
     baseUrl: flags.baseUrl ?? env.CAREBRIDGE_BASE_URL,
     bodyLimitBytes: Math.round(bodyLimitMb * 1024 * 1024),
+    trustProxy: parseTrustProxy(env.CAREBRIDGE_TRUST_PROXY),
     insecureNoAuth,
     adminClient: adminId && adminSecret ? { id: adminId, secret: adminSecret } : undefined,
     tokenRequestsPerMinute,
@@ -133,6 +142,31 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     discharge: loadDischargeConfig(env),
     redBag: { acknowledgeWithinHours: wholeNumber(env, 'CAREBRIDGE_RED_BAG_ACK_HOURS', 4, 1, 168), workflowId: redBagWorkflowId(env) },
   };
+}
+
+/** proxy-addr's names for address ranges, which Fastify's trustProxy takes as well as addresses. */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** CAREBRIDGE_TRUST_PROXY: off (the default), true, a hop count, or a comma-separated list of addresses/CIDRs. */
+export function parseTrustProxy(value: string | undefined): TrustProxy {
+  const text = (value ?? '').trim().toLowerCase();
+  if (text === '' || text === 'false' || text === 'off') return false;
+  if (text === 'true' || text === 'on') return true;
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text);
+    if (hops < 1 || hops > 100) throw new Error(`CAREBRIDGE_TRUST_PROXY as a hop count must be from 1 to 100, not '${value}'.`);
+    return hops;
+  }
+  const proxies = text.split(',').map((p) => p.trim()).filter(Boolean);
+  for (const proxy of proxies) {
+    const [address, bits, extra] = proxy.split('/');
+    const family = isIP(address);
+    const rangeOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (!(PROXY_RANGES.has(proxy) || (family && rangeOk && extra === undefined))) {
+      throw new Error(`CAREBRIDGE_TRUST_PROXY must be off, true, a hop count, or proxies' addresses and CIDR ranges separated by commas (e.g. 10.0.0.1,10.1.0.0/16), not '${value}'.`);
+    }
+  }
+  return proxies;
 }
 
 function redBagWorkflowId(env: NodeJS.ProcessEnv): string {

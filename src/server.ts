@@ -32,6 +32,11 @@ const SECURITY_HEADERS: Record<string, string> = {
   'strict-transport-security': 'max-age=31536000',
 };
 
+/** Trusts the nearest `hops` proxies, as Fastify's trustProxy does for a number. */
+function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops;
+}
+
 /**
  * What the portal's administrators manage, through src/access; `administered` (Access.administered)
  * records each change made in the audit trail as the administrator's.
@@ -122,6 +127,9 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   const app = Fastify({
     logger: options.logLevel ? { level: options.logLevel } : false,
     bodyLimit: config.bodyLimitBytes,
+    // Only when asked for: otherwise X-Forwarded-* would let anyone choose their address. A hop count is
+    // given as the function Fastify makes of one (its types take no number).
+    trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
     routerOptions: { maxParamLength: 500 },
     // Errors Fastify raises before a route runs still answer with an OperationOutcome.
     frameworkErrors: (err, _req, reply: FastifyReply) => {
@@ -134,6 +142,8 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
       else socket.destroy(err);
     },
   });
+  // Cookies are Secure when the public address is https, even where the proxy in front does not say so.
+  app.decorateRequest('publicHttps', Boolean(config.baseUrl?.toLowerCase().startsWith('https:')));
   app.addHook('onSend', async (_req, reply, payload) => {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(name)) reply.header(name, value);
     return payload;

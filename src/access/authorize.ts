@@ -19,6 +19,8 @@ export const CODE_TYP = 'cb-code+jwt';
 const REQUEST_TYP = 'cb-authz-request+jwt';
 const TICKET_TYP = 'cb-sign-in-ticket+jwt';
 const CSRF_COOKIE = 'cb_authorize';
+/** The sign-in form: a signed request, a ticket, a username, password and code are a few KB at most. */
+const FORM_BODY_LIMIT = 16 * 1024;
 
 export interface AuthorizeOptions {
   driver: SqlDriver;
@@ -43,7 +45,8 @@ class RedirectError extends Error {
 }
 
 export async function authorizeEndpoint(app: FastifyInstance, options: AuthorizeOptions): Promise<void> {
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
+  // Anyone may post the sign-in form before they are known: it is read only up to what it needs.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
 
   app.get('/oauth2/authorize', async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
@@ -55,7 +58,7 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
     try {
       const request = checkRequest(client, redirectUri, q, options.originOf(req));
       const csrf = randomBytes(24).toString('base64url');
-      reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/oauth2/authorize; HttpOnly; SameSite=Strict${req.protocol === 'https' ? '; Secure' : ''}`);
+      reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/oauth2/authorize; HttpOnly; SameSite=Strict${req.protocol === 'https' || options.originOf(req).startsWith('https:') ? '; Secure' : ''}`);
       const signed = await options.tokens.signStatement({ ...request }, { typ: REQUEST_TYP, issuer: options.originOf(req), seconds: 600 });
       return html(reply, 200, authorizePage({ request, signed, csrf }));
     } catch (err) {
@@ -69,6 +72,7 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
   app.setErrorHandler((err, _req, reply) => {
     const status = (err as { statusCode?: number }).statusCode ?? 500;
     if (status === 429) return html(reply, 429, errorPage('Too many sign-in attempts from this address. Wait a minute and try again.'));
+    if (status === 413) return html(reply.header('connection', 'close'), 413, errorPage('This sign-in form was larger than CareBridge accepts. Go back to the app and start again.'));
     throw err;
   });
 

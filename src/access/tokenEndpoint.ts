@@ -20,6 +20,9 @@ export interface TokenEndpointOptions {
   rateLimitPerMinute: number;
 }
 
+/** Largest token request form: a client assertion (a signed JWT) is a few KB at most. */
+export const FORM_BODY_LIMIT = 16 * 1024;
+
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 class OAuthError extends Error {
@@ -29,22 +32,29 @@ class OAuthError extends Error {
 }
 
 export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpointOptions): Promise<void> {
-  await app.register(rateLimit, {
-    max: options.rateLimitPerMinute,
-    timeWindow: '1 minute',
-    errorResponseBuilder: () => ({ statusCode: 429, error: 'slow_down', error_description: 'Too many token requests from this address; wait a minute.' }),
-  });
+  // Only token requests are limited: discovery (smart-configuration, jwks) is read freely by apps and must
+  // not use up an address's allowance for the token request that follows it.
+  await app.register(rateLimit, { global: false });
+  const limit = {
+    rateLimit: {
+      max: options.rateLimitPerMinute,
+      timeWindow: '1 minute',
+      errorResponseBuilder: () => ({ statusCode: 429, error: 'slow_down', error_description: 'Too many token requests from this address; wait a minute.' }),
+    },
+  };
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
+  // Anyone may post here before they are known: the form is read only up to what a token request needs.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof OAuthError) return oauthError(reply, err);
     const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (status === 413) return reply.code(413).header('connection', 'close').send({ error: 'invalid_request', error_description: `The token request is larger than ${FORM_BODY_LIMIT / 1024} KB; no token request needs that.` });
     if (status === 429) return reply.code(429).send({ error: 'slow_down', error_description: 'Too many token requests from this address; wait a minute.' });
     if (status === 415) return reply.code(400).send({ error: 'invalid_request', error_description: 'Send the token request as application/x-www-form-urlencoded.' });
     return reply.code(status >= 500 ? 500 : 400).send({ error: status >= 500 ? 'server_error' : 'invalid_request', error_description: status >= 500 ? 'The token could not be issued.' : (err as Error).message });
   });
 
-  app.post('/oauth2/token', async (req, reply) => {
+  app.post('/oauth2/token', { config: limit }, async (req, reply) => {
     const form = (req.body ?? {}) as Record<string, string>;
     if (form.grant_type === 'authorization_code') {
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache');

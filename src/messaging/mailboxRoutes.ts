@@ -101,7 +101,22 @@ function positiveInt(text: string, what: string): number {
 
 export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteOptions): Promise<void> {
   const clientsSeen = new Set<string>();
-  const authenticate = (req: FastifyRequest) => checkAuthorisation(req, options, clientsSeen);
+  // The NHSMESH header is checked (and its nonce used up) once, before the body is read: a caller without
+  // valid credentials is refused without its message being received. Handlers take the mailbox from here.
+  const signedIn = new WeakMap<FastifyRequest, string>();
+  app.addHook('onRequest', async (req, reply) => {
+    try {
+      signedIn.set(req, await checkAuthorisation(req, options, clientsSeen));
+    } catch (err) {
+      if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) reply.header('connection', 'close'); // nor is the unread body drained
+      throw err;
+    }
+  });
+  const authenticate = async (req: FastifyRequest) => {
+    const mailbox = signedIn.get(req);
+    if (mailbox === undefined) throw new Error('A mailbox route ran without its authentication hook.');
+    return mailbox;
+  };
   // A MESH body is whatever the sender sent (XML, JSON, zip…): take every content type as raw bytes.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));

@@ -30,8 +30,16 @@ export function visitOf(req: FastifyRequest): Visit {
   return visit;
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The server's public address (CAREBRIDGE_BASE_URL) is https: set by server.ts. */
+    publicHttps?: boolean;
+  }
+}
+
+/** Secure when the request came over https (as the trusted proxy says, CAREBRIDGE_TRUST_PROXY) or the public address is https. */
 export function cookieOptions(req: FastifyRequest, maxAgeSeconds?: number): CookieSerializeOptions {
-  return { path: '/', httpOnly: true, sameSite: 'lax', secure: req.protocol === 'https', ...(maxAgeSeconds ? { maxAge: maxAgeSeconds } : {}) };
+  return { path: '/', httpOnly: true, sameSite: 'lax', secure: req.protocol === 'https' || req.publicHttps === true, ...(maxAgeSeconds ? { maxAge: maxAgeSeconds } : {}) };
 }
 
 export class CsrfRefused extends Error {}

@@ -48,10 +48,39 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
   });
   app.setNotFoundHandler((req, reply) => send(reply, { status: 404, body: new FhirError(404, [{ severity: 'error', code: 'not-found', diagnostics: `Nothing is served at ${req.url}.` }]).outcome }));
 
+  // Callers are known before their body is read: a request without valid credentials is refused
+  // (401, audited by `authenticate`) without its body being received, let alone buffered and parsed.
+  const accessOf = new WeakMap<FastifyRequest, AccessControl>();
+  // Not a promise when `authenticate` answers at once (a known caller): this runs for every request.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.is404) return done(); // the not-found page (this plugin's, so every unknown path's) needs no credentials
+    const open = req.method === 'GET' && fhirPath(req.raw.url ?? '') === 'metadata'; // the CapabilityStatement is public, as SMART expects
+    if (!options.authenticate || open) {
+      accessOf.set(req, UNRESTRICTED);
+      return done();
+    }
+    const admitted = (access: AccessControl) => {
+      accessOf.set(req, access);
+      done();
+    };
+    const refused = (err: unknown) => {
+      if (sendsBody(req)) reply.header('connection', 'close'); // nor is the unread body drained: the connection ends with the answer
+      done(err as Error);
+    };
+    let result;
+    try {
+      result = options.authenticate(req);
+    } catch (err) {
+      return refused(err);
+    }
+    if (result instanceof Promise) result.then(admitted, refused);
+    else admitted(result);
+  });
+
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const url = req.raw.url ?? '';
     const q = url.indexOf('?');
-    const path = (q >= 0 ? url.slice(0, q) : url).replace(/^\/fhir\/?/, '');
+    const path = fhirPath(url);
     const query = q >= 0 ? [...new URLSearchParams(url.slice(q + 1))] : [];
     const base = options.baseUrl ?? `${req.protocol}://${req.headers.host ?? 'localhost'}/fhir`;
     const header = (name: string) => {
@@ -59,9 +88,8 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
       return Array.isArray(v) ? v[0] : v;
     };
     if (!acceptsJson(header('accept'), query)) throw notAcceptable('This server speaks FHIR JSON only: ask for application/fhir+json (or leave Accept out).');
-    const open = path === 'metadata' && req.method === 'GET'; // the CapabilityStatement is public, as SMART expects
-    const authenticated = options.authenticate && !open ? options.authenticate(req) : UNRESTRICTED;
-    const access = authenticated instanceof Promise ? await authenticated : authenticated; // a known caller is answered at once
+    const access = accessOf.get(req);
+    if (!access) throw new Error('The FHIR handler ran without its authentication hook.'); // never served unauthenticated by mistake
     const events: AccessEvent[] = [];
     const outcome = { status: 500, method: req.method, path, query: q >= 0 ? url.slice(q + 1) : '' };
     try {
@@ -84,6 +112,17 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
   };
   app.all('/fhir', handler);
   app.all('/fhir/*', handler);
+}
+
+/** The path after /fhir/, without the query. */
+function fhirPath(url: string): string {
+  const q = url.indexOf('?');
+  return (q >= 0 ? url.slice(0, q) : url).replace(/^\/fhir\/?/, '');
+}
+
+/** The request declares a body (one still to come, at onRequest). */
+function sendsBody(req: FastifyRequest): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
 function send(reply: FastifyReply, r: FhirResponse): FastifyReply {

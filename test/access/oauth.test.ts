@@ -3,7 +3,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT, exportJWK, generateKeyPair, importJWK, type CryptoKey } from 'jose';
-import { ENGINES, clientToken, fhirClient, startTestServer, type TestServer } from '../support/server.ts';
+import { ENGINES, clientToken, fhirClient, startTestServer, TEST_ADMIN, type TestServer } from '../support/server.ts';
 import { addClient, revokeClient } from '../../src/access/index.ts';
 import { TokenService } from '../../src/access/tokens.ts';
 
@@ -210,5 +210,20 @@ describe('token endpoint rate limit', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: 'x', client_secret: 'y' })).status);
     assert.deepEqual(statuses, [401, 401, 401, 429]);
+  });
+});
+
+describe('token endpoint rate limit and discovery', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer('sqlite', { CAREBRIDGE_TOKEN_RATE_LIMIT: '2' }); // the harness uses one for its own token
+  });
+  after(async () => t?.close());
+
+  it('reading the discovery documents does not use up the token requests an address may make', async () => {
+    for (let i = 0; i < 4; i++) assert.equal((await fetch(`${t.url}/.well-known/smart-configuration`)).status, 200, `discovery ${i + 1}`);
+    assert.equal((await fetch(`${t.url}/oauth2/jwks`)).status, 200);
+    const token = await tokenRequest(t.url, { grant_type: 'client_credentials', client_id: TEST_ADMIN.id, client_secret: TEST_ADMIN.secret });
+    assert.equal(token.status, 200, JSON.stringify(token.body));
   });
 });

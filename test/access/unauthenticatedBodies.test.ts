@@ -1,0 +1,106 @@
+// Anyone can reach the server, so a caller without valid credentials must not get to send it a large body:
+// the FHIR API and the MESH mailbox refuse them before their body is read, and the forms anyone may post
+// (the token request, the sign-in) are read only up to a few KB.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
+import { MESH_KEY } from '../support/mesh.ts';
+
+/** What the server answered a request of which only the first part of its declared body was sent. */
+interface PartAnswer { status: number; head: string; body: string; closedByServer: boolean }
+
+/**
+ * Sends the request line, headers and `sentBytes` of a body declared as `declaredBytes`, then waits (no more
+ * than `waitMs`, after which the answer counts as missing: status 0) for the server's answer. A server
+ * that waits for the whole body never answers.
+ */
+function sendPart(url: string, method: string, path: string, headers: Record<string, string>, declaredBytes: number, sentBytes: number, waitMs = 10_000): Promise<PartAnswer> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let received = '';
+    let answered: PartAnswer | undefined;
+    const timer = setTimeout(() => finish({ status: 0, head: '', body: '', closedByServer: false }), waitMs);
+    const finish = (answer: PartAnswer) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const parse = (closedByServer: boolean): PartAnswer | undefined => {
+      const end = received.indexOf('\r\n\r\n');
+      if (end < 0) return undefined;
+      const head = received.slice(0, end);
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+      const body = received.slice(end + 4);
+      if (body.length < length) return undefined;
+      return { status: Number(head.split(' ')[1]), head, body: body.slice(0, length), closedByServer };
+    };
+    socket.on('error', (err) => (answered ? undefined : reject(err)));
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      answered ??= parse(false);
+    });
+    // The answer is complete once its body is in; whether the server then ends the connection is part of it.
+    socket.on('end', () => finish({ ...(answered ?? parse(true) ?? { status: -1, head: received, body: '' }), closedByServer: true }));
+    socket.on('connect', () => {
+      const lines = [`${method} ${path} HTTP/1.1`, `Host: ${hostname}:${port}`, `Content-Length: ${declaredBytes}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      socket.write(Buffer.alloc(sentBytes, 0x20));
+    });
+  });
+}
+
+const MB = 1024 * 1024;
+
+for (const engine of ENGINES) {
+  describe(`unauthenticated bodies are not read (${engine})`, () => {
+    let t: TestServer;
+    before(async () => (t = await startTestServer(engine, { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY })));
+    after(() => t?.close());
+
+    it('a 32 MB FHIR POST without a token is answered 401, with an OperationOutcome, before its body is sent', async () => {
+      const answer = await sendPart(t.url, 'POST', '/fhir/Bundle', { 'Content-Type': 'application/fhir+json' }, 32 * MB, 64 * 1024);
+      assert.equal(answer.status, 401, answer.head);
+      assert.equal(JSON.parse(answer.body).resourceType, 'OperationOutcome');
+      assert.ok(answer.closedByServer, 'the server ends the connection rather than reading the rest of the body');
+    });
+
+    it('a FHIR POST with a token that is not valid is refused the same way', async () => {
+      const answer = await sendPart(t.url, 'POST', '/fhir/Patient', { 'Content-Type': 'application/fhir+json', Authorization: 'Bearer not.a.token' }, 32 * MB, 64 * 1024);
+      assert.equal(answer.status, 401, answer.head);
+    });
+
+    it('a caller with a token still sends bodies, and the CapabilityStatement stays public', async () => {
+      const created = await t.fhir.post('Patient', { resourceType: 'Patient', name: [{ family: 'Body' }] });
+      assert.equal(created.status, 201);
+      assert.equal((await fetch(`${t.base}/metadata`)).status, 200);
+    });
+
+    it('a 32 MB MESH upload without an NHSMESH header is answered 401, in MESH\'s error shape, before its body is sent', async () => {
+      const answer = await sendPart(t.url, 'POST', '/messageexchange/X26ABC001/outbox', { 'Content-Type': 'application/octet-stream', 'mex-To': 'X26ABC002', 'mex-WorkflowID': 'TEST' }, 32 * MB, 64 * 1024);
+      assert.equal(answer.status, 401, answer.head);
+      assert.equal(JSON.parse(answer.body).errorCode, 'EPL-101');
+      assert.ok(answer.closedByServer, 'the server ends the connection rather than reading the rest of the body');
+    });
+
+    it('a token request form over 16 KB is refused 413', async () => {
+      const res = await fetch(`${t.url}/oauth2/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `grant_type=client_credentials&client_id=x&client_secret=${'y'.repeat(20 * 1024)}`,
+      });
+      assert.equal(res.status, 413);
+      assert.equal((await res.json()).error, 'invalid_request');
+    });
+
+    it('a sign-in form over 16 KB is refused 413', async () => {
+      const res = await fetch(`${t.url}/oauth2/authorize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `username=someone&password=${'y'.repeat(20 * 1024)}`,
+      });
+      assert.equal(res.status, 413);
+    });
+  });
+}
