@@ -88,7 +88,8 @@ export async function startPortalServer(engine: Engine): Promise<PortalTestServe
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const fhir: PortalTestServer['fhir'] = async (method, path, query = [], body) => {
-    const r = await handleFhirRequest({ base: `${url}/fhir`, driver, access: UNRESTRICTED }, { method, path, query, body, contentType: body === undefined ? undefined : 'application/fhir+json' });
+    // With the access layer's services, so AuditEvents are served from the audit journal as over the API.
+    const r = await handleFhirRequest({ base: `${url}/fhir`, driver, access: UNRESTRICTED, services: access.services }, { method, path, query, body, contentType: body === undefined ? undefined : 'application/fhir+json' });
     return typeof r.body === 'string' ? JSON.parse(r.body) : r.body;
   };
   await addDemoOrganisations(driver, fhir);
