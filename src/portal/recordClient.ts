@@ -1,7 +1,7 @@
 // The portal's way into the record: FHIR interactions run in-process through the record's own REST
 // handler, with the signed-in person's AccessControl, so every check and audit entry the FHIR API makes
 // is made here too. The portal never reads record tables itself.
-import { FhirError, handleFhirRequest, refusedPatients, type AccessControl, type AccessEvent, type FhirRequest, type FhirResponse, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
+import { FhirError, handleFhirRequest, failedAccessEvents, type AccessControl, type AccessEvent, type FhirRequest, type FhirResponse, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import type { Actor } from '../access/index.ts';
 import type { PortalAccess } from './portalAccess.ts';
 
@@ -58,10 +58,7 @@ export function recordFor(connection: RecordConnection, actor: Actor, address: s
       return response;
     } catch (err) {
       outcome.status = err instanceof FhirError ? err.status : 500;
-      events.length = 0;
-      // Refused for being outside the person's records: filed under the people it was about (as over the API).
-      const refused = refusedPatients(err);
-      if (refused.length) events.push({ interaction: 'read', patientIds: refused });
+      events.splice(0, events.length, ...failedAccessEvents(err));
       throw err;
     } finally {
       access.accessed?.(events, outcome);

@@ -85,8 +85,17 @@ const refusals = new WeakMap<FhirError, string[]>();
  * is about them: the audit files it under that person, so a privacy officer's search by patient, and the
  * person's own "who has looked at my record", show it (as refused).
  */
-export function refusedPatients(err: unknown): string[] {
+function refusedPatients(err: unknown): string[] {
   return err instanceof FhirError ? refusals.get(err) ?? [] : [];
+}
+
+/**
+ * What a failed request reports to the audit: nothing it showed or changed, but, when it was refused for
+ * being outside the caller's records, the attempt on those people's records (empty otherwise).
+ */
+export function failedAccessEvents(err: unknown): AccessEvent[] {
+  const refused = refusedPatients(err);
+  return refused.length ? [{ interaction: 'read', patientIds: refused }] : [];
 }
 
 /** One access to the record, as the audit trail needs it. Reported after the interaction succeeded. */

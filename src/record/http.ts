@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { handleFhirRequest, type FhirResponse } from './rest.ts';
 import { FhirError, badRequest, notAcceptable, toFhirError, tooLarge, unsupportedMediaType } from './outcome.ts';
 import type { SqlDriver } from './storage/driver.ts';
-import { UNRESTRICTED, refusedPatients, type AccessControl, type AccessEvent } from './accessControl.ts';
+import { UNRESTRICTED, failedAccessEvents, type AccessControl, type AccessEvent } from './accessControl.ts';
 import type { FhirOperations } from './operations.ts';
 import type { ResourceTypeServices } from './typeService.ts';
 
@@ -101,10 +101,7 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
       return send(reply, response);
     } catch (err) {
       outcome.status = err instanceof FhirError ? err.status : 500;
-      events.length = 0; // a failed request changed nothing and showed nothing
-      // It was, though, an attempt on the records it was refused: the audit files it under those people.
-      const refused = refusedPatients(err);
-      if (refused.length) events.push({ interaction: 'read', patientIds: refused });
+      events.splice(0, events.length, ...failedAccessEvents(err));
       throw err;
     } finally {
       access.accessed?.(events, outcome);

@@ -22,7 +22,7 @@ export type { FoundResource, SearchResult } from './search/execute.ts';
 export { createResources } from './storage/writePath.ts';
 export { newId as newResourceId, lockCriteria } from './interactions.ts';
 export { readChanges, latestChangeSeq, type RecordChange } from './changeFeed.ts';
-export { UNRESTRICTED, forbidden, refusedPatients, type AccessControl, type AccessEvent, type RecordInteraction, type PatientScope, type RelationshipSearch, type RecordCaller } from './accessControl.ts';
+export { UNRESTRICTED, forbidden, failedAccessEvents, type AccessControl, type AccessEvent, type RecordInteraction, type PatientScope, type RelationshipSearch, type RecordCaller } from './accessControl.ts';
 export { DECISION_MS } from './scopeDecisions.ts';
 export type { FhirOperation, FhirOperations, OperationCall } from './operations.ts';
 export { isValidNhsNumber, generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from './nhsNumber.ts';
