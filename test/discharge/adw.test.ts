@@ -59,6 +59,17 @@ describe('ADW parsing of the official examples', () => {
     // An attribute and a child element of one name: the element is read, the attribute ignored.
     const twice = EXAMPLES['Assessment-Notice'].replace('<Bundle xmlns="http://hl7.org/fhir">', '<Bundle xmlns="http://hl7.org/fhir" entry="x">');
     assert.equal(parseAdwMessage(twice).answers.length, 8);
+    // A site whose partOf comes back to itself (directly, or through another Organization) has no ODS code
+    // to inherit: read as such, never followed for ever.
+    const hospital = '<reference value="urn:uuid:1ebc76fd-9612-4c72-81dd-de294a0e7287"/>';
+    const ownCode = '<identifier>\n\t\t\t\t\t<system value="https://fhir.nhs.uk/Id/ods-site-code"/>\n\t\t\t\t\t<value value="RFM8C2"/>\n\t\t\t\t</identifier>';
+    assert.ok(EXAMPLES['Assessment-Notice'].includes(ownCode));
+    const selfParent = EXAMPLES['Assessment-Notice'].replace(ownCode, `<partOf>${hospital}</partOf>`);
+    assert.deepEqual(parseAdwMessage(selfParent).hospital, { ods: undefined, name: 'Hebburn Hospital' });
+    const loop = selfParent
+      .replace(`<partOf>${hospital}</partOf>`, '<partOf><reference value="urn:uuid:loop-parent"/></partOf>')
+      .replace('</Bundle>', '<entry><fullUrl value="urn:uuid:loop-parent"/><resource><Organization><partOf>' + hospital + '</partOf><name value="Parent"/></Organization></resource></entry></Bundle>');
+    assert.deepEqual(parseAdwMessage(loop).hospital, { ods: undefined, name: 'Hebburn Hospital' });
     // Unclosed, mismatched, two roots, a duplicate attribute: each named with where it went wrong.
     for (const bad of ['<Bundle><type value="message"></Bundle>', '<Bundle/><Bundle/>', '<Bundle a="1" a="2"/>', '<Bundle><entry>']) {
       assert.throws(() => parseAdwMessage(bad), (e: Error) => /^The message is not well-formed XML: .+ \(line \d+, column \d+\)\.$/.test(e.message), bad);

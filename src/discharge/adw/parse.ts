@@ -155,12 +155,16 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const referralNode = kids(header, 'data').map((d) => resolve(d, 'ReferralRequest')).find(Boolean) ?? ofType('ReferralRequest')[0];
   const encounterNode = resolve(one(referralNode, 'encounter'), 'Encounter') ?? kids(header, 'data').map((d) => resolve(d, 'Encounter')).find(Boolean) ?? ofType('Encounter')[0];
   const patientNode = resolve(one(referralNode, 'patient'), 'Patient') ?? resolve(one(encounterNode, 'patient'), 'Patient') ?? ofType('Patient')[0];
-  const organisation = (node: XmlNode | undefined): AdwOrganisation | undefined => {
+  // A site without its own ODS code is read as its parent's (partOf). The chain is the sender's to write:
+  // one that comes back to an Organization already seen gives no code (as a site without a parent does)
+  // rather than being followed for ever.
+  const organisation = (node: XmlNode | undefined, seen = new Set<XmlNode>()): AdwOrganisation | undefined => {
     if (!node) return undefined;
     const ident = kids(node, 'identifier')[0];
     const ods = val(ident, 'value');
     const parent = resolve(one(node, 'partOf'), 'Organization');
-    if (!ods && parent) return { ...organisation(parent), name: val(node, 'name') ?? val(parent, 'name') };
+    seen.add(node);
+    if (!ods && parent && !seen.has(parent)) return { ...organisation(parent, seen), name: val(node, 'name') ?? val(parent, 'name') };
     return { ods, name: val(node, 'name') };
   };
   const person = (node: XmlNode | undefined): AdwPerson | undefined => {
