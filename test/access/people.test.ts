@@ -128,6 +128,23 @@ for (const engine of ENGINES) {
       assert.ok((await attempt(PASSWORD)).ok);
     });
 
+    it('a username that is no account locks as an account would, so the answers do not tell which names exist', async () => {
+      await addUser(driver, { username: 'real.user', name: 'Real User', password: PASSWORD, memberships: [{ organisation: 'VM101', role: 'care-home-staff' }] });
+      const answers = async (username: string) => {
+        const seen: string[] = [];
+        for (let i = 1; i <= 6; i++) {
+          const r = await access.people.signIn({ username, password: `wrong guess ${i}`, address: ADDRESS });
+          seen.push(`${failure(r)}: ${(r as { message: string }).message}`);
+        }
+        return seen;
+      };
+      const real = await answers('real.user');
+      assert.deepEqual(await answers('No.Such.User'), real);
+      assert.match(real[5], /^locked: .*locked for 15 more minutes/);
+      clock += 15 * MINUTE;
+      assert.equal(failure(await access.people.signIn({ username: 'no.such.user', password: 'x', address: ADDRESS })), 'invalid', 'the lock ends as an account\'s does');
+    });
+
     it('an administrator can lift a lockout by enabling the account or setting a new password', async () => {
       await addUser(driver, { username: 'locked.out', name: 'Locked Out', password: PASSWORD, memberships: [{ organisation: 'VM101', role: 'care-home-staff' }] });
       for (let i = 1; i <= 5; i++) await access.people.signIn({ username: 'locked.out', password: `nope nope ${i}`, address: ADDRESS });

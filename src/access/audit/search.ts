@@ -3,7 +3,7 @@
 // drives from one compact index: audit_patient for patient= ("who has looked at my record" is one range
 // of it, newest first), audit_entity for entity=, the journal's agent or date index otherwise.
 import {
-  badRequest, dateCondition, notFound, parseSearchRequest, searchsetBundle,
+  badRequest, dateCondition, forbidden, notFound, parseSearchRequest, searchsetBundle,
   type AccessControl, type Filter, type FoundResource, type Param, type ResourceTypeService, type SqlExecutor,
 } from '../../record/index.ts';
 import { INDEXED_REF_LENGTH, PartTexts, servedText, type StoredEvent } from './journal.ts';
@@ -162,6 +162,11 @@ function planSearch(filters: Filter[], visible: readonly string[] | undefined): 
     if (f.modifier && !(f.param.code === 'entity-name' && f.modifier === 'exact')) throw badRequest(`Modifier ':${f.modifier}' is not supported on AuditEvent's '${f.param.code}'.`, f.param.code);
   }
   const plan: Plan = { from: 'audit_journal j', alias: 'j', where: [], params: [], patients: [] };
+  if (visible) {
+    const narrowed = narrowedTo(filters, visible);
+    if (!narrowed) return { ...plan, where: [NEVER] };
+    filters = narrowed;
+  }
   const patientIds = (f: Filter) => f.values.map((v) => referenceTo(v, f.param.code)).filter((r) => r.type === 'Patient').map((r) => r.id);
   const driver = filters.find((f) => (f.param.code === 'patient' || f.param.code === 'entity') && f.values.length === 1);
   for (const f of filters) {
@@ -192,6 +197,33 @@ function planSearch(filters: Filter[], visible: readonly string[] | undefined): 
     plan.params.push(...visible);
   }
   return plan;
+}
+
+/**
+ * A caller who sees only the events about some people (a person: themself) is shown those events with
+ * everyone else, and what the request touched, taken out (redactedFor). Filters on what was taken out
+ * would still pick events by it, and so tell the caller who else, or what else, a request involved: a
+ * patient they do not see matches nothing, and the entity filters on other resources are refused.
+ */
+function narrowedTo(filters: Filter[], visible: readonly string[]): Filter[] | undefined {
+  const narrowed: Filter[] = [];
+  for (const f of filters) {
+    const code = f.param.code;
+    if (code === 'entity-name') throw forbidden("AuditEvents about a person can be searched by patient, agent, date and the event's codes; entity-name is for privacy officers.");
+    if (code !== 'patient' && code !== 'entity') {
+      narrowed.push(f);
+      continue;
+    }
+    const values = f.values.filter((v) => {
+      const ref = referenceTo(v, code);
+      if (ref.type === 'Patient') return visible.includes(ref.id);
+      if (code === 'entity') throw forbidden("AuditEvents about a person can be searched by patient, agent, date and the event's codes; entity= is for privacy officers, except entity=Patient/<id>.");
+      return false; // patient=<another type>/… matches nothing anyway
+    });
+    if (!values.length) return undefined; // every value names someone unseen: nothing matches
+    narrowed.push({ ...f, values });
+  }
+  return narrowed;
 }
 
 function condition(f: Filter, alias: string): { text: string; params: Param[] } {

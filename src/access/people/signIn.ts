@@ -110,14 +110,19 @@ export function passwordSignIn(ctx: SignInContext): (request: SignInRequest) => 
       return cleared ? 0 : lockedUntil(tx, row.user_id);
     });
 
+  const noAccount = new NoAccountLocks(ctx.lockout);
+
   return async (request) => {
     const username = typeof request.username === 'string' ? request.username : '';
     const password = typeof request.password === 'string' && request.password.length <= MAX_PASSWORD_LENGTH ? request.password : '';
     const row = username && username.length <= 64 ? await findUserRow(ctx.driver, username) : undefined;
     if (!row || !row.password_hash) {
       await ctx.passwords.verify(await decoy(), password); // the same work as for a real account
-      audit(request, { username: username.slice(0, 64), userId: row?.user_id, ok: false, detail: row ? 'the account has no password (it signs in through its identity provider)' : 'no such user' });
-      return refused('invalid', INVALID);
+      const now = ctx.now();
+      const lock = noAccount.fail(username.slice(0, 64).toLowerCase(), now);
+      const why = row ? 'the account has no password (it signs in through its identity provider)' : 'no such user';
+      audit(request, { username: username.slice(0, 64), userId: row?.user_id, ok: false, detail: lock ? `${why}; refused as locked until ${new Date(lock).toISOString()}` : why });
+      return lock ? refused('locked', lockedMessage(lock, now)) : refused('invalid', INVALID);
     }
     const right = await ctx.passwords.verify(row.password_hash, password);
     const now = ctx.now();
@@ -148,4 +153,28 @@ export function passwordSignIn(ctx: SignInContext): (request: SignInRequest) => 
     audit(request, { username: row.username, userId: row.user_id, ok: true });
     return signedIn(ctx.driver, row);
   };
+}
+
+/**
+ * Names that are no account here (or an account without a password) are refused as an account would be,
+ * locked after as many failures and for as long, so the "locked" answer does not tell a guesser which
+ * usernames exist. Held in memory, per node, and bounded: it only has to answer as a real account would.
+ */
+class NoAccountLocks {
+  private static readonly MAX_NAMES = 10_000;
+  private names = new Map<string, { failures: number; until: number }>();
+  constructor(private readonly policy: LockoutPolicy) {}
+
+  /** Counts a failure for the name; returns when its lock ends when it is (or now becomes) locked, else 0. */
+  fail(name: string, now: number): number {
+    let entry = this.names.get(name);
+    if (entry && entry.until > now) return entry.until;
+    if (!entry || entry.until) entry = { failures: 0, until: 0 };
+    this.names.delete(name); // re-inserted last: the oldest names are forgotten first
+    if (this.names.size >= NoAccountLocks.MAX_NAMES) this.names.delete(this.names.keys().next().value!);
+    entry.failures += 1;
+    if (entry.failures >= this.policy.failures) entry = { failures: 0, until: now + this.policy.lockMs };
+    this.names.set(name, entry);
+    return entry.until;
+  }
 }
