@@ -35,7 +35,7 @@ export { addOrganisation, listOrganisations, findOrganisation, normaliseOds, ORG
 export { addUser, listUsers, findUser, disableUser, enableUser, setPassword, type NewUser, type UserSummary, type Membership, type NamedMembership } from './people/users.ts';
 export { checkNewPassword, generatePassword, argon2Hasher, MIN_PASSWORD_LENGTH, type PasswordHasher } from './people/passwords.ts';
 export { totpCode } from './people/totp.ts';
-export { USER_SCOPE, type Sessions } from './people/sessions.ts';
+export { USER_SCOPE, WATCH_MS, type Sessions, type SessionWatch } from './people/sessions.ts';
 export type { SignInRequest, SignInResult, SignInFailure } from './people/signIn.ts';
 export type { OidcSettings, OidcState, PeopleOidc } from './people/oidc.ts';
 export type { People, PeopleOptions } from './people/people.ts';

@@ -1,6 +1,6 @@
 // What the portal needs from src/access, as its own small interface: the record's access checks for a
 // signed-in person (exists) and people's accounts and sessions (being built; absent until they land).
-import type { Actor, AdministrativeChange, BreakGlassGrant, NewClient, NewUser, Organisation, Role, SystemClient, UserActor, UserSummary } from '../access/index.ts';
+import type { Actor, AdministrativeChange, BreakGlassGrant, NewClient, NewUser, Organisation, Role, SessionWatch, SystemClient, UserActor, UserSummary } from '../access/index.ts';
 import type { AccessControl } from '../record/index.ts';
 
 export interface Membership {
@@ -42,6 +42,8 @@ export interface PortalSessions {
   end(id: string): Promise<void>;
   /** Marks a one-time sign-in step as used for the `forMs` it could still be presented; false when it was used already. */
   claimOnce(key: string, forMs: number): Promise<boolean>;
+  /** Calls `ended` once the session stops standing, however it ends (src/access Sessions.watch: within WATCH_MS). */
+  watch(id: string, ended: () => void): SessionWatch;
 }
 
 /** Break-glass (src/access Access.breakGlass): declaring, the privacy officers' queue, and its reviews. */

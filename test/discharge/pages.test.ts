@@ -12,7 +12,7 @@ import { handleFhirRequest, UNRESTRICTED } from '../../src/record/index.ts';
 import { csrfTokenIn, textOf } from '../portal/portalServer.ts';
 import { waitForAudit } from '../support/audit.ts';
 import { COUNCIL, HOSPITAL, ODS_ORG, OTHER_COUNCIL, ownHospital, seedDischargePages, signIn } from './pagesSeed.ts';
-import { addOrganisation, addUser } from '../../src/access/index.ts';
+import { addOrganisation, addUser, disableUser, setPassword } from '../../src/access/index.ts';
 import { TEST_PASSWORD } from '../portal/portalServer.ts';
 import { REFERRAL_PAGE, delayedDays, type ReferralRow } from '../../src/portal/discharge/referralRows.ts';
 import { dischargeMetrics } from '../../src/portal/discharge/metrics.ts';
@@ -306,6 +306,24 @@ for (const engine of ENGINES) {
       assert.match(stream.text, /event: ended/);
       assert.doesNotMatch(stream.text, /event: changed/, 'not even a change to a referral Sam could see while signed in');
       assert.equal((await openStream(t, session)).status, 303, 'and a new stream is refused');
+    });
+
+    it('live updates: disabling the account or resetting its password ends an open stream within seconds, with no change written', async () => {
+      const streams = [];
+      for (const username of [`disabled.${engine}`, `reset.${engine}`]) {
+        await addUser(t.server.driver, { username, name: 'Sam Social', password: TEST_PASSWORD, fhirUser: 'Practitioner/sam-social', memberships: [{ organisation: COUNCIL, role: 'social-worker' }] });
+        const session = await signIn(t, username);
+        streams.push({ session, stream: await openStream(t, session) });
+      }
+      await disableUser(t.server.driver, `disabled.${engine}`);
+      await setPassword(t.server.driver, `reset.${engine}`, 'another-synthetic-passphrase-8');
+      for (const { session, stream } of streams) {
+        await until(() => stream.closed, 15_000); // generous: the server ends it within WATCH_MS (2 s)
+        stream.close();
+        assert.ok(stream.closed, `the server closed the stream without waiting for a change or a heartbeat: ${stream.text}`);
+        assert.match(stream.text, /event: ended/);
+        assert.equal((await openStream(t, session)).status, 303, 'and a new stream is refused');
+      }
     });
 
     it('live updates: one session opens at most four streams', async () => {

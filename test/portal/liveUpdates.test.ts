@@ -1,12 +1,15 @@
 // Live lists over real HTTP: the Server-Sent Events stream behind the ward list and the residents list
 // says "changed" when an Observation, Encounter or Flag about someone on the user's page is written, and
-// says nothing about anyone else, read from the record's change feed (readChanges). Both storage engines.
+// says nothing about anyone else, read from the record's change feed (readChanges). A stream ends once its
+// session does, however it ends (signed out elsewhere, expired, account disabled, password reset). Both
+// storage engines.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { latestChangeSeq, readChanges } from '../../src/record/index.ts';
-import { CARE_HOME_CARER, WARD_NURSE, startPortalServer, type PortalTestServer } from './portalServer.ts';
+import { disableUser, setPassword } from '../../src/access/index.ts';
+import { CARE_HOME_CARER, WARD_NURSE, startPortalServer, type PortalTestServer, type TestPerson } from './portalServer.ts';
 
 after(() => stopOwnPostgres());
 
@@ -36,6 +39,13 @@ async function openStream(t: PortalTestServer, path: string, cookie: string) {
   })();
   return {
     events,
+    /** Whether the server ends the stream within `ms` (generous: the server ends it within a few seconds). */
+    async endsWithin(ms = 15_000) {
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([reading.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+      clearTimeout(timer);
+      return ended;
+    },
     /** Waits up to `ms` for the count of events to pass `count`. */
     async waitFor(count: number, ms = 8000) {
       const until = Date.now() + ms;
@@ -119,6 +129,67 @@ for (const engine of ENGINES) {
       assert.equal((await fetch(`${t.url}/live/wards`, { headers: { cookie }, redirect: 'manual' })).status, 403);
       assert.equal((await fetch(`${t.url}/live/residents`, { redirect: 'manual' })).status, 303);
       assert.equal((await fetch(`${t.url}/live/anything`, { headers: { cookie }, redirect: 'manual' })).status, 404);
+    });
+
+    /** A carer of their own, so that ending their sessions or disabling them touches no other test. */
+    const carer = (username: string): TestPerson => ({ ...CARE_HOME_CARER, username });
+    const flag = (patientId: string) => ({ resourceType: 'Flag', status: 'active', code: { text: 'Falls risk' }, subject: { reference: `Patient/${patientId}` } });
+
+    /** Asserts the stream ends by itself, says nothing more about the residents, and that the browser is sent to sign in again. */
+    async function assertEnded(stream: Awaited<ReturnType<typeof openStream>>, cookie: string, why: string) {
+      const before = stream.events.filter((e) => e === 'changed').length;
+      await t.fhir('POST', 'Flag', [], flag(resident));
+      assert.ok(await stream.endsWithin(), `${why}: the server ends the open stream (events: ${stream.events.join(', ')})`);
+      assert.equal(stream.events.filter((e) => e === 'changed').length, before, `${why}: nothing is said after the session ended`);
+      const again = await fetch(`${t.url}/live/residents`, { headers: { cookie }, redirect: 'manual' });
+      assert.equal(again.status, 303, `${why}: reconnecting gets no stream`);
+      assert.match(again.headers.get('location') ?? '', /^\/sign-in/);
+    }
+
+    it('ends an open stream when its session is signed out in another request, with no change written', async () => {
+      const { cookie } = await t.signIn(carer('test.carer.signout'));
+      const stream = await openStream(t, '/live/residents', cookie);
+      try {
+        const page = await (await fetch(`${t.url}/care-home`, { headers: { cookie } })).text();
+        const csrf = /action="\/sign-out\?_csrf=([^"]+)"/.exec(page)![1];
+        const out = await fetch(`${t.url}/sign-out?_csrf=${csrf}`, { method: 'POST', headers: { cookie }, redirect: 'manual' });
+        assert.equal(out.status, 303);
+        assert.ok(await stream.endsWithin(), 'the stream ends without waiting for a change to be written');
+        await assertEnded(stream, cookie, 'signed out');
+      } finally {
+        await stream.close();
+      }
+    });
+
+    it('ends an open stream when the account is disabled or its password reset (outside the portal, as the command line does)', async () => {
+      const disabled = carer('test.carer.disabled');
+      const a = await t.signIn(disabled);
+      const first = await openStream(t, '/live/residents', a.cookie);
+      const reset = carer('test.carer.reset');
+      const b = await t.signIn(reset);
+      const second = await openStream(t, '/live/residents', b.cookie);
+      try {
+        await disableUser(t.driver, disabled.username);
+        await assertEnded(first, a.cookie, 'account disabled');
+        await setPassword(t.driver, reset.username, 'another-synthetic-passphrase-8');
+        await assertEnded(second, b.cookie, 'password reset');
+      } finally {
+        await first.close();
+        await second.close();
+      }
+    });
+
+    it('ends an open stream when its session expires', async () => {
+      const { cookie } = await t.signIn(carer('test.carer.idle'));
+      const stream = await openStream(t, '/live/residents', cookie);
+      const idle = 31 * 60_000; // past the 30 idle minutes
+      try {
+        t.advanceClock(idle);
+        await assertEnded(stream, cookie, 'expired');
+      } finally {
+        t.advanceClock(-idle);
+        await stream.close();
+      }
     });
   });
 }

@@ -3,13 +3,16 @@
 // is told "changed" (nothing more) and its script fetches the page again through the normal access checks.
 // Without script the pages work as they are, and a reload shows the latest.
 //
-// A stream speaks for a session, so the session is checked again before every event and at every
-// heartbeat: once it has ended (signed out, expired, account disabled) the stream says "ended" and closes.
-// Those checks keep the session in use, so, as the other live pages do (src/portal/live/routes.ts), a
-// stream also ends after LIVE_MINUTES and the script starts it again when someone uses the page: an
-// unattended screen lets its session run out.
+// A stream speaks for a session, so it watches it (Sessions.watch: one query every WATCH_MS, and one per
+// batch of changes, for all open streams; not a read per stream): it says nothing once the session has
+// ended (read again before each event), and says "ended" and closes at once when the session is signed
+// out or replaced through this server, and within WATCH_MS (2 s) when it ends any other way (expired,
+// account disabled, password reset, membership removed). Watching does not keep the session in use. As
+// the other live pages do (src/portal/live/routes.ts), a stream also ends after LIVE_MINUTES and the
+// script starts it again when someone uses the page.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RecordChange, SqlDriver } from '../../record/index.ts';
+import type { SessionWatch } from '../../access/index.ts';
 import { changeWatcher } from '../live/changeWatcher.ts';
 import { LIVE_MINUTES } from '../live/routes.ts';
 
@@ -30,8 +33,8 @@ export interface Visible {
 export interface Viewer {
   /** The session the stream speaks for (its cookie value). */
   session: string;
-  /** Whether that session still stands; false once signed out, expired or the account is disabled. */
-  signedIn(): Promise<boolean>;
+  /** Watches that session: `ended` is called once it no longer stands (signed out, expired, account disabled…). */
+  watch(ended: () => void): SessionWatch;
   /** The person's referrals now, read through the record with their access. */
   visible(): Promise<Visible>;
 }
@@ -79,9 +82,14 @@ export function liveUpdates(app: FastifyInstance, driver: SqlDriver, { pollMs = 
       open.set(viewer.session, streams + 1);
 
       let ended = false;
+      const sessionWatch = viewer.watch(() => {
+        if (!ended) res.write('event: ended\ndata: {}\n\n');
+        end();
+      });
       const end = () => {
         if (ended) return;
         ended = true;
+        sessionWatch.stop();
         clearInterval(beat);
         clearTimeout(idle);
         unsubscribe();
@@ -91,14 +99,8 @@ export function liveUpdates(app: FastifyInstance, driver: SqlDriver, { pollMs = 
         else open.delete(viewer.session);
         if (!res.writableEnded) res.end();
       };
-      /** False (and the stream told and closed) once the session is over; a failed check just closes it. */
-      const stillSignedIn = async () => {
-        if (ended) return false;
-        const ok = await viewer.signedIn().catch(() => undefined);
-        if (ok === false && !ended) res.write('event: ended\ndata: {}\n\n');
-        if (!ok) end();
-        return Boolean(ok) && !ended;
-      };
+      /** Whether the stream may still speak: a session past its time or ended hears nothing more. */
+      const stillSignedIn = () => !ended && sessionWatch.standing();
 
       // Batches are handled one at a time, in order, so two re-reads of the person's referrals never race.
       let queue = Promise.resolve();
@@ -106,20 +108,18 @@ export function liveUpdates(app: FastifyInstance, driver: SqlDriver, { pollMs = 
         const relevant = changes.filter((c) => WATCHED.has(c.type));
         if (!relevant.length) return;
         queue = queue.then(async () => {
-          if (!(await stillSignedIn())) return;
+          if (ended || !(await sessionWatch.confirm())) return;
           const before = visible;
           // A referral not among theirs may be a new one to (or from) their organisation: read them again.
           if (relevant.some((c) => c.type === 'ServiceRequest' && !before.referrals.has(c.id))) visible = await viewer.visible();
           const told = relevant.filter((c) => concerns(c, before) || concerns(c, visible));
-          if (!told.length || ended) return;
+          if (!told.length || !stillSignedIn()) return;
           const seq = Math.max(...told.map((c) => c.seq));
           res.write(`event: changed\nid: ${seq}\ndata: ${seq}\n\n`);
         }).catch(() => end());
       });
       const beat = setInterval(() => {
-        queue = queue.then(async () => {
-          if (await stillSignedIn()) res.write(': still here\n\n');
-        }).catch(() => end());
+        if (stillSignedIn()) res.write(': still here\n\n');
       }, heartbeatMs);
       const idle = setTimeout(() => {
         if (!ended) res.write('event: idle\ndata: {}\n\n');

@@ -79,11 +79,12 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
     if (!who) return reply;
     const session = visitOf(req).sessionId ?? '';
     const sessions = connection(req).access.accounts?.sessions;
+    if (!session || !sessions) return reply.redirect('/sign-in', 303);
     const record = recordOf(req, who.actor);
     return live.stream(req, reply, {
       session,
-      // Asked again while the stream is open: signing out, expiry or a disabled account ends it.
-      signedIn: async () => Boolean(session && sessions && (await sessions.actor(session))),
+      // Watched while the stream is open: signing out, expiry, a disabled account or a password reset ends it.
+      watch: (ended) => sessions.watch(session, ended),
       visible: () => visibleTo(record, who.actor, who.side),
     });
   });

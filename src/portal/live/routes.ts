@@ -3,6 +3,13 @@
 // then fetches the page again, through the same access checks as any page. Without JavaScript nothing
 // here is used. A stream ends after LIVE_MINUTES, so an unattended screen stops asking and its session
 // can run out; the script starts it again when someone uses the page.
+//
+// A stream speaks for its session only while the session stands: it watches it (Sessions.watch: no
+// database read per stream; one query every WATCH_MS, and one per batch of changes, for all open streams),
+// says nothing once it has ended, and says "ended" and closes at once when the session is signed out or
+// replaced through this server, and within WATCH_MS (2 s) when it ends any other way (expired, account
+// disabled, password reset, membership removed, signed out on another server). The script then takes the
+// browser to the sign-in page, and a new stream is refused with a redirect there.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../../record/index.ts';
 import { recordFor, type RecordConnection } from '../recordClient.ts';
@@ -40,6 +47,8 @@ export function liveRoutes(app: FastifyInstance, { driver, connection, pollMs }:
     const actor = signedInAs(req, reply, board.roles, 'This live list is not for your role.');
     if (!actor) return reply;
     const session = visitOf(req).sessionId ?? '';
+    const sessions = connection(req).access.accounts?.sessions;
+    if (!session || !sessions) return reply.redirect('/sign-in', 303);
     const streams = open.get(session) ?? 0;
     const total = [...open.values()].reduce((a, b) => a + b, 0);
     if (streams >= PER_SESSION || total >= IN_ALL) return reply.code(429).type('text/plain; charset=utf-8').send('Too many live pages are open. Close some tabs.');
@@ -57,14 +66,23 @@ export function liveRoutes(app: FastifyInstance, { driver, connection, pollMs }:
     raw.write('retry: 5000\n\n');
     open.set(session, streams + 1);
 
+    let ended = false;
+    const sessionWatch = sessions.watch(session, () => {
+      if (!ended) raw.write('event: ended\ndata: {}\n\n');
+      end();
+    });
     // Batches are handled one at a time, in order, so two re-reads of who is on the page never race.
     let queue = Promise.resolve();
     const unsubscribe = watcher.subscribe((changes) => {
       const relevant = changes.filter((c) => c.patientId && board.types.has(c.type));
       if (!relevant.length) return;
       queue = queue.then(async () => {
+        // Nothing is said for a session that has ended, however it ended: read again before speaking (one
+        // query for every stream hearing this batch), and the watch then ends the stream.
+        if (ended || !(await sessionWatch.confirm())) return;
         const before = visible;
         if (relevant.some((c) => c.type === board.membership)) visible = await board.people(record, actor);
+        if (ended || !sessionWatch.standing()) return;
         if (relevant.some((c) => before.has(c.patientId!) || visible.has(c.patientId!))) raw.write('event: changed\ndata: {}\n\n');
       }).catch(() => end());
     });
@@ -73,10 +91,10 @@ export function liveRoutes(app: FastifyInstance, { driver, connection, pollMs }:
       raw.write('event: idle\ndata: {}\n\n');
       end();
     }, LIVE_MINUTES * 60_000);
-    let ended = false;
     function end() {
       if (ended) return;
       ended = true;
+      sessionWatch.stop();
       unsubscribe();
       clearInterval(heartbeat);
       clearTimeout(idle);
