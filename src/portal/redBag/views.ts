@@ -18,7 +18,7 @@ export async function hospitals(record: RecordClient): Promise<{ value: string; 
     .filter((h) => h.value);
 }
 
-const TAG_COLOURS: Record<RedBagStep, string> = { sent: 'orange', received: 'blue', 'in-hospital': 'blue', 'discharge-summary-attached': 'purple', returned: 'green', closed: 'grey' };
+const TAG_COLOURS: Record<RedBagStep, string> = { sent: 'orange', 'not-delivered': 'red', received: 'blue', 'in-hospital': 'blue', 'discharge-summary-attached': 'purple', returned: 'green', closed: 'grey' };
 
 export function statusTag(task: Resource): { text: string; colour: string } {
   const step = stepOf(task);
