@@ -23,9 +23,15 @@ export const TRANSFER_PACK_TYPE = { system: LOINC, code: '18761-7', display: 'Tr
 /** SNOMED CT "Review of medication", the Procedure that dates a medication review. */
 export const MEDICATION_REVIEW = { system: SNOMED, code: '182836005', display: 'Review of medication' } as const;
 
-/** Steps of a red bag after it is sent, in order, with the Task.status each one means. */
+/**
+ * Steps of a red bag after it is sent, in order, with the Task.status each one means. 'not-delivered' is
+ * no person's step: MESH reported that the pack never reached a hospital on another system (H-042). The
+ * Task stays open ('requested'), so the home still has it in its list, and it leaves that state only when
+ * the home sends it again ('sent') or the hospital acknowledges it after all ('received').
+ */
 export const RED_BAG_STEPS = {
   sent: { status: 'requested', display: 'Sent to hospital' },
+  'not-delivered': { status: 'requested', display: 'Not received by the hospital' },
   received: { status: 'accepted', display: 'Received by the hospital' },
   'in-hospital': { status: 'in-progress', display: 'In hospital' },
   'discharge-summary-attached': { status: 'in-progress', display: 'Discharge summary attached' },
@@ -33,6 +39,8 @@ export const RED_BAG_STEPS = {
   closed: { status: 'completed', display: 'Closed' },
 } as const;
 export type RedBagStep = keyof typeof RED_BAG_STEPS;
+/** The steps a person (or the other side's system) takes; sending and non-delivery are not among them. */
+export type TransferStep = Exclude<RedBagStep, 'sent' | 'not-delivered'>;
 
 /** The belongings checklist offered on screen (free text adds anything else). */
 export const BELONGINGS = [

@@ -4,7 +4,7 @@
 // courier (src/redbag/overMesh.ts, wired by the server) carries the pack there as a FHIR message over MESH,
 // and carries each step back and forth, so both sides' Tasks move together.
 import type { RecordCall, Resource } from './recordCalls.ts';
-import type { RedBagStep } from './codes.ts';
+import type { TransferStep } from './codes.ts';
 
 export interface DeliveryTarget {
   /** ODS code of the receiving hospital. */
@@ -24,7 +24,7 @@ export interface RedBagCourier {
   /** The pack, once it is on the record here. */
   deliverPack(pack: Resource, target: DeliveryTarget): Promise<void>;
   /** A step just recorded here, to the other side when it is served elsewhere (nothing when it is local). */
-  relayStep(call: RecordCall, task: Resource, step: Exclude<RedBagStep, 'sent'>): Promise<void>;
+  relayStep(call: RecordCall, task: Resource, step: TransferStep): Promise<void>;
 }
 
 let external: TransferPackDeliverer | undefined;

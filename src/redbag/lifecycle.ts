@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { validate } from 'uuid';
 import { FhirError, type RecordCaller } from '../record/index.ts';
-import { ACKNOWLEDGE_REMINDER_CODE, MANAGER_VISIT_CODE, ODS_SYSTEM, RED_BAG_IDENTIFIER, RED_BAG_STATUS, RED_BAG_STEPS, RED_BAG_TASK_CODE, TRANSFER_PACK_TYPE, type RedBagStep } from './codes.ts';
+import { ACKNOWLEDGE_REMINDER_CODE, MANAGER_VISIT_CODE, ODS_SYSTEM, RED_BAG_IDENTIFIER, RED_BAG_STATUS, RED_BAG_STEPS, RED_BAG_TASK_CODE, TRANSFER_PACK_TYPE, type RedBagStep, type TransferStep } from './codes.ts';
 import { detailsFromParameters, type TransferDetails } from './details.ts';
 import { gatherResident, type ResidentRecord } from './gather.ts';
 import { blocking, checkTransfer, type SafetyFinding } from './checks.ts';
@@ -159,9 +159,13 @@ export function isRedBagTask(task: Resource): boolean {
   return (task.code?.coding ?? []).some((c: { system?: string; code?: string }) => c.system === RED_BAG_TASK_CODE.system && c.code === RED_BAG_TASK_CODE.code);
 }
 
-/** Which side takes each step, and from which steps. */
-export const TRANSITIONS: Record<Exclude<RedBagStep, 'sent'>, { side: 'hospital' | 'care-home'; from: RedBagStep[] }> = {
-  received: { side: 'hospital', from: ['sent'] },
+/**
+ * Which side takes each step, and from which steps. A hospital that acknowledges a pack MESH reported as not
+ * delivered (a copy reached it after all) is believed: it has the pack. Sending again is not a step here:
+ * see sendAgain.
+ */
+export const TRANSITIONS: Record<TransferStep, { side: 'hospital' | 'care-home'; from: RedBagStep[] }> = {
+  received: { side: 'hospital', from: ['sent', 'not-delivered'] },
   'in-hospital': { side: 'hospital', from: ['received', 'in-hospital'] },
   'discharge-summary-attached': { side: 'hospital', from: ['received', 'in-hospital', 'discharge-summary-attached'] },
   returned: { side: 'care-home', from: ['received', 'in-hospital', 'discharge-summary-attached'] },
@@ -183,16 +187,26 @@ export interface StepInput {
   note?: string;
 }
 
-/** Moves a red bag on one step, as the caller; answers the Task's new version. */
-export async function advanceTransfer(ctx: RedBagContext, taskId: string, input: StepInput): Promise<Resource> {
-  if (!Object.hasOwn(TRANSITIONS, input.step)) throw problem(400, 'invalid', [`'${input.step}' is not a red bag step: use ${Object.keys(TRANSITIONS).join(', ')}.`]);
-  const step = input.step as keyof typeof TRANSITIONS;
-  if (!input.ifMatch) throw new FhirError(428, [{ severity: 'error', code: 'required', diagnostics: 'Send If-Match with the version of the red bag you are looking at (its ETag, e.g. W/"2"), so a change made meanwhile by someone else is not overwritten.' }]);
+/** The red bag's Task as it is now, provided it is the version the person saw (If-Match). */
+async function taskAsSeen(ctx: RedBagContext, taskId: string, ifMatch: string | undefined): Promise<Resource> {
+  if (!ifMatch) throw new FhirError(428, [{ severity: 'error', code: 'required', diagnostics: 'Send If-Match with the version of the red bag you are looking at (its ETag, e.g. W/"2"), so a change made meanwhile by someone else is not overwritten.' }]);
   const task = await read(ctx.call, `Task/${encodeURIComponent(taskId)}`);
   if (!isRedBagTask(task)) throw problem(404, 'not-found', [`Task/${taskId} is not a red bag.`]);
   // A person acting on an older version must see what changed before anything else is said.
-  const seen = /^(?:W\/)?"?(\d{1,9})"?$/.exec(input.ifMatch.trim())?.[1];
-  if (seen !== String(task.meta?.versionId)) throw problem(412, 'conflict', [`This red bag has changed since you looked (it is at version ${task.meta?.versionId}, you saw ${input.ifMatch}): read it again, then decide.`]);
+  const seen = /^(?:W\/)?"?(\d{1,9})"?$/.exec(ifMatch.trim())?.[1];
+  if (seen !== String(task.meta?.versionId)) throw problem(412, 'conflict', [`This red bag has changed since you looked (it is at version ${task.meta?.versionId}, you saw ${ifMatch}): read it again, then decide.`]);
+  return task;
+}
+
+/**
+ * Moves a red bag on one step, as the caller; answers the Task's new version. The step 'sent' sends again a
+ * pack MESH reported the hospital never received (see sendAgain).
+ */
+export async function advanceTransfer(ctx: RedBagContext, taskId: string, input: StepInput): Promise<Resource> {
+  if (input.step === 'sent') return sendAgain(ctx, taskId, input.ifMatch);
+  if (!Object.hasOwn(TRANSITIONS, input.step)) throw problem(400, 'invalid', [`'${input.step}' is not a red bag step: use ${Object.keys(TRANSITIONS).join(', ')} (or sent, to send again a pack the hospital did not receive).`]);
+  const step = input.step as keyof typeof TRANSITIONS;
+  const task = await taskAsSeen(ctx, taskId, input.ifMatch);
   const current = stepOf(task);
   const rule = TRANSITIONS[step];
   if (!current || !rule.from.includes(current)) throw problem(409, 'business-rule', [`This red bag is "${current ? RED_BAG_STEPS[current].display : 'unknown'}"; "${RED_BAG_STEPS[step].display}" can only follow ${rule.from.map((s) => `"${RED_BAG_STEPS[s].display}"`).join(' or ')}.`]);
@@ -252,6 +266,37 @@ export async function advanceTransfer(ctx: RedBagContext, taskId: string, input:
     throw problem(502, 'exception', [`"${RED_BAG_STEPS[step].display}" is recorded here (Task/${task.id}) but could not be sent to ${other?.display ?? 'the other organisation'}: ${(err as Error).message} Tell them by telephone.`]);
   }
   return saved;
+}
+
+/**
+ * Sends again a pack MESH reported as not delivered to a hospital on another system (H-042): only its care
+ * home may, only from "Not received by the hospital", and only against the version the person saw. The
+ * stored pack goes first (the hospital files a pack once, by its identifier, so a copy it did get is not
+ * filed twice); the Task reads "Sent to hospital" again only once it has gone, so a pack that still cannot
+ * be handed to MESH keeps saying it was not received (502, telling staff to telephone the ward).
+ */
+async function sendAgain(ctx: RedBagContext, taskId: string, ifMatch: string | undefined): Promise<Resource> {
+  const task = await taskAsSeen(ctx, taskId, ifMatch);
+  const current = stepOf(task);
+  if (current !== 'not-delivered') throw problem(409, 'business-rule', [`This red bag is "${current ? RED_BAG_STEPS[current].display : 'unknown'}"; it can be sent again only when the hospital did not receive it.`]);
+  const homeOds: string | undefined = task.requester?.identifier?.value;
+  const hospitalOds: string | undefined = task.owner?.identifier?.value;
+  if (ctx.caller?.organisation && ctx.caller.organisation.toUpperCase() !== homeOds?.toUpperCase()) {
+    throw problem(403, 'forbidden', [`Only ${task.requester?.display ?? 'the care home that sent it'} can send this red bag again; you act for ${ctx.caller.organisation}.`]);
+  }
+  const pack = await packOf(ctx, task);
+  try {
+    await deliverTransferPack(pack, { hospitalOds: hospitalOds ?? '', homeOds, task }, ctx.settings.courier);
+  } catch (err) {
+    throw problem(502, 'exception', [`The red bag could not be sent again to ${task.owner?.display ?? 'the hospital'}: ${(err as Error).message} Telephone the ward and send the printed pack with the resident.`]);
+  }
+  const at = new Date(ctx.now()).toISOString();
+  const next: Resource = { ...task, meta: { ...task.meta }, ...statusOf('sent'), lastModified: at, note: [...(task.note ?? []), actorNote(ctx.caller, at, `Sent again to ${task.owner?.display ?? 'the hospital'}`)] };
+  delete next.statusReason;
+  delete next.meta?.versionId;
+  delete next.meta?.lastUpdated;
+  await ctx.call({ method: 'POST', path: '', query: [], body: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: next, request: { method: 'PUT', url: `Task/${task.id}`, ifMatch } }] } });
+  return read(ctx.call, `Task/${task.id}`);
 }
 
 /** The document Bundle a red bag's Task points at (the pack as it was sent). */

@@ -7,9 +7,12 @@
 // owned by the hospital, for the one Patient here with the pack's NHS number (never created, never guessed:
 // no match or several is a dead letter); a step moves the local Task through the same rules as a person's
 // step. Each message is applied once, by MessageHeader.id.
+// Reports: each message sent is recorded by its MESH message id (redbag_sent); when MESH reports the latest
+// copy of a pack as not delivered, the pack's Task reads "Not received by the hospital" with MESH's reason,
+// so the home telephones the ward and sends it again (H-042). The report is acknowledged once that is written.
 import { handleFhirRequest, NHS_NUMBER_SYSTEM, FhirError, migrate, type AccessControl, type AccessEvent, type SqlDriver } from '../record/index.ts';
-import { listMailboxes, type InboundMessage, type Messaging } from '../messaging/index.ts';
-import { ACKNOWLEDGE_REMINDER_CODE, ODS_SYSTEM, PACK_SENT_EVENT, RED_BAG_IDENTIFIER, RED_BAG_STATUS, RED_BAG_STEPS, RED_BAG_TASK_CODE, STEP_EVENT, TRANSFER_PACK_TYPE } from './codes.ts';
+import { listMailboxes, type DeliveryReport, type InboundMessage, type Messaging } from '../messaging/index.ts';
+import { ACKNOWLEDGE_REMINDER_CODE, ODS_SYSTEM, PACK_SENT_EVENT, RED_BAG_IDENTIFIER, RED_BAG_STATUS, RED_BAG_STEPS, RED_BAG_TASK_CODE, STEP_EVENT, TRANSFER_PACK_TYPE, type TransferStep } from './codes.ts';
 import { readRedBagMessage, redBagMessage, RedBagMessageRejected, type ReadMessage } from './messages.ts';
 import { bodyOf, onePerPack, read, referenceTo, search, type RecordCall, type Resource } from './recordCalls.ts';
 import { advanceTransfer, stepOf, TRANSITIONS, type RedBagSettings } from './lifecycle.ts';
@@ -50,8 +53,15 @@ export async function connectRedBagToMesh(options: RedBagMeshOptions): Promise<R
   /** The mailbox an organisation served here sends from. */
   const sendingMailbox = async (ods: string) => (await mailboxesOf(ods)).find((m) => (m.hosted && !m.polled) || m.mailboxId === own)?.mailboxId;
 
-  const send = async (from: string, to: string, message: Resource, subject: string, localId: string) => {
-    await messaging.send({ from, to, workflowId, subject, localId, contentType: 'application/fhir+json', fileName: 'red-bag.json', body: Buffer.from(JSON.stringify(message)) });
+  /** Sends, and records the MESH message id, so a report that it was not delivered finds the pack (H-042). */
+  const send = async (from: string, to: string, message: Resource, subject: string, localId: string, sent: { packIdentifier: string; taskId: string; step: 'sent' | TransferStep }) => {
+    const { messageId } = await messaging.send({ from, to, workflowId, subject, localId, contentType: 'application/fhir+json', fileName: 'red-bag.json', body: Buffer.from(JSON.stringify(message)) });
+    await driver.transaction(async (tx) => {
+      await tx.run('INSERT INTO redbag_sent (mesh_message_id, pack_identifier, task_id, step, to_mailbox, sent_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (mesh_message_id) DO NOTHING',
+        [messageId, sent.packIdentifier, sent.taskId, sent.step, to, (options.now ?? Date.now)()]);
+      // A pack sent again: a report about an earlier copy no longer says anything about this one.
+      if (sent.step === 'sent') await tx.run("UPDATE redbag_sent SET superseded = 1 WHERE pack_identifier = ? AND step = 'sent' AND mesh_message_id <> ?", [sent.packIdentifier, messageId]);
+    });
   };
 
   messaging.onInbound([workflowId], async (msg) => {
@@ -62,6 +72,9 @@ export async function connectRedBagToMesh(options: RedBagMeshOptions): Promise<R
       throw err;
     }
   });
+
+  // MESH reports a pack sent from here as not delivered: the pack's Task says so, for the home to act on.
+  messaging.onDeliveryReport([workflowId], (report) => settleUndelivered(options, report));
 
   return {
     async cannotDeliver(homeOds, hospitalOds) {
@@ -76,7 +89,8 @@ export async function connectRedBagToMesh(options: RedBagMeshOptions): Promise<R
       const from = await sendingMailbox(target.homeOds ?? '');
       if (!from) throw new Error(`${target.homeOds} has no MESH mailbox on this service.`);
       const message = redBagMessage(PACK_SENT_EVENT, { ods: target.homeOds!, name: target.task.requester?.display }, { ods: target.hospitalOds, name: target.task.owner?.display }, pack, [], (options.now ?? Date.now)());
-      await send(from, to, message, `Red bag: ${target.task.for?.display ?? 'transfer pack'}`, pack.identifier?.value ?? target.task.id);
+      const packIdentifier: string = pack.identifier?.value ?? target.task.id;
+      await send(from, to, message, `Red bag: ${target.task.for?.display ?? 'transfer pack'}`, packIdentifier, { packIdentifier, taskId: target.task.id, step: 'sent' });
     },
 
     async relayStep(call, task, step) {
@@ -91,7 +105,7 @@ export async function connectRedBagToMesh(options: RedBagMeshOptions): Promise<R
       const extra = step === 'discharge-summary-attached' && summaryRef ? [await read(call, summaryRef)] : [];
       const message = redBagMessage(STEP_EVENT, { ods: taker.identifier.value, name: taker.display }, { ods: otherOds!, name: other.display }, task, extra, (options.now ?? Date.now)());
       const identifier = task.identifier?.find((i: any) => i.system === RED_BAG_IDENTIFIER)?.value ?? task.id;
-      await send(from, to, message, `Red bag: ${RED_BAG_STEPS[step].display}`, `${identifier}-${step}`);
+      await send(from, to, message, `Red bag: ${RED_BAG_STEPS[step].display}`, `${identifier}-${step}`, { packIdentifier: identifier, taskId: task.id, step });
     },
   };
 }
@@ -230,7 +244,7 @@ async function takeInStep(options: RedBagMeshOptions, m: ReadMessage): Promise<v
   const task = await redBagTaskOf(call, m.packIdentifier);
   if (!task) throw new RedBagMessageRejected(`Red bag step from ${m.sourceOds}: there is no red bag ${m.packIdentifier} on this service.`);
   const step = stepOf(m.focus);
-  if (!step || step === 'sent') throw new RedBagMessageRejected(`Red bag ${m.packIdentifier}: the Task in the message names no step this service knows.`);
+  if (!step || step === 'sent' || step === 'not-delivered') throw new RedBagMessageRejected(`Red bag ${m.packIdentifier}: the Task in the message names no step this service knows.`);
   const rule = TRANSITIONS[step];
   const entitled = rule.side === 'hospital' ? task.owner : task.requester;
   if (entitled?.identifier?.value?.toUpperCase() !== m.sourceOds) {
@@ -254,4 +268,51 @@ async function takeInStep(options: RedBagMeshOptions, m: ReadMessage): Promise<v
     }
     throw err; // a change made meanwhile here (412), or a fault: retried
   }
+}
+
+interface SentRow { mesh_message_id: string; pack_identifier: string; task_id: string; step: string; to_mailbox: string; superseded: number; undelivered: string | null }
+
+/**
+ * A MESH report that a red bag message sent from here was not delivered (H-042). Answers false when no
+ * message sent from here has its MESH id (messaging keeps the report as a dead letter). For the latest copy
+ * of a pack whose Task still reads "Sent to hospital", the Task reads "Not received by the hospital" with
+ * MESH's reason (Task.statusReason and a note), written before this answers, so the report is acknowledged
+ * only once that is stored; a write that fails (a change made meanwhile) throws and the report is retried. A
+ * report about an earlier copy of a pack sent again, one the hospital has since acknowledged, or a second
+ * copy of the same report changes nothing. A report about a step sent to the other side is a dead letter
+ * saying which step did not arrive, for someone to telephone them.
+ */
+async function settleUndelivered(options: RedBagMeshOptions, report: DeliveryReport): Promise<boolean> {
+  const { driver } = options;
+  const linked = report.report.linkedMessageId;
+  const row = await driver.get<SentRow>('SELECT mesh_message_id, pack_identifier, task_id, step, to_mailbox, superseded, undelivered FROM redbag_sent WHERE mesh_message_id = ?', [linked]);
+  if (!row) return false;
+  const status = [report.report.statusCode, report.report.statusDescription].filter(Boolean).join(': ');
+  const why = `MESH reported that it was not delivered${status ? ` (${status})` : ''}`;
+  if (row.step !== 'sent') {
+    const display = Object.hasOwn(RED_BAG_STEPS, row.step) ? RED_BAG_STEPS[row.step as TransferStep].display : row.step;
+    throw new options.PermanentFailure(`Red bag ${row.pack_identifier} (Task/${row.task_id}): the step "${display}" sent to mailbox ${row.to_mailbox} in MESH message ${linked} did not arrive: ${why}. Nobody there has been told by message: telephone them.`);
+  }
+  if (!Number(row.superseded)) {
+    const call = systemCall(options);
+    const task = await read(call, `Task/${encodeURIComponent(row.task_id)}`);
+    if (stepOf(task) === 'sent') {
+      const at = new Date((options.now ?? Date.now)()).toISOString();
+      const hospital: string = task.owner?.display ?? row.to_mailbox;
+      const next: Resource = {
+        ...task,
+        meta: { ...task.meta },
+        businessStatus: { coding: [{ system: RED_BAG_STATUS, code: 'not-delivered', display: RED_BAG_STEPS['not-delivered'].display }], text: RED_BAG_STEPS['not-delivered'].display },
+        status: RED_BAG_STEPS['not-delivered'].status,
+        statusReason: { text: why },
+        lastModified: at,
+        note: [...(task.note ?? []), { authorString: 'MESH (the NHS messaging service)', time: at, text: `Not received by ${hospital}: ${why}. Telephone the ward, and send the red bag again` }],
+      };
+      delete next.meta?.versionId;
+      delete next.meta?.lastUpdated;
+      bodyOf(await call({ method: 'POST', path: '', query: [], body: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: next, request: { method: 'PUT', url: `Task/${task.id}`, ifMatch: `W/"${task.meta?.versionId}"` } }] } }));
+    }
+  }
+  await driver.transaction((tx) => tx.run('UPDATE redbag_sent SET undelivered = ? WHERE mesh_message_id = ?', [why, linked]));
+  return true;
 }

@@ -122,7 +122,7 @@ export function redBagRoutes(app: FastifyInstance, { send, connection, settings 
     const actions = actionsFor(task, actor).map((step) => ({ step, label: STEP_LABELS[step] }));
     return send(req, reply, 'pages/red-bag/transfer.njk', {
       pageTitle: `Red bag: ${view.person}`, view, actions, summaryText, values, conflict,
-      done: typeof req.query.done === 'string' ? STEP_LABELS[req.query.done] : undefined, sent: req.query.sent === '1',
+      done: req.query.done === 'sent' ? `Red bag sent again to ${view.to}` : typeof req.query.done === 'string' ? STEP_LABELS[req.query.done] : undefined, sent: req.query.sent === '1',
       ...errorView(errors),
     }, status);
   };
@@ -143,8 +143,10 @@ export function redBagRoutes(app: FastifyInstance, { send, connection, settings 
         step, ifMatch: `W/"${field(form, 'version') ?? ''}"`, ward: field(form, 'ward'), expectedDischarge: field(form, 'expectedDischarge'), dischargeSummary: field(form, 'dischargeSummary'), note: field(form, 'note'),
       });
     } catch (err) {
-      if (!(err instanceof FhirError) || ![400, 409, 412].includes(err.status)) throw err;
+      // 502: a pack sent again that could not be handed to MESH; the page says so and what to do.
+      if (!(err instanceof FhirError) || ![400, 409, 412, 502].includes(err.status)) throw err;
       req.query.done = undefined;
+      if (err.status === 502) return transferPage(req, reply, actor, {}, err.issues.map((i) => ({ field: 'actions', text: i.diagnostics ?? 'The red bag could not be sent again. Telephone the ward.' })), 502);
       if (err.status === 412) return transferPage(req, reply, actor, {}, [{ field: 'actions', text: 'Someone else updated this red bag while you were looking at it. Check the latest below, then try again.' }], 409, true);
       const target = step === 'in-hospital' ? 'ward' : step === 'discharge-summary-attached' ? 'dischargeSummary' : 'actions';
       return transferPage(req, reply, actor, form, err.issues.map((i) => ({ field: target, text: i.diagnostics ?? 'The step could not be recorded.' })), 400);

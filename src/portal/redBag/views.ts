@@ -18,7 +18,7 @@ export async function hospitals(record: RecordClient): Promise<{ value: string; 
     .filter((h) => h.value);
 }
 
-const TAG_COLOURS: Record<RedBagStep, string> = { sent: 'orange', received: 'blue', 'in-hospital': 'blue', 'discharge-summary-attached': 'purple', returned: 'green', closed: 'grey' };
+const TAG_COLOURS: Record<RedBagStep, string> = { sent: 'orange', 'not-delivered': 'red', received: 'blue', 'in-hospital': 'blue', 'discharge-summary-attached': 'purple', returned: 'green', closed: 'grey' };
 
 export function statusTag(task: Resource): { text: string; colour: string } {
   const step = stepOf(task);
@@ -45,7 +45,9 @@ export function actionsFor(task: Resource, actor: UserActor): string[] {
   const side = CARE_HOME_ROLES.has(actor.role) ? 'care-home' : 'hospital';
   const ours = side === 'care-home' ? task.requester?.identifier?.value : task.owner?.identifier?.value;
   if (!step || ours !== actor.organisation) return [];
-  return Object.entries(TRANSITIONS).filter(([, rule]) => rule.side === side && rule.from.includes(step)).map(([name]) => name);
+  // A pack MESH reported the hospital never received: its home can send it again (H-042).
+  const again = step === 'not-delivered' && side === 'care-home' ? ['sent'] : [];
+  return [...again, ...Object.entries(TRANSITIONS).filter(([, rule]) => rule.side === side && rule.from.includes(step)).map(([name]) => name)];
 }
 
 export function transferView(task: Resource, pack: Resource) {
@@ -58,6 +60,9 @@ export function transferView(task: Resource, pack: Resource) {
     from: task.requester?.display,
     to: task.owner?.display,
     tag: statusTag(task),
+    step: stepOf(task),
+    /** Why the hospital did not receive it (MESH's report), when it did not. */
+    notReceived: stepOf(task) === 'not-delivered' ? String(task.statusReason?.text ?? 'MESH reported that it was not delivered') : undefined,
     ward: input('Ward')?.valueString,
     expectedDischarge: input('Expected discharge')?.valueDate,
     dischargeSummary: (task.output ?? []).find((o: any) => o.type?.text === 'Discharge summary')?.valueReference?.reference,
@@ -67,6 +72,7 @@ export function transferView(task: Resource, pack: Resource) {
 }
 
 export const STEP_LABELS: Record<string, string> = {
+  sent: 'Send the red bag again',
   received: 'Acknowledge: the pack has arrived',
   'in-hospital': 'Update ward and expected discharge',
   'discharge-summary-attached': 'Attach the discharge summary',
