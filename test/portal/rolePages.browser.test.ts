@@ -78,6 +78,19 @@ describe('hospital, council and admin pages in a browser', () => {
     await assertAccessible(page, 'ward list after a live update');
   });
 
+  it('hospital: signing out in another tab takes the ward list to the sign-in page, so the shared screen stops showing it', async () => {
+    const { context, page } = await signedIn(WARD_NURSE);
+    await page.goto(t.url + '/hospital');
+    await page.waitForTimeout(1500); // the live stream has started listening
+    const other = await context.newPage();
+    await other.goto(t.url + '/hospital');
+    await other.getByRole('button', { name: 'Sign out' }).click();
+    await other.waitForURL((u) => u.pathname.startsWith('/sign-in'));
+    await page.waitForURL((u) => u.pathname === '/sign-in', { timeout: 15_000 });
+    assert.match(await page.locator('main').innerText(), /Your session has ended/);
+    assert.equal(await page.locator('tbody a').count(), 0, 'no patient is listed');
+  });
+
   it('council: the referrals and a person’s record, for a social worker and a broker, are accessible and under budget', async () => {
     const social = await signedIn(SOCIAL_WORKER);
     assert.equal(new URL(social.page.url()).pathname, '/council');
