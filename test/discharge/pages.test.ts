@@ -71,7 +71,7 @@ describe('delayed days', () => {
 /** A closed referral at Riverside's Heron Ward, as the figures read it. */
 const row = (over: Partial<ReferralRow>): ReferralRow => ({
   id: 'r', taskId: 'triage-r', version: '1', patientId: 'p', name: 'N', ward: 'Heron Ward', hospital: 'Riverside Hospital', council: 'Eastshire Council',
-  pathway: 1, pathwayLabel: 'Pathway 1', state: 'discharged', stateLabel: 'Discharged', open: false, received: '2026-02-02T09:00:00Z', overdue: false, ...over,
+  pathway: 1, pathwayLabel: 'Pathway 1', state: 'discharged', stateLabel: 'Discharged', open: false, received: '2026-02-02T09:00:00Z', owed: [], overdue: false, ...over,
 });
 
 describe('discharge figures', () => {
