@@ -98,13 +98,19 @@ export const CSV_COLUMNS = [
   'Expected discharge', 'Medically ready', 'Discharged', 'Days delayed',
 ];
 
-/** One line per referral (no names or NHS numbers: figures travel further than records). */
+/**
+ * UTF-8's byte-order mark. Excel reads a CSV without one as Windows-1252, garbling every name with a letter
+ * outside ASCII ("Côte (Llŷn)" became "CÃ´te (LlÅ·n)"); with it, Excel and LibreOffice read UTF-8.
+ */
+const UTF8_BOM = '\uFEFF';
+
+/** One line per referral (no names or NHS numbers: figures travel further than records), after the BOM. */
 export function referralsCsv(rows: ReferralRow[]): string {
   const lines = rows.map((r) => [
     r.id, r.hospital, r.ward, r.council, r.pathway === undefined ? undefined : String(r.pathway), r.stateLabel, r.received, r.deadline,
     r.owed.map((o) => o.what).join('; ') || undefined, r.nextDue, r.overdue ? 'yes' : 'no',
     r.respondedAt, r.hoursToRespond, r.expectedDischarge, r.medicallyReady, r.discharged, r.daysDelayed,
   ].map(cell).join(','));
-  return [CSV_COLUMNS.map(cell).join(','), ...lines].join('\r\n') + '\r\n';
+  return UTF8_BOM + [CSV_COLUMNS.map(cell).join(','), ...lines].join('\r\n') + '\r\n';
 }
 
