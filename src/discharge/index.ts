@@ -17,7 +17,7 @@ import type { Messaging, PermanentFailureClass } from './messagingPort.ts';
 export {
   DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, MEDICALLY_READY_URL, PATHWAY_SYSTEM, PATHWAYS, TRIAGE_STATE_SYSTEM, TRIAGE_STATES,
   TRIAGE_TASK_CODE, ESCALATION_TASK_CODE, REFERRAL_CODE, OVERDUE_TAG, DISCHARGE_CODE_SYSTEM, CONSENT_QUESTIONNAIRE,
-  TRIAGE_DISPLAY, REFERRAL_CONSENT_QUESTIONS, STEP_TAKERS, consentAnswerOf, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
+  TRIAGE_DISPLAY, REFERRAL_CONSENT_QUESTIONS, STEP_TAKERS, AWAITING_RESPONSE, consentAnswerOf, triageStateOf, pathwayOf, extensionDate, withExtensionDate, type Pathway, type TriageState,
 } from './model.ts';
 export {
   createReferral, triage, addNote, assignWorker, recordSupportArranged, confirmReady, disagreeWithDischarge, recordDischarge, withdrawReferral, setMedicallyReady, referralForEncounter, isOverdue, NotYourReferral,
@@ -30,7 +30,7 @@ export { handleAdwMessage, AdwRejected, AdwNotForThisService } from './adw/inbou
 export { parseAdwMessage, type AdwMessage } from './adw/parse.ts';
 export { EVENT as ADW_EVENT, WITHDRAWAL_REASONS as ADW_WITHDRAWAL_REASONS, DEFAULT_ADW_WORKFLOW_IDS } from './adw/codes.ts';
 export { deliverPendingAdw, listFailedAdw, retryFailedAdw, type AdwWorkflowIds, type AdwDeliveryPass, type FailedAdwRow, type UndeliveredAdw } from './adw/delivery.ts';
-export { dischargeNoticeWaiting } from './adw/outbound.ts';
+export { dischargeNoticeWaiting, dischargeNoticesDue } from './adw/outbound.ts';
 export { followEncounters, newEncounterFeed } from './encounterFeed.ts';
 export { dischargeOperations } from './operations.ts';
 export type { InboundMessage, Messaging, PermanentFailureClass } from './messagingPort.ts';

@@ -71,7 +71,7 @@ describe('delayed days', () => {
 /** A closed referral at Riverside's Heron Ward, as the figures read it. */
 const row = (over: Partial<ReferralRow>): ReferralRow => ({
   id: 'r', taskId: 'triage-r', version: '1', patientId: 'p', name: 'N', ward: 'Heron Ward', hospital: 'Riverside Hospital', council: 'Eastshire Council',
-  pathway: 1, pathwayLabel: 'Pathway 1', state: 'discharged', stateLabel: 'Discharged', open: false, received: '2026-02-02T09:00:00Z', overdue: false, ...over,
+  pathway: 1, pathwayLabel: 'Pathway 1', state: 'discharged', stateLabel: 'Discharged', open: false, received: '2026-02-02T09:00:00Z', owed: [], overdue: false, ...over,
 });
 
 describe('discharge figures', () => {
@@ -257,6 +257,19 @@ for (const engine of ENGINES) {
       assert.equal(e.action, 'R');
       assert.equal(Buffer.from(e.entity.find((x: any) => x.query).query, 'base64').toString(), 'discharge-referrals.csv');
       assert.equal(e.entity.filter((x: any) => x.what?.reference?.startsWith('Patient/')).length, lines.length - 1, 'every person in the file');
+    });
+
+    it('the CSV starts with a UTF-8 byte-order mark, so a spreadsheet shows non-ASCII hospital and ward names as written', async () => {
+      // Excel opens a CSV without a BOM as Windows-1252: "Côte (Llŷn)" became "CÃ´te (LlÅ·n)".
+      const hospital = await ownHospital(t, 'RYC', 'Ysbyty Côte');
+      await t.fhir.put('Location/ryc-wren', { resourceType: 'Location', id: 'ryc-wren', name: 'Ward 7 – Côte (Llŷn)', managingOrganization: { reference: 'Organization/ryc' } });
+      const id = await hospital.refer('ffion');
+      const res = await fetch(`${t.url}/discharge/metrics.csv`, { headers: { cookie: await signIn(t, hospital.username) } });
+      const bytes = Buffer.from(await res.arrayBuffer());
+      assert.deepEqual([...bytes.subarray(0, 3)], [0xef, 0xbb, 0xbf], 'the file starts with the UTF-8 byte-order mark');
+      const text = bytes.subarray(3).toString('utf8');
+      assert.match(text, /^"Referral","Hospital","Ward"/, 'the header follows it directly');
+      assert.ok(text.split('\r\n').find((l) => l.startsWith(`"${id}"`))?.startsWith(`"${id}","Ysbyty Côte","Ward 7 – Côte (Llŷn)",`), 'names as written, in UTF-8');
     });
 
     it('live updates: an open page is told when a referral changes', async () => {

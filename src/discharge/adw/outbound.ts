@@ -184,6 +184,31 @@ export async function dischargeNoticeWaiting(tx: SqlExecutor, referralId: string
   return Boolean(waiting);
 }
 
+/** Referrals asked about per query: well inside both engines' limits on bound parameters. */
+const DUE_BATCH = 500;
+
+/**
+ * When the council's answer to a waiting discharge notice is due, for each of these referrals that has one
+ * (we are the council): the due time of the notice's deadline, pending or already fired, while the notice
+ * still awaits the answer. The portal's lists read it for a whole page at once (one query per 500
+ * referrals), so a referral the council accepted long ago shows the answer it owes now (hazard H-043).
+ */
+export async function dischargeNoticesDue(db: SqlExecutor, referralIds: readonly string[]): Promise<Map<string, number>> {
+  const due = new Map<string, number>();
+  for (let i = 0; i < referralIds.length; i += DUE_BATCH) {
+    const some = referralIds.slice(i, i + DUE_BATCH);
+    const rows = await db.all<{ referral_id: string; due_ms: number | string }>(
+      `SELECT t.referral_id AS referral_id, MIN(t.due_ms) AS due_ms FROM discharge_timers t
+       JOIN discharge_adw_messages m ON m.direction = 'in' AND m.header_id = t.message_key AND m.event_code = ? AND m.status = 'awaiting-response'
+       WHERE t.kind = 'discharge-notice' AND t.status IN ('pending', 'fired') AND t.referral_id IN (${some.map(() => '?').join(', ')})
+       GROUP BY t.referral_id`,
+      [EVENT.dischargeNotice, ...some],
+    );
+    for (const r of rows) due.set(r.referral_id, Number(r.due_ms));
+  }
+  return due;
+}
+
 /** Called by every workflow step, inside its transaction: sends what the step means in ADW, if anything. */
 export async function adwAfterStep(session: RecordSession, ctx: DischargeContext, step: { action: string; detail?: string; before: TriageState; after: Referral }): Promise<void> {
   const { referral } = step.after;

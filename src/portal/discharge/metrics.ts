@@ -88,17 +88,29 @@ function cell(value: string | number | undefined): string {
   return `"${text.replace(/"/g, '""')}"`;
 }
 
+/**
+ * 'Response due' is the deadline the referral was given when it arrived; 'Awaiting' is what the council owes
+ * the hospital now (its response to the referral, its answer to a discharge notice, earliest first) and
+ * 'Next due' when the first of those is due; 'Overdue' is whether anything owed is past its due time.
+ */
 export const CSV_COLUMNS = [
-  'Referral', 'Hospital', 'Ward', 'Council', 'Pathway', 'Status', 'Received', 'Response due', 'Overdue', 'First response', 'Hours to respond',
+  'Referral', 'Hospital', 'Ward', 'Council', 'Pathway', 'Status', 'Received', 'Response due', 'Awaiting', 'Next due', 'Overdue', 'First response', 'Hours to respond',
   'Expected discharge', 'Medically ready', 'Discharged', 'Days delayed',
 ];
 
-/** One line per referral (no names or NHS numbers: figures travel further than records). */
+/**
+ * UTF-8's byte-order mark. Excel reads a CSV without one as Windows-1252, garbling every name with a letter
+ * outside ASCII ("Côte (Llŷn)" became "CÃ´te (LlÅ·n)"); with it, Excel and LibreOffice read UTF-8.
+ */
+const UTF8_BOM = '\uFEFF';
+
+/** One line per referral (no names or NHS numbers: figures travel further than records), after the BOM. */
 export function referralsCsv(rows: ReferralRow[]): string {
   const lines = rows.map((r) => [
-    r.id, r.hospital, r.ward, r.council, r.pathway === undefined ? undefined : String(r.pathway), r.stateLabel, r.received, r.deadline, r.overdue ? 'yes' : 'no',
+    r.id, r.hospital, r.ward, r.council, r.pathway === undefined ? undefined : String(r.pathway), r.stateLabel, r.received, r.deadline,
+    r.owed.map((o) => o.what).join('; ') || undefined, r.nextDue, r.overdue ? 'yes' : 'no',
     r.respondedAt, r.hoursToRespond, r.expectedDischarge, r.medicallyReady, r.discharged, r.daysDelayed,
   ].map(cell).join(','));
-  return [CSV_COLUMNS.map(cell).join(','), ...lines].join('\r\n') + '\r\n';
+  return UTF8_BOM + [CSV_COLUMNS.map(cell).join(','), ...lines].join('\r\n') + '\r\n';
 }
 

@@ -2,7 +2,7 @@
 // read through the record with the person's own access (a council's people see referrals to their
 // council, a hospital's those from their hospital), each referral with its triage Task and person.
 import {
-  REFERRAL_CODE, TRIAGE_DISPLAY, TRIAGE_TASK_CODE, MEDICALLY_READY_URL, EXPECTED_DISCHARGE_URL, PATHWAYS,
+  AWAITING_RESPONSE, REFERRAL_CODE, TRIAGE_DISPLAY, TRIAGE_TASK_CODE, MEDICALLY_READY_URL, EXPECTED_DISCHARGE_URL, PATHWAYS,
   extensionDate, isOverdue, londonDay, pathwayOf, triageStateOf, type TriageState,
 } from '../../discharge/index.ts';
 import type { UserActor } from '../../access/index.ts';
@@ -11,6 +11,28 @@ import { personName, nhsNumberOf } from '../person/text.ts';
 import { NotInRecord } from '../pageErrors.ts';
 
 export type Side = 'hospital' | 'council';
+
+/** Something the council owes the hospital now, and by when. */
+export interface Owed {
+  kind: 'response' | 'discharge-notice';
+  /** What is owed, as a list says it before the due time ("Answer discharge notice by …"). */
+  label: string;
+  /** The same for a CSV cell. */
+  what: string;
+  due: string;
+  overdue: boolean;
+}
+
+const OWED_TEXT: Record<Owed['kind'], { label: string; what: string }> = {
+  response: { label: 'Respond to referral by', what: 'Response to referral' },
+  'discharge-notice': { label: 'Answer discharge notice by', what: 'Answer to discharge notice' },
+};
+
+/**
+ * When the council's answer to a waiting discharge notice is due, by referral id, read for many referrals
+ * at once (the workflow's timers are not in the record).
+ */
+export type DischargeNoticesDue = (referralIds: string[]) => Promise<Map<string, number>>;
 
 export interface ReferralRow {
   id: string;
@@ -30,7 +52,16 @@ export interface ReferralRow {
   stateLabel: string;
   open: boolean;
   received: string;
+  /** The response deadline the referral was given when it arrived (met or not). */
   deadline?: string;
+  /**
+   * What the council owes the hospital now, earliest first: its response to the referral while it has not
+   * answered, and its answer to a discharge notice while one waits (hazard H-043).
+   */
+  owed: Owed[];
+  /** The earliest due time in `owed`: what the queue sorts by. */
+  nextDue?: string;
+  /** Past a due time of something still owed (or flagged overdue by the deadline worker). */
   overdue: boolean;
   respondedAt?: string;
   hoursToRespond?: number;
@@ -70,7 +101,10 @@ export const REFERRAL_PAGE = 500;
  * Referrals for the person's side: to their council, or from their hospital; newest first. Every page is
  * read: an old referral still open must stay in the queue, and the figures count them all.
  */
-export async function loadReferralRows(record: RecordClient, side: Side, organisation: Resource, now = Date.now(), pageSize = REFERRAL_PAGE): Promise<ReferralRow[]> {
+export async function loadReferralRows(
+  record: RecordClient, side: Side, organisation: Resource,
+  { noticesDue, now = Date.now(), pageSize = REFERRAL_PAGE }: { noticesDue?: DischargeNoticesDue; now?: number; pageSize?: number } = {},
+): Promise<ReferralRow[]> {
   const mine = `Organization/${organisation.id}`;
   const params: [string, string][] = [
     ['code', `${REFERRAL_CODE.system}|${REFERRAL_CODE.code}`], ['_include', 'ServiceRequest:subject'], ['_revinclude', 'Task:focus'], ['_sort', '-authored'], ['_count', String(pageSize)],
@@ -91,15 +125,18 @@ export async function loadReferralRows(record: RecordClient, side: Side, organis
     }
   }
   const wards = await wardNames(record, matches);
-  const rows: ReferralRow[] = [];
+  const shown: { referral: Resource; task: Resource; hospital: string }[] = [];
   for (const referral of matches) {
     const task = tasks.get(`ServiceRequest/${referral.id}`);
     if (!task) continue;
     const hospital = hospitalRef(referral, task);
     if (side === 'hospital' && hospital.reference !== mine) continue;
-    rows.push(rowOf(referral, task, people.get(referral.subject?.reference), hospital.display ?? '', wards, now));
+    shown.push({ referral, task, hospital: hospital.display ?? '' });
   }
-  return rows;
+  // Discharge notices waiting for the council's answer: one query for the page's open referrals.
+  const open = shown.filter((s) => !FINAL.has(triageStateOf(s.task) ?? 'received')).map((s) => s.referral.id);
+  const notices = noticesDue && open.length ? await noticesDue(open) : new Map<string, number>();
+  return shown.map((s) => rowOf(s.referral, s.task, people.get(s.referral.subject?.reference), s.hospital, wards, now, notices.get(s.referral.id)));
 }
 
 async function wardNames(record: RecordClient, referrals: Resource[]): Promise<Map<string, string>> {
@@ -141,7 +178,20 @@ function closedWithoutDischarge(state: TriageState, task: Resource): string | un
   return task.lastModified ?? task.meta?.lastUpdated;
 }
 
-function rowOf(referral: Resource, task: Resource, patient: Resource | undefined, hospital: string, wards: Map<string, string>, now: number): ReferralRow {
+/**
+ * What the council owes on an open referral, earliest first: the response to the referral while it is
+ * unanswered (received, or more information requested), and the answer to a waiting discharge notice.
+ */
+function owedOn(state: TriageState, deadline: string | undefined, noticeDueMs: number | undefined, now: number): Owed[] {
+  if (FINAL.has(state)) return [];
+  const owed: { kind: Owed['kind']; ms: number }[] = [];
+  const deadlineMs = deadline ? Date.parse(deadline) : NaN;
+  if (AWAITING_RESPONSE.has(state) && Number.isFinite(deadlineMs)) owed.push({ kind: 'response', ms: deadlineMs });
+  if (noticeDueMs !== undefined && Number.isFinite(noticeDueMs)) owed.push({ kind: 'discharge-notice', ms: noticeDueMs });
+  return owed.sort((a, b) => a.ms - b.ms).map(({ kind, ms }) => ({ kind, ...OWED_TEXT[kind], due: new Date(ms).toISOString(), overdue: ms < now }));
+}
+
+function rowOf(referral: Resource, task: Resource, patient: Resource | undefined, hospital: string, wards: Map<string, string>, now: number, noticeDueMs?: number): ReferralRow {
   const state = triageStateOf(task) ?? 'received';
   const pathway = pathwayOf(referral);
   const ready = extensionDate(referral, MEDICALLY_READY_URL);
@@ -152,6 +202,8 @@ function rowOf(referral: Resource, task: Resource, patient: Resource | undefined
   // A person withdrawn or rejected after being medically ready waited too: their delay runs to that step.
   const end = discharged ? Date.parse(discharged) : closedAt ? Date.parse(closedAt) : FINAL.has(state) ? undefined : now;
   const owner = task.owner?.reference?.startsWith('Practitioner') ? task.owner.display ?? task.owner.reference : undefined;
+  const deadline = task.restriction?.period?.end;
+  const owed = owedOn(state, deadline, noticeDueMs, now);
   return {
     id: referral.id,
     taskId: task.id,
@@ -168,8 +220,10 @@ function rowOf(referral: Resource, task: Resource, patient: Resource | undefined
     stateLabel: TRIAGE_DISPLAY[state],
     open: !FINAL.has(state),
     received: referral.authoredOn,
-    deadline: task.restriction?.period?.end,
-    overdue: isOverdue(task as any, now),
+    deadline,
+    owed,
+    nextDue: owed[0]?.due,
+    overdue: isOverdue(task as any, now) || owed.some((o) => o.overdue),
     respondedAt,
     hoursToRespond: respondedAt && referral.authoredOn ? Math.max(0, (Date.parse(respondedAt) - Date.parse(referral.authoredOn)) / 3_600_000) : undefined,
     worker: owner,

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { UserActor } from '../../access/index.ts';
 import { FhirError, type AccessControl, type SqlDriver } from '../../record/index.ts';
-import { NotYourReferral, PATHWAYS, STEP_TAKERS, TRIAGE_DISPLAY, TRIAGE_STATES, dischargeNoticeWaiting, type DischargeContext } from '../../discharge/index.ts';
+import { NotYourReferral, PATHWAYS, STEP_TAKERS, TRIAGE_DISPLAY, TRIAGE_STATES, dischargeNoticeWaiting, dischargeNoticesDue, type DischargeContext } from '../../discharge/index.ts';
 import { recordFor, type RecordClient, type RecordConnection } from '../recordClient.ts';
 import { errorView, type FieldError, type SendPage } from '../page.ts';
 import { visitOf } from '../visit.ts';
@@ -62,9 +62,12 @@ const oneOf = <T extends string>(value: unknown, allowed: readonly T[]): T | und
 export function dischargeRoutes(app: FastifyInstance, { send, driver, connection, discharge }: DischargePageOptions): void {
   const live = liveUpdates(app, driver);
   const recordOf = (req: FastifyRequest, actor: UserActor) => recordFor(connection(req), actor, req.ip);
+  // Discharge notices waiting for the council's answer are the workflow's (its timers), read for the
+  // referrals the person's own access returned.
+  const noticesDue = (ids: string[]) => dischargeNoticesDue(driver, ids);
   const rowsFor = async (record: RecordClient, actor: UserActor, side: Side) => {
     const organisation = await organisationOf(record, actor);
-    return { organisation, rows: await loadReferralRows(record, side, organisation) };
+    return { organisation, rows: await loadReferralRows(record, side, organisation, { noticesDue }) };
   };
   // Only changes to the person's own referrals are told: those their pages list, read as the pages read them.
   const visibleTo = async (record: RecordClient, actor: UserActor, side: Side): Promise<Visible> => {
@@ -166,7 +169,7 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
     // A discharge notice waits for the council's answer even after it confirmed the person ready.
     const dischargeNotice = councilActs && row.open && await dischargeNoticeWaiting(driver, row.id);
     return send(req, reply, 'pages/discharge/referral.njk', {
-      pageTitle: `Discharge referral for ${row.name}`, row, side: who.side, mayAct: councilActs || hospitalActs, councilActs, hospitalActs, workers,
+      pageTitle: `Discharge referral for ${row.name}`, row, side: who.side, noticeOwed: row.owed.find((o) => o.kind === 'discharge-notice'), mayAct: councilActs || hospitalActs, councilActs, hospitalActs, workers,
       notes: notes.map((n) => ({ category: n.category?.[0]?.text ?? 'Note', text: n.payload?.[0]?.contentString ?? '', by: n.sender?.display, at: n.sent })),
       canTriage: row.state === 'received' || row.state === 'more-information-requested',
       canAssign: ['accepted', 'assigned', 'support-arranged'].includes(row.state),
@@ -238,10 +241,16 @@ function statusChoices() {
   return [{ value: 'open', text: 'All open referrals' }, ...TRIAGE_STATES.map((s) => ({ value: s, text: TRIAGE_DISPLAY[s] })), { value: '', text: 'All referrals' }];
 }
 
-/** Overdue first, then by deadline; answered referrals after those still waiting. */
+/**
+ * Overdue first, then by the earliest answer the council owes (its response to the referral or its answer
+ * to a discharge notice, whichever is due first); referrals owing nothing after those still waiting, the
+ * oldest first. A discharge notice on a referral accepted long ago is work as urgent as a new referral
+ * (hazard H-043).
+ */
 function byDeadline(a: ReferralRow, b: ReferralRow): number {
-  const waiting = (r: ReferralRow) => (r.state === 'received' || r.state === 'more-information-requested' ? 0 : 1);
-  return Number(b.overdue) - Number(a.overdue) || waiting(a) - waiting(b) || (a.deadline ?? '').localeCompare(b.deadline ?? '');
+  const due = (r: ReferralRow) => (r.nextDue ? Date.parse(r.nextDue) : Infinity);
+  const [x, y] = [due(a), due(b)];
+  return Number(b.overdue) - Number(a.overdue) || (x === y ? 0 : x < y ? -1 : 1) || (a.received ?? '').localeCompare(b.received ?? '');
 }
 
 /** The workers a referral can be given: practitioners with a role at the council or one of its teams. */
