@@ -9,7 +9,7 @@ import { ENGINES, startTestServer, type TestServer } from '../support/server.ts'
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MllpTestClient, segmentOf, VT, END } from '../support/mllp.ts';
 import { ROOT, runCli } from '../cli/cli.ts';
-import { hl7Intake, listMessages, resolveQueued } from '../../src/hl7v2/index.ts';
+import { hl7Intake, listMessages, resolveQueued, startHl7v2 } from '../../src/hl7v2/index.ts';
 import { openRecordStore } from '../../src/record/index.ts';
 
 after(() => stopOwnPostgres());
@@ -200,6 +200,44 @@ for (const engine of ENGINES) {
       assert.match(errText(afterDischarge), /discharged on 2026-03-16T10:30:00\+00:00; the person cannot have been on Ward 9 Respiratory, bay C, bed 03 from 2026-03-17T12:00:00\+00:00 \(EVN-6\), after the discharge/);
       assert.deepEqual((await wards()).map((w: any[]) => [w[0].split(',')[0], w[1]]), [['Ward 7 Care of Older People', 'completed'], ['Ward 9 Respiratory', 'completed'], ['Ward 12 Acute Medical Unit', 'completed']]);
       for (const l of (await encounterFor(visit)).location) assert.ok(Date.parse(l.period.start) <= Date.parse(l.period.end), `${l.location.display} ends after it begins`);
+    });
+
+    it('an admission refused (AR) because CareBridge lacked the organisation or the facility mapping is applied when sent again after the fix (H-045)', async () => {
+      // The sending organisation RXQ is not in the record yet.
+      const admit = variant('a01-admit', ['|NORTHPAS|RX9|', '|NORTHPAS|RXQ|'], ['RX9-000101', 'RXQ-045101'], ['VN2026000101', 'VN2026004501']);
+      const stayAt = async (ods: string, visit: string) => (await t.fhir.get(`Encounter?identifier=${encodeURIComponent(`https://carebridge.example/fhir/Id/hl7v2-visit-number/${ods}|${visit}`)}`)).body.entry?.map((e: any) => e.resource) ?? [];
+      const refused = await send(admit, 'AR');
+      assert.match(errText(refused), /The sending organisation RXQ is not in CareBridge/);
+      assert.equal(await send(admit, 'AR'), refused, 'sent again before the fix: the same AR');
+      const org = await t.fhir.post('Organization', { resourceType: 'Organization', identifier: [{ system: ODS, value: 'RXQ' }], name: 'Riverside Hospitals NHS Trust', meta: { security: HTEST } });
+      assert.equal(org.status, 201);
+      const accepted = await send(admit, 'AA');
+      assert.equal(ackControlId(accepted), 'RXQ-045101');
+      const stays = await stayAt('RXQ', 'VN2026004501');
+      assert.equal(stays.length, 1, 'the admission is in the record');
+      assert.equal(stays[0].subject.reference, `Patient/${patients.margaret}`);
+      assert.equal(stays[0].location[0].location.display, 'Ward 7 Care of Older People, bay B2, bed 04');
+      // From then on a repeat is a genuine duplicate, and a different message under the control id is refused.
+      assert.equal(await send(admit, 'AA'), accepted, 'the same AA, byte for byte');
+      assert.equal((await stayAt('RXQ', 'VN2026004501'))[0].meta.versionId, stays[0].meta.versionId, 'not applied twice');
+      assert.equal(errCode(await send(admit.replace('||||||20260317', '||||||20260320'), 'AR')), '205');
+      const rejected = (await listMessages(t.server.driver, 'rejected')).filter((m) => /RXQ is not in CareBridge/.test(m.reason ?? ''));
+      assert.equal(rejected.length, 1, 'the refusal is kept with its reason');
+
+      // A facility name not mapped to an ODS code, then mapped (the server started again with the mapping).
+      const fromRiverside = variant('a01-admit', ['|NORTHPAS|RX9|', '|NORTHPAS|Riverside General|'], ['RX9-000101', 'RXQ-045102'], ['VN2026000101', 'VN2026004502']);
+      const unmapped = await send(fromRiverside, 'AR');
+      assert.equal(errCode(unmapped), '204');
+      assert.match(errText(unmapped), /not an ODS code/);
+      const mapped = await startHl7v2({ driver: t.server.driver, host: '127.0.0.1', port: 0, maxMessageBytes: 65536, facilities: { 'Riverside General': 'RXQ' } });
+      const afterRestart = await MllpTestClient.connect(mapped.port);
+      try {
+        assert.equal(ackCode(await afterRestart.send(fromRiverside)), 'AA');
+        assert.equal((await stayAt('RXQ', 'VN2026004502')).length, 1, 'the admission is in the record');
+      } finally {
+        await afterRestart.close();
+        await mapped.close();
+      }
     });
 
     it('an unknown patient is held (AA with a warning), later messages for the visit wait behind it, and resolving applies them in order', async () => {
