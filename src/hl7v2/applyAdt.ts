@@ -49,7 +49,8 @@ export async function applyAdt(record: RecordSession, event: AdtEvent, ods: stri
   return { kind: 'applied', patientId: patient.id, encounterId: written.id, how };
 }
 
-async function sendingOrganisation(record: RecordSession, ods: string): Promise<Resource> {
+/** The sending organisation's Organization: exactly one in the record with the ODS code, or an AR. */
+export async function sendingOrganisation(record: RecordSession, ods: string): Promise<Resource> {
   const found = await record.search('Organization', [['identifier', `${ODS_ORGANIZATION_SYSTEM}|${ods}`], ['_count', '2']]);
   if (found.length === 1) return found[0];
   throw new Hl7Rejection({

@@ -89,8 +89,9 @@ export function updatedEncounter(current: Resource | undefined, event: AdtEvent,
       break;
   }
   if (visit.patientClass && CLASSES[visit.patientClass]) enc.class = classOf(visit.patientClass);
-  if (refs.ward && trigger !== 'A11' && trigger !== 'A13') moveTo(enc, refs.ward, current ? event.eventTime : visit.admitTime ?? event.eventTime);
+  if (refs.ward && trigger !== 'A11' && trigger !== 'A13') moveTo(enc, refs.ward, current ? event.eventTime : visit.admitTime ?? event.eventTime, visitText);
   settleLocations(enc);
+  refuseInvertedPeriods(current, enc, visitText);
   if (visit.expectedDischarge === null) enc.extension = (enc.extension ?? []).filter((e: any) => e.url !== EXPECTED_DISCHARGE_EXTENSION);
   else if (visit.expectedDischarge) enc.extension = [...(enc.extension ?? []).filter((e: any) => e.url !== EXPECTED_DISCHARGE_EXTENSION), { url: EXPECTED_DISCHARGE_EXTENSION, valueDateTime: visit.expectedDischarge }];
   if (enc.extension?.length === 0) delete enc.extension;
@@ -110,14 +111,37 @@ function destination(d: { code: string; text?: string }) {
   return { coding: [{ system: DISCHARGE_DESTINATION_SYSTEM, code: d.code, ...(display ? { display } : {}) }], ...(d.text || display ? { text: d.text ?? display } : {}) };
 }
 
-/** The person is now on `ward`: the ward they were on is completed at `at`, unless it is the same ward. */
-function moveTo(enc: Record<string, any>, ward: { reference: string; display: string }, at: string): void {
+/**
+ * The person was on `ward` from `at` (hazard H-044). Wards are kept in time order, whatever order the
+ * messages come in: a transfer keyed late in the PAS (EVN-6 before the current ward's start), or a delayed
+ * A08 naming an earlier ward, goes into the history in its place, completed when the next ward began, and
+ * the current ward stays current. Only a ward from a time after the current ward's start becomes current.
+ * A ward from before the admission, or after a discharge, cannot be placed: refused (AE) with the reason.
+ */
+function moveTo(enc: Record<string, any>, ward: { reference: string; display: string }, at: string, visitText: string): void {
   const locations: any[] = enc.location ?? [];
+  enc.location = locations;
   const active = locations.filter((l) => l.status === 'active');
-  const here = active.find((l) => l.location?.reference === ward.reference);
+  const here = active.find((l) => sameWard(l, ward));
   if (here) {
     here.location.display = ward.display; // bed or bay may have changed
-    enc.location = locations;
+    return;
+  }
+  const start = enc.period?.start;
+  if (start && before(at, start)) cannot(`${visitText} began on ${start}; a ward from ${at} (EVN-6), before the admission, cannot be placed. Check the event time in the PAS.`, 'EVN-6');
+  const latest = active.at(-1) ?? locations.at(-1);
+  if (enc.status === 'finished' && !active.length) {
+    // Discharged already (an A08 after the A03): its ward can only be one the person was on before leaving.
+    const end = enc.period?.end;
+    if (!end || !before(at, end)) {
+      if (latest && sameWard(latest, ward)) return; // the ward they were discharged from
+      cannot(`${visitText} was discharged${end ? ` on ${end}` : ''}; the person cannot have been on ${ward.display} from ${at} (EVN-6), after the discharge.`, 'EVN-6');
+    }
+    placeInHistory(locations, ward, at, end);
+    return;
+  }
+  if (latest && before(at, latest.period?.start)) {
+    placeInHistory(locations, ward, at, enc.period?.end);
     return;
   }
   for (const l of active) {
@@ -125,7 +149,65 @@ function moveTo(enc: Record<string, any>, ward: { reference: string; display: st
     l.period = { ...l.period, end: at };
   }
   locations.push({ location: ward, status: 'active', period: { start: at } });
-  enc.location = locations;
+}
+
+/**
+ * `ward` from `at`, inside the history: it ends when the next ward began (or at `end`, the discharge),
+ * and the ward the person was on at `at` now ends there. Nothing changes when the history already has them
+ * on that ward at that time; a ward they moved to later is taken to have begun at `at`.
+ */
+function placeInHistory(locations: any[], ward: { reference: string; display: string }, at: string, end: string | undefined): void {
+  let i = locations.findIndex((l) => l.period?.start && before(at, l.period.start));
+  if (i < 0) i = locations.length;
+  const prev = locations[i - 1];
+  const next = locations[i];
+  const prevCovers = prev && (!prev.period?.end || before(at, prev.period.end));
+  if (prev && prevCovers && sameWard(prev, ward)) return;
+  if (next && sameWard(next, ward)) {
+    next.period = { ...next.period, start: at };
+  } else {
+    const until = next?.period?.start ?? (prevCovers ? prev.period?.end : undefined) ?? end;
+    locations.splice(i, 0, { location: ward, status: 'completed', period: { start: at, ...(until ? { end: until } : {}) } });
+  }
+  if (prevCovers) prev.period = { ...prev.period, end: at };
+}
+
+function sameWard(l: any, ward: { reference: string }): boolean {
+  return l.location?.reference === ward.reference;
+}
+
+/**
+ * FHIR date/times as the span of time they stand for (a date alone is a whole day, in UK time or UTC), so
+ * that values of different precision compare safely: `a` is before `b` only when all of `a` is.
+ */
+function span(value: string): [number, number] {
+  const lo = Date.parse(value);
+  if (value.includes('T')) return [lo, lo];
+  const [y, m, d] = value.split('-').map(Number);
+  const next = d ? Date.UTC(y, m - 1, d + 1) : m ? Date.UTC(y, m, 1) : Date.UTC(y + 1, 0, 1);
+  const hour = 3_600_000; // midnight in UK summer time is 23:00 UTC the day before
+  return [Date.UTC(y, (m || 1) - 1, d || 1) - hour, next - 1];
+}
+
+function before(a: string, b: string | undefined): boolean {
+  if (!b) return false;
+  return span(a)[1] < span(b)[0];
+}
+
+/** Each period that ends before it begins: a key (which ward, which times) and how to name it. */
+function periodsOutOfOrder(enc: Record<string, any>): Map<string, string> {
+  const periods: [string, string, any][] = [['', 'the spell', enc.period], ...(enc.location ?? []).map((l: any) => [String(l.location?.reference), String(l.location?.display ?? l.location?.reference), l.period] as [string, string, any])];
+  return new Map(periods.filter(([, , p]) => p?.start && p?.end && before(p.end, p.start)).map(([key, what, p]) => [`${key}|${p.start}|${p.end}`, `${what} from ${p.start} to ${p.end}`]));
+}
+
+/**
+ * Never writes a period that ends before it begins (FHIR per-1): the message is refused (AE) instead. A
+ * period already wrong on file (written before this check) does not stop later messages.
+ */
+function refuseInvertedPeriods(current: Resource | undefined, enc: Record<string, any>, visitText: string): void {
+  const already = current ? periodsOutOfOrder(current) : new Map<string, string>();
+  const made = [...periodsOutOfOrder(enc)].filter(([key]) => !already.has(key)).map(([, text]) => text);
+  if (made.length) cannot(`The message would leave ${visitText} with a period that ends before it begins (${made.join('; ')}). Check the event, admission and discharge times in the PAS.`, 'EVN-6');
 }
 
 /**

@@ -1,12 +1,13 @@
 // What happens to each message received: it is stored before anything is acknowledged; a repeat of a
-// control id gets the reply the first one got, without being applied again; then it is applied to the
-// record and settled (applied, queued for a person, rejected AR, failed AE) in the same transaction.
+// control id gets the reply the first one got, without being applied again (unless that reply was an AR
+// for a cause since fixed on our side, H-045); then it is applied to the record and settled (applied,
+// queued for a person, rejected AR, failed AE) in the same transaction.
 import { createHash } from 'node:crypto';
 import { FhirError, type AccessControl, type SqlDriver } from '../record/index.ts';
 import type { Actor } from '../access/index.ts';
 import { Hl7Rejection, parseAdt, readHeader, type AdtEvent, type Hl7Header, type Hl7Problem } from './adtMessage.ts';
 import { buildAck, type AckNote } from './ack.ts';
-import { applyAdt, type PatientDecision } from './applyAdt.ts';
+import { applyAdt, sendingOrganisation, type PatientDecision } from './applyAdt.ts';
 import { RecordSession } from './recordSession.ts';
 import type { MessageStatus, StoredMessage } from './schema.ts';
 import type { MllpFrame } from './mllp.ts';
@@ -63,8 +64,11 @@ export class Hl7Intake {
         if (earlier && earlier.body_sha256 !== hash) {
           return (await this.reject(text, header, peer, { ack: 'AR', code: 205, location: 'MSH-10', text: `Control id ${header.controlId} was already used by message ${earlier.seq}, which said something else; send each message with a new control id.` }, false)).ack;
         }
-        if (earlier && FINAL.has(earlier.status)) return earlier.ack!;
-        if (earlier) return (await this.settle(Number(earlier.seq), parseAdt(text), earlier.organisation!, peer)).ack;
+        // A rejection whose cause was ours to fix (a facility not mapped, an Organization not yet in the
+        // record) is not an answer for good: its AR told the PAS to send it again (hazard H-045).
+        const fixed = earlier?.status === 'rejected' && (await this.releaseFixedRejection(earlier, text, peer));
+        if (earlier && !fixed && FINAL.has(earlier.status)) return earlier.ack!;
+        if (earlier && !fixed) return (await this.settle(Number(earlier.seq), parseAdt(text), earlier.organisation!, peer)).ack;
       }
       let event: AdtEvent;
       try {
@@ -178,6 +182,52 @@ export class Hl7Intake {
 
   private async find(sender: string, controlId: string): Promise<StoredMessage | undefined> {
     return this.options.driver.get<StoredMessage>('SELECT * FROM hl7v2_messages WHERE sender = ? AND control_id = ?', [sender, controlId]);
+  }
+
+  /**
+   * A message rejected (AR) for a reason that is CareBridge's configuration or reference data, not its
+   * content, and sent again unchanged (hazard H-045): its sending facility is not mapped to an ODS code
+   * (CAREBRIDGE_HL7_FACILITIES), or its organisation is not in the record (or is there twice). Such a
+   * message is read afresh on a repeat. When it still cannot be read or mapped, or its organisation is
+   * still not in the record once, nothing has changed and its stored AR stands (false). Otherwise the
+   * rejected row gives up its control id (keeping its body, reason and reply, as what happened then) and
+   * the caller stores and applies the message as a new one, in arrival order (true). A message whose
+   * content was refused (AR for a malformed message, AE), or that was accepted, keeps its reply for good.
+   */
+  private async releaseFixedRejection(earlier: StoredMessage, text: string, peer: string): Promise<boolean> {
+    // Only a refusal the sender was told of: one held (AA) and refused later, from the queue, was answered AA.
+    if (!/(^|\r)MSA\|AR\|/.test(earlier.ack ?? '')) return false;
+    let event: AdtEvent;
+    try {
+      event = parseAdt(text);
+    } catch {
+      return false;
+    }
+    const ods = this.organisationOf(event.header.sendingFacility);
+    if (!ods || !(await this.organisationKnown(ods, peer))) return false;
+    await this.options.driver.run("UPDATE hl7v2_messages SET control_id = NULL, updated_ms = ? WHERE seq = ? AND status = 'rejected'", [Date.now(), earlier.seq]);
+    return true;
+  }
+
+  /** Whether the organisation `ods` is now in the record, once, as applying a message needs it. */
+  private async organisationKnown(ods: string, address: string): Promise<boolean> {
+    const { driver } = this.options;
+    const access = await this.accessFor(ods, address);
+    let session: RecordSession | undefined;
+    try {
+      return await driver.transaction(async (tx) => {
+        session = new RecordSession(this.options.base, driver, tx, access);
+        try {
+          await sendingOrganisation(session, ods);
+          return true;
+        } catch (err) {
+          if (err instanceof Hl7Rejection) return false;
+          throw err;
+        }
+      });
+    } finally {
+      session?.report(true);
+    }
   }
 
   /** Stores a message to be applied; undefined when the same (sender, control id) was stored meanwhile. */

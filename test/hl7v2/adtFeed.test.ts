@@ -9,7 +9,7 @@ import { ENGINES, startTestServer, type TestServer } from '../support/server.ts'
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MllpTestClient, segmentOf, VT, END } from '../support/mllp.ts';
 import { ROOT, runCli } from '../cli/cli.ts';
-import { hl7Intake, listMessages, resolveQueued } from '../../src/hl7v2/index.ts';
+import { hl7Intake, listMessages, resolveQueued, startHl7v2 } from '../../src/hl7v2/index.ts';
 import { openRecordStore } from '../../src/record/index.ts';
 
 after(() => stopOwnPostgres());
@@ -156,6 +156,88 @@ for (const engine of ENGINES) {
       const reused = await send(variant('a08-update', ['||||||20260316', '||||||20260325']), 'AR');
       assert.equal(errCode(reused), '205');
       assert.equal((await encounterFor('VN2026000101')).extension[0].valueDateTime, '2026-03-16');
+    });
+
+    it('a transfer keyed late goes into the ward history in its time order; the ward the person is on stays current (H-044)', async () => {
+      const visit = 'VN2026004401';
+      const ward9 = 'WARD9^C^03^RX901^^^^^Ward 9 Respiratory';
+      const ward12 = 'WARD12^A^11^RX901^^^^^Ward 12 Acute Medical Unit';
+      const ward7 = 'WARD7^B2^04^RX901^^^^^Ward 7 Care of Older People';
+      const message = (name: string, control: string, ...edits: [string | RegExp, string][]) =>
+        variant(name, [/RX9-00010\d/, control], ['VN2026000101', visit], ...edits);
+      const wards = async () => (await encounterFor(visit)).location.map((l: any) => [l.location.display, l.status, l.period.start, l.period.end]);
+      // Admitted to Ward 7 on 10 March 14:30; to Ward 12 on 11 March 09:15; then a transfer to Ward 9 at
+      // 20:00 on 10 March, keyed in the PAS only after the one to Ward 12.
+      await send(message('a01-admit', 'RX9-044101'), 'AA');
+      await send(message('a02-transfer', 'RX9-044102'), 'AA');
+      await send(message('a02-transfer', 'RX9-044103', [ward12, ward9], [/20260311091700/g, '20260311101000'], ['|20260311091500', '|20260310200000']), 'AA');
+      const expected = [
+        ['Ward 7 Care of Older People, bay B2, bed 04', 'completed', '2026-03-10T14:30:00+00:00', '2026-03-10T20:00:00+00:00'],
+        ['Ward 9 Respiratory, bay C, bed 03', 'completed', '2026-03-10T20:00:00+00:00', '2026-03-11T09:15:00+00:00'],
+        ['Ward 12 Acute Medical Unit, bay A, bed 11', 'active', '2026-03-11T09:15:00+00:00', undefined],
+      ];
+      assert.deepEqual(await wards(), expected, 'Ward 9 in its place in the history; the person is still on Ward 12');
+
+      // A delayed A08 from 10 March 18:00, when the person was on Ward 7, changes no ward.
+      await send(message('a08-update', 'RX9-044104', [ward12, ward7], ['|20260313120000', '|20260310180000']), 'AA');
+      assert.deepEqual(await wards(), expected, 'the delayed A08 did not put the person back on Ward 7');
+
+      // A transfer from before the admission cannot be placed, nor a discharge before the current ward
+      // began: each is refused (AE) with the reason, and nothing is written.
+      const version = (await encounterFor(visit)).meta.versionId;
+      const early = await send(message('a02-transfer', 'RX9-044105', [ward12, ward9], ['|20260311091500', '|20260310120000']), 'AE');
+      assert.match(errText(early), /VN2026004401 began on 2026-03-10T14:30:00\+00:00; a ward from 2026-03-10T12:00:00\+00:00 \(EVN-6\), before the admission, cannot be placed/);
+      const inverted = await send(message('a03-discharge', 'RX9-044106', [/\|20260316103000$/, '|20260311080000']), 'AE');
+      assert.match(errText(inverted), /period that ends before it begins \(Ward 12 Acute Medical Unit, bay A, bed 11 from 2026-03-11T09:15:00\+00:00 to 2026-03-11T08:00:00\+00:00\)/);
+      const enc = await encounterFor(visit);
+      assert.equal(enc.meta.versionId, version, 'nothing written for either');
+      assert.equal(enc.status, 'in-progress');
+
+      // After the discharge, an A08 naming the ward they left is fine; one putting them on another ward after it is refused.
+      await send(message('a03-discharge', 'RX9-044107'), 'AA');
+      await send(message('a08-update', 'RX9-044108', ['|20260313120000', '|20260317120000']), 'AA');
+      const afterDischarge = await send(message('a08-update', 'RX9-044109', [ward12, ward9], ['|20260313120000', '|20260317120000']), 'AE');
+      assert.match(errText(afterDischarge), /discharged on 2026-03-16T10:30:00\+00:00; the person cannot have been on Ward 9 Respiratory, bay C, bed 03 from 2026-03-17T12:00:00\+00:00 \(EVN-6\), after the discharge/);
+      assert.deepEqual((await wards()).map((w: any[]) => [w[0].split(',')[0], w[1]]), [['Ward 7 Care of Older People', 'completed'], ['Ward 9 Respiratory', 'completed'], ['Ward 12 Acute Medical Unit', 'completed']]);
+      for (const l of (await encounterFor(visit)).location) assert.ok(Date.parse(l.period.start) <= Date.parse(l.period.end), `${l.location.display} ends after it begins`);
+    });
+
+    it('an admission refused (AR) because CareBridge lacked the organisation or the facility mapping is applied when sent again after the fix (H-045)', async () => {
+      // The sending organisation RXQ is not in the record yet.
+      const admit = variant('a01-admit', ['|NORTHPAS|RX9|', '|NORTHPAS|RXQ|'], ['RX9-000101', 'RXQ-045101'], ['VN2026000101', 'VN2026004501']);
+      const stayAt = async (ods: string, visit: string) => (await t.fhir.get(`Encounter?identifier=${encodeURIComponent(`https://carebridge.example/fhir/Id/hl7v2-visit-number/${ods}|${visit}`)}`)).body.entry?.map((e: any) => e.resource) ?? [];
+      const refused = await send(admit, 'AR');
+      assert.match(errText(refused), /The sending organisation RXQ is not in CareBridge/);
+      assert.equal(await send(admit, 'AR'), refused, 'sent again before the fix: the same AR');
+      const org = await t.fhir.post('Organization', { resourceType: 'Organization', identifier: [{ system: ODS, value: 'RXQ' }], name: 'Riverside Hospitals NHS Trust', meta: { security: HTEST } });
+      assert.equal(org.status, 201);
+      const accepted = await send(admit, 'AA');
+      assert.equal(ackControlId(accepted), 'RXQ-045101');
+      const stays = await stayAt('RXQ', 'VN2026004501');
+      assert.equal(stays.length, 1, 'the admission is in the record');
+      assert.equal(stays[0].subject.reference, `Patient/${patients.margaret}`);
+      assert.equal(stays[0].location[0].location.display, 'Ward 7 Care of Older People, bay B2, bed 04');
+      // From then on a repeat is a genuine duplicate, and a different message under the control id is refused.
+      assert.equal(await send(admit, 'AA'), accepted, 'the same AA, byte for byte');
+      assert.equal((await stayAt('RXQ', 'VN2026004501'))[0].meta.versionId, stays[0].meta.versionId, 'not applied twice');
+      assert.equal(errCode(await send(admit.replace('||||||20260317', '||||||20260320'), 'AR')), '205');
+      const rejected = (await listMessages(t.server.driver, 'rejected')).filter((m) => /RXQ is not in CareBridge/.test(m.reason ?? ''));
+      assert.equal(rejected.length, 1, 'the refusal is kept with its reason');
+
+      // A facility name not mapped to an ODS code, then mapped (the server started again with the mapping).
+      const fromRiverside = variant('a01-admit', ['|NORTHPAS|RX9|', '|NORTHPAS|Riverside General|'], ['RX9-000101', 'RXQ-045102'], ['VN2026000101', 'VN2026004502']);
+      const unmapped = await send(fromRiverside, 'AR');
+      assert.equal(errCode(unmapped), '204');
+      assert.match(errText(unmapped), /not an ODS code/);
+      const mapped = await startHl7v2({ driver: t.server.driver, host: '127.0.0.1', port: 0, maxMessageBytes: 65536, facilities: { 'Riverside General': 'RXQ' } });
+      const afterRestart = await MllpTestClient.connect(mapped.port);
+      try {
+        assert.equal(ackCode(await afterRestart.send(fromRiverside)), 'AA');
+        assert.equal((await stayAt('RXQ', 'VN2026004502')).length, 1, 'the admission is in the record');
+      } finally {
+        await afterRestart.close();
+        await mapped.close();
+      }
     });
 
     it('an unknown patient is held (AA with a warning), later messages for the visit wait behind it, and resolving applies them in order', async () => {
