@@ -1,8 +1,8 @@
 // Progressive enhancement for the discharge pages: listens to /discharge/events and, when a referral
 // changes, refreshes the marked part of the page (lists) or says that it changed (pages with forms, so
 // nothing typed is lost). Without this script, or without EventSource, the pages work as they are.
-// When the session ends (signed out, expired, account disabled) the page says so rather than going stale
-// without a word; after a while without use the server pauses the stream, and using the page resumes it.
+// When the session ends (signed out, expired, account disabled) a list goes to the sign-in page and a page
+// with a form says so, rather than going stale without a word; after a while without use the server pauses the stream, and using the page resumes it.
 const region = document.querySelector('[data-live]');
 const status = document.getElementById('live-status');
 if (region && status && 'EventSource' in window) live(region, status);
@@ -24,6 +24,14 @@ function live(region, status) {
   }
 
   function signedOut() {
+    // A list left on a shared screen would go on showing people to whoever comes next: it goes to sign-in,
+    // as the residents and ward lists do. A page with a form keeps what was typed, with the list's names
+    // not on it, and says how to go on.
+    if (region.dataset.live !== 'notice') {
+      source?.close();
+      window.location.replace('/sign-in?reason=expired');
+      return;
+    }
     stop('You have been signed out; sign in again to see changes. ');
     const link = document.createElement('a');
     link.href = '/sign-in';
