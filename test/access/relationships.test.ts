@@ -506,6 +506,49 @@ for (const engine of ENGINES) {
       assert.equal(own.body.entry?.length, 3, 'the person sees the three refused attempts on their record');
     });
 
+    // Care-home staff probing another home's resident inside a Bundle: the batch answers 200 with the entries
+    // refused, the transaction 403. Each probe is an attempt on the person's record, as the read on its own is.
+    it('an attempt refused inside a batch or transaction is audited under the person, as the same read on its own is', async () => {
+      const person = PERSONAS.person.sees[0];
+      let outsider = '';
+      for (const name of ['careHome', 'gp', 'wardNurse', 'socialWorker']) if (!outsider && (await as[name].get(`Patient/${person}`)).status === 403) outsider = name;
+      assert.ok(outsider);
+      const userId = userIds.get(`${PERSONAS[outsider].role}-${PERSONAS[outsider].org}`)!;
+      const resident = PERSONAS[outsider].sees.find((id) => id !== person)!;
+      const since = `date=ge${new Date().toISOString()}`;
+      const get = (url: string) => ({ request: { method: 'GET', url } });
+
+      assert.equal((await as[outsider].get(`Patient/${person}`)).status, 403);
+      const batch = await as[outsider].post('', { resourceType: 'Bundle', type: 'batch', entry: [get(`Patient/${person}`), get(`Patient/${person}/$everything`)] });
+      assert.equal(batch.status, 200, 'a batch answers 200 whatever its entries did');
+      assert.deepEqual(batch.body.entry.map((e: any) => e.response.status), ['403', '403']);
+      const transaction = await as[outsider].post('', { resourceType: 'Bundle', type: 'transaction', entry: [get(`Patient/${person}`)] });
+      assert.equal(transaction.status, 403);
+      // One of their own residents and the person, in one batch.
+      const mixed = await as[outsider].post('', { resourceType: 'Bundle', type: 'batch', entry: [get(`Patient/${resident}`), get(`Patient/${person}`)] });
+      assert.deepEqual(mixed.body.entry.map((e: any) => e.response.status), ['200 OK', '403']);
+
+      const refused = await waitForAudit(t.fhir, `patient=Patient/${person}&altid=${userId}&outcome=4&${since}`, (e) => e.length >= 4);
+      assert.equal(refused.length, 4, 'the read, both batches and the transaction, each a refused attempt on the person');
+      const patientsOf = (e: any) => e.entity.filter((x: any) => x.role?.code === '1').map((x: any) => x.what.reference).sort();
+      const find = (desc: RegExp) => refused.find((e) => desc.test(e.outcomeDesc));
+      const directEvent = find(/^HTTP 403: GET Patient\//);
+      assert.equal(directEvent?.subtype[0].code, 'read');
+      const transactionEvent = find(/^HTTP 403: POST/);
+      assert.deepEqual(patientsOf(transactionEvent), [`Patient/${person}`], 'the transaction');
+      const batchEvent = find(/^HTTP 200: POST .*2 entries refused/);
+      assert.ok(batchEvent, 'the batch is audited as not a plain success');
+      assert.deepEqual(patientsOf(batchEvent), [`Patient/${person}`]);
+      const mixedEvent = find(/^HTTP 200: POST .*1 entry refused/);
+      assert.deepEqual(patientsOf(mixedEvent), [`Patient/${person}`, `Patient/${resident}`].sort(), 'the resident read, and the person refused');
+      assert.ok(!mixedEvent.outcomeDesc.includes(person) && !mixedEvent.outcomeDesc.includes(resident), 'the description names nobody');
+
+      const own = await as.person.get(`AuditEvent?patient=Patient/${person}&altid=${userId}&${since}&_count=100`);
+      assert.equal(own.status, 200);
+      assert.equal(own.body.entry?.length, 4, 'the person sees every refused attempt on their record');
+      assert.ok(!JSON.stringify(own.body).includes(resident), 'and nothing of the resident the same batch read');
+    });
+
     // An allergy filed on the wrong person and then corrected: its first version is about someone the home
     // does not look after, and stays theirs in history although the resource is now the resident's.
     it('a version written about someone else stays out of reach after the resource moves to one\'s own resident', async () => {
