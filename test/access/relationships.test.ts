@@ -506,6 +506,17 @@ for (const engine of ENGINES) {
       assert.equal(own.body.entry?.length, 3, 'the person sees the three refused attempts on their record');
     });
 
+    /** Another home's resident the care home cannot see now (earlier tests broke the glass for some). */
+    const homeOutsider = async () => {
+      for (const id of allPatients.filter((p) => !PERSONAS.careHome.sees.includes(p))) if ((await as.careHome.get(`Patient/${id}`)).status === 403) return id;
+      throw new Error('the care home sees everyone');
+    };
+    /** An AuditEvent search for what is audited from now on (after a millisecond: what came before may share this one). */
+    const auditedFromNow = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      return `date=ge${new Date().toISOString()}`;
+    };
+
     // Care-home staff probing another home's resident inside a Bundle: the batch answers 200 with the entries
     // refused, the transaction 403. Each probe is an attempt on the person's record, as the read on its own is.
     it('an attempt refused inside a batch or transaction is audited under the person, as the same read on its own is', async () => {
@@ -515,7 +526,7 @@ for (const engine of ENGINES) {
       assert.ok(outsider);
       const userId = userIds.get(`${PERSONAS[outsider].role}-${PERSONAS[outsider].org}`)!;
       const resident = PERSONAS[outsider].sees.find((id) => id !== person)!;
-      const since = `date=ge${new Date().toISOString()}`;
+      const since = await auditedFromNow();
       const get = (url: string) => ({ request: { method: 'GET', url } });
 
       assert.equal((await as[outsider].get(`Patient/${person}`)).status, 403);
@@ -583,6 +594,36 @@ for (const engine of ENGINES) {
       // Whoever may see the outsider still sees the whole history.
       const all = await t.fhir.get(`AllergyIntolerance/${id}/_history`);
       assert.deepEqual(all.body.entry.map((e: any) => e.resource.meta.versionId), ['2', '1']);
+    });
+
+    it('a deleted resource outside one\'s records answers as a live one does (403, audited under the person); one\'s own answers 410', async () => {
+      const resident = PERSONAS.careHome.sees[0];
+      const outsider = await homeOutsider();
+      const userId = userIds.get('care-home-staff-VM101')!;
+      const observation = (patient: string) => ({ resourceType: 'Observation', status: 'final', code: { text: 'Pulse' }, subject: { reference: `Patient/${patient}` } });
+      const live = (await t.fhir.post('Observation', observation(outsider))).body.id as string;
+      const deleted = (await t.fhir.post('Observation', observation(outsider))).body.id as string;
+      const ownDeleted = (await t.fhir.post('Observation', observation(resident))).body.id as string;
+      for (const id of [deleted, ownDeleted]) assert.equal((await t.fhir.delete(`Observation/${id}`)).status, 200);
+      const since = await auditedFromNow();
+
+      const liveRead = await as.careHome.get(`Observation/${live}`);
+      const deletedRead = await as.careHome.get(`Observation/${deleted}`);
+      assert.equal(liveRead.status, 403);
+      assert.equal(deletedRead.status, 403, 'not 410: that would tell the outsider it was there');
+      assert.equal(deletedRead.body.issue[0].diagnostics, liveRead.body.issue[0].diagnostics.replace(live, deleted), 'in the same words');
+      const deletion = await as.careHome.get(`Observation/${deleted}/_history/2`);
+      assert.equal(deletion.status, 403, 'nor its deletion version');
+      assert.equal((await as.careHome.get(`Observation/${deleted}/_history/1`)).status, 403);
+      assert.equal((await as.careHome.get(`Observation/${ownDeleted}`)).status, 410, 'the resident\'s deleted observation');
+      assert.equal((await as.careHome.get(`Observation/${ownDeleted}/_history/2`)).status, 410);
+      assert.equal((await as.careHome.get(`Observation/${crypto.randomUUID()}`)).status, 404);
+
+      const refused = await waitForAudit(t.fhir, `patient=Patient/${outsider}&altid=${userId}&outcome=4&${since}`, (e) => e.length >= 4);
+      const asked = (e: any) => e.entity.find((x: any) => x.name)?.name;
+      assert.deepEqual(refused.map((e) => `${e.subtype[0].code} ${asked(e)}`).sort(), [
+        `read Observation/${deleted}`, `read Observation/${live}`, `vread Observation/${deleted}`, `vread Observation/${deleted}`,
+      ].sort(), 'every attempt, filed under the person');
     });
   });
 }
