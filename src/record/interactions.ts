@@ -366,7 +366,6 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
   if (scope.id && !rows.length && offset === 0) {
     throw notFound(`${scope.type}/${scope.id} is not known to this server.`);
   }
-  const total = Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${from} ${clause}`, params))?.n ?? 0);
   const path = [scope.type, scope.id, '_history'].filter(Boolean).join('/');
   const keep: [string, string][] = query.filter(([k]) => k === '_since');
   const url = (o: number) => `${base}/${path}?${queryString([...keep, ['_count', String(count)], ...(o ? [['_offset', String(o)] as [string, string]] : [])])}`;
@@ -381,6 +380,13 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
     if (row.patient_id !== null) patientIds.add(row.patient_id);
     for (const p of patients) patientIds.add(p);
   }
+  // The total counts the versions the caller is shown, never those withheld (a total above what is shown tells
+  // that the resource was once about someone else). The whole history on this page: what it shows. Over
+  // several pages, the count in SQL, unless this page withheld versions; then none (Bundle.total is optional
+  // in a history), since judging every version of every page to count them is a scan of all their content.
+  const total = offset === 0 && !more ? shown.length
+    : shown.length < page.length ? undefined
+    : Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${from} ${clause}`, params))?.n ?? 0);
   return { body: historyBundle(base, url(offset), shown, total, more ? url(offset + count) : undefined), patientIds: [...patientIds] };
 }
 

@@ -596,6 +596,23 @@ for (const engine of ENGINES) {
       assert.deepEqual(all.body.entry.map((e: any) => e.resource.meta.versionId), ['2', '1']);
     });
 
+    it('a history\'s total counts the versions shown, not those about someone else', async () => {
+      const resident = PERSONAS.careHome.sees[0];
+      const outsider = await homeOutsider();
+      const observation = (patient: string) => ({
+        resourceType: 'Observation', status: 'final', code: { text: 'Weight' }, subject: { reference: `Patient/${patient}` },
+        valueQuantity: { value: 61, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
+      });
+      const filed = await t.fhir.post('Observation', observation(outsider));
+      const id = filed.body.id as string;
+      assert.equal((await t.fhir.put(`Observation/${id}`, { ...observation(resident), id })).status, 200);
+      const history = await as.careHome.get(`Observation/${id}/_history`);
+      assert.equal(history.status, 200);
+      assert.equal(history.body.entry.length, 1, 'the version about the resident');
+      assert.equal(history.body.total, 1, 'the total says what the page holds: one version');
+      assert.equal((await t.fhir.get(`Observation/${id}/_history`)).body.total, 2, 'whoever sees both people is told of both versions');
+    });
+
     it('a deleted resource outside one\'s records answers as a live one does (403, audited under the person); one\'s own answers 410', async () => {
       const resident = PERSONAS.careHome.sees[0];
       const outsider = await homeOutsider();
