@@ -90,18 +90,35 @@ function refusedPatients(err: unknown): string[] {
 }
 
 /**
- * What a failed request reports to the audit: nothing it showed or changed, but, when it was refused for
- * being outside the caller's records, the attempt on those people's records (empty otherwise).
+ * `wrapped`, made from `err` (its message said again with where it happened: a transaction's entry, a
+ * conditional match), refused for the same people: so the audit still files the attempt under them.
  */
-export function failedAccessEvents(err: unknown): AccessEvent[] {
-  const refused = refusedPatients(err);
-  return refused.length ? [{ interaction: 'read', patientIds: refused }] : [];
+export function rewrapped(err: FhirError, wrapped: FhirError): FhirError {
+  const refused = refusals.get(err);
+  if (refused) refusals.set(wrapped, refused);
+  return wrapped;
 }
 
-/** One access to the record, as the audit trail needs it. Reported after the interaction succeeded. */
+/**
+ * What a failed request reports to the audit: nothing it showed or changed, but, when it was refused for
+ * being outside the caller's records, the attempt on those people's records (empty otherwise). A batch
+ * reports its refused entries the same way, each with what it asked for (`asked`), among what the others touched.
+ */
+export function failedAccessEvents(err: unknown, asked?: { resourceType?: string; id?: string }): AccessEvent[] {
+  const refused = refusedPatients(err);
+  return refused.length ? [{ interaction: 'refused', ...asked, patientIds: refused }] : [];
+}
+
+/**
+ * One access to the record, as the audit trail needs it. Reported after the interaction succeeded, or, as
+ * 'refused', when it was refused for being outside the caller's records (failedAccessEvents).
+ */
 export interface AccessEvent {
-  /** 'export': what a person took out of the record (a CSV, a printed pack), reported by the screen that made it. */
-  interaction: 'read' | 'vread' | 'search' | 'history' | 'create' | 'update' | 'patch' | 'delete' | 'everything' | 'export';
+  /**
+   * 'export': what a person took out of the record (a CSV, a printed pack), reported by the screen that made it.
+   * 'refused': an attempt on these people's records that was refused (403); nothing of them was shown or changed.
+   */
+  interaction: 'read' | 'vread' | 'search' | 'history' | 'create' | 'update' | 'patch' | 'delete' | 'everything' | 'export' | 'refused';
   resourceType?: string;
   id?: string;
   /** The patients whose records were touched (the compartment owners of what was read or written). */

@@ -149,10 +149,30 @@ async function decideReadable(ctx: Ctx, type: string, id: string, patientId: str
   await assertInScope(ctx, [{ type, id }]);
 }
 
+/**
+ * A deleted resource is read (410) only by those who could read it before: it is judged by the people of its
+ * last stored version (its compartment rows went with it; patient_id, the first of them, is kept). Anyone
+ * else is refused exactly as for the live resource (403, the same words, audited under those people), so an
+ * id outside one's records answers the same whether the resource is there or was deleted.
+ */
+async function assertDeletedReadable(ctx: Ctx, type: string, id: string, patientId: string | null): Promise<void> {
+  if (!ctx.patients || !isCompartmentType(type)) return;
+  if (patientId && (knownToReach(ctx.db, ctx.patients, patientId) || (await scopeReaches(ctx.db, ctx.patients, patientId)))) return;
+  const last = await ctx.db.get<{ content: string | null }>(
+    'SELECT content FROM resource_history WHERE type = ? AND id = ? AND content IS NOT NULL ORDER BY version_id DESC LIMIT 1',
+    [type, id],
+  );
+  const people = versionPatients(type, last?.content ?? null);
+  for (const p of people) if (p !== patientId && (await scopeReaches(ctx.db, ctx.patients, p))) return;
+  const owners = people.length ? people : patientId ? [patientId] : [];
+  throw forbidden(`${type}/${id} is in the record of a person outside the records you may see.${ctx.patients.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`, owners);
+}
+
 export interface StoredRow { content: string | null; version_id: number; last_updated_ms: number; deleted: number; patient_id: string | null }
 
 export async function readResource(ctx: Ctx, type: string, id: string): Promise<StoredRow & { content: string }> {
   const row = await ctx.db.get<StoredRow>('SELECT content, version_id, last_updated_ms, deleted, patient_id FROM resources WHERE type = ? AND id = ?', [type, id]);
+  if (row?.deleted) await assertDeletedReadable(ctx, type, id, row.patient_id);
   assertNotDeleted(type, id, row);
   const readable = assertReadable(ctx, type, id, row!.patient_id);
   if (readable) await readable;
@@ -162,12 +182,14 @@ export async function readResource(ctx: Ctx, type: string, id: string): Promise<
 export async function vreadResource(ctx: Ctx, type: string, id: string, versionId: string): Promise<StoredRow & { content: string }> {
   if (!/^\d{1,9}$/.test(versionId)) throw notFound(`${type}/${id} has no version '${versionId}'.`);
   const row = await ctx.db.get<StoredRow & { method: string }>(
-    'SELECT h.content, h.version_id, h.last_updated_ms, h.method, r.patient_id FROM resource_history h JOIN resources r ON r.rid = h.rid WHERE h.type = ? AND h.id = ? AND h.version_id = ?',
+    'SELECT h.content, h.version_id, h.last_updated_ms, h.method, r.patient_id, r.deleted FROM resource_history h JOIN resources r ON r.rid = h.rid WHERE h.type = ? AND h.id = ? AND h.version_id = ?',
     [type, id, Number(versionId)],
   );
   if (!row) throw notFound(`${type}/${id} has no version ${versionId}.`);
+  // Whose the resource is decides first: the version recording its deletion is theirs too (see readResource).
+  if (row.deleted) await assertDeletedReadable(ctx, type, id, row.patient_id);
+  else await assertReadable(ctx, type, id, row.patient_id);
   if (row.method === 'DELETE') throw gone(`Version ${versionId} of ${type}/${id} records its deletion.`);
-  await assertReadable(ctx, type, id, row.patient_id);
   const versionOf = versionPatients(type, row.content);
   if (!(await versionReadable(ctx, versionOf))) {
     throw forbidden(`Version ${versionId} of ${type}/${id} was in the record of a person outside the records you may see.${ctx.patients?.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`, versionOf);
@@ -344,7 +366,6 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
   if (scope.id && !rows.length && offset === 0) {
     throw notFound(`${scope.type}/${scope.id} is not known to this server.`);
   }
-  const total = Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${from} ${clause}`, params))?.n ?? 0);
   const path = [scope.type, scope.id, '_history'].filter(Boolean).join('/');
   const keep: [string, string][] = query.filter(([k]) => k === '_since');
   const url = (o: number) => `${base}/${path}?${queryString([...keep, ['_count', String(count)], ...(o ? [['_offset', String(o)] as [string, string]] : [])])}`;
@@ -359,6 +380,13 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
     if (row.patient_id !== null) patientIds.add(row.patient_id);
     for (const p of patients) patientIds.add(p);
   }
+  // The total counts the versions the caller is shown, never those withheld (a total above what is shown tells
+  // that the resource was once about someone else). The whole history on this page: what it shows. Over
+  // several pages, the count in SQL, unless this page withheld versions; then none (Bundle.total is optional
+  // in a history), since judging every version of every page to count them is a scan of all their content.
+  const total = offset === 0 && !more ? shown.length
+    : shown.length < page.length ? undefined
+    : Number((await ctx.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${from} ${clause}`, params))?.n ?? 0);
   return { body: historyBundle(base, url(offset), shown, total, more ? url(offset + count) : undefined), patientIds: [...patientIds] };
 }
 

@@ -10,7 +10,7 @@ import { queryString, searchsetBundle } from './bundle.ts';
 import type { WrittenResource } from './storage/writePath.ts';
 import { capabilityStatement } from './capability.ts';
 import { everything } from './everything.ts';
-import type { AccessControl, AccessEvent, RecordInteraction } from './accessControl.ts';
+import { rewrapped, type AccessControl, type AccessEvent, type RecordInteraction } from './accessControl.ts';
 import { processBundle } from './transaction.ts';
 import { findOperation, type FhirOperations } from './operations.ts';
 import type { ResourceTypeService, ResourceTypeServices } from './typeService.ts';
@@ -292,7 +292,7 @@ export function requireCriteriaSearch(access: AccessControl, type: string, query
   } catch (err) {
     if (!(err instanceof FhirError) || err.status !== 403) throw err;
     const prefix = `Matching '${type}?${queryString(query)}' (${what}) is a search, and needs the same rights: `;
-    throw new FhirError(403, err.issues.map((i) => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) })));
+    throw rewrapped(err, new FhirError(403, err.issues.map((i) => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) }))));
   }
 }
 

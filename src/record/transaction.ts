@@ -6,6 +6,7 @@ import { validateResource } from './validation.ts';
 import { handleFhirRequest, requireCriteriaSearch, serviceFor, writtenResponse, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
 import * as op from './interactions.ts';
 import { definitions } from './definitions.ts';
+import { failedAccessEvents, rewrapped } from './accessControl.ts';
 
 interface Entry {
   index: number;
@@ -98,6 +99,10 @@ async function runBatch(ctx: RestContext, entries: Entry[]): Promise<FhirRespons
     } catch (err) {
       if (!(err instanceof FhirError)) throw err; // unexpected (e.g. the database is down): logged, 500
       out.push(errorEntry(err));
+      // An entry refused for being outside the caller's records is an attempt on those people's records, as
+      // the same request on its own would be: the batch's audit entry names them, as refused.
+      const [type, id] = e.path.split('/');
+      for (const event of failedAccessEvents(err, { resourceType: type || undefined, id: id || undefined })) ctx.onAccess?.(event);
     }
   }
   return { status: 200, body: { resourceType: 'Bundle', type: 'batch-response', entry: out } };
@@ -151,7 +156,7 @@ async function asEntry(e: Entry, work: () => Promise<void>): Promise<void> {
   } catch (err) {
     if (!(err instanceof FhirError)) throw err; // unexpected: logged and answered 500 by the HTTP layer
     const prefix = `Transaction entry ${e.index} (${e.label}) failed, so nothing was stored: `;
-    throw new FhirError(err.status, err.issues.map((i): OutcomeIssue => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) })));
+    throw rewrapped(err, new FhirError(err.status, err.issues.map((i): OutcomeIssue => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) }))));
   }
 }
 

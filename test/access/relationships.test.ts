@@ -506,6 +506,60 @@ for (const engine of ENGINES) {
       assert.equal(own.body.entry?.length, 3, 'the person sees the three refused attempts on their record');
     });
 
+    /** Another home's resident the care home cannot see now (earlier tests broke the glass for some). */
+    const homeOutsider = async () => {
+      for (const id of allPatients.filter((p) => !PERSONAS.careHome.sees.includes(p))) if ((await as.careHome.get(`Patient/${id}`)).status === 403) return id;
+      throw new Error('the care home sees everyone');
+    };
+    /** An AuditEvent search for what is audited from now on (after a millisecond: what came before may share this one). */
+    const auditedFromNow = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      return `date=ge${new Date().toISOString()}`;
+    };
+
+    // Care-home staff probing another home's resident inside a Bundle: the batch answers 200 with the entries
+    // refused, the transaction 403. Each probe is an attempt on the person's record, as the read on its own is.
+    it('an attempt refused inside a batch or transaction is audited under the person, as the same read on its own is', async () => {
+      const person = PERSONAS.person.sees[0];
+      let outsider = '';
+      for (const name of ['careHome', 'gp', 'wardNurse', 'socialWorker']) if (!outsider && (await as[name].get(`Patient/${person}`)).status === 403) outsider = name;
+      assert.ok(outsider);
+      const userId = userIds.get(`${PERSONAS[outsider].role}-${PERSONAS[outsider].org}`)!;
+      const resident = PERSONAS[outsider].sees.find((id) => id !== person)!;
+      const since = await auditedFromNow();
+      const get = (url: string) => ({ request: { method: 'GET', url } });
+
+      assert.equal((await as[outsider].get(`Patient/${person}`)).status, 403);
+      const batch = await as[outsider].post('', { resourceType: 'Bundle', type: 'batch', entry: [get(`Patient/${person}`), get(`Patient/${person}/$everything`)] });
+      assert.equal(batch.status, 200, 'a batch answers 200 whatever its entries did');
+      assert.deepEqual(batch.body.entry.map((e: any) => e.response.status), ['403', '403']);
+      const transaction = await as[outsider].post('', { resourceType: 'Bundle', type: 'transaction', entry: [get(`Patient/${person}`)] });
+      assert.equal(transaction.status, 403);
+      // One of their own residents and the person, in one batch.
+      const mixed = await as[outsider].post('', { resourceType: 'Bundle', type: 'batch', entry: [get(`Patient/${resident}`), get(`Patient/${person}`)] });
+      assert.deepEqual(mixed.body.entry.map((e: any) => e.response.status), ['200 OK', '403']);
+
+      const refused = await waitForAudit(t.fhir, `patient=Patient/${person}&altid=${userId}&outcome=4&${since}`, (e) => e.length >= 4);
+      assert.equal(refused.length, 4, 'the read, both batches and the transaction, each a refused attempt on the person');
+      const patientsOf = (e: any) => e.entity.filter((x: any) => x.role?.code === '1').map((x: any) => x.what.reference).sort();
+      const find = (desc: RegExp) => refused.find((e) => desc.test(e.outcomeDesc));
+      const directEvent = find(/^HTTP 403: GET Patient\//);
+      assert.equal(directEvent?.subtype[0].code, 'read');
+      const transactionEvent = find(/^HTTP 403: POST/);
+      assert.deepEqual(patientsOf(transactionEvent), [`Patient/${person}`], 'the transaction');
+      const batchEvent = find(/^HTTP 200: POST .*2 entries refused/);
+      assert.ok(batchEvent, 'the batch is audited as not a plain success');
+      assert.deepEqual(patientsOf(batchEvent), [`Patient/${person}`]);
+      const mixedEvent = find(/^HTTP 200: POST .*1 entry refused/);
+      assert.deepEqual(patientsOf(mixedEvent), [`Patient/${person}`, `Patient/${resident}`].sort(), 'the resident read, and the person refused');
+      assert.ok(!mixedEvent.outcomeDesc.includes(person) && !mixedEvent.outcomeDesc.includes(resident), 'the description names nobody');
+
+      const own = await as.person.get(`AuditEvent?patient=Patient/${person}&altid=${userId}&${since}&_count=100`);
+      assert.equal(own.status, 200);
+      assert.equal(own.body.entry?.length, 4, 'the person sees every refused attempt on their record');
+      assert.ok(!JSON.stringify(own.body).includes(resident), 'and nothing of the resident the same batch read');
+    });
+
     // An allergy filed on the wrong person and then corrected: its first version is about someone the home
     // does not look after, and stays theirs in history although the resource is now the resident's.
     it('a version written about someone else stays out of reach after the resource moves to one\'s own resident', async () => {
@@ -540,6 +594,53 @@ for (const engine of ENGINES) {
       // Whoever may see the outsider still sees the whole history.
       const all = await t.fhir.get(`AllergyIntolerance/${id}/_history`);
       assert.deepEqual(all.body.entry.map((e: any) => e.resource.meta.versionId), ['2', '1']);
+    });
+
+    it('a history\'s total counts the versions shown, not those about someone else', async () => {
+      const resident = PERSONAS.careHome.sees[0];
+      const outsider = await homeOutsider();
+      const observation = (patient: string) => ({
+        resourceType: 'Observation', status: 'final', code: { text: 'Weight' }, subject: { reference: `Patient/${patient}` },
+        valueQuantity: { value: 61, unit: 'kg', system: 'http://unitsofmeasure.org', code: 'kg' },
+      });
+      const filed = await t.fhir.post('Observation', observation(outsider));
+      const id = filed.body.id as string;
+      assert.equal((await t.fhir.put(`Observation/${id}`, { ...observation(resident), id })).status, 200);
+      const history = await as.careHome.get(`Observation/${id}/_history`);
+      assert.equal(history.status, 200);
+      assert.equal(history.body.entry.length, 1, 'the version about the resident');
+      assert.equal(history.body.total, 1, 'the total says what the page holds: one version');
+      assert.equal((await t.fhir.get(`Observation/${id}/_history`)).body.total, 2, 'whoever sees both people is told of both versions');
+    });
+
+    it('a deleted resource outside one\'s records answers as a live one does (403, audited under the person); one\'s own answers 410', async () => {
+      const resident = PERSONAS.careHome.sees[0];
+      const outsider = await homeOutsider();
+      const userId = userIds.get('care-home-staff-VM101')!;
+      const observation = (patient: string) => ({ resourceType: 'Observation', status: 'final', code: { text: 'Pulse' }, subject: { reference: `Patient/${patient}` } });
+      const live = (await t.fhir.post('Observation', observation(outsider))).body.id as string;
+      const deleted = (await t.fhir.post('Observation', observation(outsider))).body.id as string;
+      const ownDeleted = (await t.fhir.post('Observation', observation(resident))).body.id as string;
+      for (const id of [deleted, ownDeleted]) assert.equal((await t.fhir.delete(`Observation/${id}`)).status, 200);
+      const since = await auditedFromNow();
+
+      const liveRead = await as.careHome.get(`Observation/${live}`);
+      const deletedRead = await as.careHome.get(`Observation/${deleted}`);
+      assert.equal(liveRead.status, 403);
+      assert.equal(deletedRead.status, 403, 'not 410: that would tell the outsider it was there');
+      assert.equal(deletedRead.body.issue[0].diagnostics, liveRead.body.issue[0].diagnostics.replace(live, deleted), 'in the same words');
+      const deletion = await as.careHome.get(`Observation/${deleted}/_history/2`);
+      assert.equal(deletion.status, 403, 'nor its deletion version');
+      assert.equal((await as.careHome.get(`Observation/${deleted}/_history/1`)).status, 403);
+      assert.equal((await as.careHome.get(`Observation/${ownDeleted}`)).status, 410, 'the resident\'s deleted observation');
+      assert.equal((await as.careHome.get(`Observation/${ownDeleted}/_history/2`)).status, 410);
+      assert.equal((await as.careHome.get(`Observation/${crypto.randomUUID()}`)).status, 404);
+
+      const refused = await waitForAudit(t.fhir, `patient=Patient/${outsider}&altid=${userId}&outcome=4&${since}`, (e) => e.length >= 4);
+      const asked = (e: any) => e.entity.find((x: any) => x.name)?.name;
+      assert.deepEqual(refused.map((e) => `${e.subtype[0].code} ${asked(e)}`).sort(), [
+        `read Observation/${deleted}`, `read Observation/${live}`, `vread Observation/${deleted}`, `vread Observation/${deleted}`,
+      ].sort(), 'every attempt, filed under the person');
     });
   });
 }

@@ -54,6 +54,8 @@ interface Touched {
   operation?: string;
   patientIds: string[];
   query?: string;
+  /** A batch's entry refused for being outside the caller's records: it names whose they were, and showed nothing. */
+  refused?: boolean;
 }
 
 /**
@@ -191,15 +193,20 @@ export function journalEntryFor(request: AuditedRequest, parts: SharedParts): Jo
   const touched: Touched[] = failed
     ? [{ ...requestInteraction(method, path), query: query || undefined, patientIds: refused }]
     : request.events.map(fromAccessEvent);
-  // Several things touched (a transaction or batch): the request's own interaction names the event.
-  const main = touched.length === 1 ? touched[0] : { ...requestInteraction(method, path), patientIds: [] };
+  // A batch answers 200 with some entries refused for being outside the caller's records: the event names
+  // those people too (filed under them, as the entry on its own would be), and is not a plain success.
+  const refusedEntries = failed ? 0 : touched.filter((t) => t.refused).length;
+  // Several things touched (a transaction or batch), or a refused entry: the request's own interaction names the event.
+  const main = touched.length === 1 && !refusedEntries ? touched[0] : { ...requestInteraction(method, path), patientIds: [] };
   const recorded = new Date(request.at).toISOString();
   const entity = entities(touched, status >= 400);
   const action = ACTION[main.code ?? ''] ?? 'E';
-  const outcome = status < 400 ? '0' : status < 500 ? '4' : '8';
+  const outcome = status >= 500 ? '8' : status >= 400 || refusedEntries ? '4' : '0';
   const exported = main.code === 'export';
   let tail = `","type":${exported ? EXPORT_TYPE : EVENT_TYPE}${exported ? '' : subtypeText(main.code, main.operation)},"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
   if (status >= 400) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}`))}`;
+  // Counted, never named: a person shown this event (redacted to them) must not learn who else it was about.
+  else if (refusedEntries) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}; ${refusedEntries} ${refusedEntries === 1 ? 'entry' : 'entries'} refused (HTTP 403), outside the records the caller may see`))}`;
   if (entity.json.length) tail += `,"entity":[${entity.json.join(',')}]`;
   tail += '}';
   const a = request.actor;
@@ -246,6 +253,8 @@ function fromAccessEvent(e: AccessEvent): Touched {
       return { code: 'export', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
     case 'everything':
       return { code: 'operation', operation: '$everything', resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
+    case 'refused':
+      return { resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query, refused: true };
     default:
       return { code: e.interaction, resourceType: e.resourceType, id: e.id, patientIds: e.patientIds, query };
   }
@@ -338,9 +347,11 @@ function entities(touched: Touched[], failed: boolean): Entities {
     const typeCoding = t.resourceType ? `"type":{"system":"${RESOURCE_TYPES}","code":${text(t.resourceType)}},` : '';
     if (t.id && t.resourceType) {
       const ref = clean(`${t.resourceType}/${t.id}`);
+      // What a failed request, or a refused entry, asked for is named: it was not touched.
+      const asked = failed || t.refused;
       if (!seen.has(ref)) {
-        out.json.push(`{${failed ? `"name":${JSON.stringify(ref)}` : `"what":{"reference":${JSON.stringify(ref)}}`},${typeCoding}${DOMAIN_ROLE}}`);
-        (failed ? out.names : out.others).push(ref);
+        out.json.push(`{${asked ? `"name":${JSON.stringify(ref)}` : `"what":{"reference":${JSON.stringify(ref)}}`},${typeCoding}${DOMAIN_ROLE}}`);
+        (asked ? out.names : out.others).push(ref);
       }
       seen.add(ref);
     }
