@@ -5,7 +5,7 @@ import { migrate, type AccessControl, type AccessEvent, type ResourceTypeService
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
-import { accessFor, audited, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
+import { accessFor, audited, auditedCaller, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
 import { authorizeEndpoint } from './authorize.ts';
 import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
 import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
@@ -84,6 +84,12 @@ export interface Access {
    * `actor` from `address`; never throws, never waits (like every audited request).
    */
   administered(actor: Actor, address: string | undefined, change: AdministrativeChange): void;
+  /**
+   * The same, for a change made through an HTTP route outside the record (the dead-letter API): made by the
+   * caller `control` (what `authenticate` gave that request) speaks for. Records nothing for an
+   * AccessControl `authenticate` did not give (a server without its audit trail).
+   */
+  administeredThrough(control: AccessControl, change: AdministrativeChange): void;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
@@ -170,6 +176,10 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
     },
     administered(actor, address, change) {
       audit?.record(administrationRequest(Date.now(), address, change, actor));
+    },
+    administeredThrough(control, change) {
+      const caller = auditedCaller(control);
+      if (caller) audit?.record(administrationRequest(Date.now(), caller.address, change, caller.actor));
     },
     services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),
