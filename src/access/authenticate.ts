@@ -57,7 +57,19 @@ export function audited(access: AccessControl, audit: AuditTrail, actor: Actor, 
     }),
   };
   auditedOf.set(access, { audit, actor, address, access: made });
+  callerOf.set(made, { actor, address });
   return made;
+}
+
+/** Who an audited AccessControl (from `audited`) acts for, and from where. */
+const callerOf = new WeakMap<AccessControl, { actor: Actor; address: string }>();
+
+/**
+ * The actor and address an AccessControl made by `audited` (every authenticated API request's) speaks for,
+ * so a route outside the record can audit what the caller did as theirs; undefined for any other.
+ */
+export function auditedCaller(access: AccessControl): { actor: Actor; address: string } | undefined {
+  return callerOf.get(access);
 }
 
 /** Who a verified token speaks for: a person (it names their role) or the system client itself. */

@@ -5,7 +5,7 @@ import { migrate, type AccessControl, type AccessEvent, type ResourceTypeService
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
-import { accessFor, audited, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
+import { accessFor, audited, auditedCaller, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
 import { authorizeEndpoint } from './authorize.ts';
 import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
 import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
@@ -21,6 +21,7 @@ import { hostname } from 'node:os';
 import { setUpPeople, type People, type PeopleOptions } from './people/people.ts';
 import { administrationRequest, type AdministrativeChange } from './administrationAudit.ts';
 import { PackedRequests } from './audit/batchMessage.ts';
+import type { HeldMessageDecision } from './heldMessageAudit.ts';
 import type { Sessions } from './people/sessions.ts';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient, type NewClient } from './clients.ts';
@@ -40,6 +41,7 @@ export type { SignInRequest, SignInResult, SignInFailure } from './people/signIn
 export type { OidcSettings, OidcState, PeopleOidc } from './people/oidc.ts';
 export type { People, PeopleOptions } from './people/people.ts';
 export { describeClient, describeMemberships, type AdministrativeChange, type AdministrativeAction } from './administrationAudit.ts';
+export { HELD_MESSAGE_DECISION_SYSTEM, HL7V2_MESSAGE_ID_SYSTEM, type HeldMessageDecision, type HeldMessageDecisionKind } from './heldMessageAudit.ts';
 
 export interface AccessOptions {
   /** CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET, when set. */
@@ -84,6 +86,14 @@ export interface Access {
    * `actor` from `address`; never throws, never waits (like every audited request).
    */
   administered(actor: Actor, address: string | undefined, change: AdministrativeChange): void;
+  /**
+   * The same, for a change made through an HTTP route outside the record (the dead-letter API): made by the
+   * caller `control` (what `authenticate` gave that request) speaks for. Records nothing for an
+   * AccessControl `authenticate` did not give (a server without its audit trail).
+   */
+  administeredThrough(control: AccessControl, change: AdministrativeChange): void;
+  /** Records a person's decision about a held HL7 v2 message, made as `actor` from `address`; never throws, never waits. */
+  heldMessageDecided(actor: Actor, address: string | undefined, decision: HeldMessageDecision): void;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
@@ -170,6 +180,13 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
     },
     administered(actor, address, change) {
       audit?.record(administrationRequest(Date.now(), address, change, actor));
+    },
+    heldMessageDecided(actor, address, decision) {
+      audit?.record({ at: Date.now(), actor, address, events: [], outcome: { status: 200, method: 'POST', path: `hl7v2/${decision.decision}`, query: '' }, heldMessage: decision });
+    },
+    administeredThrough(control, change) {
+      const caller = auditedCaller(control);
+      if (caller) audit?.record(administrationRequest(Date.now(), caller.address, change, caller.actor));
     },
     services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),

@@ -7,6 +7,7 @@ import { setUpAccess } from '../access/index.ts';
 import { dismissQueued, hl7Intake, listMessages, migrateHl7v2, resolveQueued, LISTABLE_STATUSES, type Hl7Intake, type MessageStatus, type PatientDecision, type Resolution, type Settled } from '../hl7v2/index.ts';
 import type { SqlDriver } from '../record/index.ts';
 import { DB_OPTION_HELP, databaseFrom, openStore, plainErrors } from './store.ts';
+import { commandLineActor } from './accessStore.ts';
 
 export function hl7Command(program: Command): void {
   const hl7 = program.command('hl7').description('HL7 v2 ADT intake (MLLP).');
@@ -79,7 +80,9 @@ async function settleFromQueue(id: string, flags: { by?: string; db?: string }, 
     await migrateHl7v2(driver);
     // A stored message already names its organisation, so no facility mapping is needed here.
     const intake = hl7Intake({ driver, facilities: {}, controlFor: access.controlFor });
-    const { resolved, followed } = await settle(intake, driver, Number(id), by);
+    const { resolved, followed, decision } = await settle(intake, driver, Number(id), by);
+    // The decision itself, in the audit trail under the patients concerned (the changes it led to are there as the feed's).
+    if (decision) access.heldMessageDecided(commandLineActor(`hl7 queue ${decision.decision === 'hl7v2-dismissed' ? 'dismiss' : 'resolve'}`), 'command line', decision);
     console.log(describe(resolved));
     for (const f of followed) console.log(`  then ${describe(f)}`);
     if (resolved.status !== 'applied' && resolved.status !== 'dismissed') process.exitCode = 1;

@@ -1,10 +1,12 @@
 // carebridge mesh mailbox add|list and carebridge mesh dead-letters list|replay: the built-in MESH
 // mailbox's mailboxes (each linked to an organisation) and the inbound dead-letter queue, on the database.
+// A replay is written to the audit trail before the command exits.
 import type { Command } from 'commander';
 import { addMailbox, setMailboxPassword, listDeadLetters, listMailboxes, migrateMessaging, replayDeadLetter, type Mailbox } from '../messaging/index.ts';
 import type { SqlDriver } from '../record/index.ts';
 import { DB_OPTION_HELP, errorMessage, oneLine, plainErrors, withStore } from './store.ts';
 import { makeOrganisationKnown } from './knownOrganisation.ts';
+import { administer } from './accessStore.ts';
 
 const withMessagingStore = <T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>) => withStore(db, migrateMessaging, work);
 
@@ -90,7 +92,11 @@ export function meshCommand(program: Command): void {
       .description('Put a dead letter back in the inbox; a running server processes it within a second.')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (messageId: string, flags: { db?: string }) => {
-        await withMessagingStore(flags.db, (driver) => replayDeadLetter(driver, messageId, Date.now()));
+        // Audited as the command line's before the command exits, as the portal's replays are the administrator's.
+        await administer(flags.db, 'mesh dead-letters replay', async (driver) => {
+          await migrateMessaging(driver);
+          await replayDeadLetter(driver, messageId, Date.now());
+        }, () => ({ action: 'dead-letter-replayed', target: messageId, ok: true }));
         console.log(`Replaying ${messageId}.`);
       }),
   );

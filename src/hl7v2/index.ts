@@ -10,7 +10,7 @@ import { migrateHl7v2 } from './schema.ts';
 
 export { EXPECTED_DISCHARGE_EXTENSION, VISIT_NUMBER_SYSTEM_BASE, DISCHARGE_DESTINATION_SYSTEM, visitNumberSystem } from './encounterUpdate.ts';
 export { WARD_SYSTEM_BASE, type PatientDecision } from './applyAdt.ts';
-export { listMessages, resolveQueued, dismissQueued, LISTABLE_STATUSES, type QueuedMessage, type Resolution } from './queue.ts';
+export { listMessages, resolveQueued, dismissQueued, LISTABLE_STATUSES, type QueuedMessage, type Resolution, type HeldMessageDecision } from './queue.ts';
 export { migrateHl7v2, HL7V2_MIGRATIONS, type MessageStatus } from './schema.ts';
 export { Hl7Intake, type Settled } from './intake.ts';
 

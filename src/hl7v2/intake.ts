@@ -3,12 +3,13 @@
 // for a cause since fixed on our side, H-045); then it is applied to the record and settled (applied,
 // queued for a person, rejected AR, failed AE) in the same transaction.
 import { createHash } from 'node:crypto';
-import { FhirError, type AccessControl, type SqlDriver } from '../record/index.ts';
+import { FhirError, NHS_NUMBER_SYSTEM, type AccessControl, type SqlDriver } from '../record/index.ts';
 import type { Actor } from '../access/index.ts';
 import { Hl7Rejection, parseAdt, readHeader, type AdtEvent, type Hl7Header, type Hl7Problem } from './adtMessage.ts';
 import { buildAck, type AckNote } from './ack.ts';
 import { applyAdt, sendingOrganisation, type PatientDecision } from './applyAdt.ts';
 import { RecordSession } from './recordSession.ts';
+import { visitNumberSystem } from './encounterUpdate.ts';
 import type { MessageStatus, StoredMessage } from './schema.ts';
 import type { MllpFrame } from './mllp.ts';
 
@@ -153,6 +154,20 @@ export class Hl7Intake {
     }
     session?.report(true);
     return settled;
+  }
+
+  /**
+   * The Patients a stored message concerns, for the audit of a person's decision about it: the one whose
+   * stay (visit) it names, and the one holding its NHS number. Read as the feed's own lookup, unaudited:
+   * what is read goes only into that audit entry.
+   */
+  async patientsConcerned(event: AdtEvent, ods: string): Promise<string[]> {
+    const { driver, base } = this.options;
+    const session = new RecordSession(base, driver, driver, UNRESTRICTED_FEED);
+    const visits = await session.search('Encounter', [['identifier', `${visitNumberSystem(ods)}|${event.visit.visitNumber}`], ['_count', '2']]);
+    const holders = event.person.nhsNumber ? await session.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${event.person.nhsNumber}`], ['_count', '5']]) : [];
+    const ids = [...visits.map((v) => String(v.subject?.reference ?? '').replace(/^Patient\//, '')), ...holders.map((p) => p.id)];
+    return [...new Set(ids.filter(Boolean))];
   }
 
   private async settleRefused(seq: number, header: Hl7Header, problem: Hl7Problem, resolvedBy: string | undefined, fromQueue: boolean): Promise<Settled> {

@@ -3,7 +3,7 @@
 // making a new one (which applies it), or dismissed (never applied); either way the messages held behind
 // it for the same visit are then applied in order, so one bad message cannot stop a stay's feed for good.
 import type { SqlDriver } from '../record/index.ts';
-import { parseAdt } from './adtMessage.ts';
+import { parseAdt, type AdtEvent } from './adtMessage.ts';
 import type { PatientDecision } from './applyAdt.ts';
 import type { Hl7Intake, Settled } from './intake.ts';
 import type { MessageStatus, StoredMessage } from './schema.ts';
@@ -42,13 +42,41 @@ export interface Resolution {
   resolved: Settled;
   /** Messages that were held behind it for the same visit, applied (or queued again) in order. */
   followed: Settled[];
+  /** The person's decision, for the audit trail; absent when it was not carried out (the message failed or is held again). */
+  decision?: HeldMessageDecision;
+}
+
+/** A person's decision about a held message, as the audit trail records it (src/access's HeldMessageDecision). */
+export interface HeldMessageDecision {
+  decision: 'hl7v2-dismissed' | 'hl7v2-patient-confirmed' | 'hl7v2-different-nhs-number-accepted' | 'hl7v2-new-patient';
+  seq: number;
+  message: string;
+  patientIds: string[];
+  encounterId?: string;
+  by: string;
+  reason: string;
+}
+
+/** `ADT^A08 RX9-777103 from RX9, visit VN2026000801, NHS number 9413946000`: the message, without its content. */
+function describeMessage(row: StoredMessage, event: AdtEvent): string {
+  return [
+    `${row.message_type ?? 'ADT'} ${row.control_id ?? '(no control id)'} from ${row.organisation ?? '?'}`,
+    `visit ${event.visit.visitNumber}`,
+    event.person.nhsNumber && `NHS number ${event.person.nhsNumber}`,
+  ].filter(Boolean).join(', ');
 }
 
 export async function resolveQueued(intake: Hl7Intake, driver: SqlDriver, seq: number, decision: PatientDecision, resolvedBy: string): Promise<Resolution> {
   const row = await waiting(driver, seq);
-  const resolved = await intake.settle(seq, parseAdt(row.body), row.organisation!, addressOf(resolvedBy), { decision, resolvedBy });
+  const event = parseAdt(row.body);
+  const resolved = await intake.settle(seq, event, row.organisation!, addressOf(resolvedBy), { decision, resolvedBy });
   if (resolved.status !== 'applied') return { resolved, followed: [] };
-  return { resolved, followed: await releaseHeldBehind(intake, driver, row, resolvedBy) };
+  const accepted = 'patientId' in decision && decision.acceptDifferentNhsNumber && /although the message carries NHS number/.test(resolved.reason ?? '');
+  const audited: HeldMessageDecision = {
+    decision: 'newPatient' in decision ? 'hl7v2-new-patient' : accepted ? 'hl7v2-different-nhs-number-accepted' : 'hl7v2-patient-confirmed',
+    seq, message: describeMessage(row, event), patientIds: [resolved.patientId!], encounterId: resolved.encounterId, by: resolvedBy, reason: resolved.reason ?? '',
+  };
+  return { resolved, followed: await releaseHeldBehind(intake, driver, row, resolvedBy), decision: audited };
 }
 
 /**
@@ -63,7 +91,12 @@ export async function dismissQueued(intake: Hl7Intake, driver: SqlDriver, seq: n
   const changed = await driver.run("UPDATE hl7v2_messages SET status = 'dismissed', reason = ?, resolved_by = ?, updated_ms = ? WHERE seq = ? AND status = 'queued'", [reason, dismissedBy, Date.now(), seq]);
   if (!changed) throw new Error(`message ${seq} was settled by someone else just now.`);
   const resolved: Settled = { seq, status: 'dismissed', ack: row.ack ?? '', reason };
-  return { resolved, followed: await releaseHeldBehind(intake, driver, row, dismissedBy) };
+  const event = parseAdt(row.body);
+  const audited: HeldMessageDecision = {
+    decision: 'hl7v2-dismissed', seq, message: describeMessage(row, event), patientIds: await intake.patientsConcerned(event, row.organisation!), by: dismissedBy,
+    reason: `${why.trim()} (it was held because ${row.reason ?? 'of its patient'})`,
+  };
+  return { resolved, followed: await releaseHeldBehind(intake, driver, row, dismissedBy), decision: audited };
 }
 
 async function waiting(driver: SqlDriver, seq: number): Promise<StoredMessage> {

@@ -2,26 +2,48 @@
 //   GET  /messaging/dead-letters                       the queue, oldest first (no message bodies)
 //   POST /messaging/dead-letters/{messageId}/replay     back into the inbox, due at once → 202
 // The caller must be allowed to read and change every record (an administrative system client): a dead
-// letter can hold anyone's details. Errors are OperationOutcomes, like the FHIR API's.
+// letter can hold anyone's details. Callers are authenticated before their request's body is read, as the
+// FHIR API's are: one without valid credentials is refused (401) without its body being received. Each
+// replay asked for, made or refused, is handed to `replayed` with the caller's AccessControl, for the audit
+// trail. Errors are OperationOutcomes, like the FHIR API's.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FhirError, forbidden, type AccessControl, type SqlDriver } from '../record/index.ts';
 import { listDeadLetters, replayDeadLetter } from './inbox.ts';
+
+/** What became of a replay asked for: made; refused for the caller (permitted: false); or not made (no such dead letter). */
+export interface ReplayAttempt { ok: boolean; reason?: string; permitted?: boolean }
 
 export interface DeadLetterRouteOptions {
   driver: SqlDriver;
   authenticate(req: FastifyRequest): AccessControl | Promise<AccessControl>;
   now: () => number;
-  replayed(): void;
+  /** A replay was asked for by the caller `access` speaks for (called for refused ones too). */
+  replayed(access: AccessControl, messageId: string, attempt: ReplayAttempt): void;
 }
 
 export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetterRouteOptions): Promise<void> {
-  const authorise = async (req: FastifyRequest) => {
-    const access = await options.authenticate(req);
+  const accessOf = new WeakMap<FastifyRequest, AccessControl>();
+  app.addHook('onRequest', async (req, reply) => {
+    try {
+      accessOf.set(req, await options.authenticate(req));
+    } catch (err) {
+      // Nor is the unread body drained: the connection ends with the answer.
+      if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) reply.header('connection', 'close');
+      throw err;
+    }
+  });
+  const authorise = (req: FastifyRequest) => {
+    const access = accessOf.get(req);
+    if (!access) throw new Error('A dead-letter route ran without its authentication hook.'); // never served unauthenticated by mistake
     access.require('*', 'update');
     if (access.patients) throw forbidden('Dead letters are for administrators whose access covers every record.');
+    return access;
   };
   app.setErrorHandler((err, _req, reply) => {
-    const fhir = err instanceof FhirError ? err : undefined;
+    // A body the route could not take (malformed, too large, of a type it does not read) is the caller's error, not ours.
+    const statusCode = (err as { statusCode?: unknown }).statusCode;
+    const clientError = !(err instanceof FhirError) && typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500;
+    const fhir = err instanceof FhirError ? err : clientError ? new FhirError(statusCode, [{ severity: 'error', code: 'invalid', diagnostics: (err as Error).message }]) : undefined;
     if (!fhir) reply.log.error(err);
     const status = fhir?.status ?? 500;
     const outcome = fhir?.outcome ?? { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: 'The dead-letter queue could not be read; try again.' }] };
@@ -30,20 +52,28 @@ export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetter
   });
 
   app.get('/messaging/dead-letters', async (req) => {
-    await authorise(req);
+    authorise(req);
     const letters = await listDeadLetters(options.driver);
     return { total: letters.length, deadLetters: letters.map((l) => ({ ...l, receivedAt: new Date(l.receivedAt).toISOString(), deadAt: new Date(l.deadAt).toISOString() })) };
   });
 
   app.post('/messaging/dead-letters/:messageId/replay', async (req, reply) => {
-    await authorise(req);
     const { messageId } = req.params as { messageId: string };
+    let access: AccessControl;
+    try {
+      access = authorise(req);
+    } catch (err) {
+      const known = accessOf.get(req);
+      if (known && err instanceof FhirError) options.replayed(known, messageId, { ok: false, permitted: false, reason: err.issues.map((i) => i.diagnostics ?? i.code).join('; ') });
+      throw err;
+    }
     try {
       await replayDeadLetter(options.driver, messageId, options.now());
     } catch (err) {
+      options.replayed(access, messageId, { ok: false, reason: (err as Error).message });
       throw new FhirError(404, [{ severity: 'error', code: 'not-found', diagnostics: (err as Error).message }]);
     }
-    options.replayed();
+    options.replayed(access, messageId, { ok: true });
     reply.code(202);
     return { messageId, status: 'pending' };
   });

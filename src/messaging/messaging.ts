@@ -11,7 +11,7 @@ import { InboundWorker, type TransactionalInboundHandler } from './inboundWorker
 import { MeshClient } from './meshClient.ts';
 import { MeshPoller } from './meshPoller.ts';
 import { mailboxRoutes } from './mailboxRoutes.ts';
-import { deadLetterRoutes } from './deadLetterRoutes.ts';
+import { deadLetterRoutes, type ReplayAttempt } from './deadLetterRoutes.ts';
 
 export interface MessagingService extends Messaging {
   /** /messageexchange/… (when a shared key is configured) and /messaging/dead-letters (when `authenticate` is given). */
@@ -28,6 +28,8 @@ export interface MessagingOptions {
   config: MessagingConfig;
   /** Who may use the dead-letter endpoint: the FHIR API's authentication; absent serves no such endpoint. */
   authenticate?: (req: FastifyRequest) => AccessControl | Promise<AccessControl>;
+  /** Told of each replay asked for through the dead-letter endpoint, made or refused, with the caller's AccessControl: for the audit trail. */
+  replayAudit?: (access: AccessControl, messageId: string, attempt: ReplayAttempt) => void;
   now?: () => number;
   log?: (err: unknown) => void;
 }
@@ -95,7 +97,13 @@ export async function setUpMessaging(driver: SqlDriver, options: MessagingOption
         await app.register(mailboxRoutes, { driver, sharedKey: config.sharedKey, clockSkewMinutes: config.clockSkewMinutes, now, delivered: () => worker.wake() });
       }
       if (options.authenticate) {
-        await app.register(deadLetterRoutes, { driver, authenticate: options.authenticate, now, replayed: () => worker.wake() });
+        await app.register(deadLetterRoutes, {
+          driver, authenticate: options.authenticate, now,
+          replayed: (access, messageId, attempt) => {
+            if (attempt.ok) worker.wake();
+            options.replayAudit?.(access, messageId, attempt);
+          },
+        });
       }
     },
 

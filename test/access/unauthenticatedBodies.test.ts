@@ -84,6 +84,22 @@ for (const engine of ENGINES) {
       assert.ok(answer.closedByServer, 'the server ends the connection rather than reading the rest of the body');
     });
 
+    it('a dead-letter replay without a token is answered 401, with an OperationOutcome, before its body is read: malformed or over the limit', async () => {
+      const malformed = await fetch(`${t.url}/messaging/dead-letters/ABC123/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"not json' });
+      assert.equal(malformed.status, 401);
+      assert.equal((await malformed.json()).resourceType, 'OperationOutcome');
+      const oversized = await sendPart(t.url, 'POST', '/messaging/dead-letters/ABC123/replay', { 'Content-Type': 'application/json' }, 100 * MB, 64 * 1024);
+      assert.equal(oversized.status, 401, oversized.head);
+      assert.equal(JSON.parse(oversized.body).resourceType, 'OperationOutcome');
+      assert.ok(oversized.closedByServer, 'the server ends the connection rather than reading the rest of the body');
+      const badToken = await sendPart(t.url, 'POST', '/messaging/dead-letters/ABC123/replay', { 'Content-Type': 'application/json', Authorization: 'Bearer not.a.token' }, 32 * MB, 64 * 1024);
+      assert.equal(badToken.status, 401, badToken.head);
+      // With a token the route still answers as before: the message is not a dead letter.
+      const res = await fetch(`${t.url}/messaging/dead-letters/ABC123/replay`, { method: 'POST', headers: t.auth });
+      assert.equal(res.status, 404);
+      assert.equal((await fetch(`${t.url}/messaging/dead-letters`, { headers: t.auth })).status, 200);
+    });
+
     it('a token request form over 16 KB is refused 413', async () => {
       const res = await fetch(`${t.url}/oauth2/token`, {
         method: 'POST',

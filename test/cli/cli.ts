@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { handleFhirRequest, openRecordStore, UNRESTRICTED } from '../../src/record/index.ts';
+import { setUpAccess } from '../../src/access/index.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const SYNTHEA_DIR = join(ROOT, 'test/fixtures/synthea');
@@ -106,4 +107,19 @@ export function parseSummary(stdout: string): { files: number; stored: number; f
     failures: num(/failures:\s+(\d+)/),
     rate: num(/rate:\s+(\d+) resources\/s/),
   };
+}
+
+/** The AuditEvents a search of the store's audit trail finds (at most 100), oldest first, as a FHIR client with AuditEvent read would see them. */
+export async function searchAudit(database: string, query: [string, string][]): Promise<any[]> {
+  const driver = await openRecordStore(database);
+  try {
+    const access = await setUpAccess(driver, { tokenRequestsPerMinute: 60, audit: false });
+    const res = await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED, services: access.services }, {
+      method: 'GET', path: 'AuditEvent', query: [...query, ['_sort', 'date'], ['_count', '100']],
+    });
+    const bundle = typeof res.body === 'string' ? JSON.parse(res.body) : (res.body as any);
+    return (bundle.entry ?? []).map((e: any) => e.resource);
+  } finally {
+    await driver.close();
+  }
 }

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshPostgresDatabase, stopOwnPostgres } from '../support/postgres.ts';
 import { MESH_KEY, meshCall, startServerOn } from '../support/mesh.ts';
-import { lines, runCli, searchStore } from './cli.ts';
+import { userInfo } from 'node:os';
+import { lines, runCli, searchAudit, searchStore } from './cli.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'carebridge-cli-mesh-'));
 after(async () => {
@@ -77,6 +78,13 @@ describe('carebridge mesh', { concurrency: 2 }, () => {
       assert.equal(await ok(['mesh', 'dead-letters', 'replay', deadId]), `Replaying ${deadId}.\n`);
       assert.equal(await ok(['mesh', 'dead-letters', 'list']), 'No dead letters.\n');
       assert.match(await fails(['mesh', 'dead-letters', 'replay', deadId]), /There is no dead letter with message id/);
+
+      // The replay is in the audit trail as the command line's, as the portal's replays are the administrator's.
+      const replays = await searchAudit(database, [['type', '110113'], ['subtype', '110132']]);
+      assert.deepEqual(replays.map((e) => [e.outcome, e.outcomeDesc, e.entity[0].what?.identifier?.value, e.agent[0].altId, e.agent[0].who.display]), [
+        ['0', `dead letter replayed: ${deadId}`, deadId, 'carebridge-cli', `carebridge mesh dead-letters replay (OS user ${userInfo().username})`],
+      ], 'the replay made; the refused one changed nothing and, like other refused commands, is not recorded');
+      assert.match(await ok(['audit', 'verify']), /^Audit trail intact/);
     });
   }
 });

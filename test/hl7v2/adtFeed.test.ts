@@ -315,6 +315,18 @@ for (const engine of ENGINES) {
       assert.equal((await encounterFor('VN2026000801')).meta.versionId, enc.meta.versionId);
       assert.equal((await cli('dismiss', String(update), '--why', 'again')).stderr, `carebridge: message ${update} is dismissed, not waiting for a person.\n`);
       assert.deepEqual((await listMessages(t.server.driver)).filter((m) => m.visit === 'VN2026000801'), []);
+
+      // The IG lead finds the dismissal in Margaret's audit: who, which message, the decision and why.
+      const audit = await t.fhir.get(`AuditEvent?patient=Patient/${patients.margaret}&subtype=hl7v2-dismissed&_count=100`);
+      assert.equal(audit.status, 200);
+      const events = (audit.body.entry ?? []).map((e: any) => e.resource).filter((e: any) => e.entity.some((x: any) => x.what?.identifier?.value === String(update)));
+      assert.equal(events.length, 1, 'the dismissal is in the audit trail, under the patient');
+      const [e] = events;
+      assert.equal(e.type.code, '110110');
+      assert.equal(e.agent[0].altId, 'carebridge-cli');
+      assert.match(e.agent[0].who.display, /^carebridge hl7 queue dismiss \(OS user /);
+      assert.match(e.outcomeDesc, new RegExp(`^HL7 v2 message dismissed, not applied, by Ward clerk: HL7 v2 message ${update} \\(ADT\\^A08 RX9-777103 from RX9, visit VN2026000801, NHS number 9413946000\\); NHS number mis-keyed on the PAS; the PAS will resend \\(it was held because`));
+      assert.equal(e.entity.find((x: any) => x.what?.identifier).name, `HL7 v2 message ${update}`);
     });
 
     it('a person may apply a message with another NHS number to the stay on file, only for a number no one else has, and the Patient keeps theirs', async () => {
@@ -348,6 +360,21 @@ for (const engine of ENGINES) {
       assert.match(applied?.reason ?? '', /confirmed the stay is Patient\/[\w-]+'s \(NHS number 9991000011\) although the message carries NHS number 9413946000/);
       const resolvedBy = await t.server.driver.get<{ resolved_by: string }>('SELECT resolved_by FROM hl7v2_messages WHERE seq = ?', [queued[1]]);
       assert.equal(resolvedBy?.resolved_by, 'Ward clerk');
+
+      // Both decisions are in Margaret's audit: the dismissal (also under Derek, whose number it carried) and the acceptance.
+      const audit = async (patient: string) => (await t.fhir.get(`AuditEvent?patient=Patient/${patient}&type=110110&_sort=date&_count=100`)).body.entry?.map((x: any) => x.resource) ?? [];
+      const about = (events: any[], seq: number) => events.filter((x: any) => x.entity.some((en: any) => en.what?.identifier?.value === String(seq)));
+      const hers = await audit(patients.margaret);
+      const [dismissal] = about(hers, queued[0]);
+      assert.equal(dismissal?.subtype[0].code, 'hl7v2-dismissed');
+      assert.match(dismissal.outcomeDesc, /Derek Ashworth's number, keyed on Margaret's stay/);
+      assert.equal(about(await audit(patients.derek), queued[0]).length, 1, 'filed under the patient whose NHS number the message carried too');
+      const [acceptance] = about(hers, queued[1]);
+      assert.equal(acceptance?.subtype[0].code, 'hl7v2-different-nhs-number-accepted');
+      assert.equal(acceptance.action, 'U');
+      assert.match(acceptance.agent[0].who.display, /^carebridge hl7 queue resolve \(OS user /);
+      assert.match(acceptance.outcomeDesc, new RegExp(`, by Ward clerk: HL7 v2 message ${queued[1]} \\(ADT\\^A08 RX9-009903 from RX9, visit VN2026000901, NHS number 9413946000\\) applied to Encounter/${enc.id}; .*although the message carries NHS number 9413946000`));
+      assert.ok(acceptance.entity.some((en: any) => en.what?.reference === `Encounter/${enc.id}`));
     });
 
     it('two people making a new Patient for one NHS number at the same moment make one, and the second is told which', async () => {

@@ -6,6 +6,7 @@ import type { AccessEvent } from '../../record/index.ts';
 import type { Actor, PurposeOfUse } from '../actor.ts';
 import { authenticationEvent, type AuthenticationAttempt } from '../people/authenticationAudit.ts';
 import { administrationEvent, type AdministrativeChange } from '../administrationAudit.ts';
+import { heldMessageEvent, type HeldMessageDecision } from '../heldMessageAudit.ts';
 
 export const CLIENT_ID_SYSTEM = 'https://carebridge.example/client-id';
 export const USER_ID_SYSTEM = 'https://carebridge.example/user-id';
@@ -36,6 +37,8 @@ export interface AuditedRequest {
   authentication?: AuthenticationAttempt;
   /** An administrator's change to accounts, clients or organisations (built by administrationAudit.ts). */
   administration?: AdministrativeChange;
+  /** A person's decision about a held HL7 v2 message (built by heldMessageAudit.ts). */
+  heldMessage?: HeldMessageDecision;
   /** Why, when not the actor's own purpose: BTG for what a person saw of someone through break-glass. */
   purpose?: PurposeOfUse;
 }
@@ -138,6 +141,8 @@ function builtEntry(request: AuditedRequest, event: Record<string, any>): Journa
   const text = `"agent":${JSON.stringify(agents)},"source":${JSON.stringify(source)}`;
   const who = agents?.[0] ?? {};
   const names = ((own.entity ?? []) as { name?: string }[]).map((e) => e.name).filter((n): n is string => !!n);
+  // Resources it names (a held HL7 v2 message's patients and Encounter), indexed for patient= and entity=.
+  const refs = ((own.entity ?? []) as { what?: { reference?: string } }[]).map((e) => e.what?.reference).filter((r): r is string => !!r);
   return {
     tail: `",${JSON.stringify(own).slice(1)}`,
     part: { key: partKey(text), text },
@@ -149,8 +154,8 @@ function builtEntry(request: AuditedRequest, event: Record<string, any>): Journa
     action: own.action,
     outcome: own.outcome,
     purpose: request.actor?.purpose ?? null,
-    patients: [],
-    entities: [],
+    patients: [...new Set(refs.filter((r) => r.startsWith('Patient/')).map((r) => r.slice('Patient/'.length)))],
+    entities: [...new Set(refs.filter((r) => !r.startsWith('Patient/')))],
     names: [...new Set(names)],
   };
 }
@@ -186,6 +191,7 @@ function subtypeText(code: string | undefined, operation: string | undefined): s
 export function journalEntryFor(request: AuditedRequest, parts: SharedParts): JournalEntry {
   if (request.authentication) return builtEntry(request, authenticationEvent(request, request.authentication, parts.observer));
   if (request.administration) return builtEntry(request, administrationEvent(request, request.administration, parts.observer));
+  if (request.heldMessage) return builtEntry(request, heldMessageEvent(request, request.heldMessage, parts.observer));
   const { status, method, path, query } = request.outcome;
   const failed = status >= 400 || !request.events.length;
   // A refused request reports whose records it was kept out of (record/http.ts): it is filed under them.

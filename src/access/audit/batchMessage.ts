@@ -76,6 +76,8 @@ export class PackedRequests {
     this.text(request.authentication ? JSON.stringify(request.authentication) : undefined);
     // So are administrators' changes.
     this.text(request.administration ? JSON.stringify(request.administration) : undefined);
+    // And people's decisions about held HL7 v2 messages.
+    this.text(request.heldMessage ? JSON.stringify(request.heldMessage) : undefined);
     this.text(request.purpose);
     this.count(request.events.length);
     for (const e of request.events) {
@@ -169,6 +171,7 @@ export function decodeBatch({ bytes, actors, count }: BatchMessage): AuditedRequ
     const outcome = { status, method: text()!, path: text()!, query: text()! };
     const authentication = text();
     const administration = text();
+    const heldMessage = text();
     const purpose = text() as AuditedRequest['purpose'];
     const events: AccessEvent[] = [];
     for (let e = u32(); e > 0; e--) {
@@ -180,7 +183,7 @@ export function decodeBatch({ bytes, actors, count }: BatchMessage): AuditedRequ
       for (let p = u32(); p > 0; p--) patientIds.push(text()!);
       events.push({ interaction, resourceType, id, query, patientIds });
     }
-    out.push({ at: when, actor: actor >= 0 ? actors[actor] : undefined, address, events, outcome, ...(authentication ? { authentication: JSON.parse(authentication) } : {}), ...(administration ? { administration: JSON.parse(administration) } : {}), ...(purpose ? { purpose } : {}) });
+    out.push({ at: when, actor: actor >= 0 ? actors[actor] : undefined, address, events, outcome, ...(authentication ? { authentication: JSON.parse(authentication) } : {}), ...(administration ? { administration: JSON.parse(administration) } : {}), ...(heldMessage ? { heldMessage: JSON.parse(heldMessage) } : {}), ...(purpose ? { purpose } : {}) });
   }
   return out;
 }

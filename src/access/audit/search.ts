@@ -37,7 +37,7 @@ function visiblePatients(access: AccessControl): readonly string[] | undefined {
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM'; // sign-in and sign-out events
 const SYSTEMS: Record<string, string[]> = {
   type: ['http://terminology.hl7.org/CodeSystem/audit-event-type', DCM],
-  subtype: ['http://hl7.org/fhir/restful-interaction', DCM],
+  subtype: ['http://hl7.org/fhir/restful-interaction', DCM, 'https://carebridge.example/CodeSystem/hl7v2-held-message-decision'],
   action: ['http://hl7.org/fhir/audit-event-action'],
   outcome: ['http://hl7.org/fhir/audit-event-outcome'],
   purpose: ['http://terminology.hl7.org/CodeSystem/v3-ActReason'],
