@@ -168,6 +168,17 @@ async function assertDeletedReadable(ctx: Ctx, type: string, id: string, patient
   throw forbidden(`${type}/${id} is in the record of a person outside the records you may see.${ctx.patients.refusalAdvice ? ' ' + ctx.patients.refusalAdvice : ''}`, owners);
 }
 
+/** Refuses an instance's history as a read of it is refused; true when it is deleted and the caller may see it. */
+async function instanceHistoryReadable(ctx: Ctx, type: string, id: string): Promise<boolean> {
+  const row = await ctx.db.get<{ deleted: number; patient_id: string | null }>('SELECT deleted, patient_id FROM resources WHERE type = ? AND id = ?', [type, id]);
+  if (!row?.deleted) {
+    await assertInScope(ctx, [{ type, id }]);
+    return false;
+  }
+  await assertDeletedReadable(ctx, type, id, row.patient_id);
+  return true;
+}
+
 export interface StoredRow { content: string | null; version_id: number; last_updated_ms: number; deleted: number; patient_id: string | null }
 
 export async function readResource(ctx: Ctx, type: string, id: string): Promise<StoredRow & { content: string }> {
@@ -347,14 +358,16 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
       if (Number.isNaN(since)) throw badRequest(`_since must be an instant such as 2026-01-01T00:00:00Z, not '${v}'.`, '_since');
     }
   }
-  if (scope.type && scope.id) await assertInScope(ctx, [{ type: scope.type, id: scope.id }]);
+  // A deleted resource has no compartment rows left: it is judged as a read of it is (by its last version's
+  // people), and then its versions are shown as a live one's are, each judged below.
+  const deletedReadable = scope.type && scope.id ? await instanceHistoryReadable(ctx, scope.type, scope.id) : false;
   const where: string[] = [];
   const params: Param[] = [];
   if (scope.type) { where.push('h.type = ?'); params.push(scope.type); }
   if (scope.id) { where.push('h.id = ?'); params.push(scope.id); }
   if (since !== undefined) { where.push('h.last_updated_ms >= ?'); params.push(since); }
   // History is of the resources the caller may see now (their current compartment decides); each version is judged again below.
-  const visible = visibleRow('r', ctx.patients);
+  const visible = deletedReadable ? undefined : visibleRow('r', ctx.patients);
   if (visible) { where.push(visible.text); params.push(...visible.params); }
   // Joined whatever the caller's scope: each version shown is audited against its person's record.
   const from = 'resource_history h JOIN resources r ON r.rid = h.rid';

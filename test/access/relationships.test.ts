@@ -635,11 +635,16 @@ for (const engine of ENGINES) {
       assert.equal((await as.careHome.get(`Observation/${ownDeleted}`)).status, 410, 'the resident\'s deleted observation');
       assert.equal((await as.careHome.get(`Observation/${ownDeleted}/_history/2`)).status, 410);
       assert.equal((await as.careHome.get(`Observation/${crypto.randomUUID()}`)).status, 404);
+      // The history of one's own deleted resource shows what it was and its deletion; an outsider's is refused.
+      const ownHistory = await as.careHome.get(`Observation/${ownDeleted}/_history`);
+      assert.equal(ownHistory.status, 200);
+      assert.deepEqual(ownHistory.body.entry.map((e: any) => e.request.method), ['DELETE', 'POST']);
+      assert.equal((await as.careHome.get(`Observation/${deleted}/_history`)).status, 403);
 
-      const refused = await waitForAudit(t.fhir, `patient=Patient/${outsider}&altid=${userId}&outcome=4&${since}`, (e) => e.length >= 4);
+      const refused = await waitForAudit(t.fhir, `patient=Patient/${outsider}&altid=${userId}&outcome=4&${since}`, (e) => e.length >= 5);
       const asked = (e: any) => e.entity.find((x: any) => x.name)?.name;
       assert.deepEqual(refused.map((e) => `${e.subtype[0].code} ${asked(e)}`).sort(), [
-        `read Observation/${deleted}`, `read Observation/${live}`, `vread Observation/${deleted}`, `vread Observation/${deleted}`,
+        `history-instance Observation/${deleted}`, `read Observation/${deleted}`, `read Observation/${live}`, `vread Observation/${deleted}`, `vread Observation/${deleted}`,
       ].sort(), 'every attempt, filed under the person');
     });
   });
