@@ -136,15 +136,19 @@ export async function auditAccessesNow(driver: SqlDriver, journalDatabase: strin
 const ENVIRONMENT_ACTOR: Actor = { kind: 'system', clientId: 'carebridge-server', name: 'carebridge server start (CAREBRIDGE_ADMIN_CLIENT_ID and _SECRET)', purpose: 'HSYSADMIN', scope: 'environment' };
 
 /**
- * A revoked administrative client stays revoked, so the operator must hear why it no longer works; a secret
- * changed through the environment is an administrative change like any other, so it is audited.
+ * A revoked administrative client stays revoked, so the operator must hear why it no longer works; making
+ * it, or changing its secret through the environment, is an administrative change like any other, so it is
+ * audited.
  */
 function reportAdminClient(clientId: string, outcome: AdminClientOutcome, audit: AuditTrail | undefined): void {
   if (outcome === 'revoked') {
     console.warn(`WARNING: the administrative client '${clientId}' (CAREBRIDGE_ADMIN_CLIENT_ID) has been revoked and stays revoked; starting without it. Configure a new CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET.`);
   }
-  if (outcome === 'reset') {
-    audit?.record(administrationRequest(Date.now(), 'environment', { action: 'client-reset', target: clientId, detail: `scopes ${ADMIN_SCOPES}; secret`, ok: true }, ENVIRONMENT_ACTOR));
+  if (outcome === 'added' || outcome === 'reset') {
+    const change: AdministrativeChange = outcome === 'added'
+      ? { action: 'client-added', target: clientId, detail: `Administrator (from the environment); scopes ${ADMIN_SCOPES}; secret`, ok: true }
+      : { action: 'client-reset', target: clientId, detail: `scopes ${ADMIN_SCOPES}; secret`, ok: true };
+    audit?.record(administrationRequest(Date.now(), 'environment', change, ENVIRONMENT_ACTOR));
   }
 }
 

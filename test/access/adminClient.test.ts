@@ -1,6 +1,7 @@
-// The administrative client from CAREBRIDGE_ADMIN_CLIENT_ID / _SECRET: revoked after a leak, it stays revoked
-// when the server restarts with the same environment (saying so at start); a new secret in the environment
-// rotates it, and the rotation is in the audit trail. Both storage engines.
+// The administrative client from CAREBRIDGE_ADMIN_CLIENT_ID / _SECRET: made at the first start, and its
+// making is in the audit trail; revoked after a leak, it stays revoked when the server restarts with the same
+// environment (saying so at start); a new secret in the environment rotates it, and the rotation is in the
+// audit trail. Both storage engines.
 import { after, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildServer } from '../../src/server.ts';
@@ -52,6 +53,34 @@ for (const engine of ENGINES) {
           assert.match(warnings.find((w) => w.includes(`'${ID}'`))!, /revoked.*configure a new CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET/i);
           assert.deepEqual(await tokenStatus(again.url, SECRET), { status: 401, error: 'invalid_client' });
           assert.equal((await findClient(again.server.driver, ID))!.revoked, true);
+        } finally {
+          await again.server.close();
+        }
+      } finally {
+        cleanup();
+      }
+    });
+
+    it('made for the first time on a fresh database, and the creation is audited', async () => {
+      const { database, cleanup } = await testDatabase(engine);
+      try {
+        const first = await start(database);
+        try {
+          const fhir = fhirClient(`${first.url}/fhir`, { authorization: `Bearer ${await clientToken(first.url, ID, SECRET)}` });
+          const events = await waitForAudit(fhir, 'type=110113', (e) => e.some((x) => /^system client added: env-admin/.test(x.outcomeDesc)));
+          const added = events.find((x) => /^system client added: env-admin/.test(x.outcomeDesc))!;
+          assert.match(added.outcomeDesc, /scopes system\/\*\.cruds/);
+          assert.match(added.agent[0].who.display, /CAREBRIDGE_ADMIN_CLIENT_ID/, 'made by the server start, from the environment');
+          assert.ok(!JSON.stringify(added).includes(SECRET), 'never the secret itself');
+        } finally {
+          await first.server.close();
+        }
+        const again = await start(database);
+        try {
+          const fhir = fhirClient(`${again.url}/fhir`, { authorization: `Bearer ${await clientToken(again.url, ID, SECRET)}` });
+          await new Promise((r) => setTimeout(r, 300));
+          const events = await waitForAudit(fhir, 'type=110113');
+          assert.equal(events.filter((x) => /^system client added: env-admin/.test(x.outcomeDesc)).length, 1, 'a restart adds nothing');
         } finally {
           await again.server.close();
         }
