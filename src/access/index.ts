@@ -10,7 +10,7 @@ import { authorizeEndpoint } from './authorize.ts';
 import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
 import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
 import type { Actor, UserActor } from './actor.ts';
-import { ADMIN_SCOPES, ensureAdminClient, type AdminClientOutcome } from './clients.ts';
+import { ADMIN_CLIENT_NAME, ADMIN_SCOPES, ensureAdminClient, type AdminClientOutcome } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { auditMigrations } from './audit/journal.ts';
@@ -136,17 +136,20 @@ export async function auditAccessesNow(driver: SqlDriver, journalDatabase: strin
 const ENVIRONMENT_ACTOR: Actor = { kind: 'system', clientId: 'carebridge-server', name: 'carebridge server start (CAREBRIDGE_ADMIN_CLIENT_ID and _SECRET)', purpose: 'HSYSADMIN', scope: 'environment' };
 
 /**
- * A revoked administrative client stays revoked, so the operator must hear why it no longer works; making
- * it, or changing its secret through the environment, is an administrative change like any other, so it is
- * audited.
+ * A revoked administrative client stays revoked, and an ordinary client is never made administrative, so the
+ * operator must hear why there is no administrative client; making it, or changing its secret through the
+ * environment, is an administrative change like any other, so it is audited.
  */
 function reportAdminClient(clientId: string, outcome: AdminClientOutcome, audit: AuditTrail | undefined): void {
   if (outcome === 'revoked') {
     console.warn(`WARNING: the administrative client '${clientId}' (CAREBRIDGE_ADMIN_CLIENT_ID) has been revoked and stays revoked; starting without it. Configure a new CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET.`);
   }
+  if (outcome === 'refused') {
+    console.warn(`WARNING: CAREBRIDGE_ADMIN_CLIENT_ID names the client '${clientId}', which is not an administrative client (it was registered by other means); it is left as it is, and the server is starting without an administrative client. Configure a CAREBRIDGE_ADMIN_CLIENT_ID that no other client uses.`);
+  }
   if (outcome === 'added' || outcome === 'reset') {
     const change: AdministrativeChange = outcome === 'added'
-      ? { action: 'client-added', target: clientId, detail: `Administrator (from the environment); scopes ${ADMIN_SCOPES}; secret`, ok: true }
+      ? { action: 'client-added', target: clientId, detail: `${ADMIN_CLIENT_NAME}; scopes ${ADMIN_SCOPES}; secret`, ok: true }
       : { action: 'client-reset', target: clientId, detail: `scopes ${ADMIN_SCOPES}; secret`, ok: true };
     audit?.record(administrationRequest(Date.now(), 'environment', change, ENVIRONMENT_ACTOR));
   }
