@@ -8,6 +8,7 @@ import { FhirError, type SqlDriver } from '../record/index.ts';
 import type { Actor, UserActor } from './actor.ts';
 import { declareBreakGlass, isRepeatedDeclaration, listBreakGlass, reviewBreakGlass, type BreakGlassGrant } from './breakGlass.ts';
 import type { AuditTrail } from './audit/trail.ts';
+import { administrationRequest, type AdministrativeChange } from './administrationAudit.ts';
 
 export interface BreakGlassRouteOptions {
   driver: SqlDriver;
@@ -36,6 +37,35 @@ export function auditBreakGlass(audit: AuditTrail | undefined, actor: UserActor,
     events: [{ interaction: 'read', resourceType: 'Patient', id: grant.patientId, patientIds: [grant.patientId], query: `break-glass=${grant.reasonCode}&reason=${encodeURIComponent(grant.reason)}` }],
     outcome: { status: 201, method: 'POST', path: `Patient/${grant.patientId}/$break-glass`, query: '' },
   });
+}
+
+/** How a reviewed alert reads in the audit trail: the verdict and note, the person, who declared it and when. */
+function reviewDetail(grant: BreakGlassGrant): string {
+  const review = grant.review!;
+  const by = `${grant.userName} (${grant.role}${grant.organisation ? ` at ${grant.organisation}` : ''})`;
+  return `${review.outcome}${review.note ? `: ${review.note}` : ''}; Patient/${grant.patientId}; declared by ${by} at ${grant.startedAt} (${grant.reasonCode})`;
+}
+
+/**
+ * A privacy officer's review of a break-glass alert, recorded in the audit trail as an administrative
+ * change made by the reviewer (filed under the person the alert is about), or, when refused, as the attempt.
+ * Both the HTTP route and the portal review through here.
+ */
+export async function reviewAudited(
+  driver: SqlDriver, audit: AuditTrail | undefined, reviewer: UserActor, id: string, review: { outcome: string; note?: string }, address: string,
+): Promise<BreakGlassGrant> {
+  const record = (change: AdministrativeChange) => audit?.record(administrationRequest(Date.now(), address, change, reviewer));
+  let grant: BreakGlassGrant;
+  try {
+    grant = await reviewBreakGlass(driver, reviewer, id, review);
+  } catch (err) {
+    if (err instanceof FhirError) {
+      record({ action: 'break-glass-reviewed', target: id, ok: false, reason: err.issues[0]?.diagnostics, ...(err.status === 403 ? { permitted: false } : {}) });
+    }
+    throw err;
+  }
+  record({ action: 'break-glass-reviewed', target: grant.id, patientId: grant.patientId, detail: reviewDetail(grant), ok: true });
+  return grant;
 }
 
 export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlassRouteOptions): Promise<void> {
@@ -67,6 +97,6 @@ export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlass
   app.post<{ Params: { id: string } }>('/access/break-glass/:id/review', async (req) => {
     const actor = personOnly(await options.identify(req));
     const b = body(req);
-    return reviewBreakGlass(options.driver, actor, req.params.id, { outcome: b.outcome ?? '', note: b.note });
+    return reviewAudited(options.driver, options.audit, actor, req.params.id, { outcome: b.outcome ?? '', note: b.note }, req.ip);
   });
 }

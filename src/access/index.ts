@@ -7,8 +7,8 @@ import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
 import { accessFor, audited, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
 import { authorizeEndpoint } from './authorize.ts';
-import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
-import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
+import { auditBreakGlass, breakGlassRoutes, reviewAudited } from './breakGlassRoutes.ts';
+import { declareBreakGlass, listBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
 import type { Actor, UserActor } from './actor.ts';
 import { ADMIN_CLIENT_NAME, ADMIN_SCOPES, ensureAdminClient, type AdminClientOutcome } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
@@ -73,7 +73,8 @@ export interface Access {
   breakGlass: {
     declare(actor: UserActor, request: BreakGlassRequest, address?: string): Promise<BreakGlassGrant>;
     list(filter?: { open?: boolean; patientId?: string; limit?: number }): Promise<BreakGlassGrant[]>;
-    review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
+    /** A privacy officer's review; audited as the reviewer's (a refused one too), from `address`. */
+    review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }, address?: string): Promise<BreakGlassGrant>;
   };
   /** People signing in: passwords (with lockout and TOTP) and, when configured, OpenID Connect. */
   people: People;
@@ -187,7 +188,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
         return grant;
       },
       list: (filter) => listBreakGlass(driver, filter),
-      review: (reviewer, id, review) => reviewBreakGlass(driver, reviewer, id, review),
+      review: (reviewer, id, review, address) => reviewAudited(driver, audit, reviewer, id, review, address ?? 'internal'),
     },
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });

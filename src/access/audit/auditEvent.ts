@@ -136,6 +136,8 @@ function builtEntry(request: AuditedRequest, event: Record<string, any>): Journa
   const text = `"agent":${JSON.stringify(agents)},"source":${JSON.stringify(source)}`;
   const who = agents?.[0] ?? {};
   const names = ((own.entity ?? []) as { name?: string }[]).map((e) => e.name).filter((n): n is string => !!n);
+  // A change about a person (a break-glass alert reviewed) is filed under them, like a request about them.
+  const patients = ((own.entity ?? []) as { what?: { reference?: string } }[]).map((e) => e.what?.reference).filter((r): r is string => !!r?.startsWith('Patient/')).map((r) => r.slice('Patient/'.length));
   return {
     tail: `",${JSON.stringify(own).slice(1)}`,
     part: { key: partKey(text), text },
@@ -147,7 +149,7 @@ function builtEntry(request: AuditedRequest, event: Record<string, any>): Journa
     action: own.action,
     outcome: own.outcome,
     purpose: request.actor?.purpose ?? null,
-    patients: [],
+    patients: [...new Set(patients)],
     entities: [],
     names: [...new Set(names)],
   };
