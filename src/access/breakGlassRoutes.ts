@@ -79,8 +79,25 @@ export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlass
     return reply.code(status).type('application/fhir+json').send({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: status < 500 ? 'invalid' : 'exception', diagnostics }] });
   });
 
+  // Callers are known before their body is read: one without a valid token is refused (401) without its
+  // body being received, let alone parsed (as the FHIR API does). Handlers take the caller from here.
+  const callers = new WeakMap<FastifyRequest, Actor>();
+  app.addHook('onRequest', async (req, reply) => {
+    try {
+      callers.set(req, await options.identify(req));
+    } catch (err) {
+      if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) reply.header('connection', 'close'); // nor is the unread body drained
+      throw err;
+    }
+  });
+  const caller = (req: FastifyRequest): Actor => {
+    const actor = callers.get(req);
+    if (!actor) throw new Error('A break-glass route ran without its authentication hook.');
+    return actor;
+  };
+
   app.post('/access/break-glass', async (req, reply) => {
-    const actor = personOnly(await options.identify(req));
+    const actor = personOnly(caller(req));
     const b = body(req);
     const grant = await declareBreakGlass(options.driver, actor, { patientId: b.patient ?? '', reasonCode: b.reasonCode ?? '', reason: b.reason ?? '' });
     auditBreakGlass(options.audit, actor, grant, req.ip);
@@ -88,14 +105,14 @@ export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlass
   });
 
   app.get('/access/break-glass', async (req) => {
-    const actor = personOnly(await options.identify(req));
+    const actor = personOnly(caller(req));
     if (actor.role !== 'privacy-officer') throw new FhirError(403, [{ severity: 'error', code: 'forbidden', diagnostics: 'Only privacy officers see break-glass alerts.' }]);
     const q = req.query as Record<string, string>;
     return { alerts: await listBreakGlass(options.driver, { open: q.open === 'true', patientId: q.patient?.replace(/^Patient\//, '') }) };
   });
 
   app.post<{ Params: { id: string } }>('/access/break-glass/:id/review', async (req) => {
-    const actor = personOnly(await options.identify(req));
+    const actor = personOnly(caller(req));
     const b = body(req);
     return reviewAudited(options.driver, options.audit, actor, req.params.id, { outcome: b.outcome ?? '', note: b.note }, req.ip);
   });

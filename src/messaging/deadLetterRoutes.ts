@@ -15,8 +15,20 @@ export interface DeadLetterRouteOptions {
 }
 
 export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetterRouteOptions): Promise<void> {
+  // Callers are known before their body is read: one without valid credentials is refused (401, audited by
+  // `authenticate`) without its body being received or parsed, as on the FHIR API.
+  const accessOf = new WeakMap<FastifyRequest, AccessControl>();
+  app.addHook('onRequest', async (req, reply) => {
+    try {
+      accessOf.set(req, await options.authenticate(req));
+    } catch (err) {
+      if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) reply.header('connection', 'close'); // nor is the unread body drained
+      throw err;
+    }
+  });
   const authorise = async (req: FastifyRequest) => {
-    const access = await options.authenticate(req);
+    const access = accessOf.get(req);
+    if (!access) throw new Error('A dead-letter route ran without its authentication hook.');
     access.require('*', 'update');
     if (access.patients) throw forbidden('Dead letters are for administrators whose access covers every record.');
   };
