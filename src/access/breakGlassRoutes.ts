@@ -8,6 +8,7 @@ import { FhirError, type SqlDriver } from '../record/index.ts';
 import type { Actor, UserActor } from './actor.ts';
 import { declareBreakGlass, isRepeatedDeclaration, listBreakGlass, reviewBreakGlass, type BreakGlassGrant } from './breakGlass.ts';
 import type { AuditTrail } from './audit/trail.ts';
+import { administrationRequest, type AdministrativeChange } from './administrationAudit.ts';
 
 export interface BreakGlassRouteOptions {
   driver: SqlDriver;
@@ -38,6 +39,35 @@ export function auditBreakGlass(audit: AuditTrail | undefined, actor: UserActor,
   });
 }
 
+/** How a reviewed alert reads in the audit trail: the verdict and note, the person, who declared it and when. */
+function reviewDetail(grant: BreakGlassGrant): string {
+  const review = grant.review!;
+  const by = `${grant.userName} (${grant.role}${grant.organisation ? ` at ${grant.organisation}` : ''})`;
+  return `${review.outcome}${review.note ? `: ${review.note}` : ''}; Patient/${grant.patientId}; declared by ${by} at ${grant.startedAt} (${grant.reasonCode})`;
+}
+
+/**
+ * A privacy officer's review of a break-glass alert, recorded in the audit trail as an administrative
+ * change made by the reviewer (filed under the person the alert is about), or, when refused, as the attempt.
+ * Both the HTTP route and the portal review through here.
+ */
+export async function reviewAudited(
+  driver: SqlDriver, audit: AuditTrail | undefined, reviewer: UserActor, id: string, review: { outcome: string; note?: string }, address: string,
+): Promise<BreakGlassGrant> {
+  const record = (change: AdministrativeChange) => audit?.record(administrationRequest(Date.now(), address, change, reviewer));
+  let grant: BreakGlassGrant;
+  try {
+    grant = await reviewBreakGlass(driver, reviewer, id, review);
+  } catch (err) {
+    if (err instanceof FhirError) {
+      record({ action: 'break-glass-reviewed', target: id, ok: false, reason: err.issues[0]?.diagnostics, ...(err.status === 403 ? { permitted: false } : {}) });
+    }
+    throw err;
+  }
+  record({ action: 'break-glass-reviewed', target: grant.id, patientId: grant.patientId, detail: reviewDetail(grant), ok: true });
+  return grant;
+}
+
 export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlassRouteOptions): Promise<void> {
   app.setErrorHandler((err, _req, reply: FastifyReply) => {
     if (err instanceof FhirError) {
@@ -49,8 +79,25 @@ export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlass
     return reply.code(status).type('application/fhir+json').send({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: status < 500 ? 'invalid' : 'exception', diagnostics }] });
   });
 
+  // Callers are known before their body is read: one without a valid token is refused (401) without its
+  // body being received, let alone parsed (as the FHIR API does). Handlers take the caller from here.
+  const callers = new WeakMap<FastifyRequest, Actor>();
+  app.addHook('onRequest', async (req, reply) => {
+    try {
+      callers.set(req, await options.identify(req));
+    } catch (err) {
+      if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) reply.header('connection', 'close'); // nor is the unread body drained
+      throw err;
+    }
+  });
+  const caller = (req: FastifyRequest): Actor => {
+    const actor = callers.get(req);
+    if (!actor) throw new Error('A break-glass route ran without its authentication hook.');
+    return actor;
+  };
+
   app.post('/access/break-glass', async (req, reply) => {
-    const actor = personOnly(await options.identify(req));
+    const actor = personOnly(caller(req));
     const b = body(req);
     const grant = await declareBreakGlass(options.driver, actor, { patientId: b.patient ?? '', reasonCode: b.reasonCode ?? '', reason: b.reason ?? '' });
     auditBreakGlass(options.audit, actor, grant, req.ip);
@@ -58,15 +105,15 @@ export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlass
   });
 
   app.get('/access/break-glass', async (req) => {
-    const actor = personOnly(await options.identify(req));
+    const actor = personOnly(caller(req));
     if (actor.role !== 'privacy-officer') throw new FhirError(403, [{ severity: 'error', code: 'forbidden', diagnostics: 'Only privacy officers see break-glass alerts.' }]);
     const q = req.query as Record<string, string>;
     return { alerts: await listBreakGlass(options.driver, { open: q.open === 'true', patientId: q.patient?.replace(/^Patient\//, '') }) };
   });
 
   app.post<{ Params: { id: string } }>('/access/break-glass/:id/review', async (req) => {
-    const actor = personOnly(await options.identify(req));
+    const actor = personOnly(caller(req));
     const b = body(req);
-    return reviewBreakGlass(options.driver, actor, req.params.id, { outcome: b.outcome ?? '', note: b.note });
+    return reviewAudited(options.driver, options.audit, actor, req.params.id, { outcome: b.outcome ?? '', note: b.note }, req.ip);
   });
 }

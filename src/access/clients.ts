@@ -133,31 +133,48 @@ export async function authenticateClientSecret(db: SqlExecutor, clientId: string
 }
 
 /** What starting with CAREBRIDGE_ADMIN_CLIENT_ID / _SECRET did to that client, for the log and the audit trail. */
-export type AdminClientOutcome = 'added' | 'unchanged' | 'reset' | 'revoked';
+export type AdminClientOutcome = 'added' | 'unchanged' | 'reset' | 'revoked' | 'refused';
+
+/** The name the administrative client is made with: with its scopes, how it is told from every other client. */
+export const ADMIN_CLIENT_NAME = 'Administrator (from the environment)';
+
+/**
+ * Whether a registered client is the one the environment made: its name and full scope, and nothing an
+ * integration or an app would have (keys, an organisation, redirect URIs). Any other client, even one with
+ * the same scopes, belongs to someone else.
+ */
+function isEnvironmentAdmin(row: ClientRow): boolean {
+  return row.name === ADMIN_CLIENT_NAME && row.scopes === ADMIN_SCOPES && !row.jwks && !row.organization && !row.redirect_uris;
+}
 
 /**
  * Makes sure the administrative client named by the environment exists with that secret and full
  * scope (CAREBRIDGE_ADMIN_CLIENT_ID / CAREBRIDGE_ADMIN_CLIENT_SECRET), so an operator can always get in.
- * Changing the secret in the environment rotates it ('reset', to be audited). A revoked client is never
- * brought back ('revoked'): it was revoked because its secret leaked, and the environment may still hold it.
+ * Made the first time ('added', to be audited). Changing the secret in the environment rotates it ('reset',
+ * to be audited). A revoked client is never brought back ('revoked'): it was revoked because its secret
+ * leaked, and the environment may still hold it. A client of the same id that the environment did not make
+ * (an integration, an app) is left exactly as it is ('refused'): an environment variable must not give an
+ * ordinary client full access, nor take its credentials over.
  */
 export async function ensureAdminClient(db: SqlExecutor, clientId: string, secret: string): Promise<AdminClientOutcome> {
   if (secret.length < 16) throw new Error('CAREBRIDGE_ADMIN_CLIENT_SECRET must be at least 16 characters.');
   // ON CONFLICT: two app nodes may start at the same moment.
   const inserted = await db.run(
     'INSERT INTO access_clients (client_id, name, secret_hash, jwks, scopes, organization, revoked, created_ms) VALUES (?, ?, ?, NULL, ?, NULL, 0, ?) ON CONFLICT (client_id) DO NOTHING',
-    [clientId, 'Administrator (from the environment)', await hashSecret(secret), ADMIN_SCOPES, Date.now()],
+    [clientId, ADMIN_CLIENT_NAME, await hashSecret(secret), ADMIN_SCOPES, Date.now()],
   );
   if (inserted) return 'added';
   const row = (await db.get<ClientRow>('SELECT * FROM access_clients WHERE client_id = ?', [clientId]))!;
   if (Number(row.revoked)) return 'revoked';
+  if (!isEnvironmentAdmin(row)) return 'refused';
   const sameSecret = row.secret_hash ? await verifySecret(secret, row.secret_hash) : false;
-  if (sameSecret && row.scopes === ADMIN_SCOPES) return 'unchanged';
-  // Only while still not revoked, and only once when nodes start together: a revocation made meanwhile
-  // stays, and the change is audited by the node that made it.
-  const changed = await db.run("UPDATE access_clients SET secret_hash = ?, scopes = ? WHERE client_id = ? AND revoked = 0 AND COALESCE(secret_hash, '') = ? AND scopes = ?", [
-    await hashSecret(secret), ADMIN_SCOPES, clientId, row.secret_hash ?? '', row.scopes,
-  ]);
+  if (sameSecret) return 'unchanged';
+  // Only while still the administrative client and not revoked, and only once when nodes start together:
+  // a revocation made meanwhile stays, and the change is audited by the node that made it.
+  const changed = await db.run(
+    "UPDATE access_clients SET secret_hash = ? WHERE client_id = ? AND revoked = 0 AND COALESCE(secret_hash, '') = ? AND name = ? AND scopes = ? AND jwks IS NULL AND organization IS NULL AND redirect_uris IS NULL",
+    [await hashSecret(secret), clientId, row.secret_hash ?? '', ADMIN_CLIENT_NAME, ADMIN_SCOPES],
+  );
   if (changed) return 'reset';
   return (await findClient(db, clientId))?.revoked ? 'revoked' : 'unchanged';
 }

@@ -7,10 +7,10 @@ import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
 import { accessFor, audited, auditedCaller, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
 import { authorizeEndpoint } from './authorize.ts';
-import { auditBreakGlass, breakGlassRoutes } from './breakGlassRoutes.ts';
-import { declareBreakGlass, listBreakGlass, reviewBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
+import { auditBreakGlass, breakGlassRoutes, reviewAudited } from './breakGlassRoutes.ts';
+import { declareBreakGlass, listBreakGlass, type BreakGlassGrant, type BreakGlassRequest } from './breakGlass.ts';
 import type { Actor, UserActor } from './actor.ts';
-import { ADMIN_SCOPES, ensureAdminClient, type AdminClientOutcome } from './clients.ts';
+import { ADMIN_CLIENT_NAME, ADMIN_SCOPES, ensureAdminClient, type AdminClientOutcome } from './clients.ts';
 import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { auditMigrations } from './audit/journal.ts';
@@ -75,7 +75,8 @@ export interface Access {
   breakGlass: {
     declare(actor: UserActor, request: BreakGlassRequest, address?: string): Promise<BreakGlassGrant>;
     list(filter?: { open?: boolean; patientId?: string; limit?: number }): Promise<BreakGlassGrant[]>;
-    review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
+    /** A privacy officer's review; audited as the reviewer's (a refused one too), from `address`. */
+    review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }, address?: string): Promise<BreakGlassGrant>;
   };
   /** People signing in: passwords (with lockout and TOTP) and, when configured, OpenID Connect. */
   people: People;
@@ -146,15 +147,22 @@ export async function auditAccessesNow(driver: SqlDriver, journalDatabase: strin
 const ENVIRONMENT_ACTOR: Actor = { kind: 'system', clientId: 'carebridge-server', name: 'carebridge server start (CAREBRIDGE_ADMIN_CLIENT_ID and _SECRET)', purpose: 'HSYSADMIN', scope: 'environment' };
 
 /**
- * A revoked administrative client stays revoked, so the operator must hear why it no longer works; a secret
- * changed through the environment is an administrative change like any other, so it is audited.
+ * A revoked administrative client stays revoked, and an ordinary client is never made administrative, so the
+ * operator must hear why there is no administrative client; making it, or changing its secret through the
+ * environment, is an administrative change like any other, so it is audited.
  */
 function reportAdminClient(clientId: string, outcome: AdminClientOutcome, audit: AuditTrail | undefined): void {
   if (outcome === 'revoked') {
     console.warn(`WARNING: the administrative client '${clientId}' (CAREBRIDGE_ADMIN_CLIENT_ID) has been revoked and stays revoked; starting without it. Configure a new CAREBRIDGE_ADMIN_CLIENT_ID and CAREBRIDGE_ADMIN_CLIENT_SECRET.`);
   }
-  if (outcome === 'reset') {
-    audit?.record(administrationRequest(Date.now(), 'environment', { action: 'client-reset', target: clientId, detail: `scopes ${ADMIN_SCOPES}; secret`, ok: true }, ENVIRONMENT_ACTOR));
+  if (outcome === 'refused') {
+    console.warn(`WARNING: CAREBRIDGE_ADMIN_CLIENT_ID names the client '${clientId}', which is not an administrative client (it was registered by other means); it is left as it is, and the server is starting without an administrative client. Configure a CAREBRIDGE_ADMIN_CLIENT_ID that no other client uses.`);
+  }
+  if (outcome === 'added' || outcome === 'reset') {
+    const change: AdministrativeChange = outcome === 'added'
+      ? { action: 'client-added', target: clientId, detail: `${ADMIN_CLIENT_NAME}; scopes ${ADMIN_SCOPES}; secret`, ok: true }
+      : { action: 'client-reset', target: clientId, detail: `scopes ${ADMIN_SCOPES}; secret`, ok: true };
+    audit?.record(administrationRequest(Date.now(), 'environment', change, ENVIRONMENT_ACTOR));
   }
 }
 
@@ -197,7 +205,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
         return grant;
       },
       list: (filter) => listBreakGlass(driver, filter),
-      review: (reviewer, id, review) => reviewBreakGlass(driver, reviewer, id, review),
+      review: (reviewer, id, review, address) => reviewAudited(driver, audit, reviewer, id, review, address ?? 'internal'),
     },
     async routes(app) {
       await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });

@@ -22,6 +22,8 @@ export interface DeadLetterRouteOptions {
 }
 
 export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetterRouteOptions): Promise<void> {
+  // Callers are known before their body is read: one without valid credentials is refused (401, audited by
+  // `authenticate`) without its body being received or parsed, as on the FHIR API.
   const accessOf = new WeakMap<FastifyRequest, AccessControl>();
   app.addHook('onRequest', async (req, reply) => {
     try {

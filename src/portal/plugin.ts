@@ -12,7 +12,7 @@ import { derivedKey, portalSecret } from './keys.ts';
 import { portalAssets } from './assets.ts';
 import { portalViews } from './views.ts';
 import { pageSender, type SendPage } from './page.ts';
-import { CsrfRefused, visitHook, visitOf } from './visit.ts';
+import { CsrfRefused, csrfHook, visitHook, visitOf } from './visit.ts';
 import { signInRoutes } from './signIn.ts';
 import { careHomeRoutes } from './careHome/routes.ts';
 import { hospitalRoutes } from './hospital/routes.ts';
@@ -87,7 +87,9 @@ export async function portal(app: FastifyInstance, options: PortalOptions): Prom
   await app.register(formbody, { bodyLimit: FORM_BODY_LIMIT });
   await app.register(async (scope) => assets.register(scope));
   await app.register(async (pages) => {
-    pages.addHook('preHandler', visitHook(derivedKey(secret, 'csrf'), options.access.accounts?.sessions));
+    // Who is asking is known before a form's body is read (onRequest); its CSRF token is checked once it is.
+    pages.addHook('onRequest', visitHook(derivedKey(secret, 'csrf'), options.access.accounts?.sessions));
+    pages.addHook('preHandler', csrfHook());
     pages.setErrorHandler((err, req, reply) => errorPage(err as Error, req, reply, send, Boolean(options.access.breakGlass)));
     const connection = (req: FastifyRequest) => ({
       driver: options.driver,

@@ -51,8 +51,8 @@ export interface PortalBreakGlass {
   /** Records the grant and audits it; FhirError 400 (bad reason), 403 (role may not), 404 (no such person). */
   declare(actor: UserActor, request: { patientId: string; reasonCode: string; reason: string; submission?: string }, address?: string): Promise<BreakGlassGrant>;
   list(filter?: { open?: boolean; patientId?: string; limit?: number }): Promise<BreakGlassGrant[]>;
-  /** FhirError 400 (bad outcome or note), 403 (not a privacy officer), 404, 409 (already reviewed). */
-  review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }): Promise<BreakGlassGrant>;
+  /** Records the review and audits it; FhirError 400 (bad outcome or note), 403 (not a privacy officer), 404, 409 (already reviewed). */
+  review(reviewer: UserActor, id: string, review: { outcome: string; note?: string }, address?: string): Promise<BreakGlassGrant>;
 }
 
 /** Who makes an administrative change, and from where: each change is audited as theirs. */

@@ -80,7 +80,7 @@ export function privacyOfficerRoutes(app: FastifyInstance, { send, breakGlass }:
     if (values.outcome === 'inappropriate' && values.note.length < 5) errors.push({ field: fields.note, text: 'Say what was inappropriate: the note is kept with the alert' });
     if (errors.length) return page(req, reply, { failed: { id, values, errors } });
     try {
-      await breakGlass.review(actor, id, { outcome: values.outcome ?? "", note: values.note });
+      await breakGlass.review(actor, id, { outcome: values.outcome ?? "", note: values.note }, req.ip);
     } catch (err) {
       if (!(err instanceof FhirError)) throw err;
       if (err.status === 404) throw new PageNotFound('There is no break-glass alert with this identifier.');

@@ -44,9 +44,13 @@ export function cookieOptions(req: FastifyRequest, maxAgeSeconds?: number): Cook
 
 export class CsrfRefused extends Error {}
 
+/** The forms anyone may post, signed in or not: signing in and out. Every other form needs a session. */
+const OPEN_FORMS: ReadonlySet<string> = new Set(['/sign-in', '/sign-in/choose', '/sign-out']);
+
 /**
- * Runs before every page: finds the person, and on a POST refuses a form whose CSRF token is not this
- * session's (or, signed out, this browser's), or that comes from another site.
+ * Runs as every page request arrives, before its body is read: finds the person. A form posted to a page
+ * that needs a session, without one, is sent to sign in (303) there and then, its body neither received nor
+ * parsed: anyone can reach the portal, and only the sign-in forms are for people not yet known.
  */
 export function visitHook(csrfKey: Buffer, sessions: PortalSessions | undefined) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
@@ -68,6 +72,20 @@ export function visitHook(csrfKey: Buffer, sessions: PortalSessions | undefined)
     }
     const csrfToken = mac(csrfKey, sessionId ? `session:${sessionId}` : `form:${formKey}`);
     visits.set(req, { actor, sessionId, sessionEnded, csrfToken });
+    if (req.method === 'POST' && !actor && !OPEN_FORMS.has(req.routeOptions.url ?? '')) {
+      if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) reply.header('connection', 'close'); // nor is the unread body drained
+      return reply.redirect(sessionEnded ? '/sign-in?reason=expired' : '/sign-in', 303);
+    }
+  };
+}
+
+/**
+ * Runs before every page's handler, once a form's body is read: on a POST, refuses a form whose CSRF token
+ * is not this session's (or, signed out, this browser's), or that comes from another site.
+ */
+export function csrfHook() {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
+    const { sessionEnded, csrfToken } = visitOf(req);
     if (req.method === 'POST') {
       if (req.headers.origin !== undefined && !sameHost(req.headers.origin, req.headers.host)) throw new CsrfRefused('cross-site');
       // The header's sign-out button is nhsuk-frontend's own form, which has no room for a hidden field,

@@ -1,11 +1,14 @@
-// The administrative client from CAREBRIDGE_ADMIN_CLIENT_ID / _SECRET: revoked after a leak, it stays revoked
-// when the server restarts with the same environment (saying so at start); a new secret in the environment
-// rotates it, and the rotation is in the audit trail. Both storage engines.
+// The administrative client from CAREBRIDGE_ADMIN_CLIENT_ID / _SECRET: made at the first start, and its
+// making is in the audit trail; revoked after a leak, it stays revoked when the server restarts with the same
+// environment (saying so at start); a new secret in the environment rotates it, and the rotation is in the
+// audit trail. A client of that id registered by other means (an integration) is never made administrative:
+// it is left as it was, and the start says so. Both storage engines.
 import { after, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildServer } from '../../src/server.ts';
 import { loadServerConfig } from '../../src/config.ts';
-import { findClient, revokeClient } from '../../src/access/index.ts';
+import { addClient, findClient, migrateAccess, revokeClient } from '../../src/access/index.ts';
+import { openRecordStore } from '../../src/record/index.ts';
 import { ENGINES, clientToken, fhirClient, testDatabase } from '../support/server.ts';
 import { waitForAudit } from '../support/audit.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
@@ -54,6 +57,70 @@ for (const engine of ENGINES) {
           assert.equal((await findClient(again.server.driver, ID))!.revoked, true);
         } finally {
           await again.server.close();
+        }
+      } finally {
+        cleanup();
+      }
+    });
+
+    it('made for the first time on a fresh database, and the creation is audited', async () => {
+      const { database, cleanup } = await testDatabase(engine);
+      try {
+        const first = await start(database);
+        try {
+          const fhir = fhirClient(`${first.url}/fhir`, { authorization: `Bearer ${await clientToken(first.url, ID, SECRET)}` });
+          const events = await waitForAudit(fhir, 'type=110113', (e) => e.some((x) => /^system client added: env-admin/.test(x.outcomeDesc)));
+          const added = events.find((x) => /^system client added: env-admin/.test(x.outcomeDesc))!;
+          assert.match(added.outcomeDesc, /scopes system\/\*\.cruds/);
+          assert.match(added.agent[0].who.display, /CAREBRIDGE_ADMIN_CLIENT_ID/, 'made by the server start, from the environment');
+          assert.ok(!JSON.stringify(added).includes(SECRET), 'never the secret itself');
+        } finally {
+          await first.server.close();
+        }
+        const again = await start(database);
+        try {
+          const fhir = fhirClient(`${again.url}/fhir`, { authorization: `Bearer ${await clientToken(again.url, ID, SECRET)}` });
+          await new Promise((r) => setTimeout(r, 300));
+          const events = await waitForAudit(fhir, 'type=110113');
+          assert.equal(events.filter((x) => /^system client added: env-admin/.test(x.outcomeDesc)).length, 1, 'a restart adds nothing');
+        } finally {
+          await again.server.close();
+        }
+      } finally {
+        cleanup();
+      }
+    });
+
+    it('never makes an existing ordinary client administrative: it is left as it was, and the start says so', async () => {
+      const { database, cleanup } = await testDatabase(engine);
+      try {
+        const driver = await openRecordStore(database);
+        let ordinarySecret: string;
+        try {
+          await migrateAccess(driver, database);
+          ordinarySecret = (await addClient(driver, { clientId: ID, name: 'Pharmacy feed', scopes: 'system/MedicationRequest.rs' })).secret!;
+        } finally {
+          await driver.close();
+        }
+        const warn = mock.method(console, 'warn', () => undefined);
+        let started;
+        try {
+          started = await start(database);
+        } finally {
+          warn.mock.restore();
+        }
+        try {
+          const warnings = warn.mock.calls.map((c) => String(c.arguments[0]));
+          assert.equal(warnings.filter((w) => w.includes(`'${ID}'`)).length, 1, warnings.join('\n'));
+          assert.match(warnings.find((w) => w.includes(`'${ID}'`))!, /^WARNING: .*not an administrative client.*starting without an administrative client/i);
+          const client = (await findClient(started.server.driver, ID))!;
+          assert.equal(client.scopes, 'system/MedicationRequest.rs', 'its scopes are as they were');
+          assert.equal(client.name, 'Pharmacy feed');
+          assert.deepEqual(await tokenStatus(started.url, SECRET), { status: 401, error: 'invalid_client' }, 'the environment\'s secret does not sign in as it');
+          const token = await clientToken(started.url, ID, ordinarySecret);
+          assert.equal((await fhirClient(`${started.url}/fhir`, { authorization: `Bearer ${token}` }).get('Organization')).status, 403, 'its own secret still works, with its own scopes only');
+        } finally {
+          await started.server.close();
         }
       } finally {
         cleanup();

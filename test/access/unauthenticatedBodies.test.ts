@@ -1,6 +1,7 @@
 // Anyone can reach the server, so a caller without valid credentials must not get to send it a large body:
-// the FHIR API and the MESH mailbox refuse them before their body is read, and the forms anyone may post
-// (the token request, the sign-in) are read only up to a few KB.
+// the FHIR API, the MESH mailbox, break-glass and the dead letters refuse them before their body is read (as
+// the portal sends a form posted without a session to sign in), and the forms anyone may post (the token
+// request, the sign-in) are read only up to a few KB.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -98,6 +99,40 @@ for (const engine of ENGINES) {
       const res = await fetch(`${t.url}/messaging/dead-letters/ABC123/replay`, { method: 'POST', headers: t.auth });
       assert.equal(res.status, 404);
       assert.equal((await fetch(`${t.url}/messaging/dead-letters`, { headers: t.auth })).status, 200);
+    });
+
+    it('break-glass: a POST without a token is answered 401 before its body is read, whether malformed or over the limit', async () => {
+      for (const path of ['/access/break-glass', '/access/break-glass/00000000-0000-4000-8000-000000000000/review']) {
+        const malformed = await fetch(`${t.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"patient": ' });
+        assert.equal(malformed.status, 401, `${path}: malformed body`);
+        assert.equal((await malformed.json()).resourceType, 'OperationOutcome');
+        const large = await sendPart(t.url, 'POST', path, { 'Content-Type': 'application/json' }, 32 * MB, 64 * 1024);
+        assert.equal(large.status, 401, `${path}: ${large.head}`);
+        assert.equal(JSON.parse(large.body).resourceType, 'OperationOutcome');
+        assert.ok(large.closedByServer, 'the server ends the connection rather than reading the rest of the body');
+        const badToken = await fetch(`${t.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer not.a.token' }, body: '{"patient": ' });
+        assert.equal(badToken.status, 401, `${path}: a token that is not valid`);
+      }
+      const asSystem = await fetch(`${t.url}/access/break-glass`, { method: 'POST', headers: { ...t.auth, 'content-type': 'application/json' }, body: '{"patient": ' });
+      assert.equal(asSystem.status, 400, 'a signed-in caller\'s malformed body is still answered as such');
+    });
+
+    it('portal: a form posted to a signed-in page without a session is sent to sign in before its body is read', async () => {
+      for (const path of ['/privacy-officer/alerts/00000000-0000-4000-8000-000000000000/review', '/admin/users', '/care-home/residents/someone/break-glass']) {
+        const malformed = await fetch(`${t.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/json' }, body: '{"outcome": ' });
+        assert.equal(malformed.status, 303, `${path}: malformed body`);
+        assert.match(malformed.headers.get('location') ?? '', /^\/sign-in/);
+        const tooLarge = await fetch(`${t.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `note=${'y'.repeat(20 * 1024)}` });
+        assert.equal(tooLarge.status, 303, `${path}: a form over the portal's limit`);
+        const large = await sendPart(t.url, 'POST', path, { 'Content-Type': 'application/x-www-form-urlencoded' }, 32 * MB, 64 * 1024);
+        assert.equal(large.status, 303, `${path}: ${large.head}`);
+        assert.ok(large.closedByServer, 'the server ends the connection rather than reading the rest of the body');
+        const ended = await fetch(`${t.url}${path}`, { method: 'POST', redirect: 'manual', headers: { cookie: 'carebridge_session=ended-or-never-was', 'content-type': 'application/json' }, body: '{"outcome": ' });
+        assert.equal(ended.status, 303, `${path}: a session that has ended`);
+        assert.equal(ended.headers.get('location'), '/sign-in?reason=expired');
+      }
+      const signIn = await fetch(`${t.url}/sign-in`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `username=someone&password=${'y'.repeat(20 * 1024)}` });
+      assert.equal(signIn.status, 413, 'the sign-in form is for people not yet signed in: read, up to its limit');
     });
 
     it('a token request form over 16 KB is refused 413', async () => {

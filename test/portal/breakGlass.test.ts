@@ -116,5 +116,14 @@ for (const engine of ENGINES) {
       assert.match(text, /Searched Observation \(under break-glass\)/, 'the reads under the grant, said as such');
       assert.match(text, /Read demo-pat-vm102-02 Failed \(HTTP 403: GET Patient\/demo-pat-vm102-02\)/, 'the refused attempts before it, under the person');
     });
+
+    it('the privacy officer\'s review is in the audit under the person: who reviewed, the outcome and the note', async () => {
+      let text = '';
+      for (let i = 0; i < 100 && !/alert reviewed/.test(text); i++) {
+        if (i) await new Promise((r) => setTimeout(r, 50));
+        text = textOf((await get(t, `/privacy-officer/audit?person=${OUTSIDER}`, officer)).html);
+      }
+      assert.match(text, new RegExp(`Pat Privacy (\\S+ )?Privacy officer LA918 HOPERAT Break-glass alert reviewed: [0-9a-f-]{36} \\(inappropriate: No emergency was recorded by the day centre; Patient/${OUTSIDER}; declared by Test Carer`));
+    });
   });
 }

@@ -141,7 +141,8 @@ function builtEntry(request: AuditedRequest, event: Record<string, any>): Journa
   const text = `"agent":${JSON.stringify(agents)},"source":${JSON.stringify(source)}`;
   const who = agents?.[0] ?? {};
   const names = ((own.entity ?? []) as { name?: string }[]).map((e) => e.name).filter((n): n is string => !!n);
-  // Resources it names (a held HL7 v2 message's patients and Encounter), indexed for patient= and entity=.
+  // Resources it names (a held HL7 v2 message's patients and Encounter; the person of a break-glass alert
+  // reviewed), indexed for patient= and entity=: a change about a person is filed under them.
   const refs = ((own.entity ?? []) as { what?: { reference?: string } }[]).map((e) => e.what?.reference).filter((r): r is string => !!r);
   return {
     tail: `",${JSON.stringify(own).slice(1)}`,
