@@ -214,6 +214,86 @@ for (const engine of ENGINES) {
       assert.deepEqual(moved.location.map((l: any) => `${l.location.display} ${l.status}`), ['Collier Ward completed', 'Ward 2 active']);
     });
 
+    it('one episode per episode id (H-041): another trust\'s, another person\'s or another council\'s notice under it is rejected to its sender; the first referral, its state and its mailbox are untouched', async () => {
+      await t.fhir.put('Organization/trust-rxx02', { resourceType: 'Organization', id: 'trust-rxx02', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'RXX02' }], name: 'Second Trust' });
+      await t.fhir.put('Organization/council-779', { resourceType: 'Organization', id: 'council-779', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'LA779' }], name: 'Fourth Council' });
+      const first = episodeIds();
+      const id = first[EPISODE];
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], first)));
+      const one = await searchOne(t, `ServiceRequest?identifier=${id}`);
+      // Each message its own message and stay ids, all with the same episode id.
+      const sameEpisode = (): Record<string, string> => ({ ...episodeIds(), [EPISODE]: id });
+      const fromSecondTrust = (xml: string, nhsNumber: string) => inbound(xml.replace(/RFM8C2/g, 'RXX02').replace(/9413946000/g, nhsNumber), { from: 'SECONDTRUST01' });
+
+      // Another trust uses the same episode id: for another person, for the same person, and to withdraw it.
+      const otherTrust = sameEpisode();
+      await assert.rejects(handleAdwMessage(deps(), fromSecondTrust(renamed(EXAMPLES['Assessment-Notice'], otherTrust).replace('Patient admitted as inpatient with chest pain.', 'Fall at home.'), '9449306060')),
+        (e: Error) => e instanceof AdwRejected && new RegExp(`episode ${id} is already another trust's \\(not RXX02's\\)`).test(e.message) && !/9413946000|different person/.test(e.message));
+      const otherTrustDischarge = sameEpisode();
+      await assert.rejects(handleAdwMessage(deps(), fromSecondTrust(renamed(EXAMPLES['Discharge-Notice'], otherTrustDischarge), '9449306060')),
+        (e: Error) => e instanceof AdwRejected && /already another trust's/.test(e.message));
+      const otherTrustWithdrawal = sameEpisode();
+      await assert.rejects(handleAdwMessage(deps(), fromSecondTrust(renamed(EXAMPLES['Withdrawal-Notice'], otherTrustWithdrawal), '9413946000')),
+        (e: Error) => e instanceof AdwRejected && /already another trust's/.test(e.message), 'the same person from another trust is still another trust\'s episode');
+      assert.equal((await t.fhir.get(`ServiceRequest?identifier=${id}`)).body.entry?.length, 1, 'still one episode for the id');
+
+      // The first trust reuses the id for someone else, or sends it to another council: each rejected back to it.
+      const wrongPerson = sameEpisode();
+      await assert.rejects(handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], wrongPerson).replace(/9413946000/g, '9449306613'))),
+        (e: Error) => e instanceof AdwRejected && new RegExp(`episode ${id} from RFM8C2 is already about a different person \\(not NHS number 9449306613\\)`).test(e.message));
+      const withdrawOther = sameEpisode();
+      await assert.rejects(handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Withdrawal-Notice'], withdrawOther).replace(/9413946000/g, '9449306613'))),
+        (e: Error) => e instanceof AdwRejected && /already about a different person/.test(e.message));
+      const otherCouncil = sameEpisode();
+      await assert.rejects(handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], otherCouncil).replace(/ods:V396BB/g, 'ods:LA779'))),
+        (e: Error) => e instanceof AdwRejected && new RegExp(`episode ${id} from RFM8C2 is with V396BB, not LA779`).test(e.message));
+
+      // Each answered with its reject, at the mailbox of the trust that sent it, to that trust, about the person it named.
+      const refused = [otherTrust, otherTrustDischarge, otherTrustWithdrawal, wrongPerson, withdrawOther, otherCouncil];
+      const rejects = (await sentFor(id)).filter((r) => refused.some((ids) => r.responds_to === ids[ASSESSMENT_HEADER] || r.responds_to === ids[DISCHARGE_HEADER]));
+      assert.deepEqual(rejects.map((r) => { const m = parseAdwMessage(r.body); return [m.eventCode, r.peer_mailbox, m.destinationOds, m.patient?.nhsNumber]; }).sort(), [
+        [ADW_EVENT.assessmentReject, 'SECONDTRUST01', 'RXX02', '9449306060'],
+        [ADW_EVENT.dischargeDisagreement, 'SECONDTRUST01', 'RXX02', '9449306060'],
+        [ADW_EVENT.withdrawalReject, 'SECONDTRUST01', 'RXX02', '9413946000'],
+        [ADW_EVENT.assessmentReject, 'HOSPITAL01', HOSPITAL_ODS, '9449306613'],
+        [ADW_EVENT.withdrawalReject, 'HOSPITAL01', HOSPITAL_ODS, '9449306613'],
+        [ADW_EVENT.dischargeDisagreement, 'HOSPITAL01', HOSPITAL_ODS, '9413946000'],
+      ].sort());
+      const rejectTo = (ids: Record<string, string>) => parseAdwMessage(rejects.find((r) => r.responds_to === ids[ASSESSMENT_HEADER])!.body).reason?.text ?? '';
+      assert.match(rejectTo(otherTrust), /an episode id belongs to one trust's referral/);
+      assert.doesNotMatch(rejectTo(otherTrust), /9413946000|Jones|Hebburn|V396BB/, 'the second trust learns nothing of the first trust\'s episode');
+      assert.match(rejectTo(wrongPerson), /an episode id cannot belong to two people/);
+      for (const [ids, why] of [[otherTrust, /already another trust's/], [otherTrustWithdrawal, /already another trust's/], [wrongPerson, /already about a different person/]] as const) {
+        const held = await t.server.driver.get<{ status: string; detail: string; peer_mailbox: string }>("SELECT status, detail, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ?", [ids[ASSESSMENT_HEADER]]);
+        assert.equal(held?.status, 'rejected', 'kept as a rejected message');
+        assert.match(held?.detail ?? '', why, 'with its reason');
+      }
+
+      const after = (await t.fhir.get(`ServiceRequest/${one.id}`)).body;
+      assert.equal(after.meta.versionId, one.meta.versionId, 'the first person\'s referral is untouched');
+      assert.equal(after.reasonCode[0].text, 'Patient admitted as inpatient with chest pain.');
+      assert.equal(triageStateOf(await searchOne(t, `Task?focus=ServiceRequest/${one.id}&code=triage-referral`)), 'received', 'nor withdrawn');
+      const episodes = await t.server.driver.all<{ peer_ods: string; peer_mailbox: string; service_request_id: string; withdrawn: number | string }>(
+        'SELECT peer_ods, peer_mailbox, service_request_id, withdrawn FROM discharge_adw_episodes WHERE referral_identifier = ?', [id]);
+      assert.deepEqual(episodes.map((e) => ({ ...e, withdrawn: Number(e.withdrawn) })), [{ peer_ods: HOSPITAL_ODS, peer_mailbox: 'HOSPITAL01', service_request_id: one.id, withdrawn: 0 }], 'one episode, its answers still going to the first trust');
+
+      // The council's accept answers the first trust's notice, at its mailbox, about its own person.
+      await triage(ctx, one.id, { action: 'accept', note: 'First trust' });
+      const accepts = (await sentFor(id)).filter((r) => r.event_code === ADW_EVENT.assessmentAccept).map((r) => ({ row: r, m: parseAdwMessage(r.body) }));
+      assert.deepEqual(accepts.map(({ row, m }) => [m.response?.identifier, row.peer_mailbox, m.destinationOds, m.patient?.nhsNumber, m.reason?.text]), [
+        [first[ASSESSMENT_HEADER], 'HOSPITAL01', HOSPITAL_ODS, '9413946000', 'First trust'],
+      ]);
+
+      // The same trust writing from another of its mailboxes: applied, and its answers now go there.
+      const later = sameEpisode();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], later), { from: 'HOSPITAL02' }));
+      await confirmReady(ctx, one.id);
+      const agreements = (await sentFor(id)).filter((r) => r.event_code === ADW_EVENT.dischargeAgreement);
+      assert.deepEqual(agreements.map((r) => { const m = parseAdwMessage(r.body); return [m.response?.identifier, r.peer_mailbox, m.destinationOds, m.patient?.nhsNumber]; }), [
+        [later[DISCHARGE_HEADER], 'HOSPITAL02', HOSPITAL_ODS, '9413946000'],
+      ]);
+    });
+
     it('a withdrawal that arrives before its notice: withdrawn at once, the late notice opens no work', async () => {
       const ids = episodeIds();
       await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Withdrawal-Notice'], { ...ids, [ASSESSMENT_HEADER]: crypto.randomUUID() })));
@@ -529,6 +609,26 @@ for (const engine of ENGINES) {
         const stay = await searchOne(t, `Encounter?identifier=${admission['2562b8b6-c0db-424a-8c6b-0fa43b0d6c2f']}`);
         assert.ok(await searchOne(t, `Communication?encounter=Encounter/${stay.id}`), 'the admission is recorded');
       });
+    });
+
+    it('as the hospital: another trust\'s notice under the episode id of a referral this service sent is rejected, and that episode is untouched (H-041)', async () => {
+      await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
+      try {
+        await t.fhir.put('Organization/trust-rxx03', { resourceType: 'Organization', id: 'trust-rxx03', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'RXX03' }], name: 'Third Trust' });
+        const patient = await seedPatient(t, 'barry-h41', '9449305552');
+        const { referral } = await createReferral(ctx, { patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, reason: 'Needs support at home' });
+        const identifier = referral.identifier[0].value;
+        const before = await t.server.driver.get('SELECT * FROM discharge_adw_episodes WHERE referral_identifier = ?', [identifier]);
+        const ids: Record<string, string> = { ...episodeIds(), [EPISODE]: identifier };
+        const notice = renamed(EXAMPLES['Withdrawal-Notice'], ids).replace(/RFM8C2/g, 'RXX03');
+        await assert.rejects(handleAdwMessage(deps(), inbound(notice, { from: 'THIRDTRUST01' })), (e: Error) => e instanceof AdwRejected && /is one this service sent as the hospital/.test(e.message));
+        const [reject] = (await sentFor(identifier)).filter((r) => r.responds_to === ids[ASSESSMENT_HEADER]);
+        assert.deepEqual([parseAdwMessage(reject.body).eventCode, reject.peer_mailbox], [ADW_EVENT.withdrawalReject, 'THIRDTRUST01']);
+        assert.deepEqual(await t.server.driver.get('SELECT * FROM discharge_adw_episodes WHERE referral_identifier = ?', [identifier]), before, 'the episode is as it was');
+        assert.equal((await t.fhir.get(`ServiceRequest/${referral.id}`)).body.meta.versionId, referral.meta?.versionId, 'and so is its referral');
+      } finally {
+        await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: false });
+      }
     });
 
     it('as the hospital: a referral to an ADW council sends an assessment notice, and the council\'s responses update it', async () => {

@@ -11,7 +11,7 @@ import type { SqlDriver, SqlExecutor } from '../../record/index.ts';
 import { clock, inRecordTransaction, type DischargeContext } from '../recordSession.ts';
 import { fileCommunication, loadReferral } from '../referrals.ts';
 import { ANSWERS, EVENT_NAMES, type EventCode } from './codes.ts';
-import { episodeByIdentifier } from './outbound.ts';
+import { episodeWith } from './outbound.ts';
 import type { Messaging } from '../messagingPort.ts';
 
 export interface AdwWorkflowIds { notice: string; response: string }
@@ -131,9 +131,11 @@ export async function settleReportedUndelivered(driver: SqlDriver, report: { lin
  * of a notice that opened nothing) has no referral to note it on; the log line and the listing show it.
  */
 export async function noteUndelivered(ctx: DischargeContext, failure: UndeliveredAdw): Promise<void> {
-  if (!failure.referralIdentifier) return;
+  if (!failure.referralIdentifier || !failure.peerOds) return;
   await inRecordTransaction(ctx, 'adw-undelivered', async (session) => {
-    const episode = await episodeByIdentifier(session.tx, failure.referralIdentifier!);
+    // A response is sent by us as the council, a notice by us as the hospital, to the episode's peer: a reject sent to
+    // another trust that reused this episode's id is not noted on this trust's referral (H-041).
+    const episode = await episodeWith(session.tx, { role: ANSWERS[failure.event] ? 'council' : 'hospital', peerOds: failure.peerOds!, identifier: failure.referralIdentifier! });
     if (!episode) return;
     await fileCommunication(session, await loadReferral(session, episode.service_request_id), {
       category: 'Message not sent',

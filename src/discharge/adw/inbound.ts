@@ -1,6 +1,8 @@
 // Receives ADW messages and maps them to the discharge model: one episode (ServiceRequest + triage Task)
-// per ReferralRequest.identifier. Each message is handled in one transaction that first claims its
-// (MessageHeader.id, event) key, so a message delivered twice is applied once, even by two nodes at once.
+// per ReferralRequest.identifier; a notice under an id that is already another trust's, another person's or
+// another council's episode is rejected, leaving that episode as it was (H-041). Each message is handled in
+// one transaction that first claims its (MessageHeader.id, event) key, so a message delivered twice is
+// applied once, even by two nodes at once.
 // A withdrawal that comes before its notice creates the episode already withdrawn; the late notice then
 // changes nothing. Anything unusable is rejected back to the sender (when the spec has a reject for it) and
 // thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue). A
@@ -21,7 +23,7 @@ import {
   WITHDRAWAL_REASON_SYSTEM, isEventCode, type EventCode,
 } from './codes.ts';
 import { buildAdwMessage } from './build.ts';
-import { episodeByIdentifier, insertEpisode, queueOutbound, queueResponse, type AdwEpisode } from './outbound.ts';
+import { episodeByIdentifier, episodeWith, insertEpisode, queueOutbound, queueResponse, type AdwEpisode } from './outbound.ts';
 import type { InboundMessage, InboundTransaction } from '../messagingPort.ts';
 
 /** The message cannot be processed; its text is the reason (sent back, and kept with the dead letter). */
@@ -139,6 +141,7 @@ async function checkMessage(deps: AdwInboundDeps, session: RecordSession, msg: I
     if (!known.source) problems.push(`The source ODS code ${m.sourceOds} is not an organisation this service knows.`);
     const stayTaken = known.source && !ANSWERS[event] ? await stayOfAnotherPerson(session, m, known.source) : '';
     if (stayTaken) problems.push(stayTaken);
+    if (known.source && !ANSWERS[event] && event !== EVENT.admissionNotice) problems.push(...await episodeOfAnother(session, m));
     if (deps.organisationForMailbox) {
       const sender = await deps.organisationForMailbox(msg.from);
       if (sender && sender.toUpperCase() !== m.sourceOds) problems.push(`It came from mailbox ${msg.from}, which belongs to ${sender}, not to the source ${m.sourceOds}.`);
@@ -206,10 +209,19 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
     return;
   }
   const identifier = m.referral!.identifier!;
+  // One episode per id (H-041): checkMessage refused a notice whose id is already another trust's, another
+  // person's or another council's episode.
   let episode = await episodeByIdentifier(session.tx, identifier);
   let opened: Referral | undefined;
   if (!episode) ({ episode, opened } = await openEpisode(session, ctx, m, msg, patient, encounter));
-  else if (episode.peer_mailbox !== msg.from) await session.tx.run('UPDATE discharge_adw_episodes SET peer_mailbox = ? WHERE referral_identifier = ?', [msg.from, identifier]);
+  else {
+    // Kept so no path can apply one trust's or person's notice to another's episode, or send its answers elsewhere.
+    if (episode.role !== 'council' || episode.peer_ods !== m.sourceOds || episode.our_ods !== m.destinationOds || episode.patient_id !== patient.id) {
+      throw new AdwRejected(`Episode ${identifier} is another trust's, another person's or another council's; ${EVENT_NAMES[event]} ${m.headerId} from ${m.sourceOds} was not applied.`);
+    }
+    // The same trust, writing from another of its mailboxes: answers go where it now writes from.
+    if (episode.peer_mailbox !== msg.from) await session.tx.run('UPDATE discharge_adw_episodes SET peer_mailbox = ? WHERE referral_identifier = ?', [msg.from, identifier]);
+  }
   episode = { ...episode, peer_mailbox: msg.from };
 
   if (WITHDRAWALS.has(event)) return applyWithdrawal(session, ctx, m, msg, episode);
@@ -240,8 +252,8 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
  */
 async function applyNewerAssessmentNotice(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode, current: Referral): Promise<void> {
   await session.tx.run(
-    "UPDATE discharge_adw_messages SET status = 'superseded', detail = ? WHERE direction = 'in' AND referral_identifier = ? AND event_code = ? AND status = 'awaiting-response' AND header_id <> ?",
-    [`Replaced by assessment notice ${m.headerId}.`, episode.referral_identifier, EVENT.assessmentNotice, m.headerId],
+    "UPDATE discharge_adw_messages SET status = 'superseded', detail = ? WHERE direction = 'in' AND referral_identifier = ? AND peer_ods = ? AND event_code = ? AND status = 'awaiting-response' AND header_id <> ?",
+    [`Replaced by assessment notice ${m.headerId}.`, episode.referral_identifier, episode.peer_ods, EVENT.assessmentNotice, m.headerId],
   );
   let referral = current.referral;
   const changes: string[] = [];
@@ -331,7 +343,7 @@ async function applyDischargeNotice(session: RecordSession, ctx: DischargeContex
     payload: [{ contentString: `Discharge notice: proposed discharge date ${proposed ?? 'not given'}; the council's answer is due by ${new Date(due).toISOString()}.` }],
   });
   // A new discharge notice replaces the one before (a new proposed date): only the latest is answered.
-  await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND event_code = ? AND status = 'awaiting-response' AND header_id <> ?", [episode.referral_identifier, EVENT.dischargeNotice, m.headerId]);
+  await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND peer_ods = ? AND event_code = ? AND status = 'awaiting-response' AND header_id <> ?", [episode.referral_identifier, episode.peer_ods, EVENT.dischargeNotice, m.headerId]);
   await cancelDeadlines(session, referral.id, 'discharge-notice');
   await session.tx.run(
     'INSERT INTO discharge_timers (id, kind, referral_id, task_id, message_key, due_ms, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -402,12 +414,12 @@ async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m:
     if (!episode.discharge_withdrawn_at || Date.parse(episode.discharge_withdrawn_at) < Date.parse(at)) {
       await session.tx.run('UPDATE discharge_adw_episodes SET discharge_withdrawn_at = ? WHERE referral_identifier = ?', [at, episode.referral_identifier]);
     }
-    await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND event_code = ? AND status = 'awaiting-response'", [episode.referral_identifier, EVENT.dischargeNotice]);
+    await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND peer_ods = ? AND event_code = ? AND status = 'awaiting-response'", [episode.referral_identifier, episode.peer_ods, EVENT.dischargeNotice]);
     await cancelDeadlines(session, referral.id, 'discharge-notice');
     referral = await session.put(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, undefined), referral.meta?.versionId);
     await settleOverdueIn(session, ctx, referral.id);
   } else {
-    await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND header_id <> ? AND status = 'awaiting-response'", [episode.referral_identifier, m.headerId]);
+    await session.tx.run("UPDATE discharge_adw_messages SET status = 'superseded' WHERE direction = 'in' AND referral_identifier = ? AND peer_ods = ? AND header_id <> ? AND status = 'awaiting-response'", [episode.referral_identifier, episode.peer_ods, m.headerId]);
     await session.tx.run('UPDATE discharge_adw_episodes SET withdrawn = 1 WHERE referral_identifier = ?', [episode.referral_identifier]);
     await cancelDeadlines(session, referral.id);
     if (ALLOWED_FROM.withdraw.includes(state)) referral = (await withdrawIn(session, ctx, referral.id, reason)).referral;
@@ -419,10 +431,10 @@ async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m:
 // ---- responses (we are the hospital) -------------------------------------------------------------------
 
 /** The notice a response answers, when this service sent it: by response.identifier and the notice kinds the event answers. */
-async function sentNotice(db: SqlExecutor, m: AdwMessage): Promise<{ event_code: string; referral_identifier: string } | undefined> {
+async function sentNotice(db: SqlExecutor, m: AdwMessage): Promise<{ event_code: string; referral_identifier: string; peer_ods: string } | undefined> {
   const notices = ANSWERS[m.eventCode].notices;
   return db.get(
-    `SELECT event_code, referral_identifier FROM discharge_adw_messages WHERE direction = 'out' AND header_id = ? AND event_code IN (${notices.map(() => '?').join(', ')})`,
+    `SELECT event_code, referral_identifier, peer_ods FROM discharge_adw_messages WHERE direction = 'out' AND header_id = ? AND event_code IN (${notices.map(() => '?').join(', ')})`,
     [m.response!.identifier!, ...notices],
   );
 }
@@ -435,7 +447,8 @@ async function applyResponse(session: RecordSession, ctx: DischargeContext, m: A
   const answer = ANSWERS[m.eventCode];
   const notice = await sentNotice(session.tx, m);
   if (!notice) throw notOurNotice(m);
-  const episode = await episodeByIdentifier(session.tx, notice.referral_identifier);
+  // The episode we hold as the hospital with the council the notice went to (H-041).
+  const episode = await episodeWith(session.tx, { role: 'hospital', peerOds: notice.peer_ods, identifier: notice.referral_identifier });
   if (!episode) throw new AdwRejected(`Notice ${m.response!.identifier} belongs to episode ${notice.referral_identifier}, which this service does not hold.`);
   await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'out' AND header_id = ? AND event_code = ?", [answer.accepts ? 'accepted' : 'rejected', m.response!.identifier!, notice.event_code]);
   await setStatus(session, m, 'processed');
@@ -512,6 +525,40 @@ async function stayOfAnotherPerson(session: RecordSession, m: AdwMessage, hospit
   if (person && stay.subject?.reference === `Patient/${person.id}`) return '';
   // Not the other person's details: only that the number is taken.
   return `Encounter.identifier ${stayNumber} is already a stay at ${m.sourceOds} of a different person (not NHS number ${nhsNumber}); a stay number cannot belong to two people. Check the stay number and the NHS number, and send the notice again.`;
+}
+
+/**
+ * Why a notice cannot be applied to the episode of its id (none when it can, or when the id is new). There is
+ * one episode per ReferralRequest.identifier, a UUID every message about it carries (hazard H-041): a notice
+ * under an id that is already another trust's episode (its source ODS code, which the sending mailbox's
+ * organisation must match, is not the episode's hospital), another person's (the Patient its NHS number
+ * finds is not the episode's; none yet means someone else's) or another council's is an error. Applying it
+ * would change or withdraw that referral and send the council's answers about it, with that person's
+ * details, to whoever sent this one. The reasons name neither the other trust nor the other person; another
+ * trust is told only that the id is taken.
+ */
+async function episodeOfAnother(session: RecordSession, m: AdwMessage): Promise<string[]> {
+  const identifier = m.referral?.identifier;
+  if (!identifier || !m.sourceOds || !m.destinationOds) return [];
+  const episode = await episodeByIdentifier(session.tx, identifier);
+  if (!episode) return [];
+  const again = 'Check the episode id (each episode has its own UUID), and send the notice again.';
+  if (episode.role !== 'council') return [`ReferralRequest.identifier: episode ${identifier} is one this service sent as the hospital; a notice cannot open or change it. ${again}`];
+  // Another trust is told only that the id is taken, nothing of that episode's person or council.
+  if (episode.peer_ods !== m.sourceOds) return [`ReferralRequest.identifier: episode ${identifier} is already another trust's (not ${m.sourceOds}'s); an episode id belongs to one trust's referral. ${again}`];
+  const problems: string[] = [];
+  if (episode.our_ods !== m.destinationOds) {
+    problems.push(`ReferralRequest.identifier: episode ${identifier} from ${m.sourceOds} is with ${episode.our_ods}, not ${m.destinationOds}; an episode id belongs to one referral to one council. Check the episode id and the destination, and send the notice again.`);
+  }
+  const nhsNumber = m.patient?.nhsNumber;
+  if (nhsNumber && isValidNhsNumber(nhsNumber)) {
+    const person = (await session.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${nhsNumber}`]]))[0];
+    // Not the other person's details: only that the id is taken.
+    if (person?.id !== episode.patient_id) {
+      problems.push(`ReferralRequest.identifier: episode ${identifier} from ${m.sourceOds} is already about a different person (not NHS number ${nhsNumber}); an episode id cannot belong to two people. Check the episode id and the NHS number, and send the notice again.`);
+    }
+  }
+  return problems;
 }
 
 async function upsertEncounter(session: RecordSession, m: AdwMessage, patient: FhirResource, hospital: FhirResource, at: string): Promise<FhirResource> {

@@ -35,8 +35,20 @@ export async function episodeByReferral(tx: SqlExecutor, serviceRequestId: strin
   return tx.get<AdwEpisode>('SELECT * FROM discharge_adw_episodes WHERE service_request_id = ?', [serviceRequestId]);
 }
 
+/**
+ * The episode with this id. There is one per ReferralRequest.identifier (the table's key): the id is a UUID
+ * every message about the episode carries, so a notice under an id that is already another trust's,
+ * another person's or another council's episode is an error and is rejected, never a second episode
+ * (hazard H-041). Callers check that the episode found is the one the message is about.
+ */
 export async function episodeByIdentifier(tx: SqlExecutor, identifier: string): Promise<AdwEpisode | undefined> {
   return tx.get<AdwEpisode>('SELECT * FROM discharge_adw_episodes WHERE referral_identifier = ?', [identifier]);
+}
+
+/** The episode with this id only when it is ours in `role` with `peerOds` (none when the id is someone else's, H-041). */
+export async function episodeWith(tx: SqlExecutor, key: { role: AdwEpisode['role']; peerOds: string; identifier: string }): Promise<AdwEpisode | undefined> {
+  const episode = await episodeByIdentifier(tx, key.identifier);
+  return episode?.role === key.role && episode.peer_ods === key.peerOds ? episode : undefined;
 }
 
 export interface QueuedMessage {
@@ -60,15 +72,21 @@ export async function queueOutbound(tx: SqlExecutor, m: QueuedMessage, now: numb
 
 type PendingNotice = { header_id: string; event_code: string; peer_mailbox: string | null };
 
-/** The pending (unanswered) inbound notices of an episode of these kinds, newest first. */
-async function pendingNotices(tx: SqlExecutor, identifier: string, events: string[]): Promise<PendingNotice[]> {
+/**
+ * The pending (unanswered) inbound notices of an episode of these kinds, newest first: those from the
+ * episode's trust only (another trust's notice under its id was rejected and is never the episode's, H-041).
+ */
+async function pendingNotices(tx: SqlExecutor, episode: AdwEpisode, events: string[]): Promise<PendingNotice[]> {
   const marks = events.map(() => '?').join(', ');
-  return tx.all(`SELECT header_id, event_code, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`, [identifier, ...events]);
+  return tx.all(
+    `SELECT header_id, event_code, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND peer_ods = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`,
+    [episode.referral_identifier, episode.peer_ods, ...events],
+  );
 }
 
 /** The newest pending inbound notice of an episode of these kinds. */
-async function pendingNotice(tx: SqlExecutor, identifier: string, events: string[]): Promise<PendingNotice | undefined> {
-  return (await pendingNotices(tx, identifier, events))[0];
+async function pendingNotice(tx: SqlExecutor, episode: AdwEpisode, events: string[]): Promise<PendingNotice | undefined> {
+  return (await pendingNotices(tx, episode, events))[0];
 }
 
 async function markAnswered(tx: SqlExecutor, headerId: string, event: string, status: string): Promise<void> {
@@ -178,7 +196,7 @@ export async function dischargeNoticeOwedAfter(tx: SqlExecutor, referralId: stri
 /** Whether a discharge notice on this referral (we are the council) waits for the council's answer. */
 export async function dischargeNoticeWaiting(tx: SqlExecutor, referralId: string): Promise<boolean> {
   const waiting = await tx.get(
-    "SELECT 1 AS owed FROM discharge_adw_messages m JOIN discharge_adw_episodes e ON e.referral_identifier = m.referral_identifier WHERE e.service_request_id = ? AND e.role = 'council' AND m.direction = 'in' AND m.event_code = ? AND m.status = 'awaiting-response'",
+    "SELECT 1 AS owed FROM discharge_adw_messages m JOIN discharge_adw_episodes e ON e.referral_identifier = m.referral_identifier AND e.peer_ods = m.peer_ods WHERE e.service_request_id = ? AND e.role = 'council' AND m.direction = 'in' AND m.event_code = ? AND m.status = 'awaiting-response'",
     [referralId, EVENT.dischargeNotice],
   );
   return Boolean(waiting);
@@ -238,16 +256,16 @@ export async function adwAfterStep(session: RecordSession, ctx: DischargeContext
   }
   // We are the council: answer what the hospital is waiting for.
   if (step.action === 'accept') {
-    const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.assessmentNotice]);
+    const notice = await pendingNotice(session.tx, episode, [EVENT.assessmentNotice]);
     if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail);
   } else if (step.action === 'reject') {
     // A rejected referral is closed: every notice still waiting gets its own answer, or the hospital is
     // left waiting on the ones not answered (an assessment notice behind a later discharge notice).
-    for (const notice of await pendingNotices(session.tx, episode.referral_identifier, [EVENT.assessmentNotice, EVENT.dischargeNotice])) {
+    for (const notice of await pendingNotices(session.tx, episode, [EVENT.assessmentNotice, EVENT.dischargeNotice])) {
       await queueResponse(session, ctx, episode, referral, notice, false, step.detail);
     }
   } else if (step.action === 'confirmReady') {
-    const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.dischargeNotice]);
+    const notice = await pendingNotice(session.tx, episode, [EVENT.dischargeNotice]);
     if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail ?? 'Support is in place; the council agrees to the proposed discharge date.');
   } else if (step.action === 'disagreeWithDischarge') {
     await disagreeWithDischargeIn(session, ctx, referral, step.detail ?? 'The council cannot agree to the proposed discharge date.');
@@ -258,7 +276,7 @@ export async function adwAfterStep(session: RecordSession, ctx: DischargeContext
 export async function disagreeWithDischargeIn(session: RecordSession, ctx: DischargeContext, referral: FhirResource, reason: string): Promise<boolean> {
   const episode = await episodeByReferral(session.tx, referral.id);
   if (!episode || episode.role !== 'council') return false;
-  const notice = await pendingNotice(session.tx, episode.referral_identifier, [EVENT.dischargeNotice]);
+  const notice = await pendingNotice(session.tx, episode, [EVENT.dischargeNotice]);
   if (!notice) return false;
   await queueResponse(session, ctx, episode, referral, notice, false, reason);
   return true;
