@@ -146,6 +146,8 @@ export async function reviewBreakGlass(
   if (review.outcome !== 'appropriate' && review.outcome !== 'inappropriate') throw invalid("outcome must be 'appropriate' or 'inappropriate'.", 'outcome');
   const note = (review.note ?? '').trim();
   if (review.outcome === 'inappropriate' && note.length < 5) throw invalid('Say what was inappropriate (the note is kept with the alert).', 'note');
+  // Kept with the alert and copied into the audit trail, as a declaration's reason is: bounded alike.
+  if (note.length > 1000) throw invalid('The note must be at most 1000 characters.', 'note');
   return driver.transaction(async (tx) => {
     const row = await tx.get<GrantRow>('SELECT * FROM access_break_glass WHERE id = ?', [id]);
     if (!row) throw new FhirError(404, [{ severity: 'error', code: 'not-found', diagnostics: `No break-glass alert has id '${id}'.` }]);

@@ -42,6 +42,9 @@ for (const engine of ENGINES) {
 
       const refused = await post(`/access/break-glass/${grant.id}/review`, nurse, { outcome: 'appropriate' });
       assert.equal(refused.status, 403, 'only a privacy officer reviews');
+      const long = await post(`/access/break-glass/${grant.id}/review`, officer, { outcome: 'inappropriate', note: 'x'.repeat(1001) });
+      assert.equal(long.status, 400, 'a note is bounded as a declaration\'s reason is');
+      assert.match((await long.json()).issue[0].diagnostics, /at most 1000 characters/);
       const review = await post(`/access/break-glass/${grant.id}/review`, officer, { outcome: 'inappropriate', note: 'No ED attendance on record' });
       assert.equal(review.status, 200);
 
