@@ -64,8 +64,10 @@ export class TokenService {
     return this.db.get<KeyRow>('SELECT kid, private_jwk, public_jwk FROM access_signing_keys ORDER BY created_ms, kid LIMIT 1');
   }
 
-  async issue(claims: { issuer: string; audience: string; clientId: string; scope: string; org?: string | null; user?: TokenUser }): Promise<{ token: string; expiresIn: number }> {
+  /** A signed access token; `jti` identifies it (the audit's session id for its calls), never a credential. */
+  async issue(claims: { issuer: string; audience: string; clientId: string; scope: string; org?: string | null; user?: TokenUser }): Promise<{ token: string; expiresIn: number; jti: string }> {
     const key = await this.signingKey();
+    const jti = randomUUID();
     const user = claims.user
       ? { role: claims.user.role, name: claims.user.name, ...(claims.user.fhirUser ? { fhirUser: claims.user.fhirUser } : {}), ...(claims.user.patient ? { patient: claims.user.patient } : {}) }
       : {};
@@ -76,9 +78,9 @@ export class TokenService {
       .setSubject(claims.user?.userId ?? claims.clientId)
       .setIssuedAt()
       .setExpirationTime(`${TOKEN_LIFETIME_SECONDS}s`)
-      .setJti(randomUUID())
+      .setJti(jti)
       .sign(key.privateKey);
-    return { token, expiresIn: TOKEN_LIFETIME_SECONDS };
+    return { token, expiresIn: TOKEN_LIFETIME_SECONDS, jti };
   }
 
   /**
