@@ -208,7 +208,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
       review: (reviewer, id, review, address) => reviewAudited(driver, audit, reviewer, id, review, address ?? 'internal'),
     },
     async routes(app) {
-      await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute });
+      await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute, audit });
       await app.register(breakGlassRoutes, { driver, identify: bearerIdentifier(driver, tokens, originOf), audit });
       await app.register(authorizeEndpoint, { driver, tokens, people, originOf, signInsPerMinute: options.signInsPerMinute ?? 20 });
     },

@@ -1,5 +1,8 @@
 // OAuth2 for system clients: POST /oauth2/token (client_credentials with a client secret or a signed
 // client assertion, private_key_jwt), /oauth2/jwks, and SMART's /.well-known/smart-configuration.
+// Every token request that reaches the endpoint is an authentication AuditEvent, issued or refused and why
+// (people/authenticationAudit.ts): a system token reaches every record, so guessing a client's secret,
+// replaying an assertion or trying stolen codes must leave a trace, as people's failed sign-ins do.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
@@ -10,6 +13,9 @@ import type { TokenService } from './tokens.ts';
 import { createHash } from 'node:crypto';
 import { CODE_TYP } from './authorize.ts';
 import { holdsMembership } from './people/users.ts';
+import { authenticationRequest, type AuthenticationAttempt } from './people/authenticationAudit.ts';
+import { ROLE_PURPOSE, isRole, type Actor } from './actor.ts';
+import type { AuditTrail } from './audit/trail.ts';
 
 export interface TokenEndpointOptions {
   driver: SqlDriver;
@@ -18,6 +24,8 @@ export interface TokenEndpointOptions {
   originOf(req: FastifyRequest): string;
   /** Token requests per minute per address. */
   rateLimitPerMinute: number;
+  /** Where every token request's outcome is recorded; absent only when the audit trail is off. */
+  audit?: AuditTrail;
 }
 
 /** Largest token request form: a client assertion (a signed JWT) is a few KB at most. */
@@ -26,10 +34,34 @@ export const FORM_BODY_LIMIT = 16 * 1024;
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 class OAuthError extends Error {
-  constructor(readonly status: number, readonly code: string, description: string) {
+  /** `reason`: why, for the audit trail, where the description does not say it exactly (never a credential). */
+  constructor(readonly status: number, readonly code: string, description: string, readonly reason?: string) {
     super(description);
   }
 }
+
+/**
+ * What a token request turned out to be, filled in as it is checked: what its audit entry names. Never the
+ * secret, assertion, code or token.
+ */
+interface Seen {
+  method: NonNullable<AuthenticationAttempt['method']>;
+  client?: NonNullable<AuthenticationAttempt['client']>;
+  /** The person an authorization code was issued for, once the code is verified. */
+  user?: { userId: string; name?: string; fhirUser?: string };
+}
+
+/** Client-supplied text in the audit: bounded, as a username is. */
+const bounded = (text: string, max = 128) => (text.length > max ? `${text.slice(0, max)}…` : text);
+
+/** The client a refused request named, as registered (or not): looked up only on the way to a refusal. */
+async function named(options: TokenEndpointOptions, clientId: string | undefined): Promise<Seen['client']> {
+  if (!clientId) return undefined;
+  const client = await findClient(options.driver, clientId).catch(() => undefined);
+  return client ? { clientId: client.clientId, name: client.name, registered: true } : { clientId: bounded(clientId), registered: false };
+}
+
+const asSeen = (client: SystemClient): NonNullable<Seen['client']> => ({ clientId: client.clientId, name: client.name, registered: true });
 
 export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpointOptions): Promise<void> {
   // Only token requests are limited: discovery (smart-configuration, jwks) is read freely by apps and must
@@ -56,19 +88,20 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
 
   app.post('/oauth2/token', { config: limit }, async (req, reply) => {
     const form = (req.body ?? {}) as Record<string, string>;
-    if (form.grant_type === 'authorization_code') {
-      reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-      return exchangeCode(options, req, form);
+    const seen: Seen = { method: 'token_request' };
+    const record = (ok: boolean, detail: string, actor?: Actor) => options.audit?.record(authenticationRequest(Date.now(), req.ip, {
+      action: 'login', method: seen.method, ok, detail, ...(seen.client ? { client: seen.client } : {}),
+      ...(seen.user ? { userId: seen.user.userId, name: seen.user.name, fhirUser: seen.user.fhirUser } : {}),
+    }, actor));
+    try {
+      const issued = await tokenRequest(options, req, reply, form, seen);
+      record(true, issued.detail, issued.actor);
+      return issued.body;
+    } catch (err) {
+      if (!seen.client && seen.method !== 'authorization_code') seen.client = await named(options, form.client_id);
+      record(false, err instanceof OAuthError ? err.reason ?? err.message : 'server error, no token issued');
+      throw err;
     }
-    if (form.grant_type !== 'client_credentials') {
-      throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials or authorization_code, not '${form.grant_type ?? ''}'.`);
-    }
-    const origin = options.originOf(req);
-    const client = await authenticateClient(options, req, form, `${origin}/oauth2/token`);
-    const scopes = clientCredentialsScopes(form.scope, client);
-    const { token, expiresIn } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope: scopes.join(' '), org: client.organization });
-    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-    return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope: scopes.join(' ') };
   });
 
   app.get('/oauth2/jwks', async () => options.tokens.jwks());
@@ -93,6 +126,29 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
   });
 }
 
+interface Issued { body: Record<string, unknown>; actor: Actor; detail: string }
+
+async function tokenRequest(options: TokenEndpointOptions, req: FastifyRequest, reply: FastifyReply, form: Record<string, string>, seen: Seen): Promise<Issued> {
+  if (form.grant_type === 'authorization_code') {
+    seen.method = 'authorization_code';
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    return exchangeCode(options, req, form, seen);
+  }
+  if (form.grant_type !== 'client_credentials') {
+    throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials or authorization_code, not '${form.grant_type ?? ''}'.`, `unsupported grant_type '${bounded(form.grant_type ?? '', 64)}'`);
+  }
+  seen.method = form.client_assertion_type || form.client_assertion ? 'private_key_jwt' : 'client_secret';
+  const origin = options.originOf(req);
+  const client = await authenticateClient(options, req, form, `${origin}/oauth2/token`, seen);
+  const scopes = clientCredentialsScopes(form.scope, client);
+  const scope = scopes.join(' ');
+  const { token, expiresIn, jti } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope, org: client.organization });
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+  // The token's calls are audited as this actor (authenticate.ts): the same session id ties them to this entry.
+  const actor: Actor = { kind: 'system', clientId: client.clientId, name: client.name, organisation: client.organization ?? undefined, purpose: 'TREAT', scope, sessionId: jti };
+  return { body: { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope }, actor, detail: `token issued for ${scope}` };
+}
+
 /**
  * client_credentials speaks for the client alone, so it issues only system/ scopes. user/ and patient/
  * scopes are a person's, bounded by their relationships, consent and break-glass: they come only with a
@@ -101,49 +157,67 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
 function clientCredentialsScopes(requested: string | undefined, client: SystemClient): string[] {
   const personal = (requested ?? '').split(/\s+/).filter((text) => /^(user|patient)\//.test(text));
   if (personal.length) {
-    throw new OAuthError(400, 'invalid_scope', `client_credentials issues only system/ scopes; '${personal.join(' ')}' act for a person and come only with their sign-in (grant_type=authorization_code).`);
+    throw new OAuthError(400, 'invalid_scope', `client_credentials issues only system/ scopes; '${personal.join(' ')}' act for a person and come only with their sign-in (grant_type=authorization_code).`,
+      `scope refused: '${bounded(personal.join(' '), 256)}' act for a person (client_credentials issues only system/ scopes)`);
   }
   if (!systemScopes(parseScopes(client.scopes)).length) {
-    throw new OAuthError(400, 'unauthorized_client', 'This client is registered only for people\'s sign-in (user/ or patient/ scopes): it may not use client_credentials. Sign a person in with grant_type=authorization_code.');
+    throw new OAuthError(400, 'unauthorized_client', 'This client is registered only for people\'s sign-in (user/ or patient/ scopes): it may not use client_credentials. Sign a person in with grant_type=authorization_code.',
+      'client refused: registered only for people\'s sign-in, not client_credentials');
   }
   const scopes = grantScopes(requested, client.scopes).filter((text) => parseScope(text)?.context === 'system');
-  if (!scopes.length) throw new OAuthError(400, 'invalid_scope', `None of the requested scopes ('${requested ?? ''}') is granted to this client.`);
+  if (!scopes.length) throw new OAuthError(400, 'invalid_scope', `None of the requested scopes ('${requested ?? ''}') is granted to this client.`, `scope refused: '${bounded(requested ?? '', 256)}' not granted to this client`);
   return scopes;
 }
 
 /** authorization_code: the code from /oauth2/authorize, its PKCE verifier, and the client it was issued to. */
-async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>) {
+async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, seen: Seen): Promise<Issued> {
   const origin = options.originOf(req);
   let code;
   try {
     code = await options.tokens.verifyStatement(form.code ?? '', { typ: CODE_TYP, issuer: origin });
   } catch {
-    throw new OAuthError(400, 'invalid_grant', 'The authorization code is not valid or has expired (codes last one minute).');
+    seen.client = await named(options, form.client_id);
+    throw new OAuthError(400, 'invalid_grant', 'The authorization code is not valid or has expired (codes last one minute).', 'authorization code not valid or expired');
   }
+  // From here the code is ours: it names the person it was issued for, whoever presents it.
+  seen.user = { userId: String(code.sub), name: typeof code.name === 'string' ? code.name : undefined, fhirUser: typeof code.fhirUser === 'string' ? code.fhirUser : undefined };
   const registered = await findClient(options.driver, String(code.client_id));
-  const client = registered && !registered.hasSecret && !registered.jwks && !form.client_secret && !form.client_assertion && !req.headers.authorization
+  const isPublic = registered && !registered.hasSecret && !registered.jwks && !form.client_secret && !form.client_assertion && !req.headers.authorization;
+  if (isPublic) seen.client = form.client_id && form.client_id !== registered.clientId ? await named(options, form.client_id) : asSeen(registered);
+  const client = isPublic
     ? registered // a public client: PKCE alone binds the code to it
-    : await authenticateClient(options, req, form, `${origin}/oauth2/token`);
+    : await authenticateClient(options, req, form, `${origin}/oauth2/token`, seen);
   if (!client || client.revoked || client.clientId !== code.client_id || (form.client_id && form.client_id !== client.clientId)) {
-    throw new OAuthError(400, 'invalid_grant', 'This code was issued to another client.');
+    throw new OAuthError(400, 'invalid_grant', 'This code was issued to another client.', client?.revoked ? 'client revoked' : `code issued to another client ('${bounded(String(code.client_id))}')`);
   }
-  if (form.redirect_uri !== code.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'redirect_uri must be the one the code was requested with.');
+  if (form.redirect_uri !== code.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'redirect_uri must be the one the code was requested with.', 'redirect_uri differs from the one the code was requested with');
   const challenge = createHash('sha256').update(form.code_verifier ?? '').digest('base64url');
-  if (!form.code_verifier || challenge !== code.code_challenge) throw new OAuthError(400, 'invalid_grant', 'The PKCE code_verifier does not match the code_challenge.');
+  if (!form.code_verifier || challenge !== code.code_challenge) throw new OAuthError(400, 'invalid_grant', 'The PKCE code_verifier does not match the code_challenge.', form.code_verifier ? 'PKCE code_verifier does not match' : 'no PKCE code_verifier');
   const fresh = await options.driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [`code:${code.jti}`, (code.exp ?? 0) * 1000]);
-  if (!fresh) throw new OAuthError(400, 'invalid_grant', 'This authorization code has been used already.');
+  if (!fresh) throw new OAuthError(400, 'invalid_grant', 'This authorization code has been used already.', 'authorization code used already (replayed)');
   const membership = { organisation: code.org as string | undefined, role: String(code.role) };
-  if (!(await holdsMembership(options.driver, String(code.sub), membership))) throw new OAuthError(400, 'invalid_grant', 'The person is disabled or no longer holds that role.');
+  if (!(await holdsMembership(options.driver, String(code.sub), membership))) {
+    throw new OAuthError(400, 'invalid_grant', 'The person is disabled or no longer holds that role.', `person disabled or no longer ${membership.role}${membership.organisation ? ` at ${membership.organisation}` : ''}`);
+  }
   const scope = String(code.scope);
   // The patient context chosen at sign-in (authorize.ts): the token is bound to it, and SMART apps read it here.
   const patient = typeof code.patient === 'string' ? code.patient : undefined;
   const user = { userId: String(code.sub), name: String(code.name), role: membership.role, fhirUser: code.fhirUser as string | undefined, ...(patient ? { patient } : {}) };
-  const { token, expiresIn } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope, org: membership.organisation, user });
-  return { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), ...(patient ? { patient } : {}) };
+  const { token, expiresIn, jti } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope, org: membership.organisation, user });
+  const role = membership.role;
+  // As the token's calls are audited (authenticate.ts), the same session id ties them to this entry.
+  const actor: Actor = isRole(role)
+    ? { kind: 'user', userId: user.userId, name: user.name, organisation: membership.organisation, role, fhirUser: user.fhirUser, ...(patient ? { patient } : {}), purpose: ROLE_PURPOSE[role], scope, sessionId: jti }
+    : { kind: 'system', clientId: client.clientId, name: client.name, purpose: 'TREAT', scope, sessionId: jti };
+  return {
+    body: { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), ...(patient ? { patient } : {}) },
+    actor,
+    detail: `token issued as ${role}${membership.organisation ? ` at ${membership.organisation}` : ''} for ${scope}`,
+  };
 }
 
-async function authenticateClient(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, tokenUrl: string): Promise<SystemClient> {
-  if (form.client_assertion_type || form.client_assertion) return authenticateAssertion(options, form, tokenUrl);
+async function authenticateClient(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, tokenUrl: string, seen: Seen): Promise<SystemClient> {
+  if (form.client_assertion_type || form.client_assertion) return authenticateAssertion(options, form, tokenUrl, seen);
   let clientId = form.client_id;
   let secret = form.client_secret;
   const basic = /^Basic\s+(.+)$/i.exec(req.headers.authorization ?? '');
@@ -157,23 +231,39 @@ async function authenticateClient(options: TokenEndpointOptions, req: FastifyReq
       clientId = decodeURIComponent(decoded.slice(0, colon));
       secret = decodeURIComponent(decoded.slice(colon + 1));
     } catch {
-      throw new OAuthError(401, 'invalid_client', 'The HTTP Basic credentials must be client_id:client_secret, each form-urlencoded.');
+      throw new OAuthError(401, 'invalid_client', 'The HTTP Basic credentials must be client_id:client_secret, each form-urlencoded.', 'HTTP Basic credentials that do not decode');
     }
   }
-  if (!clientId || !secret) throw new OAuthError(401, 'invalid_client', 'Authenticate the client: HTTP Basic, client_id and client_secret, or a client assertion (private_key_jwt).');
+  if (!clientId || !secret) {
+    seen.client = await named(options, clientId);
+    throw new OAuthError(401, 'invalid_client', 'Authenticate the client: HTTP Basic, client_id and client_secret, or a client assertion (private_key_jwt).', clientId ? 'no client secret given' : 'no client credentials');
+  }
   const client = await authenticateClientSecret(options.driver, clientId, secret);
-  if (!client) throw new OAuthError(401, 'invalid_client', 'Unknown client, wrong secret, or the client has been revoked.');
+  if (!client) {
+    // The caller hears the same for each; the audit says which, from a look-up made only on the way to refusing.
+    const known = await findClient(options.driver, clientId).catch(() => undefined);
+    seen.client = known ? asSeen(known) : { clientId: bounded(clientId), registered: false };
+    const reason = !known ? 'unknown client' : known.revoked ? 'client revoked' : !known.hasSecret ? 'no client secret registered for this client' : 'wrong client secret';
+    throw new OAuthError(401, 'invalid_client', 'Unknown client, wrong secret, or the client has been revoked.', reason);
+  }
+  seen.client = asSeen(client);
   return client;
 }
 
 /** private_key_jwt (RFC 7523), as NHS national APIs use: a JWT signed with the client's registered key. */
-async function authenticateAssertion(options: TokenEndpointOptions, form: Record<string, string>, tokenUrl: string): Promise<SystemClient> {
+async function authenticateAssertion(options: TokenEndpointOptions, form: Record<string, string>, tokenUrl: string, seen: Seen): Promise<SystemClient> {
   if (form.client_assertion_type !== ASSERTION_TYPE || !form.client_assertion) {
-    throw new OAuthError(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE} and client_assertion a signed JWT.`);
+    throw new OAuthError(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE} and client_assertion a signed JWT.`, 'bad client assertion: wrong client_assertion_type or no assertion');
   }
   const unverified = decodePayload(form.client_assertion);
   const client = typeof unverified?.iss === 'string' ? await findClient(options.driver, unverified.iss) : undefined;
-  if (!client || client.revoked || !client.jwks) throw new OAuthError(401, 'invalid_client', 'Unknown client, no registered public key, or the client has been revoked.');
+  // Who the assertion claims to be, until its signature says whether it is.
+  if (client) seen.client = asSeen(client);
+  else if (typeof unverified?.iss === 'string') seen.client = { clientId: bounded(unverified.iss), registered: false };
+  if (!client || client.revoked || !client.jwks) {
+    const reason = !client ? (typeof unverified?.iss === 'string' ? 'unknown client' : 'bad client assertion: it names no client (iss)') : client.revoked ? 'client revoked' : 'no public key registered for this client';
+    throw new OAuthError(401, 'invalid_client', 'Unknown client, no registered public key, or the client has been revoked.', reason);
+  }
   let payload;
   try {
     ({ payload } = await jwtVerify(form.client_assertion, createLocalJWKSet(client.jwks as never), {
@@ -185,14 +275,14 @@ async function authenticateAssertion(options: TokenEndpointOptions, form: Record
       requiredClaims: ['exp', 'jti'],
     }));
   } catch (err) {
-    throw new OAuthError(401, 'invalid_client', `The client assertion was refused: ${(err as Error).message}.`);
+    throw new OAuthError(401, 'invalid_client', `The client assertion was refused: ${(err as Error).message}.`, `bad client assertion: ${bounded((err as Error).message, 200)}`);
   }
-  if ((payload.exp ?? 0) * 1000 > Date.now() + 5 * 60_000) throw new OAuthError(401, 'invalid_client', 'The client assertion must expire within 5 minutes.');
+  if ((payload.exp ?? 0) * 1000 > Date.now() + 5 * 60_000) throw new OAuthError(401, 'invalid_client', 'The client assertion must expire within 5 minutes.', 'bad client assertion: expires more than 5 minutes ahead');
   // A captured assertion must not be usable twice.
   const used = await options.driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [
     `${client.clientId}:${payload.jti}`, (payload.exp ?? 0) * 1000,
   ]);
-  if (!used) throw new OAuthError(401, 'invalid_client', 'This client assertion (jti) has been used before.');
+  if (!used) throw new OAuthError(401, 'invalid_client', 'This client assertion (jti) has been used before.', `client assertion replayed: jti '${bounded(String(payload.jti))}' used before`);
   await options.driver.run('DELETE FROM access_used_assertions WHERE expires_ms < ?', [Date.now()]);
   return client;
 }

@@ -42,7 +42,7 @@ for (const engine of ENGINES) {
     after(async () => t?.close());
 
     it('a search touching several patients is one event naming each patient once, with its query', async () => {
-      const events = await waitForAudit(t.fhir, `altid=${readerId}`);
+      const events = await waitForAudit(t.fhir, `altid=${readerId}&type=rest`); // not its token request (110114)
       assert.equal(events.length, 1, 'one request, one event');
       assert.deepEqual(patientsOf(searchEvent).sort(), [`Patient/${a}`, `Patient/${b}`].sort());
       const query = searchEvent.entity.find((x: any) => x.query);
