@@ -63,8 +63,8 @@ export function dischargeRoutes(app: FastifyInstance, { send, driver, connection
   const live = liveUpdates(app, driver);
   const recordOf = (req: FastifyRequest, actor: UserActor) => recordFor(connection(req), actor, req.ip);
   // Discharge notices waiting for the council's answer are the workflow's (its timers), read for the
-  // referrals the person's own access returned.
-  const noticesDue = (ids: string[]) => dischargeNoticesDue(driver, ids);
+  // referrals the person's own access returned; where the workflow does not run (read-only pages), none wait here.
+  const noticesDue = discharge ? (ids: string[]) => dischargeNoticesDue(driver, ids) : async () => new Map<string, number>();
   const rowsFor = async (record: RecordClient, actor: UserActor, side: Side) => {
     const organisation = await organisationOf(record, actor);
     return { organisation, rows: await loadReferralRows(record, side, organisation, { noticesDue }) };
