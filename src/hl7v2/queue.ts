@@ -3,6 +3,7 @@
 // making a new one (which applies it), or dismissed (never applied); either way the messages held behind
 // it for the same visit are then applied in order, so one bad message cannot stop a stay's feed for good.
 import type { SqlDriver } from '../record/index.ts';
+import type { HeldMessageDecision } from '../access/index.ts';
 import { parseAdt, type AdtEvent } from './adtMessage.ts';
 import type { PatientDecision } from './applyAdt.ts';
 import type { Hl7Intake, Settled } from './intake.ts';
@@ -46,16 +47,7 @@ export interface Resolution {
   decision?: HeldMessageDecision;
 }
 
-/** A person's decision about a held message, as the audit trail records it (src/access's HeldMessageDecision). */
-export interface HeldMessageDecision {
-  decision: 'hl7v2-dismissed' | 'hl7v2-patient-confirmed' | 'hl7v2-different-nhs-number-accepted' | 'hl7v2-new-patient';
-  seq: number;
-  message: string;
-  patientIds: string[];
-  encounterId?: string;
-  by: string;
-  reason: string;
-}
+export type { HeldMessageDecision };
 
 /** `ADT^A08 RX9-777103 from RX9, visit VN2026000801, NHS number 9413946000`: the message, without its content. */
 function describeMessage(row: StoredMessage, event: AdtEvent): string {
