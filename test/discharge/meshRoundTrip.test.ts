@@ -1,7 +1,7 @@
 // A "hospital" and a "council" CareBridge server run discharges over real MESH, on both engines. The
 // hospital's server is also the MESH: its built-in mailbox hosts the hospital's mailbox (processed there),
 // the council's (held for the council's MESH client) and, held for clients the test plays over raw HTTP,
-// a third trust's and a fourth trust's (another ODS code). Nothing is stubbed: ADW XML goes through the built-in mailbox, the MESH client, the
+// a third trust's, a fourth trust's (another ODS code) and another council's. Nothing is stubbed: ADW XML goes through the built-in mailbox, the MESH client, the
 // inbox and the discharge workflow on both sides, with the workflow ids each side uses by default.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +27,8 @@ const COUNCIL_BOX = { id: 'COUNCIL01', password: 'council-mesh-password' };
 const TRUST_BOX = { id: 'TRUST02', password: 'trust-mesh-password' };
 /** A trust of its own ODS code whose system numbers its MessageHeader.ids as TRUST02's does (H-048). */
 const OTHER_TRUST = { id: 'TRUST04', password: 'other-trust-mesh-password', ods: 'RXX04', name: 'Fourth Trust' };
+/** A council the hospital's notices are not sent to (H-049). */
+const OTHER_COUNCIL = { id: 'COUNCIL02', password: 'other-council-mesh-password', ods: 'LA779', name: 'Fourth Council' };
 const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
 const ASSESSMENT_HEADER = '5bfa2a2e-923b-440d-82d6-38e24b666be6';
 
@@ -59,6 +61,7 @@ for (const engine of ENGINES) {
       await addMailbox(hospital.server.driver, { mailboxId: COUNCIL_BOX.id, ods: COUNCIL_ODS, password: COUNCIL_BOX.password, polled: true }, MESH_KEY);
       await addMailbox(hospital.server.driver, { mailboxId: TRUST_BOX.id, ods: HOSPITAL_ODS, password: TRUST_BOX.password, polled: true }, MESH_KEY);
       await addMailbox(hospital.server.driver, { mailboxId: OTHER_TRUST.id, ods: OTHER_TRUST.ods, password: OTHER_TRUST.password, polled: true }, MESH_KEY);
+      await addMailbox(hospital.server.driver, { mailboxId: OTHER_COUNCIL.id, ods: OTHER_COUNCIL.ods, password: OTHER_COUNCIL.password, polled: true }, MESH_KEY);
       council = await startPeer(councilDb, councilEnv(hospital.url));
       await addMailbox(council.server.driver, { mailboxId: COUNCIL_BOX.id, ods: COUNCIL_ODS }, undefined);
       await addMailbox(council.server.driver, { mailboxId: HOSPITAL_BOX.id, ods: HOSPITAL_ODS }, undefined);
@@ -66,6 +69,7 @@ for (const engine of ENGINES) {
       await Promise.all([seedOrganisations(hospital), seedOrganisations(council)]);
       // Organisations each side knows, so nothing but the point of a test refuses their messages.
       await council.fhir.put('Organization/other-trust', { resourceType: 'Organization', id: 'other-trust', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: OTHER_TRUST.ods }], name: OTHER_TRUST.name });
+      await hospital.fhir.put('Organization/other-council', { resourceType: 'Organization', id: 'other-council', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: OTHER_COUNCIL.ods }], name: OTHER_COUNCIL.name });
       // The hospital's council works elsewhere, over ADW.
       await setCouncilSettings(hospital.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
     });
@@ -268,6 +272,44 @@ for (const engine of ENGINES) {
       assert.equal((await inboxState(council.server.driver, copy))?.status, 'done');
       assert.equal((await triageTask(council, second[EPISODE])).task.meta.versionId, two.task.meta.versionId, 'the copy changes nothing');
       assert.equal((await council.fhir.get(`ServiceRequest?identifier=${second[EPISODE]}`)).body.entry.length, 1, 'one referral for the episode');
+    });
+
+    it('as the hospital: an answer from a council the notice was not sent to is dead-lettered with why and changes nothing; the council it was sent to is answered as usual (H-049)', async () => {
+      const patient = await seedPatient(hospital, 'mesh-h49', '9449304424');
+      const { referral } = await createReferral(hospital.server.discharge.context, { patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, reason: 'Needs support at home' });
+      const identifier = referral.identifier[0].value;
+      await toCouncil();
+      const [notice] = await sentBy(hospital, identifier);
+      const noticeHeader = parseAdwMessage(notice.body).headerId;
+      const before = await triageTask(hospital, identifier);
+      assert.equal(triageStateOf(before.task), 'received');
+
+      // Another council accepts it (or rejects it), in its own name, answering the notice's MessageHeader.id.
+      const answerFrom = (example: string, ods: string) => renamed(EXAMPLES[example], { ...episodeIds(), [EPISODE]: identifier, [ASSESSMENT_HEADER]: noticeHeader }).replace(/V396BB/g, ods);
+      const accept = await sendAs(OTHER_COUNCIL, answerFrom('Assessment-Notice-Accept-Response', OTHER_COUNCIL.ods), HOSPITAL_BOX.id, 'ADW_NOTICE_ACK');
+      const reject = await sendAs(OTHER_COUNCIL, answerFrom('Assessment-Notice-Reject-Response', OTHER_COUNCIL.ods), HOSPITAL_BOX.id, 'ADW_NOTICE_ACK');
+      // Its mailbox answering in the name of the council the notice was sent to.
+      const posing = await sendAs(OTHER_COUNCIL, answerFrom('Assessment-Notice-Reject-Response', COUNCIL_ODS), HOSPITAL_BOX.id, 'ADW_NOTICE_ACK');
+      await settled(hospital);
+
+      const after = await triageTask(hospital, identifier);
+      assert.equal(triageStateOf(after.task), 'received', 'the referral is neither accepted nor rejected');
+      assert.equal(after.task.meta.versionId, before.task.meta.versionId, 'its triage Task is unchanged');
+      assert.equal(after.referral.meta.versionId, before.referral.meta.versionId, 'and so is the referral');
+      assert.equal((await sentBy(hospital, identifier))[0].status, 'sent', 'the notice still waits for its council\'s answer');
+      const dead = await listDeadLetters(hospital.server.driver);
+      const reasonOf = (messageId: string) => dead.find((d) => d.messageId === messageId)?.reason ?? '';
+      assert.match(reasonOf(accept), new RegExp(`assessment notice ${noticeHeader}, which was sent to ${COUNCIL_ODS}, not to ${OTHER_COUNCIL.ods}`));
+      assert.match(reasonOf(reject), new RegExp(`which was sent to ${COUNCIL_ODS}, not to ${OTHER_COUNCIL.ods}`));
+      assert.match(reasonOf(posing), new RegExp(`mailbox ${OTHER_COUNCIL.id}, which belongs to ${OTHER_COUNCIL.ods}`));
+      assert.equal((await meshCall(hospital.url, OTHER_COUNCIL.id, OTHER_COUNCIL.password, 'GET', '/inbox')).json().messages.length, 0, 'ADW has no reject of an answer: nothing is sent back');
+
+      // The council the notice went to accepts it: applied.
+      const atCouncil = await triageTask(council, identifier);
+      await triage(council.server.discharge.context, atCouncil.referral.id, { action: 'accept', note: 'We will assess at home.' });
+      await toHospital();
+      assert.equal(triageStateOf((await triageTask(hospital, identifier)).task), 'accepted');
+      assert.equal((await sentBy(hospital, identifier))[0].status, 'accepted');
     });
   });
 }

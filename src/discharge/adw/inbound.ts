@@ -7,7 +7,8 @@
 // A withdrawal that comes before its notice creates the episode already withdrawn; the late notice then
 // changes nothing. Anything unusable is rejected back to the sender (when the spec has a reject for it) and
 // thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue). A
-// response to a notice this service never sent is thrown as AdwNotForThisService before any check.
+// response to a notice this service never sent is thrown as AdwNotForThisService before any check; one to a
+// notice it sent is rejected unless it comes from the council the notice was sent to (H-049).
 // Given messaging's transaction, the message is handled in it (one commit for a batch of messages) and a
 // rejection dead-letters it through that transaction, keeping the rejection queued to the sender.
 import { isValidNhsNumber, NHS_NUMBER_SYSTEM, type SqlExecutor } from '../../record/index.ts';
@@ -161,6 +162,7 @@ async function checkMessage(deps: AdwInboundDeps, session: RecordSession, msg: I
       if (receiver && receiver.toUpperCase() !== m.destinationOds) problems.push(`It was sent to mailbox ${msg.to}, which belongs to ${receiver}, not to the destination ${m.destinationOds}.`);
     }
   }
+  if (ANSWERS[event] && m.response?.identifier) problems.push(...await answerFromElsewhere(deps, session, msg, m));
   if (event !== EVENT.admissionNotice && !m.referral?.identifier) problems.push('ReferralRequest.identifier (the episode id) is missing.');
   if (ANSWERS[event] && !m.response?.identifier) problems.push('MessageHeader.response.identifier (the notice answered) is missing.');
   const p = m.patient;
@@ -451,6 +453,28 @@ async function sentNotice(db: SqlExecutor, m: AdwMessage): Promise<{ event_code:
   );
 }
 
+/**
+ * Why a response cannot be applied to the notice it answers (none when it can): only the council the
+ * notice was sent to may answer it (H-049). The notice is found by the MessageHeader.id it answers, which
+ * travelled in the notice, so anyone who has seen the notice (or guesses the id) could otherwise accept or
+ * reject that council's referral. The response's source ODS code must be the notice's council and, with
+ * messaging, its MESH mailbox must be one messaging knows as that council's: a mailbox of another
+ * organisation is refused by the mailbox check in checkMessage, and one it does not know is refused here
+ * (once linked to the council, the dead letter can be replayed). ADW has no reject of a response, so the
+ * sender is told nothing; the dead letter says why.
+ */
+async function answerFromElsewhere(deps: AdwInboundDeps, session: RecordSession, msg: InboundMessage, m: AdwMessage): Promise<string[]> {
+  const notice = await sentNotice(session.tx, m);
+  if (!notice) return [];
+  const sentTo = `${EVENT_NAMES[notice.event_code as EventCode].toLowerCase()} ${m.response!.identifier}, which was sent to ${notice.peer_ods}`;
+  const problems: string[] = [];
+  if (m.sourceOds && m.sourceOds !== notice.peer_ods) problems.push(`It answers ${sentTo}, not to ${m.sourceOds}; only the council a notice was sent to can answer it.`);
+  if (deps.organisationForMailbox && !(await deps.organisationForMailbox(msg.from))) {
+    problems.push(`It answers ${sentTo}, but came from mailbox ${msg.from}, which is not known as ${notice.peer_ods}'s; if it is, link it (carebridge mesh mailbox add ${msg.from} --ods ${notice.peer_ods}) and replay this message.`);
+  }
+  return problems;
+}
+
 function notOurNotice(m: AdwMessage): AdwNotForThisService {
   return new AdwNotForThisService(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} answers notice ${m.response!.identifier}, which this service never sent.`);
 }
@@ -459,6 +483,8 @@ async function applyResponse(session: RecordSession, ctx: DischargeContext, m: A
   const answer = ANSWERS[m.eventCode];
   const notice = await sentNotice(session.tx, m);
   if (!notice) throw notOurNotice(m);
+  // checkMessage refused it already; kept so no path applies another council's answer to this one's referral (H-049).
+  if (m.sourceOds !== notice.peer_ods) throw new AdwRejected(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} from ${m.sourceOds} answers a notice sent to ${notice.peer_ods}; it was not applied.`);
   // The episode we hold as the hospital with the council the notice went to (H-041).
   const episode = await episodeWith(session.tx, { role: 'hospital', peerOds: notice.peer_ods, identifier: notice.referral_identifier });
   if (!episode) throw new AdwRejected(`Notice ${m.response!.identifier} belongs to episode ${notice.referral_identifier}, which this service does not hold.`);
