@@ -149,10 +149,11 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     return payload;
   });
   if (access) await app.register(access.routes);
-  // A replay through the dead-letter API is audited as its caller's, as the portal's is the administrator's.
+  // A replay or a listing through the dead-letter API is audited as its caller's, as the portal's are the administrator's.
   const messaging = await setUpMessaging(driver, {
     config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err),
     replayAudit: access && ((control, messageId, attempt) => access.administeredThrough(control, { action: 'dead-letter-replayed', target: messageId, ...attempt, reason: attempt.reason?.slice(0, 300) })),
+    listingAudit: access && ((control, listing) => access.deadLettersViewedThrough(control, { path: '/messaging/dead-letters', ...listing, reason: listing.reason?.slice(0, 300) })),
   });
   await app.register(messaging.routes);
   app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers
