@@ -89,9 +89,11 @@ export function portalAdministration(driver: SqlDriver, administered: Access['ad
  * The MESH dead-letter queue for the portal's administrators. A replay is audited (through `administered`)
  * as the administrator's, naming the message id, when it is made; then the inbound worker (which looks for
  * due messages every half second, on whichever node) tries it and the page waits briefly to say how it went.
+ * Each view of the queue (a page, a replay's outcome) is audited (through `deadLettersViewed`) as the viewer's.
  */
-export function portalDeadLetters(driver: SqlDriver, administered: Access['administered'], waitMs = 5000): PortalDeadLetters {
+export function portalDeadLetters(driver: SqlDriver, audit: Pick<Access, 'administered' | 'deadLettersViewed'>, waitMs = 5000): PortalDeadLetters {
   return {
+    viewed: (viewer, view) => audit.deadLettersViewed(viewer.actor, viewer.address, view),
     page: (offset, limit) => pageOfDeadLetters(driver, { offset, limit }),
     count: () => countDeadLetters(driver),
     outcome: (messageId) => replayOutcome(driver, messageId),
@@ -100,10 +102,10 @@ export function portalDeadLetters(driver: SqlDriver, administered: Access['admin
       try {
         await replayDeadLetter(driver, messageId, Date.now());
       } catch (err) {
-        administered(by.actor, by.address, { ...change, ok: false, reason: String((err as Error)?.message ?? err).slice(0, 300) });
+        audit.administered(by.actor, by.address, { ...change, ok: false, reason: String((err as Error)?.message ?? err).slice(0, 300) });
         throw err;
       }
-      administered(by.actor, by.address, { ...change, ok: true });
+      audit.administered(by.actor, by.address, { ...change, ok: true });
       return awaitReplayOutcome(driver, messageId, waitMs);
     },
   };
@@ -149,10 +151,11 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     return payload;
   });
   if (access) await app.register(access.routes);
-  // A replay through the dead-letter API is audited as its caller's, as the portal's is the administrator's.
+  // A replay or a listing through the dead-letter API is audited as its caller's, as the portal's are the administrator's.
   const messaging = await setUpMessaging(driver, {
     config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err),
     replayAudit: access && ((control, messageId, attempt) => access.administeredThrough(control, { action: 'dead-letter-replayed', target: messageId, ...attempt, reason: attempt.reason?.slice(0, 300) })),
+    listingAudit: access && ((control, listing) => access.deadLettersViewedThrough(control, { path: '/messaging/dead-letters', ...listing, reason: listing.reason?.slice(0, 300) })),
   });
   await app.register(messaging.routes);
   app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers
@@ -173,7 +176,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
-    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver, access.administered) }, discharge, deadLetters: portalDeadLetters(driver, access.administered) });
+    await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver, access.administered) }, discharge, deadLetters: portalDeadLetters(driver, access) });
   }
   const hl7 = config.hl7 && await startHl7v2({ driver, host: config.host, ...config.hl7, base: config.baseUrl, controlFor: access?.controlFor, log: (text) => app.log.error(text) });
   return {

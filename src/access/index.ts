@@ -22,6 +22,7 @@ import { setUpPeople, type People, type PeopleOptions } from './people/people.ts
 import { administrationRequest, type AdministrativeChange } from './administrationAudit.ts';
 import { PackedRequests } from './audit/batchMessage.ts';
 import type { HeldMessageDecision } from './heldMessageAudit.ts';
+import { deadLetterViewRequest, type DeadLetterView } from './deadLetterViewAudit.ts';
 import type { Sessions } from './people/sessions.ts';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient, type NewClient } from './clients.ts';
@@ -41,6 +42,7 @@ export type { SignInRequest, SignInResult, SignInFailure } from './people/signIn
 export type { OidcSettings, OidcState, PeopleOidc } from './people/oidc.ts';
 export type { People, PeopleOptions } from './people/people.ts';
 export { describeClient, describeMemberships, type AdministrativeChange, type AdministrativeAction } from './administrationAudit.ts';
+export { DEAD_LETTER_QUEUE_NAME, type DeadLetterView } from './deadLetterViewAudit.ts';
 export { HELD_MESSAGE_DECISION_SYSTEM, HL7V2_MESSAGE_ID_SYSTEM, type HeldMessageDecision, type HeldMessageDecisionKind } from './heldMessageAudit.ts';
 
 export interface AccessOptions {
@@ -93,6 +95,16 @@ export interface Access {
    * AccessControl `authenticate` did not give (a server without its audit trail).
    */
   administeredThrough(control: AccessControl, change: AdministrativeChange): void;
+  /**
+   * Records that `actor`, from `address`, viewed the MESH dead-letter queue (a page of it, a replay's
+   * outcome) or was refused it: a dead letter's reason can name a person. Never throws, never waits.
+   */
+  deadLettersViewed(actor: Actor, address: string | undefined, view: DeadLetterView): void;
+  /**
+   * The same, for a view through an HTTP route outside the record (the dead-letter API): by the caller
+   * `control` (what `authenticate` gave that request) speaks for; nothing for any other AccessControl.
+   */
+  deadLettersViewedThrough(control: AccessControl, view: DeadLetterView): void;
   /** Records a person's decision about a held HL7 v2 message, made as `actor` from `address`; never throws, never waits. */
   heldMessageDecided(actor: Actor, address: string | undefined, decision: HeldMessageDecision): void;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
@@ -195,6 +207,13 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
     administeredThrough(control, change) {
       const caller = auditedCaller(control);
       if (caller) audit?.record(administrationRequest(Date.now(), caller.address, change, caller.actor));
+    },
+    deadLettersViewed(actor, address, view) {
+      audit?.record(deadLetterViewRequest(Date.now(), address, view, actor));
+    },
+    deadLettersViewedThrough(control, view) {
+      const caller = auditedCaller(control);
+      if (caller) audit?.record(deadLetterViewRequest(Date.now(), caller.address, view, caller.actor));
     },
     services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),

@@ -8,6 +8,7 @@ import { formatDeadlineRule, parseDeadlineRule, type DeadlineRule } from './cale
 import { clock, inRecordTransaction, type DischargeContext } from './recordSession.ts';
 import { AWAITING_RESPONSE, ESCALATION_TASK_CODE, OVERDUE_TAG, triageStateOf } from './model.ts';
 import { derivedId } from './referrals.ts';
+import { dischargeNoticeStillOwed } from './adw/outbound.ts';
 
 export interface CouncilSettings { ods: string; assessmentDeadline: DeadlineRule; dischargeDeadline: DeadlineRule; adw: boolean }
 
@@ -44,7 +45,7 @@ export async function fireDueTimers(ctx: DischargeContext, limit = 50): Promise<
       const referral = await session.read('ServiceRequest', timer.referral_id);
       if (!task || !referral) return false;
       const owed = timer.kind === 'discharge-notice'
-        ? Boolean(await session.tx.get("SELECT 1 AS owed FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ? AND event_code = '975731000000100' AND status = 'awaiting-response'", [timer.message_key]))
+        ? await dischargeNoticeStillOwed(session.tx, timer.referral_id, timer.message_key)
         : AWAITING_RESPONSE.has(triageStateOf(task) ?? 'received');
       if (!owed) return false;
       const what = timer.kind === 'discharge-notice' ? 'the answer to the discharge notice' : 'the response to the discharge referral';

@@ -137,8 +137,11 @@ async function restoreDeadlinesIn(session: RecordSession, r: Referral, state: Tr
   const pending = await session.tx.get("SELECT 1 AS pending FROM discharge_timers WHERE referral_id = ? AND kind = 'discharge-notice' AND status = 'pending'", [r.referral.id]);
   // Fired as well as cancelled: a lapse escalated before the discharge had its escalation closed by it.
   const earlier = await session.tx.get<{ message_key: string; due_ms: number }>(
-    "SELECT message_key, due_ms FROM discharge_timers WHERE referral_id = ? AND kind = 'discharge-notice' AND status IN ('cancelled', 'fired') AND message_key IN (SELECT header_id FROM discharge_adw_messages WHERE direction = 'in' AND status = 'awaiting-response') ORDER BY created_ms DESC LIMIT 1",
-    [r.referral.id],
+    // The waiting notice of this referral's own episode: another trust's may carry the same MessageHeader.id (H-048).
+    `SELECT message_key, due_ms FROM discharge_timers WHERE referral_id = ? AND kind = 'discharge-notice' AND status IN ('cancelled', 'fired') AND message_key IN (
+       SELECT m.header_id FROM discharge_adw_messages m JOIN discharge_adw_episodes e ON e.referral_identifier = m.referral_identifier AND e.peer_ods = m.peer_ods
+       WHERE e.service_request_id = ? AND m.direction = 'in' AND m.status = 'awaiting-response') ORDER BY created_ms DESC LIMIT 1`,
+    [r.referral.id, r.referral.id],
   );
   if (pending || !earlier) return;
   await session.tx.run(

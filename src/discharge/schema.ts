@@ -85,4 +85,43 @@ ALTER TABLE discharge_adw_episodes ADD COLUMN discharge_withdrawn_at TEXT;
 ALTER TABLE discharge_adw_messages ADD COLUMN next_attempt_ms BIGINT;
 `,
   },
+  {
+    version: 4,
+    name: 'inbound ADW messages are claimed per sending mailbox (sender_mailbox in the key): MessageHeader.id is unique only per sender',
+    // Two trusts' systems can send the same MessageHeader.id; keyed by (direction, header_id, event_code)
+    // the second was taken for a copy of the first and never processed (H-048). A key cannot change in
+    // place on SQLite, so the table is copied into one with the new key. sender_mailbox is the mailbox an
+    // inbound message came from (what peer_mailbox has always held for 'in' rows, so every existing claim
+    // keeps its key and a copy of a message processed before the upgrade is still found), and '' for
+    // outbound rows, whose MessageHeader.ids are UUIDs of our own.
+    sql: `
+CREATE TABLE discharge_adw_messages_v4 (
+  direction TEXT NOT NULL,
+  header_id TEXT NOT NULL,
+  event_code TEXT NOT NULL,
+  sender_mailbox TEXT NOT NULL DEFAULT '',
+  referral_identifier TEXT,
+  responds_to TEXT,
+  status TEXT NOT NULL,
+  detail TEXT,
+  our_ods TEXT,
+  peer_ods TEXT,
+  peer_mailbox TEXT,
+  body TEXT,
+  claimed_ms BIGINT,
+  mesh_message_id TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  at_ms BIGINT NOT NULL,
+  next_attempt_ms BIGINT,
+  PRIMARY KEY (direction, header_id, event_code, sender_mailbox)
+);
+INSERT INTO discharge_adw_messages_v4 (direction, header_id, event_code, sender_mailbox, referral_identifier, responds_to, status, detail, our_ods, peer_ods, peer_mailbox, body, claimed_ms, mesh_message_id, attempts, at_ms, next_attempt_ms)
+SELECT direction, header_id, event_code, CASE WHEN direction = 'in' THEN COALESCE(peer_mailbox, '') ELSE '' END, referral_identifier, responds_to, status, detail, our_ods, peer_ods, peer_mailbox, body, claimed_ms, mesh_message_id, attempts, at_ms, next_attempt_ms
+FROM discharge_adw_messages;
+DROP TABLE discharge_adw_messages;
+ALTER TABLE discharge_adw_messages_v4 RENAME TO discharge_adw_messages;
+CREATE INDEX discharge_adw_messages_episode ON discharge_adw_messages (referral_identifier, direction, status);
+CREATE INDEX discharge_adw_messages_status ON discharge_adw_messages (direction, status);
+`,
+  },
 ];

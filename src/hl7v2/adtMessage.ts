@@ -87,6 +87,12 @@ export interface AdtEvent {
   trigger: AdtTrigger;
   /** EVN-6 (when it happened) or EVN-2 (when recorded) or MSH-7: when a transfer or change took effect. */
   eventTime: string;
+  /**
+   * EVN-2 (when the PAS recorded the event) or MSH-7 (or, lacking both, EVN-6): the order of the PAS's own
+   * changes. The values a message carries (PV1-2, PV2-9…) are the PAS's as they stood then, whatever EVN-6
+   * says (hazard H-047).
+   */
+  recordedTime: string;
   person: PidPerson;
   visit: {
     /** PV1-19 */
@@ -156,6 +162,7 @@ export function parseAdt(text: string): AdtEvent {
   if (!visitNumber) reject('AR', 101, 'PV1-19', 'PV1-19 (visit number) is empty; CareBridge identifies the hospital spell by it.');
   const eventTime = optionalTime(evn, 6, 'EVN-6') ?? optionalTime(evn, 2, 'EVN-2') ?? optionalTime(msh, 7, 'MSH-7');
   if (!eventTime) reject('AR', 101, 'MSH-7', 'MSH-7 (date/time of message) is empty.');
+  const recordedTime = optionalTime(evn, 2, 'EVN-2') ?? optionalTime(msh, 7, 'MSH-7') ?? eventTime;
   const dischargeTime = optionalTime(pv1, 45, 'PV1-45');
   if (trigger === 'A03' && !dischargeTime) reject('AR', 101, 'PV1-45', 'PV1-45 (discharge date/time) is empty; an A03 must say when the person was discharged.');
   const location = wardLocation(pv1);
@@ -165,6 +172,7 @@ export function parseAdt(text: string): AdtEvent {
     header,
     trigger,
     eventTime,
+    recordedTime,
     person: readPerson(pid),
     visit: {
       visitNumber,

@@ -1,12 +1,18 @@
 // What each ADT event does to the hospital spell's Encounter (contract 3 of the discharge work):
 // status, period.start (admission), period.end (PV1-45 discharge), location[] (PV1-3 wards, the current one
 // active), the expected discharge date extension (PV2-9), hospitalization.dischargeDisposition (PV1-37)
-// and serviceProvider. Pure: the caller reads the current Encounter and writes the result.
+// and serviceProvider. A value is set only by a message the PAS recorded no earlier than the one that last
+// set it (H-047). Pure: the caller reads the current Encounter and writes the result.
 import type { AdtEvent } from './adtMessage.ts';
 import { Hl7Rejection } from './adtMessage.ts';
 import type { Resource } from './recordSession.ts';
 
 export const EXPECTED_DISCHARGE_EXTENSION = 'https://carebridge.example/fhir/StructureDefinition/expected-discharge-date';
+/**
+ * When the PAS recorded each value the stay has from the feed (hazard H-047): one sub-extension per value
+ * (`status`, `admitTime`, `class`, `expectedDischarge`), each a valueDateTime.
+ */
+const RECORDED_TIMES_EXTENSION = 'https://carebridge.example/fhir/StructureDefinition/hl7v2-recorded-times';
 /** Visit numbers (PV1-19) are unique only within the organisation that issues them. */
 export const VISIT_NUMBER_SYSTEM_BASE = 'https://carebridge.example/fhir/Id/hl7v2-visit-number';
 /** UK Core discharge destination (NHS Data Dictionary codes: 19 usual residence, 54 NHS care home…). */
@@ -42,6 +48,14 @@ export interface EncounterRefs {
 
 const OPEN = new Set(['planned', 'arrived', 'triaged', 'in-progress', 'onleave']);
 
+/**
+ * The values a message sets only if the PAS recorded it no earlier than the message that last set them:
+ * the stay's status (with the discharge time and destination, PV1-45 and PV1-37, that go with it), the
+ * admission time (PV1-44), the patient class (PV1-2) and the expected discharge date (PV2-9).
+ */
+type RecordedValue = 'status' | 'admitTime' | 'class' | 'expectedDischarge';
+type RecordedTimes = Map<RecordedValue, string>;
+
 function cannot(text: string, location = 'PV1-19'): never {
   throw new Hl7Rejection({ ack: 'AE', code: 204, location, text });
 }
@@ -60,45 +74,79 @@ export function updatedEncounter(current: Resource | undefined, event: AdtEvent,
     period: { start: visit.admitTime ?? event.eventTime },
   };
   const status = String(enc.status);
+  // A message the PAS recorded before the one that set a value leaves that value as it is (H-047): it may
+  // reach us late (resent, or held in the interface engine), and its values are older than the stay's.
+  const times = recordedTimesOf(enc);
+  const supersedes = (value: RecordedValue) => supersedesValue(times, value, event.recordedTime);
   switch (trigger) {
     case 'A01':
       if (current && status === 'finished') cannot(`${visitText} has been discharged; cancel the discharge (A13) before admitting again.`);
-      enc.status = 'in-progress';
-      if (visit.admitTime) enc.period = { ...enc.period, start: visit.admitTime };
+      if (supersedes('status')) enc.status = 'in-progress';
       break;
     case 'A02':
     case 'A08':
       if (current && !OPEN.has(status) && !(trigger === 'A08' && status === 'finished')) cannot(`${visitText} is ${status}; it cannot be ${trigger === 'A02' ? 'transferred' : 'updated'}.`);
-      if (visit.admitTime) enc.period = { ...enc.period, start: visit.admitTime };
       break;
     case 'A03':
       if (current && status === 'cancelled') cannot(`${visitText} was cancelled; it cannot be discharged.`);
+      if (!supersedes('status')) break;
       enc.status = 'finished';
       enc.period = { ...enc.period, end: visit.dischargeTime };
       if (visit.dischargeDestination) enc.hospitalization = { ...enc.hospitalization, dischargeDisposition: destination(visit.dischargeDestination) };
       break;
     case 'A11':
       if (status === 'finished') cannot(`${visitText} has been discharged; cancel the discharge (A13) before cancelling the admission.`);
-      enc.status = 'cancelled';
+      if (supersedes('status')) enc.status = 'cancelled';
       break;
     case 'A13':
       if (status !== 'finished') cannot(`${visitText} is ${status}, not discharged, so there is no discharge to cancel.`);
+      if (!supersedes('status')) break;
       enc.status = 'in-progress';
       if (enc.period) delete enc.period.end;
       if (enc.hospitalization) delete enc.hospitalization.dischargeDisposition;
       break;
   }
-  if (visit.patientClass && CLASSES[visit.patientClass]) enc.class = classOf(visit.patientClass);
+  if (visit.admitTime && ADMISSION_TIME_EVENTS.has(trigger) && supersedes('admitTime')) enc.period = { ...enc.period, start: visit.admitTime };
+  if (visit.patientClass && CLASSES[visit.patientClass] && supersedes('class')) enc.class = classOf(visit.patientClass);
   if (refs.ward && trigger !== 'A11' && trigger !== 'A13') moveTo(enc, refs.ward, current ? event.eventTime : visit.admitTime ?? event.eventTime, visitText);
   settleLocations(enc);
   refuseInvertedPeriods(current, enc, visitText);
-  if (visit.expectedDischarge === null) enc.extension = (enc.extension ?? []).filter((e: any) => e.url !== EXPECTED_DISCHARGE_EXTENSION);
-  else if (visit.expectedDischarge) enc.extension = [...(enc.extension ?? []).filter((e: any) => e.url !== EXPECTED_DISCHARGE_EXTENSION), { url: EXPECTED_DISCHARGE_EXTENSION, valueDateTime: visit.expectedDischarge }];
+  if (visit.expectedDischarge !== undefined && supersedes('expectedDischarge')) {
+    enc.extension = (enc.extension ?? []).filter((e: any) => e.url !== EXPECTED_DISCHARGE_EXTENSION);
+    if (visit.expectedDischarge) enc.extension.push({ url: EXPECTED_DISCHARGE_EXTENSION, valueDateTime: visit.expectedDischarge });
+  }
+  keepRecordedTimes(enc, times);
   if (enc.extension?.length === 0) delete enc.extension;
   if (enc.hospitalization && Object.keys(enc.hospitalization).length === 0) delete enc.hospitalization;
   enc.subject = refs.patient;
   enc.serviceProvider = refs.organisation;
   return enc as Omit<Resource, 'id'> & { id?: string };
+}
+
+/** The events whose PV1-44 sets the admission time (a discharge or a cancel leaves it as it is). */
+const ADMISSION_TIME_EVENTS: ReadonlySet<string> = new Set(['A01', 'A02', 'A08']);
+
+function recordedTimesOf(enc: Record<string, any>): RecordedTimes {
+  const kept = (enc.extension ?? []).find((e: any) => e.url === RECORDED_TIMES_EXTENSION);
+  return new Map((kept?.extension ?? []).map((e: any) => [e.url, e.valueDateTime]));
+}
+
+/** Last among the stay's extensions, so the expected discharge date stays where readers have found it. */
+function keepRecordedTimes(enc: Record<string, any>, times: RecordedTimes): void {
+  const others = (enc.extension ?? []).filter((e: any) => e.url !== RECORDED_TIMES_EXTENSION);
+  const kept = [...times].map(([url, valueDateTime]) => ({ url, valueDateTime }));
+  enc.extension = kept.length ? [...others, { url: RECORDED_TIMES_EXTENSION, extension: kept }] : others;
+}
+
+/**
+ * Whether a message recorded at `recorded` sets `value`: not when the value was set by one the PAS
+ * recorded after it. When it does, `recorded` becomes the value's time. A value on file without a time
+ * (set before H-047) is taken to be older than any message.
+ */
+function supersedesValue(times: RecordedTimes, value: RecordedValue, recorded: string): boolean {
+  if (before(recorded, times.get(value))) return false;
+  times.set(value, recorded);
+  return true;
 }
 
 function classOf(patientClass: string | undefined) {

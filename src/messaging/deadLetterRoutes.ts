@@ -5,7 +5,8 @@
 // letter can hold anyone's details. Callers are authenticated before their request's body is read, as the
 // FHIR API's are: one without valid credentials is refused (401) without its body being received. Each
 // replay asked for, made or refused, is handed to `replayed` with the caller's AccessControl, for the audit
-// trail. Errors are OperationOutcomes, like the FHIR API's.
+// trail; so is each listing (`listed`), shown or refused: a dead letter's reason can name a person, so
+// reading the queue is reading personal data. Errors are OperationOutcomes, like the FHIR API's.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FhirError, forbidden, type AccessControl, type SqlDriver } from '../record/index.ts';
 import { listDeadLetters, replayDeadLetter } from './inbox.ts';
@@ -13,12 +14,17 @@ import { listDeadLetters, replayDeadLetter } from './inbox.ts';
 /** What became of a replay asked for: made; refused for the caller (permitted: false); or not made (no such dead letter). */
 export interface ReplayAttempt { ok: boolean; reason?: string; permitted?: boolean }
 
+/** What a listing of the queue showed: the dead letters listed, in order (headers and reasons); a refused one showed nothing. */
+export interface DeadLetterListing { ok: boolean; messageIds: string[]; shown?: string; reason?: string }
+
 export interface DeadLetterRouteOptions {
   driver: SqlDriver;
   authenticate(req: FastifyRequest): AccessControl | Promise<AccessControl>;
   now: () => number;
   /** A replay was asked for by the caller `access` speaks for (called for refused ones too). */
   replayed(access: AccessControl, messageId: string, attempt: ReplayAttempt): void;
+  /** The queue was listed for the caller `access` speaks for, or refused to them: one call per request. */
+  listed(access: AccessControl, listing: DeadLetterListing): void;
 }
 
 export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetterRouteOptions): Promise<void> {
@@ -53,9 +59,21 @@ export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetter
     reply.code(status).header('content-type', 'application/fhir+json').send(outcome);
   });
 
+  /** Why the caller was refused, as the OperationOutcome says it. */
+  const refusal = (err: FhirError) => err.issues.map((i) => i.diagnostics ?? i.code).join('; ');
+
   app.get('/messaging/dead-letters', async (req) => {
-    authorise(req);
+    let access: AccessControl;
+    try {
+      access = authorise(req);
+    } catch (err) {
+      const known = accessOf.get(req);
+      if (known && err instanceof FhirError) options.listed(known, { ok: false, messageIds: [], reason: refusal(err) });
+      throw err;
+    }
     const letters = await listDeadLetters(options.driver);
+    // One entry for the whole listing, naming each dead letter in it (their reasons are in the answer).
+    options.listed(access, { ok: true, messageIds: letters.map((l) => l.messageId), shown: `${letters.length} dead letter${letters.length === 1 ? '' : 's'}, oldest first` });
     return { total: letters.length, deadLetters: letters.map((l) => ({ ...l, receivedAt: new Date(l.receivedAt).toISOString(), deadAt: new Date(l.deadAt).toISOString() })) };
   });
 
@@ -66,7 +84,7 @@ export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetter
       access = authorise(req);
     } catch (err) {
       const known = accessOf.get(req);
-      if (known && err instanceof FhirError) options.replayed(known, messageId, { ok: false, permitted: false, reason: err.issues.map((i) => i.diagnostics ?? i.code).join('; ') });
+      if (known && err instanceof FhirError) options.replayed(known, messageId, { ok: false, permitted: false, reason: refusal(err) });
       throw err;
     }
     try {

@@ -6,4 +6,4 @@ export { addMailbox, setMailboxPassword, listMailboxes, normaliseMailboxId, type
 export { listDeadLetters, replayDeadLetter, inboxState, type DeadLetter, type InboxStatus } from './inbox.ts';
 export { meshAuthorisationHeader, meshTimestamp } from './meshAuth.ts';
 export { pageOfDeadLetters, countDeadLetters, replayOutcome, awaitReplayOutcome, MAX_DEAD_LETTER_PAGE, type ListedDeadLetter, type DeadLetterPage, type ReplayOutcome } from './deadLetterPages.ts';
-export type { ReplayAttempt } from './deadLetterRoutes.ts';
+export type { ReplayAttempt, DeadLetterListing } from './deadLetterRoutes.ts';

@@ -11,7 +11,7 @@ import { InboundWorker, type TransactionalInboundHandler } from './inboundWorker
 import { MeshClient } from './meshClient.ts';
 import { MeshPoller } from './meshPoller.ts';
 import { mailboxRoutes } from './mailboxRoutes.ts';
-import { deadLetterRoutes, type ReplayAttempt } from './deadLetterRoutes.ts';
+import { deadLetterRoutes, type DeadLetterListing, type ReplayAttempt } from './deadLetterRoutes.ts';
 
 export interface MessagingService extends Messaging {
   /** /messageexchange/… (when a shared key is configured) and /messaging/dead-letters (when `authenticate` is given). */
@@ -30,6 +30,8 @@ export interface MessagingOptions {
   authenticate?: (req: FastifyRequest) => AccessControl | Promise<AccessControl>;
   /** Told of each replay asked for through the dead-letter endpoint, made or refused, with the caller's AccessControl: for the audit trail. */
   replayAudit?: (access: AccessControl, messageId: string, attempt: ReplayAttempt) => void;
+  /** Told of each listing of the queue through the dead-letter endpoint, shown or refused, with the caller's AccessControl: for the audit trail. */
+  listingAudit?: (access: AccessControl, listing: DeadLetterListing) => void;
   now?: () => number;
   log?: (err: unknown) => void;
 }
@@ -103,6 +105,7 @@ export async function setUpMessaging(driver: SqlDriver, options: MessagingOption
             if (attempt.ok) worker.wake();
             options.replayAudit?.(access, messageId, attempt);
           },
+          listed: (access, listing) => options.listingAudit?.(access, listing),
         });
       }
     },

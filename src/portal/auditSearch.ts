@@ -72,8 +72,9 @@ function queryOf(e: Resource): string | undefined {
 }
 
 function describe(e: Resource): string {
-  // An administrator's change (a Security Alert) says what it changed and granted in its own words.
-  if (e.type?.code === '110113' && e.outcomeDesc) return e.outcomeDesc.charAt(0).toUpperCase() + e.outcomeDesc.slice(1);
+  // An administrator's change (a Security Alert), and a view of the dead-letter queue (a Query, the only
+  // one), say what they changed or showed in their own words.
+  if ((e.type?.code === '110113' || e.type?.code === '110112') && e.outcomeDesc) return e.outcomeDesc.charAt(0).toUpperCase() + e.outcomeDesc.slice(1);
   // An export names the file it made (a person's own view has it taken out when it concerned others too).
   if (e.type?.code === '110106') return `Exported ${queryOf(e) ?? 'records'}`;
   const codes = (e.subtype ?? []).map((s: any) => s.code as string);

@@ -631,6 +631,29 @@ for (const engine of ENGINES) {
       }
     });
 
+    it('as the hospital: an answer from a mailbox not known as the council\'s, though it names that council, is rejected and changes nothing (H-049)', async () => {
+      await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
+      try {
+        const directory: Record<string, string> = { COUNCIL01: COUNCIL_ODS, HOSPITAL01: HOSPITAL_ODS };
+        const withMailboxes = { ctx, organisationForMailbox: async (mailbox: string) => directory[mailbox] };
+        const patient = await seedPatient(t, 'barry-h49', '9449305552');
+        const { referral } = await createReferral(ctx, { patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, reason: 'Needs support at home' });
+        const identifier = referral.identifier[0].value;
+        const [notice] = await sentFor(identifier);
+        const accept = (): string => renamed(EXAMPLES['Assessment-Notice-Accept-Response'], { ...episodeIds(), [EPISODE]: identifier, [ASSESSMENT_HEADER]: notice.header_id });
+        const before = await episodeOf(identifier);
+        await assert.rejects(handleAdwMessage(withMailboxes, inbound(accept(), { from: 'STRANGER01', to: 'HOSPITAL01' })),
+          (e: Error) => e instanceof AdwRejected && new RegExp(`came from mailbox STRANGER01, which is not known as ${COUNCIL_ODS}'s`).test(e.message));
+        const after = await episodeOf(identifier);
+        assert.equal(triageStateOf(after.task), 'received');
+        assert.equal(after.task.meta.versionId, before.task.meta.versionId, 'the referral is unchanged');
+        await handleAdwMessage(withMailboxes, inbound(accept(), { from: 'COUNCIL01', to: 'HOSPITAL01' }));
+        assert.equal(triageStateOf((await episodeOf(identifier)).task), 'accepted', 'the council\'s own mailbox is answered as usual');
+      } finally {
+        await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: false });
+      }
+    });
+
     it('as the hospital: a referral to an ADW council sends an assessment notice, and the council\'s responses update it', async () => {
       await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
       try {

@@ -1,7 +1,7 @@
 // A "hospital" and a "council" CareBridge server run discharges over real MESH, on both engines. The
 // hospital's server is also the MESH: its built-in mailbox hosts the hospital's mailbox (processed there),
-// the council's (held for the council's MESH client) and a third trust's (held for a client the test plays
-// over raw HTTP). Nothing is stubbed: ADW XML goes through the built-in mailbox, the MESH client, the
+// the council's (held for the council's MESH client) and, held for clients the test plays over raw HTTP,
+// a third trust's, a fourth trust's (another ODS code) and another council's. Nothing is stubbed: ADW XML goes through the built-in mailbox, the MESH client, the
 // inbox and the discharge workflow on both sides, with the workflow ids each side uses by default.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,10 @@ import { addMailbox, inboxState, listDeadLetters } from '../../src/messaging/ind
 import {
   ADW_EVENT, EXPECTED_DISCHARGE_URL, confirmReady, createReferral, parseAdwMessage, setCouncilSettings, triage, triageStateOf, withdrawReferral,
 } from '../../src/discharge/index.ts';
+import { addOrganisation, addUser } from '../../src/access/index.ts';
+import { TEST_PASSWORD } from '../portal/portalServer.ts';
 import { EXAMPLES, episodeIds, renamed, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
+import { signIn } from './pagesSeed.ts';
 import { startPeer, type Peer } from './meshPeer.ts';
 
 after(stopOwnPostgres);
@@ -22,6 +25,10 @@ const HOSPITAL_BOX = { id: 'HOSPITAL01', password: 'hospital-mesh-password' };
 const COUNCIL_BOX = { id: 'COUNCIL01', password: 'council-mesh-password' };
 /** Another trust of the same hospital ODS code, whose system the test plays with raw MESH calls. */
 const TRUST_BOX = { id: 'TRUST02', password: 'trust-mesh-password' };
+/** A trust of its own ODS code whose system numbers its MessageHeader.ids as TRUST02's does (H-048). */
+const OTHER_TRUST = { id: 'TRUST04', password: 'other-trust-mesh-password', ods: 'RXX04', name: 'Fourth Trust' };
+/** A council the hospital's notices are not sent to (H-049). */
+const OTHER_COUNCIL = { id: 'COUNCIL02', password: 'other-council-mesh-password', ods: 'LA779', name: 'Fourth Council' };
 const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
 const ASSESSMENT_HEADER = '5bfa2a2e-923b-440d-82d6-38e24b666be6';
 
@@ -53,10 +60,16 @@ for (const engine of ENGINES) {
       hospital = await startPeer(hospitalDb, { CAREBRIDGE_MESH_SHARED_KEY: MESH_KEY });
       await addMailbox(hospital.server.driver, { mailboxId: COUNCIL_BOX.id, ods: COUNCIL_ODS, password: COUNCIL_BOX.password, polled: true }, MESH_KEY);
       await addMailbox(hospital.server.driver, { mailboxId: TRUST_BOX.id, ods: HOSPITAL_ODS, password: TRUST_BOX.password, polled: true }, MESH_KEY);
+      await addMailbox(hospital.server.driver, { mailboxId: OTHER_TRUST.id, ods: OTHER_TRUST.ods, password: OTHER_TRUST.password, polled: true }, MESH_KEY);
+      await addMailbox(hospital.server.driver, { mailboxId: OTHER_COUNCIL.id, ods: OTHER_COUNCIL.ods, password: OTHER_COUNCIL.password, polled: true }, MESH_KEY);
       council = await startPeer(councilDb, councilEnv(hospital.url));
       await addMailbox(council.server.driver, { mailboxId: COUNCIL_BOX.id, ods: COUNCIL_ODS }, undefined);
       await addMailbox(council.server.driver, { mailboxId: HOSPITAL_BOX.id, ods: HOSPITAL_ODS }, undefined);
+      await addMailbox(council.server.driver, { mailboxId: OTHER_TRUST.id, ods: OTHER_TRUST.ods }, undefined);
       await Promise.all([seedOrganisations(hospital), seedOrganisations(council)]);
+      // Organisations each side knows, so nothing but the point of a test refuses their messages.
+      await council.fhir.put('Organization/other-trust', { resourceType: 'Organization', id: 'other-trust', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: OTHER_TRUST.ods }], name: OTHER_TRUST.name });
+      await hospital.fhir.put('Organization/other-council', { resourceType: 'Organization', id: 'other-council', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: OTHER_COUNCIL.ods }], name: OTHER_COUNCIL.name });
       // The hospital's council works elsewhere, over ADW.
       await setCouncilSettings(hospital.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
     });
@@ -99,13 +112,26 @@ for (const engine of ENGINES) {
       }
       return bodies;
     }
-    /** The trust sends ADW XML to the council's mailbox through the MESH. */
-    async function trustSends(xml: string): Promise<string> {
-      const sent = await meshCall(hospital.url, TRUST_BOX.id, TRUST_BOX.password, 'POST', '/outbox', {
-        headers: { 'mex-to': COUNCIL_BOX.id, 'mex-workflowid': 'ADW_NOTICE', 'mex-subject': 'ADW', 'content-type': 'application/xml' }, body: xml,
+    /** A mailbox the test plays sends ADW XML through the MESH (by default the trust, to the council's mailbox). */
+    async function sendAs(box: { id: string; password: string }, xml: string, to = COUNCIL_BOX.id, workflowId = 'ADW_NOTICE'): Promise<string> {
+      const sent = await meshCall(hospital.url, box.id, box.password, 'POST', '/outbox', {
+        headers: { 'mex-to': to, 'mex-workflowid': workflowId, 'mex-subject': 'ADW', 'content-type': 'application/xml' }, body: xml,
       });
       assert.equal(sent.status, 202, sent.body.toString());
       return sent.json().message_id;
+    }
+    const trustSends = (xml: string) => sendAs(TRUST_BOX, xml);
+    /** The council's referral queue as a social worker there sees it in the portal. */
+    let councilWorker: string | undefined;
+    async function councilQueue(): Promise<string> {
+      if (!councilWorker) {
+        await addOrganisation(council.server.driver, { ods: COUNCIL_ODS, name: 'Hebburn Council', kind: 'council' });
+        await addUser(council.server.driver, { username: 'sw.hebburn', name: 'Sandy Worker', password: TEST_PASSWORD, memberships: [{ organisation: COUNCIL_ODS, role: 'social-worker' }] });
+        councilWorker = await signIn(council, 'sw.hebburn');
+      }
+      const page = await fetch(`${council.url}/discharge/referrals`, { headers: { cookie: councilWorker } });
+      assert.equal(page.status, 200);
+      return page.text();
     }
 
     it('notice → accept → discharge notice → agreement → withdrawal, with both servers restarted on the way', async () => {
@@ -220,6 +246,70 @@ for (const engine of ENGINES) {
       await trustSends(renamed(EXAMPLES['Assessment-Notice'], fixed));
       await toCouncil();
       assert.equal(triageStateOf((await triageTask(council, fixed[EPISODE])).task), 'received');
+    });
+
+    it('two trusts that both use one MessageHeader.id: each trust\'s notice opens its referral in the council\'s queue; a copy from the same trust is still a copy (H-048)', async () => {
+      const first = episodeIds();
+      // The fourth trust's system counts its MessageHeader.ids as the third's does: the same id, another trust, person and episode.
+      const second: Record<string, string> = { ...episodeIds(), [ASSESSMENT_HEADER]: first[ASSESSMENT_HEADER] };
+      const fromOtherTrust = renamed(EXAMPLES['Assessment-Notice'], second).replace(/RFM8C2/g, OTHER_TRUST.ods).replace(/9413946000/g, '9449306060');
+      const sent = [await trustSends(renamed(EXAMPLES['Assessment-Notice'], first)), await sendAs(OTHER_TRUST, fromOtherTrust)];
+      await toCouncil();
+      const one = await triageTask(council, first[EPISODE]);
+      const two = await triageTask(council, second[EPISODE]);
+      assert.ok(one.referral, 'the third trust\'s notice opened its referral');
+      assert.ok(two.referral, 'the fourth trust\'s notice opened its referral, though its MessageHeader.id is the third trust\'s');
+      assert.equal(triageStateOf(two.task), 'received');
+      const queue = await councilQueue();
+      assert.ok(queue.includes(`/discharge/referrals/${one.referral.id}"`), 'the third trust\'s referral is in the council\'s queue');
+      assert.ok(queue.includes(`/discharge/referrals/${two.referral.id}"`), 'and so is the fourth trust\'s');
+      const dead = await listDeadLetters(council.server.driver);
+      assert.deepEqual(dead.filter((d) => sent.includes(d.messageId)), [], 'neither is a dead letter');
+
+      // The fourth trust's system sends its notice again (a new MESH message): a copy, not applied or answered twice.
+      const copy = await sendAs(OTHER_TRUST, fromOtherTrust);
+      await toCouncil();
+      assert.equal((await inboxState(council.server.driver, copy))?.status, 'done');
+      assert.equal((await triageTask(council, second[EPISODE])).task.meta.versionId, two.task.meta.versionId, 'the copy changes nothing');
+      assert.equal((await council.fhir.get(`ServiceRequest?identifier=${second[EPISODE]}`)).body.entry.length, 1, 'one referral for the episode');
+    });
+
+    it('as the hospital: an answer from a council the notice was not sent to is dead-lettered with why and changes nothing; the council it was sent to is answered as usual (H-049)', async () => {
+      const patient = await seedPatient(hospital, 'mesh-h49', '9449304424');
+      const { referral } = await createReferral(hospital.server.discharge.context, { patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, reason: 'Needs support at home' });
+      const identifier = referral.identifier[0].value;
+      await toCouncil();
+      const [notice] = await sentBy(hospital, identifier);
+      const noticeHeader = parseAdwMessage(notice.body).headerId;
+      const before = await triageTask(hospital, identifier);
+      assert.equal(triageStateOf(before.task), 'received');
+
+      // Another council accepts it (or rejects it), in its own name, answering the notice's MessageHeader.id.
+      const answerFrom = (example: string, ods: string) => renamed(EXAMPLES[example], { ...episodeIds(), [EPISODE]: identifier, [ASSESSMENT_HEADER]: noticeHeader }).replace(/V396BB/g, ods);
+      const accept = await sendAs(OTHER_COUNCIL, answerFrom('Assessment-Notice-Accept-Response', OTHER_COUNCIL.ods), HOSPITAL_BOX.id, 'ADW_NOTICE_ACK');
+      const reject = await sendAs(OTHER_COUNCIL, answerFrom('Assessment-Notice-Reject-Response', OTHER_COUNCIL.ods), HOSPITAL_BOX.id, 'ADW_NOTICE_ACK');
+      // Its mailbox answering in the name of the council the notice was sent to.
+      const posing = await sendAs(OTHER_COUNCIL, answerFrom('Assessment-Notice-Reject-Response', COUNCIL_ODS), HOSPITAL_BOX.id, 'ADW_NOTICE_ACK');
+      await settled(hospital);
+
+      const after = await triageTask(hospital, identifier);
+      assert.equal(triageStateOf(after.task), 'received', 'the referral is neither accepted nor rejected');
+      assert.equal(after.task.meta.versionId, before.task.meta.versionId, 'its triage Task is unchanged');
+      assert.equal(after.referral.meta.versionId, before.referral.meta.versionId, 'and so is the referral');
+      assert.equal((await sentBy(hospital, identifier))[0].status, 'sent', 'the notice still waits for its council\'s answer');
+      const dead = await listDeadLetters(hospital.server.driver);
+      const reasonOf = (messageId: string) => dead.find((d) => d.messageId === messageId)?.reason ?? '';
+      assert.match(reasonOf(accept), new RegExp(`assessment notice ${noticeHeader}, which was sent to ${COUNCIL_ODS}, not to ${OTHER_COUNCIL.ods}`));
+      assert.match(reasonOf(reject), new RegExp(`which was sent to ${COUNCIL_ODS}, not to ${OTHER_COUNCIL.ods}`));
+      assert.match(reasonOf(posing), new RegExp(`mailbox ${OTHER_COUNCIL.id}, which belongs to ${OTHER_COUNCIL.ods}`));
+      assert.equal((await meshCall(hospital.url, OTHER_COUNCIL.id, OTHER_COUNCIL.password, 'GET', '/inbox')).json().messages.length, 0, 'ADW has no reject of an answer: nothing is sent back');
+
+      // The council the notice went to accepts it: applied.
+      const atCouncil = await triageTask(council, identifier);
+      await triage(council.server.discharge.context, atCouncil.referral.id, { action: 'accept', note: 'We will assess at home.' });
+      await toHospital();
+      assert.equal(triageStateOf((await triageTask(hospital, identifier)).task), 'accepted');
+      assert.equal((await sentBy(hospital, identifier))[0].status, 'accepted');
     });
   });
 }

@@ -13,7 +13,7 @@ export const COUNCIL = 'LA777';
 export const OTHER_COUNCIL = 'LA888';
 
 /** Signs a person in through the sign-in form; the Cookie header value. */
-export async function signIn(t: TestServer, username: string): Promise<string> {
+export async function signIn(t: Pick<TestServer, 'url'>, username: string): Promise<string> {
   const form = await fetch(`${t.url}/sign-in`);
   const formCookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
   const res = await fetch(`${t.url}/sign-in`, {

@@ -11,6 +11,7 @@ import { MllpTestClient, segmentOf, VT, END } from '../support/mllp.ts';
 import { ROOT, runCli } from '../cli/cli.ts';
 import { hl7Intake, listMessages, resolveQueued, startHl7v2 } from '../../src/hl7v2/index.ts';
 import { openRecordStore } from '../../src/record/index.ts';
+import { createReferral } from '../../src/discharge/index.ts';
 
 after(() => stopOwnPostgres());
 
@@ -90,7 +91,7 @@ for (const engine of ENGINES) {
       assert.equal(enc.class.code, 'IMP');
       assert.equal(enc.period.start, '2026-03-10T14:30:00+00:00');
       assert.equal(enc.serviceProvider.display, 'Northshire Hospitals NHS Foundation Trust');
-      assert.deepEqual(enc.extension, [{ url: EXPECTED, valueDateTime: '2026-03-17' }]);
+      assert.deepEqual(enc.extension.filter((e: any) => e.url === EXPECTED), [{ url: EXPECTED, valueDateTime: '2026-03-17' }]);
       assert.equal(enc.location.length, 1);
       assert.equal(enc.location[0].status, 'active');
       const ward7 = (await t.fhir.get(enc.location[0].location.reference)).body;
@@ -200,6 +201,65 @@ for (const engine of ENGINES) {
       assert.match(errText(afterDischarge), /discharged on 2026-03-16T10:30:00\+00:00; the person cannot have been on Ward 9 Respiratory, bay C, bed 03 from 2026-03-17T12:00:00\+00:00 \(EVN-6\), after the discharge/);
       assert.deepEqual((await wards()).map((w: any[]) => [w[0].split(',')[0], w[1]]), [['Ward 7 Care of Older People', 'completed'], ['Ward 9 Respiratory', 'completed'], ['Ward 12 Acute Medical Unit', 'completed']]);
       for (const l of (await encounterFor(visit)).location) assert.ok(Date.parse(l.period.start) <= Date.parse(l.period.end), `${l.location.display} ends after it begins`);
+    });
+
+    it('an update that reaches CareBridge after a newer one is acknowledged, adds its ward to the history, but does not put back its older expected discharge date or class (H-047)', async () => {
+      const visit = 'VN2026004701';
+      const ward9 = 'WARD9^C^03^RX901^^^^^Ward 9 Respiratory';
+      const ward12 = 'WARD12^A^11^RX901^^^^^Ward 12 Acute Medical Unit';
+      // An A08 recorded in the PAS at `at` (MSH-7, EVN-2 and EVN-6 alike).
+      const update = (control: string, at: string, patientClass: string, ward: string, expected: string) => variant('a08-update',
+        ['RX9-000103', control], ['VN2026000101', visit], [/20260313120[05]00/g, at], ['PV1|1|I|', `PV1|1|${patientClass}|`], [ward12, ward], ['||||||20260316', `||||||${expected}`]);
+      await send(variant('a01-admit', ['RX9-000101', 'RX9-047101'], ['VN2026000101', visit], ['PV1|1|I|', 'PV1|1|E|']), 'AA');
+      const council = await t.fhir.post('Organization', { resourceType: 'Organization', identifier: [{ system: ODS, value: 'V47NC' }], name: 'Northshire Council', meta: { security: HTEST } });
+      assert.equal(council.status, 201);
+      const { referral } = await createReferral(t.server.discharge.context, { patient: `Patient/${patients.margaret}`, encounter: `Encounter/${(await encounterFor(visit)).id}`, hospitalOds: 'RX9', councilOds: 'V47NC' });
+      const referralExpects = async () => {
+        await t.server.discharge.runWorkers();
+        return (await t.fhir.get(`ServiceRequest/${referral.id}`)).body.extension?.find((e: any) => e.url === EXPECTED)?.valueDateTime;
+      };
+
+      // 13 March: at 10:00 the person moved to Ward 9, still an emergency patient, expected home on the 18th;
+      // at 11:00 to Ward 12 as an inpatient, expected home on the 20th. The interface engine sends the 10:00
+      // update only after the 11:00 one.
+      await send(update('RX9-047103', '20260313110000', 'I', ward12, '20260320'), 'AA');
+      assert.equal(await referralExpects(), '2026-03-20');
+      await send(update('RX9-047102', '20260313100000', 'E', ward9, '20260318'), 'AA');
+      assert.equal(await referralExpects(), '2026-03-20', 'the council still plans for the 20th');
+      const enc = await encounterFor(visit);
+      assert.equal(enc.extension.find((e: any) => e.url === EXPECTED).valueDateTime, '2026-03-20', 'the stay too');
+      assert.equal(enc.class.code, 'IMP', 'still an inpatient');
+      assert.deepEqual(enc.location.map((l: any) => [l.location.display, l.status, l.period.start, l.period.end]), [
+        ['Ward 7 Care of Older People, bay B2, bed 04', 'completed', '2026-03-10T14:30:00+00:00', '2026-03-13T10:00:00+00:00'],
+        ['Ward 9 Respiratory, bay C, bed 03', 'completed', '2026-03-13T10:00:00+00:00', '2026-03-13T11:00:00+00:00'],
+        ['Ward 12 Acute Medical Unit, bay A, bed 11', 'active', '2026-03-13T11:00:00+00:00', undefined],
+      ], 'its ward goes into the history in its place (H-044)');
+    });
+
+    it('a discharge, or the cancel of a discharge or an admission, that reaches CareBridge after a newer message does not undo it (H-047)', async () => {
+      const visit = 'VN2026004702';
+      const message = (name: string, control: string, ...edits: [string | RegExp, string][]) => variant(name, [/RX9-000\d+/, control], ['VN2026000101', visit], ...edits);
+      // 16 March: discharged at 10:30 (keyed 10:45); the discharge cancelled at 11:08, its time was wrong; discharged
+      // again, at 10:40 (keyed 11:20, so its event time is before the cancel's). The interface engine sends the
+      // first discharge and the cancel only after the second discharge.
+      await send(message('a01-admit', 'RX9-047201'), 'AA');
+      await send(message('a03-discharge', 'RX9-047204', [/20260316104512/g, '20260316112000'], [/20260316103000/g, '20260316104000']), 'AA');
+      await send(message('a03-discharge', 'RX9-047202'), 'AA');
+      let enc = await encounterFor(visit);
+      assert.equal(enc.period.end, '2026-03-16T10:40:00+00:00', 'the discharge time is the one keyed last');
+      await send(message('a13-cancel-discharge', 'RX9-047203'), 'AA');
+      enc = await encounterFor(visit);
+      assert.equal(enc.status, 'finished', 'the cancel of the earlier discharge does not reopen the stay');
+      assert.equal(enc.period.end, '2026-03-16T10:40:00+00:00');
+      assert.equal(enc.hospitalization.dischargeDisposition.coding[0].code, '54');
+
+      // 20 March: Derek admitted at 07:55, the admission cancelled at 09:25 (A11), admitted again at 09:55; the
+      // cancel arrives last.
+      const derek = (name: string, control: string, ...edits: [string | RegExp, string][]) => variant(name, [/RX9-000\d+/, control], ['VN2026000201', 'VN2026004703'], ...edits);
+      await send(derek('a01-admit-second-spell', 'RX9-047301'), 'AA');
+      await send(derek('a01-admit-second-spell', 'RX9-047303', [/20260320080000/g, '20260320100000'], ['Anita|20260320075500', 'Anita|20260320095500']), 'AA');
+      await send(derek('a11-cancel-admit', 'RX9-047302'), 'AA');
+      assert.equal((await encounterFor('VN2026004703')).status, 'in-progress', 'the person admitted again is still in hospital');
     });
 
     it('an admission refused (AR) because CareBridge lacked the organisation or the facility mapping is applied when sent again after the fix (H-045)', async () => {

@@ -2,11 +2,14 @@
 // messages that could not be processed are listed newest first with their reason (never their body), a
 // page at a time; only administrators see them or replay them, and only with the form's CSRF token; a
 // replay after the cause is put right is processed and leaves the list, one that fails again says why,
-// and each replay is in the audit trail as the administrator's, naming the message id.
+// and each replay is in the audit trail as the administrator's, naming the message id. Each view of the
+// queue is in the audit trail too (a dead letter's reason can name a person): one AuditEvent per page
+// viewed, as the viewer's, naming the page and every dead letter shown, found by agent=, altid= and
+// entity-name=; a refused view is there as refused.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { addMailbox, inboxState, PermanentFailure } from '../../src/messaging/index.ts';
-import { addOrganisation, addUser, listOrganisations, type Role } from '../../src/access/index.ts';
+import { addOrganisation, addUser, listOrganisations, verifyAuditChain, type Role } from '../../src/access/index.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MESH_KEY, startServerOn, waitFor, type RunningServer } from '../support/mesh.ts';
@@ -22,8 +25,10 @@ for (const engine of ENGINES) {
   describe(`the dead-letter page (${engine})`, () => {
     let s: RunningServer;
     let cleanup: () => void;
-    const signIn = async (username: string, role: Role, organisation?: string) => {
-      await addUser(s.server.driver, { username, name: `Test ${role}`, password: TEST_PASSWORD, memberships: [{ role, organisation }] });
+    const userIds = new Map<string, string>();
+    const signIn = async (username: string, role: Role, organisation?: string, fhirUser?: string) => {
+      const { userId } = await addUser(s.server.driver, { username, name: `Test ${role}`, password: TEST_PASSWORD, memberships: [{ role, organisation }], fhirUser });
+      userIds.set(username, userId);
       const form = await fetch(`${s.url}/sign-in`);
       const cookie = form.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
       const res = await fetch(`${s.url}/sign-in`, {
@@ -193,6 +198,88 @@ for (const engine of ENGINES) {
       const journal = (await storedJournalTexts(s.server.driver)).join('\n');
       assert.ok(journal.includes('dead letter replayed') || journal.includes('dead-letter-replayed'), 'the stored trail was read');
       assert.ok(!journal.includes('Secretname'), 'no message body in the audit');
+    });
+
+    it('audits each view of the queue as the viewer\'s, naming the page and the dead letters shown; a refused view too', async () => {
+      const practitioner = await fetch(`${s.url}/fhir/Practitioner`, {
+        method: 'POST', headers: { ...s.auth, 'content-type': 'application/fhir+json', accept: 'application/fhir+json' },
+        body: JSON.stringify({ resourceType: 'Practitioner', name: [{ family: 'Viewer', given: ['Dee'] }] }),
+      });
+      assert.equal(practitioner.status, 201);
+      const practitionerId = (await practitioner.json()).id as string;
+      const viewer = await signIn('dl.viewer', 'admin', undefined, `Practitioner/${practitionerId}`);
+      const viewerId = userIds.get('dl.viewer')!;
+      const shown = (html: string) => [...html.matchAll(/id="message-([^"]+)"/g)].map((m) => m[1]);
+      const first = await get('/admin/dead-letters', viewer);
+      const second = await get('/admin/dead-letters?page=2', viewer);
+      const onFirst = shown(first.html);
+      const onSecond = shown(second.html);
+      assert.equal(onFirst.length, 25);
+      assert.equal(onSecond.length, 5);
+      // The outcome of one dead letter (with its reason) shown above the second page.
+      const withOutcome = await get(`/admin/dead-letters?page=2&replayed=${onFirst[0]}`, viewer);
+      assert.equal(withOutcome.status, 200);
+      assert.match(textOf(withOutcome.html), new RegExp(`Message ${onFirst[0]} failed again`));
+      const nurse = await signIn('dl.nurse.viewing', 'ward-nurse', 'RX9');
+      assert.equal((await get('/admin/dead-letters?page=2', nurse)).status, 403);
+
+      const search = async (query: string) => {
+        const res = await fetch(`${s.url}/fhir/AuditEvent?${query}&_sort=date&_count=100`, { headers: { ...s.auth, accept: 'application/fhir+json' } });
+        const body = await res.json();
+        assert.equal(res.status, 200, JSON.stringify(body));
+        return (body.entry ?? []).map((e: any) => e.resource) as any[];
+      };
+      const views = await waitFor('the views audited', async () => {
+        const found = await search(`altid=${viewerId}&type=http://dicom.nema.org/resources/ontology/DCM|110112`);
+        return found.length >= 3 && found;
+      });
+      assert.equal(views.length, 3, 'one AuditEvent per page viewed, not one per dead letter shown');
+      const messagesOf = (e: any) => e.entity.filter((x: any) => x.what?.identifier?.system === 'https://carebridge.example/mesh-message-id').map((x: any) => x.what.identifier.value);
+      const queueOf = (e: any) => e.entity.find((x: any) => x.role?.code === '24');
+      for (const e of views) {
+        assert.equal(e.type.display, 'Query');
+        assert.equal(e.action, 'E', 'a search of the queue');
+        assert.equal(e.outcome, '0');
+        assert.equal(e.agent[0].altId, viewerId, 'as the viewer\'s');
+        assert.equal(e.agent[0].who.reference, `Practitioner/${practitionerId}`);
+        assert.equal(e.agent[0].network.address, '127.0.0.1', 'from their address');
+        assert.equal(queueOf(e).name, 'MESH dead-letter queue');
+        for (const x of e.entity.filter((y: any) => y.what)) assert.equal(x.name, x.what.identifier.value, 'each dead letter named, for entity-name=');
+      }
+      assert.deepEqual(messagesOf(views[0]), onFirst, 'every dead letter on the first page');
+      assert.equal(Buffer.from(queueOf(views[0]).query, 'base64').toString(), 'page=1');
+      assert.match(views[0].outcomeDesc, /^dead-letter queue viewed: page 1 of 2, dead letters 1 to 25 of 30$/);
+      assert.deepEqual(messagesOf(views[1]), onSecond);
+      assert.equal(Buffer.from(queueOf(views[1]).query, 'base64').toString(), 'page=2');
+      assert.deepEqual(messagesOf(views[2]), [...onSecond, onFirst[0]], 'and the one whose outcome was shown');
+      assert.match(views[2].entity.find((x: any) => x.name === onFirst[0]).description, /outcome/);
+
+      assert.deepEqual((await search(`agent=Practitioner/${practitionerId}&type=110112`)).map((e) => e.id), views.map((e) => e.id), 'found by agent=');
+      const aboutOne = await search(`entity-name=${onSecond[0]}&type=110112`);
+      assert.deepEqual(aboutOne.filter((e) => e.agent[0].altId === viewerId).map((e) => e.id), [views[1].id, views[2].id], 'found by the dead letter\'s message id (entity-name=)');
+      assert.ok((await search('entity-name=MESH dead-letter queue')).length >= 4, 'and every view of the queue by its name');
+
+      const refused = await waitFor('the refused view audited', async () => {
+        const found = await search(`altid=${userIds.get('dl.nurse.viewing')}&type=110112`);
+        return found.length >= 1 && found;
+      });
+      assert.equal(refused.length, 1);
+      assert.equal(refused[0].outcome, '8', 'refused for the viewer\'s role');
+      assert.match(refused[0].outcomeDesc, /^dead-letter queue viewed, refused \(These pages are for administrators\.\)$/);
+      assert.deepEqual(messagesOf(refused[0]), [], 'nothing shown, nothing named');
+
+      // The privacy officer's audit page, asked what the administrator did, says it in words.
+      const officer = await signIn('dl.officer', 'privacy-officer', 'LA918');
+      assert.match(textOf((await get(`/privacy-officer/audit?user=${viewerId}`, officer)).html), /Dead-letter queue viewed: page 2 of 2, dead letters 26 to 30 of 30/);
+
+      const journal = [
+        ...(await s.server.driver.all<{ content: string }>('SELECT content FROM audit_journal')).map((r) => r.content),
+        ...(await s.server.driver.all<{ content: string }>('SELECT content FROM audit_part')).map((r) => r.content),
+      ].join('\n');
+      assert.ok(journal.includes('dead-letter queue viewed'), 'the stored trail was read');
+      assert.ok(!journal.includes('Secretname') && !journal.includes('not linked to an organisation'), 'neither a body nor a reason in the audit');
+      const chain = await verifyAuditChain(s.server.driver);
+      assert.equal(chain.intact, true, JSON.stringify(chain));
     });
   });
 }

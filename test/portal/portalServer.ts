@@ -84,7 +84,7 @@ export async function startPortalServer(engine: Engine): Promise<PortalTestServe
     driver,
     services: access.services,
     access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver, access.administered) },
-    deadLetters: portalDeadLetters(driver, access.administered),
+    deadLetters: portalDeadLetters(driver, access),
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const fhir: PortalTestServer['fhir'] = async (method, path, query = [], body) => {

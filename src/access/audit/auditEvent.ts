@@ -7,6 +7,7 @@ import type { Actor, PurposeOfUse } from '../actor.ts';
 import { authenticationEvent, type AuthenticationAttempt } from '../people/authenticationAudit.ts';
 import { administrationEvent, type AdministrativeChange } from '../administrationAudit.ts';
 import { heldMessageEvent, type HeldMessageDecision } from '../heldMessageAudit.ts';
+import { deadLetterViewEvent, type DeadLetterView } from '../deadLetterViewAudit.ts';
 
 export const CLIENT_ID_SYSTEM = 'https://carebridge.example/client-id';
 export const USER_ID_SYSTEM = 'https://carebridge.example/user-id';
@@ -39,6 +40,8 @@ export interface AuditedRequest {
   administration?: AdministrativeChange;
   /** A person's decision about a held HL7 v2 message (built by heldMessageAudit.ts). */
   heldMessage?: HeldMessageDecision;
+  /** Someone viewing the MESH dead-letter queue (built by deadLetterViewAudit.ts). */
+  deadLetterView?: DeadLetterView;
   /** Why, when not the actor's own purpose: BTG for what a person saw of someone through break-glass. */
   purpose?: PurposeOfUse;
 }
@@ -193,6 +196,7 @@ export function journalEntryFor(request: AuditedRequest, parts: SharedParts): Jo
   if (request.authentication) return builtEntry(request, authenticationEvent(request, request.authentication, parts.observer));
   if (request.administration) return builtEntry(request, administrationEvent(request, request.administration, parts.observer));
   if (request.heldMessage) return builtEntry(request, heldMessageEvent(request, request.heldMessage, parts.observer));
+  if (request.deadLetterView) return builtEntry(request, deadLetterViewEvent(request, request.deadLetterView, parts.observer));
   const { status, method, path, query } = request.outcome;
   const failed = status >= 400 || !request.events.length;
   // A refused request reports whose records it was kept out of (record/http.ts): it is filed under them.

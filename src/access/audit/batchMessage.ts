@@ -14,8 +14,11 @@ export interface BatchMessage { bytes: Uint8Array<ArrayBuffer>; actors: Actor[];
 const ABSENT = 0xffffffff;
 const INITIAL_BYTES = 64 * 1024;
 
-/** What a request weighs against the batch and backlog limits: the things it touched (at least 1). */
-export const eventCount = (r: AuditedRequest) => Math.max(1, r.events.length);
+/**
+ * What a request weighs against the batch and backlog limits: the things it touched (at least 1). A view of
+ * the dead-letter queue names each dead letter it showed (up to 500 through the API), one index row each.
+ */
+export const eventCount = (r: AuditedRequest) => Math.max(1, r.events.length, r.deadLetterView?.messageIds.length ?? 0);
 
 /**
  * Requests packed in order; the oldest are taken out as a batch (`message`) and forgotten once written
@@ -78,6 +81,8 @@ export class PackedRequests {
     this.text(request.administration ? JSON.stringify(request.administration) : undefined);
     // And people's decisions about held HL7 v2 messages.
     this.text(request.heldMessage ? JSON.stringify(request.heldMessage) : undefined);
+    // And views of the dead-letter queue.
+    this.text(request.deadLetterView ? JSON.stringify(request.deadLetterView) : undefined);
     this.text(request.purpose);
     this.count(request.events.length);
     for (const e of request.events) {
@@ -172,6 +177,7 @@ export function decodeBatch({ bytes, actors, count }: BatchMessage): AuditedRequ
     const authentication = text();
     const administration = text();
     const heldMessage = text();
+    const deadLetterView = text();
     const purpose = text() as AuditedRequest['purpose'];
     const events: AccessEvent[] = [];
     for (let e = u32(); e > 0; e--) {
@@ -183,7 +189,7 @@ export function decodeBatch({ bytes, actors, count }: BatchMessage): AuditedRequ
       for (let p = u32(); p > 0; p--) patientIds.push(text()!);
       events.push({ interaction, resourceType, id, query, patientIds });
     }
-    out.push({ at: when, actor: actor >= 0 ? actors[actor] : undefined, address, events, outcome, ...(authentication ? { authentication: JSON.parse(authentication) } : {}), ...(administration ? { administration: JSON.parse(administration) } : {}), ...(heldMessage ? { heldMessage: JSON.parse(heldMessage) } : {}), ...(purpose ? { purpose } : {}) });
+    out.push({ at: when, actor: actor >= 0 ? actors[actor] : undefined, address, events, outcome, ...(authentication ? { authentication: JSON.parse(authentication) } : {}), ...(administration ? { administration: JSON.parse(administration) } : {}), ...(heldMessage ? { heldMessage: JSON.parse(heldMessage) } : {}), ...(deadLetterView ? { deadLetterView: JSON.parse(deadLetterView) } : {}), ...(purpose ? { purpose } : {}) });
   }
   return out;
 }

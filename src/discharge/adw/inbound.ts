@@ -1,12 +1,14 @@
 // Receives ADW messages and maps them to the discharge model: one episode (ServiceRequest + triage Task)
 // per ReferralRequest.identifier; a notice under an id that is already another trust's, another person's or
 // another council's episode is rejected, leaving that episode as it was (H-041). Each message is handled in
-// one transaction that first claims its (MessageHeader.id, event) key, so a message delivered twice is
-// applied once, even by two nodes at once.
+// one transaction that first claims its (sending mailbox, MessageHeader.id, event) key, so a message
+// delivered twice is applied once, even by two nodes at once, while another sender's message that happens
+// to carry the same MessageHeader.id is a message of its own (H-048).
 // A withdrawal that comes before its notice creates the episode already withdrawn; the late notice then
 // changes nothing. Anything unusable is rejected back to the sender (when the spec has a reject for it) and
 // thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue). A
-// response to a notice this service never sent is thrown as AdwNotForThisService before any check.
+// response to a notice this service never sent is thrown as AdwNotForThisService before any check; one to a
+// notice it sent is rejected unless it comes from the council the notice was sent to (H-049).
 // Given messaging's transaction, the message is handled in it (one commit for a batch of messages) and a
 // rejection dead-letters it through that transaction, keeping the rejection queued to the sender.
 import { isValidNhsNumber, NHS_NUMBER_SYSTEM, type SqlExecutor } from '../../record/index.ts';
@@ -71,13 +73,13 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
     if (claim === 'retry') {
       // One notice, one answer: the hospital holds a notice we rejected as rejected, so a replay must not
       // open work it does not know about and answer the same notice a second time, the other way.
-      refused = await answeredWithReject(session, m);
+      refused = await answeredWithReject(session, m, msg);
       if (refused) {
-        await setStatus(session, m, 'rejected', refused);
+        await setStatus(session, m, msg, 'rejected', refused);
         return 'refused';
       }
     }
-    if (ANSWERS[m.eventCode]) await applyResponse(session, deps.ctx, m);
+    if (ANSWERS[m.eventCode]) await applyResponse(session, deps.ctx, m, msg);
     else await applyNotice(session, deps.ctx, m, msg);
     return 'applied';
   };
@@ -92,17 +94,26 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
  * Claims the message's key in this transaction. 'new' the first time; 'retry' for a message rejected
  * before (replayed from the dead-letter queue: it is checked again, but not rejected to the sender twice);
  * 'duplicate' when it was already applied.
+ *
+ * The key is (sending mailbox, MessageHeader.id, event): each sender's system chooses its own ids, and two
+ * trusts can send the same one (both counting from 1, or a copied template); keyed by the id alone, the
+ * second trust's notice was taken for a copy of the first's and never processed (H-048). The sender is
+ * the MESH mailbox it came from, not the source ODS code the message gives: MESH authenticated the mailbox
+ * (the built-in mailbox's NHSMESH sign-in, an external MESH's mex-From), every message has one, and a
+ * message cannot claim another's key by naming that sender's ODS code. A copy (MESH delivers at least
+ * once; a trust's system resends) comes from the same mailbox, so it is still found.
  */
 async function claimMessage(session: RecordSession, m: AdwMessage, msg: InboundMessage, status: string): Promise<'new' | 'retry' | 'duplicate'> {
   const inserted = await session.tx.run(
-    `INSERT INTO discharge_adw_messages (direction, header_id, event_code, referral_identifier, responds_to, status, peer_ods, peer_mailbox, mesh_message_id, at_ms)
-     VALUES ('in', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (direction, header_id, event_code) DO NOTHING`,
-    [m.headerId, m.eventCode, m.referral?.identifier ?? null, m.response?.identifier ?? null, status, m.sourceOds ?? null, msg.from, msg.messageId, msg.receivedAt],
+    `INSERT INTO discharge_adw_messages (direction, header_id, event_code, sender_mailbox, referral_identifier, responds_to, status, peer_ods, peer_mailbox, mesh_message_id, at_ms)
+     VALUES ('in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (direction, header_id, event_code, sender_mailbox) DO NOTHING`,
+    [m.headerId, m.eventCode, msg.from, m.referral?.identifier ?? null, m.response?.identifier ?? null, status, m.sourceOds ?? null, msg.from, msg.messageId, msg.receivedAt],
   );
   if (inserted) return 'new';
-  const row = await session.tx.get<{ status: string }>("SELECT status FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ? AND event_code = ?", [m.headerId, m.eventCode]);
+  const key = [m.headerId, m.eventCode, msg.from];
+  const row = await session.tx.get<{ status: string }>("SELECT status FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ? AND event_code = ? AND sender_mailbox = ?", key);
   if (row?.status !== 'rejected') return 'duplicate';
-  await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'in' AND header_id = ? AND event_code = ?", [status, m.headerId, m.eventCode]);
+  await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'in' AND header_id = ? AND event_code = ? AND sender_mailbox = ?", [status, ...key]);
   return 'retry';
 }
 
@@ -110,11 +121,13 @@ async function claimMessage(session: RecordSession, m: AdwMessage, msg: InboundM
  * Why a replayed notice is not applied, when it was answered with a reject the first time (empty when it
  * was not: an admission notice, or a reject that could not be addressed, is applied on replay as before).
  */
-async function answeredWithReject(session: RecordSession, m: AdwMessage): Promise<string> {
+async function answeredWithReject(session: RecordSession, m: AdwMessage, msg: InboundMessage): Promise<string> {
   const reject = RESPONSES_TO[m.eventCode]?.reject;
   if (!reject) return '';
+  // A reject goes back to the mailbox the notice came from: one sent to another sender answered that
+  // sender's notice of the same MessageHeader.id, not this one (H-048).
   const sent = await session.tx.get<{ header_id: string; at_ms: number | string }>(
-    "SELECT header_id, at_ms FROM discharge_adw_messages WHERE direction = 'out' AND responds_to = ? AND event_code = ? ORDER BY at_ms LIMIT 1", [m.headerId, reject],
+    "SELECT header_id, at_ms FROM discharge_adw_messages WHERE direction = 'out' AND responds_to = ? AND event_code = ? AND peer_mailbox = ? ORDER BY at_ms LIMIT 1", [m.headerId, reject, msg.from],
   );
   if (!sent) return '';
   const name = EVENT_NAMES[m.eventCode as EventCode];
@@ -123,8 +136,8 @@ async function answeredWithReject(session: RecordSession, m: AdwMessage): Promis
     + 'Ask the hospital to send the notice again (a new message); that one is processed as usual.';
 }
 
-async function setStatus(session: RecordSession, m: AdwMessage, status: string, detail?: string): Promise<void> {
-  await session.tx.run("UPDATE discharge_adw_messages SET status = ?, detail = ? WHERE direction = 'in' AND header_id = ? AND event_code = ?", [status, detail ?? null, m.headerId, m.eventCode]);
+async function setStatus(session: RecordSession, m: AdwMessage, msg: InboundMessage, status: string, detail?: string): Promise<void> {
+  await session.tx.run("UPDATE discharge_adw_messages SET status = ?, detail = ? WHERE direction = 'in' AND header_id = ? AND event_code = ? AND sender_mailbox = ?", [status, detail ?? null, m.headerId, m.eventCode, msg.from]);
 }
 
 /** Everything wrong with a message, as sentences (empty when it can be processed). */
@@ -149,6 +162,7 @@ async function checkMessage(deps: AdwInboundDeps, session: RecordSession, msg: I
       if (receiver && receiver.toUpperCase() !== m.destinationOds) problems.push(`It was sent to mailbox ${msg.to}, which belongs to ${receiver}, not to the destination ${m.destinationOds}.`);
     }
   }
+  if (ANSWERS[event] && m.response?.identifier) problems.push(...await answerFromElsewhere(deps, session, msg, m));
   if (event !== EVENT.admissionNotice && !m.referral?.identifier) problems.push('ReferralRequest.identifier (the episode id) is missing.');
   if (ANSWERS[event] && !m.response?.identifier) problems.push('MessageHeader.response.identifier (the notice answered) is missing.');
   const p = m.patient;
@@ -177,7 +191,7 @@ async function checkMessage(deps: AdwInboundDeps, session: RecordSession, msg: I
 /** Tells the sender why their notice was rejected, when the spec has a reject response for it. */
 async function rejectNotice(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage, reason: string): Promise<void> {
   const events = RESPONSES_TO[m.eventCode];
-  await setStatus(session, m, 'rejected', reason);
+  await setStatus(session, m, msg, 'rejected', reason);
   if (!events || !m.sourceOds || !ODS_PATTERN.test(m.sourceOds) || !m.destinationOds || !ODS_PATTERN.test(m.destinationOds)) return;
   const now = clock(ctx);
   const built = buildAdwMessage({
@@ -205,7 +219,7 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
       sender: { reference: `Organization/${hospital.id}`, display: hospital.name }, recipient: [{ reference: `Organization/${council.id}`, display: council.name }],
       payload: [{ contentString: `${patient.name?.[0]?.given?.join(' ') ?? ''} ${patient.name?.[0]?.family ?? ''} was admitted to ${hospital.name ?? m.sourceOds}${m.encounter?.start ? ` on ${m.encounter.start}` : ''}.`.trim() }],
     });
-    await setStatus(session, m, 'processed');
+    await setStatus(session, m, msg, 'processed');
     return;
   }
   const identifier = m.referral!.identifier!;
@@ -227,7 +241,7 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   if (WITHDRAWALS.has(event)) return applyWithdrawal(session, ctx, m, msg, episode);
   if (episode.withdrawn) {
     // The withdrawal came first: the notice arrived late and asks for nothing any more.
-    await setStatus(session, m, 'superseded', 'The episode was already withdrawn.');
+    await setStatus(session, m, msg, 'superseded', 'The episode was already withdrawn.');
     return;
   }
   if (event === EVENT.dischargeNotice && withdrawnAhead(episode, m, msg)) return recordWithdrawnDischargeNotice(session, m, msg, episode);
@@ -236,10 +250,10 @@ async function applyNotice(session: RecordSession, ctx: DischargeContext, m: Adw
   const state = triageStateOf(current.task) ?? 'received';
   if (state === 'rejected' && RESPONSES_TO[event]) return answerAfterRejection(session, ctx, m, msg, episode, current);
   if (FINAL_STATES.has(state)) {
-    await setStatus(session, m, 'superseded', `The referral is already ${state}.`);
+    await setStatus(session, m, msg, 'superseded', `The referral is already ${state}.`);
     return;
   }
-  await setStatus(session, m, 'awaiting-response');
+  await setStatus(session, m, msg, 'awaiting-response');
   if (event === EVENT.dischargeNotice) await applyDischargeNotice(session, ctx, m, msg, episode, current.referral, current.task);
   else if (event === EVENT.assessmentNotice && !opened) await applyNewerAssessmentNotice(session, ctx, m, msg, episode, current);
 }
@@ -281,7 +295,7 @@ async function applyNewerAssessmentNotice(session: RecordSession, ctx: Discharge
   const state = triageStateOf(current.task) ?? 'received';
   if (!AWAITING_RESPONSE.has(state)) {
     const on = current.task.executionPeriod?.start ? String(current.task.executionPeriod.start).slice(0, 10) : 'an earlier date';
-    await queueResponse(session, ctx, episode, referral, { header_id: m.headerId, event_code: m.eventCode, peer_mailbox: msg.from }, true,
+    await queueResponse(session, ctx, episode, referral, { header_id: m.headerId, event_code: m.eventCode, sender_mailbox: msg.from, peer_mailbox: msg.from }, true,
       `The council accepted this assessment on ${on}; the changes in this notice are recorded on the referral.`);
   }
 }
@@ -361,8 +375,8 @@ async function answerAfterRejection(session: RecordSession, ctx: DischargeContex
   const why = current.task.statusReason?.text;
   const on = current.task.lastModified ? String(current.task.lastModified).slice(0, 10) : 'an earlier date';
   const reason = `The referral was rejected on ${on}${why ? `: ${why}` : '.'}`;
-  await setStatus(session, m, 'awaiting-response');
-  await queueResponse(session, ctx, episode, current.referral, { header_id: m.headerId, event_code: event, peer_mailbox: msg.from }, false, reason);
+  await setStatus(session, m, msg, 'awaiting-response');
+  await queueResponse(session, ctx, episode, current.referral, { header_id: m.headerId, event_code: event, sender_mailbox: msg.from, peer_mailbox: msg.from }, false, reason);
   const answer = EVENT_NAMES[RESPONSES_TO[event].reject].toLowerCase();
   const proposed = event === EVENT.dischargeNotice ? ` (proposed discharge date ${m.encounter?.end ?? 'not given'})` : '';
   await fileCommunication(session, current, {
@@ -394,7 +408,7 @@ function withdrawnAhead(episode: AdwEpisode, m: AdwMessage, msg: InboundMessage)
 /** A discharge notice its withdrawal overtook: kept, and shown to staff, as withdrawn; no date, no deadline, nothing owed. */
 async function recordWithdrawnDischargeNotice(session: RecordSession, m: AdwMessage, msg: InboundMessage, episode: AdwEpisode): Promise<void> {
   const why = `The hospital withdrew this discharge notice (withdrawal sent ${episode.discharge_withdrawn_at}) before it arrived.`;
-  await setStatus(session, m, 'withdrawn', why);
+  await setStatus(session, m, msg, 'withdrawn', why);
   await fileCommunication(session, await loadReferral(session, episode.service_request_id), {
     category: 'Discharge notice',
     text: `Discharge notice (proposed discharge date ${m.encounter?.end ?? 'not given'}) arrived after the hospital had withdrawn it; it needs no answer and the expected discharge date is unchanged.`,
@@ -424,8 +438,8 @@ async function applyWithdrawal(session: RecordSession, ctx: DischargeContext, m:
     await cancelDeadlines(session, referral.id);
     if (ALLOWED_FROM.withdraw.includes(state)) referral = (await withdrawIn(session, ctx, referral.id, reason)).referral;
   }
-  await setStatus(session, m, 'awaiting-response');
-  await queueResponse(session, ctx, episode, referral, { header_id: m.headerId, event_code: m.eventCode, peer_mailbox: episode.peer_mailbox }, true, `Withdrawal received (${reason}).`);
+  await setStatus(session, m, msg, 'awaiting-response');
+  await queueResponse(session, ctx, episode, referral, { header_id: m.headerId, event_code: m.eventCode, sender_mailbox: msg.from, peer_mailbox: episode.peer_mailbox }, true, `Withdrawal received (${reason}).`);
 }
 
 // ---- responses (we are the hospital) -------------------------------------------------------------------
@@ -439,19 +453,43 @@ async function sentNotice(db: SqlExecutor, m: AdwMessage): Promise<{ event_code:
   );
 }
 
+/**
+ * Why a response cannot be applied to the notice it answers (none when it can): only the council the
+ * notice was sent to may answer it (H-049). The notice is found by the MessageHeader.id it answers, which
+ * travelled in the notice, so anyone who has seen the notice (or guesses the id) could otherwise accept or
+ * reject that council's referral. The response's source ODS code must be the notice's council and, with
+ * messaging, its MESH mailbox must be one messaging knows as that council's: a mailbox of another
+ * organisation is refused by the mailbox check in checkMessage, and one it does not know is refused here
+ * (once linked to the council, the dead letter can be replayed). ADW has no reject of a response, so the
+ * sender is told nothing; the dead letter says why.
+ */
+async function answerFromElsewhere(deps: AdwInboundDeps, session: RecordSession, msg: InboundMessage, m: AdwMessage): Promise<string[]> {
+  const notice = await sentNotice(session.tx, m);
+  if (!notice) return [];
+  const sentTo = `${EVENT_NAMES[notice.event_code as EventCode].toLowerCase()} ${m.response!.identifier}, which was sent to ${notice.peer_ods}`;
+  const problems: string[] = [];
+  if (m.sourceOds && m.sourceOds !== notice.peer_ods) problems.push(`It answers ${sentTo}, not to ${m.sourceOds}; only the council a notice was sent to can answer it.`);
+  if (deps.organisationForMailbox && !(await deps.organisationForMailbox(msg.from))) {
+    problems.push(`It answers ${sentTo}, but came from mailbox ${msg.from}, which is not known as ${notice.peer_ods}'s; if it is, link it (carebridge mesh mailbox add ${msg.from} --ods ${notice.peer_ods}) and replay this message.`);
+  }
+  return problems;
+}
+
 function notOurNotice(m: AdwMessage): AdwNotForThisService {
   return new AdwNotForThisService(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} answers notice ${m.response!.identifier}, which this service never sent.`);
 }
 
-async function applyResponse(session: RecordSession, ctx: DischargeContext, m: AdwMessage): Promise<void> {
+async function applyResponse(session: RecordSession, ctx: DischargeContext, m: AdwMessage, msg: InboundMessage): Promise<void> {
   const answer = ANSWERS[m.eventCode];
   const notice = await sentNotice(session.tx, m);
   if (!notice) throw notOurNotice(m);
+  // checkMessage refused it already; kept so no path applies another council's answer to this one's referral (H-049).
+  if (m.sourceOds !== notice.peer_ods) throw new AdwRejected(`${EVENT_NAMES[m.eventCode as EventCode]} ${m.headerId} from ${m.sourceOds} answers a notice sent to ${notice.peer_ods}; it was not applied.`);
   // The episode we hold as the hospital with the council the notice went to (H-041).
   const episode = await episodeWith(session.tx, { role: 'hospital', peerOds: notice.peer_ods, identifier: notice.referral_identifier });
   if (!episode) throw new AdwRejected(`Notice ${m.response!.identifier} belongs to episode ${notice.referral_identifier}, which this service does not hold.`);
   await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'out' AND header_id = ? AND event_code = ?", [answer.accepts ? 'accepted' : 'rejected', m.response!.identifier!, notice.event_code]);
-  await setStatus(session, m, 'processed');
+  await setStatus(session, m, msg, 'processed');
   const current = await loadReferral(session, episode.service_request_id);
   const state = triageStateOf(current.task) ?? 'received';
   const reason = m.reason?.text ?? (answer.accepts ? 'Accepted' : 'Rejected');

@@ -70,7 +70,8 @@ export async function queueOutbound(tx: SqlExecutor, m: QueuedMessage, now: numb
   );
 }
 
-type PendingNotice = { header_id: string; event_code: string; peer_mailbox: string | null };
+/** An inbound notice as an answer needs it: its key (sender_mailbox is part of it, H-048) and where to answer it. */
+type PendingNotice = { header_id: string; event_code: string; sender_mailbox: string; peer_mailbox: string | null };
 
 /**
  * The pending (unanswered) inbound notices of an episode of these kinds, newest first: those from the
@@ -79,7 +80,7 @@ type PendingNotice = { header_id: string; event_code: string; peer_mailbox: stri
 async function pendingNotices(tx: SqlExecutor, episode: AdwEpisode, events: string[]): Promise<PendingNotice[]> {
   const marks = events.map(() => '?').join(', ');
   return tx.all(
-    `SELECT header_id, event_code, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND peer_ods = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`,
+    `SELECT header_id, event_code, sender_mailbox, peer_mailbox FROM discharge_adw_messages WHERE direction = 'in' AND referral_identifier = ? AND peer_ods = ? AND status = 'awaiting-response' AND event_code IN (${marks}) ORDER BY at_ms DESC`,
     [episode.referral_identifier, episode.peer_ods, ...events],
   );
 }
@@ -89,8 +90,8 @@ async function pendingNotice(tx: SqlExecutor, episode: AdwEpisode, events: strin
   return (await pendingNotices(tx, episode, events))[0];
 }
 
-async function markAnswered(tx: SqlExecutor, headerId: string, event: string, status: string): Promise<void> {
-  await tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'in' AND header_id = ? AND event_code = ?", [status, headerId, event]);
+async function markAnswered(tx: SqlExecutor, notice: PendingNotice, status: string): Promise<void> {
+  await tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'in' AND header_id = ? AND event_code = ? AND sender_mailbox = ?", [status, notice.header_id, notice.event_code, notice.sender_mailbox]);
 }
 
 /** The people and places of an episode, read from the record, to write into a message. */
@@ -137,7 +138,7 @@ function identifierOf(referral: FhirResource): string {
 }
 
 /** Queues a response to an inbound notice (accept or reject), addressed back to where the notice came from. */
-export async function queueResponse(session: RecordSession, ctx: DischargeContext, episode: AdwEpisode, referral: FhirResource, notice: { header_id: string; event_code: string; peer_mailbox: string | null }, accept: boolean, reasonText: string | undefined): Promise<void> {
+export async function queueResponse(session: RecordSession, ctx: DischargeContext, episode: AdwEpisode, referral: FhirResource, notice: PendingNotice, accept: boolean, reasonText: string | undefined): Promise<void> {
   const events = RESPONSES_TO[notice.event_code];
   if (!events) return;
   const parties = await partiesFromRecord(session, referral);
@@ -148,7 +149,7 @@ export async function queueResponse(session: RecordSession, ctx: DischargeContex
     reasonText: reasonText ?? (accept ? 'Accepted.' : 'Rejected.'), ...parties, hospital: { ...parties.hospital, ods: episode.peer_ods }, council: { ...parties.council, ods: episode.our_ods }, now,
   });
   await queueOutbound(session.tx, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, respondsTo: notice.header_id, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: notice.peer_mailbox ?? episode.peer_mailbox, detail: reasonText }, now);
-  await markAnswered(session.tx, notice.header_id, notice.event_code, accept ? 'accepted' : 'rejected');
+  await markAnswered(session.tx, notice, accept ? 'accepted' : 'rejected');
 }
 
 /** Queues a notice from us (the hospital) to a council reached by ADW. */
@@ -202,6 +203,19 @@ export async function dischargeNoticeWaiting(tx: SqlExecutor, referralId: string
   return Boolean(waiting);
 }
 
+/**
+ * Whether the discharge notice a timer watches (its MessageHeader.id) still waits for the council's answer
+ * on this referral. Found through the referral's episode: another trust's notice may carry the same
+ * MessageHeader.id (H-048), and its answer is not this referral's.
+ */
+export async function dischargeNoticeStillOwed(tx: SqlExecutor, referralId: string, headerId: string | null): Promise<boolean> {
+  const waiting = await tx.get(
+    "SELECT 1 AS owed FROM discharge_adw_messages m JOIN discharge_adw_episodes e ON e.referral_identifier = m.referral_identifier AND e.peer_ods = m.peer_ods WHERE e.service_request_id = ? AND m.direction = 'in' AND m.header_id = ? AND m.event_code = ? AND m.status = 'awaiting-response'",
+    [referralId, headerId, EVENT.dischargeNotice],
+  );
+  return Boolean(waiting);
+}
+
 /** Referrals asked about per query: well inside both engines' limits on bound parameters. */
 const DUE_BATCH = 500;
 
@@ -215,9 +229,12 @@ export async function dischargeNoticesDue(db: SqlExecutor, referralIds: readonly
   const due = new Map<string, number>();
   for (let i = 0; i < referralIds.length; i += DUE_BATCH) {
     const some = referralIds.slice(i, i + DUE_BATCH);
+    // The notice of the timer's own episode: another trust's notice may carry the same MessageHeader.id (H-048).
     const rows = await db.all<{ referral_id: string; due_ms: number | string }>(
       `SELECT t.referral_id AS referral_id, MIN(t.due_ms) AS due_ms FROM discharge_timers t
+       JOIN discharge_adw_episodes e ON e.service_request_id = t.referral_id
        JOIN discharge_adw_messages m ON m.direction = 'in' AND m.header_id = t.message_key AND m.event_code = ? AND m.status = 'awaiting-response'
+         AND m.referral_identifier = e.referral_identifier AND m.peer_ods = e.peer_ods
        WHERE t.kind = 'discharge-notice' AND t.status IN ('pending', 'fired') AND t.referral_id IN (${some.map(() => '?').join(', ')})
        GROUP BY t.referral_id`,
       [EVENT.dischargeNotice, ...some],

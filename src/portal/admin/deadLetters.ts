@@ -4,10 +4,12 @@
 // message back in the inbox, is audited as the administrator's, and the page then says whether it was
 // processed or failed again, and why. No message body is ever shown: bodies are care records (names, NHS
 // numbers, assessments), and administrators never see care records; the headers, size and reason are
-// enough to find what went wrong, and a replay needs no body.
+// enough to find what went wrong, and a replay needs no body. A reason can still name a person, so each
+// view of the page is audited as the viewer's (one entry per page, naming the dead letters on it), and so
+// is a view refused to someone who is not an administrator.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ListedDeadLetter, ReplayOutcome } from '../../messaging/index.ts';
-import type { Role } from '../../access/index.ts';
+import type { DeadLetterView, Role, UserActor } from '../../access/index.ts';
 import type { SendPage } from '../page.ts';
 import { NotAllowedHere, PageNotFound } from '../pageErrors.ts';
 import { signedInAs } from '../person/recordPages.ts';
@@ -26,6 +28,8 @@ export interface PortalDeadLetters {
   replay(messageId: string, by: Administrator): Promise<ReplayOutcome | undefined>;
   /** Where the message stands now (undefined: no such message). */
   outcome(messageId: string): Promise<ReplayOutcome | undefined>;
+  /** Records in the audit trail that `viewer` was shown the queue, or refused it; never throws, never waits. */
+  viewed(viewer: { actor: UserActor; address: string }, view: DeadLetterView): void;
 }
 
 export interface DeadLetterPageOptions {
@@ -36,20 +40,26 @@ export interface DeadLetterPageOptions {
 
 const ADMIN: ReadonlySet<Role> = new Set(['admin']);
 const REFUSAL = 'These pages are for administrators.';
+const PAGE_PATH = '/admin/dead-letters';
 export const DEAD_LETTERS_PER_PAGE = 25;
 /** MESH message ids are short (20 to 40 characters); anything longer is not one. */
 const MESSAGE_ID = /^[A-Za-z0-9_.:-]{1,100}$/;
 
 export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, administration }: DeadLetterPageOptions): void {
-  /** The signed-in administrator (undefined: the reply is sent); a replay posted by anyone else is audited as refused. */
-  const admin = (req: FastifyRequest, reply: FastifyReply, replaying?: string) => {
+  /**
+   * The signed-in administrator (undefined: the reply is sent); anyone else signed in is refused, and their
+   * attempt audited: a replay as a refused change, a view as a refused view.
+   */
+  const admin = (req: FastifyRequest, reply: FastifyReply, attempt: { replaying: string } | { viewing: string }) => {
     let actor;
     try {
       actor = signedInAs(req, reply, ADMIN, REFUSAL);
     } catch (err) {
       const visitor = visitOf(req).actor;
-      if (err instanceof NotAllowedHere && replaying !== undefined && visitor) {
-        administration?.refused({ actor: visitor, address: req.ip }, { action: 'dead-letter-replayed', target: replaying, reason: REFUSAL, permitted: false });
+      if (err instanceof NotAllowedHere && visitor) {
+        const by = { actor: visitor, address: req.ip };
+        if ('replaying' in attempt) administration?.refused(by, { action: 'dead-letter-replayed', target: attempt.replaying, reason: REFUSAL, permitted: false });
+        else deadLetters?.viewed(by, { path: PAGE_PATH, query: attempt.viewing || undefined, messageIds: [], ok: false, reason: REFUSAL });
       }
       throw err;
     }
@@ -58,8 +68,8 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
     return { deadLetters, by: { actor, address: req.ip } };
   };
 
-  app.get<{ Querystring: { page?: string; replayed?: string } }>('/admin/dead-letters', async (req, reply) => {
-    const a = admin(req, reply);
+  app.get<{ Querystring: { page?: string; replayed?: string } }>(PAGE_PATH, async (req, reply) => {
+    const a = admin(req, reply, { viewing: queryOf(req.url) });
     if (!a) return reply;
     const asked = Number.parseInt(String(req.query.page ?? '1'), 10);
     const total = await a.deadLetters.count();
@@ -68,13 +78,24 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
     const { deadLetters: letters, total: now } = await a.deadLetters.page((page - 1) * DEAD_LETTERS_PER_PAGE, DEAD_LETTERS_PER_PAGE);
     const replayedId = String(req.query.replayed ?? '');
     const replayed = MESSAGE_ID.test(replayedId) ? await a.deadLetters.outcome(replayedId) : undefined;
+    const first = letters.length ? (page - 1) * DEAD_LETTERS_PER_PAGE + 1 : 0;
+    const last = (page - 1) * DEAD_LETTERS_PER_PAGE + letters.length;
+    // One entry for the page, naming every dead letter on it and the one whose outcome is shown (with its reason).
+    a.deadLetters.viewed(a.by, {
+      path: PAGE_PATH,
+      query: `page=${page}`,
+      shown: `page ${page} of ${pages}, ${letters.length ? `dead letters ${first} to ${last} of ${now}` : 'no dead letters'}`,
+      messageIds: letters.map((l) => l.messageId),
+      ...(replayed ? { outcomeOf: replayed.messageId } : {}),
+      ok: true,
+    });
     const organisations = new Map((await administration?.organisations.list() ?? []).map((o) => [o.ods, o.name]));
     const named = (ods?: string) => (ods ? `${organisations.get(ods) ?? ods} (${ods})` : undefined);
     return send(req, reply, 'pages/admin/dead-letters.njk', {
       pageTitle: page > 1 ? `Dead letters (page ${page} of ${pages})` : 'Dead letters',
       total: now,
-      first: letters.length ? (page - 1) * DEAD_LETTERS_PER_PAGE + 1 : 0,
-      last: (page - 1) * DEAD_LETTERS_PER_PAGE + letters.length,
+      first,
+      last,
       page,
       pages,
       previous: page > 1 ? `/admin/dead-letters?page=${page - 1}` : undefined,
@@ -93,7 +114,7 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
 
   app.post<{ Params: { messageId: string } }>('/admin/dead-letters/:messageId/replay', async (req, reply) => {
     const messageId = req.params.messageId;
-    const a = admin(req, reply, messageId);
+    const a = admin(req, reply, { replaying: messageId });
     if (!a) return reply;
     if (!MESSAGE_ID.test(messageId)) throw new PageNotFound('There is no dead letter with this message id.');
     try {
@@ -103,6 +124,12 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
     }
     return reply.redirect(`/admin/dead-letters?replayed=${encodeURIComponent(messageId)}`, 303);
   });
+}
+
+/** The query the page was asked with (`page=2`), as sent: what a refused viewer was after. */
+function queryOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? '' : url.slice(q + 1, q + 1 + 300);
 }
 
 function sizeInWords(bytes: number): string {
