@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { Migration, SqlDriver, SqlExecutor } from '../../record/index.ts';
 import type { Actor } from '../actor.ts';
-import { SharedParts, journalEntryFor, type JournalEntry } from './auditEvent.ts';
+import { SharedParts, entryValuesFor, journalEntryFor, type EntryValues, type JournalEntry } from './auditEvent.ts';
 import { decodeBatch, type BatchMessage } from './batchMessage.ts';
 import { GENESIS_HASH } from './chain.ts';
 
@@ -89,25 +89,51 @@ export function batchEntries(row: StoredBatch): BatchEntry[] {
 }
 
 /** The patient an entry was made by, when a person acted for themself (their own events are about them too). */
-export function selfPatient(entry: JournalEntry): string | undefined {
+export function selfPatient(entry: EntryValues): string | undefined {
   const self = entry.agentRef?.startsWith('Patient/') ? entry.agentRef.slice('Patient/'.length) : undefined;
   return self && !entry.patients.includes(self) ? self : undefined;
 }
 
+/**
+ * The search keys of a batch: the union of its entries' (entryKeys). The values are gathered per kind and
+ * made into keys once, since a batch's entries mostly share them (one caller, one outcome).
+ */
+export class BatchKeys {
+  private readonly values = new Map<string, Set<string>>();
+
+  add(e: EntryValues): void {
+    for (const p of e.patients) this.put('P', p);
+    const self = selfPatient(e);
+    if (self) this.put('S', self);
+    for (const r of e.entities) this.put('E', r);
+    for (const n of e.names) this.put('N', n);
+    if (e.agentRef) this.put('A', e.agentRef);
+    if (e.agent) this.put('I', e.agent);
+    this.put('T', e.type);
+    if (e.subtype) this.put('B', e.subtype);
+    this.put('C', e.action);
+    this.put('O', e.outcome);
+    if (e.purpose) this.put('U', e.purpose);
+  }
+
+  keys(): Set<string> {
+    const keys = new Set<string>();
+    for (const [kind, values] of this.values) for (const v of values) keys.add(`${kind}|${v}`.slice(0, KEY_LENGTH + 2));
+    return keys;
+  }
+
+  private put(kind: string, value: string): void {
+    let values = this.values.get(kind);
+    if (!values) this.values.set(kind, (values = new Set()));
+    values.add(value);
+  }
+}
+
 /** The search keys of one entry; a batch is indexed under the union of its entries' keys. */
-export function entryKeys(e: JournalEntry, into: Set<string>): void {
-  for (const p of e.patients) into.add(`P|${p}`);
-  const self = selfPatient(e);
-  if (self) into.add(`S|${self}`);
-  for (const r of e.entities) into.add(`E|${r}`.slice(0, KEY_LENGTH + 2));
-  for (const n of e.names) into.add(`N|${n}`.slice(0, KEY_LENGTH + 2));
-  if (e.agentRef) into.add(`A|${e.agentRef}`);
-  if (e.agent) into.add(`I|${e.agent}`);
-  into.add(`T|${e.type}`);
-  if (e.subtype) into.add(`B|${e.subtype}`);
-  into.add(`C|${e.action}`);
-  into.add(`O|${e.outcome}`);
-  if (e.purpose) into.add(`U|${e.purpose}`);
+export function entryKeys(e: EntryValues): Set<string> {
+  const keys = new BatchKeys();
+  keys.add(e);
+  return keys.keys();
 }
 
 /** The chain's last entry: its position and hash. */
@@ -143,14 +169,13 @@ export class BatchAppender {
     if (!batch.count) return undefined;
     const body = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength).toString('base64');
     const actors = JSON.stringify(batch.actors);
-    const parts = new SharedParts(this.observer);
     const requests = decodeBatch(batch);
-    const keys = new Set<string>();
+    const keys = new BatchKeys();
     let min = Infinity;
     let max = -Infinity;
-    // Built in full, as a search will build them: the keys are what those entries hold.
+    // The values a search will test, without the text it will serve.
     for (const r of requests) {
-      entryKeys(journalEntryFor(r, parts), keys);
+      keys.add(entryValuesFor(r, this.observer));
       if (r.at < min) min = r.at;
       if (r.at > max) max = r.at;
     }
@@ -164,7 +189,7 @@ export class BatchAppender {
         'INSERT INTO audit_batch (first_seq, last_seq, min_ms, max_ms, observer, actors, body, prev_hash, hash, format) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         [row.first_seq, last, Math.floor(min), Math.ceil(max), this.observer, actors, body, head.hash, hash, BATCH_FORMAT],
       );
-      await tx.insertMany('audit_batch_key', ['key', 'first_seq'], [...keys].map((k) => [k, row.first_seq]));
+      await tx.insertMany('audit_batch_key', ['key', 'first_seq'], [...keys.keys()].map((k) => [k, row.first_seq]));
       return { seq: last, hash };
     });
   }

@@ -22,6 +22,8 @@ export interface BatchSearch {
   need: number;
   /** Count every match: to the end (`all`), up to COUNT_BATCHES batches (`bounded`), or not at all. */
   count: 'all' | 'bounded' | 'none';
+  /** How many batches each read fetches (BATCHES_A_READ). */
+  batchesAtOnce?: number;
 }
 
 /** Batches read, beyond the page, to count a search's matches when no total was asked for explicitly (~100,000 entries). */
@@ -40,11 +42,12 @@ export async function searchBatches(db: SqlExecutor, search: BatchSearch): Promi
   let total = 0;
   let cursor: { ms: number; seq: number } | undefined;
   let beyondPage = 0;
+  const perRead = search.batchesAtOnce ?? BATCHES_A_READ;
   const order = (a: BatchMatch, b: BatchMatch) => (search.descending ? b.ms - a.ms || b.seq - a.seq : a.ms - b.ms || a.seq - b.seq);
   for (;;) {
     const after = cursor ? ` AND (b.${bound} ${older} ? OR (b.${bound} = ? AND b.first_seq ${older} ?))` : '';
     const rows = await db.all<StoredBatch>(
-      `SELECT ${BATCH_COLUMNS} FROM audit_batch b WHERE ${where.text}${after} ORDER BY b.${bound} ${dir}, b.first_seq ${dir} LIMIT ${BATCHES_A_READ}`,
+      `SELECT ${BATCH_COLUMNS} FROM audit_batch b WHERE ${where.text}${after} ORDER BY b.${bound} ${dir}, b.first_seq ${dir} LIMIT ${perRead}`,
       [...where.params, ...(cursor ? [cursor.ms, cursor.ms, cursor.seq] : [])],
     );
     for (const row of rows) {
@@ -54,7 +57,7 @@ export async function searchBatches(db: SqlExecutor, search: BatchSearch): Promi
         matches.push({ seq, ms: entry.recordedMs, entry, hash: row.hash });
       }
     }
-    if (rows.length < BATCHES_A_READ) return { matches: top(matches, search.need, order), total };
+    if (rows.length < perRead) return { matches: top(matches, search.need, order), total };
     const last = rows[rows.length - 1];
     cursor = { ms: Number(last[bound]), seq: Number(last.first_seq) };
     matches = top(matches, search.need, order);

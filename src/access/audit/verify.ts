@@ -113,9 +113,7 @@ function batchProblem(batch: StoredBatch, previous: string, keys: Set<string>, a
     return { text: `its batch (${span}) cannot be read` };
   }
   for (const { seq, entry } of entries) {
-    const wanted = new Set<string>();
-    entryKeys(entry, wanted);
-    for (const key of wanted) {
+    for (const key of entryKeys(entry)) {
       if (keys.has(key)) continue;
       const patient = /^[PS]\|/.test(key) ? key.slice(2) : undefined;
       return { seq, text: patient ? `the patient index has lost its row for Patient/${patient} (the event would not show in that person's audit)` : `the search index has lost its key '${key}' for this event's batch (searches by it would miss the event)` };
