@@ -272,11 +272,8 @@ for (const engine of ENGINES) {
       const officer = await signIn('dl.officer', 'privacy-officer', 'LA918');
       assert.match(textOf((await get(`/privacy-officer/audit?user=${viewerId}`, officer)).html), /Dead-letter queue viewed: page 2 of 2, dead letters 26 to 30 of 30/);
 
-      const journal = [
-        ...(await s.server.driver.all<{ content: string }>('SELECT content FROM audit_journal')).map((r) => r.content),
-        ...(await s.server.driver.all<{ content: string }>('SELECT content FROM audit_part')).map((r) => r.content),
-      ].join('\n');
-      assert.ok(journal.includes('dead-letter queue viewed'), 'the stored trail was read');
+      const journal = (await storedJournalTexts(s.server.driver)).join('\n');
+      assert.ok(journal.includes('/admin/dead-letters'), 'the stored trail was read');
       assert.ok(!journal.includes('Secretname') && !journal.includes('not linked to an organisation'), 'neither a body nor a reason in the audit');
       const chain = await verifyAuditChain(s.server.driver);
       assert.equal(chain.intact, true, JSON.stringify(chain));
