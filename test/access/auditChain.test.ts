@@ -147,6 +147,7 @@ for (const engine of ENGINES) {
       const firstAbout = about.find((e) => e.seq >= Number(batch.first_seq))!.seq;
       const inBatch = about.filter((e) => e.seq <= Number(batch.last_seq) && e.seq >= Number(batch.first_seq)).length;
       const before = (await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total;
+      const { positions } = (await t.server.driver.get<{ positions: string }>('SELECT positions FROM audit_batch_key WHERE key = ? AND first_seq = ?', [`P|${pid}`, batch.first_seq]))!;
       await journal.db.transaction((tx) => tx.run('DELETE FROM audit_batch_key WHERE key = ? AND first_seq = ?', [`P|${pid}`, batch.first_seq]));
       try {
         assert.equal((await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total, before - inBatch, 'the batch\'s events no longer show for the patient');
@@ -155,7 +156,28 @@ for (const engine of ENGINES) {
         assert.equal(!result.intact && result.seq, firstAbout);
         assert.match(!result.intact ? result.problem : '', new RegExp(`patient index has lost its row for Patient/${pid}`));
       } finally {
-        await journal.db.transaction((tx) => tx.insertMany('audit_batch_key', ['key', 'first_seq'], [[`P|${pid}`, batch.first_seq]]));
+        await journal.db.transaction((tx) => tx.insertMany('audit_batch_key', ['key', 'first_seq', 'positions'], [[`P|${pid}`, batch.first_seq, positions]]));
+      }
+      assert.equal((await verifyAuditChain(t.server.driver)).intact, true);
+    });
+
+    it('verify notices an event hidden from a person\'s audit by taking its position out of the patient key', async () => {
+      const about = (await batchedEntries(t.server.driver)).filter((e) => e.entry.patients.includes(pid));
+      const hidden = about[about.length - 1];
+      const batch = await batchHolding(t.server.driver, hidden.seq);
+      const row = (await t.server.driver.get<{ positions: string }>('SELECT positions FROM audit_batch_key WHERE key = ? AND first_seq = ?', [`P|${pid}`, batch.first_seq]))!;
+      const kept = row.positions.split(',').filter((p) => Number(p) !== hidden.seq - Number(batch.first_seq)).join(',');
+      const before = (await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total;
+      const setPositions = (text: string) => journal.db.transaction((tx) => tx.run('UPDATE audit_batch_key SET positions = ? WHERE key = ? AND first_seq = ?', [text, `P|${pid}`, batch.first_seq]));
+      await setPositions(kept);
+      try {
+        assert.equal((await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total, before - 1, 'the event no longer shows for the patient');
+        assert.ok(!(await t.fhir.get(`AuditEvent?patient=${pid}&_count=100`)).body.entry.some((e: any) => e.resource.id === String(hidden.seq)));
+        const result = await verifyAuditChain(t.server.driver);
+        assert.equal(!result.intact && result.seq, hidden.seq);
+        assert.match(!result.intact ? result.problem : '', new RegExp(`patient index has lost its row for Patient/${pid}`));
+      } finally {
+        await setPositions(row.positions);
       }
       assert.equal((await verifyAuditChain(t.server.driver)).intact, true);
     });

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { Migration, SqlDriver, SqlExecutor } from '../../record/index.ts';
 import type { Actor } from '../actor.ts';
-import { SharedParts, entryValuesFor, journalEntryFor, type EntryValues, type JournalEntry } from './auditEvent.ts';
+import { SharedParts, entryValuesFor, journalEntryFor, type AuditedRequest, type EntryValues, type JournalEntry } from './auditEvent.ts';
 import { decodeBatch, type BatchMessage } from './batchMessage.ts';
 import { GENESIS_HASH } from './chain.ts';
 
@@ -43,7 +43,7 @@ CREATE TABLE audit_batch (
 CREATE INDEX audit_batch_newest ON audit_batch (max_ms, first_seq);
 CREATE INDEX audit_batch_oldest ON audit_batch (min_ms, first_seq);
 CREATE UNIQUE INDEX audit_batch_last ON audit_batch (last_seq);
-CREATE TABLE audit_batch_key (key TEXT NOT NULL, first_seq BIGINT NOT NULL, PRIMARY KEY (key, first_seq))${clustered}
+CREATE TABLE audit_batch_key (key TEXT NOT NULL, first_seq BIGINT NOT NULL, positions TEXT NOT NULL, PRIMARY KEY (key, first_seq))${clustered}
 `,
   };
 }
@@ -78,15 +78,29 @@ const partsByObserver = new Map<string, SharedParts>();
 
 /** The entries of a stored batch, in order (throws when its bytes do not decode). */
 export function batchEntries(row: StoredBatch): BatchEntry[] {
-  let parts = partsByObserver.get(row.observer);
+  const parts = partsFor(row.observer);
+  return decodedRequests(row).map((r, i) => ({ seq: Number(row.first_seq) + i, entry: journalEntryFor(r, parts) }));
+}
+
+function partsFor(observer: string): SharedParts {
+  let parts = partsByObserver.get(observer);
   if (!parts) {
     if (partsByObserver.size > 100) partsByObserver.clear();
-    partsByObserver.set(row.observer, (parts = new SharedParts(row.observer)));
+    partsByObserver.set(observer, (parts = new SharedParts(observer)));
   }
-  const bytes = Buffer.from(row.body, 'base64');
-  const requests = decodeBatch({ bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), actors: JSON.parse(row.actors) as Actor[], count: Number(row.last_seq) - Number(row.first_seq) + 1 });
-  return requests.map((r, i) => ({ seq: Number(row.first_seq) + i, entry: journalEntryFor(r, parts) }));
+  return parts;
 }
+
+function decodedRequests(row: StoredBatch) {
+  const bytes = Buffer.from(row.body, 'base64');
+  return decodeBatch({ bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), actors: JSON.parse(row.actors) as Actor[], count: Number(row.last_seq) - Number(row.first_seq) + 1 });
+}
+
+/** The requests of a stored batch, in order (throws when its bytes do not decode). */
+export const batchRequests = (row: StoredBatch): AuditedRequest[] => decodedRequests(row);
+
+/** One of a stored batch's requests as its journal entry, built in full. */
+export const batchEntryOf = (row: StoredBatch, request: AuditedRequest): JournalEntry => journalEntryFor(request, partsFor(row.observer));
 
 /** The patient an entry was made by, when a person acted for themself (their own events are about them too). */
 export function selfPatient(entry: EntryValues): string | undefined {
@@ -95,46 +109,60 @@ export function selfPatient(entry: EntryValues): string | undefined {
 }
 
 /**
- * The search keys of a batch: the union of its entries' (entryKeys). The values are gathered per kind and
- * made into keys once, since a batch's entries mostly share them (one caller, one outcome).
+ * The search keys of a batch, each with the positions (0 = the batch's first entry) of the entries that
+ * have it: a search reads the positions, and decodes only the batches its page needs.
  */
 export class BatchKeys {
-  private readonly values = new Map<string, Set<string>>();
+  private readonly values = new Map<string, Map<string, number[]>>();
 
-  add(e: EntryValues): void {
-    for (const p of e.patients) this.put('P', p);
+  add(e: EntryValues, position = 0): void {
+    for (const p of e.patients) this.put('P', p, position);
     const self = selfPatient(e);
-    if (self) this.put('S', self);
-    for (const r of e.entities) this.put('E', r);
-    for (const n of e.names) this.put('N', n);
-    if (e.agentRef) this.put('A', e.agentRef);
-    if (e.agent) this.put('I', e.agent);
-    this.put('T', e.type);
-    if (e.subtype) this.put('B', e.subtype);
-    this.put('C', e.action);
-    this.put('O', e.outcome);
-    if (e.purpose) this.put('U', e.purpose);
+    if (self) this.put('S', self, position);
+    for (const r of e.entities) this.put('E', r, position);
+    for (const n of e.names) this.put('N', n, position);
+    if (e.agentRef) this.put('A', e.agentRef, position);
+    if (e.agent) this.put('I', e.agent, position);
+    this.put('T', e.type, position);
+    if (e.subtype) this.put('B', e.subtype, position);
+    this.put('C', e.action, position);
+    this.put('O', e.outcome, position);
+    if (e.purpose) this.put('U', e.purpose, position);
   }
 
-  keys(): Set<string> {
-    const keys = new Set<string>();
-    for (const [kind, values] of this.values) for (const v of values) keys.add(`${kind}|${v}`.slice(0, KEY_LENGTH + 2));
-    return keys;
+  /** Each key (cut to KEY_LENGTH) with its positions, ascending. */
+  rows(): Map<string, number[]> {
+    const rows = new Map<string, number[]>();
+    for (const [kind, values] of this.values) {
+      for (const [value, positions] of values) {
+        const key = `${kind}|${value}`.slice(0, KEY_LENGTH + 2);
+        const known = rows.get(key);
+        // Two values cut to one key: one row with both's positions.
+        rows.set(key, known ? [...new Set([...known, ...positions])].sort((a, b) => a - b) : positions);
+      }
+    }
+    return rows;
   }
 
-  private put(kind: string, value: string): void {
+  private put(kind: string, value: string, position: number): void {
     let values = this.values.get(kind);
-    if (!values) this.values.set(kind, (values = new Set()));
-    values.add(value);
+    if (!values) this.values.set(kind, (values = new Map()));
+    const positions = values.get(value);
+    if (!positions) values.set(value, [position]);
+    else if (positions[positions.length - 1] !== position) positions.push(position);
   }
 }
 
-/** The search keys of one entry; a batch is indexed under the union of its entries' keys. */
+/** The search keys of one entry. */
 export function entryKeys(e: EntryValues): Set<string> {
   const keys = new BatchKeys();
   keys.add(e);
-  return keys.keys();
+  return new Set(keys.rows().keys());
 }
+
+/** Positions as stored in audit_batch_key (decimal, comma-separated, ascending). */
+export const positionsText = (positions: number[]) => positions.join(',');
+export const positionsOf = (text: string) => (text ? text.split(',').map(Number) : []);
 
 /** The chain's last entry: its position and hash. */
 export interface ChainHead { seq: number; hash: string }
@@ -174,8 +202,8 @@ export class BatchAppender {
     let min = Infinity;
     let max = -Infinity;
     // The values a search will test, without the text it will serve.
-    for (const r of requests) {
-      keys.add(entryValuesFor(r, this.observer));
+    for (const [position, r] of requests.entries()) {
+      keys.add(entryValuesFor(r, this.observer), position);
       if (r.at < min) min = r.at;
       if (r.at > max) max = r.at;
     }
@@ -189,7 +217,7 @@ export class BatchAppender {
         'INSERT INTO audit_batch (first_seq, last_seq, min_ms, max_ms, observer, actors, body, prev_hash, hash, format) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         [row.first_seq, last, Math.floor(min), Math.ceil(max), this.observer, actors, body, head.hash, hash, BATCH_FORMAT],
       );
-      await tx.insertMany('audit_batch_key', ['key', 'first_seq'], [...keys.keys()].map((k) => [k, row.first_seq]));
+      await tx.insertMany('audit_batch_key', ['key', 'first_seq', 'positions'], [...keys.rows()].map(([k, positions]) => [k, row.first_seq, positionsText(positions)]));
       return { seq: last, hash };
     });
   }

@@ -9,7 +9,7 @@ import type { SqlExecutor } from '../../record/index.ts';
 import { GENESIS_HASH, chainHash, chainPosition } from './chain.ts';
 import { HEAD, LEGACY_FORMAT, linkHash, partKey } from './journal.ts';
 import { anchoredHead } from './anchor.ts';
-import { BATCH_COLUMNS, BATCH_FORMAT, batchEntries, batchHash, entryKeys, type StoredBatch } from './batchJournal.ts';
+import { BATCH_COLUMNS, BATCH_FORMAT, batchEntries, batchHash, entryKeys, positionsOf, type StoredBatch } from './batchJournal.ts';
 
 export type ChainCheck =
   | { intact: true; checked: number; head?: { seq: number; hash: string } }
@@ -91,16 +91,17 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
 
 const BATCH_PAGE = 20;
 
-async function batchKeys(db: SqlExecutor, batch: StoredBatch): Promise<Set<string>> {
-  const rows = await db.all<{ key: string }>('SELECT key FROM audit_batch_key WHERE first_seq = ?', [batch.first_seq]);
-  return new Set(rows.map((r) => r.key));
+/** The batch's keys, each with the positions of the entries it lists. */
+async function batchKeys(db: SqlExecutor, batch: StoredBatch): Promise<Map<string, Set<number>>> {
+  const rows = await db.all<{ key: string; positions: string }>('SELECT key, positions FROM audit_batch_key WHERE first_seq = ?', [batch.first_seq]);
+  return new Map(rows.map((r) => [r.key, new Set(positionsOf(r.positions))]));
 }
 
 /**
  * What is wrong with a batch, given the hash before it and its index keys: its link, its hash, its bytes,
- * its keys (a lost patient key hides its entries from that person's audit), and the anchor inside it.
+ * its keys (a lost patient key, or a position missing from one, hides its entries from that person's audit), and the anchor inside it.
  */
-function batchProblem(batch: StoredBatch, previous: string, keys: Set<string>, anchor: { seq: number; hash: string } | undefined): { seq?: number; text: string } | undefined {
+function batchProblem(batch: StoredBatch, previous: string, keys: Map<string, Set<number>>, anchor: { seq: number; hash: string } | undefined): { seq?: number; text: string } | undefined {
   const first = Number(batch.first_seq);
   const last = Number(batch.last_seq);
   const span = `entries ${first} to ${last}, stored as one batch`;
@@ -114,7 +115,7 @@ function batchProblem(batch: StoredBatch, previous: string, keys: Set<string>, a
   }
   for (const { seq, entry } of entries) {
     for (const key of entryKeys(entry)) {
-      if (keys.has(key)) continue;
+      if (keys.get(key)?.has(seq - first)) continue;
       const patient = /^[PS]\|/.test(key) ? key.slice(2) : undefined;
       return { seq, text: patient ? `the patient index has lost its row for Patient/${patient} (the event would not show in that person's audit)` : `the search index has lost its key '${key}' for this event's batch (searches by it would miss the event)` };
     }
