@@ -144,7 +144,7 @@ async function residentNhsNumber(driver: SqlDriver): Promise<string> {
 
 /** Waits until the audit journal stops growing (the writer has caught up). */
 async function auditWritten(driver: SqlDriver): Promise<void> {
-  const count = async () => Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_journal'))?.n ?? 0);
+  const count = async () => Number((await driver.get<{ n: number }>('SELECT (SELECT COUNT(*) FROM audit_journal) + (SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM audit_batch) AS n'))?.n ?? 0);
   let last = -1;
   for (let i = 0; i < 300; i++) {
     const now = await count();

@@ -15,7 +15,7 @@ export { FhirError, badRequest, notFound } from './outcome.ts';
 export type { ResourceTypeService, ResourceTypeServices, ServedSearch, ServedRead, ServedAnswer } from './typeService.ts';
 // For services of other types: the record's search syntax, date precision and searchset Bundles.
 export { parseSearchRequest, type SearchRequest, type Filter, type QueryParams } from './search/request.ts';
-export { dateCondition } from './search/compile.ts';
+export { dateCondition, dateMatcher } from './search/compile.ts';
 export { searchsetBundle } from './bundle.ts';
 export type { FoundResource, SearchResult } from './search/execute.ts';
 /** Stores new resources (ids just assigned by the caller) in the caller's transaction, in one batch; not validated. */

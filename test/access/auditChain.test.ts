@@ -1,6 +1,6 @@
 // The audit journal is hash-chained: `carebridge audit verify` (the real command) passes on an intact
-// chain, and names exactly the entry whose stored AuditEvent was changed, whose journal row was deleted,
-// or whose patient index row was removed (both storage engines). Two app nodes on one PostgreSQL extend
+// chain, and names the batch whose stored requests or callers were changed, exactly the entry where a
+// deleted batch began, and the first entry hidden by removing a patient key (both storage engines). Two app nodes on one PostgreSQL extend
 // one chain. A deployment's AuditEvents from before the journal move into it and stay verifiable.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ENGINES, TEST_ADMIN, clientToken, fhirClient, startTestServer, testDatabase, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { runCli } from '../cli/cli.ts';
-import { journalConnection } from '../support/auditJournal.ts';
+import { batchHolding, batchedEntries, forgeBatchEntry, journalConnection, journalEntryCount } from '../support/auditJournal.ts';
 import { buildServer, type CareBridgeServer } from '../../src/server.ts';
 import { loadServerConfig } from '../../src/config.ts';
 import { migrateAccess, verifyAuditChain } from '../../src/access/index.ts';
@@ -17,6 +17,8 @@ import { CHAIN_EXTENSION, GENESIS_HASH, chainHash } from '../../src/access/audit
 import { JournalAppender } from '../../src/access/audit/journal.ts';
 import { ANCHOR_EVERY_MS } from '../../src/access/audit/trail.ts';
 import { SharedParts, journalEntryFor } from '../../src/access/audit/auditEvent.ts';
+import { BatchAppender } from '../../src/access/audit/batchJournal.ts';
+import { PackedRequests } from '../../src/access/audit/batchMessage.ts';
 import { createResources, migrate, openRecordStore, type SqlDriver } from '../../src/record/index.ts';
 
 after(() => stopOwnPostgres());
@@ -26,14 +28,18 @@ const verify = async (database: string) => {
   return { ...r, lines: r.stdout.trim().split('\n').filter(Boolean) };
 };
 
-const journalLength = async (driver: SqlDriver) => Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM audit_journal'))!.n);
-
 async function waitForJournal(driver: SqlDriver, atLeast: number): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while ((await journalLength(driver)) < atLeast) {
+  while ((await journalEntryCount(driver)) < atLeast) {
     if (Date.now() > deadline) assert.fail(`the audit journal did not reach ${atLeast} entries`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Entry seqs in order, and the batch each is stored in. */
+async function batchesBySeq(driver: SqlDriver): Promise<{ first: number; last: number; hash: string }[]> {
+  return (await driver.all<{ first_seq: number; last_seq: number; hash: string }>('SELECT first_seq, last_seq, hash FROM audit_batch ORDER BY first_seq'))
+    .map((b) => ({ first: Number(b.first_seq), last: Number(b.last_seq), hash: b.hash }));
 }
 
 for (const engine of ENGINES) {
@@ -45,8 +51,14 @@ for (const engine of ENGINES) {
       t = await startTestServer(engine);
       journal = await journalConnection(t.server.driver);
       pid = (await t.fhir.post('Patient', { resourceType: 'Patient', name: [{ family: 'Chained' }] })).body.id;
-      for (let i = 0; i < 6; i++) await t.fhir.get(`Patient/${pid}`);
-      await waitForJournal(t.server.driver, 7);
+      // Each once the one before is written, so the trail writes them in batches of their own.
+      await waitForJournal(t.server.driver, await journalEntryCount(t.server.driver));
+      for (let i = 0; i < 6; i++) {
+        const written = await journalEntryCount(t.server.driver);
+        await t.fhir.get(`Patient/${pid}`);
+        await waitForJournal(t.server.driver, written + 1);
+      }
+      assert.ok((await batchesBySeq(t.server.driver)).length >= 5, 'several batches to tamper with');
     });
     after(async () => {
       await journal?.close();
@@ -59,37 +71,36 @@ for (const engine of ENGINES) {
       assert.match(r.stdout, /intact: \d+ entries checked/);
     });
 
-    it('verify names exactly the entry whose stored AuditEvent was changed', async () => {
-      const target = (await t.server.driver.get<{ seq: number; content: string }>('SELECT seq, content FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 3'))!;
-      const forged = target.content.replace('"outcome":"0"', '"outcome":"8"');
-      assert.notEqual(forged, target.content);
-      const setContent = (text: string) => journal.db.transaction((tx) => tx.run('UPDATE audit_journal SET content = ? WHERE seq = ?', [text, target.seq]));
-      await setContent(forged);
+    it('verify names the batch whose stored requests were changed', async () => {
+      const batches = await batchesBySeq(t.server.driver);
+      const target = batches[3];
+      const restore = await forgeBatchEntry(journal.db, target.last, (r) => ({ ...r, outcome: { ...r.outcome, status: 500 } }));
       try {
-        assert.equal((await t.fhir.get(`AuditEvent/${target.seq}`)).body.outcome, '8', 'the forgery is what is served…');
+        assert.equal((await t.fhir.get(`AuditEvent/${target.last}`)).body.outcome, '8', 'the forgery is what is served…');
         const r = await verify(t.database);
         assert.equal(r.code, 1, r.stdout + r.stderr);
         assert.equal(r.lines.length, 1, r.stdout);
-        assert.match(r.lines[0], new RegExp(`seq ${target.seq} \\(AuditEvent ${target.seq}\\)`));
-        assert.match(r.lines[0], /does not match its hash/);
+        assert.match(r.lines[0], new RegExp(`seq ${target.first} \\(AuditEvent ${target.first}\\)`));
+        assert.match(r.lines[0], new RegExp(`entries ${target.first} to ${target.last}, stored as one batch\\) does not match its hash`));
       } finally {
-        await setContent(target.content);
+        await restore();
       }
       assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
     });
 
-    it('verify names exactly the entry whose journal row was deleted', async () => {
-      const row = (await t.server.driver.get<Record<string, any>>('SELECT * FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 2'))!;
-      await journal.db.transaction((tx) => tx.run('DELETE FROM audit_journal WHERE seq = ?', [row.seq]));
+    it('verify names exactly the entry where a deleted batch began', async () => {
+      const [, , target] = await batchesBySeq(t.server.driver);
+      const row = (await t.server.driver.get<Record<string, any>>('SELECT * FROM audit_batch WHERE first_seq = ?', [target.first]))!;
+      await journal.db.transaction((tx) => tx.run('DELETE FROM audit_batch WHERE first_seq = ?', [target.first]));
       try {
         const r = await verify(t.database);
         assert.equal(r.code, 1, r.stdout + r.stderr);
         assert.equal(r.lines.length, 1, r.stdout);
-        assert.match(r.lines[0], new RegExp(`seq ${row.seq} \\(AuditEvent ${row.seq}\\)`));
+        assert.match(r.lines[0], new RegExp(`seq ${target.first} \\(AuditEvent ${target.first}\\)`));
         assert.match(r.lines[0], /journal row has been deleted/);
       } finally {
         const columns = Object.keys(row);
-        await journal.db.transaction((tx) => tx.insertMany('audit_journal', columns, [columns.map((c) => row[c])]));
+        await journal.db.transaction((tx) => tx.insertMany('audit_batch', columns, [columns.map((c) => row[c])]));
       }
       assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
     });
@@ -97,7 +108,7 @@ for (const engine of ENGINES) {
     it('verify notices entries removed from the end with their index rows, from the head anchored in the record', async () => {
       await new Promise((r) => setTimeout(r, ANCHOR_EVERY_MS + 100));
       for (let i = 0; i < 3; i++) await t.fhir.get(`Patient/${pid}`);
-      const last = async () => Number((await t.server.driver.get<{ seq: number }>('SELECT MAX(seq) AS seq FROM audit_journal'))!.seq);
+      const last = async () => Number((await t.server.driver.get<{ seq: number }>('SELECT MAX(last_seq) AS seq FROM audit_batch'))!.seq);
       const deadline = Date.now() + 10_000;
       let anchored: number | undefined;
       // The anchor follows the chain's head after a write, at most once a second.
@@ -106,13 +117,13 @@ for (const engine of ENGINES) {
         await t.fhir.get(`Patient/${pid}`);
         await new Promise((r) => setTimeout(r, 300));
       }
-      const from = anchored - 1;
-      const rows = await t.server.driver.all<Record<string, any>>('SELECT * FROM audit_journal WHERE seq >= ? ORDER BY seq', [from]);
-      const patients = await t.server.driver.all<Record<string, any>>('SELECT * FROM audit_patient WHERE seq >= ?', [from]);
-      const entities = await t.server.driver.all<Record<string, any>>('SELECT * FROM audit_entity WHERE seq >= ?', [from]);
+      // The batch that ends at the anchor, and any after it.
+      const from = (await batchesBySeq(t.server.driver)).find((b) => b.last === anchored)!.first;
+      const batches = await t.server.driver.all<Record<string, any>>('SELECT * FROM audit_batch WHERE first_seq >= ? ORDER BY first_seq', [from]);
+      const keys = await t.server.driver.all<Record<string, any>>('SELECT * FROM audit_batch_key WHERE first_seq >= ?', [from]);
       // Quiet while the rows are out: nothing new is written on top of the shortened chain.
       await journal.db.transaction(async (tx) => {
-        for (const table of ['audit_journal', 'audit_patient', 'audit_entity']) await tx.run(`DELETE FROM ${table} WHERE seq >= ?`, [from]);
+        for (const table of ['audit_batch', 'audit_batch_key']) await tx.run(`DELETE FROM ${table} WHERE first_seq >= ?`, [from]);
       });
       try {
         const r = await verify(t.database);
@@ -121,8 +132,8 @@ for (const engine of ENGINES) {
         assert.match(r.lines[0], new RegExp(`the record's anchor says the chain reached entry ${anchored}|not the entry the record anchored`));
       } finally {
         await journal.db.transaction(async (tx) => {
-          for (const table of ['audit_journal', 'audit_patient', 'audit_entity']) await tx.run(`DELETE FROM ${table} WHERE seq >= ?`, [from]);
-          for (const [table, list] of [['audit_journal', rows], ['audit_patient', patients], ['audit_entity', entities]] as const) {
+          for (const table of ['audit_batch', 'audit_batch_key']) await tx.run(`DELETE FROM ${table} WHERE first_seq >= ?`, [from]);
+          for (const [table, list] of [['audit_batch', batches], ['audit_batch_key', keys]] as const) {
             if (list.length) await tx.insertMany(table, Object.keys(list[0]), list.map((row) => Object.keys(list[0]).map((c) => row[c])));
           }
         });
@@ -130,43 +141,71 @@ for (const engine of ENGINES) {
       assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
     });
 
-    it('verify notices an event hidden from a person\'s audit by removing its patient index row', async () => {
-      const row = (await t.server.driver.get<{ patient_id: string; recorded_ms: number; seq: number; as_agent: number }>('SELECT * FROM audit_patient WHERE patient_id = ? ORDER BY seq LIMIT 1 OFFSET 1', [pid]))!;
+    it('verify notices an event hidden from a person\'s audit by removing its batch\'s patient key', async () => {
+      const about = (await batchedEntries(t.server.driver)).filter((e) => e.entry.patients.includes(pid));
+      const batch = await batchHolding(t.server.driver, about[1].seq);
+      const firstAbout = about.find((e) => e.seq >= Number(batch.first_seq))!.seq;
+      const inBatch = about.filter((e) => e.seq <= Number(batch.last_seq) && e.seq >= Number(batch.first_seq)).length;
       const before = (await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total;
-      await journal.db.transaction((tx) => tx.run('DELETE FROM audit_patient WHERE patient_id = ? AND seq = ?', [pid, row.seq]));
+      const { positions } = (await t.server.driver.get<{ positions: string }>('SELECT positions FROM audit_batch_key WHERE key = ? AND first_seq = ?', [`P|${pid}`, batch.first_seq]))!;
+      await journal.db.transaction((tx) => tx.run('DELETE FROM audit_batch_key WHERE key = ? AND first_seq = ?', [`P|${pid}`, batch.first_seq]));
       try {
-        assert.equal((await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total, before - 1, 'the event no longer shows for the patient');
+        assert.equal((await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total, before - inBatch, 'the batch\'s events no longer show for the patient');
         const result = await verifyAuditChain(t.server.driver);
         assert.equal(result.intact, false);
-        assert.equal(!result.intact && result.seq, Number(row.seq));
+        assert.equal(!result.intact && result.seq, firstAbout);
         assert.match(!result.intact ? result.problem : '', new RegExp(`patient index has lost its row for Patient/${pid}`));
       } finally {
-        await journal.db.transaction((tx) => tx.insertMany('audit_patient', ['patient_id', 'recorded_ms', 'seq', 'as_agent'], [[row.patient_id, row.recorded_ms, row.seq, row.as_agent]]));
+        await journal.db.transaction((tx) => tx.insertMany('audit_batch_key', ['key', 'first_seq', 'positions'], [[`P|${pid}`, batch.first_seq, positions]]));
       }
       assert.equal((await verifyAuditChain(t.server.driver)).intact, true);
     });
 
-    it('verify names the first entry whose shared agent and source part was changed', async () => {
-      const { part } = (await t.server.driver.get<{ part: string }>('SELECT part FROM audit_journal ORDER BY seq LIMIT 1 OFFSET 3'))!;
-      const first = Number((await t.server.driver.get<{ seq: number }>('SELECT MIN(seq) AS seq FROM audit_journal WHERE part = ?', [part]))!.seq);
-      const { content } = (await t.server.driver.get<{ content: string }>('SELECT content FROM audit_part WHERE part_key = ?', [part]))!;
-      const setPart = (text: string) => journal.db.transaction((tx) => tx.run('UPDATE audit_part SET content = ? WHERE part_key = ?', [text, part]));
-      await setPart(content.replace(TEST_ADMIN.id, 'someone-else'));
+    it('verify notices an event hidden from a person\'s audit by taking its position out of the patient key', async () => {
+      const about = (await batchedEntries(t.server.driver)).filter((e) => e.entry.patients.includes(pid));
+      const hidden = about[about.length - 1];
+      const batch = await batchHolding(t.server.driver, hidden.seq);
+      const row = (await t.server.driver.get<{ positions: string }>('SELECT positions FROM audit_batch_key WHERE key = ? AND first_seq = ?', [`P|${pid}`, batch.first_seq]))!;
+      const kept = row.positions.split(',').filter((p) => Number(p) !== hidden.seq - Number(batch.first_seq)).join(',');
+      const before = (await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total;
+      const setPositions = (text: string) => journal.db.transaction((tx) => tx.run('UPDATE audit_batch_key SET positions = ? WHERE key = ? AND first_seq = ?', [text, `P|${pid}`, batch.first_seq]));
+      await setPositions(kept);
+      try {
+        assert.equal((await t.fhir.get(`AuditEvent?patient=${pid}&_summary=count`)).body.total, before - 1, 'the event no longer shows for the patient');
+        assert.ok(!(await t.fhir.get(`AuditEvent?patient=${pid}&_count=100`)).body.entry.some((e: any) => e.resource.id === String(hidden.seq)));
+        const result = await verifyAuditChain(t.server.driver);
+        assert.equal(!result.intact && result.seq, hidden.seq);
+        assert.match(!result.intact ? result.problem : '', new RegExp(`patient index has lost its row for Patient/${pid}`));
+      } finally {
+        await setPositions(row.positions);
+      }
+      assert.equal((await verifyAuditChain(t.server.driver)).intact, true);
+    });
+
+    it('verify names the batch whose callers were changed', async () => {
+      const [, , , , target] = await batchesBySeq(t.server.driver);
+      const { actors } = (await t.server.driver.get<{ actors: string }>('SELECT actors FROM audit_batch WHERE first_seq = ?', [target.first]))!;
+      assert.ok(actors.includes(TEST_ADMIN.id));
+      const setActors = (text: string) => journal.db.transaction((tx) => tx.run('UPDATE audit_batch SET actors = ? WHERE first_seq = ?', [text, target.first]));
+      await setActors(actors.replaceAll(TEST_ADMIN.id, 'someone-else'));
       try {
         const r = await verify(t.database);
         assert.equal(r.code, 1, r.stdout + r.stderr);
-        assert.match(r.lines[0], new RegExp(`seq ${first} \\(AuditEvent ${first}\\)`));
-        assert.match(r.lines[0], /agent and source .* were changed/);
+        assert.match(r.lines[0], new RegExp(`seq ${target.first} \\(AuditEvent ${target.first}\\)`));
+        assert.match(r.lines[0], /does not match its hash/);
       } finally {
-        await setPart(content);
+        await setActors(actors);
       }
     });
 
     it('the chain position is served in each AuditEvent and matches the journal', async () => {
-      const row = (await t.server.driver.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_journal ORDER BY seq DESC LIMIT 1'))!;
-      const event = (await t.fhir.get(`AuditEvent/${row.seq}`)).body;
-      const chain = event.extension.find((e: any) => e.url === CHAIN_EXTENSION);
-      assert.deepEqual(chain.extension, [{ url: 'seq', valueDecimal: Number(row.seq) }, { url: 'hash', valueString: row.hash }]);
+      const batches = await batchesBySeq(t.server.driver);
+      const last = batches[batches.length - 1];
+      for (const seq of [last.first, last.last]) {
+        const event = (await t.fhir.get(`AuditEvent/${seq}`)).body;
+        const chain = event.extension.find((e: any) => e.url === CHAIN_EXTENSION);
+        assert.deepEqual(chain.extension, [{ url: 'seq', valueDecimal: seq }, { url: 'hash', valueString: last.hash }]);
+      }
     });
   });
 
@@ -253,9 +292,13 @@ describe('two app nodes on one PostgreSQL extend one chain', () => {
     const pools = [await openRecordStore(db.database), await openRecordStore(db.database)];
     try {
       await migrateAccess(pools[0]);
-      const appenders = pools.map((p) => new JournalAppender(p));
-      const entry = (i: number) => journalEntryFor({ at: Date.now(), events: [], outcome: { status: 404, method: 'GET', path: `Patient/racer-${i}`, query: '' } }, new SharedParts('test'));
-      await Promise.all(Array.from({ length: 20 }, (_, i) => appenders[i % 2].append(Array.from({ length: 5 }, () => entry(i)))));
+      const appenders = pools.map((p, i) => new BatchAppender(p, `node ${i}`));
+      const batch = (i: number) => {
+        const packed = new PackedRequests();
+        for (let k = 0; k < 5; k++) packed.push({ at: Date.now(), events: [], outcome: { status: 404, method: 'GET', path: `Patient/racer-${i}`, query: '' } });
+        return packed.message(5);
+      };
+      await Promise.all(Array.from({ length: 20 }, (_, i) => appenders[i % 2].append(batch(i))));
       const result = await verifyAuditChain(pools[1]);
       assert.deepEqual(result.intact && result.checked, 100, JSON.stringify(result));
     } finally {
@@ -284,15 +327,17 @@ describe('two app nodes on one PostgreSQL extend one chain', () => {
     assert.equal(checked, 1 + 2 + 1 + 2 * PER_NODE, 'one entry per request, none lost, no fork');
 
     const driver = await openRecordStore(database);
+    let lastBatch = 0;
     try {
-      const last = (await driver.get<{ seq: number }>('SELECT seq FROM audit_journal ORDER BY seq DESC LIMIT 1'))!;
-      assert.equal(Number(last.seq), checked, 'seq is dense');
-      await driver.transaction((tx) => tx.run('DELETE FROM audit_journal WHERE seq = ?', [last.seq]));
+      const last = (await driver.get<{ first_seq: number; last_seq: number }>('SELECT first_seq, last_seq FROM audit_batch ORDER BY first_seq DESC LIMIT 1'))!;
+      assert.equal(Number(last.last_seq), checked, 'seq is dense');
+      lastBatch = Number(last.first_seq);
+      await driver.transaction((tx) => tx.run('DELETE FROM audit_batch WHERE first_seq = ?', [last.first_seq]));
     } finally {
       await driver.close();
     }
     const tail = await verify(database);
     assert.equal(tail.code, 1);
-    assert.match(tail.lines[0], new RegExp(`seq ${checked} \\(AuditEvent ${checked}\\)`));
+    assert.match(tail.lines[0], new RegExp(`seq ${lastBatch} \\(AuditEvent ${lastBatch}\\)`));
   });
 });

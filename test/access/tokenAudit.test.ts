@@ -13,6 +13,7 @@ import { waitForAudit } from '../support/audit.ts';
 import { addPerson, authorize, exchange, hiddenField, pkce, postAuthorize, PERSON_PASSWORD, TEST_APP } from '../support/people.ts';
 import { runCli } from '../cli/cli.ts';
 import { addClient, revokeClient } from '../../src/access/index.ts';
+import { storedJournalTexts } from '../support/auditJournal.ts';
 
 after(() => stopOwnPostgres());
 
@@ -34,12 +35,8 @@ const line = (e: any) => `${e.outcome} ${e.agent[0].who.display}: ${e.outcomeDes
 for (const engine of ENGINES) {
   describe(`token requests in the audit trail (${engine})`, () => {
     let t: TestServer;
-    /** Every stored event's text (journal row and shared agent part), to look for credentials in. */
-    const storedText = async () => {
-      const rows = await t.server.driver.all<{ content: string }>('SELECT content FROM audit_journal');
-      const parts = await t.server.driver.all<{ content: string }>('SELECT content FROM audit_part');
-      return [...rows, ...parts].map((r) => r.content).join('\n');
-    };
+    /** Everything the trail stores, as text, to look for credentials in. */
+    const storedText = async () => (await storedJournalTexts(t.server.driver)).join('\n');
 
     before(async () => {
       t = await startTestServer(engine, { CAREBRIDGE_TOKEN_RATE_LIMIT: '1000' });

@@ -10,6 +10,7 @@ import { handleFhirRequest, openRecordStore, UNRESTRICTED } from '../../src/reco
 import { setUpAccess } from '../../src/access/index.ts';
 import { freshPostgresDatabase, stopOwnPostgres } from '../support/postgres.ts';
 import { runCli } from './cli.ts';
+import { storedJournalTexts } from '../support/auditJournal.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'carebridge-cli-adminaudit-'));
 after(async () => {
@@ -26,8 +27,7 @@ async function securityAlerts(database: string): Promise<{ events: any[]; stored
       method: 'GET', path: 'AuditEvent', query: [['type', '110113'], ['_sort', 'date'], ['_count', '100']],
     });
     const body = typeof res.body === 'string' ? JSON.parse(res.body) : res.body;
-    const rows = [...(await driver.all<{ content: string }>('SELECT content FROM audit_journal')), ...(await driver.all<{ content: string }>('SELECT content FROM audit_part'))];
-    return { events: (body.entry ?? []).map((e: any) => e.resource), stored: rows.map((r) => r.content).join('\n') };
+    return { events: (body.entry ?? []).map((e: any) => e.resource), stored: (await storedJournalTexts(driver)).join('\n') };
   } finally {
     await driver.close();
   }

@@ -5,13 +5,12 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './cli.ts';
 import { freePort } from '../support/postgres.ts';
-
-const Database = createRequire(import.meta.url)('better-sqlite3');
+import { batchedEntries } from '../support/auditJournal.ts';
+import { connectRecordDatabase } from '../../src/record/index.ts';
 
 describe('serve stops cleanly', () => {
   it('a search answered while the demo loads is in the audit trail after SIGTERM', async () => {
@@ -39,12 +38,12 @@ describe('serve stops cleanly', () => {
       child.kill('SIGTERM');
       await closed;
     }
-    const audit = new Database(join(dir, 'c-audit.db'), { readonly: true });
+    const audit = connectRecordDatabase(`sqlite:${join(dir, 'c-audit.db')}`);
     try {
-      const searches = audit.prepare("SELECT COUNT(*) AS n FROM audit_journal WHERE subtype = 'search-type'").get() as { n: number };
-      assert.equal(searches.n, 1, 'the answered search was audited');
+      const searches = (await batchedEntries(audit)).filter((e) => e.entry.subtype === 'search-type');
+      assert.equal(searches.length, 1, 'the answered search was audited');
     } finally {
-      audit.close();
+      await audit.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -10,6 +10,7 @@ import { stopOwnPostgres } from '../support/postgres.ts';
 import { handleFhirRequest } from '../../src/record/index.ts';
 import { findUser, listClients, verifyAuditChain } from '../../src/access/index.ts';
 import { ADMIN, PRIVACY_OFFICER, WARD_NURSE, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
+import { storedJournalTexts } from '../support/auditJournal.ts';
 
 after(() => stopOwnPostgres());
 
@@ -109,10 +110,7 @@ for (const engine of ENGINES) {
       assert.match(text, new RegExp(`System client revoked: ${clientId}`));
 
       // Nothing stored anywhere in the trail holds the password or the secret.
-      const stored = [
-        ...(await t.driver.all<{ content: string }>('SELECT content FROM audit_journal')).map((r) => r.content),
-        ...(await t.driver.all<{ content: string }>('SELECT content FROM audit_part')).map((r) => r.content),
-      ].join('\n');
+      const stored = (await storedJournalTexts(t.driver)).join('\n');
       assert.ok(stored.includes('audited.nurse'), 'the stored trail was read');
       assert.ok(!stored.includes(password), 'no password stored');
       assert.ok(!stored.includes(secret), 'no client secret stored');

@@ -5,7 +5,7 @@
 // entries, see trail.ts). Whoever can change both databases can change both: the anchor raises the bar, as
 // an operator copying `audit verify`'s head elsewhere raises it further.
 import type { SqlExecutor } from '../../record/index.ts';
-import type { ChainHead } from './journal.ts';
+import { hashAfter, type ChainHead } from './batchJournal.ts';
 
 /**
  * Moves the anchor to `head`, unless it already reaches further (app nodes sharing one database anchor in any
@@ -20,8 +20,7 @@ export async function anchorAuditHead(db: SqlExecutor, head: ChainHead): Promise
     return;
   }
   if (current.seq >= head.seq) return;
-  const there = await db.get<{ hash: string }>('SELECT hash FROM audit_journal WHERE seq = ?', [current.seq]);
-  if (there?.hash !== current.hash) {
+  if ((await hashAfter(db, current.seq)) !== current.hash) {
     throw new Error(`the audit journal no longer holds entry ${current.seq} as anchored on ${new Date(current.anchoredMs).toISOString()} (entries were removed or changed); the anchor stays there: run carebridge audit verify`);
   }
   // Compare-and-set: another node may have moved it meanwhile.

@@ -191,12 +191,32 @@ function subtypeText(code: string | undefined, operation: string | undefined): s
   return text;
 }
 
+/** What a journal entry is searched by: all of it but its text. */
+export type EntryValues = Omit<JournalEntry, 'tail' | 'part'>;
+
 /** The journal entry for one answered request. */
 export function journalEntryFor(request: AuditedRequest, parts: SharedParts): JournalEntry {
-  if (request.authentication) return builtEntry(request, authenticationEvent(request, request.authentication, parts.observer));
-  if (request.administration) return builtEntry(request, administrationEvent(request, request.administration, parts.observer));
-  if (request.heldMessage) return builtEntry(request, heldMessageEvent(request, request.heldMessage, parts.observer));
-  if (request.deadLetterView) return builtEntry(request, deadLetterViewEvent(request, request.deadLetterView, parts.observer));
+  return entryFor(request, parts) as JournalEntry;
+}
+
+/**
+ * The values one answered request's entry is searched by, without building its text: what the audit
+ * writer indexes a batch by (journalEntryFor gives the same values, with the text, when it is read).
+ */
+export function entryValuesFor(request: AuditedRequest, observer: string): EntryValues {
+  const entry = entryFor(request, observer);
+  if (!('tail' in entry)) return entry;
+  const { tail: _tail, part: _part, ...values } = entry; // built in full (a sign-in, an administrator's change): rare
+  return values;
+}
+
+function entryFor(request: AuditedRequest, parts: SharedParts | string): EntryValues | JournalEntry {
+  const observer = typeof parts === 'string' ? parts : parts.observer;
+  if (request.authentication) return builtEntry(request, authenticationEvent(request, request.authentication, observer));
+  if (request.administration) return builtEntry(request, administrationEvent(request, request.administration, observer));
+  if (request.heldMessage) return builtEntry(request, heldMessageEvent(request, request.heldMessage, observer));
+  if (request.deadLetterView) return builtEntry(request, deadLetterViewEvent(request, request.deadLetterView, observer));
+  const withText = typeof parts !== 'string';
   const { status, method, path, query } = request.outcome;
   const failed = status >= 400 || !request.events.length;
   // A refused request reports whose records it was kept out of (record/http.ts): it is filed under them.
@@ -209,21 +229,12 @@ export function journalEntryFor(request: AuditedRequest, parts: SharedParts): Jo
   const refusedEntries = failed ? 0 : touched.filter((t) => t.refused).length;
   // Several things touched (a transaction or batch), or a refused entry: the request's own interaction names the event.
   const main = touched.length === 1 && !refusedEntries ? touched[0] : { ...requestInteraction(method, path), patientIds: [] };
-  const recorded = new Date(request.at).toISOString();
-  const entity = entities(touched, status >= 400);
+  const entity = entities(touched, status >= 400, withText);
   const action = ACTION[main.code ?? ''] ?? 'E';
   const outcome = status >= 500 ? '8' : status >= 400 || refusedEntries ? '4' : '0';
   const exported = main.code === 'export';
-  let tail = `","type":${exported ? EXPORT_TYPE : EVENT_TYPE}${exported ? '' : subtypeText(main.code, main.operation)},"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
-  if (status >= 400) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}`))}`;
-  // Counted, never named: a person shown this event (redacted to them) must not learn who else it was about.
-  else if (refusedEntries) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}; ${refusedEntries} ${refusedEntries === 1 ? 'entry' : 'entries'} refused (HTTP 403), outside the records the caller may see`))}`;
-  if (entity.json.length) tail += `,"entity":[${entity.json.join(',')}]`;
-  tail += '}';
   const a = request.actor;
-  return {
-    tail,
-    part: parts.of(request),
+  const values: EntryValues = {
     recordedMs: request.at,
     agent: a ? (a.kind === 'user' ? a.userId : a.clientId) : null,
     agentRef: a?.kind === 'user' && a.fhirUser ? a.fhirUser : null,
@@ -236,6 +247,15 @@ export function journalEntryFor(request: AuditedRequest, parts: SharedParts): Jo
     entities: entity.others,
     names: entity.names,
   };
+  if (!withText) return values;
+  const recorded = new Date(request.at).toISOString();
+  let tail = `","type":${exported ? EXPORT_TYPE : EVENT_TYPE}${exported ? '' : subtypeText(main.code, main.operation)},"action":"${action}","recorded":"${recorded}","outcome":"${outcome}"`;
+  if (status >= 400) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}`))}`;
+  // Counted, never named: a person shown this event (redacted to them) must not learn who else it was about.
+  else if (refusedEntries) tail += `,"outcomeDesc":${JSON.stringify(clean(`HTTP ${status}: ${method} ${path}; ${refusedEntries} ${refusedEntries === 1 ? 'entry' : 'entries'} refused (HTTP 403), outside the records the caller may see`))}`;
+  if (entity.json.length) tail += `,"entity":[${entity.json.join(',')}]`;
+  tail += '}';
+  return { ...values, tail, part: parts.of(request) };
 }
 
 // Control characters (a NUL from a hostile path, say) cannot be stored or indexed everywhere, and a batch
@@ -345,27 +365,28 @@ const QUERY_ROLE = `"role":{"system":"${OBJECT_ROLE}","code":"24","display":"Que
 
 interface Entities { json: string[]; patients: string[]; others: string[]; names: string[] }
 
-/** AuditEvent.entity as JSON text (built directly: this runs once per request), with the values indexed. */
-function entities(touched: Touched[], failed: boolean): Entities {
+/** AuditEvent.entity as JSON text (built directly: this runs once per request) when `withText`, and the values indexed. */
+function entities(touched: Touched[], failed: boolean, withText: boolean): Entities {
   const out: Entities = { json: [], patients: [], others: [], names: [] };
   // A failed request showed and changed nothing: it names what it asked for, and no patient unless it was
   // refused for being outside the caller's records (then whose they were).
   const patients = failed ? touched.flatMap((t) => t.patientIds).map(clean) : touched.length === 1 && touched[0].patientIds.length < 2 ? touched[0].patientIds.map(clean) : [...new Set(touched.flatMap((t) => t.patientIds))].map(clean);
-  for (const id of patients) out.json.push(`{"what":{"reference":${JSON.stringify(`Patient/${id}`)}${PATIENT_ENTITY_END}`);
+  if (withText) for (const id of patients) out.json.push(`{"what":{"reference":${JSON.stringify(`Patient/${id}`)}${PATIENT_ENTITY_END}`);
   out.patients = patients;
   const seen = new Set(patients.map((id) => `Patient/${id}`));
   for (const t of touched) {
-    const typeCoding = t.resourceType ? `"type":{"system":"${RESOURCE_TYPES}","code":${text(t.resourceType)}},` : '';
+    const typeCoding = withText && t.resourceType ? `"type":{"system":"${RESOURCE_TYPES}","code":${text(t.resourceType)}},` : '';
     if (t.id && t.resourceType) {
       const ref = clean(`${t.resourceType}/${t.id}`);
       // What a failed request, or a refused entry, asked for is named: it was not touched.
       const asked = failed || t.refused;
       if (!seen.has(ref)) {
-        out.json.push(`{${asked ? `"name":${JSON.stringify(ref)}` : `"what":{"reference":${JSON.stringify(ref)}}`},${typeCoding}${DOMAIN_ROLE}}`);
+        if (withText) out.json.push(`{${asked ? `"name":${JSON.stringify(ref)}` : `"what":{"reference":${JSON.stringify(ref)}}`},${typeCoding}${DOMAIN_ROLE}}`);
         (asked ? out.names : out.others).push(ref);
       }
       seen.add(ref);
     }
+    if (!withText) continue;
     if (t.query) out.json.push(`{${typeCoding}${QUERY_ROLE},"query":"${Buffer.from(t.query, 'utf8').toString('base64')}"}`);
     else if (!t.id && t.resourceType) out.json.push(`{${typeCoding}${DOMAIN_ROLE}}`);
   }

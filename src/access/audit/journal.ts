@@ -12,11 +12,9 @@ import { partKey, type SharedPart } from './auditEvent.ts';
 import type { Migration, Param, SqlDriver, SqlExecutor } from '../../record/index.ts';
 
 
-import { GENESIS_HASH, chainExtension } from './chain.ts';
+import { chainExtension } from './chain.ts';
 import type { JournalEntry } from './auditEvent.ts';
-
-/** Serialises appends across every app node on one PostgreSQL (SQLite's writer lock does it there). */
-const APPEND_LOCK = 727275;
+import { APPEND_LOCK, batchMigration, storedHead, type ChainHead } from './batchJournal.ts';
 /** Longest entity reference or name kept in the index tables (the AuditEvent holds it whole). */
 export const INDEXED_REF_LENGTH = 256;
 
@@ -100,6 +98,7 @@ DELETE FROM resources WHERE type = 'AuditEvent';
 DROP TABLE access_audit_chain
 `,
     },
+    batchMigration(dialect),
   ];
 }
 
@@ -139,8 +138,7 @@ export class PartTexts {
 
 interface Link { seq: number; text: string; hash: string; prev: string }
 
-/** The chain's last entry: its position and hash. */
-export interface ChainHead { seq: number; hash: string }
+export type { ChainHead };
 
 /**
  * Appends entries in order, in one transaction: every row or none. The last link is read inside the
@@ -161,8 +159,7 @@ export class JournalAppender {
     let links = this.head ? chain(this.head, entries) : undefined;
     await this.driver.transaction(async (tx) => {
       if (this.driver.dialect === 'postgres') await tx.run(`SELECT pg_advisory_xact_lock(${APPEND_LOCK})`);
-      const last = await tx.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_journal ORDER BY seq DESC LIMIT 1');
-      const head = { seq: Number(last?.seq ?? 0), hash: last?.hash ?? GENESIS_HASH };
+      const head = await storedHead(tx);
       if (!links || head.seq !== this.head!.seq || head.hash !== this.head!.hash) links = chain(head, entries);
       await this.storeParts(tx, entries);
       await insertLinks(tx, entries, links);

@@ -7,7 +7,7 @@
 import type { SqlDriver } from '../../record/index.ts';
 
 /** The journal's tables. */
-export const JOURNAL_TABLES = ['audit_journal', 'audit_part', 'audit_patient', 'audit_entity'] as const;
+export const JOURNAL_TABLES = ['audit_journal', 'audit_part', 'audit_patient', 'audit_entity', 'audit_batch', 'audit_batch_key'] as const;
 
 /**
  * Moves the journal into its own file when the record's still holds it (every database from before the

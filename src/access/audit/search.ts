@@ -6,7 +6,10 @@ import {
   badRequest, dateCondition, forbidden, notFound, parseSearchRequest, searchsetBundle,
   type AccessControl, type Filter, type FoundResource, type Param, type ResourceTypeService, type SqlExecutor,
 } from '../../record/index.ts';
-import { INDEXED_REF_LENGTH, PartTexts, servedText, type StoredEvent } from './journal.ts';
+import { INDEXED_REF_LENGTH, HEAD, PartTexts, TEXT_FORMAT, servedText, type StoredEvent } from './journal.ts';
+import { referenceTo, tokenValue, type TokenParam } from './searchValues.ts';
+import { searchBatches, type BatchMatch } from './batchSearch.ts';
+import { BATCH_COLUMNS, batchEntries, selfPatient, type StoredBatch } from './batchJournal.ts';
 
 
 
@@ -33,16 +36,6 @@ function visiblePatients(access: AccessControl): readonly string[] | undefined {
   return narrowed ? named.filter((id) => narrowed.includes(id)) : named;
 }
 
-// The code systems each token column's codes come from (their codes do not overlap, so the column holds the code alone).
-const DCM = 'http://dicom.nema.org/resources/ontology/DCM'; // sign-in and sign-out events
-const SYSTEMS: Record<string, string[]> = {
-  type: ['http://terminology.hl7.org/CodeSystem/audit-event-type', DCM],
-  subtype: ['http://hl7.org/fhir/restful-interaction', DCM, 'https://carebridge.example/CodeSystem/hl7v2-held-message-decision'],
-  action: ['http://hl7.org/fhir/audit-event-action'],
-  outcome: ['http://hl7.org/fhir/audit-event-outcome'],
-  purpose: ['http://terminology.hl7.org/CodeSystem/v3-ActReason'],
-  altid: [''],
-};
 const COLUMN: Record<string, string> = { type: 'j.type', subtype: 'j.subtype', action: 'j.action', outcome: 'j.outcome', purpose: 'j.purpose', altid: 'j.agent' };
 const SUPPORTED = ['patient', 'entity', 'entity-name', 'agent', 'altid', 'date', 'type', 'subtype', 'action', 'outcome', 'purpose'];
 
@@ -74,12 +67,29 @@ function redactedFor(text: string, visible: readonly string[]): string {
 
 const PARAM_TYPES: Record<string, string> = { patient: 'reference', entity: 'reference', 'entity-name': 'string', agent: 'reference', altid: 'token', date: 'date', type: 'token', subtype: 'token', action: 'token', outcome: 'token', purpose: 'token' };
 
+/** A batch entry as served: the row text it would have had, with its batch's hash in the chain extension. */
+function batchEntryText(m: BatchMatch): string {
+  const row: StoredEvent = { seq: m.seq, recorded_ms: m.ms, content: `${HEAD}${m.seq}${m.entry.tail}`, part: m.entry.part.key, hash: m.hash, format: TEXT_FORMAT };
+  return servedText(row, m.entry.part.text);
+}
+
+/** The batch entry with this seq, if one holds it. */
+async function batchEntry(db: SqlExecutor, seq: number): Promise<BatchMatch | undefined> {
+  const row = await db.get<StoredBatch>(`SELECT ${BATCH_COLUMNS} FROM audit_batch b WHERE b.first_seq <= ? ORDER BY b.first_seq DESC LIMIT 1`, [seq]);
+  if (!row || Number(row.last_seq) < seq) return undefined;
+  const found = batchEntries(row)[seq - Number(row.first_seq)];
+  return found && { seq, ms: found.entry.recordedMs, entry: found.entry, hash: row.hash };
+}
+
+/** One result, from either format, in the order the search sorts by. */
+type Found = { ms: number; seq: number; row?: JournalRow; match?: BatchMatch };
+
 export function auditEventService(db: SqlExecutor): ResourceTypeService {
   const parts = new PartTexts(db);
-  const served = async (rows: JournalRow[], visible: readonly string[] | undefined) => {
-    const texts = await parts.load(rows.map((r) => r.part));
-    return rows.map((r) => {
-      const text = servedText(r, r.part ? texts.get(r.part) : undefined);
+  const served = async (found: Found[], visible: readonly string[] | undefined) => {
+    const texts = await parts.load(found.map((f) => f.row?.part ?? null));
+    return found.map((f) => {
+      const text = f.row ? servedText(f.row, f.row.part ? texts.get(f.row.part) : undefined) : batchEntryText(f.match!);
       return visible ? redactedFor(text, visible) : text;
     });
   };
@@ -89,18 +99,21 @@ export function auditEventService(db: SqlExecutor): ResourceTypeService {
       { name: '_sort', type: 'string', documentation: 'date or -date (newest first, the default)' },
     ].map((p) => (p.name === 'purpose' ? { ...p, documentation: 'agent.purposeOfUse (v3-ActReason: TREAT, CAREMGT, PATRQT, FAMRQT, HOPERAT, HSYSADMIN, BTG)' } : p)),
     async read({ id, access }) {
-      const row = /^\d{1,15}$/.test(id)
+      const visible = visiblePatients(access);
+      const numeric = /^\d{1,15}$/.test(id);
+      const row = numeric
         ? await db.get<JournalRow>(`SELECT ${COLUMNS} FROM audit_journal j WHERE j.seq = ? AND j.legacy_id IS NULL`, [Number(id)])
         : await db.get<JournalRow>(`SELECT ${COLUMNS} FROM audit_journal j WHERE j.legacy_id = ?`, [id]);
-      const visible = visiblePatients(access);
       if (row && visible) {
         const about = visible.length
           ? await db.get(`SELECT 1 AS x FROM audit_patient WHERE patient_id IN (${visible.map(() => '?').join(', ')}) AND recorded_ms = ? AND seq = ?`, [...visible, row.recorded_ms, row.seq])
           : undefined;
         if (!about) throw notFound(`AuditEvent/${id} is not known.`);
       }
-      if (!row) throw notFound(`AuditEvent/${id} is not known.`);
-      const [body] = await served([row], visible);
+      const match = !row && numeric ? await batchEntry(db, Number(id)) : undefined;
+      if (match && visible && !match.entry.patients.some((p) => visible.includes(p)) && !visible.includes(selfPatient(match.entry) ?? '\u0000')) throw notFound(`AuditEvent/${id} is not known.`);
+      if (!row && !match) throw notFound(`AuditEvent/${id} is not known.`);
+      const [body] = await served([{ ms: 0, seq: 0, row, match }], visible);
       return { body, patientIds: patientsIn(body) };
     },
 
@@ -115,24 +128,37 @@ export function auditEventService(db: SqlExecutor): ResourceTypeService {
         filters.push({ resourceType: 'AuditEvent', param: { code: 'purpose', type: 'token' }, values: value.split(',') });
         req.used.push([name, value]);
       }
-      const plan = planSearch(filters, visiblePatients(access));
+      const visible = visiblePatients(access);
+      const plan = planSearch(filters, visible);
       const descending = req.sort[0]?.descending ?? true;
       const dir = descending ? 'DESC' : 'ASC';
       const from = `${plan.from} WHERE ${plan.where.join(' AND ') || '1 = 1'}`;
-      const count = async () => Number((await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${from}`, plan.params))?.n ?? 0);
+      const legacyCount = async () => Number((await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM ${from}`, plan.params))?.n ?? 0);
+      const asked = query.some(([k, v]) => k === '_total' && v === 'accurate') || req.summary === 'count';
+      const need = req.summary === 'count' ? 0 : req.offset + req.count + 1;
+      const batches = plan.filters
+        ? await searchBatches(db, { filters: plan.filters, visible, descending, need, count: req.total === 'none' ? 'none' : asked ? 'all' : 'bounded' })
+        : { matches: [], total: 0 };
+      const totalWith = async (legacyRows: number | undefined) => {
+        if (batches.total === undefined) return undefined;
+        return batches.total + (legacyRows ?? (await legacyCount()));
+      };
       if (req.summary === 'count') {
-        return { body: searchsetBundle(base, 'AuditEvent', req, { matches: [], included: [], total: await count(), hasMore: false }), patientIds: plan.patients };
+        return { body: searchsetBundle(base, 'AuditEvent', req, { matches: [], included: [], total: await totalWith(undefined), hasMore: false }), patientIds: plan.patients };
       }
       const rows = req.count === 0 ? [] : await db.all<JournalRow>(
-        `SELECT ${COLUMNS} FROM ${from} ORDER BY ${plan.alias}.recorded_ms ${dir}, ${plan.alias}.seq ${dir} LIMIT ? OFFSET ?`,
-        [...plan.params, req.count + 1, req.offset],
+        `SELECT ${COLUMNS} FROM ${from} ORDER BY ${plan.alias}.recorded_ms ${dir}, ${plan.alias}.seq ${dir} LIMIT ?`,
+        [...plan.params, need],
       );
-      const hasMore = rows.length > req.count;
-      const page = hasMore ? rows.slice(0, req.count) : rows;
-      let total: number | undefined;
-      if (req.total !== 'none') total = !hasMore && (page.length > 0 || req.offset === 0) && req.count > 0 ? req.offset + page.length : await count();
-      const texts = await served(page, visiblePatients(access));
-      const matches: FoundResource[] = page.map((r, i) => ({ rid: Number(r.seq), type: 'AuditEvent', id: r.legacy_id ?? String(r.seq), content: texts[i], patient_id: null }));
+      const found: Found[] = [
+        ...rows.map((row) => ({ ms: Number(row.recorded_ms), seq: Number(row.seq), row })),
+        ...batches.matches.map((match) => ({ ms: match.ms, seq: match.seq, match })),
+      ].sort((a, b) => (descending ? b.ms - a.ms || b.seq - a.seq : a.ms - b.ms || a.seq - b.seq));
+      const page = found.slice(req.offset, req.offset + req.count);
+      const hasMore = found.length > req.offset + req.count;
+      const total = req.total === 'none' ? undefined : await totalWith(req.count > 0 && rows.length < need ? rows.length : undefined);
+      const texts = await served(page, visible);
+      const matches: FoundResource[] = page.map((f, i) => ({ rid: f.seq, type: 'AuditEvent', id: f.row?.legacy_id ?? String(f.seq), content: texts[i], patient_id: null }));
       return { body: searchsetBundle(base, 'AuditEvent', req, { matches, included: [], total, hasMore }), patientIds: plan.patients };
     },
   };
@@ -146,6 +172,8 @@ interface Plan {
   params: Param[];
   /** The patients the search asks about, for the audit of the search itself. */
   patients: string[];
+  /** The filters as checked and narrowed to what the caller may see; undefined when nothing can match. */
+  filters?: Filter[];
 }
 
 const NEVER = '1 = 0';
@@ -167,6 +195,7 @@ function planSearch(filters: Filter[], visible: readonly string[] | undefined): 
     if (!narrowed) return { ...plan, where: [NEVER] };
     filters = narrowed;
   }
+  plan.filters = filters;
   const patientIds = (f: Filter) => f.values.map((v) => referenceTo(v, f.param.code)).filter((r) => r.type === 'Patient').map((r) => r.id);
   const driver = filters.find((f) => (f.param.code === 'patient' || f.param.code === 'entity') && f.values.length === 1);
   for (const f of filters) {
@@ -257,21 +286,9 @@ function condition(f: Filter, alias: string): { text: string; params: Param[] } 
   return { text: `(${ors.map((o) => o.text).join(' OR ')})`, params: ors.flatMap((o) => o.params) };
 }
 
-/** system|code, code, system| (any code of it) or |code (a code with no system: none here). */
 function tokenCondition(code: string, value: string): { text: string; params: Param[] } {
   const column = COLUMN[code];
-  const bar = value.indexOf('|');
-  if (bar < 0) return { text: `${column} = ?`, params: [value] };
-  const system = value.slice(0, bar);
-  const wanted = value.slice(bar + 1);
-  if (!SYSTEMS[code].includes(system)) return { text: NEVER, params: [] };
-  return wanted ? { text: `${column} = ?`, params: [wanted] } : { text: `${column} IS NOT NULL`, params: [] };
-}
-
-/** A reference search value (Type/id, or a URL ending in it; a bare id is a Patient's for patient=). */
-function referenceTo(value: string, code: string): { type: string; id: string } {
-  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(value);
-  if (m) return { type: m[1], id: m[2] };
-  if (code === 'patient' && /^[A-Za-z0-9\-.]{1,64}$/.test(value)) return { type: 'Patient', id: value };
-  throw badRequest(`'${code}' takes a reference such as ${code === 'agent' ? 'Practitioner/123' : 'Patient/123'}, not '${value}'.`, code);
+  const token = tokenValue(code as TokenParam, value);
+  if (token === 'never') return { text: NEVER, params: [] };
+  return token === 'any' ? { text: `${column} IS NOT NULL`, params: [] } : { text: `${column} = ?`, params: [token.code] };
 }

@@ -17,7 +17,7 @@
 // waiting requests are no work for the request thread's garbage collector.
 import type { AuditedRequest } from './auditEvent.ts';
 import type { AuditWriter } from './writer.ts';
-import type { ChainHead } from './journal.ts';
+import type { ChainHead } from './batchJournal.ts';
 import { PackedRequests, decodeBatch, eventCount } from './batchMessage.ts';
 
 export const FLUSH_INTERVAL_MS = 100;

@@ -1,6 +1,6 @@
 // Walks the audit journal from its first entry, recomputing every hash from the AuditEvent as stored
-// (its text and its shared agent/source part, whose key must still be its hash), and reports the first
-// link that does not hold. Then checks the patient and entity indexes against the
+// (its text and its shared agent/source part, whose key must still be its hash; for a batch, from its
+// packed requests), and reports the first link that does not hold. Then checks the patient and entity indexes against the
 // entries: an index row for an entry that is not there means entries were removed from the end, and an
 // entry whose patients are missing from the index would be hidden from "who has looked at my record".
 // Last, against the head anchored in the record's database (anchor.ts): a chain shorter than the anchor,
@@ -9,6 +9,7 @@ import type { SqlExecutor } from '../../record/index.ts';
 import { GENESIS_HASH, chainHash, chainPosition } from './chain.ts';
 import { HEAD, LEGACY_FORMAT, linkHash, partKey } from './journal.ts';
 import { anchoredHead } from './anchor.ts';
+import { BATCH_COLUMNS, BATCH_FORMAT, batchEntries, batchHash, entryKeys, positionsOf, type StoredBatch } from './batchJournal.ts';
 
 export type ChainCheck =
   | { intact: true; checked: number; head?: { seq: number; hash: string } }
@@ -26,28 +27,56 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
   const broken = (seq: number, auditId: string | undefined, problem: string): ChainCheck => ({ intact: false, checked, seq, auditId, problem });
   const parts = new Map<string, string | undefined>(); // key → what is wrong with it ('' when sound)
   const anchor = await anchoredHead(db);
+  // One-row entries and batches follow each other in seq order (a deployment from before the batches
+  // has its one-row entries first); each is read a page at a time.
+  let rows: JournalRow[] = [];
+  let batches: StoredBatch[] = [];
+  let missing: { seq: number; patient: string } | undefined;
+  // Read again once the page in hand is used up, unless it was the last (shorter than a page).
+  const usedUp = <T>(page: T[] | undefined, size: number, last: (t: T) => number) => page === undefined || (page.length === size && last(page[page.length - 1]) < expected);
+  let rowsRead = false;
+  let batchesRead = false;
   for (;;) {
-    const rows = await db.all<JournalRow>('SELECT seq, legacy_id, recorded_ms, content, part, prev_hash, hash, format FROM audit_journal WHERE seq >= ? ORDER BY seq LIMIT ?', [expected, PAGE]);
-    const missing = await missingFromIndex(db, rows);
-    await checkParts(db, rows, parts);
-    for (const row of rows) {
-      const seq = Number(row.seq);
-      const id = row.legacy_id ?? String(seq);
-      if (seq !== expected) return broken(expected, String(expected), 'its journal row has been deleted');
-      if (row.prev_hash !== previous) return broken(seq, id, 'its journal row does not follow the entry before it (the row was changed)');
-      const problem = Number(row.format) === LEGACY_FORMAT ? legacyProblem(row, previous) : (row.part && parts.get(row.part)) || textProblem(row, previous);
-      if (problem) return broken(seq, id, problem);
-      if (missing?.seq === seq) return broken(seq, id, `the patient index has lost its row for Patient/${missing.patient} (the event would not show in that person's audit)`);
-      if (anchor?.seq === seq && anchor.hash !== row.hash) return broken(seq, id, 'it is not the entry the record anchored at this place in the chain (the chain was rewritten from here)');
-      previous = row.hash;
-      head = { seq, hash: row.hash };
-      expected += 1;
-      checked += 1;
+    if (usedUp(rowsRead ? rows : undefined, PAGE, (r) => Number(r.seq))) {
+      rowsRead = true;
+      rows = await db.all<JournalRow>('SELECT seq, legacy_id, recorded_ms, content, part, prev_hash, hash, format FROM audit_journal WHERE seq >= ? ORDER BY seq LIMIT ?', [expected, PAGE]);
+      missing = await missingFromIndex(db, rows);
+      await checkParts(db, rows, parts);
     }
-    if (rows.length < PAGE) break;
+    if (usedUp(batchesRead ? batches : undefined, BATCH_PAGE, (b) => Number(b.first_seq))) {
+      batchesRead = true;
+      batches = await db.all<StoredBatch>(`SELECT ${BATCH_COLUMNS} FROM audit_batch b WHERE b.first_seq >= ? ORDER BY b.first_seq LIMIT ?`, [expected, BATCH_PAGE]);
+    }
+    const row = rows.find((r) => Number(r.seq) === expected);
+    const batch = row ? undefined : batches.find((b) => Number(b.first_seq) === expected);
+    if (!row && !batch) {
+      const next = Math.min(...rows.map((r) => Number(r.seq)).filter((n) => n > expected), ...batches.map((b) => Number(b.first_seq)).filter((n) => n > expected));
+      if (Number.isFinite(next)) return broken(expected, String(expected), 'its journal row has been deleted');
+      break;
+    }
+    if (batch) {
+      const problem = batchProblem(batch, previous, await batchKeys(db, batch), anchor);
+      if (problem) return broken(problem.seq ?? expected, String(problem.seq ?? expected), problem.text);
+      previous = batch.hash;
+      head = { seq: Number(batch.last_seq), hash: batch.hash };
+      checked += Number(batch.last_seq) - expected + 1;
+      expected = Number(batch.last_seq) + 1;
+      continue;
+    }
+    const seq = Number(row!.seq);
+    const id = row!.legacy_id ?? String(seq);
+    if (row!.prev_hash !== previous) return broken(seq, id, 'its journal row does not follow the entry before it (the row was changed)');
+    const problem = Number(row!.format) === LEGACY_FORMAT ? legacyProblem(row!, previous) : (row!.part && parts.get(row!.part)) || textProblem(row!, previous);
+    if (problem) return broken(seq, id, problem);
+    if (missing?.seq === seq) return broken(seq, id, `the patient index has lost its row for Patient/${missing.patient} (the event would not show in that person's audit)`);
+    if (anchor?.seq === seq && anchor.hash !== row!.hash) return broken(seq, id, 'it is not the entry the record anchored at this place in the chain (the chain was rewritten from here)');
+    previous = row!.hash;
+    head = { seq, hash: row!.hash };
+    expected += 1;
+    checked += 1;
   }
   const dangling = await db.get<{ seq: number }>(
-    `SELECT MIN(seq) AS seq FROM (SELECT seq FROM audit_patient UNION ALL SELECT seq FROM audit_entity) i WHERE seq > ?`,
+    `SELECT MIN(seq) AS seq FROM (SELECT seq FROM audit_patient UNION ALL SELECT seq FROM audit_entity UNION ALL SELECT first_seq AS seq FROM audit_batch_key) i WHERE seq > ?`,
     [head?.seq ?? 0],
   );
   if (dangling?.seq !== null && dangling?.seq !== undefined) {
@@ -58,6 +87,43 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
     return broken(at, String(at), `its journal row has been deleted: the record's anchor says the chain reached entry ${anchor.seq} on ${new Date(anchor.anchoredMs).toISOString()} (entries were removed from the end)`);
   }
   return { intact: true, checked, head };
+}
+
+const BATCH_PAGE = 20;
+
+/** The batch's keys, each with the positions of the entries it lists. */
+async function batchKeys(db: SqlExecutor, batch: StoredBatch): Promise<Map<string, Set<number>>> {
+  const rows = await db.all<{ key: string; positions: string }>('SELECT key, positions FROM audit_batch_key WHERE first_seq = ?', [batch.first_seq]);
+  return new Map(rows.map((r) => [r.key, new Set(positionsOf(r.positions))]));
+}
+
+/**
+ * What is wrong with a batch, given the hash before it and its index keys: its link, its hash, its bytes,
+ * its keys (a lost patient key, or a position missing from one, hides its entries from that person's audit), and the anchor inside it.
+ */
+function batchProblem(batch: StoredBatch, previous: string, keys: Map<string, Set<number>>, anchor: { seq: number; hash: string } | undefined): { seq?: number; text: string } | undefined {
+  const first = Number(batch.first_seq);
+  const last = Number(batch.last_seq);
+  const span = `entries ${first} to ${last}, stored as one batch`;
+  if (batch.prev_hash !== previous) return { text: `its batch (${span}) does not follow the entry before it (the row was changed)` };
+  if (Number(batch.format) !== BATCH_FORMAT || batchHash(previous, batch) !== batch.hash) return { text: `its batch (${span}) does not match its hash (it was changed after it was recorded)` };
+  let entries;
+  try {
+    entries = batchEntries(batch);
+  } catch {
+    return { text: `its batch (${span}) cannot be read` };
+  }
+  for (const { seq, entry } of entries) {
+    for (const key of entryKeys(entry)) {
+      if (keys.get(key)?.has(seq - first)) continue;
+      const patient = /^[PS]\|/.test(key) ? key.slice(2) : undefined;
+      return { seq, text: patient ? `the patient index has lost its row for Patient/${patient} (the event would not show in that person's audit)` : `the search index has lost its key '${key}' for this event's batch (searches by it would miss the event)` };
+    }
+  }
+  if (anchor && anchor.seq >= first && anchor.seq <= last && (anchor.seq !== last || anchor.hash !== batch.hash)) {
+    return { seq: anchor.seq, text: 'it is not the entry the record anchored at this place in the chain (the chain was rewritten from here)' };
+  }
+  return undefined;
 }
 
 function textProblem(row: JournalRow, previous: string): string | undefined {

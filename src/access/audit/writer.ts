@@ -1,11 +1,10 @@
 // Where the audit trail's batches go. The usual writer is a worker thread with its own database connection,
-// so building, hashing, indexing and storing AuditEvents costs the request-serving thread almost nothing
+// so indexing, hashing and storing each batch costs the request-serving thread almost nothing
 // (on SQLite every write is synchronous, and would otherwise stall the event loop for each batch): the
 // serving thread only moves each batch across as one buffer of packed requests (batchMessage.ts).
 import type { SqlDriver } from '../../record/index.ts';
-import { SharedParts, journalEntryFor } from './auditEvent.ts';
-import { JournalAppender, type ChainHead } from './journal.ts';
-import { decodeBatch, type BatchMessage } from './batchMessage.ts';
+import { BatchAppender, type ChainHead } from './batchJournal.ts';
+import type { BatchMessage } from './batchMessage.ts';
 import { threadCalls } from '../../threads/index.ts';
 
 /** What the writer thread is asked to do: append a batch, or close its connection. */
@@ -19,10 +18,9 @@ export interface AuditWriter {
 
 /** Writes on the caller's thread, through the caller's connection. */
 export function inProcessWriter(driver: SqlDriver, observer: string): AuditWriter {
-  const journal = new JournalAppender(driver);
-  const parts = new SharedParts(observer);
+  const journal = new BatchAppender(driver, observer);
   return {
-    write: async (batch) => journal.append(decodeBatch(batch).map((r) => journalEntryFor(r, parts))),
+    write: async (batch) => journal.append(batch),
     close: async () => undefined,
   };
 }
