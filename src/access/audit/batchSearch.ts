@@ -119,7 +119,9 @@ function keyFilters(filters: Filter[], visible: readonly string[] | undefined): 
   return out;
 }
 
-const wants = (w: KeyWanted, key: string) => ('key' in w ? key === w.key : key >= w.from && key < w.to);
+// A prefix is tested as one here: JavaScript orders strings by UTF-16 code unit, not as the database does,
+// so the range that finds the rows in SQL would wrongly drop some here (U+FFFD sorts after U+10FFFF).
+const wants = (w: KeyWanted, key: string) => ('key' in w ? key === w.key : key.startsWith(w.prefix));
 
 /**
  * For each candidate batch, the positions of the entries that meet every key filter (any of its keys): from
@@ -172,18 +174,18 @@ function candidateConditions(filters: Filter[], visible: readonly string[] | und
   return { text: kept.map((p) => p.text).join(' AND ') || '1 = 1', params: kept.flatMap((p) => p.params) };
 }
 
-type KeyWanted = { key: string } | { from: string; to: string };
+type KeyWanted = { key: string } | { prefix: string };
 
 function keyCondition(wanted: KeyWanted[]): Sql & { where: string } {
   if (!wanted.length) return { text: NEVER, where: NEVER, params: [] };
-  const ors = wanted.map((w) => ('key' in w ? { text: 'key = ?', params: [w.key] } : { text: '(key >= ? AND key < ?)', params: [w.from, w.to] }));
+  const ors = wanted.map((w) => ('key' in w ? { text: 'key = ?', params: [w.key] } : { text: '(key >= ? AND key < ?)', params: [w.prefix, `${w.prefix}\u{10ffff}`] }));
   const where = ors.map((o) => o.text).join(' OR ');
   return { text: `b.first_seq IN (SELECT first_seq FROM audit_batch_key WHERE ${where})`, where, params: ors.flatMap((o) => o.params) };
 }
 
 const TOKEN_KEY: Record<TokenParam, string> = { type: 'T', subtype: 'B', action: 'C', outcome: 'O', purpose: 'U', altid: 'I' };
 const cut = (key: string) => key.slice(0, KEY_LENGTH + 2);
-const anyAfter = (prefix: string): KeyWanted => ({ from: prefix, to: `${prefix}\u{10ffff}` });
+const anyAfter = (prefix: string): KeyWanted => ({ prefix });
 
 function candidateCondition(f: Filter): Sql {
   const code = f.param.code;
