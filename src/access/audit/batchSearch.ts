@@ -21,13 +21,13 @@ export interface BatchSearch {
   descending: boolean;
   /** How many matches, in order from the first, the page needs (offset + count + 1). */
   need: number;
-  /** Count every match: to the end (`all`), up to COUNT_BATCHES batches (`bounded`), or not at all. */
+  /** Count every match (`all`), or only while at most COUNT_BATCHES batches a date filter cuts through must be read (`bounded`), or not at all. */
   count: 'all' | 'bounded' | 'none';
   /** How many batches each read fetches (BATCHES_A_READ). */
   batchesAtOnce?: number;
 }
 
-/** Batches read, beyond the page, to count a search's matches when no total was asked for explicitly (~100,000 entries). */
+/** Batches a date filter cuts through that are read to count a search's matches when no total was asked for explicitly (~100,000 entries). */
 export const COUNT_BATCHES = 100;
 const BATCHES_A_READ = 8;
 const NEVER = '1 = 0';

@@ -9,7 +9,7 @@ import {
 import { INDEXED_REF_LENGTH, HEAD, PartTexts, TEXT_FORMAT, servedText, type StoredEvent } from './journal.ts';
 import { referenceTo, tokenValue, type TokenParam } from './searchValues.ts';
 import { searchBatches, type BatchMatch } from './batchSearch.ts';
-import { BATCH_COLUMNS, batchEntries, selfPatient, type StoredBatch } from './batchJournal.ts';
+import { BATCH_COLUMNS, batchEntryOf, batchRequests, selfPatient, type StoredBatch } from './batchJournal.ts';
 
 
 
@@ -77,8 +77,11 @@ function batchEntryText(m: BatchMatch): string {
 async function batchEntry(db: SqlExecutor, seq: number): Promise<BatchMatch | undefined> {
   const row = await db.get<StoredBatch>(`SELECT ${BATCH_COLUMNS} FROM audit_batch b WHERE b.first_seq <= ? ORDER BY b.first_seq DESC LIMIT 1`, [seq]);
   if (!row || Number(row.last_seq) < seq) return undefined;
-  const found = batchEntries(row)[seq - Number(row.first_seq)];
-  return found && { seq, ms: found.entry.recordedMs, entry: found.entry, hash: row.hash };
+  // Only the one entry is built: a batch holds up to 1,000.
+  const request = batchRequests(row)[seq - Number(row.first_seq)];
+  if (!request) return undefined;
+  const entry = batchEntryOf(row, request);
+  return { seq, ms: entry.recordedMs, entry, hash: row.hash };
 }
 
 /** One result, from either format, in the order the search sorts by. */
