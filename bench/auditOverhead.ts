@@ -29,9 +29,17 @@
 // shared machine; on Linux it is also split into the request thread (the one that bounds throughput) and
 // the rest (the audit writer thread, V8's GC helpers), from /proc/self/task/<pid>/stat. --dir puts the
 // database elsewhere (e.g. /dev/shm to take the disk out).
+//
+// --interleave N: the three servers run side by side for the whole benchmark (each its own process and its
+// own copy of the database) and take the load in turn, a --slice of seconds each, for N cycles. A shared
+// machine whose speed drifts (the same code measured 14,000 to 24,000 open reads a second minutes apart,
+// 5-second runs) moves all three alike within a cycle, so each cycle's own overhead is a paired
+// comparison; the figure is their median. An idle server costs nothing meanwhile: after each slice the
+// audited one's writer catches up before the next slice starts, so no server pays for another's audit.
+//   node --import tsx bench/auditOverhead.ts --interleave 15 --slice 2 [--workloads read,search]
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +55,7 @@ import type { TestServer } from '../test/support/server.ts';
 const { values: args } = parseArgs({ options: {
   duration: { type: 'string', default: '5' }, connections: { type: 'string', default: '32' }, rounds: { type: 'string', default: '1' }, rate: { type: 'string' },
   load: { type: 'string' }, dir: { type: 'string', default: tmpdir() }, workloads: { type: 'string', default: 'read,search' }, caller: { type: 'string', default: 'care-home' }, child: { type: 'string' }, db: { type: 'string' },
+  interleave: { type: 'string' }, slice: { type: 'string', default: '2' }, serve: { type: 'boolean', default: false },
 } });
 if (args.caller !== 'care-home' && args.caller !== 'client') throw new Error(`--caller is care-home or client, not '${args.caller}'.`);
 const AUTOCANNON = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
@@ -163,46 +172,77 @@ function requestThreadUs(): number {
   return ((Number(fields[11]) + Number(fields[12])) / 100) * 1e6; // utime + stime, in clock ticks of 10 ms
 }
 
-async function run(database: string, mode: Mode): Promise<{ figures: Record<Workload, Figures>; rssMb: number }> {
+/** A server in one configuration, warmed up, that measures one workload at a time. */
+interface Measured { measure(name: Workload, duration: string): Promise<Figures>; rssMb(): number; close(): Promise<void> }
+
+async function startRun(database: string, mode: Mode): Promise<Measured> {
   const env = { CAREBRIDGE_ADMIN_CLIENT_ID: ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: ADMIN.secret, CAREBRIDGE_AUDIT: mode === 'audited' ? 'on' : 'off' };
   const server = await buildServer(loadServerConfig({ port: 0, db: database, insecureNoAuth: mode === 'open' }, env));
   let rssMb = 0;
   try {
     const origin = await server.app.listen({ host: '127.0.0.1', port: 0 });
     const bearer = mode === 'open' ? undefined : args.caller === 'client' ? await clientToken(origin) : await staffToken(server, origin);
-    const figures = {} as Record<Workload, Figures>;
+    const urls = {} as Record<Workload, string>;
     for (const name of CHOSEN) {
-      const path = WORKLOADS[name].replace('{nhs}', await residentNhsNumber(server.driver));
-      const warm = await load(`${origin}/fhir/${path}`, bearer, '1');
-      if (warm.errors) throw new Error(`${mode}: ${name} was refused ${warm.errors} times in the warm-up (is the caller allowed to read ${path}?)`);
-      if (mode === 'audited') await auditWritten(server.driver);
-      const before = process.cpuUsage();
-      const mainBefore = requestThreadUs();
-      figures[name] = await load(`${origin}/fhir/${path}`, bearer, args.duration!);
-      rssMb = Math.max(rssMb, process.memoryUsage().rss / 1e6);
-      if (mode === 'audited') await auditWritten(server.driver); // the next workload must not pay for this one's backlog; its writing counts
-      const used = process.cpuUsage(before);
-      figures[name].cpuUs = (used.user + used.system) / (figures[name].rps * Number(args.duration));
-      figures[name].mainUs = (requestThreadUs() - mainBefore) / (figures[name].rps * Number(args.duration));
+      urls[name] = `${origin}/fhir/${WORKLOADS[name].replace('{nhs}', await residentNhsNumber(server.driver))}`;
+      const warm = await load(urls[name], bearer, '1');
+      if (warm.errors) throw new Error(`${mode}: ${name} was refused ${warm.errors} times in the warm-up (is the caller allowed to read ${urls[name]}?)`);
     }
-    return { figures, rssMb };
-  } finally {
+    return {
+      async measure(name, duration) {
+        if (mode === 'audited') await auditWritten(server.driver);
+        const before = process.cpuUsage();
+        const mainBefore = requestThreadUs();
+        const figures = await load(urls[name], bearer, duration);
+        rssMb = Math.max(rssMb, process.memoryUsage().rss / 1e6);
+        if (mode === 'audited') await auditWritten(server.driver); // the next slice must not pay for this one's backlog; its writing counts
+        const used = process.cpuUsage(before);
+        figures.cpuUs = (used.user + used.system) / (figures.rps * Number(duration));
+        figures.mainUs = (requestThreadUs() - mainBefore) / (figures.rps * Number(duration));
+        return figures;
+      },
+      rssMb: () => rssMb,
+      close: () => server.close(),
+    };
+  } catch (err) {
     await server.close();
+    throw err;
   }
 }
 
-// Each run is a fresh process, so no run inherits another's compiled code, heap or leftover timers.
-if (args.child) {
-  process.stdout.write(`${JSON.stringify(await run(args.db!, args.child as Mode))}\n`);
-  process.exit(0);
+async function run(database: string, mode: Mode): Promise<{ figures: Record<Workload, Figures>; rssMb: number }> {
+  const measured = await startRun(database, mode);
+  try {
+    const figures = {} as Record<Workload, Figures>;
+    for (const name of CHOSEN) figures[name] = await measured.measure(name, args.duration!);
+    return { figures, rssMb: measured.rssMb() };
+  } finally {
+    await measured.close();
+  }
+}
+
+/** A child kept running for --interleave: measures a slice when asked (over IPC), until told to stop. */
+async function serveSlices(database: string, mode: Mode): Promise<void> {
+  const measured = await startRun(database, mode);
+  process.on('message', (m: { workload?: Workload; stop?: boolean }) => {
+    if (m.stop) {
+      void measured.close().then(() => process.exit(0));
+      return;
+    }
+    measured.measure(m.workload!, args.slice!).then(
+      (figures) => process.send!({ figures, rssMb: measured.rssMb() }),
+      (err) => process.send!({ error: String((err as Error)?.stack ?? err) }),
+    );
+  });
+  process.send!({ ready: true });
 }
 
 const rssMb: Record<Mode, number> = { open: 0, checked: 0, audited: 0 };
+const passedArgs = () => ['duration', 'connections', 'rate', 'caller', 'workloads', 'load', 'slice'].flatMap((k) => (args[k as 'rate'] ? [`--${k}`, args[k as 'rate']!] : []));
 
 function runInChild(database: string, mode: Mode): Promise<Record<Workload, Figures>> {
-  const passed = ['duration', 'connections', 'rate', 'caller', 'workloads', 'load'].flatMap((k) => (args[k as 'rate'] ? [`--${k}`, args[k as 'rate']!] : []));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--child', mode, '--db', database, ...passed], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--child', mode, '--db', database, ...passedArgs()], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
     child.on('error', reject);
@@ -216,42 +256,115 @@ function runInChild(database: string, mode: Mode): Promise<Record<Workload, Figu
   });
 }
 
+interface SliceServer { slice(workload: Workload): Promise<Figures>; stop(): Promise<void> }
+
+/** A child serving in `mode` for the whole benchmark, measuring a slice whenever asked (--interleave). */
+function sliceServer(database: string, mode: Mode): Promise<SliceServer> {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--child', mode, '--serve', '--db', database, ...passedArgs()], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let waiting: { resolve: (m: any) => void; reject: (e: Error) => void } | undefined;
+  child.on('message', (m: any) => waiting?.resolve(m));
+  child.on('exit', (code) => waiting?.reject(new Error(`the ${mode} server exited (${code})`)));
+  const next = () => new Promise<any>((resolve, reject) => (waiting = { resolve, reject }));
+  return next().then(() => ({
+    async slice(workload) {
+      const answer = next();
+      child.send({ workload });
+      const m = await answer;
+      if (m.error) throw new Error(`the ${mode} server failed a slice: ${m.error}`);
+      rssMb[mode] = Math.max(rssMb[mode], m.rssMb);
+      return m.figures;
+    },
+    stop: () => new Promise<void>((resolve) => {
+      waiting = undefined;
+      child.once('exit', () => resolve());
+      child.send({ stop: true });
+    }),
+  }));
+}
+
+/** One result per mode per round (or cycle) and workload. */
+type Results = Record<Mode, Record<Workload, Figures>[]>;
+
+async function inRounds(database: string): Promise<Results> {
+  const results: Results = { open: [], checked: [], audited: [] };
+  for (let round = 0; round < Number(args.rounds); round++) {
+    const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]);
+    for (const mode of order) results[mode].push(await runInChild(database, mode));
+  }
+  return results;
+}
+
+async function interleaved(dir: string, database: string): Promise<Results> {
+  const source = database.slice('sqlite:'.length);
+  const servers = {} as Record<Mode, SliceServer>;
+  try {
+    // Started one after another: each adds its caller to its own copy of the database.
+    for (const mode of MODES) {
+      const copy = join(dir, `${mode}.db`);
+      copyFileSync(source, copy);
+      if (existsSync(`${source}-wal`)) copyFileSync(`${source}-wal`, `${copy}-wal`);
+      servers[mode] = await sliceServer(`sqlite:${copy}`, mode);
+    }
+    const results: Results = { open: [], checked: [], audited: [] };
+    for (let cycle = 0; cycle < Number(args.interleave); cycle++) {
+      const order = MODES.map((_, i) => MODES[(i + cycle) % MODES.length]);
+      const figures = { open: {}, checked: {}, audited: {} } as Record<Mode, Record<Workload, Figures>>;
+      for (const w of CHOSEN) for (const mode of order) figures[mode][w] = await servers[mode].slice(w);
+      for (const mode of MODES) results[mode].push(figures[mode]);
+    }
+    return results;
+  } finally {
+    await Promise.all(Object.values(servers).map((s) => s.stop()));
+  }
+}
+
 const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const pct = (v: number) => `${v.toFixed(1)}%`;
 
-const dir = mkdtempSync(join(args.dir!, 'carebridge-bench-'));
-try {
-  const database = `sqlite:${join(dir, 'bench.db')}`;
-  const driver = await openRecordStore(database);
-  await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'POST', path: '', query: [], body: buildDemoDataset().bundle, prefer: 'return=minimal' });
-  await driver.close();
-
-  const results: Record<Mode, Record<Workload, Figures>[]> = { open: [], checked: [], audited: [] };
-  for (let round = 0; round < Number(args.rounds); round++) {
-    const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]);
-    for (const mode of order) results[mode].push(await runInChild(database, mode));
-  }
+function report(results: Results): void {
   const of = (mode: Mode, w: Workload, k: keyof Figures) => median(results[mode].map((r) => r[w][k]));
   const caller = args.caller === 'client' ? 'an administrative system client (scope checks only)' : 'a care-home staff member reading their own resident (role, scope and relationship checks)';
-  console.log(`access and audit overhead (medians): load from ${LOAD}, ${args.connections} connections${args.rate ? `, ${args.rate} req/s offered` : ''}, ${args.duration} s per run, ${args.rounds} round(s), SQLite in ${args.dir}, demo dataset; caller: ${caller}`);
-  console.log('workload  mode     req/s     p99 ms  errors  server CPU µs/request  of which request thread  (rounds: req/s)');
+  const how = args.interleave ? `interleaved: ${args.interleave} cycles of ${args.slice} s per server` : `${args.duration} s per run, ${args.rounds} round(s)`;
+  const unit = args.interleave ? 'cycles' : 'rounds';
+  console.log(`access and audit overhead (medians): load from ${LOAD}, ${args.connections} connections${args.rate ? `, ${args.rate} req/s offered` : ''}, ${how}, SQLite in ${args.dir}, demo dataset; caller: ${caller}`);
+  console.log(`workload  mode     req/s     p99 ms  errors  server CPU µs/request  of which request thread  (${unit}: req/s)`);
   for (const w of CHOSEN) {
     for (const mode of MODES) {
       console.log(`${w.padEnd(9)} ${mode.padEnd(7)} ${of(mode, w, 'rps').toFixed(0).padStart(7)}  ${of(mode, w, 'p99').toFixed(1).padStart(7)}  ${String(of(mode, w, 'errors')).padStart(6)}  ${of(mode, w, 'cpuUs').toFixed(1).padStart(21)}  ${of(mode, w, 'mainUs').toFixed(1).padStart(23)}  (${results[mode].map((r) => r[w].rps.toFixed(0)).join(', ')})`);
     }
     for (const [on, off, what] of [['audited', 'open', 'access checks and audit (issue 3)'], ['audited', 'checked', 'audit alone']] as const) {
       const overhead = (1 - of(on, w, 'rps') / of(off, w, 'rps')) * 100;
-      const rounds = results[on].map((r, i) => (1 - r[w].rps / results[off][i][w].rps) * 100);
+      const each = results[on].map((r, i) => (1 - r[w].rps / results[off][i][w].rps) * 100);
       const cpu = (of(on, w, 'cpuUs') / of(off, w, 'cpuUs') - 1) * 100;
       const main = (of(on, w, 'mainUs') / of(off, w, 'mainUs') - 1) * 100;
       const latency = (of(on, w, 'p99') / of(off, w, 'p99') - 1) * 100;
-      console.log(`${w.padEnd(9)} ${what}: ${pct(overhead)} of throughput (rounds ${rounds.map(pct).join(', ')}; median ${pct(median(rounds))}), ${pct(latency)} on p99, ${pct(cpu)} server CPU per request (request thread ${pct(main)})${overhead < 15 ? '' : '  (over the 15% budget)'}`);
+      // Interleaved, each cycle is a pair measured seconds apart: the median of the pairs is the figure.
+      const figure = args.interleave ? median(each) : overhead;
+      const listed = args.interleave ? `paired median of ${each.length} cycles; of the medians ${pct(overhead)}; cycles ${each.map((v) => v.toFixed(0)).join(', ')}` : `rounds ${each.map(pct).join(', ')}; median ${pct(median(each))}`;
+      console.log(`${w.padEnd(9)} ${what}: ${pct(figure)} of throughput (${listed}), ${pct(latency)} on p99, ${pct(cpu)} server CPU per request (request thread ${pct(main)})${figure < 15 ? '' : '  (over the 15% budget)'}`);
     }
   }
   console.log(`process memory (RSS, peak): ${MODES.map((m) => `${m} ${rssMb[m].toFixed(0)} MB`).join(', ')}`);
-} finally {
-  rmSync(dir, { recursive: true, force: true });
+}
+
+// Each run is a fresh process, so no run inherits another's compiled code, heap or leftover timers.
+if (args.child && args.serve) {
+  await serveSlices(args.db!, args.child as Mode);
+} else if (args.child) {
+  process.stdout.write(`${JSON.stringify(await run(args.db!, args.child as Mode))}\n`);
+  process.exit(0);
+} else {
+  const dir = mkdtempSync(join(args.dir!, 'carebridge-bench-'));
+  try {
+    const database = `sqlite:${join(dir, 'bench.db')}`;
+    const driver = await openRecordStore(database);
+    await handleFhirRequest({ base: 'http://localhost/fhir', driver, access: UNRESTRICTED }, { method: 'POST', path: '', query: [], body: buildDemoDataset().bundle, prefer: 'return=minimal' });
+    await driver.close();
+    report(args.interleave ? await interleaved(dir, database) : await inRounds(database));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
