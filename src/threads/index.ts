@@ -1,5 +1,6 @@
 // Work moved off the thread that serves requests, to a worker thread running the project's TypeScript: one
 // call at a time, answered in the order sent. Used by the audit writer and by the ADW reader.
+import { setPriority } from 'node:os';
 import { Worker, parentPort, workerData, type Transferable } from 'node:worker_threads';
 
 // Under `node --import tsx` a worker inherits the loader; the carebridge command registers tsx in code,
@@ -90,4 +91,22 @@ export function answerCalls<Request, Answer>(answer: (request: Request) => Answe
 /** What the thread was started with (besides its entry). */
 export function threadData<T>(): T {
   return workerData as T;
+}
+
+/**
+ * In a worker thread doing deferred work (nobody waits for it: the audit writer): lowers this thread's
+ * scheduling priority to `nice`, so that on a machine whose cores are all busy the threads serving requests
+ * run first and this one takes what they leave. Measured on two cores under load (docs/performance.md,
+ * session 16): at the same priority the writer's bursts preempted the request thread, whose CPU per read
+ * rose by a third. Linux applies setpriority to the calling thread alone; elsewhere it would lower the whole
+ * process, so it is left alone there. A refusal (a sandbox forbidding it) only leaves the priority as it was.
+ */
+export function yieldToRequestThreads(nice: number): boolean {
+  if (process.platform !== 'linux' || !parentPort) return false;
+  try {
+    setPriority(nice);
+    return true;
+  } catch {
+    return false;
+  }
 }

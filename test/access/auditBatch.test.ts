@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PackedRequests, decodeBatch } from '../../src/access/audit/batchMessage.ts';
 import type { AuditedRequest } from '../../src/access/audit/auditEvent.ts';
-import { threadWriter } from '../../src/access/audit/writer.ts';
+import { readdirSync, readFileSync } from 'node:fs';
+import { AUDIT_WRITER_NICE, threadWriter } from '../../src/access/audit/writer.ts';
 import { authenticationRequest } from '../../src/access/people/authenticationAudit.ts';
 import { administrationRequest } from '../../src/access/administrationAudit.ts';
 import { auditEventService } from '../../src/access/audit/search.ts';
@@ -79,3 +80,38 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+/** Each thread of this process and its nice value (Linux: /proc/self/task/<tid>/stat, field 19). */
+function threadNiceness(): Map<number, number> {
+  const nice = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    nice.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+  }
+  return nice;
+}
+
+describe('audit writer thread priority', { skip: process.platform !== 'linux' && 'thread priorities are per thread only on Linux' }, () => {
+  // On a machine with no idle core the writer's batches must not preempt the threads answering requests
+  // (measured: the request thread's CPU per read rose by a third when they did); nobody waits for the writer.
+  it('runs below the priority of the threads serving requests, and leaves theirs as it was', async () => {
+    const db = await testDatabase('sqlite');
+    const driver = await openRecordStore(db.database);
+    const journalDatabase = await migrateAccess(driver, db.database);
+    const before = threadNiceness();
+    const writer = threadWriter(journalDatabase!, 'test-node');
+    try {
+      const packed = new PackedRequests();
+      packed.push(requests[0]);
+      await writer.write(packed.message(1)); // the thread starts on first use
+      const started = [...threadNiceness()].filter(([tid]) => !before.has(tid));
+      assert.ok(started.some(([, nice]) => nice === AUDIT_WRITER_NICE), `a new thread at nice ${AUDIT_WRITER_NICE}: ${JSON.stringify(started)}`);
+      assert.equal(threadNiceness().get(process.pid), before.get(process.pid), 'the request thread keeps its priority');
+      assert.ok(AUDIT_WRITER_NICE > (before.get(process.pid) ?? 0), 'lower than the request thread\'s');
+    } finally {
+      await writer.close();
+      await driver.close();
+      db.cleanup();
+    }
+  });
+});

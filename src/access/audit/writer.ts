@@ -7,6 +7,13 @@ import { BatchAppender, type ChainHead } from './batchJournal.ts';
 import type { BatchMessage } from './batchMessage.ts';
 import { threadCalls } from '../../threads/index.ts';
 
+/**
+ * The writer thread's scheduling priority (Linux nice value). Its work can wait: a request never waits for
+ * its audit, and the trail's backlog limit holds new requests back should the writer fall too far behind,
+ * so on a machine with no idle core it gives way to the threads serving requests.
+ */
+export const AUDIT_WRITER_NICE = 10;
+
 /** What the writer thread is asked to do: append a batch, or close its connection. */
 export type WriterCall = { batch: BatchMessage; close?: undefined } | { close: true; batch?: undefined };
 

@@ -3,11 +3,12 @@
 // migrated by the main thread; the R4 definitions are not loaded here), one transaction per batch, and
 // answers each message.
 import { connectRecordDatabase } from '../../record/index.ts';
-import { answerCalls, threadData } from '../../threads/index.ts';
+import { answerCalls, threadData, yieldToRequestThreads } from '../../threads/index.ts';
 import { BatchAppender, type ChainHead } from './batchJournal.ts';
-import type { WriterCall } from './writer.ts';
+import { AUDIT_WRITER_NICE, type WriterCall } from './writer.ts';
 
 const { database, observer } = threadData<{ database: string; observer: string }>();
+yieldToRequestThreads(AUDIT_WRITER_NICE);
 let journal: BatchAppender | undefined;
 let close: (() => Promise<void>) | undefined;
 
