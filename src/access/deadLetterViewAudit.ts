@@ -17,7 +17,10 @@ const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 export const DEAD_LETTER_QUEUE_NAME = 'MESH dead-letter queue';
 
 export interface DeadLetterView {
-  /** Where it was viewed (always a GET): `/admin/dead-letters` (the portal), `/messaging/dead-letters` (the API). */
+  /**
+   * Where it was viewed: `/admin/dead-letters` (the portal), `/messaging/dead-letters` (the API), both a GET;
+   * or a command (`carebridge mesh dead-letters list`, the command line), named as it is.
+   */
   path: string;
   /** The page or filter asked for, as a query (`page=2`); absent when the view takes none. */
   query?: string;
@@ -57,7 +60,7 @@ export function deadLetterViewEvent(request: AuditedRequest, view: DeadLetterVie
         type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
         role: { system: OBJECT_ROLE, code: '24', display: 'Query' },
         name: DEAD_LETTER_QUEUE_NAME,
-        description: `GET ${view.path}`,
+        description: view.path.startsWith('/') ? `GET ${view.path}` : view.path,
         ...(view.query ? { query: Buffer.from(view.query, 'utf8').toString('base64') } : {}),
       },
       ...shown.map((messageId) => ({

@@ -17,6 +17,7 @@ import { auditMigrations } from './audit/journal.ts';
 import { anchorAuditHead } from './audit/anchor.ts';
 import { useOwnAuditDatabase } from './audit/ownDatabase.ts';
 import { auditEventService } from './audit/search.ts';
+import type { AuditedRequest } from './audit/auditEvent.ts';
 import { hostname } from 'node:os';
 import { setUpPeople, type People, type PeopleOptions } from './people/people.ts';
 import { administrationRequest, type AdministrativeChange } from './administrationAudit.ts';
@@ -129,9 +130,23 @@ export async function migrateAccess(driver: SqlDriver, database?: string): Promi
  * audit trail and resolves once it is committed. `journalDatabase` is what migrateAccess returned.
  */
 export async function auditAdministrationNow(driver: SqlDriver, journalDatabase: string | undefined, actor: Actor, change: AdministrativeChange): Promise<void> {
+  await appendNow(driver, journalDatabase, administrationRequest(Date.now(), undefined, change, actor));
+}
+
+/**
+ * For commands that show the MESH dead-letter queue (the CLI): appends the view, by `actor`, to the audit
+ * trail and resolves once it is committed, as the API's and the portal's views are audited (a reason can
+ * name a person). `journalDatabase` is what migrateAccess returned.
+ */
+export async function auditDeadLettersViewedNow(driver: SqlDriver, journalDatabase: string | undefined, actor: Actor, view: DeadLetterView): Promise<void> {
+  await appendNow(driver, journalDatabase, deadLetterViewRequest(Date.now(), undefined, view, actor));
+}
+
+/** Appends one request to the audit trail as a batch of its own, committed (and anchored) before this resolves. */
+async function appendNow(driver: SqlDriver, journalDatabase: string | undefined, request: AuditedRequest): Promise<void> {
   const writer = journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname());
   const packed = new PackedRequests();
-  packed.push(administrationRequest(Date.now(), undefined, change, actor));
+  packed.push(request);
   try {
     const head = await writer.write(packed.message(1));
     if (head) await anchorAuditHead(driver, head);

@@ -2,7 +2,7 @@
 // and writing each change they make to the audit trail as the command line's, before the command exits
 // (there is no server here whose trail would write it later).
 import { userInfo } from 'node:os';
-import { auditAdministrationNow, migrateAccess, type AdministrativeChange, type SystemActor } from '../access/index.ts';
+import { auditAdministrationNow, auditDeadLettersViewedNow, migrateAccess, type AdministrativeChange, type DeadLetterView, type SystemActor } from '../access/index.ts';
 import type { SqlDriver } from '../record/index.ts';
 import { databaseFrom, openStore, withStore } from './store.ts';
 
@@ -43,6 +43,29 @@ export async function administer<T>(db: string | undefined, command: string, cha
       await auditAdministrationNow(driver, journal, commandLineActor(command), made);
     } catch (err) {
       throw new Error(`the change was made (${made.action} ${made.target}) but could not be written to the audit trail: ${(err as Error).message}`);
+    }
+    return result;
+  } finally {
+    await driver.close();
+  }
+}
+
+/**
+ * Reads the MESH dead-letter queue for a command to show, and writes the view (`describe`: which dead letters
+ * it shows) to the audit trail as the command line's, committed before this resolves: a reason can name a
+ * person, and the API's and the portal's views are audited the same way. Nothing is shown when the view could
+ * not be audited (this throws).
+ */
+export async function viewDeadLetters<T>(db: string | undefined, command: string, read: (driver: SqlDriver) => Promise<T>, describe: (result: T) => DeadLetterView): Promise<T> {
+  const database = databaseFrom(db);
+  const driver = await openStore(database);
+  try {
+    const journal = await migrateAccess(driver, database);
+    const result = await read(driver);
+    try {
+      await auditDeadLettersViewedNow(driver, journal, commandLineActor(command), describe(result));
+    } catch (err) {
+      throw new Error(`the dead letters were not shown: their view could not be written to the audit trail: ${(err as Error).message}`);
     }
     return result;
   } finally {

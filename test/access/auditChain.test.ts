@@ -1,22 +1,24 @@
 // The audit journal is hash-chained: `carebridge audit verify` (the real command) passes on an intact
-// chain, and names the batch whose stored requests or callers were changed, exactly the entry where a
-// deleted batch began, and the first entry hidden by removing a patient key (both storage engines). Two app nodes on one PostgreSQL extend
-// one chain. A deployment's AuditEvents from before the journal move into it and stay verifiable.
+// chain, and names the entry whose stored request was changed (inside a batch, by the entry digests the
+// batch keeps), the batch whose callers or digests were changed, exactly the entry where a deleted batch
+// began, and the first entry hidden by removing a patient key (both storage engines). Two app nodes on one
+// PostgreSQL extend one chain. A deployment's AuditEvents from before the journal move into it and stay
+// verifiable, and so do batches from before the entry digests (a change in one is named by its batch).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ENGINES, TEST_ADMIN, clientToken, fhirClient, startTestServer, testDatabase, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { runCli } from '../cli/cli.ts';
-import { batchHolding, batchedEntries, forgeBatchEntry, journalConnection, journalEntryCount } from '../support/auditJournal.ts';
+import { appendUndigestedBatch, batchHolding, batchedEntries, forgeBatchEntry, journalConnection, journalEntryCount } from '../support/auditJournal.ts';
 import { buildServer, type CareBridgeServer } from '../../src/server.ts';
 import { loadServerConfig } from '../../src/config.ts';
 import { migrateAccess, verifyAuditChain } from '../../src/access/index.ts';
 import { ACCESS_MIGRATIONS } from '../../src/access/schema.ts';
 import { CHAIN_EXTENSION, GENESIS_HASH, chainHash } from '../../src/access/audit/chain.ts';
-import { JournalAppender } from '../../src/access/audit/journal.ts';
+import { JournalAppender, auditMigrations } from '../../src/access/audit/journal.ts';
 import { ANCHOR_EVERY_MS } from '../../src/access/audit/trail.ts';
-import { SharedParts, journalEntryFor } from '../../src/access/audit/auditEvent.ts';
+import { SharedParts, journalEntryFor, type AuditedRequest } from '../../src/access/audit/auditEvent.ts';
 import { BatchAppender } from '../../src/access/audit/batchJournal.ts';
 import { PackedRequests } from '../../src/access/audit/batchMessage.ts';
 import { createResources, migrate, openRecordStore, type SqlDriver } from '../../src/record/index.ts';
@@ -71,7 +73,7 @@ for (const engine of ENGINES) {
       assert.match(r.stdout, /intact: \d+ entries checked/);
     });
 
-    it('verify names the batch whose stored requests were changed', async () => {
+    it('verify names the entry whose stored request was changed', async () => {
       const batches = await batchesBySeq(t.server.driver);
       const target = batches[3];
       const restore = await forgeBatchEntry(journal.db, target.last, (r) => ({ ...r, outcome: { ...r.outcome, status: 500 } }));
@@ -80,10 +82,53 @@ for (const engine of ENGINES) {
         const r = await verify(t.database);
         assert.equal(r.code, 1, r.stdout + r.stderr);
         assert.equal(r.lines.length, 1, r.stdout);
-        assert.match(r.lines[0], new RegExp(`seq ${target.first} \\(AuditEvent ${target.first}\\)`));
-        assert.match(r.lines[0], new RegExp(`entries ${target.first} to ${target.last}, stored as one batch\\) does not match its hash`));
+        assert.match(r.lines[0], new RegExp(`seq ${target.last} \\(AuditEvent ${target.last}\\): this entry was changed after it was recorded`));
+        assert.match(r.lines[0], new RegExp(`its batch \\(entries ${target.first} to ${target.last}, stored as one batch\\)`));
       } finally {
         await restore();
+      }
+      assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
+    });
+
+    it('verify names the entry changed in the middle of a batch, and the first of two', async () => {
+      const { first, last } = await appendBatch(journal.db, Array.from({ length: 7 }, (_, i) => readOf(pid, i)));
+      const middle = first + 3;
+      const restore = await forgeBatchEntry(journal.db, middle, (r) => ({ ...r, outcome: { ...r.outcome, status: 404 } }));
+      try {
+        assert.equal((await t.fhir.get(`AuditEvent/${middle}`)).body.outcome, '4', 'the forgery is what is served…');
+        const r = await verify(t.database);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.equal(r.lines.length, 1, r.stdout);
+        assert.match(r.lines[0], new RegExp(`BROKEN at seq ${middle} \\(AuditEvent ${middle}\\): this entry was changed after it was recorded`));
+        assert.match(r.lines[0], new RegExp(`its batch \\(entries ${first} to ${last}, stored as one batch\\)`));
+        assert.doesNotMatch(r.lines[0], /more of its entries/);
+        const restoreLater = await forgeBatchEntry(journal.db, last, (r) => ({ ...r, address: '10.9.9.9' }));
+        try {
+          const both = await verifyAuditChain(t.server.driver);
+          assert.equal(!both.intact && both.seq, middle, 'the first changed entry');
+          assert.equal(!both.intact && both.auditId, String(middle));
+          assert.match(!both.intact ? both.problem : '', new RegExp(`1 more of its entries were changed too, the next at seq ${last}`));
+        } finally {
+          await restoreLater();
+        }
+      } finally {
+        await restore();
+      }
+      assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
+    });
+
+    it('verify names the batch whose entry digests no longer decode', async () => {
+      const { first, last } = await appendBatch(journal.db, Array.from({ length: 3 }, (_, i) => readOf(pid, i)));
+      const { entry_digests: digests } = (await t.server.driver.get<{ entry_digests: string }>('SELECT entry_digests FROM audit_batch WHERE first_seq = ?', [first]))!;
+      assert.equal(Buffer.from(digests, 'base64').length, 4 * (last - first + 1), 'a digest per entry');
+      const setDigests = (text: string) => journal.db.transaction((tx) => tx.run('UPDATE audit_batch SET entry_digests = ? WHERE first_seq = ?', [text, first]));
+      await setDigests(`${digests.slice(0, -4)}!!!!`);
+      try {
+        const r = await verify(t.database);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.lines[0], new RegExp(`seq ${first} \\(AuditEvent ${first}\\): its batch \\(entries ${first} to ${last}, stored as one batch\\) does not match its hash`));
+      } finally {
+        await setDigests(digests);
       }
       assert.equal((await verify(t.database)).code, 0, 'intact again once restored');
     });
@@ -209,6 +254,52 @@ for (const engine of ENGINES) {
     });
   });
 
+  describe(`audit batches from before the entry digests (${engine})`, () => {
+    it('verify passes over them once migrated, names such a batch when one of its entries is changed, and names the entry in the batches after them', async () => {
+      const db = await testDatabase(engine);
+      const driver = await openRecordStore(db.database);
+      try {
+        await migrate(driver, 'access', ACCESS_MIGRATIONS);
+        await migrate(driver, 'audit', auditMigrations(driver.dialect)); // a journal at audit migration 2
+        const pid = randomUUID();
+        const old = await appendUndigestedBatch(driver, 'old node', Array.from({ length: 5 }, (_, i) => readOf(pid, i)));
+        await migrateAccess(driver, db.database);
+        const journal = await journalConnection(driver);
+        try {
+          const stored = await driver.get<{ format: number; entry_digests: string | null }>('SELECT format, entry_digests FROM audit_batch WHERE first_seq = ?', [old.first]);
+          assert.deepEqual({ format: Number(stored!.format), digests: stored!.entry_digests }, { format: 3, digests: null }, 'kept as it was written');
+          const intact = await verifyAuditChain(driver);
+          assert.deepEqual(intact.intact && intact.checked, 5, JSON.stringify(intact));
+
+          const restore = await forgeBatchEntry(journal.db, old.first + 2, (r) => ({ ...r, outcome: { ...r.outcome, status: 404 } }));
+          try {
+            const r = await verify(db.database);
+            assert.equal(r.code, 1, r.stdout + r.stderr);
+            assert.match(r.lines[0], new RegExp(`seq ${old.first} \\(AuditEvent ${old.first}\\): its batch \\(entries ${old.first} to ${old.last}, stored as one batch\\) does not match its hash`));
+          } finally {
+            await restore();
+          }
+
+          const next = await appendBatch(journal.db, Array.from({ length: 4 }, (_, i) => readOf(pid, i)));
+          const continued = await verifyAuditChain(driver);
+          assert.deepEqual(continued.intact && continued.checked, 9, JSON.stringify(continued));
+          const restoreNext = await forgeBatchEntry(journal.db, next.first + 1, (r) => ({ ...r, outcome: { ...r.outcome, status: 404 } }));
+          try {
+            const named = await verifyAuditChain(driver);
+            assert.equal(!named.intact && named.seq, next.first + 1, JSON.stringify(named));
+          } finally {
+            await restoreNext();
+          }
+        } finally {
+          await journal.close();
+        }
+      } finally {
+        await driver.close();
+        db.cleanup();
+      }
+    });
+  });
+
   describe(`audit entries from before the journal (${engine})`, () => {
     it('move into the journal with their hashes, stay verifiable and searchable, and the chain continues from them', async () => {
       const db = await testDatabase(engine);
@@ -256,6 +347,19 @@ for (const engine of ENGINES) {
       }
     });
   });
+}
+
+/** A read of Patient `pid` as the trail records one (the i-th of a batch). */
+function readOf(pid: string, i: number): AuditedRequest {
+  return { at: Date.now() + i, address: '127.0.0.1', events: [{ interaction: 'read', resourceType: 'Patient', id: pid, patientIds: [pid] }], outcome: { status: 200, method: 'GET', path: `Patient/${pid}`, query: `_i=${i}` } };
+}
+
+/** Appends `requests` as one batch, as the writer thread does; resolves to its first and last seq. */
+async function appendBatch(db: SqlDriver, requests: AuditedRequest[]): Promise<{ first: number; last: number }> {
+  const packed = new PackedRequests();
+  for (const r of requests) packed.push(r);
+  const head = (await new BatchAppender(db, 'test node').append(packed.message(requests.length)))!;
+  return { first: head.seq - requests.length + 1, last: head.seq };
 }
 
 /** What the audit trail wrote before the journal: AuditEvents as record resources, chained in access_audit_chain. */

@@ -1,6 +1,6 @@
 // `carebridge mesh`, run as a real child process on both engines: a mailbox added by the CLI signs in to
 // the built-in mailbox of a server on that database, its organisation becomes known; list shows it; bad
-// input is one plain line and exit 1.
+// input is one plain line and exit 1. Listing dead letters and replaying one are in the audit trail.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -84,6 +84,14 @@ describe('carebridge mesh', { concurrency: 2 }, () => {
       assert.deepEqual(replays.map((e) => [e.outcome, e.outcomeDesc, e.entity[0].what?.identifier?.value, e.agent[0].altId, e.agent[0].who.display]), [
         ['0', `dead letter replayed: ${deadId}`, deadId, 'carebridge-cli', `carebridge mesh dead-letters replay (OS user ${userInfo().username})`],
       ], 'the replay made; the refused one changed nothing and, like other refused commands, is not recorded');
+      // So is each listing that showed it (its reason may name a person), as the API's and the portal's views are.
+      const views = await searchAudit(database, [['entity-name', deadId], ['type', '110112']]);
+      assert.ok(views.length >= 1, 'the listings that showed the dead letter are in the audit trail');
+      for (const v of views) {
+        assert.deepEqual([v.action, v.outcome, v.agent[0].altId, v.agent[0].who.display], ['E', '0', 'carebridge-cli', `carebridge mesh dead-letters list (OS user ${userInfo().username})`]);
+        assert.deepEqual(v.entity.slice(1).map((e: any) => [e.name, e.what?.identifier?.value]), [[deadId, deadId]], 'names the dead letter shown, by its message id');
+        assert.equal(JSON.stringify(v).includes('No handler is registered'), false, 'never its reason');
+      }
       assert.match(await ok(['audit', 'verify']), /^Audit trail intact/);
     });
   }

@@ -3,9 +3,9 @@
 // journal is in a file of its own, only read through the record's driver (src/access/audit/ownDatabase.ts).
 import { connectRecordDatabase, type SqlDriver, type SqlExecutor } from '../../src/record/index.ts';
 import { JOURNAL_TABLES } from '../../src/access/audit/ownDatabase.ts';
-import { BATCH_COLUMNS, batchEntries, type BatchEntry, type StoredBatch } from '../../src/access/audit/batchJournal.ts';
+import { BATCH_COLUMNS, BatchKeys, batchEntries, batchHash, positionsText, storedHead, type BatchEntry, type StoredBatch } from '../../src/access/audit/batchJournal.ts';
 import { PackedRequests, decodeBatch } from '../../src/access/audit/batchMessage.ts';
-import type { AuditedRequest } from '../../src/access/audit/auditEvent.ts';
+import { entryValuesFor, type AuditedRequest } from '../../src/access/audit/auditEvent.ts';
 
 export async function journalConnection(driver: SqlDriver): Promise<{ db: SqlDriver; close(): Promise<void> }> {
   const location = await driver.attachCompanion?.('audit', JOURNAL_TABLES);
@@ -62,4 +62,29 @@ export async function forgeBatchEntry(db: SqlDriver, seq: number, change: (r: Au
   const set = (body: string, actors: string) => db.transaction((tx) => tx.run('UPDATE audit_batch SET body = ?, actors = ? WHERE first_seq = ?', [body, actors, first]));
   await set(Buffer.from(message.bytes).toString('base64'), JSON.stringify(message.actors));
   return async () => void (await set(original.body, original.actors));
+}
+
+/**
+ * Appends `requests` as one batch the way the writer did before audit migration 3: format 3, without entry
+ * digests, on a journal whose audit_batch has no entry_digests column yet. Resolves to its first and last seq.
+ */
+export async function appendUndigestedBatch(db: SqlDriver, observer: string, requests: AuditedRequest[]): Promise<{ first: number; last: number }> {
+  const packed = new PackedRequests();
+  for (const r of requests) packed.push(r);
+  const message = packed.message(requests.length);
+  const keys = new BatchKeys();
+  requests.forEach((r, position) => keys.add(entryValuesFor(r, observer), position));
+  const at = requests.map((r) => r.at);
+  return db.transaction(async (tx) => {
+    const head = await storedHead(tx);
+    // Format 3 as a fact of what was written then, not the constant naming it today.
+    const row = { first_seq: head.seq + 1, observer, actors: JSON.stringify(message.actors), body: Buffer.from(message.bytes).toString('base64'), format: 3 };
+    const last = head.seq + requests.length;
+    await tx.run(
+      'INSERT INTO audit_batch (first_seq, last_seq, min_ms, max_ms, observer, actors, body, prev_hash, hash, format) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [row.first_seq, last, Math.floor(Math.min(...at)), Math.ceil(Math.max(...at)), observer, row.actors, row.body, head.hash, batchHash(head.hash, row), row.format],
+    );
+    await tx.insertMany('audit_batch_key', ['key', 'first_seq', 'positions'], [...keys.rows()].map(([k, positions]) => [k, row.first_seq, positionsText(positions)]));
+    return { first: row.first_seq, last };
+  });
 }

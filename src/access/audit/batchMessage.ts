@@ -155,8 +155,11 @@ export class PackedRequests {
   }
 }
 
-/** The requests of a batch, as recorded. */
-export function decodeBatch({ bytes, actors, count }: BatchMessage): AuditedRequest[] {
+/**
+ * The requests of a batch, as recorded. `ends`, when given, gets where each request's bytes end (its
+ * bytes are from the previous end, or 0, to there): the writer digests each request's bytes (batchJournal.ts).
+ */
+export function decodeBatch({ bytes, actors, count }: BatchMessage, ends?: number[]): AuditedRequest[] {
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   const u32 = () => ((at += 4), b.readUInt32LE(at - 4));
@@ -189,6 +192,7 @@ export function decodeBatch({ bytes, actors, count }: BatchMessage): AuditedRequ
       for (let p = u32(); p > 0; p--) patientIds.push(text()!);
       events.push({ interaction, resourceType, id, query, patientIds });
     }
+    ends?.push(at);
     out.push({ at: when, actor: actor >= 0 ? actors[actor] : undefined, address, events, outcome, ...(authentication ? { authentication: JSON.parse(authentication) } : {}), ...(administration ? { administration: JSON.parse(administration) } : {}), ...(heldMessage ? { heldMessage: JSON.parse(heldMessage) } : {}), ...(deadLetterView ? { deadLetterView: JSON.parse(deadLetterView) } : {}), ...(purpose ? { purpose } : {}) });
   }
   return out;

@@ -1,6 +1,7 @@
 // Walks the audit journal from its first entry, recomputing every hash from the AuditEvent as stored
 // (its text and its shared agent/source part, whose key must still be its hash; for a batch, from its
-// packed requests), and reports the first link that does not hold. Then checks the patient and entity indexes against the
+// packed requests), and reports the first link that does not hold (inside a batch that does not match its hash,
+// the first entry that no longer matches its own digest, when the batch has them). Then checks the patient and entity indexes against the
 // entries: an index row for an entry that is not there means entries were removed from the end, and an
 // entry whose patients are missing from the index would be hidden from "who has looked at my record".
 // Last, against the head anchored in the record's database (anchor.ts): a chain shorter than the anchor,
@@ -9,7 +10,7 @@ import type { SqlExecutor } from '../../record/index.ts';
 import { GENESIS_HASH, chainHash, chainPosition } from './chain.ts';
 import { HEAD, LEGACY_FORMAT, linkHash, partKey } from './journal.ts';
 import { anchoredHead } from './anchor.ts';
-import { BATCH_COLUMNS, BATCH_FORMAT, batchEntries, batchHash, entryKeys, positionsOf, type StoredBatch } from './batchJournal.ts';
+import { BATCH_COLUMNS, BATCH_FORMAT, UNDIGESTED_BATCH_FORMAT, batchEntries, batchHash, changedEntries, entryKeys, positionsOf, type StoredBatch } from './batchJournal.ts';
 
 export type ChainCheck =
   | { intact: true; checked: number; head?: { seq: number; hash: string } }
@@ -45,7 +46,7 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
     }
     if (usedUp(batchesRead ? batches : undefined, BATCH_PAGE, (b) => Number(b.first_seq))) {
       batchesRead = true;
-      batches = await db.all<StoredBatch>(`SELECT ${BATCH_COLUMNS} FROM audit_batch b WHERE b.first_seq >= ? ORDER BY b.first_seq LIMIT ?`, [expected, BATCH_PAGE]);
+      batches = await db.all<StoredBatch>(`SELECT ${BATCH_COLUMNS}, b.entry_digests FROM audit_batch b WHERE b.first_seq >= ? ORDER BY b.first_seq LIMIT ?`, [expected, BATCH_PAGE]);
     }
     const row = rows.find((r) => Number(r.seq) === expected);
     const batch = row ? undefined : batches.find((b) => Number(b.first_seq) === expected);
@@ -106,7 +107,7 @@ function batchProblem(batch: StoredBatch, previous: string, keys: Map<string, Se
   const last = Number(batch.last_seq);
   const span = `entries ${first} to ${last}, stored as one batch`;
   if (batch.prev_hash !== previous) return { text: `its batch (${span}) does not follow the entry before it (the row was changed)` };
-  if (Number(batch.format) !== BATCH_FORMAT || batchHash(previous, batch) !== batch.hash) return { text: `its batch (${span}) does not match its hash (it was changed after it was recorded)` };
+  if (!knownFormat(batch) || batchHash(previous, batch) !== batch.hash) return changedEntryProblem(batch, span) ?? { text: `its batch (${span}) does not match its hash (it was changed after it was recorded)` };
   let entries;
   try {
     entries = batchEntries(batch);
@@ -124,6 +125,24 @@ function batchProblem(batch: StoredBatch, previous: string, keys: Map<string, Se
     return { seq: anchor.seq, text: 'it is not the entry the record anchored at this place in the chain (the chain was rewritten from here)' };
   }
   return undefined;
+}
+
+/** Format 4, or format 3 without digests (a batch from before them: digests added later were not written with it). */
+function knownFormat(batch: StoredBatch): boolean {
+  const format = Number(batch.format);
+  return format === BATCH_FORMAT || (format === UNDIGESTED_BATCH_FORMAT && (batch.entry_digests ?? null) === null);
+}
+
+/**
+ * The first entry of a batch that failed its hash whose bytes no longer match their digest. Undefined when
+ * none can be named: a batch from before the digests, digests that do not decode, or entries that all still
+ * match theirs (then the digests, the callers or the batch's other columns were changed): the batch as a whole is reported.
+ */
+function changedEntryProblem(batch: StoredBatch, span: string): { seq: number; text: string } | undefined {
+  const changed = changedEntries(batch);
+  if (!changed?.length) return undefined;
+  const others = changed.length > 1 ? `; ${changed.length - 1} more of its entries were changed too, the next at seq ${Number(batch.first_seq) + changed[1]}` : '';
+  return { seq: Number(batch.first_seq) + changed[0], text: `this entry was changed after it was recorded: it no longer matches the digest its batch (${span}) recorded for it (or that digest was changed), and the batch no longer matches its hash${others}` };
 }
 
 function textProblem(row: JournalRow, previous: string): string | undefined {
