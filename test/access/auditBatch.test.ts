@@ -4,7 +4,6 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PackedRequests, decodeBatch } from '../../src/access/audit/batchMessage.ts';
 import type { AuditedRequest } from '../../src/access/audit/auditEvent.ts';
-import { readdirSync, readFileSync } from 'node:fs';
 import { AUDIT_WRITER_NICE, threadWriter } from '../../src/access/audit/writer.ts';
 import { authenticationRequest } from '../../src/access/people/authenticationAudit.ts';
 import { administrationRequest } from '../../src/access/administrationAudit.ts';
@@ -13,6 +12,7 @@ import { migrateAccess } from '../../src/access/index.ts';
 import { handleFhirRequest, openRecordStore, UNRESTRICTED } from '../../src/record/index.ts';
 import type { Actor } from '../../src/access/actor.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
+import { THREAD_PRIORITIES, threadNiceness } from '../support/threadPriority.ts';
 
 const nurse: Actor = { kind: 'user', userId: 'u-1', name: 'Nina Nurse', organisation: 'RX9', role: 'ward-nurse', fhirUser: 'Practitioner/n1', purpose: 'TREAT', scope: 'user/*.rs' };
 const client: Actor = { kind: 'system', clientId: 'c-1', name: 'Ward system', purpose: 'TREAT', scope: 'system/*.rs' };
@@ -81,17 +81,7 @@ for (const engine of ENGINES) {
   });
 }
 
-/** Each thread of this process and its nice value (Linux: /proc/self/task/<tid>/stat, field 19). */
-function threadNiceness(): Map<number, number> {
-  const nice = new Map<number, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    nice.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
-  }
-  return nice;
-}
-
-describe('audit writer thread priority', { skip: process.platform !== 'linux' && 'thread priorities are per thread only on Linux' }, () => {
+describe('audit writer thread priority', { skip: THREAD_PRIORITIES }, () => {
   // On a machine with no idle core the writer's batches must not preempt the threads answering requests
   // (measured: the request thread's CPU per read rose by a third when they did); nobody waits for the writer.
   it('runs below the priority of the threads serving requests, and leaves theirs as it was', async () => {

@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openRecordStore } from '../../src/record/index.ts';
+import { CHECKPOINTER_NICE } from '../../src/record/storage/walCheckpointer.ts';
+import { threadNiceness } from '../support/threadPriority.ts';
 
 const until = async (what: string, ok: () => boolean, ms = 5000) => {
   for (const end = Date.now() + ms; !ok(); await new Promise((r) => setTimeout(r, 50))) {
@@ -19,6 +21,7 @@ describe('checkpoints of a busy SQLite record', () => {
   it('are taken off the writer: the file fills soon after commits, below SQLite\'s own mark', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'carebridge-wal-'));
     const path = join(dir, 'record.db');
+    const threadsBefore = threadNiceness();
     const driver = await openRecordStore(`sqlite:${path}`);
     try {
       await driver.exec('CREATE TABLE wal_filler (n INTEGER PRIMARY KEY, body TEXT NOT NULL)');
@@ -28,6 +31,12 @@ describe('checkpoints of a busy SQLite record', () => {
       for (let n = 0; n < 300; n++) await driver.transaction((tx) => tx.run('INSERT INTO wal_filler (n, body) VALUES (?, ?)', [n, body]));
       await until('the database file took in the committed rows', () => statSync(path).size - before > 500_000);
       assert.equal(Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM wal_filler'))?.n), 300);
+      if (process.platform === 'linux') {
+        // Nobody waits for a passive checkpoint: on a machine with no idle core the thread serving requests goes first.
+        const started = [...threadNiceness()].filter(([tid]) => !threadsBefore.has(tid));
+        assert.ok(started.some(([, nice]) => nice === CHECKPOINTER_NICE), `the checkpointing thread runs at nice ${CHECKPOINTER_NICE}: ${JSON.stringify(started)}`);
+        assert.equal(threadNiceness().get(process.pid), threadsBefore.get(process.pid), 'the serving thread keeps its priority');
+      }
     } finally {
       await driver.close();
     }

@@ -12,8 +12,16 @@ const EVERY_MS = 200;
 /** The writer's own automatic checkpoint while the thread runs (pages; SQLite's default is 1,000). */
 export const BACKSTOP_PAGES = 10_000;
 
+/**
+ * The thread's priority (Linux nice value): nobody waits for a passive checkpoint, so on a machine with no
+ * idle core it gives way to the thread serving requests (Linux applies it to this thread alone; elsewhere it
+ * would lower the whole process, so it is left alone there).
+ */
+export const CHECKPOINTER_NICE = 10;
+
 const THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
+if (process.platform === 'linux') try { require('node:os').setPriority(workerData.nice); } catch {}
 const Database = require(workerData.driver);
 const db = new Database(workerData.path, { fileMustExist: true });
 db.pragma('synchronous = FULL');
@@ -41,7 +49,7 @@ export interface WalCheckpointer {
  * the writer can take checkpoints back); failures of single checkpoints go to `onError` and the thread goes on.
  */
 export function startWalCheckpointer(path: string, onStopped: () => void, onError: (message: string) => void = () => undefined): WalCheckpointer {
-  const worker = new Worker(THREAD, { eval: true, workerData: { path, driver: createRequire(import.meta.url).resolve('better-sqlite3'), everyMs: EVERY_MS } });
+  const worker = new Worker(THREAD, { eval: true, workerData: { path, driver: createRequire(import.meta.url).resolve('better-sqlite3'), everyMs: EVERY_MS, nice: CHECKPOINTER_NICE } });
   worker.unref(); // a server's timers keep it alive, not this thread
   let stopping = false;
   const ended = new Promise<void>((resolve) => {
