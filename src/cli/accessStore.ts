@@ -33,10 +33,7 @@ export function commandLineActor(command: string): SystemActor {
  * still open.
  */
 export async function administer<T>(db: string | undefined, command: string, change: (driver: SqlDriver) => Promise<T>, describe: (result: T, driver: SqlDriver) => Promise<AdministrativeChange> | AdministrativeChange): Promise<T> {
-  const database = databaseFrom(db);
-  const driver = await openStore(database);
-  try {
-    const journal = await migrateAccess(driver, database);
+  return withAuditedStore(db, async (driver, journal) => {
     const result = await change(driver);
     const made = await describe(result, driver);
     try {
@@ -45,9 +42,7 @@ export async function administer<T>(db: string | undefined, command: string, cha
       throw new Error(`the change was made (${made.action} ${made.target}) but could not be written to the audit trail: ${(err as Error).message}`);
     }
     return result;
-  } finally {
-    await driver.close();
-  }
+  });
 }
 
 /**
@@ -57,10 +52,7 @@ export async function administer<T>(db: string | undefined, command: string, cha
  * not be audited (this throws).
  */
 export async function viewDeadLetters<T>(db: string | undefined, command: string, read: (driver: SqlDriver) => Promise<T>, describe: (result: T) => DeadLetterView): Promise<T> {
-  const database = databaseFrom(db);
-  const driver = await openStore(database);
-  try {
-    const journal = await migrateAccess(driver, database);
+  return withAuditedStore(db, async (driver, journal) => {
     const result = await read(driver);
     try {
       await auditDeadLettersViewedNow(driver, journal, commandLineActor(command), describe(result));
@@ -68,6 +60,15 @@ export async function viewDeadLetters<T>(db: string | undefined, command: string
       throw new Error(`the dead letters were not shown: their view could not be written to the audit trail: ${(err as Error).message}`);
     }
     return result;
+  });
+}
+
+/** Opens the store with the access tables (and the audit journal, `journal`: what migrateAccess returned) ready, for `work`. */
+async function withAuditedStore<T>(db: string | undefined, work: (driver: SqlDriver, journal: string | undefined) => Promise<T>): Promise<T> {
+  const database = databaseFrom(db);
+  const driver = await openStore(database);
+  try {
+    return await work(driver, await migrateAccess(driver, database));
   } finally {
     await driver.close();
   }
