@@ -4,6 +4,7 @@
 // the first entry that no longer matches its own digest, when the batch has them). Then checks the patient and entity indexes against the
 // entries: an index row for an entry that is not there means entries were removed from the end, and an
 // entry whose patients are missing from the index would be hidden from "who has looked at my record".
+// (A server may write while this runs: what it commits after the walk is not taken for a loss.)
 // Last, against the head anchored in the record's database (anchor.ts): a chain shorter than the anchor,
 // or another entry where it was anchored, has lost entries from its end.
 import type { SqlExecutor } from '../../record/index.ts';
@@ -76,9 +77,16 @@ export async function verifyAuditChain(db: SqlExecutor): Promise<ChainCheck> {
     expected += 1;
     checked += 1;
   }
+  // Index rows beyond the walked chain whose entry is not stored. A server may go on writing while this
+  // runs: a batch committed since the walk is stored with its keys (one transaction), and is not a loss.
+  const after = head?.seq ?? 0;
   const dangling = await db.get<{ seq: number }>(
-    `SELECT MIN(seq) AS seq FROM (SELECT seq FROM audit_patient UNION ALL SELECT seq FROM audit_entity UNION ALL SELECT first_seq AS seq FROM audit_batch_key) i WHERE seq > ?`,
-    [head?.seq ?? 0],
+    `SELECT MIN(seq) AS seq FROM (
+       SELECT p.seq FROM audit_patient p WHERE p.seq > ? AND NOT EXISTS (SELECT 1 FROM audit_journal j WHERE j.seq = p.seq)
+       UNION ALL SELECT e.seq FROM audit_entity e WHERE e.seq > ? AND NOT EXISTS (SELECT 1 FROM audit_journal j WHERE j.seq = e.seq)
+       UNION ALL SELECT k.first_seq AS seq FROM audit_batch_key k WHERE k.first_seq > ? AND NOT EXISTS (SELECT 1 FROM audit_batch b WHERE b.first_seq = k.first_seq)
+     ) i`,
+    [after, after, after],
   );
   if (dangling?.seq !== null && dangling?.seq !== undefined) {
     return broken(Number(dangling.seq), String(dangling.seq), 'its journal row has been deleted (the indexes still list it: entries were removed from the end)');
