@@ -176,6 +176,69 @@ for (const engine of ENGINES) {
       assert.equal(tasks.body.entry[0].resource.meta.versionId, '1', 'the Task was written once');
     });
 
+    it('a trust that resends a notice from another of its linked mailboxes sends a copy: applied and answered once, even two at once; a copy of a rejected notice is a replay; another trust\'s same MessageHeader.id is still its own; a mailbox not linked is its own sender (H-048)', async () => {
+      // As messaging links them (carebridge mesh mailbox add <id> --ods <ODS>): the hospital writes from two mailboxes.
+      const linked: Record<string, string> = { HOSPITAL01: HOSPITAL_ODS, HOSPITAL02: HOSPITAL_ODS, OTHERTRUST06: 'RXX06', COUNCIL01: COUNCIL_ODS };
+      const linkedDeps = () => ({ ctx, organisationForMailbox: async (mailbox: string) => linked[mailbox] });
+      const updateNotes = async (referralId: string) => (await t.fhir.get(`Communication?based-on=ServiceRequest/${referralId}&category:text=${encodeURIComponent('Assessment notice updated')}`)).body.entry?.length ?? 0;
+      const claims = (headerId: string) => t.server.driver.all<{ sender_mailbox: string; status: string }>("SELECT sender_mailbox, status FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ? ORDER BY sender_mailbox", [headerId]);
+
+      // Sent from one mailbox and accepted; then the same message (same MessageHeader.id) from the other.
+      let ids = episodeIds();
+      const notice = renamed(EXAMPLES['Assessment-Notice'], ids);
+      await handleAdwMessage(linkedDeps(), inbound(notice));
+      await triage(ctx, (await episodeOf(ids[EPISODE])).referral.id, { action: 'accept' });
+      const accepted = await episodeOf(ids[EPISODE]);
+      await handleAdwMessage(linkedDeps(), inbound(notice, { from: 'HOSPITAL02' }));
+      const afterCopy = await episodeOf(ids[EPISODE]);
+      assert.equal(afterCopy.referral.meta.versionId, accepted.referral.meta.versionId, 'the copy changes the referral not at all');
+      assert.equal(afterCopy.task.meta.versionId, accepted.task.meta.versionId, 'nor its triage Task');
+      assert.equal(await updateNotes(accepted.referral.id), 0, 'no note of a new assessment notice');
+      assert.deepEqual((await sentFor(ids[EPISODE])).map((r) => r.event_code), [ADW_EVENT.assessmentAccept], 'answered once');
+      assert.deepEqual(await claims(ids[ASSESSMENT_HEADER]), [{ sender_mailbox: 'HOSPITAL01', status: 'accepted' }], 'one claim, the first');
+
+      // Another trust whose system uses the same MessageHeader.id, from its own linked mailbox: its own message.
+      await t.fhir.put('Organization/trust-rxx06', { resourceType: 'Organization', id: 'trust-rxx06', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'RXX06' }], name: 'Sixth Trust' });
+      const otherTrust: Record<string, string> = { ...episodeIds(), [ASSESSMENT_HEADER]: ids[ASSESSMENT_HEADER] };
+      await handleAdwMessage(linkedDeps(), inbound(renamed(EXAMPLES['Assessment-Notice'], otherTrust).replace(/RFM8C2/g, 'RXX06').replace(/9413946000/g, '9449306079'), { from: 'OTHERTRUST06' }));
+      assert.equal(triageStateOf((await episodeOf(otherTrust[EPISODE])).task), 'received', 'the other trust\'s notice opened its referral');
+
+      // Two copies at once, one from each mailbox (on PostgreSQL, as two app nodes would): one is applied.
+      ids = episodeIds();
+      const twice = renamed(EXAMPLES['Assessment-Notice'], ids);
+      await Promise.all([handleAdwMessage(linkedDeps(), inbound(twice)), handleAdwMessage(linkedDeps(), inbound(twice, { from: 'HOSPITAL02' }))]);
+      const once = await t.fhir.get(`ServiceRequest?identifier=${ids[EPISODE]}`);
+      assert.equal(once.body.entry.length, 1, 'one referral');
+      const { task } = await episodeOf(ids[EPISODE]);
+      assert.equal(task.meta.versionId, '1', 'its Task written once');
+      assert.equal(await updateNotes(once.body.entry[0].resource.id), 0, 'no note of a new assessment notice');
+      assert.equal((await claims(ids[ASSESSMENT_HEADER])).length, 1, 'one claim');
+      // And a discharge notice for that referral, its stay already known, sent at once from both mailboxes.
+      const discharge = renamed(EXAMPLES['Discharge-Notice'], ids);
+      await Promise.all([handleAdwMessage(linkedDeps(), inbound(discharge)), handleAdwMessage(linkedDeps(), inbound(discharge, { from: 'HOSPITAL02' }))]);
+      const referralId = once.body.entry[0].resource.id;
+      const dischargeNotes = await t.fhir.get(`Communication?based-on=ServiceRequest/${referralId}&category:text=${encodeURIComponent('Discharge notice')}`);
+      assert.equal(dischargeNotes.body.entry?.length, 1, 'one discharge notice filed');
+      const timers = await t.server.driver.all("SELECT status FROM discharge_timers WHERE referral_id = ? AND kind = 'discharge-notice'", [referralId]);
+      assert.deepEqual(timers.map((r: any) => r.status), ['pending'], 'one deadline, set once');
+      assert.equal((await claims(ids[DISCHARGE_HEADER])).length, 1, 'one claim');
+
+      // Rejected from one mailbox (a council this service did not know yet, reached through a mailbox not
+      // linked); once it is known, the copy from the other mailbox is a replay: not applied, not rejected again.
+      ids = episodeIds();
+      const toNewCouncil = renamed(EXAMPLES['Assessment-Notice'], ids).replace(/ods:V396BB/g, 'ods:LA781');
+      await assert.rejects(handleAdwMessage(linkedDeps(), inbound(toNewCouncil, { to: 'COUNCIL81' })), (e: Error) => e instanceof AdwRejected && /LA781/.test(e.message));
+      await t.fhir.put('Organization/council-781', { resourceType: 'Organization', id: 'council-781', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'LA781' }], name: 'Council 781' });
+      await assert.rejects(handleAdwMessage(linkedDeps(), inbound(toNewCouncil, { from: 'HOSPITAL02', to: 'COUNCIL81' })),
+        (e: Error) => e instanceof AdwRejected && /was not applied on replay: it was answered with assessment notice reject/.test(e.message));
+      assert.equal((await t.fhir.get(`ServiceRequest?identifier=${ids[EPISODE]}`)).body.entry?.length ?? 0, 0, 'no referral the hospital believes rejected');
+      assert.deepEqual((await sentFor(ids[EPISODE])).map((r) => r.event_code), [ADW_EVENT.assessmentReject], 'the one reject, and no accept can follow');
+
+      // From a mailbox messaging does not link to the trust, nothing says it is the same sender: processed again.
+      await handleAdwMessage(linkedDeps(), inbound(notice, { from: 'HOSPITAL03' }));
+      assert.equal(await updateNotes(accepted.referral.id), 1, 'taken for a newer notice of the episode');
+    });
+
     it('a stay number is the sending trust\'s: another trust\'s same number is another stay; at the same trust, another person\'s is rejected; notices keep the ward history', async () => {
       await t.fhir.put('Organization/trust-rxx01', { resourceType: 'Organization', id: 'trust-rxx01', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: 'RXX01' }], name: 'Another Trust' });
       // Each notice its own episode and message ids, all with the hospital's local stay number SPELL-1001.

@@ -27,6 +27,8 @@ const COUNCIL_BOX = { id: 'COUNCIL01', password: 'council-mesh-password' };
 const TRUST_BOX = { id: 'TRUST02', password: 'trust-mesh-password' };
 /** A trust of its own ODS code whose system numbers its MessageHeader.ids as TRUST02's does (H-048). */
 const OTHER_TRUST = { id: 'TRUST04', password: 'other-trust-mesh-password', ods: 'RXX04', name: 'Fourth Trust' };
+/** The fourth trust's second mailbox, linked to it on both servers: its system may send from either. */
+const OTHER_TRUST_SECOND_BOX = { id: 'TRUST05', password: 'other-trust-second-mesh-password' };
 /** A council the hospital's notices are not sent to (H-049). */
 const OTHER_COUNCIL = { id: 'COUNCIL02', password: 'other-council-mesh-password', ods: 'LA779', name: 'Fourth Council' };
 const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
@@ -61,11 +63,13 @@ for (const engine of ENGINES) {
       await addMailbox(hospital.server.driver, { mailboxId: COUNCIL_BOX.id, ods: COUNCIL_ODS, password: COUNCIL_BOX.password, polled: true }, MESH_KEY);
       await addMailbox(hospital.server.driver, { mailboxId: TRUST_BOX.id, ods: HOSPITAL_ODS, password: TRUST_BOX.password, polled: true }, MESH_KEY);
       await addMailbox(hospital.server.driver, { mailboxId: OTHER_TRUST.id, ods: OTHER_TRUST.ods, password: OTHER_TRUST.password, polled: true }, MESH_KEY);
+      await addMailbox(hospital.server.driver, { mailboxId: OTHER_TRUST_SECOND_BOX.id, ods: OTHER_TRUST.ods, password: OTHER_TRUST_SECOND_BOX.password, polled: true }, MESH_KEY);
       await addMailbox(hospital.server.driver, { mailboxId: OTHER_COUNCIL.id, ods: OTHER_COUNCIL.ods, password: OTHER_COUNCIL.password, polled: true }, MESH_KEY);
       council = await startPeer(councilDb, councilEnv(hospital.url));
       await addMailbox(council.server.driver, { mailboxId: COUNCIL_BOX.id, ods: COUNCIL_ODS }, undefined);
       await addMailbox(council.server.driver, { mailboxId: HOSPITAL_BOX.id, ods: HOSPITAL_ODS }, undefined);
       await addMailbox(council.server.driver, { mailboxId: OTHER_TRUST.id, ods: OTHER_TRUST.ods }, undefined);
+      await addMailbox(council.server.driver, { mailboxId: OTHER_TRUST_SECOND_BOX.id, ods: OTHER_TRUST.ods }, undefined);
       await Promise.all([seedOrganisations(hospital), seedOrganisations(council)]);
       // Organisations each side knows, so nothing but the point of a test refuses their messages.
       await council.fhir.put('Organization/other-trust', { resourceType: 'Organization', id: 'other-trust', identifier: [{ system: 'https://fhir.nhs.uk/Id/ods-organization-code', value: OTHER_TRUST.ods }], name: OTHER_TRUST.name });
@@ -102,13 +106,13 @@ for (const engine of ENGINES) {
     };
     const sentBy = (peer: Peer, identifier: string) => peer.server.driver.all<{ event_code: string; status: string; body: string }>(
       "SELECT event_code, status, body FROM discharge_adw_messages WHERE direction = 'out' AND referral_identifier = ? ORDER BY at_ms", [identifier]);
-    /** The trust's MESH inbox: each waiting message read and acknowledged, as a MESH client would. */
-    async function trustInbox(): Promise<string[]> {
-      const ids: string[] = (await meshCall(hospital.url, TRUST_BOX.id, TRUST_BOX.password, 'GET', '/inbox')).json().messages;
+    /** A trust's MESH inbox (by default the third trust's): each waiting message read and acknowledged, as a MESH client would. */
+    async function trustInbox(box: { id: string; password: string } = TRUST_BOX): Promise<string[]> {
+      const ids: string[] = (await meshCall(hospital.url, box.id, box.password, 'GET', '/inbox')).json().messages;
       const bodies: string[] = [];
       for (const id of ids) {
-        bodies.push((await meshCall(hospital.url, TRUST_BOX.id, TRUST_BOX.password, 'GET', `/inbox/${id}`)).body.toString('utf8'));
-        assert.equal((await meshCall(hospital.url, TRUST_BOX.id, TRUST_BOX.password, 'PUT', `/inbox/${id}/status/acknowledged`)).status, 200);
+        bodies.push((await meshCall(hospital.url, box.id, box.password, 'GET', `/inbox/${id}`)).body.toString('utf8'));
+        assert.equal((await meshCall(hospital.url, box.id, box.password, 'PUT', `/inbox/${id}/status/acknowledged`)).status, 200);
       }
       return bodies;
     }
@@ -272,6 +276,38 @@ for (const engine of ENGINES) {
       assert.equal((await inboxState(council.server.driver, copy))?.status, 'done');
       assert.equal((await triageTask(council, second[EPISODE])).task.meta.versionId, two.task.meta.versionId, 'the copy changes nothing');
       assert.equal((await council.fhir.get(`ServiceRequest?identifier=${second[EPISODE]}`)).body.entry.length, 1, 'one referral for the episode');
+    });
+
+    it('a trust that sends its notice again from another of its linked mailboxes: a copy, marked done, that opens nothing, files no note and is not answered again (H-048)', async () => {
+      const ids = episodeIds();
+      const notice = renamed(EXAMPLES['Assessment-Notice'], ids).replace(/RFM8C2/g, OTHER_TRUST.ods).replace(/9413946000/g, '9449306087');
+      await sendAs(OTHER_TRUST, notice);
+      await toCouncil();
+      const { referral } = await triageTask(council, ids[EPISODE]);
+      assert.ok(referral, 'the notice opened its referral');
+      await triage(council.server.discharge.context, referral.id, { action: 'accept', note: 'We will assess at home.' });
+      await council.server.discharge.runWorkers();
+      const accepted = await triageTask(council, ids[EPISODE]);
+      const notes = async () => ((await council.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}`)).body.entry ?? []).map((e: any) => e.resource);
+      const notesBefore = await notes();
+
+      // The trust's system sends the same message (the same MessageHeader.id) again, from its other mailbox.
+      const copy = await sendAs(OTHER_TRUST_SECOND_BOX, notice);
+      await toCouncil();
+      await council.server.discharge.runWorkers();
+      assert.equal((await inboxState(council.server.driver, copy))?.status, 'done', 'marked done');
+      assert.deepEqual((await listDeadLetters(council.server.driver)).filter((d) => d.messageId === copy), [], 'not a dead letter');
+      assert.equal((await council.fhir.get(`ServiceRequest?identifier=${ids[EPISODE]}`)).body.entry.length, 1, 'one referral');
+      const after = await triageTask(council, ids[EPISODE]);
+      assert.equal(after.referral.meta.versionId, accepted.referral.meta.versionId, 'the referral is unchanged');
+      assert.equal(after.task.meta.versionId, accepted.task.meta.versionId, 'and so is its triage Task');
+      const notesAfter = await notes();
+      assert.deepEqual(notesAfter.map((n: any) => n.id), notesBefore.map((n: any) => n.id), 'no note added');
+      assert.ok(!notesAfter.some((n: any) => n.category?.[0]?.text === 'Assessment notice updated'), 'no "new assessment notice" note');
+      assert.deepEqual((await sentBy(council, ids[EPISODE])).map((r) => parseAdwMessage(r.body).eventCode), [ADW_EVENT.assessmentAccept], 'one answer');
+      const answered = async (box: { id: string; password: string }) => (await trustInbox(box)).map(parseAdwMessage).filter((a) => a.referral?.identifier === ids[EPISODE]);
+      assert.deepEqual((await answered(OTHER_TRUST)).map((a) => a.eventCode), [ADW_EVENT.assessmentAccept], 'the trust got the one accept');
+      assert.deepEqual(await answered(OTHER_TRUST_SECOND_BOX), [], 'and no second answer at its other mailbox');
     });
 
     it('as the hospital: an answer from a council the notice was not sent to is dead-lettered with why and changes nothing; the council it was sent to is answered as usual (H-049)', async () => {

@@ -2,8 +2,9 @@
 // per ReferralRequest.identifier; a notice under an id that is already another trust's, another person's or
 // another council's episode is rejected, leaving that episode as it was (H-041). Each message is handled in
 // one transaction that first claims its (sending mailbox, MessageHeader.id, event) key, so a message
-// delivered twice is applied once, even by two nodes at once, while another sender's message that happens
-// to carry the same MessageHeader.id is a message of its own (H-048).
+// delivered twice is applied once, even by two nodes at once, as is one a trust sends again from another
+// mailbox messaging links to it, while another sender's message that happens to carry the same
+// MessageHeader.id is a message of its own (H-048).
 // A withdrawal that comes before its notice creates the episode already withdrawn; the late notice then
 // changes nothing. Anything unusable is rejected back to the sender (when the spec has a reject for it) and
 // thrown as AdwRejected, which the wiring turns into messaging's PermanentFailure (dead-letter queue). A
@@ -64,7 +65,7 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
   let refused = '';
   const step = async (session: RecordSession) => {
     problems = await checkMessage(deps, session, msg, m);
-    const claim = await claimMessage(session, m, msg, problems.length ? 'rejected' : 'processing');
+    const { claim, claimedFrom } = await claimMessage(deps, session, m, msg, problems.length ? 'rejected' : 'processing');
     if (claim === 'duplicate') return 'duplicate';
     if (problems.length) {
       if (claim === 'new') await rejectNotice(session, deps.ctx, m, msg, problems.join(' '));
@@ -73,7 +74,7 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
     if (claim === 'retry') {
       // One notice, one answer: the hospital holds a notice we rejected as rejected, so a replay must not
       // open work it does not know about and answer the same notice a second time, the other way.
-      refused = await answeredWithReject(session, m, msg);
+      refused = await answeredWithReject(session, m, claimedFrom);
       if (refused) {
         await setStatus(session, m, msg, 'rejected', refused);
         return 'refused';
@@ -93,7 +94,8 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
 /**
  * Claims the message's key in this transaction. 'new' the first time; 'retry' for a message rejected
  * before (replayed from the dead-letter queue: it is checked again, but not rejected to the sender twice);
- * 'duplicate' when it was already applied.
+ * 'duplicate' when it was already applied. `claimedFrom` is every mailbox this message was claimed from
+ * (its own first), where a reject of it would have gone.
  *
  * The key is (sending mailbox, MessageHeader.id, event): each sender's system chooses its own ids, and two
  * trusts can send the same one (both counting from 1, or a copied template); keyed by the id alone, the
@@ -101,33 +103,78 @@ export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage
  * the MESH mailbox it came from, not the source ODS code the message gives: MESH authenticated the mailbox
  * (the built-in mailbox's NHSMESH sign-in, an external MESH's mex-From), every message has one, and a
  * message cannot claim another's key by naming that sender's ODS code. A copy (MESH delivers at least
- * once; a trust's system resends) comes from the same mailbox, so it is still found.
+ * once; a trust's system resends) from the same mailbox finds its own key.
+ *
+ * A trust may resend from another of its mailboxes. When messaging links the sending mailbox to an
+ * organisation, that organisation is the sender (checkMessage refuses a message whose source is another),
+ * so an earlier claim of the same MessageHeader.id and event, from another mailbox linked to the same
+ * organisation and naming it as the source, is this message's too: already applied, this one is a
+ * duplicate; rejected, it is a replay (and a reject sent to that mailbox answered it).
+ * The table's key stays per mailbox (every later lookup of the message uses its own mailbox): a copy that
+ * is a replay claims its own key, and a duplicate claims nothing. Two copies from two of the trust's
+ * mailboxes do not conflict on the key, so on PostgreSQL (two app nodes, or two inbox workers) the check
+ * and the claim are made under a lock on (organisation, MessageHeader.id, event) held until the
+ * transaction ends: the second waits for the first to commit, then finds its claim. SQLite's one writer
+ * already runs them one at a time. A mailbox messaging does not link is a sender of its own, as before.
  */
-async function claimMessage(session: RecordSession, m: AdwMessage, msg: InboundMessage, status: string): Promise<'new' | 'retry' | 'duplicate'> {
+async function claimMessage(deps: AdwInboundDeps, session: RecordSession, m: AdwMessage, msg: InboundMessage, status: string): Promise<{ claim: 'new' | 'retry' | 'duplicate'; claimedFrom: string[] }> {
+  const earlier = await claimsByTheSameOrganisation(deps, session, m, msg);
+  const claimedFrom = [msg.from, ...earlier.map((c) => c.sender_mailbox)];
+  if (earlier.some((c) => c.status !== 'rejected')) return { claim: 'duplicate', claimedFrom };
   const inserted = await session.tx.run(
     `INSERT INTO discharge_adw_messages (direction, header_id, event_code, sender_mailbox, referral_identifier, responds_to, status, peer_ods, peer_mailbox, mesh_message_id, at_ms)
      VALUES ('in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (direction, header_id, event_code, sender_mailbox) DO NOTHING`,
     [m.headerId, m.eventCode, msg.from, m.referral?.identifier ?? null, m.response?.identifier ?? null, status, m.sourceOds ?? null, msg.from, msg.messageId, msg.receivedAt],
   );
-  if (inserted) return 'new';
+  if (inserted) return { claim: earlier.length ? 'retry' : 'new', claimedFrom };
   const key = [m.headerId, m.eventCode, msg.from];
   const row = await session.tx.get<{ status: string }>("SELECT status FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ? AND event_code = ? AND sender_mailbox = ?", key);
-  if (row?.status !== 'rejected') return 'duplicate';
+  if (row?.status !== 'rejected') return { claim: 'duplicate', claimedFrom };
   await session.tx.run("UPDATE discharge_adw_messages SET status = ? WHERE direction = 'in' AND header_id = ? AND event_code = ? AND sender_mailbox = ?", [status, ...key]);
-  return 'retry';
+  return { claim: 'retry', claimedFrom };
+}
+
+/**
+ * The claims of this MessageHeader.id and event from the sender's other mailboxes: messages that named the
+ * same organisation as their source, from mailboxes messaging links to it, as it links this one (none
+ * when this mailbox is not linked, or the message names another source, which checkMessage rejects). The
+ * earlier message must have named it too: a mailbox since moved to another organisation did not send
+ * that organisation's messages. On PostgreSQL, the lock on (organisation, MessageHeader.id, event) is
+ * taken first and held until the transaction ends.
+ */
+async function claimsByTheSameOrganisation(deps: AdwInboundDeps, session: RecordSession, m: AdwMessage, msg: InboundMessage): Promise<{ sender_mailbox: string; status: string }[]> {
+  const organisation = await linkedOrganisation(deps, msg.from);
+  if (!organisation || organisation !== m.sourceOds) return [];
+  if (deps.ctx.driver.dialect === 'postgres') {
+    await session.tx.get('SELECT pg_advisory_xact_lock(hashtext(?))', [`discharge_adw_messages in ${JSON.stringify([organisation, m.headerId, m.eventCode])}`]);
+  }
+  const others = await session.tx.all<{ sender_mailbox: string; status: string }>(
+    "SELECT sender_mailbox, status FROM discharge_adw_messages WHERE direction = 'in' AND header_id = ? AND event_code = ? AND peer_ods = ? AND sender_mailbox <> ?",
+    [m.headerId, m.eventCode, organisation, msg.from],
+  );
+  const same: { sender_mailbox: string; status: string }[] = [];
+  for (const other of others) if (await linkedOrganisation(deps, other.sender_mailbox) === organisation) same.push(other);
+  return same;
+}
+
+/** The organisation messaging links a mailbox to, as an ODS code; undefined when it links none. */
+async function linkedOrganisation(deps: AdwInboundDeps, mailbox: string): Promise<string | undefined> {
+  return (await deps.organisationForMailbox?.(mailbox))?.toUpperCase();
 }
 
 /**
  * Why a replayed notice is not applied, when it was answered with a reject the first time (empty when it
  * was not: an admission notice, or a reject that could not be addressed, is applied on replay as before).
+ * `claimedFrom` is where it was claimed from: its own mailbox, and the sender's other mailboxes its copies came from.
  */
-async function answeredWithReject(session: RecordSession, m: AdwMessage, msg: InboundMessage): Promise<string> {
+async function answeredWithReject(session: RecordSession, m: AdwMessage, claimedFrom: string[]): Promise<string> {
   const reject = RESPONSES_TO[m.eventCode]?.reject;
   if (!reject) return '';
-  // A reject goes back to the mailbox the notice came from: one sent to another sender answered that
-  // sender's notice of the same MessageHeader.id, not this one (H-048).
+  // A reject goes back to the mailbox the notice came from: one sent to another sender's mailbox answered
+  // that sender's notice of the same MessageHeader.id, not this one (H-048).
   const sent = await session.tx.get<{ header_id: string; at_ms: number | string }>(
-    "SELECT header_id, at_ms FROM discharge_adw_messages WHERE direction = 'out' AND responds_to = ? AND event_code = ? AND peer_mailbox = ? ORDER BY at_ms LIMIT 1", [m.headerId, reject, msg.from],
+    `SELECT header_id, at_ms FROM discharge_adw_messages WHERE direction = 'out' AND responds_to = ? AND event_code = ? AND peer_mailbox IN (${claimedFrom.map(() => '?').join(', ')}) ORDER BY at_ms LIMIT 1`,
+    [m.headerId, reject, ...claimedFrom],
   );
   if (!sent) return '';
   const name = EVENT_NAMES[m.eventCode as EventCode];
