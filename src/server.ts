@@ -89,11 +89,12 @@ export function portalAdministration(driver: SqlDriver, administered: Access['ad
  * The MESH dead-letter queue for the portal's administrators. A replay is audited (through `administered`)
  * as the administrator's, naming the message id, when it is made; then the inbound worker (which looks for
  * due messages every half second, on whichever node) tries it and the page waits briefly to say how it went.
- * Each view of the queue (a page, a replay's outcome) is audited (through `deadLettersViewed`) as the viewer's.
+ * Each view of the queue (a page, a replay's outcome) is audited (through `deadLettersViewed`) as the viewer's,
+ * naming the people whose NHS numbers it shows.
  */
 export function portalDeadLetters(driver: SqlDriver, audit: Pick<Access, 'administered' | 'deadLettersViewed'>, waitMs = 5000): PortalDeadLetters {
   return {
-    viewed: (viewer, view) => audit.deadLettersViewed(viewer.actor, viewer.address, view),
+    viewed: (viewer, view, shownText) => audit.deadLettersViewed(viewer.actor, viewer.address, view, shownText),
     page: (offset, limit) => pageOfDeadLetters(driver, { offset, limit }),
     count: () => countDeadLetters(driver),
     outcome: (messageId) => replayOutcome(driver, messageId),
@@ -155,7 +156,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
   const messaging = await setUpMessaging(driver, {
     config: config.messaging, authenticate: access?.authenticate, log: (err) => app.log.error(err),
     replayAudit: access && ((control, messageId, attempt) => access.administeredThrough(control, { action: 'dead-letter-replayed', target: messageId, ...attempt, reason: attempt.reason?.slice(0, 300) })),
-    listingAudit: access && ((control, listing) => access.deadLettersViewedThrough(control, { path: '/messaging/dead-letters', ...listing, reason: listing.reason?.slice(0, 300) })),
+    listingAudit: access && ((control, { shownText, ...listing }) => access.deadLettersViewedThrough(control, { path: '/messaging/dead-letters', ...listing, reason: listing.reason?.slice(0, 300) }, shownText)),
   });
   await app.register(messaging.routes);
   app.addHook('onReady', async () => messaging.start()); // after every workflow has registered its handlers

@@ -23,7 +23,7 @@ import { setUpPeople, type People, type PeopleOptions } from './people/people.ts
 import { administrationRequest, type AdministrativeChange } from './administrationAudit.ts';
 import { PackedRequests } from './audit/batchMessage.ts';
 import type { HeldMessageDecision } from './heldMessageAudit.ts';
-import { deadLetterViewRequest, type DeadLetterView } from './deadLetterViewAudit.ts';
+import { deadLetterViewRequest, namingPatients, type DeadLetterView } from './deadLetterViewAudit.ts';
 import type { Sessions } from './people/sessions.ts';
 
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient, type NewClient } from './clients.ts';
@@ -98,14 +98,18 @@ export interface Access {
   administeredThrough(control: AccessControl, change: AdministrativeChange): void;
   /**
    * Records that `actor`, from `address`, viewed the MESH dead-letter queue (a page of it, a replay's
-   * outcome) or was refused it: a dead letter's reason can name a person. Never throws, never waits.
+   * outcome) or was refused it: a dead letter's reason can name a person. `shownText` is the text the view
+   * showed (reasons, headers; never kept): the people the record holds with an NHS number in it are named
+   * in the view's AuditEvent, so it is in their "who has looked at my record". Resolves once the view is
+   * recorded, after one search of the record when the text holds a valid NHS number (none otherwise); await
+   * it before showing anything. Rejects only when that search fails, and then records nothing: show nothing.
    */
-  deadLettersViewed(actor: Actor, address: string | undefined, view: DeadLetterView): void;
+  deadLettersViewed(actor: Actor, address: string | undefined, view: DeadLetterView, shownText?: readonly string[]): Promise<void>;
   /**
    * The same, for a view through an HTTP route outside the record (the dead-letter API): by the caller
    * `control` (what `authenticate` gave that request) speaks for; nothing for any other AccessControl.
    */
-  deadLettersViewedThrough(control: AccessControl, view: DeadLetterView): void;
+  deadLettersViewedThrough(control: AccessControl, view: DeadLetterView, shownText?: readonly string[]): Promise<void>;
   /** Records a person's decision about a held HL7 v2 message, made as `actor` from `address`; never throws, never waits. */
   heldMessageDecided(actor: Actor, address: string | undefined, decision: HeldMessageDecision): void;
   /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
@@ -136,10 +140,12 @@ export async function auditAdministrationNow(driver: SqlDriver, journalDatabase:
 /**
  * For commands that show the MESH dead-letter queue (the CLI): appends the view, by `actor`, to the audit
  * trail and resolves once it is committed, as the API's and the portal's views are audited (a reason can
- * name a person). `journalDatabase` is what migrateAccess returned.
+ * name a person), naming the people the record holds with an NHS number in `shownText` (what the command
+ * prints; never kept). `journalDatabase` is what migrateAccess returned.
  */
-export async function auditDeadLettersViewedNow(driver: SqlDriver, journalDatabase: string | undefined, actor: Actor, view: DeadLetterView): Promise<void> {
-  await appendNow(driver, journalDatabase, deadLetterViewRequest(Date.now(), undefined, view, actor));
+export async function auditDeadLettersViewedNow(driver: SqlDriver, journalDatabase: string | undefined, actor: Actor, view: DeadLetterView, shownText?: readonly string[]): Promise<void> {
+  const at = Date.now();
+  await appendNow(driver, journalDatabase, deadLetterViewRequest(at, undefined, await namingPatients(driver, view, shownText), actor));
 }
 
 /** Appends one request to the audit trail as a batch of its own, committed (and anchored) before this resolves. */
@@ -223,12 +229,16 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
       const caller = auditedCaller(control);
       if (caller) audit?.record(administrationRequest(Date.now(), caller.address, change, caller.actor));
     },
-    deadLettersViewed(actor, address, view) {
-      audit?.record(deadLetterViewRequest(Date.now(), address, view, actor));
+    async deadLettersViewed(actor, address, view, shownText) {
+      if (!audit) return;
+      const at = Date.now();
+      audit.record(deadLetterViewRequest(at, address, await namingPatients(driver, view, shownText), actor));
     },
-    deadLettersViewedThrough(control, view) {
+    async deadLettersViewedThrough(control, view, shownText) {
       const caller = auditedCaller(control);
-      if (caller) audit?.record(deadLetterViewRequest(Date.now(), caller.address, view, caller.actor));
+      if (!caller || !audit) return;
+      const at = Date.now();
+      audit.record(deadLetterViewRequest(at, caller.address, await namingPatients(driver, view, shownText), caller.actor));
     },
     services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),

@@ -47,15 +47,17 @@ export async function administer<T>(db: string | undefined, command: string, cha
 
 /**
  * Reads the MESH dead-letter queue for a command to show, and writes the view (`describe`: which dead letters
- * it shows) to the audit trail as the command line's, committed before this resolves: a reason can name a
- * person, and the API's and the portal's views are audited the same way. Nothing is shown when the view could
- * not be audited (this throws).
+ * it shows, and the text it prints of them, in which the people whose NHS numbers it shows are found) to the
+ * audit trail as the command line's, committed before this resolves: a reason can name a person, and the
+ * API's and the portal's views are audited the same way. Nothing is shown when the view could not be
+ * audited (this throws).
  */
-export async function viewDeadLetters<T>(db: string | undefined, command: string, read: (driver: SqlDriver) => Promise<T>, describe: (result: T) => DeadLetterView): Promise<T> {
+export async function viewDeadLetters<T>(db: string | undefined, command: string, read: (driver: SqlDriver) => Promise<T>, describe: (result: T) => { view: DeadLetterView; shownText: string[] }): Promise<T> {
   return withAuditedStore(db, async (driver, journal) => {
     const result = await read(driver);
     try {
-      await auditDeadLettersViewedNow(driver, journal, commandLineActor(command), describe(result));
+      const { view, shownText } = describe(result);
+      await auditDeadLettersViewedNow(driver, journal, commandLineActor(command), view, shownText);
     } catch (err) {
       throw new Error(`the dead letters were not shown: their view could not be written to the audit trail: ${(err as Error).message}`);
     }

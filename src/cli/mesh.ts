@@ -3,7 +3,7 @@
 // A replay, and each listing of dead letters (a reason can name a person), is written to the audit trail
 // before the command exits.
 import type { Command } from 'commander';
-import { addMailbox, setMailboxPassword, listDeadLetters, listMailboxes, migrateMessaging, replayDeadLetter, type Mailbox } from '../messaging/index.ts';
+import { addMailbox, setMailboxPassword, listDeadLetters, listMailboxes, migrateMessaging, replayDeadLetter, type DeadLetter, type Mailbox } from '../messaging/index.ts';
 import type { SqlDriver } from '../record/index.ts';
 import { DB_OPTION_HELP, errorMessage, oneLine, plainErrors, withStore } from './store.ts';
 import { makeOrganisationKnown } from './knownOrganisation.ts';
@@ -79,16 +79,19 @@ export function meshCommand(program: Command): void {
       .description('List dead letters, oldest first: message id, when, workflow, from → to, attempts, reason.')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (flags: { db?: string }) => {
-        // Audited as the command line's before anything is printed, naming each dead letter shown, as the API's listings are.
+        // Audited as the command line's before anything is printed, naming each dead letter shown and the
+        // people whose NHS numbers the printed lines hold, as the API's listings are.
         const command = 'mesh dead-letters list';
+        const line = (l: DeadLetter) => `${l.messageId}\t${new Date(l.deadAt).toISOString()}\t${l.workflowId}\t${l.from} -> ${l.to}\t${l.attempts} attempt(s)\t${oneLine(l.reason)}`;
         const letters = await viewDeadLetters(flags.db, command, async (driver) => {
           await migrateMessaging(driver);
           return listDeadLetters(driver);
-        }, (shown) => ({ path: `carebridge ${command}`, messageIds: shown.map((l) => l.messageId), shown: `${shown.length} dead letter${shown.length === 1 ? '' : 's'}, oldest first`, ok: true }));
+        }, (shown) => ({
+          view: { path: `carebridge ${command}`, messageIds: shown.map((l) => l.messageId), shown: `${shown.length} dead letter${shown.length === 1 ? '' : 's'}, oldest first`, ok: true },
+          shownText: shown.map(line),
+        }));
         if (!letters.length) return console.log('No dead letters.');
-        for (const l of letters) {
-          console.log(`${l.messageId}\t${new Date(l.deadAt).toISOString()}\t${l.workflowId}\t${l.from} -> ${l.to}\t${l.attempts} attempt(s)\t${oneLine(l.reason)}`);
-        }
+        for (const l of letters) console.log(line(l));
       }),
   );
 

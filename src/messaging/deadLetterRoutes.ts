@@ -6,7 +6,9 @@
 // FHIR API's are: one without valid credentials is refused (401) without its body being received. Each
 // replay asked for, made or refused, is handed to `replayed` with the caller's AccessControl, for the audit
 // trail; so is each listing (`listed`), shown or refused: a dead letter's reason can name a person, so
-// reading the queue is reading personal data. Errors are OperationOutcomes, like the FHIR API's.
+// reading the queue is reading personal data. A listing is answered only once `listed` has taken it, with
+// the text it shows (so the audit can name the people whose NHS numbers it shows). Errors are
+// OperationOutcomes, like the FHIR API's.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FhirError, forbidden, type AccessControl, type SqlDriver } from '../record/index.ts';
 import { listDeadLetters, replayDeadLetter } from './inbox.ts';
@@ -14,8 +16,12 @@ import { listDeadLetters, replayDeadLetter } from './inbox.ts';
 /** What became of a replay asked for: made; refused for the caller (permitted: false); or not made (no such dead letter). */
 export interface ReplayAttempt { ok: boolean; reason?: string; permitted?: boolean }
 
-/** What a listing of the queue showed: the dead letters listed, in order (headers and reasons); a refused one showed nothing. */
-export interface DeadLetterListing { ok: boolean; messageIds: string[]; shown?: string; reason?: string }
+/**
+ * What a listing of the queue showed: the dead letters listed, in order (headers and reasons), and the text
+ * of them the answer holds (`shownText`: every header and reason, for the audit to find NHS numbers in; not
+ * to be kept); a refused one showed nothing.
+ */
+export interface DeadLetterListing { ok: boolean; messageIds: string[]; shown?: string; reason?: string; shownText?: string[] }
 
 export interface DeadLetterRouteOptions {
   driver: SqlDriver;
@@ -23,8 +29,11 @@ export interface DeadLetterRouteOptions {
   now: () => number;
   /** A replay was asked for by the caller `access` speaks for (called for refused ones too). */
   replayed(access: AccessControl, messageId: string, attempt: ReplayAttempt): void;
-  /** The queue was listed for the caller `access` speaks for, or refused to them: one call per request. */
-  listed(access: AccessControl, listing: DeadLetterListing): void;
+  /**
+   * The queue was listed for the caller `access` speaks for, or refused to them: one call per request. A
+   * listing is sent once this resolves, and not at all when it rejects (its audit could not be made).
+   */
+  listed(access: AccessControl, listing: DeadLetterListing): void | Promise<void>;
 }
 
 export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetterRouteOptions): Promise<void> {
@@ -68,12 +77,14 @@ export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetter
       access = authorise(req);
     } catch (err) {
       const known = accessOf.get(req);
-      if (known && err instanceof FhirError) options.listed(known, { ok: false, messageIds: [], reason: refusal(err) });
+      if (known && err instanceof FhirError) await options.listed(known, { ok: false, messageIds: [], reason: refusal(err) });
       throw err;
     }
     const letters = await listDeadLetters(options.driver);
-    // One entry for the whole listing, naming each dead letter in it (their reasons are in the answer).
-    options.listed(access, { ok: true, messageIds: letters.map((l) => l.messageId), shown: `${letters.length} dead letter${letters.length === 1 ? '' : 's'}, oldest first` });
+    // One entry for the whole listing, naming each dead letter in it (their reasons are in the answer) and,
+    // from every header and reason it shows, the people whose NHS numbers those name.
+    const shownText = letters.flatMap((l) => Object.values(l).filter((v): v is string => typeof v === 'string'));
+    await options.listed(access, { ok: true, messageIds: letters.map((l) => l.messageId), shown: `${letters.length} dead letter${letters.length === 1 ? '' : 's'}, oldest first`, shownText });
     return { total: letters.length, deadLetters: letters.map((l) => ({ ...l, receivedAt: new Date(l.receivedAt).toISOString(), deadAt: new Date(l.deadAt).toISOString() })) };
   });
 

@@ -30,8 +30,11 @@ export interface MessagingOptions {
   authenticate?: (req: FastifyRequest) => AccessControl | Promise<AccessControl>;
   /** Told of each replay asked for through the dead-letter endpoint, made or refused, with the caller's AccessControl: for the audit trail. */
   replayAudit?: (access: AccessControl, messageId: string, attempt: ReplayAttempt) => void;
-  /** Told of each listing of the queue through the dead-letter endpoint, shown or refused, with the caller's AccessControl: for the audit trail. */
-  listingAudit?: (access: AccessControl, listing: DeadLetterListing) => void;
+  /**
+   * Told of each listing of the queue through the dead-letter endpoint, shown or refused, with the caller's
+   * AccessControl: for the audit trail. A listing is sent once this resolves, and not when it rejects.
+   */
+  listingAudit?: (access: AccessControl, listing: DeadLetterListing) => void | Promise<void>;
   now?: () => number;
   log?: (err: unknown) => void;
 }

@@ -1,13 +1,16 @@
 // `carebridge mesh`, run as a real child process on both engines: a mailbox added by the CLI signs in to
 // the built-in mailbox of a server on that database, its organisation becomes known; list shows it; bad
-// input is one plain line and exit 1. Listing dead letters and replaying one are in the audit trail.
+// input is one plain line and exit 1. Listing dead letters and replaying one are in the audit trail; a
+// listing that shows a reason naming a known person's NHS number is filed under that person.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshPostgresDatabase, stopOwnPostgres } from '../support/postgres.ts';
-import { MESH_KEY, meshCall, startServerOn } from '../support/mesh.ts';
+import { MESH_KEY, meshCall, startServerOn, waitFor } from '../support/mesh.ts';
+import { addMailbox, inboxState, PermanentFailure } from '../../src/messaging/index.ts';
+import { generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from '../../src/record/index.ts';
 import { userInfo } from 'node:os';
 import { lines, runCli, searchAudit, searchStore } from './cli.ts';
 
@@ -93,6 +96,43 @@ describe('carebridge mesh', { concurrency: 2 }, () => {
         assert.equal(JSON.stringify(v).includes('No handler is registered'), false, 'never its reason');
       }
       assert.match(await ok(['audit', 'verify']), /^Audit trail intact/);
+    });
+
+    it(`files a listing under the people whose NHS numbers its reasons showed (${engine})`, async () => {
+      const database = engine === 'sqlite' ? `sqlite:${join(tmp, 'mesh-nhs.db')}` : await freshPostgresDatabase();
+      const nhs = generateSyntheticNhsNumber();
+      let other = generateSyntheticNhsNumber();
+      while (other === nhs) other = generateSyntheticNhsNumber();
+      const s = await startServerOn(database, {}, (server) => server.messaging.onInbound(['CB_TEST_NHS'], async (msg) => {
+        throw new PermanentFailure(msg.body.toString('utf8'));
+      }));
+      let patientId: string;
+      try {
+        const created = await fetch(`${s.url}/fhir/Patient`, {
+          method: 'POST', headers: { ...s.auth, 'content-type': 'application/fhir+json', accept: 'application/fhir+json' },
+          body: JSON.stringify({ resourceType: 'Patient', meta: { tag: [SYNTHETIC_TAG] }, identifier: [{ system: NHS_NUMBER_SYSTEM, value: nhs }], name: [{ family: 'Listed', given: ['Lou'] }] }),
+        });
+        assert.equal(created.status, 201);
+        patientId = (await created.json()).id;
+        await addMailbox(s.server.driver, { mailboxId: 'LA918MESH', ods: 'LA918', password: 'council-password' }, MESH_KEY);
+        for (const reason of [`no Patient here has NHS number ${nhs}`, `NHS number ${other.slice(0, 3)} ${other.slice(3, 6)} ${other.slice(6)} is nobody's here`]) {
+          const { messageId } = await s.server.messaging.send({ from: 'RX9MESH', to: 'LA918MESH', workflowId: 'CB_TEST_NHS', body: Buffer.from(reason) });
+          await waitFor('dead-lettered', async () => (await inboxState(s.server.driver, messageId))?.status === 'dead', 30_000);
+        }
+      } finally {
+        await s.close();
+      }
+      const r = await runCli(['mesh', 'dead-letters', 'list', '--db', database]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(lines(r.stdout).length, 2);
+      assert.ok(r.stdout.includes(`no Patient here has NHS number ${nhs}`), 'the reason is printed');
+      const views = await searchAudit(database, [['patient', `Patient/${patientId!}`], ['type', '110112']]);
+      assert.equal(views.length, 1, 'the listing is filed under the person whose NHS number it showed');
+      assert.deepEqual(views[0].entity.filter((e: any) => e.what?.reference).map((e: any) => [e.what.reference, e.role.code]), [[`Patient/${patientId!}`, '1']], 'and names nobody for the number no Patient has');
+      assert.equal(views[0].agent[0].altId, 'carebridge-cli');
+      assert.ok(!JSON.stringify(views[0]).includes(nhs), 'never the NHS number or the reason');
+      const r2 = await runCli(['audit', 'verify', '--db', database]);
+      assert.match(r2.stdout, /^Audit trail intact/, r2.stderr);
     });
   }
 });

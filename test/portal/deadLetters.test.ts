@@ -5,11 +5,14 @@
 // and each replay is in the audit trail as the administrator's, naming the message id. Each view of the
 // queue is in the audit trail too (a dead letter's reason can name a person): one AuditEvent per page
 // viewed, as the viewer's, naming the page and every dead letter shown, found by agent=, altid= and
-// entity-name=; a refused view is there as refused.
+// entity-name=; a refused view is there as refused. A page that shows a reason naming an NHS number names
+// the person the record holds with it as a patient, so they find the view on their own "who has looked at
+// your record" page; a refused view names nobody.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { addMailbox, inboxState, PermanentFailure } from '../../src/messaging/index.ts';
 import { addOrganisation, addUser, listOrganisations, verifyAuditChain, type Role } from '../../src/access/index.ts';
+import { generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from '../../src/record/index.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MESH_KEY, startServerOn, waitFor, type RunningServer } from '../support/mesh.ts';
@@ -277,6 +280,56 @@ for (const engine of ENGINES) {
       assert.ok(!journal.includes('Secretname') && !journal.includes('not linked to an organisation'), 'neither a body nor a reason in the audit');
       const chain = await verifyAuditChain(s.server.driver);
       assert.equal(chain.intact, true, JSON.stringify(chain));
+    });
+
+    it('names the person whose NHS number a reason on the page showed, who finds the view on their own page; a refused view names nobody', async () => {
+      const nhs = generateSyntheticNhsNumber();
+      const created = await fetch(`${s.url}/fhir/Patient`, {
+        method: 'POST', headers: { ...s.auth, 'content-type': 'application/fhir+json', accept: 'application/fhir+json' },
+        body: JSON.stringify({ resourceType: 'Patient', meta: { tag: [SYNTHETIC_TAG] }, identifier: [{ system: NHS_NUMBER_SYSTEM, value: nhs }], name: [{ family: 'Shownby', given: ['Nell'] }] }),
+      });
+      assert.equal(created.status, 201);
+      const patientId = (await created.json()).id as string;
+      s.server.messaging.onInbound(['CB_TEST_NHS'], async (msg) => {
+        throw new PermanentFailure(msg.body.toString('utf8'));
+      });
+      const spaced = `${nhs.slice(0, 3)} ${nhs.slice(3, 6)} ${nhs.slice(6)}`;
+      const messageId = await deadLetter('RX9MESH', 'CB_TEST_NHS', `The Patient's NHS number ${spaced} is not the one the referral names.`);
+
+      const viewer = await signIn('dl.viewer.nhs', 'admin');
+      const page = await get('/admin/dead-letters', viewer);
+      assert.equal(page.status, 200);
+      assert.ok(page.html.includes(`id="message-${messageId}"`) && textOf(page.html).includes(spaced), 'the reason, with the NHS number, is on the page');
+      const nurse = await signIn('dl.nurse.nhs', 'ward-nurse', 'RX9');
+      assert.equal((await get('/admin/dead-letters', nurse)).status, 403);
+
+      const search = async (query: string) => {
+        const res = await fetch(`${s.url}/fhir/AuditEvent?${query}&_sort=date&_count=100`, { headers: { ...s.auth, accept: 'application/fhir+json' } });
+        const body = await res.json();
+        assert.equal(res.status, 200, JSON.stringify(body));
+        return (body.entry ?? []).map((e: any) => e.resource) as any[];
+      };
+      const patientsOf = (e: any) => e.entity.filter((x: any) => x.what?.reference?.startsWith('Patient/')).map((x: any) => x.what.reference);
+      const views = await waitFor('the view filed under the person', async () => {
+        const found = await search(`patient=Patient/${patientId}&type=110112`);
+        return found.length >= 1 && found;
+      });
+      assert.equal(views.length, 1);
+      assert.equal(views[0].agent[0].altId, userIds.get('dl.viewer.nhs'));
+      assert.deepEqual(patientsOf(views[0]), [`Patient/${patientId}`]);
+      const refused = await waitFor('the refused view audited', async () => {
+        const found = await search(`altid=${userIds.get('dl.nurse.nhs')}&type=110112`);
+        return found.length >= 1 && found;
+      });
+      assert.deepEqual(refused.map((e) => [e.outcome, patientsOf(e)]), [['8', []]], 'refused, naming nobody');
+
+      // The person's own page: who has looked at my record.
+      const self = await signIn('dl.self.nhs', 'person', undefined, `Patient/${patientId}`);
+      const own = textOf((await get('/me', self)).html);
+      assert.match(own, /Dead-letter queue viewed: page 1 of \d+/, 'the view is on their own page');
+
+      const journal = (await storedJournalTexts(s.server.driver)).join('\n');
+      assert.ok(!journal.includes(nhs) && !journal.includes(spaced) && !journal.includes('the referral names'), 'neither the NHS number nor the reason in the audit');
     });
   });
 }

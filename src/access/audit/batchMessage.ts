@@ -16,9 +16,10 @@ const INITIAL_BYTES = 64 * 1024;
 
 /**
  * What a request weighs against the batch and backlog limits: the things it touched (at least 1). A view of
- * the dead-letter queue names each dead letter it showed (up to 500 through the API), one index row each.
+ * the dead-letter queue names each dead letter it showed (up to 500 through the API) and each person whose
+ * NHS number it showed, one index row each.
  */
-export const eventCount = (r: AuditedRequest) => Math.max(1, r.events.length, r.deadLetterView?.messageIds.length ?? 0);
+export const eventCount = (r: AuditedRequest) => Math.max(1, r.events.length, (r.deadLetterView?.messageIds.length ?? 0) + (r.deadLetterView?.patientIds?.length ?? 0));
 
 /**
  * Requests packed in order; the oldest are taken out as a batch (`message`) and forgotten once written

@@ -5,8 +5,9 @@
 // processed or failed again, and why. No message body is ever shown: bodies are care records (names, NHS
 // numbers, assessments), and administrators never see care records; the headers, size and reason are
 // enough to find what went wrong, and a replay needs no body. A reason can still name a person, so each
-// view of the page is audited as the viewer's (one entry per page, naming the dead letters on it), and so
-// is a view refused to someone who is not an administrator.
+// view of the page is audited as the viewer's before the page is sent (one entry per page, naming the dead
+// letters on it and the people whose NHS numbers the page shows), and so is a view refused to someone who
+// is not an administrator.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ListedDeadLetter, ReplayOutcome } from '../../messaging/index.ts';
 import type { DeadLetterView, Role, UserActor } from '../../access/index.ts';
@@ -28,8 +29,12 @@ export interface PortalDeadLetters {
   replay(messageId: string, by: Administrator): Promise<ReplayOutcome | undefined>;
   /** Where the message stands now (undefined: no such message). */
   outcome(messageId: string): Promise<ReplayOutcome | undefined>;
-  /** Records in the audit trail that `viewer` was shown the queue, or refused it; never throws, never waits. */
-  viewed(viewer: { actor: UserActor; address: string }, view: DeadLetterView): void;
+  /**
+   * Records in the audit trail that `viewer` was shown the queue, or refused it, naming the people whose NHS
+   * numbers are in `shownText` (the text the page shows; never kept). Send the page once this resolves; it
+   * rejects only when those people could not be looked up, and then nothing may be shown.
+   */
+  viewed(viewer: { actor: UserActor; address: string }, view: DeadLetterView, shownText?: readonly string[]): Promise<void>;
 }
 
 export interface DeadLetterPageOptions {
@@ -50,7 +55,7 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
    * The signed-in administrator (undefined: the reply is sent); anyone else signed in is refused, and their
    * attempt audited: a replay as a refused change, a view as a refused view.
    */
-  const admin = (req: FastifyRequest, reply: FastifyReply, attempt: { replaying: string } | { viewing: string }) => {
+  const admin = async (req: FastifyRequest, reply: FastifyReply, attempt: { replaying: string } | { viewing: string }) => {
     let actor;
     try {
       actor = signedInAs(req, reply, ADMIN, REFUSAL);
@@ -59,7 +64,7 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
       if (err instanceof NotAllowedHere && visitor) {
         const by = { actor: visitor, address: req.ip };
         if ('replaying' in attempt) administration?.refused(by, { action: 'dead-letter-replayed', target: attempt.replaying, reason: REFUSAL, permitted: false });
-        else deadLetters?.viewed(by, { path: PAGE_PATH, query: attempt.viewing || undefined, messageIds: [], ok: false, reason: REFUSAL });
+        else await deadLetters?.viewed(by, { path: PAGE_PATH, query: attempt.viewing || undefined, messageIds: [], ok: false, reason: REFUSAL });
       }
       throw err;
     }
@@ -69,7 +74,7 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
   };
 
   app.get<{ Querystring: { page?: string; replayed?: string } }>(PAGE_PATH, async (req, reply) => {
-    const a = admin(req, reply, { viewing: queryOf(req.url) });
+    const a = await admin(req, reply, { viewing: queryOf(req.url) });
     if (!a) return reply;
     const asked = Number.parseInt(String(req.query.page ?? '1'), 10);
     const total = await a.deadLetters.count();
@@ -80,15 +85,20 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
     const replayed = MESSAGE_ID.test(replayedId) ? await a.deadLetters.outcome(replayedId) : undefined;
     const first = letters.length ? (page - 1) * DEAD_LETTERS_PER_PAGE + 1 : 0;
     const last = (page - 1) * DEAD_LETTERS_PER_PAGE + letters.length;
-    // One entry for the page, naming every dead letter on it and the one whose outcome is shown (with its reason).
-    a.deadLetters.viewed(a.by, {
+    // One entry for the page, naming every dead letter on it and the one whose outcome is shown (with its
+    // reason), and the people whose NHS numbers the page shows (in what the template shows of each).
+    const shownText = [
+      ...letters.flatMap((l) => [l.messageId, l.localId ?? '', l.from, l.mailbox, l.workflowId, l.reason]),
+      ...(replayed ? [replayed.messageId, 'reason' in replayed ? replayed.reason : ''] : []),
+    ];
+    await a.deadLetters.viewed(a.by, {
       path: PAGE_PATH,
       query: `page=${page}`,
       shown: `page ${page} of ${pages}, ${letters.length ? `dead letters ${first} to ${last} of ${now}` : 'no dead letters'}`,
       messageIds: letters.map((l) => l.messageId),
       ...(replayed ? { outcomeOf: replayed.messageId } : {}),
       ok: true,
-    });
+    }, shownText);
     const organisations = new Map((await administration?.organisations.list() ?? []).map((o) => [o.ods, o.name]));
     const named = (ods?: string) => (ods ? `${organisations.get(ods) ?? ods} (${ods})` : undefined);
     return send(req, reply, 'pages/admin/dead-letters.njk', {
@@ -114,7 +124,7 @@ export function deadLetterRoutes(app: FastifyInstance, { send, deadLetters, admi
 
   app.post<{ Params: { messageId: string } }>('/admin/dead-letters/:messageId/replay', async (req, reply) => {
     const messageId = req.params.messageId;
-    const a = admin(req, reply, { replaying: messageId });
+    const a = await admin(req, reply, { replaying: messageId });
     if (!a) return reply;
     if (!MESSAGE_ID.test(messageId)) throw new PageNotFound('There is no dead letter with this message id.');
     try {
