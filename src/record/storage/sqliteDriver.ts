@@ -3,7 +3,6 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Param, SqlDriver, SqlExecutor } from './driver.ts';
 import { BACKSTOP_PAGES, startWalCheckpointer, type WalCheckpointer } from './walCheckpointer.ts';
-import { startWalSync, type SyncFile, type WalSync } from './walSync.ts';
 
 type Db = Database.Database;
 type Statement = Database.Statement;
@@ -24,20 +23,17 @@ export function limitsReadAtRunTime(sql: string): string {
  * data (WAL snapshot), so reads never observe another request's uncommitted writes.
  *
  * Group commit: transactions that queued up while the writer was busy run one after another inside one
- * SQLite transaction, each in its own savepoint, and share its one COMMIT (and one sync of the log,
+ * SQLite transaction, each in its own savepoint, and share its one COMMIT (one fsync with synchronous=FULL,
  * the cost that bounds a busy server on disk). Each caller still sees exactly its own transaction: one
  * that throws is rolled back to its savepoint alone, and every caller's promise settles only after the
  * shared COMMIT is on disk (or rejects when that COMMIT fails, as its own would have).
  */
-export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}): SqlDriver {
+export function openSqlite(path: string): SqlDriver {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const writer = new Database(path);
   writer.pragma('journal_mode = WAL');
-  // A commit is on disk before anyone is told it happened, so nothing acknowledged is lost even on power
-  // failure: the log is synced off this thread (walSync.ts) rather than inside COMMIT (synchronous=FULL).
-  const walSync: WalSync | undefined = path === ':memory:' ? undefined : startWalSync(path, options.syncFile);
-  writer.pragma(walSync ? 'synchronous = NORMAL' : 'synchronous = FULL');
-  const durable = walSync ? () => walSync.durable() : () => Promise.resolve();
+  // FULL: a commit is on disk before the response is sent, so nothing acknowledged is lost even on power failure.
+  writer.pragma('synchronous = FULL');
   writer.pragma('busy_timeout = 5000');
   writer.pragma('foreign_keys = ON');
   // Group commit puts every transaction in a savepoint, whose undo pages SQLite otherwise spills to a temp
@@ -124,13 +120,8 @@ export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}):
         groupQueued = false;
         const group = waiting.splice(0, MAX_GROUP);
         if (waiting.length) queueGroup();
-        const failure = walSync?.failure();
-        if (failure) {
-          for (const member of group) member.reject(failure);
-          return;
-        }
         try {
-          await (group.length === 1 ? commitAlone(writer, writeExec, group[0], durable) : commitGroup(writer, writeExec, group, durable));
+          await (group.length === 1 ? commitAlone(writer, writeExec, group[0]) : commitGroup(writer, writeExec, group));
         } finally {
           wrote();
         }
@@ -157,7 +148,6 @@ export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}):
     exec: (script) => serial(async () => {
       try {
         writer.exec(script);
-        walSync?.durableNow();
       } finally {
         wrote();
       }
@@ -176,7 +166,6 @@ export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}):
       } finally {
         writer.exec(`DETACH DATABASE ${name}`);
       }
-      walSync?.durableNow();
       const attached = (reader.pragma('database_list') as { name: string }[]).some((d) => d.name === name);
       if (!attached) reader.prepare(`ATTACH DATABASE ? AS ${name}`).run(companion);
       return `sqlite:${companion}`;
@@ -186,7 +175,6 @@ export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}):
       while (groupQueued) await new Promise((resolve) => setImmediate(resolve)).then(() => queue);
       await queue;
       await checkpointer?.stop();
-      await walSync?.close();
       if (reader !== writer) reader.close();
       writer.close();
     },
@@ -240,29 +228,16 @@ const CHECKPOINT_THREAD_AFTER = 200;
 /** The most transactions sharing one commit: bounds how long the first of them waits for the last. */
 const MAX_GROUP = 64;
 
-async function commitAlone(writer: Db, tx: SqlExecutor, member: GroupMember, durable: () => Promise<void>): Promise<void> {
-  let result: unknown;
+async function commitAlone(writer: Db, tx: SqlExecutor, member: GroupMember): Promise<void> {
   try {
     writer.exec('BEGIN IMMEDIATE');
-    result = await member.fn(tx);
+    const result = await member.fn(tx);
     writer.exec('COMMIT');
+    member.resolve(result);
   } catch (err) {
     rollBack(writer);
     member.reject(err);
-    return;
   }
-  settleWhenDurable([{ member, result }], durable);
-}
-
-/**
- * Tells each caller its transaction committed once the log is synced (walSync.ts), without holding the
- * writer meanwhile: the next group runs while the disk works, and its callers wait for a later sync.
- */
-function settleWhenDurable(held: Array<{ member: GroupMember; result: unknown }>, durable: () => Promise<void>): void {
-  durable().then(
-    () => held.forEach((h) => h.member.resolve(h.result)),
-    (err) => held.forEach((h) => h.member.reject(err)),
-  );
 }
 
 /** Ends the transaction, if SQLite has not already; a failing ROLLBACK must not leave its callers waiting. */
@@ -274,7 +249,7 @@ function rollBack(writer: Db): void {
   }
 }
 
-async function commitGroup(writer: Db, tx: SqlExecutor, group: GroupMember[], durable: () => Promise<void>): Promise<void> {
+async function commitGroup(writer: Db, tx: SqlExecutor, group: GroupMember[]): Promise<void> {
   let held: Array<{ member: GroupMember; result: unknown }> = [];
   /** The shared transaction is gone (COMMIT failed, or SQLite rolled it all back): so is every held result. */
   const lose = (err: unknown) => {
@@ -314,5 +289,5 @@ async function commitGroup(writer: Db, tx: SqlExecutor, group: GroupMember[], du
     lose(err);
     return;
   }
-  settleWhenDurable(held, durable);
+  for (const h of held) h.member.resolve(h.result);
 }
