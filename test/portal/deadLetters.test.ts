@@ -42,6 +42,13 @@ for (const engine of ENGINES) {
       assert.ok(id, `${username} signed in`);
       return `carebridge_session=${id}`;
     };
+    /** AuditEvents as the administrative client finds them, oldest first. */
+    const search = async (query: string) => {
+      const res = await fetch(`${s.url}/fhir/AuditEvent?${query}&_sort=date&_count=100`, { headers: { ...s.auth, accept: 'application/fhir+json' } });
+      const body = await res.json();
+      assert.equal(res.status, 200, JSON.stringify(body));
+      return (body.entry ?? []).map((e: any) => e.resource) as any[];
+    };
     const get = async (path: string, cookie: string) => {
       const res = await fetch(s.url + path, { headers: { cookie }, redirect: 'manual' });
       return { status: res.status, html: await res.text(), location: res.headers.get('location') ?? undefined };
@@ -226,12 +233,6 @@ for (const engine of ENGINES) {
       const nurse = await signIn('dl.nurse.viewing', 'ward-nurse', 'RX9');
       assert.equal((await get('/admin/dead-letters?page=2', nurse)).status, 403);
 
-      const search = async (query: string) => {
-        const res = await fetch(`${s.url}/fhir/AuditEvent?${query}&_sort=date&_count=100`, { headers: { ...s.auth, accept: 'application/fhir+json' } });
-        const body = await res.json();
-        assert.equal(res.status, 200, JSON.stringify(body));
-        return (body.entry ?? []).map((e: any) => e.resource) as any[];
-      };
       const views = await waitFor('the views audited', async () => {
         const found = await search(`altid=${viewerId}&type=http://dicom.nema.org/resources/ontology/DCM|110112`);
         return found.length >= 3 && found;
@@ -303,12 +304,6 @@ for (const engine of ENGINES) {
       const nurse = await signIn('dl.nurse.nhs', 'ward-nurse', 'RX9');
       assert.equal((await get('/admin/dead-letters', nurse)).status, 403);
 
-      const search = async (query: string) => {
-        const res = await fetch(`${s.url}/fhir/AuditEvent?${query}&_sort=date&_count=100`, { headers: { ...s.auth, accept: 'application/fhir+json' } });
-        const body = await res.json();
-        assert.equal(res.status, 200, JSON.stringify(body));
-        return (body.entry ?? []).map((e: any) => e.resource) as any[];
-      };
       const patientsOf = (e: any) => e.entity.filter((x: any) => x.what?.reference?.startsWith('Patient/')).map((x: any) => x.what.reference);
       const views = await waitFor('the view filed under the person', async () => {
         const found = await search(`patient=Patient/${patientId}&type=110112`);
