@@ -53,7 +53,8 @@ const ODS_PATTERN = /^[A-Z0-9]{3,10}$/;
  * when it is applied (or was already); throws AdwRejected otherwise, except that in messaging's
  * `transaction` a rejection is committed and dead-lettered through it.
  */
-export async function handleAdwMessage(deps: AdwInboundDeps, msg: InboundMessage, transaction?: InboundTransaction, read: ReadAdw = readAdw(msg.body)): Promise<void> {
+export async function handleAdwMessage(given: AdwInboundDeps, msg: InboundMessage, transaction?: InboundTransaction, read: ReadAdw = readAdw(msg.body)): Promise<void> {
+  const deps = mailboxesLookedUpOnce(given);
   if (read.unreadable !== undefined) throw new AdwRejected(`ADW message ${msg.messageId} from ${msg.from}: ${read.unreadable}`);
   const m = read.message;
   if (!isEventCode(m.eventCode)) {
@@ -155,6 +156,24 @@ async function claimsByTheSameOrganisation(deps: AdwInboundDeps, session: Record
   const same: { sender_mailbox: string; status: string }[] = [];
   for (const other of others) if (await linkedOrganisation(deps, other.sender_mailbox) === organisation) same.push(other);
   return same;
+}
+
+/**
+ * The checks and the claim each ask who owns the sending mailbox: one message's handling asks messaging's
+ * directory once per mailbox (a link made meanwhile counts from the next message).
+ */
+function mailboxesLookedUpOnce(deps: AdwInboundDeps): AdwInboundDeps {
+  const lookup = deps.organisationForMailbox;
+  if (!lookup) return deps;
+  const known = new Map<string, Promise<string | undefined>>();
+  return {
+    ...deps,
+    organisationForMailbox: (mailbox) => {
+      let owner = known.get(mailbox);
+      if (!owner) known.set(mailbox, (owner = lookup(mailbox)));
+      return owner;
+    },
+  };
 }
 
 /** The organisation messaging links a mailbox to, as an ODS code; undefined when it links none. */
