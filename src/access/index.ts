@@ -208,6 +208,12 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   // An in-memory SQLite database cannot be opened again from another thread (journalDatabase is undefined).
   const writer = journalDatabase ? threadWriter(journalDatabase, hostname()) : inProcessWriter(driver, hostname());
   const audit = options.audit === false ? undefined : new AuditTrail(writer, undefined, (head) => anchorAuditHead(driver, head));
+  // Who the view concerned is looked up before it is recorded (Date.now() first: when it was seen).
+  const deadLettersViewed: Access['deadLettersViewed'] = async (actor, address, view, shownText) => {
+    if (!audit) return;
+    const at = Date.now();
+    audit.record(deadLetterViewRequest(at, address, await namingPatients(driver, view, shownText), actor));
+  };
   if (adminClient) reportAdminClient(adminClient.id, adminClient.outcome, audit);
   const authenticate = bearerAuthenticator(driver, tokens, originOf, audit);
   const { people, sessions } = setUpPeople(driver, options.people, audit);
@@ -229,16 +235,10 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
       const caller = auditedCaller(control);
       if (caller) audit?.record(administrationRequest(Date.now(), caller.address, change, caller.actor));
     },
-    async deadLettersViewed(actor, address, view, shownText) {
-      if (!audit) return;
-      const at = Date.now();
-      audit.record(deadLetterViewRequest(at, address, await namingPatients(driver, view, shownText), actor));
-    },
+    deadLettersViewed,
     async deadLettersViewedThrough(control, view, shownText) {
       const caller = auditedCaller(control);
-      if (!caller || !audit) return;
-      const at = Date.now();
-      audit.record(deadLetterViewRequest(at, caller.address, await namingPatients(driver, view, shownText), caller.actor));
+      if (caller) await deadLettersViewed(caller.actor, caller.address, view, shownText);
     },
     services: { AuditEvent: auditEventService(driver) },
     close: async () => audit?.close(),
