@@ -31,7 +31,7 @@ export function describeDatabase(database: string): string {
 
 export async function openStore(database: string): Promise<SqlDriver> {
   try {
-    return await openRecordStore(database);
+    return await openRecordStore(database, { warmUp: false });
   } catch (err) {
     throw new Error(`cannot open the database ${describeDatabase(database)}: ${errorMessage(err)}`);
   }

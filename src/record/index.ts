@@ -35,11 +35,17 @@ export function connectRecordDatabase(database: string): SqlDriver {
   return database.startsWith('sqlite:') ? openSqlite(database.slice('sqlite:'.length)) : openPostgres(database);
 }
 
-/** Opens (and migrates) the database named by `sqlite:PATH` or a `postgres://` URL. */
-export async function openRecordStore(database: string): Promise<SqlDriver> {
-  // Load and compile the R4 definitions before the first request, not during it.
-  definitions();
-  validateResource({ resourceType: 'Patient' });
+/**
+ * Opens (and migrates) the database named by `sqlite:PATH` or a `postgres://` URL. A server warms up: the R4
+ * definitions are loaded and compiled before its first request, not during it (about a second). A command
+ * that may never touch a FHIR resource (`carebridge users list`) passes `warmUp: false`; they then load
+ * on first use.
+ */
+export async function openRecordStore(database: string, options: { warmUp?: boolean } = {}): Promise<SqlDriver> {
+  if (options.warmUp !== false) {
+    definitions();
+    validateResource({ resourceType: 'Patient' });
+  }
   const driver = database.startsWith('sqlite:') ? openSqlite(database.slice('sqlite:'.length)) : openPostgres(database);
   try {
     await migrate(driver);
