@@ -1,18 +1,23 @@
 // On SQLite the audit journal is kept in a file of its own (x.db → x-audit.db): the record's writes never
 // wait for the audit writer's commits, and a database from before the split has its journal moved, whole and
 // still verifiable, the next time it starts, even when an earlier start stopped half-way through the move.
+// The journal's file belongs to the record file it was made beside: a new or other record file beside it is
+// refused with what to do, and the journal is left as it was.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { startTestServer, testDatabase } from '../support/server.ts';
+import { startTestServer, testDatabase, TEST_ADMIN } from '../support/server.ts';
+import { runCli } from '../cli/cli.ts';
 import { batchedEntries, journalConnection } from '../support/auditJournal.ts';
 import { migrateAccess, verifyAuditChain } from '../../src/access/index.ts';
 import { ACCESS_MIGRATIONS } from '../../src/access/schema.ts';
 import { JournalAppender, auditMigrations } from '../../src/access/audit/journal.ts';
 import { SharedParts, journalEntryFor } from '../../src/access/audit/auditEvent.ts';
 import { connectRecordDatabase, migrate, openRecordStore, type SqlDriver } from '../../src/record/index.ts';
+import { buildServer } from '../../src/server.ts';
+import { loadServerConfig } from '../../src/config.ts';
 
 const JOURNAL_TABLES = ['audit_journal', 'audit_part', 'audit_patient', 'audit_entity', 'audit_batch', 'audit_batch_key'];
 const fileOf = (database: string) => database.slice('sqlite:'.length);
@@ -173,5 +178,71 @@ describe('the audit journal in its own SQLite file', () => {
       await mover.terminate();
       db.cleanup();
     }
+  });
+
+  describe('belongs to the record file it was made beside', () => {
+    const start = (database: string) => buildServer(loadServerConfig({ port: 0, db: database }, { CAREBRIDGE_ADMIN_CLIENT_ID: TEST_ADMIN.id, CAREBRIDGE_ADMIN_CLIENT_SECRET: TEST_ADMIN.secret }));
+    const rawCompanion = (database: string, work: (db: Database.Database) => unknown) => {
+      const db = new Database(companionOf(database));
+      try {
+        return work(db);
+      } finally {
+        db.close();
+      }
+    };
+    const journalRows = (database: string) => rawCompanion(database, (db) => db.prepare('SELECT (SELECT COUNT(*) FROM audit_batch) AS b, (SELECT COUNT(*) FROM audit_journal) AS j').get());
+    /** A server that audited a search and stopped: its journal file is left with entries in it. */
+    async function journalLeftBehind(): Promise<{ database: string; close(): Promise<void> }> {
+      const t = await startTestServer('sqlite');
+      assert.equal((await t.fhir.get('Patient?_count=1')).status, 200);
+      await t.server.close();
+      return { database: t.database, close: () => t.close().catch(() => undefined) };
+    }
+    const startAfresh = (database: string) => {
+      for (const suffix of ['', '-wal', '-shm']) rmSync(fileOf(database) + suffix, { force: true });
+    };
+    const OTHERS = /-audit\.db is the audit database of another database \(.*\), not of .*carebridge\.db \(created .*\): move it away/;
+
+    it('refuses a new record file started beside it, and leaves it as it was', async () => {
+      const old = await journalLeftBehind();
+      try {
+        const before = journalRows(old.database);
+        startAfresh(old.database); // an operator starting over, the old journal still beside the new file
+        await assert.rejects(start(old.database), (err: Error) => (assert.match(err.message, OTHERS), assert.match(err.message, /one created /), true));
+        assert.deepEqual(journalRows(old.database), before, 'nothing moved into or out of the old journal');
+        const verify = await runCli(['audit', 'verify', '--db', old.database]);
+        assert.notEqual(verify.code, 0);
+        assert.equal(verify.stderr.trim().split('\n').length, 1, verify.stderr);
+        assert.match(verify.stderr, /^carebridge: .*-audit\.db is the audit database of another database/);
+      } finally {
+        await old.close();
+      }
+    });
+
+    it('refuses it too when it is from before the mark, by its own migrations being older than the record file', async () => {
+      const old = await journalLeftBehind();
+      try {
+        rawCompanion(old.database, (db) => db.exec('DROP TABLE companion_of'));
+        startAfresh(old.database);
+        await assert.rejects(start(old.database), (err: Error) => (assert.match(err.message, OTHERS), assert.match(err.message, /before this one was created/), true));
+      } finally {
+        await old.close();
+      }
+    });
+
+    it('takes a journal file from before the mark beside its own record file as its own, and marks it', async () => {
+      const old = await journalLeftBehind();
+      try {
+        rawCompanion(old.database, (db) => db.exec('DROP TABLE companion_of'));
+        const server = await start(old.database);
+        await server.close();
+        const created = new Database(fileOf(old.database), { readonly: true });
+        const made = (created.prepare("SELECT applied_ms FROM schema_migrations WHERE component = 'record' AND version = 1").get() as { applied_ms: number }).applied_ms;
+        created.close();
+        assert.deepEqual(rawCompanion(old.database, (db) => db.prepare('SELECT record_created_ms FROM companion_of').all()), [{ record_created_ms: made }]);
+      } finally {
+        await old.close();
+      }
+    });
   });
 });

@@ -162,6 +162,7 @@ export function openSqlite(path: string): SqlDriver {
       try {
         writer.exec(`PRAGMA ${name}.journal_mode = WAL`);
         writer.exec(`PRAGMA ${name}.synchronous = FULL`);
+        claimCompanion(writer, name, path, companion);
         moveIntoCompanion(writer, name, tables);
       } finally {
         writer.exec(`DETACH DATABASE ${name}`);
@@ -208,6 +209,36 @@ function moveIntoCompanion(writer: Db, name: string, tables: readonly string[]):
   if (!copied) return;
   writer.transaction(() => {
     for (const t of tablesIn(objectsLeft()).reverse()) writer.exec(`DROP TABLE main.${t}`);
+  }).immediate();
+}
+
+/**
+ * A companion belongs to the database it was made beside, and says so (`companion_of`, the time that
+ * database was created). A record file replaced beside a companion kept from before (a fresh start with the
+ * old `-audit.db` left behind, another database restored) would otherwise have that other database's
+ * journal taken for its own: the move merges into it, or fails on the first table that no longer matches.
+ * Refused instead, with what to do. A companion from before the mark is taken as this database's unless its
+ * own migrations predate this database, which its own database's cannot.
+ */
+function claimCompanion(writer: Db, name: string, path: string, companion: string): void {
+  writer.transaction(() => {
+    const created = Number((writer.prepare("SELECT applied_ms FROM main.schema_migrations WHERE component = 'record' AND version = 1").get() as { applied_ms: number } | undefined)?.applied_ms);
+    if (!Number.isFinite(created)) throw new Error(`${path} has no record schema yet, so the ${name} database beside it cannot be matched to it.`);
+    const has = (table: string) => Boolean(writer.prepare(`SELECT 1 FROM ${name}.sqlite_master WHERE type = 'table' AND name = ?`).get(table));
+    const refuse = (whose: string) => {
+      throw new Error(`${companion} is the ${name} database of another database (${whose}), not of ${path} (created ${new Date(created).toISOString()}): move it away to start this database's own, or put back the database it was made beside.`);
+    };
+    if (has('companion_of')) {
+      const owner = Number((writer.prepare(`SELECT record_created_ms FROM ${name}.companion_of`).get() as { record_created_ms: number }).record_created_ms);
+      if (owner !== created) refuse(`one created ${new Date(owner).toISOString()}`);
+      return;
+    }
+    if (has('schema_migrations')) {
+      const { first } = writer.prepare(`SELECT MIN(applied_ms) AS first FROM ${name}.schema_migrations`).get() as { first: number | null };
+      if (first !== null && Number(first) < created) refuse(`it was begun ${new Date(Number(first)).toISOString()}, before this one was created`);
+    }
+    writer.exec(`CREATE TABLE ${name}.companion_of (record_created_ms INTEGER NOT NULL)`);
+    writer.prepare(`INSERT INTO ${name}.companion_of (record_created_ms) VALUES (?)`).run(created);
   }).immediate();
 }
 
