@@ -59,15 +59,18 @@ export function deadLetterViewRequest(at: number, address: string | undefined, v
   return { at, actor, address, events: [], outcome: { status: ok ? 200 : 403, method: 'GET', path: path.replace(/^\//, ''), query: query ?? '' }, deadLetterView: kept };
 }
 
-/** An NHS number as text: ten digits, or 3 3 4 with single spaces, not part of a longer run of digits. */
-const NHS_NUMBER_TEXT = /(?<!\d)(?:\d{10}|\d{3} \d{3} \d{4})(?!\d)/g;
+/**
+ * An NHS number as text: ten digits, or 3 3 4 with single spaces (as the NHS writes it) or single hyphens (as
+ * some systems do), one separator throughout, not part of a longer run of digits.
+ */
+const NHS_NUMBER_TEXT = /(?<!\d)(?:\d{10}|\d{3}([ -])\d{3}\1\d{4})(?!\d)/g;
 
 /** The valid NHS numbers (good check digit) written in `texts`, as ten digits, each once. */
 export function nhsNumbersIn(texts: readonly string[]): string[] {
   const found = new Set<string>();
   for (const text of texts) {
     for (const [written] of text.matchAll(NHS_NUMBER_TEXT)) {
-      const digits = written.replaceAll(' ', '');
+      const digits = written.replace(/[ -]/g, '');
       if (isValidNhsNumber(digits)) found.add(digits);
     }
   }

@@ -17,20 +17,22 @@ const numbers = new Set<string>();
 while (numbers.size < 2) numbers.add(generateSyntheticNhsNumber(random));
 const [one, two] = [...numbers];
 const spaced = (n: string) => `${n.slice(0, 3)} ${n.slice(3, 6)} ${n.slice(6)}`;
+const hyphened = (n: string) => `${n.slice(0, 3)}-${n.slice(3, 6)}-${n.slice(6)}`;
 const wrongCheckDigit = (n: string) => n.slice(0, 9) + ((Number(n[9]) + 1) % 10);
 
 const admin = { kind: 'user', userId: 'u-admin', name: 'Ada Admin', role: 'admin', purpose: 'HSYSADMIN', scope: 'user/*.cruds' } as const;
 const view = (extra: Partial<DeadLetterView> = {}): DeadLetterView => ({ path: '/admin/dead-letters', query: 'page=1', shown: 'page 1 of 1, dead letters 1 to 2 of 2', messageIds: ['M1', 'M2'], ok: true, ...extra });
 
 describe('NHS numbers in the text a dead-letter view showed', () => {
-  it('finds valid ones, unspaced or 3 3 4 with spaces, each once, as ten digits', () => {
+  it('finds valid ones, unspaced or 3 3 4 with spaces or hyphens, each once, as ten digits', () => {
     assert.deepEqual(nhsNumbersIn([`The Patient's NHS number ${spaced(one)} is not the one the referral names.`, `no Patient here has NHS number ${two}`, `${one} again`]), [one, two]);
     assert.deepEqual(nhsNumbersIn([`(NHS:${two})`, `nhs=${spaced(two)};`]), [two], 'beside punctuation and letters');
+    assert.deepEqual(nhsNumbersIn([`NHS number ${hyphened(two)} not found`]), [two], 'written with hyphens, as some systems do');
   });
 
-  it('finds nothing in a wrong check digit, a longer run of digits or other groupings', () => {
+  it('finds nothing in a wrong check digit, a longer run of digits, mixed separators or other groupings', () => {
     assert.deepEqual(nhsNumbersIn([`The Patient's NHS number ${wrongCheckDigit(one)} is not valid (wrong length or check digit).`]), []);
-    assert.deepEqual(nhsNumbersIn([`1${one}`, `${one}2`, `${one.slice(0, 5)} ${one.slice(5)}`, `${one.slice(0, 3)}-${one.slice(3, 6)}-${one.slice(6)}`, `20260529155357${one}`]), []);
+    assert.deepEqual(nhsNumbersIn([`1${one}`, `${one}2`, `${one.slice(0, 5)} ${one.slice(5)}`, `${one.slice(0, 3)} ${one.slice(3, 6)}-${one.slice(6)}`, `20260529155357${one}`]), []);
     assert.deepEqual(nhsNumbersIn(['', 'No handler is registered for workflow id NOBODY.']), []);
   });
 });
