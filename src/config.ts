@@ -101,10 +101,17 @@ export interface ConfigFlags {
 
 export const DEFAULT_DATABASE = 'sqlite:./data/carebridge.db';
 
-export function resolveDatabase(value: string | undefined): string {
+/**
+ * The database to open: `value` (from --db when `fromFlag`, else CAREBRIDGE_DB), else the default. Throws a
+ * one-line message when it is neither sqlite:PATH nor a postgres:// URL, or names no file: SQLite would open
+ * a temporary database for an empty path, and everything stored would be gone when the server stopped.
+ */
+export function resolveDatabase(value: string | undefined, fromFlag = false): string {
   const db = value ?? DEFAULT_DATABASE;
+  const named = fromFlag ? '--db' : 'CAREBRIDGE_DB';
+  if (db === 'sqlite:') throw new Error(`${named} 'sqlite:' needs a file path, e.g. sqlite:./data/carebridge.db.`);
   if (db.startsWith('sqlite:') || db.startsWith('postgres://') || db.startsWith('postgresql://')) return db;
-  throw new Error(`CAREBRIDGE_DB must be sqlite:PATH or a postgres:// URL, not '${db}'.`);
+  throw new Error(`${named} must be sqlite:PATH or a postgres:// URL, not '${db}'.`);
 }
 
 export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -127,7 +134,7 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   return {
     host,
     port,
-    database: resolveDatabase(flags.db ?? env.CAREBRIDGE_DB),
+    database: resolveDatabase(flags.db ?? env.CAREBRIDGE_DB, flags.db !== undefined),
     baseUrl: flags.baseUrl ?? env.CAREBRIDGE_BASE_URL,
     bodyLimitBytes: Math.round(bodyLimitMb * 1024 * 1024),
     trustProxy: parseTrustProxy(env.CAREBRIDGE_TRUST_PROXY),

@@ -12,9 +12,9 @@ export function serveCommand(program: Command): void {
     .option('--insecure-no-auth', 'serve the API with no authentication at all (never in production; prints a warning)')
     .option('--no-demo', 'do not load demo data and a demo login into an empty database')
     .action(async (flags) => {
+      const config = loadServerConfig(flags);
       // Loaded here, not with the command line: only serve needs the server and the portal, the heaviest of the code to load.
       const [{ buildServer }, { seedDemoIfEmpty }, { calendarRunningOut }] = await Promise.all([import('../server.ts'), import('./demoSeed.ts'), import('../discharge/index.ts')]);
-      const config = loadServerConfig(flags);
       if (config.insecureNoAuth) console.warn('WARNING: --insecure-no-auth: anyone who can reach this port can read and change the record.');
       const calendar = calendarRunningOut(Date.now());
       if (calendar) console.warn(calendar);

@@ -13,15 +13,7 @@ const LOCAL_BASE = 'http://localhost/fhir';
 
 /** The database named by --db, else CAREBRIDGE_DB, else the default; throws a one-line message when malformed. */
 export function databaseFrom(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  let database: string;
-  try {
-    database = resolveDatabase(flag ?? env.CAREBRIDGE_DB);
-  } catch (err) {
-    if (flag === undefined) throw err;
-    throw new Error(`--db must be sqlite:PATH or a postgres:// URL, not '${flag}'.`);
-  }
-  if (database === 'sqlite:') throw new Error(`${flag === undefined ? 'CAREBRIDGE_DB' : '--db'} 'sqlite:' needs a file path, e.g. sqlite:./data/carebridge.db.`);
-  return database;
+  return resolveDatabase(flag ?? env.CAREBRIDGE_DB, flag !== undefined);
 }
 
 /** The database name with any password hidden, for messages. */

@@ -1,0 +1,30 @@
+// `carebridge serve` refuses bad settings the way every command does: one plain line naming the setting
+// and where it came from, a non-zero exit, and nothing created. An empty SQLite path is refused rather than
+// opened: SQLite would serve a temporary database, and everything stored would be gone at the next stop.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from './cli.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'carebridge-serve-errors-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('serve: bad settings are one plain line on stderr, and nothing is created', () => {
+  for (const [args, env, pattern] of [
+    [['--db', 'sqlite:'], {}, /^carebridge: --db 'sqlite:' needs a file path, e\.g\. sqlite:\.\/data\/carebridge\.db\.$/],
+    [[], { CAREBRIDGE_DB: 'sqlite:' }, /^carebridge: CAREBRIDGE_DB 'sqlite:' needs a file path, e\.g\. sqlite:\.\/data\/carebridge\.db\.$/],
+    [['--db', 'oracle:x'], {}, /^carebridge: --db must be sqlite:PATH or a postgres:\/\/ URL, not 'oracle:x'\.$/],
+    [[], { CAREBRIDGE_DB: 'oracle:x' }, /^carebridge: CAREBRIDGE_DB must be sqlite:PATH or a postgres:\/\/ URL, not 'oracle:x'\.$/],
+    [['--port', 'abc', '--db', 'sqlite:./x.db'], {}, /^carebridge: PORT must be a whole number from 0 to 65535, not 'abc'\.$/],
+  ] as const) {
+    it(`serve ${args.join(' ')}${Object.entries(env).map(([k, v]) => ` with ${k}=${v}`).join('')}`, async () => {
+      const r = await runCli(['serve', ...args], { ...env }, dir);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr.trim(), pattern);
+      assert.deepEqual(readdirSync(dir), [], 'no database or audit file was made');
+    });
+  }
+});
