@@ -128,14 +128,15 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
   if (!(bodyLimitMb > 0)) throw new Error(`CAREBRIDGE_BODY_LIMIT_MB must be a positive number, not '${env.CAREBRIDGE_BODY_LIMIT_MB}'.`);
   const auditSetting = env.CAREBRIDGE_AUDIT ?? 'on';
   if (auditSetting !== 'on' && auditSetting !== 'off') throw new Error(`CAREBRIDGE_AUDIT must be on or off, not '${auditSetting}'.`);
-  const people = loadPeopleConfig(env, flags.baseUrl ?? env.CAREBRIDGE_BASE_URL);
+  const baseUrl = publicBaseUrl(flags.baseUrl, env.CAREBRIDGE_BASE_URL);
+  const people = loadPeopleConfig(env, baseUrl);
   const messaging = loadMessagingConfig(env);
   const hl7 = loadHl7Config(env);
   return {
     host,
     port,
     database: resolveDatabase(flags.db ?? env.CAREBRIDGE_DB, flags.db !== undefined),
-    baseUrl: flags.baseUrl ?? env.CAREBRIDGE_BASE_URL,
+    baseUrl,
     bodyLimitBytes: Math.round(bodyLimitMb * 1024 * 1024),
     trustProxy: parseTrustProxy(env.CAREBRIDGE_TRUST_PROXY),
     insecureNoAuth,
@@ -217,6 +218,22 @@ function parseFacilities(text: string): Record<string, string> {
     out[m[1].trim()] = m[2].toUpperCase();
   }
   return out;
+}
+
+/** --base-url, else CAREBRIDGE_BASE_URL: an absolute http(s) URL (links, token issuer and audience are made from it). */
+function publicBaseUrl(flag: string | undefined, fromEnv: string | undefined): string | undefined {
+  const value = flag ?? fromEnv;
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    throw new Error(`${flag !== undefined ? '--base-url' : 'CAREBRIDGE_BASE_URL'} must be the FHIR API's public address as an http(s) URL, e.g. https://carebridge.example.org/fhir, not '${value}'.`);
+  }
+  return value;
 }
 
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

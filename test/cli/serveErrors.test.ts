@@ -18,6 +18,8 @@ describe('serve: bad settings are one plain line on stderr, and nothing is creat
     [['--db', 'oracle:x'], {}, /^carebridge: --db must be sqlite:PATH or a postgres:\/\/ URL, not 'oracle:x'\.$/],
     [[], { CAREBRIDGE_DB: 'oracle:x' }, /^carebridge: CAREBRIDGE_DB must be sqlite:PATH or a postgres:\/\/ URL, not 'oracle:x'\.$/],
     [['--port', 'abc', '--db', 'sqlite:./x.db'], {}, /^carebridge: PORT must be a whole number from 0 to 65535, not 'abc'\.$/],
+    [['--db', 'sqlite:./x.db'], { CAREBRIDGE_BASE_URL: 'carebridge.example.org/fhir' }, /^carebridge: CAREBRIDGE_BASE_URL must be the FHIR API's public address as an http\(s\) URL, e\.g\. https:\/\/carebridge\.example\.org\/fhir, not 'carebridge\.example\.org\/fhir'\.$/],
+    [['--db', 'sqlite:./x.db', '--base-url', 'ftp://files.example.org/fhir'], {}, /^carebridge: --base-url must be the FHIR API's public address as an http\(s\) URL, .*not 'ftp:\/\/files\.example\.org\/fhir'\.$/],
   ] as const) {
     it(`serve ${args.join(' ')}${Object.entries(env).map(([k, v]) => ` with ${k}=${v}`).join('')}`, async () => {
       const r = await runCli(['serve', ...args], { ...env }, dir);
