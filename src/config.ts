@@ -1,5 +1,6 @@
 // Configuration is read once, from flags and the environment, validated, and passed down.
 import { isIP } from 'node:net';
+import { accessSync, constants } from 'node:fs';
 
 export interface ServerConfig {
   host: string;
@@ -236,6 +237,17 @@ function publicBaseUrl(flag: string | undefined, fromEnv: string | undefined): s
   return value;
 }
 
+/** A file a setting names must be there to read at start-up, not at the first poll an hour later. */
+function readableFile(name: string, file: string): void {
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? (err as Error).message;
+    throw new Error(`${name} names '${file}', which cannot be read (${why}).`);
+  }
+}
+
 function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   const value = Number(raw ?? fallback);
@@ -252,6 +264,9 @@ function loadPeopleConfig(env: NodeJS.ProcessEnv, baseUrl: string | undefined): 
   if (issuer && !/^https?:\/\/[^/]/.test(issuer)) throw new Error(`CAREBRIDGE_OIDC_ISSUER must be an https URL, not '${issuer}'.`);
   // Without an explicit redirect URI, the provider sends people back to this server's public address.
   const redirectUri = env.CAREBRIDGE_OIDC_REDIRECT_URI ?? (baseUrl ? `${new URL(baseUrl).origin}/auth/oidc/callback` : undefined);
+  if (env.CAREBRIDGE_OIDC_REDIRECT_URI !== undefined && !/^https?:\/\/[^/]/.test(env.CAREBRIDGE_OIDC_REDIRECT_URI)) {
+    throw new Error(`CAREBRIDGE_OIDC_REDIRECT_URI must be an http(s) URL (this server's /auth/oidc/callback as the identity provider reaches it), not '${env.CAREBRIDGE_OIDC_REDIRECT_URI}'.`);
+  }
   return {
     lockoutFailures: wholeNumber(env, 'CAREBRIDGE_LOCKOUT_FAILURES', 5, 1, 100),
     lockoutMinutes: wholeNumber(env, 'CAREBRIDGE_LOCKOUT_MINUTES', 15, 1, 24 * 60),
@@ -274,6 +289,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv): MessagingConfig {
     const certFile = env.CAREBRIDGE_MESH_CLIENT_CERT;
     const keyFile = env.CAREBRIDGE_MESH_CLIENT_KEY;
     if (Boolean(certFile) !== Boolean(keyFile)) throw new Error('Set both CAREBRIDGE_MESH_CLIENT_CERT and CAREBRIDGE_MESH_CLIENT_KEY, or neither.');
+    for (const name of ['CAREBRIDGE_MESH_CLIENT_CERT', 'CAREBRIDGE_MESH_CLIENT_KEY', 'CAREBRIDGE_MESH_CA']) if (env[name]) readableFile(name, env[name]!);
     client = {
       url: url.replace(/\/+$/, ''),
       mailbox,

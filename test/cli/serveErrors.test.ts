@@ -20,8 +20,12 @@ describe('serve: bad settings are one plain line on stderr, and nothing is creat
     [['--port', 'abc', '--db', 'sqlite:./x.db'], {}, /^carebridge: PORT must be a whole number from 0 to 65535, not 'abc'\.$/],
     [['--db', 'sqlite:./x.db'], { CAREBRIDGE_BASE_URL: 'carebridge.example.org/fhir' }, /^carebridge: CAREBRIDGE_BASE_URL must be the FHIR API's public address as an http\(s\) URL, e\.g\. https:\/\/carebridge\.example\.org\/fhir, not 'carebridge\.example\.org\/fhir'\.$/],
     [['--db', 'sqlite:./x.db', '--base-url', 'ftp://files.example.org/fhir'], {}, /^carebridge: --base-url must be the FHIR API's public address as an http\(s\) URL, .*not 'ftp:\/\/files\.example\.org\/fhir'\.$/],
+    [['--db', 'sqlite:./x.db'], { CAREBRIDGE_MESH_URL: 'https://mesh.example.org', CAREBRIDGE_MESH_MAILBOX: 'X26HC001', CAREBRIDGE_MESH_PASSWORD: 'pw', CAREBRIDGE_MESH_CLIENT_SHARED_KEY: 'key', CAREBRIDGE_MESH_CLIENT_CERT: '/nonexistent/client.pem', CAREBRIDGE_MESH_CLIENT_KEY: '/nonexistent/client.key' },
+      /^carebridge: CAREBRIDGE_MESH_CLIENT_CERT names '\/nonexistent\/client\.pem', which cannot be read \(no such file\)\.$/],
+    [['--db', 'sqlite:./x.db'], { CAREBRIDGE_OIDC_ISSUER: 'https://idp.example.org', CAREBRIDGE_OIDC_CLIENT_ID: 'c', CAREBRIDGE_OIDC_CLIENT_SECRET: 's', CAREBRIDGE_OIDC_REDIRECT_URI: 'callback' },
+      /^carebridge: CAREBRIDGE_OIDC_REDIRECT_URI must be an http\(s\) URL .*not 'callback'\.$/],
   ] as const) {
-    it(`serve ${args.join(' ')}${Object.entries(env).map(([k, v]) => ` with ${k}=${v}`).join('')}`, async () => {
+    it(`serve ${args.join(' ')}${Object.entries(env).slice(-1).map(([k, v]) => ` with ${k}=${v}`).join('')}`, async () => {
       const r = await runCli(['serve', ...args], { ...env }, dir);
       assert.equal(r.code, 1, r.stdout);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
