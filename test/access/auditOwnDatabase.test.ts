@@ -191,58 +191,47 @@ describe('the audit journal in its own SQLite file', () => {
       }
     };
     const journalRows = (database: string) => rawCompanion(database, (db) => db.prepare('SELECT (SELECT COUNT(*) FROM audit_batch) AS b, (SELECT COUNT(*) FROM audit_journal) AS j').get());
-    /** A server that audited a search and stopped: its journal file is left with entries in it. */
-    async function journalLeftBehind(): Promise<{ database: string; close(): Promise<void> }> {
+    /** `work` on a database whose server audited a search and stopped: its journal file is left with entries in it. */
+    async function withJournalLeftBehind(work: (database: string) => Promise<void>): Promise<void> {
       const t = await startTestServer('sqlite');
-      assert.equal((await t.fhir.get('Patient?_count=1')).status, 200);
-      await t.server.close();
-      return { database: t.database, close: () => t.close().catch(() => undefined) };
+      try {
+        assert.equal((await t.fhir.get('Patient?_count=1')).status, 200);
+        await t.server.close();
+        await work(t.database);
+      } finally {
+        await t.close().catch(() => undefined);
+      }
     }
     const startAfresh = (database: string) => {
       for (const suffix of ['', '-wal', '-shm']) rmSync(fileOf(database) + suffix, { force: true });
     };
     const OTHERS = /-audit\.db is the audit database of another database \(.*\), not of .*carebridge\.db \(created .*\): move it away/;
 
-    it('refuses a new record file started beside it, and leaves it as it was', async () => {
-      const old = await journalLeftBehind();
-      try {
-        const before = journalRows(old.database);
-        startAfresh(old.database); // an operator starting over, the old journal still beside the new file
-        await assert.rejects(start(old.database), (err: Error) => (assert.match(err.message, OTHERS), assert.match(err.message, /one created /), true));
-        assert.deepEqual(journalRows(old.database), before, 'nothing moved into or out of the old journal');
-        const verify = await runCli(['audit', 'verify', '--db', old.database]);
-        assert.notEqual(verify.code, 0);
-        assert.equal(verify.stderr.trim().split('\n').length, 1, verify.stderr);
-        assert.match(verify.stderr, /^carebridge: .*-audit\.db is the audit database of another database/);
-      } finally {
-        await old.close();
-      }
-    });
+    it('refuses a new record file started beside it, and leaves it as it was', () => withJournalLeftBehind(async (database) => {
+      const before = journalRows(database);
+      startAfresh(database); // an operator starting over, the old journal still beside the new file
+      await assert.rejects(start(database), (err: Error) => (assert.match(err.message, OTHERS), assert.match(err.message, /one created /), true));
+      assert.deepEqual(journalRows(database), before, 'nothing moved into or out of the old journal');
+      const verify = await runCli(['audit', 'verify', '--db', database]);
+      assert.notEqual(verify.code, 0);
+      assert.equal(verify.stderr.trim().split('\n').length, 1, verify.stderr);
+      assert.match(verify.stderr, /^carebridge: .*-audit\.db is the audit database of another database/);
+    }));
 
-    it('refuses it too when it is from before the mark, by its own migrations being older than the record file', async () => {
-      const old = await journalLeftBehind();
-      try {
-        rawCompanion(old.database, (db) => db.exec('DROP TABLE companion_of'));
-        startAfresh(old.database);
-        await assert.rejects(start(old.database), (err: Error) => (assert.match(err.message, OTHERS), assert.match(err.message, /before this one was created/), true));
-      } finally {
-        await old.close();
-      }
-    });
+    it('refuses it too when it is from before the mark, by its own migrations being older than the record file', () => withJournalLeftBehind(async (database) => {
+      rawCompanion(database, (db) => db.exec('DROP TABLE companion_of'));
+      startAfresh(database);
+      await assert.rejects(start(database), (err: Error) => (assert.match(err.message, OTHERS), assert.match(err.message, /before this one was created/), true));
+    }));
 
-    it('takes a journal file from before the mark beside its own record file as its own, and marks it', async () => {
-      const old = await journalLeftBehind();
-      try {
-        rawCompanion(old.database, (db) => db.exec('DROP TABLE companion_of'));
-        const server = await start(old.database);
-        await server.close();
-        const created = new Database(fileOf(old.database), { readonly: true });
-        const made = (created.prepare("SELECT applied_ms FROM schema_migrations WHERE component = 'record' AND version = 1").get() as { applied_ms: number }).applied_ms;
-        created.close();
-        assert.deepEqual(rawCompanion(old.database, (db) => db.prepare('SELECT record_created_ms FROM companion_of').all()), [{ record_created_ms: made }]);
-      } finally {
-        await old.close();
-      }
-    });
+    it('takes a journal file from before the mark beside its own record file as its own, and marks it', () => withJournalLeftBehind(async (database) => {
+      rawCompanion(database, (db) => db.exec('DROP TABLE companion_of'));
+      const server = await start(database);
+      await server.close();
+      const record = new Database(fileOf(database), { readonly: true });
+      const made = (record.prepare("SELECT applied_ms FROM schema_migrations WHERE component = 'record' AND version = 1").get() as { applied_ms: number }).applied_ms;
+      record.close();
+      assert.deepEqual(rawCompanion(database, (db) => db.prepare('SELECT record_created_ms FROM companion_of').all()), [{ record_created_ms: made }]);
+    }));
   });
 });
