@@ -225,13 +225,8 @@ function parseFacilities(text: string): Record<string, string> {
 function publicBaseUrl(flag: string | undefined, fromEnv: string | undefined): string | undefined {
   const value = flag ?? fromEnv;
   if (value === undefined) return undefined;
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
-  }
-  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+  const protocol = URL.canParse(value) ? new URL(value).protocol : undefined;
+  if (protocol !== 'https:' && protocol !== 'http:') {
     throw new Error(`${flag !== undefined ? '--base-url' : 'CAREBRIDGE_BASE_URL'} must be the FHIR API's public address as an http(s) URL, e.g. https://carebridge.example.org/fhir, not '${value}'.`);
   }
   return value;

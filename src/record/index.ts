@@ -46,7 +46,7 @@ export async function openRecordStore(database: string, options: { warmUp?: bool
     definitions();
     validateResource({ resourceType: 'Patient' });
   }
-  const driver = database.startsWith('sqlite:') ? openSqlite(database.slice('sqlite:'.length)) : openPostgres(database);
+  const driver = connectRecordDatabase(database);
   try {
     await migrate(driver);
   } catch (err) {
