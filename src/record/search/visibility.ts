@@ -179,23 +179,35 @@ export function visibleRowOfType(alias: string, type: string, scope: PatientScop
 
 /** The row is in the compartment of a patient in scope, the scope's patients listed once per query. */
 function inListedCompartment(alias: string, scope: PatientScope): Sql {
-  const named = scope.patientIds.length ? `vc.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
-  const related = scopedPatients(scope);
-  return {
-    text: `EXISTS (SELECT 1 FROM compartment vc WHERE vc.rid = ${alias}.rid AND (${named}vc.patient_id IN (${related.text})))`,
-    params: [...scope.patientIds, ...related.params],
-  };
+  // `|| ''` keeps SQLite from probing the (rid, patient_id) index once per person listed for every row:
+  // it finds the row's compartment entries by rid (one or two) and tests each against the list, looked up
+  // once per statement. With 500 people listed that was ~40 µs a row against ~2 µs.
+  const listed = patientIdIn("vc.patient_id || ''", scope);
+  return { text: `EXISTS (SELECT 1 FROM compartment vc WHERE vc.rid = ${alias}.rid AND ${listed.text})`, params: listed.params };
 }
 
 /** The row ids of `type` in the compartments of the patients in scope: where an unfiltered search starts. */
 export function scopedRids(type: string, scope: PatientScope): Sql {
-  const named = scope.patientIds.length ? `c.patient_id IN (${scope.patientIds.map(() => '?').join(', ')}) OR ` : '';
-  const related = scopedPatients(scope);
+  const listed = patientIdIn('c.patient_id', scope);
   return {
     // A resource in two of the caller's people's compartments is listed twice: used as an IN list, it counts once.
-    text: `SELECT c.rid FROM compartment c WHERE c.type = ? AND (${named}c.patient_id IN (${related.text}))`,
-    params: [type, ...scope.patientIds, ...related.params],
+    text: `SELECT c.rid FROM compartment c WHERE c.type = ? AND ${listed.text}`,
+    params: [type, ...listed.params],
   };
+}
+
+/**
+ * `column` names a patient in scope: one of its named patients, or one its relationships reach. A resolved
+ * scope (every relationship already listed as ids) gives no relationship subquery at all: an empty one
+ * still cost each statement building a list and its Bloom filter, more than checking the rows it guards.
+ */
+function patientIdIn(column: string, scope: PatientScope): Sql {
+  const named: Sql = { text: `${column} IN (${scope.patientIds.map(() => '?').join(', ')})`, params: scope.patientIds };
+  if (!scope.via.length) return scope.patientIds.length ? named : { text: '1 = 0', params: [] };
+  const related = scopedPatients(scope);
+  const through: Sql = { text: `${column} IN (${related.text})`, params: related.params };
+  if (!scope.patientIds.length) return through;
+  return { text: `(${named.text} OR ${through.text})`, params: [...named.params, ...through.params] };
 }
 
 /** `visibleRow` as an extra AND clause (empty when unrestricted). */
