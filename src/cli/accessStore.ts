@@ -4,7 +4,7 @@
 import { userInfo } from 'node:os';
 import { auditAdministrationNow, auditDeadLettersViewedNow, migrateAccess, type AdministrativeChange, type DeadLetterView, type SystemActor } from '../access/index.ts';
 import type { SqlDriver } from '../record/index.ts';
-import { databaseFrom, openStore, withStore } from './store.ts';
+import { databaseFrom, databaseSetting, openStore, withStore } from './store.ts';
 
 /** The store named by --db (or CAREBRIDGE_DB), with the access tables, for `work`; closed after. */
 export const withAccessStore = <T>(db: string | undefined, work: (driver: SqlDriver) => Promise<T>) => withStore(db, (d) => migrateAccess(d), work);
@@ -68,7 +68,7 @@ export async function viewDeadLetters<T>(db: string | undefined, command: string
 /** Opens the store with the access tables (and the audit journal, `journal`: what migrateAccess returned) ready, for `work`. */
 async function withAuditedStore<T>(db: string | undefined, work: (driver: SqlDriver, journal: string | undefined) => Promise<T>): Promise<T> {
   const database = databaseFrom(db);
-  const driver = await openStore(database);
+  const driver = await openStore(database, databaseSetting(db));
   try {
     return await work(driver, await migrateAccess(driver, database));
   } finally {

@@ -1,7 +1,7 @@
 // carebridge audit verify: walks the audit trail's hash chain and names the first broken link.
 import type { Command } from 'commander';
 import { migrateAccess, verifyAuditChain } from '../access/index.ts';
-import { DB_OPTION_HELP, databaseFrom, openStore, plainErrors } from './store.ts';
+import { DB_OPTION_HELP, databaseFrom, databaseSetting, openStore, plainErrors } from './store.ts';
 
 export function auditCommand(program: Command): void {
   const audit = program.command('audit').description('The audit trail (AuditEvents, hash-chained).');
@@ -13,7 +13,7 @@ export function auditCommand(program: Command): void {
       .description('Recompute every hash of the audit chain from the stored AuditEvents. Exits 0 when intact, 1 at the first broken link.')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (flags: { db?: string }) => {
-        const driver = await openStore(databaseFrom(flags.db));
+        const driver = await openStore(databaseFrom(flags.db), databaseSetting(flags.db));
         try {
           await migrateAccess(driver);
           const result = await verifyAuditChain(driver);

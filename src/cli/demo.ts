@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { FhirError, handleFhirRequest } from '../record/index.ts';
 import { ProgressLine } from './progress.ts';
-import { DB_OPTION_HELP, databaseFrom, describeDatabase, errorMessage, oneLine, openStore, plainErrors, storeContext } from './store.ts';
+import { DB_OPTION_HELP, databaseFrom, databaseSetting, describeDatabase, errorMessage, oneLine, openStore, plainErrors, storeContext } from './store.ts';
 
 /** The store refuses Bundles of more entries (src/record/transaction.ts); a larger dataset goes in slices. */
 const MAX_TRANSACTION_ENTRIES = 10_000;
@@ -45,7 +45,7 @@ export function demoCommand(program: Command): void {
       const entries = bundle.entry;
       const total = entries.length;
 
-      const driver = await openStore(database);
+      const driver = await openStore(database, databaseSetting(flags.db));
       const progress = new ProgressLine({ quiet: !flags.progress, unit: 'transactions' });
       const ctx = storeContext(driver);
       let stored = 0;

@@ -4,7 +4,7 @@
 // mailbox for a side, or MESH refusing them for hours), and sending them again once the cause is fixed.
 import type { Command } from 'commander';
 import { listCouncilSettings, listFailedAdw, migrateDischarge, retryFailedAdw, setCouncilSettings } from '../discharge/index.ts';
-import { DB_OPTION_HELP, databaseFrom, oneLine, openStore, plainErrors, withStore } from './store.ts';
+import { DB_OPTION_HELP, databaseFrom, databaseSetting, oneLine, openStore, plainErrors, withStore } from './store.ts';
 
 export function dischargeCommand(program: Command): void {
   const discharge = program.command('discharge').description('Digital discharge: councils\' response deadlines.');
@@ -21,7 +21,7 @@ export function dischargeCommand(program: Command): void {
       .option('--adw', 'the council works elsewhere: send it ADW notices over MESH')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (ods: string, flags: { assessmentDeadline: string; dischargeDeadline: string; adw?: boolean; db?: string }) => {
-        const driver = await openStore(databaseFrom(flags.db));
+        const driver = await openStore(databaseFrom(flags.db), databaseSetting(flags.db));
         try {
           await migrateDischarge(driver);
           const saved = await setCouncilSettings(driver, { ods, assessmentDeadline: flags.assessmentDeadline, dischargeDeadline: flags.dischargeDeadline, adw: flags.adw });
@@ -37,7 +37,7 @@ export function dischargeCommand(program: Command): void {
       .description('List councils with their own deadlines.')
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (flags: { db?: string }) => {
-        const driver = await openStore(databaseFrom(flags.db));
+        const driver = await openStore(databaseFrom(flags.db), databaseSetting(flags.db));
         try {
           await migrateDischarge(driver);
           const rows = await listCouncilSettings(driver);

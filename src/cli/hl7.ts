@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { setUpAccess } from '../access/index.ts';
 import { dismissQueued, hl7Intake, listMessages, migrateHl7v2, resolveQueued, LISTABLE_STATUSES, type Hl7Intake, type MessageStatus, type PatientDecision, type Resolution, type Settled } from '../hl7v2/index.ts';
 import type { SqlDriver } from '../record/index.ts';
-import { DB_OPTION_HELP, databaseFrom, openStore, plainErrors } from './store.ts';
+import { DB_OPTION_HELP, databaseFrom, databaseSetting, openStore, plainErrors } from './store.ts';
 import { commandLineActor } from './accessStore.ts';
 
 export function hl7Command(program: Command): void {
@@ -23,7 +23,7 @@ export function hl7Command(program: Command): void {
       .option('--db <database>', DB_OPTION_HELP)
       .action(async (flags: { status: string; db?: string }) => {
         if (!(LISTABLE_STATUSES as readonly string[]).includes(flags.status)) throw new Error(`--status must be one of ${LISTABLE_STATUSES.join(', ')}, not '${flags.status}'.`);
-        const driver = await openStore(databaseFrom(flags.db));
+        const driver = await openStore(databaseFrom(flags.db), databaseSetting(flags.db));
         try {
           await migrateHl7v2(driver);
           const rows = await listMessages(driver, flags.status as MessageStatus);
@@ -73,7 +73,7 @@ export function hl7Command(program: Command): void {
 async function settleFromQueue(id: string, flags: { by?: string; db?: string }, settle: (intake: Hl7Intake, driver: SqlDriver, seq: number, by: string) => Promise<Resolution>): Promise<void> {
   if (!/^\d+$/.test(id)) throw new Error(`'${id}' is not a message id (a number from \`carebridge hl7 queue list\`).`);
   const by = flags.by ?? userInfo().username;
-  const driver = await openStore(databaseFrom(flags.db));
+  const driver = await openStore(databaseFrom(flags.db), databaseSetting(flags.db));
   // Through access, so every change is audited like any other (as the HL7 v2 feed, naming the person).
   const access = await setUpAccess(driver, { tokenRequestsPerMinute: 60 });
   try {

@@ -20,7 +20,7 @@ import { FhirError, handleFhirRequest, type AccessEvent, type FhirResponse, type
 import { ProgressLine } from './progress.ts';
 import { auditAccessesNow, migrateAccess } from '../access/index.ts';
 import { commandLineActor } from './accessStore.ts';
-import { DB_OPTION_HELP, databaseFrom, describeDatabase, errorMessage, oneLine, openStore, plainErrors, storeContext, type StoreContext } from './store.ts';
+import { DB_OPTION_HELP, databaseFrom, databaseSetting, describeDatabase, errorMessage, oneLine, openStore, plainErrors, storeContext, type StoreContext } from './store.ts';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -102,7 +102,7 @@ export function importCommand(program: Command): void {
       const transactionSize = positiveInteger(flags.transactionSize ?? DEFAULT_TRANSACTION_SIZE, '--transaction-size', MAX_BUNDLE_ENTRIES);
       const concurrency = positiveInteger(flags.concurrency ?? 1, '--concurrency', 16);
       const files = await collectFiles(paths);
-      const driver = await openStore(database);
+      const driver = await openStore(database, databaseSetting(flags.db));
       let result: ImportResult;
       try {
         const journal = await migrateAccess(driver, database);

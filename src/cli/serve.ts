@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { isLoopback, loadServerConfig } from '../config.ts';
+import { DatabaseUnavailable } from '../record/index.ts';
+import { databaseSetting } from './store.ts';
 
 export function serveCommand(program: Command): void {
   program
@@ -18,7 +20,9 @@ export function serveCommand(program: Command): void {
       if (config.insecureNoAuth) console.warn('WARNING: --insecure-no-auth: anyone who can reach this port can read and change the record.');
       const calendar = calendarRunningOut(Date.now());
       if (calendar) console.warn(calendar);
-      const server = await buildServer(config, { logLevel: process.env.CAREBRIDGE_LOG_LEVEL ?? 'error' });
+      const server = await buildServer(config, { logLevel: process.env.CAREBRIDGE_LOG_LEVEL ?? 'error' }).catch((err) => {
+        throw err instanceof DatabaseUnavailable ? new Error(err.givenBy(databaseSetting(flags.db))) : err;
+      });
       const address = await server.app.listen({ host: config.host, port: config.port });
       // From the moment requests are answered: a stop writes out what they buffered (the audit trail's last
       // entries) before exiting, even while the demo below is still being loaded.

@@ -2,7 +2,7 @@
 // the store with errors a person can act on, and a context for handleFhirRequest.
 import type { Command } from 'commander';
 import { resolveDatabase } from '../config.ts';
-import { openRecordStore, UNRESTRICTED, type handleFhirRequest, type SqlDriver } from '../record/index.ts';
+import { DatabaseUnavailable, openRecordStore, UNRESTRICTED, type handleFhirRequest, type SqlDriver } from '../record/index.ts';
 
 export type StoreContext = Parameters<typeof handleFhirRequest>[0];
 
@@ -16,22 +16,29 @@ export function databaseFrom(flag: string | undefined, env: NodeJS.ProcessEnv = 
   return resolveDatabase(flag ?? env.CAREBRIDGE_DB, flag !== undefined);
 }
 
+/** The setting that named the database (as databaseFrom chose it), for messages; undefined for the default. */
+export function databaseSetting(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (flag !== undefined) return '--db';
+  return env.CAREBRIDGE_DB !== undefined ? 'CAREBRIDGE_DB' : undefined;
+}
+
 /** The database name with any password hidden, for messages. */
 export function describeDatabase(database: string): string {
   return database.startsWith('sqlite:') ? database : database.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
-export async function openStore(database: string): Promise<SqlDriver> {
+/** The store at `database`, migrated; `setting` (databaseSetting's) is named when it cannot be opened or reached. */
+export async function openStore(database: string, setting?: string): Promise<SqlDriver> {
   try {
     return await openRecordStore(database, { warmUp: false });
   } catch (err) {
-    throw new Error(`cannot open the database ${describeDatabase(database)}: ${errorMessage(err)}`);
+    throw new Error(err instanceof DatabaseUnavailable ? err.givenBy(setting) : `cannot open the database ${describeDatabase(database)}: ${errorMessage(err)}`);
   }
 }
 
 /** The store named by --db (or CAREBRIDGE_DB), with a capability's tables migrated, for `work`; closed after. */
 export async function withStore<T>(db: string | undefined, migrate: (driver: SqlDriver) => Promise<unknown>, work: (driver: SqlDriver) => Promise<T>): Promise<T> {
-  const driver = await openStore(databaseFrom(db));
+  const driver = await openStore(databaseFrom(db), databaseSetting(db));
   try {
     await migrate(driver);
     return await work(driver);

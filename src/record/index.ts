@@ -8,6 +8,7 @@ import { definitions } from './definitions.ts';
 import { validateResource } from './validation.ts';
 
 export type { SqlDriver, SqlExecutor, Param } from './storage/driver.ts';
+export { DatabaseUnavailable } from './storage/driver.ts';
 export { migrate, type Migration } from './storage/schema.ts';
 export { fhirApi } from './http.ts';
 export { handleFhirRequest, type FhirRequest, type FhirResponse } from './rest.ts';

@@ -3,7 +3,7 @@
 // opened: SQLite would serve a temporary database, and everything stored would be gone at the next stop.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './cli.ts';
@@ -34,3 +34,28 @@ describe('serve: bad settings are one plain line on stderr, and nothing is creat
     });
   }
 });
+
+// SQLite's own error, "unable to open database file", names neither the file nor why; every command opens
+// its file in one place (the SQLite driver), so serve and the others say both alike.
+describe('a SQLite file that cannot be opened is named, with why', () => {
+  const notAFolder = join(mkdtempSync(join(tmpdir(), 'carebridge-not-a-folder-')), 'file');
+  writeFileSync(notAFolder, 'not a folder');
+  after(() => rmSync(join(notAFolder, '..'), { recursive: true, force: true }));
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [['serve', '--db', `sqlite:${notAFolder}/x.db`], {}, /^carebridge: cannot open the SQLite database file '.*\/file\/x\.db' given by --db \(part of its path is a file, not a folder\)\.$/],
+    [['users', 'list'], { CAREBRIDGE_DB: `sqlite:${notAFolder}/x.db` }, /^carebridge: cannot open the SQLite database file '.*\/file\/x\.db' given by CAREBRIDGE_DB \(part of its path is a file, not a folder\)\.$/],
+  ];
+  // procfs holds no files of ours: the folder is there, and even root may make nothing in it.
+  if (process.platform === 'linux') {
+    cases.push([['serve', '--db', 'sqlite:/proc/x.db'], {}, /^carebridge: cannot open the SQLite database file '\/proc\/x\.db' given by --db \(no file can be made in its folder '\/proc'\)\.$/]);
+  }
+  for (const [args, env, pattern] of cases) {
+    it(`${args.join(' ')}${Object.entries(env).map(([k, v]) => ` with ${k}=${v}`).join('')}`, async () => {
+      const r = await runCli(args, env, dir);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr.trim(), pattern);
+    });
+  }
+});
+

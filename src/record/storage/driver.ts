@@ -45,3 +45,20 @@ export interface SqlDriver extends SqlExecutor {
   writes(): number;
   close(): Promise<void>;
 }
+
+/**
+ * The database could not be opened or reached, said in the operator's words: which file or server, and
+ * why. The drivers' own errors name neither ("unable to open database file", "connect ECONNREFUSED").
+ * Never holds a password.
+ */
+export class DatabaseUnavailable extends Error {
+  constructor(readonly action: 'open' | 'reach', readonly subject: string, readonly reason: string) {
+    super(`cannot ${action} ${subject} (${reason})`);
+    this.name = 'DatabaseUnavailable';
+  }
+
+  /** The message with the setting that named the database, for a command line that has one to correct. */
+  givenBy(setting: string | undefined): string {
+    return `cannot ${this.action} ${this.subject}${setting ? ` given by ${setting}` : ''} (${this.reason}).`;
+  }
+}

@@ -1,11 +1,78 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Param, SqlDriver, SqlExecutor } from './driver.ts';
+import { DatabaseUnavailable, type Param, type SqlDriver, type SqlExecutor } from './driver.ts';
 import { BACKSTOP_PAGES, startWalCheckpointer, type WalCheckpointer } from './walCheckpointer.ts';
 
 type Db = Database.Database;
 type Statement = Database.Statement;
+
+/**
+ * The writer and reader connections to the file at `path`, made ready. Every command opens its SQLite file
+ * here, so a file that cannot be opened is named, with why, in one place for all of them.
+ */
+function openConnections(path: string): { writer: Db; reader: Db } {
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const writer = new Database(path);
+    try {
+      writer.pragma('journal_mode = WAL');
+      // FULL: a commit is on disk before the response is sent, so nothing acknowledged is lost even on power failure.
+      writer.pragma('synchronous = FULL');
+      writer.pragma('busy_timeout = 5000');
+      writer.pragma('foreign_keys = ON');
+      // Group commit puts every transaction in a savepoint, whose undo pages SQLite otherwise spills to a temp
+      // file made, grown and deleted per commit: half the server's write syscalls under a busy inbox. They are
+      // only needed to roll back a savepoint, never for crash recovery (the WAL is), so memory loses nothing.
+      writer.pragma('temp_store = MEMORY');
+      const reader = path === ':memory:' ? writer : new Database(path, { readonly: false });
+      reader.pragma('busy_timeout = 5000');
+      return { writer, reader };
+    } catch (err) {
+      writer.close();
+      throw err;
+    }
+  } catch (err) {
+    const sqliteSays = (err as Error).message.replace(/\s*\n\s*/g, ' ');
+    throw new DatabaseUnavailable('open', `the SQLite database file '${path}'`, whyUnopenable(path) ?? sqliteSays);
+  }
+}
+
+/**
+ * Why the operating system will not let SQLite open `path` and write beside it, found by asking it the
+ * same: SQLite says only "unable to open database file". Undefined when it would, and SQLite's own reason
+ * stands ("file is not a database"). A file made by asking is removed again.
+ */
+function whyUnopenable(path: string): string | undefined {
+  const folder = dirname(path);
+  const existed = existsSync(path);
+  try {
+    closeSync(openSync(path, existed ? constants.O_RDWR : constants.O_RDWR | constants.O_CREAT | constants.O_EXCL));
+    if (!existed) unlinkSync(path);
+  } catch (err) {
+    return refusal((err as NodeJS.ErrnoException).code, existed, folder) ?? (err as Error).message;
+  }
+  try {
+    accessSync(folder, constants.W_OK);
+  } catch {
+    // Its write-ahead log and shared-memory files are made beside it, at the first open.
+    return `its folder '${folder}' is not writable, and SQLite keeps its write-ahead log there`;
+  }
+  return undefined;
+}
+
+/** An operating system's refusal to open or make the file, said of the file and its folder. */
+function refusal(code: string | undefined, existed: boolean, folder: string): string | undefined {
+  switch (code) {
+    case 'ENOENT': return existsSync(folder) ? `no file can be made in its folder '${folder}'` : `its folder '${folder}' does not exist and could not be made`;
+    case 'EACCES':
+    case 'EPERM': return existed ? 'this user may not write to it' : `this user may not make files in its folder '${folder}'`;
+    case 'EROFS': return 'it is on a read-only file system';
+    case 'ENOTDIR': return 'part of its path is a file, not a folder';
+    case 'EISDIR': return 'it is a folder, not a file';
+    default: return undefined;
+  }
+}
 
 /**
  * SQLite (3.53) plans a query with the value of a LIMIT that is a bare parameter, so binding it again
@@ -29,19 +96,7 @@ export function limitsReadAtRunTime(sql: string): string {
  * shared COMMIT is on disk (or rejects when that COMMIT fails, as its own would have).
  */
 export function openSqlite(path: string): SqlDriver {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const writer = new Database(path);
-  writer.pragma('journal_mode = WAL');
-  // FULL: a commit is on disk before the response is sent, so nothing acknowledged is lost even on power failure.
-  writer.pragma('synchronous = FULL');
-  writer.pragma('busy_timeout = 5000');
-  writer.pragma('foreign_keys = ON');
-  // Group commit puts every transaction in a savepoint, whose undo pages SQLite otherwise spills to a temp
-  // file made, grown and deleted per commit: half the server's write syscalls under a busy inbox. They are
-  // only needed to roll back a savepoint, never for crash recovery (the WAL is), so memory loses nothing.
-  writer.pragma('temp_store = MEMORY');
-  const reader = path === ':memory:' ? writer : new Database(path, { readonly: false });
-  reader.pragma('busy_timeout = 5000');
+  const { writer, reader } = openConnections(path);
 
   const writerStatements = new Map<string, Statement>();
   const readerStatements = new Map<string, Statement>();
