@@ -1,7 +1,7 @@
 // The shared care record: FHIR R4 storage, search, validation and the change feed.
 // Other capabilities use the record only through what this file exports.
 import { openSqlite } from './storage/sqliteDriver.ts';
-import { openPostgres } from './storage/postgresDriver.ts';
+import { openPostgres, unreachableServer } from './storage/postgresDriver.ts';
 import { migrate } from './storage/schema.ts';
 import type { SqlDriver } from './storage/driver.ts';
 import { definitions } from './definitions.ts';
@@ -52,7 +52,8 @@ export async function openRecordStore(database: string, options: { warmUp?: bool
     await migrate(driver);
   } catch (err) {
     await driver.close().catch(() => undefined);
-    throw err;
+    // PostgreSQL connects at the first statement: a server that is not there is found here.
+    throw (driver.dialect === 'postgres' && unreachableServer(err, database)) || err;
   }
   return driver;
 }

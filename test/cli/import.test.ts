@@ -258,7 +258,7 @@ describe('carebridge import', { concurrency: 2 }, () => {
 
     it('a database that cannot be reached, without showing its password', async () => {
       const r = await runCli(['import', SYNTHEA_DIR, '--db', 'postgres://someone:s3cret@127.0.0.1:1/none']);
-      oneLineError(r, /cannot open the database postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/none/);
+      oneLineError(r, /cannot reach the PostgreSQL server at 127\.0\.0\.1:1 given by --db \(connection refused\)\./);
       assert.doesNotMatch(r.stderr, /s3cret/);
     });
 

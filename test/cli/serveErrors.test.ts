@@ -59,3 +59,19 @@ describe('a SQLite file that cannot be opened is named, with why', () => {
   }
 });
 
+// pg's own error, "connect ECONNREFUSED 127.0.0.1:1", says neither that it is the database nor which
+// setting named it. Nothing listens on port 1, so the refusal is immediate.
+describe('a PostgreSQL server that cannot be reached is named by host and port, never with its password', () => {
+  for (const [args, env, setting] of [
+    [['--db', 'postgres://someone:s3cret@127.0.0.1:1/none'], {}, '--db'],
+    [[], { CAREBRIDGE_DB: 'postgres://someone:s3cret@127.0.0.1:1/none' }, 'CAREBRIDGE_DB'],
+  ] as const) {
+    it(`serve with ${setting}`, async () => {
+      const r = await runCli(['serve', ...args], { ...env }, dir);
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.stderr.trim(), `carebridge: cannot reach the PostgreSQL server at 127.0.0.1:1 given by ${setting} (connection refused).`);
+      assert.doesNotMatch(r.stderr + r.stdout, /s3cret/);
+    });
+  }
+});
+

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Param, SqlDriver, SqlExecutor, TableRows } from './driver.ts';
+import { DatabaseUnavailable, type Param, type SqlDriver, type SqlExecutor, type TableRows } from './driver.ts';
 
 // int8 (bigint) columns hold epoch milliseconds and row ids, all well inside a double's exact range.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -135,4 +135,34 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
       await pool.end();
     },
   };
+}
+
+/** Failures of the connection itself, not of a statement, in the operator's words. */
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'its host name could not be looked up',
+  ETIMEDOUT: 'connecting timed out',
+  EHOSTUNREACH: 'no route to its host',
+  ENETUNREACH: 'no route to its network',
+  ECONNRESET: 'the connection was reset',
+};
+
+/**
+ * The server at `url` could not be reached, said with its host and port and never the URL's password:
+ * pg's own error ("connect ECONNREFUSED 127.0.0.1:1") says neither what was being connected to nor
+ * where that came from. Undefined for any other error (a wrong password, a missing database).
+ */
+export function unreachableServer(err: unknown, url: string): DatabaseUnavailable | undefined {
+  // A host name with several addresses fails with an AggregateError of one error per address.
+  const first = err instanceof AggregateError && err.errors.length ? err.errors[0] : err;
+  const reason = UNREACHABLE[(first as NodeJS.ErrnoException)?.code ?? ''];
+  return reason ? new DatabaseUnavailable('reach', `the PostgreSQL server at ${serverOf(url)}`, reason) : undefined;
+}
+
+/** host:port as pg reads them from the URL (a `host` parameter wins; 5432 unless given). */
+function serverOf(url: string): string {
+  if (!URL.canParse(url)) return 'its URL';
+  const parsed = new URL(url);
+  return `${parsed.searchParams.get('host') ?? (parsed.hostname || 'localhost')}:${parsed.port || 5432}`;
 }
