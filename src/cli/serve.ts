@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { isIP, type AddressInfo } from 'node:net';
 import { isLoopback, loadServerConfig } from '../config.ts';
 import { DatabaseUnavailable } from '../record/index.ts';
 import { databaseSetting } from './store.ts';
@@ -23,7 +24,8 @@ export function serveCommand(program: Command): void {
       const server = await buildServer(config, { logLevel: process.env.CAREBRIDGE_LOG_LEVEL ?? 'error' }).catch((err) => {
         throw err instanceof DatabaseUnavailable ? new Error(err.givenBy(databaseSetting(flags.db))) : err;
       });
-      const address = await server.app.listen({ host: config.host, port: config.port });
+      await server.app.listen({ host: config.host, port: config.port });
+      const { url, allInterfaces } = listeningOn(config.host, (server.app.server.address() as AddressInfo).port);
       // From the moment requests are answered: a stop writes out what they buffered (the audit trail's last
       // entries) before exiting, even while the demo below is still being loaded.
       let stopping: Promise<void> | undefined;
@@ -32,7 +34,7 @@ export function serveCommand(program: Command): void {
       process.once('SIGTERM', stop);
       // Demo logins only for a server bound to this machine: never hand out credentials on a network.
       if (flags.demo !== false && !config.insecureNoAuth && isLoopback(config.host)) {
-        const lines = await seedDemoIfEmpty(server.driver, address).catch((err) => {
+        const lines = await seedDemoIfEmpty(server.driver, url).catch((err) => {
           if (stopping) return [] as string[]; // stopped while loading: the database closed under it
           throw err;
         });
@@ -41,6 +43,22 @@ export function serveCommand(program: Command): void {
       }
       const where = config.database.startsWith('sqlite:') ? config.database : config.database.replace(/\/\/[^@/]*@/, '//***@');
       if (server.hl7) console.log(`HL7 v2 (MLLP) listening on ${server.hl7.host}:${server.hl7.port}`);
-      console.log(`CareBridge listening on ${address} (portal at ${address}/${config.insecureNoAuth ? ' not served without authentication' : ''}, FHIR API at ${address}/fhir${config.messaging.sharedKey ? `, MESH mailbox at ${address}/messageexchange` : ''}, database ${where})`);
+      const on = allInterfaces ? `${allInterfaces} (all interfaces; ` : `${url} (`;
+      console.log(`CareBridge listening on ${on}portal at ${url}/${config.insecureNoAuth ? ' not served without authentication' : ''}, FHIR API at ${url}/fhir${config.messaging.sharedKey ? `, MESH mailbox at ${url}/messageexchange` : ''}, database ${where})`);
     });
+}
+
+/** Hosts that listen on every interface, and the loopback address that reaches them from this machine. */
+const WILDCARD_LOOPBACK = new Map([['0.0.0.0', '127.0.0.1'], ['::', '::1']]);
+
+/**
+ * What the start-up line says: the host the server was told to listen on, with the port it got. Fastify's
+ * own answer is its first address, which for 0.0.0.0 is 127.0.0.1 and reads as if only this machine could
+ * connect, and for a host name is that name's first address. A wildcard is said as such (`allInterfaces`,
+ * e.g. 0.0.0.0:8080), with a loopback URL that works from this machine.
+ */
+function listeningOn(host: string, port: number): { url: string; allInterfaces?: string } {
+  const hostPort = (h: string) => `${isIP(h) === 6 ? `[${h}]` : h}:${port}`;
+  const loopback = WILDCARD_LOOPBACK.get(host);
+  return loopback ? { url: `http://${hostPort(loopback)}`, allInterfaces: hostPort(host) } : { url: `http://${hostPort(host)}` };
 }

@@ -3,10 +3,11 @@
 // opened: SQLite would serve a temporary database, and everything stored would be gone at the next stop.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from './cli.ts';
+import { ROOT, runCli } from './cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'carebridge-serve-errors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -75,3 +76,41 @@ describe('a PostgreSQL server that cannot be reached is named by host and port, 
   }
 });
 
+/** Starts `carebridge serve` on a new database and a free port; resolves to its "CareBridge listening" line, then stops it. */
+async function listeningLine(args: string[]): Promise<string> {
+  const own = mkdtempSync(join(tmpdir(), 'carebridge-listening-'));
+  const child = spawn(process.execPath, [join(ROOT, 'bin/carebridge.mjs'), 'serve', '--port', '0', '--no-demo', '--db', `sqlite:${join(own, 'c.db')}`, ...args], {
+    env: { ...process.env, NODE_TEST_CONTEXT: undefined, CAREBRIDGE_DB: undefined }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const closed = new Promise((r) => child.once('close', r));
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+  try {
+    for (let i = 0; i < 300 && !/CareBridge listening.*\n/.test(out) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+    const line = /^CareBridge listening.*$/m.exec(out)?.[0];
+    assert.ok(line, out);
+    const fhir = /FHIR API at (\S+?),/.exec(line)![1];
+    assert.equal((await fetch(`${fhir}/metadata`)).status, 200, `${fhir} is a URL that reaches the server`);
+    return line;
+  } finally {
+    child.kill('SIGTERM');
+    await closed;
+    rmSync(own, { recursive: true, force: true });
+  }
+}
+
+// Fastify answers with its first address: 127.0.0.1 for 0.0.0.0, which reads as if the server were bound
+// to loopback alone. Nothing stops a server listening beyond loopback (it always asks for authentication,
+// and makes no demo logins there), so these start one as an operator would.
+describe('the listening line says the host the server was given', () => {
+  it('a wildcard host is said to be all interfaces, with a URL that works from this machine', async () => {
+    const line = await listeningLine(['--host', '0.0.0.0']);
+    assert.match(line, /^CareBridge listening on 0\.0\.0\.0:(\d+) \(all interfaces; portal at http:\/\/127\.0\.0\.1:\1\/, FHIR API at http:\/\/127\.0\.0\.1:\1\/fhir, database sqlite:/);
+  });
+
+  it('a named host is the URL\'s host', async () => {
+    const line = await listeningLine(['--host', 'localhost']);
+    assert.match(line, /^CareBridge listening on http:\/\/localhost:(\d+) \(portal at http:\/\/localhost:\1\/, FHIR API at http:\/\/localhost:\1\/fhir, /);
+  });
+});
