@@ -137,7 +137,9 @@ export function parseAdt(text: string): AdtEvent {
   if (text[3] !== FIELD_SEPARATOR || text.slice(4, 8) !== ENCODING_CHARACTERS || text[8] !== FIELD_SEPARATOR) {
     reject('AR', 102, 'MSH-2', `MSH-1 and MSH-2 must be the standard encoding characters |^~\\& (sent: ${JSON.stringify(text.slice(3, 9))}).`);
   }
-  const message = Hl7Message.parse(text);
+  // HL7 v2 ends every segment with a carriage return, the last one too (some senders use CR LF): what
+  // follows the last terminator is not a segment.
+  const message = Hl7Message.parse(text.replace(/[\r\n]+$/, ''));
   message.segments.forEach((s, i) => {
     if (!/^[A-Z][A-Z0-9]{2}$/.test(s.name)) reject('AR', 100, `segment ${i + 1}`, `Segment ${i + 1} (${JSON.stringify(s.name.slice(0, 10))}) is not an HL7 segment: segments are separated by carriage returns and begin with a three-letter name.`);
   });

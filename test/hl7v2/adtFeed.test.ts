@@ -478,6 +478,23 @@ for (const engine of ENGINES) {
       assert.deepEqual(queued.map((q) => q.visit).sort(), ['VN2026000402', 'VN2026000403', 'VN2026000404']);
     });
 
+    // HL7 v2 ends every segment with a carriage return, the last one too, so that is how a PAS sends them
+    // (some send CR LF, or nothing after the last). Read as an empty segment after the last, every such
+    // message was refused (AR).
+    it('a message whose every segment ends in a carriage return, the last too, or in CR LF, or the last in nothing, is applied', async () => {
+      const raw = await MllpTestClient.connect(port);
+      const endings = [['RX9-000601', 'VN2026000601', '\r', '\r'], ['RX9-000602', 'VN2026000602', '\r\n', '\r\n'], ['RX9-000603', 'VN2026000603', '\r', '']] as const;
+      for (const [control, visit, between, last] of endings) {
+        const message = variant('a01-admit-second-spell', ['RX9-000201', control], ['VN2026000201', visit]).split('\r').join(between) + last;
+        raw.write(VT + message + END);
+        const reply = await raw.nextReply();
+        assert.equal(ackCode(reply), 'AA', `${JSON.stringify(between)}: AA expected; got ${reply.replace(/\r/g, ' / ')}`);
+        const stay = await encounterFor(visit);
+        assert.equal(stay?.subject?.reference, `Patient/${patients.derek}`, `${JSON.stringify(between)}: the stay is filed against the person`);
+      }
+      await raw.close();
+    });
+
     it('malformed, unsupported and oversized messages get an AR with the reason (and bad content an AE); the listener keeps serving', async () => {
       const raw = await MllpTestClient.connect(port);
       // Each case has a control id of its own, so none is taken for a repeat of another.

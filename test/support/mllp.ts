@@ -37,9 +37,12 @@ export class MllpTestClient {
     });
   }
 
-  /** Sends one message (segments joined by CR) in an MLLP frame and waits for its reply. */
+  /**
+   * Sends one message in an MLLP frame, each segment ended by a carriage return as HL7 v2 writes them (the
+   * last one too), and waits for its reply.
+   */
   send(message: string): Promise<string> {
-    this.write(VT + message.replace(/\r?\n/g, '\r').replace(/\r$/, '') + END);
+    this.write(VT + message.replace(/\r?\n/g, '\r').replace(/\r?$/, '\r') + END);
     return this.nextReply();
   }
 
