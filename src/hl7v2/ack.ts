@@ -46,7 +46,8 @@ export function buildAck(header: Partial<Hl7Header>, code: AckCode, note?: AckNo
       escapeHl7(problem.text),
     ]));
   }
-  return new Hl7Message(segments).toString();
+  // Every segment ends with a carriage return in HL7 v2, the last one too; a strict PAS reads no less.
+  return `${new Hl7Message(segments).toString()}\r`;
 }
 
 /**

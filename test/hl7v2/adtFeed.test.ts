@@ -489,6 +489,7 @@ for (const engine of ENGINES) {
         raw.write(VT + message + END);
         const reply = await raw.nextReply();
         assert.equal(ackCode(reply), 'AA', `${JSON.stringify(between)}: AA expected; got ${reply.replace(/\r/g, ' / ')}`);
+        assert.ok(reply.endsWith('\r'), 'the ACK ends its last segment with a carriage return too, as HL7 v2 writes it');
         const stay = await encounterFor(visit);
         assert.equal(stay?.subject?.reference, `Patient/${patients.derek}`, `${JSON.stringify(between)}: the stay is filed against the person`);
       }
