@@ -68,8 +68,12 @@ export async function addClient(db: SqlExecutor, c: NewClient): Promise<{ client
   return { client: (await findClient(db, clientId))!, secret };
 }
 
-/** What the token endpoint verifies client assertions with (authenticateAssertion in tokenEndpoint.ts). */
-export const ASSERTION_ALGORITHMS = ['RS384', 'ES384', 'RS256', 'ES256'];
+/**
+ * What the token endpoint verifies client assertions with (authenticateAssertion in tokenEndpoint.ts):
+ * SMART Backend Services' RS384 and ES384, their 256-bit kin, and RS512, which NHS national APIs have
+ * their clients sign with, so a client built for those works here unchanged.
+ */
+export const ASSERTION_ALGORITHMS = ['RS384', 'ES384', 'RS256', 'ES256', 'RS512'];
 /** JWK members that only a private or secret key has (RFC 7517/7518): never to be stored here. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const EC_ALGORITHM: Record<string, string> = { 'P-256': 'ES256', 'P-384': 'ES384' };

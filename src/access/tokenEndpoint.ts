@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import type { SqlDriver } from '../record/index.ts';
-import { authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
+import { ASSERTION_ALGORITHMS, authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
 import { grantScopes, parseScope, parseScopes, systemScopes } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import { createHash } from 'node:crypto';
@@ -117,7 +117,7 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       response_types_supported: ['code'],
       code_challenge_methods_supported: ['S256'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
-      token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384', 'RS256', 'ES256'],
+      token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
       scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'user/*.cruds', 'user/*.rs', 'patient/*.rs', 'launch/patient'],
       // Patient context (patient/ scopes, launch/patient) is given to a person signing in to their own
       // record only: there is no patient picker, so staff and carers asking for it are refused invalid_scope.
@@ -267,11 +267,12 @@ async function authenticateAssertion(options: TokenEndpointOptions, form: Record
   let payload;
   try {
     ({ payload } = await jwtVerify(form.client_assertion, createLocalJWKSet(client.jwks as never), {
-      algorithms: ['RS384', 'ES384', 'RS256', 'ES256'],
+      algorithms: ASSERTION_ALGORITHMS,
       issuer: client.clientId,
       subject: client.clientId,
       audience: tokenUrl,
-      maxTokenAge: '5 minutes',
+      // No iat required (no maxTokenAge): SMART Backend Services and NHS national APIs ask clients for iss,
+      // sub, aud, jti and exp only. The lifetime is bounded by exp (below) and each jti is taken once.
       requiredClaims: ['exp', 'jti'],
     }));
   } catch (err) {
