@@ -6,7 +6,7 @@ import type { Param, SqlExecutor } from './storage/driver.ts';
 import { putResource, deleteResource, assertNotDeleted, createResources, type Admit, type WrittenResource } from './storage/writePath.ts';
 import { badRequest, gone, notFound, multipleMatches, unprocessable, FhirError } from './outcome.ts';
 import { validateResource } from './validation.ts';
-import { parseSearchRequest, type QueryParams } from './search/request.ts';
+import { isResultParam, parseSearchRequest, type QueryParams } from './search/request.ts';
 import { executeSearch } from './search/execute.ts';
 import { historyBundle, queryString, type HistoryRow } from './bundle.ts';
 import { forbidden, type PatientScope } from './accessControl.ts';
@@ -304,10 +304,26 @@ export async function matchIds(ctx: Ctx, type: string, query: QueryParams): Prom
   return runMatch(ctx, conditionalSearch(type, query));
 }
 
-/** Conditional criteria are parsed strictly: an unknown parameter must not widen the match to everyone. */
+/** Only say how the answer is written; a conditional request's own URL may carry them. */
+const PRESENTATION_PARAMS = new Set(['_format', '_pretty']);
+
+/**
+ * Conditional criteria are parsed strictly: an unknown parameter must not widen the match to everyone.
+ * Nor may paging, sorting or summary parameters stand in for criteria: `_count=1` alone matches every
+ * resource of the type (so a conditional delete or update hits whichever one exists), and `_offset=1` or
+ * `_summary=count` hide the real match (so a conditional create or update makes a duplicate).
+ */
 function conditionalSearch(type: string, query: QueryParams) {
   if (!query.length) throw badRequest(`A conditional ${type} request needs search criteria.`);
+  const shaping = [...new Set(query.map(([name]) => name.trim()).filter((name) => isResultParam(name) && !PRESENTATION_PARAMS.has(name)))];
+  if (shaping.length) {
+    throw badRequest(
+      `Conditional criteria choose which ${type} is meant, so they cannot hold ${shaping.join(', ')}: those shape a search's answer and would change or hide the match. Give search parameters only, e.g. identifier=system|value.`,
+      shaping[0],
+    );
+  }
   const req = parseSearchRequest(type, query, 'strict');
+  if (!req.filters.length) throw badRequest(`A conditional ${type} request needs search criteria (e.g. identifier=system|value); '${queryString(query)}' would match every ${type}.`);
   req.count = 2;
   req.total = 'none';
   return req;

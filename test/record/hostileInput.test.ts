@@ -798,6 +798,28 @@ for (const engine of ENGINES) {
       });
     });
 
+    it('conditional criteria made of paging, sorting or summary parameters are 400s: nothing is deleted, overwritten or duplicated', async () => {
+      // The seed holds one Patient, one RiskAssessment and one Encounter: criteria that match "every one" match exactly it.
+      const mrn = `identifier=${encodeURIComponent(`${MRN}|MRN-1`)}`;
+      const patient = JSON.stringify({ resourceType: 'Patient', identifier: [{ system: MRN, value: 'MRN-1' }], name: [{ family: 'Duplicate' }] });
+      const conditionalCreate = (criteria: string) => JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Patient', ifNoneExist: criteria }, resource: JSON.parse(patient) }] });
+      const cases: [string, string, SendOptions][] = [
+        ['DELETE', 'RiskAssessment?_count=1', {}],
+        ['DELETE', 'Encounter?_sort=-_lastUpdated', {}],
+        ['PUT', 'Patient?_count=1', { body: patient }],
+        ['PUT', `Patient?${mrn}&_offset=1`, { body: patient }],
+        ['POST', 'Patient', { body: patient, headers: { 'if-none-exist': `${mrn}&_summary=count` } }],
+        ['POST', 'Patient', { body: patient, headers: { 'if-none-exist': `${mrn}&_offset=1` } }],
+        ['POST', 'Patient', { body: patient, headers: { 'if-none-exist': '_format=json' } }],
+        ['POST', '', { body: conditionalCreate(`${mrn}&_offset=1`) }],
+      ];
+      await unchanged(() => everyCase(cases, ([method, path, options]) => rejected(method, path, { ...options, status: 400 }), ([m, p, o]) => `${m} ${p} ${o.headers?.['if-none-exist'] ?? ''}`));
+      // The same criteria without them still find the one Patient, and write nothing.
+      const found = await send(s, 'POST', 'Patient', { body: patient, headers: { 'if-none-exist': mrn } });
+      assert.equal(found.status, 200, describeReply(found));
+      assert.equal(found.json.id, ids.patient);
+    });
+
     it('a transaction with any bad entry is refused whole: nothing of it is stored', async () => {
       const patient = { resourceType: 'Patient', name: [{ family: 'Halfwritten' }] };
       const good = (n: number) => Array.from({ length: n }, (_, i) => ({ fullUrl: `urn:uuid:good-${i}`, request: { method: 'POST', url: 'Patient' }, resource: patient }));

@@ -50,6 +50,11 @@ export type Handling = 'strict' | 'lenient';
 
 const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_total', '_summary', '_elements', '_include', '_revinclude', '_format', '_pretty']);
 
+/** A parameter that shapes the answer (paging, sorting, summary, includes, format) rather than choosing what matches. */
+export function isResultParam(name: string): boolean {
+  return RESULT_PARAMS.has(name) || name.startsWith('_include') || name.startsWith('_revinclude');
+}
+
 export function paramRef(resourceType: string, code: string): ParamRef | undefined {
   if (code === '_id') return { code, type: 'token' };
   if (code === '_lastUpdated') return { code, type: 'date' };
@@ -63,7 +68,7 @@ export function parseSearchRequest(resourceType: string, query: QueryParams, han
     // PostgreSQL cannot hold NUL in text and SQLite's LIKE stops at it: refuse it before any SQL.
     if (rawName.includes('\0') || value.includes('\0')) throw badRequest('A search parameter contains a NUL character.');
     const name = rawName.trim();
-    if (RESULT_PARAMS.has(name) || name.startsWith('_include') || name.startsWith('_revinclude')) {
+    if (isResultParam(name)) {
       applyResultParam(req, name, value);
       req.used.push([name, value]);
       continue;
