@@ -41,9 +41,26 @@ export async function processBundle(ctx: RestContext, body: unknown): Promise<Fh
   if (!Array.isArray(rawEntries)) throw badRequest('Bundle.entry must be an array.', 'Bundle.entry');
   if (rawEntries.length > MAX_ENTRIES) throw new FhirError(413, [{ severity: 'error', code: 'too-costly', diagnostics: `A Bundle may hold at most ${MAX_ENTRIES} entries; split it.` }]);
   const entries = rawEntries.map((e, i) => parseEntry(ctx, e, i));
+  refuseDuplicateFullUrls(entries);
   if (bundle.type === 'batch') return runBatch(ctx, entries);
   entries.forEach(refuseDeepPaging);
   return runTransaction(ctx, entries);
+}
+
+/**
+ * A fullUrl names one entry (bdl-7). Were two to share one, a reference to it would silently go to whichever
+ * came last, and both resources would be stored: the client would never learn its Bundle was ambiguous.
+ */
+function refuseDuplicateFullUrls(entries: Entry[]): void {
+  const first = new Map<string, number>();
+  for (const e of entries) {
+    if (e.fullUrl === undefined) continue;
+    const earlier = first.get(e.fullUrl);
+    if (earlier !== undefined) {
+      throw badRequest(`Bundle.entry[${e.index}].fullUrl '${e.fullUrl}' is also Bundle.entry[${earlier}]'s: each entry needs a fullUrl of its own, so references to it are unambiguous.`, `Bundle.entry[${e.index}].fullUrl`);
+    }
+    first.set(e.fullUrl, e.index);
+  }
 }
 
 function refuseDeepPaging(e: Entry): void {

@@ -822,8 +822,8 @@ for (const engine of ENGINES) {
 
     it('a transaction with any bad entry is refused whole: nothing of it is stored', async () => {
       const patient = { resourceType: 'Patient', name: [{ family: 'Halfwritten' }] };
-      const good = (n: number) => Array.from({ length: n }, (_, i) => ({ fullUrl: `urn:uuid:good-${i}`, request: { method: 'POST', url: 'Patient' }, resource: patient }));
-      const tx = (...bad: unknown[]) => JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [...good(3), ...bad, ...good(2)] });
+      const good = (n: number, where: string) => Array.from({ length: n }, (_, i) => ({ fullUrl: `urn:uuid:good-${where}-${i}`, request: { method: 'POST', url: 'Patient' }, resource: patient }));
+      const tx = (...bad: unknown[]) => JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [...good(3, 'before'), ...bad, ...good(2, 'after')] });
       const cases: [string, string, number?][] = [
         ['invalid resource', tx({ request: { method: 'POST', url: 'Observation' }, resource: { resourceType: 'Observation', code: { text: 'no status' } } })],
         ['unknown type', tx({ request: { method: 'POST', url: 'Foo' }, resource: { resourceType: 'Foo' } }), 404],
@@ -833,6 +833,9 @@ for (const engine of ENGINES) {
         ['stale If-Match', tx({ request: { method: 'PUT', url: `Patient/${ids.patient}`, ifMatch: 'W/"999"' }, resource: { resourceType: 'Patient', id: ids.patient } }), 412],
         ['malformed If-Match', tx({ request: { method: 'PUT', url: `Patient/${ids.patient}`, ifMatch: 'nonsense' }, resource: { resourceType: 'Patient', id: ids.patient } }), 400],
         ['unknown search parameter in a conditional create', tx({ request: { method: 'POST', url: 'Patient', ifNoneExist: 'nonsense=1' }, resource: patient }), 400],
+        // Which of the two would a reference to it mean? The Bundle is ambiguous, so it is refused, not guessed at.
+        ['two entries with one fullUrl', tx({ fullUrl: 'urn:uuid:good-before-0', request: { method: 'POST', url: 'Observation' }, resource: { resourceType: 'Observation', status: 'final', code: { text: 'x' }, subject: { reference: 'urn:uuid:good-before-0' } } }), 400],
+        ['a batch with two entries of one fullUrl', JSON.stringify({ resourceType: 'Bundle', type: 'batch', entry: [...good(2, 'batch'), { fullUrl: 'urn:uuid:good-batch-1', request: { method: 'POST', url: 'Patient' }, resource: patient }] }), 400],
         ['a search that fails', tx({ request: { method: 'GET', url: 'Patient?birthdate=garbage' } }), 400],
         ['a read of a deleted-or-missing resource', tx({ request: { method: 'GET', url: 'Patient/does-not-exist' } }), 404],
         ['SQL in the url', tx({ request: { method: 'GET', url: "Patient?family='; DROP TABLE resources;--&_count=-1" } }), 400],
