@@ -1,7 +1,7 @@
 // Patient/{id}/$everything: the patient, everything in their compartment, and the resources those
 // point at (practitioners, organisations, medications…), paged.
 import type { FoundResource } from './search/execute.ts';
-import { readResource, type Ctx } from './interactions.ts';
+import { boundedInt, readResource, type Ctx } from './interactions.ts';
 import { andVisible } from './search/visibility.ts';
 import { badRequest } from './outcome.ts';
 import { definitions } from './definitions.ts';
@@ -16,13 +16,12 @@ export async function everything(ctx: Ctx, base: string, patientId: string, quer
   let types: string[] | undefined;
   let since: number | undefined;
   for (const [k, v] of query) {
-    if (k === '_count') count = Number(v);
-    else if (k === '_offset') offset = Number(v);
+    // Bounded as a search's are: an _offset of 1e20 is an integer to JavaScript but not to SQLite (a 500).
+    if (k === '_count') count = boundedInt(v, '_count', 1, 10_000);
+    else if (k === '_offset') offset = boundedInt(v, '_offset', 0, 10_000_000);
     else if (k === '_type') types = v.split(',').map((t) => t.trim());
     else if (k === '_since') since = Date.parse(v);
   }
-  if (!Number.isInteger(count) || count < 1 || count > 10000) throw badRequest('_count must be a whole number from 1 to 10000.', '_count');
-  if (!Number.isInteger(offset) || offset < 0) throw badRequest('_offset must be a whole number of 0 or more.', '_offset');
   if (since !== undefined && Number.isNaN(since)) throw badRequest('_since must be an instant.', '_since');
   for (const t of types ?? []) if (!definitions().resourceTypes.has(t)) throw badRequest(`_type: '${t}' is not a resource type.`, '_type');
 

@@ -419,7 +419,8 @@ export async function history(ctx: Ctx, base: string, scope: { type?: string; id
   return { body: historyBundle(base, url(offset), shown, total, more ? url(offset + count) : undefined), patientIds: [...patientIds] };
 }
 
-function boundedInt(value: string, name: string, min: number, max: number): number {
+/** A paging parameter's value, or a 400 naming its range; never a number the database cannot bind. */
+export function boundedInt(value: string, name: string, min: number, max: number): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw badRequest(`${name} must be a whole number from ${min} to ${max}, not '${value}'.`, name);
   return n;

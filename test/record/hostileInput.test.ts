@@ -567,10 +567,15 @@ for (const engine of ENGINES) {
         '_history?_since=garbage',
         `Patient/${ids.patient}/_history?_count=5000`,
         'Patient/_history?_offset=xyz',
+        // $everything pages too: an _offset JavaScript thinks an integer but the database cannot bind
+        `Patient/${ids.patient}/$everything?_offset=1e20`,
+        `Patient/${ids.patient}/$everything?_offset=99999999999`,
+        `Patient/${ids.patient}/$everything?_count=1e400`,
+        `Patient/${ids.patient}/$everything?_offset=-1`,
       ];
       await unchanged(() => everyCase(cases, (path) => rejected('GET', path, { status: 400 }), (p) => p));
       // and the boundaries are accepted
-      for (const path of ['Patient?_count=0', 'Patient?_count=1000', 'Patient?_offset=10000000', '_history?_count=1000']) {
+      for (const path of ['Patient?_count=0', 'Patient?_count=1000', 'Patient?_offset=10000000', '_history?_count=1000', `Patient/${ids.patient}/$everything?_count=10000&_offset=10000000`]) {
         assert.equal((await send(s, 'GET', path)).status, 200, path);
       }
     });
