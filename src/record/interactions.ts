@@ -257,12 +257,12 @@ export async function createNewResources(ctx: Ctx, resources: Record<string, unk
   return written;
 }
 
-export async function updateResource(ctx: Ctx, type: string, id: string, body: unknown, ifMatch?: number): Promise<WrittenResource> {
+export async function updateResource(ctx: Ctx, type: string, id: string, body: unknown, ifMatch?: number, createOnly = false): Promise<WrittenResource> {
   validateResource(body, { expectedType: type, expectedId: id });
   ctx.checkContent?.(body as Record<string, unknown>);
   await assertWritable(ctx, [{ type, id }]);
   const newPatients = (await createsPatient(ctx, type, id)) ? [id] : [];
-  const written = await putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch, admit: admission(ctx, newPatients) });
+  const written = await putResource(ctx.db, { ...(body as Record<string, unknown>) }, { lock: ctx.lock, ifMatch, createOnly, admit: admission(ctx, newPatients) });
   created(ctx, newPatients);
   return written;
 }

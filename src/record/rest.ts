@@ -189,6 +189,17 @@ export function parseIfMatch(value: string | undefined): number | undefined {
   return Number(m[1]);
 }
 
+/**
+ * If-None-Match on a PUT: `*` makes it a create only (RFC 9110 §13.1.2), so a client that means "make this,
+ * unless it is there" never overwrites what someone else made. No other value means anything for a write,
+ * and ignoring one would quietly overwrite, so it is refused.
+ */
+export function parseIfNoneMatchOnPut(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (value.trim() === '*') return true;
+  throw badRequest(`If-None-Match on a PUT takes only *, to create the resource only if it does not exist yet, not '${value}'. To update a version you hold, use If-Match.`, 'If-None-Match');
+}
+
 function storedResponse(ctx: RestContext, type: string, id: string, row: { content: string; version_id: number; last_updated_ms: number }): FhirResponse {
   return {
     status: 200,
@@ -337,8 +348,9 @@ const create: Handler = async (ctx, req, [type]) => {
 const update: Handler = async (ctx, req, [type, id]) => {
   ctx.access.require(type, 'update');
   const ifMatch = parseIfMatch(req.ifMatch);
+  const createOnly = parseIfNoneMatchOnPut(req.ifNoneMatch);
   return inWrite(ctx, async (c) => {
-    const w = await op.updateResource(c, type, id, req.body, ifMatch);
+    const w = await op.updateResource(c, type, id, req.body, ifMatch, createOnly);
     return writtenResponse(ctx, req, w, w.created ? 201 : 200);
   });
 };
@@ -348,6 +360,7 @@ const conditionalUpdate: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'search');
   if (!req.query.length) throw methodNotAllowed(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?identifier=…).`);
   requireCriteriaSearch(ctx.access, type, req.query, 'conditional update');
+  const createOnly = parseIfNoneMatchOnPut(req.ifNoneMatch);
   return inWrite(ctx, async (c) => {
     const existing = await op.singleMatch(c, type, req.query);
     const body = req.body as Record<string, unknown> | undefined;
@@ -355,7 +368,7 @@ const conditionalUpdate: Handler = async (ctx, req, [type]) => {
       throw badRequest(`The body's id '${String(body.id)}' differs from the matching ${type}/${existing}.`, `${type}.id`);
     }
     const id = existing ?? (typeof body?.id === 'string' ? body.id : op.newId());
-    const w = await op.updateResource(c, type, id, { ...(body ?? {}), id }, parseIfMatch(req.ifMatch));
+    const w = await op.updateResource(c, type, id, { ...(body ?? {}), id }, parseIfMatch(req.ifMatch), createOnly);
     return writtenResponse(ctx, req, w, w.created ? 201 : 200);
   });
 };

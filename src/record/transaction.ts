@@ -20,6 +20,7 @@ interface Entry {
   fullUrl?: string;
   resource?: Record<string, unknown>;
   ifMatch?: string;
+  ifNoneMatch?: string;
   ifNoneExist?: string;
 }
 
@@ -73,7 +74,7 @@ function refuseDeepPaging(e: Entry): void {
 }
 
 function parseEntry(ctx: RestContext, raw: unknown, index: number): Entry {
-  const e = raw as { fullUrl?: unknown; resource?: unknown; request?: { method?: unknown; url?: unknown; ifMatch?: unknown; ifNoneExist?: unknown } };
+  const e = raw as { fullUrl?: unknown; resource?: unknown; request?: { method?: unknown; url?: unknown; ifMatch?: unknown; ifNoneMatch?: unknown; ifNoneExist?: unknown } };
   const where = `Bundle.entry[${index}]`;
   if (!e || typeof e !== 'object') throw badRequest(`${where} is not an object.`, where);
   const method = typeof e.request?.method === 'string' ? e.request.method.toUpperCase() : undefined;
@@ -96,12 +97,13 @@ function parseEntry(ctx: RestContext, raw: unknown, index: number): Entry {
     // A copy: resolving references must not change the caller's Bundle, even when the transaction fails.
     resource: e.resource ? structuredClone(e.resource as Record<string, unknown>) : undefined,
     ifMatch: typeof e.request.ifMatch === 'string' ? e.request.ifMatch : undefined,
+    ifNoneMatch: typeof e.request.ifNoneMatch === 'string' ? e.request.ifNoneMatch : undefined,
     ifNoneExist: typeof e.request.ifNoneExist === 'string' ? e.request.ifNoneExist : undefined,
   };
 }
 
 function toRequest(e: Entry, prefer: string): FhirRequest {
-  return { method: e.method, path: e.path, query: e.query, body: e.resource, ifMatch: e.ifMatch, ifNoneExist: e.ifNoneExist, prefer, contentType: e.method === 'PATCH' ? 'application/json-patch+json' : undefined };
+  return { method: e.method, path: e.path, query: e.query, body: e.resource, ifMatch: e.ifMatch, ifNoneMatch: e.ifNoneMatch, ifNoneExist: e.ifNoneExist, prefer, contentType: e.method === 'PATCH' ? 'application/json-patch+json' : undefined };
 }
 
 async function runBatch(ctx: RestContext, entries: Entry[]): Promise<FhirResponse> {

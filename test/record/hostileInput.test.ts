@@ -803,6 +803,27 @@ for (const engine of ENGINES) {
       });
     });
 
+    it('If-None-Match: * on a PUT never overwrites (412), and any other If-None-Match on a PUT is a 400', async () => {
+      const put = JSON.stringify({ resourceType: 'Patient', id: ids.patient, name: [{ family: 'Overwritten' }] });
+      const byMrn = `Patient?identifier=${encodeURIComponent(`${MRN}|MRN-1`)}`;
+      const tx = JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'PUT', url: `Patient/${ids.patient}`, ifNoneMatch: '*' }, resource: JSON.parse(put) }] });
+      const cases: [string, string, SendOptions & { status: number }][] = [
+        ['PUT', `Patient/${ids.patient}`, { body: put, headers: { 'if-none-match': '*' }, status: 412 }],
+        ['PUT', byMrn, { body: JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Overwritten' }] }), headers: { 'if-none-match': '*' }, status: 412 }],
+        ['POST', '', { body: tx, status: 412 }],
+        ['PUT', `Patient/${ids.patient}`, { body: put, headers: { 'if-none-match': 'W/"1"' }, status: 400 }],
+        ['PUT', `Patient/${ids.patient}`, { body: put, headers: { 'if-none-match': 'garbage' }, status: 400 }],
+      ];
+      await unchanged(() => everyCase(cases, ([method, path, options]) => rejected(method, path, options), ([m, p, o]) => `${m} ${p} If-None-Match: ${o.headers?.['if-none-match'] ?? '(in the Bundle)'}`));
+      // A create, and the re-creation of a deleted resource, still go ahead.
+      const location = (name: string) => ({ body: JSON.stringify({ resourceType: 'Location', id: 'create-only', name }), headers: { 'if-none-match': '*' } });
+      assert.equal((await send(s, 'PUT', 'Location/create-only', location('First'))).status, 201);
+      assertRejected(await send(s, 'PUT', 'Location/create-only', location('Second')), 'a second create-only PUT', 412);
+      assert.equal((await send(s, 'GET', 'Location/create-only')).json.name, 'First');
+      assert.equal((await send(s, 'DELETE', 'Location/create-only')).status, 200);
+      assert.equal((await send(s, 'PUT', 'Location/create-only', location('Again'))).status, 201);
+    });
+
     it('conditional criteria made of paging, sorting or summary parameters are 400s: nothing is deleted, overwritten or duplicated', async () => {
       // The seed holds one Patient, one RiskAssessment and one Encounter: criteria that match "every one" match exactly it.
       const mrn = `identifier=${encodeURIComponent(`${MRN}|MRN-1`)}`;

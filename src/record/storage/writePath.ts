@@ -32,6 +32,8 @@ export async function currentRow(tx: SqlExecutor, type: string, id: string, lock
 export interface WriteOptions {
   /** Expected current version (If-Match); a mismatch is a 412. */
   ifMatch?: number;
+  /** If-None-Match: *: write only if there is no current version (absent, or deleted); otherwise a 412. */
+  createOnly?: boolean;
   /** Lock the row while we decide (PostgreSQL); SQLite's writer is already exclusive. */
   lock: boolean;
   /** Decides on the new content's people before anything of it is stored (see Admit). */
@@ -59,6 +61,9 @@ export async function putResource(tx: SqlExecutor, resource: Record<string, any>
         ? `${type}/${id} is at version ${current.version_id}, not ${options.ifMatch}: someone else changed it. Read it again and reapply your change.`
         : `${type}/${id} does not exist, so it cannot be at version ${options.ifMatch}.`,
     );
+  }
+  if (options.createOnly && current && !current.deleted) {
+    throw preconditionFailed(`${type}/${id} exists already (version ${current.version_id}), and If-None-Match: * asked to create it only if it did not. Read it, then update it with If-Match.`);
   }
   const versionId = (current?.version_id ?? 0) + 1;
   const now = nextTimestamp(current?.last_updated_ms);
