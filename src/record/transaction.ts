@@ -134,6 +134,8 @@ async function runTransaction(ctx: RestContext, entries: Entry[]): Promise<FhirR
     const txCtx: RestContext = { ...ctx, tx, createdPatients };
     const c: op.Ctx = { db: tx, lock: ctx.driver.dialect === 'postgres', patients: ctx.access.patients, createdPatients };
     const assigned = await assignIds(ctx, c, entries);
+    // Conditional targets are resolved now and nothing is written yet: a refusal here stores nothing.
+    refuseOverlappingWrites(entries);
     for (const e of entries) if (e.resource) await rewriteReferences(ctx, c, e, assigned);
     const results = new Array<FhirResponse>(entries.length);
     const ordered = [...entries].sort((a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index);
@@ -213,9 +215,69 @@ async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise
       if (e.fullUrl) assigned.set(e.fullUrl, `${type}/${id}`);
     } else if (e.method === 'PUT' && e.fullUrl) {
       assigned.set(e.fullUrl, e.path);
+    } else if (e.method === 'DELETE' && e.query.length && !e.path.includes('/') && definitions().resourceTypes.has(type)) {
+      await resolveConditionalDelete(ctx, c, e, type);
     }
   }
   return assigned;
+}
+
+/**
+ * Turns a conditional delete into a delete of the one resource it matches, so that resource's identity is
+ * known before anything is written and another entry writing it too is caught. With no match it is left as
+ * it is, and answers 204 as a conditional delete of nothing does.
+ */
+async function resolveConditionalDelete(ctx: RestContext, c: op.Ctx, e: Entry, type: string): Promise<void> {
+  await asEntry(e, async () => {
+    ctx.access.require(type, 'delete'); // as on its own: no match is run for a caller who may not delete
+    requireCriteriaSearch(ctx.access, type, e.query, 'conditional delete');
+    const id = await op.singleMatch(c, type, e.query);
+    if (!id) return;
+    e.path = `${type}/${id}`;
+    e.query = [];
+  });
+}
+
+const WRITES = new Set(['DELETE', 'POST', 'PUT', 'PATCH']);
+
+/** The resource ("Patient/x") an entry writes, once its conditional target is resolved; undefined for reads, searches and operations. */
+function writtenResource(e: Entry): string | undefined {
+  if (!WRITES.has(e.method)) return undefined;
+  const parts = e.path.split('/').filter(Boolean).map(decodedOrAsIs);
+  // Ids never start with _ or $: Patient/_search and Patient/$op are not resources.
+  if (parts.length !== 2 || /^[_$]/.test(parts[1])) return undefined;
+  return `${parts[0]}/${parts[1]}`;
+}
+
+/** Compared as routing will read it (Patient/%78 is Patient/x); a malformed segment is refused by routing itself. */
+function decodedOrAsIs(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/**
+ * FHIR R4 (http.html#trules): if the identities that DELETE, POST and PUT/PATCH entries write overlap,
+ * conditional ones included, the transaction SHALL fail. Applied one after the other, one entry would
+ * silently undo or overwrite the other, and which wins would depend on the processing order, not on
+ * anything the client wrote.
+ */
+function refuseOverlappingWrites(entries: Entry[]): void {
+  const writer = new Map<string, Entry>();
+  for (const e of entries) {
+    const written = writtenResource(e);
+    if (!written) continue;
+    const earlier = writer.get(written);
+    if (earlier) {
+      throw badRequest(
+        `Bundle.entry[${earlier.index}] (${earlier.label}) and Bundle.entry[${e.index}] (${e.label}) both write ${written}; a transaction may write each resource once, so it was refused and nothing was stored. Merge them into one entry, or send them in separate transactions.`,
+        `Bundle.entry[${e.index}].request`,
+      );
+    }
+    writer.set(written, e);
+  }
 }
 
 async function rewriteReferences(ctx: RestContext, c: op.Ctx, e: Entry, assigned: Map<string, string>): Promise<void> {

@@ -877,6 +877,49 @@ for (const engine of ENGINES) {
       assert.match(deepest.json.entry[0].response.status, /^200/);
     });
 
+    it('a transaction in which two entries write one resource is refused whole, naming both; a batch applies each entry on its own', async () => {
+      // The seed Patient written back as it is: an entry that was applied shows in its history, and later tests still find it.
+      const { meta: _meta, ...asStored } = (await send(s, 'GET', `Patient/${ids.patient}`)).json;
+      const self = `Patient/${ids.patient}`;
+      const byMrn = `Patient?identifier=${encodeURIComponent(`${MRN}|MRN-1`)}`;
+      const put = (url: string) => ({ request: { method: 'PUT', url }, resource: asStored });
+      const del = (url: string) => ({ request: { method: 'DELETE', url } });
+      const patch = (url: string) => ({ request: { method: 'PATCH', url }, resource: [{ op: 'replace', path: '/gender', value: asStored.gender }] });
+      // A read between the two: reads may share a resource with a write, and the entries named are not simply the first two.
+      const read = { request: { method: 'GET', url: self } };
+      const cases: [string, unknown[], [number, number]][] = [
+        ['two PUTs of one id', [put(self), read, put(self)], [0, 2]],
+        ['a PUT and a DELETE of one id', [put(self), read, del(self)], [0, 2]],
+        ['a PATCH and a PUT of one id', [patch(self), read, put(self)], [0, 2]],
+        ['a PUT, and a conditional update that matches it', [read, put(self), put(byMrn)], [1, 2]],
+        ['a conditional delete that matches a PUT', [del(byMrn), read, put(self)], [0, 2]],
+        ['one id written relative and as a full URL', [put(self), read, put(`${s.base}/${self}`)], [0, 2]],
+        ['one id written plain and percent-encoded', [put(self), read, put(`Patient/${encodeURIComponent(ids.patient).replace(/-/g, '%2D')}`)], [0, 2]],
+      ];
+      await unchanged(() =>
+        everyCase(
+          cases,
+          async ([label, entry, pair]) => {
+            const r = await send(s, 'POST', '', { body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry }) });
+            assertRejected(r, label, 400);
+            const said: string = r.json.issue[0].diagnostics;
+            for (const i of pair) assert.ok(said.includes(`Bundle.entry[${i}]`), `${label}: the diagnostics do not name Bundle.entry[${i}]: ${said}`);
+          },
+          ([label]) => label,
+        ),
+      );
+      // Reading what one writes is no overlap.
+      const location = { resourceType: 'Location', id: 'written-once', name: 'Once' };
+      const once = await send(s, 'POST', '', { body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'PUT', url: 'Location/written-once' }, resource: location }, { request: { method: 'GET', url: 'Location/written-once' } }] }) });
+      assert.equal(once.status, 200, describeReply(once));
+      // Batch entries are independent (FHIR R4 http.html#brules): the overlap rule is the transaction's, so each write is applied in turn.
+      const twice = (name: string) => ({ request: { method: 'PUT', url: 'Location/batch-twice' }, resource: { resourceType: 'Location', id: 'batch-twice', name } });
+      const batch = await send(s, 'POST', '', { body: JSON.stringify({ resourceType: 'Bundle', type: 'batch', entry: [twice('First'), twice('Second')] }) });
+      assert.equal(batch.status, 200, describeReply(batch));
+      assert.deepEqual(batch.json.entry.map((e: { response: { status: string } }) => e.response.status.slice(0, 3)), ['201', '200']);
+      assert.equal((await send(s, 'GET', 'Location/batch-twice')).json.name, 'Second');
+    });
+
     it('a transaction Bundle nested inside a transaction is refused and stores nothing', async () => {
       // A server of its own: on SQLite this request wedges the writer for good.
       const t = await startTestServer(engine);
