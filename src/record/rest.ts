@@ -62,10 +62,10 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
     if (method === 'POST') {
       return processBundle(ctx, req.body);
     }
-    throw methodNotAllowed('Use GET [base]/[type] to search, or POST a batch/transaction Bundle to [base].');
+    throw methodNotAllowed('Use GET [base]/[type] to search, or POST a batch/transaction Bundle to [base].', ['POST']);
   }
   if (parts[0] === 'metadata') {
-    if (method !== 'GET') throw methodNotAllowed('metadata only answers GET.');
+    if (method !== 'GET') throw methodNotAllowed('metadata only answers GET.', ['GET']);
     return { status: 200, body: capabilityStatement(ctx.base, ctx.services, ctx.operations) };
   }
   if (parts[0] === '_history') {
@@ -85,7 +85,7 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
     return served(ctx, serviceFor(ctx, parts[2])!, method, { ...req, query: [['patient', `Patient/${parts[1]}`], ...req.query] }, [parts[2]]);
   }
   const handler = route(method, parts);
-  if (!handler) throw methodNotAllowed(`${method} ${req.path} is not a supported FHIR interaction.`);
+  if (!handler) throw methodNotAllowed(`${method} ${req.path} is not a supported FHIR interaction.`, allowedMethods(parts, req.query.length > 0));
   return handler(ctx, req, parts);
 }
 
@@ -93,8 +93,8 @@ export async function handleFhirRequest(ctx: RestContext, req: FhirRequest): Pro
 async function operation(ctx: RestContext, req: FhirRequest, [type, id, name]: string[]): Promise<FhirResponse> {
   const op = findOperation(ctx.operations, type, name)!;
   const method = req.method.toUpperCase();
-  if (!op.methods.includes(method as 'GET' | 'POST')) throw methodNotAllowed(`${name} answers ${op.methods.join(' and ')}, not ${method}.`);
-  if (ctx.tx) throw methodNotAllowed(`${name} cannot run inside a transaction or batch; call it on its own.`);
+  if (!op.methods.includes(method as 'GET' | 'POST')) throw methodNotAllowed(`${name} answers ${op.methods.join(' and ')}, not ${method}.`, op.methods);
+  if (ctx.tx) throw methodNotAllowed(`${name} cannot run inside a transaction or batch; call it on its own.`, op.methods);
   const inner: RestContext = { ...ctx, operations: undefined };
   return op.invoke({
     base: ctx.base, access: ctx.access, resourceType: type, id, method: method as 'GET' | 'POST', query: req.query, body: req.body, ifMatch: req.ifMatch,
@@ -126,7 +126,7 @@ async function served(ctx: RestContext, service: ResourceTypeService, method: st
   }
   const write = WRITE_INTERACTION[method];
   if (write) ctx.access.require(type, write);
-  throw methodNotAllowed(`${type} is read-only here: it can be read (GET ${type}/[id]) and searched (GET ${type}?…), not ${method === 'GET' ? 'asked for its history or operations' : 'written'}.`);
+  throw methodNotAllowed(`${type} is read-only here: it can be read (GET ${type}/[id]) and searched (GET ${type}?…), not ${method === 'GET' ? 'asked for its history or operations' : 'written'}.`, servedMethods(parts));
 }
 
 function decodeSegment(segment: string): string {
@@ -146,8 +146,9 @@ function route(method: string, parts: string[]): Handler | undefined {
     case 1:
       return ({ GET: searchType, POST: create, PUT: conditionalUpdate, DELETE: conditionalDelete } as Record<string, Handler>)[method];
     case 2:
-      if (second === '_search' && method === 'POST') return searchType;
-      if (second === '_history' && method === 'GET') return typeHistory;
+      // Ids never start with _ or $: these are the type's own endpoints, whatever the method, never an instance.
+      if (second === '_search') return method === 'POST' ? searchType : undefined;
+      if (second === '_history') return method === 'GET' ? typeHistory : undefined;
       if (second.startsWith('$')) return undefined;
       return ({ GET: read, PUT: update, PATCH: patch, DELETE: remove } as Record<string, Handler>)[method];
     case 3:
@@ -160,6 +161,24 @@ function route(method: string, parts: string[]): Handler | undefined {
       return undefined;
   }
   return undefined;
+}
+
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+
+/**
+ * The methods a path takes, for a 405's Allow: those route() has a handler for, so the two cannot drift
+ * apart. A type without a query is not something PUT or DELETE act on: they need criteria.
+ */
+function allowedMethods(parts: string[], hasCriteria: boolean): string[] {
+  const needCriteria = parts.length === 1 && !hasCriteria ? ['PUT', 'DELETE'] : [];
+  return METHODS.filter((m) => route(m, parts) !== undefined && !needCriteria.includes(m));
+}
+
+/** The methods a path of a read-only type (served()) takes: search and read, nothing else. */
+function servedMethods([, second, ...rest]: string[]): string[] {
+  if (second === undefined) return ['GET'];
+  if (rest.length || second === '_history' || second.startsWith('$')) return [];
+  return second === '_search' ? ['POST'] : ['GET'];
 }
 
 function interactionCtx(ctx: RestContext): op.Ctx {
@@ -358,7 +377,7 @@ const update: Handler = async (ctx, req, [type, id]) => {
 const conditionalUpdate: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'update');
   ctx.access.require(type, 'search');
-  if (!req.query.length) throw methodNotAllowed(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?identifier=…).`);
+  if (!req.query.length) throw methodNotAllowed(`PUT ${type} needs an id (PUT ${type}/[id]) or search criteria (PUT ${type}?identifier=…).`, allowedMethods([type], false));
   requireCriteriaSearch(ctx.access, type, req.query, 'conditional update');
   const createOnly = parseIfNoneMatchOnPut(req.ifNoneMatch);
   return inWrite(ctx, async (c) => {
@@ -395,7 +414,7 @@ const remove: Handler = async (ctx, req, [type, id]) => {
 const conditionalDelete: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'delete');
   ctx.access.require(type, 'search');
-  if (!req.query.length) throw methodNotAllowed(`DELETE ${type} needs an id or search criteria.`);
+  if (!req.query.length) throw methodNotAllowed(`DELETE ${type} needs an id or search criteria.`, allowedMethods([type], false));
   requireCriteriaSearch(ctx.access, type, req.query, 'conditional delete');
   return inWrite(ctx, async (c) => {
     const id = await op.singleMatch(c, type, req.query);

@@ -159,7 +159,7 @@ async function createFresh(ctx: RestContext, c: op.Ctx, fresh: Entry[], results:
     await asEntry(e, async () => {
       const type = e.path.split('/')[0];
       ctx.access.require(type, 'create');
-      if (serviceFor(ctx, type)) throw methodNotAllowed(`${type} is read-only here: it cannot be written.`);
+      if (serviceFor(ctx, type)) throw methodNotAllowed(`${type} is read-only here: it cannot be written.`, ['GET']);
       validateResource(e.resource, { expectedType: type });
       ctx.access.checkContent?.(e.resource!);
     });
@@ -177,7 +177,9 @@ async function asEntry(e: Entry, work: () => Promise<void>): Promise<void> {
   } catch (err) {
     if (!(err instanceof FhirError)) throw err; // unexpected: logged and answered 500 by the HTTP layer
     const prefix = `Transaction entry ${e.index} (${e.label}) failed, so nothing was stored: `;
-    throw rewrapped(err, new FhirError(err.status, err.issues.map((i): OutcomeIssue => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) }))));
+    // The entry's 405 becomes the answer to a POST to the base, which POST is allowed on: the Bundle is what is wrong.
+    const status = err.status === 405 ? 400 : err.status;
+    throw rewrapped(err, new FhirError(status, err.issues.map((i): OutcomeIssue => ({ ...i, diagnostics: prefix + (i.diagnostics ?? i.code) }))));
   }
 }
 

@@ -976,6 +976,41 @@ for (const engine of ENGINES) {
       );
     });
 
+    it('a 405 says in Allow which methods the path does take (RFC 9110 §15.5.6), with an OperationOutcome', async () => {
+      const p = `Patient/${ids.patient}`;
+      const cases: [string, string, string[]][] = [
+        ['DELETE', '', ['POST']],
+        ['GET', '', ['POST']],
+        ['POST', 'metadata', ['GET']],
+        ['DELETE', `${p}/_history/1`, ['GET']],
+        ['DELETE', `${p}/_history`, ['GET']],
+        ['PUT', `${p}/$everything`, ['GET', 'POST']],
+        ['POST', p, ['GET', 'PUT', 'PATCH', 'DELETE']],
+        // PUT and DELETE on a type need criteria: without them the type takes only search and create.
+        ['DELETE', 'Patient', ['GET', 'POST']],
+        ['PUT', 'Patient', ['GET', 'POST']],
+        ['PATCH', `Patient?identifier=${encodeURIComponent(`${MRN}|MRN-1`)}`, ['GET', 'POST', 'PUT', 'DELETE']],
+        ['POST', 'Patient/_history', ['GET']],
+        ['GET', 'Patient/_search', ['POST']],
+      ];
+      await unchanged(async () => {
+        await everyCase(
+          cases,
+          async ([method, path, allowed]) => {
+            const r = await send(s, method, path, { body: method === 'GET' || method === 'DELETE' ? undefined : '{}' });
+            assertRejected(r, `${method} ${path}`, 405);
+            const allow = r.headers.get('allow');
+            assert.ok(allow !== null, `${method} ${path}: a 405 without an Allow header`);
+            assert.deepEqual(allow.split(',').map((m) => m.trim()).filter(Boolean).sort(), [...allowed].sort(), `${method} ${path}: Allow: ${allow}`);
+          },
+          ([m, path]) => `${m} ${path}`,
+        );
+        // Inside a transaction the request is a POST to the base, which takes POST: the Bundle is wrong, not the method.
+        const tx = JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'DELETE', url: `${p}/_history/1` } }] });
+        await rejected('POST', '', { body: tx, status: 400 });
+      });
+    });
+
     it('after all of the above, the database holds exactly the seed data and answers normally', async () => {
       const snap = await snapshot(s, ids.patient);
       for (const type of ['Patient', 'Observation', 'Organization', 'RiskAssessment', 'Encounter']) assert.equal(snap[type], counts[type], type);
