@@ -322,7 +322,7 @@ function conditionalSearch(type: string, query: QueryParams) {
       shaping[0],
     );
   }
-  const req = parseSearchRequest(type, query, 'strict');
+  const req = parseSearchRequest(type, query, 'criteria');
   if (!req.filters.length) throw badRequest(`A conditional ${type} request needs search criteria (e.g. identifier=system|value); '${queryString(query)}' would match every ${type}.`);
   req.count = 2;
   req.total = 'none';

@@ -318,7 +318,7 @@ function requireChainedSearch(ctx: Pick<RestContext, 'access'>, search: SearchRe
 export function requireCriteriaSearch(access: AccessControl, type: string, query: QueryParams, what: string): void {
   try {
     access.require(type, 'search');
-    requireChainedSearch({ access }, parseSearchRequest(type, query, 'strict'));
+    requireChainedSearch({ access }, parseSearchRequest(type, query, 'criteria'));
   } catch (err) {
     if (!(err instanceof FhirError) || err.status !== 403) throw err;
     const prefix = `Matching '${type}?${queryString(query)}' (${what}) is a search, and needs the same rights: `;

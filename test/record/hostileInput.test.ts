@@ -846,6 +846,34 @@ for (const engine of ENGINES) {
       assert.equal(found.json.id, ids.patient);
     });
 
+    it('an unknown parameter in conditional criteria is a 400 that says to remove or correct it, not to send handling=lenient', async () => {
+      // Criteria are always strict, whatever Prefer says: advice to be lenient would lead nowhere.
+      const patient = JSON.stringify({ resourceType: 'Patient', name: [{ family: 'Duplicate' }] });
+      const lenient = { prefer: 'handling=lenient' };
+      const conditionalCreate = JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [{ request: { method: 'POST', url: 'Patient', ifNoneExist: 'nonsense=1' }, resource: JSON.parse(patient) }] });
+      const cases: [string, string, SendOptions][] = [
+        ['POST', 'Patient', { body: patient, headers: { 'if-none-exist': 'nonsense=1' } }],
+        ['POST', 'Patient', { body: patient, headers: { 'if-none-exist': 'nonsense=1', ...lenient } }],
+        ['PUT', 'Patient?nonsense=1', { body: patient, headers: lenient }],
+        ['DELETE', 'Patient?nonsense=1', { headers: lenient }],
+        ['POST', '', { body: conditionalCreate }],
+      ];
+      await unchanged(() =>
+        everyCase(
+          cases,
+          async ([method, path, options]) => {
+            const r = await send(s, method, path, options);
+            assertRejected(r, `${method} ${path}`, 400);
+            const said: string = r.json.issue[0].diagnostics;
+            assert.match(said, /nonsense/, `${method} ${path}: the diagnostics do not name the parameter: ${said}`);
+            assert.match(said, /remove|correct/i, `${method} ${path}: the diagnostics do not say what to do: ${said}`);
+            assert.doesNotMatch(said, /lenient/i, `${method} ${path}: the diagnostics advise lenient handling, which criteria never take: ${said}`);
+          },
+          ([m, p, o]) => `${m} ${p} ${JSON.stringify(o.headers ?? {})}`,
+        ),
+      );
+    });
+
     it('a transaction with any bad entry is refused whole: nothing of it is stored', async () => {
       const patient = { resourceType: 'Patient', name: [{ family: 'Halfwritten' }] };
       const good = (n: number, where: string) => Array.from({ length: n }, (_, i) => ({ fullUrl: `urn:uuid:good-${where}-${i}`, request: { method: 'POST', url: 'Patient' }, resource: patient }));

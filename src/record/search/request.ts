@@ -46,7 +46,12 @@ export interface SearchRequest {
   used: QueryParams;
 }
 
-export type Handling = 'strict' | 'lenient';
+/**
+ * Unknown parameters: refused (strict) or ignored (lenient), as the client's Prefer: handling asks. Conditional
+ * criteria ('criteria') are always refused and the client has no say: an ignored parameter would widen the
+ * match, up to every resource of the type.
+ */
+export type Handling = 'strict' | 'lenient' | 'criteria';
 
 const RESULT_PARAMS = new Set(['_count', '_offset', '_sort', '_total', '_summary', '_elements', '_include', '_revinclude', '_format', '_pretty']);
 
@@ -75,8 +80,8 @@ export function parseSearchRequest(resourceType: string, query: QueryParams, han
     }
     const filter = parseFilter(resourceType, name, value, 1);
     if (!filter) {
-      if (handling === 'strict') throw badRequest(`Unknown search parameter '${name}' for ${resourceType}. Remove it or send 'Prefer: handling=lenient'.`, name);
-      continue;
+      if (handling === 'lenient') continue;
+      throw unknownParameter(resourceType, name, handling);
     }
     req.filters.push(filter);
     req.used.push([name, value]);
@@ -85,6 +90,12 @@ export function parseSearchRequest(resourceType: string, query: QueryParams, han
   const values = req.filters.reduce((n, f) => n + f.values.length + (f.chain?.filter.reduce((m, c) => m + c.values.length, 0) ?? 0) + (f.has?.filter.values.length ?? 0), 0);
   if (values > MAX_TOTAL_VALUES) throw badRequest(`A search may have at most ${MAX_TOTAL_VALUES} values in all (this one has ${values}).`);
   return req;
+}
+
+function unknownParameter(resourceType: string, name: string, handling: Exclude<Handling, 'lenient'>) {
+  if (handling === 'strict') return badRequest(`Unknown search parameter '${name}' for ${resourceType}. Remove it or send 'Prefer: handling=lenient'.`, name);
+  // Lenient handling is never offered here: it does not apply to criteria, so the only way on is to fix them.
+  return badRequest(`Unknown search parameter '${name}' for ${resourceType} in conditional criteria. Remove it or correct it to a search parameter ${resourceType} has: criteria are always matched strictly, since ignoring a parameter would widen the match to more ${resourceType} resources than meant.`, name);
 }
 
 function parseFilter(resourceType: string, name: string, value: string, chainDepthLeft: number): Filter | undefined {
