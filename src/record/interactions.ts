@@ -1,7 +1,7 @@
 // The FHIR interactions on one resource or type: create, read, vread, update, patch, delete, history.
 // Each takes the executor to run on, so the same code serves single requests and transaction entries.
 import { v7 as uuidv7 } from 'uuid';
-import jsonpatch from 'fast-json-patch';
+import { applyJsonPatch } from './jsonPatch.ts';
 import type { Param, SqlExecutor } from './storage/driver.ts';
 import { putResource, deleteResource, assertNotDeleted, createResources, type Admit, type WrittenResource } from './storage/writePath.ts';
 import { badRequest, gone, notFound, multipleMatches, unprocessable, FhirError } from './outcome.ts';
@@ -274,21 +274,7 @@ export async function patchResource(ctx: Ctx, type: string, id: string, patch: u
   if (ifMatch !== undefined && current.version_id !== ifMatch) {
     throw new FhirError(412, [{ severity: 'error', code: 'conflict', diagnostics: `${type}/${id} is at version ${current.version_id}, not ${ifMatch}.` }]);
   }
-  const doc = JSON.parse(current.content);
-  let error: jsonpatch.JsonPatchError | undefined;
-  try {
-    error = jsonpatch.validate(patch as jsonpatch.Operation[], doc);
-  } catch (err) {
-    // fast-json-patch throws a plain TypeError for paths through __proto__ or constructor
-    throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch refused: ${(err as Error).message}` }]);
-  }
-  if (error) throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch operation ${error.index} (${error.operation?.op} ${error.operation?.path}) cannot apply: ${error.name}.` }]);
-  let patched: Record<string, unknown>;
-  try {
-    patched = jsonpatch.applyPatch(doc, patch as jsonpatch.Operation[], true, false).newDocument;
-  } catch (err) {
-    throw unprocessable([{ severity: 'error', code: 'processing', diagnostics: `JSON Patch failed: ${(err as Error).message}` }]);
-  }
+  const patched = applyJsonPatch(JSON.parse(current.content), patch, `${type}/${id}`);
   validateResource(patched, { expectedType: type, expectedId: id });
   ctx.checkContent?.(patched);
   return putResource(ctx.db, patched, { lock: ctx.lock, ifMatch: current.version_id, admit: admission(ctx) });

@@ -404,6 +404,32 @@ for (const engine of ENGINES) {
       }
     });
 
+    // The patch library names problems by code (OPERATION_PATH_UNRESOLVABLE) and described an operation that
+    // was not an object as "(undefined undefined)"; an integrator needs which operation, and what to change.
+    it('a JSON Patch that cannot apply names the operation and says why: 400 when malformed, 422 when it does not fit the resource', async () => {
+      const cases: [string, number, RegExp][] = [
+        ['[{"op":"bogus","path":"/gender"}]', 400, /operation 0 \(bogus \/gender\).*op must be add, remove, replace, move, copy or test/],
+        ['[{"op":"add","path":"/active","value":true},{"op":"replace","path":"/gender"}]', 400, /operation 1 \(replace \/gender\).*need a value/],
+        ['[{"op":"replace","path":"gender","value":"male"}]', 400, /operation 0 \(replace gender\).*JSON Pointer/],
+        ['[42]', 400, /operation 0: each operation is an object/],
+        ['[{"op":"remove","path":"/nothing/here"}]', 422, /operation 0 \(remove \/nothing\/here\).*nothing at that path/],
+        ['[{"op":"test","path":"/id","value":"someone-else"}]', 422, /operation 0 \(test \/id\).*not the one the test gives/],
+      ];
+      await unchanged(() =>
+        everyCase(
+          cases,
+          async ([body, status, says]) => {
+            const r = await send(s, 'PATCH', `Patient/${ids.patient}`, { body, headers: { 'content-type': 'application/json-patch+json' } });
+            assertRejected(r, `PATCH ${body}`, status);
+            const diagnostics = r.json.issue[0].diagnostics as string;
+            assert.match(diagnostics, says, `PATCH ${body}`);
+            assert.doesNotMatch(diagnostics, /OPERATION_|undefined/, `PATCH ${body}: said in words`);
+          },
+          ([body]) => body,
+        ),
+      );
+    });
+
     it('a JSON Patch aimed at __proto__ is a 4xx', async () => {
       await unchanged(async () => {
         for (const body of ['[{"op":"add","path":"/__proto__/polluted","value":"yes"}]', '[{"op":"replace","path":"/constructor/prototype/polluted","value":"yes"}]']) {
