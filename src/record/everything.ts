@@ -9,6 +9,20 @@ import { queryString } from './bundle.ts';
 import type { QueryParams } from './search/request.ts';
 import type { AccessControl } from './accessControl.ts';
 
+/** Say how the answer is written, not what is in it. */
+const PRESENTATION = new Set(['_format', '_pretty']);
+
+/**
+ * A parameter $everything does not apply. Ignored, it would answer with the whole record as if it had: a
+ * client asking for one episode's dates (start, end) would take everything for what it asked for.
+ */
+function unsupportedParameter(name: string) {
+  if (name === 'start' || name === 'end') {
+    return badRequest(`$everything here does not narrow the record by the dates care was given ('${name}'): leave out start and end, and narrow with _since (changed since) or _type instead.`, name);
+  }
+  return badRequest(`$everything takes _count, _offset, _type and _since, not '${name.slice(0, 100)}'.`, name);
+}
+
 export async function everything(ctx: Ctx, base: string, patientId: string, query: QueryParams, access: AccessControl): Promise<string> {
   await readResource(ctx, 'Patient', patientId); // 404/410/403 before anything else
   let count = 1000;
@@ -21,6 +35,7 @@ export async function everything(ctx: Ctx, base: string, patientId: string, quer
     else if (k === '_offset') offset = boundedInt(v, '_offset', 0, 10_000_000);
     else if (k === '_type') types = v.split(',').map((t) => t.trim());
     else if (k === '_since') since = Date.parse(v);
+    else if (!PRESENTATION.has(k)) throw unsupportedParameter(k);
   }
   if (since !== undefined && Number.isNaN(since)) throw badRequest('_since must be an instant.', '_since');
   for (const t of types ?? []) if (!definitions().resourceTypes.has(t)) throw badRequest(`_type: '${t}' is not a resource type.`, '_type');

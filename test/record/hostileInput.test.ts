@@ -598,10 +598,14 @@ for (const engine of ENGINES) {
         `Patient/${ids.patient}/$everything?_offset=99999999999`,
         `Patient/${ids.patient}/$everything?_count=1e400`,
         `Patient/${ids.patient}/$everything?_offset=-1`,
+        // Parameters $everything does not apply: ignored, the whole record came back as if they had been
+        `Patient/${ids.patient}/$everything?start=2020-01-01`,
+        `Patient/${ids.patient}/$everything?end=garbage`,
+        `Patient/${ids.patient}/$everything?_typo=Observation`,
       ];
       await unchanged(() => everyCase(cases, (path) => rejected('GET', path, { status: 400 }), (p) => p));
       // and the boundaries are accepted
-      for (const path of ['Patient?_count=0', 'Patient?_count=1000', 'Patient?_offset=10000000', '_history?_count=1000', `Patient/${ids.patient}/$everything?_count=10000&_offset=10000000`]) {
+      for (const path of ['Patient?_count=0', 'Patient?_count=1000', 'Patient?_offset=10000000', '_history?_count=1000', `Patient/${ids.patient}/$everything?_count=10000&_offset=10000000`, `Patient/${ids.patient}/$everything?_type=Observation&_format=json`]) {
         assert.equal((await send(s, 'GET', path)).status, 200, path);
       }
     });
