@@ -115,9 +115,28 @@ export function resolveDatabase(value: string | undefined, fromFlag = false): st
   throw new Error(`${named} must be sqlite:PATH or a postgres:// URL, not '${db}'.`);
 }
 
+/**
+ * The HTTP port: --port, else PORT, else 8080. An empty PORT (a line `PORT=` in an env file) is not set:
+ * read as a number it was 0, and the server listened on a port of the system's choosing.
+ */
+function listeningPort(flag: string | number | undefined, env: string | undefined): number {
+  const [raw, setting] = flag !== undefined ? [String(flag), '--port'] : env?.trim() ? [env, 'PORT'] : ['8080', 'PORT'];
+  const port = Number(raw.trim() || NaN);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${setting} must be a whole number from 0 to 65535, not '${raw}'.`);
+  return port;
+}
+
+/** The levels the server's log takes (pino's); CAREBRIDGE_LOG_LEVEL, error by default. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function serverLogLevel(env: NodeJS.ProcessEnv = process.env): string {
+  const level = (env.CAREBRIDGE_LOG_LEVEL ?? 'error').trim().toLowerCase();
+  if (!LOG_LEVELS.includes(level)) throw new Error(`CAREBRIDGE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, not '${env.CAREBRIDGE_LOG_LEVEL}'.`);
+  return level;
+}
+
 export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const port = Number(flags.port ?? env.PORT ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a whole number from 0 to 65535, not '${flags.port ?? env.PORT}'.`);
+  const port = listeningPort(flags.port, env.PORT);
   const host = flags.host ?? env.HOST ?? '127.0.0.1';
   const insecureNoAuth = Boolean(flags.insecureNoAuth);
   const adminId = env.CAREBRIDGE_ADMIN_CLIENT_ID;

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import { isIP, type AddressInfo } from 'node:net';
-import { isLoopback, loadServerConfig } from '../config.ts';
+import { isLoopback, loadServerConfig, serverLogLevel } from '../config.ts';
 import { DatabaseUnavailable } from '../record/index.ts';
 import { databaseSetting } from './store.ts';
+import { cannotListen } from './listenErrors.ts';
 
 export function serveCommand(program: Command): void {
   program
@@ -16,15 +17,23 @@ export function serveCommand(program: Command): void {
     .option('--no-demo', 'do not load demo data and a demo login into an empty database')
     .action(async (flags) => {
       const config = loadServerConfig(flags);
+      const logLevel = serverLogLevel();
       // Loaded here, not with the command line: only serve needs the server and the portal, the heaviest of the code to load.
       const [{ buildServer }, { seedDemoIfEmpty }, { calendarRunningOut }] = await Promise.all([import('../server.ts'), import('./demoSeed.ts'), import('../discharge/index.ts')]);
       if (config.insecureNoAuth) console.warn('WARNING: --insecure-no-auth: anyone who can reach this port can read and change the record.');
       const calendar = calendarRunningOut(Date.now());
       if (calendar) console.warn(calendar);
-      const server = await buildServer(config, { logLevel: process.env.CAREBRIDGE_LOG_LEVEL ?? 'error' }).catch((err) => {
-        throw err instanceof DatabaseUnavailable ? new Error(err.givenBy(databaseSetting(flags.db))) : err;
+      const hostSetting = flags.host !== undefined ? '--host' : process.env.HOST ? 'HOST' : 'the default host';
+      const listening = (what: string, port: number, portSetting: string) => ({ what, host: config.host, port, hostSetting, portSetting });
+      const server = await buildServer(config, { logLevel }).catch((err) => {
+        if (err instanceof DatabaseUnavailable) throw new Error(err.givenBy(databaseSetting(flags.db)));
+        // The HL7 v2 listener is the one that starts with the server; HTTP listens below.
+        throw (config.hl7 && cannotListen(err, listening('HL7 v2 (MLLP)', config.hl7.port, 'CAREBRIDGE_HL7_PORT'))) || err;
       });
-      await server.app.listen({ host: config.host, port: config.port });
+      await server.app.listen({ host: config.host, port: config.port }).catch(async (err) => {
+        await server.close();
+        throw cannotListen(err, listening('HTTP', config.port, flags.port !== undefined ? '--port' : process.env.PORT?.trim() ? 'PORT' : 'the default port')) ?? err;
+      });
       const { url, allInterfaces } = listeningOn(config.host, (server.app.server.address() as AddressInfo).port);
       // From the moment requests are answered: a stop writes out what they buffered (the audit trail's last
       // entries) before exiting, even while the demo below is still being loaded.

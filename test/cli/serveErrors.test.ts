@@ -4,10 +4,12 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, runCli } from './cli.ts';
+import { loadServerConfig } from '../../src/config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'carebridge-serve-errors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,7 +20,9 @@ describe('serve: bad settings are one plain line on stderr, and nothing is creat
     [[], { CAREBRIDGE_DB: 'sqlite:' }, /^carebridge: CAREBRIDGE_DB 'sqlite:' needs a file path, e\.g\. sqlite:\.\/data\/carebridge\.db\.$/],
     [['--db', 'oracle:x'], {}, /^carebridge: --db must be sqlite:PATH or a postgres:\/\/ URL, not 'oracle:x'\.$/],
     [[], { CAREBRIDGE_DB: 'oracle:x' }, /^carebridge: CAREBRIDGE_DB must be sqlite:PATH or a postgres:\/\/ URL, not 'oracle:x'\.$/],
-    [['--port', 'abc', '--db', 'sqlite:./x.db'], {}, /^carebridge: PORT must be a whole number from 0 to 65535, not 'abc'\.$/],
+    [['--port', 'abc', '--db', 'sqlite:./x.db'], {}, /^carebridge: --port must be a whole number from 0 to 65535, not 'abc'\.$/],
+    [['--db', 'sqlite:./x.db'], { PORT: '99999' }, /^carebridge: PORT must be a whole number from 0 to 65535, not '99999'\.$/],
+    [['--db', 'sqlite:./x.db'], { CAREBRIDGE_LOG_LEVEL: 'chatty' }, /^carebridge: CAREBRIDGE_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, not 'chatty'\.$/],
     [['--db', 'sqlite:./x.db'], { CAREBRIDGE_BASE_URL: 'carebridge.example.org/fhir' }, /^carebridge: CAREBRIDGE_BASE_URL must be the FHIR API's public address as an http\(s\) URL, e\.g\. https:\/\/carebridge\.example\.org\/fhir, not 'carebridge\.example\.org\/fhir'\.$/],
     [['--db', 'sqlite:./x.db', '--base-url', 'ftp://files.example.org/fhir'], {}, /^carebridge: --base-url must be the FHIR API's public address as an http\(s\) URL, .*not 'ftp:\/\/files\.example\.org\/fhir'\.$/],
     [['--db', 'sqlite:./x.db'], { CAREBRIDGE_MESH_URL: 'https://mesh.example.org', CAREBRIDGE_MESH_MAILBOX: 'X26HC001', CAREBRIDGE_MESH_PASSWORD: 'pw', CAREBRIDGE_MESH_CLIENT_SHARED_KEY: 'key', CAREBRIDGE_MESH_CLIENT_CERT: '/nonexistent/client.pem', CAREBRIDGE_MESH_CLIENT_KEY: '/nonexistent/client.key' },
@@ -112,5 +116,35 @@ describe('the listening line says the host the server was given', () => {
   it('a named host is the URL\'s host', async () => {
     const line = await listeningLine(['--host', 'localhost']);
     assert.match(line, /^CareBridge listening on http:\/\/localhost:(\d+) \(portal at http:\/\/localhost:\1\/, FHIR API at http:\/\/localhost:\1\/fhir, /);
+  });
+});
+
+// Node's own error for a busy port names neither the listener nor the setting: with the HL7 v2 port busy it
+// read as if the HTTP port were taken.
+describe('a listener that cannot start says which one, where, and which setting gave it', () => {
+  let busy: Server;
+  let port: number;
+  after(() => new Promise<void>((resolve) => busy.close(() => resolve())));
+
+  it('the HTTP port and the HL7 v2 port, each named with its own setting', async () => {
+    busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    port = (busy.address() as { port: number }).port;
+    const db = (name: string) => `sqlite:${join(dir, 'listen', `${name}.db`)}`;
+    const http = await runCli(['serve', '--no-demo', '--port', String(port), '--db', db('http')], {}, dir);
+    assert.equal(http.code, 1, http.stdout);
+    assert.equal(http.stderr.trim(), `carebridge: cannot listen for HTTP on 127.0.0.1:${port} given by --port (another program is already listening there).`);
+    const hl7 = await runCli(['serve', '--no-demo', '--port', '0', '--db', db('hl7')], { CAREBRIDGE_HL7_PORT: String(port) }, dir);
+    assert.equal(hl7.code, 1, hl7.stdout);
+    assert.equal(hl7.stderr.trim(), `carebridge: cannot listen for HL7 v2 (MLLP) on 127.0.0.1:${port} given by CAREBRIDGE_HL7_PORT (another program is already listening there).`);
+    rmSync(join(dir, 'listen'), { recursive: true, force: true });
+  });
+
+  // A line `PORT=` in an env file read as port 0: the server listened where the system chose, and said so
+  // only in its start-up line.
+  it('an empty PORT is not set: the default port, not one of the system\'s choosing', () => {
+    assert.equal(loadServerConfig({}, { PORT: '' }).port, 8080);
+    assert.equal(loadServerConfig({}, { PORT: '  ' }).port, 8080);
+    assert.equal(loadServerConfig({ port: '0' }, { PORT: '' }).port, 0, '--port 0 still asks for any free port');
   });
 });
