@@ -348,11 +348,12 @@ const vread: Handler = async (ctx, _req, [type, id, , vid]) => {
 
 const create: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'create');
-  if (req.ifNoneExist) requireCriteriaSearch(ctx.access, type, [...new URLSearchParams(req.ifNoneExist)], 'If-None-Exist');
+  const criteria = ifNoneExistCriteria(type, req.ifNoneExist);
+  if (criteria) requireCriteriaSearch(ctx.access, type, criteria, 'If-None-Exist');
   if (req.contentType?.startsWith('application/x-www-form-urlencoded')) throw unsupportedMediaType(`POST ${type} takes a FHIR JSON resource (application/fhir+json); to search, POST to ${type}/_search.`);
   return inWrite(ctx, async (c) => {
-    if (req.ifNoneExist) {
-      const existing = await op.singleMatch(c, type, [...new URLSearchParams(req.ifNoneExist)]);
+    if (criteria) {
+      const existing = await op.singleMatch(c, type, criteria);
       if (existing) {
         // The caller is shown the match as it stands: a read of it, in "who has looked at my record".
         const row = await op.readResource(c, type, existing);
@@ -363,6 +364,19 @@ const create: Handler = async (ctx, req, [type]) => {
     return writtenResponse(ctx, req, await op.createResource(c, type, req.body), 201);
   });
 };
+
+/**
+ * The criteria of an If-None-Exist (header or Bundle entry), or undefined for a plain create. One sent
+ * empty or blank is still a conditional create, without criteria: taken as a plain create it would store
+ * a duplicate of whatever the client meant to find, so it is refused like any conditional request without them.
+ */
+export function ifNoneExistCriteria(type: string, ifNoneExist: string | undefined): QueryParams | undefined {
+  if (ifNoneExist === undefined) return undefined;
+  if (!ifNoneExist.trim()) {
+    throw badRequest(`If-None-Exist is empty: a conditional ${type} create needs search criteria (e.g. identifier=system|value). For a plain create, leave it out.`, 'If-None-Exist');
+  }
+  return [...new URLSearchParams(ifNoneExist)];
+}
 
 const update: Handler = async (ctx, req, [type, id]) => {
   ctx.access.require(type, 'update');

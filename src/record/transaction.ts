@@ -3,7 +3,7 @@
 // order the FHIR spec gives (DELETE, POST, PUT/PATCH, GET), and answers keep the request's order.
 import { FhirError, badRequest, methodNotAllowed, multipleMatches, type OutcomeIssue } from './outcome.ts';
 import { validateResource } from './validation.ts';
-import { handleFhirRequest, requireCriteriaSearch, serviceFor, writtenResponse, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
+import { handleFhirRequest, ifNoneExistCriteria, requireCriteriaSearch, serviceFor, writtenResponse, type FhirRequest, type FhirResponse, type RestContext } from './rest.ts';
 import * as op from './interactions.ts';
 import { definitions } from './definitions.ts';
 import { failedAccessEvents, rewrapped } from './accessControl.ts';
@@ -171,9 +171,9 @@ async function createFresh(ctx: RestContext, c: op.Ctx, fresh: Entry[], results:
 }
 
 /** Runs one entry's work; a FhirError names the entry, so the client knows which one to fix. */
-async function asEntry(e: Entry, work: () => Promise<void>): Promise<void> {
+async function asEntry<T>(e: Entry, work: () => Promise<T>): Promise<T> {
   try {
-    await work();
+    return await work();
   } catch (err) {
     if (!(err instanceof FhirError)) throw err; // unexpected: logged and answered 500 by the HTTP layer
     const prefix = `Transaction entry ${e.index} (${e.label}) failed, so nothing was stored: `;
@@ -191,8 +191,8 @@ async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise
     if (e.method === 'POST' && e.path && !e.path.includes('/')) {
       if (!definitions().resourceTypes.has(type)) continue; // routing reports the unknown type
       let id: string | undefined;
-      if (e.ifNoneExist) {
-        const criteria = [...new URLSearchParams(e.ifNoneExist)];
+      const criteria = await asEntry(e, async () => ifNoneExistCriteria(type, e.ifNoneExist));
+      if (criteria) {
         await asEntry(e, async () => requireCriteriaSearch(ctx.access, type, criteria, 'If-None-Exist'));
         id = await op.singleMatch(c, type, criteria);
       }

@@ -904,6 +904,29 @@ for (const engine of ENGINES) {
       );
     });
 
+    it('an empty or blank If-None-Exist is a conditional create without criteria: 400, and nothing is stored', async () => {
+      // Taken as a plain create, it would store a duplicate of whatever the client meant to find.
+      const patient = { resourceType: 'Patient', identifier: [{ system: MRN, value: 'MRN-1' }], name: [{ family: 'Duplicate' }] };
+      const conditionalCreate = (criteria: string, type: 'transaction' | 'batch') =>
+        JSON.stringify({ resourceType: 'Bundle', type, entry: [{ request: { method: 'POST', url: 'Patient', ifNoneExist: criteria }, resource: patient }] });
+      await unchanged(async () => {
+        await everyCase(
+          ['', '   '],
+          async (criteria) => {
+            const r = await send(s, 'POST', 'Patient', { body: JSON.stringify(patient), headers: { 'if-none-exist': criteria } });
+            assertRejected(r, `If-None-Exist: '${criteria}'`, 400);
+            assert.match(r.json.issue[0].diagnostics, /needs search criteria/, `If-None-Exist: '${criteria}': ${describeReply(r)}`);
+            const tx = await send(s, 'POST', '', { body: conditionalCreate(criteria, 'transaction') });
+            assertRejected(tx, `a transaction entry's ifNoneExist '${criteria}'`, 400);
+            assert.match(tx.json.issue[0].diagnostics, /^Transaction entry 0 \(POST Patient\) failed.*needs search criteria/, describeReply(tx));
+            const batch = await send(s, 'POST', '', { body: conditionalCreate(criteria, 'batch') });
+            assert.equal(batch.json?.entry?.[0]?.response?.status, '400', `a batch entry's ifNoneExist '${criteria}': ${describeReply(batch)}`);
+          },
+          (criteria) => JSON.stringify(criteria),
+        );
+      });
+    });
+
     it('a transaction with any bad entry is refused whole: nothing of it is stored', async () => {
       const patient = { resourceType: 'Patient', name: [{ family: 'Halfwritten' }] };
       const good = (n: number, where: string) => Array.from({ length: n }, (_, i) => ({ fullUrl: `urn:uuid:good-${where}-${i}`, request: { method: 'POST', url: 'Patient' }, resource: patient }));
