@@ -193,8 +193,10 @@ async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise
       let id: string | undefined;
       const criteria = await asEntry(e, async () => ifNoneExistCriteria(type, e.ifNoneExist));
       if (criteria) {
-        await asEntry(e, async () => requireCriteriaSearch(ctx.access, type, criteria, 'If-None-Exist'));
-        id = await op.singleMatch(c, type, criteria);
+        id = await asEntry(e, async () => {
+          requireCriteriaSearch(ctx.access, type, criteria, 'If-None-Exist');
+          return op.singleMatch(c, type, criteria); // several matches are a 412 the client must trace to this entry
+        });
       }
       if (id) {
         // The match exists already: answer as a read of it, as a plain conditional create would.
@@ -209,8 +211,11 @@ async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise
       }
       if (e.fullUrl) assigned.set(e.fullUrl, `${type}/${id}`);
     } else if (e.method === 'PUT' && e.query.length && !e.path.includes('/')) {
-      await asEntry(e, async () => requireCriteriaSearch(ctx.access, type, e.query, 'conditional update'));
-      const id = (await op.singleMatch(c, type, e.query)) ?? (typeof e.resource?.id === 'string' ? e.resource.id : op.newId());
+      const match = await asEntry(e, async () => {
+        requireCriteriaSearch(ctx.access, type, e.query, 'conditional update');
+        return op.singleMatch(c, type, e.query); // several matches are a 412 the client must trace to this entry
+      });
+      const id = match ?? (typeof e.resource?.id === 'string' ? e.resource.id : op.newId());
       e.path = `${type}/${id}`;
       e.query = [];
       e.resource = { ...e.resource, id };

@@ -927,6 +927,29 @@ for (const engine of ENGINES) {
       });
     });
 
+    it('a conditional write in a transaction that matches several resources is a 412 naming its entry', async () => {
+      // The seed holds two Organizations: criteria naming both by id match both.
+      const both = `_id=${ids.root},${ids.child}`;
+      const plain = { request: { method: 'POST', url: 'Location' }, resource: { resourceType: 'Location', name: 'Halfwritten' } };
+      const cases: [string, unknown][] = [
+        ['a conditional update', { request: { method: 'PUT', url: `Organization?${both}` }, resource: { resourceType: 'Organization', name: 'Overwritten' } }],
+        ['a conditional create', { request: { method: 'POST', url: 'Organization', ifNoneExist: both }, resource: { resourceType: 'Organization', name: 'Duplicate' } }],
+        ['a conditional delete', { request: { method: 'DELETE', url: `Organization?${both}` } }],
+      ];
+      await unchanged(() =>
+        everyCase(
+          cases,
+          async ([label, entry]) => {
+            const r = await send(s, 'POST', '', { body: JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [plain, entry] }) });
+            assertRejected(r, label, 412);
+            const said: string = r.json.issue[0].diagnostics;
+            assert.match(said, /^Transaction entry 1 \([A-Z]+ Organization[^)]*\) failed, so nothing was stored: /, `${label}: the diagnostics do not name the entry: ${said}`);
+          },
+          ([label]) => label,
+        ),
+      );
+    });
+
     it('a transaction with any bad entry is refused whole: nothing of it is stored', async () => {
       const patient = { resourceType: 'Patient', name: [{ family: 'Halfwritten' }] };
       const good = (n: number, where: string) => Array.from({ length: n }, (_, i) => ({ fullUrl: `urn:uuid:good-${where}-${i}`, request: { method: 'POST', url: 'Patient' }, resource: patient }));
