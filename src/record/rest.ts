@@ -249,8 +249,22 @@ function searchBody(req: FhirRequest): QueryParams {
   return [...req.query, ...(typeof req.body === 'string' ? [...new URLSearchParams(req.body)] : [])];
 }
 
+/** Strict only when asked for by name: an unknown handling is ignored, as RFC 7240 §2 has unknown preferences be. */
 function handling(req: FhirRequest): Handling {
-  return /handling=strict/i.test(req.prefer ?? '') ? 'strict' : 'lenient';
+  return preference(req.prefer, 'handling') === 'strict' ? 'strict' : 'lenient';
+}
+
+/**
+ * The value of the preference called `name` in a Prefer header, lower-cased and unquoted; undefined when it
+ * is not there. Only its first appearance counts (RFC 7240 §2). Preferences are split on semicolons as well
+ * as commas: clients write `return=minimal; handling=strict` meaning two preferences.
+ */
+function preference(prefer: string | undefined, name: string): string | undefined {
+  for (const part of (prefer ?? '').split(/[,;]/)) {
+    const [token, value = ''] = part.split('=', 2).map((s) => s.trim());
+    if (token.toLowerCase() === name) return value.replace(/^"(.*)"$/, '$1').toLowerCase();
+  }
+  return undefined;
 }
 
 const searchType: Handler = async (ctx, req, [type]) => {

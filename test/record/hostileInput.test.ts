@@ -665,6 +665,24 @@ for (const engine of ENGINES) {
       });
     });
 
+    it('Prefer: handling is read as a preference: handling=strict is strict, and an unknown handling (strictly) is ignored, so lenient', async () => {
+      // RFC 7240 §2: an unknown preference, or value, is ignored; a repeated preference counts the first time.
+      const strict = ['handling=strict', 'Handling=Strict', 'return=minimal, handling=strict', 'return=minimal; handling=strict', 'respond-async,handling=strict'];
+      const lenient = ['handling=strictly', 'handling=strict-ish', 'handling=nonstrict', 'x-handling=strict', 'handling=lenient', 'handling=lenient, handling=strict'];
+      await unchanged(async () => {
+        await everyCase(strict, (prefer) => rejected('GET', 'Patient?foo=bar', { headers: { prefer }, status: 400 }), (prefer) => `Prefer: ${prefer}`);
+        await everyCase(
+          lenient,
+          async (prefer) => {
+            const r = await send(s, 'GET', 'Patient?foo=bar', { headers: { prefer } });
+            assert.equal(r.status, 200, `Prefer: ${prefer}: ${describeReply(r)}`);
+            assert.equal(r.json.total, counts.Patient, `Prefer: ${prefer} should ignore the unknown parameter`);
+          },
+          (prefer) => `Prefer: ${prefer}`,
+        );
+      });
+    });
+
     it('invalid dates, numbers and prefixes are 400s', async () => {
       const dates = ['2020-13', '2020-00', '20200101', '2020-1-1', 'abc', '2020-01-01T25:00Z', '2020-01-01T10:61Z', '2020-01-01T10', '2020-01-01 10:00', '2020-01-01T10:00:00ZZ', '2020-01-01T10:00:00+1:00', '2020-01-32', '-2020', '２０２０', 'xx2020', 'zz2020', 'GE2020', 'Gt2020', 'e2020', 'eqq2020', 'eqeq2020', 'gt', 'ge2020,garbage', 'ge2020,', ',', ''];
       const numbers = ['abc', '5..5', '--5', '5e', '5e+', '.', 'Infinity', 'NaN', '1,abc', 'gtabc', 'xx5', 'zz5', 'GT5', '5 5', '½', '٥', ''];
