@@ -235,7 +235,7 @@ export function writtenResponse(ctx: RestContext, req: FhirRequest, w: WrittenRe
     'Last-Modified': new Date(w.lastUpdated).toUTCString(),
     Location: `${ctx.base}/${w.type}/${w.id}/_history/${w.versionId}`,
   };
-  const prefer = /return=(minimal|representation|OperationOutcome)/i.exec(req.prefer ?? '')?.[1]?.toLowerCase();
+  const prefer = preference(req.prefer, 'return');
   if (prefer === 'minimal') return { status, headers };
   if (prefer === 'operationoutcome') return { status, headers, body: successOutcome(`${w.type}/${w.id} saved as version ${w.versionId}.`) };
   return { status, headers, body: w.content };

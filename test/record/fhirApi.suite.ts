@@ -125,6 +125,11 @@ export function fhirApiSuite(engine: Engine): void {
         const oo = await fhir.post('Patient', patient('Frost', 'Ivy'), { prefer: 'return=OperationOutcome' });
         assert.equal(oo.body.resourceType, 'OperationOutcome');
         assert.equal(oo.body.issue[0].severity, 'information');
+        // Read as a preference by name (RFC 7240), beside others; a value that only starts like one is unknown.
+        const among = await fhir.post('Patient', patient('Frost', 'Ada'), { prefer: 'handling=strict, return=minimal' });
+        assert.equal(among.body, undefined, 'return=minimal among other preferences');
+        const unknown = await fhir.post('Patient', patient('Frost', 'Eve'), { prefer: 'return=minimalist' });
+        assert.equal(unknown.body?.resourceType, 'Patient', 'an unknown return value gets the resource, the default');
       });
 
       it('deletes with a new version: read gives 410, history keeps it, the old version is still readable', async () => {
