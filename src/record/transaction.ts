@@ -14,6 +14,8 @@ interface Entry {
   label: string;
   /** A POST given a server id up front: stored with the other fresh creates in one batch. */
   fresh?: boolean;
+  /** A conditional create with the same criteria as an earlier entry that creates: that entry's resource. */
+  sameAs?: { index: number; criteria: [string, string][] };
   method: string;
   path: string;
   query: [string, string][];
@@ -146,12 +148,31 @@ async function runTransaction(ctx: RestContext, entries: Entry[]): Promise<FhirR
         continue;
       }
       await asEntry(e, async () => {
+        if (e.sameAs) await assertSameAs(c, e);
         results[e.index] = await handleFhirRequest(txCtx, toRequest(e, 'return=minimal'));
       });
     }
     return results;
   });
   return { status: 200, body: { resourceType: 'Bundle', type: 'transaction-response', entry: responses.map((r) => responseEntry(ctx.base, r)) } };
+}
+
+/** Criteria compared as sets of parameters: the order they were written in does not make them different. */
+function criteriaKey(type: string, criteria: [string, string][]): string {
+  return `${type}?${new URLSearchParams([...criteria].sort(([a, x], [b, y]) => a.localeCompare(b) || x.localeCompare(y))).toString()}`;
+}
+
+/**
+ * A conditional create answered with an earlier entry's new resource must be one its criteria find, now
+ * that it is written; otherwise the two entries meant different resources, and which one was meant is the
+ * client's to say.
+ */
+async function assertSameAs(c: op.Ctx, e: Entry): Promise<void> {
+  const [type, id] = e.path.split('/');
+  const found = await op.singleMatch(c, type, e.sameAs!.criteria);
+  if (found !== id) {
+    throw badRequest(`It has the same If-None-Exist as Bundle.entry[${e.sameAs!.index}], which creates ${type}/${id}, so it would be that ${type}; but its criteria do not find it. Give the entries criteria that find what each creates.`);
+  }
 }
 
 async function createFresh(ctx: RestContext, c: op.Ctx, fresh: Entry[], results: FhirResponse[]): Promise<void> {
@@ -186,6 +207,8 @@ async function asEntry<T>(e: Entry, work: () => Promise<T>): Promise<T> {
 /** Gives each POST a server id up front (or the existing id, for a conditional create that matches). */
 async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise<Map<string, string>> {
   const assigned = new Map<string, string>();
+  /** The conditional creates that create, by their criteria: the first of several alike is the one made. */
+  const creating = new Map<string, { id: string; index: number }>();
   for (const e of entries) {
     const type = e.path.split('/')[0];
     if (e.method === 'POST' && e.path && !e.path.includes('/')) {
@@ -198,6 +221,11 @@ async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise
           return op.singleMatch(c, type, criteria); // several matches are a 412 the client must trace to this entry
         });
       }
+      // Generated Bundles repeat a conditional create wherever a resource is referenced (the same
+      // practitioner for each observation): every one would find nothing and create, making duplicates.
+      const alike = criteria && !id ? creating.get(criteriaKey(type, criteria)) : undefined;
+      if (alike) e.sameAs = { index: alike.index, criteria: criteria! };
+      id ??= alike?.id;
       if (id) {
         // The match exists already: answer as a read of it, as a plain conditional create would.
         e.method = 'GET';
@@ -208,6 +236,7 @@ async function assignIds(ctx: RestContext, c: op.Ctx, entries: Entry[]): Promise
         e.fresh = true;
         e.path = `${type}/${id}`;
         e.resource = { ...e.resource, id };
+        if (criteria) creating.set(criteriaKey(type, criteria), { id, index: e.index });
       }
       if (e.fullUrl) assigned.set(e.fullUrl, `${type}/${id}`);
     } else if (e.method === 'PUT' && e.query.length && !e.path.includes('/')) {

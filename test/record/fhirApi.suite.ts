@@ -423,6 +423,34 @@ export function fhirApiSuite(engine: Engine): void {
         assert.equal((await fhir.get(`Observation?subject=Patient/${patientId}`)).body.total, 3);
       });
 
+      // Generated Bundles repeat a conditional create wherever the resource is referenced (the same
+      // practitioner for each observation): each found nothing, so each created, and the record held copies.
+      it('conditional creates with the same criteria in one transaction make one resource, which every reference to them names', async () => {
+        const ods = `https://example.org/Id/staff-${engine}`;
+        const practitioner = (code: string, given: string) => ({ resourceType: 'Practitioner', identifier: [{ system: ods, value: code }], name: [{ family: 'Okafor', given: [given] }] });
+        const ids = ['22222222-2222-4222-8222-222222222222', '33333333-3333-4333-8333-333333333333'].map((u) => `urn:uuid:${u}`);
+        const onePerObservation = ids.flatMap((url, i) => [
+          { fullUrl: url, resource: practitioner('C1234567', 'Chidi'), request: { method: 'POST', url: 'Practitioner', ifNoneExist: i === 0 ? `identifier=${ods}|C1234567` : `identifier=${encodeURIComponent(`${ods}|C1234567`)}` } },
+          { resource: { ...observation('x', '8867-4', '2026-11-01', 70 + i), performer: [{ reference: url }] }, request: { method: 'POST', url: 'Observation' } },
+        ]);
+        const tx = await fhir.post('', { resourceType: 'Bundle', type: 'transaction', entry: onePerObservation });
+        assert.equal(tx.status, 200, JSON.stringify(tx.body));
+        assert.deepEqual(tx.body.entry.map((e: any) => e.response.status), ['201 Created', '201 Created', '200 OK', '201 Created']);
+        const found = (await fhir.get(`Practitioner?identifier=${encodeURIComponent(`${ods}|C1234567`)}`)).body;
+        assert.equal(found.total, 1, 'one Practitioner');
+        const performers = await Promise.all([1, 3].map(async (i) => (await fhir.get(tx.body.entry[i].response.location.split('/_history')[0])).body.performer[0].reference));
+        assert.deepEqual(performers, [`Practitioner/${found.entry[0].resource.id}`, `Practitioner/${found.entry[0].resource.id}`]);
+
+        // Alike criteria whose first resource they do not find: the entries meant different things.
+        const mismatch = await fhir.post('', { resourceType: 'Bundle', type: 'transaction', entry: [
+          { resource: practitioner('C7654321', 'Ngozi'), request: { method: 'POST', url: 'Practitioner', ifNoneExist: `identifier=${ods}|C9999999` } },
+          { resource: practitioner('C9999999', 'Ade'), request: { method: 'POST', url: 'Practitioner', ifNoneExist: `identifier=${ods}|C9999999` } },
+        ] });
+        assert.equal(mismatch.status, 400, JSON.stringify(mismatch.body));
+        assert.match(mismatch.body.issue[0].diagnostics, /entry 1 .*same If-None-Exist as Bundle\.entry\[0\]/);
+        assert.equal((await fhir.get(`Practitioner?identifier=${encodeURIComponent(ods)}|&_summary=count`)).body.total, 1, 'nothing more stored');
+      });
+
       it('a transaction is all or nothing', async () => {
         const family = `Atomic${engine}`;
         const tx = await fhir.post('', {
