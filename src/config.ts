@@ -119,11 +119,20 @@ export function resolveDatabase(value: string | undefined, fromFlag = false): st
  * The HTTP port: --port, else PORT, else 8080. An empty PORT (a line `PORT=` in an env file) is not set:
  * read as a number it was 0, and the server listened on a port of the system's choosing.
  */
-function listeningPort(flag: string | number | undefined, env: string | undefined): number {
-  const [raw, setting] = flag !== undefined ? [String(flag), '--port'] : env?.trim() ? [env, 'PORT'] : ['8080', 'PORT'];
+function listeningPort(flags: ConfigFlags, env: NodeJS.ProcessEnv): number {
+  const setting = listenSettings(flags, env).port;
+  const raw = setting === '--port' ? String(flags.port) : setting === 'PORT' ? env.PORT! : '8080';
   const port = Number(raw.trim() || NaN);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${setting} must be a whole number from 0 to 65535, not '${raw}'.`);
   return port;
+}
+
+/** Which setting gave the address and the port the server listens on, for messages about them. */
+export function listenSettings(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): { host: string; port: string } {
+  return {
+    host: flags.host !== undefined ? '--host' : env.HOST ? 'HOST' : 'the default host',
+    port: flags.port !== undefined ? '--port' : env.PORT?.trim() ? 'PORT' : 'the default port',
+  };
 }
 
 /** The levels the server's log takes (pino's); CAREBRIDGE_LOG_LEVEL, error by default. */
@@ -136,7 +145,7 @@ export function serverLogLevel(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const port = listeningPort(flags.port, env.PORT);
+  const port = listeningPort(flags, env);
   const host = flags.host ?? env.HOST ?? '127.0.0.1';
   const insecureNoAuth = Boolean(flags.insecureNoAuth);
   const adminId = env.CAREBRIDGE_ADMIN_CLIENT_ID;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { isIP, type AddressInfo } from 'node:net';
-import { isLoopback, loadServerConfig, serverLogLevel } from '../config.ts';
+import { isLoopback, listenSettings, loadServerConfig, serverLogLevel } from '../config.ts';
 import { DatabaseUnavailable } from '../record/index.ts';
 import { databaseSetting } from './store.ts';
 import { cannotListen } from './listenErrors.ts';
@@ -23,8 +23,8 @@ export function serveCommand(program: Command): void {
       if (config.insecureNoAuth) console.warn('WARNING: --insecure-no-auth: anyone who can reach this port can read and change the record.');
       const calendar = calendarRunningOut(Date.now());
       if (calendar) console.warn(calendar);
-      const hostSetting = flags.host !== undefined ? '--host' : process.env.HOST ? 'HOST' : 'the default host';
-      const listening = (what: string, port: number, portSetting: string) => ({ what, host: config.host, port, hostSetting, portSetting });
+      const settings = listenSettings(flags);
+      const listening = (what: string, port: number, portSetting: string) => ({ what, host: config.host, port, hostSetting: settings.host, portSetting });
       const server = await buildServer(config, { logLevel }).catch((err) => {
         if (err instanceof DatabaseUnavailable) throw new Error(err.givenBy(databaseSetting(flags.db)));
         // The HL7 v2 listener is the one that starts with the server; HTTP listens below.
@@ -32,7 +32,7 @@ export function serveCommand(program: Command): void {
       });
       await server.app.listen({ host: config.host, port: config.port }).catch(async (err) => {
         await server.close();
-        throw cannotListen(err, listening('HTTP', config.port, flags.port !== undefined ? '--port' : process.env.PORT?.trim() ? 'PORT' : 'the default port')) ?? err;
+        throw cannotListen(err, listening('HTTP', config.port, settings.port)) ?? err;
       });
       const { url, allInterfaces } = listeningOn(config.host, (server.app.server.address() as AddressInfo).port);
       // From the moment requests are answered: a stop writes out what they buffered (the audit trail's last

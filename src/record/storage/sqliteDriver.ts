@@ -34,7 +34,9 @@ function openConnections(path: string): { writer: Db; reader: Db } {
     }
   } catch (err) {
     const sqliteSays = (err as Error).message.replace(/\s*\n\s*/g, ' ');
-    throw new DatabaseUnavailable('open', `the SQLite database file '${path}'`, whyUnopenable(path) ?? sqliteSays);
+    // An in-memory database has no file to ask the operating system about.
+    const why = path === ':memory:' ? undefined : whyUnopenable(path);
+    throw new DatabaseUnavailable('open', `the SQLite database file '${path}'`, why ?? sqliteSays);
   }
 }
 
