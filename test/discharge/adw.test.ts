@@ -10,6 +10,7 @@ import {
   triage, triageStateOf, withdrawReferral, EXPECTED_DISCHARGE_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
 import { addOrganisation, addUser } from '../../src/access/index.ts';
+import { generateSyntheticNhsNumber } from '../../src/record/index.ts';
 import { csrfTokenIn, TEST_PASSWORD } from '../portal/portalServer.ts';
 import { signIn } from './pagesSeed.ts';
 import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, withHeaderId, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
@@ -17,6 +18,18 @@ import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, 
 const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
 const ASSESSMENT_HEADER = '5bfa2a2e-923b-440d-82d6-38e24b666be6';
 const DISCHARGE_HEADER = '19db5f65-1bad-4ce1-be05-92ff79ab1c8f';
+const UK_CORE_VERIFICATION = { url: 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus', system: 'https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland' };
+
+/**
+ * The verification status on the NHS number of a message we sent, read from its XML as a validator of
+ * CareConnect-Patient-1 would find it (our own parser is not the judge): the extension, first in the
+ * identifier, with CareConnect's URL, system and the code's display.
+ */
+function sentStatus(xml: string): string | undefined {
+  const found = /<identifier>\s*<extension url="https:\/\/fhir\.hl7\.org\.uk\/StructureDefinition\/Extension-CareConnect-NHSNumberVerificationStatus-1">\s*<valueCodeableConcept>\s*<coding>\s*<system value="https:\/\/fhir\.hl7\.org\.uk\/CareConnect-NHSNumberVerificationStatus-1"\s*\/>\s*<code value="(\d\d)"\s*\/>\s*<display value="([^"]+)"\s*\/>\s*<\/coding>\s*<\/valueCodeableConcept>\s*<\/extension>\s*<system value="https:\/\/fhir\.nhs\.uk\/Id\/nhs-number"\s*\/>/.exec(xml);
+  if (found) assert.equal(found[2], { '01': 'Number present and verified', '02': 'Number present but not traced', '03': 'Trace required' }[found[1]]);
+  return found?.[1];
+}
 
 describe('ADW parsing of the official examples', () => {
   it('reads all ten message types', () => {
@@ -161,6 +174,39 @@ for (const engine of ENGINES) {
       const withdrawalAccept = parseAdwMessage(sent.find((r) => r.event_code === ADW_EVENT.withdrawalAccept)!.body);
       assert.equal(withdrawalAccept.eventCode, ADW_EVENT.withdrawalAccept);
       assert.equal(withdrawalAccept.response?.identifier, parseAdwMessage(withdrawal).headerId);
+    });
+
+    it('every message sent carries the NHS number\'s verification status CareConnect-Patient-1 requires: as the sender said it, kept in the record; a number no one vouched for goes as untraced, never as verified (H-051)', async () => {
+      // The status the official notice gives (01, verified) is kept on the person and comes back in the answer.
+      const verifiedIds = episodeIds();
+      const nhs = generateSyntheticNhsNumber();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], verifiedIds).replace('value="9413946000"', `value="${nhs}"`)));
+      const person = await searchOne(t, `Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|${nhs}`);
+      const kept = person.identifier.find((i: any) => i.system === 'https://fhir.nhs.uk/Id/nhs-number').extension;
+      assert.deepEqual(kept.map((e: any) => [e.url, e.valueCodeableConcept.coding[0].system, e.valueCodeableConcept.coding[0].code]), [[UK_CORE_VERIFICATION.url, UK_CORE_VERIFICATION.system, '01']]);
+      await triage(ctx, (await episodeOf(verifiedIds[EPISODE])).referral.id, { action: 'accept', note: 'We will assess at home.' });
+      assert.equal(sentStatus((await sentFor(verifiedIds[EPISODE]))[0].body), '01');
+
+      // A notice that says nothing of it: the person is recorded without a status, and answered as untraced.
+      const silentIds = episodeIds();
+      const unsaid = generateSyntheticNhsNumber();
+      const silent = renamed(EXAMPLES['Assessment-Notice'], silentIds).replace('value="9413946000"', `value="${unsaid}"`).replace(/<extension url="[^"]*NHSNumberVerificationStatus-1">[\s\S]*?<\/extension>/, '');
+      assert.equal(parseAdwMessage(silent).patient?.nhsNumberVerification, undefined);
+      await handleAdwMessage(deps(), inbound(silent));
+      const unvouched = await searchOne(t, `Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|${unsaid}`);
+      assert.equal(unvouched.identifier.find((i: any) => i.system === 'https://fhir.nhs.uk/Id/nhs-number').extension, undefined);
+      await triage(ctx, (await episodeOf(silentIds[EPISODE])).referral.id, { action: 'reject', reason: 'Not ours.' });
+      assert.equal(sentStatus((await sentFor(silentIds[EPISODE]))[0].body), '02');
+
+      // A status outside the list is no status; a reject straight back echoes the notice's own.
+      const oddIds = episodeIds();
+      const odd = renamed(EXAMPLES['Assessment-Notice'], oddIds).replace('<code value="01"/>', '<code value="99"/>').replace('ods:V396BB', 'ods:ZZ9999');
+      assert.equal(parseAdwMessage(odd).patient?.nhsNumberVerification, undefined);
+      await handleAdwMessage(deps(), inbound(odd)).catch(() => undefined);
+      assert.equal(sentStatus((await sentFor(oddIds[EPISODE]))[0].body), '02');
+      const traced = renamed(EXAMPLES['Assessment-Notice'], episodeIds()).replace('<code value="01"/>', '<code value="03"/>').replace('ods:V396BB', 'ods:ZZ9999');
+      await handleAdwMessage(deps(), inbound(traced)).catch(() => undefined);
+      assert.equal(sentStatus((await sentFor(parseAdwMessage(traced).referral!.identifier!))[0].body), '03');
     });
 
     it('a notice delivered twice is applied once', async () => {

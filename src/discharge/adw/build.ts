@@ -6,11 +6,12 @@ import { randomUUID } from 'node:crypto';
 import { XMLBuilder } from 'fast-xml-parser';
 import { NHS_NUMBER_SYSTEM } from '../../record/index.ts';
 import {
-  ACCEPT_REASON_SYSTEM, ADMISSION_TYPE_SYSTEM, ENCOUNTER_ID_SYSTEM, EVENT, HEADER_PROFILES, ODS_ENDPOINT_PREFIX, OTHER_FREE_TEXT, PROFILE,
+  ACCEPT_REASON_SYSTEM, ADMISSION_TYPE_SYSTEM, CARECONNECT_VERIFICATION_SYSTEM, CARECONNECT_VERIFICATION_URL, VERIFICATION_STATUSES, ENCOUNTER_ID_SYSTEM, EVENT, HEADER_PROFILES, ODS_ENDPOINT_PREFIX, OTHER_FREE_TEXT, PROFILE,
   REJECT_REASON_SYSTEM, WITHDRAWAL_REASONS, WITHDRAWAL_REASON_SYSTEM, WITHDRAWALS, type EventCode,
 } from './codes.ts';
 import type { AdwAnswer, AdwEncounter, AdwPatient, AdwPerson } from './parse.ts';
 import { ODS_ORGANIZATION, ODS_SITE } from '../model.ts';
+import { statusToSend } from './nhsNumberStatus.ts';
 
 export interface AdwOutgoing {
   event: EventCode;
@@ -71,6 +72,15 @@ function reasonElement(m: AdwOutgoing) {
   return { coding: { system: v(accepted ? ACCEPT_REASON_SYSTEM : REJECT_REASON_SYSTEM), code: v(OTHER_FREE_TEXT.code), display: v(OTHER_FREE_TEXT.display) }, text: v(m.reasonText) };
 }
 
+/** CareConnect-Patient-1 requires the status on the NHS number (1..1): as we were told it, else untraced (H-051). */
+function verificationElement(given: string | undefined) {
+  const code = statusToSend(given);
+  return {
+    '@_url': CARECONNECT_VERIFICATION_URL,
+    valueCodeableConcept: { coding: { system: v(CARECONNECT_VERIFICATION_SYSTEM), code: v(code), display: v(VERIFICATION_STATUSES[code]) } },
+  };
+}
+
 function telecoms(p: { phone?: string; email?: string }) {
   return [...(p.email ? [{ system: v('email'), value: v(p.email) }] : []), ...(p.phone ? [{ system: v('phone'), value: v(p.phone) }] : [])];
 }
@@ -123,7 +133,7 @@ export function buildAdwMessage(m: AdwOutgoing): { headerId: string; xml: string
     entry(ids.patient, 'Patient', {
       meta: meta('https://fhir.hl7.org.uk/StructureDefinition/CareConnect-Patient-1'),
       identifier: [
-        ...(p.nhsNumber ? [{ system: v(NHS_NUMBER_SYSTEM), value: v(p.nhsNumber) }] : []),
+        ...(p.nhsNumber ? [{ extension: verificationElement(p.nhsNumberVerification), system: v(NHS_NUMBER_SYSTEM), value: v(p.nhsNumber) }] : []),
       ],
       name: { use: v('usual'), family: v(p.family), given: p.given.map((g) => v(g)) },
       ...(notice ? { telecom: telecoms(p) } : {}),
@@ -149,7 +159,7 @@ export function buildAdwMessage(m: AdwOutgoing): { headerId: string; xml: string
       type: { coding: { system: v('http://hl7.org/fhir/organization-type'), code: v('govt'), display: v('Government') } },
       name: v(m.council.name),
     }),
-    ...(m.encounter?.ward ? [entry(ids.ward, 'Location', { name: v(m.encounter.ward), managingOrganization: refTo(ids.hospital) })] : []),
+    ...(m.encounter?.ward ? [entry(ids.ward, 'Location', { meta: meta('https://fhir.hl7.org.uk/StructureDefinition/CareConnect-Location-1'), name: v(m.encounter.ward), managingOrganization: refTo(ids.hospital) })] : []),
     ...(notice && m.answers?.length ? [entry(ids.answers, 'QuestionnaireResponse', {
       status: v('completed'),
       encounter: refTo(ids.encounter),

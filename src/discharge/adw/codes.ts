@@ -82,6 +82,26 @@ export const ADMISSION_TYPE_SYSTEM = 'https://fhir.nhs.uk/ADW-AdmissionType-1';
 export const ENCOUNTER_ID_SYSTEM = 'https://fhir.nhs.uk/encounter-id';
 export const LOCAL_PATIENT_ID_SYSTEM = 'https://fhir.nhs.uk/Id/local-patient-identifier';
 export const ODS_ENDPOINT_PREFIX = 'urn:nhs-uk:addressing:ods:';
+
+/**
+ * CareConnect-Patient-1, which ADW messages declare for their Patient, requires this extension (1..1) on
+ * the NHS number's identifier: how far the number was traced. UK Core's extension says the same in R4.
+ */
+export const CARECONNECT_VERIFICATION_URL = 'https://fhir.hl7.org.uk/StructureDefinition/Extension-CareConnect-NHSNumberVerificationStatus-1';
+export const CARECONNECT_VERIFICATION_SYSTEM = 'https://fhir.hl7.org.uk/CareConnect-NHSNumberVerificationStatus-1';
+/** The NHS Data Dictionary's NHS number status indicator codes, which both code systems use. */
+export const VERIFICATION_STATUSES: Record<string, string> = {
+  '01': 'Number present and verified',
+  '02': 'Number present but not traced',
+  '03': 'Trace required',
+  '04': 'Trace attempted - No match or multiple match found',
+  '05': 'Trace needs to be resolved - (NHS Number or patient detail conflict)',
+  '06': 'Trace in progress',
+  '07': 'Number not present and trace not required',
+  '08': 'Trace postponed (baby under six weeks old)',
+};
+/** Said of a number whose status no one told us: we hold it, and we have not traced it (H-051). */
+export const UNTRACED = '02';
 /** The MESH workflow ids ADW messages travel under (configurable; these are the defaults). */
 export const DEFAULT_ADW_WORKFLOW_IDS = ['ADW_NOTICE', 'ADW_NOTICE_ACK'];
 

@@ -26,6 +26,7 @@ import {
   WITHDRAWAL_REASON_SYSTEM, isEventCode, type EventCode,
 } from './codes.ts';
 import { buildAdwMessage } from './build.ts';
+import { recordVerificationExtension } from './nhsNumberStatus.ts';
 import { episodeByIdentifier, episodeWith, insertEpisode, queueOutbound, queueResponse, type AdwEpisode } from './outbound.ts';
 import type { InboundMessage, InboundTransaction } from '../messagingPort.ts';
 
@@ -586,7 +587,7 @@ async function upsertPatient(session: RecordSession, m: AdwMessage): Promise<Fhi
     resourceType: 'Patient',
     id: session.newId(),
     identifier: [
-      { system: NHS_NUMBER_SYSTEM, value: p.nhsNumber },
+      { ...(p.nhsNumberVerification ? { extension: [recordVerificationExtension(p.nhsNumberVerification)] } : {}), system: NHS_NUMBER_SYSTEM, value: p.nhsNumber },
       ...(p.localId ? [{ system: LOCAL_PATIENT_ID_SYSTEM, value: p.localId }] : []),
     ],
     name: [{ use: 'usual', ...(p.family ? { family: p.family } : {}), ...(p.given.length ? { given: p.given } : {}) }],

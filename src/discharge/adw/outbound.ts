@@ -13,6 +13,7 @@ import type { Referral, RecordSession, DischargeContext, FhirResource } from '..
 import { clock } from '../recordSession.ts';
 import { EVENT, RESPONSES_TO, WITHDRAWAL_REASONS, type EventCode } from './codes.ts';
 import { buildAdwMessage, type AdwOutgoing } from './build.ts';
+import { recordedVerification } from './nhsNumberStatus.ts';
 import type { AdwAnswer, AdwPatient } from './parse.ts';
 import { DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, ODS_ORGANIZATION, ODS_SITE, extensionDate, type TriageState } from '../model.ts';
 import { NHS_NUMBER_SYSTEM } from '../../record/index.ts';
@@ -107,6 +108,7 @@ export async function partiesFromRecord(session: RecordSession, referral: FhirRe
   const address = patient?.address?.[0];
   const adwPatient: AdwPatient = {
     nhsNumber: patient?.identifier?.find((i: any) => i.system === NHS_NUMBER_SYSTEM)?.value,
+    nhsNumberVerification: recordedVerification(patient),
     family: name.family,
     given: name.given ?? [],
     gender: patient?.gender,

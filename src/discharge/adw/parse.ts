@@ -2,8 +2,8 @@
 // discharge model uses is read; entries are linked by their urn:uuid fullUrls as the spec says. Anything
 // that makes the message unusable is an AdwError naming the element, so the sender can be told.
 import { SaxesParser } from 'saxes';
-import { ODS_ENDPOINT_PREFIX, ADMISSION_TYPE_SYSTEM, ENCOUNTER_ID_SYSTEM, LOCAL_PATIENT_ID_SYSTEM } from './codes.ts';
-import { NHS_NUMBER_SYSTEM } from '../../record/index.ts';
+import { ODS_ENDPOINT_PREFIX, ADMISSION_TYPE_SYSTEM, ENCOUNTER_ID_SYSTEM, LOCAL_PATIENT_ID_SYSTEM, CARECONNECT_VERIFICATION_URL, VERIFICATION_STATUSES } from './codes.ts';
+import { NHS_NUMBER_SYSTEM, NHS_NUMBER_VERIFICATION_EXTENSION } from '../../record/index.ts';
 
 /** A message that cannot be processed, with a sentence for the sender and the dead-letter queue. */
 export class AdwError extends Error {}
@@ -14,6 +14,8 @@ export interface AdwOrganisation { ods?: string; name?: string }
 export interface AdwAddress { lines: string[]; city?: string; district?: string; postalCode?: string }
 export interface AdwPatient {
   nhsNumber?: string;
+  /** How far the sender traced the NHS number (VERIFICATION_STATUSES' codes), when it said so. */
+  nhsNumberVerification?: string;
   localId?: string;
   family?: string;
   given: string[];
@@ -98,6 +100,11 @@ function one(node: XmlNode | undefined, ...path: string[]): XmlNode | undefined 
 
 function val(node: XmlNode | undefined, ...path: string[]): string | undefined {
   const v = one(node, ...path)?.value;
+  return typeof v === 'string' ? v : undefined;
+}
+
+function attribute(node: XmlNode | undefined, name: string): string | undefined {
+  const v = (node as Record<string, unknown> | undefined)?.[name];
   return typeof v === 'string' ? v : undefined;
 }
 
@@ -226,13 +233,22 @@ export function parseAdwMessage(xml: string): AdwMessage {
   };
 }
 
+/** The NHS number's verification status code, in CareConnect's extension or UK Core's; a code outside the list is not one. */
+function verificationStatus(identifier: XmlNode | undefined): string | undefined {
+  const extension = kids(identifier, 'extension').find((e) => [CARECONNECT_VERIFICATION_URL, NHS_NUMBER_VERIFICATION_EXTENSION].includes(attribute(e, 'url') ?? ''));
+  const code = val(extension, 'valueCodeableConcept', 'coding', 'code');
+  return code !== undefined && Object.hasOwn(VERIFICATION_STATUSES, code) ? code : undefined;
+}
+
 function readPatient(node: XmlNode): AdwPatient {
   const identifiers = kids(node, 'identifier');
   const byType = (system: string) => val(identifiers.find((i) => val(i, 'system') === system), 'value');
   const name = kids(node, 'name')[0];
   const address = kids(node, 'address')[0];
+  const verification = verificationStatus(identifiers.find((i) => val(i, 'system') === NHS_NUMBER_SYSTEM));
   return {
     nhsNumber: byType(NHS_NUMBER_SYSTEM),
+    ...(verification ? { nhsNumberVerification: verification } : {}),
     localId: byType(LOCAL_PATIENT_ID_SYSTEM),
     family: val(name, 'family'),
     given: kids(name, 'given').map((g) => g.value ?? '').filter(Boolean),
