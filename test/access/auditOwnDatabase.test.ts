@@ -5,7 +5,7 @@
 // refused with what to do, and the journal is left as it was.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { startTestServer, testDatabase, TEST_ADMIN } from '../support/server.ts';
@@ -136,6 +136,26 @@ describe('the audit journal in its own SQLite file', () => {
       await assertMovedWhole(driver, db.database);
     } finally {
       await driver.close();
+      db.cleanup();
+    }
+  });
+
+  it('starts on a record file put back from a backup taken before the move, beside the journal file that has moved on since: nothing taken twice, the chain intact', async () => {
+    const db = await databaseFromBeforeTheSplit();
+    const backup = `${fileOf(db.database)}.backup`;
+    copyFileSync(fileOf(db.database), backup);
+    let driver = await openRecordStore(db.database);
+    await migrateAccess(driver, db.database); // the move, and the journal's own migrations (a column added to audit_batch)
+    await driver.close();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${fileOf(db.database)}${suffix}`, { force: true });
+    copyFileSync(backup, fileOf(db.database));
+    driver = await openRecordStore(db.database);
+    try {
+      await migrateAccess(driver, db.database);
+      await assertMovedWhole(driver, db.database);
+    } finally {
+      await driver.close();
+      rmSync(backup, { force: true });
       db.cleanup();
     }
   });

@@ -260,7 +260,12 @@ function moveIntoCompanion(writer: Db, name: string, tables: readonly string[]):
     const objects = objectsLeft();
     const present = tablesIn(objects);
     for (const o of objects) writer.exec(inCompanion(o));
-    for (const t of present) writer.exec(`INSERT OR IGNORE INTO ${name}.${t} SELECT * FROM main.${t}`);
+    // By name: a companion that has moved on since (a column added by a later migration) still takes the
+    // rows of a record file put back from before the move, which the companion already holds.
+    for (const t of present) {
+      const columns = (writer.prepare(`SELECT name FROM pragma_table_info(?, 'main')`).all(t) as { name: string }[]).map((c) => `"${c.name}"`).join(', ');
+      writer.exec(`INSERT OR IGNORE INTO ${name}.${t} (${columns}) SELECT ${columns} FROM main.${t}`);
+    }
     return present.length > 0;
   }).immediate();
   if (!copied) return;
