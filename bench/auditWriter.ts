@@ -5,7 +5,9 @@
 // (batchJournal.ts) and the one row per request written before (JournalAppender, kept for journals from
 // before the batches).
 //
-//   node --import tsx bench/auditWriter.ts [--rounds 5] [--batches 40]
+//   node --import tsx bench/auditWriter.ts [--rounds 5] [--batches 40] [--only batch]
+//
+// --only batch times today's layout alone (e.g. under --cpu-prof).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +20,8 @@ import { PackedRequests, decodeBatch, type BatchMessage } from '../src/access/au
 import { SharedParts, journalEntryFor } from '../src/access/audit/auditEvent.ts';
 import type { Actor } from '../src/access/actor.ts';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, batches: { type: 'string', default: '40' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, batches: { type: 'string', default: '40' }, only: { type: 'string' } } });
+if (args.only !== undefined && args.only !== 'batch') throw new Error(`--only takes batch, not '${args.only}'.`);
 const ROUNDS = Number(args.rounds);
 const BATCHES = Number(args.batches);
 const PER_BATCH = 1000;
@@ -55,7 +58,7 @@ const layouts = {
 
 const results = new Map<string, number[]>();
 for (let round = 0; round < ROUNDS; round++) {
-  for (const [name, make] of Object.entries(layouts)) {
+  for (const [name, make] of Object.entries(layouts).slice(0, args.only ? 1 : undefined)) {
     const { writer, close } = await journal();
     const append = make(writer);
     await append(batch()); // warm
