@@ -27,7 +27,11 @@ export function membershipsFrom(orgs: string[], roles: string[]): Membership[] {
     if (!organisation && role !== 'admin') throw new Error(`--role ${role} needs an --org (the ODS code of the organisation it is held at).`);
     return { organisation, role: role as Role };
   });
-  if (left.length) throw new Error(`--org ${left[0]} has no --role to go with it.`);
+  if (left.length) {
+    // Say why when a role was given: a carer's or a person's role pairs with no --org.
+    const unpaired = roles.filter((role) => ACTS_FOR_NO_ORGANISATION.has(role));
+    throw new Error(`--org ${left[0]} has no --role to go with it${unpaired.length ? ` (--role ${unpaired[0]} is held for no organisation)` : ''}.`);
+  }
   return memberships;
 }
 

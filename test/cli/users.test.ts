@@ -87,6 +87,7 @@ describe('carebridge orgs and users', { concurrency: 2 }, () => {
       [['users', 'add', 'al.bad', '--name', 'Al', '--org', 'VM101', '--role', 'gp', '--password-stdin'], /^carebridge: The password must be at least 12 characters long\.$/, 'too short'],
       [['users', 'add', 'DUP', '--name', 'Again', '--org', 'VM101', '--role', 'gp'], /^carebridge: A user 'DUP' already exists\.$/],
       [['users', 'add', 'al.bad', '--name', 'Al', '--role', 'person', '--fhir-user', 'Patient/nobody'], /^carebridge: Patient\/nobody is not in the record: link the user to an existing resource\.$/],
+      [['users', 'add', 'al.bad', '--name', 'Al', '--org', 'VM101', '--role', 'carer'], /^carebridge: --org VM101 has no --role to go with it \(--role carer is held for no organisation\)\.$/],
       [['users', 'disable', 'nobody'], /^carebridge: No user 'nobody'\.$/],
       [['users', 'add', 'al.bad', '--org', 'VM101', '--role', 'gp'], /^carebridge: required option '--name <name>' not specified$/],
     ];
