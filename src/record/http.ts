@@ -95,7 +95,8 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
     try {
       const response = await handleFhirRequest(
         { base, driver: options.driver, access, onAccess: (e) => events.push(e), services: options.services, operations: options.operations },
-        { method: req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), ifNoneMatch: header('if-none-match'), prefer: header('prefer') },
+        // HEAD is GET without the body (RFC 9110 §9.3.2): Node sends the headers, Content-Length included, and drops the body.
+        { method: req.method === 'HEAD' ? 'GET' : req.method, path, query, body: req.body, contentType: header('content-type'), ifMatch: header('if-match'), ifNoneExist: header('if-none-exist'), ifNoneMatch: header('if-none-match'), prefer: header('prefer') },
       );
       outcome.status = response.status;
       return send(reply, response);

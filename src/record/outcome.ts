@@ -50,8 +50,9 @@ export const unsupportedMediaType = (diagnostics: string) => new FhirError(415, 
 export const notSupported = (diagnostics: string) => new FhirError(400, [issue('not-supported', diagnostics)]);
 export const notAcceptable = (diagnostics: string) => new FhirError(406, [issue('not-supported', diagnostics)]);
 /** RFC 9110 §15.5.6: a 405 must say, in Allow, which methods the target does take (it may be none). */
+/** A target that takes GET takes HEAD too: the HTTP layer serves HEAD as GET without the body. */
 export const methodNotAllowed = (diagnostics: string, allowed: readonly string[]) =>
-  new FhirError(405, [issue('not-supported', diagnostics)], { Allow: allowed.join(', ') });
+  new FhirError(405, [issue('not-supported', diagnostics)], { Allow: (allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed).join(', ') });
 export const multipleMatches = (diagnostics: string) => new FhirError(412, [issue('multiple-matches', diagnostics)]);
 
 export function successOutcome(diagnostics: string): OperationOutcome {

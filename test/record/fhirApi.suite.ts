@@ -69,6 +69,19 @@ export function fhirApiSuite(engine: Engine): void {
         assert.match(r.headers.get('content-type')!, /application\/fhir\+json/);
       });
 
+      it('HEAD answers as GET without the body: a read\'s ETag, Last-Modified and length, a search\'s status; an unknown id 404', async () => {
+        const c = await fhir.post('Patient', patient('Heald', 'Agnes'));
+        const got = await fetch(`${t.base}/Patient/${c.body.id}`, { headers: t.auth });
+        const head = await fetch(`${t.base}/Patient/${c.body.id}`, { method: 'HEAD', headers: t.auth });
+        assert.equal(head.status, 200);
+        assert.equal(await head.text(), '');
+        for (const name of ['etag', 'last-modified', 'content-type', 'content-length']) assert.equal(head.headers.get(name), got.headers.get(name), name);
+        assert.ok(Number(head.headers.get('content-length')) > 0);
+        assert.equal((await fetch(`${t.base}/Patient?family=Heald`, { method: 'HEAD', headers: t.auth })).status, 200);
+        assert.equal((await fetch(`${t.base}/Patient/no-such-patient`, { method: 'HEAD', headers: t.auth })).status, 404);
+        assert.equal((await fetch(`${t.base}/Patient/${c.body.id}`, { method: 'HEAD', headers: { ...t.auth, 'if-none-match': 'W/"1"' } })).status, 304);
+      });
+
       it('conditional read: If-None-Match with the current version gives 304', async () => {
         const c = await fhir.post('Patient', patient('Nash', 'Ivy'));
         const res = await fetch(`${t.base}/Patient/${c.body.id}`, { headers: { ...t.auth, 'if-none-match': 'W/"1"' } });
