@@ -4,9 +4,9 @@ import type { SqlDriver, SqlExecutor } from './storage/driver.ts';
 import { definitions } from './definitions.ts';
 import { FhirError, badRequest, methodNotAllowed, notFound, successOutcome, unsupportedMediaType } from './outcome.ts';
 import * as op from './interactions.ts';
-import { parseSearchRequest, type Handling, type QueryParams, type SearchRequest, type Filter } from './search/request.ts';
+import { parseElements, parseSearchRequest, type Handling, type QueryParams, type SearchRequest, type Filter } from './search/request.ts';
 import { executeSearch, type SearchResult } from './search/execute.ts';
-import { queryString, searchsetBundle } from './bundle.ts';
+import { queryString, searchsetBundle, subset } from './bundle.ts';
 import type { WrittenResource } from './storage/writePath.ts';
 import { capabilityStatement } from './capability.ts';
 import { everything } from './everything.ts';
@@ -350,15 +350,26 @@ const read: Handler = async (ctx, req, [type, id]) => {
   const row = await op.readResource(interactionCtx(ctx), type, id);
   report(ctx, { interaction: 'read', resourceType: type, id, patientIds: row.patient_id ? [row.patient_id] : [] });
   if (req.ifNoneMatch && req.ifNoneMatch.replace(/^W\//, '') === `"${row.version_id}"`) return { status: 304, headers: { ETag: etag(row.version_id) } };
-  return storedResponse(ctx, type, id, row);
+  return subsetAsked(storedResponse(ctx, type, id, row), req);
 };
 
-const vread: Handler = async (ctx, _req, [type, id, , vid]) => {
+const vread: Handler = async (ctx, req, [type, id, , vid]) => {
   ctx.access.require(type, 'read');
   const row = await op.vreadResource(interactionCtx(ctx), type, id, vid);
   report(ctx, { interaction: 'vread', resourceType: type, id, patientIds: row.patient_id ? [row.patient_id] : [] });
-  return storedResponse(ctx, type, id, row);
+  return subsetAsked(storedResponse(ctx, type, id, row), req);
 };
+
+/**
+ * `_elements` on a read or vread, as on a search: only the elements named (and what every resource needs),
+ * tagged SUBSETTED. A tablet on a care home's slow connection can ask for a resident's name and birth date
+ * without the rest.
+ */
+function subsetAsked(response: FhirResponse, req: FhirRequest): FhirResponse {
+  const asked = req.query.filter(([name]) => name === '_elements').at(-1);
+  if (!asked || typeof response.body !== 'string') return response;
+  return { ...response, body: JSON.stringify(subset(JSON.parse(response.body), parseElements(asked[1]))) };
+}
 
 const create: Handler = async (ctx, req, [type]) => {
   ctx.access.require(type, 'create');

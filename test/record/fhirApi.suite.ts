@@ -82,6 +82,22 @@ export function fhirApiSuite(engine: Engine): void {
         assert.equal((await fetch(`${t.base}/Patient/${c.body.id}`, { method: 'HEAD', headers: { ...t.auth, 'if-none-match': 'W/"1"' } })).status, 304);
       });
 
+      it('_elements on a read and a vread: only the elements named, tagged SUBSETTED; a bad list is a 400', async () => {
+        const c = await fhir.post('Patient', { ...patient('Elwood', 'Rose'), birthDate: '1938-02-11', gender: 'female' });
+        for (const path of [`Patient/${c.body.id}`, `Patient/${c.body.id}/_history/1`]) {
+          const r = await fhir.get(`${path}?_elements=name,birthDate`);
+          assert.equal(r.status, 200, path);
+          assert.deepEqual(Object.keys(r.body).sort(), ['birthDate', 'id', 'meta', 'name', 'resourceType'], path);
+          assert.equal(r.body.name[0].family, 'Elwood');
+          assert.ok(r.body.meta.tag.some((tag: any) => tag.code === 'SUBSETTED'), path);
+          assert.equal(r.headers.get('etag'), 'W/"1"');
+        }
+        assert.equal((await fhir.get(`Patient/${c.body.id}`)).body.gender, 'female', 'without _elements, the whole resource');
+        const bad = await fhir.get(`Patient/${c.body.id}?_elements=name;gender`);
+        assert.equal(bad.status, 400);
+        assert.match(bad.body.issue[0].diagnostics, /_elements takes top-level element names/);
+      });
+
       it('conditional read: If-None-Match with the current version gives 304', async () => {
         const c = await fhir.post('Patient', patient('Nash', 'Ivy'));
         const res = await fetch(`${t.base}/Patient/${c.body.id}`, { headers: { ...t.auth, 'if-none-match': 'W/"1"' } });

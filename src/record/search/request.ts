@@ -208,8 +208,7 @@ function applyResultParam(req: SearchRequest, name: string, value: string): void
       req.summary = value as SearchRequest['summary'];
       return;
     case '_elements':
-      req.elements = value.split(',').map((e) => e.trim()).filter(Boolean);
-      if (req.elements.some((e) => !/^[a-zA-Z][a-zA-Z0-9]*(\[x\])?$/.test(e))) throw badRequest(`_elements takes top-level element names separated by commas, not '${value}'.`, '_elements');
+      req.elements = parseElements(value);
       return;
     case '_sort':
       for (const key of value.split(',').map((k) => k.trim()).filter(Boolean)) {
@@ -243,4 +242,11 @@ function parseInclude(value: string, iterate: boolean, name: string): Include {
   }
   if (targetType && !definitions().resourceTypes.has(targetType)) throw badRequest(`${name}: '${targetType}' is not a resource type.`, name);
   return { sourceType, param, targetType, iterate };
+}
+
+/** `_elements` (on a search, a read or a vread): top-level element names separated by commas. */
+export function parseElements(value: string): string[] {
+  const elements = value.split(',').map((e) => e.trim()).filter(Boolean);
+  if (elements.some((e) => !/^[a-zA-Z][a-zA-Z0-9]*(\[x\])?$/.test(e))) throw badRequest(`_elements takes top-level element names separated by commas, not '${value}'.`, '_elements');
+  return elements;
 }
