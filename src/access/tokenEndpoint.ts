@@ -106,7 +106,9 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
 
   app.get('/oauth2/jwks', async () => options.tokens.jwks());
 
-  app.get('/.well-known/smart-configuration', async (req) => {
+  // SMART puts discovery under the FHIR base (apps such as fhirclient look only there); the root copy stays
+  // for the clients that found it there before.
+  const smartConfiguration = async (req: FastifyRequest) => {
     const origin = options.originOf(req);
     return {
       issuer: origin,
@@ -123,7 +125,9 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       // record only: there is no patient picker, so staff and carers asking for it are refused invalid_scope.
       capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'client-public', 'permission-v1', 'permission-v2', 'permission-user', 'permission-patient', 'launch-standalone', 'context-standalone-patient'],
     };
-  });
+  };
+  app.get('/fhir/.well-known/smart-configuration', smartConfiguration);
+  app.get('/.well-known/smart-configuration', smartConfiguration);
 }
 
 interface Issued { body: Record<string, unknown>; actor: Actor; detail: string }

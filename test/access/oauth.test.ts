@@ -34,6 +34,16 @@ for (const engine of ENGINES) {
       assert.equal((await fetch(`${t.base}/metadata`)).status, 200);
     });
 
+    it('publishes its SMART configuration under the FHIR base, where SMART apps (fhirclient) look for it, without a token', async () => {
+      const res = await fetch(`${t.base}/.well-known/smart-configuration`, { headers: { accept: 'application/json' } });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type')!, /^application\/json/);
+      const conf = await res.json();
+      assert.equal(conf.authorization_endpoint, `${t.url}/oauth2/authorize`);
+      assert.equal(conf.token_endpoint, `${t.url}/oauth2/token`);
+      assert.deepEqual(conf, await fetch(`${t.url}/.well-known/smart-configuration`).then((r) => r.json()), 'the same document as at the root');
+    });
+
     it('without a token the API answers 401 with an OperationOutcome and WWW-Authenticate', async () => {
       const res = await fetch(`${t.base}/Patient`);
       assert.equal(res.status, 401);
