@@ -49,13 +49,18 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
 
   app.get('/oauth2/authorize', async (req, reply) => {
-    const q = req.query as Record<string, string | undefined>;
+    const { params: q, repeated } = singleValued(req.query as Record<string, string | string[] | undefined>);
+    // Which app, or where to send the person back, is ambiguous: there is no one to tell but the person.
+    if (repeated.includes('client_id') || repeated.includes('redirect_uri')) {
+      return html(reply, 400, errorPage(`The app sent ${repeated.filter((name) => name === 'client_id' || name === 'redirect_uri').join(' and ')} more than once, so CareBridge cannot tell which is meant and stopped here.`));
+    }
     const client = q.client_id ? await findClient(options.driver, q.client_id) : undefined;
     if (!client || client.revoked) return html(reply, 400, errorPage('This app is not registered with CareBridge (unknown or revoked client_id).'));
     const redirectUri = q.redirect_uri ?? (client.redirectUris.length === 1 ? client.redirectUris[0] : undefined);
     // Never send anyone to an address the client did not register.
     if (!redirectUri || !client.redirectUris.includes(redirectUri)) return html(reply, 400, errorPage('The app asked to send you back to an address it has not registered, so CareBridge stopped here.'));
     try {
+      if (repeated.length) throw new RedirectError('invalid_request', `Each parameter may be sent once (RFC 6749 section 3.1); ${repeated.join(', ')} came more than once.`);
       const request = checkRequest(client, redirectUri, q, options.originOf(req));
       const csrf = randomBytes(24).toString('base64url');
       reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/oauth2/authorize; HttpOnly; SameSite=Strict${req.protocol === 'https' || options.originOf(req).startsWith('https:') ? '; Secure' : ''}`);
@@ -132,6 +137,20 @@ function ticketFor(ticket: Record<string, unknown>, request: AuthorizationReques
 /** A ticket gives one code: claimed in the table single-use codes share, atomically (ON CONFLICT). */
 async function claimTicket(driver: SqlDriver, ticket: Record<string, unknown>): Promise<boolean> {
   return Boolean(await driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [`ticket:${String(ticket.jti)}`, Number(ticket.exp ?? 0) * 1000]));
+}
+
+/**
+ * The query with each parameter once; a parameter sent more than once is left out and named in `repeated`,
+ * never read as one of its values (which would be a guess) nor as a list (which no check expects).
+ */
+function singleValued(query: Record<string, string | string[] | undefined>): { params: Record<string, string | undefined>; repeated: string[] } {
+  const params: Record<string, string | undefined> = {};
+  const repeated: string[] = [];
+  for (const [name, value] of Object.entries(query)) {
+    if (Array.isArray(value)) repeated.push(name);
+    else params[name] = value;
+  }
+  return { params, repeated };
 }
 
 function checkRequest(client: SystemClient, redirectUri: string, q: Record<string, string | undefined>, origin: string): AuthorizationRequest {

@@ -47,6 +47,27 @@ for (const engine of ENGINES) {
       }
     });
 
+    it('a parameter sent twice is refused with a clear error, never guessed at', async () => {
+      const twice = (name: string, value: string) => fetch(`${t.url}/oauth2/authorize?${new URLSearchParams(start().params)}&${name}=${encodeURIComponent(value)}`, { redirect: 'manual' });
+      for (const [name, value] of [['scope', 'user/*.rs'], ['aud', 'https://other.example/fhir'], ['state', 'second-state'], ['code_challenge', pkce().challenge]]) {
+        const res = await twice(name, value);
+        assert.equal(res.status, 303, name);
+        const back = new URL(res.headers.get('location')!);
+        assert.equal(back.origin + back.pathname, TEST_APP.redirectUri, name);
+        assert.equal(back.searchParams.get('code'), null, `${name}: no code`);
+        assert.equal(back.searchParams.get('error'), 'invalid_request', name);
+        assert.match(back.searchParams.get('error_description')!, new RegExp(`${name} came more than once`), name);
+        assert.equal(back.searchParams.get('state'), name === 'state' ? null : 'opaque-state', `${name}: an ambiguous state is not echoed`);
+      }
+      for (const [name, value] of [['client_id', 'other-app'], ['redirect_uri', 'https://attacker.example/cb']]) {
+        const res = await twice(name, value);
+        assert.equal(res.status, 400, name);
+        assert.equal(res.headers.get('location'), null, `${name}: sent nowhere`);
+        assert.match(res.headers.get('content-type')!, /^text\/html/, name);
+        assert.match(await res.text(), /more than once/, name);
+      }
+    });
+
     it('signs a person in, lets them choose a role, and the token acts as them', async () => {
       const wrong = await (async () => {
         const { params } = start();
