@@ -158,7 +158,9 @@ function checkRequest(client: SystemClient, redirectUri: string, q: Record<strin
   if (!q.code_challenge || q.code_challenge_method !== 'S256' || !/^[A-Za-z0-9_-]{43,128}$/.test(q.code_challenge)) {
     throw new RedirectError('invalid_request', 'PKCE is required: send code_challenge with code_challenge_method=S256.');
   }
-  if (q.aud && q.aud.replace(/\/$/, '') !== `${origin}/fhir`) throw new RedirectError('invalid_request', `aud must be this server's FHIR base, ${origin}/fhir.`);
+  // SMART requires aud: it is how an app learns, before any token exists, that it was sent to a counterfeit
+  // server. A request without it was not made for this server's record, so it gets no code for it.
+  if (!q.aud || q.aud.replace(/\/$/, '') !== `${origin}/fhir`) throw new RedirectError('invalid_request', `aud is required and must be this server's FHIR base, ${origin}/fhir.`);
   const scopes = grantScopes(q.scope, client.scopes).filter((s) => s.startsWith('user/') || s.startsWith('patient/'));
   if (!scopes.length) throw new RedirectError('invalid_scope', `None of the requested scopes ('${q.scope ?? ''}') is granted to this app for a person.`);
   const patientContext = scopes.some((s) => s.startsWith('patient/')) || (q.scope ?? '').split(/\s+/).includes('launch/patient');

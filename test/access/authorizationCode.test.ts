@@ -47,6 +47,22 @@ for (const engine of ENGINES) {
       }
     });
 
+    it('a request without aud (the FHIR base the app means) gets no code: SMART requires it', async () => {
+      const { aud: _aud, ...withoutAud } = start().params;
+      for (const params of [withoutAud, start({ aud: '' }).params]) {
+        const { res } = await authorize(t, params);
+        assert.equal(res.status, 303, JSON.stringify(params));
+        const back = new URL(res.headers.get('location')!);
+        assert.equal(back.origin + back.pathname, TEST_APP.redirectUri);
+        assert.equal(back.searchParams.get('code'), null);
+        assert.equal(back.searchParams.get('error'), 'invalid_request');
+        assert.match(back.searchParams.get('error_description')!, /aud is required/);
+        assert.equal(back.searchParams.get('state'), 'opaque-state');
+      }
+      // The base as apps write it, with or without its final slash, is this server's.
+      assert.equal((await authorize(t, start({ aud: `${t.base}/` }).params)).res.status, 200);
+    });
+
     it('a parameter sent twice is refused with a clear error, never guessed at', async () => {
       const twice = (name: string, value: string) => fetch(`${t.url}/oauth2/authorize?${new URLSearchParams(start().params)}&${name}=${encodeURIComponent(value)}`, { redirect: 'manual' });
       for (const [name, value] of [['scope', 'user/*.rs'], ['aud', 'https://other.example/fhir'], ['state', 'second-state'], ['code_challenge', pkce().challenge]]) {

@@ -75,7 +75,7 @@ describe('an https base URL', () => {
 
   it('makes the SMART sign-in page\'s cookie Secure too', async () => {
     await addPerson(t, { username: 'app.nurse', role: 'ward-nurse', org: 'RX9' });
-    const { res } = await authorize(t, { response_type: 'code', client_id: TEST_APP.clientId, redirect_uri: TEST_APP.redirectUri, scope: 'user/*.rs', code_challenge: pkce().challenge, code_challenge_method: 'S256' });
+    const { res } = await authorize(t, { response_type: 'code', client_id: TEST_APP.clientId, redirect_uri: TEST_APP.redirectUri, scope: 'user/*.rs', code_challenge: pkce().challenge, code_challenge_method: 'S256', aud: 'https://carebridge.example/fhir' });
     assert.equal(res.status, 200);
     const csrf = res.headers.getSetCookie().find((c) => c.startsWith('cb_authorize='));
     assert.ok(csrf, 'the sign-in page sets its cookie');
