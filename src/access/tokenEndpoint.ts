@@ -76,7 +76,7 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
   };
   app.removeAllContentTypeParsers();
   // Anyone may post here before they are known: the form is read only up to what a token request needs.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_req, body, done) => done(null, tokenForm(body as string)));
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof OAuthError) return oauthError(reply, err);
     const status = (err as { statusCode?: number }).statusCode ?? 500;
@@ -87,13 +87,16 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
   });
 
   app.post('/oauth2/token', { config: limit }, async (req, reply) => {
-    const form = (req.body ?? {}) as Record<string, string>;
+    const { fields: form, repeated } = (req.body as TokenForm | undefined) ?? { fields: {}, repeated: [] };
     const seen: Seen = { method: 'token_request' };
     const record = (ok: boolean, detail: string, actor?: Actor) => options.audit?.record(authenticationRequest(Date.now(), req.ip, {
       action: 'login', method: seen.method, ok, detail, ...(seen.client ? { client: seen.client } : {}),
       ...(seen.user ? { userId: seen.user.userId, name: seen.user.name, fhirUser: seen.user.fhirUser } : {}),
     }, actor));
     try {
+      if (repeated.length) {
+        throw new OAuthError(400, 'invalid_request', `Each parameter may be sent once (RFC 6749 section 3.2); ${repeated.join(', ')} came more than once.`, `parameters sent more than once: ${bounded(repeated.join(', '), 256)}`);
+      }
       const issued = await tokenRequest(options, req, reply, form, seen);
       record(true, issued.detail, issued.actor);
       return issued.body;
@@ -132,12 +135,31 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
 
 interface Issued { body: Record<string, unknown>; actor: Actor; detail: string }
 
+/** A token request's form: each parameter once, and the names of those sent more than once (left out). */
+interface TokenForm { fields: Record<string, string>; repeated: string[] }
+
+/**
+ * A repeated parameter is named, never resolved: taking the last of two grant_types, codes or client_ids
+ * would answer a request other than the one some part of the client meant.
+ */
+function tokenForm(body: string): TokenForm {
+  const fields: Record<string, string> = {};
+  const repeated = new Set<string>();
+  for (const [name, value] of new URLSearchParams(body)) {
+    if (Object.hasOwn(fields, name)) repeated.add(name);
+    fields[name] = value;
+  }
+  for (const name of repeated) delete fields[name];
+  return { fields, repeated: [...repeated] };
+}
+
 async function tokenRequest(options: TokenEndpointOptions, req: FastifyRequest, reply: FastifyReply, form: Record<string, string>, seen: Seen): Promise<Issued> {
   if (form.grant_type === 'authorization_code') {
     seen.method = 'authorization_code';
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
     return exchangeCode(options, req, form, seen);
   }
+  if (!form.grant_type) throw new OAuthError(400, 'invalid_request', 'grant_type is required: client_credentials or authorization_code.', 'no grant_type');
   if (form.grant_type !== 'client_credentials') {
     throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials or authorization_code, not '${form.grant_type ?? ''}'.`, `unsupported grant_type '${bounded(form.grant_type ?? '', 64)}'`);
   }

@@ -66,6 +66,30 @@ for (const engine of ENGINES) {
       assert.equal(grant.body.error, 'unsupported_grant_type');
     });
 
+    it('a parameter sent twice, or no grant_type, is invalid_request and issues nothing', async () => {
+      const raw = async (body: string, contentType = 'application/x-www-form-urlencoded; charset=UTF-8') => {
+        const res = await fetch(`${t.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': contentType }, body });
+        return { status: res.status, body: await res.json() };
+      };
+      const credentials = `client_id=${encodeURIComponent(reader.clientId)}&client_secret=${encodeURIComponent(reader.secret)}`;
+      assert.equal((await raw(`grant_type=client_credentials&${credentials}`)).status, 200, 'the same request once is fine, charset and all');
+      for (const body of [
+        `grant_type=authorization_code&grant_type=client_credentials&${credentials}`,
+        `grant_type=client_credentials&${credentials}&scope=system/Patient.rs&scope=system/*.cruds`,
+        `grant_type=client_credentials&${credentials}&client_id=${TEST_ADMIN.id}`,
+      ]) {
+        const res = await raw(body);
+        assert.equal(res.status, 400, body);
+        assert.equal(res.body.error, 'invalid_request', body);
+        assert.match(res.body.error_description, /came more than once/, body);
+        assert.equal(res.body.access_token, undefined);
+      }
+      const none = await raw(credentials);
+      assert.equal(none.status, 400);
+      assert.equal(none.body.error, 'invalid_request');
+      assert.match(none.body.error_description, /grant_type is required/);
+    });
+
     it('HTTP Basic credentials that do not decode are refused as invalid_client, not a server error', async () => {
       for (const credentials of ['%E0%A4%A:secret', `${reader.clientId}%:${reader.secret}`, 'no-colon-at-all']) {
         const res = await tokenRequest(t.url, { grant_type: 'client_credentials' }, { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` });
