@@ -113,8 +113,9 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
   // for the clients that found it there before.
   const smartConfiguration = async (req: FastifyRequest) => {
     const origin = options.originOf(req);
+    // No issuer: SMART has it only beside sso-openid-connect, and CareBridge issues no id_token, so an app
+    // reading one would expect OpenID Connect sign-in that it would never get.
     return {
-      issuer: origin,
       token_endpoint: `${origin}/oauth2/token`,
       jwks_uri: `${origin}/oauth2/jwks`,
       authorization_endpoint: `${origin}/oauth2/authorize`,

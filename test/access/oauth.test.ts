@@ -44,6 +44,15 @@ for (const engine of ENGINES) {
       assert.deepEqual(conf, await fetch(`${t.url}/.well-known/smart-configuration`).then((r) => r.json()), 'the same document as at the root');
     });
 
+    it('the SMART configuration has the fields SMART requires, and no issuer, as there is no OpenID Connect (no id_token)', async () => {
+      const conf = await fetch(`${t.base}/.well-known/smart-configuration`).then((r) => r.json());
+      assert.ok(!conf.capabilities.includes('sso-openid-connect'));
+      assert.equal(conf.issuer, undefined);
+      for (const field of ['authorization_endpoint', 'token_endpoint', 'grant_types_supported', 'token_endpoint_auth_methods_supported', 'scopes_supported', 'response_types_supported', 'capabilities', 'code_challenge_methods_supported']) {
+        assert.ok(conf[field], `${field} is published`);
+      }
+    });
+
     it('without a token the API answers 401 with an OperationOutcome and WWW-Authenticate', async () => {
       const res = await fetch(`${t.base}/Patient`);
       assert.equal(res.status, 401);
