@@ -107,11 +107,15 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
     }
   });
 
-  app.get('/oauth2/jwks', async () => options.tokens.jwks());
+  app.get('/oauth2/jwks', async (_req, reply) => {
+    reply.headers(DISCOVERY_CORS);
+    return options.tokens.jwks();
+  });
 
   // SMART puts discovery under the FHIR base (apps such as fhirclient look only there); the root copy stays
   // for the clients that found it there before.
-  const smartConfiguration = async (req: FastifyRequest) => {
+  const smartConfiguration = async (req: FastifyRequest, reply: FastifyReply) => {
+    reply.headers(DISCOVERY_CORS);
     const origin = options.originOf(req);
     // No issuer: SMART has it only beside sso-openid-connect, and CareBridge issues no id_token, so an app
     // reading one would expect OpenID Connect sign-in that it would never get.
@@ -132,7 +136,16 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
   };
   app.get('/fhir/.well-known/smart-configuration', smartConfiguration);
   app.get('/.well-known/smart-configuration', smartConfiguration);
+  for (const path of ['/fhir/.well-known/smart-configuration', '/.well-known/smart-configuration', '/oauth2/jwks']) {
+    app.options(path, async (_req, reply) => reply.code(204).headers({ ...DISCOVERY_CORS, 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'accept', 'access-control-max-age': '600' }).send());
+  }
 }
+
+/**
+ * SMART 2.2: a browser app, from any origin, must be able to read discovery. It is public and holds no
+ * credential, and no cookie is ever allowed with it.
+ */
+const DISCOVERY_CORS = { 'access-control-allow-origin': '*' };
 
 interface Issued { body: Record<string, unknown>; actor: Actor; detail: string }
 

@@ -44,6 +44,20 @@ for (const engine of ENGINES) {
       assert.deepEqual(conf, await fetch(`${t.url}/.well-known/smart-configuration`).then((r) => r.json()), 'the same document as at the root');
     });
 
+    it('discovery can be read by a browser app from any origin (CORS), with no credentials', async () => {
+      const origin = { origin: 'https://app.example' };
+      for (const url of [`${t.base}/.well-known/smart-configuration`, `${t.url}/.well-known/smart-configuration`, `${t.url}/oauth2/jwks`]) {
+        const res = await fetch(url, { headers: { ...origin, accept: 'application/json' } });
+        assert.equal(res.status, 200, url);
+        assert.equal(res.headers.get('access-control-allow-origin'), '*', url);
+        assert.equal(res.headers.get('access-control-allow-credentials'), null, url);
+        const preflight = await fetch(url, { method: 'OPTIONS', headers: { ...origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'accept' } });
+        assert.equal(preflight.status, 204, `${url} preflight`);
+        assert.equal(preflight.headers.get('access-control-allow-origin'), '*', `${url} preflight`);
+        assert.match(preflight.headers.get('access-control-allow-methods')!, /GET/, `${url} preflight`);
+      }
+    });
+
     it('the SMART configuration has the fields SMART requires, and no issuer, as there is no OpenID Connect (no id_token)', async () => {
       const conf = await fetch(`${t.base}/.well-known/smart-configuration`).then((r) => r.json());
       assert.ok(!conf.capabilities.includes('sso-openid-connect'));
