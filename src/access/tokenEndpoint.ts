@@ -104,6 +104,8 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       if (!seen.client && seen.method !== 'authorization_code') seen.client = await named(options, form.client_id);
       record(false, err instanceof OAuthError ? err.reason ?? err.message : 'server error, no token issued');
       throw err;
+    } finally {
+      await allowRegisteredOrigin(options, req, reply, seen.client?.clientId ?? form.client_id);
     }
   });
 
@@ -139,6 +141,19 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
   for (const path of ['/fhir/.well-known/smart-configuration', '/.well-known/smart-configuration', '/oauth2/jwks']) {
     app.options(path, async (_req, reply) => reply.code(204).headers({ ...DISCOVERY_CORS, 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'accept', 'access-control-max-age': '600' }).send());
   }
+}
+
+/**
+ * SMART 2.2: a browser app reads its token response (or why it was refused) cross-origin, but only from an
+ * origin its client registered, that of one of its redirect URIs; never with cookies. Anyone else's page
+ * gets no such header, so it cannot read what the token endpoint answered.
+ */
+async function allowRegisteredOrigin(options: TokenEndpointOptions, req: FastifyRequest, reply: FastifyReply, clientId: string | undefined): Promise<void> {
+  reply.header('vary', 'Origin');
+  const origin = req.headers.origin;
+  if (!origin || !clientId) return;
+  const client = await findClient(options.driver, clientId).catch(() => undefined);
+  if (client && !client.revoked && client.redirectUris.some((uri) => new URL(uri).origin === origin)) reply.header('access-control-allow-origin', origin);
 }
 
 /**

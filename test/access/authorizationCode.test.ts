@@ -122,6 +122,30 @@ for (const engine of ENGINES) {
       assert.match(again.body.error_description, /used already/);
     });
 
+    it("a browser app reads its token response, or why it was refused, from its own origin only (CORS)", async () => {
+      const appOrigin = new URL(TEST_APP.redirectUri).origin;
+      const tokenFrom = async (origin: string, form: Record<string, string>) => {
+        const res = await fetch(`${t.url}/oauth2/token`, { method: 'POST', headers: { origin, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'authorization_code', ...form }).toString() });
+        return { res, body: await res.json() };
+      };
+      const { verifier, res } = await signIn('una.single');
+      const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+      const form = { code, redirect_uri: TEST_APP.redirectUri, client_id: TEST_APP.clientId, code_verifier: verifier };
+
+      const refused = await tokenFrom(appOrigin, { ...form, code_verifier: 'x'.repeat(43) });
+      assert.equal(refused.body.error, 'invalid_grant');
+      assert.equal(refused.res.headers.get('access-control-allow-origin'), appOrigin, 'the app can read why');
+      const elsewhere = await tokenFrom('https://attacker.example', { ...form, code: 'not-a-code' });
+      assert.equal(elsewhere.body.error, 'invalid_grant');
+      assert.equal(elsewhere.res.headers.get('access-control-allow-origin'), null, 'an origin the client did not register reads nothing');
+
+      const issued = await tokenFrom(appOrigin, form);
+      assert.equal(issued.res.status, 200, JSON.stringify(issued.body));
+      assert.equal(issued.res.headers.get('access-control-allow-origin'), appOrigin);
+      assert.equal(issued.res.headers.get('access-control-allow-credentials'), null, 'never with cookies');
+      assert.match(issued.res.headers.get('vary')!, /Origin/i);
+    });
+
     describe('SMART patient context (patient/ scopes, launch/patient)', () => {
       const PATIENT_APP = { clientId: 'patient-app', redirectUri: TEST_APP.redirectUri };
       /** Signs `username` in to the patient app asking for `scope`: the redirect back to the app, and the PKCE verifier. */
