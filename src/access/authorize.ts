@@ -163,9 +163,13 @@ function checkRequest(client: SystemClient, redirectUri: string, q: Record<strin
   if (!q.aud || q.aud.replace(/\/$/, '') !== `${origin}/fhir`) throw new RedirectError('invalid_request', `aud is required and must be this server's FHIR base, ${origin}/fhir.`);
   const scopes = grantScopes(q.scope, client.scopes).filter((s) => s.startsWith('user/') || s.startsWith('patient/'));
   if (!scopes.length) throw new RedirectError('invalid_scope', `None of the requested scopes ('${q.scope ?? ''}') is granted to this app for a person.`);
-  const patientContext = scopes.some((s) => s.startsWith('patient/')) || (q.scope ?? '').split(/\s+/).includes('launch/patient');
+  const launchPatient = (q.scope ?? '').split(/\s+/).includes('launch/patient');
+  const patientContext = scopes.some((s) => s.startsWith('patient/')) || launchPatient;
+  // The patient context asked for is granted (or the sign-in refused), so the granted scope says so, as
+  // SMART apps read it; launch/patient grants no resource access of its own (parseScope ignores it).
+  const granted = launchPatient ? ['launch/patient', ...scopes] : scopes;
   return {
-    clientId: client.clientId, clientName: client.name, redirectUri, scope: scopes.join(' '), ...(q.state ? { state: q.state } : {}), codeChallenge: q.code_challenge,
+    clientId: client.clientId, clientName: client.name, redirectUri, scope: granted.join(' '), ...(q.state ? { state: q.state } : {}), codeChallenge: q.code_challenge,
     ...(patientContext ? { patientContext } : {}),
   };
 }

@@ -176,6 +176,7 @@ for (const engine of ENGINES) {
         const token = await exchange(t, { code: back.searchParams.get('code')!, redirect_uri: PATIENT_APP.redirectUri, client_id: PATIENT_APP.clientId, code_verifier: verifier });
         assert.equal(token.status, 200, JSON.stringify(token.body));
         assert.equal(token.body.patient, 'ctx-p1', 'the token response carries the patient context');
+        assert.deepEqual(token.body.scope.split(' ').sort(), ['launch/patient', 'patient/Observation.rs', 'patient/Patient.rs'], 'the granted scope names the patient context it was given');
         const as = { authorization: `Bearer ${token.body.access_token}` };
         const own = await fetch(`${t.base}/Observation?patient=ctx-p1&_total=accurate`, { headers: as }).then((r) => r.json());
         assert.equal(own.total, 1, 'their own observation');
