@@ -174,7 +174,7 @@ export async function buildServer(config: ServerConfig, options: { logLevel?: st
     messaging: { api: messaging, PermanentFailure, NotForThisService },
   });
   const operations = [...redBagOperations(redBag), ...dischargeOperations((call) => discharge.contextFor(call.access))];
-  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, services: access?.services, operations });
+  await app.register(fhirApi, { driver, baseUrl: config.baseUrl, authenticate: access?.authenticate, allowsOrigin: access?.allowsOrigin, services: access?.services, operations });
   // The portal needs people to sign in, so it is not served without authentication.
   if (access) {
     await app.register(portal, { driver, baseUrl: config.baseUrl, signInsPerMinute: config.signInsPerMinute, oidcRedirectUri: config.people?.oidc?.redirectUri, redBag, services: access.services, access: { controlFor: access.controlFor, accounts: { people: access.people, sessions: access.sessions }, breakGlass: access.breakGlass, administration: portalAdministration(driver, access.administered) }, discharge, deadLetters: portalDeadLetters(driver, access) });

@@ -15,6 +15,7 @@ import { AuditTrail } from './audit/trail.ts';
 import { inProcessWriter, threadWriter } from './audit/writer.ts';
 import { auditMigrations } from './audit/journal.ts';
 import { anchorAuditHead } from './audit/anchor.ts';
+import { browserOrigins } from './browserOrigins.ts';
 import { useOwnAuditDatabase } from './audit/ownDatabase.ts';
 import { auditEventService } from './audit/search.ts';
 import type { AuditedRequest } from './audit/auditEvent.ts';
@@ -67,6 +68,8 @@ export interface AccessOptions {
 
 export interface Access {
   authenticate(req: FastifyRequest): AccessControl | Promise<AccessControl>;
+  /** Whether a page from `origin` may call the FHIR API from a browser (a registered client's; see browserOrigins.ts). */
+  allowsOrigin(origin: string): Promise<boolean>;
   /**
    * What `actor` may do in the record, audited as coming from `address`: for callers that are not the FHIR
    * API (the portal, workflows acting for a signed-in person).
@@ -219,6 +222,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
   const { people, sessions } = setUpPeople(driver, options.people, audit);
   return {
     authenticate,
+    allowsOrigin: browserOrigins(driver),
     people,
     sessions,
     async controlFor(actor, address) {

@@ -24,7 +24,17 @@ export interface FhirApiOptions {
   operations?: FhirOperations;
   /** Resource types other capabilities keep and serve (read and search only). */
   services?: ResourceTypeServices;
+  /**
+   * Whether a web page from `origin` may call the API from a browser (CORS): a browser SMART app's. Absent:
+   * no page from another origin may read the API's answers (the CapabilityStatement excepted).
+   */
+  allowsOrigin?: (origin: string) => Promise<boolean>;
 }
+
+/** What a browser app may send and read across origins: the headers FHIR's interactions use. */
+const CORS_REQUEST_HEADERS = 'authorization, content-type, accept, prefer, if-match, if-none-match, if-none-exist, if-modified-since';
+const CORS_EXPOSED_HEADERS = 'etag, location, content-location, last-modified';
+const CORS_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE';
 
 export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Promise<void> {
   const parseJson = (_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void) => {
@@ -54,6 +64,28 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
   // Not a promise when `authenticate` answers at once (a known caller): this runs for every request.
   app.addHook('onRequest', (req, reply, done) => {
     if (req.is404) return done(); // the not-found page (this plugin's, so every unknown path's) needs no credentials
+    const origin = req.headers.origin;
+    // Only a browser sends Origin: every other caller goes straight on, without a promise.
+    if (origin === undefined) return admit(req, reply, done);
+    crossOrigin(req, reply, origin).then((answered) => (answered ? undefined : admit(req, reply, done)), (err) => done(err as Error));
+  });
+
+  /**
+   * CORS for a browser app (allowsOrigin): its origin may read the answers, errors included. A preflight is
+   * answered here, before credentials (a browser sends none with it): true when it was.
+   */
+  const crossOrigin = async (req: FastifyRequest, reply: FastifyReply, origin: string): Promise<boolean> => {
+    reply.header('vary', 'Origin');
+    const allowed = (await options.allowsOrigin?.(origin)) ?? false;
+    const publicDocument = fhirPath(req.raw.url ?? '') === 'metadata';
+    if (allowed || publicDocument) reply.headers({ 'access-control-allow-origin': allowed ? origin : '*', 'access-control-expose-headers': CORS_EXPOSED_HEADERS });
+    if (req.method !== 'OPTIONS' || req.headers['access-control-request-method'] === undefined) return false;
+    if (allowed) reply.headers({ 'access-control-allow-methods': CORS_METHODS, 'access-control-allow-headers': CORS_REQUEST_HEADERS, 'access-control-max-age': '600' });
+    reply.code(204).send();
+    return true;
+  };
+
+  const admit = (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     const open = req.method === 'GET' && fhirPath(req.raw.url ?? '') === 'metadata'; // the CapabilityStatement is public, as SMART expects
     if (!options.authenticate || open) {
       accessOf.set(req, UNRESTRICTED);
@@ -75,7 +107,7 @@ export async function fhirApi(app: FastifyInstance, options: FhirApiOptions): Pr
     }
     if (result instanceof Promise) result.then(admitted, refused);
     else admitted(result);
-  });
+  };
 
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const url = req.raw.url ?? '';

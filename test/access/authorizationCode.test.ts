@@ -146,6 +146,37 @@ for (const engine of ENGINES) {
       assert.match(issued.res.headers.get('vary')!, /Origin/i);
     });
 
+    it('a browser app reads the record with its token from its own origin (CORS on the FHIR API), errors too; a page from elsewhere reads nothing, a preflight needs no token', async () => {
+      const appOrigin = new URL(TEST_APP.redirectUri).origin;
+      const token = await personToken(t, 'una.single');
+      const fhirFrom = (origin: string, path: string, init: RequestInit = {}) => fetch(`${t.base}/${path}`, { ...init, headers: { origin, ...(init.headers as Record<string, string>) } });
+
+      const preflight = await fhirFrom(appOrigin, 'Patient', { method: 'OPTIONS', headers: { 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, if-match' } });
+      assert.equal(preflight.status, 204);
+      assert.equal(preflight.headers.get('access-control-allow-origin'), appOrigin);
+      for (const name of ['authorization', 'content-type', 'if-match']) assert.match(preflight.headers.get('access-control-allow-headers')!, new RegExp(`\\b${name}\\b`), name);
+      assert.match(preflight.headers.get('access-control-allow-methods')!, /\bPOST\b/);
+      assert.equal(preflight.headers.get('access-control-allow-credentials'), null, 'never with cookies');
+
+      const read = await fhirFrom(appOrigin, 'Patient?_count=1', { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(read.status, 200);
+      assert.equal(read.headers.get('access-control-allow-origin'), appOrigin);
+      assert.match(read.headers.get('vary')!, /Origin/i);
+      const created = await fhirFrom(appOrigin, 'Basic', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Basic', code: { text: 'cors' } }) });
+      assert.match(created.headers.get('access-control-expose-headers')!, /\betag\b.*\blocation\b/i, 'the app can read ETag and Location');
+      const unauthenticated = await fhirFrom(appOrigin, 'Patient');
+      assert.equal(unauthenticated.status, 401);
+      assert.equal(unauthenticated.headers.get('access-control-allow-origin'), appOrigin, 'the app can read why it was refused');
+
+      const elsewhere = await fhirFrom('https://attacker.example', 'Patient?_count=1', { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(elsewhere.headers.get('access-control-allow-origin'), null, 'an origin no client registered reads nothing');
+      const elsewherePreflight = await fhirFrom('https://attacker.example', 'Patient', { method: 'OPTIONS', headers: { 'access-control-request-method': 'GET' } });
+      assert.equal(elsewherePreflight.status, 204);
+      assert.equal(elsewherePreflight.headers.get('access-control-allow-origin'), null);
+      assert.equal((await fhirFrom('https://attacker.example', 'metadata')).headers.get('access-control-allow-origin'), '*', 'the CapabilityStatement is public');
+      assert.equal((await fetch(`${t.base}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } })).headers.get('access-control-allow-origin'), null, 'no Origin, no CORS');
+    });
+
     describe('SMART patient context (patient/ scopes, launch/patient)', () => {
       const PATIENT_APP = { clientId: 'patient-app', redirectUri: TEST_APP.redirectUri };
       /** Signs `username` in to the patient app asking for `scope`: the redirect back to the app, and the PKCE verifier. */
