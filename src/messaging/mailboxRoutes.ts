@@ -1,4 +1,5 @@
 // The built-in MESH mailbox over HTTP, at /messageexchange/{mailbox}/…, as MESH clients call it:
+//   GET      /messageexchange/_ping                               is it up (no credentials asked)
 //   GET|POST /messageexchange/{mailbox}                          handshake
 //   POST     …/outbox                    send (mex-To, mex-WorkflowID; mex-Chunk-Range 1:N for chunked)
 //   POST     …/outbox/{id}/{chunk}       a further chunk
@@ -6,7 +7,7 @@
 //   GET      …/inbox/{id}[/{chunk}]      download (206 while chunks remain)
 //   PUT      …/inbox/{id}/status/acknowledged
 //   GET      …/outbox/tracking?messageID=… (or /outbox/tracking/{id}, or ?localID=…)
-// Every call carries an NHSMESH header for the mailbox in its path. Errors are MESH-style JSON.
+// Every other call carries an NHSMESH header for the mailbox in its path. Errors are MESH-style JSON.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../record/index.ts';
 import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } from './meshAuth.ts';
@@ -14,6 +15,7 @@ import { findMailbox, unsealPassword } from './mailboxes.ts';
 import { BadContinueFrom, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage, startUpload, trackSent, type StoredMessage, type Upload } from './mailboxStore.ts';
 
 export const MESH_JSON = 'application/vnd.mesh.v2+json';
+const PING_PATH = '/messageexchange/_ping';
 
 export interface MailboxRouteOptions {
   driver: SqlDriver;
@@ -105,6 +107,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   // valid credentials is refused without its message being received. Handlers take the mailbox from here.
   const signedIn = new WeakMap<FastifyRequest, string>();
   app.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.url === PING_PATH) return;
     try {
       signedIn.set(req, await checkAuthorisation(req, options, clientsSeen));
     } catch (err) {
@@ -129,6 +132,13 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     if (!mesh) reply.log.error(err);
     const e = mesh ?? new MeshError(500, 'EPL-500', 'The mailbox could not complete the request; try again.', 'SERVER');
     reply.code(e.status).header('content-type', MESH_JSON).send(errorBody(e));
+  });
+
+  // Clients and load balancers check MESH is up here before signing in; the mesh-client library sends its
+  // mailbox's NHSMESH header anyway, which this path does not read (nor spend a nonce of).
+  app.get(PING_PATH, async (_req, reply) => {
+    reply.header('content-type', MESH_JSON);
+    return { status: 'running', outcome: 'Yes' };
   });
 
   const handshake = async (req: FastifyRequest) => {

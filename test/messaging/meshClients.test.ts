@@ -1,0 +1,121 @@
+// The built-in mailbox driven the way NHS England's own MESH clients drive a MESH server, not the way our
+// own client does: one nonce per session with a rising nonce count, capitalised Mex- header names,
+// "Accept: application/vnd.mesh.v2+json" and "Accept-Encoding: gzip", each chunk of a compressed message
+// gzipped on its own, the content type of a chunked message in Mex-Content-Type, the inbox listed with
+// workflow_filter and max_results and paged by following links.next from the server's root.
+import { describe, it, before, after } from 'node:test';
+import { request } from 'node:http';
+import { createHmac, randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import assert from 'node:assert/strict';
+import { addMailbox, type InboundMessage } from '../../src/messaging/index.ts';
+import { ENGINES, testDatabase } from '../support/server.ts';
+import { stopOwnPostgres } from '../support/postgres.ts';
+import { MESH_KEY, startServerOn, waitFor, type RunningServer } from '../support/mesh.ts';
+
+after(stopOwnPostgres);
+
+const SENDER = { id: 'TRUST01', password: 'trust-password-1' };
+const POLLED = { id: 'COUNCIL01', password: 'council-password-1' };
+const PROCESSED = { id: 'CAREBRIDGE01', password: 'carebridge-password-1' };
+const WORKFLOW = 'TOC_FHIR_DISCHARGE';
+
+interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; json(): any }
+
+/** What NHS England's Python mesh-client puts on every request, as it puts it. */
+function meshClientSession(origin: string, mailbox: string, password: string) {
+  const nonce = randomUUID();
+  let nonceCount = 0;
+  const authorization = () => {
+    const timestamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 12);
+    const hash = createHmac('sha256', MESH_KEY).update(`${mailbox}:${nonce}:${nonceCount}:${password}:${timestamp}`).digest('hex');
+    return `NHSMESH ${mailbox}:${nonce}:${nonceCount++}:${timestamp}:${hash}`;
+  };
+  /** `path` from the server's root, as the client joins links.next to its base URL. */
+  const call = (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer) => new Promise<Answer>((resolve, reject) => {
+    const req = request(`${origin}${path}`, {
+      method,
+      headers: {
+        Accept: 'application/vnd.mesh.v2+json', 'Accept-Encoding': 'gzip', 'User-Agent': 'mesh_client;5.0.2;N/A;x86_64;Linux;6.1',
+        Authorization: authorization(), 'Content-Length': String(body?.length ?? 0), ...headers,
+      },
+    }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (p: Buffer) => parts.push(p)).on('error', reject).on('end', () => {
+        const all = Buffer.concat(parts);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: all, json: () => JSON.parse(all.toString('utf8')) });
+      });
+    });
+    req.on('error', reject).end(body);
+  });
+  const box = `/messageexchange/${mailbox}`;
+  return { call, box };
+}
+
+/** How the Python client sends: chunks of `chunkBytes`, each gzipped on its own when `compress`. */
+async function sendAsMeshClient(session: ReturnType<typeof meshClientSession>, to: string, data: Buffer, options: { chunkBytes: number; compress: boolean; contentType: string; workflowId?: string }): Promise<string> {
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < data.length; at += options.chunkBytes) chunks.push(data.subarray(at, at + options.chunkBytes));
+  const total = chunks.length;
+  const encode = (chunk: Buffer) => (options.compress ? gzipSync(chunk) : chunk);
+  const first = await session.call('POST', `${session.box}/outbox`, {
+    'Content-Type': total === 1 ? options.contentType : 'application/octet-stream',
+    ...(total > 1 ? { 'Mex-Content-Type': options.contentType } : {}),
+    'Mex-Chunk-Range': `1:${total}`, 'Mex-To': to, 'Mex-WorkflowID': options.workflowId ?? WORKFLOW, 'Mex-FileName': 'notice.xml', 'Mex-LocalID': `local-${randomUUID()}`,
+    'Mex-Subject': 'Assessment notice', 'Mex-Content-Compressed': 'N', 'Mex-Content-Encrypted': 'N',
+    ...(options.compress ? { 'Content-Encoding': 'gzip' } : {}),
+  }, encode(chunks[0]!));
+  assert.equal(first.status, 202, first.body.toString());
+  const messageId: string = first.json().message_id;
+  for (let n = 2; n <= total; n++) {
+    const next = await session.call('POST', `${session.box}/outbox/${messageId}/${n}`, {
+      'Content-Type': 'application/octet-stream', 'Mex-Chunk-Range': `${n}:${total}`, ...(options.compress ? { 'Content-Encoding': 'gzip' } : {}),
+    }, encode(chunks[n - 1]!));
+    assert.equal(next.status, 202, next.body.toString());
+  }
+  return messageId;
+}
+
+/** How the Python client reads a message: chunk by chunk, each inflated on its own when it says gzip. */
+async function readAsMeshClient(session: ReturnType<typeof meshClientSession>, messageId: string): Promise<{ first: Answer; content: Buffer }> {
+  const first = await session.call('GET', `${session.box}/inbox/${messageId}`);
+  assert.ok(first.status === 200 || first.status === 206, first.body.toString());
+  const [, total] = String(first.headers['mex-chunk-range'] ?? '1:1').split(':').map(Number);
+  const decoded = (a: Answer) => (a.headers['content-encoding'] === 'gzip' ? gunzipSync(a.body) : a.body);
+  const parts = [decoded(first)];
+  for (let n = 2; n <= total!; n++) parts.push(decoded(await session.call('GET', `${session.box}/inbox/${messageId}/${n}`)));
+  return { first, content: Buffer.concat(parts) };
+}
+
+for (const engine of ENGINES) {
+  describe(`built-in MESH mailbox, driven as NHS England's MESH clients drive it (${engine})`, () => {
+    let s: RunningServer;
+    let cleanup: () => void;
+    const received: InboundMessage[] = [];
+    before(async () => {
+      const db = await testDatabase(engine);
+      cleanup = db.cleanup;
+      s = await startServerOn(db.database, {}, (server) => server.messaging.onInbound([WORKFLOW], async (msg) => void received.push(msg)));
+      await addMailbox(s.server.driver, { mailboxId: SENDER.id, ods: 'RX9', password: SENDER.password }, MESH_KEY);
+      await addMailbox(s.server.driver, { mailboxId: POLLED.id, ods: 'LA918', password: POLLED.password, polled: true }, MESH_KEY);
+      await addMailbox(s.server.driver, { mailboxId: PROCESSED.id, ods: 'LA919', password: PROCESSED.password }, MESH_KEY);
+    });
+    after(async () => {
+      await s?.close();
+      cleanup?.();
+    });
+    const sender = () => meshClientSession(s.url, SENDER.id, SENDER.password);
+    const recipient = () => meshClientSession(s.url, POLLED.id, POLLED.password);
+
+    it("answers mesh-client's ping (GET /messageexchange/_ping) without taking it for a mailbox, and its handshake", async () => {
+      const session = sender();
+      const ping = await session.call('GET', '/messageexchange/_ping');
+      assert.equal(ping.status, 200, ping.body.toString());
+      assert.equal(ping.json().status, 'running');
+      const anonymous = await new Promise<number>((resolve, reject) => request(`${s.url}/messageexchange/_ping`, (res) => resolve(res.resume().statusCode ?? 0)).on('error', reject).end());
+      assert.equal(anonymous, 200, 'no credentials needed');
+      const handshake = await session.call('POST', session.box, { 'mex-ClientVersion': 'mesh_client==5.0.2', 'mex-OSArchitecture': 'x86_64', 'mex-OSName': 'Linux', 'mex-OSVersion': '6.1', 'mex-JavaVersion': 'N/A' });
+      assert.equal(handshake.status, 200, handshake.body.toString());
+    });
+  });
+}
