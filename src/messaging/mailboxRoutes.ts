@@ -3,7 +3,7 @@
 //   GET|POST /messageexchange/{mailbox}                          handshake
 //   POST     …/outbox                    send (mex-To, mex-WorkflowID; mex-Chunk-Range 1:N for chunked)
 //   POST     …/outbox/{id}/{chunk}       a further chunk
-//   GET      …/inbox[?continue_from=…]   ids waiting, 500 a page (links.next names the page after)
+//   GET      …/inbox[?continue_from=…&max_results=…&workflow_filter=…]   ids waiting, 500 a page (links.next names the page after)
 //   GET      …/inbox/{id}[/{chunk}]      download (206 while chunks remain)
 //   PUT      …/inbox/{id}/status/acknowledged
 //   GET      …/outbox/tracking?messageID=… (or /outbox/tracking/{id}, or ?localID=…)
@@ -12,7 +12,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../record/index.ts';
 import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } from './meshAuth.ts';
 import { findMailbox, unsealPassword } from './mailboxes.ts';
-import { BadContinueFrom, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage, startUpload, trackSent, type StoredMessage, type Upload } from './mailboxStore.ts';
+import {
+  BadContinueFrom, BadWorkflowFilter, INBOX_PAGE_SIZE, MAX_INBOX_PAGE_SIZE, MIN_INBOX_PAGE_SIZE, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage,
+  parseWorkflowFilter, startUpload, trackSent, type StoredMessage, type Upload, type WorkflowFilter,
+} from './mailboxStore.ts';
 
 export const MESH_JSON = 'application/vnd.mesh.v2+json';
 const PING_PATH = '/messageexchange/_ping';
@@ -93,6 +96,32 @@ function trackingBody(m: StoredMessage) {
     upload_timestamp: new Date(m.createdAt).toISOString(),
     accepted_timestamp: m.acceptedAt !== undefined ? new Date(m.acceptedAt).toISOString() : null,
     acknowledged_timestamp: m.acknowledgedAt !== undefined ? new Date(m.acknowledgedAt).toISOString() : null,
+  };
+}
+
+function queryText(query: Record<string, unknown>, name: string): string | undefined {
+  const value = query[name];
+  const text = Array.isArray(value) ? value[0] : value;
+  return typeof text === 'string' && text.trim() ? text.trim() : undefined;
+}
+
+/** The inbox list's query, as MESH v2 takes it: continue_from, max_results (10 to 5000), workflow_filter. */
+function inboxListing(query: Record<string, unknown>): { continueFrom?: string; pageSize: number; workflow?: WorkflowFilter; kept: Record<string, string> } {
+  const maxResults = queryText(query, 'max_results');
+  const filter = queryText(query, 'workflow_filter');
+  const pageSize = maxResults === undefined ? INBOX_PAGE_SIZE : Number(maxResults);
+  if (!(Number.isInteger(pageSize) && pageSize >= MIN_INBOX_PAGE_SIZE && pageSize <= MAX_INBOX_PAGE_SIZE)) {
+    throw new MeshError(400, 'EPL-154', `max_results must be a whole number from ${MIN_INBOX_PAGE_SIZE} to ${MAX_INBOX_PAGE_SIZE}, not '${String(maxResults).slice(0, 20)}'.`, 'RECEIVE');
+  }
+  let workflow: WorkflowFilter | undefined;
+  try {
+    workflow = filter === undefined ? undefined : parseWorkflowFilter(filter);
+  } catch (err) {
+    throw err instanceof BadWorkflowFilter ? new MeshError(400, 'EPL-154', err.message, 'RECEIVE') : err;
+  }
+  return {
+    continueFrom: queryText(query, 'continue_from'), pageSize, workflow,
+    kept: { ...(maxResults !== undefined ? { max_results: String(pageSize) } : {}), ...(filter !== undefined ? { workflow_filter: filter } : {}) },
   };
 }
 
@@ -187,17 +216,24 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
 
   app.get('/messageexchange/:mailbox/inbox', async (req, reply) => {
     const mailbox = await authenticate(req);
-    const continueFrom = (req.query as Record<string, string | undefined>).continue_from;
-    const page = await inboxPage(options.driver, mailbox, continueFrom || undefined).catch((err) => {
+    const listing = inboxListing(req.query as Record<string, unknown>);
+    const page = await inboxPage(options.driver, mailbox, listing.continueFrom, listing.pageSize, listing.workflow).catch((err) => {
       throw err instanceof BadContinueFrom ? new MeshError(400, 'EPL-154', err.message, 'RECEIVE') : err;
     });
     const self = `/messageexchange/${encodeURIComponent(mailbox)}/inbox`;
+    // Clients follow links.next as given, so it keeps the filter and page size they asked for: without them
+    // the second page would list every workflow's messages to a client that asked for one.
+    const kept = new URLSearchParams(listing.kept).toString();
+    const link = (continueFrom?: string) => {
+      const query = [continueFrom ? `continue_from=${encodeURIComponent(continueFrom)}` : '', kept].filter(Boolean).join('&');
+      return query ? `${self}?${query}` : self;
+    };
     reply.header('content-type', MESH_JSON);
     // As MESH v2 answers: links.next only while more pages follow; approx_inbox_count counts every page.
     return {
       messages: page.ids,
       approx_inbox_count: page.total,
-      links: { self, ...(page.continueFrom ? { next: `${self}?continue_from=${encodeURIComponent(page.continueFrom)}` } : {}) },
+      links: { self: link(), ...(page.continueFrom ? { next: link(page.continueFrom) } : {}) },
     };
   });
 

@@ -183,24 +183,57 @@ async function readBody(db: SqlExecutor, messageId: string): Promise<Buffer> {
   return Buffer.concat(chunks.map((c) => Buffer.from(c.body)));
 }
 
-/** The most ids one inbox page lists, as MESH pages them. */
+/** The most ids one inbox page lists, as MESH pages them, unless the client asks for fewer or more (max_results). */
 export const INBOX_PAGE_SIZE = 500;
+export const MIN_INBOX_PAGE_SIZE = 10;
+export const MAX_INBOX_PAGE_SIZE = 5000;
 
 /** One page of a mailbox's inbox: ids oldest first, the token of the page after it (if any), and how many wait in all. */
 export interface InboxPage { ids: string[]; continueFrom?: string; total: number }
 
 /**
+ * MESH's workflow_filter, as clients that share a mailbox with other systems list it: WF (equals), WF* (begins
+ * with), *WF* (contains), each negated by a leading !. Case matters, as it does in MESH.
+ */
+export interface WorkflowFilter { match: 'equals' | 'begins' | 'contains'; text: string; negated: boolean }
+
+export class BadWorkflowFilter extends Error {}
+
+export function parseWorkflowFilter(filter: string): WorkflowFilter {
+  const negated = filter.startsWith('!');
+  const pattern = negated ? filter.slice(1) : filter;
+  const contains = /^\*([^*]+)\*$/.exec(pattern);
+  const begins = /^([^*]+)\*$/.exec(pattern);
+  const match = contains ? 'contains' : begins ? 'begins' : /^[^*]+$/.test(pattern) ? 'equals' : undefined;
+  if (!match) {
+    throw new BadWorkflowFilter(`workflow_filter '${filter.slice(0, 60)}' is not one MESH takes: WF (equals), WF* (begins with) or *WF* (contains), each with a leading ! to negate.`);
+  }
+  return { match, text: contains?.[1] ?? begins?.[1] ?? pattern, negated };
+}
+
+/** SQL that both engines read alike: replace and substr compare exactly, where SQLite's LIKE ignores case. */
+function workflowCondition(filter: WorkflowFilter): { sql: string; params: Array<string | number> } {
+  const [sql, params]: [string, Array<string | number>] = filter.match === 'equals' ? ['workflow_id = ?', [filter.text]]
+    : filter.match === 'begins' ? ['substr(workflow_id, 1, ?) = ?', [filter.text.length, filter.text]]
+    : ["replace(workflow_id, ?, '') <> workflow_id", [filter.text]];
+  return { sql: filter.negated ? `NOT (${sql})` : sql, params };
+}
+
+/**
  * The messages waiting in a mailbox's inbox, a page at a time, oldest first. `continueFrom` is the token the
  * previous page gave: the last id it listed and when that message was accepted, so a page follows on from
  * where the last one stopped even when messages before it were acknowledged meanwhile. A client that left
- * 500 messages of other workflows in the mailbox still reaches the ones behind them.
+ * 500 messages of other workflows in the mailbox still reaches the ones behind them. With a workflow filter
+ * only the messages it matches are listed, so a client that shares the mailbox never sees, downloads or
+ * acknowledges another system's messages; approx_inbox_count still counts the whole inbox, as MESH's does.
  */
-export async function inboxPage(db: SqlExecutor, mailbox: string, continueFrom?: string, pageSize = INBOX_PAGE_SIZE): Promise<InboxPage> {
+export async function inboxPage(db: SqlExecutor, mailbox: string, continueFrom?: string, pageSize = INBOX_PAGE_SIZE, workflow?: WorkflowFilter): Promise<InboxPage> {
   const after = continueFrom === undefined ? undefined : positionOf(continueFrom);
+  const filter = workflow ? workflowCondition(workflow) : undefined;
   const rows = await db.all<{ message_id: string; accepted_ms: number }>(
-    `SELECT message_id, accepted_ms FROM mesh_messages WHERE recipient = ? AND status = 'accepted'${after ? ' AND (accepted_ms > ? OR (accepted_ms = ? AND message_id > ?))' : ''}
+    `SELECT message_id, accepted_ms FROM mesh_messages WHERE recipient = ? AND status = 'accepted'${after ? ' AND (accepted_ms > ? OR (accepted_ms = ? AND message_id > ?))' : ''}${filter ? ` AND ${filter.sql}` : ''}
      ORDER BY accepted_ms, message_id LIMIT ?`,
-    [mailbox, ...(after ? [after.acceptedMs, after.acceptedMs, after.messageId] : []), pageSize + 1],
+    [mailbox, ...(after ? [after.acceptedMs, after.acceptedMs, after.messageId] : []), ...(filter?.params ?? []), pageSize + 1],
   );
   const total = await db.get<{ n: number }>("SELECT COUNT(*) AS n FROM mesh_messages WHERE recipient = ? AND status = 'accepted'", [mailbox]);
   const page = rows.slice(0, pageSize);

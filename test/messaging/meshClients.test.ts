@@ -18,6 +18,8 @@ after(stopOwnPostgres);
 const SENDER = { id: 'TRUST01', password: 'trust-password-1' };
 const POLLED = { id: 'COUNCIL01', password: 'council-password-1' };
 const PROCESSED = { id: 'CAREBRIDGE01', password: 'carebridge-password-1' };
+/** A mailbox two systems collect from, each asking only for its own workflows. */
+const SHARED = { id: 'SHARED01', password: 'shared-password-1' };
 const WORKFLOW = 'TOC_FHIR_DISCHARGE';
 
 interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; json(): any }
@@ -99,6 +101,7 @@ for (const engine of ENGINES) {
       await addMailbox(s.server.driver, { mailboxId: SENDER.id, ods: 'RX9', password: SENDER.password }, MESH_KEY);
       await addMailbox(s.server.driver, { mailboxId: POLLED.id, ods: 'LA918', password: POLLED.password, polled: true }, MESH_KEY);
       await addMailbox(s.server.driver, { mailboxId: PROCESSED.id, ods: 'LA919', password: PROCESSED.password }, MESH_KEY);
+      await addMailbox(s.server.driver, { mailboxId: SHARED.id, ods: 'LA920', password: SHARED.password, polled: true }, MESH_KEY);
     });
     after(async () => {
       await s?.close();
@@ -116,6 +119,40 @@ for (const engine of ENGINES) {
       assert.equal(anonymous, 200, 'no credentials needed');
       const handshake = await session.call('POST', session.box, { 'mex-ClientVersion': 'mesh_client==5.0.2', 'mex-OSArchitecture': 'x86_64', 'mex-OSName': 'Linux', 'mex-OSVersion': '6.1', 'mex-JavaVersion': 'N/A' });
       assert.equal(handshake.status, 200, handshake.body.toString());
+    });
+
+    it('lists only the workflows a client filters for (workflow_filter), max_results a page, and keeps both in links.next', async () => {
+      const ours: string[] = [];
+      const theirs: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        ours.push(await sendAsMeshClient(sender(), SHARED.id, Buffer.from(`<notice n="${i}"/>`), { chunkBytes: 4000, compress: false, contentType: 'application/xml' }));
+        theirs.push(await sendAsMeshClient(sender(), SHARED.id, Buffer.from(`result ${i}`), { chunkBytes: 4000, compress: false, contentType: 'text/plain', workflowId: 'PATH_RESULT' }));
+      }
+      const session = meshClientSession(s.url, SHARED.id, SHARED.password);
+      const first = await session.call('GET', `${session.box}/inbox?max_results=10&workflow_filter=${WORKFLOW}`);
+      assert.equal(first.status, 200, first.body.toString());
+      assert.deepEqual(first.json().messages, ours.slice(0, 10));
+      assert.equal(first.json().approx_inbox_count, 24, 'the whole inbox, as MESH counts it');
+      const next: string = first.json().links.next;
+      assert.match(next, /workflow_filter=TOC_FHIR_DISCHARGE/);
+      // mesh-client joins links.next to its base URL as it is.
+      const second = await session.call('GET', next);
+      assert.deepEqual(second.json().messages, ours.slice(10), 'the rest of ours, none of theirs');
+      assert.equal(second.json().links.next, undefined);
+
+      const list = async (filter: string) => (await session.call('GET', `${session.box}/inbox?workflow_filter=${encodeURIComponent(filter)}`)).json().messages;
+      assert.deepEqual(await list(`!${WORKFLOW}`), theirs);
+      assert.deepEqual(await list('PATH_*'), theirs);
+      assert.deepEqual(await list('!PATH_*'), ours);
+      assert.deepEqual(await list('*FHIR*'), ours);
+      assert.deepEqual(await list('!*FHIR*'), theirs);
+      assert.deepEqual(await list('toc_fhir_discharge'), [], 'case matters, as in MESH');
+
+      for (const bad of ['workflow_filter=*DISCHARGE', 'workflow_filter=TOC*FHIR', 'max_results=5', 'max_results=lots']) {
+        const refused = await session.call('GET', `${session.box}/inbox?${bad}`);
+        assert.equal(refused.status, 400, bad);
+        assert.match(refused.json().errorDescription, /workflow_filter .* is not one MESH takes|max_results must be a whole number from 10 to 5000/, bad);
+      }
     });
   });
 }
