@@ -80,12 +80,21 @@ async function checkAuthorisation(req: FastifyRequest, options: MailboxRouteOpti
 function messageHeaders(reply: FastifyReply, m: StoredMessage, chunkNo: number): void {
   reply.header('mex-messageid', m.messageId).header('mex-from', m.sender).header('mex-to', m.recipient).header('mex-workflowid', m.workflowId)
     .header('mex-messagetype', 'DATA').header('mex-chunk-range', `${chunkNo}:${m.chunkCount}`).header('content-type', m.contentType ?? 'application/octet-stream');
+  if (m.contentType !== undefined) reply.header('mex-content-type', m.contentType);
   if (m.subject !== undefined) reply.header('mex-subject', m.subject);
   if (m.localId !== undefined) reply.header('mex-localid', m.localId);
   if (m.fileName !== undefined) reply.header('mex-filename', m.fileName);
   if (m.checksum !== undefined) reply.header('mex-content-checksum', m.checksum);
   // Every chunk of a compressed message is a piece of one gzip stream: the downloader inflates them joined.
   if (m.contentEncoding) reply.header('content-encoding', m.contentEncoding).header('mex-content-compressed', 'Y');
+}
+
+/**
+ * What the content is. MESH clients send a chunked message's chunks as application/octet-stream and say what
+ * the whole is in Mex-Content-Type, which MESH passes on in preference to Content-Type.
+ */
+function contentTypeOf(req: FastifyRequest): string | undefined {
+  return header(req, 'mex-content-type') ?? header(req, 'content-type');
 }
 
 function trackingBody(m: StoredMessage) {
@@ -195,7 +204,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     const upload = await startUpload(options.driver, {
       sender, recipient: to, workflowId,
       subject: header(req, 'mex-subject'), localId: header(req, 'mex-localid'), fileName: header(req, 'mex-filename'),
-      contentType: header(req, 'content-type'), checksum: header(req, 'mex-content-checksum'),
+      contentType: contentTypeOf(req), checksum: header(req, 'mex-content-checksum'),
       ...(encoding === 'gzip' ? { contentEncoding: 'gzip' as const } : {}),
     }, Number(m[1]), body, options.now());
     if (upload.deliveredHere) options.delivered();

@@ -129,6 +129,8 @@ export class MeshClient {
     };
     const range = /^(\d+):(\d+)$/.exec(h('mex-chunk-range') ?? '1:1');
     const report = h('mex-messagetype')?.toUpperCase() === 'REPORT' ? reportOf(h) : undefined;
+    // MESH says what a chunked message is in Mex-Content-Type; its Content-Type is then application/octet-stream.
+    const contentType = h('mex-content-type') ?? h('content-type');
     return {
       // A report has no content: nothing more to fetch, whatever its chunk range says.
       chunkCount: range && !report ? Number(range[2]) : 1,
@@ -140,7 +142,7 @@ export class MeshClient {
         ...(h('mex-subject') ? { subject: h('mex-subject') } : {}),
         ...(h('mex-localid') ? { localId: h('mex-localid') } : {}),
         ...(h('mex-filename') ? { fileName: h('mex-filename') } : {}),
-        ...(h('content-type') ? { contentType: h('content-type') } : {}),
+        ...(contentType ? { contentType } : {}),
         ...(h('content-encoding')?.toLowerCase() === 'gzip' && !report ? { contentEncoding: 'gzip' as const } : {}),
         body: reply.body,
         ...(report ? { report } : {}),
@@ -179,6 +181,7 @@ export class MeshClient {
     const chunk = (n: number) => msg.body.subarray((n - 1) * size, n * size);
     const headers: Record<string, string> = {
       'content-type': msg.contentType ?? 'application/octet-stream',
+      ...(msg.contentType ? { 'mex-content-type': msg.contentType } : {}),
       'mex-to': msg.to,
       'mex-workflowid': msg.workflowId,
       'mex-chunk-range': `1:${chunkCount}`,

@@ -9,9 +9,12 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import assert from 'node:assert/strict';
 import { addMailbox, type InboundMessage } from '../../src/messaging/index.ts';
+import { MeshClient } from '../../src/messaging/meshClient.ts';
+import { MeshPoller } from '../../src/messaging/meshPoller.ts';
 import { ENGINES, testDatabase } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MESH_KEY, startServerOn, waitFor, type RunningServer } from '../support/mesh.ts';
+import { startFakeMesh } from '../support/fakeMesh.ts';
 
 after(stopOwnPostgres);
 
@@ -152,6 +155,38 @@ for (const engine of ENGINES) {
         const refused = await session.call('GET', `${session.box}/inbox?${bad}`);
         assert.equal(refused.status, 400, bad);
         assert.match(refused.json().errorDescription, /workflow_filter .* is not one MESH takes|max_results must be a whole number from 10 to 5000/, bad);
+      }
+    });
+
+    it('keeps what a chunked message is (Mex-Content-Type, its chunks being application/octet-stream), through download and into a workflow here, each gzipped chunk inflated', async () => {
+      const content = Buffer.from(`<notice>${'Mrs Example, discharge to assess. '.repeat(300)}</notice>`);
+      const toClient = await sendAsMeshClient(sender(), POLLED.id, content, { chunkBytes: 4000, compress: true, contentType: 'application/xml' });
+      const downloaded = await readAsMeshClient(recipient(), toClient);
+      assert.deepEqual(downloaded.content, content);
+      assert.equal(downloaded.first.headers['mex-content-type'], 'application/xml', 'mesh-client reads the type from Mex-Content-Type');
+      assert.equal(downloaded.first.headers['mex-chunk-range'], '1:3');
+
+      const toHere = await sendAsMeshClient(sender(), PROCESSED.id, content, { chunkBytes: 4000, compress: true, contentType: 'application/xml' });
+      const delivered = await waitFor('the message reaches its workflow', () => received.find((m) => m.messageId === toHere));
+      assert.deepEqual(delivered.body, content, 'inflated: each chunk was gzipped on its own');
+      assert.equal(delivered.contentType, 'application/xml');
+    });
+
+    it('our MESH client says what a message is in Mex-Content-Type, and reads it from there', async () => {
+      const fake = await startFakeMesh(POLLED.id);
+      const client = new MeshClient({ url: fake.url, mailbox: POLLED.id, password: 'pw', sharedKey: 'key', workflowIds: [WORKFLOW], pollMs: 3600_000, chunkBytes: 1024 * 1024 });
+      const poller = new MeshPoller(s.server.driver, client, { workflowIds: [WORKFLOW], pollMs: 3600_000, now: Date.now, delivered: () => undefined, onError: () => undefined });
+      try {
+        await client.send({ to: SENDER.id, workflowId: WORKFLOW, contentType: 'application/xml', body: Buffer.from('<notice/>') });
+        assert.equal(fake.sent[0]?.headers['mex-content-type'], 'application/xml');
+
+        fake.inbox.push({ id: 'CHUNKED_XML_1', workflowId: WORKFLOW, body: '<notice/>', headers: { 'content-type': 'application/octet-stream', 'mex-content-type': 'application/xml' } });
+        assert.equal(await poller.pollOnce(), 1);
+        const delivered = await waitFor('the polled message reaches its workflow', () => received.find((m) => m.messageId === 'CHUNKED_XML_1'));
+        assert.equal(delivered.contentType, 'application/xml');
+      } finally {
+        client.close();
+        await fake.close();
       }
     });
   });
