@@ -97,11 +97,22 @@ function contentTypeOf(req: FastifyRequest): string | undefined {
   return header(req, 'mex-content-type') ?? header(req, 'content-type');
 }
 
-function trackingBody(m: StoredMessage) {
-  const status = m.status === 'acknowledged' ? 'Acknowledged' : m.status === 'accepted' ? 'Accepted' : 'Uploading';
+/** Whether the caller asked for MESH API v2's answers (Accept: application/vnd.mesh.v2+json, or later). */
+function acceptsMeshV2(req: FastifyRequest): boolean {
+  const version = /application\/vnd\.mesh\.v(\d+)\+json/i.exec(header(req, 'accept') ?? '')?.[1];
+  return version !== undefined && Number(version) >= 2;
+}
+
+/**
+ * A sent message's tracking. MESH v2 names the status in lower case (uploading, accepted, acknowledged) and
+ * says status_success; v1 callers have always had it capitalised here, so they keep that.
+ */
+function trackingBody(m: StoredMessage, v2: boolean) {
+  const status = v2 ? m.status : m.status === 'acknowledged' ? 'Acknowledged' : m.status === 'accepted' ? 'Accepted' : 'Uploading';
   return {
     message_id: m.messageId, local_id: m.localId ?? null, sender: m.sender, recipient: m.recipient, workflow_id: m.workflowId,
     status, status_code: null, chunk_count: m.chunkCount, file_name: m.fileName ?? null, subject: m.subject ?? null,
+    ...(v2 ? { filename: m.fileName ?? null, status_success: true } : {}),
     upload_timestamp: new Date(m.createdAt).toISOString(),
     accepted_timestamp: m.acceptedAt !== undefined ? new Date(m.acceptedAt).toISOString() : null,
     acknowledged_timestamp: m.acknowledgedAt !== undefined ? new Date(m.acknowledgedAt).toISOString() : null,
@@ -280,7 +291,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     const found = await trackSent(options.driver, mailbox, messageId ? { messageId } : { localId });
     if (!found) throw new MeshError(404, 'EPL-153', `Mailbox ${mailbox} sent no message ${messageId ?? `with local id ${localId}`}.`, 'TRACK');
     reply.header('content-type', MESH_JSON);
-    return trackingBody(found);
+    return trackingBody(found, acceptsMeshV2(req));
   };
   app.get('/messageexchange/:mailbox/outbox/tracking', tracking);
   app.get('/messageexchange/:mailbox/outbox/tracking/:messageId', tracking);

@@ -189,5 +189,18 @@ for (const engine of ENGINES) {
         await fake.close();
       }
     });
+
+    it('tracks a sent message as MESH v2 does for a v2 caller (status in lower case, filename), as before for others', async () => {
+      const session = sender();
+      const id = await sendAsMeshClient(session, POLLED.id, Buffer.from('<notice/>'), { chunkBytes: 4000, compress: false, contentType: 'application/xml' });
+      const tracked = await session.call('GET', `${session.box}/outbox/tracking?messageID=${id}`);
+      assert.equal(tracked.status, 200, tracked.body.toString());
+      assert.deepEqual([tracked.json().message_id, tracked.json().status, tracked.json().filename, tracked.json().status_success], [id, 'accepted', 'notice.xml', true]);
+      const v1 = await session.call('GET', `${session.box}/outbox/tracking?messageID=${id}`, { Accept: 'application/json' });
+      assert.equal(v1.json().status, 'Accepted');
+
+      assert.equal((await recipient().call('PUT', `/messageexchange/${POLLED.id}/inbox/${id}/status/acknowledged`)).status, 200);
+      assert.equal((await session.call('GET', `${session.box}/outbox/tracking/${id}`)).json().status, 'acknowledged');
+    });
   });
 }
