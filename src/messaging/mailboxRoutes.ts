@@ -6,7 +6,7 @@
 //   GET      …/inbox[?continue_from=…&max_results=…&workflow_filter=…]   ids waiting, 500 a page (links.next names the page after)
 //   GET      …/inbox/{id}[/{chunk}]      download (206 while chunks remain)
 //   PUT      …/inbox/{id}/status/acknowledged
-//   GET      …/outbox/tracking?messageID=… (or /outbox/tracking/{id}, or ?localID=…)
+//   GET      …/outbox/tracking?messageID=… (or ?localID=…, or /outbox/tracking/{message id or local id})
 // Every other call carries an NHSMESH header for the mailbox in its path. Errors are MESH-style JSON.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../record/index.ts';
@@ -112,10 +112,20 @@ function trackingBody(m: StoredMessage, v2: boolean) {
   return {
     message_id: m.messageId, local_id: m.localId ?? null, sender: m.sender, recipient: m.recipient, workflow_id: m.workflowId,
     status, status_code: null, chunk_count: m.chunkCount, file_name: m.fileName ?? null, subject: m.subject ?? null,
-    ...(v2 ? { filename: m.fileName ?? null, status_success: true } : {}),
+    ...(v2 ? { filename: m.fileName ?? null, status_success: true } : v1Tracking(m)),
     upload_timestamp: new Date(m.createdAt).toISOString(),
     accepted_timestamp: m.acceptedAt !== undefined ? new Date(m.acceptedAt).toISOString() : null,
     acknowledged_timestamp: m.acknowledgedAt !== undefined ? new Date(m.acknowledgedAt).toISOString() : null,
+  };
+}
+
+/** The names MESH v1's tracking answer gives (camel case, yyyyMMddHHmmss times), which v1 clients read. */
+function v1Tracking(m: StoredMessage) {
+  const stamp = (at: number | undefined) => (at === undefined ? null : new Date(at).toISOString().replace(/\D/g, '').slice(0, 14));
+  return {
+    messageId: m.messageId, dtsId: m.messageId, localId: m.localId ?? null, workflowId: m.workflowId, fileName: m.fileName ?? null,
+    messageType: 'DATA', chunkCount: m.chunkCount, checksum: m.checksum ?? null, contentEncoding: m.contentEncoding ?? null,
+    uploadTimestamp: stamp(m.createdAt), downloadTimestamp: stamp(m.acknowledgedAt),
   };
 }
 
@@ -285,14 +295,19 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   const tracking = async (req: FastifyRequest, reply: FastifyReply) => {
     const mailbox = await authenticate(req);
     const query = req.query as Record<string, string | undefined>;
-    const messageId = (req.params as { messageId?: string }).messageId ?? query.messageID ?? query.messageId ?? query.message_id;
+    // MESH's /outbox/tracking/{id} names a local id (a deprecated form still in use); it was ours for a message id.
+    const inPath = (req.params as { id?: string }).id;
+    const messageId = query.messageID ?? query.messageId ?? query.message_id;
     const localId = query.localID ?? query.localId ?? query.local_id;
-    if (!messageId && !localId) throw new MeshError(400, 'EPL-154', 'Say which message to track: ?messageID=… or ?localID=….', 'TRACK');
-    const found = await trackSent(options.driver, mailbox, messageId ? { messageId } : { localId });
-    if (!found) throw new MeshError(404, 'EPL-153', `Mailbox ${mailbox} sent no message ${messageId ?? `with local id ${localId}`}.`, 'TRACK');
+    if (!inPath && !messageId && !localId) throw new MeshError(400, 'EPL-154', 'Say which message to track: ?messageID=… or ?localID=….', 'TRACK');
+    const found = inPath
+      ? (await trackSent(options.driver, mailbox, { messageId: inPath })) ?? (await trackSent(options.driver, mailbox, { localId: inPath }))
+      : await trackSent(options.driver, mailbox, messageId ? { messageId } : { localId });
+    const asked = inPath ?? messageId ?? `with local id ${localId}`;
+    if (!found) throw new MeshError(404, 'EPL-153', `Mailbox ${mailbox} sent no message ${asked}${inPath ? ' (as message id or local id)' : ''}.`, 'TRACK');
     reply.header('content-type', MESH_JSON);
     return trackingBody(found, acceptsMeshV2(req));
   };
   app.get('/messageexchange/:mailbox/outbox/tracking', tracking);
-  app.get('/messageexchange/:mailbox/outbox/tracking/:messageId', tracking);
+  app.get('/messageexchange/:mailbox/outbox/tracking/:id', tracking);
 }

@@ -202,5 +202,20 @@ for (const engine of ENGINES) {
       assert.equal((await recipient().call('PUT', `/messageexchange/${POLLED.id}/inbox/${id}/status/acknowledged`)).status, 200);
       assert.equal((await session.call('GET', `${session.box}/outbox/tracking/${id}`)).json().status, 'acknowledged');
     });
+
+    it("tracks by the local id MESH's /outbox/tracking/{localID} names, and answers v1 callers with v1's names", async () => {
+      const session = sender();
+      const id = await sendAsMeshClient(session, POLLED.id, Buffer.from('<notice/>'), { chunkBytes: 4000, compress: false, contentType: 'application/xml' });
+      const localId = (await session.call('GET', `${session.box}/outbox/tracking?messageID=${id}`)).json().local_id;
+      const v1 = await session.call('GET', `${session.box}/outbox/tracking/${encodeURIComponent(localId)}`, { Accept: 'application/json' });
+      assert.equal(v1.status, 200, v1.body.toString());
+      assert.deepEqual([v1.json().messageId, v1.json().localId, v1.json().status, v1.json().fileName, v1.json().downloadTimestamp], [id, localId, 'Accepted', 'notice.xml', null]);
+      assert.match(v1.json().uploadTimestamp, /^\d{14}$/);
+      assert.equal((await session.call('GET', `${session.box}/outbox/tracking/${id}`)).json().message_id, id, 'a message id there still finds it');
+      const none = await session.call('GET', `${session.box}/outbox/tracking/no-such-local-id`);
+      assert.equal(none.status, 404);
+      assert.match(none.json().errorDescription, /sent no message no-such-local-id \(as message id or local id\)/);
+      assert.equal((await recipient().call('PUT', `/messageexchange/${POLLED.id}/inbox/${id}/status/acknowledged`)).status, 200);
+    });
   });
 }
