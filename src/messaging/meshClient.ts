@@ -2,6 +2,7 @@
 // list, download (every chunk), acknowledge, send (in chunks when large). TLS with a client certificate
 // when one is configured, as the national MESH requires.
 import { readFileSync } from 'node:fs';
+import { arch, release, type } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
@@ -29,6 +30,15 @@ export interface DownloadedMessage {
 }
 
 const TIMEOUT_MS = 30_000;
+
+/** Who is calling, as MESH's handshake asks (Mex-ClientVersion is "name==version"). */
+function clientVersion(): string {
+  try {
+    return `CareBridge==${JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version}`;
+  } catch {
+    return 'CareBridge==unknown';
+  }
+}
 
 /** The headers that say what a MESH report is about. */
 function reportOf(h: (name: string) => string | undefined): MeshReport {
@@ -167,6 +177,17 @@ export class MeshClient {
       const why = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `it inflates to more than ${MAX_INFLATED_BYTES / 1024 / 1024} MB` : (err as Error).message;
       throw new UndecodableMessage({ ...message, body: joined }, `MESH message ${message.messageId} came with Content-Encoding: gzip but could not be inflated (${why})`);
     }
+  }
+
+  /**
+   * Validates the mailbox (MESH's handshake), which MESH asks every client to do once a day: it is how Spine
+   * knows a quiet mailbox is still in use.
+   */
+  async handshake(): Promise<void> {
+    const reply = await this.call('POST', '', {
+      'mex-clientversion': clientVersion(), 'mex-osname': type(), 'mex-osversion': release(), 'mex-osarchitecture': arch(), 'mex-javaversion': 'N/A',
+    });
+    if (reply.status !== 200) throw this.failure('handshake', reply);
   }
 
   async acknowledge(messageId: string): Promise<void> {

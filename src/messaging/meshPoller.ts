@@ -20,6 +20,9 @@ export interface MeshPollerOptions {
   onError(err: unknown): void;
 }
 
+/** How often the mailbox is validated (MESH's handshake): MESH asks for it once every 24 hours. */
+export const HANDSHAKE_INTERVAL_MS = 24 * 3600_000;
+
 /** The most inbox pages one pass reads (5,000 ids); the next pass goes on from where it stopped. */
 export const MAX_PAGES_PER_PASS = 10;
 
@@ -32,6 +35,8 @@ export class MeshPoller {
   private notOurs = new Map<string, string>();
   /** Where the last pass stopped at MAX_PAGES_PER_PASS, so a mailbox longer than that is read to its end over several passes. */
   private resumeFrom?: string;
+  /** When MESH last accepted this client's handshake. */
+  private validatedAt?: number;
 
   constructor(private readonly driver: SqlDriver, private readonly client: MeshClient, private readonly options: MeshPollerOptions) {}
 
@@ -55,6 +60,7 @@ export class MeshPoller {
 
   /** One pass over the external inbox, every page of it (up to MAX_PAGES_PER_PASS); returns how many new messages were stored. */
   async pollOnce(): Promise<number> {
+    await this.validateMailboxWhenDue();
     let stored = 0;
     let continueFrom = this.resumeFrom;
     this.resumeFrom = undefined;
@@ -79,6 +85,18 @@ export class MeshPoller {
     if (fromStart && !this.resumeFrom) for (const id of this.notOurs.keys()) if (!seen.has(id)) this.notOurs.delete(id);
     if (newlyLeft.size) this.warnLeft(newlyLeft);
     return stored;
+  }
+
+  /** A handshake that fails is said and tried again next pass; it does not hold up collecting messages. */
+  private async validateMailboxWhenDue(): Promise<void> {
+    const now = this.options.now();
+    if (this.validatedAt !== undefined && now - this.validatedAt < HANDSHAKE_INTERVAL_MS) return;
+    try {
+      await this.client.handshake();
+      this.validatedAt = now;
+    } catch (err) {
+      this.options.onError(err);
+    }
   }
 
   /** Takes one listed message: 1 when it was newly stored for a workflow here, else 0. */

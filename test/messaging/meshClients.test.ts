@@ -217,5 +217,29 @@ for (const engine of ENGINES) {
       assert.match(none.json().errorDescription, /sent no message no-such-local-id \(as message id or local id\)/);
       assert.equal((await recipient().call('PUT', `/messageexchange/${POLLED.id}/inbox/${id}/status/acknowledged`)).status, 200);
     });
+
+    it('our MESH client validates its mailbox (the handshake) on its first poll and once a day after, as MESH asks', async () => {
+      const fake = await startFakeMesh(POLLED.id);
+      const client = new MeshClient({ url: fake.url, mailbox: POLLED.id, password: 'pw', sharedKey: 'key', workflowIds: [WORKFLOW], pollMs: 3600_000, chunkBytes: 1024 * 1024 });
+      let now = Date.now();
+      const poller = new MeshPoller(s.server.driver, client, { workflowIds: [WORKFLOW], pollMs: 3600_000, now: () => now, delivered: () => undefined, onError: () => undefined });
+      const handshakes = () => fake.requests.filter((r) => r === `POST /messageexchange/${POLLED.id}`).length;
+      try {
+        await poller.pollOnce();
+        assert.equal(handshakes(), 1, fake.requests.join('\n'));
+        const sentHeaders = fake.handshakes[0]!;
+        assert.match(String(sentHeaders['mex-clientversion']), /^CareBridge==\d+\.\d+\.\d+$/);
+        assert.ok(sentHeaders['mex-osname'] && sentHeaders['mex-osversion'], 'the headers MESH requires of a handshake');
+        now += 23 * 3600_000;
+        await poller.pollOnce();
+        assert.equal(handshakes(), 1, 'not again within the day');
+        now += 3600_000;
+        await poller.pollOnce();
+        assert.equal(handshakes(), 2);
+      } finally {
+        client.close();
+        await fake.close();
+      }
+    });
   });
 }

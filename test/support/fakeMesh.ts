@@ -19,6 +19,8 @@ export interface FakeMesh {
   inbox: FakeMeshMessage[];
   /** "METHOD path?query" of every request, in order. */
   requests: string[];
+  /** The headers of each handshake (mailbox validation), in order. */
+  handshakes: IncomingMessage['headers'][];
   /** Messages sent to it, with the id it gave each. */
   sent: Array<{ messageId: string; headers: IncomingMessage['headers']; body: string }>;
   close(): Promise<void>;
@@ -28,6 +30,7 @@ export async function startFakeMesh(mailbox: string, pageSize = 500): Promise<Fa
   const inbox: FakeMeshMessage[] = [];
   const requests: string[] = [];
   const sent: FakeMesh['sent'] = [];
+  const handshakes: FakeMesh['handshakes'] = [];
   const prefix = `/messageexchange/${mailbox}`;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -37,6 +40,10 @@ export async function startFakeMesh(mailbox: string, pageSize = 500): Promise<Fa
       const url = new URL(req.url ?? '/', 'http://fake');
       const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/vnd.mesh.v2+json' }).end(JSON.stringify(body));
       const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : undefined;
+      if (req.method === 'POST' && path === '') {
+        handshakes.push(req.headers);
+        return json(200, {});
+      }
       if (req.method === 'GET' && path === '/inbox') {
         // Opaque to the client, as MESH's own tokens are: here, the last id of the page before, reversed.
         const token = url.searchParams.get('continue_from');
@@ -73,7 +80,7 @@ export async function startFakeMesh(mailbox: string, pageSize = 500): Promise<Fa
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}`, inbox, requests, sent,
+    url: `http://127.0.0.1:${port}`, inbox, requests, sent, handshakes,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }
