@@ -83,19 +83,32 @@ export class UploadError extends Error {
   }
 }
 
-/** Adds chunk `chunkNo` (2..N) of a message `sender` is uploading; the last one completes it. */
+/**
+ * Adds chunk `chunkNo` (2..N) of a message `sender` is uploading; the last one completes it. A message whose
+ * joined chunks cannot be decoded can never complete, so it is discarded, chunks and all, rather than left
+ * uploading for ever.
+ */
 export async function addChunk(driver: SqlDriver, sender: string, messageId: string, chunkNo: number, body: Buffer, now: number): Promise<Upload> {
-  return driver.transaction(async (tx) => {
-    const row = await tx.get<MessageRow>(`SELECT * FROM mesh_messages WHERE message_id = ?${driver.dialect === 'postgres' ? ' FOR UPDATE' : ''}`, [messageId]);
-    if (!row || row.sender !== sender) throw new UploadError(404, 'EPL-153', `No message ${messageId} is being sent from mailbox ${sender}.`);
-    if (row.status !== 'uploading') throw new UploadError(409, 'EPL-155', `Message ${messageId} is already complete.`);
-    if (!(chunkNo >= 2 && chunkNo <= Number(row.chunk_count))) throw new UploadError(400, 'EPL-154', `Chunk ${chunkNo} is outside 2 to ${row.chunk_count} for message ${messageId}.`);
-    const added = await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?) ON CONFLICT (message_id, chunk_no) DO NOTHING', [messageId, chunkNo, body as unknown as SqlValue]);
-    if (!added) throw new UploadError(409, 'EPL-155', `Chunk ${chunkNo} of message ${messageId} was already sent.`);
-    const have = await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM mesh_chunks WHERE message_id = ?', [messageId]);
-    if (Number(have?.n) < Number(row.chunk_count)) return { messageId, complete: false, deliveredHere: false };
-    return { messageId, complete: true, deliveredHere: await completeUpload(tx, messageId, now) };
-  });
+  try {
+    return await driver.transaction(async (tx) => {
+      const row = await tx.get<MessageRow>(`SELECT * FROM mesh_messages WHERE message_id = ?${driver.dialect === 'postgres' ? ' FOR UPDATE' : ''}`, [messageId]);
+      if (!row || row.sender !== sender) throw new UploadError(404, 'EPL-153', `No message ${messageId} is being sent from mailbox ${sender}.`);
+      if (row.status !== 'uploading') throw new UploadError(409, 'EPL-155', `Message ${messageId} is already complete.`);
+      if (!(chunkNo >= 2 && chunkNo <= Number(row.chunk_count))) throw new UploadError(400, 'EPL-154', `Chunk ${chunkNo} is outside 2 to ${row.chunk_count} for message ${messageId}.`);
+      const added = await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?) ON CONFLICT (message_id, chunk_no) DO NOTHING', [messageId, chunkNo, body as unknown as SqlValue]);
+      if (!added) throw new UploadError(409, 'EPL-155', `Chunk ${chunkNo} of message ${messageId} was already sent.`);
+      const have = await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM mesh_chunks WHERE message_id = ?', [messageId]);
+      if (Number(have?.n) < Number(row.chunk_count)) return { messageId, complete: false, deliveredHere: false };
+      return { messageId, complete: true, deliveredHere: await completeUpload(tx, messageId, now) };
+    });
+  } catch (err) {
+    if (!(err instanceof UndecodableUpload)) throw err;
+    await driver.transaction(async (tx) => {
+      await tx.run('DELETE FROM mesh_chunks WHERE message_id = ?', [messageId]);
+      await tx.run("DELETE FROM mesh_messages WHERE message_id = ? AND status = 'uploading'", [messageId]);
+    });
+    throw new UploadError(err.status, err.code, `${err.why}; the message was discarded with the chunks sent before: send it again, as a new message.`);
+  }
 }
 
 /**
@@ -168,13 +181,20 @@ function splitIntoChunks(body: Buffer, count: number): Buffer[] {
 /** The most a compressed message may inflate to, here or when the MESH client downloads one: a bound on what a few KB of gzip can ask this server to hold. */
 export const MAX_INFLATED_BYTES = 100 * 1024 * 1024;
 
+/** Content said to be gzip that is not (or inflates too far): the upload cannot complete. */
+class UndecodableUpload extends UploadError {
+  constructor(readonly why: string) {
+    super(400, 'EPL-158', `${why}; nothing was stored.`);
+  }
+}
+
 /** A gzip message's content, for the workflow that processes it here; refused (nothing stored) when it is not gzip. */
 function inflated(body: Buffer, messageId: string): Buffer {
   try {
     return gunzipSync(body, { maxOutputLength: MAX_INFLATED_BYTES });
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `inflates to more than ${MAX_INFLATED_BYTES / 1024 / 1024} MB` : 'is not gzip data';
-    throw new UploadError(400, 'EPL-158', `Message ${messageId} was sent with Content-Encoding: gzip, but its content ${reason}; nothing was stored.`);
+    throw new UndecodableUpload(`Message ${messageId} was sent with Content-Encoding: gzip, but its content ${reason}`);
   }
 }
 

@@ -241,5 +241,21 @@ for (const engine of ENGINES) {
         await fake.close();
       }
     });
+
+    it('a chunked message said to be gzip whose chunks are not is refused at its last chunk and discarded whole, not left half-sent', async () => {
+      const session = sender();
+      const first = await session.call('POST', `${session.box}/outbox`, {
+        'Content-Type': 'application/octet-stream', 'Mex-To': PROCESSED.id, 'Mex-WorkflowID': WORKFLOW, 'Mex-Chunk-Range': '1:2', 'Content-Encoding': 'gzip', 'Mex-LocalID': 'half-gzip-1',
+      }, gzipSync('<notice>first half'));
+      assert.equal(first.status, 202, first.body.toString());
+      const messageId: string = first.json().message_id;
+      const last = await session.call('POST', `${session.box}/outbox/${messageId}/2`, { 'Mex-Chunk-Range': '2:2' }, Buffer.from(' second half, not compressed</notice>'));
+      assert.equal(last.status, 400);
+      assert.match(last.json().errorDescription, /sent with Content-Encoding: gzip, but its content is not gzip data; the message was discarded with the chunks sent before: send it again, as a new message/);
+      assert.equal((await session.call('GET', `${session.box}/outbox/tracking?messageID=${messageId}`)).status, 404, 'nothing of it is left');
+      const again = await session.call('POST', `${session.box}/outbox/${messageId}/2`, { 'Mex-Chunk-Range': '2:2' }, gzipSync(' second half</notice>'));
+      assert.equal(again.status, 404, 'a retried chunk finds no upload to join');
+      assert.equal(received.find((m) => m.messageId === messageId), undefined);
+    });
   });
 }
