@@ -8,12 +8,13 @@
 //   PUT      …/inbox/{id}/status/acknowledged
 //   GET      …/outbox/tracking?messageID=… (or ?localID=…, or /outbox/tracking/{message id or local id})
 // Every other call carries an NHSMESH header for the mailbox in its path. Errors are MESH-style JSON.
+import { gunzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../record/index.ts';
 import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } from './meshAuth.ts';
 import { findMailbox, unsealPassword } from './mailboxes.ts';
 import {
-  BadContinueFrom, BadWorkflowFilter, INBOX_PAGE_SIZE, MAX_INBOX_PAGE_SIZE, MIN_INBOX_PAGE_SIZE, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage,
+  BadContinueFrom, BadWorkflowFilter, INBOX_PAGE_SIZE, MAX_INBOX_PAGE_SIZE, MAX_INFLATED_BYTES, MIN_INBOX_PAGE_SIZE, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage,
   parseWorkflowFilter, startUpload, trackSent, type StoredMessage, type Upload, type WorkflowFilter,
 } from './mailboxStore.ts';
 
@@ -77,7 +78,7 @@ async function checkAuthorisation(req: FastifyRequest, options: MailboxRouteOpti
   return mailboxParam;
 }
 
-function messageHeaders(reply: FastifyReply, m: StoredMessage, chunkNo: number): void {
+function messageHeaders(reply: FastifyReply, m: StoredMessage, chunkNo: number, gzip: boolean): void {
   reply.header('mex-messageid', m.messageId).header('mex-from', m.sender).header('mex-to', m.recipient).header('mex-workflowid', m.workflowId)
     .header('mex-messagetype', 'DATA').header('mex-chunk-range', `${chunkNo}:${m.chunkCount}`).header('content-type', m.contentType ?? 'application/octet-stream');
   if (m.contentType !== undefined) reply.header('mex-content-type', m.contentType);
@@ -85,8 +86,30 @@ function messageHeaders(reply: FastifyReply, m: StoredMessage, chunkNo: number):
   if (m.localId !== undefined) reply.header('mex-localid', m.localId);
   if (m.fileName !== undefined) reply.header('mex-filename', m.fileName);
   if (m.checksum !== undefined) reply.header('mex-content-checksum', m.checksum);
-  // Every chunk of a compressed message is a piece of one gzip stream: the downloader inflates them joined.
-  if (m.contentEncoding) reply.header('content-encoding', m.contentEncoding).header('mex-content-compressed', 'Y');
+  if (gzip) reply.header('content-encoding', 'gzip').header('mex-content-compressed', 'Y');
+}
+
+/** Whether the downloader takes gzip: Accept-Encoding names gzip, x-gzip or *, not at q=0. */
+function acceptsGzip(req: FastifyRequest): boolean {
+  return (header(req, 'accept-encoding') ?? '').split(',').some((part) => {
+    const [coding, ...params] = part.toLowerCase().split(';').map((p) => p.trim());
+    const q = params.map((p) => /^q=([\d.]+)$/.exec(p)?.[1]).find((v) => v !== undefined);
+    return ['gzip', 'x-gzip', '*'].includes(coding ?? '') && (q === undefined || Number(q) > 0);
+  });
+}
+
+/**
+ * A chunk as its downloader can read it. MESH has each chunk of a compressed message gzipped on its own, and
+ * inflates it for a downloader that does not take gzip (curl, or a client that saves what it is sent). A
+ * chunk that is not whole gzip by itself (its sender cut one gzip stream into chunks) can only go as it came.
+ */
+function readableChunk(req: FastifyRequest, m: StoredMessage, body: Buffer): { body: Buffer; gzip: boolean } {
+  if (!m.contentEncoding || acceptsGzip(req)) return { body, gzip: Boolean(m.contentEncoding) };
+  try {
+    return { body: gunzipSync(body, { maxOutputLength: MAX_INFLATED_BYTES }), gzip: false };
+  } catch {
+    return { body, gzip: true };
+  }
 }
 
 /**
@@ -273,9 +296,10 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     const chunkNo = chunk === undefined ? 1 : positiveInt(chunk, 'The chunk number');
     const found = await downloadChunk(options.driver, mailbox, messageId, chunkNo);
     if (!found) throw new MeshError(404, 'EPL-153', `Message ${messageId}${chunk ? ` chunk ${chunkNo}` : ''} is not in the inbox of mailbox ${mailbox}.`, 'RECEIVE');
-    messageHeaders(reply, found.message, chunkNo);
+    const chunkToSend = readableChunk(req, found.message, found.body);
+    messageHeaders(reply, found.message, chunkNo, chunkToSend.gzip);
     reply.code(chunkNo < found.message.chunkCount ? 206 : 200);
-    return found.body;
+    return chunkToSend.body;
   };
   app.get('/messageexchange/:mailbox/inbox/:messageId', download);
   app.get('/messageexchange/:mailbox/inbox/:messageId/:chunk', download);

@@ -257,5 +257,22 @@ for (const engine of ENGINES) {
       assert.equal(again.status, 404, 'a retried chunk finds no upload to join');
       assert.equal(received.find((m) => m.messageId === messageId), undefined);
     });
+
+    it('gives a compressed message inflated, chunk by chunk, to a downloader that does not take gzip, and as sent to one that does', async () => {
+      const content = Buffer.from(`<notice>${'Mx Example, discharge to assess. '.repeat(300)}</notice>`);
+      const messageId = await sendAsMeshClient(sender(), POLLED.id, content, { chunkBytes: 4000, compress: true, contentType: 'application/xml' });
+      const session = recipient();
+      // As curl sends it, without --compressed: no Accept-Encoding.
+      const plain = [await session.call('GET', `${session.box}/inbox/${messageId}`, { 'Accept-Encoding': '' })];
+      for (let n = 2; n <= 3; n++) plain.push(await session.call('GET', `${session.box}/inbox/${messageId}/${n}`, { 'Accept-Encoding': 'identity' }));
+      for (const chunk of plain) assert.deepEqual([chunk.headers['content-encoding'], chunk.headers['mex-content-compressed']], [undefined, undefined]);
+      assert.deepEqual(Buffer.concat(plain.map((c) => c.body)), content);
+      const refused = await session.call('GET', `${session.box}/inbox/${messageId}/2`, { 'Accept-Encoding': 'gzip;q=0' });
+      assert.equal(refused.headers['content-encoding'], undefined, 'gzip at q=0 is gzip refused');
+      const compressed = await session.call('GET', `${session.box}/inbox/${messageId}/2`, { 'Accept-Encoding': 'gzip, deflate' });
+      assert.equal(compressed.headers['content-encoding'], 'gzip');
+      assert.equal(gunzipSync(compressed.body).toString(), plain[1]!.body.toString());
+      assert.equal((await session.call('PUT', `${session.box}/inbox/${messageId}/status/acknowledged`)).status, 200);
+    });
   });
 }
