@@ -36,13 +36,16 @@ function meshClientSession(origin: string, mailbox: string, password: string) {
     const hash = createHmac('sha256', MESH_KEY).update(`${mailbox}:${nonce}:${nonceCount}:${password}:${timestamp}`).digest('hex');
     return `NHSMESH ${mailbox}:${nonce}:${nonceCount++}:${timestamp}:${hash}`;
   };
-  /** `path` from the server's root, as the client joins links.next to its base URL. */
-  const call = (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer) => new Promise<Answer>((resolve, reject) => {
+  /**
+   * `path` from the server's root, as the client joins links.next to its base URL. A `streamed` body goes
+   * with Transfer-Encoding: chunked and no Content-Length, as requests sends the stream mesh-client gzips into.
+   */
+  const call = (method: string, path: string, headers: Record<string, string> = {}, body?: Buffer, streamed = false) => new Promise<Answer>((resolve, reject) => {
     const req = request(`${origin}${path}`, {
       method,
       headers: {
         Accept: 'application/vnd.mesh.v2+json', 'Accept-Encoding': 'gzip', 'User-Agent': 'mesh_client;5.0.2;N/A;x86_64;Linux;6.1',
-        Authorization: authorization(), 'Content-Length': String(body?.length ?? 0), ...headers,
+        Authorization: authorization(), ...(streamed ? {} : { 'Content-Length': String(body?.length ?? 0) }), ...headers,
       },
     }, (res) => {
       const parts: Buffer[] = [];
@@ -51,13 +54,20 @@ function meshClientSession(origin: string, mailbox: string, password: string) {
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: all, json: () => JSON.parse(all.toString('utf8')) });
       });
     });
-    req.on('error', reject).end(body);
+    req.on('error', reject);
+    if (streamed && body) {
+      const half = Math.floor(body.length / 2);
+      req.write(body.subarray(0, half));
+      req.end(body.subarray(half));
+    } else {
+      req.end(body);
+    }
   });
   const box = `/messageexchange/${mailbox}`;
   return { call, box };
 }
 
-/** How the Python client sends: chunks of `chunkBytes`, each gzipped on its own when `compress`. */
+/** How the Python client sends: chunks of `chunkBytes`, each gzipped on its own (and streamed) when `compress`. */
 async function sendAsMeshClient(session: ReturnType<typeof meshClientSession>, to: string, data: Buffer, options: { chunkBytes: number; compress: boolean; contentType: string; workflowId?: string }): Promise<string> {
   const chunks: Buffer[] = [];
   for (let at = 0; at < data.length; at += options.chunkBytes) chunks.push(data.subarray(at, at + options.chunkBytes));
@@ -69,13 +79,13 @@ async function sendAsMeshClient(session: ReturnType<typeof meshClientSession>, t
     'Mex-Chunk-Range': `1:${total}`, 'Mex-To': to, 'Mex-WorkflowID': options.workflowId ?? WORKFLOW, 'Mex-FileName': 'notice.xml', 'Mex-LocalID': `local-${randomUUID()}`,
     'Mex-Subject': 'Assessment notice', 'Mex-Content-Compressed': 'N', 'Mex-Content-Encrypted': 'N',
     ...(options.compress ? { 'Content-Encoding': 'gzip' } : {}),
-  }, encode(chunks[0]!));
+  }, encode(chunks[0]!), options.compress);
   assert.equal(first.status, 202, first.body.toString());
   const messageId: string = first.json().message_id;
   for (let n = 2; n <= total; n++) {
     const next = await session.call('POST', `${session.box}/outbox/${messageId}/${n}`, {
       'Content-Type': 'application/octet-stream', 'Mex-Chunk-Range': `${n}:${total}`, ...(options.compress ? { 'Content-Encoding': 'gzip' } : {}),
-    }, encode(chunks[n - 1]!));
+    }, encode(chunks[n - 1]!), options.compress);
     assert.equal(next.status, 202, next.body.toString());
   }
   return messageId;
