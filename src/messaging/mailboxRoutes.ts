@@ -6,13 +6,15 @@
 //   GET      …/inbox[?continue_from=…&max_results=…&workflow_filter=…]   ids waiting, 500 a page (links.next names the page after)
 //   GET      …/inbox/{id}[/{chunk}]      download (206 while chunks remain)
 //   PUT      …/inbox/{id}/status/acknowledged
+//   GET      /messageexchange/endpointlookup/{ods}/{workflow}   an organisation's mailbox
 //   GET      …/outbox/tracking?messageID=… (or ?localID=…, or /outbox/tracking/{message id or local id})
 // Every other call carries an NHSMESH header for the mailbox in its path. Errors are MESH-style JSON.
+import { randomUUID } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SqlDriver } from '../record/index.ts';
 import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } from './meshAuth.ts';
-import { findMailbox, unsealPassword } from './mailboxes.ts';
+import { findMailbox, mailboxOfOrganisation, unsealPassword } from './mailboxes.ts';
 import {
   BadContinueFrom, BadWorkflowFilter, INBOX_PAGE_SIZE, MAX_INBOX_PAGE_SIZE, MAX_INFLATED_BYTES, MIN_INBOX_PAGE_SIZE, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage,
   parseWorkflowFilter, startUpload, trackSent, type StoredMessage, type Upload, type WorkflowFilter,
@@ -52,9 +54,11 @@ function header(req: FastifyRequest, name: string): string | undefined {
  * The first time a mailbox signs in it is marked as used by a client (`seen` spares the write after that).
  */
 async function checkAuthorisation(req: FastifyRequest, options: MailboxRouteOptions, seen: Set<string>): Promise<string> {
-  const mailboxParam = String((req.params as { mailbox: string }).mailbox).toUpperCase();
   const auth = parseMeshAuthorisation(header(req, 'authorization'));
   if (!auth) throw new MeshError(401, 'EPL-101', 'Send an Authorization header: NHSMESH mailbox:nonce:nonce_count:yyyyMMddHHmm:hmac.', 'AUTH');
+  // The endpoint lookup names no mailbox in its path: any mailbox hosted here may ask it.
+  const inPath = (req.params as { mailbox?: string }).mailbox;
+  const mailboxParam = String(inPath ?? auth.mailbox).toUpperCase();
   if (auth.mailbox.toUpperCase() !== mailboxParam) throw new MeshError(403, 'EPL-102', `The Authorization header is for mailbox ${auth.mailbox}, not ${mailboxParam}.`, 'AUTH');
   const at = parseMeshTimestamp(auth.timestamp);
   const now = options.now();
@@ -221,6 +225,20 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   app.get(PING_PATH, async (_req, reply) => {
     reply.header('content-type', MESH_JSON);
     return { status: 'running', outcome: 'Yes' };
+  });
+
+  // MESH's endpoint lookup: the mailbox of an organisation (ODS code) for a workflow. This server knows each
+  // mailbox's organisation but not which workflows it takes, so it answers with the organisation's mailbox
+  // (the one processed here first), whatever the workflow; none when it knows no mailbox of that organisation.
+  app.get('/messageexchange/endpointlookup/:ods/:workflow', async (req, reply) => {
+    await authenticate(req);
+    const { ods } = req.params as { ods: string; workflow: string };
+    const mailbox = await mailboxOfOrganisation(options.driver, ods);
+    reply.header('content-type', MESH_JSON);
+    return {
+      query_id: randomUUID(),
+      results: mailbox ? [{ endpoint_type: 'MESH', description: `Mailbox of ${ods.trim().toUpperCase()}`, address: mailbox }] : [],
+    };
   });
 
   const handshake = async (req: FastifyRequest) => {

@@ -284,5 +284,15 @@ for (const engine of ENGINES) {
       assert.equal(gunzipSync(compressed.body).toString(), plain[1]!.body.toString());
       assert.equal((await session.call('PUT', `${session.box}/inbox/${messageId}/status/acknowledged`)).status, 200);
     });
+
+    it("answers mesh-client's endpoint lookup (an organisation's mailbox by ODS code) for any mailbox signed in, and no one else", async () => {
+      const session = sender();
+      const found = await session.call('GET', `/messageexchange/endpointlookup/la918/${WORKFLOW}`);
+      assert.equal(found.status, 200, found.body.toString());
+      assert.deepEqual(found.json().results, [{ endpoint_type: 'MESH', description: 'Mailbox of LA918', address: POLLED.id }]);
+      assert.deepEqual((await session.call('GET', `/messageexchange/endpointlookup/X99/${WORKFLOW}`)).json().results, [], 'an organisation with no mailbox known here');
+      const anonymous = await session.call('GET', `/messageexchange/endpointlookup/LA918/${WORKFLOW}`, { Authorization: '' });
+      assert.equal(anonymous.status, 401);
+    });
   });
 }
