@@ -169,7 +169,8 @@ export class MeshClient {
     }
     const { contentEncoding, ...message } = first.message;
     const joined = Buffer.concat(parts);
-    // A compressed message is one gzip stream cut into chunks: inflated only once they are joined.
+    // MESH has each chunk gzipped on its own (and some senders cut one gzip stream instead): joined, either
+    // is gzip that inflates whole, where a piece of one stream would not inflate by itself.
     if (!contentEncoding) return { ...message, body: joined };
     try {
       return { ...message, body: gunzipSync(joined, { maxOutputLength: MAX_INFLATED_BYTES }) };
