@@ -237,24 +237,45 @@ function wardLocation(pv1: Hl7Segment): WardLocation | undefined {
 
 const GENDERS: Record<string, PidPerson['gender']> = { M: 'male', F: 'female', O: 'other', U: 'unknown', A: 'other', N: 'unknown' };
 
+/** The NHS number's OID, which some senders give as the assigning authority (CX.4) instead of "NHS". */
+const NHS_NUMBER_OID = '2.16.840.1.113883.2.1.4.1';
+/**
+ * Assigning authorities of the other UK national numbers, which UK feeds also type NH (national health
+ * number): Scotland's CHI number and Northern Ireland's Health and Care number. They share the NHS number's
+ * format and check digit but are not NHS numbers, so one must never be taken for a person's NHS number.
+ */
+const OTHER_NATIONAL_AUTHORITIES: ReadonlySet<string> = new Set(['CHI', 'HSNI']);
+
+/** What one PID-3 repetition (CX) is: an NHS number, another UK national number, or a local (hospital) number. */
+function identifierKind(authority: string, type: string): 'nhs' | 'other-national' | 'local' {
+  const [namespace = '', universalId = ''] = authority.split('&').map((part) => part.trim().toUpperCase());
+  if (namespace === 'NHS' || namespace === NHS_NUMBER_OID || universalId === NHS_NUMBER_OID) return 'nhs';
+  if (OTHER_NATIONAL_AUTHORITIES.has(namespace)) return 'other-national';
+  return type === 'NH' ? 'nhs' : 'local';
+}
+
 function readPerson(pid: Hl7Segment): PidPerson {
   const person: PidPerson = { localIds: [] };
   const ids = pid.getField(3);
+  let identified = false;
   for (let r = 0; r < (ids?.components.length ?? 0); r++) {
     const value = unescapeHl7(ids!.getComponent(1, undefined, r)).trim();
+    // An assigning authority is an HD (namespace&universal id&type); the namespace is what names it.
     const authority = ids!.getComponent(4, undefined, r).trim();
-    const kind = ids!.getComponent(5, undefined, r).trim();
-    if (!value) continue;
-    if (kind === 'NH' || authority === 'NHS') {
+    const kind = identifierKind(authority, ids!.getComponent(5, undefined, r).trim().toUpperCase());
+    // "" is HL7's explicit null: the sender has no such number for the person, not a number "".
+    if (!value || value === '""') continue;
+    identified = true;
+    if (kind === 'nhs') {
       const digits = value.replace(/\s/g, '');
       if (!isValidNhsNumber(digits)) reject('AE', 102, 'PID-3', `PID-3 NHS number ${JSON.stringify(value)} is not valid (10 digits with a modulus 11 check digit); CareBridge will not match a person on it.`);
       if (person.nhsNumber && person.nhsNumber !== digits) reject('AE', 102, 'PID-3', 'PID-3 carries two different NHS numbers.');
       person.nhsNumber = digits;
-    } else {
-      person.localIds.push({ value, authority });
+    } else if (kind === 'local') {
+      person.localIds.push({ value, authority: unescapeHl7(authority.split('&')[0]).trim() });
     }
   }
-  if (!person.nhsNumber && !person.localIds.length) reject('AR', 101, 'PID-3', 'PID-3 (patient identifier list) is empty.');
+  if (!identified) reject('AR', 101, 'PID-3', 'PID-3 (patient identifier list) is empty.');
   const family = unescapeHl7(pid.getComponent(5, 1)).trim();
   const given = unescapeHl7(pid.getComponent(5, 2)).trim();
   if (family && family !== '""') person.family = family;

@@ -580,6 +580,44 @@ for (const engine of ENGINES) {
       assert.equal(logged.length, 1, 'the operator is told why');
     });
 
+    // UK feeds type every national health number NH (HL7 table 0203), telling them apart by the assigning
+    // authority (CX.4): NHS (England and Wales), CHI (Scotland), HSNI (Northern Ireland). A CHI or H&C number
+    // has the NHS number's format and check digit, so one read as an NHS number refused a cross-border
+    // patient's message as carrying "two different NHS numbers", or held it under a number that is not theirs.
+    it('a Scottish CHI or Northern Irish H&C number in PID-3, typed NH as UK feeds type it, is not taken for an NHS number', async () => {
+      const chi = '2309451207'; // CHI-shaped (born 23/09/45); its check digit is valid, as an NHS number's would be
+      const healthAndCare = '3200000007'; // in the H&C range, valid check digit
+      const derek = (control: string, visit: string, ids: string) => variant('a01-admit-second-spell', ['RX9-000201', control], ['VN2026000201', visit],
+        [/PID\|[^\r]*/, `PID|1||${ids}||ASHWORTH^Derek^^^Mr||19450923|M|||3 Mill Lane^^Southby^Northshire^NX4 2LT^GBR`]);
+      const both = await send(derek('RX9-021101', 'VN2026002101', `9991000038^^^NHS^NH~${chi}^^^CHI^NH~${healthAndCare}^^^HSNI^NH~RX9M0067890^^^RX9^MR`), 'AA');
+      assert.equal(segmentOf(both, 'ERR'), undefined, `applied, not held: ${errText(both)}`);
+      assert.equal((await encounterFor('VN2026002101')).subject.reference, `Patient/${patients.derek}`, 'matched by his NHS number');
+
+      const chiOnly = await send(derek('RX9-021102', 'VN2026002102', `${chi}^^^CHI^NH~RX9M0067890^^^RX9^MR`), 'AA');
+      assert.match(errText(chiOnly), /held for a person .*no NHS number/, 'a message without an NHS number, matched as one');
+      assert.doesNotMatch(errText(chiOnly), new RegExp(chi));
+      assert.equal(await encounterFor('VN2026002102'), undefined, 'not filed until a person decides');
+    });
+
+    it('an NHS number sent as "" (HL7\'s explicit null) is no NHS number, not an invalid one', async () => {
+      const update = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-021103'], ['VN2026000201', 'VN2026002101'], ['ADT^A01^ADT_A01', 'ADT^A08^ADT_A01'], ['EVN|A01', 'EVN|A08'],
+        ['9991000038^^^NHS^NH~', '""^^^NHS^NH~']);
+      const reply = await send(update, 'AA');
+      assert.equal(segmentOf(reply, 'ERR'), undefined, `applied by its visit number: ${errText(reply)}`);
+      assert.equal((await encounterFor('VN2026002101')).subject.reference, `Patient/${patients.derek}`);
+    });
+
+    // An assigning authority (CX.4) is an HD: a namespace, then optionally "&" a universal id (OID) "&" its
+    // type. A sender that filled the whole HD, without the NH type, had the NHS number read as a local
+    // number, so the admission was held for a person instead of filed by NHS number.
+    it('an NHS number whose assigning authority is sent as a whole HD (NHS&OID&ISO) is read as an NHS number', async () => {
+      const admit = variant('a01-admit', ['RX9-000101', 'RX9-021201'], ['VN2026000101', 'VN2026002201'],
+        ['9991000011^^^NHS^NH~RX9M0012345^^^RX9^MR', '9991000011^^^NHS&2.16.840.1.113883.2.1.4.1&ISO~RX9M0012345^^^RX9&2.16.840.1.113883.2.1.3.2.4.18.48&ISO^MR']);
+      const reply = await send(admit, 'AA');
+      assert.equal(segmentOf(reply, 'ERR'), undefined, `applied, not held: ${errText(reply)}`);
+      assert.equal((await encounterFor('VN2026002201')).subject.reference, `Patient/${patients.margaret}`, 'matched by her NHS number');
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;
