@@ -232,7 +232,9 @@ function wardLocation(pv1: Hl7Segment): WardLocation | undefined {
   const ward = text1(pv1, 3);
   if (!ward || ward === '""') return undefined;
   const part = (i: number) => unescapeHl7(pv1.getComponent(3, i)).trim() || undefined;
-  return { ward, room: part(2), bed: part(3), site: part(4), description: part(9) };
+  // The facility (PL.4) is an HD: the site's code is its namespace, before any "&OID&ISO".
+  const site = unescapeHl7(pv1.getComponent(3, 4).split('&')[0]).trim() || undefined;
+  return { ward, room: part(2), bed: part(3), site, description: part(9) };
 }
 
 const GENDERS: Record<string, PidPerson['gender']> = { M: 'male', F: 'female', O: 'other', U: 'unknown', A: 'other', N: 'unknown' };

@@ -618,6 +618,16 @@ for (const engine of ENGINES) {
       assert.equal((await encounterFor('VN2026002201')).subject.reference, `Patient/${patients.margaret}`, 'matched by her NHS number');
     });
 
+    // A ward's facility (PL.4) is an HD too: sent whole, the site was not recognised, so the ward was filed
+    // under no site, as a second Location beside the one for the same ward sent with the site's code alone.
+    it('a ward whose site (PV1-3.4) is sent as a whole HD (code&OID&ISO) is the same ward, on that site', async () => {
+      const admit = variant('a01-admit', ['RX9-000101', 'RX9-021202'], ['VN2026000101', 'VN2026002202'], ['^RX901^', '^RX901&2.16.840.1.113883.2.1.3.2.4.18.48&ISO^']);
+      await send(admit, 'AA');
+      const ward7 = (await encounterFor('VN2026000101')).location[0].location.reference;
+      assert.equal((await encounterFor('VN2026002202')).location[0].location.reference, ward7, 'the same Ward 7 as when the site is sent as a code alone');
+      assert.equal((await t.fhir.get(ward7)).body.partOf.display, 'Northshire General Hospital');
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;
