@@ -4,7 +4,7 @@ import { NHS_NUMBER_SYSTEM } from '../record/index.ts';
 import { Hl7Rejection, type AdtEvent, type PidPerson, type WardLocation } from './adtMessage.ts';
 import { updatedEncounter, visitNumberSystem } from './encounterUpdate.ts';
 import { matchPatient, nhsNumberOf } from './patientMatch.ts';
-import type { RecordSession, Resource } from './recordSession.ts';
+import { searchToken, type RecordSession, type Resource } from './recordSession.ts';
 
 export const ODS_ORGANIZATION_SYSTEM = 'https://fhir.nhs.uk/Id/ods-organization-code';
 const ODS_SITE_SYSTEM = 'https://fhir.nhs.uk/Id/ods-site-code';
@@ -26,7 +26,7 @@ export type ApplyOutcome =
 
 export async function applyAdt(record: RecordSession, event: AdtEvent, ods: string, decision?: PatientDecision): Promise<ApplyOutcome> {
   const organisation = await sendingOrganisation(record, ods);
-  const visits = await record.search('Encounter', [['identifier', `${visitNumberSystem(ods)}|${event.visit.visitNumber}`], ['_count', '2']]);
+  const visits = await record.search('Encounter', [['identifier', searchToken(visitNumberSystem(ods), event.visit.visitNumber)], ['_count', '2']]);
   if (visits.length > 1) throw new Hl7Rejection({ ack: 'AE', code: 205, location: 'PV1-19', text: `Visit ${event.visit.visitNumber} is on more than one Encounter in CareBridge; a person must correct the record.` });
   const current = visits[0];
   let patient: Resource;
@@ -128,7 +128,7 @@ async function wardFor(record: RecordSession, ods: string, organisation: Resourc
       managingOrganization: { reference: `Organization/${organisation.id}`, ...(organisation.name ? { display: organisation.name } : {}) },
       ...(site ? { partOf: { reference: `Location/${site.id}`, ...(site.name ? { display: site.name } : {}) } } : {}),
     },
-    new URLSearchParams({ identifier: `${system}|${where.ward}` }).toString(),
+    new URLSearchParams({ identifier: searchToken(system, where.ward) }).toString(),
   );
   const place = [where.room && `bay ${where.room}`, where.bed && `bed ${where.bed}`].filter(Boolean).join(', ');
   return { reference: `Location/${location.id}`, display: place ? `${location.name ?? name}, ${place}` : String(location.name ?? name) };

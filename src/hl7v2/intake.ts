@@ -8,7 +8,7 @@ import type { Actor } from '../access/index.ts';
 import { Hl7Rejection, parseAdt, readHeader, type AdtEvent, type Hl7Header, type Hl7Problem } from './adtMessage.ts';
 import { buildAck, type AckNote } from './ack.ts';
 import { applyAdt, sendingOrganisation, type PatientDecision } from './applyAdt.ts';
-import { RecordSession } from './recordSession.ts';
+import { RecordSession, searchToken } from './recordSession.ts';
 import { visitNumberSystem } from './encounterUpdate.ts';
 import type { MessageStatus, StoredMessage } from './schema.ts';
 import type { MllpFrame } from './mllp.ts';
@@ -164,7 +164,7 @@ export class Hl7Intake {
   async patientsConcerned(event: AdtEvent, ods: string): Promise<string[]> {
     const { driver, base } = this.options;
     const session = new RecordSession(base, driver, driver, UNRESTRICTED_FEED);
-    const visits = await session.search('Encounter', [['identifier', `${visitNumberSystem(ods)}|${event.visit.visitNumber}`], ['_count', '2']]);
+    const visits = await session.search('Encounter', [['identifier', searchToken(visitNumberSystem(ods), event.visit.visitNumber)], ['_count', '2']]);
     const holders = event.person.nhsNumber ? await session.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${event.person.nhsNumber}`], ['_count', '5']]) : [];
     const ids = [...visits.map((v) => String(v.subject?.reference ?? '').replace(/^Patient\//, '')), ...holders.map((p) => p.id)];
     return [...new Set(ids.filter(Boolean))];

@@ -83,6 +83,20 @@ export class RecordSession {
   }
 }
 
+/**
+ * Text from a message as one FHIR search value. The record's search reads "," as "or" and "\", "|" and
+ * "$" as its own syntax, and a message's text (a visit number, a ward code, a name) may hold any of them:
+ * unescaped, visit "V9,V1" would find visit V1, someone else's stay.
+ */
+export function searchValue(text: string): string {
+  return text.replace(/[\\,|$]/g, (c) => `\\${c}`);
+}
+
+/** A token search (system|value) for `value`, taken literally. */
+export function searchToken(system: string, value: string): string {
+  return `${system}|${searchValue(value)}`;
+}
+
 function json(response: FhirResponse): any {
   return typeof response.body === 'string' ? JSON.parse(response.body) : response.body;
 }

@@ -628,6 +628,24 @@ for (const engine of ENGINES) {
       assert.equal((await t.fhir.get(ward7)).body.partOf.display, 'Northshire General Hospital');
     });
 
+    // The record's search reads "," in a value as "or" (and "\\", "|", "$" as its own syntax). A visit number
+    // holding a comma was looked up as two visits, so a message about someone else, without an NHS number,
+    // was matched by visit number to the stay it found and filed against that person.
+    it('a visit number or ward code holding a comma is taken as the text it is: nothing is filed against another person\'s stay or ward', async () => {
+      const margaretsStay = await encounterFor('VN2026000101');
+      const update = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-021301'], ['ADT^A01^ADT_A01', 'ADT^A08^ADT_A01'], ['EVN|A01', 'EVN|A08'],
+        ['VN2026000201', 'VN2026009997,VN2026000101'], [/PID\|[^\r]*/, 'PID|1||RX9M0031301^^^RX9^MR||FAIRCLOUGH^Nora||19470214|F|||9 Test Row^^Northby^^NX7 2PQ^GBR']);
+      const reply = await send(update, 'AA');
+      assert.match(errText(reply), /held for a person .*no Patient has these details/, 'a visit CareBridge has not seen, for a person it does not know');
+      assert.equal((await encounterFor('VN2026000101')).meta.versionId, margaretsStay.meta.versionId, "Margaret's stay is not touched");
+
+      const admit = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-021302'], ['VN2026000201', 'VN2026002301'], ['WARD21^^^RX901^^^^^Ward 21 Respiratory Medicine', 'AAU,WARD7^^^RX901']);
+      await send(admit, 'AA');
+      const ward = (await encounterFor('VN2026002301')).location[0].location;
+      assert.notEqual(ward.reference, margaretsStay.location[0].location.reference, 'not Ward 7');
+      assert.equal(ward.display, 'AAU,WARD7');
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;
