@@ -3,7 +3,7 @@
 // error code (table 0357), the field it is about, and a sentence for the sender's interface team.
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { isValidNhsNumber } from '../record/index.ts';
-import { ENCODING_CHARACTERS, FIELD_SEPARATOR, hl7DateTime, unescapeHl7 } from './hl7Text.ts';
+import { ENCODING_CHARACTERS, FIELD_SEPARATOR, TRUNCATION_CHARACTER, hl7DateTime, unescapeHl7 } from './hl7Text.ts';
 
 export const SUPPORTED_TRIGGERS = ['A01', 'A02', 'A03', 'A08', 'A11', 'A13'] as const;
 export type AdtTrigger = (typeof SUPPORTED_TRIGGERS)[number];
@@ -134,8 +134,8 @@ export function readHeader(text: string): Partial<Hl7Header> {
 
 export function parseAdt(text: string): AdtEvent {
   if (!text.startsWith('MSH')) reject('AR', 100, 'MSH', 'The message does not begin with an MSH segment.');
-  if (text[3] !== FIELD_SEPARATOR || text.slice(4, 8) !== ENCODING_CHARACTERS || text[8] !== FIELD_SEPARATOR) {
-    reject('AR', 102, 'MSH-2', `MSH-1 and MSH-2 must be the standard encoding characters |^~\\& (sent: ${JSON.stringify(text.slice(3, 9))}).`);
+  if (!hasStandardEncoding(text)) {
+    reject('AR', 102, 'MSH-2', `MSH-1 and MSH-2 must be the standard encoding characters |^~\\& (or, from v2.7, |^~\\&#) (sent: ${JSON.stringify(text.slice(3, 9))}).`);
   }
   // HL7 v2 ends every segment with a carriage return, the last one too (some senders use CR LF): what
   // follows the last terminator is not a segment.
@@ -186,6 +186,13 @@ export function parseAdt(text: string): AdtEvent {
       expectedDischarge: pv2 ? updateTime(pv2, 9, 'PV2-9') : undefined,
     },
   };
+}
+
+/** MSH-1 and MSH-2 are HL7's recommended characters, with or without v2.7's truncation character. */
+function hasStandardEncoding(text: string): boolean {
+  if (text[3] !== FIELD_SEPARATOR) return false;
+  const declared = text.slice(4, text.indexOf(FIELD_SEPARATOR, 4));
+  return declared === ENCODING_CHARACTERS || declared === ENCODING_CHARACTERS + TRUNCATION_CHARACTER;
 }
 
 function readHeaderFrom(msh: Hl7Segment): Hl7Header {

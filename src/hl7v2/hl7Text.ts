@@ -4,8 +4,10 @@
 /** The encoding characters CareBridge accepts (MSH-1 and MSH-2): the ones HL7 recommends and NHS feeds use. */
 export const FIELD_SEPARATOR = '|';
 export const ENCODING_CHARACTERS = '^~\\&';
+/** The truncation character HL7 v2.7 added to MSH-2 (^~\&#), which a v2.7+ sender may declare. */
+export const TRUNCATION_CHARACTER = '#';
 
-/** Turns \F\ \S\ \T\ \R\ \E\ and \Xhh..\ back into text; formatting escapes (\H\, \N\, \.br\…) become nothing or a line break. */
+/** Turns \F\ \S\ \T\ \R\ \E\ \P\ and \Xhh..\ back into text; formatting escapes (\H\, \N\, \.br\…) become nothing or a line break. */
 export function unescapeHl7(value: string): string {
   if (!value.includes('\\')) return value;
   return value.replace(/\\([^\\]*)\\/g, (whole, code: string) => {
@@ -15,6 +17,7 @@ export function unescapeHl7(value: string): string {
       case 'T': return '&';
       case 'R': return '~';
       case 'E': return '\\';
+      case 'P': return TRUNCATION_CHARACTER;
       case '.br': return '\n';
       case 'H': case 'N': return '';
     }

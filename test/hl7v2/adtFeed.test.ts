@@ -646,6 +646,18 @@ for (const engine of ENGINES) {
       assert.equal(ward.display, 'AAU,WARD7');
     });
 
+    // HL7 v2.7 added a fifth encoding character to MSH-2, the truncation character (^~\\&#), escaped in data
+    // as \\P\\. A sender on v2.7 or later that declares it had every message refused (AR).
+    it('a v2.7+ message that declares the truncation character in MSH-2 (^~\\&#) is applied, and \\P\\ in its text read as #', async () => {
+      const admit = variant('a01-admit-second-spell', ['MSH|^~\\&|', 'MSH|^~\\&#|'], ['|2.4|', '|2.7|'], ['RX9-000201', 'RX9-021401'], ['VN2026000201', 'VN2026002401'],
+        ['WARD21^^^RX901^^^^^Ward 21 Respiratory Medicine', 'WARD22^^^RX901^^^^^Stroke Unit \\P\\22']);
+      const reply = await send(admit, 'AA');
+      assert.equal(segmentOf(reply, 'MSH')?.[11], '2.7');
+      const stay = await encounterFor('VN2026002401');
+      assert.equal(stay.subject.reference, `Patient/${patients.derek}`);
+      assert.equal(stay.location[0].location.display, 'Stroke Unit #22');
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;
