@@ -64,6 +64,7 @@ function cannot(text: string, location = 'PV1-19'): never {
 export function updatedEncounter(current: Resource | undefined, event: AdtEvent, refs: EncounterRefs): Omit<Resource, 'id'> & { id?: string } {
   const { trigger, visit } = event;
   const visitText = `visit ${visit.visitNumber}`;
+  const effective = effectiveTime(event);
   if (!current && (trigger === 'A11' || trigger === 'A13')) cannot(`${visitText} is not in CareBridge, so there is no ${trigger === 'A11' ? 'admission' : 'discharge'} to cancel.`);
   // Built up as plain JSON; the record validates the result against the R4 Encounter definition.
   const enc: Record<string, any> = current ? structuredClone(current) : {
@@ -71,7 +72,7 @@ export function updatedEncounter(current: Resource | undefined, event: AdtEvent,
     identifier: [{ system: visitNumberSystem(refs.ods), value: visit.visitNumber }],
     status: 'in-progress',
     class: classOf(visit.patientClass),
-    period: { start: visit.admitTime ?? event.eventTime },
+    period: { start: visit.admitTime ?? effective },
   };
   const status = String(enc.status);
   // A message the PAS recorded before the one that set a value leaves that value as it is (H-047): it may
@@ -108,7 +109,7 @@ export function updatedEncounter(current: Resource | undefined, event: AdtEvent,
   }
   if (visit.admitTime && ADMISSION_TIME_EVENTS.has(trigger) && supersedes('admitTime')) enc.period = { ...enc.period, start: visit.admitTime };
   if (visit.patientClass && CLASSES[visit.patientClass] && supersedes('class')) enc.class = classOf(visit.patientClass);
-  if (refs.ward && trigger !== 'A11' && trigger !== 'A13') moveTo(enc, refs.ward, current ? event.eventTime : visit.admitTime ?? event.eventTime, visitText);
+  if (refs.ward && trigger !== 'A11' && trigger !== 'A13') moveTo(enc, refs.ward, current ? effective : visit.admitTime ?? effective, visitText);
   settleLocations(enc);
   refuseInvertedPeriods(current, enc, visitText);
   if (visit.expectedDischarge !== undefined && supersedes('expectedDischarge')) {
@@ -121,6 +122,17 @@ export function updatedEncounter(current: Resource | undefined, event: AdtEvent,
   enc.subject = refs.patient;
   enc.serviceProvider = refs.organisation;
   return enc as Omit<Resource, 'id'> & { id?: string };
+}
+
+/**
+ * When the event took effect on the stay. A discharge took effect no later than its PV1-45: without EVN-6 the
+ * event time is when the discharge was keyed (EVN-2 or MSH-7), often after it, and the ward it names (the
+ * one the person left from, perhaps a discharge lounge not sent as a transfer) would begin after the stay
+ * ended, and the discharge be refused.
+ */
+function effectiveTime(event: AdtEvent): string {
+  const discharged = event.visit.dischargeTime;
+  return event.trigger === 'A03' && discharged && before(discharged, event.eventTime) ? discharged : event.eventTime;
 }
 
 /** The events whose PV1-44 sets the admission time (a discharge or a cancel leaves it as it is). */

@@ -658,6 +658,26 @@ for (const engine of ENGINES) {
       assert.equal(stay.location[0].location.display, 'Stroke Unit #22');
     });
 
+    // Without EVN-6 (optional in HL7 v2), a message's event time is when it was keyed (EVN-2). A discharge
+    // keyed after it happened, naming a ward CareBridge had not been sent a transfer to (a discharge lounge),
+    // put the person on that ward from after their discharge: the discharge was refused (AE) and the stay
+    // left open.
+    it('a discharge keyed after it happened, without EVN-6, from a ward not sent as a transfer, is applied: the ward ends at the discharge', async () => {
+      const visit = 'VN2026002501';
+      await send(variant('a01-admit-second-spell', ['RX9-000201', 'RX9-022501'], ['VN2026000201', visit]), 'AA');
+      const discharge = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-022502'], ['VN2026000201', visit], ['ADT^A01^ADT_A01', 'ADT^A03^ADT_A03'],
+        [/^EVN\|[^\r]*/m, 'EVN|A03|20260322110500'], [/20260320080000/, '20260322110500'],
+        ['WARD21^^^RX901^^^^^Ward 21 Respiratory Medicine', 'DLOUNGE^^^RX901^^^^^Discharge Lounge'], [/\|20260320075500$/, '|20260320075500|20260322103000']);
+      await send(discharge, 'AA');
+      const stay = await encounterFor(visit);
+      assert.equal(stay.status, 'finished');
+      assert.equal(stay.period.end, '2026-03-22T10:30:00+00:00', 'PV1-45');
+      assert.deepEqual(stay.location.map((l: any) => [l.location.display, l.status, l.period.start, l.period.end]), [
+        ['Ward 21 Respiratory Medicine', 'completed', '2026-03-20T07:55:00+00:00', '2026-03-22T10:30:00+00:00'],
+        ['Discharge Lounge', 'completed', '2026-03-22T10:30:00+00:00', '2026-03-22T10:30:00+00:00'],
+      ]);
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;
