@@ -26,6 +26,23 @@ export function unescapeHl7(value: string): string {
   });
 }
 
+/**
+ * Windows-1252's characters for the bytes 0x80-0x9F (the five it leaves undefined kept as they are). ISO
+ * 8859-1 gives these bytes to C1 control codes, which no PAS sends as text; PAS and interface engines on
+ * Windows that say 8859/1 in MSH-18 send Windows-1252, and there they are ’ “ ” – — € and the like.
+ */
+const WINDOWS_1252_HIGH = '\u20AC\u0081\u201A\u0192\u201E\u2026\u2020\u2021\u02C6\u2030\u0160\u2039\u0152\u008D\u017D\u008F'
+  + '\u0090\u2018\u2019\u201C\u201D\u2022\u2013\u2014\u02DC\u2122\u0161\u203A\u0153\u009D\u017E\u0178';
+
+/** Bytes as text: UTF-8 when they are UTF-8; otherwise the single-byte character set older feeds use (Windows-1252, a superset of ISO 8859-1). */
+export function textOfBytes(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return Buffer.from(bytes).toString('latin1').replace(/[\u0080-\u009f]/g, (c) => WINDOWS_1252_HIGH[c.charCodeAt(0) - 0x80]);
+  }
+}
+
 /** Text safe to put in one component of a reply (our ACK's MSA-3 and ERR fields). */
 export function escapeHl7(text: string): string {
   return text

@@ -7,6 +7,7 @@ import { FhirError, NHS_NUMBER_SYSTEM, type AccessControl, type SqlDriver } from
 import type { Actor } from '../access/index.ts';
 import { Hl7Rejection, parseAdt, readHeader, type AdtEvent, type Hl7Header, type Hl7Problem } from './adtMessage.ts';
 import { buildAck, type AckNote } from './ack.ts';
+import { textOfBytes } from './hl7Text.ts';
 import { applyAdt, sendingOrganisation, type PatientDecision } from './applyAdt.ts';
 import { RecordSession, searchToken } from './recordSession.ts';
 import { visitNumberSystem } from './encounterUpdate.ts';
@@ -52,7 +53,7 @@ export class Hl7Intake {
 
   /** The reply to one MLLP frame. Never throws: whatever goes wrong becomes an AE or AR. */
   async receive(frame: MllpFrame, peer: string): Promise<string> {
-    const text = decode(frame.bytes);
+    const text = textOfBytes(frame.bytes);
     const header = readHeader(text);
     try {
       if (frame.oversized) {
@@ -311,13 +312,4 @@ function sha256(text: string): string {
 /** PostgreSQL text cannot hold NUL; keep what was sent readable and hashable anyway. */
 function storable(text: string): string {
   return text.replace(/\0/g, '\\X00\\');
-}
-
-/** UTF-8 when the bytes are UTF-8; otherwise Latin-1 (ISO 8859-1), which older PAS feeds use. */
-function decode(bytes: Buffer): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    return bytes.toString('latin1');
-  }
 }

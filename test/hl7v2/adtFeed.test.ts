@@ -678,6 +678,20 @@ for (const engine of ENGINES) {
       ]);
     });
 
+    // A PAS or interface engine on Windows that says 8859/1 in MSH-18 sends Windows-1252, whose bytes
+    // 0x80-0x9F are ’ “ ” – and the like (in ISO 8859-1, control codes no one sends as text). They were
+    // read as control codes: a ward named "Ward 23 – Frailty Unit" was filed with an invisible character.
+    it('text sent in Windows-1252 under MSH-18 8859/1 is read with its dashes and quotes', async () => {
+      const admit = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-022601'], ['VN2026000201', 'VN2026002601'], ['UNICODE UTF-8', '8859/1'],
+        ['WARD21^^^RX901^^^^^Ward 21 Respiratory Medicine', 'WARD23^^^RX901^^^^^Ward 23 \x96 Frailty Unit']);
+      const raw = await MllpTestClient.connect(port);
+      raw.write(Buffer.concat([Buffer.from(VT), Buffer.from(`${admit}\r`, 'latin1'), Buffer.from(END)]));
+      const reply = await raw.nextReply();
+      await raw.close();
+      assert.equal(ackCode(reply), 'AA', reply);
+      assert.equal((await encounterFor('VN2026002601')).location[0].location.display, 'Ward 23 \u2013 Frailty Unit');
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;
