@@ -21,7 +21,8 @@ export function unescapeHl7(value: string): string {
       case '.br': return '\n';
       case 'H': case 'N': return '';
     }
-    if (/^X([0-9A-Fa-f]{2})+$/.test(code)) return Buffer.from(code.slice(1), 'hex').toString('latin1');
+    // \Xhh..\ gives bytes: a UTF-8 feed escapes é as \XC3A9\, an older one as \XE9\.
+    if (/^X([0-9A-Fa-f]{2})+$/.test(code)) return textOfBytes(Buffer.from(code.slice(1), 'hex'));
     return whole;
   });
 }

@@ -34,6 +34,8 @@ describe('HL7 v2 escape sequences', () => {
   it('reads escaped delimiters and hex back into text', () => {
     assert.equal(unescapeHl7('O\\S\\Brien \\F\\ \\T\\ \\R\\ \\E\\'), 'O^Brien | & ~ \\');
     assert.equal(unescapeHl7('caf\\XE9\\'), 'café');
+    assert.equal(unescapeHl7('caf\\XC3A9\\'), 'café', 'the bytes of é in UTF-8, as a UTF-8 feed escapes it');
+    assert.equal(unescapeHl7('O\\X92\\Brien'), 'O\u2019Brien', 'a Windows-1252 apostrophe');
     assert.equal(unescapeHl7('\\H\\bold\\N\\'), 'bold');
   });
 
