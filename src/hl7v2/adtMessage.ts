@@ -244,7 +244,8 @@ function wardLocation(pv1: Hl7Segment): WardLocation | undefined {
   return { ward, room: part(2), bed: part(3), site, description: part(9) };
 }
 
-const GENDERS: Record<string, PidPerson['gender']> = { M: 'male', F: 'female', O: 'other', U: 'unknown', A: 'other', N: 'unknown' };
+/** HL7 table 0001 (administrative sex), X (non-binary) included as HL7 added it, as FHIR's administrative gender. */
+const GENDERS: Record<string, PidPerson['gender']> = { M: 'male', F: 'female', O: 'other', U: 'unknown', A: 'other', N: 'unknown', X: 'other' };
 
 /** The NHS number's OID, which some senders give as the assigning authority (CX.4) instead of "NHS". */
 const NHS_NUMBER_OID = '2.16.840.1.113883.2.1.4.1';
@@ -296,7 +297,7 @@ function readPerson(pid: Hl7Segment): PidPerson {
     person.birthDate = date;
   }
   const sex = pid.getComponent(8, 1).trim().toUpperCase();
-  if (sex && sex !== '""') person.gender = GENDERS[sex] ?? reject('AE', 103, 'PID-8', `PID-8 sex ${JSON.stringify(sex)} is not one of M, F, O, U, A, N.`);
+  if (sex && sex !== '""') person.gender = GENDERS[sex] ?? reject('AE', 103, 'PID-8', `PID-8 sex ${JSON.stringify(sex)} is not one of ${Object.keys(GENDERS).join(', ')} (HL7 table 0001).`);
   const address = pid.getField(11);
   if (address) {
     const part = (i: number) => unescapeHl7(address.getComponent(i)).trim();

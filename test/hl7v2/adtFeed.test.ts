@@ -692,6 +692,15 @@ for (const engine of ENGINES) {
       assert.equal((await encounterFor('VN2026002601')).location[0].location.display, 'Ward 23 \u2013 Frailty Unit');
     });
 
+    // HL7 table 0001 (administrative sex) has X, non-binary, beside M, F, O, U, A and N. A message giving it
+    // was refused (AE), whatever it was about.
+    it('a person whose sex is sent as X (non-binary, HL7 table 0001) is not refused', async () => {
+      const admit = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-022701'], ['VN2026000201', 'VN2026002701'], ['|19450923|M|', '|19450923|X|'], ['|2.4|', '|2.9|']);
+      const reply = await send(admit, 'AA');
+      assert.equal(segmentOf(reply, 'ERR'), undefined, `applied: ${errText(reply)}`);
+      assert.equal((await encounterFor('VN2026002701')).subject.reference, `Patient/${patients.derek}`, 'by his NHS number');
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;
