@@ -1,7 +1,7 @@
 // The HL7 v2 feed's way into the record: FHIR interactions through the record's own REST handler, with
 // the feed's AccessControl (so they are checked, audited and in the history), all inside one database
 // transaction that also settles the message, so a message is applied exactly once or not at all.
-import { FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver, type SqlExecutor } from '../record/index.ts';
+import { escapeSearchValue, FhirError, handleFhirRequest, type AccessControl, type AccessEvent, type FhirResponse, type SqlDriver, type SqlExecutor } from '../record/index.ts';
 
 export interface Resource {
   resourceType: string;
@@ -84,13 +84,10 @@ export class RecordSession {
 }
 
 /**
- * Text from a message as one FHIR search value. The record's search reads "," as "or" and "\", "|" and
- * "$" as its own syntax, and a message's text (a visit number, a ward code, a name) may hold any of them:
- * unescaped, visit "V9,V1" would find visit V1, someone else's stay.
+ * Text from a message as one FHIR search value (escapeSearchValue): a message's visit number, ward code or
+ * name may hold the search's own syntax; unescaped, visit "V9,V1" would find visit V1, someone else's stay.
  */
-export function searchValue(text: string): string {
-  return text.replace(/[\\,|$]/g, (c) => `\\${c}`);
-}
+export const searchValue = escapeSearchValue;
 
 /** A token search (system|value) for `value`, taken literally. */
 export function searchToken(system: string, value: string): string {

@@ -15,7 +15,7 @@ export { handleFhirRequest, type FhirRequest, type FhirResponse } from './rest.t
 export { FhirError, badRequest, notFound } from './outcome.ts';
 export type { ResourceTypeService, ResourceTypeServices, ServedSearch, ServedRead, ServedAnswer } from './typeService.ts';
 // For services of other types: the record's search syntax, date precision and searchset Bundles.
-export { parseSearchRequest, type SearchRequest, type Filter, type QueryParams } from './search/request.ts';
+export { escapeSearchValue, parseSearchRequest, type SearchRequest, type Filter, type QueryParams } from './search/request.ts';
 export { dateCondition, dateMatcher } from './search/compile.ts';
 export { searchsetBundle } from './bundle.ts';
 export type { FoundResource, SearchResult } from './search/execute.ts';

@@ -167,6 +167,15 @@ function checkModifier(param: ParamRef, modifier: string | undefined, name: stri
   }
 }
 
+/**
+ * Text as one search value, taken literally: FHIR search reads "," as "or" and "\", "|" and "$" as its own
+ * syntax, so text from elsewhere (a message's stay number, a ward's name) is escaped before it is searched
+ * for. Unescaped, a stay number "A1,B2" finds stay B2, someone else's.
+ */
+export function escapeSearchValue(text: string): string {
+  return text.replace(/[\\,|$]/g, (c) => `\\${c}`);
+}
+
 /** Comma separates OR-ed values; "\," is a literal comma. */
 export function splitValues(value: string): string[] {
   const out: string[] = [];
