@@ -4,7 +4,7 @@
 // checks the version the person saw (If-Match), so two people cannot overwrite each other, and leaves every
 // change in the record's history.
 import { createHash, randomUUID } from 'node:crypto';
-import { FhirError } from '../record/index.ts';
+import { escapeSearchValue, FhirError } from '../record/index.ts';
 import {
   ALLOWED_FROM, ANSWERING_DISCHARGE_NOTICE, AWAITING_RESPONSE, CONSENT_QUESTIONNAIRE, DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, FINAL_STATES,
   MEDICALLY_READY_URL, OVERDUE_TAG, REFERRAL_CATEGORY, REFERRAL_CODE, STATE_STATUS, TRIAGE_DISPLAY, TRIAGE_TASK_CODE,
@@ -163,7 +163,8 @@ export async function createReferralIn(session: RecordSession, ctx: DischargeCon
   const patient = patientInHand?.id === patientId ? patientInHand : await session.read('Patient', patientId);
   if (!patient) throw fail(422, 'business-rule', `${input.patient} is not in the record.`);
   const identifier = input.identifier ?? randomUUID();
-  const existing = await session.search('ServiceRequest', [['identifier', `${DISCHARGE_REFERRAL_SYSTEM}|${identifier}`]]);
+  // An ADW episode id is the sender's text: taken literally, "A,B" is not episode A or B.
+  const existing = await session.search('ServiceRequest', [['identifier', `${DISCHARGE_REFERRAL_SYSTEM}|${escapeSearchValue(identifier)}`]]);
   if (existing.length) throw fail(409, 'conflict', `A discharge referral with identifier ${identifier} already exists (ServiceRequest/${existing[0].id}).`);
   const now = input.receivedAt ?? clock(ctx);
   const id = session.newId();

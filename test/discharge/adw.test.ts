@@ -209,6 +209,26 @@ for (const engine of ENGINES) {
       assert.equal(sentStatus((await sentFor(parseAdwMessage(traced).referral!.identifier!))[0].body), '03');
     });
 
+    it('a stay number or ward name holding a comma is the text it is: no other stay is updated, no other ward is used', async () => {
+      const STAY = '2562b8b6-c0db-424a-8c6b-0fa43b0d6c2f';
+      const first = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], first)));
+      const stay = await searchOne(t, `Encounter?identifier=${first[STAY]}`);
+      assert.equal(stay.location.at(-1).location.display, 'Collier Ward');
+
+      // Unescaped, "<stay>,X" found the first stay and "Collier Ward,Annex" found Collier Ward.
+      const second = { ...episodeIds(), [STAY]: `${first[STAY]},X` };
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], second).replace('<name value="Collier Ward"/>', '<name value="Collier Ward,Annex"/>')));
+      const stays = await t.fhir.get(`Encounter?identifier=${encodeURIComponent(`${first[STAY]}\\,X`)}`);
+      assert.equal(stays.body.entry?.length, 1, 'a stay of its own');
+      const other = stays.body.entry[0].resource;
+      assert.notEqual(other.id, stay.id);
+      assert.equal(other.location.at(-1).location.display, 'Collier Ward,Annex');
+      const unchanged = (await t.fhir.get(`Encounter/${stay.id}`)).body;
+      assert.equal(unchanged.meta.versionId, stay.meta.versionId, 'the first stay was not touched');
+      assert.notEqual(other.location.at(-1).location.reference, stay.location.at(-1).location.reference, 'a ward of its own');
+    });
+
     it('a notice delivered twice is applied once', async () => {
       const ids = episodeIds();
       const message = renamed(EXAMPLES['Assessment-Notice'], ids);

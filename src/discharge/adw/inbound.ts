@@ -12,7 +12,7 @@
 // notice it sent is rejected unless it comes from the council the notice was sent to (H-049).
 // Given messaging's transaction, the message is handled in it (one commit for a batch of messages) and a
 // rejection dead-letters it through that transaction, keeping the rejection queued to the sender.
-import { isValidNhsNumber, NHS_NUMBER_SYSTEM, type SqlExecutor } from '../../record/index.ts';
+import { escapeSearchValue, isValidNhsNumber, NHS_NUMBER_SYSTEM, type SqlExecutor } from '../../record/index.ts';
 import { clock, inRecordTransaction, inSharedTransaction, type DischargeContext, type FhirResource, type RecordSession, type Referral } from '../recordSession.ts';
 import {
   applyStepIn, cancelDeadlines, councilDeadline, createReferralIn, derivedId, fileCommunication, loadReferral, organisationByOds, settleOverdueIn, withdrawIn, type ConsentAnswer, type StepChange,
@@ -612,7 +612,7 @@ async function upsertPatient(session: RecordSession, m: AdwMessage): Promise<Fhi
  * transaction then holds it, and a second notice for the same number waits for this one to commit.
  */
 async function stayAt(session: RecordSession, identifier: string, hospital: FhirResource): Promise<FhirResource | undefined> {
-  return (await session.searchBeforeCreate('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${identifier}`], ['service-provider', `Organization/${hospital.id}`]]))[0];
+  return (await session.searchBeforeCreate('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${escapeSearchValue(identifier)}`], ['service-provider', `Organization/${hospital.id}`]]))[0];
 }
 
 /**
@@ -673,7 +673,8 @@ async function upsertEncounter(session: RecordSession, m: AdwMessage, patient: F
   if (found && found.subject?.reference !== `Patient/${patient.id}`) throw new AdwRejected(`Encounter.identifier ${e.identifier} at ${m.sourceOds} is another person's stay.`);
   let ward: FhirResource | undefined;
   if (e.ward) {
-    ward = (await session.searchBeforeCreate('Location', [['name:exact', e.ward], ['organization', `Organization/${hospital.id}`]]))[0];
+    // The ward's name as sent, taken literally: "Collier Ward,Annex" is not "Collier Ward" or "Annex".
+    ward = (await session.searchBeforeCreate('Location', [['name:exact', escapeSearchValue(e.ward)], ['organization', `Organization/${hospital.id}`]]))[0];
     ward ??= await session.put({ resourceType: 'Location', id: session.newId(), status: 'active', name: e.ward, managingOrganization: { reference: `Organization/${hospital.id}`, display: hospital.name } });
   }
   const base: FhirResource = found ?? {
