@@ -31,6 +31,8 @@ export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type Sy
 export { ROLES, ROLE_PURPOSE, isRole, type Actor, type UserActor, type SystemActor, type Role, type PurposeOfUse } from './actor.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
 export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
+export { auditReach } from './audit/anchor.ts';
+export { AUDIT_COMPANION } from './audit/ownDatabase.ts';
 export { onlyAuditEventsAbout } from './audit/search.ts';
 export { declareBreakGlass, listBreakGlass, reviewBreakGlass, BREAK_GLASS_REASONS, BREAK_GLASS_HOURS, type BreakGlassGrant } from './breakGlass.ts';
 export { MATRIX, GROUPS, roleAllows } from './permissions.ts';

@@ -9,6 +9,7 @@ import { orgsCommand, usersCommand } from './users.ts';
 import { dischargeCommand } from './discharge.ts';
 import { meshCommand } from './mesh.ts';
 import { hl7Command } from './hl7.ts';
+import { backupCommand } from './backup.ts';
 
 const program = new Command()
   .name('carebridge')
@@ -26,6 +27,7 @@ orgsCommand(program);
 dischargeCommand(program);
 meshCommand(program);
 hl7Command(program);
+backupCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import { validateResource } from './validation.ts';
 export type { SqlDriver, SqlExecutor, Param } from './storage/driver.ts';
 export { DatabaseUnavailable } from './storage/driver.ts';
 export { migrate, type Migration } from './storage/schema.ts';
+export { backupSqliteFiles, type CopiedFile } from './storage/sqliteBackup.ts';
 export { fhirApi } from './http.ts';
 export { handleFhirRequest, type FhirRequest, type FhirResponse } from './rest.ts';
 export { FhirError, badRequest, notFound } from './outcome.ts';

@@ -5,7 +5,7 @@
 // entries, see trail.ts). Whoever can change both databases can change both: the anchor raises the bar, as
 // an operator copying `audit verify`'s head elsewhere raises it further.
 import type { SqlExecutor } from '../../record/index.ts';
-import { hashAfter, type ChainHead } from './batchJournal.ts';
+import { hashAfter, storedHead, type ChainHead } from './batchJournal.ts';
 
 /**
  * Moves the anchor to `head`, unless it already reaches further (app nodes sharing one database anchor in any
@@ -34,4 +34,12 @@ export async function anchorAuditHead(db: SqlExecutor, head: ChainHead): Promise
 export async function anchoredHead(db: SqlExecutor): Promise<(ChainHead & { anchoredMs: number }) | undefined> {
   const row = await db.get<{ seq: number; hash: string; anchored_ms: number }>('SELECT seq, hash, anchored_ms FROM access_audit_anchor WHERE id = 1');
   return row ? { seq: Number(row.seq), hash: row.hash, anchoredMs: Number(row.anchored_ms) } : undefined;
+}
+
+/**
+ * How far the journal reaches and how far the record's anchor says it reached (entry numbers), for a
+ * backup to show: a journal copied after its record reaches at least as far as the copy's anchor.
+ */
+export async function auditReach(db: SqlExecutor): Promise<{ journal: number; anchored?: number }> {
+  return { journal: (await storedHead(db)).seq, anchored: (await anchoredHead(db))?.seq };
 }

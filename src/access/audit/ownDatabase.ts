@@ -7,6 +7,9 @@
 import { connectRecordDatabase, migrate, type SqlDriver } from '../../record/index.ts';
 import { entryDigestMigration } from './batchJournal.ts';
 
+/** The companion's name: the journal's file is the record's with `-audit` before `.db`. */
+export const AUDIT_COMPANION = 'audit';
+
 /** The journal's tables. */
 export const JOURNAL_TABLES = ['audit_journal', 'audit_part', 'audit_patient', 'audit_entity', 'audit_batch', 'audit_batch_key'] as const;
 
@@ -30,7 +33,7 @@ export async function useOwnAuditDatabase(driver: SqlDriver, database?: string):
     await migrate(driver, 'audit', JOURNAL_MIGRATIONS);
     return driver.dialect === 'postgres' ? database : undefined;
   }
-  const location = await driver.attachCompanion('audit', JOURNAL_TABLES);
+  const location = await driver.attachCompanion(AUDIT_COMPANION, JOURNAL_TABLES);
   const own = connectRecordDatabase(location);
   try {
     await migrate(own, 'audit', JOURNAL_MIGRATIONS);

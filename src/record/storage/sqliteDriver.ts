@@ -305,7 +305,7 @@ function claimCompanion(writer: Db, name: string, path: string, companion: strin
 }
 
 /** `dir/x.db` → `dir/x-<name>.db` (any other file name gets `-<name>.db` appended). */
-function companionPath(path: string, name: string): string {
+export function companionPath(path: string, name: string): string {
   return path.endsWith('.db') ? `${path.slice(0, -'.db'.length)}-${name}.db` : `${path}-${name}.db`;
 }
 
