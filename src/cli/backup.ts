@@ -2,9 +2,8 @@
 // that `--db` can point at as it stands. PostgreSQL is backed up with its own tools.
 import type { Command } from 'commander';
 import { AUDIT_COMPANION, auditReach } from '../access/index.ts';
-import { backupSqliteFiles, type CopiedFile } from '../record/index.ts';
+import { backupSqliteFiles, connectRecordDatabase, type CopiedFile } from '../record/index.ts';
 import { DB_OPTION_HELP, databaseFrom, describeDatabase, plainErrors } from './store.ts';
-import { withAccessStore } from './accessStore.ts';
 
 export function backupCommand(program: Command): void {
   plainErrors(
@@ -27,12 +26,20 @@ export function backupCommand(program: Command): void {
 }
 
 /**
- * The audit journal's reach in the copies, read by opening them as `--db` would: the copies are shown to
- * open together, and the journal's head to be at least where the record's copy anchored it.
+ * The audit journal's reach in the copies: its head, at least where the record's copy anchored it. The copies
+ * are read as they are, never migrated: a backup taken with a newer CLI before an upgrade must still open
+ * with the version it was taken from.
  */
 async function describeAuditCopy(copied: CopiedFile[]): Promise<string> {
   if (copied.length < 2) return 'No audit journal file was beside the database; the record alone was copied.';
-  const reach = await withAccessStore(`sqlite:${copied[0].copy}`, auditReach);
-  const anchored = reach.anchored === undefined ? 'no anchor yet' : `the record's copy anchors entry ${reach.anchored}`;
-  return `Audit head: entry ${reach.journal} (${anchored}).`;
+  const [record, journal] = copied.map((file) => connectRecordDatabase(`sqlite:${file.copy}`));
+  try {
+    const reach = await auditReach(journal, record);
+    const anchored = reach.anchored === undefined ? 'no anchor yet' : `the record's copy anchors entry ${reach.anchored}`;
+    return `Audit head: entry ${reach.journal} (${anchored}).`;
+  } catch (err) {
+    return `The copies were written; their audit head could not be read (${(err as Error).message}).`;
+  } finally {
+    await Promise.all([record.close(), journal.close()]);
+  }
 }

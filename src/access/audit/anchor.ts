@@ -40,6 +40,6 @@ export async function anchoredHead(db: SqlExecutor): Promise<(ChainHead & { anch
  * How far the journal reaches and how far the record's anchor says it reached (entry numbers), for a
  * backup to show: a journal copied after its record reaches at least as far as the copy's anchor.
  */
-export async function auditReach(db: SqlExecutor): Promise<{ journal: number; anchored?: number }> {
-  return { journal: (await storedHead(db)).seq, anchored: (await anchoredHead(db))?.seq };
+export async function auditReach(journal: SqlExecutor, record: SqlExecutor): Promise<{ journal: number; anchored?: number }> {
+  return { journal: (await storedHead(journal)).seq, anchored: (await anchoredHead(record))?.seq };
 }
