@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAdwMessage } from '../../src/discharge/index.ts';
-import { threadAdwReader } from '../../src/discharge/adw/reader.ts';
+import { readAdw, threadAdwReader } from '../../src/discharge/adw/reader.ts';
 import { EXAMPLES } from './support.ts';
 
 describe('the ADW reader thread', () => {
@@ -28,5 +28,25 @@ describe('the ADW reader thread', () => {
     const again = await reader.read(Buffer.from(EXAMPLES['Assessment-Notice']));
     assert.ok(again.message?.headerId);
     await reader.close();
+  });
+
+  it('reads the bytes in the encoding the message gives (its BOM, else its XML declaration), and refuses bytes not valid in it', () => {
+    const accented = EXAMPLES['Assessment-Notice'].replace('Leticia', 'Létícia');
+    const expected = parseAdwMessage(accented);
+    assert.equal(expected.author?.name, 'Létícia Gulliver');
+    const utf16 = Buffer.from(`\uFEFF<?xml version="1.0" encoding="UTF-16"?>\r\n${accented}`, 'utf16le');
+    const utf16be = Buffer.from(utf16).swap16();
+    const forms: Record<string, Buffer> = {
+      'UTF-8 with a BOM': Buffer.from(`\uFEFF<?xml version="1.0" encoding="UTF-8"?>\r\n${accented}`),
+      'ISO-8859-1, declared': Buffer.from(`<?xml version="1.0" encoding="ISO-8859-1"?>\n${accented}`, 'latin1'),
+      'UTF-16LE with a BOM': utf16,
+      'UTF-16BE with a BOM': utf16be,
+      // .NET writes encoding="utf-16" into XML built as a string, which the engine then sends as UTF-8.
+      'UTF-8 declaring utf-16': Buffer.from(`<?xml version="1.0" encoding="utf-16"?>\n${accented}`),
+    };
+    for (const [name, bytes] of Object.entries(forms)) assert.deepEqual(readAdw(bytes), { message: expected }, name);
+    // Latin-1 bytes that do not say so are not UTF-8: refused, not read as a garbled name.
+    assert.match(readAdw(Buffer.from(accented, 'latin1')).unreadable ?? '', /^The message is not well-formed XML: its bytes are not valid UTF-8 .*encoding="ISO-8859-1"/);
+    assert.match(readAdw(Buffer.from(`<?xml version="1.0" encoding="EBCDIC-CP-US"?>${accented}`)).unreadable ?? '', /declares encoding EBCDIC-CP-US/);
   });
 });

@@ -87,6 +87,47 @@ function elementTree(xml: string): XmlNode {
 /** The largest ADW message read (the official discharge notice is 123 KB). */
 export const MAX_ADW_BYTES = 5 * 1024 * 1024;
 
+/** The encodings an XML declaration may name that are read, by their WHATWG labels (as TextDecoder knows them). */
+const DECLARED_ENCODINGS: Record<string, string> = {
+  'utf-8': 'utf-8', utf8: 'utf-8', 'us-ascii': 'utf-8', ascii: 'utf-8',
+  'iso-8859-1': 'windows-1252', latin1: 'windows-1252', 'iso_8859-1': 'windows-1252', 'windows-1252': 'windows-1252', cp1252: 'windows-1252',
+  'iso-8859-15': 'iso-8859-15',
+  // A declaration readable byte by byte is not UTF-16, whatever it says: .NET writes encoding="utf-16" into
+  // any XML built as a string, and the interface engine then sends that string as UTF-8.
+  'utf-16': 'utf-8', 'utf-16le': 'utf-8', 'utf-16be': 'utf-8',
+};
+
+/**
+ * The message's text, decoded as XML says a reader must: by its byte order mark, else by the encoding its
+ * XML declaration names, else as UTF-8. Trusts' interface engines write UTF-16 with a BOM, or Latin-1 with
+ * a declaration saying so; read as UTF-8 regardless, the first was refused and the second garbled every
+ * accented name. Bytes that are not valid in the encoding make the message not well-formed.
+ */
+export function decodeAdwMessage(bytes: Uint8Array): string {
+  if (bytes.byteLength > MAX_ADW_BYTES) throw new AdwError(`The message is larger than ${MAX_ADW_BYTES / 1024 / 1024} MB.`);
+  const encoding = encodingOf(bytes);
+  try {
+    return new TextDecoder(encoding, { fatal: true }).decode(bytes);
+  } catch {
+    throw new AdwError(`The message is not well-formed XML: its bytes are not valid ${encoding.toUpperCase()}${encoding === 'utf-8' ? ' (an XML message in another encoding must name it in its XML declaration, e.g. <?xml version="1.0" encoding="ISO-8859-1"?>)' : ''}.`);
+  }
+}
+
+function encodingOf(bytes: Uint8Array): string {
+  const [a, b, c] = bytes;
+  if (a === 0xef && b === 0xbb && c === 0xbf) return 'utf-8';
+  if (a === 0xff && b === 0xfe) return 'utf-16le';
+  if (a === 0xfe && b === 0xff) return 'utf-16be';
+  // UTF-16 without a BOM, recognised by its first character '<' as XML's appendix F does.
+  if (a === 0x3c && b === 0x00) return 'utf-16le';
+  if (a === 0x00 && b === 0x3c) return 'utf-16be';
+  const declaration = /^<\?xml\s[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']/.exec(Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 200)).toString('latin1'));
+  if (!declaration) return 'utf-8';
+  const known = DECLARED_ENCODINGS[declaration[1].toLowerCase()];
+  if (!known) throw new AdwError(`The message declares encoding ${declaration[1]}, which is not read here; send it as UTF-8.`);
+  return known;
+}
+
 function kids(node: XmlNode | undefined, name: string): XmlNode[] {
   const v = node?.[name];
   return Array.isArray(v) ? v : [];

@@ -2,14 +2,14 @@
 // sixth of the serving thread's work per notice under a busy inbox, and needs nothing from the record, so
 // a batch of notices is read there while this thread goes on serving (and committing the batch before).
 import { threadCalls } from '../../threads/index.ts';
-import { AdwError, parseAdwMessage, type AdwMessage } from './parse.ts';
+import { AdwError, decodeAdwMessage, parseAdwMessage, type AdwMessage } from './parse.ts';
 
 /** A message read, or the sentence saying why it cannot be (an AdwError's message). */
 export type ReadAdw = { message: AdwMessage; unreadable?: undefined } | { unreadable: string; message?: undefined };
 
 export function readAdw(body: Buffer): ReadAdw {
   try {
-    return { message: parseAdwMessage(body.toString('utf8')) };
+    return { message: parseAdwMessage(decodeAdwMessage(body)) };
   } catch (err) {
     if (err instanceof AdwError) return { unreadable: err.message };
     throw err;
