@@ -88,6 +88,25 @@ describe('ADW parsing of the official examples', () => {
       assert.throws(() => parseAdwMessage(bad), (e: Error) => /^The message is not well-formed XML: .+ \(line \d+, column \d+\)\.$/.test(e.message), bad);
     }
   });
+
+  it('knows FHIR elements by namespace, however the sender writes it, and reads nothing in another namespace', () => {
+    const example = EXAMPLES['Assessment-Notice'];
+    const expected = parseAdwMessage(example);
+    // Every FHIR element under a prefix, as some interface engines write it.
+    const prefixed = example.replace(/<(\/?)([A-Za-z])/g, '<$1fhir:$2').replace('<fhir:Bundle xmlns="http://hl7.org/fhir">', '<fhir:Bundle xmlns:fhir="http://hl7.org/fhir">');
+    assert.deepEqual(parseAdwMessage(prefixed), expected);
+    // The default namespace declared again on each resource, and comments and processing instructions between elements.
+    const redeclared = example.replace(/<resource>/g, '<resource xmlns="http://hl7.org/fhir"><!-- generated --><?engine step="2"?>').replace(/\n/g, '\r\n');
+    assert.deepEqual(parseAdwMessage(redeclared), expected);
+    // Narrative in XHTML, whatever its markup (even an element called identifier), and a vendor's element of a
+    // FHIR name in its own namespace, before the real one: neither is the episode id.
+    const foreign = example.replace('<status value="requested"/>', '<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p>Referral for <b>Barry</b></p><identifier><value value="narrative-id"/></identifier></div></text>'
+      + '<identifier xmlns="urn:vendor:pas"><value value="vendor-id"/></identifier><status value="requested"/>');
+    assert.equal(parseAdwMessage(foreign).referral?.identifier, EPISODE);
+    assert.deepEqual(parseAdwMessage(foreign), expected);
+    // Not in FHIR's namespace at all: not a FHIR Bundle.
+    assert.throws(() => parseAdwMessage(example.replace('<Bundle xmlns="http://hl7.org/fhir">', '<Bundle>')), /not a FHIR Bundle/);
+  });
 });
 
 for (const engine of ENGINES) {

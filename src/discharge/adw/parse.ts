@@ -50,29 +50,38 @@ export interface AdwMessage {
 
 type XmlNode = { [name: string]: XmlNode[] } & { value?: string };
 
+const FHIR_NAMESPACE = 'http://hl7.org/fhir';
+
 /**
- * The message as a tree of elements: each element's attributes as strings, its child elements as arrays
- * under their names, text ignored (FHIR XML carries every value in a `value` attribute; narrative is never
- * read). One pass of a conformant, non-validating parser (saxes) that refuses what is not well-formed:
- * about five times faster than checking and then parsing, on the hot path of every incoming notice.
+ * The message as a tree of elements: each FHIR element's unqualified attributes as strings, its child
+ * elements as arrays under their local names, text ignored (FHIR XML carries every value in a `value`
+ * attribute; narrative is never read). Elements are known by namespace, not by how they are written: a
+ * sender may write `<fhir:Bundle xmlns:fhir="http://hl7.org/fhir">`, and an element in another namespace
+ * (the XHTML narrative, a vendor's own) is no FHIR element, whatever its name, so neither it nor anything
+ * inside it is read. One pass of a conformant, non-validating parser (saxes) that refuses what is not
+ * well-formed: about five times faster than checking and then parsing, on the hot path of every notice.
  */
 function elementTree(xml: string): XmlNode {
   const root = {} as XmlNode;
   const open: XmlNode[] = [root];
-  const parser = new SaxesParser();
+  const parser = new SaxesParser({ xmlns: true });
   let failure: Error | undefined;
   parser.on('error', (err) => {
     failure ??= err;
   });
   parser.on('opentag', (tag) => {
-    const node = { ...tag.attributes } as unknown as XmlNode; // spread: an attribute named __proto__ is a plain key
+    const node = {} as XmlNode;
+    for (const attribute of Object.values(tag.attributes)) {
+      // FHIR's attributes (value, url, id) are unqualified; an attribute named __proto__ is never FHIR.
+      if (attribute.uri === '' && attribute.local !== '__proto__') (node as Record<string, unknown>)[attribute.local] = attribute.value;
+    }
     const parent = open[open.length - 1];
     // An element called __proto__ is never FHIR: it is read (its children must nest) but attached nowhere.
-    if (tag.name !== '__proto__') {
-      const siblings = parent[tag.name];
+    if (tag.uri === FHIR_NAMESPACE && tag.local !== '__proto__') {
+      const siblings = parent[tag.local];
       // An attribute and a child element of one name (never in FHIR): the element wins, the attribute is not read.
       if (Array.isArray(siblings)) siblings.push(node);
-      else parent[tag.name] = [node];
+      else parent[tag.local] = [node];
     }
     if (!tag.isSelfClosing) open.push(node);
   });
