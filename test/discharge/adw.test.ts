@@ -107,6 +107,16 @@ describe('ADW parsing of the official examples', () => {
     // Not in FHIR's namespace at all: not a FHIR Bundle.
     assert.throws(() => parseAdwMessage(example.replace('<Bundle xmlns="http://hl7.org/fhir">', '<Bundle>')), /not a FHIR Bundle/);
   });
+
+  it('says plainly that an HTML entity makes a message not well-formed, and where', () => {
+    const nbsp = EXAMPLES['Assessment-Notice'].replace('<status value="requested"/>', '<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p>Fish&amp;chips&nbsp;daily</p></div></text><status value="requested"/>');
+    const line = nbsp.split('\n').findIndex((l) => l.includes('&nbsp;')) + 1;
+    assert.throws(() => parseAdwMessage(nbsp), (e: Error) => {
+      assert.match(e.message, new RegExp(`^The message is not well-formed XML: it uses the entity &nbsp; \\(line ${line}, column \\d+\\), which XML without a DTD does not define`));
+      assert.match(e.message, /&#160;/);
+      return true;
+    });
+  });
 });
 
 for (const engine of ENGINES) {

@@ -65,9 +65,10 @@ function elementTree(xml: string): XmlNode {
   const root = {} as XmlNode;
   const open: XmlNode[] = [root];
   const parser = new SaxesParser({ xmlns: true });
-  let failure: Error | undefined;
+  let failure: { message: string; line: number; column: number } | undefined;
   parser.on('error', (err) => {
-    failure ??= err;
+    // Where it broke, now: closing the parser resets its position.
+    failure ??= { message: err.message.replace(/^(?:[^:]*:)?\d+:\d+: /, ''), line: parser.line, column: parser.column };
   });
   parser.on('opentag', (tag) => {
     const node = {} as XmlNode;
@@ -89,8 +90,28 @@ function elementTree(xml: string): XmlNode {
     if (!tag.isSelfClosing) open.pop();
   });
   parser.write(xml).close();
-  if (failure) throw new AdwError(`The message is not well-formed XML: ${failure.message.replace(/^[^:]*:\d+:\d+: /, '')} (line ${parser.line}, column ${parser.column}).`);
+  if (failure) throw new AdwError(notWellFormed(xml, failure));
   return root;
+}
+
+/** The XML's own entities; any other needs a DTD, which ADW messages never have. */
+const XML_ENTITIES = new Set(['amp', 'lt', 'gt', 'quot', 'apos']);
+
+/**
+ * Why the message is not well-formed, for the sender. An HTML entity in the narrative (&nbsp;, &eacute;) is
+ * the usual cause from systems that build the XHTML as HTML, so it is named plainly, with what to write.
+ */
+function notWellFormed(xml: string, failure: { message: string; line: number; column: number }): string {
+  const where = `(line ${failure.line}, column ${failure.column})`;
+  if (/undefined entity/i.test(failure.message)) {
+    const line = xml.split(/\r\n?|\n/)[failure.line - 1] ?? '';
+    const entity = [...line.slice(0, failure.column + 1).matchAll(/&([A-Za-z_][\w.-]*);/g)].map((e) => e[1]).filter((name) => !XML_ENTITIES.has(name)).pop();
+    if (entity) {
+      return `The message is not well-formed XML: it uses the entity &${entity}; ${where}, which XML without a DTD does not define (only &amp; &lt; &gt; &quot; &apos; are). `
+        + `HTML's named entities cannot be used in FHIR XML, narrative included; write the character itself or a character reference${entity === 'nbsp' ? ' (&#160; for a non-breaking space)' : ''}.`;
+    }
+  }
+  return `The message is not well-formed XML: ${failure.message} ${where}.`;
 }
 
 /** The largest ADW message read (the official discharge notice is 123 KB). */
