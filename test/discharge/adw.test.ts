@@ -258,6 +258,30 @@ for (const engine of ENGINES) {
       assert.notEqual(other.location.at(-1).location.reference, stay.location.at(-1).location.reference, 'a ward of its own');
     });
 
+    it('values as senders\' engines write them: padded with whitespace, ODS codes in lower case, the NHS number printed 3-3-4; one episode and one person, as sent without', async () => {
+      const ids = episodeIds();
+      const nhs = generateSyntheticNhsNumber();
+      const plain = renamed(EXAMPLES['Assessment-Notice'], ids).replace('value="9413946000"', `value="${nhs}"`);
+      const written = plain
+        .replace(`value="${nhs}"`, `value=" ${nhs.slice(0, 3)} ${nhs.slice(3, 6)} ${nhs.slice(6)} "`)
+        .replace(`<value value="${ids[EPISODE]}"/>`, `<value value="\n\t${ids[EPISODE]}\n"/>`)
+        .replace(`ods:${HOSPITAL_ODS}"`, `ods:${HOSPITAL_ODS.toLowerCase()} "`)
+        .replace(`ods:${COUNCIL_ODS}"`, `ods:${COUNCIL_ODS.toLowerCase()}"`)
+        .replace('<code value="975701000000106"/>', '<code value=" 975701000000106 "/>');
+      assert.deepEqual(parseAdwMessage(written), parseAdwMessage(plain));
+      await handleAdwMessage(deps(), inbound(written));
+      const { referral } = await episodeOf(ids[EPISODE]);
+      assert.equal(referral.identifier[0].value, ids[EPISODE]);
+      const people = await t.fhir.get(`Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|${nhs}`);
+      assert.equal(people.body.entry?.length, 1);
+      assert.equal(referral.subject.reference, `Patient/${people.body.entry[0].resource.id}`);
+      // The same notice written plainly is a copy of it, not a second episode.
+      const discharge = renamed(EXAMPLES['Discharge-Notice'], ids).replace(/9413946000/g, nhs);
+      await handleAdwMessage(deps(), inbound(discharge));
+      const all = await t.fhir.get(`ServiceRequest?identifier=${ids[EPISODE]}`);
+      assert.equal(all.body.entry.length, 1);
+    });
+
     it('a notice delivered twice is applied once', async () => {
       const ids = episodeIds();
       const message = renamed(EXAMPLES['Assessment-Notice'], ids);

@@ -74,7 +74,9 @@ function elementTree(xml: string): XmlNode {
     const node = {} as XmlNode;
     for (const attribute of Object.values(tag.attributes)) {
       // FHIR's attributes (value, url, id) are unqualified; an attribute named __proto__ is never FHIR.
-      if (attribute.uri === '' && attribute.local !== '__proto__') (node as Record<string, unknown>)[attribute.local] = attribute.value;
+      // FHIR primitives have no leading or trailing whitespace, but engines pad them (value=" 9449305552 ",
+      // a line break inside the quotes); read as sent, a padded episode id would be another episode's.
+      if (attribute.uri === '' && attribute.local !== '__proto__') (node as Record<string, unknown>)[attribute.local] = attribute.value.trim();
     }
     const parent = open[open.length - 1];
     // An element called __proto__ is never FHIR: it is read (its children must nest) but attached nowhere.
@@ -196,7 +198,12 @@ function humanName(node: XmlNode | undefined): string | undefined {
 
 function odsFromEndpoint(endpoint: string | undefined): string | undefined {
   if (!endpoint) return undefined;
-  return endpoint.startsWith(ODS_ENDPOINT_PREFIX) ? endpoint.slice(ODS_ENDPOINT_PREFIX.length) : undefined;
+  return endpoint.startsWith(ODS_ENDPOINT_PREFIX) ? odsCode(endpoint.slice(ODS_ENDPOINT_PREFIX.length)) : undefined;
+}
+
+/** ODS codes are upper case; senders' systems write some in lower case (rfm8c2 is RFM8C2). */
+function odsCode(code: string | undefined): string | undefined {
+  return code?.toUpperCase();
 }
 
 /** Parses the XML text of an ADW message; throws AdwError for anything unreadable. */
@@ -239,7 +246,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const organisation = (node: XmlNode | undefined, seen = new Set<XmlNode>()): AdwOrganisation | undefined => {
     if (!node) return undefined;
     const ident = kids(node, 'identifier')[0];
-    const ods = val(ident, 'value');
+    const ods = odsCode(val(ident, 'value'));
     const parent = resolve(one(node, 'partOf'), 'Organization');
     seen.add(node);
     if (!ods && parent && !seen.has(parent)) return { ...organisation(parent, seen), name: val(node, 'name') ?? val(parent, 'name') };
@@ -311,6 +318,15 @@ function verificationStatus(identifier: XmlNode | undefined): string | undefined
   return code !== undefined && Object.hasOwn(VERIFICATION_STATUSES, code) ? code : undefined;
 }
 
+/**
+ * The NHS number as its ten digits: written as it is printed (943 476 5919, 3-3-4) it is the same number.
+ * Anything else is kept as sent, for the check digit test to judge.
+ */
+function nhsNumber(value: string | undefined): string | undefined {
+  const printed = value && /^(\d{3})[ \u00a0](\d{3})[ \u00a0](\d{4})$/.exec(value);
+  return printed ? printed.slice(1).join('') : value;
+}
+
 function readPatient(node: XmlNode): AdwPatient {
   const identifiers = kids(node, 'identifier');
   const byType = (system: string) => val(identifiers.find((i) => val(i, 'system') === system), 'value');
@@ -318,7 +334,7 @@ function readPatient(node: XmlNode): AdwPatient {
   const address = kids(node, 'address')[0];
   const verification = verificationStatus(identifiers.find((i) => val(i, 'system') === NHS_NUMBER_SYSTEM));
   return {
-    nhsNumber: byType(NHS_NUMBER_SYSTEM),
+    nhsNumber: nhsNumber(byType(NHS_NUMBER_SYSTEM)),
     ...(verification ? { nhsNumberVerification: verification } : {}),
     localId: byType(LOCAL_PATIENT_ID_SYSTEM),
     family: val(name, 'family'),
