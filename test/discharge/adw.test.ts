@@ -108,6 +108,34 @@ describe('ADW parsing of the official examples', () => {
     assert.throws(() => parseAdwMessage(example.replace('<Bundle xmlns="http://hl7.org/fhir">', '<Bundle>')), /not a FHIR Bundle/);
   });
 
+  it('follows references as FHIR\'s Bundle rules do (urn:uuid, relative to the entry\'s base, to the entry of that type and id, #contained), whatever the entries\' order, and ignores what it does not use', () => {
+    const example = EXAMPLES['Assessment-Notice'];
+    const expected = parseAdwMessage(example);
+    const types = new Map([...example.matchAll(/<fullUrl value="urn:uuid:([^"]+)"\/>\s*<resource>\s*<(\w+)>/g)].map((m) => [m[1], m[2]]));
+    let restful = example;
+    let relative = example;
+    for (const [id, type] of types) {
+      restful = restful.split(`<fullUrl value="urn:uuid:${id}"/>`).join(`<fullUrl value="https://pas.trust.example/fhir/${type}/${id}"/>`).split(`<reference value="urn:uuid:${id}"/>`).join(`<reference value="${type}/${id}"/>`);
+      relative = relative.split(`<fullUrl value="urn:uuid:${id}"/>`).join('').split(`<reference value="urn:uuid:${id}"/>`).join(`<reference value="${type}/${id}/_history/1"/>`);
+    }
+    assert.deepEqual(parseAdwMessage(restful), expected);
+    // Entries in reverse (the MessageHeader still first), another person's Patient entry the message does not
+    // refer to ahead of this one, unknown extensions, and id attributes on elements.
+    const [head, ...entries] = relative.slice(relative.indexOf('<entry>'), relative.lastIndexOf('</entry>') + '</entry>'.length).split(/(?=<entry>)/);
+    const stranger = `<entry><resource><Patient><id value="stranger"/><identifier><system value="https://fhir.nhs.uk/Id/nhs-number"/><value value="${generateSyntheticNhsNumber()}"/></identifier></Patient></resource></entry>`;
+    const reordered = relative.slice(0, relative.indexOf('<entry>')) + head + stranger + entries.reverse().join('') + relative.slice(relative.lastIndexOf('</entry>') + '</entry>'.length);
+    const decorated = reordered.replace('<status value="requested"/>', '<status value="requested"/><extension url="https://trust.example/ward-bed"><valueString value="B12"/></extension><modifierExtension url="https://trust.example/flag"><valueBoolean value="false"/></modifierExtension>')
+      .replace(/<identifier>/g, '<identifier id="ident">').replace(/<name>/g, '<name id="n1">');
+    assert.deepEqual(parseAdwMessage(decorated), expected);
+    // The ward as a resource contained in the stay, referred to as #ward.
+    const ward = /<entry>\s*<fullUrl value="urn:uuid:ce114cdd-cfeb-4533-b3c4-3c0dd450b25c"\/>[\s\S]*?<\/entry>/;
+    assert.match(example, ward);
+    const contained = example.replace(ward, '').replace('<reference value="urn:uuid:ce114cdd-cfeb-4533-b3c4-3c0dd450b25c"/>', '<reference value="#ward"/>')
+      .replace('<id value="fd60ffd5-3e41-4b68-aa62-37f5407d8c03"/>', '<id value="fd60ffd5-3e41-4b68-aa62-37f5407d8c03"/><contained><Location><id value="ward"/><name value="Collier Ward"/></Location></contained>');
+    assert.equal(parseAdwMessage(contained).encounter?.ward, 'Collier Ward');
+    assert.deepEqual(parseAdwMessage(contained), expected);
+  });
+
   it('says plainly that an HTML entity makes a message not well-formed, and where', () => {
     const nbsp = EXAMPLES['Assessment-Notice'].replace('<status value="requested"/>', '<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p>Fish&amp;chips&nbsp;daily</p></div></text><status value="requested"/>');
     const line = nbsp.split('\n').findIndex((l) => l.includes('&nbsp;')) + 1;

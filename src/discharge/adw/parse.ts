@@ -1,5 +1,5 @@
 // Reads an ADW message (a FHIR DSTU2 message Bundle in XML) into a plain, typed shape. Only what the
-// discharge model uses is read; entries are linked by their urn:uuid fullUrls as the spec says. Anything
+// discharge model uses is read; entries are linked by reference as FHIR's Bundle rules say. Anything
 // that makes the message unusable is an AdwError naming the element, so the sender can be told.
 import { SaxesParser } from 'saxes';
 import { ODS_ENDPOINT_PREFIX, ADMISSION_TYPE_SYSTEM, ENCOUNTER_ID_SYSTEM, LOCAL_PATIENT_ID_SYSTEM, CARECONNECT_VERIFICATION_URL, VERIFICATION_STATUSES } from './codes.ts';
@@ -206,6 +206,74 @@ function odsCode(code: string | undefined): string | undefined {
   return code?.toUpperCase();
 }
 
+interface BundleResource { type: string; node: XmlNode; fullUrl?: string; id?: string; contained: BundleResource[] }
+
+/** The resource an element holds (its one child element, named for its type), if any. */
+function heldResource(holder: XmlNode | undefined): { type: string; node: XmlNode } | undefined {
+  const type = holder ? Object.keys(holder).find((k) => Array.isArray(holder[k])) : undefined;
+  return type ? { type, node: one(holder, type)! } : undefined;
+}
+
+/** A RESTful reference's parts: [base (may be empty), type, id], any /_history/ version dropped. */
+const RESTFUL_REFERENCE = /^(?:(.*)\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[A-Za-z0-9.-]{1,64})?$/;
+
+/**
+ * The Bundle's resources, and how a reference finds one, as FHIR's Bundle rules say: by fullUrl (the ADW
+ * examples' urn:uuid); a relative reference (Patient/123) against the referring entry's RESTful base, or to
+ * the one entry of that type and id; `#id` to a resource contained in the referring one (or beside it in its
+ * container). Senders' systems write all three; read only by urn:uuid, their ward, hospital, council and
+ * author were lost, and a person was taken from the first Patient entry, whichever person that was.
+ */
+function bundleResources(bundle: XmlNode) {
+  const byFullUrl = new Map<string, BundleResource>();
+  const byTypeAndId = new Map<string, BundleResource[]>();
+  const owners = new Map<XmlNode, { resource: BundleResource; host: BundleResource }>();
+  for (const entry of kids(bundle, 'entry')) {
+    const held = heldResource(one(entry, 'resource'));
+    if (!held) continue;
+    const id = val(held.node, 'id');
+    const resource: BundleResource = { ...held, fullUrl: val(entry, 'fullUrl'), id, contained: [] };
+    for (const holder of kids(held.node, 'contained')) {
+      const inner = heldResource(holder);
+      if (!inner) continue;
+      const containedResource = { ...inner, id: val(inner.node, 'id'), contained: [] };
+      resource.contained.push(containedResource);
+      owners.set(inner.node, { resource: containedResource, host: resource });
+    }
+    owners.set(held.node, { resource, host: resource });
+    byFullUrl.set(resource.fullUrl ?? `urn:uuid:${id ?? byFullUrl.size}`, resource);
+    if (id) byTypeAndId.set(`${held.type}/${id}`, [...(byTypeAndId.get(`${held.type}/${id}`) ?? []), resource]);
+  }
+  const entries = [...byFullUrl.values()];
+  const ofType = (type: string) => entries.filter((e) => e.type === type).map((e) => e.node);
+  const find = (from: XmlNode | undefined, reference: string): BundleResource | undefined => {
+    const owner = from ? owners.get(from) : undefined;
+    if (reference.startsWith('#')) return owner?.host.contained.find((c) => c.id === reference.slice(1));
+    const exact = byFullUrl.get(reference);
+    if (exact) return exact;
+    const restful = RESTFUL_REFERENCE.exec(reference);
+    if (!restful) return undefined;
+    const [, base, type, id] = restful;
+    const versionless = `${base ? `${base}/` : ''}${type}/${id}`;
+    if (base) return byFullUrl.get(versionless);
+    const referrerBase = RESTFUL_REFERENCE.exec(owner?.host.fullUrl ?? '')?.[1];
+    const atBase = referrerBase && /^https?:/.test(referrerBase) ? byFullUrl.get(`${referrerBase}/${versionless}`) : undefined;
+    if (atBase) return atBase;
+    const candidates = byTypeAndId.get(versionless) ?? [];
+    return candidates.length === 1 ? candidates[0] : undefined;
+  };
+  return {
+    ofType,
+    first: (type: string): XmlNode | undefined => ofType(type)[0],
+    /** The resource `referring` (an element of resource `from`) refers to, when it is in the Bundle and of `type`. */
+    resolve: (from: XmlNode | undefined, referring: XmlNode | undefined, type: string): XmlNode | undefined => {
+      const reference = val(referring, 'reference');
+      const found = reference ? find(from, reference) : undefined;
+      return found?.type === type ? found.node : undefined;
+    },
+  };
+}
+
 /** Parses the XML text of an ADW message; throws AdwError for anything unreadable. */
 export function parseAdwMessage(xml: string): AdwMessage {
   if (Buffer.byteLength(xml) > MAX_ADW_BYTES) throw new AdwError(`The message is larger than ${MAX_ADW_BYTES / 1024 / 1024} MB.`);
@@ -215,21 +283,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const bundle = one(doc, 'Bundle');
   if (!bundle) throw new AdwError('The message is not a FHIR Bundle (its root element must be <Bundle xmlns="http://hl7.org/fhir">).');
   if (val(bundle, 'type') !== 'message') throw new AdwError(`Bundle.type must be 'message', not '${val(bundle, 'type') ?? '(missing)'}'.`);
-  const entries = new Map<string, { type: string; node: XmlNode }>();
-  const ofType = (type: string) => [...entries.values()].filter((e) => e.type === type).map((e) => e.node);
-  for (const entry of kids(bundle, 'entry')) {
-    const resource = one(entry, 'resource');
-    const type = resource ? Object.keys(resource).find((k) => Array.isArray(resource[k])) : undefined;
-    if (!resource || !type) continue;
-    const node = one(resource, type)!;
-    const fullUrl = val(entry, 'fullUrl') ?? `urn:uuid:${val(node, 'id') ?? entries.size}`;
-    entries.set(fullUrl, { type, node });
-  }
-  const resolve = (node: XmlNode | undefined, type?: string): XmlNode | undefined => {
-    const reference = val(node, 'reference');
-    const found = reference ? entries.get(reference) : undefined;
-    return found && (!type || found.type === type) ? found.node : undefined;
-  };
+  const { ofType, first, resolve } = bundleResources(bundle);
   const header = ofType('MessageHeader')[0];
   if (!header) throw new AdwError('The Bundle has no MessageHeader entry.');
   const headerId = val(header, 'id');
@@ -237,9 +291,9 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const eventCode = val(header, 'event', 'code');
   if (!eventCode) throw new AdwError('MessageHeader.event.code is missing.');
 
-  const referralNode = kids(header, 'data').map((d) => resolve(d, 'ReferralRequest')).find(Boolean) ?? ofType('ReferralRequest')[0];
-  const encounterNode = resolve(one(referralNode, 'encounter'), 'Encounter') ?? kids(header, 'data').map((d) => resolve(d, 'Encounter')).find(Boolean) ?? ofType('Encounter')[0];
-  const patientNode = resolve(one(referralNode, 'patient'), 'Patient') ?? resolve(one(encounterNode, 'patient'), 'Patient') ?? ofType('Patient')[0];
+  const referralNode = kids(header, 'data').map((d) => resolve(header, d, 'ReferralRequest')).find(Boolean) ?? first('ReferralRequest');
+  const encounterNode = resolve(referralNode, one(referralNode, 'encounter'), 'Encounter') ?? kids(header, 'data').map((d) => resolve(header, d, 'Encounter')).find(Boolean) ?? first('Encounter');
+  const patientNode = resolve(referralNode, one(referralNode, 'patient'), 'Patient') ?? resolve(encounterNode, one(encounterNode, 'patient'), 'Patient') ?? first('Patient');
   // A site without its own ODS code is read as its parent's (partOf). The chain is the sender's to write:
   // one that comes back to an Organization already seen gives no code (as a site without a parent does)
   // rather than being followed for ever.
@@ -247,7 +301,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
     if (!node) return undefined;
     const ident = kids(node, 'identifier')[0];
     const ods = odsCode(val(ident, 'value'));
-    const parent = resolve(one(node, 'partOf'), 'Organization');
+    const parent = resolve(node, one(node, 'partOf'), 'Organization');
     seen.add(node);
     if (!ods && parent && !seen.has(parent)) return { ...organisation(parent, seen), name: val(node, 'name') ?? val(parent, 'name') };
     return { ods, name: val(node, 'name') };
@@ -255,7 +309,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const person = (node: XmlNode | undefined): AdwPerson | undefined => {
     if (!node) return undefined;
     const role = one(node, 'practitionerRole');
-    const org = organisation(resolve(one(role, 'managingOrganization'), 'Organization'));
+    const org = organisation(resolve(node, one(role, 'managingOrganization'), 'Organization'));
     return {
       name: humanName(one(node, 'name')) ?? val(node, 'name'),
       role: val(role, 'role', 'text') ?? coding(one(role, 'role'))?.display,
@@ -267,7 +321,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
 
   const reasonNode = one(header, 'reason');
   const response = one(header, 'response');
-  const wardNode = resolve(one(encounterNode, 'location', 'location'), 'Location');
+  const wardNode = resolve(encounterNode, one(encounterNode, 'location', 'location'), 'Location');
   const qr = ofType('QuestionnaireResponse')[0];
   const answers: AdwAnswer[] = kids(one(qr, 'group'), 'question').map((q) => {
     const a = one(q, 'answer');
@@ -303,10 +357,10 @@ export function parseAdwMessage(xml: string): AdwMessage {
         ward: val(wardNode, 'name'),
       },
     } : {}),
-    hospital: organisation(resolve(one(encounterNode, 'serviceProvider'), 'Organization')),
-    council: organisation(resolve(one(referralNode, 'recipient'), 'Organization') ?? resolve(one(header, 'receiver'), 'Organization')),
-    author: person(resolve(one(header, 'author'), 'Practitioner')),
-    responsible: person(resolve(one(header, 'responsible'), 'Practitioner')),
+    hospital: organisation(resolve(encounterNode, one(encounterNode, 'serviceProvider'), 'Organization')),
+    council: organisation(resolve(referralNode, one(referralNode, 'recipient'), 'Organization') ?? resolve(header, one(header, 'receiver'), 'Organization')),
+    author: person(resolve(header, one(header, 'author'), 'Practitioner')),
+    responsible: person(resolve(header, one(header, 'responsible'), 'Practitioner')),
     answers,
   };
 }
