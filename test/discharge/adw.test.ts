@@ -136,6 +136,15 @@ describe('ADW parsing of the official examples', () => {
     assert.deepEqual(parseAdwMessage(contained), expected);
   });
 
+  it('takes no person the message does not point to: with the referral\'s Patient missing, one of two other Patients is not guessed at', () => {
+    const patient = /<reference value="urn:uuid:bc3027a7-924c-44b5-8f1b-bfd5266c6905"\/>/g;
+    const unresolved = EXAMPLES['Assessment-Notice'].replace(patient, '<reference value="urn:uuid:not-in-this-bundle"/>');
+    assert.equal(parseAdwMessage(unresolved).patient?.nhsNumber, '9413946000', 'the Bundle\'s only Patient');
+    const stranger = `<entry><fullUrl value="urn:uuid:stranger"/><resource><Patient><id value="stranger"/><identifier><system value="https://fhir.nhs.uk/Id/nhs-number"/><value value="${generateSyntheticNhsNumber()}"/></identifier></Patient></resource></entry>`;
+    const twoPeople = unresolved.replace(/(<type value="message"\/>\s*<entry>[\s\S]*?<\/entry>)/, `$1${stranger}`);
+    assert.equal(parseAdwMessage(twoPeople).patient, undefined);
+  });
+
   it('says plainly that an HTML entity makes a message not well-formed, and where', () => {
     const nbsp = EXAMPLES['Assessment-Notice'].replace('<status value="requested"/>', '<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p>Fish&amp;chips&nbsp;daily</p></div></text><status value="requested"/>');
     const line = nbsp.split('\n').findIndex((l) => l.includes('&nbsp;')) + 1;

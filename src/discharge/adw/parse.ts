@@ -264,7 +264,11 @@ function bundleResources(bundle: XmlNode) {
   };
   return {
     ofType,
-    first: (type: string): XmlNode | undefined => ofType(type)[0],
+    /** The Bundle's one entry of a type: with two (two people, say), nothing unreferenced is guessed at. */
+    onlyOne: (type: string): XmlNode | undefined => {
+      const all = ofType(type);
+      return all.length === 1 ? all[0] : undefined;
+    },
     /** The resource `referring` (an element of resource `from`) refers to, when it is in the Bundle and of `type`. */
     resolve: (from: XmlNode | undefined, referring: XmlNode | undefined, type: string): XmlNode | undefined => {
       const reference = val(referring, 'reference');
@@ -283,7 +287,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const bundle = one(doc, 'Bundle');
   if (!bundle) throw new AdwError('The message is not a FHIR Bundle (its root element must be <Bundle xmlns="http://hl7.org/fhir">).');
   if (val(bundle, 'type') !== 'message') throw new AdwError(`Bundle.type must be 'message', not '${val(bundle, 'type') ?? '(missing)'}'.`);
-  const { ofType, first, resolve } = bundleResources(bundle);
+  const { ofType, onlyOne, resolve } = bundleResources(bundle);
   const header = ofType('MessageHeader')[0];
   if (!header) throw new AdwError('The Bundle has no MessageHeader entry.');
   const headerId = val(header, 'id');
@@ -291,9 +295,9 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const eventCode = val(header, 'event', 'code');
   if (!eventCode) throw new AdwError('MessageHeader.event.code is missing.');
 
-  const referralNode = kids(header, 'data').map((d) => resolve(header, d, 'ReferralRequest')).find(Boolean) ?? first('ReferralRequest');
-  const encounterNode = resolve(referralNode, one(referralNode, 'encounter'), 'Encounter') ?? kids(header, 'data').map((d) => resolve(header, d, 'Encounter')).find(Boolean) ?? first('Encounter');
-  const patientNode = resolve(referralNode, one(referralNode, 'patient'), 'Patient') ?? resolve(encounterNode, one(encounterNode, 'patient'), 'Patient') ?? first('Patient');
+  const referralNode = kids(header, 'data').map((d) => resolve(header, d, 'ReferralRequest')).find(Boolean) ?? onlyOne('ReferralRequest');
+  const encounterNode = resolve(referralNode, one(referralNode, 'encounter'), 'Encounter') ?? kids(header, 'data').map((d) => resolve(header, d, 'Encounter')).find(Boolean) ?? onlyOne('Encounter');
+  const patientNode = resolve(referralNode, one(referralNode, 'patient'), 'Patient') ?? resolve(encounterNode, one(encounterNode, 'patient'), 'Patient') ?? onlyOne('Patient');
   // A site without its own ODS code is read as its parent's (partOf). The chain is the sender's to write:
   // one that comes back to an Organization already seen gives no code (as a site without a parent does)
   // rather than being followed for ever.
