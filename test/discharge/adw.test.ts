@@ -83,6 +83,13 @@ describe('ADW parsing of the official examples', () => {
       .replace(`<partOf>${hospital}</partOf>`, '<partOf><reference value="urn:uuid:loop-parent"/></partOf>')
       .replace('</Bundle>', '<entry><fullUrl value="urn:uuid:loop-parent"/><resource><Organization><partOf>' + hospital + '</partOf><name value="Parent"/></Organization></resource></entry></Bundle>');
     assert.deepEqual(parseAdwMessage(loop).hospital, { ods: undefined, name: 'Hebburn Hospital' });
+    // A chain of sites thousands long (within the size limit) is walked to the code at its end, not recursed
+    // until the stack overflows: that was a RangeError out of the reader thread, not a reject to the sender.
+    const sites = 20000;
+    const chain = Array.from({ length: sites }, (_, i) => `<entry><fullUrl value="urn:uuid:site-${i}"/><resource><Organization><partOf><reference value="urn:uuid:site-${i + 1}"/></partOf></Organization></resource></entry>`).join('');
+    const long = selfParent.replace(`<partOf>${hospital}</partOf>`, '<partOf><reference value="urn:uuid:site-0"/></partOf>')
+      .replace('</Bundle>', `${chain}<entry><fullUrl value="urn:uuid:site-${sites}"/><resource><Organization><identifier><value value="RFM"/></identifier></Organization></resource></entry></Bundle>`);
+    assert.deepEqual(parseAdwMessage(long).hospital, { ods: 'RFM', name: 'Hebburn Hospital' });
     // Unclosed, mismatched, two roots, a duplicate attribute: each named with where it went wrong.
     for (const bad of ['<Bundle><type value="message"></Bundle>', '<Bundle/><Bundle/>', '<Bundle a="1" a="2"/>', '<Bundle><entry>']) {
       assert.throws(() => parseAdwMessage(bad), (e: Error) => /^The message is not well-formed XML: .+ \(line \d+, column \d+\)\.$/.test(e.message), bad);

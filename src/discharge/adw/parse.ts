@@ -298,17 +298,24 @@ export function parseAdwMessage(xml: string): AdwMessage {
   const referralNode = kids(header, 'data').map((d) => resolve(header, d, 'ReferralRequest')).find(Boolean) ?? onlyOne('ReferralRequest');
   const encounterNode = resolve(referralNode, one(referralNode, 'encounter'), 'Encounter') ?? kids(header, 'data').map((d) => resolve(header, d, 'Encounter')).find(Boolean) ?? onlyOne('Encounter');
   const patientNode = resolve(referralNode, one(referralNode, 'patient'), 'Patient') ?? resolve(encounterNode, one(encounterNode, 'patient'), 'Patient') ?? onlyOne('Patient');
-  // A site without its own ODS code is read as its parent's (partOf). The chain is the sender's to write:
-  // one that comes back to an Organization already seen gives no code (as a site without a parent does)
-  // rather than being followed for ever.
-  const organisation = (node: XmlNode | undefined, seen = new Set<XmlNode>()): AdwOrganisation | undefined => {
-    if (!node) return undefined;
-    const ident = kids(node, 'identifier')[0];
-    const ods = odsCode(val(ident, 'value'));
-    const parent = resolve(node, one(node, 'partOf'), 'Organization');
-    seen.add(node);
-    if (!ods && parent && !seen.has(parent)) return { ...organisation(parent, seen), name: val(node, 'name') ?? val(parent, 'name') };
-    return { ods, name: val(node, 'name') };
+  // A site without its own ODS code is read as its nearest ancestor's (partOf). The chain is the sender's to
+  // write: one that comes back to an Organization already seen gives no code (as a site without a parent
+  // does) rather than being followed for ever, and it is walked, not recursed, so no length of chain
+  // overflows the stack.
+  const parentOf = (node: XmlNode) => resolve(node, one(node, 'partOf'), 'Organization');
+  const odsOf = (node: XmlNode) => odsCode(val(kids(node, 'identifier')[0], 'value'));
+  const organisation = (site: XmlNode | undefined): AdwOrganisation | undefined => {
+    if (!site) return undefined;
+    const seen = new Set([site]);
+    let at = site;
+    let ods = odsOf(site);
+    for (let parent = parentOf(at); !ods && parent && !seen.has(parent); parent = parentOf(at)) {
+      seen.add(parent);
+      at = parent;
+      ods = odsOf(at);
+    }
+    const firstParent = at === site ? undefined : parentOf(site);
+    return { ods, name: val(site, 'name') ?? (firstParent && val(firstParent, 'name')) };
   };
   const person = (node: XmlNode | undefined): AdwPerson | undefined => {
     if (!node) return undefined;
