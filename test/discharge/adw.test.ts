@@ -90,6 +90,16 @@ describe('ADW parsing of the official examples', () => {
     const long = selfParent.replace(`<partOf>${hospital}</partOf>`, '<partOf><reference value="urn:uuid:site-0"/></partOf>')
       .replace('</Bundle>', `${chain}<entry><fullUrl value="urn:uuid:site-${sites}"/><resource><Organization><identifier><value value="RFM"/></identifier></Organization></resource></entry></Bundle>`);
     assert.deepEqual(parseAdwMessage(long).hospital, { ods: 'RFM', name: 'Hebburn Hospital' });
+    // Tens of thousands of entries of one type and id, or of contained resources each partOf the next: read in
+    // time linear in the message, so the reject or the processing comes back promptly.
+    const started = performance.now();
+    const sameId = EXAMPLES['Assessment-Notice'].replace('</Bundle>', `${'<entry><resource><Basic><id value="x"/></Basic></resource></entry>'.repeat(50000)}</Bundle>`);
+    assert.equal(parseAdwMessage(sameId).answers.length, 8);
+    const nested = Array.from({ length: 20000 }, (_, i) => `<contained><Organization><id value="c${i}"/><partOf><reference value="#c${i + 1}"/></partOf></Organization></contained>`).join('');
+    const containedChain = EXAMPLES['Assessment-Notice'].replace('<status value="requested"/>', `${nested}<status value="requested"/>`)
+      .replace(/(<recipient>\s*)<reference value="urn:uuid:dab4b872-e000-42ec-bd4e-0d804fc3b92e"\/>/, '$1<reference value="#c0"/>');
+    assert.equal(parseAdwMessage(containedChain).council?.ods, undefined);
+    assert.ok(performance.now() - started < 10_000, `read in ${Math.round(performance.now() - started)} ms`);
     // Unclosed, mismatched, two roots, a duplicate attribute: each named with where it went wrong.
     for (const bad of ['<Bundle><type value="message"></Bundle>', '<Bundle/><Bundle/>', '<Bundle a="1" a="2"/>', '<Bundle><entry>']) {
       assert.throws(() => parseAdwMessage(bad), (e: Error) => /^The message is not well-formed XML: .+ \(line \d+, column \d+\)\.$/.test(e.message), bad);

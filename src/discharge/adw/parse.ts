@@ -206,7 +206,7 @@ function odsCode(code: string | undefined): string | undefined {
   return code?.toUpperCase();
 }
 
-interface BundleResource { type: string; node: XmlNode; fullUrl?: string; id?: string; contained: BundleResource[] }
+interface BundleResource { type: string; node: XmlNode; fullUrl?: string; id?: string; contained: Map<string, BundleResource> }
 
 /** The resource an element holds (its one child element, named for its type), if any. */
 function heldResource(holder: XmlNode | undefined): { type: string; node: XmlNode } | undefined {
@@ -232,23 +232,28 @@ function bundleResources(bundle: XmlNode) {
     const held = heldResource(one(entry, 'resource'));
     if (!held) continue;
     const id = val(held.node, 'id');
-    const resource: BundleResource = { ...held, fullUrl: val(entry, 'fullUrl'), id, contained: [] };
+    const resource: BundleResource = { ...held, fullUrl: val(entry, 'fullUrl'), id, contained: new Map() };
     for (const holder of kids(held.node, 'contained')) {
       const inner = heldResource(holder);
       if (!inner) continue;
-      const containedResource = { ...inner, id: val(inner.node, 'id'), contained: [] };
-      resource.contained.push(containedResource);
+      const containedResource = { ...inner, id: val(inner.node, 'id'), contained: new Map() };
+      if (containedResource.id && !resource.contained.has(containedResource.id)) resource.contained.set(containedResource.id, containedResource);
       owners.set(inner.node, { resource: containedResource, host: resource });
     }
     owners.set(held.node, { resource, host: resource });
     byFullUrl.set(resource.fullUrl ?? `urn:uuid:${id ?? byFullUrl.size}`, resource);
-    if (id) byTypeAndId.set(`${held.type}/${id}`, [...(byTypeAndId.get(`${held.type}/${id}`) ?? []), resource]);
+    if (id) {
+      const key = `${held.type}/${id}`;
+      const same = byTypeAndId.get(key);
+      if (same) same.push(resource);
+      else byTypeAndId.set(key, [resource]);
+    }
   }
   const entries = [...byFullUrl.values()];
   const ofType = (type: string) => entries.filter((e) => e.type === type).map((e) => e.node);
   const find = (from: XmlNode | undefined, reference: string): BundleResource | undefined => {
     const owner = from ? owners.get(from) : undefined;
-    if (reference.startsWith('#')) return owner?.host.contained.find((c) => c.id === reference.slice(1));
+    if (reference.startsWith('#')) return owner?.host.contained.get(reference.slice(1));
     const exact = byFullUrl.get(reference);
     if (exact) return exact;
     const restful = RESTFUL_REFERENCE.exec(reference);
