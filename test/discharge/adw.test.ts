@@ -99,6 +99,9 @@ describe('ADW parsing of the official examples', () => {
     const containedChain = EXAMPLES['Assessment-Notice'].replace('<status value="requested"/>', `${nested}<status value="requested"/>`)
       .replace(/(<recipient>\s*)<reference value="urn:uuid:dab4b872-e000-42ec-bd4e-0d804fc3b92e"\/>/, '$1<reference value="#c0"/>');
     assert.equal(parseAdwMessage(containedChain).council?.ods, undefined);
+    // Elements nested thousands deep (each resolving its namespace through all it is in) are refused at once.
+    const deep = EXAMPLES['Assessment-Notice'].replace('</Bundle>', `${'<a>'.repeat(20000)}${'</a>'.repeat(20000)}</Bundle>`);
+    assert.throws(() => parseAdwMessage(deep), /The message nests elements more than 200 deep \(line \d+\); no ADW message does/);
     assert.ok(performance.now() - started < 10_000, `read in ${Math.round(performance.now() - started)} ms`);
     // Unclosed, mismatched, two roots, a duplicate attribute: each named with where it went wrong.
     for (const bad of ['<Bundle><type value="message"></Bundle>', '<Bundle/><Bundle/>', '<Bundle a="1" a="2"/>', '<Bundle><entry>']) {

@@ -51,6 +51,8 @@ export interface AdwMessage {
 type XmlNode = { [name: string]: XmlNode[] } & { value?: string };
 
 const FHIR_NAMESPACE = 'http://hl7.org/fhir';
+/** The deepest nesting read: the official discharge notice, a document Bundle within a message Bundle, nests 12 deep. */
+const MAX_DEPTH = 200;
 
 /**
  * The message as a tree of elements: each FHIR element's unqualified attributes as strings, its child
@@ -69,6 +71,11 @@ function elementTree(xml: string): XmlNode {
   parser.on('error', (err) => {
     // Where it broke, now: closing the parser resets its position.
     failure ??= { message: err.message.replace(/^(?:[^:]*:)?\d+:\d+: /, ''), line: parser.line, column: parser.column };
+  });
+  parser.on('opentagstart', () => {
+    // Resolving an element's namespace walks the elements it is in, so unbounded nesting would cost the square
+    // of the message's size (100,000 nested elements took minutes); no FHIR message nests anywhere near this.
+    if (open.length > MAX_DEPTH) throw new AdwError(`The message nests elements more than ${MAX_DEPTH} deep (line ${parser.line}); no ADW message does, so it was not read.`);
   });
   parser.on('opentag', (tag) => {
     const node = {} as XmlNode;
