@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { handleFhirRequest, openRecordStore, UNRESTRICTED, type SqlDriver } from '../../src/record/index.ts';
+import { connectRecordDatabase, handleFhirRequest, migrate, openRecordStore, UNRESTRICTED, type SqlDriver } from '../../src/record/index.ts';
+import { freshPostgresDatabase } from '../support/postgres.ts';
 
 const TABLES = ['token', 'string', 'date', 'reference', 'number', 'quantity', 'uri'];
 
@@ -59,6 +60,26 @@ describe('record migration 2 on an older database', () => {
       assert.equal(again.said, '', 'an upgraded database starts without a word');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// Two app nodes started together on a new PostgreSQL database both created the table listing migrations
+// before either took the migration lock: one failed to start with "duplicate key value violates unique
+// constraint pg_type_typname_nsp_index", PostgreSQL's catalogue refusing the second table of that name.
+describe('nodes migrating one new PostgreSQL database at once', () => {
+  it('all start, and each migration is applied once', async () => {
+    for (let round = 0; round < 5; round++) {
+      const database = await freshPostgresDatabase();
+      const nodes = Array.from({ length: 4 }, () => connectRecordDatabase(database));
+      try {
+        // Connected first, so that the migrations, not the connections, are what start together.
+        await Promise.all(nodes.map((node) => node.get('SELECT 1')));
+        const applied = await Promise.all(nodes.map((node) => migrate(node)));
+        assert.deepEqual(applied.flat().sort(), [1, 2], `round ${round}: ${JSON.stringify(applied)}`);
+      } finally {
+        await Promise.all(nodes.map((node) => node.close()));
+      }
     }
   });
 });

@@ -116,10 +116,12 @@ const DIALECT = {
  */
 export async function migrate(db: SqlDriver, component = 'record', migrations: Migration[] = RECORD_MIGRATIONS): Promise<number[]> {
   const words = DIALECT[db.dialect];
-  await db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, applied_ms BIGINT NOT NULL, PRIMARY KEY (component, version))');
   return db.transaction(async (tx) => {
-    // Two app nodes starting together on one PostgreSQL must not both apply a migration.
+    // Two app nodes starting together on one PostgreSQL must not both apply a migration, nor both create
+    // the table that lists them: concurrent CREATE TABLE IF NOT EXISTS of one name can fail on PostgreSQL's
+    // own catalogue ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
     if (db.dialect === 'postgres') await tx.run('SELECT pg_advisory_xact_lock(727274)');
+    await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, applied_ms BIGINT NOT NULL, PRIMARY KEY (component, version))');
     const rows = await tx.all<{ version: number }>('SELECT version FROM schema_migrations WHERE component = ?', [component]);
     const done = new Set(rows.map((r) => Number(r.version)));
     const applied: number[] = [];
