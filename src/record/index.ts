@@ -1,7 +1,7 @@
 // The shared care record: FHIR R4 storage, search, validation and the change feed.
 // Other capabilities use the record only through what this file exports.
 import { openSqlite } from './storage/sqliteDriver.ts';
-import { openPostgres, unreachableServer } from './storage/postgresDriver.ts';
+import { migrationRefused, openPostgres, postgresUnavailable } from './storage/postgresDriver.ts';
 import { migrate } from './storage/schema.ts';
 import type { SqlDriver } from './storage/driver.ts';
 import { definitions } from './definitions.ts';
@@ -53,9 +53,14 @@ export async function openRecordStore(database: string, options: { warmUp?: bool
   try {
     await migrate(driver);
   } catch (err) {
+    // PostgreSQL connects at the first statement: a server that is not there, or that refuses the
+    // connection or the migration, is found here.
+    const unavailable = driver.dialect === 'postgres' &&
+      // Asked first: a role refused CONNECT fails with the same code as one refused CREATE, and the
+      // question migrationRefused asks the server tells them apart.
+      (await migrationRefused(err, driver, database) ?? postgresUnavailable(err, database));
     await driver.close().catch(() => undefined);
-    // PostgreSQL connects at the first statement: a server that is not there is found here.
-    throw (driver.dialect === 'postgres' && unreachableServer(err, database)) || err;
+    throw unavailable || err;
   }
   return driver;
 }

@@ -1,7 +1,7 @@
 // `carebridge serve` refuses bad settings the way every command does: one plain line naming the setting
 // and where it came from, a non-zero exit, and nothing created. An empty SQLite path is refused rather than
 // opened: SQLite would serve a temporary database, and everything stored would be gone at the next stop.
-import { describe, it, after } from 'node:test';
+import { describe, it, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, runCli } from './cli.ts';
 import { loadServerConfig } from '../../src/config.ts';
+import pg from 'pg';
+import { freshPostgresDatabase } from '../support/postgres.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'carebridge-serve-errors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -146,5 +148,92 @@ describe('a listener that cannot start says which one, where, and which setting 
     assert.equal(loadServerConfig({}, { PORT: '' }).port, 8080);
     assert.equal(loadServerConfig({}, { PORT: '  ' }).port, 8080);
     assert.equal(loadServerConfig({ port: '0' }, { PORT: '' }).port, 0, '--port 0 still asks for any free port');
+  });
+});
+
+// A managed PostgreSQL (Azure, RDS, a trust's own cluster) gives a role of its own, not a superuser.
+// pg's own errors said neither where nor as whom ("password authentication failed for user …"), nor what
+// to grant ("permission denied for schema public", PostgreSQL 15 and later's default for a role that does
+// not own the database). Each is one line naming the server, database and role, never the password.
+describe('a PostgreSQL that refuses the connection or the migration says where, as whom, and what to grant', () => {
+  let server: string; // host:port
+  let admin: pg.Client;
+  let database: string;
+  const role = `r_${process.pid}`;
+  const url = (user: string, password: string, db: string, query = '') => `postgres://${user}:${encodeURIComponent(password)}@${server}/${db}${query}`;
+  const tablesIn = async (db: string) => {
+    const client = new pg.Client({ connectionString: adminUrl().replace(/\/[^/]*$/, `/${db}`) });
+    await client.connect();
+    try {
+      return (await client.query<{ name: string }>("SELECT schemaname || '.' || tablename AS name FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")).rows.map((r) => r.name);
+    } finally {
+      await client.end();
+    }
+  };
+  let adminUrl: () => string;
+
+  before(async () => {
+    const fresh = await freshPostgresDatabase();
+    adminUrl = () => fresh;
+    server = new URL(fresh).host;
+    database = new URL(fresh).pathname.slice(1);
+    admin = new pg.Client({ connectionString: fresh });
+    await admin.connect();
+    // A password with every character a URL gives a meaning to, percent-encoded as an operator must.
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'p@ss:w/o#r%d'`);
+    await admin.query(`GRANT CONNECT ON DATABASE ${database} TO ${role}`);
+  });
+  after(async () => {
+    // Roles belong to the whole server, which other test files share.
+    await admin.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+    await admin.end();
+  });
+
+  const refused = async (args: string[], env: Record<string, string>, expected: string) => {
+    const r = await runCli(args, env, dir);
+    assert.equal(r.code, 1, r.stdout);
+    // pg warns (several lines) of how it reads sslmode=require; carebridge's own word is the last line.
+    assert.equal(r.stderr.trim().split('\n').at(-1), expected, r.stderr);
+    assert.doesNotMatch(r.stderr + r.stdout, /p@ss|p%40ss|s3cret/);
+  };
+
+  it('a wrong password, a role that does not exist, a database that does not exist', async () => {
+    const as = (who: string, db: string) => `database '${db}' on the PostgreSQL server at ${server} as role '${who}' given by --db`;
+    await refused(['serve', '--no-demo', '--db', url(role, 's3cret', database)], {}, `carebridge: cannot open ${as(role, database)} (the server refused the password: it is wrong, or there is no such role).`);
+    await refused(['serve', '--no-demo', '--db', url('nobody_here', 's3cret', database)], {}, `carebridge: cannot open ${as('nobody_here', database)} (the server refused the password: it is wrong, or there is no such role).`);
+    await refused(['serve', '--no-demo', '--db', url(role, 'p@ss:w/o#r%d', 'no_such_db')], {}, `carebridge: cannot open ${as(role, 'no_such_db')} (there is no such database on that server).`);
+  });
+
+  it('a role that may not create tables in schema public: the grant to make, and no table made', async () => {
+    const expected = (setting: string) => `carebridge: cannot use database '${database}' on the PostgreSQL server at ${server} as role '${role}' given by ${setting} (the role may not create tables in schema public: GRANT CREATE ON SCHEMA public TO ${role}, or give it a schema of its own).`;
+    await refused(['serve', '--no-demo', '--db', url(role, 'p@ss:w/o#r%d', database)], {}, expected('--db'));
+    await refused(['users', 'list'], { CAREBRIDGE_DB: url(role, 'p@ss:w/o#r%d', database) }, expected('CAREBRIDGE_DB'));
+    assert.deepEqual(await tablesIn(database), []);
+  });
+
+  it('a schema of its own, given by search_path in the URL, holds every table', async () => {
+    await admin.query(`CREATE SCHEMA carebridge AUTHORIZATION ${role}`);
+    try {
+      await refused(['users', 'list', '--db', url(role, 'p@ss:w/o#r%d', database, '?options=-c%20search_path%3Dmissing')], {},
+        `carebridge: cannot use database '${database}' on the PostgreSQL server at ${server} as role '${role}' given by --db (no schema named by its search_path (missing) exists: CREATE SCHEMA … AUTHORIZATION ${role}, or name one that does).`);
+      const r = await runCli(['users', 'list', '--db', url(role, 'p@ss:w/o#r%d', database, '?options=-c%20search_path%3Dcarebridge')], {}, dir);
+      assert.equal(r.code, 0, r.stderr);
+      const tables = await tablesIn(database);
+      assert.ok(tables.includes('carebridge.resources') && tables.includes('carebridge.schema_migrations'), tables.join());
+      assert.deepEqual(tables.filter((t) => !t.startsWith('carebridge.')), []);
+    } finally {
+      await admin.query('DROP SCHEMA carebridge CASCADE');
+    }
+  });
+
+  it('a role refused CONNECT: the grant to make', async () => {
+    await admin.query(`REVOKE CONNECT ON DATABASE ${database} FROM PUBLIC, ${role}`);
+    await refused(['serve', '--no-demo', '--db', url(role, 'p@ss:w/o#r%d', database)], {},
+      `carebridge: cannot open database '${database}' on the PostgreSQL server at ${server} as role '${role}' given by --db (role '${role}' may not connect to it: GRANT CONNECT ON DATABASE ${database} TO ${role}).`);
+  });
+
+  it('TLS asked for (sslmode=require) of a server that offers none', async () => {
+    await refused(['serve', '--no-demo', '--db', url(role, 'p@ss:w/o#r%d', database, '?sslmode=require')], {},
+      `carebridge: cannot reach the PostgreSQL server at ${server} given by --db (TLS was asked for (sslmode=require) and the server does not offer it).`);
   });
 });

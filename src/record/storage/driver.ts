@@ -47,12 +47,12 @@ export interface SqlDriver extends SqlExecutor {
 }
 
 /**
- * The database could not be opened or reached, said in the operator's words: which file or server, and
+ * The database could not be opened, reached or used, said in the operator's words: which file or server, and
  * why. The drivers' own errors name neither ("unable to open database file", "connect ECONNREFUSED").
  * Never holds a password.
  */
 export class DatabaseUnavailable extends Error {
-  constructor(readonly action: 'open' | 'reach', readonly subject: string, readonly reason: string) {
+  constructor(readonly action: 'open' | 'reach' | 'use', readonly subject: string, readonly reason: string) {
     super(`cannot ${action} ${subject} (${reason})`);
     this.name = 'DatabaseUnavailable';
   }

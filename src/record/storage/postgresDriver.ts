@@ -149,15 +149,87 @@ const UNREACHABLE: Record<string, string> = {
 };
 
 /**
- * The server at `url` could not be reached, said with its host and port and never the URL's password:
- * pg's own error ("connect ECONNREFUSED 127.0.0.1:1") says neither what was being connected to nor
- * where that came from. Undefined for any other error (a wrong password, a missing database).
+ * Why PostgreSQL at `url` could not be used for a connection, said with its host, port, database and role
+ * and never the URL's password: pg's own errors ("connect ECONNREFUSED 127.0.0.1:1", "password
+ * authentication failed for user …", "The server does not support SSL connections") say neither what was
+ * being connected to nor what to change. Undefined for an error that is not about the connection.
  */
-export function unreachableServer(err: unknown, url: string): DatabaseUnavailable | undefined {
+export function postgresUnavailable(err: unknown, url: string): DatabaseUnavailable | undefined {
   // A host name with several addresses fails with an AggregateError of one error per address.
-  const first = err instanceof AggregateError && err.errors.length ? err.errors[0] : err;
-  const reason = UNREACHABLE[(first as NodeJS.ErrnoException)?.code ?? ''];
-  return reason ? new DatabaseUnavailable('reach', `the PostgreSQL server at ${serverOf(url)}`, reason) : undefined;
+  const first = (err instanceof AggregateError && err.errors.length ? err.errors[0] : err) as NodeJS.ErrnoException | undefined;
+  const server = `the PostgreSQL server at ${serverOf(url)}`;
+  const unreachable = UNREACHABLE[first?.code ?? ''];
+  if (unreachable) return new DatabaseUnavailable('reach', server, unreachable);
+  const tls = tlsRefused(first, url);
+  if (tls) return new DatabaseUnavailable('reach', server, tls);
+  const { role, database } = identityOf(url);
+  const refused = refusedByServer(first as { code?: string; message?: string } | undefined, role, database);
+  return refused ? new DatabaseUnavailable('open', `database '${database}' on ${server} as role '${role}'`, refused) : undefined;
+}
+
+/** The server's refusals of a connection (SQLSTATE), and what the operator can do about each. */
+function refusedByServer(err: { code?: string; message?: string } | undefined, role: string, database: string): string | undefined {
+  switch (err?.code) {
+    // PostgreSQL says the same for a role that does not exist, so as not to tell a stranger which do.
+    case '28P01': return 'the server refused the password: it is wrong, or there is no such role';
+    case '3D000': return 'there is no such database on that server';
+    case '42501': return `role '${role}' may not connect to it: GRANT CONNECT ON DATABASE ${quoted(database)} TO ${quoted(role)}`;
+    // No pg_hba.conf entry, or a role that may not log in: the server's one line says which.
+    case '28000': return err.message;
+    case '53300': return 'the server has no connections to spare (too many connections)';
+    case '57P03': return 'the server is starting up or shutting down';
+    default: return undefined;
+  }
+}
+
+/** Node's codes for a server certificate it does not trust. */
+const UNTRUSTED_CERTIFICATE = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+
+/** TLS asked for (sslmode) and not to be had: the server offers none, or a certificate this machine does not trust. */
+function tlsRefused(err: NodeJS.ErrnoException | undefined, url: string): string | undefined {
+  const sslmode = URL.canParse(url) ? new URL(url).searchParams.get('sslmode') : null;
+  const asked = sslmode ? `sslmode=${sslmode}` : 'the URL';
+  // pg's error for a server that answers the TLS request with "no" has no code, only this message.
+  if (err?.message === 'The server does not support SSL connections') {
+    return `TLS was asked for (${asked}) and the server does not offer it`;
+  }
+  if (err?.code && UNTRUSTED_CERTIFICATE.has(err.code)) {
+    return `TLS was asked for (${asked}) and the server's certificate is not trusted here (${err.message}): give its certificate authority's file as sslrootcert=PATH in the URL`;
+  }
+  return undefined;
+}
+
+/** The role and database pg connects as and to: the URL's, else pg's defaults (PGUSER or the login name; a database named as the role). */
+function identityOf(url: string): { role: string; database: string } {
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  const role = (parsed?.username && decodeURIComponent(parsed.username)) || process.env.PGUSER || process.env.USER || 'postgres';
+  const database = (parsed && decodeURIComponent(parsed.pathname.slice(1))) || process.env.PGDATABASE || role;
+  return { role, database };
+}
+
+/** An identifier as SQL would need it written in a GRANT: bare when it can be, else double-quoted. */
+function quoted(identifier: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(identifier) ? identifier : `"${identifier.replace(/"/g, '""')}"`;
+}
+
+/**
+ * A migration the role was not allowed to make, said with the grant that would allow it (PostgreSQL 15 and
+ * later give only the database's owner CREATE on schema public; a managed server's role often owns
+ * neither). Asks the server who and where the migration ran as; undefined for any other error.
+ */
+export async function migrationRefused(err: unknown, driver: SqlDriver, url: string): Promise<DatabaseUnavailable | undefined> {
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code !== '42501' && code !== '3F000') return undefined;
+  const where = await driver.get<{ role: string; database: string; schema: string | null; search_path: string }>(
+    'SELECT current_user AS role, current_database() AS database, current_schema() AS schema, current_setting(\'search_path\') AS search_path',
+  ).catch(() => undefined);
+  if (!where) return undefined;
+  const subject = `database '${where.database}' on the PostgreSQL server at ${serverOf(url)} as role '${where.role}'`;
+  // 3F000: nothing in search_path names a schema that exists (options=-c search_path=… for one not made yet).
+  if (code === '3F000' || !where.schema) {
+    return new DatabaseUnavailable('use', subject, `no schema named by its search_path (${where.search_path}) exists: CREATE SCHEMA … AUTHORIZATION ${quoted(where.role)}, or name one that does`);
+  }
+  return new DatabaseUnavailable('use', subject, `the role may not create tables in schema ${where.schema}: GRANT CREATE ON SCHEMA ${quoted(where.schema)} TO ${quoted(where.role)}, or give it a schema of its own`);
 }
 
 /** host:port as pg reads them from the URL (a `host` parameter wins; 5432 unless given). */
