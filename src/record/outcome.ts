@@ -1,10 +1,11 @@
 // Every failure the record reports is a FhirError: an HTTP status plus an OperationOutcome a person can act on.
 // Errors are built here and nowhere else, so wording and issue codes stay consistent.
+import { DatabaseUnavailable } from './storage/driver.ts';
 
 export type IssueCode =
   | 'invalid' | 'structure' | 'required' | 'value' | 'invariant' | 'processing' | 'not-supported'
   | 'duplicate' | 'multiple-matches' | 'not-found' | 'deleted' | 'too-long' | 'conflict' | 'exception'
-  | 'security' | 'forbidden' | 'login' | 'too-costly' | 'business-rule' | 'informational';
+  | 'security' | 'forbidden' | 'login' | 'too-costly' | 'business-rule' | 'informational' | 'transient';
 
 export interface OutcomeIssue {
   severity: 'fatal' | 'error' | 'warning' | 'information';
@@ -62,5 +63,10 @@ export function successOutcome(diagnostics: string): OperationOutcome {
 /** Converts anything thrown into a FhirError; unexpected errors become a 500 without leaking internals. */
 export function toFhirError(err: unknown): FhirError {
   if (err instanceof FhirError) return err;
+  // The database gone for a while (restarting, failing over): a client may try again, and should be told
+  // so rather than that the server failed. Where the database is stays in the log, not in the answer.
+  if (err instanceof DatabaseUnavailable) {
+    return new FhirError(503, [issue('transient', 'The record\'s database cannot be reached just now; try again shortly.')], { 'Retry-After': '5' });
+  }
   return new FhirError(500, [issue('exception', 'The server could not complete the request; it has been logged.')]);
 }

@@ -52,8 +52,8 @@ export interface SqlDriver extends SqlExecutor {
  * Never holds a password.
  */
 export class DatabaseUnavailable extends Error {
-  constructor(readonly action: 'open' | 'reach' | 'use', readonly subject: string, readonly reason: string) {
-    super(`cannot ${action} ${subject} (${reason})`);
+  constructor(readonly action: 'open' | 'reach' | 'use', readonly subject: string, readonly reason: string, options?: ErrorOptions) {
+    super(`cannot ${action} ${subject} (${reason})`, options);
     this.name = 'DatabaseUnavailable';
   }
 

@@ -89,8 +89,13 @@ async function insertChunks(db: Queryable, table: string, columns: readonly stri
 }
 
 export function openPostgres(url: string, poolSize = 10): SqlDriver {
-  // A runaway statement must not hold a pooled connection for minutes.
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, statement_timeout: 30_000 });
+  // A runaway statement must not hold a pooled connection for minutes, nor a server that went silent (a
+  // network dropping packets) hold a request waiting for a connection until the system gives up on it.
+  // pg-pool counts a wait for a busy pool's free client in the same timeout: as long as a statement may
+  // run, so that heavy load queues rather than fails.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, statement_timeout: 30_000, connectionTimeoutMillis: 30_000 });
+  /** A lost or refused connection as DatabaseUnavailable (a 503 to an API client); any other error as it is. */
+  const unavailable = (err: unknown) => (isConnectionFailure(err) && postgresUnavailable(err, url, { cause: err })) || err;
   // An idle client that loses its connection emits 'error'; without a listener that would crash the process.
   pool.on('error', () => undefined);
   let writes = 0;
@@ -100,6 +105,8 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
     query: (async (config: pg.QueryConfig) => {
       try {
         return await pool.query(config);
+      } catch (err) {
+        throw unavailable(err);
       } finally {
         if (!/^\s*select\b/i.test(config.text)) writes++;
       }
@@ -109,7 +116,9 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
     dialect: 'postgres',
     ...executor(counted),
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
+      const client = await pool.connect().catch((err) => {
+        throw unavailable(err);
+      });
       try {
         await client.query('BEGIN');
         const result = await fn(executor(client));
@@ -117,7 +126,7 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
+        throw unavailable(err);
       } finally {
         writes++;
         client.release();
@@ -126,6 +135,8 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
     async exec(script) {
       try {
         await pool.query(script);
+      } catch (err) {
+        throw unavailable(err);
       } finally {
         writes++;
       }
@@ -154,17 +165,41 @@ const UNREACHABLE: Record<string, string> = {
  * authentication failed for user …", "The server does not support SSL connections") say neither what was
  * being connected to nor what to change. Undefined for an error that is not about the connection.
  */
-export function postgresUnavailable(err: unknown, url: string): DatabaseUnavailable | undefined {
+export function postgresUnavailable(err: unknown, url: string, options?: ErrorOptions): DatabaseUnavailable | undefined {
+  if (err instanceof DatabaseUnavailable) return err;
   // A host name with several addresses fails with an AggregateError of one error per address.
   const first = (err instanceof AggregateError && err.errors.length ? err.errors[0] : err) as NodeJS.ErrnoException | undefined;
   const server = `the PostgreSQL server at ${serverOf(url)}`;
-  const unreachable = UNREACHABLE[first?.code ?? ''];
-  if (unreachable) return new DatabaseUnavailable('reach', server, unreachable);
+  const unreachable = UNREACHABLE[first?.code ?? ''] ?? LOST[first?.message ?? ''] ?? lostByServer(first?.code);
+  if (unreachable) return new DatabaseUnavailable('reach', server, unreachable, options);
   const tls = tlsRefused(first, url);
-  if (tls) return new DatabaseUnavailable('reach', server, tls);
+  if (tls) return new DatabaseUnavailable('reach', server, tls, options);
   const { role, database } = identityOf(url);
   const refused = refusedByServer(first as { code?: string; message?: string } | undefined, role, database);
-  return refused ? new DatabaseUnavailable('open', `database '${database}' on ${server} as role '${role}'`, refused) : undefined;
+  return refused ? new DatabaseUnavailable('open', `database '${database}' on ${server} as role '${role}'`, refused, options) : undefined;
+}
+
+/** pg's own errors for a connection lost or never made, which have a message and no code. */
+const LOST: Record<string, string> = {
+  'Connection terminated unexpectedly': 'the connection was lost',
+  'Connection terminated due to connection timeout': 'connecting timed out',
+  'timeout exceeded when trying to connect': 'connecting timed out',
+  'Client has encountered a connection error and is not queryable': 'the connection was lost',
+};
+
+/** The server ending a connection itself (a restart, a failover): SQLSTATE class 08 and the shutdowns of 57P. */
+function lostByServer(code: string | undefined): string | undefined {
+  if (code === '57P01' || code === '57P02') return 'the server shut the connection down';
+  if (code?.startsWith('08')) return 'the connection failed';
+  return undefined;
+}
+
+/**
+ * A failure of the connection rather than of a statement, while running. CONNECT refused (42501) shares
+ * its code with a statement's permission denied, so is left to start-up, which tells them apart.
+ */
+function isConnectionFailure(err: unknown): boolean {
+  return (err as { code?: string } | undefined)?.code !== '42501' && postgresUnavailable(err, '') !== undefined;
 }
 
 /** The server's refusals of a connection (SQLSTATE), and what the operator can do about each. */
