@@ -83,3 +83,25 @@ describe('nodes migrating one new PostgreSQL database at once', () => {
     }
   });
 });
+
+// A DBA migrates the database and the app runs as a role that may only read and write: PostgreSQL checks
+// CREATE on the schema even for CREATE TABLE IF NOT EXISTS of a table that is there, so that role could
+// not open a database with nothing left to migrate ("permission denied for schema public").
+describe('a migrated PostgreSQL database opened by a role without CREATE', () => {
+  it('opens, migrating nothing', async () => {
+    const database = await freshPostgresDatabase();
+    await (await openRecordStore(database, { warmUp: false })).close();
+    const role = `dml_${process.pid}`;
+    const name = new URL(database).pathname.slice(1);
+    const owner = connectRecordDatabase(database);
+    try {
+      await owner.exec(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'; GRANT CONNECT ON DATABASE ${name} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+      const asRole = Object.assign(new URL(database), { username: role, password: 'pw' }).href;
+      const driver = await openRecordStore(asRole, { warmUp: false });
+      await driver.close();
+    } finally {
+      await owner.exec(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+      await owner.close();
+    }
+  });
+});

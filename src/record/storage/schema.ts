@@ -121,7 +121,10 @@ export async function migrate(db: SqlDriver, component = 'record', migrations: M
     // the table that lists them: concurrent CREATE TABLE IF NOT EXISTS of one name can fail on PostgreSQL's
     // own catalogue ("duplicate key value violates unique constraint pg_type_typname_nsp_index").
     if (db.dialect === 'postgres') await tx.run('SELECT pg_advisory_xact_lock(727274)');
-    await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, applied_ms BIGINT NOT NULL, PRIMARY KEY (component, version))');
+    // PostgreSQL checks CREATE on the schema even for a table that exists: a role allowed only to read and
+    // write (its DBA migrated the database) must find it without asking.
+    const listed = db.dialect === 'postgres' && (await tx.get<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present"))?.present;
+    if (!listed) await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL, name TEXT NOT NULL, applied_ms BIGINT NOT NULL, PRIMARY KEY (component, version))');
     const rows = await tx.all<{ version: number }>('SELECT version FROM schema_migrations WHERE component = ?', [component]);
     const done = new Set(rows.map((r) => Number(r.version)));
     const applied: number[] = [];
