@@ -8,9 +8,9 @@
 //  3. No NHS number: family name, first given name, birth date, sex and postcode all present and all
 //     equal on exactly one Patient (who has no different NHS number).
 // Everything else (no match, several, a partial demographic match, a conflict) is queued.
-import { NHS_NUMBER_SYSTEM } from '../record/index.ts';
+import { escapeSearchValue, NHS_NUMBER_SYSTEM } from '../record/index.ts';
 import type { PidPerson } from './adtMessage.ts';
-import { searchValue, type RecordSession, type Resource } from './recordSession.ts';
+import type { RecordSession, Resource } from './recordSession.ts';
 
 export type PatientMatch = { patient: Resource; how: string } | { queue: string };
 
@@ -45,7 +45,7 @@ export async function matchPatient(record: RecordSession, person: PidPerson, vis
 async function matchDemographics(record: RecordSession, person: PidPerson): Promise<PatientMatch> {
   const missing = (['family', 'given', 'birthDate', 'gender', 'postcode'] as const).filter((k) => !person[k]);
   if (missing.length) return { queue: `no NHS number, and too little to match on safely (missing ${missing.join(', ')})` };
-  const candidates = await record.search('Patient', [['family', searchValue(person.family!)], ['birthdate', person.birthDate!], ['_count', '50']]);
+  const candidates = await record.search('Patient', [['family', escapeSearchValue(person.family!)], ['birthdate', person.birthDate!], ['_count', '50']]);
   const strong = candidates.filter((p) => sameDemographics(p, person) && !nhsNumberOf(p));
   const strongWithNumber = candidates.filter((p) => sameDemographics(p, person) && nhsNumberOf(p));
   if (strong.length === 1 && strongWithNumber.length === 0) return { patient: strong[0], how: 'family and given name, birth date, sex and postcode' };

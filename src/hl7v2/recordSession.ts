@@ -84,14 +84,11 @@ export class RecordSession {
 }
 
 /**
- * Text from a message as one FHIR search value (escapeSearchValue): a message's visit number, ward code or
- * name may hold the search's own syntax; unescaped, visit "V9,V1" would find visit V1, someone else's stay.
+ * A token search (system|value) for a message's `value`, taken literally: a visit number or ward code may hold
+ * the search's own syntax; unescaped, visit "V9,V1" would find visit V1, someone else's stay (H-053).
  */
-export const searchValue = escapeSearchValue;
-
-/** A token search (system|value) for `value`, taken literally. */
 export function searchToken(system: string, value: string): string {
-  return `${system}|${searchValue(value)}`;
+  return `${system}|${escapeSearchValue(value)}`;
 }
 
 function json(response: FhirResponse): any {
