@@ -48,7 +48,15 @@ export interface AdwMessage {
   answers: AdwAnswer[];
 }
 
-type XmlNode = { [name: string]: XmlNode[] } & { value?: string };
+/**
+ * An element: its unqualified attributes, and its FHIR child elements by local name in document order. One
+ * shape for every element, with names as Map keys: an object per element with the document's names as its
+ * properties took V8 through hundreds of object shapes, and reading a notice cost four times saxes's parse.
+ */
+class XmlNode {
+  attributes: Map<string, string> | undefined = undefined;
+  children: Map<string, XmlNode[]> | undefined = undefined;
+}
 
 const FHIR_NAMESPACE = 'http://hl7.org/fhir';
 /** The deepest nesting read: the official discharge notice, a document Bundle within a message Bundle, nests 12 deep. */
@@ -64,7 +72,7 @@ const MAX_DEPTH = 200;
  * well-formed: about five times faster than checking and then parsing, on the hot path of every notice.
  */
 function elementTree(xml: string): XmlNode {
-  const root = {} as XmlNode;
+  const root = new XmlNode();
   const open: XmlNode[] = [root];
   const parser = new SaxesParser({ xmlns: true });
   let failure: { message: string; line: number; column: number } | undefined;
@@ -78,20 +86,19 @@ function elementTree(xml: string): XmlNode {
     if (open.length > MAX_DEPTH) throw new AdwError(`The message nests elements more than ${MAX_DEPTH} deep (line ${parser.line}); no ADW message does, so it was not read.`);
   });
   parser.on('opentag', (tag) => {
-    const node = {} as XmlNode;
-    for (const attribute of Object.values(tag.attributes)) {
-      // FHIR's attributes (value, url, id) are unqualified; an attribute named __proto__ is never FHIR.
-      // FHIR primitives have no leading or trailing whitespace, but engines pad them (value=" 9449305552 ",
-      // a line break inside the quotes); read as sent, a padded episode id would be another episode's.
-      if (attribute.uri === '' && attribute.local !== '__proto__') (node as Record<string, unknown>)[attribute.local] = attribute.value.trim();
+    const node = new XmlNode();
+    for (const name in tag.attributes) {
+      const attribute = tag.attributes[name];
+      // FHIR's attributes (value, url, id) are unqualified. FHIR primitives have no leading or trailing
+      // whitespace, but engines pad them (value=" 9449305552 ", a line break inside the quotes); read as
+      // sent, a padded episode id would be another episode's.
+      if (attribute.uri === '') (node.attributes ??= new Map()).set(attribute.local, attribute.value.trim());
     }
-    const parent = open[open.length - 1];
-    // An element called __proto__ is never FHIR: it is read (its children must nest) but attached nowhere.
-    if (tag.uri === FHIR_NAMESPACE && tag.local !== '__proto__') {
-      const siblings = parent[tag.local];
-      // An attribute and a child element of one name (never in FHIR): the element wins, the attribute is not read.
-      if (Array.isArray(siblings)) siblings.push(node);
-      else parent[tag.local] = [node];
+    if (tag.uri === FHIR_NAMESPACE) {
+      const parent = open[open.length - 1];
+      const siblings = (parent.children ??= new Map()).get(tag.local);
+      if (siblings) siblings.push(node);
+      else parent.children.set(tag.local, [node]);
     }
     if (!tag.isSelfClosing) open.push(node);
   });
@@ -167,9 +174,10 @@ function encodingOf(bytes: Uint8Array): string {
   return known;
 }
 
-function kids(node: XmlNode | undefined, name: string): XmlNode[] {
-  const v = node?.[name];
-  return Array.isArray(v) ? v : [];
+const NONE: readonly XmlNode[] = [];
+
+function kids(node: XmlNode | undefined, name: string): readonly XmlNode[] {
+  return node?.children?.get(name) ?? NONE;
 }
 
 function one(node: XmlNode | undefined, ...path: string[]): XmlNode | undefined {
@@ -179,13 +187,11 @@ function one(node: XmlNode | undefined, ...path: string[]): XmlNode | undefined 
 }
 
 function val(node: XmlNode | undefined, ...path: string[]): string | undefined {
-  const v = one(node, ...path)?.value;
-  return typeof v === 'string' ? v : undefined;
+  return one(node, ...path)?.attributes?.get('value');
 }
 
 function attribute(node: XmlNode | undefined, name: string): string | undefined {
-  const v = (node as Record<string, unknown> | undefined)?.[name];
-  return typeof v === 'string' ? v : undefined;
+  return node?.attributes?.get(name);
 }
 
 function coding(node: XmlNode | undefined): AdwCoding | undefined {
@@ -199,7 +205,7 @@ function telecom(node: XmlNode, system: string): string | undefined {
 
 function humanName(node: XmlNode | undefined): string | undefined {
   if (!node) return undefined;
-  const parts = [...kids(node, 'prefix'), ...kids(node, 'given'), ...kids(node, 'family')].map((n) => n.value).filter(Boolean);
+  const parts = [...kids(node, 'prefix'), ...kids(node, 'given'), ...kids(node, 'family')].map((n) => attribute(n, 'value')).filter(Boolean);
   return parts.length ? parts.join(' ') : undefined;
 }
 
@@ -217,8 +223,8 @@ interface BundleResource { type: string; node: XmlNode; fullUrl?: string; id?: s
 
 /** The resource an element holds (its one child element, named for its type), if any. */
 function heldResource(holder: XmlNode | undefined): { type: string; node: XmlNode } | undefined {
-  const type = holder ? Object.keys(holder).find((k) => Array.isArray(holder[k])) : undefined;
-  return type ? { type, node: one(holder, type)! } : undefined;
+  const first = holder?.children?.entries().next();
+  return first && !first.done ? { type: first.value[0], node: first.value[1][0] } : undefined;
 }
 
 /** A RESTful reference's parts: [base (may be empty), type, id], any /_history/ version dropped. */
@@ -415,13 +421,13 @@ function readPatient(node: XmlNode): AdwPatient {
     ...(verification ? { nhsNumberVerification: verification } : {}),
     localId: byType(LOCAL_PATIENT_ID_SYSTEM),
     family: val(name, 'family'),
-    given: kids(name, 'given').map((g) => g.value ?? '').filter(Boolean),
+    given: kids(name, 'given').map((g) => attribute(g, 'value') ?? '').filter(Boolean),
     gender: val(node, 'gender'),
     birthDate: val(node, 'birthDate'),
     ...(address ? {
       address: {
         // Empty lines are kept (as ''), so the "no empty address lines" rule can see them.
-        lines: kids(address, 'line').map((l) => (typeof l.value === 'string' ? l.value : '')),
+        lines: kids(address, 'line').map((l) => attribute(l, 'value') ?? ''),
         city: val(address, 'city'),
         district: val(address, 'district'),
         postalCode: val(address, 'postalCode'),
