@@ -91,16 +91,14 @@ async function reactToEncounter(ctx: DischargeContext, change: RecordChange): Pr
     }
     // Transferred (an HL7 A02): the board and the figures by ward follow the person.
     const ward = currentWard(encounter);
-    if (ward && encounter.status === 'in-progress') await setWardIn(session, referral.id, ward);
+    const onWard = ward && encounter.status === 'in-progress' ? await setWardIn(session, referral, ward) : referral;
     const expected = extensionDate(encounter, EXPECTED_DISCHARGE_URL) ?? (await tookAway(session, change, expectedDate) ? null : undefined);
     // null: this change took the stay's expected date away (HL7 PV2-9 sent as ""), so the referral's goes too.
-    if (expected !== undefined && await setExpectedDischargeIn(session, referral.id, expected ?? undefined)) {
+    const dated = expected === undefined ? undefined : await setExpectedDischargeIn(session, onWard, expected ?? undefined);
+    if (dated) {
       const episode = await episodeByReferral(session.tx, referral.id);
       // A discharge notice names the expected date: a date taken away is not one to send.
-      if (expected && episode?.role === 'hospital' && !episode.withdrawn) {
-        const fresh = await session.read('ServiceRequest', referral.id);
-        await queueNotice(session, ctx, episode, fresh!, EVENT.dischargeNotice);
-      }
+      if (expected && episode?.role === 'hospital' && !episode.withdrawn) await queueNotice(session, ctx, episode, dated, EVENT.dischargeNotice);
     }
     if (encounter.status === 'finished') {
       await recordDischargeIn(session, ctx, referral.id, encounter.period?.end ?? new Date(clock(ctx)).toISOString());

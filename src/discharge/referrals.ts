@@ -627,23 +627,25 @@ export async function setMedicallyReady(ctx: DischargeContext, referralId: strin
 }
 
 /** The expected discharge date changed (from the Encounter, or a discharge notice): copied onto the referral. */
-export async function setExpectedDischargeIn(session: RecordSession, referralId: string, expected: string | undefined): Promise<boolean> {
-  const referral = await session.read('ServiceRequest', referralId);
-  if (!referral) return false;
+/**
+ * Gives the referral (as read in this transaction) the stay's expected discharge date: the referral as
+ * written, or undefined when it already had that date.
+ */
+export async function setExpectedDischargeIn(session: RecordSession, referral: FhirResource, expected: string | undefined): Promise<FhirResource | undefined> {
   const current = referral.extension?.find((e: any) => e.url === EXPECTED_DISCHARGE_URL)?.valueDateTime;
-  if (current === expected) return false;
-  await session.put(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, expected), referral.meta?.versionId);
-  return true;
+  if (current === expected) return undefined;
+  return session.put(withExtensionDate(referral, EXPECTED_DISCHARGE_URL, expected), referral.meta?.versionId);
 }
 
-/** Moves the referral to the ward the person is on now (an HL7 A02 transfer); false when it already said so. */
-export async function setWardIn(session: RecordSession, referralId: string, ward: Reference): Promise<boolean> {
-  const referral = await session.read('ServiceRequest', referralId);
-  const requester = referral?.contained?.find((c: FhirResource) => c.id === 'requester');
-  if (!referral || !requester || !ward.reference || requester.location?.[0]?.reference === ward.reference) return false;
-  requester.location = [{ reference: ward.reference, ...(ward.display ? { display: ward.display } : {}) }];
-  await session.put(referral, referral.meta?.versionId);
-  return true;
+/**
+ * Moves the referral (as read in this transaction) to the ward the person is on now (an HL7 A02 transfer):
+ * the referral as it now stands, unchanged when it already said so.
+ */
+export async function setWardIn(session: RecordSession, referral: FhirResource, ward: Reference): Promise<FhirResource> {
+  const requester = referral.contained?.find((c: FhirResource) => c.id === 'requester');
+  if (!requester || !ward.reference || requester.location?.[0]?.reference === ward.reference) return referral;
+  const moved = { ...requester, location: [{ reference: ward.reference, ...(ward.display ? { display: ward.display } : {}) }] };
+  return session.put({ ...referral, contained: referral.contained.map((c: FhirResource) => (c === requester ? moved : c)) }, referral.meta?.versionId);
 }
 
 export const ADMISSION_CANCELLED = 'Admission cancelled';
@@ -668,8 +670,11 @@ export async function referralForEncounter(ctx: DischargeContext, encounterId: s
 }
 
 export async function referralForEncounterIn(session: RecordSession, encounterId: string): Promise<FhirResource | undefined> {
-  const found = await session.search('ServiceRequest', [['encounter', `Encounter/${encounterId}`], ['code', `${REFERRAL_CODE.system}|${REFERRAL_CODE.code}`], ['_sort', '-authored']]);
-  return found.find((r) => r.status === 'active') ?? found[0];
+  const found = await session.search('ServiceRequest', [['encounter', `Encounter/${encounterId}`], ['code', `${REFERRAL_CODE.system}|${REFERRAL_CODE.code}`]]);
+  // The latest first. A stay has one referral or a few, so they are ordered here rather than by _sort,
+  // which made this search, run for every change to every stay, twice as costly as the others.
+  const latest = found.map((r) => ({ r, at: Date.parse(r.authoredOn ?? '') })).sort((a, b) => (b.at || 0) - (a.at || 0)).map(({ r }) => r);
+  return latest.find((r) => r.status === 'active') ?? latest[0];
 }
 
 /**
