@@ -21,7 +21,7 @@ export interface DischargeContext {
   now?: () => number;
   /** Deadline rules for councils without their own (CAREBRIDGE_DISCHARGE_*_DEADLINE). */
   deadlines?: { assessment: DeadlineRule; discharge: DeadlineRule };
-  /** Told after a step commits (it may have queued an ADW message: the delivery worker sends it at once). */
+  /** Told after a step that queued an outbound ADW message commits: the delivery worker sends it at once. */
   committed?: () => void;
 }
 
@@ -45,6 +45,8 @@ export interface RecordSession {
   put(resource: FhirResource, ifMatch?: string): Promise<FhirResource>;
   /** A fresh id for a resource about to be created. */
   newId(): string;
+  /** Says this step queued an outbound message, so the delivery worker is woken once the step commits. */
+  queuedOutbound(): void;
 }
 
 function body(response: FhirResponse): any {
@@ -56,7 +58,7 @@ export function clock(ctx: DischargeContext): number {
 }
 
 /** The record's FHIR interactions on `tx`, each reported to `events` (for the audit once `tx` commits). */
-function sessionOn(ctx: DischargeContext, tx: SqlExecutor, events: AccessEvent[]): RecordSession {
+function sessionOn(ctx: DischargeContext, tx: SqlExecutor, events: AccessEvent[], queued: { outbound: boolean }): RecordSession {
   const rest = { base: ctx.base, driver: ctx.driver, access: ctx.access, tx, onAccess: (e: AccessEvent) => events.push(e) };
   const call = (method: string, path: string, query: [string, string][] = [], payload?: unknown, ifMatch?: string) =>
     handleFhirRequest(rest, { method, path, query, body: payload, ifMatch, contentType: payload === undefined ? undefined : 'application/fhir+json' });
@@ -96,6 +98,7 @@ function sessionOn(ctx: DischargeContext, tx: SqlExecutor, events: AccessEvent[]
       return body(await call('PUT', `${resource.resourceType}/${encodeURIComponent(resource.id)}`, [], kept, ifMatch === undefined ? undefined : `W/"${ifMatch}"`));
     },
     newId: newResourceId,
+    queuedOutbound: () => void (queued.outbound = true),
   };
 }
 
@@ -110,9 +113,10 @@ function outcomeOf(label: string) {
 export async function inRecordTransaction<T>(ctx: DischargeContext, label: string, step: (session: RecordSession) => Promise<T>): Promise<T> {
   const events: AccessEvent[] = [];
   const outcome = outcomeOf(label);
+  const queued = { outbound: false };
   try {
-    const result = await ctx.driver.transaction((tx) => step(sessionOn(ctx, tx, events)));
-    ctx.committed?.();
+    const result = await ctx.driver.transaction((tx) => step(sessionOn(ctx, tx, events, queued)));
+    if (queued.outbound) ctx.committed?.();
     return result;
   } catch (err) {
     outcome.status = err instanceof FhirError ? err.status : 500;
@@ -137,15 +141,16 @@ export interface SharedTransaction {
 export async function inSharedTransaction<T>(ctx: DischargeContext, label: string, shared: SharedTransaction, step: (session: RecordSession) => Promise<T>): Promise<T> {
   const events: AccessEvent[] = [];
   const outcome = outcomeOf(label);
+  const queued = { outbound: false };
   let result: T;
   try {
-    result = await step(sessionOn(ctx, shared.tx, events));
+    result = await step(sessionOn(ctx, shared.tx, events, queued));
   } catch (err) {
     ctx.access.accessed?.([], { ...outcome, status: err instanceof FhirError ? err.status : 500 });
     throw err;
   }
   shared.afterCommit(() => {
-    ctx.committed?.();
+    if (queued.outbound) ctx.committed?.();
     ctx.access.accessed?.(events, outcome);
   });
   return result;

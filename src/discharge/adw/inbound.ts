@@ -266,7 +266,7 @@ async function rejectNotice(session: RecordSession, ctx: DischargeContext, m: Ad
     reasonText: reason, patient: m.patient ?? { given: [], contacts: [] }, encounter: m.encounter,
     hospital: { ods: m.sourceOds, name: m.hospital?.name }, council: { ods: m.destinationOds, name: m.council?.name }, now,
   });
-  await queueOutbound(session.tx, { event: events.reject, headerId: built.headerId, xml: built.xml, referralIdentifier: m.referral?.identifier ?? '', respondsTo: m.headerId, ourOds: m.destinationOds, peerOds: m.sourceOds, peerMailbox: msg.from, detail: reason }, now);
+  await queueOutbound(session, { event: events.reject, headerId: built.headerId, xml: built.xml, referralIdentifier: m.referral?.identifier ?? '', respondsTo: m.headerId, ourOds: m.destinationOds, peerOds: m.sourceOds, peerMailbox: msg.from, detail: reason }, now);
 }
 
 // ---- notices (we are the council) ----------------------------------------------------------------------
@@ -612,8 +612,25 @@ async function upsertPatient(session: RecordSession, m: AdwMessage): Promise<Fhi
  * transaction then holds it, and a second notice for the same number waits for this one to commit.
  */
 async function stayAt(session: RecordSession, identifier: string, hospital: FhirResource): Promise<FhirResource | undefined> {
-  return (await session.searchBeforeCreate('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${escapeSearchValue(identifier)}`], ['service-provider', `Organization/${hospital.id}`]]))[0];
+  const seen = staysSeen(session);
+  const key = stayKey(identifier, hospital);
+  if (!seen.has(key)) seen.set(key, (await session.searchBeforeCreate('Encounter', [['identifier', `${ENCOUNTER_ID_SYSTEM}|${escapeSearchValue(identifier)}`], ['service-provider', `Organization/${hospital.id}`]]))[0]);
+  return seen.get(key);
 }
+
+/**
+ * The stays looked up in a step, by number and hospital: the checks and the update ask for the same one, and
+ * within the step only upsertEncounter writes it (and says what it wrote).
+ */
+const stays = new WeakMap<RecordSession, Map<string, FhirResource | undefined>>();
+
+function staysSeen(session: RecordSession): Map<string, FhirResource | undefined> {
+  let seen = stays.get(session);
+  if (!seen) stays.set(session, (seen = new Map()));
+  return seen;
+}
+
+const stayKey = (identifier: string, hospital: FhirResource) => `${hospital.id}|${identifier}`;
 
 /**
  * Why a notice cannot be applied to its stay: the hospital's stay of that number is another person's (empty
@@ -697,7 +714,9 @@ async function upsertEncounter(session: RecordSession, m: AdwMessage, patient: F
   // ADW's Encounter.period.end is the proposed discharge date, not the actual one.
   if (e.end) next = withExtensionDate(next, EXPECTED_DISCHARGE_URL, e.end);
   if (found && JSON.stringify({ ...found, meta: undefined }) === JSON.stringify({ ...next, meta: undefined })) return found;
-  return session.put(next, found?.meta?.versionId);
+  const written = await session.put(next, found?.meta?.versionId);
+  if (e.identifier) staysSeen(session).set(stayKey(e.identifier, hospital), written);
+  return written;
 }
 
 type StayLocation = { location?: { reference?: string; display?: string }; status?: string; period?: { start?: string; end?: string } };

@@ -64,8 +64,9 @@ export interface QueuedMessage {
   detail?: string;
 }
 
-export async function queueOutbound(tx: SqlExecutor, m: QueuedMessage, now: number): Promise<void> {
-  await tx.run(
+export async function queueOutbound(session: RecordSession, m: QueuedMessage, now: number): Promise<void> {
+  session.queuedOutbound();
+  await session.tx.run(
     'INSERT INTO discharge_adw_messages (direction, header_id, event_code, referral_identifier, responds_to, status, detail, our_ods, peer_ods, peer_mailbox, body, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ['out', m.headerId, m.event, m.referralIdentifier, m.respondsTo ?? null, 'pending', m.detail ?? null, m.ourOds, m.peerOds, m.peerMailbox ?? null, m.xml, now],
   );
@@ -150,7 +151,7 @@ export async function queueResponse(session: RecordSession, ctx: DischargeContex
     event, sourceOds: episode.our_ods, destinationOds: episode.peer_ods, referralIdentifier: episode.referral_identifier, inResponseTo: notice.header_id,
     reasonText: reasonText ?? (accept ? 'Accepted.' : 'Rejected.'), ...parties, hospital: { ...parties.hospital, ods: episode.peer_ods }, council: { ...parties.council, ods: episode.our_ods }, now,
   });
-  await queueOutbound(session.tx, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, respondsTo: notice.header_id, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: notice.peer_mailbox ?? episode.peer_mailbox, detail: reasonText }, now);
+  await queueOutbound(session, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, respondsTo: notice.header_id, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: notice.peer_mailbox ?? episode.peer_mailbox, detail: reasonText }, now);
   await markAnswered(session.tx, notice, accept ? 'accepted' : 'rejected');
 }
 
@@ -163,7 +164,7 @@ export async function queueNotice(session: RecordSession, ctx: DischargeContext,
     referralReason: referral.reasonCode?.[0]?.text, description: referral.note?.map((n: any) => n.text).join('\n') || undefined,
     ...parties, hospital: { ...parties.hospital, ods: episode.our_ods }, council: { ...parties.council, ods: episode.peer_ods }, ...extra, now,
   });
-  await queueOutbound(session.tx, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: episode.peer_mailbox, detail: extra.reasonText }, now);
+  await queueOutbound(session, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: episode.peer_mailbox, detail: extra.reasonText }, now);
   return built.headerId;
 }
 
