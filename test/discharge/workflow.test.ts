@@ -156,6 +156,27 @@ for (const engine of ENGINES) {
       assert.equal(triageStateOf((await t.fhir.get(`Task/${task.id}`)).body), 'discharged');
     });
 
+    it('a stay referred again after a rejection: a cancelled discharge reopens the later referral, not the rejected one', async () => {
+      const patient = await seedPatient(t, 'p11', '9434765943');
+      const encounter = await newStay('stay11', patient);
+      const first = await createReferral(ctx, { patient: `Patient/${patient}`, encounter, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS });
+      await triage(ctx, first.referral.id, { action: 'reject', reason: 'Missing the consent answers' });
+      const later = at(t.server.discharge.context, '2026-05-01T16:00:00Z');
+      const second = await createReferral(later, { patient: `Patient/${patient}`, encounter, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS });
+      await triage(later, second.referral.id, { action: 'accept' });
+      const state = async (r: { task: { id: string } }) => triageStateOf((await t.fhir.get(`Task/${r.task.id}`)).body);
+      const stay = (await t.fhir.get('Encounter/stay11')).body;
+      await t.fhir.put('Encounter/stay11', { ...stay, status: 'finished', period: { start: stay.period.start, end: '2026-05-12T11:30:00Z' } });
+      await t.server.discharge.runWorkers();
+      assert.equal(await state(second), 'discharged');
+      // Neither referral is open now: the stay's next change belongs to the later one.
+      const finished = (await t.fhir.get('Encounter/stay11')).body;
+      await t.fhir.put('Encounter/stay11', { ...finished, status: 'in-progress', period: { start: finished.period.start } });
+      await t.server.discharge.runWorkers();
+      assert.equal(await state(second), 'accepted', 'the later referral reopened');
+      assert.equal(await state(first), 'rejected', 'the rejected one left as it was');
+    });
+
     it('a cancelled discharge of a referral the council has not answered gives it back its response deadline, so its lapse is escalated', async () => {
       const patient = await seedPatient(t, 'p10', '9434765935');
       const received = at(t.server.discharge.context, '2027-03-01T10:00:00Z');
