@@ -10,6 +10,7 @@ import { deliverPendingAdw, handleAdwMessage, listFailedAdw, retryFailedAdw, tri
 import { DUE_FOR_SENDING, GIVE_UP_AFTER, backoff } from '../../src/discharge/adw/delivery.ts';
 import { ENGINES, startTestServer, type Engine } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
+import { waitFor } from '../support/mesh.ts';
 import { EXAMPLES, COUNCIL_ODS, HOSPITAL_ODS, episodeIds, inbound, renamed, searchOne, seedOrganisations } from './support.ts';
 
 after(stopOwnPostgres);
@@ -143,6 +144,28 @@ for (const engine of ENGINES) {
         const note = notes.find((c: any) => c.category?.[0]?.text === 'Message not sent');
         assert.ok(note, notes.map((c: any) => c.category?.[0]?.text).join(', '));
         assert.match(note.payload[0].contentString, /assessment notice accept to RFM8C2 could not be sent, so they have not been told: No MESH mailbox is linked to V396BB/);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('an answer goes out as soon as the step that queued it commits, without waiting for the poll', async () => {
+      const t = await serverFor(engine); // the poll runs once an hour
+      try {
+        const { driver } = t.server;
+        await seedOrganisations(t);
+        await addMailbox(driver, { mailboxId: 'COUNCILMB1', ods: COUNCIL_ODS }, undefined);
+        await addMailbox(driver, { mailboxId: 'HOSPITALMB1', ods: HOSPITAL_ODS, password: 'hospital-mesh-password', polled: true }, MESH_KEY);
+        const ctx = t.server.discharge.context;
+        const ids = episodeIds();
+        await handleAdwMessage({ ctx }, inbound(renamed(EXAMPLES['Assessment-Notice'], ids), { from: 'HOSPITALMB1', to: 'COUNCILMB1' }));
+        const referral = await searchOne(t, `ServiceRequest?identifier=${ids['311fcae7-32a7-4a8e-a15c-eebae3a246b9']}`);
+        await triage(ctx, referral.id, { action: 'accept' });
+        const inHospitalMailbox = await waitFor('the accept in the hospital\'s mailbox', async () => {
+          const rows = await driver.all<{ workflow_id: string }>("SELECT workflow_id FROM mesh_messages WHERE recipient = 'HOSPITALMB1'");
+          return rows.length ? rows : undefined;
+        }, 5_000);
+        assert.deepEqual(inHospitalMailbox.map((m) => m.workflow_id), ['ADW_NOTICE_ACK'], 'the accept, under the default response workflow id');
       } finally {
         await t.close();
       }
