@@ -3,7 +3,7 @@
 // error code (table 0357), the field it is about, and a sentence for the sender's interface team.
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
 import { isValidNhsNumber } from '../record/index.ts';
-import { ENCODING_CHARACTERS, FIELD_SEPARATOR, TRUNCATION_CHARACTER, hl7DateTime, unescapeHl7 } from './hl7Text.ts';
+import { ENCODING_CHARACTERS, FIELD_SEPARATOR, SUBCOMPONENT_SEPARATOR, TRUNCATION_CHARACTER, hl7DateTime, unescapeHl7 } from './hl7Text.ts';
 
 export const SUPPORTED_TRIGGERS = ['A01', 'A02', 'A03', 'A08', 'A11', 'A13'] as const;
 export type AdtTrigger = (typeof SUPPORTED_TRIGGERS)[number];
@@ -182,7 +182,7 @@ export function parseAdt(text: string): AdtEvent {
       location,
       admitTime: optionalTime(pv1, 44, 'PV1-44'),
       dischargeTime,
-      dischargeDestination: destination && destination !== '""' ? { code: destination, text: unescapeHl7(pv1.getComponent(37, 2)) || undefined } : undefined,
+      dischargeDestination: destination && destination !== '""' ? { code: destination, text: plain(pv1.getComponent(37, 2)) || undefined } : undefined,
       expectedDischarge: pv2 ? updateTime(pv2, 9, 'PV2-9') : undefined,
     },
   };
@@ -216,9 +216,18 @@ function required(message: Hl7Message, name: string): Hl7Segment {
   return segment;
 }
 
-/** First component of a field, unescaped. */
+/** First component of a field, as text. */
 function text1(segment: Hl7Segment, field: number): string {
-  return unescapeHl7(segment.getComponent(field, 1)).trim();
+  return plain(segment.getComponent(field, 1));
+}
+
+/**
+ * A component as the one line of text it stands for. Every value read here (names, wards, addresses) is a
+ * single line, where a line break a sender formatted in (\.br\, meant for formatted text) would split a
+ * ward's name on every list and label that shows it: it reads as the space between the two parts.
+ */
+function plain(raw: string): string {
+  return unescapeHl7(raw).replace(/\s*\n\s*/g, ' ').trim();
 }
 
 function optionalTime(segment: Hl7Segment | undefined, field: number, name: string): string | undefined {
@@ -238,9 +247,9 @@ function updateTime(segment: Hl7Segment, field: number, name: string): Update<st
 function wardLocation(pv1: Hl7Segment): WardLocation | undefined {
   const ward = text1(pv1, 3);
   if (!ward || ward === '""') return undefined;
-  const part = (i: number) => unescapeHl7(pv1.getComponent(3, i)).trim() || undefined;
+  const part = (i: number) => plain(pv1.getComponent(3, i)) || undefined;
   // The facility (PL.4) is an HD: the site's code is its namespace, before any "&OID&ISO".
-  const site = unescapeHl7(pv1.getComponent(3, 4).split('&')[0]).trim() || undefined;
+  const site = plain(pv1.getComponent(3, 4).split(SUBCOMPONENT_SEPARATOR)[0]) || undefined;
   return { ward, room: part(2), bed: part(3), site, description: part(9) };
 }
 
@@ -266,10 +275,35 @@ function identifierKind(authority: string, type: string): 'nhs' | 'other-nationa
 
 function readPerson(pid: Hl7Segment): PidPerson {
   const person: PidPerson = { localIds: [] };
+  readIdentifierList(pid, person);
+  // XPN.1 is an FN whose first subcomponent is the surname (then its prefix, and a partner's surname and
+  // prefix). Split before unescaping, so an escaped \T\ in a name stays the "&" it stands for.
+  const family = plain(pid.getComponent(5, 1).split(SUBCOMPONENT_SEPARATOR)[0]);
+  const given = plain(pid.getComponent(5, 2));
+  if (family && family !== '""') person.family = family;
+  if (given && given !== '""') person.given = given;
+  const born = pid.getComponent(7, 1).trim();
+  if (born && born !== '""') {
+    const date = hl7DateTime(born.slice(0, 8));
+    if (!date || date.length !== 10) reject('AE', 102, 'PID-7', `PID-7 date of birth ${JSON.stringify(born)} is not a date (YYYYMMDD).`);
+    person.birthDate = date;
+  }
+  const sex = pid.getComponent(8, 1).trim().toUpperCase();
+  if (sex && sex !== '""') person.gender = GENDERS[sex] ?? reject('AE', 103, 'PID-8', `PID-8 sex ${JSON.stringify(sex)} is not one of ${Object.keys(GENDERS).join(', ')} (HL7 table 0001).`);
+  const address = homeAddress(pid);
+  if (address) {
+    person.address = address;
+    if (address.postcode) person.postcode = address.postcode;
+  }
+  return person;
+}
+
+/** PID-3: the NHS number (at most one) and the hospital's own numbers; other UK national numbers are neither. */
+function readIdentifierList(pid: Hl7Segment, person: PidPerson): void {
   const ids = pid.getField(3);
   let identified = false;
   for (let r = 0; r < (ids?.components.length ?? 0); r++) {
-    const value = unescapeHl7(ids!.getComponent(1, undefined, r)).trim();
+    const value = plain(ids!.getComponent(1, undefined, r));
     // An assigning authority is an HD (namespace&universal id&type); the namespace is what names it.
     const authority = ids!.getComponent(4, undefined, r).trim();
     const kind = identifierKind(authority, ids!.getComponent(5, undefined, r).trim().toUpperCase());
@@ -282,29 +316,32 @@ function readPerson(pid: Hl7Segment): PidPerson {
       if (person.nhsNumber && person.nhsNumber !== digits) reject('AE', 102, 'PID-3', 'PID-3 carries two different NHS numbers.');
       person.nhsNumber = digits;
     } else if (kind === 'local') {
-      person.localIds.push({ value, authority: unescapeHl7(authority.split('&')[0]).trim() });
+      person.localIds.push({ value, authority: plain(authority.split(SUBCOMPONENT_SEPARATOR)[0]) });
     }
   }
   if (!identified) reject('AR', 101, 'PID-3', 'PID-3 (patient identifier list) is empty.');
-  const family = unescapeHl7(pid.getComponent(5, 1)).trim();
-  const given = unescapeHl7(pid.getComponent(5, 2)).trim();
-  if (family && family !== '""') person.family = family;
-  if (given && given !== '""') person.given = given;
-  const born = pid.getComponent(7, 1).trim();
-  if (born && born !== '""') {
-    const date = hl7DateTime(born.slice(0, 8));
-    if (!date || date.length !== 10) reject('AE', 102, 'PID-7', `PID-7 date of birth ${JSON.stringify(born)} is not a date (YYYYMMDD).`);
-    person.birthDate = date;
-  }
-  const sex = pid.getComponent(8, 1).trim().toUpperCase();
-  if (sex && sex !== '""') person.gender = GENDERS[sex] ?? reject('AE', 103, 'PID-8', `PID-8 sex ${JSON.stringify(sex)} is not one of ${Object.keys(GENDERS).join(', ')} (HL7 table 0001).`);
-  const address = pid.getField(11);
-  if (address) {
-    const part = (i: number) => unescapeHl7(address.getComponent(i)).trim();
+}
+
+/**
+ * The home address from PID-11: the first repetition typed H (XAD-7, HL7 table 0190), or, when none is, the
+ * first sent without a type, which is how senders that type nothing send the home address. A mailing,
+ * business, birth, temporary or other typed address is not where the person lives: matching on its postcode
+ * (H-011), or making a new Patient's home of it, would be wrong, so with only such addresses there is none.
+ * Of several typed H the first is taken, as HL7 puts the primary one first.
+ */
+function homeAddress(pid: Hl7Segment): PidPerson['address'] {
+  const field = pid.getField(11);
+  const home: NonNullable<PidPerson['address']>[] = [];
+  const untyped: NonNullable<PidPerson['address']>[] = [];
+  for (let r = 0; r < (field?.components.length ?? 0); r++) {
+    const part = (i: number) => plain(field!.getComponent(i, undefined, r));
     const postcode = part(5).toUpperCase().replace(/\s+/g, ' ');
     const lines = [part(1), part(2)].filter((l) => l && l !== '""');
-    if (lines.length || postcode) person.address = { lines, city: part(3) || undefined, district: part(4) || undefined, postcode: postcode || undefined };
-    if (postcode) person.postcode = postcode;
+    if (!lines.length && !postcode) continue;
+    const address = { lines, city: part(3) || undefined, district: part(4) || undefined, postcode: postcode || undefined };
+    const type = part(7).toUpperCase();
+    if (type === 'H') home.push(address);
+    else if (!type || type === '""') untyped.push(address);
   }
-  return person;
+  return home[0] ?? untyped[0];
 }

@@ -4,10 +4,12 @@
 /** The encoding characters CareBridge accepts (MSH-1 and MSH-2): the ones HL7 recommends and NHS feeds use. */
 export const FIELD_SEPARATOR = '|';
 export const ENCODING_CHARACTERS = '^~\\&';
+/** The last of the encoding characters: it separates a component's subcomponents (an FN's surname and prefix, an HD's parts). */
+export const SUBCOMPONENT_SEPARATOR = '&';
 /** The truncation character HL7 v2.7 added to MSH-2 (^~\&#), which a v2.7+ sender may declare. */
 export const TRUNCATION_CHARACTER = '#';
 
-/** Turns \F\ \S\ \T\ \R\ \E\ \P\ and \Xhh..\ back into text; formatting escapes (\H\, \N\, \.br\…) become nothing or a line break. */
+/** Turns \F\ \S\ \T\ \R\ \E\ \P\ and \Xhh..\ back into text; formatting escapes (\H\, \N\, \.br\…) become nothing, a space or a line break. */
 export function unescapeHl7(value: string): string {
   if (!value.includes('\\')) return value;
   return value.replace(/\\([^\\]*)\\/g, (whole, code: string) => {
@@ -18,13 +20,26 @@ export function unescapeHl7(value: string): string {
       case 'R': return '~';
       case 'E': return '\\';
       case 'P': return TRUNCATION_CHARACTER;
-      case '.br': return '\n';
       case 'H': case 'N': return '';
     }
+    const formatting = formattingCommand(code);
+    if (formatting !== undefined) return formatting;
     // \Xhh..\ gives bytes: a UTF-8 feed escapes é as \XC3A9\, an older one as \XE9\.
     if (/^X([0-9A-Fa-f]{2})+$/.test(code)) return textOfBytes(Buffer.from(code.slice(1), 'hex'));
     return whole;
   });
+}
+
+/**
+ * HL7's formatting commands (for FT, formatted text), as plain text: the ones that end a line (.br, .sp n,
+ * .ce) a line break, a skip (.sk n) a space, and the ones that only set layout (.fi, .nf, .in n, .ti n)
+ * nothing. Undefined when `code` is not one (the escape is then left as sent).
+ */
+function formattingCommand(code: string): string | undefined {
+  if (/^\.(br|ce|sp ?\d*)$/.test(code)) return '\n';
+  if (/^\.sk ?\d*$/.test(code)) return ' ';
+  if (/^\.(fi|nf|(in|ti) ?[+-]?\d+)$/.test(code)) return '';
+  return undefined;
 }
 
 /**

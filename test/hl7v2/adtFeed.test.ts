@@ -701,6 +701,57 @@ for (const engine of ENGINES) {
       assert.equal((await encounterFor('VN2026002701')).subject.reference, `Patient/${patients.derek}`, 'by his NHS number');
     });
 
+    // PID-11 repeats, each address typed (XAD-7): home, mailing, business, temporary… The first was taken as
+    // the home address whatever its type, so a person whose PAS listed a correspondence address first was
+    // matched, or not, on its postcode, and a new Patient made with it as their home.
+    it('the home address is the one PID-11 types H, or else one sent without a type; a mailing or temporary address is not', async () => {
+      const edith = (control: string, visit: string, addresses: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit],
+        [/PID\|[^\r]*/, `PID|1||RX9M0040001^^^RX9^MR||PEMBERTON^Edith||19330630|F|||${addresses}`]);
+      const home = '1 Test Street^^Northby^^NX5 1EE^GBR';
+      for (const [n, addresses] of [[1, `PO Box 12^^Northby^^NX9 9ZZ^GBR^M~${home}^H`], [2, `Northby Library^^Northby^^NX9 8YY^GBR^B~${home}`], [3, `${home}^H~5 Respite Lodge^^Northby^^NX9 7XX^GBR^C`]] as const) {
+        const reply = await send(edith(`RX9-02300${n}`, `VN20260230${n}`, addresses), 'AA');
+        assert.equal(segmentOf(reply, 'ERR'), undefined, `${addresses}: applied, not held: ${errText(reply)}`);
+        assert.equal((await encounterFor(`VN20260230${n}`)).subject.reference, `Patient/${patients.edith}`);
+      }
+      const temporaryOnly = await send(edith('RX9-023004', 'VN202602304', '5 Respite Lodge^^Northby^^NX5 1EE^GBR^C'), 'AA');
+      assert.match(errText(temporaryOnly), /too little to match on safely \(missing postcode\)/, 'a temporary address is not where she lives');
+
+      const stranger = variant('a01-unknown-patient', ['RX9-000301', 'RX9-023005'], ['VN2026000301', 'VN202602305'],
+        ['7 Quay Street^^Northby^Northshire^NX1 4QS^GBR', 'c/o Quay Solicitors^^Northby^^NX9 6WW^GBR^M~9 Quay Street^^Northby^Northshire^NX1 4QT^GBR^H']);
+      assert.match(errText(await send(stranger, 'AA')), /held for a person/);
+      const seq = (await listMessages(t.server.driver)).find((m) => m.visit === 'VN202602305')!.seq;
+      const { resolved } = await resolveQueued(hl7Intake({ driver: t.server.driver, facilities: {} }), t.server.driver, seq, { newPatient: true }, 'Ward clerk');
+      const patient = (await t.fhir.get(`Patient/${resolved.patientId}`)).body;
+      assert.deepEqual(patient.address, [{ use: 'home', line: ['9 Quay Street'], city: 'Northby', district: 'Northshire', postalCode: 'NX1 4QT' }]);
+    });
+
+    // A family name (XPN.1, an FN) is a surname, then its prefix and a partner's surname after "&". It was read
+    // whole, "&" and all, so the person was matched on no one's name, and a new Patient named with it.
+    it('the family name is PID-5.1\'s surname, its first subcomponent; an escaped \\T\\ in it is the "&" it stands for', async () => {
+      const edith = variant('a01-admit', ['RX9-000101', 'RX9-023101'], ['VN2026000101', 'VN202602311'],
+        [/PID\|[^\r]*/, 'PID|1||RX9M0040001^^^RX9^MR||PEMBERTON&van&&SMITH^Edith||19330630|F|||1 Test Street^^Northby^^NX5 1EE^GBR']);
+      const reply = await send(edith, 'AA');
+      assert.equal(segmentOf(reply, 'ERR'), undefined, `applied, not held: ${errText(reply)}`);
+      assert.equal((await encounterFor('VN202602311')).subject.reference, `Patient/${patients.edith}`);
+
+      const stranger = variant('a01-unknown-patient', ['RX9-000301', 'RX9-023102'], ['VN2026000301', 'VN202602312'], ["O'HALLORAN^Bridget", 'MARKS\\T\\SPENCER&de^Bridget']);
+      await send(stranger, 'AA');
+      const seq = (await listMessages(t.server.driver)).find((m) => m.visit === 'VN202602312')!.seq;
+      const { resolved } = await resolveQueued(hl7Intake({ driver: t.server.driver, facilities: {} }), t.server.driver, seq, { newPatient: true }, 'Ward clerk');
+      assert.equal((await t.fhir.get(`Patient/${resolved.patientId}`)).body.name[0].family, 'MARKS&SPENCER');
+    });
+
+    // \.br\ is HL7's line break for formatted text; a PAS that wraps a long ward name sends it in PV1-3. The
+    // ward was named with a line break in it, split on every list and label.
+    it('a ward name sent with a formatted line break (\\.br\\) is one line', async () => {
+      const admit = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-023201'], ['VN2026000201', 'VN202602321'],
+        ['WARD21^^^RX901^^^^^Ward 21 Respiratory Medicine', 'WARD30^^^RX901^^^^^Ward 30\\.br\\Frailty Assessment Unit']);
+      await send(admit, 'AA');
+      const ward = (await encounterFor('VN202602321')).location[0].location;
+      assert.equal(ward.display, 'Ward 30 Frailty Assessment Unit');
+      assert.equal((await t.fhir.get(ward.reference)).body.name, 'Ward 30 Frailty Assessment Unit');
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;

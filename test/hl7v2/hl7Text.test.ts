@@ -37,6 +37,9 @@ describe('HL7 v2 escape sequences', () => {
     assert.equal(unescapeHl7('caf\\XC3A9\\'), 'café', 'the bytes of é in UTF-8, as a UTF-8 feed escapes it');
     assert.equal(unescapeHl7('O\\X92\\Brien'), 'O\u2019Brien', 'a Windows-1252 apostrophe');
     assert.equal(unescapeHl7('\\H\\bold\\N\\'), 'bold');
+    assert.equal(unescapeHl7('Ward 30\\.br\\Frailty Unit'), 'Ward 30\nFrailty Unit');
+    assert.equal(unescapeHl7('a\\.sp2\\b\\.ce\\c\\.in+4\\d\\.ti-2\\e\\.sk3\\f\\.fi\\\\.nf\\'), 'a\nb\ncde f', 'formatting commands are layout, not text');
+    assert.equal(unescapeHl7('C:\\E\\.br\\x'), 'C:\\.br\\x', 'an escaped backslash before .br is text');
   });
 
   it('escapes reply text so it cannot break the reply apart', () => {
