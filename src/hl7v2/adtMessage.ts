@@ -2,7 +2,7 @@
 // cannot: the reply code (AR: malformed or unsupported; AE: well-formed but its content is wrong), the HL7
 // error code (table 0357), the field it is about, and a sentence for the sender's interface team.
 import { Hl7Message, type Hl7Segment } from '@medplum/core';
-import { isValidNhsNumber } from '../record/index.ts';
+import { isValidNhsNumber, NHS_NUMBER_VERIFICATION_STATUSES } from '../record/index.ts';
 import { ENCODING_CHARACTERS, FIELD_SEPARATOR, SUBCOMPONENT_SEPARATOR, TRUNCATION_CHARACTER, hl7DateTime, unescapeHl7 } from './hl7Text.ts';
 
 export const SUPPORTED_TRIGGERS = ['A01', 'A02', 'A03', 'A08', 'A11', 'A13'] as const;
@@ -57,8 +57,10 @@ export interface Hl7Header {
 }
 
 export interface PidPerson {
-  /** A valid NHS number from PID-3 (^^^NHS^NH), if the message carries one. */
+  /** A valid NHS number from PID-3 (^^^NHS^NH), or else from PID-2, if the message carries one. */
   nhsNumber?: string;
+  /** How far the NHS number has been traced (PID-32), as UK Core's verification status code, when the message says. */
+  nhsNumberVerification?: string;
   /** Hospital numbers from PID-3 (type MR/PI), with the assigning authority as sent. */
   localIds: { value: string; authority: string }[];
   family?: string;
@@ -276,6 +278,9 @@ function identifierKind(authority: string, type: string): 'nhs' | 'other-nationa
 function readPerson(pid: Hl7Segment): PidPerson {
   const person: PidPerson = { localIds: [] };
   readIdentifierList(pid, person);
+  readExternalNhsNumber(pid, person);
+  const verification = person.nhsNumber ? nhsNumberVerification(pid) : undefined;
+  if (verification) person.nhsNumberVerification = verification;
   // XPN.1 is an FN whose first subcomponent is the surname (then its prefix, and a partner's surname and
   // prefix). Split before unescaping, so an escaped \T\ in a name stays the "&" it stands for.
   const family = plain(pid.getComponent(5, 1).split(SUBCOMPONENT_SEPARATOR)[0]);
@@ -311,8 +316,7 @@ function readIdentifierList(pid: Hl7Segment, person: PidPerson): void {
     if (!value || value === '""') continue;
     identified = true;
     if (kind === 'nhs') {
-      const digits = value.replace(/\s/g, '');
-      if (!isValidNhsNumber(digits)) reject('AE', 102, 'PID-3', `PID-3 NHS number ${JSON.stringify(value)} is not valid (10 digits with a modulus 11 check digit); CareBridge will not match a person on it.`);
+      const digits = validNhsNumber(value, 'PID-3');
       if (person.nhsNumber && person.nhsNumber !== digits) reject('AE', 102, 'PID-3', 'PID-3 carries two different NHS numbers.');
       person.nhsNumber = digits;
     } else if (kind === 'local') {
@@ -320,6 +324,46 @@ function readIdentifierList(pid: Hl7Segment, person: PidPerson): void {
     }
   }
   if (!identified) reject('AR', 101, 'PID-3', 'PID-3 (patient identifier list) is empty.');
+}
+
+/**
+ * PID-2 (patient ID, external), where v2.2 and v2.3 feeds put the NHS number, and which later versions keep
+ * for them. Only a value typed as an NHS number (assigning authority NHS or its OID, or type NH) is one: a
+ * bare value there is another system's number for the person, neither an NHS number nor the trust's own
+ * hospital number, so it is not kept at all. Checked like PID-3's, and never allowed to disagree with it.
+ */
+function readExternalNhsNumber(pid: Hl7Segment, person: PidPerson): void {
+  const value = plain(pid.getComponent(2, 1));
+  if (!value || value === '""') return;
+  if (identifierKind(pid.getComponent(2, 4).trim(), pid.getComponent(2, 5).trim().toUpperCase()) !== 'nhs') return;
+  const digits = validNhsNumber(value, 'PID-2');
+  if (person.nhsNumber && person.nhsNumber !== digits) {
+    reject('AE', 102, 'PID-2', `PID-2 carries NHS number ${digits} but PID-3 carries ${person.nhsNumber}; CareBridge will not choose between them.`);
+  }
+  person.nhsNumber = digits;
+}
+
+function validNhsNumber(value: string, field: 'PID-2' | 'PID-3'): string {
+  const digits = value.replace(/\s/g, '');
+  if (!isValidNhsNumber(digits)) reject('AE', 102, field, `${field} NHS number ${JSON.stringify(value)} is not valid (10 digits with a modulus 11 check digit); CareBridge will not match a person on it.`);
+  return digits;
+}
+
+/**
+ * How far the NHS number has been traced, from PID-32 (identity reliability, HL7 table 0445). UK feeds send
+ * the NHS Number Status Indicator there: NSTS01 to NSTS08 as the ITK ADT specification writes them, or the
+ * bare 01 to 08 of older feeds, the same codes as UK Core's verification status. The table's other codes
+ * (AL alias, UD unknown birth date…) say nothing about the number. A code outside the list, or two
+ * different statuses, is no status: a status is only ever kept as it was said (H-051).
+ */
+function nhsNumberVerification(pid: Hl7Segment): string | undefined {
+  const field = pid.getField(32);
+  const said = new Set<string>();
+  for (let r = 0; r < (field?.components.length ?? 0); r++) {
+    const code = field!.getComponent(1, undefined, r).trim().toUpperCase().replace(/^NSTS/, '');
+    if (Object.hasOwn(NHS_NUMBER_VERIFICATION_STATUSES, code)) said.add(code);
+  }
+  return said.size === 1 ? [...said][0] : undefined;
 }
 
 /**

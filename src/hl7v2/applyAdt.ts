@@ -1,6 +1,6 @@
 // Applies one ADT event to the record: the sending organisation, the ward, the patient and the spell's
 // Encounter. Runs inside the caller's transaction (RecordSession); anything it refuses is an Hl7Rejection.
-import { NHS_NUMBER_SYSTEM } from '../record/index.ts';
+import { NHS_NUMBER_SYSTEM, NHS_NUMBER_VERIFICATION_EXTENSION, NHS_NUMBER_VERIFICATION_STATUSES, NHS_NUMBER_VERIFICATION_SYSTEM } from '../record/index.ts';
 import { Hl7Rejection, type AdtEvent, type PidPerson, type WardLocation } from './adtMessage.ts';
 import { updatedEncounter, visitNumberSystem } from './encounterUpdate.ts';
 import { matchPatient, nhsNumberOf } from './patientMatch.ts';
@@ -97,7 +97,7 @@ async function decidedPatient(record: RecordSession, person: PidPerson, ods: str
 
 function patientFrom(person: PidPerson, ods: string): Omit<Resource, 'id'> {
   const identifier = [
-    ...(person.nhsNumber ? [{ system: NHS_NUMBER_SYSTEM, value: person.nhsNumber }] : []),
+    ...(person.nhsNumber ? [{ ...verificationOf(person), system: NHS_NUMBER_SYSTEM, value: person.nhsNumber }] : []),
     ...person.localIds.map((l) => ({ system: LOCAL_PATIENT_ID_SYSTEM, value: l.value, assigner: { identifier: { system: ODS_ORGANIZATION_SYSTEM, value: ods } } })),
   ];
   const a = person.address;
@@ -109,6 +109,17 @@ function patientFrom(person: PidPerson, ods: string): Omit<Resource, 'id'> {
     ...(person.birthDate ? { birthDate: person.birthDate } : {}),
     ...(a ? { address: [{ use: 'home', ...(a.lines.length ? { line: a.lines } : {}), ...(a.city ? { city: a.city } : {}), ...(a.district ? { district: a.district } : {}), ...(a.postcode ? { postalCode: a.postcode } : {}) }] } : {}),
   };
+}
+
+/**
+ * The NHS number's verification status the message gave (PID-32), as UK Core's extension on the identifier,
+ * the same as a person first recorded from an ADW notice. Without one, none: a status is never made up, and
+ * the feed never changes a Patient already in the record, so it cannot raise one either (H-051).
+ */
+function verificationOf(person: PidPerson): { extension?: object[] } {
+  const code = person.nhsNumberVerification;
+  if (!code) return {};
+  return { extension: [{ url: NHS_NUMBER_VERIFICATION_EXTENSION, valueCodeableConcept: { coding: [{ system: NHS_NUMBER_VERIFICATION_SYSTEM, code, display: NHS_NUMBER_VERIFICATION_STATUSES[code] }] } }] };
 }
 
 /** The ward's Location (made the first time a feed names it), and how the Encounter shows it. */

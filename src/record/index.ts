@@ -28,7 +28,7 @@ export { UNRESTRICTED, forbidden, failedAccessEvents, type AccessControl, type A
 export { DECISION_MS } from './scopeDecisions.ts';
 export type { FhirOperation, FhirOperations, OperationCall } from './operations.ts';
 export { isValidNhsNumber, generateSyntheticNhsNumber, NHS_NUMBER_SYSTEM, SYNTHETIC_TAG } from './nhsNumber.ts';
-export { NHS_NUMBER_VERIFICATION_EXTENSION, NHS_NUMBER_VERIFICATION_SYSTEM } from './validation/ukCore.ts';
+export { NHS_NUMBER_VERIFICATION_EXTENSION, NHS_NUMBER_VERIFICATION_SYSTEM, NHS_NUMBER_VERIFICATION_STATUSES } from './validation/ukCore.ts';
 
 /**
  * Another connection to a database that openRecordStore has already migrated, without loading the R4

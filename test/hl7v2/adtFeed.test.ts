@@ -701,6 +701,52 @@ for (const engine of ENGINES) {
       assert.equal((await encounterFor('VN2026002701')).subject.reference, `Patient/${patients.derek}`, 'by his NHS number');
     });
 
+    // HL7 v2.2 and v2.3 feeds put the NHS number in PID-2 (patient ID, external), which later versions keep
+    // for them. It was not read, so such a person was matched on demographics only, and held.
+    it('an NHS number in PID-2, typed as one, is read as PID-3\'s would be; a bare PID-2 value is not an NHS number', async () => {
+      const derek = (control: string, visit: string, external: string, ids = 'RX9M0067890^^^RX9^MR') => variant('a01-admit-second-spell', ['RX9-000201', control], ['VN2026000201', visit], ['|2.4|', '|2.3|'],
+        [/PID\|[^\r]*/, `PID|1|${external}|${ids}||ASHWORTH^Derek^^^Mr||19450923|M|||3 Mill Lane^^Southby^Northshire^NX4 2LT^GBR`]);
+      for (const [n, external] of [[1, '9991000038^^^NHS^NH'], [2, '9991000038^^^NHS'], [3, '999 100 0038^^^2.16.840.1.113883.2.1.4.1']] as const) {
+        const reply = await send(derek(`RX9-022800${n}`, `VN20260228${n}`, external), 'AA');
+        assert.equal(segmentOf(reply, 'ERR'), undefined, `${external}: applied, not held: ${errText(reply)}`);
+        assert.equal((await encounterFor(`VN20260228${n}`)).subject.reference, `Patient/${patients.derek}`, `${external}: matched by his NHS number`);
+      }
+      const same = await send(derek('RX9-0228004', 'VN202602284', '9991000038^^^NHS^NH', '9991000038^^^NHS^NH~RX9M0067890^^^RX9^MR'), 'AA');
+      assert.equal(segmentOf(same, 'ERR'), undefined, 'the same number in both is one number');
+
+      const bare = await send(derek('RX9-0228005', 'VN202602285', '9991000038'), 'AA');
+      assert.match(errText(bare), /held for a person .*no NHS number/, 'a bare PID-2 value is another system\'s number for him');
+      const invalid = await send(derek('RX9-0228006', 'VN202602286', '9991000039^^^NHS^NH'), 'AE');
+      assert.equal(segmentOf(invalid, 'ERR')?.[2], 'PID^^2', 'ERR-2 names PID-2');
+      assert.match(errText(invalid), /PID-2 NHS number "9991000039" is not valid/);
+      const disagreeing = await send(derek('RX9-0228007', 'VN202602287', '9991000011^^^NHS^NH', '9991000038^^^NHS^NH~RX9M0067890^^^RX9^MR'), 'AE');
+      assert.match(errText(disagreeing), /PID-2 carries NHS number 9991000011 but PID-3 carries 9991000038/);
+      for (const n of [5, 6, 7]) assert.equal(await encounterFor(`VN20260228${n}`), undefined);
+    });
+
+    // UK feeds say in PID-32 how far the NHS number was traced (NSTS01-08, or 01-08). It was not read, so a
+    // person first recorded from the feed had no status, and CareBridge could not pass on that a number was
+    // unverified, or verified.
+    it('a new Patient made from a message keeps PID-32\'s NHS number status, as UK Core\'s extension; an unknown code or none gives none, and a Patient on file is not changed', async () => {
+      const pid = (nhs: string, family: string, reliability: string) => `PID|1||${nhs}^^^NHS^NH||${family}^Ada||19400303|F|||2 Test Lane^^Northby^^NX6 2BB^GBR${'|'.repeat(21)}${reliability}`;
+      const admit = (n: number, nhs: string, family: string, reliability: string) => variant('a01-admit', ['RX9-000101', `RX9-02290${n}`], ['VN2026000101', `VN20260229${n}`], [/PID\|[^\r]*/, pid(nhs, family, reliability)]);
+      const cases = [[1, '9991000100', 'ONE', 'UD~NSTS01', '01'], [2, '9991000119', 'THREE', '03', '03'], [3, '9991000127', 'UNKNOWN', 'NSTS09', undefined], [4, '9991000135', 'NONE', '', undefined]] as const;
+      const intake = hl7Intake({ driver: t.server.driver, facilities: {} });
+      for (const [n, nhs, family, reliability, status] of cases) {
+        assert.match(errText(await send(admit(n, nhs, family, reliability), 'AA')), new RegExp(`no Patient has NHS number ${nhs}`));
+        const seq = (await listMessages(t.server.driver)).find((m) => m.visit === `VN20260229${n}`)!.seq;
+        await resolveQueued(intake, t.server.driver, seq, { newPatient: true }, 'Ward clerk');
+        const patient = (await t.fhir.get(`Patient?identifier=${encodeURIComponent(`${NHS}|${nhs}`)}`)).body.entry[0].resource;
+        const identifier = patient.identifier.find((i: any) => i.system === NHS);
+        const extension = identifier.extension?.find((e: any) => e.url === 'https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus');
+        assert.equal(extension?.valueCodeableConcept.coding[0].code, status, `PID-32 ${JSON.stringify(reliability)}`);
+        if (status) assert.equal(extension.valueCodeableConcept.coding[0].system, 'https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland');
+      }
+      const margaret = (await t.fhir.get(`Patient/${patients.margaret}`)).body;
+      await send(variant('a08-update', ['RX9-000103', 'RX9-022905'], [/(PID\|[^\r]*)/, `$1${'|'.repeat(19)}NSTS01`]), 'AA');
+      assert.equal((await t.fhir.get(`Patient/${patients.margaret}`)).body.meta.versionId, margaret.meta.versionId, 'the feed does not raise the status of a Patient on file');
+    });
+
     // PID-11 repeats, each address typed (XAD-7): home, mailing, business, temporary… The first was taken as
     // the home address whatever its type, so a person whose PAS listed a correspondence address first was
     // matched, or not, on its postcode, and a new Patient made with it as their home.

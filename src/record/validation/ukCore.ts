@@ -13,7 +13,18 @@ export const NHS_NUMBER_VERIFICATION_SYSTEM = 'https://fhir.hl7.org.uk/CodeSyste
 const ODS_CODE_PATTERN = /^[A-Z0-9]{3,10}$/;
 /** Resources nested in resources (contained, Bundle entries) looked into; far beyond any real resource. */
 const MAX_NESTING = 64;
-const VERIFICATION_CODES: ReadonlySet<string> = new Set(['01', '02', '03', '04', '05', '06', '07', '08']);
+/** UK Core's NHS Number Verification Status (England): its codes and their displays. */
+export const NHS_NUMBER_VERIFICATION_STATUSES: Readonly<Record<string, string>> = {
+  '01': 'Number present and verified',
+  '02': 'Number present but not traced',
+  '03': 'Trace required',
+  '04': 'Trace attempted - No match or multiple match found',
+  '05': 'Trace needs to be resolved - (NHS Number or patient detail conflict)',
+  '06': 'Trace in progress',
+  '07': 'Number not present and trace not required',
+  '08': 'Trace postponed (baby under six weeks old)',
+};
+const VERIFICATION_CODES: ReadonlySet<string> = new Set(Object.keys(NHS_NUMBER_VERIFICATION_STATUSES));
 
 /**
  * The UK Core rules the record enforces, for a resource (and the resources contained in it or, for a Bundle,
