@@ -104,17 +104,39 @@ export function hl7DateTime(value: string): string | undefined {
     const sign = zh === '00' && zm === '00' ? '+' : zone[0];
     return `${wall}${sign}${zh}:${zm}`;
   }
-  const utcGuess = Date.UTC(year, month - 1, day, hour, minute, second);
-  // The offset in force at that wall-clock time (checked twice, for times near a clock change).
-  let offset = offsetAt(utcGuess);
-  offset = offsetAt(utcGuess - offset * 60_000);
+  const offset = offsetOfWallClock(Date.UTC(year, month - 1, day, hour, minute, second));
   const sign = offset < 0 ? '-' : '+';
   const abs = Math.abs(offset);
   return `${wall}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
 }
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * The UK offset (minutes) to read a wall-clock time with, given as if it were UTC. Twice a year one hour of
+ * wall-clock time is not one instant (hazard H-057): on the last Sunday of October 01:00-01:59 happens
+ * twice, first in summer time (BST, +01:00) then in GMT; on the last Sunday of March it never happens, the
+ * clocks going from 01:00 GMT straight to 02:00 BST. In both, the time is read as summer time, +01:00: the
+ * earlier of the instants it can stand for (in March, 01:30 becomes 00:30 GMT). A time read early can make
+ * an admission, transfer or discharge look up to an hour earlier than it was, and a deadline counted from it
+ * fall due early; never later. Read late, a discharge could look as if it happened after it did, and a
+ * deadline be missed by the hour. Either reading may put two events keyed in the repeated hour in the wrong
+ * order; only an offset in the message (DTM allows +0100) settles it.
+ */
+function offsetOfWallClock(wallAsUtc: number): number {
+  // The offsets in force half a day either side are the same except around a clock change.
+  const before = offsetAt(wallAsUtc - 12 * HOUR_MS);
+  const after = offsetAt(wallAsUtc + 12 * HOUR_MS);
+  if (before === after) return before;
+  const fits = [before, after].filter((offset) => offsetAt(wallAsUtc - offset * 60_000) === offset);
+  // Both fit (the repeated hour) or neither (the skipped one): the larger offset gives the earlier instant.
+  return fits.length === 1 ? fits[0] : Math.max(before, after);
+}
+
+const OFFSET_NAMES = new Intl.DateTimeFormat('en-GB', { timeZone: FEED_TIME_ZONE, timeZoneName: 'longOffset' });
+
 function offsetAt(epochMs: number): number {
-  const name = new Intl.DateTimeFormat('en-GB', { timeZone: FEED_TIME_ZONE, timeZoneName: 'longOffset' })
+  const name = OFFSET_NAMES
     .formatToParts(new Date(epochMs))
     .find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
   const m = /GMT([+-])(\d{2}):(\d{2})/.exec(name);

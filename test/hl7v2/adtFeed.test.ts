@@ -798,6 +798,22 @@ for (const engine of ENGINES) {
       assert.equal((await t.fhir.get(ward.reference)).body.name, 'Ward 30 Frailty Assessment Unit');
     });
 
+    // 01:00-01:59 on the last Sunday of October happens twice in the UK. A time in that hour sent without an
+    // offset was read as GMT, the later of the two: a discharge could be recorded as up to an hour after it
+    // happened (H-057).
+    it('a discharge in the hour the clocks go back, sent without an offset, is read as summer time, the earlier instant (H-057)', async () => {
+      const visit = 'VN202602331';
+      const admit = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-023301'], ['VN2026000201', visit], [/20260320080000/g, '20261025004500'], [/20260320075500/g, '20261025004000']);
+      await send(admit, 'AA');
+      const discharge = variant('a01-admit-second-spell', ['RX9-000201', 'RX9-023302'], ['VN2026000201', visit], ['ADT^A01^ADT_A01', 'ADT^A03^ADT_A03'],
+        [/^EVN\|[^\r]*/m, 'EVN|A03|20261025013000|||DCO01^Patel^Anita|20261025012000'], [/20260320080000/, '20261025013000'], [/\|20260320075500$/, '|20261025004000|20261025012000']);
+      await send(discharge, 'AA');
+      const stay = await encounterFor(visit);
+      assert.equal(stay.status, 'finished');
+      assert.deepEqual(stay.period, { start: '2026-10-25T00:40:00+01:00', end: '2026-10-25T01:20:00+01:00' });
+      assert.equal(stay.location[0].period.end, '2026-10-25T01:20:00+01:00');
+    });
+
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
       const enc = await encounterFor('VN2026000101');
       const deadline = Date.now() + 10_000;

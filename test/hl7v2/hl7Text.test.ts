@@ -15,6 +15,24 @@ describe('HL7 v2 date/times', () => {
     assert.equal(hl7DateTime('20261025120000'), '2026-10-25T12:00:00+00:00');
   });
 
+  // Hazard H-057: a wall-clock time the UK clock change makes ambiguous, or skips, is read as summer time.
+  it('reads a time in the hour the clocks go back, which happens twice, as summer time: the earlier instant', () => {
+    assert.equal(hl7DateTime('20261025005959'), '2026-10-25T00:59:59+01:00');
+    assert.equal(hl7DateTime('20261025010000'), '2026-10-25T01:00:00+01:00');
+    assert.equal(hl7DateTime('20261025013000'), '2026-10-25T01:30:00+01:00');
+    assert.equal(hl7DateTime('202610250159'), '2026-10-25T01:59:00+01:00');
+    assert.equal(hl7DateTime('20261025020000'), '2026-10-25T02:00:00+00:00', 'from 02:00 there is only GMT');
+    assert.equal(hl7DateTime('20251026013000'), '2025-10-26T01:30:00+01:00', 'every year, on the last Sunday of October');
+    assert.equal(hl7DateTime('20261025013000+0000'), '2026-10-25T01:30:00+00:00', 'an offset sent settles it');
+  });
+
+  it('reads a time in the hour the clocks go forward, which never happens, as summer time too: 01:30 is 00:30 GMT', () => {
+    assert.equal(hl7DateTime('20260329005959'), '2026-03-29T00:59:59+00:00');
+    assert.equal(hl7DateTime('20260329010000'), '2026-03-29T01:00:00+01:00');
+    assert.equal(hl7DateTime('20260329013000'), '2026-03-29T01:30:00+01:00');
+    assert.equal(Date.parse(hl7DateTime('20260329013000')!), Date.parse('2026-03-29T00:30:00Z'));
+  });
+
   it('keeps an offset that is sent, and a date alone stays a date', () => {
     assert.equal(hl7DateTime('20260701100000+0100'), '2026-07-01T10:00:00+01:00');
     assert.equal(hl7DateTime('20260701100000-0000'), '2026-07-01T10:00:00+00:00');
