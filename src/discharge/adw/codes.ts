@@ -1,5 +1,6 @@
 // The ADW (Assessment, Discharge, Withdrawal) message specification's codes: nhsconnect/FHIR-ADW-Messaging
 // v5.3.0-beta.1 (FHIR DSTU2). MessageHeader.event codes are SNOMED CT.
+import { NHS_NUMBER_VERIFICATION_STATUSES } from '../../record/index.ts';
 
 export const EVENT = {
   admissionNotice: '895571000000108',
@@ -89,17 +90,8 @@ export const ODS_ENDPOINT_PREFIX = 'urn:nhs-uk:addressing:ods:';
  */
 export const CARECONNECT_VERIFICATION_URL = 'https://fhir.hl7.org.uk/StructureDefinition/Extension-CareConnect-NHSNumberVerificationStatus-1';
 export const CARECONNECT_VERIFICATION_SYSTEM = 'https://fhir.hl7.org.uk/CareConnect-NHSNumberVerificationStatus-1';
-/** The NHS Data Dictionary's NHS number status indicator codes, which both code systems use. */
-export const VERIFICATION_STATUSES: Record<string, string> = {
-  '01': 'Number present and verified',
-  '02': 'Number present but not traced',
-  '03': 'Trace required',
-  '04': 'Trace attempted - No match or multiple match found',
-  '05': 'Trace needs to be resolved - (NHS Number or patient detail conflict)',
-  '06': 'Trace in progress',
-  '07': 'Number not present and trace not required',
-  '08': 'Trace postponed (baby under six weeks old)',
-};
+/** The NHS Data Dictionary's NHS number status indicator codes, which both code systems use (the record's table). */
+export const VERIFICATION_STATUSES = NHS_NUMBER_VERIFICATION_STATUSES;
 /** Said of a number whose status no one told us: we hold it, and we have not traced it (H-051). */
 export const UNTRACED = '02';
 /** The MESH workflow ids ADW messages travel under (configurable; these are the defaults). */
