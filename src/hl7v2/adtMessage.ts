@@ -281,10 +281,7 @@ function readPerson(pid: Hl7Segment): PidPerson {
   readExternalNhsNumber(pid, person);
   const verification = person.nhsNumber ? nhsNumberVerification(pid) : undefined;
   if (verification) person.nhsNumberVerification = verification;
-  // XPN.1 is an FN whose first subcomponent is the surname (then its prefix, and a partner's surname and
-  // prefix). Split before unescaping, so an escaped \T\ in a name stays the "&" it stands for.
-  const family = plain(pid.getComponent(5, 1).split(SUBCOMPONENT_SEPARATOR)[0]);
-  const given = plain(pid.getComponent(5, 2));
+  const { family, given } = legalName(pid);
   if (family && family !== '""') person.family = family;
   if (given && given !== '""') person.given = given;
   const born = pid.getComponent(7, 1).trim();
@@ -364,6 +361,30 @@ function nhsNumberVerification(pid: Hl7Segment): string | undefined {
     if (Object.hasOwn(NHS_NUMBER_VERIFICATION_STATUSES, code)) said.add(code);
   }
   return said.size === 1 ? [...said][0] : undefined;
+}
+
+/**
+ * The person's name from PID-5: the first repetition typed L (legal, XPN.7, HL7 table 0200), or, when none
+ * is, the first sent without a type or typed U (unspecified) or D (display), which is how senders that type
+ * nothing send the current name. An alias, a maiden or birth name, a nickname or a partner's name is not the
+ * name the person goes by: matching on it (H-011) could find someone else, or no one, and a new Patient
+ * would carry it. With only such names there is none, as with no name sent.
+ * XPN.1 is an FN whose first subcomponent is the surname (then its prefix, and a partner's surname and
+ * prefix); it is split before unescaping, so an escaped \T\ in a name stays the "&" it stands for.
+ */
+function legalName(pid: Hl7Segment): { family?: string; given?: string } {
+  const field = pid.getField(5);
+  let current: number | undefined;
+  for (let r = 0; r < (field?.components.length ?? 0); r++) {
+    const type = field!.getComponent(7, undefined, r).trim().toUpperCase();
+    if (type === 'L') {
+      current = r;
+      break;
+    }
+    if (current === undefined && (!type || type === '""' || type === 'U' || type === 'D')) current = r;
+  }
+  if (current === undefined) return {};
+  return { family: plain(field!.getComponent(1, undefined, current).split(SUBCOMPONENT_SEPARATOR)[0]), given: plain(field!.getComponent(2, undefined, current)) };
 }
 
 /**

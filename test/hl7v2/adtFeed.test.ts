@@ -787,6 +787,20 @@ for (const engine of ENGINES) {
       assert.equal((await t.fhir.get(`Patient/${resolved.patientId}`)).body.name[0].family, 'MARKS&SPENCER');
     });
 
+    // PID-5 repeats, each name typed (XPN.7): legal, alias, maiden, nickname… The first was taken whatever its
+    // type, so a person whose PAS listed an alias first was matched, or not, on the alias.
+    it('the name is the one PID-5 types L, or else one sent without a type; an alias or maiden name is not', async () => {
+      const edith = (control: string, visit: string, names: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit],
+        [/PID\|[^\r]*/, `PID|1||RX9M0040001^^^RX9^MR||${names}||19330630|F|||1 Test Street^^Northby^^NX5 1EE^GBR`]);
+      for (const [n, names] of [[1, 'WRIGHT^Peggy^^^^^A~PEMBERTON^Edith^^^^^L'], [2, 'HOLT^Edith^^^^^M~PEMBERTON^Edith']] as const) {
+        const reply = await send(edith(`RX9-02340${n}`, `VN20260240${n}`, names), 'AA');
+        assert.equal(segmentOf(reply, 'ERR'), undefined, `${names}: applied, not held: ${errText(reply)}`);
+        assert.equal((await encounterFor(`VN20260240${n}`)).subject.reference, `Patient/${patients.edith}`);
+      }
+      const maidenOnly = await send(edith('RX9-023403', 'VN202602403', 'HOLT^Edith^^^^^M'), 'AA');
+      assert.match(errText(maidenOnly), /held for a person|too little to match/, 'a maiden name is not the name she goes by');
+    });
+
     // \.br\ is HL7's line break for formatted text; a PAS that wraps a long ward name sends it in PV1-3. The
     // ward was named with a line break in it, split on every list and label.
     it('a ward name sent with a formatted line break (\\.br\\) is one line', async () => {
