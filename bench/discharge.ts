@@ -175,7 +175,9 @@ async function main(): Promise<void> {
   } finally {
     await store.close();
     await server.stop();
-    cleanup();
+    // BENCH_KEEP_DB=1 keeps the SQLite file for counting what a notice wrote (rows and pages per table).
+    if (process.env.BENCH_KEEP_DB === '1' && engine === 'sqlite') log(`kept ${database}`);
+    else cleanup();
     await stopOwnPostgres();
   }
 }
