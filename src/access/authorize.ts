@@ -7,7 +7,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { SqlDriver } from '../record/index.ts';
+import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver } from '../record/index.ts';
 import { findClient, type SystemClient } from './clients.ts';
 import { grantScopes } from './scopes.ts';
 import { ownPatientId } from './relationships.ts';
@@ -48,6 +48,15 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
   // Anyone may post the sign-in form before they are known: it is read only up to what it needs.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
 
+  // Before the routes: each takes the error handler in force when it is added.
+  app.setErrorHandler((err, _req, reply) => {
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (status === 429) return html(reply, 429, errorPage('Too many sign-in attempts from this address. Wait a minute and try again.'));
+    if (status === 413) return html(reply.header('connection', 'close'), 413, errorPage('This sign-in form was larger than CareBridge accepts. Go back to the app and start again.'));
+    if (isTemporaryOutage(err)) return html(reply.header('retry-after', String(OUTAGE_RETRY_AFTER_SECONDS)), 503, errorPage('CareBridge cannot sign you in just now. Wait a minute, then go back to the app and try again.'));
+    throw err;
+  });
+
   app.get('/oauth2/authorize', async (req, reply) => {
     const { params: q, repeated } = singleValued(req.query as Record<string, string | string[] | undefined>);
     // Which app, or where to send the person back, is ambiguous: there is no one to tell but the person.
@@ -74,12 +83,6 @@ export async function authorizeEndpoint(app: FastifyInstance, options: Authorize
 
   await app.register(rateLimit, { global: false });
   const limit = { rateLimit: { max: options.signInsPerMinute, timeWindow: '1 minute', errorResponseBuilder: () => ({ statusCode: 429, message: 'Too many sign-in attempts from this address; wait a minute.' }) } };
-  app.setErrorHandler((err, _req, reply) => {
-    const status = (err as { statusCode?: number }).statusCode ?? 500;
-    if (status === 429) return html(reply, 429, errorPage('Too many sign-in attempts from this address. Wait a minute and try again.'));
-    if (status === 413) return html(reply.header('connection', 'close'), 413, errorPage('This sign-in form was larger than CareBridge accepts. Go back to the app and start again.'));
-    throw err;
-  });
 
   app.post('/oauth2/authorize', { config: limit }, async (req, reply) => {
     const form = (req.body ?? {}) as Record<string, string>;

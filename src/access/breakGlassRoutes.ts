@@ -4,7 +4,7 @@
 //   POST /access/break-glass/{id}/review   {outcome: appropriate|inappropriate, note}
 // Errors are OperationOutcomes, like the FHIR API's.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FhirError, type SqlDriver } from '../record/index.ts';
+import { FhirError, isTemporaryOutage, toFhirError, type SqlDriver } from '../record/index.ts';
 import type { Actor, UserActor } from './actor.ts';
 import { declareBreakGlass, isRepeatedDeclaration, listBreakGlass, reviewBreakGlass, type BreakGlassGrant } from './breakGlass.ts';
 import type { AuditTrail } from './audit/trail.ts';
@@ -70,9 +70,10 @@ export async function reviewAudited(
 
 export async function breakGlassRoutes(app: FastifyInstance, options: BreakGlassRouteOptions): Promise<void> {
   app.setErrorHandler((err, _req, reply: FastifyReply) => {
-    if (err instanceof FhirError) {
-      for (const [k, v] of Object.entries(err.headers ?? {})) reply.header(k, v);
-      return reply.code(err.status).type('application/fhir+json').send({ resourceType: 'OperationOutcome', issue: err.issues });
+    if (err instanceof FhirError || isTemporaryOutage(err)) {
+      const fhir = toFhirError(err);
+      for (const [k, v] of Object.entries(fhir.headers ?? {})) reply.header(k, v);
+      return reply.code(fhir.status).type('application/fhir+json').send({ resourceType: 'OperationOutcome', issue: fhir.issues });
     }
     const status = (err as { statusCode?: number }).statusCode ?? 500;
     const diagnostics = status < 500 ? (err as Error).message : 'The request could not be completed.';

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import type { SqlDriver } from '../record/index.ts';
+import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver } from '../record/index.ts';
 import { ASSERTION_ALGORITHMS, authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
 import { grantScopes, parseScope, parseScopes, systemScopes } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
@@ -79,6 +79,11 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_req, body, done) => done(null, tokenForm(body as string)));
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof OAuthError) return oauthError(reply, err);
+    // RFC 6749 names temporarily_unavailable for the authorization endpoint; clients read it the same here.
+    if (isTemporaryOutage(err)) {
+      return reply.code(503).header('retry-after', String(OUTAGE_RETRY_AFTER_SECONDS)).header('cache-control', 'no-store')
+        .send({ error: 'temporarily_unavailable', error_description: 'Tokens cannot be issued just now; try again shortly.' });
+    }
     const status = (err as { statusCode?: number }).statusCode ?? 500;
     if (status === 413) return reply.code(413).header('connection', 'close').send({ error: 'invalid_request', error_description: `The token request is larger than ${FORM_BODY_LIMIT / 1024} KB; no token request needs that.` });
     if (status === 429) return reply.code(429).send({ error: 'slow_down', error_description: 'Too many token requests from this address; wait a minute.' });

@@ -10,7 +10,7 @@
 // the text it shows (so the audit can name the people whose NHS numbers it shows). Errors are
 // OperationOutcomes, like the FHIR API's.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { FhirError, forbidden, type AccessControl, type SqlDriver } from '../record/index.ts';
+import { FhirError, forbidden, isTemporaryOutage, toFhirError, type AccessControl, type SqlDriver } from '../record/index.ts';
 import { listDeadLetters, replayDeadLetter } from './inbox.ts';
 
 /** What became of a replay asked for: made; refused for the caller (permitted: false); or not made (no such dead letter). */
@@ -60,8 +60,8 @@ export async function deadLetterRoutes(app: FastifyInstance, options: DeadLetter
     // A body the route could not take (malformed, too large, of a type it does not read) is the caller's error, not ours.
     const statusCode = (err as { statusCode?: unknown }).statusCode;
     const clientError = !(err instanceof FhirError) && typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500;
-    const fhir = err instanceof FhirError ? err : clientError ? new FhirError(statusCode, [{ severity: 'error', code: 'invalid', diagnostics: (err as Error).message }]) : undefined;
-    if (!fhir) reply.log.error(err);
+    const fhir = err instanceof FhirError || isTemporaryOutage(err) ? toFhirError(err) : clientError ? new FhirError(statusCode, [{ severity: 'error', code: 'invalid', diagnostics: (err as Error).message }]) : undefined;
+    if (!fhir || fhir.status >= 500) reply.log.error(err);
     const status = fhir?.status ?? 500;
     const outcome = fhir?.outcome ?? { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: 'The dead-letter queue could not be read; try again.' }] };
     for (const [name, value] of Object.entries(fhir?.headers ?? {})) reply.header(name, value);

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { SqlDriver } from '../record/index.ts';
+import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver } from '../record/index.ts';
 import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } from './meshAuth.ts';
 import { findMailbox, mailboxOfOrganisation, unsealPassword } from './mailboxes.ts';
 import {
@@ -214,8 +214,10 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     const mesh = err instanceof MeshError ? err
       : err instanceof UploadError ? new MeshError(err.status, err.code, err.message)
       : (err as { statusCode?: number }).statusCode === 413 ? new MeshError(413, 'EPL-156', 'The chunk is larger than this server accepts; send the message in smaller chunks (mex-Chunk-Range).')
+      : isTemporaryOutage(err) ? new MeshError(503, 'EPL-503', 'The mailbox cannot be reached just now; try again shortly.', 'SERVER')
       : undefined;
-    if (!mesh) reply.log.error(err);
+    if (!mesh || mesh.status === 503) reply.log.error(err);
+    if (mesh?.status === 503) reply.header('retry-after', String(OUTAGE_RETRY_AFTER_SECONDS));
     const e = mesh ?? new MeshError(500, 'EPL-500', 'The mailbox could not complete the request; try again.', 'SERVER');
     reply.code(e.status).header('content-type', MESH_JSON).send(errorBody(e));
   });

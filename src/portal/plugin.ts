@@ -7,7 +7,7 @@ import rateLimit from '@fastify/rate-limit';
 import compress from '@fastify/compress';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
-import { FhirError, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
+import { FhirError, isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type ResourceTypeServices, type SqlDriver } from '../record/index.ts';
 import { derivedKey, portalSecret } from './keys.ts';
 import { portalAssets } from './assets.ts';
 import { portalViews } from './views.ts';
@@ -138,6 +138,11 @@ function errorPage(err: FastifyError | Error, req: FastifyRequest, reply: Fastif
   const status = (err as FastifyError).statusCode;
   if (status === 429) return page(429, 'Too many sign-in attempts', 'There have been too many attempts to sign in from this computer. Wait a minute, then try again.');
   if (status && status >= 400 && status < 500) return page(status, 'There is a problem with the request', 'The request could not be read. Go back and try again.');
+  if (isTemporaryOutage(err)) {
+    req.log.error({ err }, 'portal page could not be served: the service is unavailable');
+    reply.header('retry-after', String(OUTAGE_RETRY_AFTER_SECONDS));
+    return page(503, 'Sorry, the service is unavailable', 'The shared record cannot be reached just now. Wait a minute, then try again. If you were saving a form, check whether it was saved before you send it again.');
+  }
   req.log.error({ err }, 'portal page failed');
   return page(500, 'Sorry, there is a problem with the service', 'Try again later.');
 }

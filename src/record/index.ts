@@ -13,7 +13,7 @@ export { migrate, type Migration } from './storage/schema.ts';
 export { backupSqliteFiles, type CopiedFile } from './storage/sqliteBackup.ts';
 export { fhirApi } from './http.ts';
 export { handleFhirRequest, type FhirRequest, type FhirResponse } from './rest.ts';
-export { FhirError, badRequest, notFound } from './outcome.ts';
+export { FhirError, badRequest, notFound, isTemporaryOutage, toFhirError, OUTAGE_RETRY_AFTER_SECONDS } from './outcome.ts';
 export type { ResourceTypeService, ResourceTypeServices, ServedSearch, ServedRead, ServedAnswer } from './typeService.ts';
 // For services of other types: the record's search syntax, date precision and searchset Bundles.
 export { escapeSearchValue, parseSearchRequest, type SearchRequest, type Filter, type QueryParams } from './search/request.ts';

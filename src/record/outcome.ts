@@ -60,13 +60,25 @@ export function successOutcome(diagnostics: string): OperationOutcome {
   return { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', diagnostics }] };
 }
 
+/**
+ * Whether an error means the service cannot work just now and a retry shortly may succeed: the database
+ * unreachable, or the record's own 503 (the database, or the audit trail it must write). Routes outside the
+ * FHIR API (sign-in, tokens, MESH) answer these 503 with Retry-After, as the API does, not 500.
+ */
+export function isTemporaryOutage(err: unknown): boolean {
+  return err instanceof DatabaseUnavailable || (err instanceof FhirError && err.status === 503);
+}
+
+/** How long a client told of a temporary outage should wait before trying again (Retry-After, seconds). */
+export const OUTAGE_RETRY_AFTER_SECONDS = 5;
+
 /** Converts anything thrown into a FhirError; unexpected errors become a 500 without leaking internals. */
 export function toFhirError(err: unknown): FhirError {
   if (err instanceof FhirError) return err;
   // The database gone for a while (restarting, failing over): a client may try again, and should be told
   // so rather than that the server failed. Where the database is stays in the log, not in the answer.
   if (err instanceof DatabaseUnavailable) {
-    return new FhirError(503, [issue('transient', 'The record\'s database cannot be reached just now; try again shortly.')], { 'Retry-After': '5' });
+    return new FhirError(503, [issue('transient', 'The record\'s database cannot be reached just now; try again shortly.')], { 'Retry-After': String(OUTAGE_RETRY_AFTER_SECONDS) });
   }
   return new FhirError(500, [issue('exception', 'The server could not complete the request; it has been logged.')]);
 }
