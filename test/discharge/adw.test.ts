@@ -893,6 +893,30 @@ for (const engine of ENGINES) {
       }
     });
 
+    it('as the hospital: the assessment notice says who referred and how to reach them, and carries the person\'s contacts', async () => {
+      await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
+      try {
+        const patient = await seedPatient(t, 'barry-contacts', '9449305552');
+        const stored = (await t.fhir.get(`Patient/${patient}`)).body;
+        const daughter = { relationship: [{ text: 'Daughter' }], name: { given: ['Sally'], family: 'Jones' }, telecom: [{ system: 'phone', value: '07700 900123' }, { system: 'email', value: 'sally.jones@example.org' }] };
+        const neighbour = { relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0131', code: 'C', display: 'Emergency Contact' }] }], name: { text: 'Mr Patel (neighbour)' }, telecom: [{ system: 'phone', value: '0113 496 0000' }] };
+        assert.equal((await t.fhir.put(`Patient/${patient}`, { ...stored, contact: [daughter, neighbour] })).status, 200);
+        const { referral } = await createReferral(ctx, {
+          patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, reason: 'Needs support at home',
+          referrer: { name: 'Leticia Gulliver', phone: '0191 122 3344', email: 'leticia.gulliver@nhs.example' },
+        });
+        const [notice] = await sentFor(referral.identifier[0].value);
+        const parsed = parseAdwMessage(notice.body);
+        assert.deepEqual(parsed.author && { name: parsed.author.name, phone: parsed.author.phone, email: parsed.author.email }, { name: 'Leticia Gulliver', phone: '0191 122 3344', email: 'leticia.gulliver@nhs.example' });
+        assert.deepEqual(parsed.patient?.contacts, [
+          { relationship: ['Daughter'], name: 'Sally Jones', phone: '07700 900123', email: 'sally.jones@example.org' },
+          { relationship: ['Emergency Contact'], name: 'Mr Patel (neighbour)', phone: '0113 496 0000', email: undefined },
+        ]);
+      } finally {
+        await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: false });
+      }
+    });
+
     it('as the hospital: a referral to an ADW council sends an assessment notice, and the council\'s responses update it', async () => {
       await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: true });
       try {

@@ -140,6 +140,11 @@ export function buildAdwMessage(m: AdwOutgoing): { headerId: string; xml: string
       gender: v(p.gender),
       birthDate: v(p.birthDate),
       ...(notice && p.address ? { address: { line: lines.map((l) => v(l)), city: v(p.address.city), district: v(p.address.district), postalCode: v(p.address.postalCode) } } : {}),
+      ...(notice && p.contacts.length ? { contact: p.contacts.map((c) => ({
+        relationship: c.relationship.map((text) => ({ text: v(text) })),
+        ...(c.name ? { name: { text: v(c.name) } } : {}),
+        telecom: telecoms(c),
+      })) } : {}),
     }),
     ...(m.author ? [entry(ids.author, 'Practitioner', {
       meta: meta('https://fhir.hl7.org.uk/StructureDefinition/CareConnect-Practitioner-1'),

@@ -14,7 +14,7 @@ import { clock } from '../recordSession.ts';
 import { EVENT, RESPONSES_TO, WITHDRAWAL_REASONS, type EventCode } from './codes.ts';
 import { buildAdwMessage, type AdwOutgoing } from './build.ts';
 import { recordedVerification } from './nhsNumberStatus.ts';
-import type { AdwAnswer, AdwPatient } from './parse.ts';
+import type { AdwAnswer, AdwPatient, AdwPerson } from './parse.ts';
 import { DISCHARGE_REFERRAL_SYSTEM, EXPECTED_DISCHARGE_URL, ODS_ORGANIZATION, ODS_SITE, extensionDate, type TriageState } from '../model.ts';
 import { NHS_NUMBER_SYSTEM } from '../../record/index.ts';
 
@@ -97,7 +97,7 @@ async function markAnswered(tx: SqlExecutor, notice: PendingNotice, status: stri
 }
 
 /** The people and places of an episode, read from the record, to write into a message. */
-export async function partiesFromRecord(session: RecordSession, referral: FhirResource): Promise<Pick<AdwOutgoing, 'patient' | 'encounter' | 'hospital' | 'council'> & { answers: AdwAnswer[] }> {
+export async function partiesFromRecord(session: RecordSession, referral: FhirResource): Promise<Pick<AdwOutgoing, 'patient' | 'encounter' | 'hospital' | 'council'> & { answers: AdwAnswer[]; referrer?: AdwPerson }> {
   const patient = await session.read('Patient', String(referral.subject?.reference ?? '').split('/')[1] ?? '');
   const encounterId = String(referral.encounter?.reference ?? '').split('/')[1];
   const encounter = encounterId ? await session.read('Encounter', encounterId) : undefined;
@@ -116,7 +116,8 @@ export async function partiesFromRecord(session: RecordSession, referral: FhirRe
     birthDate: patient?.birthDate,
     ...(address ? { address: { lines: address.line ?? [], city: address.city, district: address.district, postalCode: address.postalCode } } : {}),
     phone: patient?.telecom?.find((t: any) => t.system === 'phone')?.value,
-    contacts: [],
+    email: patient?.telecom?.find((t: any) => t.system === 'email')?.value,
+    contacts: contactsOf(patient),
   };
   const ward = requester?.location?.[0]?.reference ? await session.read('Location', requester.location[0].reference.split('/')[1]) : undefined;
   const consentRef = referral.supportingInfo?.find((s: any) => String(s.reference).startsWith('QuestionnaireResponse/'))?.reference;
@@ -133,7 +134,32 @@ export async function partiesFromRecord(session: RecordSession, referral: FhirRe
     hospital: { ods: odsOf(hospital) ?? '', name: hospital?.name },
     council: { ods: odsOf(council) ?? '', name: council?.name },
     answers: (consent?.item ?? []).map((i: any) => ({ text: i.text ?? i.linkId, ...(i.answer?.[0]?.valueCoding ? { coding: i.answer[0].valueCoding } : { value: i.answer?.[0]?.valueString }) })),
+    ...(referrerOf(requester) ? { referrer: referrerOf(requester) } : {}),
   };
+}
+
+const telecomValue = (telecom: any[] | undefined, system: string): string | undefined => telecom?.find((t: any) => t.system === system)?.value;
+const nameText = (name: any): string | undefined => name?.text ?? ([...(name?.prefix ?? []), ...(name?.given ?? []), name?.family].filter(Boolean).join(' ') || undefined);
+
+/**
+ * The person's contacts (next of kin, family, carers) as the notice carries them: the council often has to
+ * reach them to plan support, and a notice without them leaves it to ask the ward.
+ */
+function contactsOf(patient: FhirResource | undefined): AdwPatient['contacts'] {
+  return ((patient?.contact ?? []) as any[]).map((c) => ({
+    relationship: ((c.relationship ?? []) as any[]).map((r) => r.text ?? r.coding?.[0]?.display ?? r.coding?.[0]?.code).filter(Boolean),
+    name: nameText(c.name),
+    phone: telecomValue(c.telecom, 'phone'),
+    email: telecomValue(c.telecom, 'email'),
+  })).filter((c) => c.name || c.phone || c.email);
+}
+
+/** Who at the hospital made the referral and how to reach them: the council's first call about it. */
+function referrerOf(requester: FhirResource | undefined): AdwPerson | undefined {
+  const name = requester?.practitioner?.display;
+  const phone = telecomValue(requester?.telecom, 'phone');
+  const email = telecomValue(requester?.telecom, 'email');
+  return name || phone || email ? { ...(name ? { name } : {}), ...(phone ? { phone } : {}), ...(email ? { email } : {}) } : undefined;
 }
 
 function identifierOf(referral: FhirResource): string {
@@ -157,12 +183,12 @@ export async function queueResponse(session: RecordSession, ctx: DischargeContex
 
 /** Queues a notice from us (the hospital) to a council reached by ADW. */
 export async function queueNotice(session: RecordSession, ctx: DischargeContext, episode: AdwEpisode, referral: FhirResource, event: EventCode, extra: { withdrawalReason?: string; reasonText?: string } = {}): Promise<string> {
-  const parties = await partiesFromRecord(session, referral);
+  const { referrer, ...parties } = await partiesFromRecord(session, referral);
   const now = clock(ctx);
   const built = buildAdwMessage({
     event, sourceOds: episode.our_ods, destinationOds: episode.peer_ods, referralIdentifier: episode.referral_identifier,
     referralReason: referral.reasonCode?.[0]?.text, description: referral.note?.map((n: any) => n.text).join('\n') || undefined,
-    ...parties, hospital: { ...parties.hospital, ods: episode.our_ods }, council: { ...parties.council, ods: episode.peer_ods }, ...extra, now,
+    ...(referrer ? { author: referrer } : {}), ...parties, hospital: { ...parties.hospital, ods: episode.our_ods }, council: { ...parties.council, ods: episode.peer_ods }, ...extra, now,
   });
   await queueOutbound(session, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: episode.peer_mailbox, detail: extra.reasonText }, now);
   return built.headerId;

@@ -203,10 +203,11 @@ function telecom(node: XmlNode, system: string): string | undefined {
   return val(kids(node, 'telecom').find((t) => val(t, 'system') === system), 'value');
 }
 
+/** A HumanName as one line: its parts, else its text (a name a system holds only whole is sent as text). */
 function humanName(node: XmlNode | undefined): string | undefined {
   if (!node) return undefined;
   const parts = [...kids(node, 'prefix'), ...kids(node, 'given'), ...kids(node, 'family')].map((n) => attribute(n, 'value')).filter(Boolean);
-  return parts.length ? parts.join(' ') : undefined;
+  return parts.length ? parts.join(' ') : val(node, 'text');
 }
 
 function odsFromEndpoint(endpoint: string | undefined): string | undefined {
