@@ -9,13 +9,14 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver } from '../record/index.ts';
 import { findClient, type SystemClient } from './clients.ts';
-import { grantScopes } from './scopes.ts';
+import { grantScopes, signInExtraScopes } from './scopes.ts';
 import { ownPatientId } from './relationships.ts';
 import type { TokenService } from './tokens.ts';
 import type { People } from './people/people.ts';
 import { authorizePage, choicePage, errorPage } from './authorizePages.ts';
 
 export const CODE_TYP = 'cb-code+jwt';
+const MAX_NONCE_LENGTH = 256;
 const REQUEST_TYP = 'cb-authz-request+jwt';
 const TICKET_TYP = 'cb-sign-in-ticket+jwt';
 const CSRF_COOKIE = 'cb_authorize';
@@ -36,7 +37,7 @@ export interface AuthorizeOptions {
  * `patientContext`: the app asked for patient/ scopes or launch/patient, so the token must be bound to one
  * patient, known only once the person has signed in (issueCode).
  */
-export interface AuthorizationRequest { clientId: string; clientName: string; redirectUri: string; scope: string; state?: string; codeChallenge: string; patientContext?: boolean }
+export interface AuthorizationRequest { clientId: string; clientName: string; redirectUri: string; scope: string; state?: string; codeChallenge: string; patientContext?: boolean; nonce?: string }
 
 class RedirectError extends Error {
   constructor(readonly code: string, description: string) {
@@ -170,10 +171,13 @@ function checkRequest(client: SystemClient, redirectUri: string, q: Record<strin
   const patientContext = scopes.some((s) => s.startsWith('patient/')) || launchPatient;
   // The patient context asked for is granted (or the sign-in refused), so the granted scope says so, as
   // SMART apps read it; launch/patient grants no resource access of its own (parseScope ignores it).
-  const granted = launchPatient ? ['launch/patient', ...scopes] : scopes;
+  const granted = [...(launchPatient ? ['launch/patient'] : []), ...scopes, ...signInExtraScopes(q.scope, client.scopes)];
+  // OpenID Connect: the app's nonce comes back in the id_token, tying it to this request. Bounded, as it is
+  // carried through the sign-in pages and the code.
+  if (q.nonce !== undefined && (!q.nonce || q.nonce.length > MAX_NONCE_LENGTH)) throw new RedirectError('invalid_request', `nonce, when sent, must be 1 to ${MAX_NONCE_LENGTH} characters.`);
   return {
     clientId: client.clientId, clientName: client.name, redirectUri, scope: granted.join(' '), ...(q.state ? { state: q.state } : {}), codeChallenge: q.code_challenge,
-    ...(patientContext ? { patientContext } : {}),
+    ...(patientContext ? { patientContext } : {}), ...(q.nonce ? { nonce: q.nonce } : {}),
   };
 }
 
@@ -207,6 +211,7 @@ async function issueCode(
       ...context,
       sub: user.userId, name: user.name, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), role: membership.role, ...(membership.organisation ? { org: membership.organisation } : {}),
       client_id: request.clientId, redirect_uri: request.redirectUri, scope: request.scope, code_challenge: request.codeChallenge,
+      ...(request.nonce ? { nonce: request.nonce } : {}),
     },
     { typ: CODE_TYP, issuer: origin, seconds: 60 },
   );

@@ -117,7 +117,7 @@ export interface Access {
   deadLettersViewedThrough(control: AccessControl, view: DeadLetterView, shownText?: readonly string[]): Promise<void>;
   /** Records a person's decision about a held HL7 v2 message, made as `actor` from `address`; never throws, never waits. */
   heldMessageDecided(actor: Actor, address: string | undefined, decision: HeldMessageDecision): void;
-  /** Registers /oauth2/token, /oauth2/jwks and /.well-known/smart-configuration. */
+  /** Registers /oauth2/token, /oauth2/jwks, /.well-known/smart-configuration and /.well-known/openid-configuration. */
   routes(app: FastifyInstance): Promise<void>;
   /** Writes the audit events still buffered; call after the HTTP server has stopped, before the database closes. */
   close(): Promise<void>;

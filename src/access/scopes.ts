@@ -81,3 +81,15 @@ export function grantScopes(requested: string | undefined, allowed: string): str
       );
     });
 }
+
+/** OpenID Connect's scopes as SMART uses them: who the person is, in an id_token. */
+const IDENTITY_SCOPES = ['openid', 'fhirUser', 'profile'];
+
+/**
+ * The scopes beside resource scopes that a person's sign-in grants an app, from those it asked for: who the
+ * person is (openid, fhirUser, profile), to any app.
+ */
+export function signInExtraScopes(requested: string | undefined, _registered: string): string[] {
+  const asked = new Set((requested ?? '').split(/\s+/).filter(Boolean));
+  return IDENTITY_SCOPES.filter((scope) => asked.has(scope));
+}

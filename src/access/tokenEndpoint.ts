@@ -1,5 +1,7 @@
 // OAuth2 for system clients: POST /oauth2/token (client_credentials with a client secret or a signed
-// client assertion, private_key_jwt), /oauth2/jwks, and SMART's /.well-known/smart-configuration.
+// client assertion, private_key_jwt), /oauth2/jwks, and SMART's /.well-known/smart-configuration. For apps
+// a person signs in to (authorize.ts): the code's exchange, with an OpenID Connect id_token when asked for
+// (and /.well-known/openid-configuration).
 // Every token request that reaches the endpoint is an authentication AuditEvent, issued or refused and why
 // (people/authenticationAudit.ts): a system token reaches every record, so guessing a client's secret,
 // replaying an assertion or trying stolen codes must leave a trace, as people's failed sign-ins do.
@@ -32,6 +34,11 @@ export interface TokenEndpointOptions {
 export const FORM_BODY_LIMIT = 16 * 1024;
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const GRANT_TYPES = ['client_credentials', 'authorization_code'];
+const RESOURCE_SCOPES = ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'user/*.cruds', 'user/*.rs', 'patient/*.rs', 'launch/patient'];
+const IDENTITY_SCOPES = ['openid', 'fhirUser', 'profile'];
+/** id_tokens are signed as access tokens are (tokens.ts). */
+const ID_TOKEN_ALGORITHM = 'ES256';
 
 class OAuthError extends Error {
   /** `reason`: why, for the audit trail, where the description does not say it exactly (never a credential). */
@@ -124,26 +131,47 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
   const smartConfiguration = async (req: FastifyRequest, reply: FastifyReply) => {
     reply.headers(DISCOVERY_CORS);
     const origin = options.originOf(req);
-    // No issuer: SMART has it only beside sso-openid-connect, and CareBridge issues no id_token, so an app
-    // reading one would expect OpenID Connect sign-in that it would never get.
     return {
+      // The OpenID Connect issuer (sso-openid-connect): the iss of id_tokens, whose discovery is at
+      // <issuer>/.well-known/openid-configuration.
+      issuer: origin,
       token_endpoint: `${origin}/oauth2/token`,
       jwks_uri: `${origin}/oauth2/jwks`,
       authorization_endpoint: `${origin}/oauth2/authorize`,
-      grant_types_supported: ['client_credentials', 'authorization_code'],
+      grant_types_supported: GRANT_TYPES,
       response_types_supported: ['code'],
       code_challenge_methods_supported: ['S256'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
-      scopes_supported: ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'user/*.cruds', 'user/*.rs', 'patient/*.rs', 'launch/patient'],
+      scopes_supported: [...RESOURCE_SCOPES, ...IDENTITY_SCOPES],
       // Patient context (patient/ scopes, launch/patient) is given to a person signing in to their own
       // record only: there is no patient picker, so staff and carers asking for it are refused invalid_scope.
-      capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'client-public', 'permission-v1', 'permission-v2', 'permission-user', 'permission-patient', 'launch-standalone', 'context-standalone-patient'],
+      capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'client-public', 'permission-v1', 'permission-v2', 'permission-user', 'permission-patient', 'launch-standalone', 'context-standalone-patient',
+        'sso-openid-connect'],
     };
   };
+  // OpenID Connect Discovery 1.0, for the id_tokens of people's sign-ins.
+  app.get('/.well-known/openid-configuration', async (req, reply) => {
+    reply.headers(DISCOVERY_CORS);
+    const origin = options.originOf(req);
+    return {
+      issuer: origin,
+      authorization_endpoint: `${origin}/oauth2/authorize`,
+      token_endpoint: `${origin}/oauth2/token`,
+      jwks_uri: `${origin}/oauth2/jwks`,
+      response_types_supported: ['code'],
+      grant_types_supported: GRANT_TYPES,
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: [ID_TOKEN_ALGORITHM],
+      scopes_supported: [...IDENTITY_SCOPES, ...RESOURCE_SCOPES],
+      claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'nonce', 'fhirUser', 'name'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
+      code_challenge_methods_supported: ['S256'],
+    };
+  });
   app.get('/fhir/.well-known/smart-configuration', smartConfiguration);
   app.get('/.well-known/smart-configuration', smartConfiguration);
-  for (const path of ['/fhir/.well-known/smart-configuration', '/.well-known/smart-configuration', '/oauth2/jwks']) {
+  for (const path of ['/fhir/.well-known/smart-configuration', '/.well-known/smart-configuration', '/.well-known/openid-configuration', '/oauth2/jwks']) {
     app.options(path, async (_req, reply) => reply.code(204).headers({ ...DISCOVERY_CORS, 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'accept', 'access-control-max-age': '600' }).send());
   }
 }
@@ -269,11 +297,28 @@ async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, 
   const actor: Actor = isRole(role)
     ? { kind: 'user', userId: user.userId, name: user.name, organisation: membership.organisation, role, fhirUser: user.fhirUser, ...(patient ? { patient } : {}), purpose: ROLE_PURPOSE[role], scope, sessionId: jti }
     : { kind: 'system', clientId: client.clientId, name: client.name, purpose: 'TREAT', scope, sessionId: jti };
+  const idToken = wantsIdToken(scope)
+    ? await options.tokens.idToken({
+      issuer: origin, clientId: client.clientId, userId: user.userId, ...(typeof code.nonce === 'string' ? { nonce: code.nonce } : {}),
+      // SMART lets fhirUser be absolute or relative to the FHIR base; absolute, so it names this server's record.
+      ...(user.fhirUser ? { fhirUser: `${origin}/fhir/${user.fhirUser}` } : {}),
+      ...(scope.split(' ').includes('profile') ? { name: user.name } : {}),
+    })
+    : undefined;
   return {
-    body: { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), ...(patient ? { patient } : {}) },
+    body: {
+      access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), ...(patient ? { patient } : {}),
+      ...(idToken ? { id_token: idToken } : {}),
+    },
     actor,
     detail: `token issued as ${role}${membership.organisation ? ` at ${membership.organisation}` : ''} for ${scope}`,
   };
+}
+
+/** SMART's OpenID Connect: an id_token when the app asked for openid and who the person is (fhirUser or profile). */
+function wantsIdToken(scope: string): boolean {
+  const scopes = scope.split(/\s+/);
+  return scopes.includes('openid') && (scopes.includes('fhirUser') || scopes.includes('profile'));
 }
 
 async function authenticateClient(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, tokenUrl: string, seen: Seen): Promise<SystemClient> {

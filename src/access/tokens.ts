@@ -84,6 +84,23 @@ export class TokenService {
   }
 
   /**
+   * An OpenID Connect id_token: who signed in to the app (sub, and fhirUser, who they are in the record),
+   * for the app alone (aud, its client_id). Signed with the access tokens' key, published at jwks_uri; its
+   * typ (JWT) and audience keep it from ever being taken as an access token or a statement of the server's.
+   */
+  async idToken(claims: { issuer: string; clientId: string; userId: string; nonce?: string; fhirUser?: string; name?: string }): Promise<string> {
+    const key = await this.signingKey();
+    return new SignJWT({ ...(claims.nonce ? { nonce: claims.nonce } : {}), ...(claims.fhirUser ? { fhirUser: claims.fhirUser } : {}), ...(claims.name ? { name: claims.name } : {}) })
+      .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'JWT' })
+      .setIssuer(claims.issuer)
+      .setSubject(claims.userId)
+      .setAudience(claims.clientId)
+      .setIssuedAt()
+      .setExpirationTime(`${TOKEN_LIFETIME_SECONDS}s`)
+      .sign(key.privateKey);
+  }
+
+  /**
    * Verifies signature (ES256 only: never "none", never an HMAC), issuer, audience and expiry. A token
    * already verified is remembered until it expires: an ECDSA check costs more than a whole read.
    */

@@ -46,7 +46,7 @@ for (const engine of ENGINES) {
 
     it('discovery can be read by a browser app from any origin (CORS), with no credentials', async () => {
       const origin = { origin: 'https://app.example' };
-      for (const url of [`${t.base}/.well-known/smart-configuration`, `${t.url}/.well-known/smart-configuration`, `${t.url}/oauth2/jwks`]) {
+      for (const url of [`${t.base}/.well-known/smart-configuration`, `${t.url}/.well-known/smart-configuration`, `${t.url}/.well-known/openid-configuration`, `${t.url}/oauth2/jwks`]) {
         const res = await fetch(url, { headers: { ...origin, accept: 'application/json' } });
         assert.equal(res.status, 200, url);
         assert.equal(res.headers.get('access-control-allow-origin'), '*', url);
@@ -58,11 +58,10 @@ for (const engine of ENGINES) {
       }
     });
 
-    it('the SMART configuration has the fields SMART requires, and no issuer, as there is no OpenID Connect (no id_token)', async () => {
+    it('the SMART configuration has the fields SMART requires, and the issuer and keys sso-openid-connect needs', async () => {
       const conf = await fetch(`${t.base}/.well-known/smart-configuration`).then((r) => r.json());
-      assert.ok(!conf.capabilities.includes('sso-openid-connect'));
-      assert.equal(conf.issuer, undefined);
-      for (const field of ['authorization_endpoint', 'token_endpoint', 'grant_types_supported', 'token_endpoint_auth_methods_supported', 'scopes_supported', 'response_types_supported', 'capabilities', 'code_challenge_methods_supported']) {
+      assert.ok(conf.capabilities.includes('sso-openid-connect'));
+      for (const field of ['issuer', 'jwks_uri', 'authorization_endpoint', 'token_endpoint', 'grant_types_supported', 'token_endpoint_auth_methods_supported', 'scopes_supported', 'response_types_supported', 'capabilities', 'code_challenge_methods_supported']) {
         assert.ok(conf[field], `${field} is published`);
       }
     });

@@ -53,8 +53,17 @@ export async function exchange(t: TestServer, form: Record<string, string>): Pro
 
 /** The whole flow for one person (acting as `role` when they hold several): an access token for them. */
 export async function personToken(t: TestServer, username: string, scope = 'user/*.cruds', role?: Role): Promise<string> {
+  return (await personSignIn(t, username, { scope, role })).access_token;
+}
+
+/**
+ * The whole flow for one person, through `app` (the test app unless given), with `nonce` when given: the
+ * token response the app gets.
+ */
+export async function personSignIn(t: TestServer, username: string, options: { scope?: string; role?: Role; app?: { clientId: string; redirectUri: string }; nonce?: string; form?: Record<string, string> } = {}): Promise<any> {
+  const { scope = 'user/*.cruds', role, app = TEST_APP, nonce } = options;
   const { verifier, challenge } = pkce();
-  const start = await authorize(t, { response_type: 'code', client_id: TEST_APP.clientId, redirect_uri: TEST_APP.redirectUri, scope, state: 'st', code_challenge: challenge, code_challenge_method: 'S256', aud: t.base });
+  const start = await authorize(t, { response_type: 'code', client_id: app.clientId, redirect_uri: app.redirectUri, scope, state: 'st', code_challenge: challenge, code_challenge_method: 'S256', aud: t.base, ...(nonce ? { nonce } : {}) });
   if (start.res.status !== 200) throw new Error(`authorize: ${start.res.status} ${start.html.slice(0, 300)}`);
   const form = { request: hiddenField(start.html, 'request'), csrf: hiddenField(start.html, 'csrf') };
   let signedIn = await postAuthorize(t, start.cookie, { ...form, username, password: PERSON_PASSWORD });
@@ -66,8 +75,9 @@ export async function personToken(t: TestServer, username: string, scope = 'user
   }
   const location = signedIn.headers.get('location');
   if (signedIn.status !== 303 || !location) throw new Error(`sign-in: ${signedIn.status} ${(await signedIn.text()).slice(0, 300)}`);
-  const code = new URL(location).searchParams.get('code')!;
-  const token = await exchange(t, { code, redirect_uri: TEST_APP.redirectUri, code_verifier: verifier, client_id: TEST_APP.clientId });
+  const code = new URL(location).searchParams.get('code');
+  if (!code) throw new Error(`sign-in refused: ${location}`);
+  const token = await exchange(t, { code, redirect_uri: app.redirectUri, code_verifier: verifier, client_id: app.clientId, ...options.form });
   if (token.status !== 200) throw new Error(`token: ${token.status} ${JSON.stringify(token.body)}`);
-  return token.body.access_token;
+  return token.body;
 }
