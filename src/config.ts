@@ -26,6 +26,11 @@ export interface ServerConfig {
   /** People signing in: lockout, session lifetimes, and an OpenID Connect provider when one is configured. */
   people: PeopleConfig;
   /**
+   * How long the refresh tokens of one sign-in to an app last: online_access (CAREBRIDGE_ONLINE_ACCESS_MINUTES)
+   * and offline_access (CAREBRIDGE_OFFLINE_ACCESS_DAYS).
+   */
+  refreshLifetimes: { onlineMinutes: number; offlineDays: number };
+  /**
    * The red bag: hours before an unacknowledged pack's reminder falls due (CAREBRIDGE_RED_BAG_ACK_HOURS), and
    * the MESH workflow id its messages to and from other deployments travel under (CAREBRIDGE_RED_BAG_WORKFLOW_ID).
    */
@@ -174,6 +179,10 @@ export function loadServerConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = pr
     signInsPerMinute: wholeNumber(env, 'CAREBRIDGE_SIGN_IN_RATE_LIMIT', 20, 1, 100_000),
     audit: auditSetting === 'on',
     people,
+    refreshLifetimes: {
+      onlineMinutes: wholeNumber(env, 'CAREBRIDGE_ONLINE_ACCESS_MINUTES', 60, 1, 24 * 60),
+      offlineDays: wholeNumber(env, 'CAREBRIDGE_OFFLINE_ACCESS_DAYS', 30, 1, 365),
+    },
     messaging,
     ...(hl7 ? { hl7 } : {}),
     discharge: loadDischargeConfig(env),

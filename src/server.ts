@@ -126,7 +126,7 @@ export interface CareBridgeServer {
 /** `logLevel` (pino levels: error, warn, info…) turns on logging; tests leave it off. */
 export async function buildServer(config: ServerConfig, options: { logLevel?: string } = {}): Promise<CareBridgeServer> {
   const driver = await openRecordStore(config.database);
-  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, signInsPerMinute: config.signInsPerMinute, baseUrl: config.baseUrl, audit: config.audit, database: config.database, people: config.people });
+  const access = config.insecureNoAuth ? undefined : await setUpAccess(driver, { adminClient: config.adminClient, tokenRequestsPerMinute: config.tokenRequestsPerMinute, signInsPerMinute: config.signInsPerMinute, baseUrl: config.baseUrl, audit: config.audit, database: config.database, people: config.people, refreshLifetimes: config.refreshLifetimes });
   const app = Fastify({
     logger: options.logLevel ? { level: options.logLevel } : false,
     bodyLimit: config.bodyLimitBytes,

@@ -5,6 +5,7 @@ import { migrate, type AccessControl, type AccessEvent, type ResourceTypeService
 import { ACCESS_MIGRATIONS } from './schema.ts';
 import { TokenService } from './tokens.ts';
 import { tokenEndpoint } from './tokenEndpoint.ts';
+import { DEFAULT_REFRESH_LIFETIMES, type RefreshLifetimes } from './refreshTokens.ts';
 import { accessFor, audited, auditedCaller, bearerAuthenticator, bearerIdentifier } from './authenticate.ts';
 import { authorizeEndpoint } from './authorize.ts';
 import { auditBreakGlass, breakGlassRoutes, reviewAudited } from './breakGlassRoutes.ts';
@@ -30,6 +31,7 @@ import type { Sessions } from './people/sessions.ts';
 export { addClient, listClients, revokeClient, findClient, ADMIN_SCOPES, type SystemClient, type NewClient } from './clients.ts';
 export { ROLES, ROLE_PURPOSE, isRole, type Actor, type UserActor, type SystemActor, type Role, type PurposeOfUse } from './actor.ts';
 export { parseScopes, scopesAllow, type Scope } from './scopes.ts';
+export { DEFAULT_REFRESH_LIFETIMES, type RefreshLifetimes } from './refreshTokens.ts';
 export { verifyAuditChain, type ChainCheck } from './audit/verify.ts';
 export { auditReach } from './audit/anchor.ts';
 export { AUDIT_COMPANION } from './audit/ownDatabase.ts';
@@ -66,6 +68,8 @@ export interface AccessOptions {
   database?: string;
   /** Lockout, session lifetimes and OpenID Connect for people signing in. */
   people?: PeopleOptions;
+  /** How long a sign-in's refresh tokens last (online_access, offline_access); DEFAULT_REFRESH_LIFETIMES when absent. */
+  refreshLifetimes?: RefreshLifetimes;
 }
 
 export interface Access {
@@ -258,7 +262,7 @@ export async function setUpAccess(driver: SqlDriver, options: AccessOptions): Pr
       review: (reviewer, id, review, address) => reviewAudited(driver, audit, reviewer, id, review, address ?? 'internal'),
     },
     async routes(app) {
-      await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute, audit });
+      await app.register(tokenEndpoint, { driver, tokens, originOf, rateLimitPerMinute: options.tokenRequestsPerMinute, audit, refreshLifetimes: options.refreshLifetimes ?? DEFAULT_REFRESH_LIFETIMES });
       await app.register(breakGlassRoutes, { driver, identify: bearerIdentifier(driver, tokens, originOf), audit });
       await app.register(authorizeEndpoint, { driver, tokens, people, originOf, signInsPerMinute: options.signInsPerMinute ?? 20 });
     },

@@ -136,4 +136,28 @@ CREATE UNIQUE INDEX access_break_glass_submission ON access_break_glass (user_id
     // broken link, but they leave the chain shorter than the head recorded here.
     sql: `CREATE TABLE access_audit_anchor (id SMALLINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL, anchored_ms BIGINT NOT NULL)`,
   },
+  {
+    version: 8,
+    name: 'refresh tokens for apps a person signed in to (SMART online_access, offline_access)',
+    // Only the SHA-256 of each token is kept. Every token a sign-in leads to shares its family_id and the
+    // family's expiry; a token is used once (used_ms), and one presented again revokes its whole family.
+    sql: `
+CREATE TABLE access_refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  family_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  organisation TEXT,
+  role TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  patient TEXT,
+  created_ms BIGINT NOT NULL,
+  expires_ms BIGINT NOT NULL,
+  used_ms BIGINT,
+  revoked_ms BIGINT
+);
+CREATE INDEX access_refresh_tokens_family ON access_refresh_tokens (family_id);
+CREATE INDEX access_refresh_tokens_expiry ON access_refresh_tokens (expires_ms);
+`,
+  },
 ];

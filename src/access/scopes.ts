@@ -87,9 +87,25 @@ const IDENTITY_SCOPES = ['openid', 'fhirUser', 'profile'];
 
 /**
  * The scopes beside resource scopes that a person's sign-in grants an app, from those it asked for: who the
- * person is (openid, fhirUser, profile), to any app.
+ * person is (openid, fhirUser, profile) to any app; online_access to any app; offline_access, which keeps
+ * the app reading for weeks after the person has gone, only to an app registered with it (an
+ * information-governance decision, like registering the app at all).
  */
-export function signInExtraScopes(requested: string | undefined, _registered: string): string[] {
+export function signInExtraScopes(requested: string | undefined, registered: string): string[] {
   const asked = new Set((requested ?? '').split(/\s+/).filter(Boolean));
-  return IDENTITY_SCOPES.filter((scope) => asked.has(scope));
+  const extra = IDENTITY_SCOPES.filter((scope) => asked.has(scope));
+  if (asked.has('offline_access') && registered.split(/\s+/).includes('offline_access')) extra.push('offline_access');
+  else if (asked.has('online_access')) extra.push('online_access');
+  return extra;
+}
+
+/**
+ * What a refresh asks for, against what the sign-in granted: each scope must be granted, or (a resource
+ * scope) covered by one granted. Answers the scopes that are not, to refuse the refresh with: a refresh may
+ * narrow a grant, never widen it.
+ */
+export function scopesBeyond(requested: string, granted: string): string[] {
+  const grantedScopes = granted.split(/\s+/).filter(Boolean);
+  const covered = new Set(grantScopes(requested, grantedScopes.filter((scope) => parseScope(scope)).join(' ')));
+  return requested.split(/\s+/).filter(Boolean).filter((scope) => !grantedScopes.includes(scope) && !covered.has(scope));
 }

@@ -1,7 +1,7 @@
 // OAuth2 for system clients: POST /oauth2/token (client_credentials with a client secret or a signed
 // client assertion, private_key_jwt), /oauth2/jwks, and SMART's /.well-known/smart-configuration. For apps
 // a person signs in to (authorize.ts): the code's exchange, with an OpenID Connect id_token when asked for
-// (and /.well-known/openid-configuration).
+// (and /.well-known/openid-configuration), and refresh tokens (refreshTokens.ts).
 // Every token request that reaches the endpoint is an authentication AuditEvent, issued or refused and why
 // (people/authenticationAudit.ts): a system token reaches every record, so guessing a client's secret,
 // replaying an assertion or trying stolen codes must leave a trace, as people's failed sign-ins do.
@@ -10,11 +10,12 @@ import rateLimit from '@fastify/rate-limit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver } from '../record/index.ts';
 import { ASSERTION_ALGORITHMS, authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
-import { grantScopes, parseScope, parseScopes, systemScopes } from './scopes.ts';
+import { grantScopes, parseScope, parseScopes, scopesBeyond, systemScopes } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import { createHash } from 'node:crypto';
 import { CODE_TYP } from './authorize.ts';
-import { holdsMembership } from './people/users.ts';
+import { holdsMembership, personNamed } from './people/users.ts';
+import { claimRefreshToken, familyLifetimeMs, issueRefreshToken, presentedRefresh, refreshKind, revokeRefreshFamily, type RefreshGrant, type RefreshLifetimes } from './refreshTokens.ts';
 import { authenticationRequest, type AuthenticationAttempt } from './people/authenticationAudit.ts';
 import { ROLE_PURPOSE, isRole, type Actor } from './actor.ts';
 import type { AuditTrail } from './audit/trail.ts';
@@ -28,13 +29,15 @@ export interface TokenEndpointOptions {
   rateLimitPerMinute: number;
   /** Where every token request's outcome is recorded; absent only when the audit trail is off. */
   audit?: AuditTrail;
+  /** How long a sign-in's refresh tokens last, for online_access and offline_access. */
+  refreshLifetimes: RefreshLifetimes;
 }
 
 /** Largest token request form: a client assertion (a signed JWT) is a few KB at most. */
 export const FORM_BODY_LIMIT = 16 * 1024;
 
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-const GRANT_TYPES = ['client_credentials', 'authorization_code'];
+const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'];
 const RESOURCE_SCOPES = ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'user/*.cruds', 'user/*.rs', 'patient/*.rs', 'launch/patient'];
 const IDENTITY_SCOPES = ['openid', 'fhirUser', 'profile'];
 /** id_tokens are signed as access tokens are (tokens.ts). */
@@ -113,7 +116,7 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       record(true, issued.detail, issued.actor);
       return issued.body;
     } catch (err) {
-      if (!seen.client && seen.method !== 'authorization_code') seen.client = await named(options, form.client_id);
+      if (!seen.client && seen.method !== 'authorization_code' && seen.method !== 'refresh_token') seen.client = await named(options, form.client_id);
       record(false, err instanceof OAuthError ? err.reason ?? err.message : 'server error, no token issued');
       throw err;
     } finally {
@@ -143,11 +146,11 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       code_challenge_methods_supported: ['S256'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
-      scopes_supported: [...RESOURCE_SCOPES, ...IDENTITY_SCOPES],
+      scopes_supported: [...RESOURCE_SCOPES, ...IDENTITY_SCOPES, 'online_access', 'offline_access'],
       // Patient context (patient/ scopes, launch/patient) is given to a person signing in to their own
       // record only: there is no patient picker, so staff and carers asking for it are refused invalid_scope.
       capabilities: ['client-confidential-symmetric', 'client-confidential-asymmetric', 'client-public', 'permission-v1', 'permission-v2', 'permission-user', 'permission-patient', 'launch-standalone', 'context-standalone-patient',
-        'sso-openid-connect'],
+        'sso-openid-connect', 'permission-online', 'permission-offline'],
     };
   };
   // OpenID Connect Discovery 1.0, for the id_tokens of people's sign-ins.
@@ -163,7 +166,7 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       grant_types_supported: GRANT_TYPES,
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: [ID_TOKEN_ALGORITHM],
-      scopes_supported: [...IDENTITY_SCOPES, ...RESOURCE_SCOPES],
+      scopes_supported: [...IDENTITY_SCOPES, 'online_access', 'offline_access', ...RESOURCE_SCOPES],
       claims_supported: ['iss', 'sub', 'aud', 'exp', 'iat', 'nonce', 'fhirUser', 'name'],
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       code_challenge_methods_supported: ['S256'],
@@ -221,9 +224,14 @@ async function tokenRequest(options: TokenEndpointOptions, req: FastifyRequest, 
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
     return exchangeCode(options, req, form, seen);
   }
-  if (!form.grant_type) throw new OAuthError(400, 'invalid_request', 'grant_type is required: client_credentials or authorization_code.', 'no grant_type');
+  if (form.grant_type === 'refresh_token') {
+    seen.method = 'refresh_token';
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    return refresh(options, req, form, seen);
+  }
+  if (!form.grant_type) throw new OAuthError(400, 'invalid_request', 'grant_type is required: client_credentials, authorization_code or refresh_token.', 'no grant_type');
   if (form.grant_type !== 'client_credentials') {
-    throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials or authorization_code, not '${form.grant_type ?? ''}'.`, `unsupported grant_type '${bounded(form.grant_type ?? '', 64)}'`);
+    throw new OAuthError(400, 'unsupported_grant_type', `grant_type must be client_credentials, authorization_code or refresh_token, not '${form.grant_type ?? ''}'.`, `unsupported grant_type '${bounded(form.grant_type ?? '', 64)}'`);
   }
   seen.method = form.client_assertion_type || form.client_assertion ? 'private_key_jwt' : 'client_secret';
   const origin = options.originOf(req);
@@ -269,56 +277,124 @@ async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, 
   }
   // From here the code is ours: it names the person it was issued for, whoever presents it.
   seen.user = { userId: String(code.sub), name: typeof code.name === 'string' ? code.name : undefined, fhirUser: typeof code.fhirUser === 'string' ? code.fhirUser : undefined };
-  const registered = await findClient(options.driver, String(code.client_id));
-  const isPublic = registered && !registered.hasSecret && !registered.jwks && !form.client_secret && !form.client_assertion && !req.headers.authorization;
-  if (isPublic) seen.client = form.client_id && form.client_id !== registered.clientId ? await named(options, form.client_id) : asSeen(registered);
-  const client = isPublic
-    ? registered // a public client: PKCE alone binds the code to it
-    : await authenticateClient(options, req, form, `${origin}/oauth2/token`, seen);
-  if (!client || client.revoked || client.clientId !== code.client_id || (form.client_id && form.client_id !== client.clientId)) {
-    throw new OAuthError(400, 'invalid_grant', 'This code was issued to another client.', client?.revoked ? 'client revoked' : `code issued to another client ('${bounded(String(code.client_id))}')`);
+  const client = await presentingClient(options, req, form, String(code.client_id), origin, seen);
+  if (client.clientId !== code.client_id || (form.client_id && form.client_id !== client.clientId)) {
+    throw new OAuthError(400, 'invalid_grant', 'This code was issued to another client.', `code issued to another client ('${bounded(String(code.client_id))}')`);
   }
   if (form.redirect_uri !== code.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'redirect_uri must be the one the code was requested with.', 'redirect_uri differs from the one the code was requested with');
   const challenge = createHash('sha256').update(form.code_verifier ?? '').digest('base64url');
   if (!form.code_verifier || challenge !== code.code_challenge) throw new OAuthError(400, 'invalid_grant', 'The PKCE code_verifier does not match the code_challenge.', form.code_verifier ? 'PKCE code_verifier does not match' : 'no PKCE code_verifier');
   const fresh = await options.driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [`code:${code.jti}`, (code.exp ?? 0) * 1000]);
   if (!fresh) throw new OAuthError(400, 'invalid_grant', 'This authorization code has been used already.', 'authorization code used already (replayed)');
-  const membership = { organisation: code.org as string | undefined, role: String(code.role) };
-  if (!(await holdsMembership(options.driver, String(code.sub), membership))) {
-    throw new OAuthError(400, 'invalid_grant', 'The person is disabled or no longer holds that role.', `person disabled or no longer ${membership.role}${membership.organisation ? ` at ${membership.organisation}` : ''}`);
-  }
-  const scope = String(code.scope);
-  // The patient context chosen at sign-in (authorize.ts): the token is bound to it, and SMART apps read it here.
-  const patient = typeof code.patient === 'string' ? code.patient : undefined;
-  const user = { userId: String(code.sub), name: String(code.name), role: membership.role, fhirUser: code.fhirUser as string | undefined, ...(patient ? { patient } : {}) };
-  const { token, expiresIn, jti } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope, org: membership.organisation, user });
-  const role = membership.role;
-  // As the token's calls are audited (authenticate.ts), the same session id ties them to this entry.
-  const actor: Actor = isRole(role)
-    ? { kind: 'user', userId: user.userId, name: user.name, organisation: membership.organisation, role, fhirUser: user.fhirUser, ...(patient ? { patient } : {}), purpose: ROLE_PURPOSE[role], scope, sessionId: jti }
-    : { kind: 'system', clientId: client.clientId, name: client.name, purpose: 'TREAT', scope, sessionId: jti };
-  const idToken = wantsIdToken(scope)
-    ? await options.tokens.idToken({
-      issuer: origin, clientId: client.clientId, userId: user.userId, ...(typeof code.nonce === 'string' ? { nonce: code.nonce } : {}),
-      // SMART lets fhirUser be absolute or relative to the FHIR base; absolute, so it names this server's record.
-      ...(user.fhirUser ? { fhirUser: `${origin}/fhir/${user.fhirUser}` } : {}),
-      ...(scope.split(' ').includes('profile') ? { name: user.name } : {}),
-    })
-    : undefined;
-  return {
-    body: {
-      access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), ...(patient ? { patient } : {}),
-      ...(idToken ? { id_token: idToken } : {}),
-    },
-    actor,
-    detail: `token issued as ${role}${membership.organisation ? ` at ${membership.organisation}` : ''} for ${scope}`,
+  const grant: RefreshGrant = {
+    clientId: client.clientId, userId: String(code.sub), role: String(code.role), scope: String(code.scope),
+    ...(typeof code.org === 'string' ? { organisation: code.org } : {}),
+    // The patient context chosen at sign-in (authorize.ts): the token is bound to it, and SMART apps read it here.
+    ...(typeof code.patient === 'string' ? { patient: code.patient } : {}),
   };
+  await stillHeld(options, grant);
+  const person = { name: String(code.name), fhirUser: typeof code.fhirUser === 'string' ? code.fhirUser : undefined };
+  const issued = await personTokens(options, origin, client, grant, grant.scope, person);
+  const kind = refreshKind(grant.scope);
+  if (kind) issued.body.refresh_token = await issueRefreshToken(options.driver, grant, { lifetimeMs: familyLifetimeMs(kind, options.refreshLifetimes) });
+  if (wantsIdToken(grant.scope)) {
+    issued.body.id_token = await options.tokens.idToken({
+      issuer: origin, clientId: client.clientId, userId: grant.userId, ...(typeof code.nonce === 'string' ? { nonce: code.nonce } : {}),
+      // SMART lets fhirUser be absolute or relative to the FHIR base; absolute, so it names this server's record.
+      ...(person.fhirUser ? { fhirUser: `${origin}/fhir/${person.fhirUser}` } : {}),
+      ...(grant.scope.split(' ').includes('profile') ? { name: person.name } : {}),
+    });
+  }
+  return issued;
+}
+
+/**
+ * refresh_token: a new access token for the sign-in the refresh token came from, with its scopes or fewer,
+ * and a new refresh token in place of the one presented (refreshTokens.ts). The person must still be
+ * enabled and in the role, and the client registered, as at the code's exchange.
+ */
+async function refresh(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, seen: Seen): Promise<Issued> {
+  const origin = options.originOf(req);
+  const presented = await presentedRefresh(options.driver, form.refresh_token ?? '');
+  if (!presented) {
+    seen.client = await named(options, form.client_id);
+    throw new OAuthError(400, 'invalid_grant', 'The refresh token is not valid or has expired.', form.refresh_token ? 'refresh token unknown or expired' : 'no refresh token');
+  }
+  const { grant } = presented;
+  const person = await personNamed(options.driver, grant.userId);
+  seen.user = { userId: grant.userId, ...person };
+  const client = await presentingClient(options, req, form, grant.clientId, origin, seen);
+  if (client.clientId !== grant.clientId || (form.client_id && form.client_id !== client.clientId)) {
+    throw new OAuthError(400, 'invalid_grant', 'This refresh token was issued to another client.', `refresh token issued to another client ('${bounded(grant.clientId)}')`);
+  }
+  if (presented.spent === 'used') {
+    await revokeRefreshFamily(options.driver, presented.familyId);
+    throw new OAuthError(400, 'invalid_grant', 'This refresh token has been used already, so every refresh token of this sign-in is revoked; sign the person in again.', 'refresh token used already (replayed): every refresh token of the sign-in revoked');
+  }
+  if (presented.spent) throw new OAuthError(400, 'invalid_grant', 'The refresh token is not valid or has expired.', `refresh token ${presented.spent}`);
+  const scope = form.scope ? form.scope.split(/\s+/).filter(Boolean).join(' ') : grant.scope;
+  const beyond = scopesBeyond(scope, grant.scope);
+  if (beyond.length) {
+    throw new OAuthError(400, 'invalid_scope', `A refresh may ask for the scopes granted at sign-in or fewer; '${beyond.join(' ')}' ${beyond.length > 1 ? 'were' : 'was'} not granted.`, `scope refused at refresh: '${bounded(beyond.join(' '), 256)}' beyond the sign-in's grant`);
+  }
+  try {
+    await stillHeld(options, grant);
+  } catch (err) {
+    // Never again, even once the account is enabled: they sign in afresh, as their sessions end (users.ts).
+    await revokeRefreshFamily(options.driver, presented.familyId);
+    throw err;
+  }
+  if (!(await claimRefreshToken(options.driver, form.refresh_token!))) {
+    await revokeRefreshFamily(options.driver, presented.familyId);
+    throw new OAuthError(400, 'invalid_grant', 'This refresh token has been used already, so every refresh token of this sign-in is revoked; sign the person in again.', 'refresh token used twice at once: every refresh token of the sign-in revoked');
+  }
+  const issued = await personTokens(options, origin, client, grant, scope, person ?? { name: grant.userId });
+  issued.body.refresh_token = await issueRefreshToken(options.driver, grant, { id: presented.familyId, expiresMs: presented.familyExpiresMs });
+  return { ...issued, detail: `refreshed: ${issued.detail}` };
 }
 
 /** SMART's OpenID Connect: an id_token when the app asked for openid and who the person is (fhirUser or profile). */
 function wantsIdToken(scope: string): boolean {
   const scopes = scope.split(/\s+/);
   return scopes.includes('openid') && (scopes.includes('fhirUser') || scopes.includes('profile'));
+}
+
+/**
+ * The client presenting a code or refresh token issued to `issuedTo`: a public client (no secret, no keys,
+ * none given) is taken at its word, as PKCE or the token alone binds it; any other authenticates.
+ */
+async function presentingClient(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, issuedTo: string, origin: string, seen: Seen): Promise<SystemClient> {
+  const registered = await findClient(options.driver, issuedTo);
+  const isPublic = registered && !registered.hasSecret && !registered.jwks && !form.client_secret && !form.client_assertion && !req.headers.authorization;
+  if (isPublic) seen.client = form.client_id && form.client_id !== registered.clientId ? await named(options, form.client_id) : asSeen(registered);
+  const client = isPublic ? registered : await authenticateClient(options, req, form, `${origin}/oauth2/token`, seen);
+  if (!client) throw new OAuthError(400, 'invalid_grant', 'This grant was issued to another client.', `issued to a client no longer registered ('${bounded(issuedTo)}')`);
+  if (client.revoked) throw new OAuthError(400, 'invalid_grant', 'This client has been revoked.', 'client revoked');
+  return client;
+}
+
+/** The person must still be enabled and hold the role they signed in as, at every code and every refresh. */
+async function stillHeld(options: TokenEndpointOptions, grant: RefreshGrant): Promise<void> {
+  const membership = { organisation: grant.organisation, role: grant.role };
+  if (!(await holdsMembership(options.driver, grant.userId, membership))) {
+    throw new OAuthError(400, 'invalid_grant', 'The person is disabled or no longer holds that role.', `person disabled or no longer ${membership.role}${membership.organisation ? ` at ${membership.organisation}` : ''}`);
+  }
+}
+
+/** An access token for a person through `client`, the token response an app reads, and its audit entry. */
+async function personTokens(options: TokenEndpointOptions, origin: string, client: SystemClient, grant: RefreshGrant, scope: string, person: { name: string; fhirUser?: string }): Promise<Issued> {
+  const { patient, role, organisation } = grant;
+  const user = { userId: grant.userId, name: person.name, role, fhirUser: person.fhirUser, ...(patient ? { patient } : {}) };
+  const { token, expiresIn, jti } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope, org: organisation, user });
+  // As the token's calls are audited (authenticate.ts), the same session id ties them to this entry.
+  const actor: Actor = isRole(role)
+    ? { kind: 'user', userId: user.userId, name: user.name, organisation, role, fhirUser: user.fhirUser, ...(patient ? { patient } : {}), purpose: ROLE_PURPOSE[role], scope, sessionId: jti }
+    : { kind: 'system', clientId: client.clientId, name: client.name, purpose: 'TREAT', scope, sessionId: jti };
+  return {
+    body: { access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope, ...(user.fhirUser ? { fhirUser: user.fhirUser } : {}), ...(patient ? { patient } : {}) },
+    actor,
+    detail: `token issued as ${role}${organisation ? ` at ${organisation}` : ''} for ${scope}`,
+  };
 }
 
 async function authenticateClient(options: TokenEndpointOptions, req: FastifyRequest, form: Record<string, string>, tokenUrl: string, seen: Seen): Promise<SystemClient> {

@@ -26,10 +26,11 @@ for (const engine of ENGINES) {
 
     it('the SMART configuration names the issuer and its keys, and discovery at the issuer says the same', async () => {
       const smart = await (await fetch(`${t.base}/.well-known/smart-configuration`)).json();
-      assert.ok(smart.capabilities.includes('sso-openid-connect'));
+      for (const capability of ['sso-openid-connect', 'permission-online', 'permission-offline']) assert.ok(smart.capabilities.includes(capability), capability);
       assert.equal(smart.issuer, t.url);
       assert.equal(smart.jwks_uri, `${t.url}/oauth2/jwks`);
-      for (const scope of ['openid', 'fhirUser', 'profile']) assert.ok(smart.scopes_supported.includes(scope), scope);
+      for (const scope of ['openid', 'fhirUser', 'profile', 'online_access', 'offline_access']) assert.ok(smart.scopes_supported.includes(scope), scope);
+      assert.ok(smart.grant_types_supported.includes('refresh_token'));
 
       const res = await fetch(`${smart.issuer}/.well-known/openid-configuration`, { headers: { origin: 'https://app.example' } });
       assert.equal(res.status, 200);

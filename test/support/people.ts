@@ -81,3 +81,9 @@ export async function personSignIn(t: TestServer, username: string, options: { s
   if (token.status !== 200) throw new Error(`token: ${token.status} ${JSON.stringify(token.body)}`);
   return token.body;
 }
+
+/** POST /oauth2/token with grant_type=refresh_token. */
+export async function refreshToken(t: TestServer, form: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${t.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams({ grant_type: 'refresh_token', ...form }).toString() });
+  return { status: res.status, body: await res.json() };
+}

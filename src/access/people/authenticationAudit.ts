@@ -12,10 +12,11 @@ const METHOD = {
   client_secret: 'token request (client_credentials, client secret)',
   private_key_jwt: 'token request (client_credentials, private_key_jwt)',
   authorization_code: 'token request (authorization_code)',
+  refresh_token: 'token request (refresh_token)',
   token_request: 'token request',
 } as const;
 /** The methods of POST /oauth2/token (token_request: one whose grant_type is not supported). */
-const TOKEN_METHODS: Record<string, true> = { client_secret: true, private_key_jwt: true, authorization_code: true, token_request: true };
+const TOKEN_METHODS: Record<string, true> = { client_secret: true, private_key_jwt: true, authorization_code: true, refresh_token: true, token_request: true };
 /** DICOM PS3.16 CID 402 Audit Active Participant Role ID: a system client or app. */
 const APPLICATION = { coding: [{ system: DCM, code: '110150', display: 'Application' }] };
 

@@ -196,6 +196,12 @@ export async function listUsers(db: SqlExecutor): Promise<UserSummary[]> {
   return Promise.all(rows.map(async (r) => toSummary(r, await membershipsOf(db, r.user_id), now)));
 }
 
+/** Who a user id is, as a token names them: their name, and who they are in the record when linked. */
+export async function personNamed(db: SqlExecutor, userId: string): Promise<{ name: string; fhirUser?: string } | undefined> {
+  const row = await db.get<{ name: string; fhir_user: string | null }>('SELECT name, fhir_user FROM access_users WHERE user_id = ?', [userId]);
+  return row ? { name: row.name, ...(row.fhir_user ? { fhirUser: row.fhir_user } : {}) } : undefined;
+}
+
 export async function findUser(db: SqlExecutor, username: string): Promise<UserSummary | undefined> {
   const row = await findUserRow(db, username);
   return row ? toSummary(row, await membershipsOf(db, row.user_id), Date.now()) : undefined;

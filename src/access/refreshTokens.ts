@@ -1,0 +1,115 @@
+// Refresh tokens for apps a person signed in to (SMART online_access and offline_access). A refresh token
+// is an opaque random string of which only a SHA-256 hash is stored, as session cookies are. Each is used
+// once: using it gives the app a new one (rotation), and the old one then stops working. Every token that
+// one sign-in leads to is of one family, which ends when the sign-in's lifetime does, however often it is
+// refreshed. A token presented a second time means two parties hold it (the app and someone who copied
+// it), and there is no telling which is the app, so the whole family is revoked (OAuth 2.0 Security Best
+// Current Practice, refresh token rotation): the person signs in to the app again.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { SqlExecutor } from '../record/index.ts';
+
+/** The scopes that ask for a refresh token, and how long a sign-in's family of them lasts. */
+export type RefreshKind = 'online' | 'offline';
+
+/** CAREBRIDGE_ONLINE_ACCESS_MINUTES and CAREBRIDGE_OFFLINE_ACCESS_DAYS. */
+export interface RefreshLifetimes { onlineMinutes: number; offlineDays: number }
+
+export const DEFAULT_REFRESH_LIFETIMES: RefreshLifetimes = { onlineMinutes: 60, offlineDays: 30 };
+
+/** What a refresh token stands for: the sign-in it came from, as the authorization code had it. */
+export interface RefreshGrant {
+  clientId: string;
+  userId: string;
+  organisation?: string;
+  role: string;
+  /** Everything the person granted the app at sign-in: a refresh may ask for less, never more. */
+  scope: string;
+  patient?: string;
+}
+
+interface RefreshRow {
+  family_id: string;
+  client_id: string;
+  user_id: string;
+  organisation: string | null;
+  role: string;
+  scope: string;
+  patient: string | null;
+  expires_ms: number | string;
+  used_ms: number | string | null;
+  revoked_ms: number | string | null;
+}
+
+/** A refresh token as presented, looked up: what it stands for and whether it may still be used. */
+export interface PresentedRefresh {
+  grant: RefreshGrant;
+  familyId: string;
+  familyExpiresMs: number;
+  /** Why it may not be used (checked before anything else is), or undefined while it may. */
+  spent?: 'used' | 'revoked' | 'expired';
+}
+
+/** Which of online_access and offline_access a granted scope holds (offline, when it holds both). */
+export function refreshKind(scope: string): RefreshKind | undefined {
+  const scopes = scope.split(/\s+/);
+  if (scopes.includes('offline_access')) return 'offline';
+  if (scopes.includes('online_access')) return 'online';
+  return undefined;
+}
+
+export function familyLifetimeMs(kind: RefreshKind, lifetimes: RefreshLifetimes): number {
+  return kind === 'offline' ? lifetimes.offlineDays * 24 * 3_600_000 : lifetimes.onlineMinutes * 60_000;
+}
+
+const hashOf = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/**
+ * Stores a new refresh token for `grant` and answers it. A new sign-in starts a family (no `family`); a
+ * rotation continues one, keeping its expiry.
+ */
+export async function issueRefreshToken(db: SqlExecutor, grant: RefreshGrant, family: { id: string; expiresMs: number } | { lifetimeMs: number }): Promise<string> {
+  const token = randomBytes(32).toString('base64url');
+  const now = Date.now();
+  const { id, expiresMs } = 'id' in family ? family : { id: randomUUID(), expiresMs: now + family.lifetimeMs };
+  await db.run(
+    'INSERT INTO access_refresh_tokens (token_hash, family_id, client_id, user_id, organisation, role, scope, patient, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    [hashOf(token), id, grant.clientId, grant.userId, grant.organisation ?? null, grant.role, grant.scope, grant.patient ?? null, now, expiresMs],
+  );
+  // Families past their time can never be used again, nor tell a reuse (they are refused as unknown).
+  await db.run('DELETE FROM access_refresh_tokens WHERE expires_ms < ?', [now]);
+  return token;
+}
+
+/** The refresh token `token` stands for, or undefined when it is not one of ours (or its family has gone). */
+export async function presentedRefresh(db: SqlExecutor, token: string): Promise<PresentedRefresh | undefined> {
+  if (!token) return undefined;
+  const row = await db.get<RefreshRow>(
+    'SELECT family_id, client_id, user_id, organisation, role, scope, patient, expires_ms, used_ms, revoked_ms FROM access_refresh_tokens WHERE token_hash = ?',
+    [hashOf(token)],
+  );
+  if (!row) return undefined;
+  const familyExpiresMs = Number(row.expires_ms);
+  const spent = row.revoked_ms !== null ? 'revoked' : row.used_ms !== null ? 'used' : familyExpiresMs <= Date.now() ? 'expired' : undefined;
+  return {
+    grant: {
+      clientId: row.client_id, userId: row.user_id, role: row.role, scope: row.scope,
+      ...(row.organisation ? { organisation: row.organisation } : {}), ...(row.patient ? { patient: row.patient } : {}),
+    },
+    familyId: row.family_id,
+    familyExpiresMs,
+    ...(spent ? { spent } : {}),
+  };
+}
+
+/**
+ * Marks `token` used, atomically: false when it was used (or revoked) meanwhile, by a request racing this
+ * one, which is a reuse like any other.
+ */
+export async function claimRefreshToken(db: SqlExecutor, token: string): Promise<boolean> {
+  return Boolean(await db.run('UPDATE access_refresh_tokens SET used_ms = ? WHERE token_hash = ? AND used_ms IS NULL AND revoked_ms IS NULL', [Date.now(), hashOf(token)]));
+}
+
+/** Every token of the family stops working, the current one included. */
+export async function revokeRefreshFamily(db: SqlExecutor, familyId: string): Promise<void> {
+  await db.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE family_id = ? AND revoked_ms IS NULL', [Date.now(), familyId]);
+}
