@@ -297,12 +297,16 @@ async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, 
   const issued = await personTokens(options, origin, client, grant, grant.scope, person);
   const kind = refreshKind(grant.scope);
   if (kind) issued.body.refresh_token = await issueRefreshToken(options.driver, grant, { lifetimeMs: familyLifetimeMs(kind, options.refreshLifetimes) });
-  if (wantsIdToken(grant.scope)) {
+  // OpenID Connect Core: any request with openid gets an id_token (sub alone, unless more was asked for).
+  const scopes = grant.scope.split(' ');
+  if (scopes.includes('openid')) {
+    // SMART v1 asked for the person's resource with profile, v2 with fhirUser; profile also gives the name.
+    const named = scopes.includes('fhirUser') || scopes.includes('profile');
     issued.body.id_token = await options.tokens.idToken({
       issuer: origin, clientId: client.clientId, userId: grant.userId, ...(typeof code.nonce === 'string' ? { nonce: code.nonce } : {}),
       // SMART lets fhirUser be absolute or relative to the FHIR base; absolute, so it names this server's record.
-      ...(person.fhirUser ? { fhirUser: `${origin}/fhir/${person.fhirUser}` } : {}),
-      ...(grant.scope.split(' ').includes('profile') ? { name: person.name } : {}),
+      ...(named && person.fhirUser ? { fhirUser: `${origin}/fhir/${person.fhirUser}` } : {}),
+      ...(scopes.includes('profile') ? { name: person.name } : {}),
     });
   }
   return issued;
@@ -351,12 +355,6 @@ async function refresh(options: TokenEndpointOptions, req: FastifyRequest, form:
   const issued = await personTokens(options, origin, client, grant, scope, person ?? { name: grant.userId });
   issued.body.refresh_token = await issueRefreshToken(options.driver, grant, { id: presented.familyId, expiresMs: presented.familyExpiresMs });
   return { ...issued, detail: `refreshed: ${issued.detail}` };
-}
-
-/** SMART's OpenID Connect: an id_token when the app asked for openid and who the person is (fhirUser or profile). */
-function wantsIdToken(scope: string): boolean {
-  const scopes = scope.split(/\s+/);
-  return scopes.includes('openid') && (scopes.includes('fhirUser') || scopes.includes('profile'));
 }
 
 /**

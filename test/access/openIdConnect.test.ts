@@ -75,12 +75,18 @@ for (const engine of ENGINES) {
       assert.ok(claims.sub);
     });
 
-    it('no id_token without openid, or with openid alone (it would name no one the app asked about)', async () => {
-      for (const scope of ['user/*.rs', 'user/*.rs fhirUser', 'user/*.rs openid']) {
+    it('no id_token without openid; openid alone gives one naming the account only (sub), as OpenID Connect requires', async () => {
+      for (const scope of ['user/*.rs', 'user/*.rs fhirUser']) {
         const response = await personSignIn(t, 'oidc.nurse', { scope });
         assert.equal(response.id_token, undefined, scope);
         assert.ok(response.access_token, scope);
       }
+      const response = await personSignIn(t, 'oidc.nurse', { scope: 'user/*.rs openid' });
+      const claims = decode(response.id_token);
+      assert.equal(claims.sub, nurseId);
+      assert.equal(claims.aud, TEST_APP.clientId);
+      assert.equal(claims.fhirUser, undefined, 'not asked for');
+      assert.equal(claims.name, undefined, 'not asked for');
     });
 
     it('an id_token is not an access token: the FHIR API refuses it', async () => {
