@@ -348,12 +348,17 @@ async function refresh(options: TokenEndpointOptions, req: FastifyRequest, form:
     await revokeRefreshFamily(options.driver, presented.familyId);
     throw err;
   }
-  if (!(await claimRefreshToken(options.driver, form.refresh_token!))) {
+  const issued = await personTokens(options, origin, client, grant, scope, person ?? { name: grant.userId });
+  // The old token is spent and its successor stored together: were the database lost between the two, the
+  // app would hold only a spent token, and its retry would revoke the whole sign-in.
+  const next = await options.driver.transaction(async (tx) => (await claimRefreshToken(tx, form.refresh_token!))
+    ? issueRefreshToken(tx, grant, { id: presented.familyId, expiresMs: presented.familyExpiresMs })
+    : undefined);
+  if (!next) {
     await revokeRefreshFamily(options.driver, presented.familyId);
     throw new OAuthError(400, 'invalid_grant', 'This refresh token has been used already, so every refresh token of this sign-in is revoked; sign the person in again.', 'refresh token used twice at once: every refresh token of the sign-in revoked');
   }
-  const issued = await personTokens(options, origin, client, grant, scope, person ?? { name: grant.userId });
-  issued.body.refresh_token = await issueRefreshToken(options.driver, grant, { id: presented.familyId, expiresMs: presented.familyExpiresMs });
+  issued.body.refresh_token = next;
   return { ...issued, detail: `refreshed: ${issued.detail}` };
 }
 

@@ -68,6 +68,15 @@ for (const engine of ENGINES) {
       assert.equal((await refreshToken(t, { refresh_token: other.refresh_token, client_id: TEST_APP.clientId })).status, 200);
     });
 
+    it('the same refresh token sent twice at once: one refresh is given, and then the whole sign-in is revoked', async () => {
+      const first = await personSignIn(t, 'refresh.nurse', { scope: 'user/*.rs online_access' });
+      const both = await Promise.all([1, 2].map(() => refreshToken(t, { refresh_token: first.refresh_token, client_id: TEST_APP.clientId })));
+      assert.deepEqual(both.map((r) => r.status).sort(), [200, 400]);
+      const given = both.find((r) => r.status === 200)!;
+      assert.equal(both.find((r) => r.status === 400)!.body.error, 'invalid_grant');
+      assert.equal((await refreshToken(t, { refresh_token: given.body.refresh_token, client_id: TEST_APP.clientId })).body.error, 'invalid_grant');
+    });
+
     it('a refresh may narrow the scopes, never widen them (invalid_scope, and the refresh token still works)', async () => {
       const first = await personSignIn(t, 'refresh.nurse', { scope: 'user/*.rs online_access' });
       for (const wider of ['user/*.cruds', 'user/Patient.cruds', 'system/*.rs', 'patient/*.rs', 'offline_access', 'user/*.rs openid fhirUser']) {
