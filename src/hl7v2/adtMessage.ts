@@ -63,6 +63,7 @@ export interface PidPerson {
   nhsNumberVerification?: string;
   /** Hospital numbers from PID-3 (type MR/PI), with the assigning authority as sent. */
   localIds: { value: string; authority: string }[];
+  /** The whole surname, its own prefix included ("van Dijk"). */
   family?: string;
   given?: string;
   /** YYYY-MM-DD */
@@ -282,7 +283,7 @@ function readPerson(pid: Hl7Segment): PidPerson {
   const verification = person.nhsNumber ? nhsNumberVerification(pid) : undefined;
   if (verification) person.nhsNumberVerification = verification;
   const { family, given } = legalName(pid);
-  if (family && family !== '""') person.family = family;
+  if (family) person.family = family;
   if (given && given !== '""') person.given = given;
   const born = pid.getComponent(7, 1).trim();
   if (born && born !== '""') {
@@ -369,8 +370,7 @@ function nhsNumberVerification(pid: Hl7Segment): string | undefined {
  * nothing send the current name. An alias, a maiden or birth name, a nickname or a partner's name is not the
  * name the person goes by: matching on it (H-011) could find someone else, or no one, and a new Patient
  * would carry it. With only such names there is none, as with no name sent.
- * XPN.1 is an FN whose first subcomponent is the surname (then its prefix, and a partner's surname and
- * prefix); it is split before unescaping, so an escaped \T\ in a name stays the "&" it stands for.
+ * XPN.1 is an FN: the surname, then its prefix, and a partner's surname and prefix (see familyName).
  */
 function legalName(pid: Hl7Segment): { family?: string; given?: string } {
   const field = pid.getField(5);
@@ -384,7 +384,22 @@ function legalName(pid: Hl7Segment): { family?: string; given?: string } {
     if (current === undefined && (!type || type === '""' || type === 'U' || type === 'D')) current = r;
   }
   if (current === undefined) return {};
-  return { family: plain(field!.getComponent(1, undefined, current).split(SUBCOMPONENT_SEPARATOR)[0]), given: plain(field!.getComponent(2, undefined, current)) };
+  return { family: familyName(field!.getComponent(1, undefined, current)), given: plain(field!.getComponent(2, undefined, current)) };
+}
+
+/**
+ * The whole surname from an FN (XPN.1), as FHIR's HumanName.family holds it: the surname (FN.1) after its
+ * own prefix (FN.2), "Dijk&van" being "van Dijk", unless FN.1 already begins with it. Read as FN.1 alone,
+ * a person on file as "van Dijk" was matched on no one's name and held (H-011), and a new Patient made
+ * without the prefix. The partner's surname and prefix (FN.4, FN.5) are not the person's own surname.
+ * Split before unescaping, so an escaped \T\ in a name stays the "&" it stands for.
+ */
+function familyName(fn: string): string | undefined {
+  const [surname, prefix] = fn.split(SUBCOMPONENT_SEPARATOR).map((part) => plain(part ?? ''));
+  if (!surname || surname === '""') return undefined;
+  if (!prefix || prefix === '""' || surname.toLowerCase().startsWith(prefix.toLowerCase())) return surname;
+  // A prefix ending in an apostrophe or hyphen ("d'", "O'") runs into the surname it belongs to.
+  return /['’-]$/.test(prefix) ? `${prefix}${surname}` : `${prefix} ${surname}`;
 }
 
 /**

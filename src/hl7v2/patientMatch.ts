@@ -45,13 +45,27 @@ export async function matchPatient(record: RecordSession, person: PidPerson, vis
 async function matchDemographics(record: RecordSession, person: PidPerson): Promise<PatientMatch> {
   const missing = (['family', 'given', 'birthDate', 'gender', 'postcode'] as const).filter((k) => !person[k]);
   if (missing.length) return { queue: `no NHS number, and too little to match on safely (missing ${missing.join(', ')})` };
-  const candidates = await record.search('Patient', [['family', escapeSearchValue(person.family!)], ['birthdate', person.birthDate!], ['_count', '50']]);
+  const candidates = await record.search('Patient', [['family', escapeSearchValue(surnameStart(person.family!))], ['birthdate', person.birthDate!], ['_count', String(CANDIDATES + 1)]]);
+  // Past the page, a second person with the same details could go unseen and the first be taken as the only one.
+  if (candidates.length > CANDIDATES) return { queue: `no NHS number, and more than ${CANDIDATES} Patients born ${person.birthDate} have a surname beginning ${surnameStart(person.family!)}` };
   const strong = candidates.filter((p) => sameDemographics(p, person) && !nhsNumberOf(p));
   const strongWithNumber = candidates.filter((p) => sameDemographics(p, person) && nhsNumberOf(p));
   if (strong.length === 1 && strongWithNumber.length === 0) return { patient: strong[0], how: 'family and given name, birth date, sex and postcode' };
   if (strong.length + strongWithNumber.length > 1) return { queue: `no NHS number, and ${strong.length + strongWithNumber.length} Patients share these details` };
   if (strongWithNumber.length) return { queue: `no NHS number; Patient/${strongWithNumber[0].id} has the same details but an NHS number the message does not carry` };
   return { queue: candidates.length ? `no NHS number, and ${candidates.length} Patient(s) match in part only` : 'no NHS number, and no Patient has these details' };
+}
+
+/** The most Patients sharing a surname's beginning and a birth date that are compared. */
+const CANDIDATES = 50;
+
+/**
+ * The surname up to its first space, hyphen or apostrophe, to search on: the record's string search folds
+ * case and accents but not those, which fold (below) ignores. Searched whole, "van Dijk" would not find a
+ * person on file as "Van-Dijk" or "VanDijk", whom sameDemographics takes for the same name.
+ */
+function surnameStart(family: string): string {
+  return family.split(/[\s'’-]/).find(Boolean) ?? family;
 }
 
 function sameDemographics(p: Resource, person: PidPerson): boolean {

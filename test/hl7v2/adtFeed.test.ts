@@ -773,9 +773,9 @@ for (const engine of ENGINES) {
 
     // A family name (XPN.1, an FN) is a surname, then its prefix and a partner's surname after "&". It was read
     // whole, "&" and all, so the person was matched on no one's name, and a new Patient named with it.
-    it('the family name is PID-5.1\'s surname, its first subcomponent; an escaped \\T\\ in it is the "&" it stands for', async () => {
+    it('the family name is PID-5.1\'s surname, not its partner\'s; an escaped \\T\\ in it is the "&" it stands for', async () => {
       const edith = variant('a01-admit', ['RX9-000101', 'RX9-023101'], ['VN2026000101', 'VN202602311'],
-        [/PID\|[^\r]*/, 'PID|1||RX9M0040001^^^RX9^MR||PEMBERTON&van&&SMITH^Edith||19330630|F|||1 Test Street^^Northby^^NX5 1EE^GBR']);
+        [/PID\|[^\r]*/, 'PID|1||RX9M0040001^^^RX9^MR||PEMBERTON&&&van&SMITH^Edith||19330630|F|||1 Test Street^^Northby^^NX5 1EE^GBR']);
       const reply = await send(edith, 'AA');
       assert.equal(segmentOf(reply, 'ERR'), undefined, `applied, not held: ${errText(reply)}`);
       assert.equal((await encounterFor('VN202602311')).subject.reference, `Patient/${patients.edith}`);
@@ -784,7 +784,32 @@ for (const engine of ENGINES) {
       await send(stranger, 'AA');
       const seq = (await listMessages(t.server.driver)).find((m) => m.visit === 'VN202602312')!.seq;
       const { resolved } = await resolveQueued(hl7Intake({ driver: t.server.driver, facilities: {} }), t.server.driver, seq, { newPatient: true }, 'Ward clerk');
-      assert.equal((await t.fhir.get(`Patient/${resolved.patientId}`)).body.name[0].family, 'MARKS&SPENCER');
+      assert.equal((await t.fhir.get(`Patient/${resolved.patientId}`)).body.name[0].family, 'de MARKS&SPENCER', 'the surname after its prefix (FN.2)');
+    });
+
+    // FN.2 is the surname's own prefix: "Dijk&van" is the surname "van Dijk", which FHIR's HumanName.family holds
+    // whole. Only FN.1 was read, so a person on file as "van Dijk" was held for a person instead of matched.
+    it('a surname sent with its prefix apart (PID-5.1 "Dijk&van") is "van Dijk", and matches the person on file as that', async () => {
+      const pieter = await t.fhir.post('Patient', {
+        resourceType: 'Patient', meta: { security: HTEST }, name: [{ family: 'van Dijk', given: ['Pieter'] }], birthDate: '1939-07-14', gender: 'male',
+        address: [{ line: ['4 Test Close'], city: 'Northby', postalCode: 'NX8 3DK' }],
+      });
+      assert.equal(pieter.status, 201);
+      const admit = (control: string, visit: string, name: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit],
+        [/PID\|[^\r]*/, `PID|1||RX9M0050001^^^RX9^MR||${name}||19390714|M|||4 Test Close^^Northby^^NX8 3DK^GBR`]);
+      for (const [n, name] of [[1, 'DIJK&van^Pieter'], [2, 'VAN DIJK^Pieter'], [3, 'van Dijk&van^Pieter'], [4, 'Van-Dijk^Pieter']] as const) {
+        const reply = await send(admit(`RX9-02350${n}`, `VN20260235${n}`, name), 'AA');
+        assert.equal(segmentOf(reply, 'ERR'), undefined, `${name}: applied, not held: ${errText(reply)}`);
+        assert.equal((await encounterFor(`VN20260235${n}`)).subject.reference, `Patient/${pieter.body.id}`, name);
+      }
+      const someoneElse = await send(admit('RX9-023505', 'VN202602355', 'DIJK^Pieter'), 'AA');
+      assert.match(errText(someoneElse), /held for a person/, 'Dijk without the prefix is not the name on file');
+
+      const stranger = variant('a01-unknown-patient', ['RX9-000301', 'RX9-023506'], ['VN2026000301', 'VN202602356'], ["O'HALLORAN^Bridget", 'HOUTEN&ten^Bridget']);
+      await send(stranger, 'AA');
+      const seq = (await listMessages(t.server.driver)).find((m) => m.visit === 'VN202602356')!.seq;
+      const { resolved } = await resolveQueued(hl7Intake({ driver: t.server.driver, facilities: {} }), t.server.driver, seq, { newPatient: true }, 'Ward clerk');
+      assert.equal((await t.fhir.get(`Patient/${resolved.patientId}`)).body.name[0].family, 'ten HOUTEN', 'a new Patient has the whole surname');
     });
 
     // PID-5 repeats, each name typed (XPN.7): legal, alias, maiden, nickname… The first was taken whatever its
