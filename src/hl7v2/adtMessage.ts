@@ -59,6 +59,8 @@ export interface Hl7Header {
 export interface PidPerson {
   /** A valid NHS number from PID-3 (^^^NHS^NH), or else from PID-2, if the message carries one. */
   nhsNumber?: string;
+  /** Where the NHS number was read, for the reasons a person is shown: PID-3, or PID-2 when only it carries one. */
+  nhsNumberField?: 'PID-2' | 'PID-3';
   /** How far the NHS number has been traced (PID-32), as UK Core's verification status code, when the message says. */
   nhsNumberVerification?: string;
   /** Hospital numbers from PID-3 (type MR/PI), with the assigning authority as sent. */
@@ -317,6 +319,7 @@ function readIdentifierList(pid: Hl7Segment, person: PidPerson): void {
       const digits = validNhsNumber(value, 'PID-3');
       if (person.nhsNumber && person.nhsNumber !== digits) reject('AE', 102, 'PID-3', 'PID-3 carries two different NHS numbers.');
       person.nhsNumber = digits;
+      person.nhsNumberField = 'PID-3';
     } else if (kind === 'local') {
       person.localIds.push({ value, authority: plain(authority.split(SUBCOMPONENT_SEPARATOR)[0]) });
     }
@@ -338,6 +341,7 @@ function readExternalNhsNumber(pid: Hl7Segment, person: PidPerson): void {
   if (person.nhsNumber && person.nhsNumber !== digits) {
     reject('AE', 102, 'PID-2', `PID-2 carries NHS number ${digits} but PID-3 carries ${person.nhsNumber}; CareBridge will not choose between them.`);
   }
+  person.nhsNumberField ??= 'PID-2';
   person.nhsNumber = digits;
 }
 

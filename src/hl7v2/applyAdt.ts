@@ -3,7 +3,7 @@
 import { NHS_NUMBER_SYSTEM, NHS_NUMBER_VERIFICATION_EXTENSION, NHS_NUMBER_VERIFICATION_STATUSES, NHS_NUMBER_VERIFICATION_SYSTEM } from '../record/index.ts';
 import { Hl7Rejection, type AdtEvent, type PidPerson, type WardLocation } from './adtMessage.ts';
 import { updatedEncounter, visitNumberSystem } from './encounterUpdate.ts';
-import { matchPatient, nhsNumberOf } from './patientMatch.ts';
+import { matchPatient, messageNhsNumber, nhsNumberOf } from './patientMatch.ts';
 import { searchToken, type RecordSession, type Resource } from './recordSession.ts';
 
 export const ODS_ORGANIZATION_SYSTEM = 'https://fhir.nhs.uk/Id/ods-organization-code';
@@ -79,12 +79,12 @@ async function decidedPatient(record: RecordSession, person: PidPerson, ods: str
       const choices = visitPatient === patient.id
         ? `check the PAS: if this stay is theirs, resolve again with --accept-different-nhs-number; if not, dismiss the message`
         : `check the PAS, and name the Patient the message is about, or dismiss it`;
-      throw new Error(`Patient/${patient.id} has NHS number ${theirs}, but the message carries ${person.nhsNumber}; ${choices}.`);
+      throw new Error(`Patient/${patient.id} has NHS number ${theirs}, but the message carries ${person.nhsNumber} (${person.nhsNumberField ?? 'PID-3'}); ${choices}.`);
     }
     // Nor when the message's number is someone else's in the record: it may well be about them.
     const holder = (await record.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${person.nhsNumber}`], ['_count', '1']]))[0];
     if (holder) throw new Error(`NHS number ${person.nhsNumber} is Patient/${holder.id}'s, so the message may be about them, not Patient/${patient.id}; dismiss it and ask for the PAS to be corrected.`);
-    return { patient, how: `a person, who confirmed the stay is Patient/${patient.id}'s (NHS number ${theirs}) although the message carries NHS number ${person.nhsNumber}` };
+    return { patient, how: `a person, who confirmed the stay is Patient/${patient.id}'s (NHS number ${theirs}) although the message carries ${messageNhsNumber(person)}` };
   }
   if (visitPatient) throw new Error(`${visitText} already belongs to Patient/${visitPatient}; use --patient ${visitPatient}, or dismiss the message.`);
   if (!person.nhsNumber) return { patient: await record.create(patientFrom(person, ods)), how: 'a new Patient, by a person' };

@@ -137,7 +137,7 @@ export class Hl7Intake {
           : await applyAdt(session, event, ods, decision);
         const result: Settled = outcome.kind === 'applied'
           ? { seq, status: 'applied', ack: buildAck(event.header, 'AA'), patientId: outcome.patientId, encounterId: outcome.encounterId, reason: `patient matched by ${outcome.how}` }
-          : { seq, status: 'queued', ack: buildAck(event.header, 'AA', heldNote(outcome.reason)), reason: outcome.reason };
+          : { seq, status: 'queued', ack: buildAck(event.header, 'AA', heldNote(outcome.reason, event)), reason: outcome.reason };
         // A message applied from the queue keeps the reply its sender was given when it arrived.
         if (fromQueue) result.ack = row.ack!;
         await tx.run(
@@ -283,8 +283,9 @@ export class Hl7Intake {
   }
 }
 
-function heldNote(reason: string): AckNote {
-  return { severity: 'W', problem: { code: 204, location: 'PID-3', text: `Accepted and held for a person to confirm the patient: ${reason}.` } };
+/** ERR-2 names the field the NHS number was read from (PID-2 in v2.2/v2.3 feeds), else PID-3, which had none. */
+function heldNote(reason: string, event: AdtEvent): AckNote {
+  return { severity: 'W', problem: { code: 204, location: event.person.nhsNumberField ?? 'PID-3', text: `Accepted and held for a person to confirm the patient: ${reason}.` } };
 }
 
 /** What a refusal says to the sender; undefined for failures that are not about the message. */

@@ -21,21 +21,21 @@ export async function matchPatient(record: RecordSession, person: PidPerson, vis
     if (!patient) return { queue: `the visit's Encounter/${visitEncounter.id} has no patient CareBridge can read` };
     const theirs = nhsNumberOf(patient);
     if (person.nhsNumber && theirs && theirs !== person.nhsNumber) {
-      return { queue: `the visit belongs to Patient/${patient.id} (NHS number ${theirs}) but the message carries NHS number ${person.nhsNumber}` };
+      return { queue: `the visit belongs to Patient/${patient.id} (NHS number ${theirs}) but the message carries ${messageNhsNumber(person)}` };
     }
     if (person.nhsNumber && !theirs) {
       const others = await byNhsNumber(record, person.nhsNumber);
-      if (others.some((p) => p.id !== patient.id)) return { queue: `the visit belongs to Patient/${patient.id} but NHS number ${person.nhsNumber} is another Patient's` };
+      if (others.some((p) => p.id !== patient.id)) return { queue: `the visit belongs to Patient/${patient.id} but ${messageNhsNumber(person)} is another Patient's` };
     }
     return { patient, how: `visit number (Encounter/${visitEncounter.id})` };
   }
   if (person.nhsNumber) {
     const found = await byNhsNumber(record, person.nhsNumber);
-    if (found.length === 0) return { queue: `no Patient has NHS number ${person.nhsNumber}` };
-    if (found.length > 1) return { queue: `${found.length} Patients have NHS number ${person.nhsNumber}: ${found.map((p) => `Patient/${p.id}`).join(', ')}` };
+    if (found.length === 0) return { queue: `no Patient has ${messageNhsNumber(person)}` };
+    if (found.length > 1) return { queue: `${found.length} Patients have ${messageNhsNumber(person)}: ${found.map((p) => `Patient/${p.id}`).join(', ')}` };
     const [patient] = found;
     if (person.birthDate && patient.birthDate && patient.birthDate !== person.birthDate) {
-      return { queue: `NHS number ${person.nhsNumber} is Patient/${patient.id}, born ${patient.birthDate}, but the message says born ${person.birthDate}` };
+      return { queue: `${messageNhsNumber(person)} is Patient/${patient.id}, born ${patient.birthDate}, but the message says born ${person.birthDate}` };
     }
     return { patient, how: 'NHS number' };
   }
@@ -77,6 +77,14 @@ function sameDemographics(p: Resource, person: PidPerson): boolean {
 
 async function byNhsNumber(record: RecordSession, nhsNumber: string): Promise<Resource[]> {
   return record.search('Patient', [['identifier', `${NHS_NUMBER_SYSTEM}|${nhsNumber}`], ['_count', '10']]);
+}
+
+/**
+ * The message's NHS number and the field it came from, as a held message's reason names it: a person
+ * checking the PAS, or its interface team, looks where the number was read (PID-2 in v2.2/v2.3 feeds).
+ */
+export function messageNhsNumber(person: PidPerson): string {
+  return `NHS number ${person.nhsNumber} (${person.nhsNumberField ?? 'PID-3'})`;
 }
 
 export function nhsNumberOf(patient: Resource): string | undefined {

@@ -405,7 +405,7 @@ for (const engine of ENGINES) {
       assert.equal(othersNumber.stderr, `carebridge: NHS number 9991000038 is Patient/${patients.derek}'s, so the message may be about them, not Patient/${patients.margaret}; dismiss it and ask for the PAS to be corrected.\n`);
       const dismissed = await cli('dismiss', String(queued[0]), '--why', "Derek Ashworth's number, keyed on Margaret's stay");
       assert.equal(dismissed.code, 0, dismissed.stderr);
-      assert.match(dismissed.stdout, new RegExp(`\\n  then Message ${queued[1]} queued: the visit belongs to Patient/${patients.margaret} \\(NHS number 9991000011\\) but the message carries NHS number 9413946000\\n$`), 'released, and held again for its own reason; the discharge stays behind it');
+      assert.match(dismissed.stdout, new RegExp(`\\n  then Message ${queued[1]} queued: the visit belongs to Patient/${patients.margaret} \\(NHS number 9991000011\\) but the message carries NHS number 9413946000 \\(PID-3\\)\\n$`), 'released, and held again for its own reason; the discharge stays behind it');
 
       const accepted = await cli('resolve', String(queued[1]), '--patient', patients.margaret, '--accept-different-nhs-number', '--by', 'Ward clerk');
       assert.equal(accepted.code, 0, accepted.stderr);
@@ -722,6 +722,37 @@ for (const engine of ENGINES) {
       const disagreeing = await send(derek('RX9-0228007', 'VN202602287', '9991000011^^^NHS^NH', '9991000038^^^NHS^NH~RX9M0067890^^^RX9^MR'), 'AE');
       assert.match(errText(disagreeing), /PID-2 carries NHS number 9991000011 but PID-3 carries 9991000038/);
       for (const n of [5, 6, 7]) assert.equal(await encounterFor(`VN20260228${n}`), undefined);
+    });
+
+    // A held message's warning named PID-3 (ERR-2) whatever field its NHS number was read from, so the trust's
+    // interface team, and the person resolving it, looked for the number where a v2.3 feed never sends it.
+    it('a message held over an NHS number read from PID-2 names PID-2, in the warning and in the queue', async () => {
+      const pid = (nhs: string, family: string, born: string) => `PID|1|${nhs}^^^NHS^NH|RX9M0067890^^^RX9^MR||${family}^Derek^^^Mr||${born}|M|||3 Mill Lane^^Southby^Northshire^NX4 2LT^GBR`;
+      const v23 = (control: string, visit: string, pidSegment: string) => variant('a01-admit-second-spell', ['RX9-000201', control], ['VN2026000201', visit], ['|2.4|', '|2.3|'], [/PID\|[^\r]*/, pidSegment]);
+      const reasonOf = async (visit: string) => (await listMessages(t.server.driver)).find((m) => m.visit === visit)?.reason;
+
+      const unknown = await send(v23('RX9-023601', 'VN202602361', pid('9991000143', 'KENWORTHY', '19460101')), 'AA');
+      assert.equal(segmentOf(unknown, 'ERR')?.[2], 'PID^^2', 'ERR-2 names PID-2');
+      assert.match(errText(unknown), /no Patient has NHS number 9991000143 \(PID-2\)/);
+      assert.match((await reasonOf('VN202602361')) ?? '', /NHS number 9991000143 \(PID-2\)/, 'the queue says where to look');
+
+      const bornElse = await send(v23('RX9-023602', 'VN202602362', pid('9991000038', 'ASHWORTH', '19460923')), 'AA');
+      assert.equal(segmentOf(bornElse, 'ERR')?.[2], 'PID^^2');
+      assert.match(errText(bornElse), /NHS number 9991000038 \(PID-2\) is Patient\/[\w-]+, born 1945-09-23, but the message says born 1946-09-23/);
+
+      await send(v23('RX9-023603', 'VN202602363', pid('9991000038', 'ASHWORTH', '19450923')), 'AA');
+      const update = variant('a08-update', ['RX9-000103', 'RX9-023604'], ['VN2026000101', 'VN202602363'], ['|2.4|', '|2.3|'], [/PID\|[^\r]*/, pid('9413946000', 'ASHWORTH', '19450923')]);
+      const another = await send(update, 'AA');
+      assert.equal(segmentOf(another, 'ERR')?.[2], 'PID^^2');
+      assert.match(errText(another), /the visit belongs to Patient\/[\w-]+ \(NHS number 9991000038\) but the message carries NHS number 9413946000 \(PID-2\)/);
+      assert.match((await reasonOf('VN202602363')) ?? '', /carries NHS number 9413946000 \(PID-2\)/);
+      const cli = await runCli(['hl7', 'queue', 'resolve', String((await listMessages(t.server.driver)).find((m) => m.visit === 'VN202602363')!.seq), '--patient', patients.derek, '--db', t.database]);
+      assert.notEqual(cli.code, 0);
+      assert.match(cli.stderr, /has NHS number 9991000038, but the message carries 9413946000 \(PID-2\)/, 'refused, naming PID-2');
+
+      const fromPid3 = await send(variant('a01-admit', ['RX9-000101', 'RX9-023605'], ['VN2026000101', 'VN202602365'], ['9991000011^^^NHS^NH', '9991000151^^^NHS^NH']), 'AA');
+      assert.equal(segmentOf(fromPid3, 'ERR')?.[2], 'PID^^3', 'a number read from PID-3 is still named PID-3');
+      assert.match(errText(fromPid3), /no Patient has NHS number 9991000151 \(PID-3\)/);
     });
 
     // UK feeds say in PID-32 how far the NHS number was traced (NSTS01-08, or 01-08). It was not read, so a
