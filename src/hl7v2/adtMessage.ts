@@ -73,6 +73,8 @@ export interface PidPerson {
   gender?: 'male' | 'female' | 'other' | 'unknown';
   postcode?: string;
   address?: { lines: string[]; city?: string; district?: string; postcode?: string };
+  /** The home telephone number from PID-13, as sent. */
+  homePhone?: string;
 }
 
 /** A location from PV1-3 (PL): point of care (ward), room, bed, facility (site), description. */
@@ -300,6 +302,8 @@ function readPerson(pid: Hl7Segment): PidPerson {
     person.address = address;
     if (address.postcode) person.postcode = address.postcode;
   }
+  const phone = homePhone(pid);
+  if (phone) person.homePhone = phone;
   return person;
 }
 
@@ -428,4 +432,23 @@ function homeAddress(pid: Hl7Segment): PidPerson['address'] {
     else if (!type || type === '""') untyped.push(address);
   }
   return home[0] ?? untyped[0];
+}
+
+/**
+ * The home telephone number from PID-13 (phone number, home): the first repetition that is a telephone
+ * (XTN-3 PH, or none) at the home (XTN-2 PRN, primary residence, or none). A mobile, fax, pager or email
+ * address sent there is not the home phone. The number is XTN-1 as the PAS formats it, else XTN-12
+ * (unformatted), else the area code and local number (XTN-6, XTN-7).
+ */
+function homePhone(pid: Hl7Segment): string | undefined {
+  const field = pid.getField(13);
+  for (let r = 0; r < (field?.components.length ?? 0); r++) {
+    const part = (i: number) => plain(field!.getComponent(i, undefined, r));
+    const use = part(2).toUpperCase();
+    const equipment = part(3).toUpperCase();
+    if ((use && use !== 'PRN') || (equipment && equipment !== 'PH')) continue;
+    const number = part(1) || part(12) || [part(6), part(7)].filter(Boolean).join(' ');
+    if (number && number !== '""') return number;
+  }
+  return undefined;
 }

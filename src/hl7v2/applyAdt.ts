@@ -4,6 +4,7 @@ import { NHS_NUMBER_SYSTEM, NHS_NUMBER_VERIFICATION_EXTENSION, NHS_NUMBER_VERIFI
 import { Hl7Rejection, type AdtEvent, type PidPerson, type WardLocation } from './adtMessage.ts';
 import { updatedEncounter, visitNumberSystem } from './encounterUpdate.ts';
 import { matchPatient, messageNhsNumber, nhsNumberOf } from './patientMatch.ts';
+import { updatedPatient, whyNotUpdated } from './patientUpdate.ts';
 import { searchToken, type RecordSession, type Resource } from './recordSession.ts';
 
 export const ODS_ORGANIZATION_SYSTEM = 'https://fhir.nhs.uk/Id/ods-organization-code';
@@ -37,6 +38,13 @@ export async function applyAdt(record: RecordSession, event: AdtEvent, ods: stri
     const match = await matchPatient(record, event.person, current);
     if ('queue' in match) return { kind: 'queued', reason: match.queue };
     ({ patient, how } = match);
+    // Never on a person's decision: one made over a weak or conflicting match says which stay the message
+    // is about, not that its details are this Patient's (H-058).
+    if (event.trigger === 'A08') {
+      const details = await updateDetails(record, patient, event);
+      patient = details.patient;
+      how = `${how}; ${details.note}`;
+    }
   }
   const ward = event.visit.location ? await wardFor(record, ods, organisation, event.visit.location) : undefined;
   const next = updatedEncounter(current, event, {
@@ -47,6 +55,15 @@ export async function applyAdt(record: RecordSession, event: AdtEvent, ods: stri
   });
   const written = current ? await record.update(next as Resource) : await record.create(next);
   return { kind: 'applied', patientId: patient.id, encounterId: written.id, how };
+}
+
+/** An A08's name, home address and home phone, written to the Patient when it may change them and they differ (H-058). */
+async function updateDetails(record: RecordSession, patient: Resource, event: AdtEvent): Promise<{ patient: Resource; note: string }> {
+  const refused = whyNotUpdated(patient, event);
+  if (refused) return { patient, note: `the Patient's details left as they are: ${refused}` };
+  const next = updatedPatient(patient, event.person);
+  if (!next) return { patient, note: 'the Patient\'s details already as sent' };
+  return { patient: await record.update(next.patient), note: `the Patient's ${next.changed.join(', ')} updated` };
 }
 
 /** The sending organisation's Organization: exactly one in the record with the ODS code, or an AR. */
@@ -114,7 +131,8 @@ function patientFrom(person: PidPerson, ods: string): Omit<Resource, 'id'> {
 /**
  * The NHS number's verification status the message gave (PID-32), as UK Core's extension on the identifier,
  * the same as a person first recorded from an ADW notice. Without one, none: a status is never made up, and
- * the feed never changes a Patient already in the record, so it cannot raise one either (H-051).
+ * the feed never changes the identifiers of a Patient already in the record, so it cannot raise one either
+ * (H-051).
  */
 function verificationOf(person: PidPerson): { extension?: object[] } {
   const code = person.nhsNumberVerification;

@@ -1,5 +1,6 @@
 // HL7 v2 ADT intake: an MLLP listener for A01/A02/A03/A08/A11/A13 from hospital PAS feeds. Each message
-// is stored, acknowledged (AA/AE/AR) and applied to the spell's Encounter in the record; a message whose
+// is stored, acknowledged (AA/AE/AR) and applied to the spell's Encounter in the record (an A08 also to the
+// Patient's name and address, when it is certainly about them: H-058); a message whose
 // patient cannot be matched safely waits for a person (`carebridge hl7 queue`). It never calls discharge:
 // discharge reads the Encounter changes from the record's change feed.
 import type { AccessControl, SqlDriver } from '../record/index.ts';

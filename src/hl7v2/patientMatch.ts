@@ -92,7 +92,7 @@ export function nhsNumberOf(patient: Resource): string | undefined {
 }
 
 /** Case, accents, spaces, hyphens and apostrophes do not make two names different (O'Brien, OBRIEN). */
-function fold(value: unknown): string {
+export function fold(value: unknown): string {
   return String(value ?? '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/[\s'’-]/g, '').toLowerCase();
 }
 

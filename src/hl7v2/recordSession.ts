@@ -6,7 +6,7 @@ import { escapeSearchValue, FhirError, handleFhirRequest, type AccessControl, ty
 export interface Resource {
   resourceType: string;
   id: string;
-  meta?: { versionId?: string };
+  meta?: { versionId?: string; lastUpdated?: string };
   [element: string]: any;
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { MllpTestClient, segmentOf, VT, END } from '../support/mllp.ts';
+import { waitForAudit } from '../support/audit.ts';
 import { ROOT, runCli } from '../cli/cli.ts';
 import { hl7Intake, listMessages, resolveQueued, startHl7v2 } from '../../src/hl7v2/index.ts';
 import { openRecordStore } from '../../src/record/index.ts';
@@ -882,6 +883,89 @@ for (const engine of ENGINES) {
       assert.equal(stay.status, 'finished');
       assert.deepEqual(stay.period, { start: '2026-10-25T00:40:00+01:00', end: '2026-10-25T01:20:00+01:00' });
       assert.equal(stay.location[0].period.end, '2026-10-25T01:20:00+01:00');
+    });
+
+    // A08 (update patient information) changed only the stay, so a person's new address or name at the trust
+    // never reached the shared record. It now updates the Patient, but only one matched by the message's NHS
+    // number, with the same birth date, and only from a message the PAS recorded after the Patient last changed.
+    describe('an A08 updates the Patient it is certainly about (H-058)', () => {
+      /** An HL7 time `minutes` from now, with its offset, so the PAS recorded it after the Patient last changed. */
+      const fromNow = (minutes: number) => `${new Date(Date.now() + minutes * 60_000).toISOString().replace(/[-:T]/g, '').slice(0, 14)}+0000`;
+      const pid = (p: { nhs?: string; name: string; born?: string; address: string; phone?: string; reliability?: string }) =>
+        `PID|1||${p.nhs ? `${p.nhs}^^^NHS^NH~` : ''}RX9M0058001^^^RX9^MR||${p.name}||${p.born ?? ''}|F|||${p.address}||${p.phone ?? ''}${'|'.repeat(19)}${p.reliability ?? ''}`;
+      /** An A08 for `visit`, recorded by the PAS at `at` (MSH-7, EVN-2 and EVN-6 alike). */
+      const update = (control: string, visit: string, at: string, pidSegment: string) =>
+        variant('a08-update', ['RX9-000103', control], ['VN2026000101', visit], [/20260313120[05]00/g, at], [/PID\|[^\r]*/, pidSegment]);
+      const reasonOf = async (control: string) => (await listMessages(t.server.driver, 'applied')).find((m) => m.controlId === control)?.reason ?? '';
+      const newPatient = async (nhs: string | undefined, family: string) => {
+        const res = await t.fhir.post('Patient', {
+          resourceType: 'Patient', meta: { security: HTEST }, ...(nhs ? { identifier: [{ system: NHS, value: nhs }] } : {}),
+          name: [{ family, given: ['Irene'] }], birthDate: '1936-05-05', gender: 'female', address: [{ line: ['8 Old Road'], city: 'Northby', postalCode: 'NX6 4AB' }],
+        });
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+        return res.body;
+      };
+      const irene = { nhs: '9991000178', name: 'WHITCOMBE^Irene', born: '19360505' };
+      const newHome = '21 New Street^^Northby^Northshire^NX6 9ZZ^GBR^H';
+
+      it('an A08 with a new home address and phone updates the Patient, audited, its old version in _history; the same A08 again makes no second version', async () => {
+        const before = await newPatient(irene.nhs, 'Whitcombe');
+        await send(variant('a01-admit', ['RX9-000101', 'RX9-025801'], ['VN2026000101', 'VN202602581'], [/PID\|[^\r]*/, pid({ ...irene, address: '8 Old Road^^Northby^^NX6 4AB^GBR' })]), 'AA');
+        assert.equal((await t.fhir.get(`Patient/${before.id}`)).body.meta.versionId, before.meta.versionId, 'an admission does not change the Patient');
+
+        const moved = await send(update('RX9-025802', 'VN202602581', fromNow(1), pid({ ...irene, address: newHome, phone: '01632 960777^PRN^PH' })), 'AA');
+        assert.equal(segmentOf(moved, 'ERR'), undefined, errText(moved));
+        const after = (await t.fhir.get(`Patient/${before.id}`)).body;
+        assert.deepEqual(after.address, [{ line: ['21 New Street'], city: 'Northby', district: 'Northshire', postalCode: 'NX6 9ZZ' }]);
+        assert.deepEqual(after.telecom, [{ system: 'phone', value: '01632 960777', use: 'home' }]);
+        assert.deepEqual(after.name, before.name, 'the name sent in capitals is the same name: not rewritten');
+        assert.deepEqual([after.identifier, after.birthDate, after.gender], [before.identifier, before.birthDate, before.gender]);
+        assert.match(await reasonOf('RX9-025802'), /^patient matched by visit number \(Encounter\/[\w-]+\); the Patient's home address, home phone updated$/);
+        const history = (await t.fhir.get(`Patient/${before.id}/_history`)).body.entry.map((e: any) => e.resource);
+        assert.equal(history.length, 2, 'one new version');
+        assert.deepEqual(history.find((v: any) => v.meta.versionId === before.meta.versionId)?.address, before.address, 'the old address is in the history');
+
+        const again = await send(update('RX9-025803', 'VN202602581', fromNow(2), pid({ ...irene, address: newHome.replace('21 New Street', '21 NEW STREET'), phone: '01632960777' })), 'AA');
+        assert.equal(segmentOf(again, 'ERR'), undefined, errText(again));
+        assert.equal((await t.fhir.get(`Patient/${before.id}`)).body.meta.versionId, after.meta.versionId, 'the same details again make no new version');
+        assert.equal((await t.fhir.get(`Patient/${before.id}/_history`)).body.entry.length, 2);
+        assert.match(await reasonOf('RX9-025803'), /details already as sent/);
+
+        await send(update('RX9-025804', 'VN202602581', fromNow(3), pid({ ...irene, name: 'HALE^Irene', address: newHome })), 'AA');
+        assert.equal((await t.fhir.get(`Patient/${before.id}`)).body.name[0].family, 'HALE', 'a new surname');
+        assert.equal((await encounterFor('VN202602581')).subject.display, 'Irene HALE', 'the stay shows it');
+
+        // Writes of the Patient itself, not of her stay (whose entries name her too).
+        const patientWrites = (events: any[]) => events.filter((e: any) => e.action === 'U' && e.agent[0].who.identifier?.value === 'carebridge-hl7v2'
+          && e.entity.every((x: any) => !x.what || x.what.reference === `Patient/${before.id}`));
+        const writes = patientWrites(await waitForAudit(t.fhir, `entity=Patient/${before.id}`, (events) => patientWrites(events).length >= 2));
+        assert.equal(writes.length, 2, 'each update audited as the HL7 v2 feed\'s');
+      });
+
+      it('an A08 matched on demographics only, or whose NHS number PID-32 says is not verified, or without the birth date, or recorded before the Patient last changed, changes no Patient', async () => {
+        const edith = (await t.fhir.get(`Patient/${patients.edith}`)).body;
+        const byDemographics = await send(update('RX9-025901', 'VN202602591', fromNow(1), pid({ name: 'PEMBERTON^Edith', born: '19330630', address: '3 Test Street^^Northby^^NX5 1EE^GBR', phone: '01632 960888' })), 'AA');
+        assert.equal(segmentOf(byDemographics, 'ERR'), undefined, `applied to her stay: ${errText(byDemographics)}`);
+        assert.equal((await encounterFor('VN202602591')).subject.reference, `Patient/${patients.edith}`);
+        assert.equal((await t.fhir.get(`Patient/${patients.edith}`)).body.meta.versionId, edith.meta.versionId, 'a demographic match never changes the Patient');
+        assert.match(await reasonOf('RX9-025901'), /details left as they are: the message carries no NHS number/);
+
+        const ruth = await newPatient('9991000186', 'Marlow');
+        const ruthPid = { nhs: '9991000186', name: 'MARLOW^Irene', born: '19360505', address: newHome };
+        const cases = [
+          ['RX9-025902', fromNow(1), pid({ ...ruthPid, reliability: 'NSTS03' }), /PID-32 says the NHS number is not verified \(status 03\)/],
+          ['RX9-025903', fromNow(1), pid({ ...ruthPid, born: undefined }), /does not give the Patient's birth date/],
+          ['RX9-025904', '20260313120500', pid(ruthPid), /recorded the message \(2026-03-13T12:05:00\+00:00\) before the Patient last changed/],
+        ] as const;
+        for (const [control, at, pidSegment, why] of cases) {
+          const reply = await send(update(control, 'VN202602592', at, pidSegment), 'AA');
+          assert.equal(segmentOf(reply, 'ERR'), undefined, `${control} applied to the stay: ${errText(reply)}`);
+          assert.match(await reasonOf(control), why);
+        }
+        assert.equal((await t.fhir.get(`Patient/${ruth.id}`)).body.meta.versionId, ruth.meta.versionId, 'none of them changed her');
+        await send(update('RX9-025905', 'VN202602592', fromNow(1), pid({ ...ruthPid, reliability: 'NSTS01' })), 'AA');
+        assert.equal((await t.fhir.get(`Patient/${ruth.id}`)).body.address[0].postalCode, 'NX6 9ZZ', 'a verified number (01) may');
+      });
     });
 
     it('the feed writes as the HL7 v2 system client, so each change is in the audit trail', async () => {
