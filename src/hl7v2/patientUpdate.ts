@@ -7,7 +7,7 @@
 //
 // The NHS number, birth date and sex are never changed from a feed. PDS is the source of truth for them,
 // and they are what identifies the person: a wrong birth date written from a mis-keyed PAS entry would
-// make the next message about them be held, or match someone else's record, or be matched here.
+// have their next message held, or let another person's be matched to them.
 import type { AdtEvent, PidPerson } from './adtMessage.ts';
 import { fold, nhsNumberOf } from './patientMatch.ts';
 import type { Resource } from './recordSession.ts';
