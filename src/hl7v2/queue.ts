@@ -4,7 +4,7 @@
 // it for the same visit are then applied in order, so one bad message cannot stop a stay's feed for good.
 import type { SqlDriver } from '../record/index.ts';
 import type { HeldMessageDecision } from '../access/index.ts';
-import { parseAdt, type AdtEvent } from './adtMessage.ts';
+import { parseAdt, type AdtEvent, type PidPerson } from './adtMessage.ts';
 import type { PatientDecision } from './applyAdt.ts';
 import type { Hl7Intake, Settled } from './intake.ts';
 import type { MessageStatus, StoredMessage } from './schema.ts';
@@ -117,12 +117,35 @@ async function releaseHeldBehind(intake: Hl7Intake, driver: SqlDriver, settled: 
   }
 }
 
-/** "SMITH, Jane; born 1940-02-03; F; NX1 2AB; NHS 9990001234" from PID, without trusting it to parse. */
+/**
+ * "van DIJK, Jane; born 1940-02-03; F; NX1 2AB; NHS 9990001234 (PID-2)": who the message says the person is,
+ * read as the intake reads it (the whole surname, the NHS number from PID-2 where a v2.3 feed puts it), so
+ * the person resolving it sees what matching saw. A message that no longer reads is shown from its raw PID.
+ */
 function personOf(body: string): string {
+  let person: PidPerson;
+  try {
+    person = parseAdt(body).person;
+  } catch {
+    return rawPersonOf(body);
+  }
+  return [
+    [person.family, person.given].filter(Boolean).join(', '),
+    person.birthDate && `born ${person.birthDate}`,
+    person.gender && SEX_LETTER[person.gender],
+    person.postcode,
+    person.nhsNumber && `NHS ${person.nhsNumber}${person.nhsNumberField === 'PID-2' ? ' (PID-2)' : ''}`,
+  ].filter(Boolean).join('; ');
+}
+
+const SEX_LETTER: Readonly<Record<NonNullable<PidPerson['gender']>, string>> = { male: 'M', female: 'F', other: 'O', unknown: 'U' };
+
+/** The PID fields as sent, first repetitions and components only, for a message the reader refuses. */
+function rawPersonOf(body: string): string {
   const pid = body.split(/[\r\n]+/).find((s) => s.startsWith('PID|'));
   if (!pid) return '';
   const f = pid.split('|');
-  const comp = (i: number, c: number) => (f[i] ?? '').split('~')[0].split('^')[c] ?? '';
+  const comp = (i: number, c: number) => ((f[i] ?? '').split('~')[0].split('^')[c] ?? '').split('&')[0];
   const ids = (f[3] ?? '').split('~').map((r) => r.split('^'));
   const nhs = ids.find((r) => r[4] === 'NH' || r[3] === 'NHS')?.[0];
   const born = (f[7] ?? '').slice(0, 8);

@@ -736,6 +736,8 @@ for (const engine of ENGINES) {
       assert.equal(segmentOf(unknown, 'ERR')?.[2], 'PID^^2', 'ERR-2 names PID-2');
       assert.match(errText(unknown), /no Patient has NHS number 9991000143 \(PID-2\)/);
       assert.match((await reasonOf('VN202602361')) ?? '', /NHS number 9991000143 \(PID-2\)/, 'the queue says where to look');
+      const listed = await runCli(['hl7', 'queue', 'list', '--db', t.database]);
+      assert.match(listed.stdout.split('\n').find((l) => l.includes('VN202602361')) ?? listed.stdout, /KENWORTHY, Derek; born 1946-01-01; M; NX4 2LT; NHS 9991000143 \(PID-2\)/, 'the person resolving it sees the number');
 
       const bornElse = await send(v23('RX9-023602', 'VN202602362', pid('9991000038', 'ASHWORTH', '19460923')), 'AA');
       assert.equal(segmentOf(bornElse, 'ERR')?.[2], 'PID^^2');
@@ -839,6 +841,7 @@ for (const engine of ENGINES) {
 
       const stranger = variant('a01-unknown-patient', ['RX9-000301', 'RX9-023506'], ['VN2026000301', 'VN202602356'], ["O'HALLORAN^Bridget", 'HOUTEN&ten^Bridget']);
       await send(stranger, 'AA');
+      assert.match((await listMessages(t.server.driver)).find((m) => m.visit === 'VN202602356')!.person, /^ten HOUTEN, Bridget; /, 'the queue shows the name matching used, not "HOUTEN&ten"');
       const seq = (await listMessages(t.server.driver)).find((m) => m.visit === 'VN202602356')!.seq;
       const { resolved } = await resolveQueued(hl7Intake({ driver: t.server.driver, facilities: {} }), t.server.driver, seq, { newPatient: true }, 'Ward clerk');
       assert.equal((await t.fhir.get(`Patient/${resolved.patientId}`)).body.name[0].family, 'ten HOUTEN', 'a new Patient has the whole surname');
