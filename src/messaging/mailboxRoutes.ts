@@ -182,6 +182,18 @@ function inboxListing(query: Record<string, unknown>): { continueFrom?: string; 
   };
 }
 
+/**
+ * A message is sent from the mailbox that signed in. MESH refuses a Mex-From naming another (its error 07,
+ * Invalid From Address), rather than send as that mailbox or quietly as this one: either way the recipient
+ * would answer someone the sender did not mean. Without Mex-From the sender is the mailbox signed in.
+ */
+function checkFrom(req: FastifyRequest, signedIn: string): void {
+  const from = header(req, 'mex-from');
+  if (from !== undefined && from.toUpperCase() !== signedIn) {
+    throw new MeshError(417, '07', `Invalid From Address: mex-From is ${from.slice(0, 40)}, but the request signed in as mailbox ${signedIn}; a message is sent from the mailbox that signs in. Nothing was sent.`);
+  }
+}
+
 function positiveInt(text: string, what: string): number {
   if (!/^[1-9]\d{0,5}$/.test(text)) throw new MeshError(400, 'EPL-154', `${what} must be a whole number from 1, not '${text}'.`);
   return Number(text);
@@ -252,6 +264,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
 
   app.post('/messageexchange/:mailbox/outbox', async (req, reply) => {
     const sender = await authenticate(req);
+    checkFrom(req, sender);
     const to = header(req, 'mex-to')?.toUpperCase();
     const workflowId = header(req, 'mex-workflowid');
     if (!to) throw new MeshError(417, 'EPL-151', 'Say who the message is for in mex-To (a mailbox id).');
@@ -278,6 +291,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
 
   app.post('/messageexchange/:mailbox/outbox/:messageId/:chunk', async (req, reply) => {
     const sender = await authenticate(req);
+    checkFrom(req, sender);
     const { messageId, chunk } = req.params as { messageId: string; chunk: string };
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!body.length) throw new MeshError(400, 'EPL-157', 'The chunk has no content.');

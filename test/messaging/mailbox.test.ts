@@ -1,5 +1,6 @@
 // The built-in MESH mailbox over real HTTP on both engines: send, list, download (chunked, 206), acknowledge,
-// tracking; and the NHSMESH checks (wrong password or key, old timestamp, replayed nonce, wrong mailbox).
+// tracking; the NHSMESH checks (wrong password or key, old timestamp, replayed nonce, wrong mailbox); and
+// mex-From, which must be the mailbox signed in.
 import { describe, it, before, after } from 'node:test';
 import { request } from 'node:http';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -147,6 +148,26 @@ for (const engine of ENGINES) {
       assert.equal((await meshCall(s.url, POLLED.id, POLLED.password, 'GET', '/inbox', { authorization: meshAuthorisationHeader(SENDER.id, SENDER.password, MESH_KEY) })).status, 403);
       // An unknown mailbox answers as a wrong password does.
       assert.equal((await meshCall(s.url, 'NOSUCH01', 'whatever-pw', 'GET', '/inbox')).status, 403);
+    });
+
+    it('refuses a message whose mex-From names another mailbox than the one signed in (MESH error 07), sending nothing', async () => {
+      const headers = { 'mex-To': POLLED.id, 'mex-WorkflowID': 'TOC_FHIR_DISCHARGE' };
+      const spoofed = await asSender('POST', '/outbox', { body: '<Bundle>notice</Bundle>', headers: { ...headers, 'mex-From': POLLED.id } });
+      assert.equal(spoofed.status, 417, spoofed.body.toString());
+      assert.equal(spoofed.json().errorCode, '07');
+      assert.match(spoofed.json().errorDescription, /mex-From is COUNCIL01, but the request signed in as mailbox TRUST01/);
+      assert.deepEqual((await asRecipient('GET', '/inbox')).json().messages, [], 'nothing sent, as either mailbox');
+
+      const first = await asSender('POST', '/outbox', { body: 'part 1|', headers: { ...headers, 'mex-From': 'trust01', 'mex-Chunk-Range': '1:2' } });
+      assert.equal(first.status, 202, 'its own mailbox, in any case');
+      const messageId = first.json().message_id;
+      const chunk = await asSender('POST', `/outbox/${messageId}/2`, { body: 'part 2', headers: { 'mex-From': 'SOMEONE01', 'mex-Chunk-Range': '2:2' } });
+      assert.equal(chunk.status, 417);
+      assert.equal(chunk.json().errorCode, '07');
+      assert.deepEqual((await asRecipient('GET', '/inbox')).json().messages, [], 'the message waits for a chunk from its sender');
+      assert.equal((await asSender('POST', `/outbox/${messageId}/2`, { body: 'part 2', headers: { 'mex-From': SENDER.id } })).status, 202);
+      assert.deepEqual((await asRecipient('GET', '/inbox')).json().messages, [messageId]);
+      assert.equal((await asRecipient('PUT', `/inbox/${messageId}/status/acknowledged`)).status, 200);
     });
 
     it('refuses a send to an unknown mailbox or without a workflow id, storing nothing', async () => {
