@@ -58,6 +58,8 @@ export interface MessagingConfig {
   /** CAREBRIDGE_MESH_SHARED_KEY: keys the NHSMESH HMAC of the built-in mailbox; without it the mailbox is not served. */
   sharedKey?: string;
   clockSkewMinutes: number;
+  /** A message waiting in a built-in mailbox's inbox this long uncollected expires, and its sender is sent a report (MESH's 5 days). */
+  expiryDays: number;
   /** Attempts before a message that keeps failing goes to the dead-letter queue. */
   maxAttempts: number;
   /** The first retry waits this long; each further one twice as long. */
@@ -336,6 +338,7 @@ export function loadMessagingConfig(env: NodeJS.ProcessEnv): MessagingConfig {
   return {
     sharedKey,
     clockSkewMinutes: wholeNumber(env, 'CAREBRIDGE_MESH_CLOCK_SKEW_MINUTES', 5, 1, 24 * 60),
+    expiryDays: wholeNumber(env, 'CAREBRIDGE_MESH_EXPIRY_DAYS', 5, 1, 30),
     maxAttempts: wholeNumber(env, 'CAREBRIDGE_MESSAGING_MAX_ATTEMPTS', 5, 1, 100),
     retryBaseMs: wholeNumber(env, 'CAREBRIDGE_MESSAGING_RETRY_MS', 5_000, 1, 3600_000),
     stopWaitMs: wholeNumber(env, 'CAREBRIDGE_MESSAGING_STOP_WAIT_MS', 10_000, 0, 600_000),

@@ -8,6 +8,7 @@
 //   PUT      …/inbox/{id}/status/acknowledged
 //   GET      /messageexchange/endpointlookup/{ods}/{workflow}   an organisation's mailbox
 //   GET      …/outbox/tracking?messageID=… (or ?localID=…, or /outbox/tracking/{message id or local id})
+// A message left uncollected expires (mailboxExpiry.ts): tracking says so, and its sender gets a REPORT.
 // Every other call carries an NHSMESH header for the mailbox in its path. Errors are MESH-style JSON.
 import { randomUUID } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -15,6 +16,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver } from '../record/index.ts';
 import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } from './meshAuth.ts';
 import { findMailbox, mailboxOfOrganisation, unsealPassword } from './mailboxes.ts';
+import { NOT_COLLECTED } from './mailboxExpiry.ts';
 import {
   BadContinueFrom, BadWorkflowFilter, INBOX_PAGE_SIZE, MAX_INBOX_PAGE_SIZE, MAX_INFLATED_BYTES, MIN_INBOX_PAGE_SIZE, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage,
   parseWorkflowFilter, startUpload, trackSent, type StoredMessage, type Upload, type WorkflowFilter,
@@ -27,6 +29,8 @@ export interface MailboxRouteOptions {
   driver: SqlDriver;
   sharedKey: string;
   clockSkewMinutes: number;
+  /** How long a message waits in an inbox uncollected before it expires (tracking says when). */
+  expiryMs: number;
   now: () => number;
   /** Told when a message was delivered into this server's own inbox. */
   delivered(): void;
@@ -84,7 +88,12 @@ async function checkAuthorisation(req: FastifyRequest, options: MailboxRouteOpti
 
 function messageHeaders(reply: FastifyReply, m: StoredMessage, chunkNo: number, gzip: boolean): void {
   reply.header('mex-messageid', m.messageId).header('mex-from', m.sender).header('mex-to', m.recipient).header('mex-workflowid', m.workflowId)
-    .header('mex-messagetype', 'DATA').header('mex-chunk-range', `${chunkNo}:${m.chunkCount}`).header('content-type', m.contentType ?? 'application/octet-stream');
+    .header('mex-messagetype', m.messageType).header('mex-chunk-range', `${chunkNo}:${m.chunkCount}`).header('content-type', m.contentType ?? 'application/octet-stream');
+  if (m.messageType === 'REPORT') {
+    // As MESH's error reports say it: which message was not delivered, and why.
+    reply.header('mex-linkedmsgid', m.linkedMessageId ?? '').header('mex-statuscode', NOT_COLLECTED.code).header('mex-statusevent', NOT_COLLECTED.event)
+      .header('mex-statusdescription', m.statusDescription ?? '').header('mex-statussuccess', 'ERROR').header('mex-statustimestamp', stamp(m.createdAt) ?? '');
+  }
   if (m.contentType !== undefined) reply.header('mex-content-type', m.contentType);
   if (m.subject !== undefined) reply.header('mex-subject', m.subject);
   if (m.localId !== undefined) reply.header('mex-localid', m.localId);
@@ -134,21 +143,33 @@ function acceptsMeshV2(req: FastifyRequest): boolean {
  * A sent message's tracking. MESH v2 names the status in lower case (uploading, accepted, acknowledged) and
  * says status_success; v1 callers have always had it capitalised here, so they keep that.
  */
-function trackingBody(m: StoredMessage, v2: boolean) {
-  const status = v2 ? m.status : m.status === 'acknowledged' ? 'Acknowledged' : m.status === 'accepted' ? 'Accepted' : 'Uploading';
+function trackingBody(m: StoredMessage, v2: boolean, expiryMs: number) {
+  const status = v2 ? m.status : m.status.charAt(0).toUpperCase() + m.status.slice(1);
+  const expired = m.status === 'expired';
+  // MESH gives the time a waiting message will leave the inbox uncollected, and the status of one that did.
+  const expiresAt = m.status === 'accepted' && m.acceptedAt !== undefined ? m.acceptedAt + expiryMs : m.expiredAt;
   return {
     message_id: m.messageId, local_id: m.localId ?? null, sender: m.sender, recipient: m.recipient, workflow_id: m.workflowId,
-    status, status_code: null, chunk_count: m.chunkCount, file_name: m.fileName ?? null, subject: m.subject ?? null,
-    ...(v2 ? { filename: m.fileName ?? null, status_success: true } : v1Tracking(m)),
+    status, status_code: expired ? NOT_COLLECTED.code : null, chunk_count: m.chunkCount, file_name: m.fileName ?? null, subject: m.subject ?? null,
+    ...(v2
+      ? {
+        filename: m.fileName ?? null, status_success: !expired, status_event: expired ? NOT_COLLECTED.event : null, status_description: m.statusDescription ?? null,
+        status_timestamp: expired ? new Date(m.expiredAt!).toISOString() : null, expiry_time: expiresAt !== undefined ? new Date(expiresAt).toISOString() : null,
+      }
+      : { ...v1Tracking(m), statusCode: expired ? NOT_COLLECTED.code : null, statusEvent: expired ? NOT_COLLECTED.event : null, statusDescription: m.statusDescription ?? null, statusSuccess: expired ? 'ERROR' : null, expiryTime: stamp(expiresAt) }),
     upload_timestamp: new Date(m.createdAt).toISOString(),
     accepted_timestamp: m.acceptedAt !== undefined ? new Date(m.acceptedAt).toISOString() : null,
     acknowledged_timestamp: m.acknowledgedAt !== undefined ? new Date(m.acknowledgedAt).toISOString() : null,
   };
 }
 
+/** yyyyMMddHHmmss, as MESH v1 gives times. */
+function stamp(at: number | undefined): string | null {
+  return at === undefined ? null : new Date(at).toISOString().replace(/\D/g, '').slice(0, 14);
+}
+
 /** The names MESH v1's tracking answer gives (camel case, yyyyMMddHHmmss times), which v1 clients read. */
 function v1Tracking(m: StoredMessage) {
-  const stamp = (at: number | undefined) => (at === undefined ? null : new Date(at).toISOString().replace(/\D/g, '').slice(0, 14));
   return {
     messageId: m.messageId, dtsId: m.messageId, localId: m.localId ?? null, workflowId: m.workflowId, fileName: m.fileName ?? null,
     messageType: 'DATA', chunkCount: m.chunkCount, checksum: m.checksum ?? null, contentEncoding: m.contentEncoding ?? null,
@@ -364,7 +385,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     const asked = inPath ?? messageId ?? `with local id ${localId}`;
     if (!found) throw new MeshError(404, 'EPL-153', `Mailbox ${mailbox} sent no message ${asked}${inPath ? ' (as message id or local id)' : ''}.`, 'TRACK');
     reply.header('content-type', MESH_JSON);
-    return trackingBody(found, acceptsMeshV2(req));
+    return trackingBody(found, acceptsMeshV2(req), options.expiryMs);
   };
   app.get('/messageexchange/:mailbox/outbox/tracking', tracking);
   app.get('/messageexchange/:mailbox/outbox/tracking/:id', tracking);

@@ -2,7 +2,8 @@
 // recipient is processed here, it moves into the inbound inbox in the same transaction and is marked
 // acknowledged (this server is the recipient), else it waits in the recipient's inbox for download.
 // Chunks are deleted once a message is acknowledged: the mailbox is a post office, not an archive. A message
-// a workflow here says is not its business goes back to its recipient's inbox (holdForMailboxClient).
+// a workflow here says is not its business goes back to its recipient's inbox (holdForMailboxClient). One
+// left uncollected too long expires, and its sender is sent a report (mailboxExpiry.ts).
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
@@ -26,10 +27,17 @@ export interface MessageHeaders {
 export interface StoredMessage extends MessageHeaders {
   messageId: string;
   chunkCount: number;
-  status: 'uploading' | 'accepted' | 'acknowledged';
+  /** expired: not acknowledged by its recipient in time; it left the inbox and its sender was sent a report. */
+  status: 'uploading' | 'accepted' | 'acknowledged' | 'expired';
   createdAt: number;
   acceptedAt?: number;
   acknowledgedAt?: number;
+  /** REPORT: MESH saying the message `linkedMessageId` was not delivered (it has no content). */
+  messageType: 'DATA' | 'REPORT';
+  linkedMessageId?: string;
+  /** Why an expired message, or the report about one, was not delivered (MESH's status description). */
+  statusDescription?: string;
+  expiredAt?: number;
 }
 
 /** A MESH-style id: the time it was made and a random part, e.g. 20260301120000123_A1B2C3D4E5. */
@@ -41,6 +49,7 @@ interface MessageRow {
   message_id: string; sender: string; recipient: string; workflow_id: string; subject: string | null; local_id: string | null;
   file_name: string | null; content_type: string | null; checksum: string | null; chunk_count: number; status: StoredMessage['status'];
   created_ms: number; accepted_ms: number | null; acknowledged_ms: number | null; content_encoding: string | null;
+  message_type: StoredMessage['messageType']; linked_message_id: string | null; status_description: string | null; expired_ms: number | null;
 }
 
 function storedOf(r: MessageRow): StoredMessage {
@@ -51,6 +60,10 @@ function storedOf(r: MessageRow): StoredMessage {
     ...(r.content_encoding === 'gzip' ? { contentEncoding: 'gzip' as const } : {}),
     chunkCount: Number(r.chunk_count), status: r.status, createdAt: Number(r.created_ms),
     acceptedAt: r.accepted_ms === null ? undefined : Number(r.accepted_ms), acknowledgedAt: r.acknowledged_ms === null ? undefined : Number(r.acknowledged_ms),
+    messageType: r.message_type === 'REPORT' ? 'REPORT' : 'DATA',
+    ...(r.linked_message_id !== null ? { linkedMessageId: r.linked_message_id } : {}),
+    ...(r.status_description !== null ? { statusDescription: r.status_description } : {}),
+    ...(r.expired_ms !== null ? { expiredAt: Number(r.expired_ms) } : {}),
   };
 }
 
@@ -282,6 +295,7 @@ function positionOf(token: string): { acceptedMs: number; messageId: string } {
 export async function downloadChunk(db: SqlExecutor, mailbox: string, messageId: string, chunkNo: number): Promise<{ message: StoredMessage; body: Buffer } | undefined> {
   const message = await findMessage(db, messageId);
   if (!message || message.recipient !== mailbox || message.status !== 'accepted') return undefined;
+  if (message.messageType === 'REPORT') return chunkNo === 1 ? { message, body: Buffer.alloc(0) } : undefined; // a report has no content
   const chunk = await db.get<{ body: Buffer | Uint8Array }>('SELECT body FROM mesh_chunks WHERE message_id = ? AND chunk_no = ?', [messageId, chunkNo]);
   return chunk ? { message, body: Buffer.from(chunk.body) } : undefined;
 }
@@ -295,10 +309,10 @@ export async function acknowledge(driver: SqlDriver, mailbox: string, messageId:
   });
 }
 
-/** A message `mailbox` sent, found by message id or by its local id. */
+/** A message `mailbox` sent, found by message id or by its local id (never a report MESH sent it about one). */
 export async function trackSent(db: SqlExecutor, mailbox: string, by: { messageId?: string; localId?: string }): Promise<StoredMessage | undefined> {
   const row = by.messageId
-    ? await db.get<MessageRow>('SELECT * FROM mesh_messages WHERE message_id = ? AND sender = ?', [by.messageId, mailbox])
-    : await db.get<MessageRow>('SELECT * FROM mesh_messages WHERE sender = ? AND local_id = ? ORDER BY created_ms DESC LIMIT 1', [mailbox, by.localId ?? '']);
+    ? await db.get<MessageRow>("SELECT * FROM mesh_messages WHERE message_id = ? AND sender = ? AND message_type = 'DATA'", [by.messageId, mailbox])
+    : await db.get<MessageRow>("SELECT * FROM mesh_messages WHERE sender = ? AND local_id = ? AND message_type = 'DATA' ORDER BY created_ms DESC LIMIT 1", [mailbox, by.localId ?? '']);
   return row ? storedOf(row) : undefined;
 }

@@ -11,6 +11,7 @@ import { InboundWorker, type TransactionalInboundHandler } from './inboundWorker
 import { MeshClient } from './meshClient.ts';
 import { MeshPoller } from './meshPoller.ts';
 import { mailboxRoutes } from './mailboxRoutes.ts';
+import { expireUncollected } from './mailboxExpiry.ts';
 import { deadLetterRoutes, type DeadLetterListing, type ReplayAttempt } from './deadLetterRoutes.ts';
 
 export interface MessagingService extends Messaging {
@@ -22,6 +23,11 @@ export interface MessagingService extends Messaging {
   close(): Promise<void>;
   /** One pass over the external MESH mailbox now (tests, operators); 0 when none is configured. */
   pollExternal(): Promise<number>;
+  /**
+   * Expires the built-in mailbox's messages uncollected at `at` (default now), reporting each to its sender;
+   * the ids expired. start() does this every minute.
+   */
+  expireUncollected(at?: number): Promise<string[]>;
 }
 
 export interface MessagingOptions {
@@ -39,6 +45,9 @@ export interface MessagingOptions {
   log?: (err: unknown) => void;
 }
 
+/** How often the built-in mailbox looks for messages left uncollected too long. */
+const EXPIRY_SWEEP_MS = 60_000;
+
 export async function migrateMessaging(driver: SqlDriver): Promise<void> {
   await migrate(driver, 'messaging', messagingMigrations(driver.dialect));
 }
@@ -53,6 +62,21 @@ export async function setUpMessaging(driver: SqlDriver, options: MessagingOption
   const poller = client && config.client
     ? new MeshPoller(driver, client, { workflowIds: config.client.workflowIds, pollMs: config.client.pollMs, now, delivered: () => worker.wake(), onError })
     : undefined;
+  const expiryMs = config.expiryDays * 86_400_000;
+  const expire = async (at: number) => {
+    const sweep = await expireUncollected(driver, at, expiryMs);
+    if (sweep.reportedHere) worker.wake();
+    return sweep.expired;
+  };
+  // Due is by the stored time a message was accepted, so this timer only says how soon after that it goes.
+  let sweeper: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> | undefined;
+  const sweepNow = () => {
+    sweeping = expire(now()).catch(onError).finally(() => {
+      sweeping = undefined;
+      if (sweeper) sweeper = setTimeout(sweepNow, EXPIRY_SWEEP_MS);
+    });
+  };
 
   return {
     onInbound(workflowIds, handler: (msg: InboundMessage) => Promise<void>) {
@@ -99,7 +123,7 @@ export async function setUpMessaging(driver: SqlDriver, options: MessagingOption
 
     async routes(app) {
       if (config.sharedKey) {
-        await app.register(mailboxRoutes, { driver, sharedKey: config.sharedKey, clockSkewMinutes: config.clockSkewMinutes, now, delivered: () => worker.wake() });
+        await app.register(mailboxRoutes, { driver, sharedKey: config.sharedKey, clockSkewMinutes: config.clockSkewMinutes, expiryMs, now, delivered: () => worker.wake() });
       }
       if (options.authenticate) {
         await app.register(deadLetterRoutes, {
@@ -116,14 +140,20 @@ export async function setUpMessaging(driver: SqlDriver, options: MessagingOption
     start() {
       worker.start();
       poller?.start();
+      if (!sweeper) sweeper = setTimeout(sweepNow, 0);
     },
 
     async close() {
+      clearTimeout(sweeper);
+      sweeper = undefined;
+      await sweeping;
       await poller?.stop();
       await worker.stop();
       client?.close();
     },
 
     pollExternal: async () => (poller ? poller.pollOnce() : 0),
+
+    expireUncollected: (at) => expire(at ?? now()),
   };
 }

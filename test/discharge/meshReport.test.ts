@@ -2,6 +2,7 @@
 // naming the message, a status code, no content). An ADW answer MESH reports undelivered is marked failed,
 // listed for resending, and noted on the referral, so the council knows the hospital was not told; the report
 // is acknowledged. A report about a message this server never sent is kept among the dead letters, with why.
+// The built-in mailbox makes such a report itself when an answer waits uncollected in a mailbox here too long.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { addMailbox, inboxState, listDeadLetters } from '../../src/messaging/index.ts';
@@ -80,6 +81,41 @@ for (const engine of ENGINES) {
       } finally {
         await t.close();
         await mesh.close();
+      }
+    });
+
+    it('an answer left uncollected in the built-in mailbox for 5 days expires, and its report fails it and notes the referral (H-060)', async () => {
+      const t = await startTestServer(engine, { CAREBRIDGE_DISCHARGE_POLL_SECONDS: '3600', CAREBRIDGE_MESH_SHARED_KEY: 'test-mesh-shared-key' });
+      try {
+        const { driver } = t.server;
+        await seedOrganisations(t);
+        // The council is processed here; the hospital's mailbox is hosted here for its MESH client, which never collects.
+        await addMailbox(driver, { mailboxId: COUNCIL_BOX, ods: COUNCIL_ODS, password: 'council-password' }, 'test-mesh-shared-key');
+        await addMailbox(driver, { mailboxId: HOSPITAL_BOX, ods: HOSPITAL_ODS, password: 'hospital-password', polled: true }, 'test-mesh-shared-key');
+        const ctx = t.server.discharge.context;
+        const ids = episodeIds();
+        await handleAdwMessage({ ctx }, inbound(renamed(EXAMPLES['Assessment-Notice'], ids), { mailbox: COUNCIL_BOX, to: COUNCIL_BOX, from: HOSPITAL_BOX }));
+        const referral = await searchOne(t, `ServiceRequest?identifier=${ids[EPISODE]}`);
+        await triage(ctx, referral.id, { action: 'accept' });
+        await t.server.discharge.runWorkers();
+        const row = () => driver.get<{ header_id: string; status: string; detail: string | null; mesh_message_id: string }>("SELECT header_id, status, detail, mesh_message_id FROM discharge_adw_messages WHERE direction = 'out'");
+        const sent = await row();
+        assert.equal(sent?.status, 'sent', 'waiting in the hospital\'s mailbox here');
+
+        // Accepted 5 days and a minute ago (the rule reads the stored time), and never collected.
+        await driver.run('UPDATE mesh_messages SET accepted_ms = accepted_ms - ? WHERE message_id = ?', [5 * 86_400_000 + 60_000, sent!.mesh_message_id]);
+        assert.deepEqual(await t.server.messaging.expireUncollected(), [sent!.mesh_message_id]);
+        const failed = await waitFor('the answer failed', async () => {
+          const r = await row();
+          return r?.status === 'failed' && r;
+        });
+        assert.match(failed.detail ?? '', new RegExp(`MESH reported that it was not delivered \\(14: ${NOT_COLLECTED}\\)`));
+        const notes = (await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}`)).body.entry.map((e: any) => e.resource);
+        const note = notes.find((c: any) => c.category?.[0]?.text === 'Message not sent');
+        assert.match(note?.payload[0].contentString ?? '', new RegExp(`to ${HOSPITAL_ODS} .*so they have not been told: MESH reported that it was not delivered \\(14: ${NOT_COLLECTED}\\)`));
+        assert.deepEqual(await listDeadLetters(driver), [], 'the report was settled, not dead-lettered');
+      } finally {
+        await t.close();
       }
     });
   });

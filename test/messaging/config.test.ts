@@ -51,4 +51,10 @@ describe('MESH configuration', () => {
     }
     assert.throws(() => loadServerConfig({}, { CAREBRIDGE_MESSAGING_MAX_ATTEMPTS: '0' }), /CAREBRIDGE_MESSAGING_MAX_ATTEMPTS must be a whole number from 1/);
   });
+
+  it('expires uncollected messages after MESH\'s 5 days unless told otherwise', () => {
+    assert.equal(loadServerConfig({}, {}).messaging.expiryDays, 5);
+    assert.equal(loadServerConfig({}, { CAREBRIDGE_MESH_EXPIRY_DAYS: '10' }).messaging.expiryDays, 10);
+    assert.throws(() => loadServerConfig({}, { CAREBRIDGE_MESH_EXPIRY_DAYS: '0' }), /CAREBRIDGE_MESH_EXPIRY_DAYS must be a whole number from 1 to 30/);
+  });
 });
