@@ -18,7 +18,7 @@ import { hmacMatches, meshHmac, parseMeshAuthorisation, parseMeshTimestamp } fro
 import { findMailbox, mailboxOfOrganisation, unsealPassword } from './mailboxes.ts';
 import { NOT_COLLECTED } from './mailboxExpiry.ts';
 import {
-  BadContinueFrom, BadWorkflowFilter, INBOX_PAGE_SIZE, MAX_INBOX_PAGE_SIZE, MAX_INFLATED_BYTES, MIN_INBOX_PAGE_SIZE, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage,
+  BadContinueFrom, BadWorkflowFilter, INBOX_PAGE_SIZE, MAX_INBOX_PAGE_SIZE, MAX_INFLATED_BYTES, MESH_SIZE_LIMITS, MIN_INBOX_PAGE_SIZE, UploadError, acknowledge, addChunk, downloadChunk, findMessage, inboxPage,
   parseWorkflowFilter, startUpload, trackSent, type StoredMessage, type Upload, type WorkflowFilter,
 } from './mailboxStore.ts';
 
@@ -246,7 +246,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   app.setErrorHandler((err, _req, reply) => {
     const mesh = err instanceof MeshError ? err
       : err instanceof UploadError ? new MeshError(err.status, err.code, err.message)
-      : (err as { statusCode?: number }).statusCode === 413 ? new MeshError(413, 'EPL-156', 'The chunk is larger than this server accepts; send the message in smaller chunks (mex-Chunk-Range).')
+      : (err as { statusCode?: number }).statusCode === 413 ? new MeshError(413, 'EPL-156', `The request is larger than the ${MESH_SIZE_LIMITS.chunkBytes / 1024 / 1024} MB MESH takes in one; send the message in smaller chunks (mex-Chunk-Range). Nothing was stored.`)
       : isTemporaryOutage(err) ? new MeshError(503, 'EPL-503', 'The mailbox cannot be reached just now; try again shortly.', 'SERVER')
       : undefined;
     if (!mesh || mesh.status === 503) reply.log.error(err);
@@ -283,7 +283,10 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   app.get('/messageexchange/:mailbox', handshake);
   app.post('/messageexchange/:mailbox', handshake);
 
-  app.post('/messageexchange/:mailbox/outbox', async (req, reply) => {
+  // A message or chunk may be as large as MESH takes in one request, whatever the server's limit for other
+  // bodies (CAREBRIDGE_BODY_LIMIT_MB); one declared larger is refused before it is read.
+  const upload = { bodyLimit: MESH_SIZE_LIMITS.chunkBytes };
+  app.post('/messageexchange/:mailbox/outbox', upload, async (req, reply) => {
     const sender = await authenticate(req);
     checkFrom(req, sender);
     const to = header(req, 'mex-to')?.toUpperCase();
@@ -310,7 +313,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     return { message_id: upload.messageId, messageID: upload.messageId };
   });
 
-  app.post('/messageexchange/:mailbox/outbox/:messageId/:chunk', async (req, reply) => {
+  app.post('/messageexchange/:mailbox/outbox/:messageId/:chunk', upload, async (req, reply) => {
     const sender = await authenticate(req);
     checkFrom(req, sender);
     const { messageId, chunk } = req.params as { messageId: string; chunk: string };

@@ -75,10 +75,32 @@ export async function findMessage(db: SqlExecutor, messageId: string): Promise<S
 /** Result of a completed upload: whether it went straight to this server's inbox (wake the worker). */
 export interface Upload { messageId: string; complete: boolean; deliveredHere: boolean }
 
+/**
+ * The sizes MESH takes: a request (a message, or one chunk of it) up to 100 MB, and a chunked message up to
+ * 20 GB, what MESH's own client takes (its API says more; its documentation for chunks says 20 GB). A message
+ * processed here is joined, inflated when gzip, and kept as one inbox body, so it may be 100 MB in all, MESH's
+ * limit for a message that is not chunked; one waiting for a client is kept and given out chunk by chunk.
+ */
+export interface SizeLimits { chunkBytes: number; messageBytes: number; processedHereBytes: number }
+
+export const MESH_SIZE_LIMITS: SizeLimits = { chunkBytes: 100 * 1024 * 1024, messageBytes: 20 * 1024 ** 3, processedHereBytes: 100 * 1024 * 1024 };
+
+/** The most a message to `recipient` may hold in all. */
+async function largestMessage(tx: SqlExecutor, recipient: string, limits: SizeLimits): Promise<number> {
+  const box = await tx.get<{ polled: number; password_sealed: string | null }>('SELECT polled, password_sealed FROM mesh_mailboxes WHERE mailbox_id = ?', [recipient]);
+  return box && box.password_sealed !== null && !Number(box.polled) ? limits.processedHereBytes : limits.messageBytes;
+}
+
+function sizeText(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${Math.round(bytes / 1024 ** 3)} GB` : bytes >= 1024 * 1024 ? `${Math.round(bytes / 1024 / 1024)} MB` : `${bytes} bytes`;
+}
+
 /** Stores a new message with its first chunk; `chunkCount` > 1 waits for the rest. */
-export async function startUpload(driver: SqlDriver, headers: MessageHeaders, chunkCount: number, firstChunk: Buffer, now: number): Promise<Upload> {
+export async function startUpload(driver: SqlDriver, headers: MessageHeaders, chunkCount: number, firstChunk: Buffer, now: number, limits = MESH_SIZE_LIMITS): Promise<Upload> {
   const messageId = newMessageId(now);
   return driver.transaction(async (tx) => {
+    const largest = Math.min(limits.chunkBytes, await largestMessage(tx, headers.recipient, limits));
+    if (firstChunk.length > largest) throw new UploadError(413, 'EPL-156', `The ${chunkCount > 1 ? 'chunk' : 'message'} is ${firstChunk.length} bytes, more than the ${sizeText(largest)} a ${chunkCount > 1 ? 'chunk' : 'message'} to mailbox ${headers.recipient} may be; nothing was stored.`);
     await tx.run(
       `INSERT INTO mesh_messages (message_id, sender, recipient, workflow_id, subject, local_id, file_name, content_type, checksum, chunk_count, status, created_ms, content_encoding)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'uploading', ?, ?)`,
@@ -98,29 +120,33 @@ export class UploadError extends Error {
 
 /**
  * Adds chunk `chunkNo` (2..N) of a message `sender` is uploading; the last one completes it. A message whose
- * joined chunks cannot be decoded can never complete, so it is discarded, chunks and all, rather than left
- * uploading for ever.
+ * joined chunks cannot be decoded, or that grows larger than its recipient takes, can never complete, so it is
+ * discarded, chunks and all, rather than left uploading for ever.
  */
-export async function addChunk(driver: SqlDriver, sender: string, messageId: string, chunkNo: number, body: Buffer, now: number): Promise<Upload> {
+export async function addChunk(driver: SqlDriver, sender: string, messageId: string, chunkNo: number, body: Buffer, now: number, limits = MESH_SIZE_LIMITS): Promise<Upload> {
   try {
     return await driver.transaction(async (tx) => {
       const row = await tx.get<MessageRow>(`SELECT * FROM mesh_messages WHERE message_id = ?${driver.dialect === 'postgres' ? ' FOR UPDATE' : ''}`, [messageId]);
       if (!row || row.sender !== sender) throw new UploadError(404, 'EPL-153', `No message ${messageId} is being sent from mailbox ${sender}.`);
       if (row.status !== 'uploading') throw new UploadError(409, 'EPL-155', `Message ${messageId} is already complete.`);
       if (!(chunkNo >= 2 && chunkNo <= Number(row.chunk_count))) throw new UploadError(400, 'EPL-154', `Chunk ${chunkNo} is outside 2 to ${row.chunk_count} for message ${messageId}.`);
+      if (body.length > limits.chunkBytes) throw new UploadError(413, 'EPL-156', `Chunk ${chunkNo} is ${body.length} bytes, more than the ${sizeText(limits.chunkBytes)} a chunk may be; send the message in smaller chunks.`);
       const added = await tx.run('INSERT INTO mesh_chunks (message_id, chunk_no, body) VALUES (?, ?, ?) ON CONFLICT (message_id, chunk_no) DO NOTHING', [messageId, chunkNo, body as unknown as SqlValue]);
       if (!added) throw new UploadError(409, 'EPL-155', `Chunk ${chunkNo} of message ${messageId} was already sent.`);
-      const have = await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM mesh_chunks WHERE message_id = ?', [messageId]);
+      // The sizes as stored (LENGTH reads no chunk's bytes on either engine).
+      const have = await tx.get<{ n: number; bytes: number }>('SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(body)), 0) AS bytes FROM mesh_chunks WHERE message_id = ?', [messageId]);
+      const largest = await largestMessage(tx, row.recipient, limits);
+      if (Number(have?.bytes) > largest) throw new UploadNeverCompletes(413, 'EPL-156', `Message ${messageId} is more than the ${sizeText(largest)} a message to mailbox ${row.recipient} may be, with chunk ${chunkNo} of ${row.chunk_count}`, 'send what it carries as several smaller messages');
       if (Number(have?.n) < Number(row.chunk_count)) return { messageId, complete: false, deliveredHere: false };
       return { messageId, complete: true, deliveredHere: await completeUpload(tx, messageId, now) };
     });
   } catch (err) {
-    if (!(err instanceof UndecodableUpload)) throw err;
+    if (!(err instanceof UploadNeverCompletes)) throw err;
     await driver.transaction(async (tx) => {
       await tx.run('DELETE FROM mesh_chunks WHERE message_id = ?', [messageId]);
       await tx.run("DELETE FROM mesh_messages WHERE message_id = ? AND status = 'uploading'", [messageId]);
     });
-    throw new UploadError(err.status, err.code, `${err.why}; the message was discarded with the chunks sent before: send it again, as a new message.`);
+    throw new UploadError(err.status, err.code, `${err.why}; the message was discarded with the chunks sent before: ${err.advice}.`);
   }
 }
 
@@ -194,10 +220,17 @@ function splitIntoChunks(body: Buffer, count: number): Buffer[] {
 /** The most a compressed message may inflate to, here or when the MESH client downloads one: a bound on what a few KB of gzip can ask this server to hold. */
 export const MAX_INFLATED_BYTES = 100 * 1024 * 1024;
 
+/** An upload that cannot complete, whatever chunks follow: the message is discarded, and the sender told `why`. */
+class UploadNeverCompletes extends UploadError {
+  constructor(status: number, code: string, readonly why: string, readonly advice: string) {
+    super(status, code, `${why}; nothing was stored.`);
+  }
+}
+
 /** Content said to be gzip that is not (or inflates too far): the upload cannot complete. */
-class UndecodableUpload extends UploadError {
-  constructor(readonly why: string) {
-    super(400, 'EPL-158', `${why}; nothing was stored.`);
+class UndecodableUpload extends UploadNeverCompletes {
+  constructor(why: string) {
+    super(400, 'EPL-158', why, 'send it again, as a new message');
   }
 }
 
