@@ -223,12 +223,15 @@ function positiveInt(text: string, what: string): number {
 export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteOptions): Promise<void> {
   const clientsSeen = new Set<string>();
   // The NHSMESH header is checked (and its nonce used up) once, before the body is read: a caller without
-  // valid credentials is refused without its message being received. Handlers take the mailbox from here.
+  // valid credentials is refused without its message being received, and so is one sending as another
+  // mailbox (mex-From). Handlers take the mailbox from here.
   const signedIn = new WeakMap<FastifyRequest, string>();
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.url === PING_PATH) return;
     try {
-      signedIn.set(req, await checkAuthorisation(req, options, clientsSeen));
+      const mailbox = await checkAuthorisation(req, options, clientsSeen);
+      if (req.method === 'POST' && req.routeOptions.url?.startsWith('/messageexchange/:mailbox/outbox')) checkFrom(req, mailbox);
+      signedIn.set(req, mailbox);
     } catch (err) {
       if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) reply.header('connection', 'close'); // nor is the unread body drained
       throw err;
@@ -288,7 +291,6 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
   const upload = { bodyLimit: MESH_SIZE_LIMITS.chunkBytes };
   app.post('/messageexchange/:mailbox/outbox', upload, async (req, reply) => {
     const sender = await authenticate(req);
-    checkFrom(req, sender);
     const to = header(req, 'mex-to')?.toUpperCase();
     const workflowId = header(req, 'mex-workflowid');
     if (!to) throw new MeshError(417, 'EPL-151', 'Say who the message is for in mex-To (a mailbox id).');
@@ -315,7 +317,6 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
 
   app.post('/messageexchange/:mailbox/outbox/:messageId/:chunk', upload, async (req, reply) => {
     const sender = await authenticate(req);
-    checkFrom(req, sender);
     const { messageId, chunk } = req.params as { messageId: string; chunk: string };
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!body.length) throw new MeshError(400, 'EPL-157', 'The chunk has no content.');
