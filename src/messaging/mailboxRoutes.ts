@@ -140,8 +140,8 @@ function acceptsMeshV2(req: FastifyRequest): boolean {
 }
 
 /**
- * A sent message's tracking. MESH v2 names the status in lower case (uploading, accepted, acknowledged) and
- * says status_success; v1 callers have always had it capitalised here, so they keep that.
+ * A sent message's tracking. MESH v2 names the status in lower case (uploading, accepted, acknowledged, and
+ * here expired) and says status_success; v1 callers have always had it capitalised here, so they keep that.
  */
 function trackingBody(m: StoredMessage, v2: boolean, expiryMs: number) {
   const status = v2 ? m.status : m.status.charAt(0).toUpperCase() + m.status.slice(1);

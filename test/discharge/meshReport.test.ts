@@ -110,9 +110,10 @@ for (const engine of ENGINES) {
           return r?.status === 'failed' && r;
         });
         assert.match(failed.detail ?? '', new RegExp(`MESH reported that it was not delivered \\(14: ${NOT_COLLECTED}\\)`));
-        const notes = (await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}`)).body.entry.map((e: any) => e.resource);
-        const note = notes.find((c: any) => c.category?.[0]?.text === 'Message not sent');
-        assert.match(note?.payload[0].contentString ?? '', new RegExp(`to ${HOSPITAL_ODS} .*so they have not been told: MESH reported that it was not delivered \\(14: ${NOT_COLLECTED}\\)`));
+        // The note follows the failure, once the report handler has written it.
+        const note = await waitFor('the note on the referral', async () => (await t.fhir.get(`Communication?based-on=ServiceRequest/${referral.id}`)).body.entry
+          ?.map((e: any) => e.resource).find((c: any) => c.category?.[0]?.text === 'Message not sent'));
+        assert.match(note.payload[0].contentString, new RegExp(`to ${HOSPITAL_ODS} .*so they have not been told: MESH reported that it was not delivered \\(14: ${NOT_COLLECTED}\\)`));
         assert.deepEqual(await listDeadLetters(driver), [], 'the report was settled, not dead-lettered');
       } finally {
         await t.close();
