@@ -117,13 +117,14 @@ ALTER TABLE messaging_inbox DROP COLUMN body;
       name: 'MESH messages expire uncollected, and their non-delivery reports',
       // A message not acknowledged within the expiry period is marked expired (expired_ms, status_description)
       // and a REPORT (message_type, linked_message_id) goes to its sender. The index finds the messages due,
-      // oldest first, without reading every inbox.
+      // oldest first, without reading every inbox; partial, so the messages processed here (stored already
+      // acknowledged, the busy path) never enter it.
       sql: `
 ALTER TABLE mesh_messages ADD COLUMN message_type TEXT NOT NULL DEFAULT 'DATA';
 ALTER TABLE mesh_messages ADD COLUMN linked_message_id TEXT;
 ALTER TABLE mesh_messages ADD COLUMN status_description TEXT;
 ALTER TABLE mesh_messages ADD COLUMN expired_ms BIGINT;
-CREATE INDEX mesh_messages_waiting ON mesh_messages (status, accepted_ms);
+CREATE INDEX mesh_messages_waiting ON mesh_messages (accepted_ms) WHERE status = 'accepted' AND message_type = 'DATA';
 `,
     },
   ];
