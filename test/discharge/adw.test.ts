@@ -165,6 +165,19 @@ describe('ADW parsing of the official examples', () => {
     assert.equal(parseAdwMessage(twoPeople).patient, undefined);
   });
 
+  // The official discharge notice carries its discharge summary as a PDF (Binary.content). A summary of a
+  // long stay, with scans, is several megabytes; a 5 MB limit refused such a notice after MESH had taken it.
+  it('reads a discharge notice carrying a summary of several megabytes, and names the limit of what it reads', () => {
+    const example = EXAMPLES['Discharge-Notice'];
+    const pdf = /(<contentType value="application\/pdf"\/>\s*<content value=")[^"]*"/;
+    assert.match(example, pdf);
+    const withSummary = (megabytes: number) => example.replace(pdf, `$1${'JVBERi0xLjUNCiW1'.repeat((megabytes * 1024 * 1024) / 16)}"`);
+    const expected = parseAdwMessage(example);
+    const large = withSummary(12);
+    assert.deepEqual(parseAdwMessage(large), expected);
+    assert.throws(() => parseAdwMessage(withSummary(21)), /^AdwError: The message is larger than 20 MB\.$|^Error: The message is larger than 20 MB\.$/);
+  });
+
   it('says plainly that an HTML entity makes a message not well-formed, and where', () => {
     const nbsp = EXAMPLES['Assessment-Notice'].replace('<status value="requested"/>', '<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p>Fish&amp;chips&nbsp;daily</p></div></text><status value="requested"/>');
     const line = nbsp.split('\n').findIndex((l) => l.includes('&nbsp;')) + 1;

@@ -130,8 +130,12 @@ function notWellFormed(xml: string, failure: { message: string; line: number; co
   return `The message is not well-formed XML: ${failure.message} ${where}.`;
 }
 
-/** The largest ADW message read (the official discharge notice is 123 KB). */
-export const MAX_ADW_BYTES = 5 * 1024 * 1024;
+/**
+ * The largest ADW message read. The official discharge notice is 123 KB, but it carries the discharge
+ * summary as a PDF, and a long stay's summary with scans runs to megabytes: 20 MB is what MESH took in one
+ * request before chunking (its older limit), and is read in well under a second on the reader thread.
+ */
+export const MAX_ADW_BYTES = 20 * 1024 * 1024;
 
 /** The encodings an XML declaration may name that are read, by their WHATWG labels (as TextDecoder knows them). */
 const DECLARED_ENCODINGS: Record<string, string> = {
