@@ -56,11 +56,21 @@ export async function personToken(t: TestServer, username: string, scope = 'user
   return (await personSignIn(t, username, { scope, role })).access_token;
 }
 
+export interface SignInOptions { scope?: string; role?: Role; app?: { clientId: string; redirectUri: string }; nonce?: string; form?: Record<string, string> }
+
 /**
  * The whole flow for one person, through `app` (the test app unless given), with `nonce` when given: the
  * token response the app gets.
  */
-export async function personSignIn(t: TestServer, username: string, options: { scope?: string; role?: Role; app?: { clientId: string; redirectUri: string }; nonce?: string; form?: Record<string, string> } = {}): Promise<any> {
+export async function personSignIn(t: TestServer, username: string, options: SignInOptions = {}): Promise<any> {
+  const { code, exchangeForm } = await personCode(t, username, options);
+  const token = await exchange(t, { code, ...exchangeForm });
+  if (token.status !== 200) throw new Error(`token: ${token.status} ${JSON.stringify(token.body)}`);
+  return token.body;
+}
+
+/** personSignIn up to the code the app is sent back with, and the rest of the form that exchanges it. */
+export async function personCode(t: TestServer, username: string, options: SignInOptions = {}): Promise<{ code: string; exchangeForm: Record<string, string> }> {
   const { scope = 'user/*.cruds', role, app = TEST_APP, nonce } = options;
   const { verifier, challenge } = pkce();
   const start = await authorize(t, { response_type: 'code', client_id: app.clientId, redirect_uri: app.redirectUri, scope, state: 'st', code_challenge: challenge, code_challenge_method: 'S256', aud: t.base, ...(nonce ? { nonce } : {}) });
@@ -77,9 +87,7 @@ export async function personSignIn(t: TestServer, username: string, options: { s
   if (signedIn.status !== 303 || !location) throw new Error(`sign-in: ${signedIn.status} ${(await signedIn.text()).slice(0, 300)}`);
   const code = new URL(location).searchParams.get('code');
   if (!code) throw new Error(`sign-in refused: ${location}`);
-  const token = await exchange(t, { code, redirect_uri: app.redirectUri, code_verifier: verifier, client_id: app.clientId, ...options.form });
-  if (token.status !== 200) throw new Error(`token: ${token.status} ${JSON.stringify(token.body)}`);
-  return token.body;
+  return { code, exchangeForm: { redirect_uri: app.redirectUri, code_verifier: verifier, client_id: app.clientId, ...options.form } };
 }
 
 /** POST /oauth2/token with grant_type=refresh_token. */
