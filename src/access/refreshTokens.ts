@@ -4,7 +4,9 @@
 // one sign-in leads to is of one family, which ends when the sign-in's lifetime does, however often it is
 // refreshed. A token presented a second time means two parties hold it (the app and someone who copied
 // it), and there is no telling which is the app, so the whole family is revoked (OAuth 2.0 Security Best
-// Current Practice, refresh token rotation): the person signs in to the app again.
+// Current Practice, refresh token rotation): the person signs in to the app again. A family also keeps the
+// id of the authorization code it came from: that code presented again means it was stolen, and the family
+// is revoked likewise (RFC 6749 section 4.1.2).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { SqlExecutor } from '../record/index.ts';
 
@@ -38,6 +40,7 @@ interface RefreshRow {
   expires_ms: number | string;
   used_ms: number | string | null;
   revoked_ms: number | string | null;
+  code_id: string | null;
 }
 
 /** A refresh token as presented, looked up: what it stands for and whether it may still be used. */
@@ -45,6 +48,8 @@ export interface PresentedRefresh {
   grant: RefreshGrant;
   familyId: string;
   familyExpiresMs: number;
+  /** The authorization code (its jti) the family came from; absent for families stored before it was kept. */
+  codeId?: string;
   /** Why it may not be used (checked before anything else is), or undefined while it may. */
   spent?: 'used' | 'revoked' | 'expired';
 }
@@ -64,16 +69,16 @@ export function familyLifetimeMs(kind: RefreshKind, lifetimes: RefreshLifetimes)
 const hashOf = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /**
- * Stores a new refresh token for `grant` and answers it. A new sign-in starts a family (no `family`); a
- * rotation continues one, keeping its expiry.
+ * Stores a new refresh token for `grant` and answers it. A new sign-in starts a family (`lifetimeMs`, and
+ * the code it was exchanged for); a rotation continues one, keeping its expiry and its code.
  */
-export async function issueRefreshToken(db: SqlExecutor, grant: RefreshGrant, family: { id: string; expiresMs: number } | { lifetimeMs: number }): Promise<string> {
+export async function issueRefreshToken(db: SqlExecutor, grant: RefreshGrant, family: { id: string; expiresMs: number; codeId?: string } | { lifetimeMs: number; codeId: string }): Promise<string> {
   const token = randomBytes(32).toString('base64url');
   const now = Date.now();
   const { id, expiresMs } = 'id' in family ? family : { id: randomUUID(), expiresMs: now + family.lifetimeMs };
   await db.run(
-    'INSERT INTO access_refresh_tokens (token_hash, family_id, client_id, user_id, organisation, role, scope, patient, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    [hashOf(token), id, grant.clientId, grant.userId, grant.organisation ?? null, grant.role, grant.scope, grant.patient ?? null, now, expiresMs],
+    'INSERT INTO access_refresh_tokens (token_hash, family_id, client_id, user_id, organisation, role, scope, patient, created_ms, expires_ms, code_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    [hashOf(token), id, grant.clientId, grant.userId, grant.organisation ?? null, grant.role, grant.scope, grant.patient ?? null, now, expiresMs, family.codeId ?? null],
   );
   // Families past their time can never be used again, nor tell a reuse (they are refused as unknown).
   await db.run('DELETE FROM access_refresh_tokens WHERE expires_ms < ?', [now]);
@@ -84,7 +89,7 @@ export async function issueRefreshToken(db: SqlExecutor, grant: RefreshGrant, fa
 export async function presentedRefresh(db: SqlExecutor, token: string): Promise<PresentedRefresh | undefined> {
   if (!token) return undefined;
   const row = await db.get<RefreshRow>(
-    'SELECT family_id, client_id, user_id, organisation, role, scope, patient, expires_ms, used_ms, revoked_ms FROM access_refresh_tokens WHERE token_hash = ?',
+    'SELECT family_id, client_id, user_id, organisation, role, scope, patient, expires_ms, used_ms, revoked_ms, code_id FROM access_refresh_tokens WHERE token_hash = ?',
     [hashOf(token)],
   );
   if (!row) return undefined;
@@ -97,6 +102,7 @@ export async function presentedRefresh(db: SqlExecutor, token: string): Promise<
     },
     familyId: row.family_id,
     familyExpiresMs,
+    ...(row.code_id ? { codeId: row.code_id } : {}),
     ...(spent ? { spent } : {}),
   };
 }
@@ -112,4 +118,12 @@ export async function claimRefreshToken(db: SqlExecutor, token: string): Promise
 /** Every token of the family stops working, the current one included. */
 export async function revokeRefreshFamily(db: SqlExecutor, familyId: string): Promise<void> {
   await db.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE family_id = ? AND revoked_ms IS NULL', [Date.now(), familyId]);
+}
+
+/**
+ * Every token of the family that authorization code `codeId` started stops working; answers how many were
+ * still in force (0 when the code gave no refresh token, or its family had ended already).
+ */
+export async function revokeCodeFamily(db: SqlExecutor, codeId: string): Promise<number> {
+  return db.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE code_id = ? AND revoked_ms IS NULL', [Date.now(), codeId]);
 }

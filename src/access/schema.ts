@@ -160,4 +160,13 @@ CREATE INDEX access_refresh_tokens_family ON access_refresh_tokens (family_id);
 CREATE INDEX access_refresh_tokens_expiry ON access_refresh_tokens (expires_ms);
 `,
   },
+  {
+    version: 9,
+    name: 'the authorization code each refresh token family came from, so a replayed code revokes the family',
+    // The code's jti, on every token of its family (NULL for families stored before this).
+    sql: `
+ALTER TABLE access_refresh_tokens ADD COLUMN code_id TEXT;
+CREATE INDEX access_refresh_tokens_code ON access_refresh_tokens (code_id);
+`,
+  },
 ];

@@ -8,14 +8,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver } from '../record/index.ts';
+import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver, type SqlExecutor } from '../record/index.ts';
 import { ASSERTION_ALGORITHMS, authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
 import { grantScopes, parseScope, parseScopes, scopesBeyond, systemScopes } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import { createHash } from 'node:crypto';
 import { CODE_TYP } from './authorize.ts';
 import { holdsMembership, personNamed } from './people/users.ts';
-import { claimRefreshToken, familyLifetimeMs, issueRefreshToken, presentedRefresh, refreshKind, revokeRefreshFamily, type RefreshGrant, type RefreshLifetimes } from './refreshTokens.ts';
+import { claimRefreshToken, familyLifetimeMs, issueRefreshToken, presentedRefresh, refreshKind, revokeCodeFamily, revokeRefreshFamily, type RefreshGrant, type RefreshLifetimes } from './refreshTokens.ts';
 import { authenticationRequest, type AuthenticationAttempt } from './people/authenticationAudit.ts';
 import { ROLE_PURPOSE, isRole, type Actor } from './actor.ts';
 import type { AuditTrail } from './audit/trail.ts';
@@ -284,19 +284,26 @@ async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, 
   if (form.redirect_uri !== code.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'redirect_uri must be the one the code was requested with.', 'redirect_uri differs from the one the code was requested with');
   const challenge = createHash('sha256').update(form.code_verifier ?? '').digest('base64url');
   if (!form.code_verifier || challenge !== code.code_challenge) throw new OAuthError(400, 'invalid_grant', 'The PKCE code_verifier does not match the code_challenge.', form.code_verifier ? 'PKCE code_verifier does not match' : 'no PKCE code_verifier');
-  const fresh = await options.driver.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [`code:${code.jti}`, (code.exp ?? 0) * 1000]);
-  if (!fresh) throw new OAuthError(400, 'invalid_grant', 'This authorization code has been used already.', 'authorization code used already (replayed)');
   const grant: RefreshGrant = {
     clientId: client.clientId, userId: String(code.sub), role: String(code.role), scope: String(code.scope),
     ...(typeof code.org === 'string' ? { organisation: code.org } : {}),
     // The patient context chosen at sign-in (authorize.ts): the token is bound to it, and SMART apps read it here.
     ...(typeof code.patient === 'string' ? { patient: code.patient } : {}),
   };
-  await stillHeld(options, grant);
+  const notHeld = await notStillHeld(options.driver, grant);
+  const kind = refreshKind(grant.scope);
+  const lifetimeMs = kind && !notHeld ? familyLifetimeMs(kind, options.refreshLifetimes) : undefined;
+  const spent = await options.driver.transaction((tx) => spendCode(tx, { id: String(code.jti), expiresMs: (code.exp ?? 0) * 1000 }, grant, lifetimeMs));
+  if ('replayRevoked' in spent) {
+    throw spent.replayRevoked
+      ? new OAuthError(400, 'invalid_grant', 'This authorization code has been used already, so the refresh tokens issued for it are revoked; sign the person in again.',
+        'authorization code used already (replayed): the refresh tokens issued for it revoked')
+      : new OAuthError(400, 'invalid_grant', 'This authorization code has been used already.', 'authorization code used already (replayed)');
+  }
+  if (notHeld) throw notHeld;
   const person = { name: String(code.name), fhirUser: typeof code.fhirUser === 'string' ? code.fhirUser : undefined };
   const issued = await personTokens(options, origin, client, grant, grant.scope, person);
-  const kind = refreshKind(grant.scope);
-  if (kind) issued.body.refresh_token = await issueRefreshToken(options.driver, grant, { lifetimeMs: familyLifetimeMs(kind, options.refreshLifetimes) });
+  if (spent.refreshToken) issued.body.refresh_token = spent.refreshToken;
   // OpenID Connect Core: any request with openid gets an id_token (sub alone, unless more was asked for).
   const scopes = grant.scope.split(' ');
   if (scopes.includes('openid')) {
@@ -310,6 +317,19 @@ async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, 
     });
   }
   return issued;
+}
+
+/**
+ * Spends the code and, given the refresh family's lifetime, stores its first refresh token, in one
+ * transaction: a replay racing the exchange waits for it (or comes after it), so it always finds that
+ * refresh token. A code presented again was copied (RFC 6749 section 4.1.2), and there is no telling
+ * whether the app or the copier got the tokens, so, as for a refresh token presented twice, its family is
+ * revoked: `replayRevoked` says how many of its refresh tokens were still in force.
+ */
+async function spendCode(tx: SqlExecutor, code: { id: string; expiresMs: number }, grant: RefreshGrant, lifetimeMs: number | undefined): Promise<{ refreshToken?: string } | { replayRevoked: number }> {
+  const fresh = await tx.run('INSERT INTO access_used_assertions (jti, expires_ms) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING', [`code:${code.id}`, code.expiresMs]);
+  if (!fresh) return { replayRevoked: await revokeCodeFamily(tx, code.id) };
+  return lifetimeMs === undefined ? {} : { refreshToken: await issueRefreshToken(tx, grant, { lifetimeMs, codeId: code.id }) };
 }
 
 /**
@@ -352,7 +372,7 @@ async function refresh(options: TokenEndpointOptions, req: FastifyRequest, form:
   // The old token is spent and its successor stored together: were the database lost between the two, the
   // app would hold only a spent token, and its retry would revoke the whole sign-in.
   const next = await options.driver.transaction(async (tx) => (await claimRefreshToken(tx, form.refresh_token!))
-    ? issueRefreshToken(tx, grant, { id: presented.familyId, expiresMs: presented.familyExpiresMs })
+    ? issueRefreshToken(tx, grant, { id: presented.familyId, expiresMs: presented.familyExpiresMs, codeId: presented.codeId })
     : undefined);
   if (!next) {
     await revokeRefreshFamily(options.driver, presented.familyId);
@@ -378,10 +398,15 @@ async function presentingClient(options: TokenEndpointOptions, req: FastifyReque
 
 /** The person must still be enabled and hold the role they signed in as, at every code and every refresh. */
 async function stillHeld(options: TokenEndpointOptions, grant: RefreshGrant): Promise<void> {
+  const refusal = await notStillHeld(options.driver, grant);
+  if (refusal) throw refusal;
+}
+
+/** stillHeld's refusal, answered rather than thrown: a code is spent before it is refused for this. */
+async function notStillHeld(db: SqlExecutor, grant: RefreshGrant): Promise<OAuthError | undefined> {
   const membership = { organisation: grant.organisation, role: grant.role };
-  if (!(await holdsMembership(options.driver, grant.userId, membership))) {
-    throw new OAuthError(400, 'invalid_grant', 'The person is disabled or no longer holds that role.', `person disabled or no longer ${membership.role}${membership.organisation ? ` at ${membership.organisation}` : ''}`);
-  }
+  if (await holdsMembership(db, grant.userId, membership)) return undefined;
+  return new OAuthError(400, 'invalid_grant', 'The person is disabled or no longer holds that role.', `person disabled or no longer ${membership.role}${membership.organisation ? ` at ${membership.organisation}` : ''}`);
 }
 
 /** An access token for a person through `client`, the token response an app reads, and its audit entry. */

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
-import { addPerson, personSignIn, refreshToken, TEST_APP } from '../support/people.ts';
+import { addPerson, exchange, personCode, personSignIn, refreshToken, TEST_APP } from '../support/people.ts';
 import { waitForAudit } from '../support/audit.ts';
 import { addClient, disableUser, enableUser, revokeClient } from '../../src/access/index.ts';
 
@@ -66,6 +66,50 @@ for (const engine of ENGINES) {
       // Another sign-in of the same person to the same app is not touched.
       const other = await personSignIn(t, 'refresh.nurse', { scope: 'user/*.rs online_access' });
       assert.equal((await refreshToken(t, { refresh_token: other.refresh_token, client_id: TEST_APP.clientId })).status, 200);
+    });
+
+    it('an authorization code presented again revokes the refresh tokens it gave, rotated or not; a code never replayed keeps its own', async () => {
+      const auditee = await addPerson(t, { username: 'refresh.copied', role: 'ward-nurse', org: 'RX9' });
+      const signIn = () => personCode(t, 'refresh.copied', { scope: 'user/*.rs offline_access', app: OFFLINE_APP });
+      const copied = await signIn();
+      const first = await exchange(t, { code: copied.code, ...copied.exchangeForm });
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      assert.ok(first.body.refresh_token);
+      const untouched = await signIn();
+      const kept = await exchange(t, { code: untouched.code, ...untouched.exchangeForm });
+      const rotated = await signIn();
+      const rotatedFirst = await exchange(t, { code: rotated.code, ...rotated.exchangeForm });
+      const rotatedNext = await refreshToken(t, { refresh_token: rotatedFirst.body.refresh_token, client_id: OFFLINE_APP.clientId });
+      assert.equal(rotatedNext.status, 200);
+
+      const replayed = await exchange(t, { code: copied.code, ...copied.exchangeForm });
+      assert.equal(replayed.status, 400);
+      assert.equal(replayed.body.error, 'invalid_grant');
+      assert.match(replayed.body.error_description, /used already, so the refresh tokens issued for it are revoked/);
+      assert.equal(replayed.body.access_token, undefined);
+      const afterReplay = await refreshToken(t, { refresh_token: first.body.refresh_token, client_id: OFFLINE_APP.clientId });
+      assert.equal(afterReplay.status, 400);
+      assert.equal(afterReplay.body.error, 'invalid_grant', 'whoever got the first exchange\'s refresh token gets nothing more');
+
+      assert.equal((await exchange(t, { code: rotated.code, ...rotated.exchangeForm })).body.error, 'invalid_grant');
+      assert.equal((await refreshToken(t, { refresh_token: rotatedNext.body.refresh_token, client_id: OFFLINE_APP.clientId })).body.error, 'invalid_grant', 'the family\'s newest token too');
+
+      const stillWorks = await refreshToken(t, { refresh_token: kept.body.refresh_token, client_id: OFFLINE_APP.clientId });
+      assert.equal(stillWorks.status, 200, 'another sign-in of the same person to the same app is not touched');
+
+      const events = await waitForAudit(t.fhir, `altid=${auditee}&${LOGIN}&_sort=date`, (es) => es.filter((e) => /replayed/.test(e.outcomeDesc)).length >= 2);
+      const replays = events.filter((e) => /replayed/.test(e.outcomeDesc));
+      assert.deepEqual(replays.map((e) => `${e.outcome} ${e.outcomeDesc}`), Array(2).fill('4 token request (authorization_code): authorization code used already (replayed): the refresh tokens issued for it revoked'));
+      for (const e of replays) assert.equal(e.agent[1].who.identifier.value, OFFLINE_APP.clientId, 'the app is the second participant');
+    });
+
+    it('an authorization code sent twice at once: one exchange is given, and its refresh token is then revoked', async () => {
+      const copied = await personCode(t, 'refresh.nurse', { scope: 'user/*.rs offline_access', app: OFFLINE_APP });
+      const both = await Promise.all([1, 2].map(() => exchange(t, { code: copied.code, ...copied.exchangeForm })));
+      assert.deepEqual(both.map((r) => r.status).sort(), [200, 400]);
+      const given = both.find((r) => r.status === 200)!;
+      assert.equal(both.find((r) => r.status === 400)!.body.error, 'invalid_grant');
+      assert.equal((await refreshToken(t, { refresh_token: given.body.refresh_token, client_id: OFFLINE_APP.clientId })).body.error, 'invalid_grant');
     });
 
     it('the same refresh token sent twice at once: one refresh is given, and then the whole sign-in is revoked', async () => {
