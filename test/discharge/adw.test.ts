@@ -175,7 +175,7 @@ describe('ADW parsing of the official examples', () => {
     const expected = parseAdwMessage(example);
     const large = withSummary(12);
     assert.deepEqual(parseAdwMessage(large), expected);
-    assert.throws(() => parseAdwMessage(withSummary(21)), /^AdwError: The message is larger than 20 MB\.$|^Error: The message is larger than 20 MB\.$/);
+    assert.throws(() => parseAdwMessage(withSummary(21)), /The message is larger than 20 MB\./);
   });
 
   it('says plainly that an HTML entity makes a message not well-formed, and where', () => {
