@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { buildServer, type CareBridgeServer } from '../../src/server.ts';
 import { loadServerConfig } from '../../src/config.ts';
+import { DatabaseUnavailable } from '../../src/record/index.ts';
 import { TEST_ADMIN, clientToken, fhirClient, type FhirClient } from '../support/server.ts';
 import { freshPostgresDatabase } from '../support/postgres.ts';
 import { MESH_KEY, meshCall } from '../support/mesh.ts';
@@ -84,6 +85,31 @@ describe('PostgreSQL lost while serving, and back', () => {
     assert.equal(found.status, 200);
     assert.equal(found.body.total ?? found.body.entry.length, 2);
   });
+  // The audit writer's thread died this way during an outage (exit code 1), and the server would have too:
+  // a connection lost while a transaction held it between statements was an unheard 'error' event.
+  it('a transaction holding its connection when PostgreSQL goes away fails as unavailable, and the process carries on', async () => {
+    let resume!: () => void;
+    const held = new Promise<void>((resolve) => (resume = resolve));
+    let begun!: () => void;
+    const started = new Promise<void>((resolve) => (begun = resolve));
+    const transaction = server.driver.transaction(async (tx) => {
+      await tx.get('SELECT 1 AS one');
+      begun();
+      await held;
+      return tx.get('SELECT 2 AS two');
+    });
+    await started;
+    await relay.cut();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the loss reaches the idle connection
+      resume();
+      await assert.rejects(transaction, (err: Error) => err instanceof DatabaseUnavailable);
+    } finally {
+      await relay.open();
+    }
+    assert.deepEqual(await server.driver.transaction((tx) => tx.get('SELECT 3 AS three')), { three: 3 }, 'the next transaction gets a working connection');
+  });
+
   it('answers 503 on the token endpoint, the MESH mailbox and the portal too, saying to try again, not that the caller is wrong', async () => {
     await addOrganisation(server.driver, { ods: 'RX9', name: 'Outage Hospital', kind: 'other' });
     await addUser(server.driver, { username: NURSE.username, name: 'Outage Nurse', password: NURSE.password, memberships: [{ organisation: 'RX9', role: 'ward-nurse' }] });

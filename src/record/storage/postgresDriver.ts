@@ -119,6 +119,13 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
       const client = await pool.connect().catch((err) => {
         throw unavailable(err);
       });
+      // A connection lost while the transaction holds its client between statements (the caller's own work
+      // in between) is emitted as 'error' on the client, which the pool listens for only on idle clients:
+      // unheard, it ended the process (the audit writer's thread, or the server). The next statement fails
+      // with the loss instead, and the transaction with it.
+      let lost: Error | undefined;
+      const onLost = (err: Error) => (lost = err);
+      client.on('error', onLost);
       try {
         await client.query('BEGIN');
         const result = await fn(executor(client));
@@ -129,7 +136,9 @@ export function openPostgres(url: string, poolSize = 10): SqlDriver {
         throw unavailable(err);
       } finally {
         writes++;
-        client.release();
+        client.off('error', onLost);
+        // A client whose connection was lost is discarded, not handed to the next caller.
+        client.release(lost);
       }
     },
     async exec(script) {
