@@ -208,6 +208,15 @@ for (const engine of ENGINES) {
     };
     const sentFor = async (identifier: string) => (await outbound(t)).filter((r) => r.referral_identifier === identifier);
 
+    /** The parties of a message we sent, as the hospital's ADW system reads them. */
+    const partiesOf = (xml: string) => {
+      const m = parseAdwMessage(xml);
+      const person = (p: typeof m.author) => p && { name: p.name, phone: p.phone, email: p.email, organisation: p.organisationOds };
+      return { requester: person(m.referrer), recipient: m.council?.ods, author: person(m.author) };
+    };
+    /** The official notice's referrer, as the council's record keeps them and every answer names them. */
+    const REFERRER = { name: 'Leticia Gulliver', phone: '01911223344', email: 'leticia.gulliver@nhs.net', organisation: HOSPITAL_ODS };
+
     it('an admission notice records the person and the stay, and asks for nothing back', async () => {
       const ids = episodeIds();
       await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Admission-Notice'], ids)));
@@ -808,6 +817,8 @@ for (const engine of ENGINES) {
         // The destination is unknown, so the reject still comes from the code the notice was sent to.
         const sent = await sentFor(ids[EPISODE]);
         assert.equal(parseAdwMessage(sent[0].body).sourceOds, 'ZZ9999');
+        // And names the referral's parties as the notice did: its referrer requested it, the council it was sent to received it.
+        assert.deepEqual(partiesOf(sent[0].body), { requester: REFERRER, recipient: 'ZZ9999', author: undefined });
 
         ids = episodeIds();
         await rejects(renamed(EXAMPLES['Assessment-Notice'], ids).replace('value="9413946000"', 'value="9413946001"'), /NHS number 9413946001 is not valid/);
@@ -921,6 +932,9 @@ for (const engine of ENGINES) {
         const [notice] = await sentFor(referral.identifier[0].value);
         const parsed = parseAdwMessage(notice.body);
         assert.deepEqual(parsed.author && { name: parsed.author.name, phone: parsed.author.phone, email: parsed.author.email }, { name: 'Leticia Gulliver', phone: '0191 122 3344', email: 'leticia.gulliver@nhs.example' });
+        const leticia = { name: 'Leticia Gulliver', phone: '0191 122 3344', email: 'leticia.gulliver@nhs.example', organisation: HOSPITAL_ODS };
+        assert.deepEqual(partiesOf(notice.body), { requester: leticia, recipient: COUNCIL_ODS, author: leticia }, 'the referrer wrote it and requested the referral, as in the example');
+        assert.equal(notice.body.match(/<Practitioner>/g)?.length, 1, 'one Practitioner, referred to twice');
         assert.deepEqual(parsed.patient?.contacts, [
           { relationship: ['Daughter'], name: 'Sally Jones', phone: '07700 900123', email: 'sally.jones@example.org' },
           { relationship: ['Emergency Contact'], name: 'Mr Patel (neighbour)', phone: '0113 496 0000', email: undefined },
@@ -987,6 +1001,22 @@ for (const engine of ENGINES) {
         }
       } finally {
         await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: false });
+      }
+    });
+
+    it('an answer no person gave (the workflow, an integrator\'s system) names no author, and still the referral\'s own parties', async () => {
+      const byWorkflow = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], byWorkflow)));
+      await triage(ctx, (await episodeOf(byWorkflow[EPISODE])).referral.id, { action: 'accept' });
+      const bySystem = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], bySystem)));
+      const { task } = await episodeOf(bySystem[EPISODE]);
+      const r = await t.fhir.post(`Task/${task.id}/$discharge-step`, { resourceType: 'Parameters', parameter: [{ name: 'step', valueCode: 'reject' }, { name: 'text', valueString: 'Not ours.' }] }, { 'if-match': `W/"${task.meta.versionId}"` });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      for (const ids of [byWorkflow, bySystem]) {
+        const [answer] = await sentFor(ids[EPISODE]);
+        assert.deepEqual(partiesOf(answer.body), { requester: REFERRER, recipient: COUNCIL_ODS, author: undefined }, answer.event_code);
+        assert.doesNotMatch(answer.body, /<author>/);
       }
     });
   });

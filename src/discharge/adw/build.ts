@@ -1,7 +1,10 @@
 // Writes ADW messages (FHIR DSTU2 XML message Bundles) shaped like the specification's examples: a
 // MessageHeader (event, ODS-addressed source and destination, response.identifier = the notice's
 // MessageHeader.id for responses, reason), the ReferralRequest carrying the episode's identifier, and the
-// Encounter, Patient, Organizations (and Location, Practitioner, QuestionnaireResponse) they refer to.
+// Encounter, Patient, Organizations (and Location, Practitioners, QuestionnaireResponse) they refer to.
+// Which way a message goes shows only in the MessageHeader (author, receiver, responsible): the
+// ReferralRequest names the referral's own parties in notices and responses alike, the hospital's referrer
+// as requester and the council as recipient, as every example does.
 import { randomUUID } from 'node:crypto';
 import { XMLBuilder } from 'fast-xml-parser';
 import { NHS_NUMBER_SYSTEM } from '../../record/index.ts';
@@ -29,6 +32,9 @@ export interface AdwOutgoing {
   encounter?: AdwEncounter;
   hospital: { ods: string; name?: string };
   council: { ods: string; name?: string };
+  /** Who at the hospital made the referral: ReferralRequest.requester, whichever way the message goes. */
+  referrer?: AdwPerson;
+  /** Who sent the message (MessageHeader.author): for a notice the hospital's person, for a response the council's. */
   author?: AdwPerson;
   referralReason?: string;
   description?: string;
@@ -85,11 +91,25 @@ function telecoms(p: { phone?: string; email?: string }) {
   return [...(p.email ? [{ system: v('email'), value: v(p.email) }] : []), ...(p.phone ? [{ system: v('phone'), value: v(p.phone) }] : [])];
 }
 
+const samePerson = (a: AdwPerson, b: AdwPerson) => a.name === b.name && a.phone === b.phone && a.email === b.email;
+
+function practitioner(person: AdwPerson, organisation: string) {
+  return {
+    meta: meta('https://fhir.hl7.org.uk/StructureDefinition/CareConnect-Practitioner-1'),
+    ...(person.name ? { name: { text: v(person.name) } } : {}),
+    telecom: telecoms(person),
+    practitionerRole: { managingOrganization: refTo(organisation), ...(person.role ? { role: { text: v(person.role) } } : {}) },
+  };
+}
+
 /** Builds one ADW message; returns its MessageHeader.id and XML text. */
 export function buildAdwMessage(m: AdwOutgoing): { headerId: string; xml: string } {
-  const ids = { header: randomUUID(), referral: randomUUID(), encounter: randomUUID(), patient: randomUUID(), hospital: randomUUID(), council: randomUUID(), ward: randomUUID(), author: randomUUID(), answers: randomUUID() };
+  const ids = { header: randomUUID(), referral: randomUUID(), encounter: randomUUID(), patient: randomUUID(), hospital: randomUUID(), council: randomUUID(), ward: randomUUID(), author: randomUUID(), referrer: randomUUID(), answers: randomUUID() };
   const notice = !m.inResponseTo;
   const fromHospital = notice;
+  // A notice's author is usually the referrer (as in the examples): one Practitioner, referred to twice.
+  const authorIsReferrer = Boolean(fromHospital && m.author && m.referrer && samePerson(m.author, m.referrer));
+  const authorId = authorIsReferrer ? ids.referrer : ids.author;
   const entry = (id: string, type: string, resource: Record<string, unknown>) => ({ fullUrl: v(urn(id)), resource: { [type]: { id: v(id), ...resource } } });
   const p = m.patient;
   const lines = p.address?.lines ?? [];
@@ -101,7 +121,7 @@ export function buildAdwMessage(m: AdwOutgoing): { headerId: string; xml: string
       ...(m.inResponseTo ? { response: { identifier: v(m.inResponseTo), code: v('ok') } } : {}),
       source: { endpoint: v(ODS_ENDPOINT_PREFIX + m.sourceOds) },
       destination: { endpoint: v(ODS_ENDPOINT_PREFIX + m.destinationOds) },
-      ...(m.author ? { author: refTo(ids.author) } : {}),
+      ...(m.author ? { author: refTo(authorId) } : {}),
       receiver: refTo(fromHospital ? ids.council : ids.hospital),
       responsible: refTo(fromHospital ? ids.hospital : ids.council),
       ...(reasonElement(m) ? { reason: reasonElement(m) } : {}),
@@ -112,8 +132,8 @@ export function buildAdwMessage(m: AdwOutgoing): { headerId: string; xml: string
       status: v(referralStatus(m.event)),
       identifier: { value: v(m.referralIdentifier) },
       patient: refTo(ids.patient),
-      ...(m.author ? { requester: refTo(ids.author) } : {}),
-      recipient: refTo(fromHospital ? ids.council : ids.hospital),
+      ...(m.referrer ? { requester: refTo(ids.referrer) } : {}),
+      recipient: refTo(ids.council),
       encounter: refTo(ids.encounter),
       ...(notice && m.referralReason ? { reason: { text: v(m.referralReason) } } : {}),
       ...(notice && m.description ? { description: v(m.description) } : {}),
@@ -146,12 +166,8 @@ export function buildAdwMessage(m: AdwOutgoing): { headerId: string; xml: string
         telecom: telecoms(c),
       })) } : {}),
     }),
-    ...(m.author ? [entry(ids.author, 'Practitioner', {
-      meta: meta('https://fhir.hl7.org.uk/StructureDefinition/CareConnect-Practitioner-1'),
-      ...(m.author.name ? { name: { text: v(m.author.name) } } : {}),
-      telecom: telecoms(m.author),
-      practitionerRole: { managingOrganization: refTo(fromHospital ? ids.hospital : ids.council), ...(m.author.role ? { role: { text: v(m.author.role) } } : {}) },
-    })] : []),
+    ...(m.referrer ? [entry(ids.referrer, 'Practitioner', practitioner(m.referrer, ids.hospital))] : []),
+    ...(m.author && !authorIsReferrer ? [entry(ids.author, 'Practitioner', practitioner(m.author, fromHospital ? ids.hospital : ids.council))] : []),
     entry(ids.hospital, 'Organization', {
       meta: meta('https://fhir.hl7.org.uk/StructureDefinition/CareConnect-Organization-1'),
       identifier: { system: v(ODS_SITE), value: v(m.hospital.ods) },

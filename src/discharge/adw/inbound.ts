@@ -263,7 +263,7 @@ async function rejectNotice(session: RecordSession, ctx: DischargeContext, m: Ad
   const now = clock(ctx);
   const built = buildAdwMessage({
     event: events.reject, sourceOds: m.destinationOds, destinationOds: m.sourceOds, referralIdentifier: m.referral?.identifier ?? '', inResponseTo: m.headerId,
-    reasonText: reason, patient: m.patient ?? { given: [], contacts: [] }, encounter: m.encounter,
+    reasonText: reason, patient: m.patient ?? { given: [], contacts: [] }, encounter: m.encounter, ...(m.author ? { referrer: m.author } : {}),
     hospital: { ods: m.sourceOds, name: m.hospital?.name }, council: { ods: m.destinationOds, name: m.council?.name }, now,
   });
   await queueOutbound(session, { event: events.reject, headerId: built.headerId, xml: built.xml, referralIdentifier: m.referral?.identifier ?? '', respondsTo: m.headerId, ourOds: m.destinationOds, peerOds: m.sourceOds, peerMailbox: msg.from, detail: reason }, now);

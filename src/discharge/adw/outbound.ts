@@ -188,7 +188,7 @@ export async function queueNotice(session: RecordSession, ctx: DischargeContext,
   const built = buildAdwMessage({
     event, sourceOds: episode.our_ods, destinationOds: episode.peer_ods, referralIdentifier: episode.referral_identifier,
     referralReason: referral.reasonCode?.[0]?.text, description: referral.note?.map((n: any) => n.text).join('\n') || undefined,
-    ...(referrer ? { author: referrer } : {}), ...parties, hospital: { ...parties.hospital, ods: episode.our_ods }, council: { ...parties.council, ods: episode.peer_ods }, ...extra, now,
+    ...(referrer ? { referrer, author: referrer } : {}), ...parties, hospital: { ...parties.hospital, ods: episode.our_ods }, council: { ...parties.council, ods: episode.peer_ods }, ...extra, now,
   });
   await queueOutbound(session, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: episode.peer_mailbox, detail: extra.reasonText }, now);
   return built.headerId;

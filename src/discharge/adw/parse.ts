@@ -45,6 +45,8 @@ export interface AdwMessage {
   council?: AdwOrganisation;
   author?: AdwPerson;
   responsible?: AdwPerson;
+  /** Who at the hospital made the referral (ReferralRequest.requester), in notices and responses alike. */
+  referrer?: AdwPerson;
   answers: AdwAnswer[];
 }
 
@@ -395,6 +397,7 @@ export function parseAdwMessage(xml: string): AdwMessage {
     council: organisation(resolve(referralNode, one(referralNode, 'recipient'), 'Organization') ?? resolve(header, one(header, 'receiver'), 'Organization')),
     author: person(resolve(header, one(header, 'author'), 'Practitioner')),
     responsible: person(resolve(header, one(header, 'responsible'), 'Practitioner')),
+    referrer: person(resolve(referralNode, one(referralNode, 'requester'), 'Practitioner')),
     answers,
   };
 }
