@@ -421,7 +421,7 @@ export async function applyStepIn(session: RecordSession, ctx: DischargeContext,
   if (!AWAITING_RESPONSE.has(change.state)) await cancelDeadlines(session, referralId, 'response-deadline');
   if (!dischargeOwed) await cancelDeadlines(session, referralId, 'discharge-notice');
   if (!owed) await closeEscalations(session, referralId, now);
-  await adwAfterStep(session, ctx, { action, detail: change.detail, before, after });
+  await adwAfterStep(session, ctx, { action, detail: change.detail, before, after, by: options.by });
   return after;
 }
 

@@ -4,13 +4,14 @@
 // would (an InboundMessage), until messaging lands.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ENGINES, type TestServer } from '../support/server.ts';
+import { ENGINES, fhirClient, type TestServer } from '../support/server.ts';
 import {
   ADW_EVENT, AdwRejected, assignWorker, confirmReady, createReferral, disagreeWithDischarge, fireDueTimers, handleAdwMessage, isOverdue, parseAdwMessage, recordSupportArranged, setCouncilSettings,
   triage, triageStateOf, withdrawReferral, EXPECTED_DISCHARGE_URL, type DischargeContext,
 } from '../../src/discharge/index.ts';
-import { addOrganisation, addUser } from '../../src/access/index.ts';
+import { addOrganisation, addUser, findOrganisation } from '../../src/access/index.ts';
 import { generateSyntheticNhsNumber } from '../../src/record/index.ts';
+import { addPerson, personToken } from '../support/people.ts';
 import { csrfTokenIn, TEST_PASSWORD } from '../portal/portalServer.ts';
 import { signIn } from './pagesSeed.ts';
 import { EXAMPLES, at, dischargeServer, episodeIds, inbound, outbound, renamed, searchOne, seedOrganisations, seedPatient, withHeaderId, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
@@ -968,6 +969,9 @@ for (const engine of ENGINES) {
           const { task } = await episodeOf(identifier);
           assert.equal(triageStateOf(task), state, example);
           if (state === 'rejected') assert.match(task.statusReason.text, /further chest pain/);
+          // The note the hospital's people see says who at the council answered (the example's author).
+          const answer = await searchOne(t, `Communication?based-on=ServiceRequest/${referral.id}&category:text=${encodeURIComponent(state === 'accepted' ? 'Assessment notice accept' : 'Assessment notice reject')}`);
+          assert.equal(answer?.sender?.display, 'Lee Jones', `${example}: the note names who answered`);
         }
         // Withdrawing sends a withdrawal notice with the reason code; both withdrawal responses are filed.
         for (const example of ['Withdrawal-Notice-Accept-Response', 'Withdrawal-Notice-Reject-Response']) {
@@ -1002,6 +1006,49 @@ for (const engine of ENGINES) {
       } finally {
         await setCouncilSettings(t.server.driver, { ods: COUNCIL_ODS, assessmentDeadline: '48 working-hours', dischargeDeadline: '24 working-hours', adw: false });
       }
+    });
+
+
+    it('the council\'s answers keep the referral\'s parties (the hospital\'s referrer requested it, the council received it) and name the social worker who answered, over the API and in the portal', async () => {
+      await t.fhir.put('Practitioner/lee-jones', { resourceType: 'Practitioner', id: 'lee-jones', name: [{ text: 'Lee Jones' }], telecom: [{ system: 'phone', value: '0191 223 888' }, { system: 'email', value: 'lee.jones@council.example' }] });
+      if (!(await findOrganisation(t.server.driver, COUNCIL_ODS))) await addOrganisation(t.server.driver, { ods: COUNCIL_ODS, name: 'Hebburn Council', kind: 'council' });
+      await addPerson(t, { username: `lee-api-${engine}`, name: 'Lee Jones', role: 'social-worker', org: COUNCIL_ODS, fhirUser: 'Practitioner/lee-jones' });
+      await addUser(t.server.driver, { username: `lee-${engine}`, name: 'Lee Jones', password: TEST_PASSWORD, fhirUser: 'Practitioner/lee-jones', memberships: [{ organisation: COUNCIL_ODS, role: 'social-worker' }] });
+      const worker = { name: 'Lee Jones', phone: '0191 223 888', email: 'lee.jones@council.example', organisation: COUNCIL_ODS };
+
+      // Accepted, then agreed to a discharge, over the FHIR API ($discharge-step) with the worker's own token.
+      const api = fhirClient(t.base, { authorization: `Bearer ${await personToken(t, `lee-api-${engine}`)}` });
+      const takeStep = async (identifier: string, step: string) => {
+        const { task } = await episodeOf(identifier);
+        const r = await api.post(`Task/${task.id}/$discharge-step`, { resourceType: 'Parameters', parameter: [{ name: 'step', valueCode: step }] }, { 'if-match': `W/"${task.meta.versionId}"` });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+      };
+      const accepted = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], accepted)));
+      await takeStep(accepted[EPISODE], 'accept');
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Discharge-Notice'], accepted)));
+      await takeStep(accepted[EPISODE], 'ready');
+      const answers = await sentFor(accepted[EPISODE]);
+      assert.deepEqual(answers.map((r) => r.event_code), [ADW_EVENT.assessmentAccept, ADW_EVENT.dischargeAgreement]);
+      for (const answer of answers) assert.deepEqual(partiesOf(answer.body), { requester: REFERRER, recipient: COUNCIL_ODS, author: worker }, answer.event_code);
+      assert.equal(parseAdwMessage(answers[0].body).response?.identifier, accepted[ASSESSMENT_HEADER], 'still answering the notice');
+
+      // Rejected in the portal by the same worker.
+      const rejected = episodeIds();
+      await handleAdwMessage(deps(), inbound(renamed(EXAMPLES['Assessment-Notice'], rejected)));
+      const { referral } = await episodeOf(rejected[EPISODE]);
+      const cookie = await signIn(t, `lee-${engine}`);
+      const path = `/discharge/referrals/${referral.id}`;
+      const html = await (await fetch(`${t.url}${path}`, { headers: { cookie } })).text();
+      const posted = await fetch(`${t.url}${path}/triage`, {
+        method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: csrfTokenIn(html), version: /name="version" value="([^"]*)"/.exec(html)![1], decision: 'reject', details: 'The person lives in another council area' }).toString(),
+      });
+      assert.equal(posted.status, 303);
+      const [reject] = await sentFor(rejected[EPISODE]);
+      assert.equal(reject.event_code, ADW_EVENT.assessmentReject);
+      assert.deepEqual(partiesOf(reject.body), { requester: REFERRER, recipient: COUNCIL_ODS, author: worker });
+      assert.equal(parseAdwMessage(reject.body).reason?.text, 'The person lives in another council area');
     });
 
     it('an answer no person gave (the workflow, an integrator\'s system) names no author, and still the referral\'s own parties', async () => {

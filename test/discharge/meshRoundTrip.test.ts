@@ -14,7 +14,8 @@ import {
   ADW_EVENT, EXPECTED_DISCHARGE_URL, confirmReady, createReferral, parseAdwMessage, setCouncilSettings, triage, triageStateOf, withdrawReferral,
 } from '../../src/discharge/index.ts';
 import { addOrganisation, addUser } from '../../src/access/index.ts';
-import { TEST_PASSWORD } from '../portal/portalServer.ts';
+import { generateSyntheticNhsNumber } from '../../src/record/index.ts';
+import { TEST_PASSWORD, csrfTokenIn } from '../portal/portalServer.ts';
 import { EXAMPLES, episodeIds, renamed, seedOrganisations, seedPatient, COUNCIL_ODS, HOSPITAL_ODS } from './support.ts';
 import { signIn } from './pagesSeed.ts';
 import { startPeer, type Peer } from './meshPeer.ts';
@@ -346,6 +347,36 @@ for (const engine of ENGINES) {
       await toHospital();
       assert.equal(triageStateOf((await triageTask(hospital, identifier)).task), 'accepted');
       assert.equal((await sentBy(hospital, identifier))[0].status, 'accepted');
+    });
+
+    it('a social worker\'s answer in the council\'s portal reaches the hospital in their name: the hospital\'s note says who answered, and the answer keeps the referrer and the council as the referral\'s parties', async () => {
+      const patient = await seedPatient(hospital, 'mesh-answered', generateSyntheticNhsNumber());
+      const { referral } = await createReferral(hospital.server.discharge.context, {
+        patient: `Patient/${patient}`, hospitalOds: HOSPITAL_ODS, councilOds: COUNCIL_ODS, reason: 'Needs support at home',
+        referrer: { name: 'Leticia Gulliver', phone: '01911223344', email: 'leticia.gulliver@nhs.example' },
+      });
+      const identifier = referral.identifier[0].value;
+      await toCouncil();
+      await councilQueue(); // signs the council's social worker in
+      const atCouncil = await triageTask(council, identifier);
+      const path = `${council.url}/discharge/referrals/${atCouncil.referral.id}`;
+      const html = await (await fetch(path, { headers: { cookie: councilWorker! } })).text();
+      const posted = await fetch(`${path}/triage`, {
+        method: 'POST', redirect: 'manual', headers: { cookie: councilWorker!, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: csrfTokenIn(html), version: /name="version" value="([^"]*)"/.exec(html)![1], decision: 'accept', details: 'We will assess at home.' }).toString(),
+      });
+      assert.equal(posted.status, 303);
+      await toHospital();
+      assert.equal(triageStateOf((await triageTask(hospital, identifier)).task), 'accepted');
+
+      const [answer] = await sentBy(council, identifier);
+      const parsed = parseAdwMessage(answer.body);
+      assert.deepEqual(parsed.referrer && [parsed.referrer.name, parsed.referrer.phone, parsed.referrer.email, parsed.referrer.organisationOds], ['Leticia Gulliver', '01911223344', 'leticia.gulliver@nhs.example', HOSPITAL_ODS], 'requested by the hospital\'s referrer');
+      assert.equal(parsed.council?.ods, COUNCIL_ODS, 'received by the council');
+      assert.deepEqual(parsed.author && [parsed.author.name, parsed.author.organisationOds], ['Sandy Worker', COUNCIL_ODS], 'answered by the worker');
+      const note = await hospital.searchOne(`Communication?based-on=ServiceRequest/${referral.id}&category:text=${encodeURIComponent('Assessment notice accept')}`);
+      assert.equal(note.sender?.display, 'Sandy Worker', 'the hospital\'s people see who answered');
+      assert.equal(note.payload[0].contentString, 'Assessment notice accept: We will assess at home.');
     });
   });
 }

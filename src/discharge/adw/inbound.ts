@@ -561,7 +561,9 @@ async function applyResponse(session: RecordSession, ctx: DischargeContext, m: A
   const state = triageStateOf(current.task) ?? 'received';
   const reason = m.reason?.text ?? (answer.accepts ? 'Accepted' : 'Rejected');
   const note = { text: `${EVENT_NAMES[m.eventCode as EventCode]}: ${reason}`, category: EVENT_NAMES[m.eventCode as EventCode] };
-  const step = (action: string, change: StepChange) => applyStepIn(session, ctx, episode.service_request_id, action, {}, change);
+  // The note is the council's person's, when the response names who answered: the ward knows whom to call.
+  const answeredBy = m.author?.name ? { display: m.author.name } : undefined;
+  const step = (action: string, change: StepChange) => applyStepIn(session, ctx, episode.service_request_id, action, answeredBy ? { by: answeredBy } : {}, change);
   if (m.eventCode === EVENT.assessmentAccept && ALLOWED_FROM.accept.includes(state)) await step('accept', { state: 'accepted', note, detail: reason });
   else if (m.eventCode === EVENT.assessmentReject && ALLOWED_FROM.reject.includes(state)) {
     await step('reject', { state: 'rejected', note, detail: reason, task: (t) => ({ ...t, statusReason: { text: reason } }) });
@@ -570,7 +572,7 @@ async function applyResponse(session: RecordSession, ctx: DischargeContext, m: A
     await session.put({
       resourceType: 'Communication', id: session.newId(), status: 'completed', category: [{ text: note.category }],
       basedOn: [{ reference: `ServiceRequest/${current.referral.id}` }], partOf: [{ reference: `Task/${current.task.id}` }], subject: current.referral.subject,
-      sent: m.timestamp ?? new Date(clock(ctx)).toISOString(), payload: [{ contentString: note.text }],
+      sent: m.timestamp ?? new Date(clock(ctx)).toISOString(), ...(answeredBy ? { sender: answeredBy } : {}), payload: [{ contentString: note.text }],
     });
   }
 }

@@ -11,6 +11,7 @@
 import type { SqlExecutor } from '../../record/index.ts';
 import type { Referral, RecordSession, DischargeContext, FhirResource } from '../recordSession.ts';
 import { clock } from '../recordSession.ts';
+import type { Reference } from '../referrals.ts';
 import { EVENT, RESPONSES_TO, WITHDRAWAL_REASONS, type EventCode } from './codes.ts';
 import { buildAdwMessage, type AdwOutgoing } from './build.ts';
 import { recordedVerification } from './nhsNumberStatus.ts';
@@ -166,8 +167,11 @@ function identifierOf(referral: FhirResource): string {
   return referral.identifier?.find((i: any) => i.system === DISCHARGE_REFERRAL_SYSTEM)?.value ?? referral.id;
 }
 
-/** Queues a response to an inbound notice (accept or reject), addressed back to where the notice came from. */
-export async function queueResponse(session: RecordSession, ctx: DischargeContext, episode: AdwEpisode, referral: FhirResource, notice: PendingNotice, accept: boolean, reasonText: string | undefined): Promise<void> {
+/**
+ * Queues a response to an inbound notice (accept or reject), addressed back to where the notice came from;
+ * `author` is the council's person who answered (none when the workflow answers by itself).
+ */
+export async function queueResponse(session: RecordSession, ctx: DischargeContext, episode: AdwEpisode, referral: FhirResource, notice: PendingNotice, accept: boolean, reasonText: string | undefined, author?: AdwPerson): Promise<void> {
   const events = RESPONSES_TO[notice.event_code];
   if (!events) return;
   const parties = await partiesFromRecord(session, referral);
@@ -175,7 +179,7 @@ export async function queueResponse(session: RecordSession, ctx: DischargeContex
   const now = clock(ctx);
   const built = buildAdwMessage({
     event, sourceOds: episode.our_ods, destinationOds: episode.peer_ods, referralIdentifier: episode.referral_identifier, inResponseTo: notice.header_id,
-    reasonText: reasonText ?? (accept ? 'Accepted.' : 'Rejected.'), ...parties, hospital: { ...parties.hospital, ods: episode.peer_ods }, council: { ...parties.council, ods: episode.our_ods }, now,
+    reasonText: reasonText ?? (accept ? 'Accepted.' : 'Rejected.'), ...parties, ...(author ? { author } : {}), hospital: { ...parties.hospital, ods: episode.peer_ods }, council: { ...parties.council, ods: episode.our_ods }, now,
   });
   await queueOutbound(session, { event, headerId: built.headerId, xml: built.xml, referralIdentifier: episode.referral_identifier, respondsTo: notice.header_id, ourOds: episode.our_ods, peerOds: episode.peer_ods, peerMailbox: notice.peer_mailbox ?? episode.peer_mailbox, detail: reasonText }, now);
   await markAnswered(session.tx, notice, accept ? 'accepted' : 'rejected');
@@ -274,7 +278,7 @@ export async function dischargeNoticesDue(db: SqlExecutor, referralIds: readonly
 }
 
 /** Called by every workflow step, inside its transaction: sends what the step means in ADW, if anything. */
-export async function adwAfterStep(session: RecordSession, ctx: DischargeContext, step: { action: string; detail?: string; before: TriageState; after: Referral }): Promise<void> {
+export async function adwAfterStep(session: RecordSession, ctx: DischargeContext, step: { action: string; detail?: string; before: TriageState; after: Referral; by?: Reference }): Promise<void> {
   const { referral } = step.after;
   if (step.action === 'create') {
     const council = referral.performer?.[0]?.reference ? await session.read('Organization', referral.performer[0].reference.split('/')[1]) : undefined;
@@ -300,31 +304,50 @@ export async function adwAfterStep(session: RecordSession, ctx: DischargeContext
     }
     return;
   }
-  // We are the council: answer what the hospital is waiting for.
+  // We are the council: answer what the hospital is waiting for, in the name of whoever took the step.
+  if (!NOTICES_ANSWERED_BY[step.action]) return;
+  const author = await answererOf(session, ctx, step.by);
   if (step.action === 'accept') {
     const notice = await pendingNotice(session.tx, episode, [EVENT.assessmentNotice]);
-    if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail);
+    if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail, author);
   } else if (step.action === 'reject') {
     // A rejected referral is closed: every notice still waiting gets its own answer, or the hospital is
     // left waiting on the ones not answered (an assessment notice behind a later discharge notice).
     for (const notice of await pendingNotices(session.tx, episode, [EVENT.assessmentNotice, EVENT.dischargeNotice])) {
-      await queueResponse(session, ctx, episode, referral, notice, false, step.detail);
+      await queueResponse(session, ctx, episode, referral, notice, false, step.detail, author);
     }
   } else if (step.action === 'confirmReady') {
     const notice = await pendingNotice(session.tx, episode, [EVENT.dischargeNotice]);
-    if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail ?? 'Support is in place; the council agrees to the proposed discharge date.');
+    if (notice) await queueResponse(session, ctx, episode, referral, notice, true, step.detail ?? 'Support is in place; the council agrees to the proposed discharge date.', author);
   } else if (step.action === 'disagreeWithDischarge') {
-    await disagreeWithDischargeIn(session, ctx, referral, step.detail ?? 'The council cannot agree to the proposed discharge date.');
+    await disagreeWithDischargeIn(session, ctx, referral, step.detail ?? 'The council cannot agree to the proposed discharge date.', author);
   }
 }
 
+/**
+ * The council's person who took a step, as a response's MessageHeader.author names them (the hospital's
+ * ward calls them about it): their name and, when they are a Practitioner in the record, how to reach
+ * them. None for a system client (the workflow, an integrator's system) or when no one is known: the
+ * response then names no author, as before.
+ */
+async function answererOf(session: RecordSession, ctx: DischargeContext, by: Reference | undefined): Promise<AdwPerson | undefined> {
+  if (!by || ctx.access.caller?.role === 'system') return undefined;
+  const [type, id] = String(by.reference ?? '').split('/');
+  // Only what the person may read: a step is never refused for want of their own telecom.
+  const practitioner = type === 'Practitioner' && id && ctx.access.mayRead('Practitioner') ? await session.read('Practitioner', id) : undefined;
+  const name = by.display ?? nameText(practitioner?.name?.[0]);
+  const phone = telecomValue(practitioner?.telecom, 'phone');
+  const email = telecomValue(practitioner?.telecom, 'email');
+  return name || phone || email ? { ...(name ? { name } : {}), ...(phone ? { phone } : {}), ...(email ? { email } : {}) } : undefined;
+}
+
 /** Answers a pending discharge notice with a disagreement (the council cannot yet agree to the date). */
-export async function disagreeWithDischargeIn(session: RecordSession, ctx: DischargeContext, referral: FhirResource, reason: string): Promise<boolean> {
+export async function disagreeWithDischargeIn(session: RecordSession, ctx: DischargeContext, referral: FhirResource, reason: string, author?: AdwPerson): Promise<boolean> {
   const episode = await episodeByReferral(session.tx, referral.id);
   if (!episode || episode.role !== 'council') return false;
   const notice = await pendingNotice(session.tx, episode, [EVENT.dischargeNotice]);
   if (!notice) return false;
-  await queueResponse(session, ctx, episode, referral, notice, false, reason);
+  await queueResponse(session, ctx, episode, referral, notice, false, reason, author);
   return true;
 }
 
