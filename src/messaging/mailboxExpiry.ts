@@ -7,6 +7,10 @@
 // restart, or a server that was down when a message fell due, expires it at the next sweep. The expiry and
 // its report are one transaction, and only a message still waiting is expired: two nodes sweeping one
 // database, or a sweep cut short, give each message one report, never none and never two.
+//
+// The same sweep discards a chunked upload its sender never finished
+// within the expiry period is discarded, chunks and all: a mailbox could otherwise fill the disk (a chunked
+// message may be 20 GB) by never sending its last chunk.
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
 import { storeInbound } from './inbox.ts';
 import { findMessage, newMessageId, type StoredMessage } from './mailboxStore.ts';
@@ -29,11 +33,22 @@ export interface Sweep {
   expired: string[];
   /** Whether a report went to this server's own inbound inbox (wake the inbound worker). */
   reportedHere: boolean;
+  /** Chunked uploads not completed in time that this sweep discarded (not those another node did first). */
+  discardedUploads: string[];
 }
 
-/** Expires every message that has waited in an inbox longer than `expiryMs` at `now`, oldest first. */
+/**
+ * Expires every message that has waited in an inbox longer than `expiryMs` at `now`, oldest first; then
+ * discards the uploads not completed in as long.
+ */
 export async function expireUncollected(driver: SqlDriver, now: number, expiryMs: number): Promise<Sweep> {
-  const sweep: Sweep = { expired: [], reportedHere: false };
+  const sweep: Sweep = { expired: [], reportedHere: false, discardedUploads: [] };
+  await expireData(driver, now, expiryMs, sweep);
+  sweep.discardedUploads = await discardUnfinishedUploads(driver, now, expiryMs);
+  return sweep;
+}
+
+async function expireData(driver: SqlDriver, now: number, expiryMs: number, sweep: Sweep): Promise<void> {
   for (;;) {
     const due = await driver.all<{ message_id: string }>(
       "SELECT message_id FROM mesh_messages WHERE status = 'accepted' AND accepted_ms <= ? AND message_type = 'DATA' ORDER BY accepted_ms, message_id LIMIT ?",
@@ -46,8 +61,42 @@ export async function expireUncollected(driver: SqlDriver, now: number, expiryMs
       sweep.reportedHere ||= reported === 'here';
     }
     // Every one listed is no longer waiting now, so the next batch lists others (after a long stop, thousands).
-    if (due.length < SWEEP_BATCH) return sweep;
+    if (due.length < SWEEP_BATCH) return;
   }
+}
+
+/**
+ * Discards every chunked upload started more than `expiryMs` before `now` and still not complete: its chunks
+ * go and so does the message, so a chunk sent afterwards is refused as for a message never started, and
+ * tracking no longer finds it. Nobody is sent a report: the sender was never told the message was accepted
+ * (that is the answer to its last chunk, never sent), so it has nothing to settle, and its recipient never
+ * had it. Each
+ * upload is discarded in its own transaction (a 20 GB one is a lot of chunks to hold in a batch's).
+ */
+async function discardUnfinishedUploads(driver: SqlDriver, now: number, expiryMs: number): Promise<string[]> {
+  const discarded: string[] = [];
+  for (;;) {
+    const due = await driver.all<{ message_id: string }>(
+      "SELECT message_id FROM mesh_messages WHERE status = 'uploading' AND created_ms <= ? ORDER BY created_ms, message_id LIMIT ?",
+      [now - expiryMs, SWEEP_BATCH],
+    );
+    for (const { message_id } of due) {
+      if (await driver.transaction((tx) => discardUpload(tx, message_id, now - expiryMs))) discarded.push(message_id);
+    }
+    if (due.length < SWEEP_BATCH) return discarded;
+  }
+}
+
+/**
+ * The DELETE's condition is the guard, as expireOne's UPDATE is: a second node's DELETE finds the message
+ * gone, and on PostgreSQL one whose last chunk is being added (addChunk holds the row FOR UPDATE) waits and
+ * then finds it complete, so it is left alone. False when it was no longer uploading.
+ */
+async function discardUpload(tx: SqlExecutor, messageId: string, startedBy: number): Promise<boolean> {
+  const removed = await tx.run("DELETE FROM mesh_messages WHERE message_id = ? AND status = 'uploading' AND created_ms <= ?", [messageId, startedBy]);
+  if (!removed) return false;
+  await tx.run('DELETE FROM mesh_chunks WHERE message_id = ?', [messageId]);
+  return true;
 }
 
 /**

@@ -3,7 +3,8 @@
 // acknowledged (this server is the recipient), else it waits in the recipient's inbox for download.
 // Chunks are deleted once a message is acknowledged: the mailbox is a post office, not an archive. A message
 // a workflow here says is not its business goes back to its recipient's inbox (holdForMailboxClient). One
-// left uncollected too long expires, and its sender is sent a report (mailboxExpiry.ts).
+// left uncollected too long expires, and its sender is sent a report; an upload never completed is
+// discarded, chunks and all (mailboxExpiry.ts).
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
@@ -121,7 +122,8 @@ export class UploadError extends Error {
 /**
  * Adds chunk `chunkNo` (2..N) of a message `sender` is uploading; the last one completes it. A message whose
  * joined chunks cannot be decoded, or that grows larger than its recipient takes, can never complete, so it is
- * discarded, chunks and all, rather than left uploading for ever.
+ * discarded, chunks and all, rather than left uploading for ever; so is one whose sender stops sending
+ * chunks, once the expiry sweep finds it not completed in time (mailboxExpiry.ts).
  */
 export async function addChunk(driver: SqlDriver, sender: string, messageId: string, chunkNo: number, body: Buffer, now: number, limits = MESH_SIZE_LIMITS): Promise<Upload> {
   try {

@@ -25,7 +25,8 @@ export interface MessagingService extends Messaging {
   pollExternal(): Promise<number>;
   /**
    * Expires the built-in mailbox's messages uncollected at `at` (default now), reporting each to its sender;
-   * the ids expired. start() does this every minute.
+   * the ids expired. The same sweep discards uploads never completed.
+   * start() does this every minute.
    */
   expireUncollected(at?: number): Promise<string[]>;
 }

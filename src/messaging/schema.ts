@@ -127,5 +127,14 @@ ALTER TABLE mesh_messages ADD COLUMN expired_ms BIGINT;
 CREATE INDEX mesh_messages_waiting ON mesh_messages (accepted_ms) WHERE status = 'accepted' AND message_type = 'DATA';
 `,
     },
+    {
+      version: 7,
+      name: 'unfinished MESH uploads are discarded',
+      // The expiry sweep also discards chunked uploads never completed, by when they were started. Partial,
+      // as mesh_messages_waiting is: they are few, and the sweep reads none of the rest to find them.
+      sql: `
+CREATE INDEX mesh_messages_uploading ON mesh_messages (created_ms) WHERE status = 'uploading';
+`,
+    },
   ];
 }

@@ -4,6 +4,8 @@
 // into this server's inbound inbox, for the workflow's report handler, when the sender is processed here;
 // into the sender's mailbox as a REPORT when a MESH client polls it. Messaging runs on a clock the test
 // moves (no sleeping); one report per message however often, and from however many nodes, it is swept.
+// A chunked upload never finished within the period is discarded, with no report (its sender was never
+// told it was accepted).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -153,6 +155,65 @@ for (const engine of ENGINES) {
       const stored = await driver.all<{ report: string }>('SELECT report FROM messaging_inbox WHERE report IS NOT NULL');
       const linked = stored.map((r) => JSON.parse(r.report).linkedMessageId as string).filter((id) => ids.includes(id));
       assert.deepEqual(linked.sort(), [...ids].sort(), 'one report each, no more');
+    });
+
+    // A chunked upload from TRUST to COUNCIL, sent as far as chunk `upTo` of `of`; its message id.
+    const startChunked = async (localId: string, of: number, upTo: number) => {
+      const sent = await asTrust('POST', '/outbox', { body: 'chunk 1 ', headers: { 'mex-To': COUNCIL.id, 'mex-WorkflowID': WORKFLOW, 'mex-LocalID': localId, 'mex-Chunk-Range': `1:${of}` } });
+      assert.equal(sent.status, 202);
+      const messageId = sent.json().message_id as string;
+      for (let n = 2; n <= upTo; n++) assert.equal((await asTrust('POST', `/outbox/${messageId}/${n}`, { body: `chunk ${n} ` })).status, 202);
+      return messageId;
+    };
+    const chunksKept = async (messageId: string) => Number((await driver.get<{ n: number }>('SELECT COUNT(*) AS n FROM mesh_chunks WHERE message_id = ?', [messageId]))?.n);
+
+    it('discards a chunked upload left half-done past the expiry period, chunks and all, and refuses its next chunk; leaves one completed in time, or younger, alone; sends no report', async () => {
+      const startedAt = clock;
+      const abandoned = await startChunked('abandoned-1', 3, 2);
+      const finishedLate = await startChunked('finished-1', 2, 1);
+      clock = startedAt + 4 * DAY;
+      assert.equal((await asTrust('POST', `/outbox/${finishedLate}/2`, { body: 'chunk 2 ' })).status, 202, 'completed within the period, though started before it');
+      const young = await startChunked('young-1', 2, 1);
+      assert.equal(await chunksKept(abandoned), 2);
+
+      clock = startedAt + FIVE_DAYS - 60_000;
+      await messaging.expireUncollected();
+      assert.equal(await chunksKept(abandoned), 2, 'not a minute before the period');
+
+      clock = startedAt + FIVE_DAYS + 60_000;
+      await messaging.expireUncollected();
+      assert.equal(await chunksKept(abandoned), 0, 'its chunks are gone');
+      const late = await asTrust('POST', `/outbox/${abandoned}/3`, { body: 'chunk 3 ' });
+      assert.equal(late.status, 404, 'it can no longer be completed');
+      assert.equal(late.json().errorCode, 'EPL-153');
+      assert.equal((await asTrust('GET', `/outbox/tracking?messageID=${abandoned}`)).status, 404);
+      assert.ok(!(await councilInbox()).includes(abandoned));
+
+      assert.ok((await councilInbox()).includes(finishedLate), 'the one completed in time waits for its recipient');
+      assert.equal((await asCouncil('GET', `/inbox/${finishedLate}/2`)).body.toString(), 'chunk 2 ');
+      assert.equal((await asCouncil('PUT', `/inbox/${finishedLate}/status/acknowledged`)).status, 200);
+
+      assert.equal(await chunksKept(young), 1, 'the younger one is kept');
+      assert.equal((await asTrust('POST', `/outbox/${young}/2`, { body: 'chunk 2 ' })).status, 202);
+      assert.equal((await asCouncil('GET', `/inbox/${young}`)).body.toString(), 'chunk 1 ');
+      assert.equal((await asCouncil('PUT', `/inbox/${young}/status/acknowledged`)).status, 200);
+
+      assert.deepEqual((await asTrust('GET', '/inbox')).json().messages, [], 'no report to the sender of an upload it never finished');
+      assert.ok(!reports.some((r) => r.report.linkedMessageId === abandoned));
+    });
+
+    it('two nodes sweeping one database at once discard each unfinished upload once', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push(await startChunked(`race-upload-${i}`, 3, 2));
+      const other = await openRecordStore(database);
+      try {
+        const at = clock + FIVE_DAYS + 60_000;
+        const [a, b] = await Promise.all([expireUncollected(driver, at, FIVE_DAYS), expireUncollected(other, at, FIVE_DAYS)]);
+        assert.deepEqual([...a.discardedUploads, ...b.discardedUploads].sort(), [...ids].sort(), 'each discarded by one node or the other');
+      } finally {
+        await other.close();
+      }
+      for (const id of ids) assert.equal(await chunksKept(id), 0);
     });
   });
 }
