@@ -8,9 +8,10 @@
 // its report are one transaction, and only a message still waiting is expired: two nodes sweeping one
 // database, or a sweep cut short, give each message one report, never none and never two.
 //
-// The same sweep discards a chunked upload its sender never finished
+// The same sweep clears two things that would otherwise stay for ever. A chunked upload its sender never finished
 // within the expiry period is discarded, chunks and all: a mailbox could otherwise fill the disk (a chunked
-// message may be 20 GB) by never sending its last chunk.
+// message may be 20 GB) by never sending its last chunk. And a report left waiting uncollected in a polled
+// sender's inbox for the expiry period leaves it, as any other message does, but with no report about it.
 import type { SqlDriver, SqlExecutor } from '../record/index.ts';
 import { storeInbound } from './inbox.ts';
 import { findMessage, newMessageId, type StoredMessage } from './mailboxStore.ts';
@@ -35,16 +36,19 @@ export interface Sweep {
   reportedHere: boolean;
   /** Chunked uploads not completed in time that this sweep discarded (not those another node did first). */
   discardedUploads: string[];
+  /** How many reports waiting for a polled sender's client this sweep expired. */
+  expiredReports: number;
 }
 
 /**
  * Expires every message that has waited in an inbox longer than `expiryMs` at `now`, oldest first; then
- * discards the uploads not completed in as long.
+ * discards the uploads not completed, and expires the reports not collected, in as long.
  */
 export async function expireUncollected(driver: SqlDriver, now: number, expiryMs: number): Promise<Sweep> {
-  const sweep: Sweep = { expired: [], reportedHere: false, discardedUploads: [] };
+  const sweep: Sweep = { expired: [], reportedHere: false, discardedUploads: [], expiredReports: 0 };
   await expireData(driver, now, expiryMs, sweep);
   sweep.discardedUploads = await discardUnfinishedUploads(driver, now, expiryMs);
+  sweep.expiredReports = await expireReports(driver, now, expiryMs);
   return sweep;
 }
 
@@ -100,6 +104,18 @@ async function discardUpload(tx: SqlExecutor, messageId: string, startedBy: numb
 }
 
 /**
+ * Expires the reports waiting in a polled sender's inbox longer than `expiryMs`: they leave the inbox as an
+ * uncollected message does. One statement, and nothing else to do per report (a report has no chunks, and is
+ * never itself reported), so the guard is its condition and a second node's finds none left.
+ */
+async function expireReports(driver: SqlDriver, now: number, expiryMs: number): Promise<number> {
+  return driver.run(
+    "UPDATE mesh_messages SET status = 'expired', expired_ms = ? WHERE status = 'accepted' AND message_type = 'REPORT' AND accepted_ms <= ?",
+    [now, now - expiryMs],
+  );
+}
+
+/**
  * Expires one message and reports it to its sender, in `tx`; undefined when it was no longer waiting. The
  * UPDATE's condition is the guard: on PostgreSQL a second node's UPDATE waits for the first's commit and
  * then finds the message expired already; SQLite runs one writer at a time.
@@ -131,8 +147,8 @@ async function expireOne(tx: SqlExecutor, messageId: string, now: number, expiry
 
 /**
  * The report waits in the sender's inbox for its MESH client, as a message from the recipient that did not
- * collect: REPORT, no content, the undelivered message's workflow id, subject and local id. A report does
- * not itself expire into another report.
+ * collect: REPORT, no content, the undelivered message's workflow id, subject and local id. Left uncollected
+ * it expires too (expireReports), but not into another report.
  */
 async function reportToMailbox(tx: SqlExecutor, message: StoredMessage, description: string, now: number): Promise<void> {
   await tx.run(

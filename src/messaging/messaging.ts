@@ -25,7 +25,7 @@ export interface MessagingService extends Messaging {
   pollExternal(): Promise<number>;
   /**
    * Expires the built-in mailbox's messages uncollected at `at` (default now), reporting each to its sender;
-   * the ids expired. The same sweep discards uploads never completed.
+   * the ids expired. The same sweep discards uploads never completed and expires reports never collected.
    * start() does this every minute.
    */
   expireUncollected(at?: number): Promise<string[]>;

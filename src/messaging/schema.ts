@@ -129,11 +129,13 @@ CREATE INDEX mesh_messages_waiting ON mesh_messages (accepted_ms) WHERE status =
     },
     {
       version: 7,
-      name: 'unfinished MESH uploads are discarded',
-      // The expiry sweep also discards chunked uploads never completed, by when they were started. Partial,
-      // as mesh_messages_waiting is: they are few, and the sweep reads none of the rest to find them.
+      name: 'unfinished MESH uploads and uncollected reports expire',
+      // The expiry sweep also discards chunked uploads never completed (by when they were started) and expires
+      // reports left in a polled sender's inbox. Partial, as mesh_messages_waiting is: both are few, and
+      // neither sweep reads the rest of the table to find them.
       sql: `
 CREATE INDEX mesh_messages_uploading ON mesh_messages (created_ms) WHERE status = 'uploading';
+CREATE INDEX mesh_messages_reports_waiting ON mesh_messages (accepted_ms) WHERE status = 'accepted' AND message_type = 'REPORT';
 `,
     },
   ];

@@ -5,7 +5,7 @@
 // into the sender's mailbox as a REPORT when a MESH client polls it. Messaging runs on a clock the test
 // moves (no sleeping); one report per message however often, and from however many nodes, it is swept.
 // A chunked upload never finished within the period is discarded, with no report (its sender was never
-// told it was accepted).
+// told it was accepted); a report left uncollected as long leaves its inbox, with no report about it.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -200,6 +200,30 @@ for (const engine of ENGINES) {
 
       assert.deepEqual((await asTrust('GET', '/inbox')).json().messages, [], 'no report to the sender of an upload it never finished');
       assert.ok(!reports.some((r) => r.report.linkedMessageId === abandoned));
+    });
+
+    it('expires a report left uncollected in a polled sender\'s inbox after the period, without a report about it', async () => {
+      const sent = await asTrust('POST', '/outbox', { body: '<Bundle>never collected</Bundle>', headers: { 'mex-To': COUNCIL.id, 'mex-WorkflowID': WORKFLOW, 'mex-LocalID': 'trust-notice-9' } });
+      const messageId = sent.json().message_id as string;
+      clock += FIVE_DAYS + 60_000;
+      assert.deepEqual(await messaging.expireUncollected(), [messageId]);
+      const [report] = (await asTrust('GET', '/inbox')).json().messages as string[];
+      assert.ok(report, 'the report waits for the sender\'s client');
+
+      clock += FIVE_DAYS - 120_000;
+      await messaging.expireUncollected();
+      assert.deepEqual((await asTrust('GET', '/inbox')).json().messages, [report], 'not a minute before the period');
+
+      clock += 120_000;
+      await messaging.expireUncollected();
+      assert.deepEqual((await asTrust('GET', '/inbox')).json().messages, [], 'it left the inbox');
+      assert.equal((await asTrust('GET', `/inbox/${report}`)).status, 404);
+      assert.equal((await asTrust('PUT', `/inbox/${report}/status/acknowledged`)).status, 404, 'too late to acknowledge');
+      assert.deepEqual(await councilInbox(), [], 'no report about the report');
+      const aboutReport = await driver.all('SELECT message_id FROM mesh_messages WHERE linked_message_id = ?', [report!]);
+      assert.deepEqual(aboutReport, []);
+      const inboundAbout = await driver.all<{ report: string }>('SELECT report FROM messaging_inbox WHERE report IS NOT NULL');
+      assert.ok(!inboundAbout.some((r) => JSON.parse(r.report).linkedMessageId === report));
     });
 
     it('two nodes sweeping one database at once discard each unfinished upload once', async () => {
