@@ -81,7 +81,7 @@ async function discardUnfinishedUploads(driver: SqlDriver, now: number, expiryMs
   const discarded: string[] = [];
   for (;;) {
     const due = await driver.all<{ message_id: string }>(
-      "SELECT message_id FROM mesh_messages WHERE status = 'uploading' AND created_ms <= ? ORDER BY created_ms, message_id LIMIT ?",
+      "SELECT message_id FROM mesh_messages WHERE status = 'uploading' AND chunk_count > 1 AND created_ms <= ? ORDER BY created_ms, message_id LIMIT ?",
       [now - expiryMs, SWEEP_BATCH],
     );
     for (const { message_id } of due) {
