@@ -45,9 +45,10 @@ export async function matchPatient(record: RecordSession, person: PidPerson, vis
 async function matchDemographics(record: RecordSession, person: PidPerson): Promise<PatientMatch> {
   const missing = (['family', 'given', 'birthDate', 'gender', 'postcode'] as const).filter((k) => !person[k]);
   if (missing.length) return { queue: `no NHS number, and too little to match on safely (missing ${missing.join(', ')})` };
-  const candidates = await record.search('Patient', [['family', escapeSearchValue(surnameStart(person.family!))], ['birthdate', person.birthDate!], ['_count', String(CANDIDATES + 1)]]);
+  const initial = surnameInitial(person.family!);
+  const candidates = await record.search('Patient', [['family', escapeSearchValue(initial)], ['birthdate', person.birthDate!], ['_count', String(CANDIDATES + 1)]]);
   // Past the page, a second person with the same details could go unseen and the first be taken as the only one.
-  if (candidates.length > CANDIDATES) return { queue: `no NHS number, and more than ${CANDIDATES} Patients born ${person.birthDate} have a surname beginning ${surnameStart(person.family!)}` };
+  if (candidates.length > CANDIDATES) return { queue: `no NHS number, and more than ${CANDIDATES} Patients born ${person.birthDate} have a surname beginning ${initial.toUpperCase()}` };
   const strong = candidates.filter((p) => sameDemographics(p, person) && !nhsNumberOf(p));
   const strongWithNumber = candidates.filter((p) => sameDemographics(p, person) && nhsNumberOf(p));
   if (strong.length === 1 && strongWithNumber.length === 0) return { patient: strong[0], how: 'family and given name, birth date, sex and postcode' };
@@ -56,16 +57,21 @@ async function matchDemographics(record: RecordSession, person: PidPerson): Prom
   return { queue: candidates.length ? `no NHS number, and ${candidates.length} Patient(s) match in part only` : 'no NHS number, and no Patient has these details' };
 }
 
-/** The most Patients sharing a surname's beginning and a birth date that are compared. */
-const CANDIDATES = 50;
+/**
+ * The most Patients born on one day whose surnames share a first letter that are compared: a regional
+ * record holds a few dozen people per birth date, so the whole set is compared, not a page of it.
+ */
+const CANDIDATES = 200;
 
 /**
- * The surname up to its first space, hyphen or apostrophe, to search on: the record's string search folds
- * case and accents but not those, which fold (below) ignores. Searched whole, "van Dijk" would not find a
- * person on file as "Van-Dijk" or "VanDijk", whom sameDemographics takes for the same name.
+ * The surname's first letter, to search on. The record's string search folds case and accents but not
+ * spaces, hyphens or apostrophes, which fold (below) ignores: searched by a longer beginning, OBRIEN found
+ * nobody on file as O'Brien, and, worse, found one person on file as OBrien and took them as the only match
+ * while an O'Brien with the same details went unseen. Every Patient whose surname could fold to the message's
+ * begins with this letter, so each is compared (H-011).
  */
-function surnameStart(family: string): string {
-  return family.split(/[\s'’-]/).find(Boolean) ?? family;
+function surnameInitial(family: string): string {
+  return fold(family).charAt(0) || family;
 }
 
 function sameDemographics(p: Resource, person: PidPerson): boolean {

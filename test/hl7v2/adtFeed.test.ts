@@ -847,6 +847,30 @@ for (const engine of ENGINES) {
       assert.equal((await t.fhir.get(`Patient/${resolved.patientId}`)).body.name[0].family, 'ten HOUTEN', 'a new Patient has the whole surname');
     });
 
+    // The record's search folds case and accents but not apostrophes, so a PAS that writes O'Brien as OBRIEN
+    // found nobody on file as O'Brien, though the names compare equal: the message was held for a person.
+    it('a surname sent without its apostrophe (OBRIEN) matches the person on file as O\'Brien, and two such people are not told apart', async () => {
+      const siobhan = await t.fhir.post('Patient', {
+        resourceType: 'Patient', meta: { security: HTEST }, name: [{ family: "O'Brien", given: ['Siobhan'] }], birthDate: '1937-03-17', gender: 'female',
+        address: [{ line: ['9 Test Row'], city: 'Northby', postalCode: 'NX9 1OB' }],
+      });
+      assert.equal(siobhan.status, 201);
+      const admit = (control: string, visit: string, name: string) => variant('a01-admit', ['RX9-000101', control], ['VN2026000101', visit],
+        [/PID\|[^\r]*/, `PID|1||RX9M0060001^^^RX9^MR||${name}||19370317|F|||9 Test Row^^Northby^^NX9 1OB^GBR`]);
+      const reply = await send(admit('RX9-023701', 'VN202602371', 'OBRIEN^Siobhan'), 'AA');
+      assert.equal(segmentOf(reply, 'ERR'), undefined, `applied, not held: ${errText(reply)}`);
+      assert.equal((await encounterFor('VN202602371')).subject.reference, `Patient/${siobhan.body.id}`);
+
+      const twin = await t.fhir.post('Patient', {
+        resourceType: 'Patient', meta: { security: HTEST }, name: [{ family: 'OBrien', given: ['Siobhan'] }], birthDate: '1937-03-17', gender: 'female',
+        address: [{ line: ['9 Test Row'], city: 'Northby', postalCode: 'NX9 1OB' }],
+      });
+      assert.equal(twin.status, 201);
+      const ambiguous = await send(admit('RX9-023702', 'VN202602372', 'OBRIEN^Siobhan'), 'AA');
+      assert.match(errText(ambiguous), /2 Patients share these details/, 'two people with the same details: held, not guessed');
+      assert.equal(await encounterFor('VN202602372'), undefined);
+    });
+
     // PID-5 repeats, each name typed (XPN.7): legal, alias, maiden, nickname… The first was taken whatever its
     // type, so a person whose PAS listed an alias first was matched, or not, on the alias.
     it('the name is the one PID-5 types L, or else one sent without a type; an alias or maiden name is not', async () => {
