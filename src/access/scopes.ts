@@ -83,7 +83,7 @@ export function grantScopes(requested: string | undefined, allowed: string): str
 }
 
 /** OpenID Connect's scopes as SMART uses them: who the person is, in an id_token. */
-const IDENTITY_SCOPES = ['openid', 'fhirUser', 'profile'];
+export const IDENTITY_SCOPES = ['openid', 'fhirUser', 'profile'];
 
 /**
  * The scopes beside resource scopes that a person's sign-in grants an app, from those it asked for: who the

@@ -10,7 +10,7 @@ import rateLimit from '@fastify/rate-limit';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { isTemporaryOutage, OUTAGE_RETRY_AFTER_SECONDS, type SqlDriver, type SqlExecutor } from '../record/index.ts';
 import { ASSERTION_ALGORITHMS, authenticateClientSecret, findClient, type SystemClient } from './clients.ts';
-import { grantScopes, parseScope, parseScopes, scopesBeyond, systemScopes } from './scopes.ts';
+import { IDENTITY_SCOPES, grantScopes, parseScope, parseScopes, scopesBeyond, systemScopes } from './scopes.ts';
 import type { TokenService } from './tokens.ts';
 import { createHash } from 'node:crypto';
 import { CODE_TYP } from './authorize.ts';
@@ -39,7 +39,6 @@ export const FORM_BODY_LIMIT = 16 * 1024;
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'];
 const RESOURCE_SCOPES = ['system/*.cruds', 'system/*.rs', 'system/*.read', 'system/*.write', 'user/*.cruds', 'user/*.rs', 'patient/*.rs', 'launch/patient'];
-const IDENTITY_SCOPES = ['openid', 'fhirUser', 'profile'];
 /** id_tokens are signed as access tokens are (tokens.ts). */
 const ID_TOKEN_ALGORITHM = 'ES256';
 

@@ -288,8 +288,8 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
 
   // A message or chunk may be as large as MESH takes in one request, whatever the server's limit for other
   // bodies (CAREBRIDGE_BODY_LIMIT_MB); one declared larger is refused before it is read.
-  const upload = { bodyLimit: MESH_SIZE_LIMITS.chunkBytes };
-  app.post('/messageexchange/:mailbox/outbox', upload, async (req, reply) => {
+  const meshSized = { bodyLimit: MESH_SIZE_LIMITS.chunkBytes };
+  app.post('/messageexchange/:mailbox/outbox', meshSized, async (req, reply) => {
     const sender = await authenticate(req);
     const to = header(req, 'mex-to')?.toUpperCase();
     const workflowId = header(req, 'mex-workflowid');
@@ -315,7 +315,7 @@ export async function mailboxRoutes(app: FastifyInstance, options: MailboxRouteO
     return { message_id: upload.messageId, messageID: upload.messageId };
   });
 
-  app.post('/messageexchange/:mailbox/outbox/:messageId/:chunk', upload, async (req, reply) => {
+  app.post('/messageexchange/:mailbox/outbox/:messageId/:chunk', meshSized, async (req, reply) => {
     const sender = await authenticate(req);
     const { messageId, chunk } = req.params as { messageId: string; chunk: string };
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);

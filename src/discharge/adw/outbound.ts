@@ -116,13 +116,15 @@ export async function partiesFromRecord(session: RecordSession, referral: FhirRe
     gender: patient?.gender,
     birthDate: patient?.birthDate,
     ...(address ? { address: { lines: address.line ?? [], city: address.city, district: address.district, postalCode: address.postalCode } } : {}),
-    phone: patient?.telecom?.find((t: any) => t.system === 'phone')?.value,
-    email: patient?.telecom?.find((t: any) => t.system === 'email')?.value,
+    phone: telecomValue(patient?.telecom, 'phone'),
+    email: telecomValue(patient?.telecom, 'email'),
     contacts: contactsOf(patient),
   };
   const ward = requester?.location?.[0]?.reference ? await session.read('Location', requester.location[0].reference.split('/')[1]) : undefined;
   const consentRef = referral.supportingInfo?.find((s: any) => String(s.reference).startsWith('QuestionnaireResponse/'))?.reference;
   const consent = consentRef ? await session.read('QuestionnaireResponse', consentRef.split('/')[1]) : undefined;
+  // Who at the hospital made the referral and how to reach them: the council's first call about it.
+  const referrer = reachable(requester?.practitioner?.display, requester?.telecom);
   return {
     patient: adwPatient,
     encounter: {
@@ -135,7 +137,7 @@ export async function partiesFromRecord(session: RecordSession, referral: FhirRe
     hospital: { ods: odsOf(hospital) ?? '', name: hospital?.name },
     council: { ods: odsOf(council) ?? '', name: council?.name },
     answers: (consent?.item ?? []).map((i: any) => ({ text: i.text ?? i.linkId, ...(i.answer?.[0]?.valueCoding ? { coding: i.answer[0].valueCoding } : { value: i.answer?.[0]?.valueString }) })),
-    ...(referrerOf(requester) ? { referrer: referrerOf(requester) } : {}),
+    ...(referrer ? { referrer } : {}),
   };
 }
 
@@ -155,11 +157,10 @@ function contactsOf(patient: FhirResource | undefined): AdwPatient['contacts'] {
   })).filter((c) => c.name || c.phone || c.email);
 }
 
-/** Who at the hospital made the referral and how to reach them: the council's first call about it. */
-function referrerOf(requester: FhirResource | undefined): AdwPerson | undefined {
-  const name = requester?.practitioner?.display;
-  const phone = telecomValue(requester?.telecom, 'phone');
-  const email = telecomValue(requester?.telecom, 'email');
+/** A person as a message names them: their name and how to reach them; undefined when nothing is known. */
+function reachable(name: string | undefined, telecom: any[] | undefined): AdwPerson | undefined {
+  const phone = telecomValue(telecom, 'phone');
+  const email = telecomValue(telecom, 'email');
   return name || phone || email ? { ...(name ? { name } : {}), ...(phone ? { phone } : {}), ...(email ? { email } : {}) } : undefined;
 }
 
@@ -335,10 +336,7 @@ async function answererOf(session: RecordSession, ctx: DischargeContext, by: Ref
   const [type, id] = String(by.reference ?? '').split('/');
   // Only what the person may read: a step is never refused for want of their own telecom.
   const practitioner = type === 'Practitioner' && id && ctx.access.mayRead('Practitioner') ? await session.read('Practitioner', id) : undefined;
-  const name = by.display ?? nameText(practitioner?.name?.[0]);
-  const phone = telecomValue(practitioner?.telecom, 'phone');
-  const email = telecomValue(practitioner?.telecom, 'email');
-  return name || phone || email ? { ...(name ? { name } : {}), ...(phone ? { phone } : {}), ...(email ? { email } : {}) } : undefined;
+  return reachable(by.display ?? nameText(practitioner?.name?.[0]), practitioner?.telecom);
 }
 
 /** Answers a pending discharge notice with a disagreement (the council cannot yet agree to the date). */
