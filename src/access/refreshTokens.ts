@@ -7,7 +7,8 @@
 // Current Practice, refresh token rotation): the person signs in to the app again. A family also keeps the
 // id of the authorization code it came from: that code presented again means it was stolen, and the family
 // is revoked likewise (RFC 6749 section 4.1.2).
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { storedTokenHash } from './secrets.ts';
 import type { SqlExecutor } from '../record/index.ts';
 
 /** The scopes that ask for a refresh token, and how long a sign-in's family of them lasts. */
@@ -66,7 +67,6 @@ export function familyLifetimeMs(kind: RefreshKind, lifetimes: RefreshLifetimes)
   return kind === 'offline' ? lifetimes.offlineDays * 24 * 3_600_000 : lifetimes.onlineMinutes * 60_000;
 }
 
-const hashOf = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /**
  * Stores a new refresh token for `grant` and answers it. A new sign-in starts a family (`lifetimeMs`, and
@@ -78,7 +78,7 @@ export async function issueRefreshToken(db: SqlExecutor, grant: RefreshGrant, fa
   const { id, expiresMs } = 'id' in family ? family : { id: randomUUID(), expiresMs: now + family.lifetimeMs };
   await db.run(
     'INSERT INTO access_refresh_tokens (token_hash, family_id, client_id, user_id, organisation, role, scope, patient, created_ms, expires_ms, code_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    [hashOf(token), id, grant.clientId, grant.userId, grant.organisation ?? null, grant.role, grant.scope, grant.patient ?? null, now, expiresMs, family.codeId ?? null],
+    [storedTokenHash(token), id, grant.clientId, grant.userId, grant.organisation ?? null, grant.role, grant.scope, grant.patient ?? null, now, expiresMs, family.codeId ?? null],
   );
   // Families past their time can never be used again, nor tell a reuse (they are refused as unknown).
   await db.run('DELETE FROM access_refresh_tokens WHERE expires_ms < ?', [now]);
@@ -90,7 +90,7 @@ export async function presentedRefresh(db: SqlExecutor, token: string): Promise<
   if (!token) return undefined;
   const row = await db.get<RefreshRow>(
     'SELECT family_id, client_id, user_id, organisation, role, scope, patient, expires_ms, used_ms, revoked_ms, code_id FROM access_refresh_tokens WHERE token_hash = ?',
-    [hashOf(token)],
+    [storedTokenHash(token)],
   );
   if (!row) return undefined;
   const familyExpiresMs = Number(row.expires_ms);
@@ -112,7 +112,7 @@ export async function presentedRefresh(db: SqlExecutor, token: string): Promise<
  * one, which is a reuse like any other.
  */
 export async function claimRefreshToken(db: SqlExecutor, token: string): Promise<boolean> {
-  return Boolean(await db.run('UPDATE access_refresh_tokens SET used_ms = ? WHERE token_hash = ? AND used_ms IS NULL AND revoked_ms IS NULL', [Date.now(), hashOf(token)]));
+  return Boolean(await db.run('UPDATE access_refresh_tokens SET used_ms = ? WHERE token_hash = ? AND used_ms IS NULL AND revoked_ms IS NULL', [Date.now(), storedTokenHash(token)]));
 }
 
 /** Every token of the family stops working, the current one included. */

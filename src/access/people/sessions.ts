@@ -2,7 +2,8 @@
 // stored; each session acts in one membership (organisation + role). Sessions end after 30 minutes idle
 // or 12 hours in all, when signed out, or at once when the user is disabled or loses that membership.
 // Something held open for a session (a live page's event stream) watches it, to end when the session does.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { storedTokenHash } from '../secrets.ts';
 import type { SqlDriver } from '../../record/index.ts';
 import { isRole, ROLE_PURPOSE, type Role, type UserActor } from '../actor.ts';
 import type { AuditTrail } from '../audit/trail.ts';
@@ -77,7 +78,6 @@ interface SessionRow {
   member: number | null;
 }
 
-const tokenHash = (id: string) => createHash('sha256').update(id).digest('hex');
 
 function actorOf(row: SessionRow): UserActor {
   const role = row.role as Role;
@@ -101,7 +101,7 @@ export function sessionStore(driver: SqlDriver, policy: SessionPolicy, now: () =
       `SELECT s.session_id, s.user_id, s.organisation, s.role, s.seen_ms, s.idle_expires_ms, s.absolute_expires_ms, s.ended_ms, u.name, u.fhir_user, u.disabled,
               (SELECT 1 FROM access_memberships m WHERE m.user_id = s.user_id AND m.organisation = s.organisation AND m.role = s.role) AS member
        FROM access_sessions s JOIN access_users u ON u.user_id = s.user_id WHERE s.token_hash = ?`,
-      [tokenHash(id)],
+      [storedTokenHash(id)],
     );
   };
 
@@ -169,7 +169,7 @@ export function sessionStore(driver: SqlDriver, policy: SessionPolicy, now: () =
 
   return {
     watch(id, ended) {
-      const hash = tokenHash(String(id));
+      const hash = storedTokenHash(String(id));
       let w = watched.get(hash);
       const fresh = !w;
       if (!w) watched.set(hash, (w = { listeners: new Set(), until: 0, ended: false }));
@@ -221,7 +221,7 @@ export function sessionStore(driver: SqlDriver, policy: SessionPolicy, now: () =
       await driver.run('DELETE FROM access_sessions WHERE absolute_expires_ms < ?', [at]);
       await driver.run(
         'INSERT INTO access_sessions (session_id, token_hash, user_id, organisation, role, address, created_ms, seen_ms, idle_expires_ms, absolute_expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        [sessionId, tokenHash(id), userId, organisation, membership.role, context.address ?? null, at, at, idle, at + policy.absoluteMs],
+        [sessionId, storedTokenHash(id), userId, organisation, membership.role, context.address ?? null, at, at, idle, at + policy.absoluteMs],
       );
       const row = (await lookup(id))!;
       audit?.record(authenticationRequest(at, context.address, { action: 'login', userId, ok: true, detail: `session started as ${membership.role}${organisation ? ` at ${organisation}` : ''}` }, actorOf(row)));
@@ -253,7 +253,7 @@ export function sessionStore(driver: SqlDriver, policy: SessionPolicy, now: () =
       if (!row || row.ended_ms !== null) return;
       const at = now();
       await driver.run('UPDATE access_sessions SET ended_ms = ? WHERE session_id = ? AND ended_ms IS NULL', [at, row.session_id]);
-      stops(tokenHash(id));
+      stops(storedTokenHash(id));
       audit?.record(authenticationRequest(at, context.address ?? 'internal', { action: 'logout', userId: row.user_id, ok: true }, actorOf(row)));
     },
   };
