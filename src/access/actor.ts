@@ -57,6 +57,8 @@ export interface UserActor {
    * patient/ scopes). Today only a person's own record can be the context (authorize.ts).
    */
   patient?: string;
+  /** The sign-in an app's token comes from (its authorization code): once it has ended, the token is refused. */
+  signIn?: string;
   purpose: PurposeOfUse;
   /** The SMART scopes granted to the session or token, e.g. 'user/*.cruds'. */
   scope: string;

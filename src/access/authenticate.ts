@@ -11,6 +11,7 @@ import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
 import type { Actor, UserActor } from './actor.ts';
 import { holdsMembership } from './people/users.ts';
+import { signInEnded } from './refreshTokens.ts';
 import type { AccessClaims } from './tokens.ts';
 
 const REVOCATION_CACHE_MS = 10_000;
@@ -78,7 +79,7 @@ function actorOf(claims: AccessClaims, clientName: string | undefined): Actor {
     if (!isRole(claims.role) || !claims.sub) throw unauthorized(`The access token names an unknown role '${claims.role}'.`);
     return {
       kind: 'user', userId: claims.sub, name: claims.name ?? claims.sub, organisation: claims.org, role: claims.role, fhirUser: claims.fhirUser,
-      ...(claims.patient ? { patient: claims.patient } : {}),
+      ...(claims.patient ? { patient: claims.patient } : {}), ...(claims.sid ? { signIn: claims.sid } : {}),
       purpose: ROLE_PURPOSE[claims.role], scope: claims.scope, sessionId: claims.jti,
     };
   }
@@ -164,19 +165,25 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     return value;
   };
 
-  // A disabled person's tokens stop working within REVOCATION_CACHE_MS, like a revoked client's.
+  // A disabled person's tokens stop working within REVOCATION_CACHE_MS, like a revoked client's, and so do
+  // the tokens of a sign-in ended by a replayed code or refresh token (refreshTokens.ts).
   // Kept per actor, which is kept per token: a person's other tokens look again, within the same bound.
-  const people = new WeakMap<UserActor, { ok: boolean; at: number }>();
+  const people = new WeakMap<UserActor, { refusal: string | undefined; at: number }>();
   const standingSeen = (actor: UserActor) => {
     const cached = people.get(actor);
-    return cached && Date.now() - cached.at < REVOCATION_CACHE_MS ? cached.ok : undefined;
+    return cached && Date.now() - cached.at < REVOCATION_CACHE_MS ? cached : undefined;
   };
-  const standing = async (actor: UserActor) => {
+  /** Why the person's token is no longer good (undefined while it is). */
+  const refusalOf = async (actor: UserActor) => {
     const cached = standingSeen(actor);
-    if (cached !== undefined) return cached;
-    const ok = await holdsMembership(db, actor.userId, actor);
-    people.set(actor, { ok, at: Date.now() });
-    return ok;
+    if (cached) return cached.refusal;
+    const refusal = !(await holdsMembership(db, actor.userId, actor))
+      ? 'The person this token speaks for has been disabled or no longer holds that role.'
+      : actor.signIn && (await signInEnded(db, actor.signIn))
+        ? 'The sign-in this token comes from has ended (its authorization code or a refresh token was used twice); sign in again.'
+        : undefined;
+    people.set(actor, { refusal, at: Date.now() });
+    return refusal;
   };
   // One Actor per verified token (the verifier remembers its claims): the audit trail sends each actor to
   // its writer once per batch rather than once per request.
@@ -194,7 +201,9 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     const seen = claims && clientSeen(claims.client_id);
     if (!seen || seen.revoked) return undefined;
     const actor = actorFor(claims, seen.name);
-    return actor.kind === 'system' || standingSeen(actor) === true ? actor : undefined;
+    if (actor.kind === 'system') return actor;
+    const standing = standingSeen(actor);
+    return standing && standing.refusal === undefined ? actor : undefined;
   };
 
   const identifyAfresh = async (token: string, expected: { issuer: string; audience: string }): Promise<Actor> => {
@@ -207,7 +216,8 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     const known = await client(claims.client_id);
     if (known.revoked) throw unauthorized('The client this token was issued to has been revoked.');
     const actor = actorFor(claims, known.name);
-    if (actor.kind === 'user' && !(await standing(actor))) throw unauthorized('The person this token speaks for has been disabled or no longer holds that role.');
+    const refusal = actor.kind === 'user' ? await refusalOf(actor) : undefined;
+    if (refusal) throw unauthorized(refusal);
     return actor;
   };
 

@@ -6,10 +6,12 @@
 // it), and there is no telling which is the app, so the whole family is revoked (OAuth 2.0 Security Best
 // Current Practice, refresh token rotation): the person signs in to the app again. A family also keeps the
 // id of the authorization code it came from: that code presented again means it was stolen, and the family
-// is revoked likewise (RFC 6749 section 4.1.2).
+// is revoked likewise (RFC 6749 section 4.1.2). Either way the sign-in ends: the access tokens it gave (each
+// names its sign-in, `sid`) are refused from then on too, not left working until they expire.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { storedTokenHash } from './secrets.ts';
-import type { SqlExecutor } from '../record/index.ts';
+import { TOKEN_LIFETIME_SECONDS } from './tokens.ts';
+import type { SqlDriver, SqlExecutor } from '../record/index.ts';
 
 /** The scopes that ask for a refresh token, and how long a sign-in's family of them lasts. */
 export type RefreshKind = 'online' | 'offline';
@@ -115,15 +117,43 @@ export async function claimRefreshToken(db: SqlExecutor, token: string): Promise
   return Boolean(await db.run('UPDATE access_refresh_tokens SET used_ms = ? WHERE token_hash = ? AND used_ms IS NULL AND revoked_ms IS NULL', [Date.now(), storedTokenHash(token)]));
 }
 
-/** Every token of the family stops working, the current one included. */
-export async function revokeRefreshFamily(db: SqlExecutor, familyId: string): Promise<void> {
-  await db.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE family_id = ? AND revoked_ms IS NULL', [Date.now(), familyId]);
+/**
+ * The sign-in a refresh token's access tokens name (`sid`): the authorization code it began with, or, for a
+ * family stored before codes were kept with it, the family.
+ */
+export function signInOf(family: { familyId: string; codeId?: string }): string {
+  return family.codeId ?? family.familyId;
+}
+
+/** Every token of the family stops working, the current one included, and the access tokens of its sign-in, together. */
+export async function revokeRefreshFamily(driver: SqlDriver, family: { familyId: string; codeId?: string }): Promise<void> {
+  await driver.transaction(async (tx) => {
+    await tx.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE family_id = ? AND revoked_ms IS NULL', [Date.now(), family.familyId]);
+    await endSignIn(tx, signInOf(family));
+  });
 }
 
 /**
- * Every token of the family that authorization code `codeId` started stops working; answers how many were
- * still in force (0 when the code gave no refresh token, or its family had ended already).
+ * Every token of the family that authorization code `codeId` started stops working, and the access tokens
+ * of that sign-in; answers how many refresh tokens were still in force (0 when the code gave none, or its
+ * family had ended already).
  */
 export async function revokeCodeFamily(db: SqlExecutor, codeId: string): Promise<number> {
-  return db.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE code_id = ? AND revoked_ms IS NULL', [Date.now(), codeId]);
+  const revoked = await db.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE code_id = ? AND revoked_ms IS NULL', [Date.now(), codeId]);
+  await endSignIn(db, codeId);
+  return revoked;
+}
+
+/** How long past its end a sign-in is remembered: until the last access token it gave has expired, with a minute for clocks. */
+const ENDED_KEPT_MS = (TOKEN_LIFETIME_SECONDS + 60) * 1000;
+
+async function endSignIn(db: SqlExecutor, signIn: string): Promise<void> {
+  const now = Date.now();
+  await db.run('INSERT INTO access_ended_sign_ins (sign_in, ended_ms, expires_ms) VALUES (?, ?, ?) ON CONFLICT (sign_in) DO NOTHING', [signIn, now, now + ENDED_KEPT_MS]);
+  await db.run('DELETE FROM access_ended_sign_ins WHERE expires_ms < ?', [now]);
+}
+
+/** Whether sign-in `signIn` has ended (a replayed code or refresh token), so its access tokens are refused. */
+export async function signInEnded(db: SqlExecutor, signIn: string): Promise<boolean> {
+  return Boolean(await db.get('SELECT 1 AS ended FROM access_ended_sign_ins WHERE sign_in = ?', [signIn]));
 }

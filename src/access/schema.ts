@@ -169,4 +169,12 @@ ALTER TABLE access_refresh_tokens ADD COLUMN code_id TEXT;
 CREATE INDEX access_refresh_tokens_code ON access_refresh_tokens (code_id);
 `,
   },
+  {
+    version: 10,
+    name: 'sign-ins ended by a replayed code or refresh token, so the access tokens they gave stop working too',
+    // Kept until every access token of the sign-in has expired (expires_ms); refreshTokens.ts prunes them.
+    sql: `
+CREATE TABLE access_ended_sign_ins (sign_in TEXT PRIMARY KEY, ended_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL);
+`,
+  },
 ];

@@ -15,7 +15,7 @@ import type { TokenService } from './tokens.ts';
 import { createHash } from 'node:crypto';
 import { CODE_TYP } from './authorize.ts';
 import { holdsMembership, personNamed } from './people/users.ts';
-import { claimRefreshToken, familyLifetimeMs, issueRefreshToken, presentedRefresh, refreshKind, revokeCodeFamily, revokeRefreshFamily, type RefreshGrant, type RefreshLifetimes } from './refreshTokens.ts';
+import { claimRefreshToken, familyLifetimeMs, issueRefreshToken, presentedRefresh, refreshKind, revokeCodeFamily, revokeRefreshFamily, signInOf, type RefreshGrant, type RefreshLifetimes } from './refreshTokens.ts';
 import { authenticationRequest, type AuthenticationAttempt } from './people/authenticationAudit.ts';
 import { ROLE_PURPOSE, isRole, type Actor } from './actor.ts';
 import type { AuditTrail } from './audit/trail.ts';
@@ -295,13 +295,14 @@ async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, 
   const spent = await options.driver.transaction((tx) => spendCode(tx, { id: String(code.jti), expiresMs: (code.exp ?? 0) * 1000 }, grant, lifetimeMs));
   if ('replayRevoked' in spent) {
     throw spent.replayRevoked
-      ? new OAuthError(400, 'invalid_grant', 'This authorization code has been used already, so the refresh tokens issued for it are revoked; sign the person in again.',
-        'authorization code used already (replayed): the refresh tokens issued for it revoked')
-      : new OAuthError(400, 'invalid_grant', 'This authorization code has been used already.', 'authorization code used already (replayed)');
+      ? new OAuthError(400, 'invalid_grant', 'This authorization code has been used already, so the sign-in it began has ended: its access and refresh tokens are revoked; sign the person in again.',
+        'authorization code used already (replayed): the sign-in ended, its access and refresh tokens revoked')
+      : new OAuthError(400, 'invalid_grant', 'This authorization code has been used already, so the sign-in it began has ended: its access token is revoked; sign the person in again.',
+        'authorization code used already (replayed): the sign-in ended, its access token revoked');
   }
   if (notHeld) throw notHeld;
   const person = { name: String(code.name), fhirUser: typeof code.fhirUser === 'string' ? code.fhirUser : undefined };
-  const issued = await personTokens(options, origin, client, grant, grant.scope, person);
+  const issued = await personTokens(options, origin, client, grant, grant.scope, person, String(code.jti));
   if (spent.refreshToken) issued.body.refresh_token = spent.refreshToken;
   // OpenID Connect Core: any request with openid gets an id_token (sub alone, unless more was asked for).
   const scopes = grant.scope.split(' ');
@@ -351,7 +352,7 @@ async function refresh(options: TokenEndpointOptions, req: FastifyRequest, form:
     throw new OAuthError(400, 'invalid_grant', 'This refresh token was issued to another client.', `refresh token issued to another client ('${bounded(grant.clientId)}')`);
   }
   if (presented.spent === 'used') {
-    await revokeRefreshFamily(options.driver, presented.familyId);
+    await revokeRefreshFamily(options.driver, presented);
     throw new OAuthError(400, 'invalid_grant', 'This refresh token has been used already, so every refresh token of this sign-in is revoked; sign the person in again.', 'refresh token used already (replayed): every refresh token of the sign-in revoked');
   }
   if (presented.spent) throw new OAuthError(400, 'invalid_grant', 'The refresh token is not valid or has expired.', `refresh token ${presented.spent}`);
@@ -364,17 +365,17 @@ async function refresh(options: TokenEndpointOptions, req: FastifyRequest, form:
     await stillHeld(options, grant);
   } catch (err) {
     // Never again, even once the account is enabled: they sign in afresh, as their sessions end (users.ts).
-    await revokeRefreshFamily(options.driver, presented.familyId);
+    await revokeRefreshFamily(options.driver, presented);
     throw err;
   }
-  const issued = await personTokens(options, origin, client, grant, scope, person ?? { name: grant.userId });
+  const issued = await personTokens(options, origin, client, grant, scope, person ?? { name: grant.userId }, signInOf(presented));
   // The old token is spent and its successor stored together: were the database lost between the two, the
   // app would hold only a spent token, and its retry would revoke the whole sign-in.
   const next = await options.driver.transaction(async (tx) => (await claimRefreshToken(tx, form.refresh_token!))
     ? issueRefreshToken(tx, grant, { id: presented.familyId, expiresMs: presented.familyExpiresMs, codeId: presented.codeId })
     : undefined);
   if (!next) {
-    await revokeRefreshFamily(options.driver, presented.familyId);
+    await revokeRefreshFamily(options.driver, presented);
     throw new OAuthError(400, 'invalid_grant', 'This refresh token has been used already, so every refresh token of this sign-in is revoked; sign the person in again.', 'refresh token used twice at once: every refresh token of the sign-in revoked');
   }
   issued.body.refresh_token = next;
@@ -409,9 +410,9 @@ async function notStillHeld(db: SqlExecutor, grant: RefreshGrant): Promise<OAuth
 }
 
 /** An access token for a person through `client`, the token response an app reads, and its audit entry. */
-async function personTokens(options: TokenEndpointOptions, origin: string, client: SystemClient, grant: RefreshGrant, scope: string, person: { name: string; fhirUser?: string }): Promise<Issued> {
+async function personTokens(options: TokenEndpointOptions, origin: string, client: SystemClient, grant: RefreshGrant, scope: string, person: { name: string; fhirUser?: string }, signIn: string): Promise<Issued> {
   const { patient, role, organisation } = grant;
-  const user = { userId: grant.userId, name: person.name, role, fhirUser: person.fhirUser, ...(patient ? { patient } : {}) };
+  const user = { userId: grant.userId, name: person.name, role, fhirUser: person.fhirUser, ...(patient ? { patient } : {}), signIn };
   const { token, expiresIn, jti } = await options.tokens.issue({ issuer: origin, audience: `${origin}/fhir`, clientId: client.clientId, scope, org: organisation, user });
   // As the token's calls are audited (authenticate.ts), the same session id ties them to this entry.
   const actor: Actor = isRole(role)

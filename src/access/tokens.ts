@@ -25,10 +25,12 @@ export interface AccessClaims extends JWTPayload {
   name?: string;
   /** SMART patient context: the one person whose record the token is bound to (patient/ scopes). */
   patient?: string;
+  /** The sign-in (authorization code) an app's token for a person comes from, refreshed or not (refreshTokens.ts). */
+  sid?: string;
 }
 
 /** The person a token speaks for (absent for a system client's own token). */
-export interface TokenUser { userId: string; name: string; role: string; fhirUser?: string; patient?: string }
+export interface TokenUser { userId: string; name: string; role: string; fhirUser?: string; patient?: string; signIn?: string }
 
 export class TokenService {
   private signing?: Promise<SigningKey>;
@@ -69,7 +71,7 @@ export class TokenService {
     const key = await this.signingKey();
     const jti = randomUUID();
     const user = claims.user
-      ? { role: claims.user.role, name: claims.user.name, ...(claims.user.fhirUser ? { fhirUser: claims.user.fhirUser } : {}), ...(claims.user.patient ? { patient: claims.user.patient } : {}) }
+      ? { role: claims.user.role, name: claims.user.name, ...(claims.user.fhirUser ? { fhirUser: claims.user.fhirUser } : {}), ...(claims.user.patient ? { patient: claims.user.patient } : {}), ...(claims.user.signIn ? { sid: claims.user.signIn } : {}) }
       : {};
     const token = await new SignJWT({ scope: claims.scope, client_id: claims.clientId, ...(claims.org ? { org: claims.org } : {}), ...user })
       .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'at+jwt' })

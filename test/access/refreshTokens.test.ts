@@ -23,7 +23,7 @@ for (const engine of ENGINES) {
       'SELECT token_hash, family_id, created_ms, expires_ms FROM access_refresh_tokens WHERE client_id = ? ORDER BY created_ms DESC', [clientId]);
 
     before(async () => {
-      t = await startTestServer(engine, { CAREBRIDGE_TOKEN_RATE_LIMIT: '1000', CAREBRIDGE_ONLINE_ACCESS_MINUTES: '15', CAREBRIDGE_OFFLINE_ACCESS_DAYS: '7' });
+      t = await startTestServer(engine, { CAREBRIDGE_TOKEN_RATE_LIMIT: '1000', CAREBRIDGE_SIGN_IN_RATE_LIMIT: '100', CAREBRIDGE_ONLINE_ACCESS_MINUTES: '15', CAREBRIDGE_OFFLINE_ACCESS_DAYS: '7' });
       nurseId = await addPerson(t, { username: 'refresh.nurse', role: 'ward-nurse', org: 'RX9' });
       await addClient(t.server.driver, { clientId: OFFLINE_APP.clientId, name: 'Offline app', scopes: 'user/*.rs offline_access', redirectUris: [OFFLINE_APP.redirectUri], publicClient: true });
     });
@@ -68,7 +68,7 @@ for (const engine of ENGINES) {
       assert.equal((await refreshToken(t, { refresh_token: other.refresh_token, client_id: TEST_APP.clientId })).status, 200);
     });
 
-    it('an authorization code presented again revokes the refresh tokens it gave, rotated or not; a code never replayed keeps its own', async () => {
+    it('an authorization code presented again ends its sign-in: the access and refresh tokens it gave, rotated or not; a code never replayed keeps its own', async () => {
       const auditee = await addPerson(t, { username: 'refresh.copied', role: 'ward-nurse', org: 'RX9' });
       const signIn = () => personCode(t, 'refresh.copied', { scope: 'user/*.rs offline_access', app: OFFLINE_APP });
       const copied = await signIn();
@@ -85,22 +85,53 @@ for (const engine of ENGINES) {
       const replayed = await exchange(t, { code: copied.code, ...copied.exchangeForm });
       assert.equal(replayed.status, 400);
       assert.equal(replayed.body.error, 'invalid_grant');
-      assert.match(replayed.body.error_description, /used already, so the refresh tokens issued for it are revoked/);
+      assert.match(replayed.body.error_description, /used already, so the sign-in it began has ended: its access and refresh tokens are revoked/);
       assert.equal(replayed.body.access_token, undefined);
+      const refused = await fetch(`${t.base}/Patient?_count=1`, { headers: { authorization: `Bearer ${first.body.access_token}` } });
+      assert.equal(refused.status, 401, 'the first exchange\'s access token is refused at once, not left working for its five minutes');
+      assert.match(JSON.stringify(await refused.json()), /sign-in this token comes from has ended/);
+      assert.equal(await read(rotatedNext.body.access_token), 200, 'not yet: that code has not been replayed');
       const afterReplay = await refreshToken(t, { refresh_token: first.body.refresh_token, client_id: OFFLINE_APP.clientId });
       assert.equal(afterReplay.status, 400);
       assert.equal(afterReplay.body.error, 'invalid_grant', 'whoever got the first exchange\'s refresh token gets nothing more');
 
       assert.equal((await exchange(t, { code: rotated.code, ...rotated.exchangeForm })).body.error, 'invalid_grant');
       assert.equal((await refreshToken(t, { refresh_token: rotatedNext.body.refresh_token, client_id: OFFLINE_APP.clientId })).body.error, 'invalid_grant', 'the family\'s newest token too');
+      assert.equal(await read(rotatedFirst.body.access_token), 401, 'the access token of the code\'s own exchange');
 
       const stillWorks = await refreshToken(t, { refresh_token: kept.body.refresh_token, client_id: OFFLINE_APP.clientId });
       assert.equal(stillWorks.status, 200, 'another sign-in of the same person to the same app is not touched');
+      assert.equal(await read(kept.body.access_token), 200, 'nor its access tokens');
+      assert.equal(await read(stillWorks.body.access_token), 200);
 
       const events = await waitForAudit(t.fhir, `altid=${auditee}&${LOGIN}&_sort=date`, (es) => es.filter((e) => /replayed/.test(e.outcomeDesc)).length >= 2);
       const replays = events.filter((e) => /replayed/.test(e.outcomeDesc));
-      assert.deepEqual(replays.map((e) => `${e.outcome} ${e.outcomeDesc}`), Array(2).fill('4 token request (authorization_code): authorization code used already (replayed): the refresh tokens issued for it revoked'));
+      assert.deepEqual(replays.map((e) => `${e.outcome} ${e.outcomeDesc}`), Array(2).fill('4 token request (authorization_code): authorization code used already (replayed): the sign-in ended, its access and refresh tokens revoked'));
       for (const e of replays) assert.equal(e.agent[1].who.identifier.value, OFFLINE_APP.clientId, 'the app is the second participant');
+    });
+
+    it('a refresh token used twice ends the sign-in: every access token it gave is refused from then on, another sign-in\'s is not', async () => {
+      const first = await personSignIn(t, 'refresh.nurse', { scope: 'user/*.rs online_access' });
+      const second = await refreshToken(t, { refresh_token: first.refresh_token, client_id: TEST_APP.clientId });
+      assert.equal(second.status, 200);
+      const other = await personSignIn(t, 'refresh.nurse', { scope: 'user/*.rs online_access' });
+      assert.equal((await refreshToken(t, { refresh_token: first.refresh_token, client_id: TEST_APP.clientId })).status, 400);
+      for (const token of [first.access_token, second.body.access_token]) {
+        const refused = await fetch(`${t.base}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(refused.status, 401, 'whoever holds an access token of the copied sign-in loses it too');
+        assert.match(JSON.stringify(await refused.json()), /sign-in this token comes from has ended/);
+      }
+      assert.equal(await read(other.access_token), 200, 'the person\'s other sign-in goes on');
+    });
+
+    it('a code without offline or online access, presented again: the access token its exchange gave is refused', async () => {
+      const copied = await personCode(t, 'refresh.nurse', { scope: 'user/*.rs' });
+      const first = await exchange(t, { code: copied.code, ...copied.exchangeForm });
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      const replayed = await exchange(t, { code: copied.code, ...copied.exchangeForm });
+      assert.equal(replayed.body.error, 'invalid_grant');
+      assert.match(replayed.body.error_description, /used already, so the sign-in it began has ended: its access token is revoked/);
+      assert.equal(await read(first.body.access_token), 401);
     });
 
     it('an authorization code sent twice at once: one exchange is given, and its refresh token is then revoked', async () => {
@@ -110,6 +141,7 @@ for (const engine of ENGINES) {
       const given = both.find((r) => r.status === 200)!;
       assert.equal(both.find((r) => r.status === 400)!.body.error, 'invalid_grant');
       assert.equal((await refreshToken(t, { refresh_token: given.body.refresh_token, client_id: OFFLINE_APP.clientId })).body.error, 'invalid_grant');
+      assert.equal(await read(given.body.access_token), 401, 'and its access token');
     });
 
     it('the same refresh token sent twice at once: one refresh is given, and then the whole sign-in is revoked', async () => {

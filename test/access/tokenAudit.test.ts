@@ -143,7 +143,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(exchanges.map((e) => `${e.outcome} ${e.outcomeDesc}`), [
         '4 token request (authorization_code): PKCE code_verifier does not match',
         '0 token request (authorization_code): token issued as ward-nurse at RX9 for user/*.rs',
-        '4 token request (authorization_code): authorization code used already (replayed)',
+        '4 token request (authorization_code): authorization code used already (replayed): the sign-in ended, its access token revoked',
       ]);
       for (const e of exchanges) {
         assert.equal(e.agent[0].who.reference, 'Practitioner/audit-nurse');
