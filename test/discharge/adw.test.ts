@@ -215,6 +215,14 @@ for (const engine of ENGINES) {
       const person = (p: typeof m.author) => p && { name: p.name, phone: p.phone, email: p.email, organisation: p.organisationOds };
       return { requester: person(m.referrer), recipient: m.council?.ods, author: person(m.author) };
     };
+    /** What an answer's MessageHeader.receiver is: the resource type it refers to, and whether that is the referral's requester. */
+    const receiverOf = (text: string) => {
+      const xml = text.replace(/>\s+</g, '><').replace(/\s*\/>/g, '/>');
+      const target = /<receiver><reference value="([^"]+)"/.exec(xml)?.[1];
+      const requester = /<ReferralRequest>.*?<requester><reference value="([^"]+)"/.exec(xml)?.[1];
+      const type = target && new RegExp(`<fullUrl value="${target}"/><resource><([A-Za-z]+)`).exec(xml)?.[1];
+      return { type, isRequester: target !== undefined && target === requester };
+    };
     /** The official notice's referrer, as the council's record keeps them and every answer names them. */
     const REFERRER = { name: 'Leticia Gulliver', phone: '01911223344', email: 'leticia.gulliver@nhs.net', organisation: HOSPITAL_ODS };
 
@@ -820,6 +828,7 @@ for (const engine of ENGINES) {
         assert.equal(parseAdwMessage(sent[0].body).sourceOds, 'ZZ9999');
         // And names the referral's parties as the notice did: its referrer requested it, the council it was sent to received it.
         assert.deepEqual(partiesOf(sent[0].body), { requester: REFERRER, recipient: 'ZZ9999', author: undefined });
+        assert.deepEqual(receiverOf(sent[0].body), { type: 'Practitioner', isRequester: true }, 'a rejection too goes to the referrer');
 
         ids = episodeIds();
         await rejects(renamed(EXAMPLES['Assessment-Notice'], ids).replace('value="9413946000"', 'value="9413946001"'), /NHS number 9413946001 is not valid/);
@@ -1030,7 +1039,10 @@ for (const engine of ENGINES) {
       await takeStep(accepted[EPISODE], 'ready');
       const answers = await sentFor(accepted[EPISODE]);
       assert.deepEqual(answers.map((r) => r.event_code), [ADW_EVENT.assessmentAccept, ADW_EVENT.dischargeAgreement]);
-      for (const answer of answers) assert.deepEqual(partiesOf(answer.body), { requester: REFERRER, recipient: COUNCIL_ODS, author: worker }, answer.event_code);
+      for (const answer of answers) {
+        assert.deepEqual(partiesOf(answer.body), { requester: REFERRER, recipient: COUNCIL_ODS, author: worker }, answer.event_code);
+        assert.deepEqual(receiverOf(answer.body), { type: 'Practitioner', isRequester: true }, 'addressed to the referrer, as the examples\' answers are');
+      }
       assert.equal(parseAdwMessage(answers[0].body).response?.identifier, accepted[ASSESSMENT_HEADER], 'still answering the notice');
 
       // Rejected in the portal by the same worker.
@@ -1048,6 +1060,7 @@ for (const engine of ENGINES) {
       const [reject] = await sentFor(rejected[EPISODE]);
       assert.equal(reject.event_code, ADW_EVENT.assessmentReject);
       assert.deepEqual(partiesOf(reject.body), { requester: REFERRER, recipient: COUNCIL_ODS, author: worker });
+      assert.deepEqual(receiverOf(reject.body), { type: 'Practitioner', isRequester: true });
       assert.equal(parseAdwMessage(reject.body).reason?.text, 'The person lives in another council area');
     });
 
@@ -1063,6 +1076,7 @@ for (const engine of ENGINES) {
       for (const ids of [byWorkflow, bySystem]) {
         const [answer] = await sentFor(ids[EPISODE]);
         assert.deepEqual(partiesOf(answer.body), { requester: REFERRER, recipient: COUNCIL_ODS, author: undefined }, answer.event_code);
+        assert.deepEqual(receiverOf(answer.body), { type: 'Practitioner', isRequester: true });
         assert.doesNotMatch(answer.body, /<author>/);
       }
     });

@@ -122,7 +122,8 @@ export function buildAdwMessage(m: AdwOutgoing): { headerId: string; xml: string
       source: { endpoint: v(ODS_ENDPOINT_PREFIX + m.sourceOds) },
       destination: { endpoint: v(ODS_ENDPOINT_PREFIX + m.destinationOds) },
       ...(m.author ? { author: refTo(authorId) } : {}),
-      receiver: refTo(fromHospital ? ids.council : ids.hospital),
+      // An answer is addressed to the person who referred, as every example's is (their hospital when unknown).
+      receiver: refTo(fromHospital ? ids.council : m.referrer ? ids.referrer : ids.hospital),
       responsible: refTo(fromHospital ? ids.hospital : ids.council),
       ...(reasonElement(m) ? { reason: reasonElement(m) } : {}),
       data: refTo(m.event === EVENT.admissionNotice ? ids.encounter : ids.referral),
