@@ -144,6 +144,17 @@ export async function revokeCodeFamily(db: SqlExecutor, codeId: string): Promise
   return revoked;
 }
 
+/**
+ * Ends sign-in `signIn` (an app signing the person out, RFC 7009): every refresh token it led to stops
+ * working, and every access token it gave, together.
+ */
+export async function revokeSignIn(driver: SqlDriver, signIn: string): Promise<void> {
+  await driver.transaction(async (tx) => {
+    await tx.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE (code_id = ? OR family_id = ?) AND revoked_ms IS NULL', [Date.now(), signIn, signIn]);
+    await endSignIn(tx, signIn);
+  });
+}
+
 /** How long past its end a sign-in is remembered: until the last access token it gave has expired, with a minute for clocks. */
 const ENDED_KEPT_MS = (TOKEN_LIFETIME_SECONDS + 60) * 1000;
 

@@ -1,7 +1,8 @@
 // OAuth2 for system clients: POST /oauth2/token (client_credentials with a client secret or a signed
 // client assertion, private_key_jwt), /oauth2/jwks, and SMART's /.well-known/smart-configuration. For apps
 // a person signs in to (authorize.ts): the code's exchange, with an OpenID Connect id_token when asked for
-// (and /.well-known/openid-configuration), and refresh tokens (refreshTokens.ts).
+// (and /.well-known/openid-configuration), refresh tokens (refreshTokens.ts), and signing out at POST
+// /oauth2/revoke (tokenRevocation.ts).
 // Every token request that reaches the endpoint is an authentication AuditEvent, issued or refused and why
 // (people/authenticationAudit.ts): a system token reaches every record, so guessing a client's secret,
 // replaying an assertion or trying stolen codes must leave a trace, as people's failed sign-ins do.
@@ -17,6 +18,7 @@ import { CODE_TYP } from './authorize.ts';
 import { holdsMembership, personNamed } from './people/users.ts';
 import { claimRefreshToken, familyLifetimeMs, issueRefreshToken, presentedRefresh, refreshKind, revokeCodeFamily, revokeRefreshFamily, signInOf, type RefreshGrant, type RefreshLifetimes } from './refreshTokens.ts';
 import { authenticationRequest } from './people/authenticationAudit.ts';
+import { revokeToken } from './tokenRevocation.ts';
 import { ROLE_PURPOSE, isRole, type Actor } from './actor.ts';
 import type { AuditTrail } from './audit/trail.ts';
 
@@ -93,6 +95,28 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
     }
   });
 
+  // RFC 7009: an app signs a person out (tokenRevocation.ts). Audited as a Logout, done or refused and why.
+  app.post('/oauth2/revoke', { config: limit }, async (req, reply) => {
+    const { fields: form, repeated } = (req.body as TokenForm | undefined) ?? { fields: {}, repeated: [] };
+    const seen: Seen = { method: 'token_revocation' };
+    const record = (ok: boolean, detail: string) => options.audit?.record(authenticationRequest(Date.now(), req.ip, {
+      action: 'logout', method: seen.method, ok, detail, ...(seen.client ? { client: seen.client } : {}),
+      ...(seen.user ? { userId: seen.user.userId, name: seen.user.name, fhirUser: seen.user.fhirUser } : {}),
+    }));
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    try {
+      if (repeated.length) throw new OAuthError(400, 'invalid_request', `Each parameter may be sent once; ${repeated.join(', ')} came more than once.`, `parameters sent more than once: ${bounded(repeated.join(', '), 256)}`);
+      record(true, await revokeToken(options, req, form, seen));
+      return reply.code(200).send();
+    } catch (err) {
+      if (!seen.client) seen.client = await named(options, form.client_id);
+      record(false, err instanceof OAuthError ? err.reason ?? err.message : 'server error, nothing revoked');
+      throw err;
+    } finally {
+      await allowRegisteredOrigin(options, req, reply, seen.client?.clientId ?? form.client_id);
+    }
+  });
+
   app.get('/oauth2/jwks', async (_req, reply) => {
     reply.headers(DISCOVERY_CORS);
     return options.tokens.jwks();
@@ -110,6 +134,7 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       token_endpoint: `${origin}/oauth2/token`,
       jwks_uri: `${origin}/oauth2/jwks`,
       authorization_endpoint: `${origin}/oauth2/authorize`,
+      revocation_endpoint: `${origin}/oauth2/revoke`,
       grant_types_supported: GRANT_TYPES,
       response_types_supported: ['code'],
       code_challenge_methods_supported: ['S256'],
@@ -131,6 +156,8 @@ export async function tokenEndpoint(app: FastifyInstance, options: TokenEndpoint
       authorization_endpoint: `${origin}/oauth2/authorize`,
       token_endpoint: `${origin}/oauth2/token`,
       jwks_uri: `${origin}/oauth2/jwks`,
+      revocation_endpoint: `${origin}/oauth2/revoke`,
+      revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
       response_types_supported: ['code'],
       grant_types_supported: GRANT_TYPES,
       subject_types_supported: ['public'],

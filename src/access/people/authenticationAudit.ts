@@ -2,7 +2,8 @@
 // subtype 110122 Login or 110123 Logout), written to the same hash-chained trail as every record access.
 // Token requests at POST /oauth2/token are authentications too (tokenEndpoint.ts): a system client
 // authenticating with its secret or a signed assertion, or an app exchanging a person's authorization code,
-// each a Login, issued or refused. Never a secret, assertion, code or token: the event names who, how and why.
+// each a Login, issued or refused; an app revoking a person's token at POST /oauth2/revoke is a Logout.
+// Never a secret, assertion, code or token: the event names who, how and why.
 import { agent, auditSource, CLIENT_ID_SYSTEM, USER_ID_SYSTEM, type AuditedRequest } from '../audit/auditEvent.ts';
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
@@ -14,6 +15,7 @@ const METHOD = {
   authorization_code: 'token request (authorization_code)',
   refresh_token: 'token request (refresh_token)',
   token_request: 'token request',
+  token_revocation: 'token revocation',
 } as const;
 /** The methods of POST /oauth2/token (token_request: one whose grant_type is not supported). */
 const TOKEN_METHODS: Record<string, true> = { client_secret: true, private_key_jwt: true, authorization_code: true, refresh_token: true, token_request: true };
@@ -46,7 +48,7 @@ export interface AuthenticationAttempt {
 
 /** The audit entry for one attempt: what the trail writer stores (see audit/trail.ts). */
 export function authenticationRequest(at: number, address: string, attempt: AuthenticationAttempt, actor?: AuditedRequest['actor']): AuditedRequest {
-  const path = attempt.method && TOKEN_METHODS[attempt.method] ? 'oauth2/token' : attempt.action === 'login' ? 'sign-in' : 'sign-out';
+  const path = attempt.method === 'token_revocation' ? 'oauth2/revoke' : attempt.method && TOKEN_METHODS[attempt.method] ? 'oauth2/token' : attempt.action === 'login' ? 'sign-in' : 'sign-out';
   return {
     at,
     actor,
