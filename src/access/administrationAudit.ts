@@ -15,7 +15,7 @@ const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
 const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 
-export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'user-password-set' | 'client-added' | 'client-revoked' | 'client-reset' | 'organisation-added' | 'dead-letter-replayed' | 'break-glass-reviewed';
+export type AdministrativeAction = 'user-added' | 'user-disabled' | 'user-enabled' | 'user-password-set' | 'user-signed-out' | 'client-added' | 'client-revoked' | 'client-reset' | 'organisation-added' | 'dead-letter-replayed' | 'break-glass-reviewed';
 
 export interface AdministrativeChange {
   action: AdministrativeAction;
@@ -47,6 +47,7 @@ const ACTIONS: Record<AdministrativeAction, ActionWords> = {
   'user-disabled': { text: 'user disabled', changes: 'user', subtype: USER_ATTRIBUTES },
   'user-enabled': { text: 'user enabled', changes: 'user', subtype: USER_ATTRIBUTES },
   'user-password-set': { text: 'password set, any lockout lifted', changes: 'user', subtype: USER_ATTRIBUTES },
+  'user-signed-out': { text: 'signed out everywhere (portal sessions and app sign-ins)', changes: 'user', subtype: USER_ATTRIBUTES },
   'client-added': { text: 'system client added', changes: 'client', subtype: SECURITY_CONFIGURATION },
   'client-revoked': { text: 'system client revoked', changes: 'client', subtype: SECURITY_CONFIGURATION },
   'client-reset': { text: 'system client secret and scopes set from the environment', changes: 'client', subtype: SECURITY_CONFIGURATION },

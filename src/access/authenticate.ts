@@ -10,7 +10,7 @@ import { parseScopes, personScopes, scopesAllow, systemScopes, type Scope } from
 import type { TokenService } from './tokens.ts';
 import type { AuditTrail } from './audit/trail.ts';
 import type { Actor, UserActor } from './actor.ts';
-import { holdsMembership } from './people/users.ts';
+import { holdsMembership, signedOutSince } from './people/users.ts';
 import { signInEnded } from './refreshTokens.ts';
 import type { AccessClaims } from './tokens.ts';
 
@@ -173,15 +173,17 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     const cached = people.get(actor);
     return cached && Date.now() - cached.at < REVOCATION_CACHE_MS ? cached : undefined;
   };
-  /** Why the person's token is no longer good (undefined while it is). */
-  const refusalOf = async (actor: UserActor) => {
+  /** Why the person's token, issued at `issuedAtS`, is no longer good (undefined while it is). */
+  const refusalOf = async (actor: UserActor, issuedAtS: number) => {
     const cached = standingSeen(actor);
     if (cached) return cached.refusal;
     const refusal = !(await holdsMembership(db, actor.userId, actor))
       ? 'The person this token speaks for has been disabled or no longer holds that role.'
-      : actor.signIn && (await signInEnded(db, actor.signIn))
-        ? 'The sign-in this token comes from has ended (its authorization code or a refresh token was used twice); sign in again.'
-        : undefined;
+      : await signedOutSince(db, actor.userId, issuedAtS)
+        ? 'The person this token speaks for has been signed out everywhere since it was issued (a password reset, or an administrator); sign in again.'
+        : actor.signIn && (await signInEnded(db, actor.signIn))
+          ? 'The sign-in this token comes from has ended (its authorization code or a refresh token was used twice); sign in again.'
+          : undefined;
     people.set(actor, { refusal, at: Date.now() });
     return refusal;
   };
@@ -216,7 +218,7 @@ export function bearerIdentifier(db: SqlExecutor, tokens: TokenService, originOf
     const known = await client(claims.client_id);
     if (known.revoked) throw unauthorized('The client this token was issued to has been revoked.');
     const actor = actorFor(claims, known.name);
-    const refusal = actor.kind === 'user' ? await refusalOf(actor) : undefined;
+    const refusal = actor.kind === 'user' ? await refusalOf(actor, claims.iat ?? 0) : undefined;
     if (refusal) throw unauthorized(refusal);
     return actor;
   };

@@ -40,7 +40,7 @@ export { declareBreakGlass, listBreakGlass, reviewBreakGlass, BREAK_GLASS_REASON
 export { MATRIX, GROUPS, roleAllows } from './permissions.ts';
 export { OPT_IN, RED_BAG_TASK_CODE, delegations } from './relationships.ts';
 export { addOrganisation, listOrganisations, findOrganisation, normaliseOds, ORGANISATION_KINDS, type Organisation, type OrganisationKind } from './people/organisations.ts';
-export { addUser, listUsers, findUser, disableUser, enableUser, setPassword, type NewUser, type UserSummary, type Membership, type NamedMembership } from './people/users.ts';
+export { addUser, listUsers, findUser, disableUser, enableUser, setPassword, signOutEverywhere, type NewUser, type UserSummary, type Membership, type NamedMembership } from './people/users.ts';
 export { checkNewPassword, generatePassword, argon2Hasher, MIN_PASSWORD_LENGTH, type PasswordHasher } from './people/passwords.ts';
 export { totpCode } from './people/totp.ts';
 export { USER_SCOPE, WATCH_MS, type Sessions, type SessionWatch } from './people/sessions.ts';

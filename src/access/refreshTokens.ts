@@ -155,6 +155,11 @@ export async function revokeSignIn(driver: SqlDriver, signIn: string): Promise<v
   });
 }
 
+/** Every refresh token of the person's, for every app (their sign-ins' access tokens are refused by iat, users.ts). */
+export async function revokeRefreshTokensOf(db: SqlExecutor, userId: string): Promise<void> {
+  await db.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE user_id = ? AND revoked_ms IS NULL', [Date.now(), userId]);
+}
+
 /** How long past its end a sign-in is remembered: until the last access token it gave has expired, with a minute for clocks. */
 const ENDED_KEPT_MS = (TOKEN_LIFETIME_SECONDS + 60) * 1000;
 

@@ -177,4 +177,12 @@ CREATE INDEX access_refresh_tokens_code ON access_refresh_tokens (code_id);
 CREATE TABLE access_ended_sign_ins (sign_in TEXT PRIMARY KEY, ended_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL);
 `,
   },
+  {
+    version: 11,
+    name: 'the moment a person was signed out everywhere (password reset, disabled): their apps\' tokens from before it are refused',
+    // Whole seconds, as a token's iat is; NULL while they never were.
+    sql: `
+ALTER TABLE access_users ADD COLUMN tokens_not_before_s BIGINT;
+`,
+  },
 ];

@@ -1,8 +1,8 @@
-// carebridge users add|list|disable|enable|set-password and carebridge orgs add|list: people's accounts
+// carebridge users add|list|disable|enable|set-password|sign-out and carebridge orgs add|list: people's accounts
 // and the organisations they act for, managed on the database directly by an operator.
 import type { Command } from 'commander';
 import {
-  addOrganisation, addUser, describeMemberships, disableUser, enableUser, findUser, generatePassword, listOrganisations, listUsers, ORGANISATION_KINDS, ROLES, setPassword,
+  addOrganisation, addUser, describeMemberships, disableUser, enableUser, findUser, generatePassword, listOrganisations, listUsers, ORGANISATION_KINDS, ROLES, setPassword, signOutEverywhere,
   type Membership, type Role, type UserSummary,
 } from '../access/index.ts';
 import type { SqlDriver } from '../record/index.ts';
@@ -111,6 +111,17 @@ export function usersCommand(program: Command): void {
       .action(async (username: string, flags: { db?: string }) => {
         await administer(flags.db, 'users disable', (d) => disableUser(d, username), async (_, d) => ({ action: 'user-disabled', target: username, targetId: await userIdOf(d, username), ok: true }));
         console.log(`Disabled ${username}.`);
+      }),
+  );
+
+  plainErrors(
+    users
+      .command('sign-out <username>')
+      .description('End all of a user\'s portal sessions and app sign-ins now (a lost or shared device), leaving the account enabled.')
+      .option('--db <database>', DB_OPTION_HELP)
+      .action(async (username: string, flags: { db?: string }) => {
+        await administer(flags.db, 'users sign-out', (d) => signOutEverywhere(d, username), async (_, d) => ({ action: 'user-signed-out', target: username, targetId: await userIdOf(d, username), ok: true }));
+        console.log(`Signed ${username} out everywhere.`);
       }),
   );
 

@@ -6,6 +6,7 @@ import { ROLES, isRole, type Role } from '../actor.ts';
 import { findOrganisation, normaliseOds } from './organisations.ts';
 import { argon2Hasher, checkNewPassword } from './passwords.ts';
 import { newTotpSecret, totpUri } from './totp.ts';
+import { revokeRefreshTokensOf } from '../refreshTokens.ts';
 
 export interface Membership { organisation?: string; role: Role }
 export interface NamedMembership extends Membership { organisationName?: string }
@@ -215,8 +216,36 @@ export async function disableUser(driver: SqlDriver, username: string): Promise<
   const row = await requireUser(driver, username);
   await driver.transaction(async (tx) => {
     await tx.run('UPDATE access_users SET disabled = 1 WHERE user_id = ?', [row.user_id]);
-    await tx.run('UPDATE access_sessions SET ended_ms = ? WHERE user_id = ? AND ended_ms IS NULL', [Date.now(), row.user_id]);
+    await signOutEverywhereIn(tx, row.user_id);
   });
+}
+
+/**
+ * Ends everything the person is signed in with, in `tx`: their portal sessions, and every app's sign-in,
+ * whose refresh tokens are revoked and whose access tokens issued until now are refused (authenticate.ts).
+ * For good: enabling them again, or a new password, brings none of it back; they sign in afresh.
+ */
+async function signOutEverywhereIn(tx: SqlExecutor, userId: string): Promise<void> {
+  const now = Date.now();
+  await tx.run('UPDATE access_sessions SET ended_ms = ? WHERE user_id = ? AND ended_ms IS NULL', [now, userId]);
+  await revokeRefreshTokensOf(tx, userId);
+  // Rounded up: a token's iat is in whole seconds, so one issued in this second, before now, is refused too.
+  await tx.run('UPDATE access_users SET tokens_not_before_s = ? WHERE user_id = ?', [Math.ceil(now / 1000), userId]);
+}
+
+/** Signs the person out of everything, leaving their account as it is (a lost or shared device). */
+export async function signOutEverywhere(driver: SqlDriver, username: string): Promise<void> {
+  const row = await requireUser(driver, username);
+  await driver.transaction((tx) => signOutEverywhereIn(tx, row.user_id));
+}
+
+/**
+ * Whether an app's token for the person, issued at `issuedAtS` (its iat), was issued before they were last
+ * signed out everywhere.
+ */
+export async function signedOutSince(db: SqlExecutor, userId: string, issuedAtS: number): Promise<boolean> {
+  const row = await db.get<{ tokens_not_before_s: number | string | null }>('SELECT tokens_not_before_s FROM access_users WHERE user_id = ?', [userId]);
+  return row?.tokens_not_before_s != null && issuedAtS < Number(row.tokens_not_before_s);
 }
 
 /** Lets the user sign in again, and lifts any lockout. */
@@ -226,9 +255,9 @@ export async function enableUser(db: SqlExecutor, username: string): Promise<voi
 }
 
 /**
- * Sets a new password (checked against the rules), lifts any lockout and ends the user's live sessions in
- * the same transaction: a reset is how an administrator shuts out whoever learned the old password, so a
- * session they already started must not outlive it.
+ * Sets a new password (checked against the rules), lifts any lockout and signs the person out everywhere
+ * in the same transaction: a reset is how an administrator shuts out whoever learned the old password, so
+ * neither a portal session nor an app's sign-in they already started may outlive it.
  */
 export async function setPassword(driver: SqlDriver, username: string, password: string): Promise<void> {
   const row = await requireUser(driver, username);
@@ -236,7 +265,7 @@ export async function setPassword(driver: SqlDriver, username: string, password:
   const hash = await argon2Hasher.hash(password);
   await driver.transaction(async (tx) => {
     await tx.run('UPDATE access_users SET password_hash = ?, failed_attempts = 0, locked_until_ms = NULL WHERE user_id = ?', [hash, row.user_id]);
-    await tx.run('UPDATE access_sessions SET ended_ms = ? WHERE user_id = ? AND ended_ms IS NULL', [Date.now(), row.user_id]);
+    await signOutEverywhereIn(tx, row.user_id);
   });
 }
 
