@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { fhirApi, openRecordStore, UNRESTRICTED, type SqlDriver } from './record/index.ts';
 import type { ServerConfig } from './config.ts';
 import {
-  addClient, addOrganisation, addUser, describeClient, describeMemberships, disableUser, enableUser, findUser, listClients, listOrganisations, listUsers, revokeClient, setPassword, setUpAccess,
+  addClient, addOrganisation, addUser, describeClient, describeMemberships, disableUser, enableUser, findUser, listClients, listOrganisations, listUsers, revokeClient, setPassword, setUpAccess, signOutEverywhere,
   type Access, type Actor, type AdministrativeChange,
 } from './access/index.ts';
 import { portal, type PortalAdministration, type PortalDeadLetters } from './portal/index.ts';
@@ -59,7 +59,7 @@ export function portalAdministration(driver: SqlDriver, administered: Access['ad
     return result;
   };
   /** Disables or enables an account, audited with the account's id as well as its username. */
-  const changeUser = async (action: 'user-disabled' | 'user-enabled' | 'user-password-set', username: string, by: { actor: Actor; address: string }, change: () => Promise<void>) => {
+  const changeUser = async (action: 'user-disabled' | 'user-enabled' | 'user-password-set' | 'user-signed-out', username: string, by: { actor: Actor; address: string }, change: () => Promise<void>) => {
     const userId = (await findUser(driver, username))?.userId;
     await audited(by, { action, target: username, targetId: userId }, change);
   };
@@ -70,6 +70,7 @@ export function portalAdministration(driver: SqlDriver, administered: Access['ad
       disable: (username, by) => changeUser('user-disabled', username, by, () => disableUser(driver, username)),
       enable: (username, by) => changeUser('user-enabled', username, by, () => enableUser(driver, username)),
       setPassword: (username, password, by) => changeUser('user-password-set', username, by, () => setPassword(driver, username, password)),
+      signOut: (username, by) => changeUser('user-signed-out', username, by, () => signOutEverywhere(driver, username)),
     },
     clients: {
       list: () => listClients(driver),

@@ -59,7 +59,7 @@ export interface PortalBreakGlass {
 export interface Administrator { actor: UserActor; address: string }
 
 /**
- * What administrators manage (src/access: addUser, listUsers, disableUser, enableUser, setPassword, addClient,
+ * What administrators manage (src/access: addUser, listUsers, disableUser, enableUser, setPassword, signOutEverywhere, addClient,
  * listClients, revokeClient, addOrganisation, listOrganisations). Each add or change throws an Error whose
  * message says what was wrong with the input; each one made is recorded in the audit trail as `by`'s.
  */
@@ -71,6 +71,8 @@ export interface PortalAdministration {
     enable(username: string, by: Administrator): Promise<void>;
     /** A new password (checked against the rules; the caller shows it once), lifting any lockout. */
     setPassword(username: string, password: string, by: Administrator): Promise<void>;
+    /** Ends their portal sessions and every app's sign-in, leaving the account as it is (a lost or shared device). */
+    signOut(username: string, by: Administrator): Promise<void>;
   };
   clients: {
     list(): Promise<SystemClient[]>;

@@ -9,7 +9,7 @@ import { ENGINES } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { handleFhirRequest } from '../../src/record/index.ts';
 import { findUser, listClients, verifyAuditChain } from '../../src/access/index.ts';
-import { ADMIN, PRIVACY_OFFICER, WARD_NURSE, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
+import { ADMIN, BROKER, PRIVACY_OFFICER, WARD_NURSE, csrfTokenIn, startPortalServer, textOf, type PortalTestServer } from './portalServer.ts';
 import { storedJournalTexts } from '../support/auditJournal.ts';
 
 after(() => stopOwnPostgres());
@@ -147,6 +147,30 @@ for (const engine of ENGINES) {
       assert.match(page, /User added, refused: sneaky\.admin/, 'the audit page says it in words');
       const chain = await verifyAuditChain(t.driver);
       assert.equal(chain.intact, true, JSON.stringify(chain));
+    });
+
+    it('"Sign out everywhere" ends the person\'s portal sessions (their app sign-ins with them), leaves the account enabled, and is audited', async () => {
+      const brokerSession = await t.signIn(BROKER);
+      const brokerId = (await t.access.sessions.actor(brokerSession.id))!.userId;
+      assert.equal((await get(t, '/council', brokerSession.cookie)).status, 200, 'signed in');
+      const adminSession = await t.signIn(ADMIN);
+      const list = (await get(t, '/admin/users', adminSession.cookie)).html;
+      assert.match(textOf(list), new RegExp(`Sign out everywhere ${BROKER.username.replace('.', '\\.')}`), 'a button for each enabled account');
+      const done = await post(t, `/admin/users/${BROKER.username}/sign-out`, adminSession.cookie, { _csrf: csrfTokenIn(list) });
+      assert.equal(done.status, 303);
+      assert.match(textOf((await get(t, '/admin/users?done=signed-out', adminSession.cookie)).html), /Signed out everywhere: their sessions and apps' sign-ins have ended/);
+      const after = await get(t, '/council', brokerSession.cookie);
+      assert.notEqual(after.status, 200, 'the broker\'s session has ended');
+      assert.equal((await findUser(t.driver, BROKER.username))?.disabled, false, 'the account stays enabled');
+      assert.equal((await get(t, '/council', (await t.signIn(BROKER)).cookie)).status, 200, 'and they can sign in again');
+
+      const officerSession = (await t.signIn(PRIVACY_OFFICER)).id;
+      let events: any[] = [];
+      for (let i = 0; i < 100 && !events.length; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        events = (await searchAsPrivacyOfficer(t, officerSession, [['type', '110113']])).filter((e) => e.outcomeDesc.startsWith('signed out everywhere'));
+      }
+      assert.deepEqual(events.map((e) => [e.outcome, e.entity[0].name, e.entity[0].what.identifier.value]), [['0', BROKER.username, brokerId]], 'the account, by name and id');
     });
 
     it('one "Add client" form sent twice, at once or again later, adds one client and says so instead of showing a second secret', async () => {

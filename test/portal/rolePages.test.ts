@@ -172,7 +172,7 @@ for (const engine of ENGINES) {
       assert.equal((await get(t, '/hospital', nurse)).status, 200, 'nothing changed without the CSRF token');
       const done = await post(t, `/admin/users/${WARD_NURSE.username}/disable`, admin, { _csrf: csrf });
       assert.equal(done.status, 303);
-      assert.match(textOf((await get(t, done.location!, admin)).html), /Account disabled: its sessions have ended .*test\.nurse Name Test Nurse .* Status Disabled Action Enable test\.nurse/);
+      assert.match(textOf((await get(t, done.location!, admin)).html), /Account disabled: its sessions and apps' sign-ins have ended .*test\.nurse Name Test Nurse .* Status Disabled Action Enable test\.nurse/);
       assert.equal((await get(t, '/hospital', nurse)).location, '/sign-in?reason=expired');
       assert.equal(await signInWith(t, WARD_NURSE.username, 'synthetic-test-passphrase-7'), undefined);
       assert.equal((await post(t, `/admin/users/${WARD_NURSE.username}/enable`, admin, { _csrf: csrf })).status, 303);

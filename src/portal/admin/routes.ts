@@ -17,7 +17,8 @@ const REFUSAL = 'These pages are for administrators.';
 
 const KIND_LABELS: Record<string, string> = { 'care-home': 'Care home', hospital: 'Hospital', council: 'Council', 'gp-practice': 'GP practice', other: 'Other' };
 const DONE: Record<string, string> = {
-  disabled: 'Account disabled: its sessions have ended',
+  disabled: 'Account disabled: its sessions and apps\' sign-ins have ended',
+  'signed-out': 'Signed out everywhere: their sessions and apps\' sign-ins have ended',
   enabled: 'Account enabled',
   revoked: 'Client revoked: it can get no more tokens',
   'organisation-added': 'Organisation added',
@@ -124,6 +125,16 @@ export function adminRoutes(app: FastifyInstance, { send, administration, deadLe
     });
   userAction('disable');
   userAction('enable');
+
+  // A lost or shared device: everything the person is signed in with ends; the account stays as it is.
+  app.post<{ Params: { username: string } }>('/admin/users/:username/sign-out', async (req, reply) => {
+    const a = admin(req, reply, { action: 'user-signed-out', target: req.params.username });
+    if (!a) return reply;
+    const user = (await a.administration.users.list()).find((u) => u.username === req.params.username);
+    if (!user) throw new PageNotFound('There is no user with this username.');
+    await a.administration.users.signOut(user.username, a.by);
+    return reply.redirect('/admin/users?done=signed-out', 303);
+  });
 
   // A forgotten password, or one shown once and missed: a new one, shown once; it also lifts a lockout.
   app.post<{ Params: { username: string } }>('/admin/users/:username/new-password', async (req, reply) => {
