@@ -15,7 +15,7 @@ import { IDENTITY_SCOPES, grantScopes, parseScope, parseScopes, scopesBeyond, sy
 import type { TokenService } from './tokens.ts';
 import { createHash } from 'node:crypto';
 import { CODE_TYP } from './authorize.ts';
-import { holdsMembership, personNamed } from './people/users.ts';
+import { holdsMembership, personNamed, signedOutSince } from './people/users.ts';
 import { claimRefreshToken, familyLifetimeMs, issueRefreshToken, presentedRefresh, refreshKind, revokeCodeFamily, revokeRefreshFamily, signInOf, type RefreshGrant, type RefreshLifetimes } from './refreshTokens.ts';
 import { authenticationRequest } from './people/authenticationAudit.ts';
 import { revokeToken } from './tokenRevocation.ts';
@@ -286,7 +286,11 @@ async function exchangeCode(options: TokenEndpointOptions, req: FastifyRequest, 
     // The patient context chosen at sign-in (authorize.ts): the token is bound to it, and SMART apps read it here.
     ...(typeof code.patient === 'string' ? { patient: code.patient } : {}),
   };
-  const notHeld = await notStillHeld(options.driver, grant);
+  // A code from before the person was signed out everywhere (a password reset) is spent and refused: whoever
+  // knew the old password may have asked for it a moment before the reset.
+  const notHeld = await notStillHeld(options.driver, grant) ?? (await signedOutSince(options.driver, grant.userId, Number(code.iat ?? 0))
+    ? new OAuthError(400, 'invalid_grant', 'The person has been signed out everywhere since this code was issued; sign them in again.', 'code issued before the person was signed out everywhere')
+    : undefined);
   const kind = refreshKind(grant.scope);
   const lifetimeMs = kind && !notHeld ? familyLifetimeMs(kind, options.refreshLifetimes) : undefined;
   const spent = await options.driver.transaction((tx) => spendCode(tx, { id: String(code.jti), expiresMs: (code.exp ?? 0) * 1000 }, grant, lifetimeMs));

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
-import { addPerson, PERSON_PASSWORD, personSignIn, refreshToken, TEST_APP } from '../support/people.ts';
+import { addPerson, exchange, PERSON_PASSWORD, personCode, personSignIn, refreshToken, TEST_APP } from '../support/people.ts';
 import { waitForAudit } from '../support/audit.ts';
 import { runCli } from '../cli/cli.ts';
 import { disableUser, enableUser, setPassword } from '../../src/access/index.ts';
@@ -32,7 +32,11 @@ for (const engine of ENGINES) {
       const kept = await personSignIn(t, 'reset.nurse', { scope: 'user/*.rs online_access' });
       const short = await personSignIn(t, 'reset.nurse', { scope: 'user/*.rs' });
       const other = await personSignIn(t, 'other.nurse', { scope: 'user/*.rs online_access' });
+      const pending = await personCode(t, 'reset.nurse', { scope: 'user/*.rs online_access' });
       await setPassword(t.server.driver, 'reset.nurse', PERSON_PASSWORD);
+      const late = await exchange(t, { code: pending.code, ...pending.exchangeForm });
+      assert.equal(late.body.error, 'invalid_grant', 'a code asked for before the reset, exchanged after it');
+      assert.match(late.body.error_description, /signed out everywhere since this code was issued/);
       for (const token of [kept.access_token, short.access_token]) {
         const refused = await answer(token);
         assert.equal(refused.status, 401, 'an access token from before the reset');
@@ -66,8 +70,8 @@ for (const engine of ENGINES) {
       assert.equal((await refresh(tablet.refresh_token)).body.error, 'invalid_grant');
       await nextSecond();
       assert.equal((await answer((await personSignIn(t, 'lost.tablet', { scope: 'user/*.rs' })).access_token)).status, 200, 'still enabled');
-      const events = await waitForAudit(t.fhir, '_sort=date', (es) => es.some((e) => /signed out everywhere/.test(e.outcomeDesc ?? '')));
-      const signedOut = events.filter((e) => /signed out everywhere/.test(e.outcomeDesc ?? ''));
+      const events = await waitForAudit(t.fhir, '_sort=date', (es) => es.some((e) => /^signed out everywhere/.test(e.outcomeDesc ?? '')));
+      const signedOut = events.filter((e) => /^signed out everywhere/.test(e.outcomeDesc ?? ''));
       assert.equal(signedOut.length, 1);
       assert.match(JSON.stringify(signedOut[0].entity), /lost\.tablet/);
 
