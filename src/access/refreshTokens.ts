@@ -125,12 +125,12 @@ export function signInOf(family: { familyId: string; codeId?: string }): string 
   return family.codeId ?? family.familyId;
 }
 
-/** Every token of the family stops working, the current one included, and the access tokens of its sign-in, together. */
+/**
+ * Every token of the family stops working, the current one included, and the access tokens of its sign-in,
+ * together: the family is its sign-in's (one per authorization code), so this is revokeSignIn.
+ */
 export async function revokeRefreshFamily(driver: SqlDriver, family: { familyId: string; codeId?: string }): Promise<void> {
-  await driver.transaction(async (tx) => {
-    await tx.run('UPDATE access_refresh_tokens SET revoked_ms = ? WHERE family_id = ? AND revoked_ms IS NULL', [Date.now(), family.familyId]);
-    await endSignIn(tx, signInOf(family));
-  });
+  await revokeSignIn(driver, signInOf(family));
 }
 
 /**
