@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { addMailbox, inboxState, listDeadLetters } from '../../src/messaging/index.ts';
 import { handleAdwMessage, listFailedAdw, triage } from '../../src/discharge/index.ts';
-import { ENGINES, startTestServer } from '../support/server.ts';
+import { ENGINES, startTestServer, type TestServer } from '../support/server.ts';
 import { stopOwnPostgres } from '../support/postgres.ts';
 import { waitFor } from '../support/mesh.ts';
 import { startFakeMesh } from '../support/fakeMesh.ts';
@@ -19,6 +19,17 @@ const COUNCIL_BOX = 'COUNCIL01';
 const HOSPITAL_BOX = 'HOSPITAL01';
 const EPISODE = '311fcae7-32a7-4a8e-a15c-eebae3a246b9';
 const NOT_COLLECTED = 'Message not collected by recipient after 5 days';
+
+/** The council accepts the hospital's assessment notice, and its answer is handed to MESH; answers the referral. */
+async function acceptedNotice(t: TestServer) {
+  const ctx = t.server.discharge.context;
+  const ids = episodeIds();
+  await handleAdwMessage({ ctx }, inbound(renamed(EXAMPLES['Assessment-Notice'], ids), { mailbox: COUNCIL_BOX, to: COUNCIL_BOX, from: HOSPITAL_BOX }));
+  const referral = await searchOne(t, `ServiceRequest?identifier=${ids[EPISODE]}`);
+  await triage(ctx, referral.id, { action: 'accept' });
+  await t.server.discharge.runWorkers();
+  return referral;
+}
 
 for (const engine of ENGINES) {
   describe(`MESH non-delivery reports of ADW messages (${engine})`, () => {
@@ -34,12 +45,7 @@ for (const engine of ENGINES) {
         // Both mailboxes are on the external MESH: the council's answers go out through its client.
         await addMailbox(driver, { mailboxId: COUNCIL_BOX, ods: COUNCIL_ODS }, undefined);
         await addMailbox(driver, { mailboxId: HOSPITAL_BOX, ods: HOSPITAL_ODS }, undefined);
-        const ctx = t.server.discharge.context;
-        const ids = episodeIds();
-        await handleAdwMessage({ ctx }, inbound(renamed(EXAMPLES['Assessment-Notice'], ids), { mailbox: COUNCIL_BOX, to: COUNCIL_BOX, from: HOSPITAL_BOX }));
-        const referral = await searchOne(t, `ServiceRequest?identifier=${ids[EPISODE]}`);
-        await triage(ctx, referral.id, { action: 'accept' });
-        await t.server.discharge.runWorkers();
+        const referral = await acceptedNotice(t);
         const [answer] = mesh.sent;
         assert.ok(answer, 'the accept went to MESH');
         const row = () => driver.get<{ header_id: string; status: string; detail: string | null }>("SELECT header_id, status, detail FROM discharge_adw_messages WHERE direction = 'out' AND mesh_message_id = ?", [answer.messageId]);
@@ -92,12 +98,7 @@ for (const engine of ENGINES) {
         // The council is processed here; the hospital's mailbox is hosted here for its MESH client, which never collects.
         await addMailbox(driver, { mailboxId: COUNCIL_BOX, ods: COUNCIL_ODS, password: 'council-password' }, 'test-mesh-shared-key');
         await addMailbox(driver, { mailboxId: HOSPITAL_BOX, ods: HOSPITAL_ODS, password: 'hospital-password', polled: true }, 'test-mesh-shared-key');
-        const ctx = t.server.discharge.context;
-        const ids = episodeIds();
-        await handleAdwMessage({ ctx }, inbound(renamed(EXAMPLES['Assessment-Notice'], ids), { mailbox: COUNCIL_BOX, to: COUNCIL_BOX, from: HOSPITAL_BOX }));
-        const referral = await searchOne(t, `ServiceRequest?identifier=${ids[EPISODE]}`);
-        await triage(ctx, referral.id, { action: 'accept' });
-        await t.server.discharge.runWorkers();
+        const referral = await acceptedNotice(t);
         const row = () => driver.get<{ header_id: string; status: string; detail: string | null; mesh_message_id: string }>("SELECT header_id, status, detail, mesh_message_id FROM discharge_adw_messages WHERE direction = 'out'");
         const sent = await row();
         assert.equal(sent?.status, 'sent', 'waiting in the hospital\'s mailbox here');
